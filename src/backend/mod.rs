@@ -1,0 +1,282 @@
+//! The backend boundary: whole-sequence operations that a CPU or GPU implementation provides.
+//!
+//! The boundary is drawn at fused operations (a layer's forward over all steps, its backward,
+//! the head, the loss, the optimizer step), never per scalar op, so a GPU backend is free to
+//! fuse and schedule inside each call. `Model` is written once against this trait.
+//!
+//! Layouts shared by every backend:
+//! - sequences are time-major: a step tensor is `[T, B, F]` row-major, element
+//!   `(t, b, f)` at `(t * B + b) * F + f`;
+//! - a layer's output concatenates directions per step: `[T, B, D * out]`, forward first;
+//! - steps at `t >= lengths[b]` are never computed and hold zeros in every step tensor;
+//! - a layer's state is `[D, B, W]` (W = the state's width), forward direction first;
+//! - all parameters live in one buffer, all gradients in another of the same layout, and
+//!   plans (`crate::params`) carry offsets into them.
+
+pub mod cpu;
+
+use crate::config::{Pooling, Task};
+use crate::optim::OptimizerStep;
+use crate::params::{EncodePlan, HeadPlan, LayerPlan};
+
+/// The floating-point types the engine computes in (f32 everywhere; f64 in the CPU reference
+/// for gradient checks).
+pub trait Real:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + num_traits::ToPrimitive
+    + std::iter::Sum
+    + std::fmt::Debug
+    + std::fmt::Display
+    + Default
+    + Send
+    + Sync
+    + 'static
+{
+    /// Converts from f64 (rounding for f32).
+    fn of(v: f64) -> Self {
+        <Self as num_traits::NumCast>::from(v).unwrap_or_else(Self::nan)
+    }
+    /// Converts to f64.
+    fn f64(self) -> f64 {
+        self.to_f64().unwrap_or(f64::NAN)
+    }
+}
+impl Real for f32 {}
+impl Real for f64 {}
+
+/// Shape of a batch of sequences and where each one ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeqShape {
+    /// Padded number of time steps T.
+    pub time: usize,
+    /// Valid steps of each sequence (`1..=T`); its length is the batch size B.
+    pub lengths: Vec<usize>,
+}
+
+impl SeqShape {
+    /// Batch size B.
+    pub fn batch(&self) -> usize {
+        self.lengths.len()
+    }
+
+    /// Whether step `t` of sequence `b` exists.
+    pub fn valid(&self, t: usize, b: usize) -> bool {
+        t < self.lengths[b]
+    }
+
+    /// Number of valid (t, b) steps.
+    pub fn valid_steps(&self) -> usize {
+        self.lengths.iter().sum()
+    }
+}
+
+/// A layer's state tensors: `h` is `[D, B, recurrent_input]`, `c` is `[D, B, H]` (LSTM only).
+#[derive(Debug)]
+pub struct StateBufs<'a, Buf> {
+    /// Hidden (or, for Jordan, fed-back output) state.
+    pub h: &'a Buf,
+    /// Cell state, for LSTMs.
+    pub c: Option<&'a Buf>,
+}
+
+/// Mutable state tensors of a layer, with the same layout as [`StateBufs`].
+#[derive(Debug)]
+pub struct StateBufsMut<'a, Buf> {
+    /// Hidden (or fed-back output) state.
+    pub h: &'a mut Buf,
+    /// Cell state, for LSTMs.
+    pub c: Option<&'a mut Buf>,
+}
+
+/// Targets of a loss, already on the device.
+#[derive(Debug)]
+pub enum TargetBufs<'a, B: Backend + ?Sized> {
+    /// Class ids: `[T, B]` for per-step tasks, `[B]` for classification.
+    Classes(&'a B::Ids),
+    /// Float targets `[T, B, C]` for regression.
+    Values(&'a B::Buffer),
+}
+
+/// The loss a head is trained with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossPlan {
+    /// The task, which fixes the loss.
+    pub task: Task,
+    /// Number of classes / outputs.
+    pub classes: usize,
+}
+
+/// A compute backend: buffers plus the fused operations of training.
+///
+/// Operations take output buffers allocated by the caller (once per shape, reused across
+/// steps). Gradient outputs accumulate (`+=`) into the shared gradient buffer; every other
+/// output is overwritten, including its padding steps (zeros).
+pub trait Backend {
+    /// The scalar type of every float buffer.
+    type Scalar: Real;
+    /// A flat array of scalars on the device.
+    type Buffer;
+    /// A flat array of `u32` on the device (token ids, class ids, lengths).
+    type Ids;
+
+    /// A short description of the device (`cpu (f64)`, adapter name, ...).
+    fn describe(&self) -> String;
+
+    /// Copies host values into a new buffer.
+    fn upload(&self, data: &[Self::Scalar]) -> Self::Buffer;
+    /// Copies host ids into a new id buffer.
+    fn upload_ids(&self, ids: &[u32]) -> Self::Ids;
+    /// A new zero-filled buffer of `len` scalars.
+    fn zeros(&self, len: usize) -> Self::Buffer;
+    /// Overwrites a buffer with host values of the same length.
+    fn write(&self, buf: &mut Self::Buffer, data: &[Self::Scalar]);
+    /// Sets every element to zero.
+    fn fill_zero(&self, buf: &mut Self::Buffer);
+    /// Copies a buffer back to the host (waits for queued work).
+    fn download(&self, buf: &Self::Buffer) -> Vec<Self::Scalar>;
+    /// Number of scalars in a buffer.
+    fn len(&self, buf: &Self::Buffer) -> usize;
+
+    /// Encodes token ids `[T, B]` into `x` `[T, B, width]` (embedding rows or one-hot);
+    /// padding steps get zeros. Ids are already validated (and mapped to "other").
+    fn encode_forward(
+        &self,
+        plan: &EncodePlan,
+        params: &Self::Buffer,
+        ids: &Self::Ids,
+        seq: &SeqShape,
+        x: &mut Self::Buffer,
+    );
+    /// Accumulates the embedding gradient (scatter-add of `dx` rows); no-op for one-hot.
+    fn encode_backward(
+        &self,
+        plan: &EncodePlan,
+        ids: &Self::Ids,
+        seq: &SeqShape,
+        dx: &Self::Buffer,
+        grads: &mut Self::Buffer,
+    );
+
+    /// Scalars of per-layer scratch the forward pass keeps for the backward pass.
+    fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize;
+
+    /// Runs a layer over all steps: `x` `[T, B, I]` -> `y` `[T, B, D*out]`, starting from
+    /// `init` (zeros when `None`) and writing each sequence's state at its own last step to
+    /// `last`. `cache` receives what the backward pass needs.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_forward(
+        &self,
+        plan: &LayerPlan,
+        params: &Self::Buffer,
+        x: &Self::Buffer,
+        seq: &SeqShape,
+        init: Option<StateBufs<'_, Self::Buffer>>,
+        y: &mut Self::Buffer,
+        last: StateBufsMut<'_, Self::Buffer>,
+        cache: &mut Self::Buffer,
+    );
+
+    /// Backpropagation through time for a layer: from `dy` `[T, B, D*out]` and the gradient
+    /// of the final states `dlast` (zero when `None`), accumulates parameter gradients into
+    /// `grads` and writes `dx` `[T, B, I]` and `dinit` when asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_backward(
+        &self,
+        plan: &LayerPlan,
+        params: &Self::Buffer,
+        x: &Self::Buffer,
+        seq: &SeqShape,
+        cache: &Self::Buffer,
+        dy: &Self::Buffer,
+        dlast: Option<StateBufs<'_, Self::Buffer>>,
+        grads: &mut Self::Buffer,
+        dx: Option<&mut Self::Buffer>,
+        dinit: Option<StateBufsMut<'_, Self::Buffer>>,
+    );
+
+    /// Inverted dropout in place on `[T, B, F]`: element `i` is kept (and scaled by
+    /// `1/(1-p)`) when `crate::dropout::keep(seed, i, p)`; padding stays zero.
+    fn dropout(&self, x: &mut Self::Buffer, p: f32, seed: u64);
+
+    /// `logits[r] = W x[r] + b` for the rows that exist: per-step rows `(t, b)` valid in
+    /// `seq` (others zero), or every row when `seq` is `None` (one row per sequence).
+    fn head_forward(
+        &self,
+        plan: &HeadPlan,
+        params: &Self::Buffer,
+        x: &Self::Buffer,
+        rows: usize,
+        seq: Option<&SeqShape>,
+        logits: &mut Self::Buffer,
+    );
+    /// Backward of `head_forward`: accumulates `head.weight`/`head.bias` gradients and writes
+    /// `dx` (zeros on padding rows).
+    #[allow(clippy::too_many_arguments)]
+    fn head_backward(
+        &self,
+        plan: &HeadPlan,
+        params: &Self::Buffer,
+        x: &Self::Buffer,
+        rows: usize,
+        seq: Option<&SeqShape>,
+        dlogits: &Self::Buffer,
+        grads: &mut Self::Buffer,
+        dx: &mut Self::Buffer,
+    );
+
+    /// Pools `[T, B, D*out]` to `[B, D*out]` (last: each direction's own end; mean: over
+    /// valid steps).
+    fn pool_forward(
+        &self,
+        mode: Pooling,
+        x: &Self::Buffer,
+        seq: &SeqShape,
+        dirs: usize,
+        width: usize,
+        pooled: &mut Self::Buffer,
+    );
+    /// Backward of `pool_forward`: writes `dx` `[T, B, D*out]` from `dpooled`.
+    fn pool_backward(
+        &self,
+        mode: Pooling,
+        dpooled: &Self::Buffer,
+        seq: &SeqShape,
+        dirs: usize,
+        width: usize,
+        dx: &mut Self::Buffer,
+    );
+
+    /// The task loss and its gradient in one pass: writes the mean loss into `loss[0]` and
+    /// `dlogits` (same layout as `logits`, zero where no loss applies).
+    fn loss(
+        &self,
+        plan: &LossPlan,
+        logits: &Self::Buffer,
+        targets: TargetBufs<'_, Self>,
+        seq: &SeqShape,
+        loss: &mut Self::Buffer,
+        dlogits: &mut Self::Buffer,
+    );
+
+    /// Writes the global L2 norm of `grads` into `norm[0]`, then, if `max_norm` is given
+    /// and the norm exceeds it, scales `grads` by `max_norm / norm`.
+    fn clip_grad_norm(
+        &self,
+        grads: &mut Self::Buffer,
+        max_norm: Option<f32>,
+        norm: &mut Self::Buffer,
+    );
+    /// Clamps every gradient to `[-limit, limit]`.
+    fn clip_grad_value(&self, grads: &mut Self::Buffer, limit: f32);
+
+    /// One optimizer update of every parameter from `grads`; `state` holds the optimizer's
+    /// moment buffers (created by the caller with `OptimizerStep::state_buffers` zeros each).
+    fn optimizer_step(
+        &self,
+        step: &OptimizerStep,
+        params: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        state: &mut [Self::Buffer],
+    );
+}

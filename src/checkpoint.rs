@@ -1,0 +1,1 @@
+//! Safetensors checkpoints with PyTorch's parameter names.

@@ -1,0 +1,1 @@
+//! Task data: generators and readers that produce batches.

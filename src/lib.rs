@@ -1,0 +1,29 @@
+//! wgrnn: recurrent networks (Elman, Jordan, LSTM, GRU; stacked, bidirectional) trained
+//! through fused whole-sequence operations, with a plain CPU reference backend that defines
+//! the right answer and PyTorch-compatible parameters.
+//!
+//! The pieces, in the order data flows through them:
+//! - [`config`]: the network description (serde / TOML);
+//! - [`params`]: the flat parameter array, its PyTorch names and initialisation;
+//! - [`model`]: forward, loss and backpropagation through time on a [`backend::Backend`];
+//! - [`optim`] and [`train`]: clipping, optimizers, schedules and the training step;
+//! - [`checkpoint`]: safetensors files that load into `torch.nn.LSTM` and back;
+//! - [`data`]: task data (the slot-filling generator).
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod dropout;
+pub mod error;
+pub mod model;
+pub mod optim;
+pub mod params;
+pub mod train;
+
+pub use backend::cpu::CpuBackend;
+pub use backend::{Backend, Real, SeqShape};
+pub use config::NetworkConfig;
+pub use model::{Batch, Inputs, LayerState, Mode, Model, Targets, Wants};
