@@ -364,13 +364,10 @@ impl NetworkConfig {
                         return bad(f("cell.activation"), "must be tanh, relu or linear");
                     }
                 }
-                CellConfig::Lstm { proj, .. } => {
-                    if let Some(p) = proj {
-                        if *p == 0 || *p >= l.hidden {
-                            return bad(f("cell.proj"), "must be in 1..hidden (PyTorch's rule)");
-                        }
-                    }
+                CellConfig::Lstm { proj: Some(p), .. } if *p == 0 || *p >= l.hidden => {
+                    return bad(f("cell.proj"), "must be in 1..hidden (PyTorch's rule)");
                 }
+                CellConfig::Lstm { .. } => {}
                 CellConfig::Gru { .. } => {}
             }
             if let CellConfig::Jordan { .. } = l.cell {
@@ -395,10 +392,10 @@ impl NetworkConfig {
                 }
             }
         }
-        if let Some(h) = &self.head {
-            if h.classes == 0 {
-                return bad("head.classes".into(), "must be at least 1");
-            }
+        if let Some(h) = &self.head
+            && h.classes == 0
+        {
+            return bad("head.classes".into(), "must be at least 1");
         }
         Ok(())
     }

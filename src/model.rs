@@ -78,6 +78,9 @@ pub struct InputGrads<T> {
     pub initial_states: Option<Vec<LayerState<T>>>,
 }
 
+/// A layer's `h` state and, for LSTMs, its `c` state.
+type StatePair<Buf> = (Buf, Option<Buf>);
+
 /// Device tensors of one forward/backward pass, reused while (T, B) stays the same.
 struct Workspace<B: Backend> {
     seq: SeqShape,
@@ -86,9 +89,9 @@ struct Workspace<B: Backend> {
     xs: Vec<B::Buffer>,
     caches: Vec<B::Buffer>,
     /// Final states per layer: `h`, and `c` for LSTMs.
-    last: Vec<(B::Buffer, Option<B::Buffer>)>,
+    last: Vec<StatePair<B::Buffer>>,
     /// Initial states given to the last forward pass.
-    init: Option<Vec<(B::Buffer, Option<B::Buffer>)>>,
+    init: Option<Vec<StatePair<B::Buffer>>>,
     /// Dropout seed applied to each layer's output in the last forward pass.
     dropout_seeds: Vec<Option<u64>>,
     pooled: Option<B::Buffer>,
@@ -454,7 +457,7 @@ impl<B: Backend> Model<B> {
     fn backward_impl(
         &mut self,
         doutputs: Option<B::Buffer>,
-        dfinal: Option<Vec<(B::Buffer, Option<B::Buffer>)>>,
+        dfinal: Option<Vec<StatePair<B::Buffer>>>,
         wants: Wants,
     ) -> Result<InputGrads<B::Scalar>, InputError> {
         let ws = self.ws.as_mut().expect("checked by callers");
@@ -576,10 +579,11 @@ impl<B: Backend> Model<B> {
 
     /// Allocates the workspace unless one of the same (T, B) exists.
     fn ensure_workspace(&mut self, seq: &SeqShape) {
-        if let Some(ws) = &self.ws {
-            if ws.seq.time == seq.time && ws.seq.batch() == seq.batch() {
-                return;
-            }
+        if let Some(ws) = &self.ws
+            && ws.seq.time == seq.time
+            && ws.seq.batch() == seq.batch()
+        {
+            return;
         }
         let be = &self.backend;
         let (nt, nb) = (seq.time, seq.batch());
@@ -695,13 +699,12 @@ fn zero_padding<T: Real>(x: &[T], seq: &SeqShape, f: usize) -> Vec<T> {
 }
 
 /// Uploads per-layer states after checking their shapes against the plan.
-#[allow(clippy::type_complexity)]
 fn upload_states<B: Backend>(
     be: &B,
     plan: &ModelPlan,
     states: &[LayerState<B::Scalar>],
     nb: usize,
-) -> Result<Vec<(B::Buffer, Option<B::Buffer>)>, InputError> {
+) -> Result<Vec<StatePair<B::Buffer>>, InputError> {
     check_len(
         "layer states",
         states.len(),

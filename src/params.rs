@@ -216,10 +216,10 @@ pub fn plan_network(cfg: &NetworkConfig) -> (ParamTable, ModelPlan) {
         }
     });
     // A Jordan layer (always the top one) feeds back through the head.
-    if let (Some(h), Some(top)) = (&head, layers.last_mut()) {
-        if matches!(top.cell, CellConfig::Jordan { .. }) {
-            top.feedback_head = Some(h.clone());
-        }
+    if let (Some(h), Some(top)) = (&head, layers.last_mut())
+        && matches!(top.cell, CellConfig::Jordan { .. })
+    {
+        top.feedback_head = Some(h.clone());
     }
     let task = cfg.head.as_ref().map(|h| h.task.clone());
     (
@@ -339,10 +339,10 @@ pub fn init_params(cfg: &NetworkConfig, table: &ParamTable, seed: u64) -> Vec<f3
                 format!("l{k}_reverse")
             };
             let get = |base: &str| table.get(&format!("{RNN_PREFIX}{base}_{sfx}"));
-            if !l.recurrent {
-                if let Some(e) = get("weight_hh") {
-                    p[e.range()].fill(0.0);
-                }
+            if !l.recurrent
+                && let Some(e) = get("weight_hh")
+            {
+                p[e.range()].fill(0.0);
             }
             if let CellConfig::Lstm {
                 forget_bias: Some(fb),

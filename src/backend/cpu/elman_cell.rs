@@ -8,7 +8,7 @@ use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
 use super::activation::{apply, grad_from_output};
-use super::gemm::{matvec_acc, matvec_t_acc, outer_acc};
+use super::gemm::{add_into, matvec_acc, matvec_t_acc, outer_acc};
 use super::layer::{CellStep, StepCtx, StepGrads};
 
 /// The Elman step.
@@ -61,12 +61,10 @@ impl<T: Real> CellStep<T> for ElmanCell {
         let (p, off, n) = (ctx.params, ctx.off, ctx.plan.hidden);
         let act = activation(ctx.plan);
         // da = (dout + dh) * act'(a)
-        for j in 0..n {
-            g.dxp[j] = (g.dout[j] + g.dh[j]) * grad_from_output(act, rec[j]);
+        for (j, h) in rec.iter().enumerate() {
+            g.dxp[j] = (g.dout[j] + g.dh[j]) * grad_from_output(act, *h);
         }
-        for j in 0..n {
-            grads[off.b_hh + j] = grads[off.b_hh + j] + g.dxp[j];
-        }
+        add_into(&mut grads[off.b_hh..off.b_hh + n], g.dxp);
         outer_acc(&mut grads[off.w_hh..], n, n, g.dxp, h_prev);
         g.dh_prev.fill(T::zero());
         matvec_t_acc(g.dh_prev, &p[off.w_hh..], n, n, g.dxp);
