@@ -20,13 +20,19 @@ fn main() -> anyhow::Result<()> {
     let mut model = Model::new(CpuBackend::<f32>::new(), cfg, 42)?;
     // A time-major batch of two sequences of lengths 3 and 1 (padding is never computed).
     let batch = Batch {
-        seq: SeqShape { time: 3, lengths: vec![3, 1] },
+        seq: SeqShape {
+            time: 3,
+            lengths: vec![3, 1],
+        },
         inputs: Inputs::Ids(vec![4, 7, 5, 0, 6, 0]),
     };
     model.forward(&batch, None, Mode::Eval)?;
     let loss = model.loss(&Targets::Classes(vec![1, 2, 0, 0, 3, 0]))?;
     model.backward(Wants::default())?; // gradients accumulate into model.grads()
     let norm = model.grads().iter().map(|g| g * g).sum::<f32>().sqrt();
-    println!("loss {loss:.4}, gradient norm {norm:.4}, {} parameters", model.table().total());
+    println!(
+        "loss {loss:.4}, gradient norm {norm:.4}, {} parameters",
+        model.table().total()
+    );
     Ok(())
 }

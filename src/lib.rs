@@ -21,6 +21,7 @@ pub mod error;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod tasks;
 pub mod train;
 
 pub use backend::cpu::CpuBackend;

@@ -26,12 +26,24 @@ fn model(cfg: NetworkConfig, seed: u64) -> Model<CpuBackend<f32>> {
 fn names_and_shapes_follow_pytorch() {
     // nn.LSTM(input_size=3, hidden_size=6, num_layers=2, bidirectional=True, proj_size=2)
     let cfg = NetworkConfig {
-        input: InputEncoding::Embedding { vocab: 10, dim: 3, unknown: UnknownTokens::Other },
-        layers: vec![layer(lstm(Some(2), None), 6, true), layer(lstm(Some(2), None), 6, true)],
+        input: InputEncoding::Embedding {
+            vocab: 10,
+            dim: 3,
+            unknown: UnknownTokens::Other,
+        },
+        layers: vec![
+            layer(lstm(Some(2), None), 6, true),
+            layer(lstm(Some(2), None), 6, true),
+        ],
         head: head(4, Task::Tagging { ignore_label: None }),
     };
     let m = model(cfg, 0);
-    let got: Vec<(String, Vec<usize>)> = m.table().entries().iter().map(|e| (e.name.clone(), e.shape.clone())).collect();
+    let got: Vec<(String, Vec<usize>)> = m
+        .table()
+        .entries()
+        .iter()
+        .map(|e| (e.name.clone(), e.shape.clone()))
+        .collect();
     let mut want: Vec<(String, Vec<usize>)> = vec![("embedding.weight".into(), vec![11, 3])];
     for (k, input) in [(0, 3), (1, 4)] {
         for sfx in ["", "_reverse"] {
@@ -51,7 +63,20 @@ fn names_and_shapes_follow_pytorch() {
 
 #[test]
 fn default_init_is_uniform_in_pytorch_bounds_and_seeded() {
-    let cfg = dense_net(5, vec![layer(lstm(None, None), 16, true), layer(CellConfig::Gru { variant: wgrnn::config::GruVariant::Pytorch }, 9, false)], head(3, Task::Regression));
+    let cfg = dense_net(
+        5,
+        vec![
+            layer(lstm(None, None), 16, true),
+            layer(
+                CellConfig::Gru {
+                    variant: wgrnn::config::GruVariant::Pytorch,
+                },
+                9,
+                false,
+            ),
+        ],
+        head(3, Task::Regression),
+    );
     let a = model(cfg.clone(), 1);
     let b = model(cfg.clone(), 1);
     let c = model(cfg.clone(), 2);
@@ -67,12 +92,24 @@ fn default_init_is_uniform_in_pytorch_bounds_and_seeded() {
         };
         let v = &p[e.range()];
         let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-        assert!(max <= bound, "{}: max |w| {max} exceeds the bound {bound}", e.name);
+        assert!(
+            max <= bound,
+            "{}: max |w| {max} exceeds the bound {bound}",
+            e.name
+        );
         // Uniform on [-bound, bound]: with this many draws the extremes come close to it.
         if v.len() >= 64 {
-            assert!(max > 0.9 * bound, "{}: max |w| {max} is far inside the bound {bound}", e.name);
+            assert!(
+                max > 0.9 * bound,
+                "{}: max |w| {max} is far inside the bound {bound}",
+                e.name
+            );
             let mean = v.iter().sum::<f32>() / v.len() as f32;
-            assert!(mean.abs() < 0.25 * bound, "{}: mean {mean} is not centred", e.name);
+            assert!(
+                mean.abs() < 0.25 * bound,
+                "{}: mean {mean} is not centred",
+                e.name
+            );
         }
     }
 }
@@ -96,11 +133,25 @@ fn forget_bias_sets_the_effective_forget_bias() {
 
 #[test]
 fn non_recurrent_layers_have_zero_recurrent_weights() {
-    let mut l = layer(CellConfig::Elman { activation: Activation::Tanh }, 4, true);
+    let mut l = layer(
+        CellConfig::Elman {
+            activation: Activation::Tanh,
+        },
+        4,
+        true,
+    );
     l.recurrent = false;
     let m = model(dense_net(3, vec![l], None), 4);
     for name in ["rnn.weight_hh_l0", "rnn.weight_hh_l0_reverse"] {
-        assert!(m.param(name).expect("exists").iter().all(|v| *v == 0.0), "{name} is not zero");
+        assert!(
+            m.param(name).expect("exists").iter().all(|v| *v == 0.0),
+            "{name} is not zero"
+        );
     }
-    assert!(m.param("rnn.weight_ih_l0").expect("exists").iter().any(|v| *v != 0.0));
+    assert!(
+        m.param("rnn.weight_ih_l0")
+            .expect("exists")
+            .iter()
+            .any(|v| *v != 0.0)
+    );
 }

@@ -1,1 +1,3 @@
 //! Task data: generators and readers that produce batches.
+
+pub mod slots;

@@ -312,7 +312,10 @@ pub fn grad_check(
             }
         }
     }
-    let bad: Vec<_> = report.iter().filter(|(_, e, _)| e.is_nan() || *e > tol).collect();
+    let bad: Vec<_> = report
+        .iter()
+        .filter(|(_, e, _)| e.is_nan() || *e > tol)
+        .collect();
     assert!(
         bad.is_empty(),
         "gradient check failed (rel err > {tol}): {bad:#?}\nall: {report:#?}"

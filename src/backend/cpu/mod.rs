@@ -125,7 +125,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     fn dropout(&self, x: &mut Vec<T>, p: f32, seed: u64) {
         let scale = T::one() / T::of(1.0 - p as f64);
         for (i, v) in x.iter_mut().enumerate() {
-            *v = if crate::dropout::keep(seed, i as u64, p) {
+            *v = if crate::dropout::keep(seed, i as u32, p) {
                 *v * scale
             } else {
                 T::zero()
