@@ -25,6 +25,7 @@ pub mod tasks;
 pub mod train;
 
 pub use backend::cpu::CpuBackend;
+pub use backend::wgpu::WgpuBackend;
 pub use backend::{Backend, Real, SeqShape};
 pub use config::NetworkConfig;
 pub use model::{Batch, Inputs, LayerState, Mode, Model, Targets, Wants};

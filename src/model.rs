@@ -151,6 +151,10 @@ impl<B: Backend> Model<B> {
     pub fn backend(&self) -> &B {
         &self.backend
     }
+    /// Gives the backend back (its device, compiled kernels and caches), dropping the model.
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
     /// The backend with the parameter and gradient buffers, for optimizer updates.
     pub fn parts_mut(&mut self) -> (&B, &mut B::Buffer, &mut B::Buffer) {
         (&self.backend, &mut self.params, &mut self.grads)

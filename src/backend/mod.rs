@@ -14,6 +14,7 @@
 //!   plans (`crate::params`) carry offsets into them.
 
 pub mod cpu;
+pub mod wgpu;
 
 use crate::config::{Pooling, Task};
 use crate::optim::OptimizerStep;

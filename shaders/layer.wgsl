@@ -1,0 +1,212 @@
+// layer.wgsl: bindings, parameters and indexing shared by every recurrent-cell kernel file
+// (prepended to elman_cell.wgsl, lstm_cell.wgsl, gru_cell.wgsl, jordan_cell.wgsl; the host
+// side is src/backend/wgpu/layer.rs).
+//
+// Bindings (group 0; each entry point uses a subset, and touches every one it is given):
+//   0 uniform LP      step index, sizes, flags, cache section offsets, parameter offsets
+//   1 params  f32[]   read: the flat parameter array
+//   2 cache   f32[]   read_write: the layer cache (sections below)
+//   3 y       f32[]   read_write: layer output [T, B, D*out] (forward)
+//   4 st_h    f32[]   read: initial h [D, B, R] (forward) / gradient of the final h (backward)
+//   5 st_c    f32[]   read: initial c [D, B, C] (forward) / gradient of the final c (backward)
+//   6 lens    u32[]   read: sequence lengths [B]
+//   7 dy      f32[]   read: gradient of the layer output [T, B, D*out] (backward)
+//   8 out_h   f32[]   read_write: final h (forward) / gradient of the initial h (backward)
+//   9 out_c   f32[]   read_write: final c (forward) / gradient of the initial c (backward)
+//
+// Cache sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]:
+//   xp  (G*H)  W_ih x_t + b_ih            hp (R)   previous recurrent state (0 if none)
+//   cp  (C)    previous cell state        hs (R)   state after the step
+//   cs  (C)    cell state after the step  rec (K)  the cell's own record
+//   dxp (G*H)  gradient of xp             dgh (G*H) gradient of W_hh h + b_hh
+//   scr (S)    the cell's backward scratch dc (C)  running gradient of the cell state
+//
+// Step s of sequence b in direction d is time t = s (forward) or len_b - 1 - s (reverse);
+// invocations with s >= len_b do nothing, so finished sequences cost no work.
+
+struct LP {
+    s: u32, batch: u32, time: u32, dirs: u32,
+    hidden: u32, rw: u32, cw: u32, gh: u32,
+    out_w: u32, out: u32, kw: u32, sw: u32,
+    flags: u32, xp: u32, hp: u32, cp: u32,
+    hs: u32, cs: u32, rec: u32, dxp: u32,
+    dgh: u32, scr: u32, dc: u32, pad0: u32,
+    w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,
+    ex00: u32, ex01: u32, ex10: u32, ex11: u32,
+    opt0: u32, opt1: u32, opt2: u32, opt3: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: LP;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> st_h: array<f32>;
+@group(0) @binding(5) var<storage, read> st_c: array<f32>;
+@group(0) @binding(6) var<storage, read> lens: array<u32>;
+@group(0) @binding(7) var<storage, read> dy: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out_h: array<f32>;
+@group(0) @binding(9) var<storage, read_write> out_c: array<f32>;
+
+// flags
+const HAS_STATE: u32 = 1u;   // st_h/st_c hold values (initial state / final-state gradient)
+const RECURRENT: u32 = 2u;   // the step sees the previous state
+
+fn has_state() -> bool { return (p.flags & HAS_STATE) != 0u; }
+fn recurrent() -> bool { return (p.flags & RECURRENT) != 0u; }
+
+// Bindings every forward step entry uses.
+fn touch_forward() {
+    _ = arrayLength(&params);
+    _ = arrayLength(&cache);
+    _ = arrayLength(&y);
+    _ = arrayLength(&st_h);
+    _ = arrayLength(&st_c);
+    _ = arrayLength(&lens);
+}
+
+// Bindings every backward step entry uses.
+fn touch_backward() {
+    _ = arrayLength(&params);
+    _ = arrayLength(&cache);
+    _ = arrayLength(&st_h);
+    _ = arrayLength(&st_c);
+    _ = arrayLength(&lens);
+    _ = arrayLength(&dy);
+}
+
+// Bindings every final-state / initial-state-gradient entry uses.
+fn touch_final() {
+    _ = arrayLength(&params);
+    _ = arrayLength(&cache);
+    _ = arrayLength(&lens);
+    _ = arrayLength(&out_h);
+    _ = arrayLength(&out_c);
+}
+
+// Time of step s of sequence b in direction d (valid only when s < lens[b]).
+fn time_of(d: u32, b: u32, s: u32) -> u32 {
+    if (d == 0u) {
+        return s;
+    }
+    return lens[b] - 1u - s;
+}
+
+// Cache row of (d, t, b).
+fn row_of(d: u32, t: u32, b: u32) -> u32 {
+    return (d * p.time + t) * p.batch + b;
+}
+
+// Row of the step before step s (in the direction's order); only for s >= 1.
+fn prev_row(d: u32, b: u32, s: u32) -> u32 {
+    return row_of(d, time_of(d, b, s - 1u), b);
+}
+
+// Row of the step after step s; only for s + 1 < lens[b].
+fn next_row(d: u32, b: u32, s: u32) -> u32 {
+    return row_of(d, time_of(d, b, s + 1u), b);
+}
+
+fn w_hh(d: u32) -> u32 { return select(p.w_hh0, p.w_hh1, d == 1u); }
+fn b_hh(d: u32) -> u32 { return select(p.b_hh0, p.b_hh1, d == 1u); }
+fn ex0(d: u32) -> u32 { return select(p.ex00, p.ex01, d == 1u); }
+fn ex1(d: u32) -> u32 { return select(p.ex10, p.ex11, d == 1u); }
+
+// Previous recurrent state element k of step s (0 when not recurrent or no initial state),
+// also recorded into the hp section at `row` by the invocation that owns k.
+fn h_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
+    if (!recurrent()) {
+        return 0.0;
+    }
+    if (s == 0u) {
+        if (has_state()) {
+            return st_h[(d * p.batch + b) * p.rw + k];
+        }
+        return 0.0;
+    }
+    return cache[p.hs + prev_row(d, b, s) * p.rw + k];
+}
+
+// Previous cell state element k of step s.
+fn c_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
+    if (!recurrent()) {
+        return 0.0;
+    }
+    if (s == 0u) {
+        if (has_state()) {
+            return st_c[(d * p.batch + b) * p.cw + k];
+        }
+        return 0.0;
+    }
+    return cache[p.cs + prev_row(d, b, s) * p.cw + k];
+}
+
+// Copies the previous state of row `row` into hp, elements k = j, j + H, ... < R.
+fn record_h_prev(d: u32, b: u32, s: u32, row: u32, j: u32) {
+    for (var k = j; k < p.rw; k += p.hidden) {
+        cache[p.hp + row * p.rw + k] = h_prev(d, b, s, k);
+    }
+}
+
+// sum_k W[r, k] * hp[row, k] for row r of a [*, R] matrix at `w`.
+fn dot_hp(w: u32, r: u32, row: u32) -> f32 {
+    var acc = 0.0;
+    let wr = w + r * p.rw;
+    let hr = p.hp + row * p.rw;
+    for (var k = 0u; k < p.rw; k++) {
+        acc += params[wr + k] * cache[hr + k];
+    }
+    return acc;
+}
+
+// Gradient reaching element k of the recurrent state of step s from step s + 1 through
+// W_hh: sum_g W_hh[g, k] * dgh[next, g] (0 when not recurrent or at the sequence's end,
+// where the final-state gradient st_h enters instead).
+fn dh_from_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
+    if (s + 1u >= lens[b]) {
+        if (has_state()) {
+            return st_h[(d * p.batch + b) * p.rw + k];
+        }
+        return 0.0;
+    }
+    if (!recurrent()) {
+        return 0.0;
+    }
+    let nr = next_row(d, b, s);
+    let w = w_hh(d);
+    var acc = 0.0;
+    for (var g = 0u; g < p.gh; g++) {
+        acc += params[w + g * p.rw + k] * cache[p.dgh + nr * p.gh + g];
+    }
+    return acc;
+}
+
+// Gradient of the initial recurrent state element k: sum_g W_hh[g, k] * dgh[first row, g].
+fn dh_initial(d: u32, b: u32, k: u32) -> f32 {
+    if (!recurrent()) {
+        return 0.0;
+    }
+    let r0 = row_of(d, time_of(d, b, 0u), b);
+    let w = w_hh(d);
+    var acc = 0.0;
+    for (var g = 0u; g < p.gh; g++) {
+        acc += params[w + g * p.rw + k] * cache[p.dgh + r0 * p.gh + g];
+    }
+    return acc;
+}
+
+// Final state: h and c after each sequence's last step (out_h [D, B, R], out_c [D, B, C]).
+// Invocation (k, b, d), k < max(R, C).
+@compute @workgroup_size(64, 1, 1)
+fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_final();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    let last = row_of(d, time_of(d, b, lens[b] - 1u), b);
+    if (k < p.rw) {
+        out_h[(d * p.batch + b) * p.rw + k] = cache[p.hs + last * p.rw + k];
+    }
+    if (k < p.cw) {
+        out_c[(d * p.batch + b) * p.cw + k] = cache[p.cs + last * p.cw + k];
+    }
+}

@@ -1,0 +1,160 @@
+//! Adapter discovery and selection: which GPU the wgpu backend runs on.
+//!
+//! The choice is, in order: an explicit `--adapter NAME|INDEX`, the `WGRNN_ADAPTER`
+//! environment variable, else the best adapter by type (discrete, integrated, virtual, CPU).
+
+use thiserror::Error;
+
+/// The environment variable that picks an adapter by index or by part of its name.
+pub const ADAPTER_ENV: &str = "WGRNN_ADAPTER";
+
+/// What to do when no adapter exists, printed with every "no adapter" error.
+pub const INSTALL_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu without a GPU: \
+`apt-get install -y mesa-vulkan-drivers` gives lavapipe, the CPU Vulkan driver), or run with \
+`--device cpu`";
+
+/// Why the GPU backend could not start.
+#[derive(Debug, Error)]
+pub enum GpuError {
+    /// wgpu found no adapter at all.
+    #[error("no GPU adapter found; {INSTALL_HINT}")]
+    NoAdapter,
+    /// The requested adapter is not among those found.
+    #[error("no adapter matches `{wanted}`; the adapters are: {available}")]
+    NoSuchAdapter {
+        /// The index or name asked for.
+        wanted: String,
+        /// The adapters that exist, numbered as `wgrnn devices` numbers them.
+        available: String,
+    },
+    /// The adapter refused to open a device with the limits the kernels need.
+    #[error("adapter `{adapter}` could not open a device: {reason}")]
+    Device {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's reason.
+        reason: String,
+    },
+}
+
+/// One adapter as `wgrnn devices` shows it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// Position in the list (what `--adapter INDEX` refers to).
+    pub index: usize,
+    /// Adapter name.
+    pub name: String,
+    /// Vulkan, Metal, Dx12, Gl, ...
+    pub backend: String,
+    /// DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu, Other.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Largest storage buffer binding in bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer in bytes.
+    pub max_buffer_size: u64,
+    /// Workgroup shared memory in bytes.
+    pub max_compute_workgroup_storage_size: u32,
+    /// Invocations per workgroup.
+    pub max_compute_invocations_per_workgroup: u32,
+    /// Storage buffers one shader can bind.
+    pub max_storage_buffers_per_shader_stage: u32,
+    /// Whether GPU timestamps can time each kernel.
+    pub timestamp_query: bool,
+    /// Whether f16 arithmetic is available in shaders.
+    pub shader_f16: bool,
+}
+
+/// A wgpu instance over every native backend.
+pub fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter, best first (discrete GPUs, then integrated, virtual, CPU, other).
+pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    all.sort_by_key(|a| rank(a.get_info().device_type));
+    all
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// Describes an adapter for listing.
+pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let features = adapter.features();
+    AdapterSummary {
+        index,
+        name: info.name,
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+        timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+    }
+}
+
+/// Every adapter wgpu finds, described, best first.
+pub fn list() -> Vec<AdapterSummary> {
+    adapters(&instance())
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summarize(i, a))
+        .collect()
+}
+
+/// Picks an adapter: `wanted` (an index or part of a name, case-insensitive), else
+/// `WGRNN_ADAPTER`, else the best one.
+pub fn select(instance: &wgpu::Instance, wanted: Option<&str>) -> Result<wgpu::Adapter, GpuError> {
+    let mut all = adapters(instance);
+    if all.is_empty() {
+        return Err(GpuError::NoAdapter);
+    }
+    let env = std::env::var(ADAPTER_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let Some(wanted) = wanted.map(str::to_string).or(env) else {
+        return Ok(all.remove(0));
+    };
+    let pos = match wanted.trim().parse::<usize>() {
+        Ok(i) if i < all.len() => Some(i),
+        Ok(_) => None,
+        Err(_) => {
+            let w = wanted.to_lowercase();
+            all.iter()
+                .position(|a| a.get_info().name.to_lowercase().contains(&w))
+        }
+    };
+    match pos {
+        Some(i) => Ok(all.remove(i)),
+        None => Err(GpuError::NoSuchAdapter {
+            wanted,
+            available: all
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let info = a.get_info();
+                    format!("{i}: {} ({:?})", info.name, info.backend)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}

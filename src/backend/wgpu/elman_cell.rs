@@ -1,0 +1,33 @@
+//! The Elman step kernels (`shaders/elman_cell.wgsl`; CPU twin `src/backend/cpu/elman_cell.rs`).
+
+use super::layer::{GpuCell, act_code};
+use super::runtime::Shader;
+use crate::config::{Activation, CellConfig};
+use crate::params::LayerPlan;
+
+static SHADER: Shader = Shader {
+    name: "elman_cell",
+    source: concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/elman_cell.wgsl")
+    ),
+};
+
+/// Elman: `h_t = act(xp + W_hh h_{t-1} + b_hh)`.
+pub(super) struct ElmanCell;
+
+impl GpuCell for ElmanCell {
+    fn shader(&self) -> &'static Shader {
+        &SHADER
+    }
+    fn record_width(&self, _plan: &LayerPlan) -> usize {
+        0
+    }
+    fn options(&self, plan: &LayerPlan) -> [u32; 4] {
+        let a = match plan.cell {
+            CellConfig::Elman { activation } => activation,
+            _ => Activation::Tanh,
+        };
+        [act_code(a), 0, 0, 0]
+    }
+}

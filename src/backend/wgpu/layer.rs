@@ -1,0 +1,555 @@
+//! A whole recurrent layer on the GPU: the input projections of all steps as one GEMM, one
+//! fused dispatch per time step (the recurrent product with the gate and state update, both
+//! directions together), and after backpropagation through time the weight gradients as
+//! GEMMs summed over all steps. The cell kinds provide the step kernels (`GpuCell`); this
+//! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
+
+use super::elman_cell::ElmanCell;
+use super::gemm::{Mat, Out, gemm};
+use super::gru_cell::GruCell;
+use super::jordan_cell::JordanCell;
+use super::lstm_cell::LstmCell;
+use super::runtime::Shader;
+use super::{GpuBuffer, WgpuBackend};
+use crate::backend::{SeqShape, StateBufs, StateBufsMut};
+use crate::config::{Activation, CellConfig};
+use crate::params::LayerPlan;
+
+/// The activation code the kernels use (`shaders/common.wgsl`).
+pub(super) fn act_code(a: Activation) -> u32 {
+    match a {
+        Activation::Tanh => 0,
+        Activation::Relu => 1,
+        Activation::Linear => 2,
+        Activation::Sigmoid => 3,
+    }
+}
+
+/// Element offsets of the cache sections of one layer call (see `shaders/layer.wgsl`).
+#[derive(Clone, Debug)]
+pub(super) struct Layout {
+    pub time: usize,
+    pub batch: usize,
+    pub dirs: usize,
+    /// G*H.
+    pub gh: usize,
+    /// Recurrent state width R.
+    pub rw: usize,
+    /// Cell state width C.
+    pub cw: usize,
+    /// Record width K.
+    pub kw: usize,
+    /// Backward scratch width S.
+    pub sw: usize,
+    pub xp: usize,
+    pub hp: usize,
+    pub cp: usize,
+    pub hs: usize,
+    pub cs: usize,
+    pub rec: usize,
+    pub dxp: usize,
+    pub dgh: usize,
+    pub scr: usize,
+    pub dc: usize,
+    pub total: usize,
+}
+
+impl Layout {
+    fn of(plan: &LayerPlan, seq: &SeqShape) -> Layout {
+        let cell = cell_of(plan);
+        let (time, batch, dirs) = (seq.time, seq.batch(), plan.directions());
+        let rows = dirs * time * batch;
+        let gh = plan.gates * plan.hidden;
+        let (rw, cw) = (plan.recurrent_input, plan.cell_state());
+        let (kw, sw) = (cell.record_width(plan), cell.scratch_width(plan));
+        let mut at = 0;
+        let mut take = |n: usize| {
+            let o = at;
+            at += n;
+            o
+        };
+        let xp = take(rows * gh);
+        let hp = take(rows * rw);
+        let cp = take(rows * cw);
+        let hs = take(rows * rw);
+        let cs = take(rows * cw);
+        let rec = take(rows * kw);
+        let dxp = take(rows * gh);
+        let dgh = take(rows * gh);
+        let scr = take(rows * sw);
+        let dc = take(dirs * batch * cw);
+        Layout {
+            time,
+            batch,
+            dirs,
+            gh,
+            rw,
+            cw,
+            kw,
+            sw,
+            xp,
+            hp,
+            cp,
+            hs,
+            cs,
+            rec,
+            dxp,
+            dgh,
+            scr,
+            dc,
+            total: at,
+        }
+    }
+
+    /// Rows per direction (T * B).
+    pub fn rows(&self) -> usize {
+        self.time * self.batch
+    }
+}
+
+/// What a cell's kernels see of one layer call.
+pub(super) struct Call<'a> {
+    pub be: &'a WgpuBackend,
+    pub plan: &'a LayerPlan,
+    pub lay: Layout,
+    pub params: &'a GpuBuffer,
+    pub cache: &'a GpuBuffer,
+    pub lengths: &'a GpuBuffer,
+    /// Whether st_h/st_c hold an initial state (forward) or final-state gradient (backward).
+    pub has_state: bool,
+    /// Steps of the longest sequence.
+    pub steps: usize,
+}
+
+impl Call<'_> {
+    /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` with the cell's four
+    /// option words.
+    pub fn words(&self, s: usize, opts: [u32; 4]) -> Vec<u32> {
+        let (l, plan) = (&self.lay, self.plan);
+        let d1 = plan.dirs.get(1).unwrap_or(&plan.dirs[0]);
+        let d0 = &plan.dirs[0];
+        let flags = self.has_state as u32 | (plan.recurrent as u32) << 1;
+        let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
+        let w = |v: usize| v as u32;
+        vec![
+            w(s),
+            w(l.batch),
+            w(l.time),
+            w(l.dirs),
+            w(plan.hidden),
+            w(l.rw),
+            w(l.cw),
+            w(l.gh),
+            w(plan.output_width()),
+            w(plan.output),
+            w(l.kw),
+            w(l.sw),
+            flags,
+            w(l.xp),
+            w(l.hp),
+            w(l.cp),
+            w(l.hs),
+            w(l.cs),
+            w(l.rec),
+            w(l.dxp),
+            w(l.dgh),
+            w(l.scr),
+            w(l.dc),
+            0,
+            w(d0.w_hh),
+            w(d1.w_hh),
+            w(d0.b_hh),
+            w(d1.b_hh),
+            w(ex00),
+            w(ex01),
+            w(ex10),
+            w(ex11),
+            opts[0],
+            opts[1],
+            opts[2],
+            opts[3],
+        ]
+    }
+
+    /// Workgroups for invocations (x < `width`, b, d) of a 64-wide kernel.
+    pub fn groups(&self, width: usize) -> [u32; 3] {
+        [
+            width.max(1).div_ceil(64) as u32,
+            self.lay.batch as u32,
+            self.lay.dirs as u32,
+        ]
+    }
+
+    /// Records a forward-step entry of `shader` (bindings 1-6).
+    pub fn forward(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        io: &Fwd<'_>,
+        words: &[u32],
+        width: usize,
+    ) {
+        let gpu = &self.be.gpu;
+        let pipeline = gpu.pipeline(shader, entry, &[]);
+        gpu.dispatch_at(
+            &pipeline,
+            words,
+            &[
+                (1, self.params),
+                (2, self.cache),
+                (3, io.y),
+                (4, io.st_h),
+                (5, io.st_c),
+                (6, self.lengths),
+            ],
+            self.groups(width),
+        );
+    }
+
+    /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7).
+    pub fn backward(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        io: &Bwd<'_>,
+        words: &[u32],
+        width: usize,
+    ) {
+        let gpu = &self.be.gpu;
+        let pipeline = gpu.pipeline(shader, entry, &[]);
+        gpu.dispatch_at(
+            &pipeline,
+            words,
+            &[
+                (1, self.params),
+                (2, self.cache),
+                (4, io.st_h),
+                (5, io.st_c),
+                (6, self.lengths),
+                (7, io.dy),
+            ],
+            self.groups(width),
+        );
+    }
+
+    /// Records an entry writing per-sequence states (bindings 1, 2, 6, 8, 9).
+    pub fn states(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        out_h: &GpuBuffer,
+        out_c: &GpuBuffer,
+        words: &[u32],
+        width: usize,
+    ) {
+        let gpu = &self.be.gpu;
+        let pipeline = gpu.pipeline(shader, entry, &[]);
+        gpu.dispatch_at(
+            &pipeline,
+            words,
+            &[
+                (1, self.params),
+                (2, self.cache),
+                (6, self.lengths),
+                (8, out_h),
+                (9, out_c),
+            ],
+            self.groups(width),
+        );
+    }
+
+    /// `C (+)= alpha A B` over this call's rows; see [`gemm`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Mat<'_>,
+        b: Mat<'_>,
+        c: Out<'_>,
+        accumulate: bool,
+    ) {
+        gemm(&self.be.gpu, m, n, k, a, b, c, 1.0, accumulate, None);
+    }
+
+    /// `grads[at..at+n] += column sums of the [rows, n] matrix at `off` of the cache` (one
+    /// GEMM against a ones vector).
+    pub fn col_sums(&self, off: usize, n: usize, grads: &GpuBuffer, at: usize) {
+        let rows = self.lay.rows();
+        let ones = self.be.ones(rows);
+        gemm(
+            &self.be.gpu,
+            n,
+            1,
+            rows,
+            Mat::t(self.cache, off, n),
+            Mat {
+                buf: &ones,
+                off: 0,
+                rs: 1,
+                cs: 0,
+            },
+            Out {
+                buf: grads,
+                off: at,
+                rs: 1,
+            },
+            1.0,
+            true,
+            None,
+        );
+    }
+
+    /// Element offset of direction `d`'s rows in a section starting at `section` with rows
+    /// of `width`.
+    pub fn dir(&self, section: usize, d: usize, width: usize) -> usize {
+        section + d * self.lay.rows() * width
+    }
+}
+
+/// Buffers of a forward step.
+pub(super) struct Fwd<'a> {
+    pub y: &'a GpuBuffer,
+    pub st_h: &'a GpuBuffer,
+    pub st_c: &'a GpuBuffer,
+}
+
+/// Buffers of a backward step.
+pub(super) struct Bwd<'a> {
+    pub dy: &'a GpuBuffer,
+    pub st_h: &'a GpuBuffer,
+    pub st_c: &'a GpuBuffer,
+}
+
+/// One cell kind's kernels.
+pub(super) trait GpuCell {
+    /// The cell's kernel file (prefixed with `shaders/layer.wgsl`).
+    fn shader(&self) -> &'static Shader;
+    /// Scalars the forward step records per (d, t, b) in the `rec` section.
+    fn record_width(&self, plan: &LayerPlan) -> usize;
+    /// Scalars of backward scratch per (d, t, b) in the `scr` section.
+    fn scratch_width(&self, _plan: &LayerPlan) -> usize {
+        0
+    }
+    /// The four option words (`opt0..opt3`) of the cell's kernels.
+    fn options(&self, plan: &LayerPlan) -> [u32; 4];
+    /// Extra parameter offsets (`ex0`, `ex1` of each direction): (ex0 fwd, ex0 rev, ex1 fwd,
+    /// ex1 rev).
+    fn extra_offsets(&self, _plan: &LayerPlan) -> (usize, usize, usize, usize) {
+        (0, 0, 0, 0)
+    }
+    /// Records the forward dispatches of step `s` (both directions).
+    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+    }
+    /// Records the backward dispatches of step `s` (called for s from the last step down).
+    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+    }
+    /// Records the gradient of the initial states (after all backward steps).
+    fn initial_state_grads(&self, c: &Call<'_>, dh: &GpuBuffer, dc: &GpuBuffer) {
+        let w = c.words(0, self.options(c.plan));
+        let width = c.lay.rw.max(c.lay.cw);
+        c.states(self.shader(), "dinit", dh, dc, &w, width);
+    }
+    /// Records the gradients of `weight_hh` and `bias_hh` of direction `d` (and any other
+    /// parameter of the cell other than `weight_ih`/`bias_ih`).
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+        let (l, off) = (&c.lay, &c.plan.dirs[d]);
+        // dW_hh += dgh^T hp
+        c.gemm(
+            l.gh,
+            l.rw,
+            l.rows(),
+            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
+            Out {
+                buf: grads,
+                off: off.w_hh,
+                rs: l.rw,
+            },
+            true,
+        );
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+    }
+}
+
+/// The kernels of the plan's cell kind.
+fn cell_of(plan: &LayerPlan) -> &'static dyn GpuCell {
+    match plan.cell {
+        CellConfig::Elman { .. } => &ElmanCell,
+        CellConfig::Jordan { .. } => &JordanCell,
+        CellConfig::Lstm { .. } => &LstmCell,
+        CellConfig::Gru { .. } => &GruCell,
+    }
+}
+
+/// The shader of the layer-wide entry points (final states).
+pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static Shader {
+    cell_of(plan).shader()
+}
+
+/// Scalars of cache a layer call needs (forward record and backward scratch).
+pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
+    Layout::of(plan, seq).total
+}
+
+fn steps(seq: &SeqShape) -> usize {
+    seq.lengths.iter().copied().max().unwrap_or(0)
+}
+
+/// See `Backend::layer_forward`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn layer_forward(
+    be: &WgpuBackend,
+    plan: &LayerPlan,
+    params: &GpuBuffer,
+    x: &GpuBuffer,
+    seq: &SeqShape,
+    init: Option<StateBufs<'_, GpuBuffer>>,
+    y: &mut GpuBuffer,
+    last: StateBufsMut<'_, GpuBuffer>,
+    cache: &mut GpuBuffer,
+) {
+    let cell = cell_of(plan);
+    let lengths = be.lengths(seq);
+    let c = Call {
+        be,
+        plan,
+        lay: Layout::of(plan, seq),
+        params,
+        cache,
+        lengths: &lengths,
+        has_state: init.is_some(),
+        steps: steps(seq),
+    };
+    let l = &c.lay;
+    be.gpu.clear(y);
+    // xp = x W_ih^T + b_ih for every step of every sequence, per direction.
+    for (d, off) in plan.dirs.iter().enumerate() {
+        gemm(
+            &be.gpu,
+            l.rows(),
+            l.gh,
+            plan.input,
+            Mat::rows(x, 0, plan.input),
+            Mat::t(params, off.w_ih, plan.input),
+            Out {
+                buf: cache,
+                off: c.dir(l.xp, d, l.gh),
+                rs: l.gh,
+            },
+            1.0,
+            false,
+            Some((params, off.b_ih)),
+        );
+    }
+    let (st_h, st_c) = match &init {
+        Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
+        None => (&be.dummy, &be.dummy),
+    };
+    let io = Fwd { y, st_h, st_c };
+    for s in 0..c.steps {
+        cell.forward_step(&c, &io, s);
+    }
+    let StateBufsMut { h, c: last_c } = last;
+    let out_c: &GpuBuffer = match &last_c {
+        Some(b) => b,
+        None => &be.dummy,
+    };
+    let w = c.words(0, cell.options(plan));
+    c.states(
+        final_state_shader(plan),
+        "final_state",
+        h,
+        out_c,
+        &w,
+        l.rw.max(l.cw),
+    );
+}
+
+/// See `Backend::layer_backward`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn layer_backward(
+    be: &WgpuBackend,
+    plan: &LayerPlan,
+    params: &GpuBuffer,
+    x: &GpuBuffer,
+    seq: &SeqShape,
+    cache: &GpuBuffer,
+    dy: &GpuBuffer,
+    dlast: Option<StateBufs<'_, GpuBuffer>>,
+    grads: &mut GpuBuffer,
+    dx: Option<&mut GpuBuffer>,
+    dinit: Option<StateBufsMut<'_, GpuBuffer>>,
+) {
+    let cell = cell_of(plan);
+    let lengths = be.lengths(seq);
+    let c = Call {
+        be,
+        plan,
+        lay: Layout::of(plan, seq),
+        params,
+        cache,
+        lengths: &lengths,
+        has_state: dlast.is_some(),
+        steps: steps(seq),
+    };
+    let l = &c.lay;
+    // Padding rows of the gradient sections must read as zero in the GEMMs below.
+    be.gpu.clear_range(cache, l.dxp, l.total - l.dxp);
+    let (st_h, st_c) = match &dlast {
+        Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
+        None => (&be.dummy, &be.dummy),
+    };
+    let io = Bwd { dy, st_h, st_c };
+    for s in (0..c.steps).rev() {
+        cell.backward_step(&c, &io, s);
+    }
+    if let Some(StateBufsMut { h, c: dc }) = dinit {
+        let dc: &GpuBuffer = match &dc {
+            Some(b) => b,
+            None => &be.dummy,
+        };
+        cell.initial_state_grads(&c, h, dc);
+    }
+    for (d, off) in plan.dirs.iter().enumerate() {
+        // dW_ih += dxp^T x, db_ih += column sums of dxp
+        c.gemm(
+            l.gh,
+            plan.input,
+            l.rows(),
+            Mat::t(cache, c.dir(l.dxp, d, l.gh), l.gh),
+            Mat::rows(x, 0, plan.input),
+            Out {
+                buf: grads,
+                off: off.w_ih,
+                rs: plan.input,
+            },
+            true,
+        );
+        c.col_sums(c.dir(l.dxp, d, l.gh), l.gh, grads, off.b_ih);
+        cell.param_grads(&c, d, grads);
+    }
+    if let Some(dx) = dx {
+        // dx = sum over directions of dxp W_ih
+        for (d, off) in plan.dirs.iter().enumerate() {
+            c.gemm(
+                l.rows(),
+                plan.input,
+                l.gh,
+                Mat::rows(cache, c.dir(l.dxp, d, l.gh), l.gh),
+                Mat::rows(params, off.w_ih, plan.input),
+                Out {
+                    buf: dx,
+                    off: 0,
+                    rs: plan.input,
+                },
+                d > 0,
+            );
+        }
+    }
+}

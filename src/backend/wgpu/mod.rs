@@ -1,0 +1,283 @@
+//! The wgpu backend: every operation of [`Backend`] as WGSL compute kernels (`shaders/`),
+//! recorded into one command encoder and submitted only when the host reads a result.
+//!
+//! Each operation family lives in a file named like its shader and its CPU twin
+//! (`lstm_cell.rs` ~ `shaders/lstm_cell.wgsl` ~ `src/backend/cpu/lstm_cell.rs`). Computes in
+//! f32 only.
+
+pub mod device;
+pub mod gemm;
+pub mod runtime;
+
+mod clip;
+mod dropout;
+mod elman_cell;
+mod encode;
+mod gru_cell;
+mod head;
+mod jordan_cell;
+mod layer;
+mod loss;
+mod lstm_cell;
+mod optim;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::{Backend, LossPlan, SeqShape, StateBufs, StateBufsMut, TargetBufs};
+use crate::config::Pooling;
+use crate::optim::OptimizerStep;
+use crate::params::{EncodePlan, HeadPlan, LayerPlan};
+
+pub use device::{GpuError, INSTALL_HINT};
+pub use runtime::{Gpu, GpuBuffer};
+
+/// Token or class ids on the GPU, with the host copy they were made from (the embedding
+/// gradient groups positions by id on the host before its scatter-add kernel).
+#[derive(Debug)]
+pub struct GpuIds {
+    pub(crate) buf: GpuBuffer,
+    pub(crate) host: Vec<u32>,
+}
+
+/// The GPU backend: one adapter, one device, the kernels' pipelines and scratch.
+pub struct WgpuBackend {
+    pub(crate) gpu: Gpu,
+    /// A one-element zero buffer bound where a kernel's optional input is absent.
+    pub(crate) dummy: GpuBuffer,
+    /// Sequence lengths as u32 buffers, by batch shape.
+    lengths: RefCell<HashMap<Vec<usize>, Rc<GpuBuffer>>>,
+    /// A vector of ones (column sums as GEMMs), grown on demand.
+    ones: RefCell<Option<Rc<GpuBuffer>>>,
+}
+
+impl WgpuBackend {
+    /// Opens an adapter: `adapter` is an index or part of a name (see `wgrnn devices`); `None`
+    /// takes `WGRNN_ADAPTER`, else the best adapter.
+    pub fn new(adapter: Option<&str>) -> Result<Self, GpuError> {
+        let gpu = Gpu::new(adapter)?;
+        let dummy = gpu.buffer(1);
+        Ok(WgpuBackend {
+            gpu,
+            dummy,
+            lengths: RefCell::default(),
+            ones: RefCell::default(),
+        })
+    }
+
+    /// The runtime (device, queue, pipeline cache).
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Bytes this backend holds in GPU buffers (parameters, activations, caches, scratch).
+    pub fn bytes_held(&self) -> u64 {
+        self.gpu.bytes_held()
+    }
+
+    /// Submits recorded work and waits for it (for timing).
+    pub fn sync(&self) {
+        self.gpu.flush();
+        self.gpu.wait();
+    }
+
+    /// A buffer of at least `len` ones.
+    pub(crate) fn ones(&self, len: usize) -> Rc<GpuBuffer> {
+        let mut slot = self.ones.borrow_mut();
+        if let Some(b) = slot.as_ref().filter(|b| b.len() >= len) {
+            return b.clone();
+        }
+        let b = Rc::new(self.gpu.buffer_from(&vec![1.0f32; len.max(1024)]));
+        *slot = Some(b.clone());
+        b
+    }
+
+    /// The lengths of `seq` as a u32 buffer (made once per distinct batch shape).
+    pub(crate) fn lengths(&self, seq: &SeqShape) -> Rc<GpuBuffer> {
+        let mut cache = self.lengths.borrow_mut();
+        if let Some(b) = cache.get(&seq.lengths) {
+            return b.clone();
+        }
+        let lens: Vec<u32> = seq.lengths.iter().map(|&l| l as u32).collect();
+        let b = Rc::new(self.gpu.buffer_from(&lens));
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(seq.lengths.clone(), b.clone());
+        b
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Scalar = f32;
+    type Buffer = GpuBuffer;
+    type Ids = GpuIds;
+
+    fn describe(&self) -> String {
+        let info = self.gpu.info();
+        format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+    }
+
+    fn upload(&self, data: &[f32]) -> GpuBuffer {
+        self.gpu.buffer_from(data)
+    }
+    fn upload_ids(&self, ids: &[u32]) -> GpuIds {
+        GpuIds {
+            buf: self.gpu.buffer_from(ids),
+            host: ids.to_vec(),
+        }
+    }
+    fn zeros(&self, len: usize) -> GpuBuffer {
+        self.gpu.buffer(len)
+    }
+    fn write(&self, buf: &mut GpuBuffer, data: &[f32]) {
+        assert_eq!(buf.len(), data.len(), "write: length mismatch");
+        self.gpu.write(buf, data);
+    }
+    fn fill_zero(&self, buf: &mut GpuBuffer) {
+        self.gpu.clear(buf);
+    }
+    fn download(&self, buf: &GpuBuffer) -> Vec<f32> {
+        self.gpu.read(buf, buf.len())
+    }
+    fn len(&self, buf: &GpuBuffer) -> usize {
+        buf.len()
+    }
+
+    fn encode_forward(
+        &self,
+        plan: &EncodePlan,
+        params: &GpuBuffer,
+        ids: &GpuIds,
+        seq: &SeqShape,
+        x: &mut GpuBuffer,
+    ) {
+        encode::encode_forward(self, plan, params, ids, seq, x);
+    }
+    fn encode_backward(
+        &self,
+        plan: &EncodePlan,
+        ids: &GpuIds,
+        seq: &SeqShape,
+        dx: &GpuBuffer,
+        grads: &mut GpuBuffer,
+    ) {
+        encode::encode_backward(self, plan, ids, seq, dx, grads);
+    }
+
+    fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
+        layer::cache_len(plan, seq)
+    }
+    fn layer_forward(
+        &self,
+        plan: &LayerPlan,
+        params: &GpuBuffer,
+        x: &GpuBuffer,
+        seq: &SeqShape,
+        init: Option<StateBufs<'_, GpuBuffer>>,
+        y: &mut GpuBuffer,
+        last: StateBufsMut<'_, GpuBuffer>,
+        cache: &mut GpuBuffer,
+    ) {
+        layer::layer_forward(self, plan, params, x, seq, init, y, last, cache);
+    }
+    fn layer_backward(
+        &self,
+        plan: &LayerPlan,
+        params: &GpuBuffer,
+        x: &GpuBuffer,
+        seq: &SeqShape,
+        cache: &GpuBuffer,
+        dy: &GpuBuffer,
+        dlast: Option<StateBufs<'_, GpuBuffer>>,
+        grads: &mut GpuBuffer,
+        dx: Option<&mut GpuBuffer>,
+        dinit: Option<StateBufsMut<'_, GpuBuffer>>,
+    ) {
+        layer::layer_backward(
+            self, plan, params, x, seq, cache, dy, dlast, grads, dx, dinit,
+        );
+    }
+
+    fn dropout(&self, x: &mut GpuBuffer, p: f32, seed: u64) {
+        dropout::dropout(self, x, p, seed);
+    }
+
+    fn head_forward(
+        &self,
+        plan: &HeadPlan,
+        params: &GpuBuffer,
+        x: &GpuBuffer,
+        rows: usize,
+        seq: Option<&SeqShape>,
+        logits: &mut GpuBuffer,
+    ) {
+        head::head_forward(self, plan, params, x, rows, seq, logits);
+    }
+    fn head_backward(
+        &self,
+        plan: &HeadPlan,
+        params: &GpuBuffer,
+        x: &GpuBuffer,
+        rows: usize,
+        seq: Option<&SeqShape>,
+        dlogits: &GpuBuffer,
+        grads: &mut GpuBuffer,
+        dx: &mut GpuBuffer,
+    ) {
+        head::head_backward(self, plan, params, x, rows, seq, dlogits, grads, dx);
+    }
+
+    fn pool_forward(
+        &self,
+        mode: Pooling,
+        x: &GpuBuffer,
+        seq: &SeqShape,
+        dirs: usize,
+        width: usize,
+        pooled: &mut GpuBuffer,
+    ) {
+        head::pool_forward(self, mode, x, seq, dirs, width, pooled);
+    }
+    fn pool_backward(
+        &self,
+        mode: Pooling,
+        dpooled: &GpuBuffer,
+        seq: &SeqShape,
+        dirs: usize,
+        width: usize,
+        dx: &mut GpuBuffer,
+    ) {
+        head::pool_backward(self, mode, dpooled, seq, dirs, width, dx);
+    }
+
+    fn loss(
+        &self,
+        plan: &LossPlan,
+        logits: &GpuBuffer,
+        targets: TargetBufs<'_, Self>,
+        seq: &SeqShape,
+        loss: &mut GpuBuffer,
+        dlogits: &mut GpuBuffer,
+    ) {
+        loss::loss(self, plan, logits, targets, seq, loss, dlogits);
+    }
+
+    fn clip_grad_norm(&self, grads: &mut GpuBuffer, max_norm: Option<f32>, norm: &mut GpuBuffer) {
+        clip::clip_grad_norm(self, grads, max_norm, norm);
+    }
+    fn clip_grad_value(&self, grads: &mut GpuBuffer, limit: f32) {
+        clip::clip_grad_value(self, grads, limit);
+    }
+
+    fn optimizer_step(
+        &self,
+        step: &OptimizerStep,
+        params: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        state: &mut [GpuBuffer],
+    ) {
+        optim::optimizer_step(self, step, params, grads, state);
+    }
+}

@@ -1,0 +1,237 @@
+//! Shared helpers of the GPU tests: opening the backend (failing with the install hint when
+//! no adapter exists, unless `WGRNN_SKIP_GPU=1` is set deliberately), fresh random inputs,
+//! NaN poisoning and relative-error comparison.
+#![allow(dead_code)]
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use wgrnn::WgpuBackend;
+
+/// The GPU backend, or `None` when the run deliberately skips GPU tests.
+pub fn gpu() -> Option<WgpuBackend> {
+    if std::env::var("WGRNN_SKIP_GPU").is_ok_and(|v| v == "1") {
+        eprintln!("WGRNN_SKIP_GPU=1: skipping a GPU test");
+        return None;
+    }
+    match WgpuBackend::new(None) {
+        Ok(be) => Some(be),
+        Err(e) => panic!("the GPU tests need an adapter: {e}"),
+    }
+}
+
+/// A fresh RNG: seeded from the clock so every run draws new inputs, printed so a failure
+/// can be replayed with `WGRNN_TEST_SEED`.
+pub fn rng(test: &str) -> ChaCha8Rng {
+    let seed = std::env::var("WGRNN_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("{test}: WGRNN_TEST_SEED={seed}");
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// `n` values uniform in [-scale, scale].
+pub fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..=scale)).collect()
+}
+
+/// `n` NaNs: what outputs hold before a kernel runs, so anything it forgets to write shows.
+pub fn poison(n: usize) -> Vec<f32> {
+    vec![f32::NAN; n]
+}
+
+/// Relative error `max|a - b| / max(max|b|, floor)`; NaN anywhere gives infinity.
+pub fn rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let mut num = 0.0f64;
+    let mut den = floor;
+    for (&x, &y) in a.iter().zip(b) {
+        if !x.is_finite() || !y.is_finite() {
+            return f64::INFINITY;
+        }
+        num = num.max((x as f64 - y as f64).abs());
+        den = den.max((y as f64).abs());
+    }
+    num / den
+}
+
+/// Asserts `rel_err(got, want) <= tol`, naming what was compared.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
+    let e = rel_err(got, want, 1e-6);
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:e} > {tol:e} (len {})",
+        got.len()
+    );
+}
+
+use wgrnn::config::{InputEncoding, LayerConfig, NetworkConfig};
+use wgrnn::{Backend, Batch, CpuBackend, Inputs, LayerState, Mode, Model, SeqShape, Wants};
+
+/// A layer of `cell` with `hidden` units.
+pub fn layer(cell: wgrnn::config::CellConfig, hidden: usize, bidirectional: bool) -> LayerConfig {
+    LayerConfig {
+        cell,
+        hidden,
+        bidirectional,
+        dropout: 0.0,
+        recurrent: true,
+    }
+}
+
+/// A dense-input network.
+pub fn dense_net(
+    features: usize,
+    layers: Vec<LayerConfig>,
+    head: Option<wgrnn::config::HeadConfig>,
+) -> NetworkConfig {
+    NetworkConfig {
+        input: InputEncoding::Dense { features },
+        layers,
+        head,
+    }
+}
+
+/// A dense batch of random features, time-major, zero on padding steps.
+pub fn dense_batch(rng: &mut ChaCha8Rng, features: usize, lengths: &[usize]) -> Batch<f32> {
+    let time = *lengths.iter().max().expect("lengths");
+    let nb = lengths.len();
+    let mut x = uniform(rng, time * nb * features, 1.0);
+    for t in 0..time {
+        for (b, &len) in lengths.iter().enumerate() {
+            if t >= len {
+                x[(t * nb + b) * features..(t * nb + b + 1) * features].fill(0.0);
+            }
+        }
+    }
+    Batch {
+        seq: SeqShape {
+            time,
+            lengths: lengths.to_vec(),
+        },
+        inputs: Inputs::Dense(x),
+    }
+}
+
+/// Random states shaped like `like`.
+pub fn random_states(rng: &mut ChaCha8Rng, like: &[LayerState<f32>]) -> Vec<LayerState<f32>> {
+    like.iter()
+        .map(|s| LayerState {
+            h: uniform(rng, s.h.len(), 1.0),
+            c: s.c.as_ref().map(|c| uniform(rng, c.len(), 1.0)),
+        })
+        .collect()
+}
+
+/// The same batch with every feature NaN.
+pub fn nan_batch(b: &Batch<f32>) -> Batch<f32> {
+    let inputs = match &b.inputs {
+        Inputs::Dense(x) => Inputs::Dense(vec![f32::NAN; x.len()]),
+        Inputs::Ids(i) => Inputs::Ids(i.clone()),
+    };
+    Batch {
+        seq: b.seq.clone(),
+        inputs,
+    }
+}
+
+fn flat_states(s: &[LayerState<f32>]) -> Vec<f32> {
+    s.iter()
+        .flat_map(|l| l.h.iter().chain(l.c.iter().flatten()).copied())
+        .collect()
+}
+
+/// Runs one recurrent stack (no head) forward and backward from random output and
+/// final-state gradients on the CPU reference and on the GPU, with the same parameters,
+/// inputs and initial states, and compares every result: outputs and final states to
+/// `tol_fwd`, every parameter gradient and the input and initial-state gradients to
+/// `tol_grad`. The GPU model first runs on NaN inputs, so anything a kernel fails to
+/// (re)write shows up as NaN.
+pub fn compare_stack(
+    be: WgpuBackend,
+    cfg: &NetworkConfig,
+    lengths: &[usize],
+    rng: &mut ChaCha8Rng,
+    tol_fwd: f64,
+    tol_grad: f64,
+) -> WgpuBackend {
+    let what = format!("{cfg:?} lengths {lengths:?}");
+    let features = match cfg.input {
+        InputEncoding::Dense { features } => features,
+        _ => panic!("dense input expected"),
+    };
+    let seed = rng.random_range(0..u64::MAX);
+    let mut cpu = Model::new(CpuBackend::<f32>::new(), cfg.clone(), seed).expect("cpu model");
+    let mut gpu = Model::new(be, cfg.clone(), seed).expect("gpu model");
+    // Larger weights than the default init so every nonlinearity is exercised.
+    let params = uniform(rng, cpu.params().len(), 0.6);
+    cpu.set_params(&params).expect("params");
+    gpu.set_params(&params).expect("params");
+    let batch = dense_batch(rng, features, lengths);
+    cpu.forward(&batch, None, Mode::Eval).expect("cpu forward");
+    let init = random_states(rng, &cpu.final_states());
+    let dout = uniform(rng, cpu.outputs().len(), 1.0);
+    let dfinal = random_states(rng, &init);
+    let wants = Wants {
+        inputs: true,
+        initial_states: true,
+    };
+
+    // Poison pass.
+    gpu.forward(&nan_batch(&batch), Some(&init), Mode::Eval)
+        .expect("gpu forward");
+    gpu.backward_from(&dout, Some(&dfinal), wants)
+        .expect("gpu backward");
+    gpu.zero_grads();
+
+    cpu.forward(&batch, Some(&init), Mode::Eval)
+        .expect("cpu forward");
+    gpu.forward(&batch, Some(&init), Mode::Eval)
+        .expect("gpu forward");
+    assert_close(
+        &format!("outputs of {what}"),
+        &gpu.outputs(),
+        &cpu.outputs(),
+        tol_fwd,
+    );
+    assert_close(
+        &format!("final states of {what}"),
+        &flat_states(&gpu.final_states()),
+        &flat_states(&cpu.final_states()),
+        tol_fwd,
+    );
+    let gc = cpu
+        .backward_from(&dout, Some(&dfinal), wants)
+        .expect("cpu backward");
+    let gg = gpu
+        .backward_from(&dout, Some(&dfinal), wants)
+        .expect("gpu backward");
+    let (cg, ggr) = (cpu.grads(), gpu.grads());
+    for e in cpu.table().entries() {
+        assert_close(
+            &format!("gradient of {} in {what}", e.name),
+            &ggr[e.range()],
+            &cg[e.range()],
+            tol_grad,
+        );
+    }
+    assert_close(
+        &format!("input gradient of {what}"),
+        gg.inputs.as_deref().expect("gpu dx"),
+        gc.inputs.as_deref().expect("cpu dx"),
+        tol_grad,
+    );
+    assert_close(
+        &format!("initial-state gradient of {what}"),
+        &flat_states(gg.initial_states.as_deref().expect("gpu dinit")),
+        &flat_states(gc.initial_states.as_deref().expect("cpu dinit")),
+        tol_grad,
+    );
+    let _ = gpu.backend().describe();
+    gpu.into_backend()
+}
