@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod bench;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -1,16 +1,24 @@
 //! The `wgrnn` command line.
 //!
-//! `wgrnn train` with no arguments trains the bundled default task (slot filling on generated
-//! "arrive/leave <city> on <date>" sentences) and prints its held-out accuracy per epoch.
+//! - `wgrnn devices` lists the GPU adapters wgpu finds;
+//! - `wgrnn train` trains the bundled slot-filling tagger (on the GPU or the CPU);
+//! - `wgrnn check` runs one network on the CPU reference and on the GPU and compares every
+//!   output, gradient and update;
+//! - `wgrnn bench` times training steps in the units of the PyTorch reference benchmark.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use wgrnn::backend::wgpu::GpuError;
+use wgrnn::backend::wgpu::device;
+use wgrnn::bench::{self, BenchConfig, RnnKind};
+use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 use wgrnn::tasks::{SlotTaskConfig, lstm, train_slot_tagger};
-use wgrnn::{CpuBackend, checkpoint};
+use wgrnn::{Backend, CpuBackend, NetworkConfig, WgpuBackend, checkpoint};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
 /// reference.
@@ -23,11 +31,57 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// List every GPU adapter wgpu finds, with the limits that matter to the kernels.
+    ///
+    /// The index shown is what `--adapter INDEX` refers to. Exits non-zero, with an install
+    /// hint, when there is none.
+    ///
+    /// Example: `wgrnn devices`
+    Devices,
     /// Train the bundled slot-filling tagger on generated sentences and report held-out
     /// accuracy per epoch.
     ///
-    /// Example: `wgrnn train --cell gru --hidden 64 --epochs 5 --save tagger.safetensors`
+    /// Example: `wgrnn train --cell gru --hidden 64 --epochs 5 --device gpu --save tagger.safetensors`
     Train(TrainArgs),
+    /// Run one network on the CPU reference (f32) and on the GPU with identical parameters,
+    /// inputs, initial states and targets, and compare every tensor.
+    ///
+    /// Compared: outputs, each layer's final states and the loss (forward tolerance), every
+    /// named parameter gradient, the input gradient and the initial-state gradients, then the
+    /// loss of each of `--steps` Adam steps and every parameter after them (gradient
+    /// tolerance). A tensor passes when its max absolute error or its max relative error
+    /// (max|gpu-cpu| / max|cpu|) is within the tolerance. Exits non-zero when any fails, so
+    /// CI can run it.
+    ///
+    /// Examples: `wgrnn check --cell lstm --peephole --proj 3 --layers 2 --hidden 6 --lengths 7,1,4`;
+    /// `wgrnn check --config net.toml --lengths 5,3 --steps 5`
+    Check(CheckArgs),
+    /// Time training steps (forward, loss, backward through the stack, Adam) and forward
+    /// passes of one configuration or a suite; JSON lines compare one to one with
+    /// shared/device/torch_rnn_bench.py.
+    ///
+    /// TFLOP/s count the gate matrix products only, 3x the forward for a step, exactly as the
+    /// PyTorch script counts them. wgrnn's step also runs a 1-output head, an MSE loss and Adam,
+    /// which PyTorch's (forward + y.sum().backward()) does not. peak_mem_mb is the GPU memory
+    /// the training workspace holds on top of parameters, gradients and optimizer state
+    /// (buffers made and freed inside a step are not seen). A per-kernel GPU timestamp table
+    /// is NOT implemented yet.
+    ///
+    /// Examples: `wgrnn bench --cell lstm --layers 4 --hidden 1024 --input 1024 --batch 64 --seq 100`;
+    /// `wgrnn bench --suite shared/device/suite.tsv --json wgrnn.jsonl`
+    Bench(BenchArgs),
+}
+
+/// Where the computation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DeviceChoice {
+    /// The wgpu backend (fails when no adapter opens).
+    Gpu,
+    /// The CPU reference backend (f32).
+    Cpu,
+    /// The GPU if a hardware adapter opens (or the one named by --adapter / WGRNN_ADAPTER),
+    /// else the CPU with a one-line notice.
+    Auto,
 }
 
 /// The recurrent cell of the `train` command.
@@ -71,12 +125,255 @@ struct TrainArgs {
     /// Write the trained parameters (PyTorch names, safetensors) to this file.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
+    /// GPU adapter: an index from `wgrnn devices` or part of its name (default: the
+    /// WGRNN_ADAPTER variable, else the best adapter).
+    #[arg(long, value_name = "NAME|INDEX")]
+    adapter: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// A full network description (TOML, as NetworkConfig); replaces the network flags.
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = [
+        "cell", "peephole", "proj", "gru_variant", "layers", "hidden", "input",
+        "bidirectional", "task", "classes",
+    ])]
+    config: Option<PathBuf>,
+    /// Recurrent cell (jordan: the top layer is Jordan, the ones below Elman tanh).
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: CheckCell,
+    /// LSTM peephole connections.
+    #[arg(long)]
+    peephole: bool,
+    /// LSTM projection size (1..hidden).
+    #[arg(long, value_name = "N")]
+    proj: Option<usize>,
+    /// GRU equations.
+    #[arg(long, value_enum, default_value = "pytorch")]
+    gru_variant: CheckGruVariant,
+    /// Stacked layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Hidden size of every layer.
+    #[arg(long, default_value_t = 8)]
+    hidden: usize,
+    /// Dense input features per step.
+    #[arg(long, default_value_t = 5)]
+    input: usize,
+    /// Every layer bidirectional.
+    #[arg(long)]
+    bidirectional: bool,
+    /// The head and loss.
+    #[arg(long, value_enum, default_value = "tagging")]
+    task: CheckTask,
+    /// Classes (or regression outputs) of the head.
+    #[arg(long, default_value_t = 3)]
+    classes: usize,
+    /// Sequences per batch (default: the number of --lengths, else 3).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Padded time steps T (default: the longest of --lengths, else 6).
+    #[arg(long)]
+    seq: Option<usize>,
+    /// Valid steps of each sequence, e.g. 7,1,4 (default: T, T-1, ... so padding is tested).
+    #[arg(long, value_name = "L1,L2,..")]
+    lengths: Option<String>,
+    /// Seed of parameters, inputs, initial states and targets.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Adam steps after the forward/backward comparison.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Adam learning rate of those steps.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f32,
+    /// Tolerance of every tensor (default: 1e-4 for gradients, step losses and updated
+    /// parameters, 1e-5 for outputs, final states and the loss).
+    #[arg(long)]
+    tolerance: Option<f64>,
+    /// Tolerance of the forward values only (overrides --tolerance for them).
+    #[arg(long)]
+    forward_tolerance: Option<f64>,
+    /// What to compare the f32 CPU reference against: the GPU, or the f64 CPU reference
+    /// (cpu64: shows the f32 rounding level the tolerances must allow; needs no GPU).
+    #[arg(long, value_enum, default_value = "gpu")]
+    candidate: Candidate,
+    /// GPU adapter: an index from `wgrnn devices` or part of its name.
+    #[arg(long, value_name = "NAME|INDEX")]
+    adapter: Option<String>,
+}
+
+/// The backend compared against the f32 CPU reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Candidate {
+    /// The wgpu backend.
+    Gpu,
+    /// The CPU reference in f64.
+    Cpu64,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// A suite file (`name kind layers hidden input batch seq uni|bi` per line, like
+    /// shared/device/suite.tsv); replaces the configuration flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "cell", "layers", "hidden", "input", "batch", "seq", "bidirectional",
+    ])]
+    suite: Option<PathBuf>,
+    /// Only these suite entries (comma-separated names).
+    #[arg(long, value_name = "NAME,..", requires = "suite")]
+    only: Option<String>,
+    /// Recurrent cell (rnn: tanh).
+    #[arg(long, value_enum, default_value = "lstm")]
+    cell: RnnKind,
+    /// Stacked layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Hidden size.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Input features.
+    #[arg(long, default_value_t = 128)]
+    input: usize,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Time steps.
+    #[arg(long, default_value_t = 50)]
+    seq: usize,
+    /// Bidirectional layers.
+    #[arg(long)]
+    bidirectional: bool,
+    /// Untimed training steps first (they also compile pipelines and allocate buffers).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed repetitions (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    reps: usize,
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "gpu")]
+    device: DeviceChoice,
+    /// GPU adapter: an index from `wgrnn devices` or part of its name.
+    #[arg(long, value_name = "NAME|INDEX")]
+    adapter: Option<String>,
+    /// Write one JSON line per configuration to this file (created or truncated).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Devices => devices(),
         Command::Train(args) => train(args),
+        Command::Check(args) => run_check(args),
+        Command::Bench(args) => run_bench(args),
     }
+}
+
+/// A backend chosen by `--device` / `--adapter`.
+enum Chosen {
+    Gpu(Box<WgpuBackend>),
+    Cpu(CpuBackend<f32>),
+}
+
+fn open_gpu(adapter: Option<&str>) -> Result<WgpuBackend> {
+    WgpuBackend::new(adapter).context("opening the GPU backend")
+}
+
+fn choose(device: DeviceChoice, adapter: Option<&str>) -> Result<Chosen> {
+    match device {
+        DeviceChoice::Cpu => {
+            if adapter.is_some() {
+                bail!("--adapter selects a GPU; it cannot be combined with --device cpu");
+            }
+            Ok(Chosen::Cpu(CpuBackend::new()))
+        }
+        DeviceChoice::Gpu => Ok(Chosen::Gpu(Box::new(open_gpu(adapter)?))),
+        DeviceChoice::Auto => {
+            // A software Vulkan driver (lavapipe) is far slower than the CPU backend: unless an
+            // adapter was named, `auto` only takes hardware.
+            let named = adapter.is_some()
+                || std::env::var(device::ADAPTER_ENV).is_ok_and(|v| !v.trim().is_empty());
+            if !named
+                && let Some(best) = device::list().first()
+                && best.device_type == "Cpu"
+            {
+                eprintln!(
+                    "note: only software GPU adapters found (best: {}); running on the CPU \
+                     backend, which is faster (--device gpu uses it anyway)",
+                    best.name
+                );
+                return Ok(Chosen::Cpu(CpuBackend::new()));
+            }
+            choose_auto(adapter)
+        }
+    }
+}
+
+fn choose_auto(adapter: Option<&str>) -> Result<Chosen> {
+    match WgpuBackend::new(adapter) {
+        Ok(be) => Ok(Chosen::Gpu(Box::new(be))),
+        // A named adapter that does not exist is a mistake, not a reason to fall back.
+        Err(e @ GpuError::NoSuchAdapter { .. }) => Err(e).context("opening the GPU backend"),
+        Err(e) => {
+            eprintln!("note: no usable GPU ({e}); running on the CPU");
+            Ok(Chosen::Cpu(CpuBackend::new()))
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+fn devices() -> Result<()> {
+    let all = device::list();
+    if all.is_empty() {
+        bail!(
+            "no GPU adapter found; {}",
+            wgrnn::backend::wgpu::INSTALL_HINT
+        );
+    }
+    for a in &all {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        println!("{}: {}", a.index, a.name);
+        println!("   backend {}, type {}", a.backend, a.device_type);
+        println!(
+            "   driver: {}",
+            if a.driver.is_empty() { "-" } else { &a.driver }
+        );
+        println!(
+            "   max storage buffer binding: {} ({} bytes)",
+            mib(a.max_storage_buffer_binding_size),
+            a.max_storage_buffer_binding_size
+        );
+        println!(
+            "   max buffer: {} ({} bytes)",
+            mib(a.max_buffer_size),
+            a.max_buffer_size
+        );
+        println!(
+            "   workgroup storage: {} bytes; invocations per workgroup: {}; storage buffers per stage: {}",
+            a.max_compute_workgroup_storage_size,
+            a.max_compute_invocations_per_workgroup,
+            a.max_storage_buffers_per_shader_stage
+        );
+        println!(
+            "   timestamp query: {}; shader f16: {}",
+            yes(a.timestamp_query),
+            yes(a.shader_f16)
+        );
+    }
+    Ok(())
 }
 
 fn train(args: TrainArgs) -> Result<()> {
@@ -115,9 +412,21 @@ fn train(args: TrainArgs) -> Result<()> {
     if cfg.hidden == 0 {
         bail!("--hidden must be at least 1");
     }
+    let name = format!("{:?}", args.cell);
+    match choose(args.device, args.adapter.as_deref())? {
+        Chosen::Gpu(be) => train_on(*be, &name, &cfg, args.save.as_deref()),
+        Chosen::Cpu(be) => train_on(be, &name, &cfg, args.save.as_deref()),
+    }
+}
+
+fn train_on<B: Backend>(
+    backend: B,
+    cell: &str,
+    cfg: &SlotTaskConfig,
+    save: Option<&Path>,
+) -> Result<()> {
     println!(
-        "slot filling: {:?} {} hidden{}, {} training sentences, {} held out, device cpu",
-        args.cell,
+        "slot filling: {cell} {} hidden{}, {} training sentences, {} held out, device {}",
         cfg.hidden,
         if cfg.recurrent {
             ""
@@ -125,9 +434,10 @@ fn train(args: TrainArgs) -> Result<()> {
             " (recurrence removed)"
         },
         cfg.train_sentences,
-        cfg.test_sentences
+        cfg.test_sentences,
+        backend.describe()
     );
-    let run = train_slot_tagger(CpuBackend::<f32>::new(), &cfg, |e| {
+    let run = train_slot_tagger(backend, cfg, |e| {
         println!(
             "epoch {:>3}  train loss {:.4}  held-out accuracy {:.2}%",
             e.epoch,
@@ -141,10 +451,154 @@ fn train(args: TrainArgs) -> Result<()> {
         run.test_words,
         100.0 * run.ceiling
     );
-    if let Some(path) = args.save {
-        checkpoint::save(&run.model, &path)
+    if let Some(path) = save {
+        checkpoint::save(&run.model, path)
             .with_context(|| format!("saving the model to {}", path.display()))?;
         println!("saved {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_check(args: CheckArgs) -> Result<()> {
+    let network = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the network config {}", path.display()))?;
+            NetworkConfig::from_toml(&text)
+                .with_context(|| format!("in the network config {}", path.display()))?
+        }
+        None => NetworkFlags {
+            cell: args.cell,
+            peephole: args.peephole,
+            proj: args.proj,
+            gru_variant: args.gru_variant,
+            layers: args.layers,
+            hidden: args.hidden,
+            input: args.input,
+            bidirectional: args.bidirectional,
+            task: args.task,
+            classes: args.classes,
+        }
+        .network()?,
+    };
+    let lengths = args
+        .lengths
+        .as_deref()
+        .map(check::parse_lengths)
+        .transpose()?;
+    let seq = check::seq_shape(args.seq, args.batch, lengths)?;
+    let mut tolerances = check::Tolerances::default();
+    if let Some(t) = args.tolerance {
+        tolerances.forward = t;
+        tolerances.gradient = t;
+    }
+    if let Some(t) = args.forward_tolerance {
+        tolerances.forward = t;
+    }
+    for t in [tolerances.forward, tolerances.gradient] {
+        if !(t >= 0.0 && t.is_finite()) {
+            bail!("tolerances must be finite and not negative, got {t}");
+        }
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number");
+    }
+    let spec = CheckSpec {
+        network,
+        seq,
+        seed: args.seed,
+        steps: args.steps,
+        lr: args.lr,
+        tolerances,
+    };
+    println!("{}", check::describe(&spec));
+    let reference = CpuBackend::<f32>::new();
+    let report = match args.candidate {
+        Candidate::Gpu => check::run_check(reference, open_gpu(args.adapter.as_deref())?, &spec)?,
+        Candidate::Cpu64 => {
+            if args.adapter.is_some() {
+                bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
+            }
+            check::run_check(reference, CpuBackend::<f64>::new(), &spec)?
+        }
+    };
+    print!("{}", report.render());
+    let failures = report.failures();
+    if let Some(worst) = failures.first() {
+        bail!(
+            "{} of {} tensors exceed the tolerance (first: {}, max abs err {:.3e}, max rel err {:.3e}, tolerance {:.0e})",
+            failures.len(),
+            report.rows.len(),
+            worst.name,
+            worst.max_abs,
+            worst.max_rel,
+            worst.tolerance
+        );
+    }
+    Ok(())
+}
+
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let mut configs = match &args.suite {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the suite {}", path.display()))?;
+            bench::parse_suite(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => {
+            let c = BenchConfig {
+                name: None,
+                kind: args.cell,
+                layers: args.layers,
+                hidden: args.hidden,
+                input: args.input,
+                batch: args.batch,
+                seq: args.seq,
+                bidirectional: args.bidirectional,
+            };
+            c.validate()?;
+            vec![c]
+        }
+    };
+    if let Some(only) = &args.only {
+        let names: Vec<&str> = only.split(',').map(str::trim).collect();
+        for n in &names {
+            if !configs.iter().any(|c| c.name.as_deref() == Some(n)) {
+                bail!("--only: the suite has no entry named `{n}`");
+            }
+        }
+        configs.retain(|c| c.name.as_deref().is_some_and(|n| names.contains(&n)));
+    }
+    if args.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let mut json = match &args.json {
+        Some(path) => Some(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => None,
+    };
+    // Each configuration gets a fresh backend (its own device and memory count); the first
+    // one also settles which device `auto` means.
+    let mut chosen = Some(choose(args.device, args.adapter.as_deref())?);
+    let on_gpu = matches!(chosen, Some(Chosen::Gpu(_)));
+    for c in &configs {
+        let backend = match chosen.take() {
+            Some(b) => b,
+            None if on_gpu => Chosen::Gpu(Box::new(open_gpu(args.adapter.as_deref())?)),
+            None => Chosen::Cpu(CpuBackend::new()),
+        };
+        let result = match backend {
+            Chosen::Gpu(be) => bench::run(*be, c, args.warmup, args.reps),
+            Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps),
+        }
+        .with_context(|| format!("benchmarking {}", c.label()))?;
+        println!("{}", result.summary());
+        if let (Some(f), Some(path)) = (json.as_mut(), &args.json) {
+            writeln!(f, "{}", result.to_json())
+                .and_then(|()| f.flush())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(())
 }

@@ -331,6 +331,14 @@ impl<B: Backend> Model<B> {
     /// The task loss of the last forward pass (mean over what counts); also prepares its
     /// gradient for `backward`.
     pub fn loss(&mut self, targets: &Targets<B::Scalar>) -> Result<B::Scalar, InputError> {
+        self.record_loss(targets)?;
+        self.last_loss()
+    }
+
+    /// Like [`Model::loss`] without reading the loss back: on the GPU the loss and its
+    /// gradient are only recorded, so a whole training step stays one submission. Read the
+    /// value later with [`Model::last_loss`].
+    pub fn record_loss(&mut self, targets: &Targets<B::Scalar>) -> Result<(), InputError> {
         let (Some(hp), Some(task)) = (&self.plan.head, &self.plan.task) else {
             return Err(InputError::WrongKind(
                 "this model has no head, hence no loss; use backward_from".into(),
@@ -409,7 +417,15 @@ impl<B: Backend> Model<B> {
             }
         }
         ws.have_dlogits = true;
-        Ok(be.download(&ws.loss)[0])
+        Ok(())
+    }
+
+    /// The value of the last recorded loss (waits for the GPU).
+    pub fn last_loss(&self) -> Result<B::Scalar, InputError> {
+        match &self.ws {
+            Some(ws) if ws.have_dlogits => Ok(self.backend.download(&ws.loss)[0]),
+            _ => Err(InputError::WrongKind("no loss was computed yet".into())),
+        }
     }
 
     /// Backpropagates the gradient of the last `loss` call, accumulating parameter

@@ -67,13 +67,10 @@ impl<B: Backend> Trainer<B> {
         let seed = crate::dropout::layer_seed(self.seed, step, usize::MAX);
         self.model
             .forward(batch, None, Mode::Train { dropout_seed: seed })?;
-        let loss = self.model.loss(targets)?.f64();
-        if !loss.is_finite() {
-            return Err(InputError::NotFinite {
-                what: format!("loss at step {step}"),
-                value: loss,
-            });
-        }
+        // The whole step is recorded first (one submission on the GPU); the update is
+        // skipped on the device when the gradient norm is not finite, which a NaN or
+        // infinite loss always makes it.
+        self.model.record_loss(targets)?;
         self.model.zero_grads();
         self.model.backward(Wants::default())?;
         let clip = self.config.clip.clone();
@@ -88,8 +85,21 @@ impl<B: Backend> Trainer<B> {
         if let Some(v) = clip.max_value {
             be.clip_grad_value(grads, v);
         }
-        be.optimizer_step(&opt, params, grads, &mut self.state);
+        be.optimizer_step_if_finite(&opt, params, grads, &mut self.state, &self.norm);
         let grad_norm = be.download(&self.norm)[0].f64();
+        let loss = self.model.last_loss()?.f64();
+        if !loss.is_finite() {
+            return Err(InputError::NotFinite {
+                what: format!("loss at step {step}"),
+                value: loss,
+            });
+        }
+        if !grad_norm.is_finite() {
+            return Err(InputError::NotFinite {
+                what: format!("gradient norm at step {step}"),
+                value: grad_norm,
+            });
+        }
         self.step = step;
         Ok(StepStats {
             loss,

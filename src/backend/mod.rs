@@ -280,4 +280,24 @@ pub trait Backend {
         grads: &Self::Buffer,
         state: &mut [Self::Buffer],
     );
+
+    /// [`Backend::optimizer_step`], skipped entirely when `guard[0]` (the step's gradient
+    /// norm) is infinite or NaN, decided on the device: a training step needs no host
+    /// round-trip to keep a diverged step from reaching the parameters.
+    fn optimizer_step_if_finite(
+        &self,
+        step: &OptimizerStep,
+        params: &mut Self::Buffer,
+        grads: &Self::Buffer,
+        state: &mut [Self::Buffer],
+        guard: &Self::Buffer,
+    ) {
+        if self
+            .download(guard)
+            .first()
+            .is_some_and(|g| num_traits::Float::is_finite(*g))
+        {
+            self.optimizer_step(step, params, grads, state);
+        }
+    }
 }

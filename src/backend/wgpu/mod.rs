@@ -278,6 +278,16 @@ impl Backend for WgpuBackend {
         grads: &GpuBuffer,
         state: &mut [GpuBuffer],
     ) {
-        optim::optimizer_step(self, step, params, grads, state);
+        optim::optimizer_step(self, step, params, grads, state, None);
+    }
+    fn optimizer_step_if_finite(
+        &self,
+        step: &OptimizerStep,
+        params: &mut GpuBuffer,
+        grads: &GpuBuffer,
+        state: &mut [GpuBuffer],
+        guard: &GpuBuffer,
+    ) {
+        optim::optimizer_step(self, step, params, grads, state, Some(guard));
     }
 }

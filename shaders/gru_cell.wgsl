@@ -1,0 +1,273 @@
+// gru_cell.wgsl: the GRU step, forward and backward (CPU twin: src/backend/cpu/gru_cell.rs).
+// Prepended by layer.wgsl (bindings, LP, cache sections). Gate order r, z, n: the row blocks
+// of W_hh ([3H, H]) and b_hh are W_hr, W_hz, W_hn and b_hr, b_hz, b_hn; xp = [xp_r|xp_z|xp_n].
+//
+//   r = sigmoid(xp_r + W_hr h + b_hr),  z = sigmoid(xp_z + W_hz h + b_hz)   (h = h_{t-1})
+//   opt0 = 0 Pytorch:      hn = W_hn h + b_hn,       n = tanh(xp_n + r * hn)
+//   opt0 = 1 ResetBefore:  hn = W_hn (r * h) + b_hn, n = tanh(xp_n + hn)
+//   h_t = (1 - z) * n + z * h
+//
+// The step's output and its next state are both h_t (section hs); no cell state.
+//
+// Record (K = 4H): [r | z | n | q] with q = hn (Pytorch, needed for dr) or q = r * h
+// (ResetBefore, the right factor of dW_hn).
+// Scratch (S = H Pytorch, 2H ResetBefore): [dh | drh] with dh the whole gradient of h_t
+// (dy + what came back from step t+1) and drh = W_hn^T da_n (ResetBefore only).
+//
+// Backward, per unit j: dn = dh (1 - z), dz = dh (h - n), da_n = dn (1 - n^2),
+// da_z = dz z (1 - z) and
+//   Pytorch:      da_r = da_n hn r (1 - r);  dxp = [da_r | da_z | da_n],
+//                 dgh = [da_r | da_z | da_n r] (so dW_hh = dgh^T hp, db_hh = sums of dgh);
+//   ResetBefore:  drh = W_hn^T da_n, da_r = drh h r (1 - r); dxp = dgh = [da_r | da_z | da_n]
+//                 (dW_hh rows 0..2H = dgh^T hp, rows 2H..3H = dgh_n^T q: see gru_cell.rs).
+// The gradient reaching h_{t-1}[k] through the step of row t (dh_through):
+//   z[k] dh[k] + sum_{g < 2H} W_hh[g, k] dgh[g] + (Pytorch) sum_g W_hn[g, k] dgh_n[g]
+//                                               | (ResetBefore) r[k] drh[k].
+// layer.wgsl's dh_from_next/dh_initial (plain W_hh^T dgh) miss the direct z * dh path and
+// the reset factor, so this file has its own (dh_next, dh_through).
+//
+// Dispatches per step. Pytorch: one forward (fwd_step), one backward (bwd_step): every
+// quantity of unit j needs only row j of each W_hh block and the previous state.
+// ResetBefore: hn_j = sum_k W_hn[j, k] r_k h_k needs r of the whole row, so the forward is
+// two dispatches: fwd_gates (r, z, q = r h into rec, hp) then fwd_cand (hn, n, h_t).
+// Recomputing r_k inside the sum instead would cost an H-long dot per k, O(H^3) per row
+// against O(H^2), which a second dispatch's fixed launch cost beats for all but tiny H.
+// Likewise its backward: drh_j = sum_g W_hn[g, j] da_n[g] needs da_n of the whole row, so
+// bwd_step (dh, da_z, da_n) is followed by bwd_reset (drh, da_r).
+// Invocations (j, b, d): j < H, one per hidden unit, both directions in one dispatch;
+// dinit: (k, b, d), k < R = H.
+
+const RESET_BEFORE: u32 = 1u;
+
+fn reset_before() -> bool { return p.opt0 == RESET_BEFORE; }
+
+// Index of element `i` of the record (width K) of `row`.
+fn rec_at(row: u32, i: u32) -> u32 { return p.rec + row * p.kw + i; }
+// Index of element `i` of the backward scratch (width S) of `row`.
+fn scr_at(row: u32, i: u32) -> u32 { return p.scr + row * p.sw + i; }
+
+// (W_hr h, W_hz h, W_hn h) at unit j for the previous state h of step s, given the offsets
+// of the three W_hh rows (wr, wz, wn); zero when the step sees no previous state. The
+// previous state is read where it lives (st_h or the previous row's hs): the hp row of this
+// step is complete only once every invocation of the row has recorded its element.
+fn hh3(d: u32, b: u32, s: u32, wr: u32, wz: u32, wn: u32) -> vec3<f32> {
+    var acc = vec3<f32>(0.0);
+    if (!recurrent()) {
+        return acc;
+    }
+    if (s == 0u) {
+        if (!has_state()) {
+            return acc;
+        }
+        let base = (d * p.batch + b) * p.rw;
+        for (var k = 0u; k < p.rw; k++) {
+            acc += vec3<f32>(params[wr + k], params[wz + k], params[wn + k]) * st_h[base + k];
+        }
+        return acc;
+    }
+    let base = p.hs + prev_row(d, b, s) * p.rw;
+    for (var k = 0u; k < p.rw; k++) {
+        acc += vec3<f32>(params[wr + k], params[wz + k], params[wn + k]) * cache[base + k];
+    }
+    return acc;
+}
+
+// Pytorch: the whole step in one dispatch.
+@compute @workgroup_size(64, 1, 1)
+fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    record_h_prev(d, b, p.s, row, j);
+    let wr = w_hh(d) + j * p.rw;
+    let wz = wr + hd * p.rw;
+    let wn = wz + hd * p.rw;
+    let a = hh3(d, b, p.s, wr, wz, wn);
+    let bh = b_hh(d);
+    let x = p.xp + row * p.gh;
+    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
+    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
+    let hn = a.z + params[bh + 2u * hd + j];
+    let n = tanh_stable(cache[x + 2u * hd + j] + r * hn);
+    let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
+    cache[rec_at(row, j)] = r;
+    cache[rec_at(row, hd + j)] = z;
+    cache[rec_at(row, 2u * hd + j)] = n;
+    cache[rec_at(row, 3u * hd + j)] = hn;
+    cache[p.hs + row * p.rw + j] = h;
+    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+}
+
+// ResetBefore, phase 1: r, z, q = r * h and the previous state into hp.
+@compute @workgroup_size(64, 1, 1)
+fn fwd_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    record_h_prev(d, b, p.s, row, j);
+    let wr = w_hh(d) + j * p.rw;
+    let wz = wr + hd * p.rw;
+    // The third product is not needed here: pass the z row again (same loads).
+    let a = hh3(d, b, p.s, wr, wz, wz);
+    let bh = b_hh(d);
+    let x = p.xp + row * p.gh;
+    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
+    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
+    cache[rec_at(row, j)] = r;
+    cache[rec_at(row, hd + j)] = z;
+    cache[rec_at(row, 3u * hd + j)] = r * h_prev(d, b, p.s, j);
+}
+
+// ResetBefore, phase 2: hn = W_hn q + b_hn over the complete q row, n and h_t.
+@compute @workgroup_size(64, 1, 1)
+fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    var hn = params[b_hh(d) + 2u * hd + j];
+    if (recurrent()) {
+        let wn = w_hh(d) + (2u * hd + j) * p.rw;
+        let q = rec_at(row, 3u * hd);
+        for (var k = 0u; k < p.rw; k++) {
+            hn += params[wn + k] * cache[q + k];
+        }
+    }
+    let n = tanh_stable(cache[p.xp + row * p.gh + 2u * hd + j] + hn);
+    let z = cache[rec_at(row, hd + j)];
+    let h = (1.0 - z) * n + z * cache[p.hp + row * p.rw + j];
+    cache[rec_at(row, 2u * hd + j)] = n;
+    cache[p.hs + row * p.rw + j] = h;
+    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+}
+
+// Gradient reaching h_{t-1}[k] through the step of `row` (whose backward is complete).
+fn dh_through(d: u32, row: u32, k: u32) -> f32 {
+    let hd = p.hidden;
+    var acc = cache[rec_at(row, hd + k)] * cache[scr_at(row, k)];
+    let w = w_hh(d) + k;
+    let g_end = select(p.gh, 2u * hd, reset_before());
+    let dg = p.dgh + row * p.gh;
+    for (var g = 0u; g < g_end; g++) {
+        acc += params[w + g * p.rw] * cache[dg + g];
+    }
+    if (reset_before()) {
+        acc += cache[rec_at(row, k)] * cache[scr_at(row, hd + k)];
+    }
+    return acc;
+}
+
+// Gradient reaching h_t[k] of step s from step s + 1 (or the final-state gradient at the
+// sequence's end; 0 when the layer is not recurrent).
+fn dh_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
+    if (s + 1u >= lens[b]) {
+        if (has_state()) {
+            return st_h[(d * p.batch + b) * p.rw + k];
+        }
+        return 0.0;
+    }
+    if (!recurrent()) {
+        return 0.0;
+    }
+    return dh_through(d, next_row(d, b, s), k);
+}
+
+// Both variants, phase 1: dh, da_z, da_n (and da_r for Pytorch).
+@compute @workgroup_size(64, 1, 1)
+fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_next(d, b, p.s, j);
+    cache[scr_at(row, j)] = dh;
+    let r = cache[rec_at(row, j)];
+    let z = cache[rec_at(row, hd + j)];
+    let n = cache[rec_at(row, 2u * hd + j)];
+    let h = cache[p.hp + row * p.rw + j];
+    let da_n = dh * (1.0 - z) * (1.0 - n * n);
+    let da_z = dh * (h - n) * z * (1.0 - z);
+    let dx = p.dxp + row * p.gh;
+    let dg = p.dgh + row * p.gh;
+    cache[dx + hd + j] = da_z;
+    cache[dg + hd + j] = da_z;
+    cache[dx + 2u * hd + j] = da_n;
+    if (reset_before()) {
+        cache[dg + 2u * hd + j] = da_n;
+    } else {
+        let hn = cache[rec_at(row, 3u * hd + j)];
+        let da_r = da_n * hn * r * (1.0 - r);
+        cache[dx + j] = da_r;
+        cache[dg + j] = da_r;
+        cache[dg + 2u * hd + j] = da_n * r;
+    }
+}
+
+// ResetBefore, phase 2: drh = W_hn^T da_n over the complete da_n row, then da_r.
+@compute @workgroup_size(64, 1, 1)
+fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let w = w_hh(d) + 2u * hd * p.rw + j;
+    let dn = p.dgh + row * p.gh + 2u * hd;
+    var drh = 0.0;
+    for (var g = 0u; g < hd; g++) {
+        drh += params[w + g * p.rw] * cache[dn + g];
+    }
+    cache[scr_at(row, hd + j)] = drh;
+    let r = cache[rec_at(row, j)];
+    let da_r = drh * cache[p.hp + row * p.rw + j] * r * (1.0 - r);
+    cache[p.dxp + row * p.gh + j] = da_r;
+    cache[p.dgh + row * p.gh + j] = da_r;
+}
+
+// Gradient of the initial state. Invocations (k, b, d), k < R.
+@compute @workgroup_size(64, 1, 1)
+fn dinit(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_final();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (k >= p.rw) {
+        return;
+    }
+    var g = 0.0;
+    if (recurrent()) {
+        g = dh_through(d, row_of(d, time_of(d, b, 0u), b), k);
+    }
+    out_h[(d * p.batch + b) * p.rw + k] = g;
+}

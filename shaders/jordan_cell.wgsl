@@ -1,0 +1,164 @@
+// jordan_cell.wgsl: the Jordan step, forward and backward (CPU twin:
+// src/backend/cpu/jordan_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections).
+//
+//   h_t = act(xp_t + W_hh y_{t-1} + b_hh)         act = opt0 (tanh, relu, linear)
+//   z_t = W_head h_t + b_head                     W_head [C, H] at ex0, b_head [C] at ex1
+//   y_t = softmax(z_t) (opt1 = 1) or z_t (opt1 = 0)
+//
+// The layer outputs h_t; the recurrent state (width R = C, the head's classes; sections
+// hp/hs) is y_t. The head is the model's own head, shared: its gradients from the feedback
+// path add to those of the model's head.
+//
+// Record (K = H + C): [h_t: H | z_t: C]. Scratch (S = 2C): [dz_t: C | dy_t: C].
+//
+// Forward, per step, in order (each phase needs whole rows of the one before):
+//   fwd_step    (j < H)  h_t -> rec[0..H], layer output
+//   fwd_head    (c < C)  z_t -> rec[H..H+C]; linear feedback also y_t = z_t -> hs
+//   fwd_softmax (c < C)  softmax feedback: y_t = softmax(rec z row) -> hs
+// Backward, per step:
+//   bwd_state   (c < C)  dy_t = W_hh^T da_{t+1} (or the final-state gradient) -> scr dy
+//   bwd_step    (j < H)  dz_t = y (dy - <y, dy>) (softmax) or dy (linear), recomputed from
+//                        the row by every invocation and written to scr dz for c = j, j+H..;
+//                        dh_t = dout_t + W_head^T dz_t, da_t = dh_t * act'(h_t) -> dxp, dgh
+// The head's gradients (dW_head += dz^T h, db_head += col sums of dz) are GEMMs after the
+// loop (src/backend/wgpu/jordan_cell.rs).
+// Invocations (j or c, b, d): both directions in one dispatch (a Jordan layer has one).
+
+fn softmax_feedback() -> bool { return p.opt1 != 0u; }
+
+@compute @workgroup_size(64, 1, 1)
+fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    record_h_prev(d, b, p.s, row, j);
+    // The hp row is complete only after every invocation of this row wrote its part, so
+    // the product reads the previous state directly.
+    var a = cache[p.xp + row * p.gh + j] + params[b_hh(d) + j];
+    let w = w_hh(d) + j * p.rw;
+    for (var k = 0u; k < p.rw; k++) {
+        a += params[w + k] * h_prev(d, b, p.s, k);
+    }
+    let h = act(p.opt0, a);
+    cache[p.rec + row * p.kw + j] = h;
+    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn fwd_head(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let c = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (c >= p.rw || p.s >= lens[b]) {
+        return;
+    }
+    let row = row_of(d, time_of(d, b, p.s), b);
+    var z = params[ex1(d) + c];
+    let w = ex0(d) + c * p.hidden;
+    let hr = p.rec + row * p.kw;
+    for (var j = 0u; j < p.hidden; j++) {
+        z += params[w + j] * cache[hr + j];
+    }
+    cache[hr + p.hidden + c] = z;
+    if (!softmax_feedback()) {
+        cache[p.hs + row * p.rw + c] = z;
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn fwd_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let c = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (c >= p.rw || p.s >= lens[b]) {
+        return;
+    }
+    let row = row_of(d, time_of(d, b, p.s), b);
+    let zr = p.rec + row * p.kw + p.hidden;
+    var m = cache[zr];
+    for (var k = 1u; k < p.rw; k++) {
+        m = max(m, cache[zr + k]);
+    }
+    var sum = 0.0;
+    for (var k = 0u; k < p.rw; k++) {
+        sum += exp(cache[zr + k] - m);
+    }
+    cache[p.hs + row * p.rw + c] = exp(cache[zr + c] - m) / sum;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn bwd_state(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let c = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (c >= p.rw || p.s >= lens[b]) {
+        return;
+    }
+    let row = row_of(d, time_of(d, b, p.s), b);
+    cache[p.scr + row * p.sw + p.rw + c] = dh_from_next(d, b, p.s, c);
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (j >= p.hidden || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let sr = p.scr + row * p.sw;
+    let yr = p.hs + row * p.rw;
+    // <y, dy> for the softmax's Jacobian (0 unused for linear feedback).
+    var dot = 0.0;
+    if (softmax_feedback()) {
+        for (var k = 0u; k < p.rw; k++) {
+            dot += cache[yr + k] * cache[sr + p.rw + k];
+        }
+    }
+    // dh = dout + W_head^T dz
+    var dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j];
+    let w = ex0(d) + j;
+    for (var k = 0u; k < p.rw; k++) {
+        var dz = cache[sr + p.rw + k];
+        if (softmax_feedback()) {
+            dz = cache[yr + k] * (dz - dot);
+        }
+        dh += params[w + k * p.hidden] * dz;
+    }
+    for (var k = j; k < p.rw; k += p.hidden) {
+        var dz = cache[sr + p.rw + k];
+        if (softmax_feedback()) {
+            dz = cache[yr + k] * (dz - dot);
+        }
+        cache[sr + k] = dz;
+    }
+    let h = cache[p.rec + row * p.kw + j];
+    let da = dh * dact(p.opt0, h);
+    cache[p.dxp + row * p.gh + j] = da;
+    cache[p.dgh + row * p.gh + j] = da;
+}
+
+// Gradient of the initial state. Invocations (k, b, d), k < R.
+@compute @workgroup_size(64, 1, 1)
+fn dinit(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_final();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (k >= p.rw) {
+        return;
+    }
+    out_h[(d * p.batch + b) * p.rw + k] = dh_initial(d, b, k);
+}

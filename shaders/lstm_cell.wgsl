@@ -1,0 +1,230 @@
+// lstm_cell.wgsl: the LSTM step, forward and backward (CPU twin:
+// src/backend/cpu/lstm_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections).
+//
+//   a   = xp + W_hh h_{t-1} + b_hh          (4H rows a_i a_f a_g a_o, PyTorch order)
+//   i   = gate(a_i + p_i c_{t-1})           gate = opt0, cellact = opt1, hiddenact = opt2
+//   f   = gate(a_f + p_f c_{t-1})
+//   g   = cellact(a_g)
+//   c_t = f c_{t-1} + i g
+//   o   = gate(a_o + p_o c_t)
+//   m   = o hiddenact(c_t)
+//   h_t = m, or W_hr m with a projection (W_hr [P, H])
+//
+// opt3 bits: 1 peepholes (p_i, p_f, p_o = rows 0, 1, 2 of `peephole` [3, H] at ex0),
+// 2 projection (W_hr at ex1). The recurrent state and the output are h_t (width R = P with
+// a projection, else H, section hs); the cell state c_t (width H) is in cs, c_{t-1} in cp.
+//
+// Record (K per row): [i: H | f: H | g: H | o: H | hiddenact(c_t): H | m: H], the m block
+// only with a projection (every activation's derivative follows from its output).
+// Scratch (S per row): [da_i c_{t-1}: H | da_f c_{t-1}: H | da_o c_t: H] with peepholes
+// (column sums -> peephole gradient), then [dh_t: P] with a projection (dW_hr = dh^T m).
+//
+// Forward, per step: fwd_step (j < H) computes the gates and the cell update, and without
+// a projection writes h_t = m; with one, fwd_proj (k < P) then forms h_t = W_hr m from the
+// complete m row.
+// Backward, per step: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the
+// sequence's end). With a projection bwd_dh (k < P) stores dh_t in scratch and bwd_step
+// forms dm = W_hr^T dh_t; without one dm = dh_t directly in bwd_step (j < H). The running
+// cell-state gradient lives in the dc section: read from st_c at each sequence's last
+// step, replaced by dc_{t-1} = dc f + da_i p_i + da_f p_f after each step.
+//   da_o = dm hiddenact(c) gate'(o)       dc = dc_next + dm o hiddenact'(c) + da_o p_o
+//   da_i = dc g gate'(i)   da_f = dc c_{t-1} gate'(f)   da_g = dc i cellact'(g)
+// dxp = dgh = da. dinit: dh_0 = W_hh^T da_first, dc_0 = the final dc.
+// Invocations (j, b, d): one per hidden unit (or projected unit), both directions at once.
+
+const LSTM_PEEPHOLE: u32 = 1u;
+const LSTM_PROJ: u32 = 2u;
+
+fn lstm_peephole() -> bool { return (p.opt3 & LSTM_PEEPHOLE) != 0u; }
+fn lstm_proj() -> bool { return (p.opt3 & LSTM_PROJ) != 0u; }
+
+// Peephole weight of row r (0 i, 1 f, 2 o) for unit j; 0 without peepholes.
+fn peep(d: u32, r: u32, j: u32) -> f32 {
+    if (!lstm_peephole()) {
+        return 0.0;
+    }
+    return params[ex0(d) + r * p.hidden + j];
+}
+
+// Offset of the dh block in a scratch row.
+fn scr_dh() -> u32 {
+    return select(0u, 3u * p.hidden, lstm_peephole());
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    let n = p.hidden;
+    if (j >= n || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    record_h_prev(d, b, p.s, row, j);
+    // a = xp + b_hh + W_hh h_{t-1}, four gate rows of unit j.
+    let xr = p.xp + row * p.gh;
+    let bh = b_hh(d);
+    var ai = cache[xr + j] + params[bh + j];
+    var af = cache[xr + n + j] + params[bh + n + j];
+    var ag = cache[xr + 2u * n + j] + params[bh + 2u * n + j];
+    var ao = cache[xr + 3u * n + j] + params[bh + 3u * n + j];
+    let w = w_hh(d);
+    let wi = w + j * p.rw;
+    let wf = w + (n + j) * p.rw;
+    let wg = w + (2u * n + j) * p.rw;
+    let wo = w + (3u * n + j) * p.rw;
+    for (var k = 0u; k < p.rw; k++) {
+        let hk = h_prev(d, b, p.s, k);
+        ai += params[wi + k] * hk;
+        af += params[wf + k] * hk;
+        ag += params[wg + k] * hk;
+        ao += params[wo + k] * hk;
+    }
+    let cp = c_prev(d, b, p.s, j);
+    cache[p.cp + row * p.cw + j] = cp;
+    let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
+    let gf = act(p.opt0, af + peep(d, 1u, j) * cp);
+    let gg = act(p.opt1, ag);
+    let c = gf * cp + gi * gg;
+    let go = act(p.opt0, ao + peep(d, 2u, j) * c);
+    let hc = act(p.opt2, c);
+    let m = go * hc;
+    cache[p.cs + row * p.cw + j] = c;
+    let r = p.rec + row * p.kw;
+    cache[r + j] = gi;
+    cache[r + n + j] = gf;
+    cache[r + 2u * n + j] = gg;
+    cache[r + 3u * n + j] = go;
+    cache[r + 4u * n + j] = hc;
+    if (lstm_proj()) {
+        cache[r + 5u * n + j] = m;
+    } else {
+        cache[p.hs + row * p.rw + j] = m;
+        y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
+    }
+}
+
+// h_t = W_hr m (projection only). Invocations (k, b, d), k < P.
+@compute @workgroup_size(64, 1, 1)
+fn fwd_proj(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (k >= p.rw || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let w = ex1(d) + k * p.hidden;
+    let mr = p.rec + row * p.kw + 5u * p.hidden;
+    var h = 0.0;
+    for (var j = 0u; j < p.hidden; j++) {
+        h += params[w + j] * cache[mr + j];
+    }
+    cache[p.hs + row * p.rw + k] = h;
+    y[(t * p.batch + b) * p.out_w + d * p.out + k] = h;
+}
+
+// dh_t = dy_t + W_hh^T da_{t+1} into scratch (projection only). Invocations (k, b, d), k < P.
+@compute @workgroup_size(64, 1, 1)
+fn bwd_dh(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (k >= p.rw || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + k] + dh_from_next(d, b, p.s, k);
+    cache[p.scr + row * p.sw + scr_dh() + k] = dh;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_backward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    let n = p.hidden;
+    if (j >= n || p.s >= lens[b]) {
+        return;
+    }
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let sr = p.scr + row * p.sw;
+    // dm = W_hr^T dh_t, or dh_t itself.
+    var dm = 0.0;
+    if (lstm_proj()) {
+        let w = ex1(d) + j;
+        let dr = sr + scr_dh();
+        for (var k = 0u; k < p.rw; k++) {
+            dm += params[w + k * n] * cache[dr + k];
+        }
+    } else {
+        dm = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
+    }
+    // Gradient of c_t from the next step (or the final-state gradient).
+    let di = (d * p.batch + b) * p.cw + j;
+    var dc_next = 0.0;
+    if (p.s + 1u >= lens[b]) {
+        if (has_state()) {
+            dc_next = st_c[di];
+        }
+    } else {
+        dc_next = cache[p.dc + di];
+    }
+    let r = p.rec + row * p.kw;
+    let gi = cache[r + j];
+    let gf = cache[r + n + j];
+    let gg = cache[r + 2u * n + j];
+    let go = cache[r + 3u * n + j];
+    let hc = cache[r + 4u * n + j];
+    let c = cache[p.cs + row * p.cw + j];
+    let cp = cache[p.cp + row * p.cw + j];
+    let da_o = dm * hc * dact(p.opt0, go);
+    let dc = dc_next + dm * go * dact(p.opt2, hc) + da_o * peep(d, 2u, j);
+    let da_i = dc * gg * dact(p.opt0, gi);
+    let da_f = dc * cp * dact(p.opt0, gf);
+    let da_g = dc * gi * dact(p.opt1, gg);
+    var dc_prev = 0.0;
+    if (recurrent()) {
+        dc_prev = dc * gf + da_i * peep(d, 0u, j) + da_f * peep(d, 1u, j);
+    }
+    cache[p.dc + di] = dc_prev;
+    let xr = row * p.gh;
+    cache[p.dxp + xr + j] = da_i;
+    cache[p.dxp + xr + n + j] = da_f;
+    cache[p.dxp + xr + 2u * n + j] = da_g;
+    cache[p.dxp + xr + 3u * n + j] = da_o;
+    cache[p.dgh + xr + j] = da_i;
+    cache[p.dgh + xr + n + j] = da_f;
+    cache[p.dgh + xr + 2u * n + j] = da_g;
+    cache[p.dgh + xr + 3u * n + j] = da_o;
+    if (lstm_peephole()) {
+        cache[sr + j] = da_i * cp;
+        cache[sr + n + j] = da_f * cp;
+        cache[sr + 2u * n + j] = da_o * c;
+    }
+}
+
+// Gradient of the initial states. Invocations (k, b, d), k < max(R, C).
+@compute @workgroup_size(64, 1, 1)
+fn dinit(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_final();
+    let k = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (k < p.rw) {
+        out_h[(d * p.batch + b) * p.rw + k] = dh_initial(d, b, k);
+    }
+    if (k < p.cw) {
+        let di = (d * p.batch + b) * p.cw + k;
+        out_c[di] = cache[p.dc + di];
+    }
+}

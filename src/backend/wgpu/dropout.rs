@@ -1,0 +1,36 @@
+//! Inverted dropout with the hash mask of `crate::dropout` (`shaders/dropout.wgsl`).
+
+use super::runtime::{Gpu, Shader};
+use super::{GpuBuffer, WgpuBackend};
+
+static DROPOUT: Shader = Shader {
+    name: "dropout",
+    source: include_str!("../../../shaders/dropout.wgsl"),
+};
+
+/// Keeps element `i` of `x` (scaled by `1 / (1 - p)`) when `crate::dropout::keep(seed, i, p)`,
+/// else zeroes it, exactly like `CpuBackend::dropout`.
+pub(super) fn dropout(be: &WgpuBackend, x: &mut GpuBuffer, p: f32, seed: u64) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    // The CPU reference rounds 1 - p in f64 to f32 before dividing.
+    let scale = 1.0f32 / (1.0 - p as f64) as f32;
+    let pipeline = be.gpu.pipeline(&DROPOUT, "dropout", &[]);
+    be.gpu.dispatch(
+        &pipeline,
+        &[
+            n as u32,
+            seed as u32,
+            (seed >> 32) as u32,
+            p.to_bits(),
+            scale.to_bits(),
+            0,
+            0,
+            0,
+        ],
+        &[x],
+        Gpu::grid_1d(n, 256),
+    );
+}

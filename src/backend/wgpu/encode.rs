@@ -1,0 +1,109 @@
+//! Token encoding on the GPU: embedding gather / one-hot and the embedding gradient's
+//! scatter-add (`shaders/encode.wgsl`; CPU twin `src/backend/cpu/encode.rs`).
+//!
+//! The scatter-add needs no float atomics: positions are grouped by id on the host (from
+//! the ids' host copy) into a CSR table, and one invocation per (unique id, feature) sums its
+//! positions' rows in step order, so the result is deterministic.
+
+use std::collections::BTreeMap;
+
+use super::runtime::{Gpu, Shader};
+use super::{GpuBuffer, GpuIds, WgpuBackend};
+use crate::backend::SeqShape;
+use crate::config::InputEncoding;
+use crate::params::{EncodePlan, embedding_rows};
+
+static ENCODE: Shader = Shader {
+    name: "encode",
+    source: include_str!("../../../shaders/encode.wgsl"),
+};
+
+/// Writes `x` `[T, B, width]`: embedding rows or one-hot vectors, zeros on padding steps.
+pub(super) fn encode_forward(
+    be: &WgpuBackend,
+    plan: &EncodePlan,
+    params: &GpuBuffer,
+    ids: &GpuIds,
+    seq: &SeqShape,
+    x: &mut GpuBuffer,
+) {
+    let (nb, w) = (seq.batch(), plan.width);
+    let n = seq.time * nb * w;
+    if n == 0 {
+        return;
+    }
+    let (mode, table, src) = match (&plan.encoding, plan.table) {
+        (InputEncoding::Embedding { .. }, Some(tab)) => (0u32, tab, params),
+        (InputEncoding::OneHot { .. }, _) => (1, 0, &be.dummy),
+        _ => (2, 0, &be.dummy),
+    };
+    let lengths = be.lengths(seq);
+    let pipeline = be.gpu.pipeline(&ENCODE, "encode_forward", &[]);
+    be.gpu.dispatch(
+        &pipeline,
+        &[n as u32, w as u32, nb as u32, mode, table as u32, 0, 0, 0],
+        &[src, &ids.buf, &lengths, x],
+        Gpu::grid_1d(n, 256),
+    );
+}
+
+/// `dtable[ids[t, b]] += dx[t, b]` over valid steps (embedding only; no-op otherwise).
+pub(super) fn encode_backward(
+    be: &WgpuBackend,
+    plan: &EncodePlan,
+    ids: &GpuIds,
+    seq: &SeqShape,
+    dx: &GpuBuffer,
+    grads: &mut GpuBuffer,
+) {
+    let Some(tab) = plan.table else { return };
+    let (nb, w) = (seq.batch(), plan.width);
+    let rows = embedding_rows(&plan.encoding);
+    // Positions of each id, in step order (the order the CPU loop adds them in).
+    let mut by_id: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for t in 0..seq.time {
+        for b in (0..nb).filter(|&b| seq.valid(t, b)) {
+            let r = t * nb + b;
+            let Some(&id) = ids.host.get(r) else { continue };
+            // Ids are validated upstream; one outside the table has no row to update.
+            if (id as usize) < rows {
+                by_id.entry(id).or_default().push(r as u32);
+            }
+        }
+    }
+    let uniq = by_id.len();
+    if uniq == 0 || w == 0 {
+        return;
+    }
+    // One u32 buffer: unique ids, then offsets (uniq + 1), then positions.
+    let positions: usize = by_id.values().map(Vec::len).sum();
+    let mut csr = Vec::with_capacity(2 * uniq + 1 + positions);
+    csr.extend(by_id.keys().copied());
+    let mut at = 0u32;
+    csr.push(0);
+    for list in by_id.values() {
+        at += list.len() as u32;
+        csr.push(at);
+    }
+    for list in by_id.values() {
+        csr.extend_from_slice(list);
+    }
+    let csr = be.gpu.buffer_from(&csr);
+    let n = uniq * w;
+    let pipeline = be.gpu.pipeline(&ENCODE, "encode_backward", &[]);
+    be.gpu.dispatch(
+        &pipeline,
+        &[
+            n as u32,
+            w as u32,
+            nb as u32,
+            0,
+            tab as u32,
+            uniq as u32,
+            (2 * uniq + 1) as u32,
+            uniq as u32,
+        ],
+        &[&csr, dx, grads],
+        Gpu::grid_1d(n, 256),
+    );
+}

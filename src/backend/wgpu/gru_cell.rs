@@ -1,0 +1,109 @@
+//! The GRU step kernels (`shaders/gru_cell.wgsl`; CPU twin `src/backend/cpu/gru_cell.rs`).
+//!
+//! Record `[r | z | n | q]` per row (`q = W_hn h + b_hn` for `Pytorch`, `q = r * h` for
+//! `ResetBefore`), scratch `[dh]` (`Pytorch`) or `[dh | W_hn^T da_n]` (`ResetBefore`).
+//! `Pytorch` takes one dispatch per step each way; `ResetBefore` two (its candidate needs the
+//! whole reset row forward, its reset gradient the whole candidate gradient row backward).
+
+use super::gemm::{Mat, Out};
+use super::layer::{Bwd, Call, Fwd, GpuCell};
+use super::runtime::{GpuBuffer, Shader};
+use crate::config::{CellConfig, GruVariant};
+use crate::params::LayerPlan;
+
+static SHADER: Shader = Shader {
+    name: "gru_cell",
+    source: concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/gru_cell.wgsl")
+    ),
+};
+
+/// GRU, gate order r, z, n; see `shaders/gru_cell.wgsl` for the math of both variants.
+pub(super) struct GruCell;
+
+fn variant(plan: &LayerPlan) -> GruVariant {
+    match plan.cell {
+        CellConfig::Gru { variant } => variant,
+        _ => GruVariant::Pytorch,
+    }
+}
+
+fn reset_before(plan: &LayerPlan) -> bool {
+    matches!(variant(plan), GruVariant::ResetBefore)
+}
+
+/// `dW_hh[rows first..first+n] += dgh[:, first..first+n]^T B` over all rows of direction
+/// `d`, with `B` the `[rows, H]` matrix at `b_off` of the cache with row stride `b_rs`.
+fn dw_block(c: &Call<'_>, d: usize, grads: &GpuBuffer, first: usize, n: usize, b: (usize, usize)) {
+    let (l, off) = (&c.lay, &c.plan.dirs[d]);
+    let (b_off, b_rs) = b;
+    c.gemm(
+        n,
+        l.rw,
+        l.rows(),
+        Mat::t(c.cache, c.dir(l.dgh, d, l.gh) + first, l.gh),
+        Mat {
+            buf: c.cache,
+            off: b_off,
+            rs: b_rs,
+            cs: 1,
+        },
+        Out {
+            buf: grads,
+            off: off.w_hh + first * l.rw,
+            rs: l.rw,
+        },
+        true,
+    );
+}
+
+impl GpuCell for GruCell {
+    fn shader(&self) -> &'static Shader {
+        &SHADER
+    }
+    fn record_width(&self, plan: &LayerPlan) -> usize {
+        4 * plan.hidden
+    }
+    fn scratch_width(&self, plan: &LayerPlan) -> usize {
+        if reset_before(plan) {
+            2 * plan.hidden
+        } else {
+            plan.hidden
+        }
+    }
+    fn options(&self, plan: &LayerPlan) -> [u32; 4] {
+        [reset_before(plan) as u32, 0, 0, 0]
+    }
+    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        let h = c.plan.hidden;
+        if reset_before(c.plan) {
+            c.forward(&SHADER, "fwd_gates", io, &w, h);
+            c.forward(&SHADER, "fwd_cand", io, &w, h);
+        } else {
+            c.forward(&SHADER, "fwd_step", io, &w, h);
+        }
+    }
+    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        let h = c.plan.hidden;
+        c.backward(&SHADER, "bwd_step", io, &w, h);
+        if reset_before(c.plan) {
+            c.backward(&SHADER, "bwd_reset", io, &w, h);
+        }
+    }
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+        let (l, h) = (&c.lay, c.plan.hidden);
+        let hp = (c.dir(l.hp, d, l.rw), l.rw);
+        if reset_before(c.plan) {
+            // Rows r, z against h_{t-1}; rows n against q = r * h_{t-1} (record slot 3).
+            dw_block(c, d, grads, 0, 2 * h, hp);
+            let q = (c.dir(l.rec, d, l.kw) + 3 * h, l.kw);
+            dw_block(c, d, grads, 2 * h, h, q);
+        } else {
+            dw_block(c, d, grads, 0, l.gh, hp);
+        }
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, c.plan.dirs[d].b_hh);
+    }
+}

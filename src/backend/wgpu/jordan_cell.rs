@@ -1,0 +1,137 @@
+//! The Jordan step kernels (`shaders/jordan_cell.wgsl`; CPU twin `src/backend/cpu/jordan_cell.rs`).
+//!
+//! Forward per step: the hidden row, then the head's row `z_t` (needs the whole hidden row),
+//! then for softmax feedback the softmax of that row. Backward per step: the fed-back
+//! output's gradient row, then the hidden unit gradients (the softmax and head backward
+//! recomputed per invocation from that row). The head's gradients over all steps are GEMMs.
+
+use super::GpuBuffer;
+use super::gemm::{Mat, Out, gemm};
+use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
+use super::runtime::Shader;
+use crate::config::{Activation, CellConfig, JordanFeedback};
+use crate::params::{HeadPlan, LayerPlan};
+
+static SHADER: Shader = Shader {
+    name: "jordan_cell",
+    source: concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/jordan_cell.wgsl")
+    ),
+};
+
+/// Jordan: `h_t = act(xp + W_hh y_{t-1} + b_hh)`, `y_t = feedback(W_head h_t + b_head)`.
+pub(super) struct JordanCell;
+
+fn head(plan: &LayerPlan) -> &HeadPlan {
+    plan.feedback_head
+        .as_ref()
+        .expect("validated: a Jordan layer has a head")
+}
+
+fn softmax(plan: &LayerPlan) -> bool {
+    matches!(
+        plan.cell,
+        CellConfig::Jordan {
+            feedback: JordanFeedback::Softmax,
+            ..
+        }
+    )
+}
+
+impl GpuCell for JordanCell {
+    fn shader(&self) -> &'static Shader {
+        &SHADER
+    }
+    /// `[h_t: H | z_t: C]`.
+    fn record_width(&self, plan: &LayerPlan) -> usize {
+        plan.hidden + plan.recurrent_input
+    }
+    /// `[dz_t: C | dy_t: C]`.
+    fn scratch_width(&self, plan: &LayerPlan) -> usize {
+        2 * plan.recurrent_input
+    }
+    fn options(&self, plan: &LayerPlan) -> [u32; 4] {
+        let a = match plan.cell {
+            CellConfig::Jordan { activation, .. } => activation,
+            _ => Activation::Tanh,
+        };
+        [act_code(a), softmax(plan) as u32, 0, 0]
+    }
+    fn extra_offsets(&self, plan: &LayerPlan) -> (usize, usize, usize, usize) {
+        let h = head(plan);
+        (h.w, h.w, h.b, h.b)
+    }
+    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        let classes = c.lay.rw;
+        c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
+        c.forward(&SHADER, "fwd_head", io, &w, classes);
+        if softmax(c.plan) {
+            c.forward(&SHADER, "fwd_softmax", io, &w, classes);
+        }
+    }
+    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        c.backward(&SHADER, "bwd_state", io, &w, c.lay.rw);
+        c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
+    }
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+        let (l, off, hp) = (&c.lay, &c.plan.dirs[d], head(c.plan));
+        let (n, nc, rows) = (c.plan.hidden, l.rw, l.rows());
+        // dW_hh += dgh^T hp, db_hh += column sums of dgh
+        c.gemm(
+            l.gh,
+            l.rw,
+            rows,
+            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
+            Out {
+                buf: grads,
+                off: off.w_hh,
+                rs: l.rw,
+            },
+            true,
+        );
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+        // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
+        // record row)
+        let dz = Mat::t(c.cache, c.dir(l.scr, d, l.sw), l.sw);
+        c.gemm(
+            nc,
+            n,
+            rows,
+            dz,
+            Mat::rows(c.cache, c.dir(l.rec, d, l.kw), l.kw),
+            Out {
+                buf: grads,
+                off: hp.w,
+                rs: n,
+            },
+            true,
+        );
+        // db_head += column sums of dz
+        let ones = c.be.ones(rows);
+        gemm(
+            &c.be.gpu,
+            nc,
+            1,
+            rows,
+            dz,
+            Mat {
+                buf: &ones,
+                off: 0,
+                rs: 1,
+                cs: 0,
+            },
+            Out {
+                buf: grads,
+                off: hp.b,
+                rs: 1,
+            },
+            1.0,
+            true,
+            None,
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! Fused loss forward+backward: softmax cross-entropy and mean squared error
+//! (`shaders/loss.wgsl`; CPU twin `src/backend/cpu/loss.rs`).
+//!
+//! Targets stay on the device: a row kernel writes each row's loss and how many terms it
+//! counts into scratch, a single workgroup reduces both into the mean (and `1 / count`), and
+//! a last kernel scales the gradient by it. Nothing is read back.
+
+use super::runtime::{Gpu, Shader};
+use super::{GpuBuffer, WgpuBackend};
+use crate::backend::{LossPlan, SeqShape, TargetBufs};
+use crate::config::Task;
+
+static LOSS: Shader = Shader {
+    name: "loss",
+    source: include_str!("../../../shaders/loss.wgsl"),
+};
+
+/// Flag: rows are steps `t * B + b`, counted only where valid.
+const PER_STEP: u32 = 1;
+/// Flag: an ignore label is set.
+const IGNORE: u32 = 2;
+
+/// Writes the mean loss into `loss[0]` and its gradient into `dlogits`, dispatching on the
+/// task and targets exactly as the CPU backend does.
+pub(super) fn loss(
+    be: &WgpuBackend,
+    plan: &LossPlan,
+    logits: &GpuBuffer,
+    targets: TargetBufs<'_, WgpuBackend>,
+    seq: &SeqShape,
+    loss: &mut GpuBuffer,
+    dlogits: &mut GpuBuffer,
+) {
+    let nb = seq.batch();
+    let classes = plan.classes;
+    // (entry point, rows, flags, ignore label, targets).
+    let (entry, rows, flags, ignore, target) = match (&plan.task, targets) {
+        (Task::Classification { .. }, TargetBufs::Classes(y)) => {
+            ("ce_rows", y.host.len(), 0, 0, &y.buf)
+        }
+        (Task::Regression, TargetBufs::Values(y)) => ("mse_rows", seq.time * nb, 0, 0, y),
+        (task, TargetBufs::Classes(y)) => {
+            let (flags, ignore) = match task.ignore_label() {
+                Some(l) => (PER_STEP | IGNORE, l),
+                None => (PER_STEP, 0),
+            };
+            ("ce_rows", y.host.len(), flags, ignore, &y.buf)
+        }
+        (_, TargetBufs::Values(_)) => {
+            // Float targets for a classification task: no loss is defined.
+            be.gpu.write(loss, &[f32::NAN]);
+            return;
+        }
+    };
+    let lengths = be.lengths(seq);
+    let scratch = be.gpu.buffer(2 * rows + 1);
+    let params = [
+        rows as u32,
+        classes as u32,
+        nb as u32,
+        flags,
+        ignore,
+        (rows * classes) as u32,
+        0,
+        0,
+    ];
+    if rows > 0 {
+        let groups = if entry == "ce_rows" {
+            // One workgroup per row.
+            Gpu::grid_1d(rows, 1)
+        } else {
+            Gpu::grid_1d(rows, 256)
+        };
+        let pipeline = be.gpu.pipeline(&LOSS, entry, &[]);
+        be.gpu.dispatch(
+            &pipeline,
+            &params,
+            &[logits, target, &lengths, dlogits, &scratch],
+            groups,
+        );
+    }
+    let reduce = be.gpu.pipeline(&LOSS, "reduce_loss", &[]);
+    be.gpu
+        .dispatch(&reduce, &params, &[&scratch, loss], [1, 1, 1]);
+    let n = rows * classes;
+    if n > 0 {
+        let scale = be.gpu.pipeline(&LOSS, "scale_rows", &[]);
+        be.gpu
+            .dispatch(&scale, &params, &[&scratch, dlogits], Gpu::grid_1d(n, 256));
+    }
+}

@@ -1,0 +1,177 @@
+//! The LSTM step kernels (`shaders/lstm_cell.wgsl`; CPU twin `src/backend/cpu/lstm_cell.rs`):
+//! PyTorch `nn.LSTM` with configurable activations, optional peepholes and an optional
+//! projection (LSTMP). With a projection each step takes two dispatches (the cell update,
+//! then `h = W_hr m` over the whole `m` row), and so does each backward step (`dh` into
+//! scratch, then the cell with `dm = W_hr^T dh`). The peephole and `W_hr` gradients are
+//! reductions over all steps after the loop.
+
+use super::GpuBuffer;
+use super::gemm::{Mat, Out};
+use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
+use super::runtime::Shader;
+use crate::config::{Activation, CellConfig};
+use crate::params::LayerPlan;
+
+static SHADER: Shader = Shader {
+    name: "lstm_cell",
+    source: concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/lstm_cell.wgsl")
+    ),
+};
+
+/// Option bits of `opt3` (`shaders/lstm_cell.wgsl`).
+const PEEPHOLE: u32 = 1;
+const PROJ: u32 = 2;
+
+/// The LSTM step.
+pub(super) struct LstmCell;
+
+fn has_peephole(plan: &LayerPlan) -> bool {
+    plan.dirs[0].peephole.is_some()
+}
+
+fn has_proj(plan: &LayerPlan) -> bool {
+    plan.dirs[0].w_hr.is_some()
+}
+
+/// Offset of the `dh` block in a scratch row.
+fn scr_dh(plan: &LayerPlan) -> usize {
+    if has_peephole(plan) {
+        3 * plan.hidden
+    } else {
+        0
+    }
+}
+
+impl GpuCell for LstmCell {
+    fn shader(&self) -> &'static Shader {
+        &SHADER
+    }
+
+    fn record_width(&self, plan: &LayerPlan) -> usize {
+        // i, f, g, o, hiddenact(c) (+ m with a projection)
+        plan.hidden * if has_proj(plan) { 6 } else { 5 }
+    }
+
+    fn scratch_width(&self, plan: &LayerPlan) -> usize {
+        scr_dh(plan)
+            + if has_proj(plan) {
+                plan.recurrent_input
+            } else {
+                0
+            }
+    }
+
+    fn options(&self, plan: &LayerPlan) -> [u32; 4] {
+        let (gate, cell, hidden) = match plan.cell {
+            CellConfig::Lstm {
+                gate, cell, hidden, ..
+            } => (gate, cell, hidden),
+            _ => (Activation::Sigmoid, Activation::Tanh, Activation::Tanh),
+        };
+        let bits =
+            if has_peephole(plan) { PEEPHOLE } else { 0 } | if has_proj(plan) { PROJ } else { 0 };
+        [act_code(gate), act_code(cell), act_code(hidden), bits]
+    }
+
+    fn extra_offsets(&self, plan: &LayerPlan) -> (usize, usize, usize, usize) {
+        let d0 = &plan.dirs[0];
+        let d1 = plan.dirs.get(1).unwrap_or(d0);
+        (
+            d0.peephole.unwrap_or(0),
+            d1.peephole.unwrap_or(0),
+            d0.w_hr.unwrap_or(0),
+            d1.w_hr.unwrap_or(0),
+        )
+    }
+
+    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+        if has_proj(c.plan) {
+            c.forward(self.shader(), "fwd_proj", io, &w, c.lay.rw);
+        }
+    }
+
+    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        if has_proj(c.plan) {
+            c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);
+        }
+        c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+    }
+
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+        let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
+        // dW_hh += dgh^T hp, db_hh += column sums of dgh
+        c.gemm(
+            l.gh,
+            l.rw,
+            l.rows(),
+            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
+            Out {
+                buf: grads,
+                off: off.w_hh,
+                rs: l.rw,
+            },
+            true,
+        );
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+        let scr = c.dir(l.scr, d, l.sw);
+        if let Some(pe) = off.peephole {
+            // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
+            let ones = c.be.ones(l.rows());
+            c.gemm(
+                3 * n,
+                1,
+                l.rows(),
+                Mat {
+                    buf: c.cache,
+                    off: scr,
+                    rs: 1,
+                    cs: l.sw,
+                },
+                Mat {
+                    buf: &ones,
+                    off: 0,
+                    rs: 1,
+                    cs: 0,
+                },
+                Out {
+                    buf: grads,
+                    off: pe,
+                    rs: 1,
+                },
+                true,
+            );
+        }
+        if let Some(w_hr) = off.w_hr {
+            // dW_hr += dh^T m over all steps
+            c.gemm(
+                l.rw,
+                n,
+                l.rows(),
+                Mat {
+                    buf: c.cache,
+                    off: scr + scr_dh(c.plan),
+                    rs: 1,
+                    cs: l.sw,
+                },
+                Mat {
+                    buf: c.cache,
+                    off: c.dir(l.rec, d, l.kw) + 5 * n,
+                    rs: l.kw,
+                    cs: 1,
+                },
+                Out {
+                    buf: grads,
+                    off: w_hr,
+                    rs: n,
+                },
+                true,
+            );
+        }
+    }
+}

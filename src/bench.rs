@@ -1,0 +1,520 @@
+//! `wgrnn bench`: times training steps of a recurrent stack, in the units of the PyTorch
+//! reference script (`shared/device/torch_rnn_bench.py`), so both engines' JSON lines compare
+//! one to one.
+//!
+//! A configuration is a `torch.nn.LSTM/GRU/RNN(input, hidden, num_layers, bidirectional)` on
+//! dense inputs `[seq, batch, input]`. wgrnn's timed training step is [`Trainer::step`]:
+//! forward through the stack and a 1-output linear head, a mean-squared-error loss, backward
+//! through everything, the gradient norm and an Adam update; the backend is synchronised
+//! before the clock stops. (PyTorch's step is forward + `y.sum().backward()` with no head and
+//! no optimizer, so wgrnn's step does slightly more work for the same FLOP count.)
+//!
+//! FLOPs are counted exactly as the reference counts them: the gate matrix products only,
+//! `sum over layers of dirs * 2 * batch * seq * gates * hidden * (layer_input + hidden)` for the
+//! forward pass, times 3 for a training step.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+use crate::backend::{Backend, Real, SeqShape};
+use crate::config::{Activation, CellConfig, HeadConfig, InputEncoding, LayerConfig, Task};
+use crate::model::{Batch, Inputs, Mode, Model, Targets};
+use crate::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
+use crate::train::Trainer;
+use crate::{CpuBackend, NetworkConfig, WgpuBackend};
+
+/// The recurrent cell of a benchmark configuration (the reference script's `kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RnnKind {
+    /// `torch.nn.LSTM`: 4 gate blocks.
+    Lstm,
+    /// `torch.nn.GRU`: 3 gate blocks.
+    Gru,
+    /// `torch.nn.RNN` (tanh): 1 gate block.
+    Rnn,
+}
+
+impl RnnKind {
+    /// The name used in suite files and JSON (`lstm`, `gru`, `rnn`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RnnKind::Lstm => "lstm",
+            RnnKind::Gru => "gru",
+            RnnKind::Rnn => "rnn",
+        }
+    }
+
+    /// Gate blocks per layer.
+    pub fn gates(self) -> usize {
+        match self {
+            RnnKind::Lstm => 4,
+            RnnKind::Gru => 3,
+            RnnKind::Rnn => 1,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lstm" => Some(RnnKind::Lstm),
+            "gru" => Some(RnnKind::Gru),
+            "rnn" => Some(RnnKind::Rnn),
+            _ => None,
+        }
+    }
+
+    fn cell(self) -> CellConfig {
+        match self {
+            RnnKind::Lstm => CellConfig::Lstm {
+                gate: Activation::Sigmoid,
+                cell: Activation::Tanh,
+                hidden: Activation::Tanh,
+                peephole: false,
+                proj: None,
+                forget_bias: None,
+            },
+            RnnKind::Gru => CellConfig::Gru {
+                variant: crate::config::GruVariant::Pytorch,
+            },
+            RnnKind::Rnn => CellConfig::Elman {
+                activation: Activation::Tanh,
+            },
+        }
+    }
+}
+
+/// One benchmark configuration (a row of a suite file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// The suite's name for it (`flagship`, ...), if it came from a suite.
+    pub name: Option<String>,
+    /// The cell.
+    pub kind: RnnKind,
+    /// Stacked layers.
+    pub layers: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Input features.
+    pub input: usize,
+    /// Sequences per batch.
+    pub batch: usize,
+    /// Time steps.
+    pub seq: usize,
+    /// Bidirectional layers.
+    pub bidirectional: bool,
+}
+
+impl BenchConfig {
+    /// Checks that every size is at least 1.
+    pub fn validate(&self) -> Result<()> {
+        for (what, v) in [
+            ("layers", self.layers),
+            ("hidden", self.hidden),
+            ("input", self.input),
+            ("batch", self.batch),
+            ("seq", self.seq),
+        ] {
+            if v == 0 {
+                bail!("{what} must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// Forward FLOPs as the reference script counts them (gate matrix products only).
+    pub fn forward_flops(&self) -> f64 {
+        let dirs = if self.bidirectional { 2 } else { 1 };
+        (0..self.layers)
+            .map(|l| {
+                let layer_in = if l == 0 {
+                    self.input
+                } else {
+                    self.hidden * dirs
+                };
+                (dirs * 2 * self.batch * self.seq * self.kind.gates() * self.hidden) as f64
+                    * (layer_in + self.hidden) as f64
+            })
+            .sum()
+    }
+
+    /// The benchmarked network: dense inputs, the stack, a 1-output regression head.
+    pub fn network(&self) -> NetworkConfig {
+        NetworkConfig {
+            input: InputEncoding::Dense {
+                features: self.input,
+            },
+            layers: (0..self.layers)
+                .map(|_| LayerConfig {
+                    cell: self.kind.cell(),
+                    hidden: self.hidden,
+                    bidirectional: self.bidirectional,
+                    dropout: 0.0,
+                    recurrent: true,
+                })
+                .collect(),
+            head: Some(HeadConfig {
+                classes: 1,
+                task: Task::Regression,
+            }),
+        }
+    }
+
+    /// `lstm 4x1024 in 1024, batch 64, seq 100` and the suite name, for progress output.
+    pub fn label(&self) -> String {
+        format!(
+            "{}{} {}x{} in {}, batch {}, seq {}{}",
+            self.name
+                .as_ref()
+                .map_or(String::new(), |n| format!("{n}: ")),
+            self.kind.name(),
+            self.layers,
+            self.hidden,
+            self.input,
+            self.batch,
+            self.seq,
+            if self.bidirectional { ", bi" } else { "" }
+        )
+    }
+}
+
+/// Parses a suite file: `name kind layers hidden input batch seq uni|bi` per line,
+/// whitespace-separated; blank lines and lines starting with `#` are skipped.
+pub fn parse_suite(text: &str) -> Result<Vec<BenchConfig>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() || fields[0].starts_with('#') {
+            continue;
+        }
+        let at = || format!("suite line {}: `{}`", i + 1, line.trim());
+        if fields.len() != 8 {
+            bail!(
+                "{}: expected 8 fields (name kind layers hidden input batch seq uni|bi), found {}",
+                at(),
+                fields.len()
+            );
+        }
+        let kind = RnnKind::parse(fields[1])
+            .with_context(|| format!("{}: kind must be lstm, gru or rnn", at()))?;
+        let num = |k: usize, what: &str| -> Result<usize> {
+            fields[k]
+                .parse::<usize>()
+                .with_context(|| format!("{}: {what} `{}` is not a whole number", at(), fields[k]))
+        };
+        let bidirectional = match fields[7] {
+            "uni" => false,
+            "bi" => true,
+            other => bail!("{}: direction must be uni or bi, found `{other}`", at()),
+        };
+        let cfg = BenchConfig {
+            name: Some(fields[0].to_string()),
+            kind,
+            layers: num(2, "layers")?,
+            hidden: num(3, "hidden")?,
+            input: num(4, "input")?,
+            batch: num(5, "batch")?,
+            seq: num(6, "seq")?,
+            bidirectional,
+        };
+        cfg.validate().with_context(at)?;
+        out.push(cfg);
+    }
+    if out.is_empty() {
+        bail!("the suite has no configurations");
+    }
+    Ok(out)
+}
+
+/// What a benchmark needs from a backend beyond [`Backend`]: waiting for queued work, and
+/// counters where the device has them.
+pub trait Timing {
+    /// Waits until all queued work is done (no-op where operations are synchronous).
+    fn sync(&self) {}
+    /// Kernel dispatches recorded so far, where counted.
+    fn dispatch_count(&self) -> Option<u64> {
+        None
+    }
+    /// Bytes held in device buffers, where counted.
+    fn bytes_held(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl Timing for WgpuBackend {
+    fn sync(&self) {
+        WgpuBackend::sync(self);
+    }
+    fn dispatch_count(&self) -> Option<u64> {
+        Some(self.gpu().dispatch_count())
+    }
+    fn bytes_held(&self) -> Option<u64> {
+        Some(WgpuBackend::bytes_held(self))
+    }
+}
+
+impl<T: Real> Timing for CpuBackend<T> {}
+
+/// Timings of one configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// The configuration.
+    pub config: BenchConfig,
+    /// The backend's description.
+    pub device: String,
+    /// Median forward pass (training-mode forward: caches kept), milliseconds.
+    pub forward_ms: f64,
+    /// Median training step, milliseconds.
+    pub train_step_ms: f64,
+    /// `3 * forward_flops / train_step` in TFLOP/s.
+    pub train_tflops: f64,
+    /// `batch * seq` per second of training.
+    pub tokens_per_s: f64,
+    /// Device memory the training workspace holds on top of parameters, gradients and
+    /// optimizer state (bytes), where the backend counts it; `peak_mem_mb` in JSON.
+    pub workspace_bytes: Option<u64>,
+    /// All device memory the model and its optimizer hold (bytes), where counted.
+    pub total_bytes: Option<u64>,
+    /// Kernel dispatches per training step, where counted.
+    pub dispatches_per_step: Option<f64>,
+    /// Timed repetitions behind each median.
+    pub reps: usize,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 20) as f64
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (v * s).round() / s
+}
+
+impl BenchResult {
+    /// The JSON line, with the reference script's field names (plus `device`, `name`,
+    /// `dispatches_per_step`, `peak_mem_bytes`, `total_mem_bytes`, `total_mem_mb`, `reps`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let c = &self.config;
+        serde_json::json!({
+            "engine": "wgrnn",
+            "name": c.name,
+            "device": self.device,
+            "kind": c.kind.name(),
+            "layers": c.layers,
+            "hidden": c.hidden,
+            "input": c.input,
+            "batch": c.batch,
+            "seq": c.seq,
+            "bidirectional": c.bidirectional,
+            "tf32": false,
+            "forward_ms": round(self.forward_ms, 3),
+            "train_step_ms": round(self.train_step_ms, 3),
+            "train_tflops": round(self.train_tflops, 2),
+            "tokens_per_s": self.tokens_per_s.round() as u64,
+            "peak_mem_mb": self.workspace_bytes.map(|b| round(mib(b), 3)),
+            "peak_mem_bytes": self.workspace_bytes,
+            "total_mem_mb": self.total_bytes.map(|b| round(mib(b), 3)),
+            "total_mem_bytes": self.total_bytes,
+            "dispatches_per_step": self.dispatches_per_step.map(|d| round(d, 1)),
+            "reps": self.reps,
+        })
+    }
+
+    /// One human-readable line.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: forward {:.3} ms, train step {:.3} ms, {:.4} TFLOP/s, {:.0} tokens/s",
+            self.config.label(),
+            self.forward_ms,
+            self.train_step_ms,
+            self.train_tflops,
+            self.tokens_per_s
+        );
+        if let Some(d) = self.dispatches_per_step {
+            s.push_str(&format!(", {d:.0} dispatches/step"));
+        }
+        if let (Some(p), Some(t)) = (self.workspace_bytes, self.total_bytes) {
+            s.push_str(&format!(
+                ", workspace {:.3} MiB of {:.3} MiB held",
+                mib(p),
+                mib(t)
+            ));
+        }
+        s
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Times `config` on `backend`: `warmup` untimed training steps (they also build pipelines
+/// and buffers), then the median of `reps` forward passes and of `reps` training steps.
+pub fn run<B: Backend + Timing>(
+    backend: B,
+    config: &BenchConfig,
+    warmup: usize,
+    reps: usize,
+) -> Result<BenchResult> {
+    config.validate()?;
+    if reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let device = backend.describe();
+    let model = Model::new(backend, config.network(), 0)?;
+    let train_cfg = TrainConfig {
+        optimizer: OptimizerConfig::adam(),
+        lr: 1e-3,
+        schedule: Schedule::Constant,
+        clip: ClipConfig::default(),
+    };
+    let mut trainer = Trainer::new(model, train_cfg, 0);
+    trainer.model.backend().sync();
+    let held_before = trainer.model.backend().bytes_held();
+
+    let (nt, nb) = (config.seq, config.batch);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut draw = |n: usize| -> Vec<B::Scalar> {
+        (0..n)
+            .map(|_| B::Scalar::of(rng.random_range(-1f32..=1f32) as f64))
+            .collect()
+    };
+    let batch = Batch {
+        seq: SeqShape {
+            time: nt,
+            lengths: vec![nt; nb],
+        },
+        inputs: Inputs::Dense(draw(nt * nb * config.input)),
+    };
+    let targets = Targets::Values(draw(nt * nb));
+
+    for k in 0..warmup {
+        trainer
+            .step(&batch, &targets)
+            .with_context(|| format!("warm-up step {}", k + 1))?;
+    }
+    trainer.model.backend().sync();
+
+    let mut forward = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        trainer.model.forward(&batch, None, Mode::Eval)?;
+        trainer.model.backend().sync();
+        forward.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+
+    let dispatch_before = trainer.model.backend().dispatch_count();
+    let mut train = Vec::with_capacity(reps);
+    for k in 0..reps {
+        let t0 = Instant::now();
+        trainer
+            .step(&batch, &targets)
+            .with_context(|| format!("timed step {}", k + 1))?;
+        trainer.model.backend().sync();
+        train.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    let be = trainer.model.backend();
+    let dispatches_per_step = match (dispatch_before, be.dispatch_count()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / reps as f64),
+        _ => None,
+    };
+    let held_after = be.bytes_held();
+
+    let forward_ms = median(forward);
+    let train_step_ms = median(train);
+    Ok(BenchResult {
+        config: config.clone(),
+        device,
+        forward_ms,
+        train_step_ms,
+        train_tflops: 3.0 * config.forward_flops() / train_step_ms / 1e9,
+        tokens_per_s: (nb * nt) as f64 / (train_step_ms / 1e3),
+        workspace_bytes: match (held_before, held_after) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        },
+        total_bytes: held_after,
+        dispatches_per_step,
+        reps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(kind: RnnKind, layers: usize, bi: bool) -> BenchConfig {
+        BenchConfig {
+            name: None,
+            kind,
+            layers,
+            hidden: 1024,
+            input: 1024,
+            batch: 64,
+            seq: 100,
+            bidirectional: bi,
+        }
+    }
+
+    #[test]
+    fn flops_match_the_reference_formula() {
+        // flagship: 4 layers * 2 * 64 * 100 * 4 * 1024 * 2048
+        let f = cfg(RnnKind::Lstm, 4, false).forward_flops();
+        assert_eq!(f, 4.0 * 2.0 * 64.0 * 100.0 * 4.0 * 1024.0 * 2048.0);
+        // bilstm, 2 layers, 512: layer 1 input is 2 * hidden
+        let mut b = cfg(RnnKind::Lstm, 2, true);
+        b.hidden = 512;
+        b.input = 512;
+        let want = 2.0 * 2.0 * 64.0 * 100.0 * 4.0 * 512.0 * (512.0 + 512.0)
+            + 2.0 * 2.0 * 64.0 * 100.0 * 4.0 * 512.0 * (1024.0 + 512.0);
+        assert_eq!(b.forward_flops(), want);
+        assert_eq!(
+            cfg(RnnKind::Rnn, 1, false).forward_flops() * 3.0,
+            cfg(RnnKind::Gru, 1, false).forward_flops()
+        );
+    }
+
+    #[test]
+    fn parses_the_standard_suite() {
+        let text = "# comment\nsmall     lstm 1 128  128  32  50  uni\n\nbilstm lstm 2 512 512 64 100 bi\ntanh4 rnn 4 8 8 2 3 uni\n";
+        let s = parse_suite(text).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].name.as_deref(), Some("small"));
+        assert!(s[1].bidirectional);
+        assert_eq!(s[2].kind, RnnKind::Rnn);
+        for bad in [
+            "x lstm 1 2 3 4 5",
+            "x lstn 1 2 3 4 5 uni",
+            "x lstm 1 2 3 4 five uni",
+            "x lstm 1 2 3 4 5 both",
+            "x lstm 0 2 3 4 5 uni",
+            "# nothing",
+        ] {
+            assert!(parse_suite(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_bench_runs() {
+        let c = BenchConfig {
+            name: Some("t".into()),
+            kind: RnnKind::Gru,
+            layers: 2,
+            hidden: 4,
+            input: 3,
+            batch: 2,
+            seq: 3,
+            bidirectional: true,
+        };
+        let r = run(CpuBackend::<f32>::new(), &c, 1, 3).unwrap();
+        assert!(r.forward_ms > 0.0 && r.train_step_ms > 0.0 && r.tokens_per_s > 0.0);
+        assert_eq!(r.workspace_bytes, None);
+        let j = r.to_json();
+        assert_eq!(j["engine"], "wgrnn");
+        assert_eq!(j["kind"], "gru");
+        assert_eq!(j["bidirectional"], true);
+        assert!(j["peak_mem_mb"].is_null());
+    }
+}

@@ -1,0 +1,492 @@
+//! The `wgrnn` binary end to end: `devices`, `check` (GPU against the CPU reference, passing
+//! and provably failing), `bench --json`, `train --device cpu`, and bad input that must give a
+//! clear error and a non-zero exit without a panic.
+//!
+//! The GPU commands need an adapter (CI has lavapipe); sizes are tiny because lavapipe is slow.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the built binary with `args`.
+fn wgrnn(args: &[&str]) -> Output {
+    wgrnn_env(args, &[])
+}
+
+/// Environment that hides every adapter: Vulkan only, with no driver manifest.
+const NO_ADAPTER: &[(&str, &str)] = &[
+    ("WGPU_BACKEND", "vulkan"),
+    ("VK_ICD_FILENAMES", "/nonexistent/wgrnn-no-driver.json"),
+    ("VK_DRIVER_FILES", "/nonexistent/wgrnn-no-driver.json"),
+];
+
+/// Runs the built binary with `args` and extra environment variables; fails the test on a
+/// panic.
+fn wgrnn_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into()),
+        )
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("WGRNN_ADAPTER")
+        .output()
+        .expect("the wgrnn binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "wgrnn {args:?} panicked:\n{stderr}"
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success, showing both streams otherwise.
+fn ok(args: &[&str]) -> String {
+    let o = wgrnn(args);
+    assert!(
+        o.status.success(),
+        "wgrnn {args:?} failed ({}):\n{}\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Asserts failure with a message containing `needle` (on stderr).
+fn fails(args: &[&str], needle: &str) -> Output {
+    let o = wgrnn(args);
+    assert!(
+        !o.status.success(),
+        "wgrnn {args:?} should fail:\n{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains(needle),
+        "wgrnn {args:?}: expected `{needle}` in stderr:\n{}",
+        stderr(&o)
+    );
+    o
+}
+
+/// A fresh path in the temporary directory.
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgrnn-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    dir.join(name)
+}
+
+#[test]
+fn devices_lists_adapters_with_limits() {
+    let out = ok(&["devices"]);
+    assert!(out.starts_with("0: "), "{out}");
+    for field in [
+        "backend ",
+        "driver:",
+        "max storage buffer binding:",
+        "max buffer:",
+        "workgroup storage:",
+        "invocations per workgroup:",
+        "storage buffers per stage:",
+        "timestamp query:",
+        "shader f16:",
+    ] {
+        assert!(out.contains(field), "missing `{field}`:\n{out}");
+    }
+}
+
+#[test]
+fn check_lstm_peephole_projection_bidirectional() {
+    let out = ok(&[
+        "check",
+        "--cell",
+        "lstm",
+        "--peephole",
+        "--proj",
+        "2",
+        "--layers",
+        "2",
+        "--hidden",
+        "3",
+        "--input",
+        "2",
+        "--lengths",
+        "4,1,3",
+        "--bidirectional",
+        "--steps",
+        "2",
+    ]);
+    for row in [
+        "outputs",
+        "final h, layer 1",
+        "final c, layer 0",
+        "loss ",
+        "grad rnn.weight_hr_l1_reverse",
+        "grad rnn.peephole_l0",
+        "grad head.weight",
+        "grad inputs",
+        "grad initial c, layer 1",
+        "loss of step 2",
+        "after 2 steps rnn.weight_ih_l0",
+    ] {
+        assert!(out.contains(row), "missing row `{row}`:\n{out}");
+    }
+    assert!(out.contains(" 0 FAILED"), "{out}");
+    assert!(!out.contains("FAIL\n"), "{out}");
+}
+
+#[test]
+fn check_gru_jordan_and_headless() {
+    ok(&[
+        "check",
+        "--cell",
+        "gru",
+        "--gru-variant",
+        "reset-before",
+        "--task",
+        "regression",
+        "--hidden",
+        "3",
+        "--input",
+        "2",
+        "--lengths",
+        "3,2",
+    ]);
+    ok(&[
+        "check", "--cell", "jordan", "--layers", "2", "--hidden", "3", "--input", "2", "--seq",
+        "3", "--batch", "2",
+    ]);
+    ok(&[
+        "check",
+        "--cell",
+        "rnn-relu",
+        "--task",
+        "none",
+        "--hidden",
+        "3",
+        "--input",
+        "2",
+        "--lengths",
+        "2,3",
+    ]);
+}
+
+#[test]
+fn check_from_a_toml_config() {
+    let path = temp_path("net.toml");
+    std::fs::write(
+        &path,
+        r#"
+[input]
+kind = "embedding"
+vocab = 5
+dim = 3
+
+[[layers]]
+hidden = 3
+dropout = 0.25
+cell = { kind = "lstm" }
+
+[[layers]]
+hidden = 2
+cell = { kind = "gru" }
+
+[head]
+classes = 2
+task = { kind = "classification", pooling = "mean" }
+"#,
+    )
+    .expect("write the config");
+    let p = path.to_string_lossy().into_owned();
+    let out = ok(&["check", "--config", &p, "--lengths", "3,1", "--steps", "1"]);
+    assert!(out.contains("grad embedding.weight"), "{out}");
+    assert!(out.contains("grad encoded inputs"), "{out}");
+}
+
+/// A tolerance of 0 must fail: the GPU and the CPU never agree to the last bit everywhere.
+#[test]
+fn check_can_fail() {
+    let o = fails(
+        &[
+            "check",
+            "--cell",
+            "rnn-tanh",
+            "--hidden",
+            "3",
+            "--input",
+            "2",
+            "--lengths",
+            "3,2",
+            "--tolerance",
+            "0",
+        ],
+        "exceed the tolerance",
+    );
+    assert!(stdout(&o).contains("FAIL"), "{}", stdout(&o));
+}
+
+/// The CPU f64 candidate needs no GPU: the comparison machinery itself, end to end.
+#[test]
+fn check_against_cpu64() {
+    let out = ok(&[
+        "check",
+        "--candidate",
+        "cpu64",
+        "--cell",
+        "gru",
+        "--hidden",
+        "3",
+        "--input",
+        "2",
+    ]);
+    assert!(out.contains("candidate: cpu (f64)"), "{out}");
+    fails(
+        &[
+            "check",
+            "--candidate",
+            "cpu64",
+            "--hidden",
+            "3",
+            "--tolerance",
+            "0",
+        ],
+        "exceed the tolerance",
+    );
+}
+
+#[test]
+fn bench_writes_comparable_json() {
+    let path = temp_path("bench.jsonl");
+    let p = path.to_string_lossy().into_owned();
+    let out = ok(&[
+        "bench", "--cell", "lstm", "--layers", "1", "--hidden", "4", "--input", "3", "--batch",
+        "2", "--seq", "3", "--warmup", "1", "--reps", "2", "--json", &p,
+    ]);
+    assert!(out.contains("train step"), "{out}");
+    let text = std::fs::read_to_string(&path).expect("the JSON file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let j: serde_json::Value = serde_json::from_str(lines[0]).expect("one JSON object");
+    assert_eq!(j["engine"], "wgrnn");
+    assert_eq!(j["kind"], "lstm");
+    for (k, v) in [
+        ("layers", 1),
+        ("hidden", 4),
+        ("input", 3),
+        ("batch", 2),
+        ("seq", 3),
+    ] {
+        assert_eq!(j[k], v, "{k}");
+    }
+    assert_eq!(j["bidirectional"], false);
+    for k in [
+        "forward_ms",
+        "train_step_ms",
+        "tokens_per_s",
+        "peak_mem_bytes",
+        "total_mem_bytes",
+    ] {
+        let v = j[k].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0, "{k} = {} in {text}", j[k]);
+    }
+    assert!(j["train_tflops"].as_f64().is_some_and(|v| v >= 0.0));
+    assert!(j["peak_mem_mb"].as_f64().is_some_and(|v| v >= 0.0));
+    assert!(j["dispatches_per_step"].as_f64().is_some_and(|v| v >= 1.0));
+}
+
+#[test]
+fn bench_suite_file() {
+    let suite = temp_path("suite.tsv");
+    std::fs::write(
+        &suite,
+        "# name kind layers hidden input batch seq direction\n\
+         a gru 1 3 2 2 3 uni\n\
+         b rnn 2 3 2 1 2 bi\n",
+    )
+    .expect("write the suite");
+    let json = temp_path("suite.jsonl");
+    let (s, j) = (
+        suite.to_string_lossy().into_owned(),
+        json.to_string_lossy().into_owned(),
+    );
+    ok(&[
+        "bench", "--suite", &s, "--device", "cpu", "--warmup", "1", "--reps", "2", "--json", &j,
+    ]);
+    let text = std::fs::read_to_string(&json).expect("the JSON file");
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["name"], "a");
+    assert_eq!(rows[1]["kind"], "rnn");
+    assert_eq!(rows[1]["bidirectional"], true);
+    ok(&[
+        "bench", "--suite", &s, "--only", "b", "--device", "cpu", "--warmup", "0", "--reps", "1",
+    ]);
+    fails(
+        &["bench", "--suite", &s, "--only", "zz", "--device", "cpu"],
+        "no entry named `zz`",
+    );
+}
+
+#[test]
+fn train_on_the_cpu() {
+    let out = ok(&[
+        "train",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--train-sentences",
+        "16",
+        "--hidden",
+        "4",
+    ]);
+    assert!(out.contains("device cpu"), "{out}");
+    assert!(out.contains("held-out token accuracy"), "{out}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    // Unknown cell: clap names the allowed values.
+    let o = fails(&["check", "--cell", "lstn"], "possible values");
+    assert_eq!(o.status.code(), Some(2));
+    fails(&["bench", "--cell", "transformer"], "invalid value");
+    // Lengths longer than the padded sequence.
+    fails(
+        &["check", "--seq", "3", "--lengths", "5,1"],
+        "longer than --seq 3",
+    );
+    fails(&["check", "--lengths", "2,0"], "length 0");
+    fails(&["check", "--lengths", "2,x"], "not a whole number");
+    fails(&["check", "--batch", "3", "--lengths", "2,1"], "--batch 3");
+    // Missing files.
+    fails(
+        &["check", "--config", "/nonexistent/wgrnn/net.toml"],
+        "reading the network config /nonexistent/wgrnn/net.toml",
+    );
+    fails(
+        &["bench", "--suite", "/nonexistent/wgrnn/suite.tsv"],
+        "reading the suite",
+    );
+    // A config that does not validate names its field.
+    let path = temp_path("bad.toml");
+    std::fs::write(
+        &path,
+        "input = { kind = \"dense\", features = 2 }\n[[layers]]\nhidden = 0\ncell = { kind = \"gru\" }\n",
+    )
+    .expect("write the config");
+    fails(
+        &["check", "--config", &path.to_string_lossy()],
+        "layers[0].hidden",
+    );
+    // Bad suite lines name the line.
+    let suite = temp_path("bad_suite.tsv");
+    std::fs::write(&suite, "x lstm 1 2 3 4 5 sideways\n").expect("write the suite");
+    fails(
+        &[
+            "bench",
+            "--suite",
+            &suite.to_string_lossy(),
+            "--device",
+            "cpu",
+        ],
+        "suite line 1",
+    );
+    // Flag combinations.
+    fails(&["check", "--cell", "gru", "--peephole"], "--peephole");
+    fails(&["check", "--cell", "lstm", "--proj", "9"], "proj");
+    fails(
+        &["check", "--cell", "jordan", "--bidirectional"],
+        "unidirectional",
+    );
+    fails(
+        &["train", "--device", "cpu", "--adapter", "0"],
+        "--device cpu",
+    );
+    fails(&["bench", "--reps", "0", "--device", "cpu"], "--reps");
+    fails(&["bench", "--hidden", "0", "--device", "cpu"], "hidden");
+    fails(
+        &[
+            "check",
+            "--adapter",
+            "no-such-adapter-anywhere",
+            "--hidden",
+            "2",
+        ],
+        "no adapter matches",
+    );
+}
+
+#[test]
+fn help_has_examples() {
+    for verb in ["devices", "train", "check", "bench"] {
+        let out = ok(&[verb, "--help"]);
+        assert!(out.contains("Example"), "{verb} --help:\n{out}");
+    }
+    let bench = ok(&["bench", "--help"]);
+    assert!(bench.contains("NOT implemented yet"), "{bench}");
+}
+
+/// With no adapter at all: `devices` and GPU commands fail with the install hint, `auto`
+/// falls back to the CPU with a notice.
+#[test]
+fn no_adapter() {
+    let o = wgrnn_env(&["devices"], NO_ADAPTER);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(stderr(&o).contains("mesa-vulkan-drivers"), "{}", stderr(&o));
+    let o = wgrnn_env(&["check", "--hidden", "2"], NO_ADAPTER);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+    let args = [
+        "train",
+        "--epochs",
+        "1",
+        "--train-sentences",
+        "8",
+        "--hidden",
+        "3",
+    ];
+    let o = wgrnn_env(&args, NO_ADAPTER);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("running on the CPU"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("device cpu"), "{}", stdout(&o));
+    let o = wgrnn_env(&["bench", "--hidden", "2", "--reps", "1"], NO_ADAPTER);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no GPU adapter found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `train --device auto` (the default) works whatever the machine has; `--device gpu` trains
+/// on the adapter.
+#[test]
+fn train_auto_and_gpu() {
+    let args = ["--epochs", "1", "--train-sentences", "8", "--hidden", "3"];
+    let auto: Vec<&str> = ["train"].iter().chain(&args).copied().collect();
+    let out = ok(&auto);
+    assert!(out.contains("held-out token accuracy"), "{out}");
+    let gpu: Vec<&str> = ["train", "--device", "gpu", "--adapter", "0"]
+        .iter()
+        .chain(&args)
+        .copied()
+        .collect();
+    let out = ok(&gpu);
+    assert!(!out.contains("device cpu"), "{out}");
+}
