@@ -11,9 +11,15 @@ const ACT_RELU: u32 = 1u;
 const ACT_LINEAR: u32 = 2u;
 const ACT_SIGMOID: u32 = 3u;
 
-// tanh without overflow for large |x| (exp of a non-positive number only).
+// tanh accurate to a few ulp everywhere: Lambert's continued fraction near 0 (where
+// 1 - exp(-2|x|) would cancel), exp of a non-positive number elsewhere (no overflow).
 fn tanh_stable(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
+    let ax = abs(x);
+    if (ax < 0.55) {
+        let x2 = x * x;
+        return x / (1.0 + x2 / (3.0 + x2 / (5.0 + x2 / (7.0 + x2 / (9.0 + x2 / 11.0)))));
+    }
+    let e = exp(-2.0 * ax);
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
 

@@ -114,11 +114,14 @@ fn train_both(
         );
     }
     assert_close(&format!("losses of {what}"), &lg, &lc, 1e-4);
+    // Adam divides by sqrt(v): a parameter whose gradient is near zero turns f32 rounding
+    // differences into different step directions, so parameters get a looser bound than the
+    // losses (the criterion).
     assert_close(
         &format!("parameters after {steps} steps of {what}"),
         &tg_.model.params(),
         &tc.model.params(),
-        1e-4,
+        1e-3,
     );
     tg_.model.into_backend()
 }
