@@ -152,11 +152,11 @@ fn flat_states(s: &[LayerState<f32>]) -> Vec<f32> {
 type Ref = f32;
 
 fn widen(v: &[f32]) -> Vec<Ref> {
-    v.iter().map(|&x| x as Ref).collect()
+    v.iter().map(|&x| wgrnn::Real::of(f64::from(x))).collect()
 }
 
 fn narrow(v: &[Ref]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
+    v.iter().map(|&x| wgrnn::Real::f64(x) as f32).collect()
 }
 
 fn widen_states(s: &[LayerState<f32>]) -> Vec<LayerState<Ref>> {
@@ -170,7 +170,11 @@ fn widen_states(s: &[LayerState<f32>]) -> Vec<LayerState<Ref>> {
 
 fn flat_states64(s: &[LayerState<Ref>]) -> Vec<f32> {
     s.iter()
-        .flat_map(|l| l.h.iter().chain(l.c.iter().flatten()).map(|&x| x as f32))
+        .flat_map(|l| {
+            l.h.iter()
+                .chain(l.c.iter().flatten())
+                .map(|&x| wgrnn::Real::f64(x) as f32)
+        })
         .collect()
 }
 
