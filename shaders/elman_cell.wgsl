@@ -22,12 +22,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     record_h_prev(d, b, p.s, row, j);
     // The hp row is complete only after every invocation of this row wrote its part, so
     // the product reads the previous state directly.
-    var a = cache[p.xp + row * p.gh + j] + params[b_hh(d) + j];
-    let w = w_hh(d) + j * p.rw;
-    for (var k = 0u; k < p.rw; k++) {
-        a += params[w + k] * h_prev(d, b, p.s, k);
-    }
-    let h = act(p.opt0, a);
+    let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
     cache[p.hs + row * p.rw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }

@@ -147,13 +147,24 @@ fn record_h_prev(d: u32, b: u32, s: u32, row: u32, j: u32) {
     }
 }
 
-// sum_k W[r, k] * hp[row, k] for row r of a [*, R] matrix at `w`.
-fn dot_hp(w: u32, r: u32, row: u32) -> f32 {
-    var acc = 0.0;
-    let wr = w + r * p.rw;
-    let hr = p.hp + row * p.rw;
+// Pre-activation of a single-gate cell (Elman, Jordan) for unit j of step s at `row`:
+// xp[row, j] + b_hh[j] + sum_k W_hh[j, k] * h_prev(k).
+fn single_gate_pre(d: u32, b: u32, s: u32, row: u32, j: u32) -> f32 {
+    var a = cache[p.xp + row * p.gh + j] + params[b_hh(d) + j];
+    let w = w_hh(d) + j * p.rw;
     for (var k = 0u; k < p.rw; k++) {
-        acc += params[wr + k] * cache[hr + k];
+        a += params[w + k] * h_prev(d, b, s, k);
+    }
+    return a;
+}
+
+// sum_g W_hh[g, k] * dgh[row, g]: the gradient reaching element k of the state that fed the
+// step at `row` through W_hh.
+fn w_hh_t_dgh(d: u32, row: u32, k: u32) -> f32 {
+    let w = w_hh(d);
+    var acc = 0.0;
+    for (var g = 0u; g < p.gh; g++) {
+        acc += params[w + g * p.rw + k] * cache[p.dgh + row * p.gh + g];
     }
     return acc;
 }
@@ -171,13 +182,7 @@ fn dh_from_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
     if (!recurrent()) {
         return 0.0;
     }
-    let nr = next_row(d, b, s);
-    let w = w_hh(d);
-    var acc = 0.0;
-    for (var g = 0u; g < p.gh; g++) {
-        acc += params[w + g * p.rw + k] * cache[p.dgh + nr * p.gh + g];
-    }
-    return acc;
+    return w_hh_t_dgh(d, next_row(d, b, s), k);
 }
 
 // Gradient of the initial recurrent state element k: sum_g W_hh[g, k] * dgh[first row, g].
@@ -185,13 +190,7 @@ fn dh_initial(d: u32, b: u32, k: u32) -> f32 {
     if (!recurrent()) {
         return 0.0;
     }
-    let r0 = row_of(d, time_of(d, b, 0u), b);
-    let w = w_hh(d);
-    var acc = 0.0;
-    for (var g = 0u; g < p.gh; g++) {
-        acc += params[w + g * p.rw + k] * cache[p.dgh + r0 * p.gh + g];
-    }
-    return acc;
+    return w_hh_t_dgh(d, row_of(d, time_of(d, b, 0u), b), k);
 }
 
 // Final state: h and c after each sequence's last step (out_h [D, B, R], out_c [D, B, C]).

@@ -104,6 +104,12 @@ impl GpuCell for GruCell {
         } else {
             dw_block(c, d, grads, 0, l.gh, hp);
         }
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, c.plan.dirs[d].b_hh);
+        c.col_sums(
+            c.dir(l.dgh, d, l.gh),
+            l.gh,
+            l.gh,
+            grads,
+            c.plan.dirs[d].b_hh,
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! recomputed per invocation from that row). The head's gradients over all steps are GEMMs.
 
 use super::GpuBuffer;
-use super::gemm::{Mat, Out, gemm};
+use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
 use super::runtime::Shader;
 use crate::config::{Activation, CellConfig, JordanFeedback};
@@ -93,7 +93,7 @@ impl GpuCell for JordanCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)
         let dz = Mat::t(c.cache, c.dir(l.scr, d, l.sw), l.sw);
@@ -111,27 +111,6 @@ impl GpuCell for JordanCell {
             true,
         );
         // db_head += column sums of dz
-        let ones = c.be.ones(rows);
-        gemm(
-            &c.be.gpu,
-            nc,
-            1,
-            rows,
-            dz,
-            Mat {
-                buf: &ones,
-                off: 0,
-                rs: 1,
-                cs: 0,
-            },
-            Out {
-                buf: grads,
-                off: hp.b,
-                rs: 1,
-            },
-            1.0,
-            true,
-            None,
-        );
+        c.col_sums(c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
     }
 }

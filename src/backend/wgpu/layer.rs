@@ -180,6 +180,23 @@ impl Call<'_> {
         ]
     }
 
+    /// Records `entry` of `shader` over (width, B, D) with the layer-wide bindings (params
+    /// at 1, cache at 2, lengths at 6) and the entry's own `io` bindings.
+    fn run(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        io: &[(u32, &GpuBuffer)],
+        words: &[u32],
+        width: usize,
+    ) {
+        let gpu = &self.be.gpu;
+        let pipeline = gpu.pipeline(shader, entry, &[]);
+        let mut bindings = vec![(1, self.params), (2, self.cache), (6, self.lengths)];
+        bindings.extend_from_slice(io);
+        gpu.dispatch_at(&pipeline, words, &bindings, self.groups(width));
+    }
+
     /// Records a forward-step entry of `shader` (bindings 1-6).
     pub fn forward(
         &self,
@@ -189,21 +206,8 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        let gpu = &self.be.gpu;
-        let pipeline = gpu.pipeline(shader, entry, &[]);
-        gpu.dispatch_at(
-            &pipeline,
-            words,
-            &[
-                (1, self.params),
-                (2, self.cache),
-                (3, io.y),
-                (4, io.st_h),
-                (5, io.st_c),
-                (6, self.lengths),
-            ],
-            self.groups(width),
-        );
+        let io = [(3, io.y), (4, io.st_h), (5, io.st_c)];
+        self.run(shader, entry, &io, words, width);
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7).
@@ -215,21 +219,8 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        let gpu = &self.be.gpu;
-        let pipeline = gpu.pipeline(shader, entry, &[]);
-        gpu.dispatch_at(
-            &pipeline,
-            words,
-            &[
-                (1, self.params),
-                (2, self.cache),
-                (4, io.st_h),
-                (5, io.st_c),
-                (6, self.lengths),
-                (7, io.dy),
-            ],
-            self.groups(width),
-        );
+        let io = [(4, io.st_h), (5, io.st_c), (7, io.dy)];
+        self.run(shader, entry, &io, words, width);
     }
 
     /// Records an entry writing per-sequence states (bindings 1, 2, 6, 8, 9).
@@ -242,20 +233,7 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        let gpu = &self.be.gpu;
-        let pipeline = gpu.pipeline(shader, entry, &[]);
-        gpu.dispatch_at(
-            &pipeline,
-            words,
-            &[
-                (1, self.params),
-                (2, self.cache),
-                (6, self.lengths),
-                (8, out_h),
-                (9, out_c),
-            ],
-            self.groups(width),
-        );
+        self.run(shader, entry, &[(8, out_h), (9, out_c)], words, width);
     }
 
     /// `C (+)= alpha A B` over this call's rows; see [`gemm`].
@@ -273,9 +251,9 @@ impl Call<'_> {
         gemm(&self.be.gpu, m, n, k, a, b, c, 1.0, accumulate, None);
     }
 
-    /// `grads[at..at+n] += column sums of the [rows, n] matrix at `off` of the cache` (one
-    /// GEMM against a ones vector).
-    pub fn col_sums(&self, off: usize, n: usize, grads: &GpuBuffer, at: usize) {
+    /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
+    /// `off` of the cache` (one GEMM against a ones vector).
+    pub fn col_sums(&self, off: usize, n: usize, ld: usize, grads: &GpuBuffer, at: usize) {
         let rows = self.lay.rows();
         let ones = self.be.ones(rows);
         gemm(
@@ -283,7 +261,7 @@ impl Call<'_> {
             n,
             1,
             rows,
-            Mat::t(self.cache, off, n),
+            Mat::t(self.cache, off, ld),
             Mat {
                 buf: &ones,
                 off: 0,
@@ -373,7 +351,7 @@ pub(super) trait GpuCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
     }
 }
 
@@ -531,7 +509,7 @@ pub(super) fn layer_backward(
             },
             true,
         );
-        c.col_sums(c.dir(l.dxp, d, l.gh), l.gh, grads, off.b_ih);
+        c.col_sums(c.dir(l.dxp, d, l.gh), l.gh, l.gh, grads, off.b_ih);
         cell.param_grads(&c, d, grads);
     }
     if let Some(dx) = dx {

@@ -118,34 +118,11 @@ impl GpuCell for LstmCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, grads, off.b_hh);
+        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         let scr = c.dir(l.scr, d, l.sw);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
-            let ones = c.be.ones(l.rows());
-            c.gemm(
-                3 * n,
-                1,
-                l.rows(),
-                Mat {
-                    buf: c.cache,
-                    off: scr,
-                    rs: 1,
-                    cs: l.sw,
-                },
-                Mat {
-                    buf: &ones,
-                    off: 0,
-                    rs: 1,
-                    cs: 0,
-                },
-                Out {
-                    buf: grads,
-                    off: pe,
-                    rs: 1,
-                },
-                true,
-            );
+            c.col_sums(scr, 3 * n, l.sw, grads, pe);
         }
         if let Some(w_hr) = off.w_hr {
             // dW_hr += dh^T m over all steps
