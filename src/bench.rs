@@ -9,6 +9,11 @@
 //! before the clock stops. (PyTorch's step is forward + `y.sum().backward()` with no head and
 //! no optimizer, so wgrnn's step does slightly more work for the same FLOP count.)
 //!
+//! Where the adapter has timestamp queries, a few more steps are run with every dispatch
+//! timed, giving a per-kernel table ([`BenchResult::kernel_table`]): time per step, share of
+//! the step, and GFLOP/s and GB/s from the work each dispatch declares (gate products and
+//! weight-gradient GEMMs count their multiply-adds, element-wise kernels their bytes).
+//!
 //! FLOPs are counted exactly as the reference counts them: the gate matrix products only,
 //! `sum over layers of dirs * 2 * batch * seq * gates * hidden * (layer_input + hidden)` for the
 //! forward pass, times 3 for a training step.
@@ -19,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
+use crate::backend::wgpu::KernelTime;
 use crate::backend::{Backend, Real, SeqShape};
 use crate::config::{Activation, CellConfig, HeadConfig, InputEncoding, LayerConfig, Task};
 use crate::model::{Batch, Inputs, Mode, Model, Targets};
@@ -240,6 +246,24 @@ pub trait Timing {
     fn bytes_held(&self) -> Option<u64> {
         None
     }
+    /// The most bytes held since the last [`Timing::reset_peak`], where counted.
+    fn peak_bytes(&self) -> Option<u64> {
+        None
+    }
+    /// Starts a new peak measurement.
+    fn reset_peak(&self) {}
+    /// Command submissions so far, where counted.
+    fn submission_count(&self) -> Option<u64> {
+        None
+    }
+    /// Starts or stops timing every kernel; whether timing is on.
+    fn profile(&self, _on: bool) -> bool {
+        false
+    }
+    /// Per-kernel totals since profiling started.
+    fn kernel_times(&self) -> Vec<KernelTime> {
+        Vec::new()
+    }
 }
 
 impl Timing for WgpuBackend {
@@ -251,6 +275,21 @@ impl Timing for WgpuBackend {
     }
     fn bytes_held(&self) -> Option<u64> {
         Some(WgpuBackend::bytes_held(self))
+    }
+    fn peak_bytes(&self) -> Option<u64> {
+        Some(self.gpu().peak_bytes())
+    }
+    fn reset_peak(&self) {
+        self.gpu().reset_peak();
+    }
+    fn submission_count(&self) -> Option<u64> {
+        Some(self.gpu().submission_count())
+    }
+    fn profile(&self, on: bool) -> bool {
+        self.gpu().profile(on)
+    }
+    fn kernel_times(&self) -> Vec<KernelTime> {
+        self.gpu().kernel_times()
     }
 }
 
@@ -271,13 +310,19 @@ pub struct BenchResult {
     pub train_tflops: f64,
     /// `batch * seq` per second of training.
     pub tokens_per_s: f64,
-    /// Device memory the training workspace holds on top of parameters, gradients and
-    /// optimizer state (bytes), where the backend counts it; `peak_mem_mb` in JSON.
+    /// The most device memory a training step held on top of parameters, gradients and
+    /// optimizer state (bytes: activations, caches, temporaries, buffers kept for reuse),
+    /// where the backend counts it; `peak_mem_mb` in JSON.
     pub workspace_bytes: Option<u64>,
     /// All device memory the model and its optimizer hold (bytes), where counted.
     pub total_bytes: Option<u64>,
     /// Kernel dispatches per training step, where counted.
     pub dispatches_per_step: Option<f64>,
+    /// Command submissions per training step, where counted.
+    pub submissions_per_step: Option<f64>,
+    /// Per-kernel GPU time of one training step (totals over the profiled steps divided by
+    /// their number), longest first; empty without timestamp queries.
+    pub kernels: Vec<KernelTime>,
     /// Timed repetitions behind each median.
     pub reps: usize,
 }
@@ -317,8 +362,56 @@ impl BenchResult {
             "total_mem_mb": self.total_bytes.map(|b| round(mib(b), 3)),
             "total_mem_bytes": self.total_bytes,
             "dispatches_per_step": self.dispatches_per_step.map(|d| round(d, 1)),
+            "submissions_per_step": self.submissions_per_step.map(|d| round(d, 2)),
             "reps": self.reps,
+            "kernels": self.kernels.iter().map(|k| serde_json::json!({
+                "kernel": k.label,
+                "calls": k.calls,
+                "ms": round(k.seconds * 1e3, 4),
+                "gflops": round(k.flops / 1e9, 4),
+                "gbytes": round(k.bytes / 1e9, 4),
+            })).collect::<Vec<_>>(),
         })
+    }
+
+    /// The per-kernel table of one training step: calls, time, share of the summed kernel
+    /// time, GFLOP/s and GB/s (`-` where a kernel declares no work). Empty without timestamp
+    /// queries.
+    pub fn kernel_table(&self) -> String {
+        if self.kernels.is_empty() {
+            return String::new();
+        }
+        let total: f64 = self.kernels.iter().map(|k| k.seconds).sum();
+        let mut s = format!(
+            "  {:<28} {:>7} {:>10} {:>6} {:>10} {:>9}\n",
+            "kernel", "calls", "ms/step", "share", "GFLOP/s", "GB/s"
+        );
+        let rate = |v: f64, t: f64| {
+            if v > 0.0 && t > 0.0 {
+                format!("{:.1}", v / t / 1e9)
+            } else {
+                "-".to_string()
+            }
+        };
+        for k in &self.kernels {
+            s.push_str(&format!(
+                "  {:<28} {:>7} {:>10.4} {:>5.1}% {:>10} {:>9}\n",
+                k.label,
+                k.calls,
+                k.seconds * 1e3,
+                100.0 * k.seconds / total.max(f64::MIN_POSITIVE),
+                rate(k.flops, k.seconds),
+                rate(k.bytes, k.seconds),
+            ));
+        }
+        s.push_str(&format!(
+            "  {:<28} {:>7} {:>10.4} {:>5.1}%\n",
+            "all kernels",
+            self.kernels.iter().map(|k| k.calls).sum::<u64>(),
+            total * 1e3,
+            100.0
+        ));
+        s
     }
 
     /// One human-readable line.
@@ -333,6 +426,9 @@ impl BenchResult {
         );
         if let Some(d) = self.dispatches_per_step {
             s.push_str(&format!(", {d:.0} dispatches/step"));
+        }
+        if let Some(d) = self.submissions_per_step {
+            s.push_str(&format!(", {d:.2} submissions/step"));
         }
         if let (Some(p), Some(t)) = (self.workspace_bytes, self.total_bytes) {
             s.push_str(&format!(
@@ -351,12 +447,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times `config` on `backend`: `warmup` untimed training steps (they also build pipelines
-/// and buffers), then the median of `reps` forward passes and of `reps` training steps.
+/// and buffers), then the median of `reps` forward passes and of `reps` training steps, then
+/// (where the backend can time kernels) `profile_steps` steps with every kernel timed.
 pub fn run<B: Backend + Timing>(
     backend: B,
     config: &BenchConfig,
     warmup: usize,
     reps: usize,
+    profile_steps: usize,
 ) -> Result<BenchResult> {
     config.validate()?;
     if reps == 0 {
@@ -406,6 +504,8 @@ pub fn run<B: Backend + Timing>(
     }
 
     let dispatch_before = trainer.model.backend().dispatch_count();
+    let submissions_before = trainer.model.backend().submission_count();
+    trainer.model.backend().reset_peak();
     let mut train = Vec::with_capacity(reps);
     for k in 0..reps {
         let t0 = Instant::now();
@@ -420,7 +520,31 @@ pub fn run<B: Backend + Timing>(
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / reps as f64),
         _ => None,
     };
+    let submissions_per_step = match (submissions_before, be.submission_count()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / reps as f64),
+        _ => None,
+    };
     let held_after = be.bytes_held();
+    let peak = be.peak_bytes();
+
+    let mut kernels = Vec::new();
+    if profile_steps > 0 && trainer.model.backend().profile(true) {
+        for k in 0..profile_steps {
+            trainer
+                .step(&batch, &targets)
+                .with_context(|| format!("profiled step {}", k + 1))?;
+        }
+        let be = trainer.model.backend();
+        kernels = be.kernel_times();
+        be.profile(false);
+        for k in &mut kernels {
+            let n = profile_steps as f64;
+            k.calls /= profile_steps as u64;
+            k.seconds /= n;
+            k.flops /= n;
+            k.bytes /= n;
+        }
+    }
 
     let forward_ms = median(forward);
     let train_step_ms = median(train);
@@ -431,12 +555,14 @@ pub fn run<B: Backend + Timing>(
         train_step_ms,
         train_tflops: 3.0 * config.forward_flops() / train_step_ms / 1e9,
         tokens_per_s: (nb * nt) as f64 / (train_step_ms / 1e3),
-        workspace_bytes: match (held_before, held_after) {
+        workspace_bytes: match (held_before, peak) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         },
         total_bytes: held_after,
         dispatches_per_step,
+        submissions_per_step,
+        kernels,
         reps,
     })
 }
@@ -508,7 +634,8 @@ mod tests {
             seq: 3,
             bidirectional: true,
         };
-        let r = run(CpuBackend::<f32>::new(), &c, 1, 3).unwrap();
+        let r = run(CpuBackend::<f32>::new(), &c, 1, 3, 2).unwrap();
+        assert!(r.kernels.is_empty() && r.kernel_table().is_empty());
         assert!(r.forward_ms > 0.0 && r.train_step_ms > 0.0 && r.tokens_per_s > 0.0);
         assert_eq!(r.workspace_bytes, None);
         let j = r.to_json();

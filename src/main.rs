@@ -62,10 +62,11 @@ enum Command {
     ///
     /// TFLOP/s count the gate matrix products only, 3x the forward for a step, exactly as the
     /// PyTorch script counts them. wgrnn's step also runs a 1-output head, an MSE loss and Adam,
-    /// which PyTorch's (forward + y.sum().backward()) does not. peak_mem_mb is the GPU memory
-    /// the training workspace holds on top of parameters, gradients and optimizer state
-    /// (buffers made and freed inside a step are not seen). A per-kernel GPU timestamp table
-    /// is NOT implemented yet.
+    /// which PyTorch's (forward + y.sum().backward()) does not. peak_mem_mb is the most GPU
+    /// memory held during the timed steps on top of parameters, gradients and optimizer state
+    /// (activations, caches, temporaries and the buffers kept for reuse). Where the adapter has
+    /// timestamp queries, a per-kernel table follows (calls, ms per step, share, GFLOP/s,
+    /// GB/s), measured on --profile-steps extra steps.
     ///
     /// Examples: `wgrnn bench --cell lstm --layers 4 --hidden 1024 --input 1024 --batch 64 --seq 100`;
     /// `wgrnn bench --suite shared/device/suite.tsv --json wgrnn.jsonl`
@@ -262,6 +263,14 @@ struct BenchArgs {
     /// Write one JSON line per configuration to this file (created or truncated).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Training steps run with every kernel timed for the per-kernel table (after the timed
+    /// steps, so timing them does not slow those; only where the adapter has timestamp
+    /// queries).
+    #[arg(long, default_value_t = 3)]
+    profile_steps: usize,
+    /// Skip the per-kernel table.
+    #[arg(long)]
+    no_kernels: bool,
 }
 
 fn main() -> Result<()> {
@@ -580,6 +589,11 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     };
     // Each configuration gets a fresh backend (its own device and memory count); the first
     // one also settles which device `auto` means.
+    let profile = if args.no_kernels {
+        0
+    } else {
+        args.profile_steps
+    };
     let mut chosen = Some(choose(args.device, args.adapter.as_deref())?);
     let on_gpu = matches!(chosen, Some(Chosen::Gpu(_)));
     for c in &configs {
@@ -589,11 +603,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             None => Chosen::Cpu(CpuBackend::new()),
         };
         let result = match backend {
-            Chosen::Gpu(be) => bench::run(*be, c, args.warmup, args.reps),
-            Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps),
+            Chosen::Gpu(be) => bench::run(*be, c, args.warmup, args.reps, profile),
+            Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps, profile),
         }
         .with_context(|| format!("benchmarking {}", c.label()))?;
         println!("{}", result.summary());
+        print!("{}", result.kernel_table());
         if let (Some(f), Some(path)) = (json.as_mut(), &args.json) {
             writeln!(f, "{}", result.to_json())
                 .and_then(|()| f.flush())

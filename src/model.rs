@@ -420,6 +420,14 @@ impl<B: Backend> Model<B> {
         Ok(())
     }
 
+    /// The buffer holding the last recorded loss (one scalar), for reading it back later.
+    pub fn loss_buffer(&self) -> Option<&B::Buffer> {
+        self.ws
+            .as_ref()
+            .filter(|ws| ws.have_dlogits)
+            .map(|ws| &ws.loss)
+    }
+
     /// The value of the last recorded loss (waits for the GPU).
     pub fn last_loss(&self) -> Result<B::Scalar, InputError> {
         match &self.ws {

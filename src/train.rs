@@ -1,5 +1,12 @@
 //! One training step: forward, loss, backward, clipping and the optimizer update, all as
 //! backend operations on the model's buffers.
+//!
+//! [`Trainer::step`] waits for its loss. A training loop that wants the GPU busy uses
+//! [`Trainer::queue_step`] instead: the step is submitted with no host round-trip, its loss and
+//! gradient norm come back in the background, and [`Trainer::poll_stats`] (never blocks) or
+//! [`Trainer::finish_stats`] (waits) hand them over in step order.
+
+use std::collections::VecDeque;
 
 use crate::backend::{Backend, Real};
 use crate::error::InputError;
@@ -9,6 +16,8 @@ use crate::optim::{OptimizerStep, TrainConfig};
 /// What one training step measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepStats {
+    /// Number of the step (1 for the first update).
+    pub step: u64,
     /// Mean loss of the batch before the update.
     pub loss: f64,
     /// Global gradient norm before clipping.
@@ -26,7 +35,13 @@ pub struct Trainer<B: Backend> {
     norm: B::Buffer,
     step: u64,
     seed: u64,
+    /// Steps submitted whose loss and norm are still on their way back, oldest first.
+    in_flight: VecDeque<(u64, f32, B::Readback)>,
 }
+
+/// Steps a trainer lets run ahead of the host before [`Trainer::queue_step`] waits for the
+/// oldest one's statistics.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 impl<B: Backend> Trainer<B> {
     /// Wraps a model; `seed` drives the dropout masks of successive steps.
@@ -44,6 +59,7 @@ impl<B: Backend> Trainer<B> {
             norm,
             step: 0,
             seed,
+            in_flight: VecDeque::new(),
         }
     }
 
@@ -57,12 +73,32 @@ impl<B: Backend> Trainer<B> {
         &self.config
     }
 
-    /// Trains on one batch. A non-finite loss stops before any parameter changes.
+    /// Trains on one batch and waits for its loss. A non-finite loss or gradient norm is an
+    /// error, and that step's update was skipped on the device.
     pub fn step(
         &mut self,
         batch: &Batch<B::Scalar>,
         targets: &Targets<B::Scalar>,
     ) -> Result<StepStats, InputError> {
+        self.queue_step(batch, targets)?;
+        let stats = self.finish_stats()?;
+        Ok(*stats.last().expect("one step was queued"))
+    }
+
+    /// Records and submits a training step without waiting for it; returns its number. Its
+    /// statistics arrive through [`Trainer::poll_stats`] or [`Trainer::finish_stats`]. When
+    /// [`MAX_IN_FLIGHT`] steps are already on their way, waits for the oldest first, and an
+    /// error found there (a non-finite loss) is returned here. A step with a non-finite loss
+    /// or gradient norm never updates the parameters (the device skips it); steps queued after
+    /// it still apply theirs.
+    pub fn queue_step(
+        &mut self,
+        batch: &Batch<B::Scalar>,
+        targets: &Targets<B::Scalar>,
+    ) -> Result<u64, InputError> {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.wait_oldest()?;
+        }
         let step = self.step + 1;
         let seed = crate::dropout::layer_seed(self.seed, step, usize::MAX);
         self.model
@@ -86,26 +122,67 @@ impl<B: Backend> Trainer<B> {
             be.clip_grad_value(grads, v);
         }
         be.optimizer_step_if_finite(&opt, params, grads, &mut self.state, &self.norm);
-        let grad_norm = be.download(&self.norm)[0].f64();
-        let loss = self.model.last_loss()?.f64();
-        if !loss.is_finite() {
-            return Err(InputError::NotFinite {
-                what: format!("loss at step {step}"),
-                value: loss,
-            });
-        }
-        if !grad_norm.is_finite() {
-            return Err(InputError::NotFinite {
-                what: format!("gradient norm at step {step}"),
-                value: grad_norm,
-            });
-        }
+        let loss = self
+            .model
+            .loss_buffer()
+            .expect("the loss was just recorded");
+        let readback = self.model.backend().read_later(&[loss, &self.norm]);
+        self.in_flight.push_back((step, lr, readback));
         self.step = step;
-        Ok(StepStats {
-            loss,
-            grad_norm,
-            lr,
-        })
+        Ok(step)
+    }
+
+    /// Statistics of the queued steps that have finished, in step order; never blocks. The
+    /// first non-finite loss or gradient norm is an error naming its step.
+    pub fn poll_stats(&mut self) -> Result<Vec<StepStats>, InputError> {
+        let mut out = Vec::new();
+        while let Some((step, lr, r)) = self.in_flight.front() {
+            let Some(values) = self.model.backend().try_read(r) else {
+                break;
+            };
+            let (step, lr) = (*step, *lr);
+            self.in_flight.pop_front();
+            out.push(self.checked(step, lr, &values)?);
+        }
+        Ok(out)
+    }
+
+    /// Waits for every queued step and returns their statistics in step order.
+    pub fn finish_stats(&mut self) -> Result<Vec<StepStats>, InputError> {
+        let mut out = Vec::new();
+        while !self.in_flight.is_empty() {
+            out.push(self.wait_oldest()?);
+        }
+        Ok(out)
+    }
+
+    /// Steps queued whose statistics have not been handed over yet.
+    pub fn steps_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    fn wait_oldest(&mut self) -> Result<StepStats, InputError> {
+        let (step, lr, r) = self
+            .in_flight
+            .pop_front()
+            .expect("callers check that a step is in flight");
+        let values = self.model.backend().read_wait(&r);
+        self.checked(step, lr, &values)
+    }
+
+    /// [`stats`]; a failed step that is the newest one queued is not counted as done (its
+    /// update was skipped on the device), so the next step takes its number.
+    fn checked(
+        &mut self,
+        step: u64,
+        lr: f32,
+        values: &[B::Scalar],
+    ) -> Result<StepStats, InputError> {
+        let r = stats(step, lr, values);
+        if r.is_err() && step == self.step {
+            self.step -= 1;
+        }
+        r
     }
 
     /// Loss of a batch in evaluation mode (no dropout, no update).
@@ -117,4 +194,27 @@ impl<B: Backend> Trainer<B> {
         self.model.forward(batch, None, Mode::Eval)?;
         Ok(self.model.loss(targets)?.f64())
     }
+}
+
+/// A step's statistics from its read-back `[loss, grad_norm]`; non-finite values are errors.
+fn stats<T: Real>(step: u64, lr: f32, values: &[T]) -> Result<StepStats, InputError> {
+    let (loss, grad_norm) = (values[0].f64(), values[1].f64());
+    if !loss.is_finite() {
+        return Err(InputError::NotFinite {
+            what: format!("loss at step {step}"),
+            value: loss,
+        });
+    }
+    if !grad_norm.is_finite() {
+        return Err(InputError::NotFinite {
+            what: format!("gradient norm at step {step}"),
+            value: grad_norm,
+        });
+    }
+    Ok(StepStats {
+        step,
+        loss,
+        grad_norm,
+        lr,
+    })
 }

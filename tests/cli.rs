@@ -301,6 +301,22 @@ fn bench_writes_comparable_json() {
     assert!(j["train_tflops"].as_f64().is_some_and(|v| v >= 0.0));
     assert!(j["peak_mem_mb"].as_f64().is_some_and(|v| v >= 0.0));
     assert!(j["dispatches_per_step"].as_f64().is_some_and(|v| v >= 1.0));
+    assert_eq!(j["submissions_per_step"].as_f64(), Some(1.0), "{text}");
+    // Lavapipe has timestamp queries: the per-kernel table is printed and in the JSON, and
+    // it accounts for every dispatch of a step.
+    assert!(
+        out.contains("lstm_cell.fwd_step") && out.contains("GB/s"),
+        "{out}"
+    );
+    let kernels = j["kernels"].as_array().expect("a kernels array");
+    let calls: f64 = kernels.iter().filter_map(|k| k["calls"].as_f64()).sum();
+    assert_eq!(Some(calls), j["dispatches_per_step"].as_f64(), "{text}");
+    let fwd = kernels
+        .iter()
+        .find(|k| k["kernel"] == "lstm_cell.fwd_step")
+        .expect("the LSTM forward step");
+    assert_eq!(fwd["calls"], 3, "one per time step");
+    assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
 }
 
 #[test]
@@ -435,7 +451,7 @@ fn help_has_examples() {
         assert!(out.contains("Example"), "{verb} --help:\n{out}");
     }
     let bench = ok(&["bench", "--help"]);
-    assert!(bench.contains("NOT implemented yet"), "{bench}");
+    assert!(bench.contains("per-kernel table"), "{bench}");
 }
 
 /// With no adapter at all: `devices` and GPU commands fail with the install hint, `auto`

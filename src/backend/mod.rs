@@ -120,6 +120,8 @@ pub trait Backend {
     type Buffer;
     /// A flat array of `u32` on the device (token ids, class ids, lengths).
     type Ids;
+    /// Scalars being read back in the background ([`Backend::read_later`]).
+    type Readback;
 
     /// A short description of the device (`cpu (f64)`, adapter name, ...).
     fn describe(&self) -> String;
@@ -138,6 +140,15 @@ pub trait Backend {
     fn download(&self, buf: &Self::Buffer) -> Vec<Self::Scalar>;
     /// Number of scalars in a buffer.
     fn len(&self, buf: &Self::Buffer) -> usize;
+
+    /// Starts reading the first element of each buffer back without waiting: on a GPU the work
+    /// recorded so far is submitted and runs while the host goes on (a training loop reads its
+    /// loss this way, a few steps late, instead of stalling every step).
+    fn read_later(&self, firsts: &[&Self::Buffer]) -> Self::Readback;
+    /// The values of a read-back if they have arrived; never blocks.
+    fn try_read(&self, r: &Self::Readback) -> Option<Vec<Self::Scalar>>;
+    /// Waits for a read-back and returns its values.
+    fn read_wait(&self, r: &Self::Readback) -> Vec<Self::Scalar>;
 
     /// Encodes token ids `[T, B]` into `x` `[T, B, width]` (embedding rows or one-hot);
     /// padding steps get zeros. Ids are already validated (and mapped to "other").

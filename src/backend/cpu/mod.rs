@@ -42,6 +42,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     type Scalar = T;
     type Buffer = Vec<T>;
     type Ids = Vec<u32>;
+    type Readback = Vec<T>;
 
     fn describe(&self) -> String {
         format!("cpu ({})", std::any::type_name::<T>())
@@ -67,6 +68,15 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
     fn len(&self, buf: &Vec<T>) -> usize {
         buf.len()
+    }
+    fn read_later(&self, firsts: &[&Vec<T>]) -> Vec<T> {
+        firsts.iter().map(|b| b[0]).collect()
+    }
+    fn try_read(&self, r: &Vec<T>) -> Option<Vec<T>> {
+        Some(r.clone())
+    }
+    fn read_wait(&self, r: &Vec<T>) -> Vec<T> {
+        r.clone()
     }
 
     fn encode_forward(

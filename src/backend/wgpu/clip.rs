@@ -28,6 +28,7 @@ pub(super) fn clip_grad_norm(
     let first = be.gpu.pipeline(&CLIP, "sumsq_partials", &[]);
     be.gpu
         .dispatch(&first, &params, &[grads, &partials], [groups as u32, 1, 1]);
+    be.gpu.cost(2.0 * n as f64, 4.0 * n as f64);
     let second = be.gpu.pipeline(&CLIP, "norm_finish", &[]);
     be.gpu
         .dispatch(&second, &params, &[&partials, norm], [1, 1, 1]);
@@ -35,6 +36,7 @@ pub(super) fn clip_grad_norm(
         let scale = be.gpu.pipeline(&CLIP, "scale_by_norm", &[]);
         be.gpu
             .dispatch(&scale, &params, &[norm, grads], Gpu::grid_1d(n, 256));
+        be.gpu.cost(n as f64, 8.0 * n as f64);
     }
 }
 

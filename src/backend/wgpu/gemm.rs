@@ -97,4 +97,10 @@ pub fn gemm(
         &[a.buf, b.buf, c.buf, bias_buf],
         [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
     );
+    let (mf, nf, kf) = (m as f64, n as f64, k as f64);
+    let c_traffic = if accumulate { 2.0 } else { 1.0 };
+    gpu.cost(
+        2.0 * mf * nf * kf,
+        4.0 * (mf * kf + kf * nf + c_traffic * mf * nf),
+    );
 }

@@ -80,17 +80,22 @@ impl GpuCell for GruCell {
         let h = c.plan.hidden;
         if reset_before(c.plan) {
             c.forward(&SHADER, "fwd_gates", io, &w, h);
+            c.cost(2 * h, c.lay.rw);
             c.forward(&SHADER, "fwd_cand", io, &w, h);
+            c.cost(h, c.lay.rw);
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, h);
+            c.cost(3 * h, c.lay.rw);
         }
     }
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         let h = c.plan.hidden;
         c.backward(&SHADER, "bwd_step", io, &w, h);
+        c.cost(3 * h, c.lay.rw);
         if reset_before(c.plan) {
             c.backward(&SHADER, "bwd_reset", io, &w, h);
+            c.cost(h, c.lay.rw);
         }
     }
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {

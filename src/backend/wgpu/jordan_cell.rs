@@ -66,7 +66,9 @@ impl GpuCell for JordanCell {
         let w = c.words(s, self.options(c.plan));
         let classes = c.lay.rw;
         c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
+        c.cost(c.plan.hidden, classes);
         c.forward(&SHADER, "fwd_head", io, &w, classes);
+        c.cost(classes, c.plan.hidden);
         if softmax(c.plan) {
             c.forward(&SHADER, "fwd_softmax", io, &w, classes);
         }
@@ -74,7 +76,9 @@ impl GpuCell for JordanCell {
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         c.backward(&SHADER, "bwd_state", io, &w, c.lay.rw);
+        c.cost(c.lay.rw, c.plan.hidden);
         c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
+        c.cost(c.plan.hidden, c.lay.rw);
     }
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
         let (l, off, hp) = (&c.lay, &c.plan.dirs[d], head(c.plan));

@@ -171,6 +171,16 @@ impl Call<'_> {
         ]
     }
 
+    /// Declares the dispatch just recorded as a `[B, k] x [k, rows]` product per direction,
+    /// for the per-kernel profile (weights read once, inputs and outputs once per sequence).
+    pub fn cost(&self, rows: usize, k: usize) {
+        let (b, d) = (self.lay.batch as f64, self.lay.dirs as f64);
+        let (rows, k) = (rows as f64, k as f64);
+        let flops = 2.0 * b * d * rows * k;
+        let bytes = 4.0 * d * (rows * k + b * (rows + k));
+        self.be.gpu.cost(flops, bytes);
+    }
+
     /// Workgroups for invocations (x < `width`, b, d) of a 64-wide kernel.
     pub fn groups(&self, width: usize) -> [u32; 3] {
         [
@@ -321,11 +331,13 @@ pub(super) trait GpuCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+        c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the backward dispatches of step `s` (called for s from the last step down).
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+        c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the gradient of the initial states (after all backward steps).
     fn initial_state_grads(&self, c: &Call<'_>, dh: &GpuBuffer, dc: &GpuBuffer) {

@@ -89,8 +89,10 @@ impl GpuCell for LstmCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+        c.cost(c.lay.gh, c.lay.rw);
         if has_proj(c.plan) {
             c.forward(self.shader(), "fwd_proj", io, &w, c.lay.rw);
+            c.cost(c.lay.rw, c.plan.hidden);
         }
     }
 
@@ -98,8 +100,14 @@ impl GpuCell for LstmCell {
         let w = c.words(s, self.options(c.plan));
         if has_proj(c.plan) {
             c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);
+            c.cost(c.lay.gh, c.lay.rw);
         }
         c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+        if has_proj(c.plan) {
+            c.cost(c.lay.rw, c.plan.hidden);
+        } else {
+            c.cost(c.lay.gh, c.lay.rw);
+        }
     }
 
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {

@@ -31,7 +31,7 @@ use crate::optim::OptimizerStep;
 use crate::params::{EncodePlan, HeadPlan, LayerPlan};
 
 pub use device::{GpuError, INSTALL_HINT};
-pub use runtime::{Gpu, GpuBuffer};
+pub use runtime::{Gpu, GpuBuffer, Kernel, KernelTime, Readback};
 
 /// Token or class ids on the GPU, with the host copy they were made from (the embedding
 /// gradient groups positions by id on the host before its scatter-add kernel).
@@ -113,6 +113,7 @@ impl Backend for WgpuBackend {
     type Scalar = f32;
     type Buffer = GpuBuffer;
     type Ids = GpuIds;
+    type Readback = Readback;
 
     fn describe(&self) -> String {
         let info = self.gpu.info();
@@ -143,6 +144,15 @@ impl Backend for WgpuBackend {
     }
     fn len(&self, buf: &GpuBuffer) -> usize {
         buf.len()
+    }
+    fn read_later(&self, firsts: &[&GpuBuffer]) -> Readback {
+        self.gpu.read_later(firsts)
+    }
+    fn try_read(&self, r: &Readback) -> Option<Vec<f32>> {
+        self.gpu.try_read(r)
+    }
+    fn read_wait(&self, r: &Readback) -> Vec<f32> {
+        self.gpu.read_wait(r)
     }
 
     fn encode_forward(

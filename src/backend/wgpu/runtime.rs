@@ -6,11 +6,17 @@
 //! submission. Each dispatch gets its parameters (sizes, offsets, flags: at most
 //! [`MAX_PARAMS`] 32-bit words) in its own 256-byte slot of one uniform arena buffer, which
 //! is written once, just before the submission.
+//!
+//! Buffers are recycled: a dropped [`GpuBuffer`] goes back to a pool keyed by its size, and the
+//! next request of that size reuses it, so a training step of a shape seen before allocates
+//! nothing. A host write into a buffer forces a submission only when recorded work still uses
+//! that buffer. Where the adapter offers `TIMESTAMP_QUERY`, [`Gpu::profile`] times every
+//! dispatch (see [`KernelTime`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::device::{self, GpuError};
 
@@ -22,6 +28,11 @@ pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
 const ARENA_SLOTS: u64 = 8192;
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
+
+/// Bytes of dropped buffers kept for reuse; beyond this they are freed.
+const POOL_CAP: u64 = 1 << 30;
+/// Timestamp queries per query set (wgpu's maximum): two per timed dispatch.
+const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
 
 /// WGSL shared by every kernel: activations, the 1-D grid index.
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
@@ -43,12 +54,43 @@ struct PipelineKey {
     constants: Vec<(&'static str, u64)>,
 }
 
-/// A float buffer on the GPU (f32), with its length in elements.
+/// A compute pipeline with the name it is profiled under (`shader.entry`).
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    label: Arc<str>,
+}
+
+/// Buffers that were dropped, kept by size for reuse, with the byte counts of the runtime.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Free buffers by byte size, each with the epoch of its last recorded use.
+    free: HashMap<u64, Vec<(wgpu::Buffer, u64)>>,
+    /// Bytes in live [`GpuBuffer`]s.
+    live: u64,
+    /// Bytes in `free`.
+    pooled: u64,
+    /// The most `live + pooled` has been since the last [`Gpu::reset_peak`].
+    peak: u64,
+    /// Buffers created on the device (not counting reuses).
+    created: u64,
+}
+
+impl Pool {
+    fn note_peak(&mut self) {
+        self.peak = self.peak.max(self.live + self.pooled);
+    }
+}
+
+/// A float buffer on the GPU (f32 or u32 elements), with its length in elements. Dropping it
+/// returns its memory to the runtime's pool.
 #[derive(Debug)]
 pub struct GpuBuffer {
     pub(crate) buf: wgpu::Buffer,
     len: usize,
-    held: Arc<AtomicU64>,
+    /// Epoch (submission number) of the last recorded command that used it.
+    used: AtomicU64,
+    pool: Arc<Mutex<Pool>>,
 }
 
 impl GpuBuffer {
@@ -60,11 +102,81 @@ impl GpuBuffer {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    fn touch(&self, epoch: u64) {
+        self.used.store(epoch, Ordering::Relaxed);
+    }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        self.held.fetch_sub(self.buf.size(), Ordering::Relaxed);
+        let size = self.buf.size();
+        let mut pool = lock(&self.pool);
+        pool.live -= size;
+        if pool.pooled + size <= POOL_CAP {
+            pool.pooled += size;
+            let used = self.used.load(Ordering::Relaxed);
+            pool.free
+                .entry(size)
+                .or_default()
+                .push((self.buf.clone(), used));
+        }
+    }
+}
+
+fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
+    // The pool holds only counters and handles; a panic elsewhere leaves it consistent.
+    pool.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Time spent in one kernel (pipeline entry) over a profiled run, from timestamp queries.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelTime {
+    /// `shader.entry`, e.g. `lstm_cell.fwd_step`.
+    pub label: String,
+    /// Dispatches timed.
+    pub calls: u64,
+    /// Total GPU time in seconds.
+    pub seconds: f64,
+    /// Floating-point operations the dispatches were declared to do (0 when undeclared).
+    pub flops: f64,
+    /// Bytes the dispatches were declared to move to or from memory (0 when undeclared).
+    pub bytes: f64,
+}
+
+/// One timed dispatch waiting for its timestamps.
+struct Timed {
+    label: Arc<str>,
+    flops: f64,
+    bytes: f64,
+}
+
+/// Timestamp queries of the dispatches recorded since the last submission, and the totals.
+struct Profiler {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    pending: Vec<Timed>,
+    totals: HashMap<Arc<str>, KernelTime>,
+}
+
+/// Scalars on their way back from the GPU (see [`Gpu::read_later`]).
+#[derive(Debug)]
+pub struct Readback {
+    staging: wgpu::Buffer,
+    len: usize,
+    done: Arc<Mutex<Option<bool>>>,
+}
+
+impl Readback {
+    fn take(&self, ok: bool) -> Vec<f32> {
+        assert!(ok, "reading a GPU buffer back failed (device lost?)");
+        let view = self
+            .staging
+            .get_mapped_range(..)
+            .expect("the staging buffer is mapped");
+        let out = bytemuck::cast_slice::<u8, f32>(&view)[..self.len].to_vec();
+        drop(view);
+        self.staging.unmap();
+        out
     }
 }
 
@@ -75,25 +187,30 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: RefCell<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     arena: wgpu::Buffer,
     arena_bytes: RefCell<Vec<u8>>,
     dispatches: Cell<u64>,
-    held: Arc<AtomicU64>,
+    submissions: Cell<u64>,
+    /// Number of the submission now being recorded.
+    epoch: Cell<u64>,
+    pool: Arc<Mutex<Pool>>,
+    profiler: RefCell<Option<Profiler>>,
 }
 
 impl Gpu {
     /// Opens the adapter chosen by `adapter` (index or name part; `None`: `WGRNN_ADAPTER`, else
-    /// the best one) with every limit it offers.
+    /// the best one) with every limit it offers, and `TIMESTAMP_QUERY` where it exists.
     pub fn new(adapter: Option<&str>) -> Result<Gpu, GpuError> {
         let instance = device::instance();
         let adapter = device::select(&instance, adapter)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -120,7 +237,10 @@ impl Gpu {
             arena,
             arena_bytes: RefCell::default(),
             dispatches: Cell::new(0),
-            held: Arc::default(),
+            submissions: Cell::new(0),
+            epoch: Cell::new(1),
+            pool: Arc::default(),
+            profiler: RefCell::default(),
         })
     }
 
@@ -134,9 +254,34 @@ impl Gpu {
         &self.limits
     }
 
-    /// Bytes held in buffers made by [`Gpu::buffer`] that are still alive.
+    /// Bytes held in GPU buffers: live ones and dropped ones kept for reuse.
     pub fn bytes_held(&self) -> u64 {
-        self.held.load(Ordering::Relaxed)
+        let pool = lock(&self.pool);
+        pool.live + pool.pooled
+    }
+
+    /// The most [`Gpu::bytes_held`] has been since the start or the last [`Gpu::reset_peak`].
+    pub fn peak_bytes(&self) -> u64 {
+        lock(&self.pool).peak
+    }
+
+    /// Number of storage buffers created on the device so far; a buffer reused from the pool
+    /// does not count, so a steady training loop leaves it unchanged.
+    pub fn buffers_created(&self) -> u64 {
+        lock(&self.pool).created
+    }
+
+    /// Starts a new peak measurement from what is held now.
+    pub fn reset_peak(&self) {
+        let mut pool = lock(&self.pool);
+        pool.peak = pool.live + pool.pooled;
+    }
+
+    /// Frees the buffers kept for reuse.
+    pub fn trim(&self) {
+        let mut pool = lock(&self.pool);
+        pool.free.clear();
+        pool.pooled = 0;
     }
 
     /// Number of kernel dispatches recorded since the runtime started.
@@ -144,50 +289,147 @@ impl Gpu {
         self.dispatches.get()
     }
 
-    /// A new buffer of `len` f32 elements (zeroed by wgpu).
-    pub fn buffer(&self, len: usize) -> GpuBuffer {
-        // Bindings need a non-zero size.
-        let size = (len.max(1) * 4) as u64;
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+    /// Number of command submissions since the runtime started.
+    pub fn submission_count(&self) -> u64 {
+        self.submissions.get()
+    }
+
+    /// Whether the device can time dispatches ([`Gpu::profile`]).
+    pub fn can_profile(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Starts (`true`) or stops timing every dispatch. Starting clears earlier totals; returns
+    /// whether timing is on (false where the adapter has no timestamp queries).
+    pub fn profile(&self, on: bool) -> bool {
+        self.flush();
+        let mut slot = self.profiler.borrow_mut();
+        if !on || !self.can_profile() {
+            *slot = None;
+            return false;
+        }
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("kernel timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: QUERIES,
+        });
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel timestamps"),
+            size: QUERIES as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        self.held.fetch_add(size, Ordering::Relaxed);
-        GpuBuffer {
-            buf,
-            len,
-            held: self.held.clone(),
+        *slot = Some(Profiler {
+            set,
+            resolve,
+            pending: Vec::new(),
+            totals: HashMap::new(),
+        });
+        true
+    }
+
+    /// Per-kernel totals of the profiled run so far (submits and waits for recorded work),
+    /// longest first.
+    pub fn kernel_times(&self) -> Vec<KernelTime> {
+        self.flush();
+        let mut out: Vec<KernelTime> = self
+            .profiler
+            .borrow()
+            .as_ref()
+            .map(|p| p.totals.values().cloned().collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        out
+    }
+
+    /// Declares the work of the dispatch recorded last, for the GFLOP/s and GB/s columns of a
+    /// profile (nothing happens when not profiling).
+    pub fn cost(&self, flops: f64, bytes: f64) {
+        if let Some(p) = self.profiler.borrow_mut().as_mut()
+            && let Some(t) = p.pending.last_mut()
+        {
+            t.flops = flops;
+            t.bytes = bytes;
         }
     }
 
-    /// A new buffer holding `data` (any 4-byte plain type: f32 or u32).
-    pub fn buffer_from<T: bytemuck::Pod>(&self, data: &[T]) -> GpuBuffer {
-        let b = self.buffer(data.len());
-        if !data.is_empty() {
-            self.flush();
-            self.queue
-                .write_buffer(&b.buf, 0, bytemuck::cast_slice(data));
+    /// A buffer of `len` elements, recycled when one of that size is free, contents
+    /// undefined. Prefers a free buffer that recorded work no longer uses.
+    fn alloc(&self, len: usize) -> (GpuBuffer, bool) {
+        // Bindings need a non-zero size.
+        let size = (len.max(1) * 4) as u64;
+        let epoch = self.epoch.get();
+        let mut pool = lock(&self.pool);
+        let reused = pool.free.get_mut(&size).and_then(|list| {
+            let i = list
+                .iter()
+                .position(|(_, used)| *used < epoch)
+                .unwrap_or(list.len().saturating_sub(1));
+            (!list.is_empty()).then(|| list.swap_remove(i))
+        });
+        let (buf, used, recycled) = match reused {
+            Some((buf, used)) => {
+                pool.pooled -= size;
+                (buf, used, true)
+            }
+            None => {
+                let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                pool.created += 1;
+                (buf, 0, false)
+            }
+        };
+        pool.live += size;
+        pool.note_peak();
+        let b = GpuBuffer {
+            buf,
+            len,
+            used: AtomicU64::new(used),
+            pool: self.pool.clone(),
+        };
+        (b, recycled)
+    }
+
+    /// A buffer of `len` f32 elements, zeroed (recycled ones by a recorded clear).
+    pub fn buffer(&self, len: usize) -> GpuBuffer {
+        let (b, recycled) = self.alloc(len);
+        if recycled {
+            self.clear(&b);
         }
         b
     }
 
-    /// Overwrites the start of `buf` with `data`. Recorded work is submitted first, so it
-    /// sees the old contents, as program order says.
+    /// A buffer holding `data` (any 4-byte plain type: f32 or u32).
+    pub fn buffer_from<T: bytemuck::Pod>(&self, data: &[T]) -> GpuBuffer {
+        let (b, _) = self.alloc(data.len());
+        self.write(&b, data);
+        b
+    }
+
+    /// Overwrites the start of `buf` with `data`. When recorded work uses `buf`, it is
+    /// submitted first, so it sees the old contents, as program order says.
     pub fn write<T: bytemuck::Pod>(&self, buf: &GpuBuffer, data: &[T]) {
         if data.is_empty() {
             return;
         }
-        self.flush();
+        if buf.used.load(Ordering::Relaxed) == self.epoch.get() {
+            self.flush();
+        }
         self.queue
             .write_buffer(&buf.buf, 0, bytemuck::cast_slice(data));
     }
 
     /// Records zeroing of a whole buffer.
     pub fn clear(&self, buf: &GpuBuffer) {
+        buf.touch(self.epoch.get());
         self.with_encoder(|e| e.clear_buffer(&buf.buf, 0, None));
     }
 
@@ -196,6 +438,7 @@ impl Gpu {
         if len == 0 {
             return;
         }
+        buf.touch(self.epoch.get());
         self.with_encoder(|e| e.clear_buffer(&buf.buf, (at * 4) as u64, Some((len * 4) as u64)));
     }
 
@@ -204,6 +447,8 @@ impl Gpu {
         if len == 0 {
             return;
         }
+        src.touch(self.epoch.get());
+        dst.touch(self.epoch.get());
         self.with_encoder(|e| {
             e.copy_buffer_to_buffer(
                 &src.buf,
@@ -227,8 +472,137 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        buf.touch(self.epoch.get());
         self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buf, 0, &staging, 0, Some(size)));
         self.flush();
+        self.map_and_read(&staging)
+    }
+
+    /// Starts reading the first element of each of `firsts` back: records the copies, submits
+    /// everything recorded so far, and returns without waiting.
+    pub fn read_later(&self, firsts: &[&GpuBuffer]) -> Readback {
+        let size = (firsts.len().max(1) * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read back later"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let epoch = self.epoch.get();
+        for (i, b) in firsts.iter().enumerate() {
+            b.touch(epoch);
+            self.with_encoder(|e| {
+                e.copy_buffer_to_buffer(&b.buf, 0, &staging, (i * 4) as u64, Some(4))
+            });
+        }
+        self.flush();
+        let done: Arc<Mutex<Option<bool>>> = Arc::default();
+        let flag = done.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            *flag.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.is_ok());
+        });
+        Readback {
+            staging,
+            len: firsts.len(),
+            done,
+        }
+    }
+
+    /// The values of a read-back if the GPU has finished it; never blocks.
+    pub fn try_read(&self, r: &Readback) -> Option<Vec<f32>> {
+        // Runs the callbacks of finished work; errors surface in `read_wait`.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        let state = *r.done.lock().unwrap_or_else(|e| e.into_inner());
+        state.map(|ok| r.take(ok))
+    }
+
+    /// Waits for a read-back and returns its values.
+    pub fn read_wait(&self, r: &Readback) -> Vec<f32> {
+        loop {
+            if let Some(v) = self.try_read(r) {
+                return v;
+            }
+            self.wait();
+        }
+    }
+
+    /// Blocks until the GPU has finished everything submitted.
+    pub fn wait(&self) {
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            panic!("waiting for the GPU failed: {e}");
+        }
+    }
+
+    /// Submits the recorded work (with its dispatch parameters), if any. When profiling, also
+    /// waits for it and adds its kernel times to the totals.
+    pub fn flush(&self) {
+        let Some(mut encoder) = self.encoder.borrow_mut().take() else {
+            return;
+        };
+        let mut bytes = self.arena_bytes.borrow_mut();
+        if !bytes.is_empty() {
+            self.queue.write_buffer(&self.arena, 0, &bytes);
+            bytes.clear();
+        }
+        drop(bytes);
+        let timed = self.resolve_timestamps(&mut encoder);
+        self.queue.submit([encoder.finish()]);
+        self.submissions.set(self.submissions.get() + 1);
+        self.epoch.set(self.epoch.get() + 1);
+        if let Some((staging, timed)) = timed {
+            self.add_kernel_times(&staging, timed);
+        }
+    }
+
+    /// Records the resolution of this submission's timestamps into a readable buffer.
+    fn resolve_timestamps(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Option<(wgpu::Buffer, Vec<Timed>)> {
+        let mut slot = self.profiler.borrow_mut();
+        let p = slot.as_mut()?;
+        if p.pending.is_empty() {
+            return None;
+        }
+        let queries = 2 * p.pending.len() as u32;
+        let size = queries as u64 * 8;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel timestamps read back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.resolve_query_set(&p.set, 0..queries, &p.resolve, 0);
+        encoder.copy_buffer_to_buffer(&p.resolve, 0, &staging, 0, Some(size));
+        Some((staging, std::mem::take(&mut p.pending)))
+    }
+
+    /// Waits for a submission's timestamps and adds each dispatch's duration to its kernel.
+    fn add_kernel_times(&self, staging: &wgpu::Buffer, timed: Vec<Timed>) {
+        let ticks: Vec<u64> = self.map_and_read(staging);
+        let period = self.queue.get_timestamp_period() as f64 * 1e-9;
+        let mut slot = self.profiler.borrow_mut();
+        let Some(p) = slot.as_mut() else {
+            return;
+        };
+        for (i, t) in timed.into_iter().enumerate() {
+            let (start, end) = (ticks[2 * i], ticks[2 * i + 1]);
+            let e = p
+                .totals
+                .entry(t.label.clone())
+                .or_insert_with(|| KernelTime {
+                    label: t.label.to_string(),
+                    ..KernelTime::default()
+                });
+            e.calls += 1;
+            e.seconds += end.saturating_sub(start) as f64 * period;
+            e.flops += t.flops;
+            e.bytes += t.bytes;
+        }
+    }
+
+    /// Maps a submitted MAP_READ buffer, waits, and copies it out.
+    fn map_and_read<T: bytemuck::Pod>(&self, staging: &wgpu::Buffer) -> Vec<T> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -247,26 +621,6 @@ impl Gpu {
         out
     }
 
-    /// Blocks until the GPU has finished everything submitted.
-    pub fn wait(&self) {
-        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
-            panic!("waiting for the GPU failed: {e}");
-        }
-    }
-
-    /// Submits the recorded work (with its dispatch parameters), if any.
-    pub fn flush(&self) {
-        let Some(encoder) = self.encoder.borrow_mut().take() else {
-            return;
-        };
-        let mut bytes = self.arena_bytes.borrow_mut();
-        if !bytes.is_empty() {
-            self.queue.write_buffer(&self.arena, 0, &bytes);
-            bytes.clear();
-        }
-        self.queue.submit([encoder.finish()]);
-    }
-
     fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
         let mut slot = self.encoder.borrow_mut();
         let enc = slot.get_or_insert_with(|| {
@@ -283,7 +637,7 @@ impl Gpu {
         shader: &'static Shader,
         entry: &'static str,
         constants: &[(&'static str, f64)],
-    ) -> wgpu::ComputePipeline {
+    ) -> Kernel {
         let key = PipelineKey {
             shader: shader.name,
             entry,
@@ -318,8 +672,12 @@ impl Gpu {
                 },
                 cache: None,
             });
-        self.pipelines.borrow_mut().insert(key, pipeline.clone());
-        pipeline
+        let kernel = Kernel {
+            pipeline,
+            label: format!("{}.{entry}", shader.name).into(),
+        };
+        self.pipelines.borrow_mut().insert(key, kernel.clone());
+        kernel
     }
 
     /// Records one dispatch of `pipeline` over `groups` workgroups. Binding 0 is a uniform
@@ -327,7 +685,7 @@ impl Gpu {
     /// declares must be used by it, so the automatic layout keeps it).
     pub fn dispatch(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        pipeline: &Kernel,
         params: &[u32],
         buffers: &[&GpuBuffer],
         groups: [u32; 3],
@@ -344,7 +702,7 @@ impl Gpu {
     /// files whose entry points use different subsets of one binding plan).
     pub fn dispatch_at(
         &self,
-        pipeline: &wgpu::ComputePipeline,
+        kernel: &Kernel,
         params: &[u32],
         buffers: &[(u32, &GpuBuffer)],
         groups: [u32; 3],
@@ -365,6 +723,15 @@ impl Gpu {
             bytes.resize((at + SLOT) as usize, 0);
             at
         };
+        let full = self
+            .profiler
+            .borrow()
+            .as_ref()
+            .is_some_and(|p| 2 * (p.pending.len() as u32 + 1) > QUERIES);
+        if full {
+            self.flush();
+        }
+        let pipeline = &kernel.pipeline;
         let layout = pipeline.get_bind_group_layout(0);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -374,7 +741,9 @@ impl Gpu {
                 size: wgpu::BufferSize::new(SLOT),
             }),
         }];
+        let epoch = self.epoch.get();
         for (binding, b) in buffers {
+            b.touch(epoch);
             entries.push(wgpu::BindGroupEntry {
                 binding: *binding,
                 resource: b.buf.as_entire_binding(),
@@ -385,8 +754,25 @@ impl Gpu {
             layout: &layout,
             entries: &entries,
         });
+        let mut profiler = self.profiler.borrow_mut();
+        let timestamp_writes = profiler.as_mut().map(|p| {
+            let i = 2 * p.pending.len() as u32;
+            p.pending.push(Timed {
+                label: kernel.label.clone(),
+                flops: 0.0,
+                bytes: 0.0,
+            });
+            wgpu::ComputePassTimestampWrites {
+                query_set: &p.set,
+                beginning_of_pass_write_index: Some(i),
+                end_of_pass_write_index: Some(i + 1),
+            }
+        });
         self.with_encoder(|e| {
-            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes,
+            });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);

@@ -1,0 +1,181 @@
+//! The GPU runtime under a training loop: one submission per training step, no buffer
+//! created once a shape has been seen, statistics read back in the background that equal the
+//! synchronous ones, and per-kernel timestamps where the adapter has them.
+
+mod gpu_common;
+
+use gpu_common::{dense_batch, gpu, layer, rng, uniform};
+use wgrnn::config::{Activation, CellConfig, HeadConfig, InputEncoding, NetworkConfig, Task};
+use wgrnn::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
+use wgrnn::train::Trainer;
+use wgrnn::{Batch, Model, Targets, WgpuBackend};
+
+const FEATURES: usize = 3;
+const LENGTHS: [usize; 4] = [7, 1, 4, 7];
+
+fn lstm() -> CellConfig {
+    CellConfig::Lstm {
+        gate: Activation::Sigmoid,
+        cell: Activation::Tanh,
+        hidden: Activation::Tanh,
+        peephole: false,
+        proj: None,
+        forget_bias: None,
+    }
+}
+
+fn net() -> NetworkConfig {
+    NetworkConfig {
+        input: InputEncoding::Dense { features: FEATURES },
+        layers: vec![layer(lstm(), 9, true), layer(lstm(), 5, false)],
+        head: Some(HeadConfig {
+            classes: 2,
+            task: Task::Regression,
+        }),
+    }
+}
+
+fn trainer(be: WgpuBackend, seed: u64) -> Trainer<WgpuBackend> {
+    let model = Model::new(be, net(), seed).expect("model");
+    let cfg = TrainConfig {
+        optimizer: OptimizerConfig::adam(),
+        lr: 1e-2,
+        schedule: Schedule::Constant,
+        clip: ClipConfig {
+            max_norm: Some(1.0),
+            max_value: None,
+        },
+    };
+    Trainer::new(model, cfg, seed)
+}
+
+fn batches(test: &str, n: usize) -> Vec<(Batch<f32>, Targets<f32>)> {
+    let mut r = rng(test);
+    let time = *LENGTHS.iter().max().expect("lengths");
+    (0..n)
+        .map(|_| {
+            let b = dense_batch(&mut r, FEATURES, &LENGTHS);
+            let t = Targets::Values(uniform(&mut r, time * LENGTHS.len() * 2, 1.0));
+            (b, t)
+        })
+        .collect()
+}
+
+#[test]
+fn a_training_step_is_one_submission_and_creates_no_buffers_once_warm() {
+    let Some(be) = gpu() else { return };
+    let mut tr = trainer(be, 3);
+    let data = batches("one_submission", 6);
+    for (b, t) in &data[..2] {
+        tr.step(b, t).expect("warm-up step");
+    }
+    let gpu = tr.model.backend().gpu();
+    let (subs, created, held) = (
+        gpu.submission_count(),
+        gpu.buffers_created(),
+        gpu.bytes_held(),
+    );
+    for (b, t) in &data[2..] {
+        tr.step(b, t).expect("step");
+    }
+    let gpu = tr.model.backend().gpu();
+    assert_eq!(
+        gpu.submission_count() - subs,
+        4,
+        "each training step (upload, forward, loss, backward, clip, Adam, read-back) must be one submission"
+    );
+    assert_eq!(
+        gpu.buffers_created(),
+        created,
+        "steps of a shape seen before must reuse their buffers"
+    );
+    assert_eq!(gpu.bytes_held(), held, "memory held must not grow");
+}
+
+#[test]
+fn queued_steps_give_the_synchronous_losses_in_order() {
+    let Some(a) = gpu() else { return };
+    let Some(b) = gpu() else { return };
+    // One batch, twelve times: the loss must fall as well as agree.
+    let one = batches("queued_steps", 1);
+    let data: Vec<_> = (0..12).map(|_| one[0].clone()).collect();
+    let mut sync = trainer(a, 5);
+    let want: Vec<f64> = data
+        .iter()
+        .map(|(b, t)| sync.step(b, t).expect("step").loss)
+        .collect();
+    let mut queued = trainer(b, 5);
+    let mut got = Vec::new();
+    for (k, (b, t)) in data.iter().enumerate() {
+        let n = queued.queue_step(b, t).expect("queue");
+        assert_eq!(n, k as u64 + 1);
+        got.extend(queued.poll_stats().expect("poll"));
+        assert!(queued.steps_in_flight() <= wgrnn::train::MAX_IN_FLIGHT);
+    }
+    got.extend(queued.finish_stats().expect("finish"));
+    assert_eq!(queued.steps_in_flight(), 0);
+    let steps: Vec<u64> = got.iter().map(|s| s.step).collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<u64>>());
+    let losses: Vec<f64> = got.iter().map(|s| s.loss).collect();
+    assert_eq!(
+        losses, want,
+        "same device, same order: bit-identical losses"
+    );
+    assert!(losses[11] < losses[0], "the loss must fall: {losses:?}");
+}
+
+#[test]
+fn a_non_finite_loss_in_a_queued_step_is_reported_with_its_step() {
+    let Some(be) = gpu() else { return };
+    let mut tr = trainer(be, 7);
+    let data = batches("queued_nan", 3);
+    tr.queue_step(&data[0].0, &data[0].1).expect("step 1");
+    let Targets::Values(mut bad) = data[1].1.clone() else {
+        unreachable!()
+    };
+    bad[0] = f32::NAN;
+    tr.queue_step(&data[1].0, &Targets::Values(bad))
+        .expect("step 2 is only recorded");
+    let err = tr.finish_stats().expect_err("step 2 has a NaN loss");
+    assert!(err.to_string().contains("loss at step 2"), "{err}");
+}
+
+#[test]
+fn kernel_timestamps_cover_every_dispatch_where_the_adapter_has_them() {
+    let Some(be) = gpu() else { return };
+    let mut tr = trainer(be, 9);
+    let data = batches("timestamps", 1);
+    let (b, t) = &data[0];
+    tr.step(b, t).expect("warm-up");
+    let gpu = tr.model.backend().gpu();
+    let on = gpu.profile(true);
+    assert_eq!(on, gpu.can_profile());
+    if !on {
+        assert!(gpu.kernel_times().is_empty());
+        return;
+    }
+    let before = gpu.dispatch_count();
+    tr.step(b, t).expect("profiled step");
+    let gpu = tr.model.backend().gpu();
+    let dispatches = gpu.dispatch_count() - before;
+    let times = gpu.kernel_times();
+    gpu.profile(false);
+    let calls: u64 = times.iter().map(|k| k.calls).sum();
+    assert_eq!(calls, dispatches, "every dispatch is timed once");
+    let find = |label: &str| {
+        times
+            .iter()
+            .find(|k| k.label == label)
+            .unwrap_or_else(|| panic!("no {label} in {times:?}"))
+    };
+    // Two layers of 7 steps, forward and backward.
+    assert_eq!(find("lstm_cell.fwd_step").calls, 14);
+    assert_eq!(find("lstm_cell.bwd_step").calls, 14);
+    let gemm = find("gemm.gemm");
+    assert!(gemm.flops > 0.0 && gemm.bytes > 0.0);
+    let total: f64 = times.iter().map(|k| k.seconds).sum();
+    assert!(total > 0.0 && total.is_finite(), "{times:?}");
+    for w in times.windows(2) {
+        assert!(w[0].seconds >= w[1].seconds, "sorted longest first");
+    }
+}
