@@ -8,7 +8,8 @@
 //! - [`model`]: forward, loss and backpropagation through time on a [`backend::Backend`];
 //! - [`optim`] and [`train`]: clipping, optimizers, schedules and the training step;
 //! - [`checkpoint`]: safetensors files that load into `torch.nn.LSTM` and back;
-//! - [`data`]: task data (the slot-filling generator).
+//! - [`data`]: task data: file readers, tokenisers, vocabularies, batching and metrics, and the
+//!   slot-filling generator.
 
 #![warn(missing_docs)]
 
