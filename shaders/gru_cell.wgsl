@@ -48,28 +48,27 @@ fn scr_at(row: u32, i: u32) -> u32 { return p.scr + row * p.sw + i; }
 
 // (W_hr h, W_hz h, W_hn h) at unit j for the previous state h of step s, given the offsets
 // of the three W_hh rows (wr, wz, wn); zero when the step sees no previous state. The
-// previous state is read where it lives (st_h or the previous row's hs): the hp row of this
-// step is complete only once every invocation of the row has recorded its element.
+// previous state is read where it lives (h_prev: st_h or the previous row's hs): the hp row
+// of this step is complete only once every invocation of the row has recorded its element.
 fn hh3(d: u32, b: u32, s: u32, wr: u32, wz: u32, wn: u32) -> vec3<f32> {
     var acc = vec3<f32>(0.0);
-    if (!recurrent()) {
-        return acc;
-    }
-    if (s == 0u) {
-        if (!has_state()) {
-            return acc;
-        }
-        let base = (d * p.batch + b) * p.rw;
-        for (var k = 0u; k < p.rw; k++) {
-            acc += vec3<f32>(params[wr + k], params[wz + k], params[wn + k]) * st_h[base + k];
-        }
-        return acc;
-    }
-    let base = p.hs + prev_row(d, b, s) * p.rw;
     for (var k = 0u; k < p.rw; k++) {
-        acc += vec3<f32>(params[wr + k], params[wz + k], params[wn + k]) * cache[base + k];
+        acc += vec3<f32>(params[wr + k], params[wz + k], params[wn + k]) * h_prev(d, b, s, k);
     }
     return acc;
+}
+
+// The reset and update gates (r, z) of unit j at `row` from the products `a` (hh3), also
+// stored in the record; shared by fwd_step and fwd_gates.
+fn gates_rz(d: u32, row: u32, j: u32, a: vec3<f32>) -> vec2<f32> {
+    let hd = p.hidden;
+    let bh = b_hh(d);
+    let x = p.xp + row * p.gh;
+    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
+    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
+    cache[rec_at(row, j)] = r;
+    cache[rec_at(row, hd + j)] = z;
+    return vec2<f32>(r, z);
 }
 
 // Pytorch: the whole step in one dispatch.
@@ -90,15 +89,12 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let wz = wr + hd * p.rw;
     let wn = wz + hd * p.rw;
     let a = hh3(d, b, p.s, wr, wz, wn);
-    let bh = b_hh(d);
-    let x = p.xp + row * p.gh;
-    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
-    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
-    let hn = a.z + params[bh + 2u * hd + j];
-    let n = tanh_stable(cache[x + 2u * hd + j] + r * hn);
+    let rz = gates_rz(d, row, j, a);
+    let r = rz.x;
+    let z = rz.y;
+    let hn = a.z + params[b_hh(d) + 2u * hd + j];
+    let n = tanh_stable(cache[p.xp + row * p.gh + 2u * hd + j] + r * hn);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
-    cache[rec_at(row, j)] = r;
-    cache[rec_at(row, hd + j)] = z;
     cache[rec_at(row, 2u * hd + j)] = n;
     cache[rec_at(row, 3u * hd + j)] = hn;
     cache[p.hs + row * p.rw + j] = h;
@@ -123,12 +119,7 @@ fn fwd_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let wz = wr + hd * p.rw;
     // The third product is not needed here: pass the z row again (same loads).
     let a = hh3(d, b, p.s, wr, wz, wz);
-    let bh = b_hh(d);
-    let x = p.xp + row * p.gh;
-    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
-    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
-    cache[rec_at(row, j)] = r;
-    cache[rec_at(row, hd + j)] = z;
+    let r = gates_rz(d, row, j, a).x;
     cache[rec_at(row, 3u * hd + j)] = r * h_prev(d, b, p.s, j);
 }
 

@@ -24,11 +24,6 @@
 //   0 uniform P  n = rows*cols, cols, batch B
 //   1 lengths u32[] read
 //   2 m       f32[] read_write: zero where row r = t*B + b has t >= lengths[b]
-//
-// column_sums (one invocation per column c):
-//   0 uniform P  n = cols, cols, rows, off
-//   1 src f32[] read `[rows, cols]`
-//   2 dst f32[] read_write: dst[off + c] += sum over rows r (in order) of src[r, c]
 
 // Every kernel reads the words it needs: n (invocations), cols (F, or the matrix's columns),
 // width, batch, mode, rows, off.
@@ -114,21 +109,4 @@ fn mask_rows(@builtin(global_invocation_id) gid: vec3<u32>,
     if (t >= row_lengths[b]) {
         m[i] = 0.0;
     }
-}
-
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-
-@compute @workgroup_size(256, 1, 1)
-fn column_sums(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = linear_index(gid, nwg);
-    if (c >= p.n) {
-        return;
-    }
-    var acc = dst[p.off + c];
-    for (var r = 0u; r < p.rows; r++) {
-        acc += src[r * p.cols + c];
-    }
-    dst[p.off + c] = acc;
 }

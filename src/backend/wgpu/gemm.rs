@@ -104,3 +104,34 @@ pub fn gemm(
         4.0 * (mf * kf + kf * nf + c_traffic * mf * nf),
     );
 }
+
+/// Records `dst[at..at + n] += column sums of the [rows, n] view `src`` (bias gradients), as a
+/// GEMM of `src^T` against `ones` (at least `rows` ones): one mechanism for every bias.
+pub fn col_sums(
+    gpu: &Gpu,
+    ones: &GpuBuffer,
+    src: Mat<'_>,
+    rows: usize,
+    n: usize,
+    dst: &GpuBuffer,
+    at: usize,
+) {
+    let src_t = Mat {
+        buf: src.buf,
+        off: src.off,
+        rs: src.cs,
+        cs: src.rs,
+    };
+    let ones = Mat {
+        buf: ones,
+        off: 0,
+        rs: 1,
+        cs: 0,
+    };
+    let out = Out {
+        buf: dst,
+        off: at,
+        rs: 1,
+    };
+    gemm(gpu, n, 1, rows, src_t, ones, out, 1.0, true, None);
+}

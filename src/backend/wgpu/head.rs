@@ -1,7 +1,7 @@
 //! The linear head (through the GEMM) and mean/last pooling (`shaders/pool.wgsl`); CPU twin
 //! `src/backend/cpu/head.rs`.
 
-use super::gemm::{Mat, Out, gemm};
+use super::gemm::{Mat, Out, col_sums, gemm};
 use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::SeqShape;
@@ -115,15 +115,16 @@ pub(super) fn head_backward(
         true,
         None,
     );
-    if nc > 0 && rows > 0 {
-        let pipeline = be.gpu.pipeline(&POOL, "column_sums", &[]);
-        be.gpu.dispatch(
-            &pipeline,
-            &[nc as u32, nc as u32, 0, 0, 0, rows as u32, plan.b as u32, 0],
-            &[dl, grads],
-            Gpu::grid_1d(nc, 256),
-        );
-    }
+    // db [nc] += column sums of dl.
+    col_sums(
+        &be.gpu,
+        &be.ones(rows),
+        Mat::rows(dl, 0, nc),
+        rows,
+        nc,
+        grads,
+        plan.b,
+    );
     // dx [rows, ni] = dl [rows, nc] W [nc, ni]; zero rows of dl give zero rows of dx.
     gemm(
         &be.gpu,

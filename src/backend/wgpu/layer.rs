@@ -5,7 +5,7 @@
 //! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
 
 use super::elman_cell::ElmanCell;
-use super::gemm::{Mat, Out, gemm};
+use super::gemm::{Mat, Out, col_sums, gemm};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -265,27 +265,14 @@ impl Call<'_> {
     /// `off` of the cache` (one GEMM against a ones vector).
     pub fn col_sums(&self, off: usize, n: usize, ld: usize, grads: &GpuBuffer, at: usize) {
         let rows = self.lay.rows();
-        let ones = self.be.ones(rows);
-        gemm(
+        col_sums(
             &self.be.gpu,
-            n,
-            1,
+            &self.be.ones(rows),
+            Mat::rows(self.cache, off, ld),
             rows,
-            Mat::t(self.cache, off, ld),
-            Mat {
-                buf: &ones,
-                off: 0,
-                rs: 1,
-                cs: 0,
-            },
-            Out {
-                buf: grads,
-                off: at,
-                rs: 1,
-            },
-            1.0,
-            true,
-            None,
+            n,
+            grads,
+            at,
         );
     }
 
