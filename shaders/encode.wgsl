@@ -1,8 +1,9 @@
-// encode.wgsl: token ids -> encoded steps, and the embedding gradient.
+// encode.wgsl: token bags -> encoded steps, and the embedding gradient.
 // CPU twin: src/backend/cpu/encode.rs.
 //
-// Layout: ids `[T, B]` (u32, already mapped to the "other" slot), x `[T, B, W]`; row
-// r = t * B + b exists when t < lengths[b]; padding rows are written as zeros.
+// Layout: step row r = t * B + b holds the bag ids[offsets[r] .. offsets[r + 1]] (u32, already
+// mapped to the "other" slot; one id per row for plain tokens, a word's letter trigrams for
+// word hashing); x `[T, B, W]`; row r exists when t < lengths[b]; padding rows are zeros.
 //
 // encode_forward (one invocation per element of x, 1-D grid of 256-wide groups):
 //   0 uniform P   n = T*B*W, width W, batch B, mode, table offset
@@ -10,17 +11,18 @@
 //   2 ids     u32[] read
 //   3 lengths u32[] read
 //   4 x       f32[] read_write
-//   mode 0 embedding: x[r, f] = params[table + id * W + f]
-//   mode 1 one-hot:   x[r, f] = (f == id) ? 1 : 0
-//   otherwise zeros.
+//   5 offsets u32[] read `[T*B + 1]`
+//   mode 0 embedding bag: x[r, f] = sum over the bag of params[table + id * W + f]
+//   mode 1 one-hot:       x[r, f] = number of ids in the bag equal to f
+//   otherwise zeros. Sums run in bag order.
 //
 // encode_backward (one invocation per (unique id, feature), 1-D grid):
 //   0 uniform P   n = U*W, width W, U unique ids, table offset, CSR offsets inside csr
 //   1 csr   u32[] read: uniq[U] at 0, offsets[U+1] at off_start, positions at pos_start
 //   2 dx    f32[] read `[T, B, W]`
 //   3 grads f32[] read_write
-//   grads[table + uniq[u] * W + f] += sum over the positions r of id u (in step order) of
-//   dx[r * W + f]. Each table row has exactly one writer, so no atomics are needed and the
+//   grads[table + uniq[u] * W + f] += sum over the positions r of id u (in step order, a row
+//   listed once per occurrence of u in its bag) of dx[r * W + f]. Each table row has exactly one writer, so no atomics are needed and the
 //   sum is deterministic (the same order as the CPU loop).
 
 struct P {
@@ -34,6 +36,7 @@ struct P {
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read> lengths: array<u32>;
 @group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(5) var<storage, read> offsets: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn encode_forward(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -47,12 +50,14 @@ fn encode_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     let t = r / p.batch;
     let b = r % p.batch;
     var v = 0.0;
-    if (t < lengths[b]) {
-        let id = ids[r];
-        if (p.mode == 0u) {
-            v = params[p.table + id * p.width + f];
-        } else if (p.mode == 1u) {
-            v = select(0.0, 1.0, f == id);
+    if (t < lengths[b] && p.mode <= 1u) {
+        for (var k = offsets[r]; k < offsets[r + 1u]; k++) {
+            let id = ids[k];
+            if (p.mode == 0u) {
+                v += params[p.table + id * p.width + f];
+            } else {
+                v += select(0.0, 1.0, f == id);
+            }
         }
     }
     x[i] = v;

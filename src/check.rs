@@ -496,6 +496,10 @@ fn batch_as<T: Real>(b: &Batch<f64>) -> Batch<T> {
         seq: b.seq.clone(),
         inputs: match &b.inputs {
             Inputs::Ids(ids) => Inputs::Ids(ids.clone()),
+            Inputs::Bags { offsets, ids } => Inputs::Bags {
+                offsets: offsets.clone(),
+                ids: ids.clone(),
+            },
             Inputs::Dense(x) => Inputs::Dense(reals(x)),
         },
     }

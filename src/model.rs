@@ -5,7 +5,9 @@
 //! with per-layer caches kept for backpropagation through time, and gradients accumulated
 //! into one flat buffer laid out like the parameters.
 
-use crate::backend::{Backend, LossPlan, Real, SeqShape, StateBufs, StateBufsMut, TargetBufs};
+use crate::backend::{
+    Backend, LossPlan, Real, SeqShape, StateBufs, StateBufsMut, TargetBufs, TokenBags,
+};
 use crate::config::{InputEncoding, NetworkConfig, Task, UnknownTokens};
 use crate::dropout;
 use crate::error::{ConfigError, InputError};
@@ -27,6 +29,16 @@ pub enum Inputs<T> {
     Ids(Vec<u32>),
     /// Dense features `[T, B, F]` (for the dense encoding).
     Dense(Vec<T>),
+    /// A bag of token ids per step (for embedding and one-hot encodings), summed: step
+    /// `r = t * B + b` holds `ids[offsets[r]..offsets[r + 1]]`, `offsets` has `T * B + 1`
+    /// entries from 0 to `ids.len()`. Word hashing by letter trigrams gives each word the bag
+    /// of its trigram ids (`crate::data::trigram`); padding steps' bags are ignored.
+    Bags {
+        /// `T * B + 1` non-decreasing offsets into `ids`.
+        offsets: Vec<u32>,
+        /// Every bag's ids, bag after bag.
+        ids: Vec<u32>,
+    },
 }
 
 /// One layer's state on the host: `h` is `[D, B, R]` (R = the layer's recurrent input width:
@@ -84,7 +96,7 @@ type StatePair<Buf> = (Buf, Option<Buf>);
 /// Device tensors of one forward/backward pass, reused while (T, B) stays the same.
 struct Workspace<B: Backend> {
     seq: SeqShape,
-    ids: Option<B::Ids>,
+    ids: Option<B::Tokens>,
     /// `xs[0]`: encoded input; `xs[k+1]`: layer k's output (after dropout).
     xs: Vec<B::Buffer>,
     caches: Vec<B::Buffer>,
@@ -208,11 +220,18 @@ impl<B: Backend> Model<B> {
         // Input encoding.
         match (&batch.inputs, &self.config.input) {
             (
-                Inputs::Ids(ids),
+                tokens @ (Inputs::Ids(_) | Inputs::Bags { .. }),
                 enc @ (InputEncoding::Embedding { .. } | InputEncoding::OneHot { .. }),
             ) => {
-                let ids = map_ids(ids, enc, seq)?;
-                let dev = be.upload_ids(&ids);
+                let bags = match tokens {
+                    Inputs::Ids(ids) => {
+                        check_len("token ids", ids.len(), nt * nb, &format!("[{nt}, {nb}]"))?;
+                        TokenBags::singles(ids)
+                    }
+                    Inputs::Bags { offsets, ids } => check_bags(offsets, ids, seq)?,
+                    Inputs::Dense(_) => unreachable!("matched above"),
+                };
+                let dev = be.upload_tokens(map_ids(bags, enc, seq)?);
                 be.encode_forward(&self.plan.encode, &self.params, &dev, seq, &mut ws.xs[0]);
                 ws.ids = Some(dev);
             }
@@ -227,7 +246,7 @@ impl<B: Backend> Model<B> {
                 be.write(&mut ws.xs[0], &masked);
                 ws.ids = None;
             }
-            (Inputs::Ids(_), _) => {
+            (Inputs::Ids(_) | Inputs::Bags { .. }, _) => {
                 return Err(InputError::WrongKind(
                     "token ids given to a model with dense inputs".into(),
                 ));
@@ -684,33 +703,74 @@ fn check_len(what: &str, got: usize, expected: usize, shape: &str) -> Result<(),
 
 /// Validates token ids over valid steps, maps unknown ids to the "other" slot where the
 /// encoding has one, and sets padding ids to 0.
-fn map_ids(ids: &[u32], enc: &InputEncoding, seq: &SeqShape) -> Result<Vec<u32>, InputError> {
+/// Checks the shape of token bags: `T * B + 1` non-decreasing offsets from 0 to `ids.len()`.
+fn check_bags(offsets: &[u32], ids: &[u32], seq: &SeqShape) -> Result<TokenBags, InputError> {
     let (nt, nb) = (seq.time, seq.batch());
-    check_len("token ids", ids.len(), nt * nb, &format!("[{nt}, {nb}]"))?;
+    check_len(
+        "token bag offsets",
+        offsets.len(),
+        nt * nb + 1,
+        &format!("[{nt} * {nb} + 1]"),
+    )?;
+    if offsets[0] != 0 || offsets[nt * nb] as usize != ids.len() {
+        return Err(InputError::WrongKind(format!(
+            "token bag offsets must run from 0 to the number of ids ({}), found {} to {}",
+            ids.len(),
+            offsets[0],
+            offsets[nt * nb]
+        )));
+    }
+    if let Some(r) = (0..nt * nb).find(|&r| offsets[r] > offsets[r + 1]) {
+        return Err(InputError::WrongKind(format!(
+            "token bag offsets decrease at step {} of sequence {} ({} > {})",
+            r / nb,
+            r % nb,
+            offsets[r],
+            offsets[r + 1]
+        )));
+    }
+    Ok(TokenBags {
+        offsets: offsets.to_vec(),
+        ids: ids.to_vec(),
+    })
+}
+
+/// Maps the ids of valid steps to the "other" slot where the encoding allows it (an error
+/// naming the id and its position otherwise); ids of padding steps become 0.
+fn map_ids(
+    mut bags: TokenBags,
+    enc: &InputEncoding,
+    seq: &SeqShape,
+) -> Result<TokenBags, InputError> {
+    let (nt, nb) = (seq.time, seq.batch());
     let (vocab, unknown) = match *enc {
         InputEncoding::Embedding { vocab, unknown, .. }
         | InputEncoding::OneHot { vocab, unknown } => (vocab, unknown),
         InputEncoding::Dense { .. } => unreachable!("called for id encodings only"),
     };
-    let mut out = vec![0u32; ids.len()];
     for t in 0..nt {
-        for b in (0..nb).filter(|&b| seq.valid(t, b)) {
-            let id = ids[t * nb + b];
-            out[t * nb + b] = if (id as usize) < vocab {
-                id
-            } else if unknown == UnknownTokens::Other {
-                vocab as u32
-            } else {
-                return Err(InputError::TokenOutOfVocabulary {
-                    id,
-                    step: t,
-                    seq: b,
-                    vocab,
-                });
-            };
+        for b in 0..nb {
+            let r = t * nb + b;
+            let (start, end) = (bags.offsets[r] as usize, bags.offsets[r + 1] as usize);
+            for id in &mut bags.ids[start..end] {
+                *id = if !seq.valid(t, b) {
+                    0
+                } else if (*id as usize) < vocab {
+                    *id
+                } else if unknown == UnknownTokens::Other {
+                    vocab as u32
+                } else {
+                    return Err(InputError::TokenOutOfVocabulary {
+                        id: *id,
+                        step: t,
+                        seq: b,
+                        vocab,
+                    });
+                };
+            }
         }
     }
-    Ok(out)
+    Ok(bags)
 }
 
 /// A copy of dense inputs with padding steps set to zero (nothing past a sequence's end may

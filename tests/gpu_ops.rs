@@ -8,7 +8,7 @@ mod gpu_common;
 use gpu_common::{assert_close, gpu, poison, rng, uniform};
 use rand::RngExt;
 use rand::rngs::ChaCha8Rng;
-use wgrnn::backend::{Backend, LossPlan, TargetBufs};
+use wgrnn::backend::{Backend, LossPlan, TargetBufs, TokenBags};
 use wgrnn::config::{InputEncoding, Pooling, Task, UnknownTokens};
 use wgrnn::optim::{OptimizerConfig, OptimizerStep};
 use wgrnn::params::{EncodePlan, HeadPlan};
@@ -90,33 +90,47 @@ fn encode_matches_cpu() {
         };
         let nparams = 3 + rows * w + 2;
         for seq in shapes() {
-            let what = format!("{enc:?} lengths {:?}", seq.lengths);
             let n = seq.time * seq.batch();
-            let tokens = ids(&mut r, n, rows as u32);
-            let params = uniform(&mut r, nparams, 1.0);
-            let mut dx = uniform(&mut r, n * w, 1.0);
-            zero_padding(&seq, w, &mut dx);
-            let grads0 = uniform(&mut r, nparams, 1.0);
+            // Bags of one id (plain tokens) and bags of 0 to 4 ids, repeats allowed (word
+            // hashing).
+            let singles = TokenBags::singles(&ids(&mut r, n, rows as u32));
+            let mut offsets = vec![0u32];
+            for _ in 0..n {
+                let k = r.random_range(0..=4u32);
+                offsets.push(offsets.last().copied().unwrap_or(0) + k);
+            }
+            let total = *offsets.last().unwrap_or(&0) as usize;
+            let bags = TokenBags {
+                offsets,
+                ids: ids(&mut r, total, rows as u32),
+            };
+            for (kind, tokens) in [("singles", singles), ("bags", bags)] {
+                let what = format!("{enc:?} {kind} lengths {:?}", seq.lengths);
+                let params = uniform(&mut r, nparams, 1.0);
+                let mut dx = uniform(&mut r, n * w, 1.0);
+                zero_padding(&seq, w, &mut dx);
+                let grads0 = uniform(&mut r, nparams, 1.0);
 
-            let (cp, ci) = (cb.upload(&params), cb.upload_ids(&tokens));
-            let mut cx = cb.upload(&poison(n * w));
-            cb.encode_forward(&plan, &cp, &ci, &seq, &mut cx);
-            let mut cg = cb.upload(&grads0);
-            cb.encode_backward(&plan, &ci, &seq, &cb.upload(&dx), &mut cg);
+                let (cp, ci) = (cb.upload(&params), cb.upload_tokens(tokens.clone()));
+                let mut cx = cb.upload(&poison(n * w));
+                cb.encode_forward(&plan, &cp, &ci, &seq, &mut cx);
+                let mut cg = cb.upload(&grads0);
+                cb.encode_backward(&plan, &ci, &seq, &cb.upload(&dx), &mut cg);
 
-            let (gp, gi) = (gb.upload(&params), gb.upload_ids(&tokens));
-            let mut gx = gb.upload(&poison(n * w));
-            gb.encode_forward(&plan, &gp, &gi, &seq, &mut gx);
-            let mut gg = gb.upload(&grads0);
-            gb.encode_backward(&plan, &gi, &seq, &gb.upload(&dx), &mut gg);
+                let (gp, gi) = (gb.upload(&params), gb.upload_tokens(tokens));
+                let mut gx = gb.upload(&poison(n * w));
+                gb.encode_forward(&plan, &gp, &gi, &seq, &mut gx);
+                let mut gg = gb.upload(&grads0);
+                gb.encode_backward(&plan, &gi, &seq, &gb.upload(&dx), &mut gg);
 
-            assert_close(&format!("encode x, {what}"), &gb.download(&gx), &cx, FWD);
-            assert_close(
-                &format!("encode grads, {what}"),
-                &gb.download(&gg),
-                &cg,
-                GRAD,
-            );
+                assert_close(&format!("encode x, {what}"), &gb.download(&gx), &cx, FWD);
+                assert_close(
+                    &format!("encode grads, {what}"),
+                    &gb.download(&gg),
+                    &cg,
+                    GRAD,
+                );
+            }
         }
     }
 }

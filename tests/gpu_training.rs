@@ -11,6 +11,8 @@ use wgrnn::config::{
     Activation, CellConfig, GruVariant, HeadConfig, InputEncoding, NetworkConfig, Pooling, Task,
     UnknownTokens,
 };
+use wgrnn::data::trigram::TrigramVocab;
+use wgrnn::data::vocab::VocabOptions;
 use wgrnn::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
 use wgrnn::train::Trainer;
 use wgrnn::{Batch, CpuBackend, Inputs, Model, SeqShape, Targets, WgpuBackend};
@@ -164,6 +166,58 @@ fn twenty_adam_steps_agree_for_every_cell() {
             let seed = r.random_range(0..u64::MAX);
             be = train_both(be, cfg, adam(Some(1.0)), &batch, &tgt, 20, seed);
         }
+    }
+}
+
+/// Word hashing: each word is the bag of its letter trigrams, summed as an embedding bag or
+/// as a trigram count vector; both backends agree over 5 training steps.
+#[test]
+fn word_hashing_bags_agree() {
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng("word_hashing_bags_agree");
+    let words = [
+        "arrive", "leave", "taipei", "tokyo", "on", "november", "2nd", "a", "early", "from",
+    ];
+    let vocab = TrigramVocab::from_words(words, &VocabOptions::default());
+    let sentences: Vec<Vec<&str>> = [7usize, 1, 4, 7, 2]
+        .iter()
+        .map(|&n| {
+            (0..n)
+                .map(|_| words[r.random_range(0..words.len())])
+                .collect()
+        })
+        .collect();
+    // "unseen" has no trigram of its own in the vocabulary: its bag is mostly "other".
+    let mut with_unseen = sentences.clone();
+    with_unseen[0][3] = "unseen";
+    let batch: Batch<f32> = vocab
+        .batch(&with_unseen, None)
+        .expect("trigram batch")
+        .into_batch();
+    let task = Task::Tagging { ignore_label: None };
+    let tgt = targets(&mut r, &task, 4, &batch.seq);
+    let n = vocab.vocabulary().len();
+    for input in [
+        InputEncoding::Embedding {
+            vocab: n,
+            dim: 6,
+            unknown: UnknownTokens::Error,
+        },
+        InputEncoding::OneHot {
+            vocab: n,
+            unknown: UnknownTokens::Error,
+        },
+    ] {
+        let cfg = NetworkConfig {
+            input,
+            layers: vec![layer(lstm(), 5, true)],
+            head: Some(HeadConfig {
+                classes: 4,
+                task: task.clone(),
+            }),
+        };
+        let seed = r.random_range(0..u64::MAX);
+        be = train_both(be, cfg, adam(Some(1.0)), &batch, &tgt, 5, seed);
     }
 }
 

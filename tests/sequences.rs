@@ -51,7 +51,7 @@ fn run(
 fn dense(b: &Batch<f64>) -> &Vec<f64> {
     match &b.inputs {
         Inputs::Dense(x) => x,
-        Inputs::Ids(_) => panic!("dense batch expected"),
+        _ => panic!("dense batch expected"),
     }
 }
 

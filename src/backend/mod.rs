@@ -108,6 +108,33 @@ pub struct LossPlan {
     pub classes: usize,
 }
 
+/// Token inputs as bags of ids: step row `r = t * B + b` holds `ids[offsets[r]..offsets[r + 1]]`
+/// and its encoding is the sum of its ids' encodings. Plain token inputs are bags of one id;
+/// word hashing puts a word's letter trigrams in its bag (an embedding bag, or a multi-hot
+/// count vector with the one-hot encoding). Ids are validated and mapped to "other" already.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenBags {
+    /// `T * B + 1` offsets into `ids`, non-decreasing, from 0 to `ids.len()`.
+    pub offsets: Vec<u32>,
+    /// The ids of every bag, one bag after the other.
+    pub ids: Vec<u32>,
+}
+
+impl TokenBags {
+    /// One id per step row.
+    pub fn singles(ids: &[u32]) -> Self {
+        TokenBags {
+            offsets: (0..=ids.len() as u32).collect(),
+            ids: ids.to_vec(),
+        }
+    }
+
+    /// The ids of step row `r`.
+    pub fn bag(&self, r: usize) -> &[u32] {
+        &self.ids[self.offsets[r] as usize..self.offsets[r + 1] as usize]
+    }
+}
+
 /// A compute backend: buffers plus the fused operations of training.
 ///
 /// Operations take output buffers allocated by the caller (once per shape, reused across
@@ -118,8 +145,10 @@ pub trait Backend {
     type Scalar: Real;
     /// A flat array of scalars on the device.
     type Buffer;
-    /// A flat array of `u32` on the device (token ids, class ids, lengths).
+    /// A flat array of `u32` on the device (class ids, lengths).
     type Ids;
+    /// Token inputs on the device ([`TokenBags`]).
+    type Tokens;
     /// Scalars being read back in the background ([`Backend::read_later`]).
     type Readback;
 
@@ -130,6 +159,8 @@ pub trait Backend {
     fn upload(&self, data: &[Self::Scalar]) -> Self::Buffer;
     /// Copies host ids into a new id buffer.
     fn upload_ids(&self, ids: &[u32]) -> Self::Ids;
+    /// Copies token inputs to the device.
+    fn upload_tokens(&self, tokens: TokenBags) -> Self::Tokens;
     /// A new zero-filled buffer of `len` scalars.
     fn zeros(&self, len: usize) -> Self::Buffer;
     /// Overwrites a buffer with host values of the same length.
@@ -150,21 +181,22 @@ pub trait Backend {
     /// Waits for a read-back and returns its values.
     fn read_wait(&self, r: &Self::Readback) -> Vec<Self::Scalar>;
 
-    /// Encodes token ids `[T, B]` into `x` `[T, B, width]` (embedding rows or one-hot);
-    /// padding steps get zeros. Ids are already validated (and mapped to "other").
+    /// Encodes the token bags of `[T, B]` steps into `x` `[T, B, width]` (sums of embedding
+    /// rows or of one-hot vectors); padding steps get zeros.
     fn encode_forward(
         &self,
         plan: &EncodePlan,
         params: &Self::Buffer,
-        ids: &Self::Ids,
+        tokens: &Self::Tokens,
         seq: &SeqShape,
         x: &mut Self::Buffer,
     );
-    /// Accumulates the embedding gradient (scatter-add of `dx` rows); no-op for one-hot.
+    /// Accumulates the embedding gradient (each step's `dx` row added to the row of every id
+    /// in its bag); no-op for one-hot.
     fn encode_backward(
         &self,
         plan: &EncodePlan,
-        ids: &Self::Ids,
+        tokens: &Self::Tokens,
         seq: &SeqShape,
         dx: &Self::Buffer,
         grads: &mut Self::Buffer,

@@ -129,4 +129,17 @@ impl TrigramBatch {
         let p = t * self.seq.batch() + b;
         &self.ids[self.offsets[p] as usize..self.offsets[p + 1] as usize]
     }
+
+    /// The model's input batch: each word is the bag of its trigram ids
+    /// ([`crate::model::Inputs::Bags`]), summed as an embedding bag (`embedding` encoding over
+    /// the trigram vocabulary) or as a trigram count vector (`one_hot` encoding).
+    pub fn into_batch<T>(self) -> crate::model::Batch<T> {
+        crate::model::Batch {
+            seq: self.seq,
+            inputs: crate::model::Inputs::Bags {
+                offsets: self.offsets,
+                ids: self.ids,
+            },
+        }
+    }
 }

@@ -132,7 +132,7 @@ pub fn random_states(rng: &mut ChaCha8Rng, like: &[LayerState<f32>]) -> Vec<Laye
 pub fn nan_batch(b: &Batch<f32>) -> Batch<f32> {
     let inputs = match &b.inputs {
         Inputs::Dense(x) => Inputs::Dense(vec![f32::NAN; x.len()]),
-        Inputs::Ids(i) => Inputs::Ids(i.clone()),
+        other => other.clone(),
     };
     Batch {
         seq: b.seq.clone(),
@@ -209,6 +209,10 @@ pub fn compare_stack(
         inputs: match &batch.inputs {
             Inputs::Dense(x) => Inputs::Dense(widen(x)),
             Inputs::Ids(i) => Inputs::Ids(i.clone()),
+            Inputs::Bags { offsets, ids } => Inputs::Bags {
+                offsets: offsets.clone(),
+                ids: ids.clone(),
+            },
         },
     };
     gpu.forward(&batch, None, Mode::Eval).expect("gpu forward");

@@ -1,15 +1,16 @@
-//! CPU reference of the input encodings: embedding gather / scatter-add and one-hot.
+//! CPU reference of the input encodings: embedding-bag gather / scatter-add and one-hot
+//! (multi-hot for bags of several ids).
 
-use crate::backend::{Real, SeqShape};
+use crate::backend::{Real, SeqShape, TokenBags};
 use crate::config::InputEncoding;
 use crate::params::EncodePlan;
 
-/// `x[t, b] = table[ids[t, b]]` (embedding) or the one-hot vector of `ids[t, b]`; zeros on
-/// padding steps. Ids have been validated and mapped to the "other" slot already.
+/// `x[t, b] = sum over the bag of (t, b) of table[id]` (embedding) or of the one-hot vectors
+/// of its ids; zeros on padding steps. Ids have been validated and mapped to "other" already.
 pub(crate) fn encode_forward<T: Real>(
     plan: &EncodePlan,
     params: &[T],
-    ids: &[u32],
+    tokens: &TokenBags,
     seq: &SeqShape,
     x: &mut [T],
 ) {
@@ -20,23 +21,31 @@ pub(crate) fn encode_forward<T: Real>(
             if !seq.valid(t, b) {
                 continue;
             }
-            let id = ids[t * nb + b] as usize;
-            let row = &mut x[(t * nb + b) * w..(t * nb + b + 1) * w];
-            match (&plan.encoding, plan.table) {
-                (InputEncoding::Embedding { .. }, Some(tab)) => {
-                    row.copy_from_slice(&params[tab + id * w..tab + (id + 1) * w]);
+            let r = t * nb + b;
+            let row = &mut x[r * w..(r + 1) * w];
+            for &id in tokens.bag(r) {
+                let id = id as usize;
+                match (&plan.encoding, plan.table) {
+                    (InputEncoding::Embedding { .. }, Some(tab)) => {
+                        for (v, e) in row
+                            .iter_mut()
+                            .zip(&params[tab + id * w..tab + (id + 1) * w])
+                        {
+                            *v = *v + *e;
+                        }
+                    }
+                    (InputEncoding::OneHot { .. }, _) => row[id] = row[id] + T::one(),
+                    _ => {}
                 }
-                (InputEncoding::OneHot { .. }, _) => row[id] = T::one(),
-                _ => {}
             }
         }
     }
 }
 
-/// `dtable[ids[t, b]] += dx[t, b]` over valid steps (embedding only).
+/// `dtable[id] += dx[t, b]` for every id in the bag of every valid step (embedding only).
 pub(crate) fn encode_backward<T: Real>(
     plan: &EncodePlan,
-    ids: &[u32],
+    tokens: &TokenBags,
     seq: &SeqShape,
     dx: &[T],
     grads: &mut [T],
@@ -48,10 +57,13 @@ pub(crate) fn encode_backward<T: Real>(
             if !seq.valid(t, b) {
                 continue;
             }
-            let id = ids[t * nb + b] as usize;
-            let src = &dx[(t * nb + b) * w..(t * nb + b + 1) * w];
-            for (g, v) in grads[tab + id * w..tab + (id + 1) * w].iter_mut().zip(src) {
-                *g = *g + *v;
+            let r = t * nb + b;
+            let src = &dx[r * w..(r + 1) * w];
+            for &id in tokens.bag(r) {
+                let id = id as usize;
+                for (g, v) in grads[tab + id * w..tab + (id + 1) * w].iter_mut().zip(src) {
+                    *g = *g + *v;
+                }
             }
         }
     }

@@ -18,7 +18,7 @@ mod optim;
 
 use std::marker::PhantomData;
 
-use super::{Backend, LossPlan, Real, SeqShape, StateBufs, StateBufsMut, TargetBufs};
+use super::{Backend, LossPlan, Real, SeqShape, StateBufs, StateBufsMut, TargetBufs, TokenBags};
 use crate::config::{Pooling, Task};
 use crate::optim::OptimizerStep;
 use crate::params::{EncodePlan, HeadPlan, LayerPlan};
@@ -43,6 +43,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     type Buffer = Vec<T>;
     type Ids = Vec<u32>;
     type Readback = Vec<T>;
+    type Tokens = TokenBags;
 
     fn describe(&self) -> String {
         format!("cpu ({})", std::any::type_name::<T>())
@@ -53,6 +54,9 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
     fn upload_ids(&self, ids: &[u32]) -> Vec<u32> {
         ids.to_vec()
+    }
+    fn upload_tokens(&self, tokens: TokenBags) -> TokenBags {
+        tokens
     }
     fn zeros(&self, len: usize) -> Vec<T> {
         vec![T::zero(); len]
@@ -83,21 +87,21 @@ impl<T: Real> Backend for CpuBackend<T> {
         &self,
         plan: &EncodePlan,
         params: &Vec<T>,
-        ids: &Vec<u32>,
+        tokens: &TokenBags,
         seq: &SeqShape,
         x: &mut Vec<T>,
     ) {
-        encode::encode_forward(plan, params, ids, seq, x);
+        encode::encode_forward(plan, params, tokens, seq, x);
     }
     fn encode_backward(
         &self,
         plan: &EncodePlan,
-        ids: &Vec<u32>,
+        tokens: &TokenBags,
         seq: &SeqShape,
         dx: &Vec<T>,
         grads: &mut Vec<T>,
     ) {
-        encode::encode_backward(plan, ids, seq, dx, grads);
+        encode::encode_backward(plan, tokens, seq, dx, grads);
     }
 
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {

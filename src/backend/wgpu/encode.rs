@@ -1,14 +1,14 @@
-//! Token encoding on the GPU: embedding gather / one-hot and the embedding gradient's
-//! scatter-add (`shaders/encode.wgsl`; CPU twin `src/backend/cpu/encode.rs`).
+//! Token encoding on the GPU: embedding-bag gather / one-hot (multi-hot) and the embedding
+//! gradient's scatter-add (`shaders/encode.wgsl`; CPU twin `src/backend/cpu/encode.rs`).
 //!
 //! The scatter-add needs no float atomics: positions are grouped by id on the host (from
-//! the ids' host copy) into a CSR table, and one invocation per (unique id, feature) sums its
+//! the bags' host copy) into a CSR table, and one invocation per (unique id, feature) sums its
 //! positions' rows in step order, so the result is deterministic.
 
 use std::collections::BTreeMap;
 
 use super::runtime::{Gpu, Shader};
-use super::{GpuBuffer, GpuIds, WgpuBackend};
+use super::{GpuBuffer, GpuTokens, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::InputEncoding;
 use crate::params::{EncodePlan, embedding_rows};
@@ -18,12 +18,13 @@ static ENCODE: Shader = Shader {
     source: include_str!("../../../shaders/encode.wgsl"),
 };
 
-/// Writes `x` `[T, B, width]`: embedding rows or one-hot vectors, zeros on padding steps.
+/// Writes `x` `[T, B, width]`: sums of embedding rows or of one-hot vectors over each step's
+/// bag, zeros on padding steps.
 pub(super) fn encode_forward(
     be: &WgpuBackend,
     plan: &EncodePlan,
     params: &GpuBuffer,
-    ids: &GpuIds,
+    tokens: &GpuTokens,
     seq: &SeqShape,
     x: &mut GpuBuffer,
 ) {
@@ -42,16 +43,17 @@ pub(super) fn encode_forward(
     be.gpu.dispatch(
         &pipeline,
         &[n as u32, w as u32, nb as u32, mode, table as u32, 0, 0, 0],
-        &[src, &ids.buf, &lengths, x],
+        &[src, &tokens.ids, &lengths, x, &tokens.offsets],
         Gpu::grid_1d(n, 256),
     );
 }
 
-/// `dtable[ids[t, b]] += dx[t, b]` over valid steps (embedding only; no-op otherwise).
+/// `dtable[id] += dx[t, b]` for every id in the bag of every valid step (embedding only;
+/// no-op otherwise).
 pub(super) fn encode_backward(
     be: &WgpuBackend,
     plan: &EncodePlan,
-    ids: &GpuIds,
+    tokens: &GpuTokens,
     seq: &SeqShape,
     dx: &GpuBuffer,
     grads: &mut GpuBuffer,
@@ -64,10 +66,11 @@ pub(super) fn encode_backward(
     for t in 0..seq.time {
         for b in (0..nb).filter(|&b| seq.valid(t, b)) {
             let r = t * nb + b;
-            let Some(&id) = ids.host.get(r) else { continue };
-            // Ids are validated upstream; one outside the table has no row to update.
-            if (id as usize) < rows {
-                by_id.entry(id).or_default().push(r as u32);
+            for &id in tokens.host.bag(r) {
+                // Ids are validated upstream; one outside the table has no row to update.
+                if (id as usize) < rows {
+                    by_id.entry(id).or_default().push(r as u32);
+                }
             }
         }
     }

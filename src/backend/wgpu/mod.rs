@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Backend, LossPlan, SeqShape, StateBufs, StateBufsMut, TargetBufs};
+use super::{Backend, LossPlan, SeqShape, StateBufs, StateBufsMut, TargetBufs, TokenBags};
 use crate::config::Pooling;
 use crate::optim::OptimizerStep;
 use crate::params::{EncodePlan, HeadPlan, LayerPlan};
@@ -33,12 +33,20 @@ use crate::params::{EncodePlan, HeadPlan, LayerPlan};
 pub use device::{GpuError, INSTALL_HINT};
 pub use runtime::{Gpu, GpuBuffer, Kernel, KernelTime, Readback};
 
-/// Token or class ids on the GPU, with the host copy they were made from (the embedding
-/// gradient groups positions by id on the host before its scatter-add kernel).
+/// Class ids on the GPU, with the host copy they were made from.
 #[derive(Debug)]
 pub struct GpuIds {
     pub(crate) buf: GpuBuffer,
     pub(crate) host: Vec<u32>,
+}
+
+/// Token bags on the GPU (offsets and ids), with the host copy they were made from (the
+/// embedding gradient groups positions by id on the host before its scatter-add kernel).
+#[derive(Debug)]
+pub struct GpuTokens {
+    pub(crate) offsets: GpuBuffer,
+    pub(crate) ids: GpuBuffer,
+    pub(crate) host: TokenBags,
 }
 
 /// The GPU backend: one adapter, one device, the kernels' pipelines and scratch.
@@ -113,6 +121,7 @@ impl Backend for WgpuBackend {
     type Scalar = f32;
     type Buffer = GpuBuffer;
     type Ids = GpuIds;
+    type Tokens = GpuTokens;
     type Readback = Readback;
 
     fn describe(&self) -> String {
@@ -127,6 +136,13 @@ impl Backend for WgpuBackend {
         GpuIds {
             buf: self.gpu.buffer_from(ids),
             host: ids.to_vec(),
+        }
+    }
+    fn upload_tokens(&self, tokens: TokenBags) -> GpuTokens {
+        GpuTokens {
+            offsets: self.gpu.buffer_from(&tokens.offsets),
+            ids: self.gpu.buffer_from(&tokens.ids),
+            host: tokens,
         }
     }
     fn zeros(&self, len: usize) -> GpuBuffer {
@@ -159,21 +175,21 @@ impl Backend for WgpuBackend {
         &self,
         plan: &EncodePlan,
         params: &GpuBuffer,
-        ids: &GpuIds,
+        tokens: &GpuTokens,
         seq: &SeqShape,
         x: &mut GpuBuffer,
     ) {
-        encode::encode_forward(self, plan, params, ids, seq, x);
+        encode::encode_forward(self, plan, params, tokens, seq, x);
     }
     fn encode_backward(
         &self,
         plan: &EncodePlan,
-        ids: &GpuIds,
+        tokens: &GpuTokens,
         seq: &SeqShape,
         dx: &GpuBuffer,
         grads: &mut GpuBuffer,
     ) {
-        encode::encode_backward(self, plan, ids, seq, dx, grads);
+        encode::encode_backward(self, plan, tokens, seq, dx, grads);
     }
 
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
