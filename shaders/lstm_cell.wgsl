@@ -19,7 +19,8 @@
 // Scratch (S per row): [da_i c_{t-1}: H | da_f c_{t-1}: H | da_o c_t: H] with peepholes
 // (column sums -> peephole gradient), then [dh_t: P] with a projection (dW_hr = dh^T m).
 //
-// Forward, per step: fwd_step (j < H) computes the gates and the cell update, and without
+// Forward, per step: fwd_step (j < H, row-wise) or fwd_step_tiled (64 units x 16 sequences
+// per workgroup, see there) computes the gates and the cell update (fwd_cell), and without
 // a projection writes h_t = m; with one, fwd_proj (k < P) then forms h_t = W_hr m from the
 // complete m row.
 // Backward, per step: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the
@@ -51,38 +52,23 @@ fn scr_dh() -> u32 {
     return select(0u, 3u * p.hidden, lstm_peephole());
 }
 
-@compute @workgroup_size(64, 1, 1)
-fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    touch_forward();
-    let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
+// The cell update of unit j of sequence b at step p.s, given `wh` = (W_hh h_{t-1}) at the
+// four gate rows of unit j (i, f, g, o); nothing for finished or absent sequences. Shared by
+// the row-wise and the tiled forward step.
+fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let n = p.hidden;
-    if (j >= n || p.s >= lens[b]) {
+    if (b >= p.batch || p.s >= lens[b]) {
         return;
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h_prev(d, b, p.s, row, j);
-    // a = xp + b_hh + W_hh h_{t-1}, four gate rows of unit j.
     let xr = p.xp + row * p.gh;
     let bh = b_hh(d);
-    var ai = cache[xr + j] + params[bh + j];
-    var af = cache[xr + n + j] + params[bh + n + j];
-    var ag = cache[xr + 2u * n + j] + params[bh + 2u * n + j];
-    var ao = cache[xr + 3u * n + j] + params[bh + 3u * n + j];
-    let w = w_hh(d);
-    let wi = w + j * p.rw;
-    let wf = w + (n + j) * p.rw;
-    let wg = w + (2u * n + j) * p.rw;
-    let wo = w + (3u * n + j) * p.rw;
-    for (var k = 0u; k < p.rw; k++) {
-        let hk = h_prev(d, b, p.s, k);
-        ai += params[wi + k] * hk;
-        af += params[wf + k] * hk;
-        ag += params[wg + k] * hk;
-        ao += params[wo + k] * hk;
-    }
+    let ai = cache[xr + j] + params[bh + j] + wh.x;
+    let af = cache[xr + n + j] + params[bh + n + j] + wh.y;
+    let ag = cache[xr + 2u * n + j] + params[bh + 2u * n + j] + wh.z;
+    let ao = cache[xr + 3u * n + j] + params[bh + 3u * n + j] + wh.w;
     let cp = c_prev(d, b, p.s, j);
     cache[p.cp + row * p.cw + j] = cp;
     let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
@@ -104,6 +90,106 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         cache[p.hs + row * p.rw + j] = m;
         y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
+    }
+}
+
+// Row-wise forward step: one invocation per (unit j, sequence b, direction d) reads its four
+// W_hh rows. Invocations (j, b, d), j < H.
+@compute @workgroup_size(64, 1, 1)
+fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    touch_forward();
+    let j = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    let n = p.hidden;
+    if (j >= n || p.s >= lens[b]) {
+        return;
+    }
+    let w = w_hh(d);
+    let wi = w + j * p.rw;
+    let wf = w + (n + j) * p.rw;
+    let wg = w + (2u * n + j) * p.rw;
+    let wo = w + (3u * n + j) * p.rw;
+    var wh = vec4<f32>(0.0);
+    for (var k = 0u; k < p.rw; k++) {
+        let hk = h_prev(d, b, p.s, k);
+        wh += vec4<f32>(params[wi + k], params[wf + k], params[wg + k], params[wo + k]) * hk;
+    }
+    fwd_cell(d, b, j, wh);
+}
+
+// Tiled forward step: a workgroup of 256 owns TU = 64 hidden units (all four gate rows of
+// each, 256 W_hh rows) for TB = 16 sequences of one direction, so each W_hh element it loads
+// serves 16 sequences instead of one. Per chunk of TK = 8 columns k, the W_hh tile
+// [TK][4 * TU] and the previous-state tile [TK][TB] go to workgroup memory with loads whose
+// consecutive invocations read consecutive k; invocation (u, q) = (l % 64, l / 64) then
+// accumulates the four gates of unit u0 + u for sequences b0 + 4q .. b0 + 4q + 3 as four
+// vec4 (one lane per sequence). Workgroups (ceil(H / 64), ceil(B / 16), D).
+const TU: u32 = 64u;
+const TB: u32 = 16u;
+const TK: u32 = 8u;
+var<workgroup> w_tile: array<f32, 2048>; // [TK][4 * TU]
+var<workgroup> h_tile: array<f32, 128>;  // [TK][TB]
+
+@compute @workgroup_size(256, 1, 1)
+fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
+                  @builtin(workgroup_id) wg: vec3<u32>) {
+    touch_forward();
+    let n = p.hidden;
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    var wi = vec4<f32>(0.0);
+    var wf = vec4<f32>(0.0);
+    var wg4 = vec4<f32>(0.0);
+    var wo = vec4<f32>(0.0);
+    if (recurrent()) {
+        for (var k0 = 0u; k0 < p.rw; k0 += TK) {
+            for (var e = l; e < 4u * TU * TK; e += 256u) {
+                let r = e / TK;
+                let kk = e % TK;
+                let unit = u0 + r % TU;
+                let k = k0 + kk;
+                var v = 0.0;
+                if (unit < n && k < p.rw) {
+                    v = params[w + ((r / TU) * n + unit) * p.rw + k];
+                }
+                w_tile[kk * 4u * TU + r] = v;
+            }
+            if (l < TB * TK) {
+                let b = b0 + l / TK;
+                let k = k0 + l % TK;
+                var v = 0.0;
+                if (b < p.batch && k < p.rw) {
+                    if (p.s < lens[b]) {
+                        v = h_prev(d, b, p.s, k);
+                    }
+                }
+                h_tile[(l % TK) * TB + l / TK] = v;
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < TK; kk++) {
+                let hb = kk * TB + 4u * q;
+                let h = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
+                let wb = kk * 4u * TU + u;
+                wi += w_tile[wb] * h;
+                wf += w_tile[wb + TU] * h;
+                wg4 += w_tile[wb + 2u * TU] * h;
+                wo += w_tile[wb + 3u * TU] * h;
+            }
+            workgroupBarrier();
+        }
+    }
+    let j = u0 + u;
+    if (j < n) {
+        let b = b0 + 4u * q;
+        fwd_cell(d, b, j, vec4<f32>(wi.x, wf.x, wg4.x, wo.x));
+        fwd_cell(d, b + 1u, j, vec4<f32>(wi.y, wf.y, wg4.y, wo.y));
+        fwd_cell(d, b + 2u, j, vec4<f32>(wi.z, wf.z, wg4.z, wo.z));
+        fwd_cell(d, b + 3u, j, vec4<f32>(wi.w, wf.w, wg4.w, wo.w));
     }
 }
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use wgrnn::backend::wgpu::GpuError;
 use wgrnn::backend::wgpu::device;
+use wgrnn::backend::wgpu::{GpuError, Tuning};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
@@ -271,6 +271,18 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
+    /// LSTM forward step kernel: `tiled` (64 units x 16 sequences per workgroup sharing W_hh
+    /// through workgroup memory) or `rowwise` (one invocation per unit and sequence), to
+    /// compare them on an adapter.
+    #[arg(long, value_enum, default_value = "tiled")]
+    lstm_forward: LstmForward,
+}
+
+/// The LSTM forward-step kernels `wgrnn bench` can compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LstmForward {
+    Tiled,
+    Rowwise,
 }
 
 fn main() -> Result<()> {
@@ -603,7 +615,12 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             None => Chosen::Cpu(CpuBackend::new()),
         };
         let result = match backend {
-            Chosen::Gpu(be) => bench::run(*be, c, args.warmup, args.reps, profile),
+            Chosen::Gpu(mut be) => {
+                be.set_tuning(Tuning {
+                    tiled_lstm_forward: args.lstm_forward == LstmForward::Tiled,
+                });
+                bench::run(*be, c, args.warmup, args.reps, profile)
+            }
             Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps, profile),
         }
         .with_context(|| format!("benchmarking {}", c.label()))?;

@@ -313,7 +313,7 @@ fn bench_writes_comparable_json() {
     assert_eq!(Some(calls), j["dispatches_per_step"].as_f64(), "{text}");
     let fwd = kernels
         .iter()
-        .find(|k| k["kernel"] == "lstm_cell.fwd_step")
+        .find(|k| k["kernel"] == "lstm_cell.fwd_step_tiled")
         .expect("the LSTM forward step");
     assert_eq!(fwd["calls"], 3, "one per time step");
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");

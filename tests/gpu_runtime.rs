@@ -169,7 +169,7 @@ fn kernel_timestamps_cover_every_dispatch_where_the_adapter_has_them() {
             .unwrap_or_else(|| panic!("no {label} in {times:?}"))
     };
     // Two layers of 7 steps, forward and backward.
-    assert_eq!(find("lstm_cell.fwd_step").calls, 14);
+    assert_eq!(find("lstm_cell.fwd_step_tiled").calls, 14);
     assert_eq!(find("lstm_cell.bwd_step").calls, 14);
     let gemm = find("gemm.gemm");
     assert!(gemm.flops > 0.0 && gemm.bytes > 0.0);

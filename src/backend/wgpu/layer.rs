@@ -198,13 +198,27 @@ impl Call<'_> {
         entry: &'static str,
         io: &[(u32, &GpuBuffer)],
         words: &[u32],
-        width: usize,
+        groups: [u32; 3],
     ) {
         let gpu = &self.be.gpu;
         let pipeline = gpu.pipeline(shader, entry, &[]);
         let mut bindings = vec![(1, self.params), (2, self.cache), (6, self.lengths)];
         bindings.extend_from_slice(io);
-        gpu.dispatch_at(&pipeline, words, &bindings, self.groups(width));
+        gpu.dispatch_at(&pipeline, words, &bindings, groups);
+    }
+
+    /// Records a forward-step entry of `shader` (bindings 1-6) over explicit workgroups
+    /// (for tiled kernels whose workgroups cover blocks of units and sequences).
+    pub fn forward_tiles(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        io: &Fwd<'_>,
+        words: &[u32],
+        groups: [u32; 3],
+    ) {
+        let io = [(3, io.y), (4, io.st_h), (5, io.st_c)];
+        self.run(shader, entry, &io, words, groups);
     }
 
     /// Records a forward-step entry of `shader` (bindings 1-6).
@@ -217,7 +231,7 @@ impl Call<'_> {
         width: usize,
     ) {
         let io = [(3, io.y), (4, io.st_h), (5, io.st_c)];
-        self.run(shader, entry, &io, words, width);
+        self.run(shader, entry, &io, words, self.groups(width));
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7).
@@ -230,7 +244,7 @@ impl Call<'_> {
         width: usize,
     ) {
         let io = [(4, io.st_h), (5, io.st_c), (7, io.dy)];
-        self.run(shader, entry, &io, words, width);
+        self.run(shader, entry, &io, words, self.groups(width));
     }
 
     /// Records an entry writing per-sequence states (bindings 1, 2, 6, 8, 9).
@@ -243,7 +257,13 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        self.run(shader, entry, &[(8, out_h), (9, out_c)], words, width);
+        self.run(
+            shader,
+            entry,
+            &[(8, out_h), (9, out_c)],
+            words,
+            self.groups(width),
+        );
     }
 
     /// `C (+)= alpha A B` over this call's rows; see [`gemm`].

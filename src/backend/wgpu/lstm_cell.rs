@@ -88,7 +88,16 @@ impl GpuCell for LstmCell {
 
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
-        c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+        if c.be.tuning().tiled_lstm_forward {
+            let groups = [
+                c.plan.hidden.div_ceil(64) as u32,
+                c.lay.batch.div_ceil(16) as u32,
+                c.lay.dirs as u32,
+            ];
+            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, groups);
+        } else {
+            c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
+        }
         c.cost(c.lay.gh, c.lay.rw);
         if has_proj(c.plan) {
             c.forward(self.shader(), "fwd_proj", io, &w, c.lay.rw);

@@ -49,6 +49,24 @@ pub struct GpuTokens {
     pub(crate) host: TokenBags,
 }
 
+/// Choices between kernels that compute the same thing, for benchmarking one against the
+/// other on a given adapter (every choice is tested against the CPU reference).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// The LSTM forward step as 64-unit x 16-sequence tiles sharing W_hh through workgroup
+    /// memory (`fwd_step_tiled`), instead of one invocation per unit and sequence reading its
+    /// own W_hh rows (`fwd_step`). Default: tiled.
+    pub tiled_lstm_forward: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            tiled_lstm_forward: true,
+        }
+    }
+}
+
 /// The GPU backend: one adapter, one device, the kernels' pipelines and scratch.
 pub struct WgpuBackend {
     pub(crate) gpu: Gpu,
@@ -58,6 +76,7 @@ pub struct WgpuBackend {
     lengths: RefCell<HashMap<Vec<usize>, Rc<GpuBuffer>>>,
     /// A vector of ones (column sums as GEMMs), grown on demand.
     ones: RefCell<Option<Rc<GpuBuffer>>>,
+    tuning: Tuning,
 }
 
 impl WgpuBackend {
@@ -71,7 +90,18 @@ impl WgpuBackend {
             dummy,
             lengths: RefCell::default(),
             ones: RefCell::default(),
+            tuning: Tuning::default(),
         })
+    }
+
+    /// The kernel choices in effect.
+    pub fn tuning(&self) -> Tuning {
+        self.tuning
+    }
+
+    /// Changes the kernel choices (for benchmarks and tests that compare kernels).
+    pub fn set_tuning(&mut self, tuning: Tuning) {
+        self.tuning = tuning;
     }
 
     /// The runtime (device, queue, pipeline cache).
