@@ -25,7 +25,8 @@
 // complete m row.
 // Backward, per step: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the
 // sequence's end). With a projection bwd_dh (k < P) stores dh_t in scratch and bwd_step
-// forms dm = W_hr^T dh_t; without one dm = dh_t directly in bwd_step (j < H). The running
+// forms dm = W_hr^T dh_t; without one dm = dh_t directly in bwd_step (j < H, row-wise) or
+// bwd_step_tiled (64 units x 16 sequences per workgroup); both end in bwd_cell. The running
 // cell-state gradient lives in the dc section: read from st_c at each sequence's last
 // step, replaced by dc_{t-1} = dc f + da_i p_i + da_f p_f after each step.
 //   da_o = dm hiddenact(c) gate'(o)       dc = dc_next + dm o hiddenact'(c) + da_o p_o
@@ -231,6 +232,7 @@ fn bwd_dh(@builtin(global_invocation_id) gid: vec3<u32>) {
     cache[p.scr + row * p.sw + scr_dh() + k] = dh;
 }
 
+// Row-wise backward step. Invocations (j, b, d), j < H.
 @compute @workgroup_size(64, 1, 1)
 fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     touch_backward();
@@ -243,18 +245,102 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    let sr = p.scr + row * p.sw;
     // dm = W_hr^T dh_t, or dh_t itself.
     var dm = 0.0;
     if (lstm_proj()) {
         let w = ex1(d) + j;
-        let dr = sr + scr_dh();
+        let dr = p.scr + row * p.sw + scr_dh();
         for (var k = 0u; k < p.rw; k++) {
             dm += params[w + k * n] * cache[dr + k];
         }
     } else {
         dm = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
     }
+    bwd_cell(d, b, j, dm);
+}
+
+// Tiled backward step (no projection: R = H): a workgroup owns 64 units for 16 sequences of
+// one direction and forms dh_t = dy_t + W_hh^T da_{t+1} for them, with the W_hh tile
+// [TK rows g][64 units] (consecutive invocations read consecutive units) and the da_{t+1}
+// tile [TK][16 sequences] in workgroup memory: each W_hh element serves 16 sequences. The
+// sum over g runs in the same order as dh_from_next's. Workgroups (ceil(H / 64),
+// ceil(B / 16), D).
+@compute @workgroup_size(256, 1, 1)
+fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
+                  @builtin(workgroup_id) wg: vec3<u32>) {
+    touch_backward();
+    let n = p.hidden;
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    var acc = vec4<f32>(0.0);
+    if (recurrent()) {
+        for (var g0 = 0u; g0 < p.gh; g0 += TK) {
+            for (var e = l; e < TU * TK; e += 256u) {
+                let unit = u0 + e % TU;
+                let g = g0 + e / TU;
+                var v = 0.0;
+                if (unit < n && g < p.gh) {
+                    v = params[w + g * p.rw + unit];
+                }
+                w_tile[e] = v;
+            }
+            if (l < TB * TK) {
+                let b = b0 + l / TK;
+                let g = g0 + l % TK;
+                var v = 0.0;
+                if (b < p.batch && g < p.gh) {
+                    if (p.s + 1u < lens[b]) {
+                        v = cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
+                    }
+                }
+                h_tile[(l % TK) * TB + l / TK] = v;
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < TK; kk++) {
+                let hb = kk * TB + 4u * q;
+                let da = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
+                acc += w_tile[kk * TU + u] * da;
+            }
+            workgroupBarrier();
+        }
+    }
+    let j = u0 + u;
+    if (j < n) {
+        let b = b0 + 4u * q;
+        bwd_tile_cell(d, b, j, acc.x);
+        bwd_tile_cell(d, b + 1u, j, acc.y);
+        bwd_tile_cell(d, b + 2u, j, acc.z);
+        bwd_tile_cell(d, b + 3u, j, acc.w);
+    }
+}
+
+// bwd_cell for sequence b of a tile, given wt = (W_hh^T da_{t+1})[j] (meaningful only when
+// the sequence goes on after this step; the final-state gradient enters otherwise).
+fn bwd_tile_cell(d: u32, b: u32, j: u32, wt: f32) {
+    if (b >= p.batch || p.s >= lens[b]) {
+        return;
+    }
+    var from_next = wt;
+    if (p.s + 1u >= lens[b]) {
+        from_next = 0.0;
+        if (has_state()) {
+            from_next = st_h[(d * p.batch + b) * p.rw + j];
+        }
+    }
+    let t = time_of(d, b, p.s);
+    bwd_cell(d, b, j, dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next);
+}
+
+// The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.
+fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
+    let n = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let sr = p.scr + row * p.sw;
     // Gradient of c_t from the next step (or the final-state gradient).
     let di = (d * p.batch + b) * p.cw + j;
     var dc_next = 0.0;

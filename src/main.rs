@@ -271,16 +271,16 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
-    /// LSTM forward step kernel: `tiled` (64 units x 16 sequences per workgroup sharing W_hh
-    /// through workgroup memory) or `rowwise` (one invocation per unit and sequence), to
-    /// compare them on an adapter.
+    /// LSTM step kernels, forward and backward: `tiled` (64 units x 16 sequences per
+    /// workgroup sharing W_hh through workgroup memory) or `rowwise` (one invocation per unit
+    /// and sequence), to compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
-    lstm_forward: LstmForward,
+    lstm_steps: LstmSteps,
 }
 
-/// The LSTM forward-step kernels `wgrnn bench` can compare.
+/// The LSTM step kernels `wgrnn bench` can compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum LstmForward {
+enum LstmSteps {
     Tiled,
     Rowwise,
 }
@@ -616,8 +616,10 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         };
         let result = match backend {
             Chosen::Gpu(mut be) => {
+                let tiled = args.lstm_steps == LstmSteps::Tiled;
                 be.set_tuning(Tuning {
-                    tiled_lstm_forward: args.lstm_forward == LstmForward::Tiled,
+                    tiled_lstm_forward: tiled,
+                    tiled_lstm_backward: tiled,
                 });
                 bench::run(*be, c, args.warmup, args.reps, profile)
             }

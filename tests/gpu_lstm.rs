@@ -155,18 +155,19 @@ fn lstm_not_recurrent() {
     }
 }
 
-/// Both forward kernels (tiled: 64 units x 16 sequences per workgroup; row-wise: one
-/// invocation per unit and sequence) over batches that span several tiles: 19 sequences of
+/// Both kinds of step kernels, forward and backward (tiled: 64 units x 16 sequences per
+/// workgroup; row-wise: one invocation per unit and sequence) over batches that span several tiles: 19 sequences of
 /// mixed lengths, 65 units (two unit tiles, the second nearly empty), widths that are not
 /// multiples of the 8-column chunk, peepholes and a projection.
 #[test]
-fn lstm_forward_kernels_over_several_tiles() {
+fn lstm_step_kernels_over_several_tiles() {
     let Some(mut be) = gpu() else { return };
     let mut r = rng("lstm_forward_kernels_over_several_tiles");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     for tiled in [true, false] {
         be.set_tuning(Tuning {
             tiled_lstm_forward: tiled,
+            tiled_lstm_backward: tiled,
         });
         for (c1, c2) in [
             (lstm(false, None), lstm(false, None)),

@@ -170,7 +170,7 @@ fn kernel_timestamps_cover_every_dispatch_where_the_adapter_has_them() {
     };
     // Two layers of 7 steps, forward and backward.
     assert_eq!(find("lstm_cell.fwd_step_tiled").calls, 14);
-    assert_eq!(find("lstm_cell.bwd_step").calls, 14);
+    assert_eq!(find("lstm_cell.bwd_step_tiled").calls, 14);
     let gemm = find("gemm.gemm");
     assert!(gemm.flops > 0.0 && gemm.bytes > 0.0);
     let total: f64 = times.iter().map(|k| k.seconds).sum();

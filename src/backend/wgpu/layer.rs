@@ -207,6 +207,20 @@ impl Call<'_> {
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
 
+    /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7) over explicit
+    /// workgroups (tiled kernels).
+    pub fn backward_tiles(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        io: &Bwd<'_>,
+        words: &[u32],
+        groups: [u32; 3],
+    ) {
+        let io = [(4, io.st_h), (5, io.st_c), (7, io.dy)];
+        self.run(shader, entry, &io, words, groups);
+    }
+
     /// Records a forward-step entry of `shader` (bindings 1-6) over explicit workgroups
     /// (for tiled kernels whose workgroups cover blocks of units and sequences).
     pub fn forward_tiles(

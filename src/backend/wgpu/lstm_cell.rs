@@ -35,6 +35,15 @@ fn has_proj(plan: &LayerPlan) -> bool {
     plan.dirs[0].w_hr.is_some()
 }
 
+/// Workgroups of the tiled step kernels: 64 units x 16 sequences of one direction each.
+fn tiles(c: &Call<'_>) -> [u32; 3] {
+    [
+        c.plan.hidden.div_ceil(64) as u32,
+        c.lay.batch.div_ceil(16) as u32,
+        c.lay.dirs as u32,
+    ]
+}
+
 /// Offset of the `dh` block in a scratch row.
 fn scr_dh(plan: &LayerPlan) -> usize {
     if has_peephole(plan) {
@@ -89,12 +98,7 @@ impl GpuCell for LstmCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         if c.be.tuning().tiled_lstm_forward {
-            let groups = [
-                c.plan.hidden.div_ceil(64) as u32,
-                c.lay.batch.div_ceil(16) as u32,
-                c.lay.dirs as u32,
-            ];
-            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, groups);
+            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, tiles(c));
         } else {
             c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         }
@@ -111,7 +115,11 @@ impl GpuCell for LstmCell {
             c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);
             c.cost(c.lay.gh, c.lay.rw);
         }
-        c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+        if c.be.tuning().tiled_lstm_backward && !has_proj(c.plan) {
+            c.backward_tiles(self.shader(), "bwd_step_tiled", io, &w, tiles(c));
+        } else {
+            c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
+        }
         if has_proj(c.plan) {
             c.cost(c.lay.rw, c.plan.hidden);
         } else {

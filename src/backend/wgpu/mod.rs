@@ -57,12 +57,17 @@ pub struct Tuning {
     /// memory (`fwd_step_tiled`), instead of one invocation per unit and sequence reading its
     /// own W_hh rows (`fwd_step`). Default: tiled.
     pub tiled_lstm_forward: bool,
+    /// The LSTM backward step (without a projection) as tiles of the same shape, forming
+    /// `W_hh^T da` for 16 sequences per W_hh load (`bwd_step_tiled`), instead of row-wise
+    /// (`bwd_step`). Default: tiled.
+    pub tiled_lstm_backward: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             tiled_lstm_forward: true,
+            tiled_lstm_backward: true,
         }
     }
 }
