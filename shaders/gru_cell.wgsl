@@ -82,13 +82,44 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let hd = p.hidden;
-    let t = time_of(d, b, p.s);
-    let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
     let wr = w_hh(d) + j * p.rw;
     let wz = wr + hd * p.rw;
     let wn = wz + hd * p.rw;
-    let a = hh3(d, b, p.s, wr, wz, wn);
+    fwd_cell(d, b, j, hh3(d, b, p.s, wr, wz, wn));
+}
+
+// Pytorch, tiled (tile_w_h in layer.wgsl): 64 units, their three gate rows, for 16
+// sequences per workgroup.
+@compute @workgroup_size(256, 1, 1)
+fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
+                  @builtin(workgroup_id) wg: vec3<u32>) {
+    touch_forward();
+    let a = tile_w_h(l, wg, 3u);
+    let j = wg.x * TU + l % TU;
+    let b = wg.y * TB + 4u * (l / TU);
+    if (j < p.hidden) {
+        if (tile_has(b)) {
+            fwd_cell(wg.z, b, j, vec3<f32>(a.g0.x, a.g1.x, a.g2.x));
+        }
+        if (tile_has(b + 1u)) {
+            fwd_cell(wg.z, b + 1u, j, vec3<f32>(a.g0.y, a.g1.y, a.g2.y));
+        }
+        if (tile_has(b + 2u)) {
+            fwd_cell(wg.z, b + 2u, j, vec3<f32>(a.g0.z, a.g1.z, a.g2.z));
+        }
+        if (tile_has(b + 3u)) {
+            fwd_cell(wg.z, b + 3u, j, vec3<f32>(a.g0.w, a.g1.w, a.g2.w));
+        }
+    }
+}
+
+// Pytorch: the update of unit j of sequence b (a valid step) given a = (W_hr h, W_hz h,
+// W_hn h) at unit j.
+fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    record_h_prev(d, b, p.s, row, j);
     let rz = gates_rz(d, row, j, a);
     let r = rz.x;
     let z = rz.y;

@@ -209,3 +209,152 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
         out_c[(d * p.batch + b) * p.cw + k] = cache[p.cs + last * p.cw + k];
     }
 }
+
+// ---- Tiled recurrent products, for the cells' *_tiled entry points ----
+// A workgroup of 256 invocations owns TU = 64 units of one direction (workgroup id z) for
+// TB = 16 sequences: units u0 = 64 * wg.x .., sequences b0 = 16 * wg.y ..; invocation l
+// handles unit u0 + l % 64 for the four sequences b0 + 4 (l / 64) + 0..3, one vec4 lane each.
+// Per chunk of TK = 8 along the inner dimension, the weight tile and the state tile go to
+// workgroup memory with loads in which consecutive invocations read consecutive addresses,
+// so each weight element loaded serves 16 sequences. Sums run along the inner dimension in
+// ascending order, as the row-wise kernels' do. Call these from uniform control flow (they
+// hold barriers); workgroups (ceil(H / 64), ceil(B / 16), D).
+const TU: u32 = 64u;
+const TB: u32 = 16u;
+const TK: u32 = 8u;
+var<workgroup> w_tile: array<f32, 2048>; // [TK][gates * TU], gates <= 4
+var<workgroup> h_tile: array<f32, 128>;  // [TK][TB]
+
+// One vec4 (four sequences) per gate row block.
+struct Gates4 {
+    g0: vec4<f32>,
+    g1: vec4<f32>,
+    g2: vec4<f32>,
+    g3: vec4<f32>,
+}
+
+// (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
+// tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
+fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
+    let n = p.hidden;
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (!recurrent()) {
+        return acc;
+    }
+    let rows = gates * TU;
+    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
+        for (var e = l; e < rows * TK; e += 256u) {
+            let r = e / TK;
+            let kk = e % TK;
+            let unit = u0 + r % TU;
+            let k = k0 + kk;
+            var v = 0.0;
+            if (unit < n && k < p.rw) {
+                v = params[w + ((r / TU) * n + unit) * p.rw + k];
+            }
+            w_tile[kk * rows + r] = v;
+        }
+        if (l < TB * TK) {
+            let b = b0 + l / TK;
+            let k = k0 + l % TK;
+            var v = 0.0;
+            if (b < p.batch && k < p.rw) {
+                if (p.s < lens[b]) {
+                    v = h_prev(d, b, p.s, k);
+                }
+            }
+            h_tile[(l % TK) * TB + l / TK] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let hb = kk * TB + 4u * q;
+            let h = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
+            let wb = kk * rows + u;
+            acc.g0 += w_tile[wb] * h;
+            if (gates > 1u) {
+                acc.g1 += w_tile[wb + TU] * h;
+            }
+            if (gates > 2u) {
+                acc.g2 += w_tile[wb + 2u * TU] * h;
+            }
+            if (gates > 3u) {
+                acc.g3 += w_tile[wb + 3u * TU] * h;
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// (W_hh^T dgh_{t+1}) at column unit (< R = H) for the tile's sequences, over all G*H rows:
+// the gradient reaching h_t from the next step; zeros when not recurrent, for absent units
+// and sequences, and for sequences whose step p.s is their last.
+fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
+    let n = p.hidden;
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    var acc = vec4<f32>(0.0);
+    if (!recurrent()) {
+        return acc;
+    }
+    for (var g0 = 0u; g0 < p.gh; g0 += TK) {
+        for (var e = l; e < TU * TK; e += 256u) {
+            let unit = u0 + e % TU;
+            let g = g0 + e / TU;
+            var v = 0.0;
+            if (unit < n && unit < p.rw && g < p.gh) {
+                v = params[w + g * p.rw + unit];
+            }
+            w_tile[e] = v;
+        }
+        if (l < TB * TK) {
+            let b = b0 + l / TK;
+            let g = g0 + l % TK;
+            var v = 0.0;
+            if (b < p.batch && g < p.gh) {
+                if (p.s + 1u < lens[b]) {
+                    v = cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
+                }
+            }
+            h_tile[(l % TK) * TB + l / TK] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let hb = kk * TB + 4u * q;
+            let da = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
+            acc += w_tile[kk * TU + u] * da;
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// dh_t[j] of sequence b (a valid step) given wt = tile_wt_dgh's lane for b: dy plus what comes
+// from the next step, or the final-state gradient at the sequence's last step (as
+// dh_from_next).
+fn tile_dh(d: u32, b: u32, j: u32, wt: f32) -> f32 {
+    var from_next = wt;
+    if (p.s + 1u >= lens[b]) {
+        from_next = 0.0;
+        if (has_state()) {
+            from_next = st_h[(d * p.batch + b) * p.rw + j];
+        }
+    }
+    let t = time_of(d, b, p.s);
+    return dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next;
+}
+
+// Whether lane sequence b of a tile has a step p.s.
+fn tile_has(b: u32) -> bool {
+    return b < p.batch && p.s < lens[b];
+}

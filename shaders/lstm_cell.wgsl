@@ -119,78 +119,20 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, wh);
 }
 
-// Tiled forward step: a workgroup of 256 owns TU = 64 hidden units (all four gate rows of
-// each, 256 W_hh rows) for TB = 16 sequences of one direction, so each W_hh element it loads
-// serves 16 sequences instead of one. Per chunk of TK = 8 columns k, the W_hh tile
-// [TK][4 * TU] and the previous-state tile [TK][TB] go to workgroup memory with loads whose
-// consecutive invocations read consecutive k; invocation (u, q) = (l % 64, l / 64) then
-// accumulates the four gates of unit u0 + u for sequences b0 + 4q .. b0 + 4q + 3 as four
-// vec4 (one lane per sequence). Workgroups (ceil(H / 64), ceil(B / 16), D).
-const TU: u32 = 64u;
-const TB: u32 = 16u;
-const TK: u32 = 8u;
-var<workgroup> w_tile: array<f32, 2048>; // [TK][4 * TU]
-var<workgroup> h_tile: array<f32, 128>;  // [TK][TB]
-
+// Tiled forward step (tile_w_h in layer.wgsl): 64 units, all four gate rows of each, for
+// 16 sequences per workgroup, so each W_hh element loaded serves 16 sequences.
 @compute @workgroup_size(256, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
-    let n = p.hidden;
-    let d = wg.z;
-    let u0 = wg.x * TU;
-    let b0 = wg.y * TB;
-    let u = l % TU;
-    let q = l / TU;
-    let w = w_hh(d);
-    var wi = vec4<f32>(0.0);
-    var wf = vec4<f32>(0.0);
-    var wg4 = vec4<f32>(0.0);
-    var wo = vec4<f32>(0.0);
-    if (recurrent()) {
-        for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-            for (var e = l; e < 4u * TU * TK; e += 256u) {
-                let r = e / TK;
-                let kk = e % TK;
-                let unit = u0 + r % TU;
-                let k = k0 + kk;
-                var v = 0.0;
-                if (unit < n && k < p.rw) {
-                    v = params[w + ((r / TU) * n + unit) * p.rw + k];
-                }
-                w_tile[kk * 4u * TU + r] = v;
-            }
-            if (l < TB * TK) {
-                let b = b0 + l / TK;
-                let k = k0 + l % TK;
-                var v = 0.0;
-                if (b < p.batch && k < p.rw) {
-                    if (p.s < lens[b]) {
-                        v = h_prev(d, b, p.s, k);
-                    }
-                }
-                h_tile[(l % TK) * TB + l / TK] = v;
-            }
-            workgroupBarrier();
-            for (var kk = 0u; kk < TK; kk++) {
-                let hb = kk * TB + 4u * q;
-                let h = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
-                let wb = kk * 4u * TU + u;
-                wi += w_tile[wb] * h;
-                wf += w_tile[wb + TU] * h;
-                wg4 += w_tile[wb + 2u * TU] * h;
-                wo += w_tile[wb + 3u * TU] * h;
-            }
-            workgroupBarrier();
-        }
-    }
-    let j = u0 + u;
-    if (j < n) {
-        let b = b0 + 4u * q;
-        fwd_cell(d, b, j, vec4<f32>(wi.x, wf.x, wg4.x, wo.x));
-        fwd_cell(d, b + 1u, j, vec4<f32>(wi.y, wf.y, wg4.y, wo.y));
-        fwd_cell(d, b + 2u, j, vec4<f32>(wi.z, wf.z, wg4.z, wo.z));
-        fwd_cell(d, b + 3u, j, vec4<f32>(wi.w, wf.w, wg4.w, wo.w));
+    let a = tile_w_h(l, wg, 4u);
+    let j = wg.x * TU + l % TU;
+    let b = wg.y * TB + 4u * (l / TU);
+    if (j < p.hidden) {
+        fwd_cell(wg.z, b, j, vec4<f32>(a.g0.x, a.g1.x, a.g2.x, a.g3.x));
+        fwd_cell(wg.z, b + 1u, j, vec4<f32>(a.g0.y, a.g1.y, a.g2.y, a.g3.y));
+        fwd_cell(wg.z, b + 2u, j, vec4<f32>(a.g0.z, a.g1.z, a.g2.z, a.g3.z));
+        fwd_cell(wg.z, b + 3u, j, vec4<f32>(a.g0.w, a.g1.w, a.g2.w, a.g3.w));
     }
 }
 
@@ -259,80 +201,30 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     bwd_cell(d, b, j, dm);
 }
 
-// Tiled backward step (no projection: R = H): a workgroup owns 64 units for 16 sequences of
-// one direction and forms dh_t = dy_t + W_hh^T da_{t+1} for them, with the W_hh tile
-// [TK rows g][64 units] (consecutive invocations read consecutive units) and the da_{t+1}
-// tile [TK][16 sequences] in workgroup memory: each W_hh element serves 16 sequences. The
-// sum over g runs in the same order as dh_from_next's. Workgroups (ceil(H / 64),
-// ceil(B / 16), D).
+// Tiled backward step (no projection: R = H; tile_wt_dgh in layer.wgsl): dh_t = dy_t +
+// W_hh^T da_{t+1} for 64 units x 16 sequences per workgroup.
 @compute @workgroup_size(256, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();
-    let n = p.hidden;
+    let wt = tile_wt_dgh(l, wg);
+    let j = wg.x * TU + l % TU;
+    let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    let u0 = wg.x * TU;
-    let b0 = wg.y * TB;
-    let u = l % TU;
-    let q = l / TU;
-    let w = w_hh(d);
-    var acc = vec4<f32>(0.0);
-    if (recurrent()) {
-        for (var g0 = 0u; g0 < p.gh; g0 += TK) {
-            for (var e = l; e < TU * TK; e += 256u) {
-                let unit = u0 + e % TU;
-                let g = g0 + e / TU;
-                var v = 0.0;
-                if (unit < n && g < p.gh) {
-                    v = params[w + g * p.rw + unit];
-                }
-                w_tile[e] = v;
-            }
-            if (l < TB * TK) {
-                let b = b0 + l / TK;
-                let g = g0 + l % TK;
-                var v = 0.0;
-                if (b < p.batch && g < p.gh) {
-                    if (p.s + 1u < lens[b]) {
-                        v = cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
-                    }
-                }
-                h_tile[(l % TK) * TB + l / TK] = v;
-            }
-            workgroupBarrier();
-            for (var kk = 0u; kk < TK; kk++) {
-                let hb = kk * TB + 4u * q;
-                let da = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
-                acc += w_tile[kk * TU + u] * da;
-            }
-            workgroupBarrier();
+    if (j < p.hidden) {
+        if (tile_has(b)) {
+            bwd_cell(d, b, j, tile_dh(d, b, j, wt.x));
+        }
+        if (tile_has(b + 1u)) {
+            bwd_cell(d, b + 1u, j, tile_dh(d, b + 1u, j, wt.y));
+        }
+        if (tile_has(b + 2u)) {
+            bwd_cell(d, b + 2u, j, tile_dh(d, b + 2u, j, wt.z));
+        }
+        if (tile_has(b + 3u)) {
+            bwd_cell(d, b + 3u, j, tile_dh(d, b + 3u, j, wt.w));
         }
     }
-    let j = u0 + u;
-    if (j < n) {
-        let b = b0 + 4u * q;
-        bwd_tile_cell(d, b, j, acc.x);
-        bwd_tile_cell(d, b + 1u, j, acc.y);
-        bwd_tile_cell(d, b + 2u, j, acc.z);
-        bwd_tile_cell(d, b + 3u, j, acc.w);
-    }
-}
-
-// bwd_cell for sequence b of a tile, given wt = (W_hh^T da_{t+1})[j] (meaningful only when
-// the sequence goes on after this step; the final-state gradient enters otherwise).
-fn bwd_tile_cell(d: u32, b: u32, j: u32, wt: f32) {
-    if (b >= p.batch || p.s >= lens[b]) {
-        return;
-    }
-    var from_next = wt;
-    if (p.s + 1u >= lens[b]) {
-        from_next = 0.0;
-        if (has_state()) {
-            from_next = st_h[(d * p.batch + b) * p.rw + j];
-        }
-    }
-    let t = time_of(d, b, p.s);
-    bwd_cell(d, b, j, dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next);
 }
 
 // The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.

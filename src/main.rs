@@ -271,16 +271,16 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
-    /// LSTM step kernels, forward and backward: `tiled` (64 units x 16 sequences per
-    /// workgroup sharing W_hh through workgroup memory) or `rowwise` (one invocation per unit
-    /// and sequence), to compare them on an adapter.
+    /// Recurrent step kernels: `tiled` (64 units x 16 sequences per workgroup sharing W_hh
+    /// through workgroup memory) or `rowwise` (one invocation per unit and sequence), to
+    /// compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
-    lstm_steps: LstmSteps,
+    steps: StepKernels,
 }
 
-/// The LSTM step kernels `wgrnn bench` can compare.
+/// The recurrent step kernels `wgrnn bench` can compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum LstmSteps {
+enum StepKernels {
     Tiled,
     Rowwise,
 }
@@ -616,10 +616,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         };
         let result = match backend {
             Chosen::Gpu(mut be) => {
-                let tiled = args.lstm_steps == LstmSteps::Tiled;
                 be.set_tuning(Tuning {
-                    tiled_lstm_forward: tiled,
-                    tiled_lstm_backward: tiled,
+                    tiled_steps: args.steps == StepKernels::Tiled,
                 });
                 bench::run(*be, c, args.warmup, args.reps, profile)
             }

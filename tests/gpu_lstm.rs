@@ -6,7 +6,6 @@
 mod gpu_common;
 
 use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
-use wgrnn::backend::wgpu::Tuning;
 use wgrnn::config::{Activation, CellConfig, LayerConfig};
 
 const TOL_FWD: f64 = 1e-5;
@@ -151,36 +150,6 @@ fn lstm_not_recurrent() {
             };
             let cfg = dense_net(3, vec![l, layer(lstm(false, None), 3, bi)], None);
             be = compare_stack(be, &cfg, LENGTHS[2], &mut r, TOL_FWD, TOL_GRAD);
-        }
-    }
-}
-
-/// Both kinds of step kernels, forward and backward (tiled: 64 units x 16 sequences per
-/// workgroup; row-wise: one invocation per unit and sequence) over batches that span several tiles: 19 sequences of
-/// mixed lengths, 65 units (two unit tiles, the second nearly empty), widths that are not
-/// multiples of the 8-column chunk, peepholes and a projection.
-#[test]
-fn lstm_step_kernels_over_several_tiles() {
-    let Some(mut be) = gpu() else { return };
-    let mut r = rng("lstm_forward_kernels_over_several_tiles");
-    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    for tiled in [true, false] {
-        be.set_tuning(Tuning {
-            tiled_lstm_forward: tiled,
-            tiled_lstm_backward: tiled,
-        });
-        for (c1, c2) in [
-            (lstm(false, None), lstm(false, None)),
-            (lstm(true, Some(9)), lstm(false, Some(3))),
-        ] {
-            for bi in [false, true] {
-                let cfg = dense_net(
-                    3,
-                    vec![layer(c1.clone(), 65, bi), layer(c2.clone(), 17, bi)],
-                    None,
-                );
-                be = compare_stack(be, &cfg, &lengths, &mut r, TOL_FWD, TOL_GRAD);
-            }
         }
     }
 }

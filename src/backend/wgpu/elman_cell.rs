@@ -1,6 +1,6 @@
 //! The Elman step kernels (`shaders/elman_cell.wgsl`; CPU twin `src/backend/cpu/elman_cell.rs`).
 
-use super::layer::{GpuCell, act_code};
+use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
 use super::runtime::Shader;
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
@@ -29,5 +29,23 @@ impl GpuCell for ElmanCell {
             _ => Activation::Tanh,
         };
         [act_code(a), 0, 0, 0]
+    }
+    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        if c.be.tuning().tiled_steps {
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
+        } else {
+            c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
+        }
+        c.cost(c.lay.gh, c.lay.rw);
+    }
+    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+        let w = c.words(s, self.options(c.plan));
+        if c.be.tuning().tiled_steps {
+            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());
+        } else {
+            c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
+        }
+        c.cost(c.lay.gh, c.lay.rw);
     }
 }

@@ -83,6 +83,9 @@ impl GpuCell for GruCell {
             c.cost(2 * h, c.lay.rw);
             c.forward(&SHADER, "fwd_cand", io, &w, h);
             c.cost(h, c.lay.rw);
+        } else if c.be.tuning().tiled_steps {
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
+            c.cost(3 * h, c.lay.rw);
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, h);
             c.cost(3 * h, c.lay.rw);

@@ -181,6 +181,16 @@ impl Call<'_> {
         self.be.gpu.cost(flops, bytes);
     }
 
+    /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): 64 units x
+    /// 16 sequences of one direction each.
+    pub fn tiles(&self) -> [u32; 3] {
+        [
+            self.plan.hidden.div_ceil(64) as u32,
+            self.lay.batch.div_ceil(16) as u32,
+            self.lay.dirs as u32,
+        ]
+    }
+
     /// Workgroups for invocations (x < `width`, b, d) of a 64-wide kernel.
     pub fn groups(&self, width: usize) -> [u32; 3] {
         [

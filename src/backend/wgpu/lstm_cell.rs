@@ -35,15 +35,6 @@ fn has_proj(plan: &LayerPlan) -> bool {
     plan.dirs[0].w_hr.is_some()
 }
 
-/// Workgroups of the tiled step kernels: 64 units x 16 sequences of one direction each.
-fn tiles(c: &Call<'_>) -> [u32; 3] {
-    [
-        c.plan.hidden.div_ceil(64) as u32,
-        c.lay.batch.div_ceil(16) as u32,
-        c.lay.dirs as u32,
-    ]
-}
-
 /// Offset of the `dh` block in a scratch row.
 fn scr_dh(plan: &LayerPlan) -> usize {
     if has_peephole(plan) {
@@ -97,8 +88,8 @@ impl GpuCell for LstmCell {
 
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
-        if c.be.tuning().tiled_lstm_forward {
-            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, tiles(c));
+        if c.be.tuning().tiled_steps {
+            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles());
         } else {
             c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         }
@@ -115,8 +106,8 @@ impl GpuCell for LstmCell {
             c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);
             c.cost(c.lay.gh, c.lay.rw);
         }
-        if c.be.tuning().tiled_lstm_backward && !has_proj(c.plan) {
-            c.backward_tiles(self.shader(), "bwd_step_tiled", io, &w, tiles(c));
+        if c.be.tuning().tiled_steps && !has_proj(c.plan) {
+            c.backward_tiles(self.shader(), "bwd_step_tiled", io, &w, c.tiles());
         } else {
             c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
         }

@@ -53,22 +53,16 @@ pub struct GpuTokens {
 /// other on a given adapter (every choice is tested against the CPU reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// The LSTM forward step as 64-unit x 16-sequence tiles sharing W_hh through workgroup
-    /// memory (`fwd_step_tiled`), instead of one invocation per unit and sequence reading its
-    /// own W_hh rows (`fwd_step`). Default: tiled.
-    pub tiled_lstm_forward: bool,
-    /// The LSTM backward step (without a projection) as tiles of the same shape, forming
-    /// `W_hh^T da` for 16 sequences per W_hh load (`bwd_step_tiled`), instead of row-wise
-    /// (`bwd_step`). Default: tiled.
-    pub tiled_lstm_backward: bool,
+    /// Recurrent steps as 64-unit x 16-sequence tiles sharing W_hh through workgroup memory
+    /// (the `*_tiled` entry points: forward of LSTM, Elman and PyTorch-variant GRU; backward
+    /// of Elman and LSTM without projection), instead of one invocation per unit and sequence
+    /// reading its own W_hh rows. Default: tiled.
+    pub tiled_steps: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning {
-            tiled_lstm_forward: true,
-            tiled_lstm_backward: true,
-        }
+        Tuning { tiled_steps: true }
     }
 }
 

@@ -1,0 +1,68 @@
+//! Both kinds of recurrent step kernels against the CPU reference, over batches that span
+//! several tiles: tiled (64 units x 16 sequences per workgroup, `shaders/layer.wgsl`) and
+//! row-wise (one invocation per unit and sequence). 19 sequences of mixed lengths (two
+//! sequence tiles), 65 units (two unit tiles, the second nearly empty), widths that are not
+//! multiples of the 8-wide inner chunk; uni- and bidirectional, two layers. Forward values to
+//! 1e-5 relative error, gradients to 1e-4.
+
+mod gpu_common;
+
+use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
+use wgrnn::backend::wgpu::Tuning;
+use wgrnn::config::{Activation, CellConfig, GruVariant};
+
+fn lstm(peephole: bool, proj: Option<usize>) -> CellConfig {
+    CellConfig::Lstm {
+        gate: Activation::Sigmoid,
+        cell: Activation::Tanh,
+        hidden: Activation::Tanh,
+        peephole,
+        proj,
+        forget_bias: None,
+    }
+}
+
+fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng(name);
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    for tiled in [true, false] {
+        be.set_tuning(Tuning { tiled_steps: tiled });
+        for (c1, c2) in stacks {
+            for bi in [false, true] {
+                let cfg = dense_net(
+                    3,
+                    vec![layer(c1.clone(), 65, bi), layer(c2.clone(), 17, bi)],
+                    None,
+                );
+                be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
+            }
+        }
+    }
+}
+
+#[test]
+fn lstm_steps_over_several_tiles() {
+    run(
+        "lstm_steps_over_several_tiles",
+        &[
+            (lstm(false, None), lstm(false, None)),
+            (lstm(true, Some(9)), lstm(false, Some(3))),
+        ],
+    );
+}
+
+#[test]
+fn elman_and_gru_steps_over_several_tiles() {
+    let elman = CellConfig::Elman {
+        activation: Activation::Tanh,
+    };
+    let gru = |variant| CellConfig::Gru { variant };
+    run(
+        "elman_and_gru_steps_over_several_tiles",
+        &[
+            (elman.clone(), elman),
+            (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
+        ],
+    );
+}
