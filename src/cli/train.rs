@@ -295,6 +295,9 @@ fn settings(a: &TrainArgs) -> Result<RunConfig> {
             .with_context(|| format!("{} is not a run directory (reading {})", dir.display(), path.display()))?;
         let saved = RunConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
         task = Some(saved.task);
+        // --max-steps ends one session; the resumed one runs on unless it is given again.
+        let mut saved = saved;
+        saved.train.max_steps = None;
         layers.push(toml::Value::try_from(&saved)?);
     }
     if let Some(text) = &file {

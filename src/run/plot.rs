@@ -27,13 +27,15 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| span / s <= 6.0)
         .unwrap_or(10.0 * mag);
-    let mut t = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while t <= hi + 1e-9 * step {
-        out.push(t);
-        t += step;
+    if !(step.is_finite() && step > 0.0 && lo.is_finite() && hi.is_finite()) {
+        return Vec::new();
     }
-    out
+    // By index, not by repeated addition: far from zero `t + step` may equal `t`.
+    let first = (lo / step).ceil();
+    (0..12)
+        .map(|i| (first + i as f64) * step)
+        .take_while(|t| *t <= hi + 1e-9 * step)
+        .collect()
 }
 
 fn label(v: f64) -> String {

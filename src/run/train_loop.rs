@@ -429,7 +429,11 @@ impl<B: Backend> Session<'_, B> {
                     let at = format!("update {} (epoch {}, batch {}/{total})", self.state.step, e + 1, self.state.batch);
                     if interrupted {
                         self.rep.end_epoch();
-                        self.rep.notice(&format!("interrupted: saved a checkpoint at {at}; continue with --resume {}", self.dir.path.display()));
+                        // Said even with --quiet: the run did not end as asked.
+                        eprintln!(
+                            "interrupted: saved a checkpoint at {at}; continue with --resume {}",
+                            self.dir.path.display()
+                        );
                         return Ok(Ending::Interrupted);
                     }
                     if at_max {
