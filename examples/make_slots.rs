@@ -39,7 +39,10 @@ fn main() -> std::io::Result<()> {
     );
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("train.conll"), conll(&generate(1000, 1)))?;
-    std::fs::write(dir.join("valid.conll"), conll(&generate(300, held_out_seed(1))))?;
+    std::fs::write(
+        dir.join("valid.conll"),
+        conll(&generate(300, held_out_seed(1))),
+    )?;
     println!("wrote {}/train.conll and valid.conll", dir.display());
     Ok(())
 }

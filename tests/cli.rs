@@ -477,7 +477,15 @@ fn no_adapter() {
     let _ = std::fs::remove_dir_all(&run);
     let run = run.to_string_lossy();
     let args = [
-        "train", "--task", "slots", "--epochs", "1", "--hidden", "3", "--run-dir", &run,
+        "train",
+        "--task",
+        "slots",
+        "--epochs",
+        "1",
+        "--hidden",
+        "3",
+        "--run-dir",
+        &run,
     ];
     let o = wgrnn_env(&args, NO_ADAPTER);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -518,11 +526,19 @@ fn train_auto_and_gpu() {
     let out = ok(&auto);
     assert!(out.contains("--max-steps reached"), "{out}");
     let gpu_dir = gpu_dir.to_string_lossy();
-    let gpu: Vec<&str> = ["train", "--device", "gpu", "--adapter", "0", "--run-dir", &gpu_dir]
-        .iter()
-        .chain(&args)
-        .copied()
-        .collect();
+    let gpu: Vec<&str> = [
+        "train",
+        "--device",
+        "gpu",
+        "--adapter",
+        "0",
+        "--run-dir",
+        &gpu_dir,
+    ]
+    .iter()
+    .chain(&args)
+    .copied()
+    .collect();
     let out = ok(&gpu);
     assert!(!out.contains("device cpu"), "{out}");
 }

@@ -55,8 +55,15 @@ fn ok(args: &[&str]) -> String {
 fn fails(args: &[&str], needle: &str) -> String {
     let o = wgrnn(args);
     let err = text(&o.stderr);
-    assert!(!o.status.success(), "wgrnn {args:?} should fail:\n{}", text(&o.stdout));
-    assert!(err.contains(needle), "wgrnn {args:?}: `{needle}` not in stderr:\n{err}");
+    assert!(
+        !o.status.success(),
+        "wgrnn {args:?} should fail:\n{}",
+        text(&o.stdout)
+    );
+    assert!(
+        err.contains(needle),
+        "wgrnn {args:?}: `{needle}` not in stderr:\n{err}"
+    );
     err
 }
 
@@ -72,7 +79,9 @@ fn lm_corpus(dir: &Path) -> PathBuf {
         "the bird sang a song.",
         "we like to read books.",
     ];
-    let body: String = (0..30).map(|i| format!("{}\n", lines[i % lines.len()])).collect();
+    let body: String = (0..30)
+        .map(|i| format!("{}\n", lines[i % lines.len()]))
+        .collect();
     let p = dir.join("tiny.txt");
     std::fs::write(&p, body).unwrap();
     p
@@ -83,8 +92,15 @@ fn conll_corpus(dir: &Path) -> PathBuf {
     let cities = ["taipei", "tokyo", "paris", "rome"];
     let mut body = String::new();
     for i in 0..24 {
-        let (verb, slot) = if i % 2 == 0 { ("arrive", "DEST") } else { ("leave", "DEPART") };
-        body += &format!("{verb}\tO\nin\tO\n{}\tB-{slot}\ntoday\tO\n\n", cities[i % 4]);
+        let (verb, slot) = if i % 2 == 0 {
+            ("arrive", "DEST")
+        } else {
+            ("leave", "DEPART")
+        };
+        body += &format!(
+            "{verb}\tO\nin\tO\n{}\tB-{slot}\ntoday\tO\n\n",
+            cities[i % 4]
+        );
     }
     let p = dir.join("tiny.conll");
     std::fs::write(&p, body).unwrap();
@@ -111,9 +127,24 @@ const CPU: [&str; 2] = ["--device", "cpu"];
 /// `train` args on CPU with a tiny network, plus `extra`.
 fn train_args<'a>(task: &'a str, data: &'a str, run: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
-        "train", "--task", task, "--data", data, "--run-dir", run, "--hidden", "8",
-        "--embedding-dim", "4", "--batch", "4", "--valid-fraction", "0.2", "--quiet",
-        "--device", "cpu",
+        "train",
+        "--task",
+        task,
+        "--data",
+        data,
+        "--run-dir",
+        run,
+        "--hidden",
+        "8",
+        "--embedding-dim",
+        "4",
+        "--batch",
+        "4",
+        "--valid-fraction",
+        "0.2",
+        "--quiet",
+        "--device",
+        "cpu",
     ];
     a.extend_from_slice(extra);
     a
@@ -124,17 +155,31 @@ fn language_model_trains_saves_generates_and_evaluates() {
     let dir = temp_dir("lm");
     let data = lm_corpus(&dir);
     let run = dir.join("run");
-    let out = ok(&train_args("lm", s(&data), s(&run), &["--epochs", "2", "--max-len", "16"]));
+    let out = ok(&train_args(
+        "lm",
+        s(&data),
+        s(&run),
+        &["--epochs", "2", "--max-len", "16"],
+    ));
     assert!(out.contains("all 2 epochs done"), "{out}");
     for f in [
-        "config.toml", "network.toml", "vocab.tsv", "metrics.csv", "steps.csv", "plot.svg",
-        "best.safetensors", "latest",
+        "config.toml",
+        "network.toml",
+        "vocab.tsv",
+        "metrics.csv",
+        "steps.csv",
+        "plot.svg",
+        "best.safetensors",
+        "latest",
     ] {
         assert!(run.join(f).is_file(), "missing {f}");
     }
     let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
-    assert!(metrics.starts_with("epoch,step,train_loss,valid_loss"), "{metrics}");
+    assert!(
+        metrics.starts_with("epoch,step,train_loss,valid_loss"),
+        "{metrics}"
+    );
     let svg = std::fs::read_to_string(run.join("plot.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
     let latest = std::fs::read_to_string(run.join("latest")).unwrap();
@@ -146,20 +191,65 @@ fn language_model_trains_saves_generates_and_evaluates() {
     let vocab = std::fs::read_to_string(run.join("vocab.tsv")).unwrap();
     assert!(vocab.starts_with("<pad>\t0\n<other>\t"), "{vocab}");
     let weights = std::fs::read(run.join("best.safetensors")).unwrap();
-    let names = safetensors::SafeTensors::deserialize(&weights).unwrap().names().len();
+    let names = safetensors::SafeTensors::deserialize(&weights)
+        .unwrap()
+        .names()
+        .len();
     let st = safetensors::SafeTensors::deserialize(&weights).unwrap();
-    for name in ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "head.weight"] {
-        assert!(st.tensor(name).is_ok(), "{name} missing among {names} tensors");
+    for name in [
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.bias_ih_l0",
+        "rnn.bias_hh_l0",
+        "head.weight",
+    ] {
+        assert!(
+            st.tensor(name).is_ok(),
+            "{name} missing among {names} tensors"
+        );
     }
 
-    let sample = ok(&["generate", "--run", s(&run), "--prompt", "the ", "--length", "30", "--seed", "2", "--device", "cpu"]);
-    assert!(sample.starts_with("the ") && sample.trim_end().chars().count() >= 20, "{sample:?}");
-    let again = ok(&["generate", "--run", s(&run), "--prompt", "the ", "--length", "30", "--seed", "2", "--device", "cpu"]);
+    let sample = ok(&[
+        "generate",
+        "--run",
+        s(&run),
+        "--prompt",
+        "the ",
+        "--length",
+        "30",
+        "--seed",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        sample.starts_with("the ") && sample.trim_end().chars().count() >= 20,
+        "{sample:?}"
+    );
+    let again = ok(&[
+        "generate",
+        "--run",
+        s(&run),
+        "--prompt",
+        "the ",
+        "--length",
+        "30",
+        "--seed",
+        "2",
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(sample, again, "sampling is seeded");
     let eval = ok(&["eval", "--run", s(&run), "--json", "--device", "cpu"]);
-    assert!(eval.contains("\"bits_per_char\":") && !eval.contains("\"bits_per_char\":null"), "{eval}");
+    assert!(
+        eval.contains("\"bits_per_char\":") && !eval.contains("\"bits_per_char\":null"),
+        "{eval}"
+    );
     // A language model cannot tag.
-    fails(&["tag", "--run", s(&run), "--text", "x", "--device", "cpu"], "needs a `tag` model");
+    fails(
+        &["tag", "--run", s(&run), "--text", "x", "--device", "cpu"],
+        "needs a `tag` model",
+    );
 }
 
 #[test]
@@ -167,11 +257,24 @@ fn tagger_trains_and_tags_text() {
     let dir = temp_dir("tag");
     let data = conll_corpus(&dir);
     let run = dir.join("run");
-    let out = ok(&train_args("tag", s(&data), s(&run), &["--epochs", "3", "--lr", "0.05"]));
+    let out = ok(&train_args(
+        "tag",
+        s(&data),
+        s(&run),
+        &["--epochs", "3", "--lr", "0.05"],
+    ));
     assert!(out.contains("span F1"), "{out}");
     let labels = std::fs::read_to_string(run.join("labels.txt")).unwrap();
     assert_eq!(labels, "B-DEPART\nB-DEST\nO\n");
-    let tagged = ok(&["tag", "--run", s(&run), "--text", "arrive in Paris today", "--device", "cpu"]);
+    let tagged = ok(&[
+        "tag",
+        "--run",
+        s(&run),
+        "--text",
+        "arrive in Paris today",
+        "--device",
+        "cpu",
+    ]);
     let lines: Vec<&str> = tagged.lines().collect();
     assert_eq!(lines.len(), 5, "{tagged}");
     assert!(lines[2].starts_with("Paris\t"), "{tagged}");
@@ -179,10 +282,30 @@ fn tagger_trains_and_tags_text() {
         let tag = l.split('\t').nth(1).unwrap();
         assert!(["O", "B-DEST", "B-DEPART"].contains(&tag), "{tagged}");
     }
-    let inline = ok(&["tag", "--run", s(&run), "--text", "leave rome", "--inline", "--device", "cpu"]);
+    let inline = ok(&[
+        "tag",
+        "--run",
+        s(&run),
+        "--text",
+        "leave rome",
+        "--inline",
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(inline.lines().count(), 1, "{inline}");
-    let eval = ok(&["eval", "--run", s(&run), "--data", s(&data), "--device", "cpu"]);
-    assert!(eval.contains("accuracy") && eval.contains("span F1"), "{eval}");
+    let eval = ok(&[
+        "eval",
+        "--run",
+        s(&run),
+        "--data",
+        s(&data),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        eval.contains("accuracy") && eval.contains("span F1"),
+        "{eval}"
+    );
 }
 
 #[test]
@@ -190,14 +313,38 @@ fn classifier_trains_and_classifies_text() {
     let dir = temp_dir("classify");
     let data = tsv_corpus(&dir);
     let run = dir.join("run");
-    let args = train_args("classify", s(&data), s(&run), &["--epochs", "4", "--lr", "0.05", "--json"]);
+    let args = train_args(
+        "classify",
+        s(&data),
+        s(&run),
+        &["--epochs", "4", "--lr", "0.05", "--json"],
+    );
     let args: Vec<&str> = args.into_iter().filter(|a| *a != "--quiet").collect();
     let out = ok(&args);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.iter().all(|l| l.starts_with('{')), "JSON lines only:\n{out}");
+    assert!(
+        lines.iter().all(|l| l.starts_with('{')),
+        "JSON lines only:\n{out}"
+    );
     assert!(lines.last().unwrap().contains("\"event\":\"end\""), "{out}");
-    assert_eq!(lines.iter().filter(|l| l.contains("\"event\":\"epoch\"")).count(), 4);
-    let c = ok(&["classify", "--run", s(&run), "--text", "a wonderful film", "--text", "a tedious mess", "--device", "cpu"]);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"event\":\"epoch\""))
+            .count(),
+        4
+    );
+    let c = ok(&[
+        "classify",
+        "--run",
+        s(&run),
+        "--text",
+        "a wonderful film",
+        "--text",
+        "a tedious mess",
+        "--device",
+        "cpu",
+    ]);
     let labels: Vec<&str> = c.lines().map(|l| l.split('\t').next().unwrap()).collect();
     assert_eq!(labels, ["pos", "neg"], "{c}");
 }
@@ -207,23 +354,49 @@ fn word_hashing_and_frozen_pretrained_embeddings() {
     let dir = temp_dir("encodings");
     let data = tsv_corpus(&dir);
     let run = dir.join("trigram");
-    ok(&train_args("classify", s(&data), s(&run), &["--epochs", "1", "--encoding", "trigram"]));
+    ok(&train_args(
+        "classify",
+        s(&data),
+        s(&run),
+        &["--epochs", "1", "--encoding", "trigram"],
+    ));
     assert!(run.join("trigrams.tsv").is_file());
     // A word never seen in training still has trigrams.
-    ok(&["classify", "--run", s(&run), "--text", "wonderfully unseen", "--device", "cpu"]);
+    ok(&[
+        "classify",
+        "--run",
+        s(&run),
+        "--text",
+        "wonderfully unseen",
+        "--device",
+        "cpu",
+    ]);
 
     let vectors = dir.join("vectors.txt");
-    std::fs::write(&vectors, "3 4\nwonderful 1 0 0 0\ndull 0 1 0 0\nfilm 0 0 1 0\n").unwrap();
+    std::fs::write(
+        &vectors,
+        "3 4\nwonderful 1 0 0 0\ndull 0 1 0 0\nfilm 0 0 1 0\n",
+    )
+    .unwrap();
     let run = dir.join("frozen");
     ok(&train_args(
         "classify",
         s(&data),
         s(&run),
-        &["--epochs", "2", "--embeddings", s(&vectors), "--freeze-embeddings"],
+        &[
+            "--epochs",
+            "2",
+            "--embeddings",
+            s(&vectors),
+            "--freeze-embeddings",
+        ],
     ));
     // The embedding rows stayed as loaded: `wonderful` is still (1, 0, 0, 0).
     let vocab = std::fs::read_to_string(run.join("vocab.tsv")).unwrap();
-    let id = vocab.lines().position(|l| l.starts_with("wonderful\t")).unwrap();
+    let id = vocab
+        .lines()
+        .position(|l| l.starts_with("wonderful\t"))
+        .unwrap();
     let bytes = std::fs::read(run.join("best.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let e = st.tensor("embedding.weight").unwrap();
@@ -253,7 +426,16 @@ fn resume_gives_the_same_losses_as_an_uninterrupted_run() {
     let dir = temp_dir("resume");
     let data = lm_corpus(&dir);
     // Two layers with dropout, so the dropout masks must line up too.
-    let extra = ["--epochs", "3", "--max-len", "12", "--layers", "2", "--dropout", "0.3"];
+    let extra = [
+        "--epochs",
+        "3",
+        "--max-len",
+        "12",
+        "--layers",
+        "2",
+        "--dropout",
+        "0.3",
+    ];
     let whole = dir.join("whole");
     ok(&train_args("lm", s(&data), s(&whole), &extra));
     let parts = dir.join("parts");
@@ -263,10 +445,16 @@ fn resume_gives_the_same_losses_as_an_uninterrupted_run() {
     assert!(out.contains("--max-steps reached at update 13"), "{out}");
     ok(&["train", "--resume", s(&parts), "--quiet", "--device", "cpu"]);
 
-    let (a, b) = (csv_rows(&whole.join("steps.csv"), false), csv_rows(&parts.join("steps.csv"), false));
+    let (a, b) = (
+        csv_rows(&whole.join("steps.csv"), false),
+        csv_rows(&parts.join("steps.csv"), false),
+    );
     assert!(a.len() > 20, "{a:?}");
     assert_eq!(a, b, "per-step losses of the resumed run differ");
-    let (a, b) = (csv_rows(&whole.join("metrics.csv"), true), csv_rows(&parts.join("metrics.csv"), true));
+    let (a, b) = (
+        csv_rows(&whole.join("metrics.csv"), true),
+        csv_rows(&parts.join("metrics.csv"), true),
+    );
     assert_eq!(a, b, "per-epoch metrics of the resumed run differ");
     let wa = std::fs::read(whole.join("best.safetensors")).unwrap();
     let wb = std::fs::read(parts.join("best.safetensors")).unwrap();
@@ -278,14 +466,31 @@ fn checkpoints_keep_the_last_k_and_latest_is_complete() {
     let dir = temp_dir("keep");
     let data = lm_corpus(&dir);
     let run = dir.join("run");
-    ok(&train_args("lm", s(&data), s(&run), &["--epochs", "2", "--max-len", "12", "--checkpoint-every", "3", "--keep", "2"]));
+    ok(&train_args(
+        "lm",
+        s(&data),
+        s(&run),
+        &[
+            "--epochs",
+            "2",
+            "--max-len",
+            "12",
+            "--checkpoint-every",
+            "3",
+            "--keep",
+            "2",
+        ],
+    ));
     let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
     assert_eq!(names.len(), 2, "{names:?}");
-    assert!(names.iter().all(|n| n.starts_with("step-")), "no temporary left: {names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("step-")),
+        "no temporary left: {names:?}"
+    );
     let latest = std::fs::read_to_string(run.join("latest")).unwrap();
     assert_eq!(latest.trim(), names[1]);
     let leftovers: Vec<_> = std::fs::read_dir(&run)
@@ -295,7 +500,10 @@ fn checkpoints_keep_the_last_k_and_latest_is_complete() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // A new run refuses a directory that is in use.
-    fails(&train_args("lm", s(&data), s(&run), &["--epochs", "1"]), "already exists");
+    fails(
+        &train_args("lm", s(&data), s(&run), &["--epochs", "1"]),
+        "already exists",
+    );
 }
 
 #[test]
@@ -303,27 +511,58 @@ fn ctrl_c_stops_after_the_step_saves_and_resumes() {
     let dir = temp_dir("ctrlc");
     let data = lm_corpus(&dir);
     let run = dir.join("run");
-    let args = train_args("lm", s(&data), s(&run), &["--epochs", "100000", "--max-len", "12"]);
-    let child = command(&args).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let args = train_args(
+        "lm",
+        s(&data),
+        s(&run),
+        &["--epochs", "100000", "--max-len", "12"],
+    );
+    let child = command(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = std::time::Instant::now();
     while !run.join("latest").exists() && start.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted: saved a checkpoint at update"), "{err}");
+    assert!(
+        err.contains("interrupted: saved a checkpoint at update"),
+        "{err}"
+    );
     let state = std::fs::read_to_string(
-        run.join("checkpoints").join(std::fs::read_to_string(run.join("latest")).unwrap().trim()).join("state.json"),
+        run.join("checkpoints")
+            .join(std::fs::read_to_string(run.join("latest")).unwrap().trim())
+            .join("state.json"),
     )
     .unwrap();
     assert!(state.contains("\"finished\": null"), "{state}");
     // Continue it, now with an end in sight.
-    let out = ok(&["train", "--resume", s(&run), "--epochs", "3", "--quiet", "--device", "cpu"]);
-    assert!(out.contains("epochs done") || out.contains("finished"), "{out}");
+    let out = ok(&[
+        "train",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "3",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        out.contains("epochs done") || out.contains("finished"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -344,11 +583,37 @@ fn malformed_data_names_the_file_and_line() {
     let valid = dir.join("valid.conll");
     std::fs::write(&valid, "arrive\tO\n\nleave\tO\nrome\tB-CITY\n").unwrap();
     fails(
-        &["train", "--task", "tag", "--data", s(&train), "--valid", s(&valid), "--run-dir", s(&run), "--device", "cpu"],
+        &[
+            "train",
+            "--task",
+            "tag",
+            "--data",
+            s(&train),
+            "--valid",
+            s(&valid),
+            "--run-dir",
+            s(&run),
+            "--device",
+            "cpu",
+        ],
         "valid.conll:4: unknown label `B-CITY`",
     );
-    fails(&["train", "--task", "lm", "--data", s(&dir.join("missing.txt")), "--device", "cpu"], "missing.txt");
-    assert!(!run.exists(), "no run directory for data that does not read");
+    fails(
+        &[
+            "train",
+            "--task",
+            "lm",
+            "--data",
+            s(&dir.join("missing.txt")),
+            "--device",
+            "cpu",
+        ],
+        "missing.txt",
+    );
+    assert!(
+        !run.exists(),
+        "no run directory for data that does not read"
+    );
 }
 
 #[test]
@@ -358,14 +623,38 @@ fn nan_loss_stops_and_keeps_the_last_checkpoint() {
     let run = dir.join("run");
     // SGD with an absurd rate and no clipping: the first update blows the weights up, the
     // second step's loss overflows.
-    let nan = ["--epochs", "2", "--max-len", "12", "--optimizer", "sgd", "--lr", "3e38", "--clip", "0", "--checkpoint-every", "1"];
-    let err = fails(&train_args("lm", s(&data), s(&run), &nan), "training stopped: the loss at step 2 is not finite");
+    let nan = [
+        "--epochs",
+        "2",
+        "--max-len",
+        "12",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "3e38",
+        "--clip",
+        "0",
+        "--checkpoint-every",
+        "1",
+    ];
+    let err = fails(
+        &train_args("lm", s(&data), s(&run), &nan),
+        "training stopped: the loss at step 2 is not finite",
+    );
     assert!(err.contains("last good checkpoint is"), "{err}");
     let latest = std::fs::read_to_string(run.join("latest")).unwrap();
     assert_eq!(latest.trim(), "step-00000001");
     let ck = run.join("checkpoints/step-00000001");
     assert!(ck.join("state.json").is_file());
-    ok(&["eval", "--run", s(&run), "--weights", s(&ck.join("weights.safetensors")), "--device", "cpu"]);
+    ok(&[
+        "eval",
+        "--run",
+        s(&run),
+        "--weights",
+        s(&ck.join("weights.safetensors")),
+        "--device",
+        "cpu",
+    ]);
 
     // Skipping instead: the run goes on and says so.
     let run = dir.join("skip");
@@ -375,7 +664,11 @@ fn nan_loss_stops_and_keeps_the_last_checkpoint() {
     let args: Vec<&str> = args.into_iter().filter(|a| *a != "--quiet").collect();
     let o = wgrnn(&args);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("skipped a step"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("skipped a step"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -383,16 +676,44 @@ fn weights_that_do_not_fit_are_named() {
     let dir = temp_dir("mismatch");
     let data = lm_corpus(&dir);
     let run = dir.join("run");
-    ok(&train_args("lm", s(&data), s(&run), &["--epochs", "1", "--max-len", "12"]));
+    ok(&train_args(
+        "lm",
+        s(&data),
+        s(&run),
+        &["--epochs", "1", "--max-len", "12"],
+    ));
     // Resuming with another hidden size.
     let err = fails(
-        &["train", "--resume", s(&run), "--hidden", "6", "--epochs", "2", "--device", "cpu"],
+        &[
+            "train",
+            "--resume",
+            s(&run),
+            "--hidden",
+            "6",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+        ],
         "does not fit this model",
     );
-    assert!(err.contains("`rnn.weight_hh_l0` has shape [32, 8], the model needs [24, 6]"), "{err}");
+    assert!(
+        err.contains("`rnn.weight_hh_l0` has shape [32, 8], the model needs [24, 6]"),
+        "{err}"
+    );
     // Initialising a two-layer model from a one-layer one.
     let err = fails(
-        &train_args("lm", s(&data), s(&dir.join("two")), &["--layers", "2", "--init-from", s(&run.join("best.safetensors"))]),
+        &train_args(
+            "lm",
+            s(&data),
+            s(&dir.join("two")),
+            &[
+                "--layers",
+                "2",
+                "--init-from",
+                s(&run.join("best.safetensors")),
+            ],
+        ),
         "missing tensors: rnn.weight_ih_l1",
     );
     assert!(err.contains("rnn.bias_hh_l1"), "{err}");
@@ -400,7 +721,9 @@ fn weights_that_do_not_fit_are_named() {
 
 #[test]
 fn every_verb_has_help_with_examples() {
-    for verb in ["train", "eval", "generate", "tag", "classify", "check", "bench", "devices"] {
+    for verb in [
+        "train", "eval", "generate", "tag", "classify", "check", "bench", "devices",
+    ] {
         let out = ok(&[verb, "--help"]);
         assert!(out.contains("Example"), "{verb} --help:\n{out}");
         if verb != "devices" && verb != "check" && verb != "bench" {

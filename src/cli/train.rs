@@ -159,7 +159,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K", help_heading = "Run")]
     keep: Option<usize>,
     /// The run directory (default: runs/<task>-<n>, the first free n).
-    #[arg(long, value_name = "DIR", help_heading = "Run", conflicts_with = "resume")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Run",
+        conflicts_with = "resume"
+    )]
     run_dir: Option<PathBuf>,
     /// Continue the run in DIR from its newest checkpoint (its settings, flags override).
     #[arg(long, value_name = "DIR", help_heading = "Run")]
@@ -221,32 +226,64 @@ fn flag_table(a: &TrainArgs) -> Result<toml::Value> {
     put(&mut data, "valid", a.valid.as_deref().map(path));
     put(&mut data, "valid_fraction", a.valid_fraction.map(V::Float));
     put(&mut data, "tokens", a.tokens.map(|v| ser(&v.value())));
-    put(&mut data, "lowercase", a.lowercase.map(|s| V::Boolean(s == Switch::True)));
+    put(
+        &mut data,
+        "lowercase",
+        a.lowercase.map(|s| V::Boolean(s == Switch::True)),
+    );
     put(&mut data, "vocab_size", a.vocab_size.map(|n| int(n as u64)));
     put(&mut data, "min_count", a.min_count.map(int));
     put(&mut data, "max_len", a.max_len.map(|n| int(n as u64)));
     put(&mut data, "long", a.long.map(|v| ser(&v.value())));
     put(&mut data, "align", a.align.then_some(V::Boolean(true)));
     put(&mut model, "encoding", a.encoding.map(|v| ser(&v.value())));
-    put(&mut model, "embedding_dim", a.embedding_dim.map(|n| int(n as u64)));
+    put(
+        &mut model,
+        "embedding_dim",
+        a.embedding_dim.map(|n| int(n as u64)),
+    );
     put(&mut model, "embeddings", a.embeddings.as_deref().map(path));
-    put(&mut model, "freeze_embeddings", a.freeze_embeddings.then_some(V::Boolean(true)));
-    put(&mut model, "trigram_vocab", a.trigram_vocab.map(|n| int(n as u64)));
+    put(
+        &mut model,
+        "freeze_embeddings",
+        a.freeze_embeddings.then_some(V::Boolean(true)),
+    );
+    put(
+        &mut model,
+        "trigram_vocab",
+        a.trigram_vocab.map(|n| int(n as u64)),
+    );
     put(&mut model, "cell", a.cell.map(|v| ser(&v.value())));
     put(&mut model, "hidden", a.hidden.map(|n| int(n as u64)));
     put(&mut model, "layers", a.layers.map(|n| int(n as u64)));
-    put(&mut model, "bidirectional", a.bidirectional.map(|s| V::Boolean(s == Switch::True)));
+    put(
+        &mut model,
+        "bidirectional",
+        a.bidirectional.map(|s| V::Boolean(s == Switch::True)),
+    );
     put(&mut model, "dropout", a.dropout.map(|p| V::Float(p as f64)));
     put(&mut model, "pooling", a.pooling.map(|v| ser(&v.value())));
     put(&mut train, "epochs", a.epochs.map(|n| int(n as u64)));
     put(&mut train, "batch", a.batch.map(|n| int(n as u64)));
-    put(&mut train, "max_tokens", a.max_tokens.map(|n| int(n as u64)));
+    put(
+        &mut train,
+        "max_tokens",
+        a.max_tokens.map(|n| int(n as u64)),
+    );
     if let Some(pool) = a.bucket_pool {
-        let b = if pool == 0 { Bucketing::None } else { Bucketing::Sorted { pool } };
+        let b = if pool == 0 {
+            Bucketing::None
+        } else {
+            Bucketing::Sorted { pool }
+        };
         train.insert("bucketing".into(), V::try_from(b)?);
     }
     put(&mut train, "lr", a.lr.map(|v| V::Float(v as f64)));
-    put(&mut train, "optimizer", a.optimizer.map(|v| ser(&v.value())));
+    put(
+        &mut train,
+        "optimizer",
+        a.optimizer.map(|v| ser(&v.value())),
+    );
     put(&mut train, "seed", a.seed.map(int));
     put(&mut train, "on_nan", a.on_nan.map(|v| ser(&v.value())));
     put(&mut train, "max_steps", a.max_steps.map(int));
@@ -275,7 +312,11 @@ fn bundled(p: &Path) -> PathBuf {
         return p.to_path_buf();
     }
     let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
-    if beside.exists() { beside } else { p.to_path_buf() }
+    if beside.exists() {
+        beside
+    } else {
+        p.to_path_buf()
+    }
 }
 
 /// The run's settings: defaults of the task (or the resumed run's settings), then the file,
@@ -283,7 +324,8 @@ fn bundled(p: &Path) -> PathBuf {
 fn settings(a: &TrainArgs) -> Result<RunConfig> {
     let file = match &a.config {
         Some(p) => Some(
-            std::fs::read_to_string(p).with_context(|| format!("reading the config {}", p.display()))?,
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the config {}", p.display()))?,
         ),
         None => None,
     };
@@ -291,9 +333,15 @@ fn settings(a: &TrainArgs) -> Result<RunConfig> {
     let mut task = None;
     if let Some(dir) = &a.resume {
         let path = dir.join(run_dir::CONFIG);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{} is not a run directory (reading {})", dir.display(), path.display()))?;
-        let saved = RunConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is not a run directory (reading {})",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        let saved =
+            RunConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
         task = Some(saved.task);
         // --max-steps ends one session; the resumed one runs on unless it is given again.
         let mut saved = saved;
@@ -301,9 +349,13 @@ fn settings(a: &TrainArgs) -> Result<RunConfig> {
         layers.push(toml::Value::try_from(&saved)?);
     }
     if let Some(text) = &file {
-        let t = RunConfig::task_of(text).with_context(|| format!("in {}", a.config.as_ref().unwrap().display()))?;
+        let t = RunConfig::task_of(text)
+            .with_context(|| format!("in {}", a.config.as_ref().unwrap().display()))?;
         task = task.or(t);
-        layers.push(toml::from_str(text).with_context(|| format!("in {}", a.config.as_ref().unwrap().display()))?);
+        layers.push(
+            toml::from_str(text)
+                .with_context(|| format!("in {}", a.config.as_ref().unwrap().display()))?,
+        );
     }
     let mut flags = flag_table(a)?;
     let arg_task = a.task.map(|t| match t {
@@ -315,7 +367,11 @@ fn settings(a: &TrainArgs) -> Result<RunConfig> {
         && a.resume.is_some()
         && saved != asked
     {
-        bail!("--task {}: the resumed run is a `{}` run", asked.name(), saved.name());
+        bail!(
+            "--task {}: the resumed run is a `{}` run",
+            asked.name(),
+            saved.name()
+        );
     }
     let task = arg_task.or(task).unwrap_or(TaskKind::Lm);
     if a.task == Some(TaskArg::Slots) && a.data.is_none() && a.resume.is_none() {
@@ -408,11 +464,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     } else {
         let best = match (outcome.state.best, outcome.state.best_epoch) {
-            (Some(b), Some(e)) if outcome.monitored == "loss" => format!("best validation loss {b:.4} (epoch {e})"),
-            (Some(b), Some(e)) => format!("best validation {} {:.2}% (epoch {e})", outcome.monitored, 100.0 * b),
+            (Some(b), Some(e)) if outcome.monitored == "loss" => {
+                format!("best validation loss {b:.4} (epoch {e})")
+            }
+            (Some(b), Some(e)) => format!(
+                "best validation {} {:.2}% (epoch {e})",
+                outcome.monitored,
+                100.0 * b
+            ),
             _ => "no epoch finished yet".into(),
         };
-        let scores = last.map(|r| format!("; last epoch: {}", r.valid.describe())).unwrap_or_default();
+        let scores = last
+            .map(|r| format!("; last epoch: {}", r.valid.describe()))
+            .unwrap_or_default();
         println!(
             "{why}: {best}{scores}; {secs:.0} s; run directory {} ({} and {})",
             outcome.dir.display(),

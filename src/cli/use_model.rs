@@ -127,7 +127,11 @@ fn texts(a: &TextArgs) -> Result<Vec<String>> {
             .lines()
             .map(str::to_string)
             .collect(),
-        None => std::io::stdin().lock().lines().collect::<Result<_, _>>().context("reading stdin")?,
+        None => std::io::stdin()
+            .lock()
+            .lines()
+            .collect::<Result<_, _>>()
+            .context("reading stdin")?,
     };
     let lines: Vec<String> = lines.into_iter().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
@@ -144,7 +148,13 @@ fn tag_all<B: Backend>(m: &mut Loaded<B>, a: &TextArgs) -> Result<()> {
         if a.inline {
             let line: Vec<String> = pairs
                 .iter()
-                .map(|(w, tag)| if tag == "O" { w.clone() } else { format!("{w}/{tag}") })
+                .map(|(w, tag)| {
+                    if tag == "O" {
+                        w.clone()
+                    } else {
+                        format!("{w}/{tag}")
+                    }
+                })
                 .collect();
             writeln!(out, "{}", line.join(" "))?;
         } else {

@@ -231,9 +231,21 @@ impl RunConfig {
     /// on `assets/movies`. Small enough to train in a few minutes on two CPU cores.
     pub fn defaults(task: TaskKind) -> Self {
         let (train, valid, tokens) = match task {
-            TaskKind::Lm => ("assets/fortunes/train.txt", "assets/fortunes/valid.txt", TokenKind::Chars),
-            TaskKind::Tag => ("assets/brown/train.conll", "assets/brown/valid.conll", TokenKind::Words),
-            TaskKind::Classify => ("assets/movies/train.tsv", "assets/movies/valid.tsv", TokenKind::Words),
+            TaskKind::Lm => (
+                "assets/fortunes/train.txt",
+                "assets/fortunes/valid.txt",
+                TokenKind::Chars,
+            ),
+            TaskKind::Tag => (
+                "assets/brown/train.conll",
+                "assets/brown/valid.conll",
+                TokenKind::Words,
+            ),
+            TaskKind::Classify => (
+                "assets/movies/train.tsv",
+                "assets/movies/valid.tsv",
+                TokenKind::Words,
+            ),
         };
         RunConfig {
             task,
@@ -279,16 +291,19 @@ impl RunConfig {
             },
             train: TrainingConfig {
                 epochs: match task {
-                    TaskKind::Lm => 4,
-                    TaskKind::Tag => 6,
+                    TaskKind::Lm => 3,
+                    TaskKind::Tag => 10,
                     TaskKind::Classify => 5,
                 },
-                batch: 32,
+                batch: match task {
+                    TaskKind::Lm => 16,
+                    _ => 32,
+                },
                 max_tokens: None,
                 bucketing: Bucketing::Sorted { pool: 1024 },
                 lr: match task {
-                    TaskKind::Lm => 0.005,
-                    _ => 0.003,
+                    TaskKind::Lm => 0.01,
+                    _ => 0.005,
                 },
                 optimizer: OptimizerKind::Adam,
                 clip: Some(5.0),
@@ -379,16 +394,25 @@ impl RunConfig {
             return bad("data.vocab_size", "must be at least 1");
         }
         if d.long == LongSequences::Split && self.task == TaskKind::Classify {
-            return bad("data.long", "a labelled sequence cannot be split; use truncate");
+            return bad(
+                "data.long",
+                "a labelled sequence cannot be split; use truncate",
+            );
         }
         if m.hidden == 0 || m.layers == 0 || m.embedding_dim == 0 || m.trigram_vocab == 0 {
-            return bad("model", "hidden, layers, embedding_dim and trigram_vocab must be at least 1");
+            return bad(
+                "model",
+                "hidden, layers, embedding_dim and trigram_vocab must be at least 1",
+            );
         }
         if !(0.0..1.0).contains(&m.dropout) {
             return bad("model.dropout", "must be in [0, 1)");
         }
         if m.bidirectional && self.task == TaskKind::Lm {
-            return bad("model.bidirectional", "a language model cannot see the future");
+            return bad(
+                "model.bidirectional",
+                "a language model cannot see the future",
+            );
         }
         if m.encoding == Encoding::Trigram && d.tokens != TokenKind::Words {
             return bad("model.encoding", "trigram word hashing needs word tokens");
@@ -400,7 +424,10 @@ impl RunConfig {
             );
         }
         if m.freeze_embeddings && m.embeddings.is_none() {
-            return bad("model.freeze_embeddings", "freezing needs pretrained vectors (model.embeddings)");
+            return bad(
+                "model.freeze_embeddings",
+                "freezing needs pretrained vectors (model.embeddings)",
+            );
         }
         if m.freeze_embeddings && t.optimizer == OptimizerKind::Adamw {
             return bad(
@@ -412,7 +439,10 @@ impl RunConfig {
             return bad("train", "epochs, batch and keep must be at least 1");
         }
         if t.max_tokens == Some(0) || t.checkpoint_every == Some(0) || t.max_steps == Some(0) {
-            return bad("train", "max_tokens, checkpoint_every and max_steps must be at least 1");
+            return bad(
+                "train",
+                "max_tokens, checkpoint_every and max_steps must be at least 1",
+            );
         }
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return bad("train.lr", "must be a positive number");

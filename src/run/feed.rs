@@ -163,9 +163,11 @@ impl Scores {
 
 /// Whether tags use `B-`/`I-` prefixes (then span F1 is the tagging metric).
 pub fn is_bio(art: &Artifacts) -> bool {
-    art.labels
-        .as_ref()
-        .is_some_and(|l| l.labels().iter().any(|t| t.starts_with("B-") || t.starts_with("I-")))
+    art.labels.as_ref().is_some_and(|l| {
+        l.labels()
+            .iter()
+            .any(|t| t.starts_with("B-") || t.starts_with("I-"))
+    })
 }
 
 /// Index of the largest of `row`.
@@ -234,7 +236,9 @@ pub fn evaluate<B: Backend>(
                     for t in 0..len {
                         let pos = t * nb + b;
                         g.push(label(y[pos]));
-                        q.push(label(argmax(&out[pos * classes..(pos + 1) * classes]) as u32));
+                        q.push(label(
+                            argmax(&out[pos * classes..(pos + 1) * classes]) as u32
+                        ));
                     }
                     gold.push(g);
                     pred.push(q);

@@ -43,7 +43,11 @@ pub struct Sampling {
 }
 
 /// Loads the run in `dir` with its best weights (or `weights` when given).
-pub fn load<B: Backend>(backend: B, dir: &Path, weights: Option<&Path>) -> Result<Loaded<B>, RunError> {
+pub fn load<B: Backend>(
+    backend: B,
+    dir: &Path,
+    weights: Option<&Path>,
+) -> Result<Loaded<B>, RunError> {
     let run = RunDir::open(dir)?;
     let (cfg, art) = run.load_setup()?;
     let network = crate::run::task::network(&cfg, &art);
@@ -78,7 +82,12 @@ impl<B: Backend> Loaded<B> {
     }
 
     /// Continues `prompt` by `length` tokens sampled from the language model.
-    pub fn generate(&mut self, prompt: &str, length: usize, sampling: Sampling) -> Result<String, RunError> {
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        length: usize,
+        sampling: Sampling,
+    ) -> Result<String, RunError> {
         if self.cfg.task != TaskKind::Lm {
             return Err(RunError::Config(format!(
                 "this run trained a `{}` model; generate needs a language model (task lm)",
@@ -86,9 +95,18 @@ impl<B: Backend> Loaded<B> {
             )));
         }
         if !(sampling.temperature.is_finite() && sampling.temperature > 0.0) {
-            return Err(RunError::Config("--temperature must be a positive number".into()));
+            return Err(RunError::Config(
+                "--temperature must be a positive number".into(),
+            ));
         }
-        generate(&mut self.model, &self.cfg, &self.art, prompt, length, sampling)
+        generate(
+            &mut self.model,
+            &self.cfg,
+            &self.art,
+            prompt,
+            length,
+            sampling,
+        )
     }
 
     /// The tag of every word of `text` (words as written, tags by name).
@@ -103,7 +121,10 @@ impl<B: Backend> Loaded<B> {
         // Longer inputs are tagged in pieces of the trained maximum length.
         for piece in shown.chunks(self.cfg.data.max_len.max(1)) {
             let tokens: Vec<String> = piece.iter().map(|w| tok.normalize(w)).collect();
-            let data = self.single(&tokens, crate::data::example::Target::Steps(vec![0; tokens.len()]));
+            let data = self.single(
+                &tokens,
+                crate::data::example::Target::Steps(vec![0; tokens.len()]),
+            );
             let p = make_batch::<B::Scalar>(&data, &[0], None, self.art.trigram_width())?;
             self.model.forward(&p.batch, None, Mode::Eval)?;
             let out_logits = self.model.outputs();
@@ -141,7 +162,14 @@ impl<B: Backend> Loaded<B> {
         };
         let chars = self.cfg.data.tokens == TokenKind::Chars;
         let width = self.art.trigram_width();
-        let s = evaluate(&mut self.model, &data, self.cfg.task, &self.art, chars, width)?;
+        let s = evaluate(
+            &mut self.model,
+            &data,
+            self.cfg.task,
+            &self.art,
+            chars,
+            width,
+        )?;
         Ok((s, data.source))
     }
 
@@ -168,7 +196,10 @@ impl<B: Backend> Loaded<B> {
 
 fn softmax(logits: &[f64], temperature: f64) -> Vec<f64> {
     let m = logits.iter().copied().fold(f64::MIN, f64::max);
-    let e: Vec<f64> = logits.iter().map(|l| ((l - m) / temperature).exp()).collect();
+    let e: Vec<f64> = logits
+        .iter()
+        .map(|l| ((l - m) / temperature).exp())
+        .collect();
     let s: f64 = e.iter().sum();
     e.iter().map(|v| v / s).collect()
 }
@@ -191,7 +222,10 @@ pub fn generate<B: Backend>(
         tokens.push(if chars {
             "\n".to_string()
         } else {
-            art.vocab.token(RESERVED as u32).unwrap_or("the").to_string()
+            art.vocab
+                .token(RESERVED as u32)
+                .unwrap_or("the")
+                .to_string()
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(sampling.seed);
@@ -214,7 +248,10 @@ pub fn generate<B: Backend>(
         model.forward(&p.batch, state.as_deref(), Mode::Eval)?;
         let logits = model.outputs();
         let classes = logits.len() / feed.len();
-        let last: Vec<f64> = logits[(feed.len() - 1) * classes..].iter().map(|v| v.f64()).collect();
+        let last: Vec<f64> = logits[(feed.len() - 1) * classes..]
+            .iter()
+            .map(|v| v.f64())
+            .collect();
         state = Some(model.final_states());
         // Never the padding or "other" ids.
         let mut probs = softmax(&last, sampling.temperature);

@@ -50,7 +50,16 @@ fn label(v: f64) -> String {
 }
 
 /// Draws one panel at `(x0, y0)` of `w x h` pixels.
-fn panel(svg: &mut String, x0: f64, y0: f64, w: f64, h: f64, title: &str, xlabel: &str, series: &[Series]) {
+fn panel(
+    svg: &mut String,
+    x0: f64,
+    y0: f64,
+    w: f64,
+    h: f64,
+    title: &str,
+    xlabel: &str,
+    series: &[Series],
+) {
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -73,8 +82,12 @@ fn panel(svg: &mut String, x0: f64, y0: f64, w: f64, h: f64, title: &str, xlabel
     if all.is_empty() {
         return;
     }
-    let (mut xl, mut xh) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut yl, mut yh) = all.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (mut xl, mut xh) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut yl, mut yh) = all
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if xh <= xl {
         xl -= 0.5;
         xh += 0.5;
@@ -99,7 +112,12 @@ fn panel(svg: &mut String, x0: f64, y0: f64, w: f64, h: f64, title: &str, xlabel
             label(t)
         );
     }
-    for t in ticks(xl, xh) {
+    // Epochs are whole numbers.
+    let whole = xlabel == "epoch";
+    for t in ticks(xl, xh)
+        .into_iter()
+        .filter(|t| !whole || t.fract() == 0.0)
+    {
         let x = sx(t);
         let _ = writeln!(
             svg,
@@ -178,7 +196,12 @@ fn smooth(points: &[(f64, f64)], k: usize) -> Vec<(f64, f64)> {
 
 /// The SVG text of a run's plot; `metric` names the right panel's values and picks them
 /// from each epoch row.
-pub fn render(title: &str, steps: &[StepRow], epochs: &[EpochRow], metric: (&str, fn(&EpochRow) -> Option<f64>)) -> String {
+pub fn render(
+    title: &str,
+    steps: &[StepRow],
+    epochs: &[EpochRow],
+    metric: (&str, fn(&EpochRow) -> Option<f64>),
+) -> String {
     let (w, h) = (960.0, 380.0);
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif">
@@ -190,13 +213,46 @@ pub fn render(title: &str, steps: &[StepRow], epochs: &[EpochRow], metric: (&str
     );
     let raw: Vec<(f64, f64)> = steps.iter().map(|s| (s.step as f64, s.loss)).collect();
     let window = (raw.len() / 50).clamp(1, 200);
-    let valid: Vec<(f64, f64)> = epochs.iter().map(|e| (e.step as f64, e.valid.loss)).collect();
+    let valid: Vec<(f64, f64)> = epochs
+        .iter()
+        .map(|e| (e.step as f64, e.valid.loss))
+        .collect();
     let left = [
-        Series { points: raw.clone(), color: "#1f77b4", width: 1.0, markers: false, opacity: 0.25, label: "" },
-        Series { points: smooth(&raw, window), color: "#1f77b4", width: 2.0, markers: false, opacity: 1.0, label: "training loss" },
-        Series { points: valid, color: "#d62728", width: 2.0, markers: true, opacity: 1.0, label: "validation loss" },
+        Series {
+            points: raw.clone(),
+            color: "#1f77b4",
+            width: 1.0,
+            markers: false,
+            opacity: 0.25,
+            label: "",
+        },
+        Series {
+            points: smooth(&raw, window),
+            color: "#1f77b4",
+            width: 2.0,
+            markers: false,
+            opacity: 1.0,
+            label: "training loss",
+        },
+        Series {
+            points: valid,
+            color: "#d62728",
+            width: 2.0,
+            markers: true,
+            opacity: 1.0,
+            label: "validation loss",
+        },
     ];
-    panel(&mut svg, 0.0, 20.0, w / 2.0, h - 20.0, "loss", "update", &left);
+    panel(
+        &mut svg,
+        0.0,
+        20.0,
+        w / 2.0,
+        h - 20.0,
+        "loss",
+        "update",
+        &left,
+    );
     let right = [Series {
         points: epochs
             .iter()
@@ -208,7 +264,16 @@ pub fn render(title: &str, steps: &[StepRow], epochs: &[EpochRow], metric: (&str
         opacity: 1.0,
         label: "",
     }];
-    panel(&mut svg, w / 2.0, 20.0, w / 2.0, h - 20.0, &format!("validation {}", metric.0), "epoch", &right);
+    panel(
+        &mut svg,
+        w / 2.0,
+        20.0,
+        w / 2.0,
+        h - 20.0,
+        &format!("validation {}", metric.0),
+        "epoch",
+        &right,
+    );
     svg += "</svg>\n";
     svg
 }
@@ -221,6 +286,9 @@ mod tests {
     fn ticks_are_round_and_cover_the_range() {
         assert_eq!(ticks(0.0, 10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
         let t = ticks(1.23, 1.31);
-        assert!(t.len() >= 3 && t[0] >= 1.23 && *t.last().unwrap() <= 1.31, "{t:?}");
+        assert!(
+            t.len() >= 3 && t[0] >= 1.23 && *t.last().unwrap() <= 1.31,
+            "{t:?}"
+        );
     }
 }

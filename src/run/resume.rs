@@ -72,7 +72,11 @@ impl TrainingState {
 pub fn save_optimizer<T: Real>(path: &Path, state: &[Vec<T>]) -> Result<(), RunError> {
     let bytes: Vec<Vec<u8>> = state
         .iter()
-        .map(|s| s.iter().flat_map(|v| (v.f64() as f32).to_le_bytes()).collect())
+        .map(|s| {
+            s.iter()
+                .flat_map(|v| (v.f64() as f32).to_le_bytes())
+                .collect()
+        })
         .collect();
     let mut views = Vec::new();
     for (k, (b, s)) in bytes.iter().zip(state).enumerate() {
@@ -107,7 +111,9 @@ pub fn load_optimizer<T: Real>(path: &Path) -> Result<Vec<Vec<T>>, RunError> {
         );
     }
     if out.len() != st.len() {
-        return Err(bad("unexpected tensors besides state.0, state.1, ...".into()));
+        return Err(bad(
+            "unexpected tensors besides state.0, state.1, ...".into()
+        ));
     }
     Ok(out)
 }
@@ -197,7 +203,11 @@ impl EpochRow {
         let f: Vec<&str> = line.split(',').collect();
         let o = |i: usize| -> Option<Option<f64>> {
             let s = f.get(i)?;
-            Some(if s.is_empty() { None } else { Some(s.parse().ok()?) })
+            Some(if s.is_empty() {
+                None
+            } else {
+                Some(s.parse().ok()?)
+            })
         };
         Some(EpochRow {
             epoch: f.first()?.parse().ok()?,
@@ -218,7 +228,11 @@ impl EpochRow {
 }
 
 /// Writes a CSV file (header and rows) atomically.
-pub fn write_csv(path: &Path, header: &str, rows: impl Iterator<Item = String>) -> Result<(), RunError> {
+pub fn write_csv(
+    path: &Path,
+    header: &str,
+    rows: impl Iterator<Item = String>,
+) -> Result<(), RunError> {
     let mut text = format!("{header}\n");
     for r in rows {
         text += &r;
@@ -248,7 +262,11 @@ fn read_rows<R>(
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let row = parse(line).ok_or_else(|| {
-            RunError::Config(format!("{}:{}: not a row of this file: `{line}`", path.display(), i + 1))
+            RunError::Config(format!(
+                "{}:{}: not a row of this file: `{line}`",
+                path.display(),
+                i + 1
+            ))
         })?;
         if keep(&row) {
             out.push(row);

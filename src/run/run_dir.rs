@@ -105,7 +105,12 @@ impl RunDir {
     /// Creates a new run directory; an existing non-empty directory is an error (resume it
     /// with `--resume` or choose another).
     pub fn create(path: &Path) -> Result<Self, RunError> {
-        if path.exists() && std::fs::read_dir(path).map_err(|e| RunError::io(path, e))?.next().is_some() {
+        if path.exists()
+            && std::fs::read_dir(path)
+                .map_err(|e| RunError::io(path, e))?
+                .next()
+                .is_some()
+        {
             return Err(RunError::Config(format!(
                 "the run directory {} already exists and is not empty (continue it with --resume {0}, or choose another --run-dir)",
                 path.display()
@@ -242,7 +247,10 @@ impl RunDir {
             return Ok(best);
         }
         self.latest().map(|d| d.join(WEIGHTS)).ok_or_else(|| {
-            RunError::Config(format!("{} holds no trained weights yet", self.path.display()))
+            RunError::Config(format!(
+                "{} holds no trained weights yet",
+                self.path.display()
+            ))
         })
     }
 }

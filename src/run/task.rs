@@ -107,7 +107,11 @@ impl Artifacts {
     }
 
     /// Model input ids of a token sequence (vocabulary ids, or word-table ids when hashing).
-    pub fn input_ids<S: AsRef<str>>(&self, tokens: &[S], table: Option<&mut WordTable>) -> Vec<u32> {
+    pub fn input_ids<S: AsRef<str>>(
+        &self,
+        tokens: &[S],
+        table: Option<&mut WordTable>,
+    ) -> Vec<u32> {
         match (table, &self.trigrams) {
             (Some(t), Some(tri)) => tokens.iter().map(|w| t.id(w.as_ref(), tri)).collect(),
             _ => self.vocab.encode(tokens),
@@ -199,8 +203,7 @@ pub fn prepare(cfg: &RunConfig, saved: Option<Artifacts>) -> Result<Prepared, Ru
                     )
                 }
                 None => {
-                    let (tr, va) =
-                        split(train.tokens(&tok), one(train.label_ids(&labels)?), cfg)?;
+                    let (tr, va) = split(train.tokens(&tok), one(train.label_ids(&labels)?), cfg)?;
                     (tr.0, tr.1, va.0, va.1)
                 }
             };
@@ -256,7 +259,11 @@ fn missing(what: &str) -> RunError {
 
 /// Token sequences and targets split into (train, valid) by a seeded shuffle.
 type Part = (Vec<Vec<String>>, Vec<Vec<u32>>);
-fn split(tokens: Vec<Vec<String>>, targets: Vec<Vec<u32>>, cfg: &RunConfig) -> Result<(Part, Part), RunError> {
+fn split(
+    tokens: Vec<Vec<String>>,
+    targets: Vec<Vec<u32>>,
+    cfg: &RunConfig,
+) -> Result<(Part, Part), RunError> {
     let n = tokens.len();
     let n_valid = ((n as f64) * cfg.data.valid_fraction).round() as usize;
     if n < 2 || n_valid == 0 || n_valid >= n {
@@ -267,7 +274,9 @@ fn split(tokens: Vec<Vec<String>>, targets: Vec<Vec<u32>>, cfg: &RunConfig) -> R
         )));
     }
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.train.seed ^ 0x5eed_0f_5911_7u64));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+        cfg.train.seed ^ 0x5eed_0f_5911_7u64,
+    ));
     let mut is_valid = vec![false; n];
     for &i in &order[..n_valid] {
         is_valid[i] = true;
@@ -396,7 +405,11 @@ pub fn network(cfg: &RunConfig, art: &Artifacts) -> NetworkConfig {
 
 /// The examples of one file in the task's format, over saved vocabularies (for `eval`); a
 /// tag or class the labels lack is an error naming the file and line.
-pub fn load_file(cfg: &RunConfig, art: &Artifacts, path: &std::path::Path) -> Result<Dataset, RunError> {
+pub fn load_file(
+    cfg: &RunConfig,
+    art: &Artifacts,
+    path: &std::path::Path,
+) -> Result<Dataset, RunError> {
     let tok = Artifacts::tokenizer(cfg);
     let labels = || art.labels.as_ref().ok_or_else(|| missing("labels"));
     let (tokens, targets) = match cfg.task {
@@ -408,7 +421,10 @@ pub fn load_file(cfg: &RunConfig, art: &Artifacts, path: &std::path::Path) -> Re
         TaskKind::Classify => {
             let f = TsvFile::read(path)?;
             let ids = f.label_ids(labels()?)?;
-            (f.tokens(&tok), Some(ids.into_iter().map(|c| vec![c]).collect()))
+            (
+                f.tokens(&tok),
+                Some(ids.into_iter().map(|c| vec![c]).collect()),
+            )
         }
     };
     dataset(cfg, art, tokens, targets, path.display().to_string())

@@ -190,7 +190,12 @@ pub fn train<B: Backend>(
     if opts.resume {
         // The weights fit: record the settings this session runs with (e.g. more epochs).
         dir.save_setup(cfg, &network, &art)?;
-        if state.finished.as_deref().is_some_and(|f| f.starts_with("all")) && state.epoch < cfg.train.epochs {
+        if state
+            .finished
+            .as_deref()
+            .is_some_and(|f| f.starts_with("all"))
+            && state.epoch < cfg.train.epochs
+        {
             state.finished = None;
         }
     }
@@ -229,7 +234,8 @@ pub fn train<B: Backend>(
         art.labels.as_ref().map(|l| format!(", {} labels", l.len())).unwrap_or_default(),
         s.trainer.model.table().total(),
     ));
-    s.rep.line(&format!("run directory {}", s.dir.path.display()));
+    s.rep
+        .line(&format!("run directory {}", s.dir.path.display()));
     if opts.resume {
         s.rep.line(&format!(
             "resuming at update {}, epoch {} batch {}",
@@ -270,7 +276,9 @@ fn init_embeddings<B: Backend>(
 ) -> Result<(), RunError> {
     let vectors = read_vectors(path, |w| art.vocab.get(w).is_some())?;
     let Some(e) = model.table().get("embedding.weight").cloned() else {
-        return Err(RunError::Config("pretrained vectors need the embedding encoding".into()));
+        return Err(RunError::Config(
+            "pretrained vectors need the embedding encoding".into(),
+        ));
     };
     let dim = e.shape[1];
     if vectors.dim() != dim {
@@ -342,11 +350,21 @@ impl<B: Backend> Session<'_, B> {
     fn save(&mut self) -> Result<(), RunError> {
         self.state.step = self.trainer.steps_done();
         self.state.seconds = self.seconds_before + self.started.elapsed().as_secs_f64();
-        write_csv(&self.dir.file(run_dir::STEPS), STEPS_HEADER, self.steps.iter().map(StepRow::csv))?;
-        write_csv(&self.dir.file(run_dir::METRICS), METRICS_HEADER, self.epochs.iter().map(EpochRow::csv))?;
+        write_csv(
+            &self.dir.file(run_dir::STEPS),
+            STEPS_HEADER,
+            self.steps.iter().map(StepRow::csv),
+        )?;
+        write_csv(
+            &self.dir.file(run_dir::METRICS),
+            METRICS_HEADER,
+            self.epochs.iter().map(EpochRow::csv),
+        )?;
         let task = self.cfg.task;
         let metric: (&str, fn(&EpochRow) -> Option<f64>) = match task {
-            TaskKind::Lm if self.cfg.data.tokens == TokenKind::Chars => ("bits per character", |e| e.valid.bpc),
+            TaskKind::Lm if self.cfg.data.tokens == TokenKind::Chars => {
+                ("bits per character", |e| e.valid.bpc)
+            }
             TaskKind::Lm => ("perplexity", |e| e.valid.perplexity),
             TaskKind::Tag => ("span F1 and accuracy", |e| e.valid.f1.or(e.valid.accuracy)),
             TaskKind::Classify => ("accuracy", |e| e.valid.accuracy),
@@ -355,11 +373,13 @@ impl<B: Backend> Session<'_, B> {
         let svg = plot::render(&title, &self.steps, &self.epochs, metric);
         run_dir::write_atomic(&self.dir.file(run_dir::PLOT), svg.as_bytes())?;
         let (trainer, state) = (&self.trainer, &self.state);
-        let dir = self.dir.save_checkpoint(state.step, self.cfg.train.keep, |tmp| {
-            checkpoint::save(&trainer.model, &tmp.join(run_dir::WEIGHTS))?;
-            save_optimizer(&tmp.join(run_dir::OPTIMIZER), &trainer.optimizer_state())?;
-            state.save(tmp)
-        })?;
+        let dir = self
+            .dir
+            .save_checkpoint(state.step, self.cfg.train.keep, |tmp| {
+                checkpoint::save(&trainer.model, &tmp.join(run_dir::WEIGHTS))?;
+                save_optimizer(&tmp.join(run_dir::OPTIMIZER), &trainer.optimizer_state())?;
+                state.save(tmp)
+            })?;
         self.checkpoint = Some(dir);
         Ok(())
     }
@@ -376,7 +396,8 @@ impl<B: Backend> Session<'_, B> {
         let cfg = self.cfg;
         let t = &cfg.train;
         if let Some(f) = &self.state.finished {
-            self.rep.line(&format!("nothing to do: the run has finished ({f})"));
+            self.rep
+                .line(&format!("nothing to do: the run has finished ({f})"));
             return Ok(Ending::Finished(f.clone()));
         }
         if t.max_steps.is_some_and(|m| self.trainer.steps_done() >= m) {
@@ -399,8 +420,10 @@ impl<B: Backend> Session<'_, B> {
             let e = self.state.epoch;
             let batches = batcher.epoch(e as u64);
             let total = batches.len();
-            let feed = Feed::<B::Scalar>::spawn(train.clone(), batches, self.state.batch, time, width);
-            self.rep.start_epoch(e + 1, t.epochs, total, self.state.batch);
+            let feed =
+                Feed::<B::Scalar>::spawn(train.clone(), batches, self.state.batch, time, width);
+            self.rep
+                .start_epoch(e + 1, t.epochs, total, self.state.batch);
             let t0 = Instant::now();
             let mut tokens = 0usize;
             for p in feed {
@@ -418,15 +441,25 @@ impl<B: Backend> Session<'_, B> {
                 self.state.epoch_tokens += p.tokens;
                 tokens += p.tokens;
                 let mean = self.state.epoch_loss / self.state.epoch_count.max(1) as f64;
-                self.rep.progress(self.state.batch, mean, tokens as f64 / t0.elapsed().as_secs_f64());
+                self.rep.progress(
+                    self.state.batch,
+                    mean,
+                    tokens as f64 / t0.elapsed().as_secs_f64(),
+                );
                 let step = self.trainer.steps_done();
                 let interrupted = stop.load(Ordering::SeqCst);
                 let at_max = t.max_steps.is_some_and(|m| step >= m);
-                let every = t.checkpoint_every.is_some_and(|k| step.is_multiple_of(k)) && self.state.batch < total;
+                let every = t.checkpoint_every.is_some_and(|k| step.is_multiple_of(k))
+                    && self.state.batch < total;
                 if interrupted || at_max || every {
                     self.drain()?;
                     self.save()?;
-                    let at = format!("update {} (epoch {}, batch {}/{total})", self.state.step, e + 1, self.state.batch);
+                    let at = format!(
+                        "update {} (epoch {}, batch {}/{total})",
+                        self.state.step,
+                        e + 1,
+                        self.state.batch
+                    );
                     if interrupted {
                         self.rep.end_epoch();
                         // Said even with --quiet: the run did not end as asked.
@@ -438,7 +471,9 @@ impl<B: Backend> Session<'_, B> {
                     }
                     if at_max {
                         self.rep.end_epoch();
-                        self.rep.line(&format!("stopped at --max-steps: saved a checkpoint at {at}"));
+                        self.rep.line(&format!(
+                            "stopped at --max-steps: saved a checkpoint at {at}"
+                        ));
                         return Ok(Ending::MaxSteps);
                     }
                 }
@@ -446,17 +481,42 @@ impl<B: Backend> Session<'_, B> {
             self.drain()?;
             self.rep.end_epoch();
             let train_secs = t0.elapsed().as_secs_f64();
-            self.end_epoch(e, train, valid, art, bio, chars, width, tokens as f64 / train_secs.max(1e-9))?;
+            self.end_epoch(
+                e,
+                train,
+                valid,
+                art,
+                bio,
+                chars,
+                width,
+                tokens as f64 / train_secs.max(1e-9),
+            )?;
             if samples && cfg.task == TaskKind::Lm && self.rep.mode == Output::Human {
-                let sampling = Sampling { temperature: 0.7, top_k: None, seed: e as u64 };
-                let text = generate(&mut self.trainer.model, cfg, art, "", if chars { 160 } else { 30 }, sampling)?;
-                self.rep.line(&format!("  sample: {}", text.replace('\n', "\n          ")));
+                let sampling = Sampling {
+                    temperature: 0.7,
+                    top_k: None,
+                    seed: e as u64,
+                };
+                let text = generate(
+                    &mut self.trainer.model,
+                    cfg,
+                    art,
+                    "",
+                    if chars { 160 } else { 30 },
+                    sampling,
+                )?;
+                self.rep
+                    .line(&format!("  sample: {}", text.replace('\n', "\n          ")));
             }
             if let Some(f) = &self.state.finished {
                 return Ok(Ending::Finished(f.clone()));
             }
         }
-        let f = self.state.finished.clone().unwrap_or_else(|| format!("all {} epochs done", t.epochs));
+        let f = self
+            .state
+            .finished
+            .clone()
+            .unwrap_or_else(|| format!("all {} epochs done", t.epochs));
         Ok(Ending::Finished(f))
     }
 
@@ -485,7 +545,10 @@ impl<B: Backend> Session<'_, B> {
         };
         self.epochs.push(row);
         let (name, value, higher) = scores.monitored(cfg.task, bio);
-        let improved = self.state.best.is_none_or(|b| if higher { value > b } else { value < b });
+        let improved = self
+            .state
+            .best
+            .is_none_or(|b| if higher { value > b } else { value < b });
         if improved {
             self.state.best = Some(value);
             self.state.best_epoch = Some(e + 1);
