@@ -40,9 +40,11 @@ enum Command {
     ///
     /// Example: `wgrnn devices`
     Devices,
-    /// Train a model into a run directory: with no arguments, a character LSTM language model
-    /// on the bundled fortunes (a few minutes on two CPU cores), showing loss, validation
-    /// bits per character and a sample after each epoch.
+    /// Train a model into a run directory (no arguments: a character LM on bundled text).
+    ///
+    /// With no arguments: a character LSTM language model on the bundled fortunes (a few
+    /// minutes on two CPU cores), showing loss, validation bits per character and a sample
+    /// after each epoch.
     ///
     /// Settings come from the task's defaults, then --config FILE.toml, then flags. The run
     /// directory (default runs/<task>-<n>) gets config.toml, the vocabulary, checkpoints with
@@ -58,9 +60,10 @@ enum Command {
     ///   wgrnn train --task lm --tokens words --data corpus.txt --embeddings glove.txt --freeze-embeddings
     ///   wgrnn train --resume runs/lm-1 --epochs 10
     #[command(verbatim_doc_comment)]
-    Train(cli::train::TrainArgs),
-    /// Score a trained run on its validation data or on a file: loss, and perplexity / bits
-    /// per character, token accuracy and span F1, or accuracy.
+    Train(Box<cli::train::TrainArgs>),
+    /// Score a trained run on its validation data or on a file.
+    ///
+    /// Loss, and perplexity / bits per character, token accuracy and span F1, or accuracy.
     ///
     /// Examples:
     ///   wgrnn eval --run runs/lm-1
@@ -74,15 +77,19 @@ enum Command {
     ///   wgrnn generate --run runs/lm-1 --temperature 0.5 --top-k 5 --seed 3
     #[command(verbatim_doc_comment)]
     Generate(cli::use_model::GenerateArgs),
-    /// Tag the words of texts with a trained tagger: `word TAB tag` lines, a blank line after
-    /// each text (or `word/TAG` with --inline).
+    /// Tag the words of texts with a trained tagger.
+    ///
+    /// Prints `word TAB tag` lines, a blank line after each text (or `word/TAG` with
+    /// --inline).
     ///
     /// Examples:
     ///   wgrnn tag --run runs/tag-1 --text "arrive in taipei on november 2nd"
     ///   wgrnn tag --run runs/tag-1 --inline < sentences.txt
     #[command(verbatim_doc_comment)]
     Tag(cli::use_model::TextArgs),
-    /// Classify texts with a trained classifier: `label TAB probability TAB text` per text.
+    /// Classify texts with a trained classifier.
+    ///
+    /// Prints `label TAB probability TAB text` per text.
     ///
     /// Examples:
     ///   wgrnn classify --run runs/classify-1 --text "a gorgeous, witty film"
@@ -272,7 +279,7 @@ struct BenchArgs {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Devices => devices(),
-        Command::Train(args) => cli::train::run(args),
+        Command::Train(args) => cli::train::run(*args),
         Command::Eval(args) => cli::use_model::eval(args),
         Command::Generate(args) => cli::use_model::generate(args),
         Command::Tag(args) => cli::use_model::tag(args),

@@ -518,6 +518,7 @@ fn ctrl_c_stops_after_the_step_saves_and_resumes() {
         &["--epochs", "100000", "--max-len", "12"],
     );
     let child = command(&args)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -731,4 +732,51 @@ fn every_verb_has_help_with_examples() {
         }
     }
     let _ = CPU;
+}
+
+#[test]
+fn config_file_then_flags_override_the_defaults() {
+    let dir = temp_dir("config");
+    let data = lm_corpus(&dir);
+    let cfg = dir.join("lm.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "task = \"lm\"\n[data]\ntrain = \"{}\"\nmax_len = 12\n[model]\nhidden = 6\ncell = \"gru\"\n[train]\nepochs = 1\nbatch = 4\n",
+            s(&data)
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    ok(&[
+        "train",
+        "--config",
+        s(&cfg),
+        "--epochs",
+        "2",
+        "--run-dir",
+        s(&run),
+        "--quiet",
+        "--device",
+        "cpu",
+    ]);
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "hidden = 6",
+        "cell = \"gru\"",
+        "epochs = 2",
+        "max_len = 12",
+        "valid_fraction = 0.1",
+    ] {
+        assert!(saved.contains(line), "`{line}` not in\n{saved}");
+    }
+    assert!(
+        !saved.contains("valid = "),
+        "own data holds out a fraction:\n{saved}"
+    );
+    // Unknown keys and mistyped values are named.
+    std::fs::write(&cfg, "[model]\nhiden = 6\n").unwrap();
+    fails(&["train", "--config", s(&cfg), "--device", "cpu"], "hiden");
+    std::fs::write(&cfg, "task = \"lm\"\n[train]\nlr = \"fast\"\n").unwrap();
+    fails(&["train", "--config", s(&cfg), "--device", "cpu"], "lr");
 }

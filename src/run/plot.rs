@@ -49,17 +49,9 @@ fn label(v: f64) -> String {
     }
 }
 
-/// Draws one panel at `(x0, y0)` of `w x h` pixels.
-fn panel(
-    svg: &mut String,
-    x0: f64,
-    y0: f64,
-    w: f64,
-    h: f64,
-    title: &str,
-    xlabel: &str,
-    series: &[Series],
-) {
+/// Draws one panel in `area` = `[x0, y0, w, h]` pixels.
+fn panel(svg: &mut String, area: [f64; 4], title: &str, xlabel: &str, series: &[Series]) {
+    let [x0, y0, w, h] = area;
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -245,10 +237,7 @@ pub fn render(
     ];
     panel(
         &mut svg,
-        0.0,
-        20.0,
-        w / 2.0,
-        h - 20.0,
+        [0.0, 20.0, w / 2.0, h - 20.0],
         "loss",
         "update",
         &left,
@@ -266,10 +255,7 @@ pub fn render(
     }];
     panel(
         &mut svg,
-        w / 2.0,
-        20.0,
-        w / 2.0,
-        h - 20.0,
+        [w / 2.0, 20.0, w / 2.0, h - 20.0],
         &format!("validation {}", metric.0),
         "epoch",
         &right,

@@ -275,7 +275,7 @@ fn split(
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-        cfg.train.seed ^ 0x5eed_0f_5911_7u64,
+        cfg.train.seed ^ 0x05ee_d0f5_9117_u64,
     ));
     let mut is_valid = vec![false; n];
     for &i in &order[..n_valid] {

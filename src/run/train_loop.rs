@@ -483,7 +483,6 @@ impl<B: Backend> Session<'_, B> {
             let train_secs = t0.elapsed().as_secs_f64();
             self.end_epoch(
                 e,
-                train,
                 valid,
                 art,
                 bio,
@@ -524,7 +523,6 @@ impl<B: Backend> Session<'_, B> {
     fn end_epoch(
         &mut self,
         e: usize,
-        _train: &crate::run::task::Dataset,
         valid: &crate::run::task::Dataset,
         art: &Artifacts,
         bio: bool,
