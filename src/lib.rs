@@ -9,7 +9,9 @@
 //! - [`optim`] and [`train`]: clipping, optimizers, schedules and the training step;
 //! - [`checkpoint`]: safetensors files that load into `torch.nn.LSTM` and back;
 //! - [`data`]: task data: file readers, tokenisers, vocabularies, batching and metrics, and the
-//!   slot-filling generator.
+//!   slot-filling generator;
+//! - [`run`]: training runs on real data (what `wgrnn train` does): settings, the training
+//!   loop with validation, early stopping, checkpoints and exact resume, and inference.
 
 #![warn(missing_docs)]
 
@@ -24,6 +26,7 @@ pub mod error;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod run;
 pub mod tasks;
 pub mod train;
 

@@ -1,13 +1,17 @@
 //! The `wgrnn` command line.
 //!
 //! - `wgrnn devices` lists the GPU adapters wgpu finds;
-//! - `wgrnn train` trains the bundled slot-filling tagger (on the GPU or the CPU);
+//! - `wgrnn train` trains a language model, tagger or classifier on bundled or given data
+//!   into a run directory (checkpoints, metrics, plot); `eval`, `generate`, `tag` and
+//!   `classify` use such a run;
 //! - `wgrnn check` runs one network on the CPU reference and on the GPU and compares every
 //!   output, gradient and update;
 //! - `wgrnn bench` times training steps in the units of the PyTorch reference benchmark.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod cli;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,9 +20,7 @@ use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::{GpuError, Tuning};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
-use wgrnn::config::{Activation, CellConfig, GruVariant};
-use wgrnn::tasks::{SlotTaskConfig, lstm, train_slot_tagger};
-use wgrnn::{Backend, CpuBackend, NetworkConfig, WgpuBackend, checkpoint};
+use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
 /// reference.
@@ -38,11 +40,62 @@ enum Command {
     ///
     /// Example: `wgrnn devices`
     Devices,
-    /// Train the bundled slot-filling tagger on generated sentences and report held-out
-    /// accuracy per epoch.
+    /// Train a model into a run directory (no arguments: a character LM on bundled text).
     ///
-    /// Example: `wgrnn train --cell gru --hidden 64 --epochs 5 --device gpu --save tagger.safetensors`
-    Train(TrainArgs),
+    /// With no arguments: a character LSTM language model on the bundled fortunes (a few
+    /// minutes on two CPU cores), showing loss, validation bits per character and a sample
+    /// after each epoch.
+    ///
+    /// Settings come from the task's defaults, then --config FILE.toml, then flags. The run
+    /// directory (default runs/<task>-<n>) gets config.toml, the vocabulary, checkpoints with
+    /// weights (safetensors, PyTorch names) and optimizer state, metrics.csv, steps.csv and
+    /// plot.svg. Ctrl-C stops after the current step and saves; --resume DIR continues
+    /// exactly.
+    ///
+    /// Examples:
+    ///   wgrnn train
+    ///   wgrnn train --task slots --epochs 5
+    ///   wgrnn train --task tag --data train.conll --valid dev.conll --bidirectional --hidden 128
+    ///   wgrnn train --task classify --data reviews.tsv --valid-fraction 0.1 --encoding trigram
+    ///   wgrnn train --task lm --tokens words --data corpus.txt --embeddings glove.txt --freeze-embeddings
+    ///   wgrnn train --resume runs/lm-1 --epochs 10
+    #[command(verbatim_doc_comment)]
+    Train(Box<cli::train::TrainArgs>),
+    /// Score a trained run on its validation data or on a file.
+    ///
+    /// Loss, and perplexity / bits per character, token accuracy and span F1, or accuracy.
+    ///
+    /// Examples:
+    ///   wgrnn eval --run runs/lm-1
+    ///   wgrnn eval --run runs/tag-1 --data test.conll --json
+    #[command(verbatim_doc_comment)]
+    Eval(cli::use_model::EvalArgs),
+    /// Sample text from a trained language model.
+    ///
+    /// Examples:
+    ///   wgrnn generate --run runs/lm-1 --prompt "The computer" --length 200
+    ///   wgrnn generate --run runs/lm-1 --temperature 0.5 --top-k 5 --seed 3
+    #[command(verbatim_doc_comment)]
+    Generate(cli::use_model::GenerateArgs),
+    /// Tag the words of texts with a trained tagger.
+    ///
+    /// Prints `word TAB tag` lines, a blank line after each text (or `word/TAG` with
+    /// --inline).
+    ///
+    /// Examples:
+    ///   wgrnn tag --run runs/tag-1 --text "arrive in taipei on november 2nd"
+    ///   wgrnn tag --run runs/tag-1 --inline < sentences.txt
+    #[command(verbatim_doc_comment)]
+    Tag(cli::use_model::TextArgs),
+    /// Classify texts with a trained classifier.
+    ///
+    /// Prints `label TAB probability TAB text` per text.
+    ///
+    /// Examples:
+    ///   wgrnn classify --run runs/classify-1 --text "a gorgeous, witty film"
+    ///   wgrnn classify --run runs/classify-1 --input reviews.txt
+    #[command(verbatim_doc_comment)]
+    Classify(cli::use_model::TextArgs),
     /// Run one network on the CPU reference (f32) and on the GPU with identical parameters,
     /// inputs, initial states and targets, and compare every tensor.
     ///
@@ -75,7 +128,7 @@ enum Command {
 
 /// Where the computation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum DeviceChoice {
+pub(crate) enum DeviceChoice {
     /// The wgpu backend (fails when no adapter opens).
     Gpu,
     /// The CPU reference backend (f32).
@@ -83,56 +136,6 @@ enum DeviceChoice {
     /// The GPU if a hardware adapter opens (or the one named by --adapter / WGRNN_ADAPTER),
     /// else the CPU with a one-line notice.
     Auto,
-}
-
-/// The recurrent cell of the `train` command.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum CellKind {
-    /// Long short-term memory (PyTorch equations, forget-gate bias 1).
-    Lstm,
-    /// Gated recurrent unit (PyTorch equations).
-    Gru,
-    /// Elman network with tanh.
-    Elman,
-}
-
-#[derive(clap::Args)]
-struct TrainArgs {
-    /// Recurrent cell.
-    #[arg(long, value_enum, default_value = "lstm")]
-    cell: CellKind,
-    /// Hidden units of the recurrent layer.
-    #[arg(long)]
-    hidden: Option<usize>,
-    /// Passes over the training sentences.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Sentences per update.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Adam learning rate.
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Seed of data, initialisation and batch order.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Number of generated training sentences.
-    #[arg(long)]
-    train_sentences: Option<usize>,
-    /// Remove the recurrence (each word is tagged from itself alone): shows that the task
-    /// needs memory.
-    #[arg(long)]
-    no_recurrence: bool,
-    /// Write the trained parameters (PyTorch names, safetensors) to this file.
-    #[arg(long)]
-    save: Option<PathBuf>,
-    /// Where to train.
-    #[arg(long, value_enum, default_value = "auto")]
-    device: DeviceChoice,
-    /// GPU adapter: an index from `wgrnn devices` or part of its name (default: the
-    /// WGRNN_ADAPTER variable, else the best adapter).
-    #[arg(long, value_name = "NAME|INDEX")]
-    adapter: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -288,23 +291,44 @@ enum StepKernels {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Devices => devices(),
-        Command::Train(args) => train(args),
+        Command::Train(args) => cli::train::run(*args),
+        Command::Eval(args) => cli::use_model::eval(args),
+        Command::Generate(args) => cli::use_model::generate(args),
+        Command::Tag(args) => cli::use_model::tag(args),
+        Command::Classify(args) => cli::use_model::classify(args),
         Command::Check(args) => run_check(args),
         Command::Bench(args) => run_bench(args),
     }
 }
 
 /// A backend chosen by `--device` / `--adapter`.
-enum Chosen {
+pub(crate) enum Chosen {
     Gpu(Box<WgpuBackend>),
     Cpu(CpuBackend<f32>),
+}
+
+/// Runs `$body` with `$be` bound to the chosen backend (a generic call per backend).
+#[macro_export]
+macro_rules! on_backend {
+    ($chosen:expr, $be:ident => $body:expr) => {
+        match $chosen {
+            $crate::Chosen::Gpu(b) => {
+                let $be = *b;
+                $body
+            }
+            $crate::Chosen::Cpu(b) => {
+                let $be = b;
+                $body
+            }
+        }
+    };
 }
 
 fn open_gpu(adapter: Option<&str>) -> Result<WgpuBackend> {
     WgpuBackend::new(adapter).context("opening the GPU backend")
 }
 
-fn choose(device: DeviceChoice, adapter: Option<&str>) -> Result<Chosen> {
+pub(crate) fn choose(device: DeviceChoice, adapter: Option<&str>) -> Result<Chosen> {
     match device {
         DeviceChoice::Cpu => {
             if adapter.is_some() {
@@ -393,89 +417,6 @@ fn devices() -> Result<()> {
             yes(a.timestamp_query),
             yes(a.shader_f16)
         );
-    }
-    Ok(())
-}
-
-fn train(args: TrainArgs) -> Result<()> {
-    let cell = match args.cell {
-        CellKind::Lstm => lstm(),
-        CellKind::Gru => CellConfig::Gru {
-            variant: GruVariant::Pytorch,
-        },
-        CellKind::Elman => CellConfig::Elman {
-            activation: Activation::Tanh,
-        },
-    };
-    let mut cfg = SlotTaskConfig {
-        cell,
-        recurrent: !args.no_recurrence,
-        ..SlotTaskConfig::default()
-    };
-    if let Some(v) = args.hidden {
-        cfg.hidden = v;
-    }
-    if let Some(v) = args.epochs {
-        cfg.epochs = v;
-    }
-    if let Some(v) = args.batch_size {
-        cfg.batch_size = v;
-    }
-    if let Some(v) = args.lr {
-        cfg.lr = v;
-    }
-    if let Some(v) = args.seed {
-        cfg.seed = v;
-    }
-    if let Some(v) = args.train_sentences {
-        cfg.train_sentences = v;
-    }
-    if cfg.hidden == 0 {
-        bail!("--hidden must be at least 1");
-    }
-    let name = format!("{:?}", args.cell);
-    match choose(args.device, args.adapter.as_deref())? {
-        Chosen::Gpu(be) => train_on(*be, &name, &cfg, args.save.as_deref()),
-        Chosen::Cpu(be) => train_on(be, &name, &cfg, args.save.as_deref()),
-    }
-}
-
-fn train_on<B: Backend>(
-    backend: B,
-    cell: &str,
-    cfg: &SlotTaskConfig,
-    save: Option<&Path>,
-) -> Result<()> {
-    println!(
-        "slot filling: {cell} {} hidden{}, {} training sentences, {} held out, device {}",
-        cfg.hidden,
-        if cfg.recurrent {
-            ""
-        } else {
-            " (recurrence removed)"
-        },
-        cfg.train_sentences,
-        cfg.test_sentences,
-        backend.describe()
-    );
-    let run = train_slot_tagger(backend, cfg, |e| {
-        println!(
-            "epoch {:>3}  train loss {:.4}  held-out accuracy {:.2}%",
-            e.epoch,
-            e.train_loss,
-            100.0 * e.test_accuracy
-        );
-    })?;
-    println!(
-        "held-out token accuracy {:.2}% on {} words (a tagger without memory can reach at most {:.2}%)",
-        100.0 * run.test_accuracy,
-        run.test_words,
-        100.0 * run.ceiling
-    );
-    if let Some(path) = save {
-        checkpoint::save(&run.model, path)
-            .with_context(|| format!("saving the model to {}", path.display()))?;
-        println!("saved {}", path.display());
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! [`Trainer::finish_stats`] (waits) hand them over in step order.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use crate::backend::{Backend, Real};
 use crate::error::InputError;
@@ -37,6 +38,9 @@ pub struct Trainer<B: Backend> {
     seed: u64,
     /// Steps submitted whose loss and norm are still on their way back, oldest first.
     in_flight: VecDeque<(u64, f32, B::Readback)>,
+    /// Ranges of the flat parameter array whose gradient is zeroed before clipping (frozen
+    /// parameters, e.g. a pretrained embedding table).
+    frozen: Vec<Range<usize>>,
 }
 
 /// Steps a trainer lets run ahead of the host before [`Trainer::queue_step`] waits for the
@@ -60,7 +64,67 @@ impl<B: Backend> Trainer<B> {
             step: 0,
             seed,
             in_flight: VecDeque::new(),
+            frozen: Vec::new(),
         }
+    }
+
+    /// The optimizer's state buffers (Adam's first and second moments, SGD's momentum), each
+    /// flat and laid out like the parameters; waits for queued steps to finish on the device.
+    /// Together with [`Trainer::steps_done`] this is everything [`Trainer::restore`] needs to
+    /// continue exactly where training stopped.
+    pub fn optimizer_state(&self) -> Vec<Vec<B::Scalar>> {
+        let be = self.model.backend();
+        self.state.iter().map(|b| be.download(b)).collect()
+    }
+
+    /// Sets the number of updates done and the optimizer state (as returned by
+    /// [`Trainer::optimizer_state`]), e.g. after loading a checkpoint's parameters into the
+    /// model: the next step is number `step + 1`, with Adam's bias correction and the learning
+    /// rate schedule at that step, and its dropout masks are those an uninterrupted run would
+    /// draw. Statistics of steps still in flight are dropped. An error names a state buffer of
+    /// the wrong count or length; the trainer is then unchanged.
+    pub fn restore(&mut self, step: u64, state: &[Vec<B::Scalar>]) -> Result<(), InputError> {
+        let n = self.model.table().total();
+        if state.len() != self.state.len() {
+            return Err(InputError::Shape {
+                what: "optimizer state buffers".into(),
+                expected: self.state.len(),
+                shape: format!("{} buffers of {n} values", self.state.len()),
+                got: state.len(),
+            });
+        }
+        for (k, s) in state.iter().enumerate() {
+            if s.len() != n {
+                return Err(InputError::Shape {
+                    what: format!("optimizer state buffer {k}"),
+                    expected: n,
+                    shape: "the flat parameter table".into(),
+                    got: s.len(),
+                });
+            }
+        }
+        let be = self.model.backend();
+        for (buf, s) in self.state.iter_mut().zip(state) {
+            be.write(buf, s);
+        }
+        self.in_flight.clear();
+        self.step = step;
+        Ok(())
+    }
+
+    /// Changes the base learning rate of the following steps (the schedule applies on top).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.config.lr = lr;
+    }
+
+    /// Freezes parameters: from the next step on, the gradient of every element in `ranges`
+    /// (offsets into the flat parameter array, e.g. `model.table().get("embedding.weight")`'s
+    /// range) is set to zero before clipping and the update, so with SGD, Adam or a zero
+    /// weight decay those parameters never change and do not count in the gradient norm.
+    /// The gradient is zeroed on the host (a download and an upload per step), which on the
+    /// GPU waits for the step's backward pass.
+    pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
+        self.frozen = ranges;
     }
 
     /// Number of updates done so far.
@@ -117,6 +181,13 @@ impl<B: Backend> Trainer<B> {
             step,
         };
         let (be, params, grads) = self.model.parts_mut();
+        if !self.frozen.is_empty() {
+            let mut g = be.download(grads);
+            for r in &self.frozen {
+                g[r.clone()].fill(B::Scalar::of(0.0));
+            }
+            be.write(grads, &g);
+        }
         be.clip_grad_norm(grads, clip.max_norm, &mut self.norm);
         if let Some(v) = clip.max_value {
             be.clip_grad_value(grads, v);
@@ -154,6 +225,29 @@ impl<B: Backend> Trainer<B> {
             out.push(self.wait_oldest()?);
         }
         Ok(out)
+    }
+
+    /// Like [`Trainer::poll_stats`], but each finished step's outcome on its own, so a step
+    /// with a non-finite loss does not hide the statistics of the steps before or after it;
+    /// never blocks. A training loop that skips bad steps uses this and
+    /// [`Trainer::wait_result`] (and keeps fewer than [`MAX_IN_FLIGHT`] steps queued, so that
+    /// [`Trainer::queue_step`] never has to wait and drop one).
+    pub fn poll_results(&mut self) -> Vec<Result<StepStats, InputError>> {
+        let mut out = Vec::new();
+        while let Some((step, lr, r)) = self.in_flight.front() {
+            let Some(values) = self.model.backend().try_read(r) else {
+                break;
+            };
+            let (step, lr) = (*step, *lr);
+            self.in_flight.pop_front();
+            out.push(self.checked(step, lr, &values));
+        }
+        out
+    }
+
+    /// Waits for the oldest step in flight and returns its outcome; `None` when none is.
+    pub fn wait_result(&mut self) -> Option<Result<StepStats, InputError>> {
+        (!self.in_flight.is_empty()).then(|| self.wait_oldest())
     }
 
     /// Steps queued whose statistics have not been handed over yet.

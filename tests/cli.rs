@@ -1,5 +1,6 @@
 //! The `wgrnn` binary end to end: `devices`, `check` (GPU against the CPU reference, passing
-//! and provably failing), `bench --json`, `train --device cpu`, and bad input that must give a
+//! and provably failing), `bench --json`, `train --device cpu` (the training product's own
+//! tests are in tests/run_cli.rs), and bad input that must give a
 //! clear error and a non-zero exit without a panic.
 //!
 //! The GPU commands need an adapter (CI has lavapipe); sizes are tiny because lavapipe is slow.
@@ -357,19 +358,23 @@ fn bench_suite_file() {
 
 #[test]
 fn train_on_the_cpu() {
+    let run = temp_path("train-cpu");
+    let _ = std::fs::remove_dir_all(&run);
     let out = ok(&[
         "train",
+        "--task",
+        "slots",
         "--device",
         "cpu",
         "--epochs",
         "1",
-        "--train-sentences",
-        "16",
         "--hidden",
         "4",
+        "--run-dir",
+        &run.to_string_lossy(),
     ]);
     assert!(out.contains("device cpu"), "{out}");
-    assert!(out.contains("held-out token accuracy"), "{out}");
+    assert!(out.contains("accuracy"), "{out}");
 }
 
 #[test]
@@ -468,14 +473,19 @@ fn no_adapter() {
         "{}",
         stderr(&o)
     );
+    let run = temp_path("train-no-adapter");
+    let _ = std::fs::remove_dir_all(&run);
+    let run = run.to_string_lossy();
     let args = [
         "train",
+        "--task",
+        "slots",
         "--epochs",
         "1",
-        "--train-sentences",
-        "8",
         "--hidden",
         "3",
+        "--run-dir",
+        &run,
     ];
     let o = wgrnn_env(&args, NO_ADAPTER);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -494,15 +504,41 @@ fn no_adapter() {
 /// on the adapter.
 #[test]
 fn train_auto_and_gpu() {
-    let args = ["--epochs", "1", "--train-sentences", "8", "--hidden", "3"];
-    let auto: Vec<&str> = ["train"].iter().chain(&args).copied().collect();
-    let out = ok(&auto);
-    assert!(out.contains("held-out token accuracy"), "{out}");
-    let gpu: Vec<&str> = ["train", "--device", "gpu", "--adapter", "0"]
+    let (auto_dir, gpu_dir) = (temp_path("train-auto"), temp_path("train-gpu"));
+    let _ = std::fs::remove_dir_all(&auto_dir);
+    let _ = std::fs::remove_dir_all(&gpu_dir);
+    let args = [
+        "--task",
+        "slots",
+        "--epochs",
+        "1",
+        "--hidden",
+        "3",
+        "--max-steps",
+        "4",
+    ];
+    let auto_dir = auto_dir.to_string_lossy();
+    let auto: Vec<&str> = ["train", "--run-dir", &auto_dir]
         .iter()
         .chain(&args)
         .copied()
         .collect();
+    let out = ok(&auto);
+    assert!(out.contains("--max-steps reached"), "{out}");
+    let gpu_dir = gpu_dir.to_string_lossy();
+    let gpu: Vec<&str> = [
+        "train",
+        "--device",
+        "gpu",
+        "--adapter",
+        "0",
+        "--run-dir",
+        &gpu_dir,
+    ]
+    .iter()
+    .chain(&args)
+    .copied()
+    .collect();
     let out = ok(&gpu);
     assert!(!out.contains("device cpu"), "{out}");
 }
