@@ -119,10 +119,10 @@ impl<B: Backend> Trainer<B> {
 
     /// Freezes parameters: from the next step on, the gradient of every element in `ranges`
     /// (offsets into the flat parameter array, e.g. `model.table().get("embedding.weight")`'s
-    /// range) is set to zero before clipping and the update, so with SGD, Adam or a zero
-    /// weight decay those parameters never change and do not count in the gradient norm.
-    /// The gradient is zeroed on the host (a download and an upload per step), which on the
-    /// GPU waits for the step's backward pass.
+    /// range) is set to zero before clipping and the update, so they do not count in the
+    /// gradient norm, and parameters frozen before their first update (momentum and Adam
+    /// moments still zero) never change with SGD, Adam or AdamW at zero weight decay.
+    /// The gradient is zeroed on the device, inside the step's one submission.
     pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
         self.frozen = ranges;
     }
@@ -181,12 +181,8 @@ impl<B: Backend> Trainer<B> {
             step,
         };
         let (be, params, grads) = self.model.parts_mut();
-        if !self.frozen.is_empty() {
-            let mut g = be.download(grads);
-            for r in &self.frozen {
-                g[r.clone()].fill(B::Scalar::of(0.0));
-            }
-            be.write(grads, &g);
+        for r in &self.frozen {
+            be.zero_range(grads, r.clone());
         }
         be.clip_grad_norm(grads, clip.max_norm, &mut self.norm);
         if let Some(v) = clip.max_value {

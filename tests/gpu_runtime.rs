@@ -179,3 +179,34 @@ fn kernel_timestamps_cover_every_dispatch_where_the_adapter_has_them() {
         assert!(w[0].seconds >= w[1].seconds, "sorted longest first");
     }
 }
+
+#[test]
+fn frozen_parameters_stay_put_inside_one_submission() {
+    let Some(be) = gpu() else { return };
+    let mut tr = trainer(be, 13);
+    let data = batches("frozen", 3);
+    // Frozen from the start: Adam's moments of these parameters stay zero too.
+    let range = tr
+        .model
+        .table()
+        .get("rnn.weight_hh_l0")
+        .expect("layer 0's recurrent weights")
+        .range();
+    tr.freeze(vec![range.clone()]);
+    let before = tr.model.params();
+    let subs = tr.model.backend().gpu().submission_count();
+    for (b, t) in &data {
+        tr.step(b, t).expect("step");
+    }
+    assert_eq!(
+        tr.model.backend().gpu().submission_count() - subs,
+        3,
+        "freezing must not add a host round-trip"
+    );
+    let after = tr.model.params();
+    assert_eq!(after[range.clone()], before[range.clone()]);
+    let moved = (0..after.len())
+        .filter(|i| !range.contains(i) && after[*i] != before[*i])
+        .count();
+    assert!(moved > 0, "the other parameters train");
+}

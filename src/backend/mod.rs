@@ -167,6 +167,9 @@ pub trait Backend {
     fn write(&self, buf: &mut Self::Buffer, data: &[Self::Scalar]);
     /// Sets every element to zero.
     fn fill_zero(&self, buf: &mut Self::Buffer);
+    /// Sets the elements in `range` to zero (recorded like any operation: no host round-trip;
+    /// frozen parameters' gradients).
+    fn zero_range(&self, buf: &mut Self::Buffer, range: std::ops::Range<usize>);
     /// Copies a buffer back to the host (waits for queued work).
     fn download(&self, buf: &Self::Buffer) -> Vec<Self::Scalar>;
     /// Number of scalars in a buffer.

@@ -33,29 +33,32 @@ pub struct Prepped<T> {
 }
 
 /// The batch of `data.examples[indices]`, padded to `time` steps (the longest when `None`);
-/// word-hashed data becomes multi-hot trigram features `[T, B, width]`.
+/// with word hashing each word becomes the bag of its trigram ids ([`Inputs::Bags`], which
+/// the model encodes as a trigram count vector on the device).
 pub fn make_batch<T: Real>(
     data: &Dataset,
     indices: &[usize],
     time: Option<usize>,
-    width: Option<usize>,
 ) -> Result<Prepped<T>, RunError> {
     let (mut batch, targets) = to_batch::<T>(&data.examples, indices, time, 0)?;
-    if let (Some(words), Some(width)) = (&data.words, width) {
+    if let Some(words) = &data.words {
         let Inputs::Ids(ids) = &batch.inputs else {
             unreachable!("to_batch gives ids")
         };
         let nb = batch.seq.batch();
-        let mut x = vec![T::of(0.0); ids.len() * width];
+        let mut offsets = Vec::with_capacity(ids.len() + 1);
+        let mut bag_ids = Vec::new();
+        offsets.push(0u32);
         for (p, &w) in ids.iter().enumerate() {
-            if !batch.seq.valid(p / nb, p % nb) {
-                continue;
+            if batch.seq.valid(p / nb, p % nb) {
+                bag_ids.extend_from_slice(&words.bags[w as usize]);
             }
-            for &g in &words.bags[w as usize] {
-                x[p * width + g as usize] = x[p * width + g as usize] + T::of(1.0);
-            }
+            offsets.push(bag_ids.len() as u32);
         }
-        batch.inputs = Inputs::Dense(x);
+        batch.inputs = Inputs::Bags {
+            offsets,
+            ids: bag_ids,
+        };
     }
     let tokens = batch.seq.valid_steps();
     let count = match data.examples[indices[0]].target {
@@ -84,12 +87,11 @@ impl<T: Real> Feed<T> {
         batches: Vec<Vec<usize>>,
         start: usize,
         time: Option<usize>,
-        width: Option<usize>,
     ) -> Self {
         let (tx, rx) = sync_channel(3);
         let thread = std::thread::spawn(move || {
             for (k, idx) in batches.iter().enumerate().skip(start) {
-                let b = make_batch(&data, idx, time, width).map(|mut p| {
+                let b = make_batch(&data, idx, time).map(|mut p| {
                     p.index = k;
                     p
                 });
@@ -188,7 +190,6 @@ pub fn evaluate<B: Backend>(
     task: TaskKind,
     art: &Artifacts,
     chars: bool,
-    width: Option<usize>,
 ) -> Result<Scores, RunError> {
     let config = BatchConfig {
         max_batch: 64,
@@ -210,7 +211,7 @@ pub fn evaluate<B: Backend>(
             .to_string()
     };
     for idx in batcher.epoch(0) {
-        let p = make_batch::<B::Scalar>(data, &idx, None, width)?;
+        let p = make_batch::<B::Scalar>(data, &idx, None)?;
         model.forward(&p.batch, None, Mode::Eval)?;
         let loss = model.loss(&p.targets)?.f64();
         meter.add(loss, p.count);

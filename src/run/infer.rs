@@ -125,7 +125,7 @@ impl<B: Backend> Loaded<B> {
                 &tokens,
                 crate::data::example::Target::Steps(vec![0; tokens.len()]),
             );
-            let p = make_batch::<B::Scalar>(&data, &[0], None, self.art.trigram_width())?;
+            let p = make_batch::<B::Scalar>(&data, &[0], None)?;
             self.model.forward(&p.batch, None, Mode::Eval)?;
             let out_logits = self.model.outputs();
             let classes = out_logits.len() / tokens.len();
@@ -146,7 +146,7 @@ impl<B: Backend> Loaded<B> {
         }
         tokens.truncate(self.cfg.data.max_len);
         let data = self.single(&tokens, crate::data::example::Target::Class(0));
-        let p = make_batch::<B::Scalar>(&data, &[0], None, self.art.trigram_width())?;
+        let p = make_batch::<B::Scalar>(&data, &[0], None)?;
         self.model.forward(&p.batch, None, Mode::Eval)?;
         let logits: Vec<f64> = self.model.outputs().iter().map(|v| v.f64()).collect();
         let probs = softmax(&logits, 1.0);
@@ -161,15 +161,7 @@ impl<B: Backend> Loaded<B> {
             None => prepare(&self.cfg, Some(self.art.clone()))?.valid,
         };
         let chars = self.cfg.data.tokens == TokenKind::Chars;
-        let width = self.art.trigram_width();
-        let s = evaluate(
-            &mut self.model,
-            &data,
-            self.cfg.task,
-            &self.art,
-            chars,
-            width,
-        )?;
+        let s = evaluate(&mut self.model, &data, self.cfg.task, &self.art, chars)?;
         Ok((s, data.source))
     }
 
@@ -232,7 +224,6 @@ pub fn generate<B: Backend>(
     let mut out = String::new();
     let mut state: Option<Vec<LayerState<B::Scalar>>> = None;
     let mut feed = tokens;
-    let width = art.trigram_width();
     for _ in 0..length {
         let mut table = art.trigrams.as_ref().map(|_| WordTable::default());
         let ids = art.input_ids(&feed, table.as_mut());
@@ -244,7 +235,7 @@ pub fn generate<B: Backend>(
             words: table.map(Arc::new),
             source: "prompt".into(),
         };
-        let p = make_batch::<B::Scalar>(&data, &[0], None, width)?;
+        let p = make_batch::<B::Scalar>(&data, &[0], None)?;
         model.forward(&p.batch, state.as_deref(), Mode::Eval)?;
         let logits = model.outputs();
         let classes = logits.len() / feed.len();

@@ -347,7 +347,11 @@ fn dataset(
 pub fn network(cfg: &RunConfig, art: &Artifacts) -> NetworkConfig {
     let m = &cfg.model;
     let input = match (m.encoding, art.trigram_width()) {
-        (_, Some(features)) => InputEncoding::Dense { features },
+        // Word hashing: the trigram count vector of each word (its bag, encoded on the device).
+        (_, Some(vocab)) => InputEncoding::OneHot {
+            vocab,
+            unknown: UnknownTokens::Error,
+        },
         (Encoding::Embedding, None) => InputEncoding::Embedding {
             vocab: art.vocab.len(),
             dim: m.embedding_dim,

@@ -414,14 +414,12 @@ impl<B: Backend> Session<'_, B> {
             &train.examples,
         )?;
         let time = cfg.data.align.then_some(cfg.data.max_len);
-        let width = art.trigram_width();
         let chars = cfg.data.tokens == TokenKind::Chars;
         while self.state.epoch < t.epochs {
             let e = self.state.epoch;
             let batches = batcher.epoch(e as u64);
             let total = batches.len();
-            let feed =
-                Feed::<B::Scalar>::spawn(train.clone(), batches, self.state.batch, time, width);
+            let feed = Feed::<B::Scalar>::spawn(train.clone(), batches, self.state.batch, time);
             self.rep
                 .start_epoch(e + 1, t.epochs, total, self.state.batch);
             let t0 = Instant::now();
@@ -487,7 +485,6 @@ impl<B: Backend> Session<'_, B> {
                 art,
                 bio,
                 chars,
-                width,
                 tokens as f64 / train_secs.max(1e-9),
             )?;
             if samples && cfg.task == TaskKind::Lm && self.rep.mode == Output::Human {
@@ -527,11 +524,10 @@ impl<B: Backend> Session<'_, B> {
         art: &Artifacts,
         bio: bool,
         chars: bool,
-        width: Option<usize>,
         tokens_per_s: f64,
     ) -> Result<(), RunError> {
         let cfg = self.cfg;
-        let scores = evaluate(&mut self.trainer.model, valid, cfg.task, art, chars, width)?;
+        let scores = evaluate(&mut self.trainer.model, valid, cfg.task, art, chars)?;
         let train_loss = self.state.epoch_loss / self.state.epoch_count.max(1) as f64;
         let row = EpochRow {
             epoch: e + 1,

@@ -67,6 +67,9 @@ impl<T: Real> Backend for CpuBackend<T> {
     fn fill_zero(&self, buf: &mut Vec<T>) {
         buf.fill(T::zero());
     }
+    fn zero_range(&self, buf: &mut Vec<T>, range: std::ops::Range<usize>) {
+        buf[range].fill(T::zero());
+    }
     fn download(&self, buf: &Vec<T>) -> Vec<T> {
         buf.clone()
     }

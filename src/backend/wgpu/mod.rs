@@ -184,6 +184,14 @@ impl Backend for WgpuBackend {
     fn fill_zero(&self, buf: &mut GpuBuffer) {
         self.gpu.clear(buf);
     }
+    fn zero_range(&self, buf: &mut GpuBuffer, range: std::ops::Range<usize>) {
+        assert!(
+            range.end <= buf.len(),
+            "zero_range: {range:?} past {}",
+            buf.len()
+        );
+        self.gpu.clear_range(buf, range.start, range.len());
+    }
     fn download(&self, buf: &GpuBuffer) -> Vec<f32> {
         self.gpu.read(buf, buf.len())
     }
