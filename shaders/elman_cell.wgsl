@@ -34,18 +34,9 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let a = tile_w_h(l, wg, 1u);
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    if (j < p.hidden) {
-        if (tile_has(b)) {
-            fwd_cell(wg.z, b, j, a.g0.x);
-        }
-        if (tile_has(b + 1u)) {
-            fwd_cell(wg.z, b + 1u, j, a.g0.y);
-        }
-        if (tile_has(b + 2u)) {
-            fwd_cell(wg.z, b + 2u, j, a.g0.z);
-        }
-        if (tile_has(b + 3u)) {
-            fwd_cell(wg.z, b + 3u, j, a.g0.w);
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            fwd_cell(wg.z, b + c, j, a.g0[c]);
         }
     }
 }
@@ -58,18 +49,9 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    if (j < p.hidden) {
-        if (tile_has(b)) {
-            bwd_cell(d, b, j, tile_dh(d, b, j, wt.x));
-        }
-        if (tile_has(b + 1u)) {
-            bwd_cell(d, b + 1u, j, tile_dh(d, b + 1u, j, wt.y));
-        }
-        if (tile_has(b + 2u)) {
-            bwd_cell(d, b + 2u, j, tile_dh(d, b + 2u, j, wt.z));
-        }
-        if (tile_has(b + 3u)) {
-            bwd_cell(d, b + 3u, j, tile_dh(d, b + 3u, j, wt.w));
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            bwd_cell(d, b + c, j, tile_dh(d, b + c, j, wt[c]));
         }
     }
 }

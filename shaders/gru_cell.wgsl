@@ -97,18 +97,9 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let a = tile_w_h(l, wg, 3u);
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    if (j < p.hidden) {
-        if (tile_has(b)) {
-            fwd_cell(wg.z, b, j, vec3<f32>(a.g0.x, a.g1.x, a.g2.x));
-        }
-        if (tile_has(b + 1u)) {
-            fwd_cell(wg.z, b + 1u, j, vec3<f32>(a.g0.y, a.g1.y, a.g2.y));
-        }
-        if (tile_has(b + 2u)) {
-            fwd_cell(wg.z, b + 2u, j, vec3<f32>(a.g0.z, a.g1.z, a.g2.z));
-        }
-        if (tile_has(b + 3u)) {
-            fwd_cell(wg.z, b + 3u, j, vec3<f32>(a.g0.w, a.g1.w, a.g2.w));
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            fwd_cell(wg.z, b + c, j, vec3<f32>(a.g0[c], a.g1[c], a.g2[c]));
         }
     }
 }

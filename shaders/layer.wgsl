@@ -354,7 +354,9 @@ fn tile_dh(d: u32, b: u32, j: u32, wt: f32) -> f32 {
     return dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next;
 }
 
-// Whether lane sequence b of a tile has a step p.s.
+// Whether lane sequence b of a tile has a step p.s. The tiled entry points hand lane c of
+// their vec4 accumulators to the cell's update for sequence b0 + 4 q + c (a vector, not a
+// private array, so indexing it by the lane keeps it in registers).
 fn tile_has(b: u32) -> bool {
     return b < p.batch && p.s < lens[b];
 }

@@ -54,13 +54,10 @@ fn scr_dh() -> u32 {
 }
 
 // The cell update of unit j of sequence b at step p.s, given `wh` = (W_hh h_{t-1}) at the
-// four gate rows of unit j (i, f, g, o); nothing for finished or absent sequences. Shared by
+// four gate rows of unit j (i, f, g, o) (b a valid step). Shared by
 // the row-wise and the tiled forward step.
 fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let n = p.hidden;
-    if (b >= p.batch || p.s >= lens[b]) {
-        return;
-    }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h_prev(d, b, p.s, row, j);
@@ -128,11 +125,10 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let a = tile_w_h(l, wg, 4u);
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    if (j < p.hidden) {
-        fwd_cell(wg.z, b, j, vec4<f32>(a.g0.x, a.g1.x, a.g2.x, a.g3.x));
-        fwd_cell(wg.z, b + 1u, j, vec4<f32>(a.g0.y, a.g1.y, a.g2.y, a.g3.y));
-        fwd_cell(wg.z, b + 2u, j, vec4<f32>(a.g0.z, a.g1.z, a.g2.z, a.g3.z));
-        fwd_cell(wg.z, b + 3u, j, vec4<f32>(a.g0.w, a.g1.w, a.g2.w, a.g3.w));
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            fwd_cell(wg.z, b + c, j, vec4<f32>(a.g0[c], a.g1[c], a.g2[c], a.g3[c]));
+        }
     }
 }
 
@@ -211,18 +207,9 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    if (j < p.hidden) {
-        if (tile_has(b)) {
-            bwd_cell(d, b, j, tile_dh(d, b, j, wt.x));
-        }
-        if (tile_has(b + 1u)) {
-            bwd_cell(d, b + 1u, j, tile_dh(d, b + 1u, j, wt.y));
-        }
-        if (tile_has(b + 2u)) {
-            bwd_cell(d, b + 2u, j, tile_dh(d, b + 2u, j, wt.z));
-        }
-        if (tile_has(b + 3u)) {
-            bwd_cell(d, b + 3u, j, tile_dh(d, b + 3u, j, wt.w));
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            bwd_cell(d, b + c, j, tile_dh(d, b + c, j, wt[c]));
         }
     }
 }

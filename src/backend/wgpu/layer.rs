@@ -254,8 +254,7 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        let io = [(3, io.y), (4, io.st_h), (5, io.st_c)];
-        self.run(shader, entry, &io, words, self.groups(width));
+        self.forward_tiles(shader, entry, io, words, self.groups(width));
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7).
@@ -267,8 +266,7 @@ impl Call<'_> {
         words: &[u32],
         width: usize,
     ) {
-        let io = [(4, io.st_h), (5, io.st_c), (7, io.dy)];
-        self.run(shader, entry, &io, words, self.groups(width));
+        self.backward_tiles(shader, entry, io, words, self.groups(width));
     }
 
     /// Records an entry writing per-sequence states (bindings 1, 2, 6, 8, 9).
