@@ -7,7 +7,8 @@
 // Backward: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the end),
 // da_t = dh_t * act'(h_t) -> dxp and dgh.
 // Invocations (j, b, d): j < H, one per hidden unit, both directions in one dispatch; the
-// *_tiled entry points do the same for 64 units x 16 sequences per workgroup (layer.wgsl).
+// *_tiled entry points do the same for TU (32 or 64) units x 16 sequences per workgroup
+// (layer.wgsl).
 
 // h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j].
 fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
@@ -27,7 +28,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     cache[p.dgh + row * p.gh + j] = da;
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(4u * TU, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
@@ -41,7 +42,7 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(4u * TU, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();

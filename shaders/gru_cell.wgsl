@@ -88,9 +88,9 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, hh3(d, b, p.s, wr, wz, wn));
 }
 
-// Pytorch, tiled (tile_w_h in layer.wgsl): 64 units, their three gate rows, for 16
+// Pytorch, tiled (tile_w_h in layer.wgsl): TU units, their three gate rows, for 16
 // sequences per workgroup.
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(4u * TU, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();

@@ -211,19 +211,26 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---- Tiled recurrent products, for the cells' *_tiled entry points ----
-// A workgroup of 256 invocations owns TU = 64 units of one direction (workgroup id z) for
-// TB = 16 sequences: units u0 = 64 * wg.x .., sequences b0 = 16 * wg.y ..; invocation l
-// handles unit u0 + l % 64 for the four sequences b0 + 4 (l / 64) + 0..3, one vec4 lane each.
-// Per chunk of TK = 8 along the inner dimension, the weight tile and the state tile go to
-// workgroup memory with loads in which consecutive invocations read consecutive addresses,
-// so each weight element loaded serves 16 sequences. Sums run along the inner dimension in
-// ascending order, as the row-wise kernels' do. Call these from uniform control flow (they
-// hold barriers); workgroups (ceil(H / 64), ceil(B / 16), D).
-const TU: u32 = 64u;
+// A workgroup of 4 * TU invocations owns TU units (TU = 32 or 64, an override the host picks
+// so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences: units
+// u0 = TU * wg.x .., sequences b0 = 16 * wg.y ..; invocation l handles unit u0 + l % TU for
+// the four sequences b0 + 4 (l / TU) + 0..3, one vec4 lane each.
+// The inner dimension goes in chunks of TK = 16. Each chunk of the weights and of the state
+// goes through workgroup memory, loaded so that 16 consecutive invocations read 16
+// consecutive addresses; every weight element loaded serves 16 sequences. The next chunk's
+// global loads are issued into registers (named vec4s, never a private array) before the
+// current chunk's arithmetic, so their latency hides behind it. Per k step an invocation
+// reads one vec4 of states and one weight per gate: 4 multiply-adds per gate.
+// Sums run along the inner dimension in ascending order, as the row-wise kernels' do. Call
+// these from uniform control flow (they hold barriers); workgroups (ceil(H / TU),
+// ceil(B / 16), D).
+override TU: u32 = 64u;
 const TB: u32 = 16u;
-const TK: u32 = 8u;
-var<workgroup> w_tile: array<f32, 2048>; // [TK][gates * TU], gates <= 4
-var<workgroup> h_tile: array<f32, 128>;  // [TK][TB]
+const TK: u32 = 16u;
+// Row stride of w_tile in tile_w_h: gates * TU + 1 (the 1 spreads the transposed stores over
+// the memory banks).
+var<workgroup> w_tile: array<f32, 4112>;   // [TK][gates * TU + 1], gates * TU <= 256
+var<workgroup> h_tile: array<vec4<f32>, 64>; // [TK][TB / 4]: states (or dgh) of 16 sequences
 
 // One vec4 (four sequences) per gate row block.
 struct Gates4 {
@@ -233,49 +240,109 @@ struct Gates4 {
     g3: vec4<f32>,
 }
 
+// Weight W_hh[gate * H + unit, k] of the tile, 0 outside the matrix.
+fn tile_w(w: u32, gate: u32, unit: u32, k: u32) -> f32 {
+    if (unit < p.hidden && k < p.rw) {
+        return params[w + (gate * p.hidden + unit) * p.rw + k];
+    }
+    return 0.0;
+}
+
+// Four weights of `gate` for this invocation's load slot in the chunk at k0: units
+// u0 + l / 16 + i * TU / 4 (i = 0..3) at k = k0 + l % 16.
+fn tile_w4(w: u32, gate: u32, u0: u32, k0: u32, l: u32) -> vec4<f32> {
+    let u = u0 + l / TK;
+    let k = k0 + l % TK;
+    let step = TU / 4u;
+    return vec4<f32>(tile_w(w, gate, u, k), tile_w(w, gate, u + step, k),
+                     tile_w(w, gate, u + 2u * step, k), tile_w(w, gate, u + 3u * step, k));
+}
+
+// Stores the load slot of tile_w4 into w_tile (row stride rs).
+fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
+    let base = (l % TK) * rs + gate * TU + l / TK;
+    let step = TU / 4u;
+    w_tile[base] = v.x;
+    w_tile[base + step] = v.y;
+    w_tile[base + 2u * step] = v.z;
+    w_tile[base + 3u * step] = v.w;
+}
+
+// Element e (< 256) of the [TB][TK] state chunk at k0: h_{t-1}[k0 + e % 16] of sequence
+// b0 + e / 16, 0 outside the batch, the state or the sequence.
+fn tile_h(d: u32, b0: u32, k0: u32, e: u32) -> f32 {
+    let b = b0 + e / TK;
+    let k = k0 + e % TK;
+    if (b < p.batch && k < p.rw && p.s < lens[b]) {
+        return h_prev(d, b, p.s, k);
+    }
+    return 0.0;
+}
+
+// Element e (< 256) of the [TB][TK] chunk at g0 of dgh at the next step: dgh[next, g0 + e % 16]
+// of sequence b0 + e / 16, 0 outside the batch, the gates or the sequence's steps.
+fn tile_dgh(d: u32, b0: u32, g0: u32, e: u32) -> f32 {
+    let b = b0 + e / TK;
+    let g = g0 + e % TK;
+    if (b < p.batch && g < p.gh && p.s + 1u < lens[b]) {
+        return cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
+    }
+    return 0.0;
+}
+
+// Stores element e of a [TB][TK] chunk into h_tile ([TK][TB] as vec4s of 4 sequences).
+fn stage_h(e: u32, v: f32) {
+    let b = e / TK;
+    h_tile[(e % TK) * 4u + b / 4u][b % 4u] = v;
+}
+
 // (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
 // tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
 fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
-    let n = p.hidden;
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let u = l % TU;
     let q = l / TU;
     let w = w_hh(d);
+    let threads = 4u * TU;
+    let rs = gates * TU + 1u;
     var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (!recurrent()) {
         return acc;
     }
-    let rows = gates * TU;
+    // Registers holding the next chunk: one vec4 of weights per gate, two state elements
+    // (the second only when the workgroup has fewer than 256 invocations).
+    var w0 = tile_w4(w, 0u, u0, 0u, l);
+    var w1 = vec4<f32>(0.0);
+    var w2 = vec4<f32>(0.0);
+    var w3 = vec4<f32>(0.0);
+    if (gates > 1u) { w1 = tile_w4(w, 1u, u0, 0u, l); }
+    if (gates > 2u) { w2 = tile_w4(w, 2u, u0, 0u, l); }
+    if (gates > 3u) { w3 = tile_w4(w, 3u, u0, 0u, l); }
+    var h0 = tile_h(d, b0, 0u, l);
+    var h1 = 0.0;
+    if (threads < 256u) { h1 = tile_h(d, b0, 0u, l + threads); }
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        for (var e = l; e < rows * TK; e += 256u) {
-            let r = e / TK;
-            let kk = e % TK;
-            let unit = u0 + r % TU;
-            let k = k0 + kk;
-            var v = 0.0;
-            if (unit < n && k < p.rw) {
-                v = params[w + ((r / TU) * n + unit) * p.rw + k];
-            }
-            w_tile[kk * rows + r] = v;
-        }
-        if (l < TB * TK) {
-            let b = b0 + l / TK;
-            let k = k0 + l % TK;
-            var v = 0.0;
-            if (b < p.batch && k < p.rw) {
-                if (p.s < lens[b]) {
-                    v = h_prev(d, b, p.s, k);
-                }
-            }
-            h_tile[(l % TK) * TB + l / TK] = v;
-        }
+        stage_w4(0u, l, rs, w0);
+        if (gates > 1u) { stage_w4(1u, l, rs, w1); }
+        if (gates > 2u) { stage_w4(2u, l, rs, w2); }
+        if (gates > 3u) { stage_w4(3u, l, rs, w3); }
+        stage_h(l, h0);
+        if (threads < 256u) { stage_h(l + threads, h1); }
         workgroupBarrier();
+        let k1 = k0 + TK;
+        if (k1 < p.rw) {
+            w0 = tile_w4(w, 0u, u0, k1, l);
+            if (gates > 1u) { w1 = tile_w4(w, 1u, u0, k1, l); }
+            if (gates > 2u) { w2 = tile_w4(w, 2u, u0, k1, l); }
+            if (gates > 3u) { w3 = tile_w4(w, 3u, u0, k1, l); }
+            h0 = tile_h(d, b0, k1, l);
+            if (threads < 256u) { h1 = tile_h(d, b0, k1, l + threads); }
+        }
         for (var kk = 0u; kk < TK; kk++) {
-            let hb = kk * TB + 4u * q;
-            let h = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
-            let wb = kk * rows + u;
+            let h = h_tile[kk * 4u + q];
+            let wb = kk * rs + u;
             acc.g0 += w_tile[wb] * h;
             if (gates > 1u) {
                 acc.g1 += w_tile[wb + TU] * h;
@@ -292,47 +359,57 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     return acc;
 }
 
+// W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3: this invocation's load slot of the
+// [TK][TU] weight chunk at g0 in tile_wt_dgh; 0 outside the matrix.
+fn tile_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
+    let unit = u0 + l % TU;
+    let g = g0 + l / TU;
+    var v = vec4<f32>(0.0);
+    if (unit < p.hidden && unit < p.rw) {
+        if (g < p.gh) { v.x = params[w + g * p.rw + unit]; }
+        if (g + 4u < p.gh) { v.y = params[w + (g + 4u) * p.rw + unit]; }
+        if (g + 8u < p.gh) { v.z = params[w + (g + 8u) * p.rw + unit]; }
+        if (g + 12u < p.gh) { v.w = params[w + (g + 12u) * p.rw + unit]; }
+    }
+    return v;
+}
+
 // (W_hh^T dgh_{t+1}) at column unit (< R = H) for the tile's sequences, over all G*H rows:
 // the gradient reaching h_t from the next step; zeros when not recurrent, for absent units
 // and sequences, and for sequences whose step p.s is their last.
 fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
-    let n = p.hidden;
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let u = l % TU;
     let q = l / TU;
     let w = w_hh(d);
+    let threads = 4u * TU;
     var acc = vec4<f32>(0.0);
     if (!recurrent()) {
         return acc;
     }
+    var w0 = tile_wt4(w, u0, 0u, l);
+    var h0 = tile_dgh(d, b0, 0u, l);
+    var h1 = 0.0;
+    if (threads < 256u) { h1 = tile_dgh(d, b0, 0u, l + threads); }
     for (var g0 = 0u; g0 < p.gh; g0 += TK) {
-        for (var e = l; e < TU * TK; e += 256u) {
-            let unit = u0 + e % TU;
-            let g = g0 + e / TU;
-            var v = 0.0;
-            if (unit < n && unit < p.rw && g < p.gh) {
-                v = params[w + g * p.rw + unit];
-            }
-            w_tile[e] = v;
-        }
-        if (l < TB * TK) {
-            let b = b0 + l / TK;
-            let g = g0 + l % TK;
-            var v = 0.0;
-            if (b < p.batch && g < p.gh) {
-                if (p.s + 1u < lens[b]) {
-                    v = cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
-                }
-            }
-            h_tile[(l % TK) * TB + l / TK] = v;
-        }
+        let slot = (l / TU) * TU + u;
+        w_tile[slot] = w0.x;
+        w_tile[slot + 4u * TU] = w0.y;
+        w_tile[slot + 8u * TU] = w0.z;
+        w_tile[slot + 12u * TU] = w0.w;
+        stage_h(l, h0);
+        if (threads < 256u) { stage_h(l + threads, h1); }
         workgroupBarrier();
+        let g1 = g0 + TK;
+        if (g1 < p.gh) {
+            w0 = tile_wt4(w, u0, g1, l);
+            h0 = tile_dgh(d, b0, g1, l);
+            if (threads < 256u) { h1 = tile_dgh(d, b0, g1, l + threads); }
+        }
         for (var kk = 0u; kk < TK; kk++) {
-            let hb = kk * TB + 4u * q;
-            let da = vec4<f32>(h_tile[hb], h_tile[hb + 1u], h_tile[hb + 2u], h_tile[hb + 3u]);
-            acc += w_tile[kk * TU + u] * da;
+            acc += w_tile[kk * TU + u] * h_tile[kk * 4u + q];
         }
         workgroupBarrier();
     }

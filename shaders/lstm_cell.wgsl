@@ -19,15 +19,15 @@
 // Scratch (S per row): [da_i c_{t-1}: H | da_f c_{t-1}: H | da_o c_t: H] with peepholes
 // (column sums -> peephole gradient), then [dh_t: P] with a projection (dW_hr = dh^T m).
 //
-// Forward, per step: fwd_step (j < H, row-wise) or fwd_step_tiled (64 units x 16 sequences
+// Forward, per step: fwd_step (j < H, row-wise) or fwd_step_tiled (TU units x 16 sequences
 // per workgroup, see there) computes the gates and the cell update (fwd_cell), and without
 // a projection writes h_t = m; with one, fwd_proj (k < P) then forms h_t = W_hr m from the
 // complete m row.
 // Backward, per step: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the
 // sequence's end). With a projection bwd_dh (k < P) stores dh_t in scratch and bwd_step
 // forms dm = W_hr^T dh_t; without one dm = dh_t directly in bwd_step (j < H, row-wise) or
-// bwd_step_tiled (64 units x 16 sequences per workgroup); both end in bwd_cell. The running
-// cell-state gradient lives in the dc section: read from st_c at each sequence's last
+// bwd_step_tiled (TU = 32 or 64 units x 16 sequences per workgroup); both end in bwd_cell.
+// The running cell-state gradient lives in the dc section: read from st_c at each sequence's last
 // step, replaced by dc_{t-1} = dc f + da_i p_i + da_f p_f after each step.
 //   da_o = dm hiddenact(c) gate'(o)       dc = dc_next + dm o hiddenact'(c) + da_o p_o
 //   da_i = dc g gate'(i)   da_f = dc c_{t-1} gate'(f)   da_g = dc i cellact'(g)
@@ -116,9 +116,9 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, wh);
 }
 
-// Tiled forward step (tile_w_h in layer.wgsl): 64 units, all four gate rows of each, for
+// Tiled forward step (tile_w_h in layer.wgsl): TU units, all four gate rows of each, for
 // 16 sequences per workgroup, so each W_hh element loaded serves 16 sequences.
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(4u * TU, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
@@ -198,8 +198,8 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Tiled backward step (no projection: R = H; tile_wt_dgh in layer.wgsl): dh_t = dy_t +
-// W_hh^T da_{t+1} for 64 units x 16 sequences per workgroup.
-@compute @workgroup_size(256, 1, 1)
+// W_hh^T da_{t+1} for TU units x 16 sequences per workgroup.
+@compute @workgroup_size(4u * TU, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();

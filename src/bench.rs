@@ -325,6 +325,9 @@ pub struct BenchResult {
     pub kernels: Vec<KernelTime>,
     /// Timed repetitions behind each median.
     pub reps: usize,
+    /// The kernel choices the backend ran with (e.g. `steps=tiled gemm=auto checked`), so
+    /// lines from runs that compare kernels can be told apart.
+    pub variant: String,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -364,6 +367,7 @@ impl BenchResult {
             "dispatches_per_step": self.dispatches_per_step.map(|d| round(d, 1)),
             "submissions_per_step": self.submissions_per_step.map(|d| round(d, 2)),
             "reps": self.reps,
+            "variant": self.variant,
             "kernels": self.kernels.iter().map(|k| serde_json::json!({
                 "kernel": k.label,
                 "calls": k.calls,
@@ -564,6 +568,7 @@ pub fn run<B: Backend + Timing>(
         submissions_per_step,
         kernels,
         reps,
+        variant: String::new(),
     })
 }
 

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use wgrnn::backend::wgpu::device;
+use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::{GpuError, Tuning};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
@@ -274,11 +275,31 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
-    /// Recurrent step kernels: `tiled` (64 units x 16 sequences per workgroup sharing W_hh
+    /// Recurrent step kernels: `tiled` (32 or 64 units x 16 sequences per workgroup sharing W_hh
     /// through workgroup memory) or `rowwise` (one invocation per unit and sequence), to
     /// compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
     steps: StepKernels,
+    /// Units per workgroup of the tiled step kernels (32 or 64; default: 64 when the grid
+    /// still has at least 256 workgroups, else 32).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["32", "64"]))]
+    step_units: Option<String>,
+    /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64), `small`
+    /// (always 64x64) or `big` (128x128 wherever the operands allow), to compare them.
+    #[arg(long, value_enum, default_value = "auto")]
+    gemm: GemmChoice,
+    /// Compile kernels without naga's bounds checks (the trusted path; every kernel checks
+    /// its own indices).
+    #[arg(long)]
+    unchecked: bool,
+}
+
+/// The matrix-product tiles `wgrnn bench` can compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GemmChoice {
+    Auto,
+    Small,
+    Big,
 }
 
 /// The recurrent step kernels `wgrnn bench` can compare.
@@ -559,8 +580,32 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             Chosen::Gpu(mut be) => {
                 be.set_tuning(Tuning {
                     tiled_steps: args.steps == StepKernels::Tiled,
+                    step_tile_units: args
+                        .step_units
+                        .as_deref()
+                        .map(|u| if u == "32" { 32 } else { 64 }),
+                    gemm_tiles: match args.gemm {
+                        GemmChoice::Auto => GemmTiles::Auto,
+                        GemmChoice::Small => GemmTiles::Small,
+                        GemmChoice::Big => GemmTiles::Big,
+                    },
+                    checked: !args.unchecked,
                 });
-                bench::run(*be, c, args.warmup, args.reps, profile)
+                bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
+                    r.variant = format!(
+                        "steps={:?} units={} gemm={:?} {}",
+                        args.steps,
+                        args.step_units.as_deref().unwrap_or("auto"),
+                        args.gemm,
+                        if args.unchecked {
+                            "unchecked"
+                        } else {
+                            "checked"
+                        }
+                    )
+                    .to_lowercase();
+                    r
+                })
             }
             Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps, profile),
         }

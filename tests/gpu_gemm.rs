@@ -1,47 +1,120 @@
-//! The GEMM kernel (`shaders/gemm.wgsl`) against a plain triple loop, at awkward sizes, with
-//! every transpose, accumulation and bias.
+//! The GEMM kernels (`shaders/gemm.wgsl` 64x64, the generated `shaders/gemm128.wgsl`
+//! 128x128) against a plain triple loop, at awkward sizes, with every transpose, accumulation
+//! and bias; the big tile with and without naga's bounds checks.
 
 mod gpu_common;
 
 use gpu_common::{assert_close, gpu, poison, rng, uniform};
-use wgrnn::backend::wgpu::gemm::{Mat, Out, gemm};
+use rand::rngs::ChaCha8Rng;
+use wgrnn::backend::wgpu::Gpu;
+use wgrnn::backend::wgpu::gemm::{GemmTiles, Mat, Out, big_tile_layout, gemm, gemm128_source};
 
 #[test]
 fn gemm_matches_loops() {
     let Some(be) = gpu() else { return };
     let g = be.gpu();
+    g.set_gemm_tiles(GemmTiles::Small);
     let mut r = rng("gemm_matches_loops");
-    for &(m, n, k) in &[
-        (1, 1, 1),
-        (3, 17, 5),
-        (65, 33, 17),
-        (70, 130, 67),
-        (5, 1, 200),
-    ] {
+    check_sizes(
+        g,
+        &mut r,
+        &[
+            (1, 1, 1),
+            (3, 17, 5),
+            (65, 33, 17),
+            (70, 130, 67),
+            (5, 1, 200),
+        ],
+        0,
+    );
+}
+
+/// The 128x128 tile: sizes that leave ragged tiles on every edge (m, n, k not multiples of
+/// 128, 4 or 16), exact multiples, and k shorter than one 16-step; offsets multiples of 4 so
+/// it is taken (the 64x64 tile would serve unaligned views), bounds checks off and on.
+#[test]
+fn gemm128_matches_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    g.set_gemm_tiles(GemmTiles::Big);
+    let mut r = rng("gemm128_matches_loops");
+    for checked in [false, true] {
+        g.set_checked(checked);
+        check_sizes(
+            g,
+            &mut r,
+            &[(130, 133, 37), (128, 256, 32), (7, 129, 3), (257, 6, 130)],
+            4,
+        );
+    }
+}
+
+/// The generated source replaces every `// @generate` line with unrolled code and keeps no
+/// private arrays (the accumulators must be named registers).
+#[test]
+fn gemm128_source_is_unrolled() {
+    let src = gemm128_source();
+    assert!(
+        !src.lines().any(|l| l.trim().starts_with("// @generate")),
+        "a template line was left"
+    );
+    assert_eq!(src.matches("var acc").count(), 16, "16 vec4 accumulators");
+    assert_eq!(src.matches("store4(m0").count(), 16, "16 stores");
+    assert_eq!(
+        src.matches(" * b0;").count() + src.matches(" * b1;").count(),
+        16
+    );
+    assert!(!src.contains("array<f32, ") && !src.contains("var<private>"));
+}
+
+/// Checks `gemm` against loops for each `(m, n, k)`, every transpose, accumulate and bias;
+/// operands start at offsets that are multiples of `align` (0: odd offsets).
+fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], align: usize) {
+    let (a_off, b_off, c_off, bias_off) = if align == 0 {
+        (3, 2, 4, 1)
+    } else {
+        (align, 2 * align, align, 1)
+    };
+    for &(m, n, k) in sizes {
         for ta in [false, true] {
             for tb in [false, true] {
                 for (acc, with_bias) in [(false, false), (true, true), (false, true)] {
-                    let a = uniform(&mut r, m * k + 3, 1.0);
-                    let b = uniform(&mut r, k * n + 2, 1.0);
-                    let bias = uniform(&mut r, n + 1, 1.0);
-                    let c0 = if acc {
-                        uniform(&mut r, m * n + 4, 1.0)
-                    } else {
-                        poison(m * n + 4)
+                    // Row strides padded to a multiple of `align` where the view needs it.
+                    let pad = |x: usize| {
+                        if align == 0 {
+                            x
+                        } else {
+                            x.next_multiple_of(align)
+                        }
                     };
-                    // A at offset 3, B at offset 2, C at offset 4 with row stride n.
+                    let (a_rs, b_rs, c_rs) = (
+                        if ta { pad(m) } else { pad(k) },
+                        if tb { pad(k) } else { pad(n) },
+                        pad(n),
+                    );
+                    let a_rows = if ta { k } else { m };
+                    let b_rows = if tb { n } else { k };
+                    let a = uniform(r, a_off + a_rows * a_rs, 1.0);
+                    let b = uniform(r, b_off + b_rows * b_rs, 1.0);
+                    let bias = uniform(r, n + bias_off, 1.0);
+                    let c_len = c_off + m * c_rs;
+                    let c0 = if acc {
+                        uniform(r, c_len, 1.0)
+                    } else {
+                        poison(c_len)
+                    };
                     let a_at = |i: usize, l: usize| {
                         if ta {
-                            a[3 + l * m + i]
+                            a[a_off + l * a_rs + i]
                         } else {
-                            a[3 + i * k + l]
+                            a[a_off + i * a_rs + l]
                         }
                     };
                     let b_at = |l: usize, j: usize| {
                         if tb {
-                            b[2 + j * k + l]
+                            b[b_off + j * b_rs + l]
                         } else {
-                            b[2 + l * n + j]
+                            b[b_off + l * b_rs + j]
                         }
                     };
                     let mut want = c0.clone();
@@ -53,27 +126,38 @@ fn gemm_matches_loops() {
                             }
                             let mut v = 0.5 * s as f32;
                             if with_bias {
-                                v += bias[1 + j];
+                                v += bias[bias_off + j];
                             }
                             if acc {
-                                v += c0[4 + i * n + j];
+                                v += c0[c_off + i * c_rs + j];
                             }
-                            want[4 + i * n + j] = v;
+                            want[c_off + i * c_rs + j] = v;
                         }
                     }
                     let (ga, gb, gbias) =
                         (g.buffer_from(&a), g.buffer_from(&b), g.buffer_from(&bias));
                     let gc = g.buffer_from(&c0);
                     let ma = if ta {
-                        Mat::t(&ga, 3, m)
+                        Mat::t(&ga, a_off, a_rs)
                     } else {
-                        Mat::rows(&ga, 3, k)
+                        Mat::rows(&ga, a_off, a_rs)
                     };
                     let mb = if tb {
-                        Mat::t(&gb, 2, k)
+                        Mat::t(&gb, b_off, b_rs)
                     } else {
-                        Mat::rows(&gb, 2, n)
+                        Mat::rows(&gb, b_off, b_rs)
                     };
+                    let out = Out {
+                        buf: &gc,
+                        off: c_off,
+                        rs: c_rs,
+                    };
+                    let big = big_tile_layout(g.gemm_tiles(), m, n, &ma, &mb, &out).is_some();
+                    assert_eq!(
+                        big,
+                        g.gemm_tiles() == GemmTiles::Big,
+                        "tile not as intended"
+                    );
                     gemm(
                         g,
                         m,
@@ -81,25 +165,29 @@ fn gemm_matches_loops() {
                         k,
                         ma,
                         mb,
-                        Out {
-                            buf: &gc,
-                            off: 4,
-                            rs: n,
-                        },
+                        out,
                         0.5,
                         acc,
-                        with_bias.then_some((&gbias, 1)),
+                        with_bias.then_some((&gbias, bias_off)),
                     );
-                    let got = g.read::<f32>(&gc, m * n + 4);
+                    let got = g.read::<f32>(&gc, c_len);
                     let what = format!(
-                        "gemm m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={with_bias}"
+                        "gemm {:?} m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={with_bias}",
+                        g.gemm_tiles()
                     );
-                    assert_close(&what, &got[4..], &want[4..], 1e-5);
-                    // Elements before the output are untouched.
-                    assert_eq!(
-                        got[..4].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        c0[..4].iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                    );
+                    // Outputs match; everything else (before the output, row padding) is
+                    // bit for bit untouched.
+                    let (mut got_out, mut want_out) = (Vec::new(), Vec::new());
+                    for (i, (x, y)) in got.iter().zip(&c0).enumerate() {
+                        let inside = i >= c_off && (i - c_off) % c_rs < n;
+                        if inside {
+                            got_out.push(*x);
+                            want_out.push(want[i]);
+                        } else {
+                            assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i} changed");
+                        }
+                    }
+                    assert_close(&what, &got_out, &want_out, 1e-5);
                 }
             }
         }

@@ -1,8 +1,8 @@
 //! Both kinds of recurrent step kernels against the CPU reference, over batches that span
-//! several tiles: tiled (64 units x 16 sequences per workgroup, `shaders/layer.wgsl`) and
-//! row-wise (one invocation per unit and sequence). 19 sequences of mixed lengths (two
-//! sequence tiles), 65 units (two unit tiles, the second nearly empty), widths that are not
-//! multiples of the 8-wide inner chunk; uni- and bidirectional, two layers. Forward values to
+//! several tiles: tiled (32 or 64 units x 16 sequences per workgroup, `shaders/layer.wgsl`)
+//! and row-wise (one invocation per unit and sequence). 19 sequences of mixed lengths (two
+//! sequence tiles), 65 units (the last unit tile nearly empty), widths that are not
+//! multiples of the 16-wide inner chunk; uni- and bidirectional, two layers. Forward values to
 //! 1e-5 relative error, gradients to 1e-4.
 
 mod gpu_common;
@@ -26,8 +26,15 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let Some(mut be) = gpu() else { return };
     let mut r = rng(name);
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    for tiled in [true, false] {
-        be.set_tuning(Tuning { tiled_steps: tiled });
+    // Tiles of 32 and of 64 units; the 64-unit tiles also run with naga's bounds checks off
+    // (the trusted path), so every kernel of a stack is compiled and compared both ways.
+    for (tiled, units) in [(true, 32), (true, 64), (false, 0)] {
+        be.set_tuning(Tuning {
+            tiled_steps: tiled,
+            step_tile_units: tiled.then_some(units),
+            checked: units != 64,
+            ..Tuning::default()
+        });
         for (c1, c2) in stacks {
             for bi in [false, true] {
                 let cfg = dense_net(

@@ -1,6 +1,9 @@
-//! The matrix product of `shaders/gemm.wgsl`: input projections of all steps at once, weight
-//! gradients summed over all steps, the head. Operands are views into flat buffers given by
-//! an offset and row/column strides, so transposes cost nothing.
+//! The matrix products of `shaders/gemm.wgsl` and `shaders/gemm128.wgsl`: input projections
+//! of all steps at once, weight gradients summed over all steps, the head. Operands are views
+//! into flat buffers given by an offset and row/column strides, so transposes cost nothing.
+//! Large products with vec4-aligned operands take the 128x128 tile; the rest the 64x64 one.
+
+use std::sync::LazyLock;
 
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
@@ -8,6 +11,117 @@ static GEMM: Shader = Shader {
     name: "gemm",
     source: include_str!("../../../shaders/gemm.wgsl"),
 };
+
+/// The 128x128 tile, its `// @generate` lines expanded (see [`gemm128_source`]).
+static GEMM128: LazyLock<Shader> = LazyLock::new(|| Shader {
+    name: "gemm128",
+    source: Box::leak(gemm128_source().into_boxed_str()),
+});
+
+/// Which tile the matrix products use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmTiles {
+    /// 128x128 where the operands allow it and the grid has at least [`MIN_BIG_TILES`]
+    /// tiles, else 64x64.
+    #[default]
+    Auto,
+    /// Always the 64x64 tile (`gemm.wgsl`).
+    Small,
+    /// 128x128 wherever the operands allow it, whatever the size.
+    Big,
+}
+
+/// The fewest 128x128 tiles for which `Auto` takes the big tile: below it the 64x64 tile's
+/// four times as many workgroups fill a large GPU better.
+pub const MIN_BIG_TILES: usize = 128;
+
+/// `shaders/gemm128.wgsl` with its `// @generate` lines replaced by unrolled code: the 16
+/// vec4 accumulators, their 16 multiply-adds per k step and their 16 stores.
+pub fn gemm128_source() -> String {
+    const LANES: [&str; 4] = ["x", "y", "z", "w"];
+    let template = include_str!("../../../shaders/gemm128.wgsl");
+    let mut out = String::with_capacity(template.len() + 4096);
+    for line in template.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let mut emit = |code: String| {
+            out.push_str(indent);
+            out.push_str(&code);
+            out.push('\n');
+        };
+        match line.trim() {
+            "// @generate acc_decl" => {
+                for r in 0..8 {
+                    for h in 0..2 {
+                        emit(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
+                    }
+                }
+            }
+            "// @generate fma" => {
+                for r in 0..8 {
+                    for h in 0..2 {
+                        let (q, lane) = (r / 4, LANES[r % 4]);
+                        emit(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
+                    }
+                }
+            }
+            "// @generate store" => {
+                for r in 0..8 {
+                    let row = if r < 4 {
+                        format!("ty * 4u + {r}u")
+                    } else {
+                        format!("64u + ty * 4u + {}u", r - 4)
+                    };
+                    for h in 0..2 {
+                        emit(format!(
+                            "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
+                            h * 64
+                        ));
+                    }
+                }
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Whether a product takes the 128x128 tile under `choice`: `Some((a_k_contiguous,
+/// b_n_contiguous))` (its two layout constants) when it does, `None` for the 64x64 tile.
+pub fn big_tile_layout(
+    choice: GemmTiles,
+    m: usize,
+    n: usize,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Out<'_>,
+) -> Option<(bool, bool)> {
+    let want_big = match choice {
+        GemmTiles::Small => false,
+        GemmTiles::Big => true,
+        GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
+    };
+    let c_aligned = c.off % 4 == 0 && c.rs % 4 == 0;
+    match (vec4_layout(a), vec4_layout(b)) {
+        (Some(a_k), Some(b_n)) if want_big && c_aligned => Some((a_k, b_n)),
+        _ => None,
+    }
+}
+
+/// Whether a view can feed the 128x128 tile: one unit stride, the other stride and the offset
+/// multiples of 4. Returns whether its column (second) index is the contiguous one.
+fn vec4_layout(m: &Mat<'_>) -> Option<bool> {
+    let aligned = |x: usize| x % 4 == 0;
+    if m.cs == 1 && aligned(m.rs) && aligned(m.off) {
+        Some(true)
+    } else if m.rs == 1 && aligned(m.cs) && aligned(m.off) {
+        Some(false)
+    } else {
+        None
+    }
+}
 
 /// A strided matrix view: element (r, c) at `off + r * rs + c * cs`.
 #[derive(Clone, Copy)]
@@ -90,13 +204,30 @@ pub fn gemm(
         0,
         0,
     ];
-    let pipeline = gpu.pipeline(&GEMM, "gemm", &[]);
-    gpu.dispatch(
-        &pipeline,
-        &params,
-        &[a.buf, b.buf, c.buf, bias_buf],
-        [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-    );
+    match big_tile_layout(gpu.gemm_tiles(), m, n, &a, &b, &c) {
+        Some((a_k, b_n)) => {
+            let constants = [
+                ("A_K_CONTIGUOUS", a_k as u32 as f64),
+                ("B_N_CONTIGUOUS", b_n as u32 as f64),
+            ];
+            let pipeline = gpu.pipeline(&GEMM128, "gemm128", &constants);
+            gpu.dispatch(
+                &pipeline,
+                &params,
+                &[a.buf, b.buf, c.buf, bias_buf],
+                [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1],
+            );
+        }
+        None => {
+            let pipeline = gpu.pipeline(&GEMM, "gemm", &[]);
+            gpu.dispatch(
+                &pipeline,
+                &params,
+                &[a.buf, b.buf, c.buf, bias_buf],
+                [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+            );
+        }
+    }
     let (mf, nf, kf) = (m as f64, n as f64, k as f64);
     let c_traffic = if accumulate { 2.0 } else { 1.0 };
     gpu.cost(

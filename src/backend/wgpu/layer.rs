@@ -15,6 +15,10 @@ use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
+/// The fewest 64-unit tiles for which the tiled step kernels keep 64 units per workgroup
+/// (about two workgroups per core of a 132-core GPU).
+pub const FULL_GRID: usize = 256;
+
 /// The activation code the kernels use (`shaders/common.wgsl`).
 pub(super) fn act_code(a: Activation) -> u32 {
     match a {
@@ -181,11 +185,26 @@ impl Call<'_> {
         self.be.gpu.cost(flops, bytes);
     }
 
-    /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): 64 units x
-    /// 16 sequences of one direction each.
+    /// Units per workgroup of the tiled step kernels (the `TU` override of
+    /// `shaders/layer.wgsl`): the tuning's choice, else 64 when that still gives at least
+    /// [`FULL_GRID`] workgroups, else 32 (twice the workgroups, so a large GPU has work on
+    /// every core).
+    pub fn tile_units(&self) -> usize {
+        match self.be.tuning().step_tile_units {
+            Some(tu) => tu,
+            None => {
+                let wide =
+                    self.plan.hidden.div_ceil(64) * self.lay.batch.div_ceil(16) * self.lay.dirs;
+                if wide >= FULL_GRID { 64 } else { 32 }
+            }
+        }
+    }
+
+    /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): `tile_units`
+    /// units x 16 sequences of one direction each.
     pub fn tiles(&self) -> [u32; 3] {
         [
-            self.plan.hidden.div_ceil(64) as u32,
+            self.plan.hidden.div_ceil(self.tile_units()) as u32,
             self.lay.batch.div_ceil(16) as u32,
             self.lay.dirs as u32,
         ]
@@ -211,7 +230,13 @@ impl Call<'_> {
         groups: [u32; 3],
     ) {
         let gpu = &self.be.gpu;
-        let pipeline = gpu.pipeline(shader, entry, &[]);
+        let tiled = [("TU", self.tile_units() as f64)];
+        let constants: &[_] = if entry.ends_with("_tiled") {
+            &tiled
+        } else {
+            &[]
+        };
+        let pipeline = gpu.pipeline(shader, entry, constants);
         let mut bindings = vec![(1, self.params), (2, self.cache), (6, self.lengths)];
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);

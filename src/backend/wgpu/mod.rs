@@ -53,16 +53,30 @@ pub struct GpuTokens {
 /// other on a given adapter (every choice is tested against the CPU reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Recurrent steps as 64-unit x 16-sequence tiles sharing W_hh through workgroup memory
+    /// Recurrent steps as 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup memory
     /// (the `*_tiled` entry points: forward of LSTM, Elman and PyTorch-variant GRU; backward
     /// of Elman and LSTM without projection), instead of one invocation per unit and sequence
     /// reading its own W_hh rows. Default: tiled.
     pub tiled_steps: bool,
+    /// Units per workgroup of the tiled steps: 32 or 64, `None` to pick by the grid size
+    /// (`layer::FULL_GRID`).
+    pub step_tile_units: Option<usize>,
+    /// The tile of the matrix products (`gemm.wgsl` 64x64 or the generated 128x128
+    /// `gemm128.wgsl`). Default: by size.
+    pub gemm_tiles: gemm::GemmTiles,
+    /// Keep naga's bounds checks in every kernel. Default: on; off is the trusted path
+    /// (`Gpu::set_checked`).
+    pub checked: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { tiled_steps: true }
+        Tuning {
+            tiled_steps: true,
+            step_tile_units: None,
+            gemm_tiles: gemm::GemmTiles::Auto,
+            checked: true,
+        }
     }
 }
 
@@ -100,6 +114,12 @@ impl WgpuBackend {
 
     /// Changes the kernel choices (for benchmarks and tests that compare kernels).
     pub fn set_tuning(&mut self, tuning: Tuning) {
+        assert!(
+            matches!(tuning.step_tile_units, None | Some(32) | Some(64)),
+            "step tiles hold 32 or 64 units"
+        );
+        self.gpu.set_gemm_tiles(tuning.gemm_tiles);
+        self.gpu.set_checked(tuning.checked);
         self.tuning = tuning;
     }
 

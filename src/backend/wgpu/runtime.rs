@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::device::{self, GpuError};
+use super::gemm::GemmTiles;
 
 /// Bytes of one dispatch's parameter slot (the usual uniform offset alignment).
 const SLOT: u64 = 256;
@@ -50,6 +51,7 @@ pub struct Shader {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PipelineKey {
     shader: &'static str,
+    checked: bool,
     entry: &'static str,
     constants: Vec<(&'static str, u64)>,
 }
@@ -186,7 +188,11 @@ pub struct Gpu {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
-    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: RefCell<HashMap<(&'static str, bool), wgpu::ShaderModule>>,
+    /// Whether shader modules made from now on keep naga's bounds checks.
+    checked: Cell<bool>,
+    /// Which tile the matrix products take.
+    gemm_tiles: Cell<GemmTiles>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     arena: wgpu::Buffer,
@@ -232,6 +238,8 @@ impl Gpu {
             info,
             limits,
             modules: RefCell::default(),
+            checked: Cell::new(true),
+            gemm_tiles: Cell::default(),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
             arena,
@@ -242,6 +250,29 @@ impl Gpu {
             pool: Arc::default(),
             profiler: RefCell::default(),
         })
+    }
+
+    /// Whether kernels compiled from now on keep the bounds checks naga adds to every buffer
+    /// access (default: on). Off removes their cost (17-40% on matrix products elsewhere);
+    /// the kernels check their own indices against the sizes they are given.
+    pub fn set_checked(&self, on: bool) {
+        self.checked.set(on);
+    }
+
+    /// Whether kernels compiled from now on keep naga's bounds checks.
+    pub fn checked(&self) -> bool {
+        self.checked.get()
+    }
+
+    /// Chooses the tile of the matrix products recorded from now on (benchmarks and tests
+    /// compare them).
+    pub fn set_gemm_tiles(&self, t: GemmTiles) {
+        self.gemm_tiles.set(t);
+    }
+
+    /// The tile choice of the matrix products.
+    pub fn gemm_tiles(&self) -> GemmTiles {
+        self.gemm_tiles.get()
     }
 
     /// The adapter's description.
@@ -358,8 +389,9 @@ impl Gpu {
     /// A buffer of `len` elements, recycled when one of that size is free, contents
     /// undefined. Prefers a free buffer that recorded work no longer uses.
     fn alloc(&self, len: usize) -> (GpuBuffer, bool) {
-        // Bindings need a non-zero size.
-        let size = (len.max(1) * 4) as u64;
+        // Bindings need a non-zero size; whole vec4s, so kernels may view any buffer as
+        // `array<vec4<f32>>` (shaders/gemm128.wgsl).
+        let size = (len.max(1).next_multiple_of(4) * 4) as u64;
         let epoch = self.epoch.get();
         let mut pool = lock(&self.pool);
         let reused = pool.free.get_mut(&size).and_then(|list| {
@@ -638,8 +670,10 @@ impl Gpu {
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Kernel {
+        let checked = self.checked.get();
         let key = PipelineKey {
             shader: shader.name,
+            checked,
             entry,
             constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         };
@@ -649,14 +683,26 @@ impl Gpu {
         let module = self
             .modules
             .borrow_mut()
-            .entry(shader.name)
+            .entry((shader.name, checked))
             .or_insert_with(|| {
                 let source = format!("{COMMON_WGSL}\n{}", shader.source);
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.name),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                };
+                if checked {
+                    self.device.create_shader_module(desc)
+                } else {
+                    // SAFETY: every kernel guards its own indices against the sizes it is
+                    // given, and the GPU tests compare every kernel with its CPU twin at
+                    // ragged sizes under both settings; `set_checked(false)` is an opt-in.
+                    unsafe {
+                        self.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                }
             })
             .clone();
         let pipeline = self

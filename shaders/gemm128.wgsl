@@ -1,0 +1,217 @@
+// gemm128.wgsl: C = alpha * op(A) op(B) [+ C] [+ bias], the large-tile matrix product for the
+// big GEMMs of a training step (input projections of all steps, dX, the weight gradients
+// over all steps). Same math and parameter block as gemm.wgsl; CPU twin:
+// src/backend/cpu/gemm.rs.
+//
+// This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
+// src/backend/wgpu/gemm.rs (`gemm128_source`), because per-invocation accumulators kept in
+// a private array indexed by a loop variable land in slow local memory on NVIDIA (45x slower
+// on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 variables.
+//
+// Bindings (group 0):
+//   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
+//   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
+//   2 b    vec4<f32>[]    read: element (k, n) at b_off + k * b_rs + n * b_cs
+//   3 c    vec4<f32>[]    read_write: element (m, n) at c_off + m * c_rs + n
+//   4 bias f32[]          read: bias[bias_off + n]
+// Element i of a flat buffer is component i % 4 of vec4 i / 4 (buffers are sized in whole
+// vec4s). Preconditions the host checks: one stride of A is 1 (A_K_CONTIGUOUS says which) and
+// the other stride and a_off are multiples of 4; likewise for B (B_N_CONTIGUOUS); c_off and
+// c_rs are multiples of 4. Flags: bit 0 accumulate into C, bit 1 add bias[n].
+//
+// Tiling: a 16x16 workgroup computes a 128x128 tile of C in steps of BK = 16 along k.
+// Invocation (tx, ty) owns rows {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and columns
+// {tx*4 .. tx*4+3, 64+tx*4 .. 64+tx*4+3}: an 8x8 block in 16 vec4 accumulators acc{r}_{h}
+// (row r, column half h). A is staged in workgroup memory as [BK][128] (m fastest) and B as
+// [BK][128] (n fastest), so each k step reads 2 vec4 of A and 2 vec4 of B and does 16 vec4
+// multiply-adds. Every invocation loads two vec4 of each operand from global memory along
+// its contiguous dimension; the next tile's loads are issued before the current tile's
+// arithmetic (register prefetch). Out-of-range elements load zeros and are not stored.
+
+struct P {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
+    b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
+    bias_off: u32, alpha: f32, pad0: u32, pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+/// True when A's k stride is 1 (A row-major), false when its m stride is 1 (A transposed).
+override A_K_CONTIGUOUS: bool = true;
+/// True when B's n stride is 1 (B row-major), false when its k stride is 1 (B transposed).
+override B_N_CONTIGUOUS: bool = true;
+
+const BK: u32 = 16u;
+
+var<workgroup> As: array<vec4<f32>, 512>; // [BK][128 / 4]
+var<workgroup> Bs: array<vec4<f32>, 512>; // [BK][128 / 4]
+
+fn a_elem(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn b_elem(i: u32) -> f32 {
+    return b[i >> 2u][i & 3u];
+}
+
+/// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
+/// (0..512) of the tile at (m0, k0); zeros outside the matrix.
+fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
+    var m: u32;
+    var k: u32;
+    var room: u32; // elements of the 4 inside the matrix along the contiguous dimension
+    if (A_K_CONTIGUOUS) {
+        m = m0 + e / 4u;
+        k = k0 + (e % 4u) * 4u;
+        room = select(0u, min(4u, p.k - min(k, p.k)), m < p.m);
+    } else {
+        k = k0 + e / 32u;
+        m = m0 + (e % 32u) * 4u;
+        room = select(0u, min(4u, p.m - min(m, p.m)), k < p.k);
+    }
+    let base = p.a_off + m * p.a_rs + k * p.a_cs;
+    if (room == 4u) {
+        return a[base >> 2u];
+    }
+    var v = vec4<f32>(0.0);
+    let step = select(p.a_rs, p.a_cs, A_K_CONTIGUOUS); // 1 by the precondition
+    if (room > 0u) { v.x = a_elem(base); }
+    if (room > 1u) { v.y = a_elem(base + step); }
+    if (room > 2u) { v.z = a_elem(base + 2u * step); }
+    return v;
+}
+
+/// Four elements of B along its contiguous dimension, as `load_a`.
+fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
+    var n: u32;
+    var k: u32;
+    var room: u32;
+    if (B_N_CONTIGUOUS) {
+        k = k0 + e / 32u;
+        n = n0 + (e % 32u) * 4u;
+        room = select(0u, min(4u, p.n - min(n, p.n)), k < p.k);
+    } else {
+        n = n0 + e / 4u;
+        k = k0 + (e % 4u) * 4u;
+        room = select(0u, min(4u, p.k - min(k, p.k)), n < p.n);
+    }
+    let base = p.b_off + k * p.b_rs + n * p.b_cs;
+    if (room == 4u) {
+        return b[base >> 2u];
+    }
+    var v = vec4<f32>(0.0);
+    let step = select(p.b_rs, p.b_cs, B_N_CONTIGUOUS); // 1 by the precondition
+    if (room > 0u) { v.x = b_elem(base); }
+    if (room > 1u) { v.y = b_elem(base + step); }
+    if (room > 2u) { v.z = b_elem(base + 2u * step); }
+    return v;
+}
+
+/// Puts load slot `e` of A into the [BK][128] staging tile.
+fn stage_a(e: u32, v: vec4<f32>) {
+    if (A_K_CONTIGUOUS) {
+        // Four k values of one row m: a column of the staged tile.
+        let mm = e / 4u;
+        let kk = (e % 4u) * 4u;
+        let q = mm / 4u;
+        let lane = mm % 4u;
+        As[kk * 32u + q][lane] = v.x;
+        As[(kk + 1u) * 32u + q][lane] = v.y;
+        As[(kk + 2u) * 32u + q][lane] = v.z;
+        As[(kk + 3u) * 32u + q][lane] = v.w;
+    } else {
+        As[(e / 32u) * 32u + e % 32u] = v;
+    }
+}
+
+/// Puts load slot `e` of B into the [BK][128] staging tile.
+fn stage_b(e: u32, v: vec4<f32>) {
+    if (B_N_CONTIGUOUS) {
+        Bs[(e / 32u) * 32u + e % 32u] = v;
+    } else {
+        let nn = e / 4u;
+        let kk = (e % 4u) * 4u;
+        let q = nn / 4u;
+        let lane = nn % 4u;
+        Bs[kk * 32u + q][lane] = v.x;
+        Bs[(kk + 1u) * 32u + q][lane] = v.y;
+        Bs[(kk + 2u) * 32u + q][lane] = v.z;
+        Bs[(kk + 3u) * 32u + q][lane] = v.w;
+    }
+}
+
+/// Writes four results of row `row` from column `col` (a multiple of 4): alpha, bias,
+/// accumulation; a whole vec4 store when all four columns are inside.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m || col >= p.n) {
+        return;
+    }
+    let accumulate = (p.flags & 1u) != 0u;
+    let with_bias = (p.flags & 2u) != 0u;
+    let i = p.c_off + row * p.c_rs + col;
+    var r = p.alpha * v;
+    if (col + 4u <= p.n) {
+        if (with_bias) {
+            let bi = p.bias_off + col;
+            r += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
+        }
+        if (accumulate) {
+            r += c[i >> 2u];
+        }
+        c[i >> 2u] = r;
+        return;
+    }
+    for (var j = 0u; j < p.n - col; j++) {
+        var x = r[j];
+        if (with_bias) {
+            x += bias[p.bias_off + col + j];
+        }
+        if (accumulate) {
+            x += c[(i + j) >> 2u][(i + j) & 3u];
+        }
+        c[(i + j) >> 2u][(i + j) & 3u] = x;
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let m0 = wid.y * 128u;
+    let n0 = wid.x * 128u;
+    let tx = lid.x;
+    let ty = lid.y;
+    let t = ty * 16u + tx;
+    // @generate acc_decl
+    var pa0 = load_a(t, m0, 0u);
+    var pa1 = load_a(t + 256u, m0, 0u);
+    var pb0 = load_b(t, n0, 0u);
+    var pb1 = load_b(t + 256u, n0, 0u);
+    let tiles = (p.k + BK - 1u) / BK;
+    for (var kt = 0u; kt < tiles; kt++) {
+        stage_a(t, pa0);
+        stage_a(t + 256u, pa1);
+        stage_b(t, pb0);
+        stage_b(t + 256u, pb1);
+        workgroupBarrier();
+        if (kt + 1u < tiles) {
+            let k1 = (kt + 1u) * BK;
+            pa0 = load_a(t, m0, k1);
+            pa1 = load_a(t + 256u, m0, k1);
+            pb0 = load_b(t, n0, k1);
+            pb1 = load_b(t + 256u, n0, k1);
+        }
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = As[kk * 32u + ty];
+            let a1 = As[kk * 32u + 16u + ty];
+            let b0 = Bs[kk * 32u + tx];
+            let b1 = Bs[kk * 32u + 16u + tx];
+            // @generate fma
+        }
+        workgroupBarrier();
+    }
+    // @generate store
+}
