@@ -7,7 +7,9 @@ mod gpu_common;
 use gpu_common::{assert_close, gpu, poison, rng, uniform};
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
-use wgrnn::backend::wgpu::gemm::{GemmTiles, Mat, Out, big_tile_layout, gemm, gemm128_source};
+use wgrnn::backend::wgpu::gemm::{
+    GemmTiles, Mat, Out, big_tile_layout, col_sums, gemm, gemm128_source,
+};
 
 #[test]
 fn gemm_matches_loops() {
@@ -190,6 +192,38 @@ fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], ali
                     assert_close(&what, &got_out, &want_out, 1e-5);
                 }
             }
+        }
+    }
+}
+
+/// Column sums (`shaders/colsum.wgsl`, the bias gradients): columns spanning two 256-wide
+/// groups, rows split into several slices, a strided view at an odd offset, added into a
+/// vector at an offset with the rest of the vector untouched.
+#[test]
+fn col_sums_match_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let mut r = rng("col_sums_match_loops");
+    for &(rows, n, ld, off) in &[(1000, 300, 305, 7), (3, 5, 5, 0), (64, 1, 2, 1)] {
+        let src = uniform(&mut r, off + rows * ld, 1.0);
+        let dst0 = uniform(&mut r, n + 6, 1.0);
+        let at = 4;
+        let mut want = dst0.clone();
+        for j in 0..n {
+            let s: f64 = (0..rows).map(|i| src[off + i * ld + j] as f64).sum();
+            want[at + j] += s as f32;
+        }
+        let (gs, gd) = (g.buffer_from(&src), g.buffer_from(&dst0));
+        col_sums(g, Mat::rows(&gs, off, ld), rows, n, &gd, at);
+        let got = g.read::<f32>(&gd, n + 6);
+        let what = format!("col_sums rows={rows} n={n}");
+        assert_close(&what, &got[at..at + n], &want[at..at + n], 1e-5);
+        for i in (0..at).chain(at + n..n + 6) {
+            assert_eq!(
+                got[i].to_bits(),
+                dst0[i].to_bits(),
+                "{what}: element {i} changed"
+            );
         }
     }
 }

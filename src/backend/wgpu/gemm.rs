@@ -12,6 +12,11 @@ static GEMM: Shader = Shader {
     source: include_str!("../../../shaders/gemm.wgsl"),
 };
 
+static COLSUM: Shader = Shader {
+    name: "colsum",
+    source: include_str!("../../../shaders/colsum.wgsl"),
+};
+
 /// The 128x128 tile, its `// @generate` lines expanded (see [`gemm128_source`]).
 static GEMM128: LazyLock<Shader> = LazyLock::new(|| Shader {
     name: "gemm128",
@@ -103,7 +108,7 @@ pub fn big_tile_layout(
         GemmTiles::Big => true,
         GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
     };
-    let c_aligned = c.off % 4 == 0 && c.rs % 4 == 0;
+    let c_aligned = c.off.is_multiple_of(4) && c.rs.is_multiple_of(4);
     match (vec4_layout(a), vec4_layout(b)) {
         (Some(a_k), Some(b_n)) if want_big && c_aligned => Some((a_k, b_n)),
         _ => None,
@@ -113,7 +118,7 @@ pub fn big_tile_layout(
 /// Whether a view can feed the 128x128 tile: one unit stride, the other stride and the offset
 /// multiples of 4. Returns whether its column (second) index is the contiguous one.
 fn vec4_layout(m: &Mat<'_>) -> Option<bool> {
-    let aligned = |x: usize| x % 4 == 0;
+    let aligned = |x: usize| x.is_multiple_of(4);
     if m.cs == 1 && aligned(m.rs) && aligned(m.off) {
         Some(true)
     } else if m.rs == 1 && aligned(m.cs) && aligned(m.off) {
@@ -236,33 +241,39 @@ pub fn gemm(
     );
 }
 
-/// Records `dst[at..at + n] += column sums of the [rows, n] view `src`` (bias gradients), as a
-/// GEMM of `src^T` against `ones` (at least `rows` ones): one mechanism for every bias.
-pub fn col_sums(
-    gpu: &Gpu,
-    ones: &GpuBuffer,
-    src: Mat<'_>,
-    rows: usize,
-    n: usize,
-    dst: &GpuBuffer,
-    at: usize,
-) {
-    let src_t = Mat {
-        buf: src.buf,
-        off: src.off,
-        rs: src.cs,
-        cs: src.rs,
-    };
-    let ones = Mat {
-        buf: ones,
-        off: 0,
-        rs: 1,
-        cs: 0,
-    };
-    let out = Out {
-        buf: dst,
-        off: at,
-        rs: 1,
-    };
-    gemm(gpu, n, 1, rows, src_t, ones, out, 1.0, true, None);
+/// Records `dst[at..at + n] += column sums of the [rows, n] view `src`` (bias gradients;
+/// `src` must have unit column stride): `shaders/colsum.wgsl`, rows split into slices summed
+/// by separate workgroups, then the slices added per column.
+pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, at: usize) {
+    assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
+    if rows == 0 || n == 0 {
+        return;
+    }
+    // Enough slices for about 512 workgroups, each slice at least 32 rows.
+    let col_groups = n.div_ceil(256);
+    let slices = 512usize.div_ceil(col_groups).min(rows.div_ceil(32)).max(1);
+    let per = rows.div_ceil(slices);
+    let slices = rows.div_ceil(per);
+    let part = gpu.buffer(slices * n);
+    let params = [
+        rows as u32,
+        n as u32,
+        src.rs as u32,
+        src.off as u32,
+        per as u32,
+        slices as u32,
+        at as u32,
+        0,
+    ];
+    let partial = gpu.pipeline(&COLSUM, "colsum_partial", &[]);
+    gpu.dispatch(
+        &partial,
+        &params,
+        &[src.buf, &part],
+        [col_groups as u32, slices as u32, 1],
+    );
+    let finish = gpu.pipeline(&COLSUM, "colsum_finish", &[]);
+    gpu.dispatch(&finish, &params, &[&part, dst], Gpu::grid_1d(n, 256));
+    let (r, n, s) = (rows as f64, n as f64, slices as f64);
+    gpu.cost(r * n + s * n, 4.0 * (r * n + 2.0 * s * n + 2.0 * n));
 }

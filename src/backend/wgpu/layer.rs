@@ -329,12 +329,11 @@ impl Call<'_> {
     }
 
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
-    /// `off` of the cache` (one GEMM against a ones vector).
+    /// `off` of the cache` (`shaders/colsum.wgsl`).
     pub fn col_sums(&self, off: usize, n: usize, ld: usize, grads: &GpuBuffer, at: usize) {
         let rows = self.lay.rows();
         col_sums(
             &self.be.gpu,
-            &self.be.ones(rows),
             Mat::rows(self.cache, off, ld),
             rows,
             n,

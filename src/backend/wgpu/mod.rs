@@ -87,8 +87,6 @@ pub struct WgpuBackend {
     pub(crate) dummy: GpuBuffer,
     /// Sequence lengths as u32 buffers, by batch shape.
     lengths: RefCell<HashMap<Vec<usize>, Rc<GpuBuffer>>>,
-    /// A vector of ones (column sums as GEMMs), grown on demand.
-    ones: RefCell<Option<Rc<GpuBuffer>>>,
     tuning: Tuning,
 }
 
@@ -102,7 +100,6 @@ impl WgpuBackend {
             gpu,
             dummy,
             lengths: RefCell::default(),
-            ones: RefCell::default(),
             tuning: Tuning::default(),
         })
     }
@@ -137,17 +134,6 @@ impl WgpuBackend {
     pub fn sync(&self) {
         self.gpu.flush();
         self.gpu.wait();
-    }
-
-    /// A buffer of at least `len` ones.
-    pub(crate) fn ones(&self, len: usize) -> Rc<GpuBuffer> {
-        let mut slot = self.ones.borrow_mut();
-        if let Some(b) = slot.as_ref().filter(|b| b.len() >= len) {
-            return b.clone();
-        }
-        let b = Rc::new(self.gpu.buffer_from(&vec![1.0f32; len.max(1024)]));
-        *slot = Some(b.clone());
-        b
     }
 
     /// The lengths of `seq` as a u32 buffer (made once per distinct batch shape).
