@@ -4,7 +4,7 @@
 // src/backend/cpu/gemm.rs.
 //
 // This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
-// src/backend/wgpu/gemm.rs (`gemm128_source`), because per-invocation accumulators kept in
+// src/backend/wgpu/codegen.rs, because per-invocation accumulators kept in
 // a private array indexed by a loop variable land in slow local memory on NVIDIA (45x slower
 // on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 variables.
 //
@@ -185,7 +185,7 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     let tx = lid.x;
     let ty = lid.y;
     let t = ty * 16u + tx;
-    // @generate acc_decl
+    // @generate gemm_acc_decl
     var pa0 = load_a(t, m0, 0u);
     var pa1 = load_a(t + 256u, m0, 0u);
     var pb0 = load_b(t, n0, 0u);
@@ -209,9 +209,9 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
             let a1 = As[kk * 32u + 16u + ty];
             let b0 = Bs[kk * 32u + tx];
             let b1 = Bs[kk * 32u + 16u + tx];
-            // @generate fma
+            // @generate gemm_fma
         }
         workgroupBarrier();
     }
-    // @generate store
+    // @generate gemm_store
 }

@@ -275,9 +275,10 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
-    /// Recurrent step kernels: `tiled` (32 or 64 units x 16 sequences per workgroup sharing W_hh
-    /// through workgroup memory) or `rowwise` (one invocation per unit and sequence), to
-    /// compare them on an adapter.
+    /// Recurrent step kernels: `tiled` (32 or 64 units x 16 sequences per workgroup sharing
+    /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
+    /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
+    /// per unit and sequence), to compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
     steps: StepKernels,
     /// Units per workgroup of the tiled step kernels (32 or 64; default: 64 when the grid
@@ -306,6 +307,7 @@ enum GemmChoice {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum StepKernels {
     Tiled,
+    Blocked,
     Rowwise,
 }
 
@@ -579,7 +581,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         let result = match backend {
             Chosen::Gpu(mut be) => {
                 be.set_tuning(Tuning {
-                    tiled_steps: args.steps == StepKernels::Tiled,
+                    tiled_steps: args.steps != StepKernels::Rowwise,
+                    blocked_steps: args.steps == StepKernels::Blocked,
                     step_tile_units: args
                         .step_units
                         .as_deref()

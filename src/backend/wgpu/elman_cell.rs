@@ -1,17 +1,24 @@
 //! The Elman step kernels (`shaders/elman_cell.wgsl`; CPU twin `src/backend/cpu/elman_cell.rs`).
 
+use std::sync::LazyLock;
+
+use super::codegen;
 use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
 use super::runtime::Shader;
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-static SHADER: Shader = Shader {
+/// `layer.wgsl` and `elman_cell.wgsl`, the tile loops' `// @generate` lines expanded.
+static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
     name: "elman_cell",
-    source: concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/elman_cell.wgsl")
+    source: Box::leak(
+        codegen::expand(concat!(
+            include_str!("../../../shaders/layer.wgsl"),
+            include_str!("../../../shaders/elman_cell.wgsl")
+        ))
+        .into_boxed_str(),
     ),
-};
+});
 
 /// Elman: `h_t = act(xp + W_hh h_{t-1} + b_hh)`.
 pub(super) struct ElmanCell;

@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use super::codegen;
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
 static GEMM: Shader = Shader {
@@ -40,57 +41,10 @@ pub enum GemmTiles {
 /// four times as many workgroups fill a large GPU better.
 pub const MIN_BIG_TILES: usize = 128;
 
-/// `shaders/gemm128.wgsl` with its `// @generate` lines replaced by unrolled code: the 16
-/// vec4 accumulators, their 16 multiply-adds per k step and their 16 stores.
+/// `shaders/gemm128.wgsl` with its `// @generate` lines replaced by unrolled code
+/// (`codegen`): the 16 vec4 accumulators, their 16 multiply-adds per k step, their 16 stores.
 pub fn gemm128_source() -> String {
-    const LANES: [&str; 4] = ["x", "y", "z", "w"];
-    let template = include_str!("../../../shaders/gemm128.wgsl");
-    let mut out = String::with_capacity(template.len() + 4096);
-    for line in template.lines() {
-        let indent = &line[..line.len() - line.trim_start().len()];
-        let mut emit = |code: String| {
-            out.push_str(indent);
-            out.push_str(&code);
-            out.push('\n');
-        };
-        match line.trim() {
-            "// @generate acc_decl" => {
-                for r in 0..8 {
-                    for h in 0..2 {
-                        emit(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
-                    }
-                }
-            }
-            "// @generate fma" => {
-                for r in 0..8 {
-                    for h in 0..2 {
-                        let (q, lane) = (r / 4, LANES[r % 4]);
-                        emit(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
-                    }
-                }
-            }
-            "// @generate store" => {
-                for r in 0..8 {
-                    let row = if r < 4 {
-                        format!("ty * 4u + {r}u")
-                    } else {
-                        format!("64u + ty * 4u + {}u", r - 4)
-                    };
-                    for h in 0..2 {
-                        emit(format!(
-                            "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
-                            h * 64
-                        ));
-                    }
-                }
-            }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    out
+    codegen::expand(include_str!("../../../shaders/gemm128.wgsl"))
 }
 
 /// Whether a product takes the 128x128 tile under `choice`: `Some((a_k_contiguous,

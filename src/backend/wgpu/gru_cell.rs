@@ -5,19 +5,26 @@
 //! `Pytorch` takes one dispatch per step each way; `ResetBefore` two (its candidate needs the
 //! whole reset row forward, its reset gradient the whole candidate gradient row backward).
 
+use std::sync::LazyLock;
+
+use super::codegen;
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, Fwd, GpuCell};
 use super::runtime::{GpuBuffer, Shader};
 use crate::config::{CellConfig, GruVariant};
 use crate::params::LayerPlan;
 
-static SHADER: Shader = Shader {
+/// `layer.wgsl` and `gru_cell.wgsl`, the tile loops' `// @generate` lines expanded.
+static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
     name: "gru_cell",
-    source: concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/gru_cell.wgsl")
+    source: Box::leak(
+        codegen::expand(concat!(
+            include_str!("../../../shaders/layer.wgsl"),
+            include_str!("../../../shaders/gru_cell.wgsl")
+        ))
+        .into_boxed_str(),
     ),
-};
+});
 
 /// GRU, gate order r, z, n; see `shaders/gru_cell.wgsl` for the math of both variants.
 pub(super) struct GruCell;

@@ -5,20 +5,27 @@
 //! output's gradient row, then the hidden unit gradients (the softmax and head backward
 //! recomputed per invocation from that row). The head's gradients over all steps are GEMMs.
 
+use std::sync::LazyLock;
+
 use super::GpuBuffer;
+use super::codegen;
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
 use super::runtime::Shader;
 use crate::config::{Activation, CellConfig, JordanFeedback};
 use crate::params::{HeadPlan, LayerPlan};
 
-static SHADER: Shader = Shader {
+/// `layer.wgsl` and `jordan_cell.wgsl`, the tile loops' `// @generate` lines expanded.
+static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
     name: "jordan_cell",
-    source: concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/jordan_cell.wgsl")
+    source: Box::leak(
+        codegen::expand(concat!(
+            include_str!("../../../shaders/layer.wgsl"),
+            include_str!("../../../shaders/jordan_cell.wgsl")
+        ))
+        .into_boxed_str(),
     ),
-};
+});
 
 /// Jordan: `h_t = act(xp + W_hh y_{t-1} + b_hh)`, `y_t = feedback(W_head h_t + b_head)`.
 pub(super) struct JordanCell;

@@ -186,10 +186,13 @@ impl Call<'_> {
     }
 
     /// Units per workgroup of the tiled step kernels (the `TU` override of
-    /// `shaders/layer.wgsl`): the tuning's choice, else 64 when that still gives at least
+    /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else 64 when that still gives at least
     /// [`FULL_GRID`] workgroups, else 32 (twice the workgroups, so a large GPU has work on
     /// every core).
     pub fn tile_units(&self) -> usize {
+        if self.be.tuning().blocked_steps {
+            return 32;
+        }
         match self.be.tuning().step_tile_units {
             Some(tu) => tu,
             None => {
@@ -230,7 +233,10 @@ impl Call<'_> {
         groups: [u32; 3],
     ) {
         let gpu = &self.be.gpu;
-        let tiled = [("TU", self.tile_units() as f64)];
+        let tiled = [
+            ("TU", self.tile_units() as f64),
+            ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64),
+        ];
         let constants: &[_] = if entry.ends_with("_tiled") {
             &tiled
         } else {

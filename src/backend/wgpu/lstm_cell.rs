@@ -5,20 +5,27 @@
 //! scratch, then the cell with `dm = W_hr^T dh`). The peephole and `W_hr` gradients are
 //! reductions over all steps after the loop.
 
+use std::sync::LazyLock;
+
 use super::GpuBuffer;
+use super::codegen;
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
 use super::runtime::Shader;
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-static SHADER: Shader = Shader {
+/// `layer.wgsl` and `lstm_cell.wgsl`, the tile loops' `// @generate` lines expanded.
+static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
     name: "lstm_cell",
-    source: concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/lstm_cell.wgsl")
+    source: Box::leak(
+        codegen::expand(concat!(
+            include_str!("../../../shaders/layer.wgsl"),
+            include_str!("../../../shaders/lstm_cell.wgsl")
+        ))
+        .into_boxed_str(),
     ),
-};
+});
 
 /// Option bits of `opt3` (`shaders/lstm_cell.wgsl`).
 const PEEPHOLE: u32 = 1;

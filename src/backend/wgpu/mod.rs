@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod runtime;
 
 mod clip;
+mod codegen;
 mod dropout;
 mod elman_cell;
 mod encode;
@@ -61,6 +62,11 @@ pub struct Tuning {
     /// Units per workgroup of the tiled steps: 32 or 64, `None` to pick by the grid size
     /// (`layer::FULL_GRID`).
     pub step_tile_units: Option<usize>,
+    /// The tiled steps' blocked inner loops (`STEP_BLOCKED` in `shaders/layer.wgsl`): 32
+    /// units per workgroup, each invocation a 4-unit x 4-sequence block of every gate over a
+    /// quarter of the inner dimension, partial sums added through workgroup memory. Default:
+    /// off until measured on a GPU against the plain loops.
+    pub blocked_steps: bool,
     /// The tile of the matrix products (`gemm.wgsl` 64x64 or the generated 128x128
     /// `gemm128.wgsl`). Default: by size.
     pub gemm_tiles: gemm::GemmTiles,
@@ -74,6 +80,7 @@ impl Default for Tuning {
         Tuning {
             tiled_steps: true,
             step_tile_units: None,
+            blocked_steps: false,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
         }

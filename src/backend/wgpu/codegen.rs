@@ -1,0 +1,137 @@
+//! Unrolled WGSL from templates: a shader line `// @generate NAME` is replaced by the lines
+//! of generator NAME, with the marker's indentation. Hot loops keep their per-invocation
+//! accumulators in named vec4 variables this way; a private array indexed by a loop
+//! variable ends up in slow local memory on NVIDIA (45x slower on the H100,
+//! ../shared/device/README.md), and writing 16 copies of a line by hand invites slips.
+
+const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// `template` with every `// @generate NAME` line expanded. Panics on an unknown name: the
+/// templates are compiled into the binary, and the shader tests expand all of them.
+pub fn expand(template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 8192);
+    for line in template.lines() {
+        let trimmed = line.trim();
+        match trimmed.strip_prefix("// @generate ") {
+            Some(name) => {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let code =
+                    generate(name).unwrap_or_else(|| panic!("no WGSL generator named {name:?}"));
+                for l in code {
+                    out.push_str(indent);
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The lines of generator `name`, `None` for an unknown one.
+fn generate(name: &str) -> Option<Vec<String>> {
+    let mut v = Vec::new();
+    match name {
+        // gemm128.wgsl: an 8x8 block as acc{r}_{h}, rows r, column halves h.
+        "gemm_acc_decl" => {
+            for r in 0..8 {
+                for h in 0..2 {
+                    v.push(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
+                }
+            }
+        }
+        "gemm_fma" => {
+            for r in 0..8 {
+                for h in 0..2 {
+                    let (q, lane) = (r / 4, LANES[r % 4]);
+                    v.push(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
+                }
+            }
+        }
+        "gemm_store" => {
+            for r in 0..8 {
+                let row = if r < 4 {
+                    format!("ty * 4u + {r}u")
+                } else {
+                    format!("64u + ty * 4u + {}u", r - 4)
+                };
+                for h in 0..2 {
+                    v.push(format!(
+                        "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
+                        h * 64
+                    ));
+                }
+            }
+        }
+        // layer.wgsl tile_w_h_blocked: gate g of four units for sequence c as a{g}_{c}.
+        "step_acc_decl" => {
+            for g in 0..4 {
+                for c in 0..4 {
+                    v.push(format!("var a{g}_{c} = vec4<f32>(0.0);"));
+                }
+            }
+        }
+        "step_fma" => {
+            for g in 0..4 {
+                let body = |v: &mut Vec<String>, pad: &str| {
+                    v.push(format!("{pad}let wv{g} = wsm[wr + {}u];", g * 8));
+                    for (c, lane) in LANES.iter().enumerate() {
+                        v.push(format!("{pad}a{g}_{c} += wv{g} * h.{lane};"));
+                    }
+                };
+                if g == 0 {
+                    body(&mut v, "");
+                } else {
+                    v.push(format!("if (gates > {g}u) {{"));
+                    body(&mut v, "    ");
+                    v.push("}".to_string());
+                }
+            }
+        }
+        "step_red_put" => {
+            for g in 0..4 {
+                for c in 0..4 {
+                    v.push(format!("wsm[base + {}u] = a{g}_{c};", 4 * g + c));
+                }
+            }
+        }
+        "step_red_sum" => {
+            for g in 0..4 {
+                for c in 0..4 {
+                    let i = 4 * g + c;
+                    v.push(format!(
+                        "wsm[r0 + {i}u] = a{g}_{c} + wsm[r0 + {i}u] + wsm[r1 + {i}u] + wsm[r2 + {i}u];"
+                    ));
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_with_indentation_and_keeps_other_lines() {
+        let out = expand("a\n    // @generate step_red_put\nb\n");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 18);
+        assert_eq!(lines[0], "a");
+        assert_eq!(lines[1], "    wsm[base + 0u] = a0_0;");
+        assert_eq!(lines[16], "    wsm[base + 15u] = a3_3;");
+        assert_eq!(lines[17], "b");
+    }
+
+    #[test]
+    #[should_panic(expected = "no WGSL generator")]
+    fn unknown_generator_is_a_bug() {
+        expand("// @generate nonesuch\n");
+    }
+}
