@@ -26,8 +26,9 @@
 // layer.wgsl's dh_from_next/dh_initial (plain W_hh^T dgh) miss the direct z * dh path and
 // the reset factor, so this file has its own (dh_next, dh_through).
 //
-// Dispatches per step. Pytorch: one forward (fwd_step), one backward (bwd_step): every
-// quantity of unit j needs only row j of each W_hh block and the previous state.
+// Dispatches per step. Pytorch: one forward (fwd_step, or fwd_step_tiled), one backward
+// (bwd_step, or bwd_step_tiled): every quantity of unit j needs only row j of each W_hh
+// block and the previous state.
 // ResetBefore: hn_j = sum_k W_hn[j, k] r_k h_k needs r of the whole row, so the forward is
 // two dispatches: fwd_gates (r, z, q = r h into rec, hp) then fwd_cand (hn, n, h_t).
 // Recomputing r_k inside the sum instead would cost an H-long dot per k, O(H^3) per row
@@ -205,7 +206,7 @@ fn dh_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
     return dh_through(d, next_row(d, b, s), k);
 }
 
-// Both variants, phase 1: dh, da_z, da_n (and da_r for Pytorch).
+// Both variants, phase 1: dh, da_z, da_n (and da_r for Pytorch). Row-wise.
 @compute @workgroup_size(64, 1, 1)
 fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     touch_backward();
@@ -215,10 +216,37 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j >= p.hidden || p.s >= lens[b]) {
         return;
     }
+    let t = time_of(d, b, p.s);
+    bwd_cell(d, b, j, dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_next(d, b, p.s, j));
+}
+
+// Pytorch, tiled (tile_wt_dgh in layer.wgsl: TU units x 16 sequences per workgroup): the
+// W_hh^T dgh part of dh_through from the tile, plus the direct z dh term of the next step.
+@compute @workgroup_size(4u * TU, 1, 1)
+fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
+                  @builtin(workgroup_id) wg: vec3<u32>) {
+    touch_backward();
+    let wt = tile_wt_dgh(l, wg);
+    let j = wg.x * TU + l % TU;
+    let b = wg.y * TB + 4u * (l / TU);
+    let d = wg.z;
+    for (var c = 0u; c < 4u; c++) {
+        if (j < p.hidden && tile_has(b + c)) {
+            var dh = tile_dh(d, b + c, j, wt[c]);
+            if (recurrent() && p.s + 1u < lens[b + c]) {
+                let next = next_row(d, b + c, p.s);
+                dh += cache[rec_at(next, p.hidden + j)] * cache[scr_at(next, j)];
+            }
+            bwd_cell(d, b + c, j, dh);
+        }
+    }
+}
+
+// The backward of unit j of sequence b (a valid step) given dh, the whole gradient of h_t.
+fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_next(d, b, p.s, j);
     cache[scr_at(row, j)] = dh;
     let r = cache[rec_at(row, j)];
     let z = cache[rec_at(row, hd + j)];

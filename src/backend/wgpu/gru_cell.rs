@@ -101,7 +101,11 @@ impl GpuCell for GruCell {
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
         let w = c.words(s, self.options(c.plan));
         let h = c.plan.hidden;
-        c.backward(&SHADER, "bwd_step", io, &w, h);
+        if !reset_before(c.plan) && c.be.tuning().tiled_steps {
+            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());
+        } else {
+            c.backward(&SHADER, "bwd_step", io, &w, h);
+        }
         c.cost(3 * h, c.lay.rw);
         if reset_before(c.plan) {
             c.backward(&SHADER, "bwd_reset", io, &w, h);

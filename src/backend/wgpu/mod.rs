@@ -54,10 +54,10 @@ pub struct GpuTokens {
 /// other on a given adapter (every choice is tested against the CPU reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Recurrent steps as 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup memory
-    /// (the `*_tiled` entry points: forward of LSTM, Elman and PyTorch-variant GRU; backward
-    /// of Elman and LSTM without projection), instead of one invocation per unit and sequence
-    /// reading its own W_hh rows. Default: tiled.
+    /// Recurrent steps as 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup
+    /// memory (the `*_tiled` entry points: forward and backward of Elman, LSTM (backward
+    /// without projection) and PyTorch-variant GRU), instead of one invocation per unit and
+    /// sequence reading its own W_hh rows. Default: tiled.
     pub tiled_steps: bool,
     /// Units per workgroup of the tiled steps: 32 or 64, `None` to pick by the grid size
     /// (`layer::FULL_GRID`).
