@@ -141,6 +141,8 @@ pub(crate) enum DeviceChoice {
 
 #[derive(clap::Args)]
 struct CheckArgs {
+    #[command(flatten)]
+    kernels: KernelFlags,
     /// A full network description (TOML, as NetworkConfig); replaces the network flags.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = [
         "cell", "peephole", "proj", "gru_variant", "layers", "hidden", "input",
@@ -275,12 +277,28 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
+    #[command(flatten)]
+    kernels: KernelFlags,
+}
+
+/// The matrix-product tiles `wgrnn bench` can compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum GemmChoice {
+    Auto,
+    Small,
+    Big,
+}
+
+/// The kernel choices `wgrnn bench` and `wgrnn check` take, to compare kernels that compute
+/// the same thing (speed with bench, agreement with the CPU reference with check).
+#[derive(clap::Args, Debug)]
+struct KernelFlags {
     /// Recurrent step kernels: `tiled` (32 or 64 units x 16 sequences per workgroup sharing
     /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
     /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
     /// per unit and sequence), to compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
-    steps: StepKernels,
+    step_kernel: StepKernels,
     /// Units per workgroup of the tiled step kernels (32 or 64; default: 64 when the grid
     /// still has at least 256 workgroups, else 32).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["32", "64"]))]
@@ -295,12 +313,40 @@ struct BenchArgs {
     unchecked: bool,
 }
 
-/// The matrix-product tiles `wgrnn bench` can compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum GemmChoice {
-    Auto,
-    Small,
-    Big,
+impl KernelFlags {
+    /// The backend tuning these flags ask for.
+    fn tuning(&self) -> Tuning {
+        Tuning {
+            tiled_steps: self.step_kernel != StepKernels::Rowwise,
+            blocked_steps: self.step_kernel == StepKernels::Blocked,
+            step_tile_units: self
+                .step_units
+                .as_deref()
+                .map(|u| if u == "32" { 32 } else { 64 }),
+            gemm_tiles: match self.gemm {
+                GemmChoice::Auto => GemmTiles::Auto,
+                GemmChoice::Small => GemmTiles::Small,
+                GemmChoice::Big => GemmTiles::Big,
+            },
+            checked: !self.unchecked,
+        }
+    }
+
+    /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
+    fn label(&self) -> String {
+        format!(
+            "steps={:?} units={} gemm={:?} {}",
+            self.step_kernel,
+            self.step_units.as_deref().unwrap_or("auto"),
+            self.gemm,
+            if self.unchecked {
+                "unchecked"
+            } else {
+                "checked"
+            }
+        )
+        .to_lowercase()
+    }
 }
 
 /// The recurrent step kernels `wgrnn bench` can compare.
@@ -499,7 +545,12 @@ fn run_check(args: CheckArgs) -> Result<()> {
     println!("{}", check::describe(&spec));
     let reference = CpuBackend::<f32>::new();
     let report = match args.candidate {
-        Candidate::Gpu => check::run_check(reference, open_gpu(args.adapter.as_deref())?, &spec)?,
+        Candidate::Gpu => {
+            let mut gpu = open_gpu(args.adapter.as_deref())?;
+            gpu.set_tuning(args.kernels.tuning());
+            println!("kernels: {}", args.kernels.label());
+            check::run_check(reference, gpu, &spec)?
+        }
         Candidate::Cpu64 => {
             if args.adapter.is_some() {
                 bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
@@ -580,33 +631,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         };
         let result = match backend {
             Chosen::Gpu(mut be) => {
-                be.set_tuning(Tuning {
-                    tiled_steps: args.steps != StepKernels::Rowwise,
-                    blocked_steps: args.steps == StepKernels::Blocked,
-                    step_tile_units: args
-                        .step_units
-                        .as_deref()
-                        .map(|u| if u == "32" { 32 } else { 64 }),
-                    gemm_tiles: match args.gemm {
-                        GemmChoice::Auto => GemmTiles::Auto,
-                        GemmChoice::Small => GemmTiles::Small,
-                        GemmChoice::Big => GemmTiles::Big,
-                    },
-                    checked: !args.unchecked,
-                });
+                be.set_tuning(args.kernels.tuning());
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
-                    r.variant = format!(
-                        "steps={:?} units={} gemm={:?} {}",
-                        args.steps,
-                        args.step_units.as_deref().unwrap_or("auto"),
-                        args.gemm,
-                        if args.unchecked {
-                            "unchecked"
-                        } else {
-                            "checked"
-                        }
-                    )
-                    .to_lowercase();
+                    r.variant = args.kernels.label();
                     r
                 })
             }

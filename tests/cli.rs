@@ -145,6 +145,40 @@ fn check_lstm_peephole_projection_bidirectional() {
     assert!(!out.contains("FAIL\n"), "{out}");
 }
 
+/// The kernel flags reach the GPU backend: the blocked step loops, the 128x128 GEMM tile and
+/// unchecked shader modules agree with the CPU reference, and the chosen kernels are named.
+#[test]
+fn check_with_kernel_flags() {
+    let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7";
+    for cell in ["lstm", "gru", "rnn-tanh"] {
+        let out = ok(&[
+            "check",
+            "--cell",
+            cell,
+            "--layers",
+            "2",
+            "--hidden",
+            "40",
+            "--input",
+            "8",
+            "--lengths",
+            lengths,
+            "--step-kernel",
+            "blocked",
+            "--gemm",
+            "big",
+            "--unchecked",
+            "--steps",
+            "1",
+        ]);
+        assert!(
+            out.contains("kernels: steps=blocked units=auto gemm=big unchecked"),
+            "{out}"
+        );
+        assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
+    }
+}
+
 #[test]
 fn check_gru_jordan_and_headless() {
     ok(&[
