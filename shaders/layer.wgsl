@@ -20,6 +20,9 @@
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
 //   dxp (G*H)  gradient of xp             dgh (G*H) gradient of W_hh h + b_hh
 //   scr (S)    the cell's backward scratch dc (C)  running gradient of the cell state
+// dxp is the xp section itself (the backward overwrites the forward's xp, which only the
+// forward steps read), and dgh is too where the cell's dgh always equals dxp (all but the
+// PyTorch-variant GRU), so a row holds 2 G*H fewer values; the host's Layout says where.
 //
 // Step s of sequence b in direction d is time t = s (forward) or len_b - 1 - s (reverse);
 // invocations with s >= len_b do nothing, so finished sequences cost no work.

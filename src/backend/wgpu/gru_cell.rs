@@ -79,6 +79,10 @@ impl GpuCell for GruCell {
             plan.hidden
         }
     }
+    fn dgh_is_dxp(&self, plan: &LayerPlan) -> bool {
+        // Pytorch: dgh's n block is da_n r, dxp's is da_n.
+        reset_before(plan)
+    }
     fn options(&self, plan: &LayerPlan) -> [u32; 4] {
         [reset_before(plan) as u32, 0, 0, 0]
     }

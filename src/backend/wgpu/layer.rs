@@ -55,6 +55,8 @@ pub(super) struct Layout {
     pub dgh: usize,
     pub scr: usize,
     pub dc: usize,
+    /// Start of the gradient sections after the forward ones (dgh when separate, scr, dc).
+    pub grads: usize,
     pub total: usize,
 }
 
@@ -72,14 +74,21 @@ impl Layout {
             at += n;
             o
         };
+        // The forward reads xp only while stepping, so the backward writes dxp over it; dgh
+        // shares the section too where the cell's two gradients are equal.
         let xp = take(rows * gh);
+        let dxp = xp;
         let hp = take(rows * rw);
         let cp = take(rows * cw);
         let hs = take(rows * rw);
         let cs = take(rows * cw);
         let rec = take(rows * kw);
-        let dxp = take(rows * gh);
-        let dgh = take(rows * gh);
+        let grads = take(0);
+        let dgh = if cell.dgh_is_dxp(plan) {
+            dxp
+        } else {
+            take(rows * gh)
+        };
         let scr = take(rows * sw);
         let dc = take(dirs * batch * cw);
         Layout {
@@ -101,6 +110,7 @@ impl Layout {
             dgh,
             scr,
             dc,
+            grads,
             total: at,
         }
     }
@@ -379,6 +389,11 @@ pub(super) trait GpuCell {
     fn scratch_width(&self, _plan: &LayerPlan) -> usize {
         0
     }
+    /// Whether the gradient of `W_hh h + b_hh` (dgh) always equals that of `xp` (dxp), so
+    /// both sections can be one.
+    fn dgh_is_dxp(&self, _plan: &LayerPlan) -> bool {
+        true
+    }
     /// The four option words (`opt0..opt3`) of the cell's kernels.
     fn options(&self, plan: &LayerPlan) -> [u32; 4];
     /// Extra parameter offsets (`ex0`, `ex1` of each direction): (ex0 fwd, ex0 rev, ex1 fwd,
@@ -548,8 +563,10 @@ pub(super) fn layer_backward(
         steps: steps(seq),
     };
     let l = &c.lay;
-    // Padding rows of the gradient sections must read as zero in the GEMMs below.
-    be.gpu.clear_range(cache, l.dxp, l.total - l.dxp);
+    // Padding rows of the gradient sections must read as zero in the GEMMs below (dxp
+    // overwrites the forward's xp, which nothing reads after the forward).
+    be.gpu.clear_range(cache, l.dxp, l.dirs * l.rows() * l.gh);
+    be.gpu.clear_range(cache, l.grads, l.total - l.grads);
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),
