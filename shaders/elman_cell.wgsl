@@ -15,7 +15,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h_prev(d, b, p.s, row, j);
-    let h = act(p.opt0, cache[p.xp + row * p.gh + j] + params[b_hh(d) + j] + wh);
+    let h = act(p.opt0, gates[p.xp + row * p.gh + j] + params[b_hh(d) + j] + wh);
     cache[p.hs + row * p.rw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -24,8 +24,8 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
 fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let row = row_of(d, time_of(d, b, p.s), b);
     let da = dh * dact(p.opt0, cache[p.hs + row * p.rw + j]);
-    cache[p.dxp + row * p.gh + j] = da;
-    cache[p.dgh + row * p.gh + j] = da;
+    gates[p.dxp + row * p.gh + j] = da;
+    gates[p.dgh + row * p.gh + j] = da;
 }
 
 @compute @workgroup_size(4u * TU, 1, 1)
@@ -90,8 +90,8 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
     let h = cache[p.hs + row * p.rw + j];
     let da = dh * dact(p.opt0, h);
-    cache[p.dxp + row * p.gh + j] = da;
-    cache[p.dgh + row * p.gh + j] = da;
+    gates[p.dxp + row * p.gh + j] = da;
+    gates[p.dgh + row * p.gh + j] = da;
 }
 
 // Gradient of the initial state. Invocations (k, b, d), k < R.

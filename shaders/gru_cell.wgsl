@@ -65,8 +65,8 @@ fn gates_rz(d: u32, row: u32, j: u32, a: vec3<f32>) -> vec2<f32> {
     let hd = p.hidden;
     let bh = b_hh(d);
     let x = p.xp + row * p.gh;
-    let r = sigmoid(cache[x + j] + a.x + params[bh + j]);
-    let z = sigmoid(cache[x + hd + j] + a.y + params[bh + hd + j]);
+    let r = sigmoid(gates[x + j] + a.x + params[bh + j]);
+    let z = sigmoid(gates[x + hd + j] + a.y + params[bh + hd + j]);
     cache[rec_at(row, j)] = r;
     cache[rec_at(row, hd + j)] = z;
     return vec2<f32>(r, z);
@@ -116,7 +116,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     let r = rz.x;
     let z = rz.y;
     let hn = a.z + params[b_hh(d) + 2u * hd + j];
-    let n = tanh_stable(cache[p.xp + row * p.gh + 2u * hd + j] + r * hn);
+    let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + r * hn);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = n;
     cache[rec_at(row, 3u * hd + j)] = hn;
@@ -167,7 +167,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
             hn += params[wn + k] * cache[q + k];
         }
     }
-    let n = tanh_stable(cache[p.xp + row * p.gh + 2u * hd + j] + hn);
+    let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + hn);
     let z = cache[rec_at(row, hd + j)];
     let h = (1.0 - z) * n + z * cache[p.hp + row * p.rw + j];
     cache[rec_at(row, 2u * hd + j)] = n;
@@ -183,7 +183,7 @@ fn dh_through(d: u32, row: u32, k: u32) -> f32 {
     let g_end = select(p.gh, 2u * hd, reset_before());
     let dg = p.dgh + row * p.gh;
     for (var g = 0u; g < g_end; g++) {
-        acc += params[w + g * p.rw] * cache[dg + g];
+        acc += params[w + g * p.rw] * gates[dg + g];
     }
     if (reset_before()) {
         acc += cache[rec_at(row, k)] * cache[scr_at(row, hd + k)];
@@ -256,17 +256,17 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let da_z = dh * (h - n) * z * (1.0 - z);
     let dx = p.dxp + row * p.gh;
     let dg = p.dgh + row * p.gh;
-    cache[dx + hd + j] = da_z;
-    cache[dg + hd + j] = da_z;
-    cache[dx + 2u * hd + j] = da_n;
+    gates[dx + hd + j] = da_z;
+    gates[dg + hd + j] = da_z;
+    gates[dx + 2u * hd + j] = da_n;
     if (reset_before()) {
-        cache[dg + 2u * hd + j] = da_n;
+        gates[dg + 2u * hd + j] = da_n;
     } else {
         let hn = cache[rec_at(row, 3u * hd + j)];
         let da_r = da_n * hn * r * (1.0 - r);
-        cache[dx + j] = da_r;
-        cache[dg + j] = da_r;
-        cache[dg + 2u * hd + j] = da_n * r;
+        gates[dx + j] = da_r;
+        gates[dg + j] = da_r;
+        gates[dg + 2u * hd + j] = da_n * r;
     }
 }
 
@@ -287,13 +287,13 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dn = p.dgh + row * p.gh + 2u * hd;
     var drh = 0.0;
     for (var g = 0u; g < hd; g++) {
-        drh += params[w + g * p.rw] * cache[dn + g];
+        drh += params[w + g * p.rw] * gates[dn + g];
     }
     cache[scr_at(row, hd + j)] = drh;
     let r = cache[rec_at(row, j)];
     let da_r = drh * cache[p.hp + row * p.rw + j] * r * (1.0 - r);
-    cache[p.dxp + row * p.gh + j] = da_r;
-    cache[p.dgh + row * p.gh + j] = da_r;
+    gates[p.dxp + row * p.gh + j] = da_r;
+    gates[p.dgh + row * p.gh + j] = da_r;
 }
 
 // Gradient of the initial state. Invocations (k, b, d), k < R.

@@ -141,8 +141,8 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h = cache[p.rec + row * p.kw + j];
     let da = dh * dact(p.opt0, h);
-    cache[p.dxp + row * p.gh + j] = da;
-    cache[p.dgh + row * p.gh + j] = da;
+    gates[p.dxp + row * p.gh + j] = da;
+    gates[p.dgh + row * p.gh + j] = da;
 }
 
 // Gradient of the initial state. Invocations (k, b, d), k < R.

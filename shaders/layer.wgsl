@@ -13,16 +13,22 @@
 //   7 dy      f32[]   read: gradient of the layer output [T, B, D*out] (backward)
 //   8 out_h   f32[]   read_write: final h (forward) / gradient of the initial h (backward)
 //   9 out_c   f32[]   read_write: final c (forward) / gradient of the initial c (backward)
+//  10 gates   f32[]   read_write: the layer call's gate sections xp / dxp / dgh (below),
+//                     a buffer of their own that lives only while the layer's forward or
+//                     backward runs
 //
-// Cache sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]:
+// Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp
+// and dgh are in `gates`, the rest in `cache`:
 //   xp  (G*H)  W_ih x_t + b_ih            hp (R)   previous recurrent state (0 if none)
 //   cp  (C)    previous cell state        hs (R)   state after the step
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
 //   dxp (G*H)  gradient of xp             dgh (G*H) gradient of W_hh h + b_hh
 //   scr (S)    the cell's backward scratch dc (C)  running gradient of the cell state
-// dxp is the xp section itself (the backward overwrites the forward's xp, which only the
-// forward steps read), and dgh is too where the cell's dgh always equals dxp (all but the
-// PyTorch-variant GRU), so a row holds 2 G*H fewer values; the host's Layout says where.
+// The cache keeps what the backward needs from the forward; `gates` is made for the forward
+// (xp, read only by the forward steps) and again for the backward (dxp, and dgh where it
+// differs from dxp: the PyTorch-variant GRU; elsewhere dgh is dxp), so a row of the layer
+// holds no gate-wide section between its forward and its backward. The host's Layout
+// says where each section is.
 //
 // Step s of sequence b in direction d is time t = s (forward) or len_b - 1 - s (reverse);
 // invocations with s >= len_b do nothing, so finished sequences cost no work.
@@ -49,6 +55,7 @@ struct LP {
 @group(0) @binding(7) var<storage, read> dy: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out_h: array<f32>;
 @group(0) @binding(9) var<storage, read_write> out_c: array<f32>;
+@group(0) @binding(10) var<storage, read_write> gates: array<f32>;
 
 // flags
 const HAS_STATE: u32 = 1u;   // st_h/st_c hold values (initial state / final-state gradient)
@@ -61,6 +68,7 @@ fn recurrent() -> bool { return (p.flags & RECURRENT) != 0u; }
 fn touch_forward() {
     _ = arrayLength(&params);
     _ = arrayLength(&cache);
+    _ = arrayLength(&gates);
     _ = arrayLength(&y);
     _ = arrayLength(&st_h);
     _ = arrayLength(&st_c);
@@ -71,6 +79,7 @@ fn touch_forward() {
 fn touch_backward() {
     _ = arrayLength(&params);
     _ = arrayLength(&cache);
+    _ = arrayLength(&gates);
     _ = arrayLength(&st_h);
     _ = arrayLength(&st_c);
     _ = arrayLength(&lens);
@@ -81,6 +90,7 @@ fn touch_backward() {
 fn touch_final() {
     _ = arrayLength(&params);
     _ = arrayLength(&cache);
+    _ = arrayLength(&gates);
     _ = arrayLength(&lens);
     _ = arrayLength(&out_h);
     _ = arrayLength(&out_c);
@@ -153,7 +163,7 @@ fn record_h_prev(d: u32, b: u32, s: u32, row: u32, j: u32) {
 // Pre-activation of a single-gate cell (Elman, Jordan) for unit j of step s at `row`:
 // xp[row, j] + b_hh[j] + sum_k W_hh[j, k] * h_prev(k).
 fn single_gate_pre(d: u32, b: u32, s: u32, row: u32, j: u32) -> f32 {
-    var a = cache[p.xp + row * p.gh + j] + params[b_hh(d) + j];
+    var a = gates[p.xp + row * p.gh + j] + params[b_hh(d) + j];
     let w = w_hh(d) + j * p.rw;
     for (var k = 0u; k < p.rw; k++) {
         a += params[w + k] * h_prev(d, b, s, k);
@@ -167,7 +177,7 @@ fn w_hh_t_dgh(d: u32, row: u32, k: u32) -> f32 {
     let w = w_hh(d);
     var acc = 0.0;
     for (var g = 0u; g < p.gh; g++) {
-        acc += params[w + g * p.rw + k] * cache[p.dgh + row * p.gh + g];
+        acc += params[w + g * p.rw + k] * gates[p.dgh + row * p.gh + g];
     }
     return acc;
 }
@@ -319,7 +329,7 @@ fn tile_dgh(d: u32, b0: u32, g0: u32, e: u32, width: u32) -> f32 {
     let b = b0 + e / width;
     let g = g0 + e % width;
     if (b < p.batch && g < p.gh && p.s + 1u < lens[b]) {
-        return cache[p.dgh + next_row(d, b, p.s) * p.gh + g];
+        return gates[p.dgh + next_row(d, b, p.s) * p.gh + g];
     }
     return 0.0;
 }

@@ -63,10 +63,10 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     record_h_prev(d, b, p.s, row, j);
     let xr = p.xp + row * p.gh;
     let bh = b_hh(d);
-    let ai = cache[xr + j] + params[bh + j] + wh.x;
-    let af = cache[xr + n + j] + params[bh + n + j] + wh.y;
-    let ag = cache[xr + 2u * n + j] + params[bh + 2u * n + j] + wh.z;
-    let ao = cache[xr + 3u * n + j] + params[bh + 3u * n + j] + wh.w;
+    let ai = gates[xr + j] + params[bh + j] + wh.x;
+    let af = gates[xr + n + j] + params[bh + n + j] + wh.y;
+    let ag = gates[xr + 2u * n + j] + params[bh + 2u * n + j] + wh.z;
+    let ao = gates[xr + 3u * n + j] + params[bh + 3u * n + j] + wh.w;
     let cp = c_prev(d, b, p.s, j);
     cache[p.cp + row * p.cw + j] = cp;
     let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
@@ -249,14 +249,14 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     }
     cache[p.dc + di] = dc_prev;
     let xr = row * p.gh;
-    cache[p.dxp + xr + j] = da_i;
-    cache[p.dxp + xr + n + j] = da_f;
-    cache[p.dxp + xr + 2u * n + j] = da_g;
-    cache[p.dxp + xr + 3u * n + j] = da_o;
-    cache[p.dgh + xr + j] = da_i;
-    cache[p.dgh + xr + n + j] = da_f;
-    cache[p.dgh + xr + 2u * n + j] = da_g;
-    cache[p.dgh + xr + 3u * n + j] = da_o;
+    gates[p.dxp + xr + j] = da_i;
+    gates[p.dxp + xr + n + j] = da_f;
+    gates[p.dxp + xr + 2u * n + j] = da_g;
+    gates[p.dxp + xr + 3u * n + j] = da_o;
+    gates[p.dgh + xr + j] = da_i;
+    gates[p.dgh + xr + n + j] = da_f;
+    gates[p.dgh + xr + 2u * n + j] = da_g;
+    gates[p.dgh + xr + 3u * n + j] = da_o;
     if (lstm_peephole()) {
         cache[sr + j] = da_i * cp;
         cache[sr + n + j] = da_f * cp;

@@ -49,7 +49,7 @@ fn dw_block(c: &Call<'_>, d: usize, grads: &GpuBuffer, first: usize, n: usize, b
         n,
         l.rw,
         l.rows(),
-        Mat::t(c.cache, c.dir(l.dgh, d, l.gh) + first, l.gh),
+        Mat::t(c.gates, c.dir(l.dgh, d, l.gh) + first, l.gh),
         Mat {
             buf: c.cache,
             off: b_off,
@@ -128,6 +128,7 @@ impl GpuCell for GruCell {
             dw_block(c, d, grads, 0, l.gh, hp);
         }
         c.col_sums(
+            c.gates,
             c.dir(l.dgh, d, l.gh),
             l.gh,
             l.gh,

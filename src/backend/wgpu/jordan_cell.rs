@@ -95,7 +95,7 @@ impl GpuCell for JordanCell {
             l.gh,
             l.rw,
             rows,
-            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
             Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
             Out {
                 buf: grads,
@@ -104,7 +104,7 @@ impl GpuCell for JordanCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)
         let dz = Mat::t(c.cache, c.dir(l.scr, d, l.sw), l.sw);
@@ -122,6 +122,6 @@ impl GpuCell for JordanCell {
             true,
         );
         // db_head += column sums of dz
-        c.col_sums(c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
+        c.col_sums(c.cache, c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
     }
 }

@@ -29,7 +29,8 @@ pub(super) fn act_code(a: Activation) -> u32 {
     }
 }
 
-/// Element offsets of the cache sections of one layer call (see `shaders/layer.wgsl`).
+/// Element offsets of the sections of one layer call (see `shaders/layer.wgsl`): xp, dxp and
+/// dgh in the call's gates buffer (`gates_len`), the rest in the cache (`total`).
 #[derive(Clone, Debug)]
 pub(super) struct Layout {
     pub time: usize,
@@ -55,8 +56,8 @@ pub(super) struct Layout {
     pub dgh: usize,
     pub scr: usize,
     pub dc: usize,
-    /// Start of the gradient sections after the forward ones (dgh when separate, scr, dc).
-    pub grads: usize,
+    /// Scalars of the gates buffer.
+    pub gates_len: usize,
     pub total: usize,
 }
 
@@ -68,27 +69,26 @@ impl Layout {
         let gh = plan.gates * plan.hidden;
         let (rw, cw) = (plan.recurrent_input, plan.cell_state());
         let (kw, sw) = (cell.record_width(plan), cell.scratch_width(plan));
+        // The gates buffer: xp for the forward; dxp over it for the backward, and dgh too
+        // where the cell's two gradients are equal.
+        let xp = 0;
+        let dxp = 0;
+        let (dgh, gates_len) = if cell.dgh_is_dxp(plan) {
+            (0, rows * gh)
+        } else {
+            (rows * gh, 2 * rows * gh)
+        };
         let mut at = 0;
         let mut take = |n: usize| {
             let o = at;
             at += n;
             o
         };
-        // The forward reads xp only while stepping, so the backward writes dxp over it; dgh
-        // shares the section too where the cell's two gradients are equal.
-        let xp = take(rows * gh);
-        let dxp = xp;
         let hp = take(rows * rw);
         let cp = take(rows * cw);
         let hs = take(rows * rw);
         let cs = take(rows * cw);
         let rec = take(rows * kw);
-        let grads = take(0);
-        let dgh = if cell.dgh_is_dxp(plan) {
-            dxp
-        } else {
-            take(rows * gh)
-        };
         let scr = take(rows * sw);
         let dc = take(dirs * batch * cw);
         Layout {
@@ -110,7 +110,7 @@ impl Layout {
             dgh,
             scr,
             dc,
-            grads,
+            gates_len,
             total: at,
         }
     }
@@ -128,6 +128,8 @@ pub(super) struct Call<'a> {
     pub lay: Layout,
     pub params: &'a GpuBuffer,
     pub cache: &'a GpuBuffer,
+    /// xp / dxp / dgh (binding 10), made for this call.
+    pub gates: &'a GpuBuffer,
     pub lengths: &'a GpuBuffer,
     /// Whether st_h/st_c hold an initial state (forward) or final-state gradient (backward).
     pub has_state: bool,
@@ -253,7 +255,12 @@ impl Call<'_> {
             &[]
         };
         let pipeline = gpu.pipeline(shader, entry, constants);
-        let mut bindings = vec![(1, self.params), (2, self.cache), (6, self.lengths)];
+        let mut bindings = vec![
+            (1, self.params),
+            (2, self.cache),
+            (6, self.lengths),
+            (10, self.gates),
+        ];
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
@@ -345,17 +352,19 @@ impl Call<'_> {
     }
 
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
-    /// `off` of the cache` (`shaders/colsum.wgsl`).
-    pub fn col_sums(&self, off: usize, n: usize, ld: usize, grads: &GpuBuffer, at: usize) {
+    /// `off` of `buf`` (the cache or the gates buffer; `shaders/colsum.wgsl`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn col_sums(
+        &self,
+        buf: &GpuBuffer,
+        off: usize,
+        n: usize,
+        ld: usize,
+        grads: &GpuBuffer,
+        at: usize,
+    ) {
         let rows = self.lay.rows();
-        col_sums(
-            &self.be.gpu,
-            Mat::rows(self.cache, off, ld),
-            rows,
-            n,
-            grads,
-            at,
-        );
+        col_sums(&self.be.gpu, Mat::rows(buf, off, ld), rows, n, grads, at);
     }
 
     /// Element offset of direction `d`'s rows in a section starting at `section` with rows
@@ -428,7 +437,7 @@ pub(super) trait GpuCell {
             l.gh,
             l.rw,
             l.rows(),
-            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
             Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
             Out {
                 buf: grads,
@@ -437,7 +446,7 @@ pub(super) trait GpuCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
     }
 }
 
@@ -480,12 +489,16 @@ pub(super) fn layer_forward(
 ) {
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
+    let lay = Layout::of(plan, seq);
+    // xp: every row is written by the projection below before a step reads it.
+    let gates = be.gpu.buffer_uninit(lay.gates_len);
     let c = Call {
         be,
         plan,
-        lay: Layout::of(plan, seq),
+        lay,
         params,
         cache,
+        gates: &gates,
         lengths: &lengths,
         has_state: init.is_some(),
         steps: steps(seq),
@@ -502,7 +515,7 @@ pub(super) fn layer_forward(
             Mat::rows(x, 0, plan.input),
             Mat::t(params, off.w_ih, plan.input),
             Out {
-                buf: cache,
+                buf: &gates,
                 off: c.dir(l.xp, d, l.gh),
                 rs: l.gh,
             },
@@ -552,21 +565,23 @@ pub(super) fn layer_backward(
 ) {
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
+    let lay = Layout::of(plan, seq);
+    // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below.
+    let gates = be.gpu.buffer(lay.gates_len);
     let c = Call {
         be,
         plan,
-        lay: Layout::of(plan, seq),
+        lay,
         params,
         cache,
+        gates: &gates,
         lengths: &lengths,
         has_state: dlast.is_some(),
         steps: steps(seq),
     };
     let l = &c.lay;
-    // Padding rows of the gradient sections must read as zero in the GEMMs below (dxp
-    // overwrites the forward's xp, which nothing reads after the forward).
-    be.gpu.clear_range(cache, l.dxp, l.dirs * l.rows() * l.gh);
-    be.gpu.clear_range(cache, l.grads, l.total - l.grads);
+    // The backward's sections of the cache (scratch, running dc) start from zero.
+    be.gpu.clear_range(cache, l.scr, l.total - l.scr);
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),
@@ -588,7 +603,7 @@ pub(super) fn layer_backward(
             l.gh,
             plan.input,
             l.rows(),
-            Mat::t(cache, c.dir(l.dxp, d, l.gh), l.gh),
+            Mat::t(&gates, c.dir(l.dxp, d, l.gh), l.gh),
             Mat::rows(x, 0, plan.input),
             Out {
                 buf: grads,
@@ -597,7 +612,7 @@ pub(super) fn layer_backward(
             },
             true,
         );
-        c.col_sums(c.dir(l.dxp, d, l.gh), l.gh, l.gh, grads, off.b_ih);
+        c.col_sums(c.gates, c.dir(l.dxp, d, l.gh), l.gh, l.gh, grads, off.b_ih);
         cell.param_grads(&c, d, grads);
     }
     if let Some(dx) = dx {
@@ -607,7 +622,7 @@ pub(super) fn layer_backward(
                 l.rows(),
                 plan.input,
                 l.gh,
-                Mat::rows(cache, c.dir(l.dxp, d, l.gh), l.gh),
+                Mat::rows(&gates, c.dir(l.dxp, d, l.gh), l.gh),
                 Mat::rows(params, off.w_ih, plan.input),
                 Out {
                     buf: dx,

@@ -132,7 +132,7 @@ impl GpuCell for LstmCell {
             l.gh,
             l.rw,
             l.rows(),
-            Mat::t(c.cache, c.dir(l.dgh, d, l.gh), l.gh),
+            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
             Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
             Out {
                 buf: grads,
@@ -141,11 +141,11 @@ impl GpuCell for LstmCell {
             },
             true,
         );
-        c.col_sums(c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         let scr = c.dir(l.scr, d, l.sw);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
-            c.col_sums(scr, 3 * n, l.sw, grads, pe);
+            c.col_sums(c.cache, scr, 3 * n, l.sw, grads, pe);
         }
         if let Some(w_hr) = off.w_hr {
             // dW_hr += dh^T m over all steps

@@ -439,6 +439,12 @@ impl Gpu {
         b
     }
 
+    /// A buffer of `len` f32 elements whose contents are undefined (for outputs every
+    /// element of which is written before it is read).
+    pub fn buffer_uninit(&self, len: usize) -> GpuBuffer {
+        self.alloc(len).0
+    }
+
     /// A buffer holding `data` (any 4-byte plain type: f32 or u32).
     pub fn buffer_from<T: bytemuck::Pod>(&self, data: &[T]) -> GpuBuffer {
         let (b, _) = self.alloc(data.len());
