@@ -20,7 +20,7 @@
 // Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp
 // and dgh are in `gates`, the rest in `cache`:
 //   xp  (G*H)  W_ih x_t + b_ih            hp (R)   previous recurrent state (0 if none)
-//   cp  (C)    previous cell state        hs (R)   state after the step
+//   c0 [D][B][C] initial cell state       hs (R)   state after the step
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
 //   dxp (G*H)  gradient of xp             dgh (G*H) gradient of W_hh h + b_hh
 //   scr (S)    the cell's backward scratch dc (C)  running gradient of the cell state
@@ -37,7 +37,7 @@ struct LP {
     s: u32, batch: u32, time: u32, dirs: u32,
     hidden: u32, rw: u32, cw: u32, gh: u32,
     out_w: u32, out: u32, kw: u32, sw: u32,
-    flags: u32, xp: u32, hp: u32, cp: u32,
+    flags: u32, xp: u32, hp: u32, c0: u32,
     hs: u32, cs: u32, rec: u32, dxp: u32,
     dgh: u32, scr: u32, dc: u32, pad0: u32,
     w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,

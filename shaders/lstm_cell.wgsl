@@ -12,10 +12,12 @@
 //
 // opt3 bits: 1 peepholes (p_i, p_f, p_o = rows 0, 1, 2 of `peephole` [3, H] at ex0),
 // 2 projection (W_hr at ex1). The recurrent state and the output are h_t (width R = P with
-// a projection, else H, section hs); the cell state c_t (width H) is in cs, c_{t-1} in cp.
+// a projection, else H, section hs); the cell state c_t (width H) is in cs, the initial
+// cell state of each sequence in c0 (c_before reads c_{t-1} from them in the backward).
 //
-// Record (K per row): [i: H | f: H | g: H | o: H | hiddenact(c_t): H | m: H], the m block
-// only with a projection (every activation's derivative follows from its output).
+// Record (K per row): [i: H | f: H | g: H | o: H | m: H], the m block only with a
+// projection (every activation's derivative follows from its output; hiddenact(c_t) is
+// recomputed from cs in the backward).
 // Scratch (S per row): [da_i c_{t-1}: H | da_f c_{t-1}: H | da_o c_t: H] with peepholes
 // (column sums -> peephole gradient), then [dh_t: P] with a projection (dW_hr = dh^T m).
 //
@@ -68,7 +70,10 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let ag = gates[xr + 2u * n + j] + params[bh + 2u * n + j] + wh.z;
     let ao = gates[xr + 3u * n + j] + params[bh + 3u * n + j] + wh.w;
     let cp = c_prev(d, b, p.s, j);
-    cache[p.cp + row * p.cw + j] = cp;
+    if (p.s == 0u) {
+        // The backward reads c_{t-1} from cs of the previous row, or from here at step 0.
+        cache[p.c0 + (d * p.batch + b) * p.cw + j] = cp;
+    }
     let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
     let gf = act(p.opt0, af + peep(d, 1u, j) * cp);
     let gg = act(p.opt1, ag);
@@ -82,9 +87,8 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     cache[r + n + j] = gf;
     cache[r + 2u * n + j] = gg;
     cache[r + 3u * n + j] = go;
-    cache[r + 4u * n + j] = hc;
     if (lstm_proj()) {
-        cache[r + 5u * n + j] = m;
+        cache[r + 4u * n + j] = m;
     } else {
         cache[p.hs + row * p.rw + j] = m;
         y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
@@ -145,7 +149,7 @@ fn fwd_proj(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let w = ex1(d) + k * p.hidden;
-    let mr = p.rec + row * p.kw + 5u * p.hidden;
+    let mr = p.rec + row * p.kw + 4u * p.hidden;
     var h = 0.0;
     for (var j = 0u; j < p.hidden; j++) {
         h += params[w + j] * cache[mr + j];
@@ -214,6 +218,18 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
 }
 
+// c_{t-1} of step p.s of sequence b at unit j, from the cache (the backward's st_c binding
+// holds the final-state gradient, not the initial state).
+fn c_before(d: u32, b: u32, j: u32) -> f32 {
+    if (!recurrent()) {
+        return 0.0;
+    }
+    if (p.s == 0u) {
+        return cache[p.c0 + (d * p.batch + b) * p.cw + j];
+    }
+    return cache[p.cs + prev_row(d, b, p.s) * p.cw + j];
+}
+
 // The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.
 fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     let n = p.hidden;
@@ -235,9 +251,9 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     let gf = cache[r + n + j];
     let gg = cache[r + 2u * n + j];
     let go = cache[r + 3u * n + j];
-    let hc = cache[r + 4u * n + j];
     let c = cache[p.cs + row * p.cw + j];
-    let cp = cache[p.cp + row * p.cw + j];
+    let hc = act(p.opt2, c);
+    let cp = c_before(d, b, j);
     let da_o = dm * hc * dact(p.opt0, go);
     let dc = dc_next + dm * go * dact(p.opt2, hc) + da_o * peep(d, 2u, j);
     let da_i = dc * gg * dact(p.opt0, gi);

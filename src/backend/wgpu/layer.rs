@@ -48,7 +48,8 @@ pub(super) struct Layout {
     pub sw: usize,
     pub xp: usize,
     pub hp: usize,
-    pub cp: usize,
+    /// Initial cell state of each sequence, [D][B][C].
+    pub c0: usize,
     pub hs: usize,
     pub cs: usize,
     pub rec: usize,
@@ -85,7 +86,7 @@ impl Layout {
             o
         };
         let hp = take(rows * rw);
-        let cp = take(rows * cw);
+        let c0 = take(dirs * batch * cw);
         let hs = take(rows * rw);
         let cs = take(rows * cw);
         let rec = take(rows * kw);
@@ -102,7 +103,7 @@ impl Layout {
             sw,
             xp,
             hp,
-            cp,
+            c0,
             hs,
             cs,
             rec,
@@ -163,7 +164,7 @@ impl Call<'_> {
             flags,
             w(l.xp),
             w(l.hp),
-            w(l.cp),
+            w(l.c0),
             w(l.hs),
             w(l.cs),
             w(l.rec),

@@ -57,8 +57,8 @@ impl GpuCell for LstmCell {
     }
 
     fn record_width(&self, plan: &LayerPlan) -> usize {
-        // i, f, g, o, hiddenact(c) (+ m with a projection)
-        plan.hidden * if has_proj(plan) { 6 } else { 5 }
+        // i, f, g, o (+ m with a projection)
+        plan.hidden * if has_proj(plan) { 5 } else { 4 }
     }
 
     fn scratch_width(&self, plan: &LayerPlan) -> usize {
@@ -161,7 +161,7 @@ impl GpuCell for LstmCell {
                 },
                 Mat {
                     buf: c.cache,
-                    off: c.dir(l.rec, d, l.kw) + 5 * n,
+                    off: c.dir(l.rec, d, l.kw) + 4 * n,
                     rs: l.kw,
                     cs: 1,
                 },
