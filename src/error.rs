@@ -16,6 +16,19 @@ pub enum ConfigError {
         /// What is wrong with it.
         why: String,
     },
+    /// The parameters do not fit in one buffer of the device.
+    #[error(
+        "the network's {params} parameters take {bytes} bytes; this GPU binds at most {limit} \
+         bytes in one buffer (use fewer or smaller layers)"
+    )]
+    TooLarge {
+        /// Parameter count.
+        params: usize,
+        /// Their size.
+        bytes: u64,
+        /// The device's largest storage binding.
+        limit: u64,
+    },
 }
 
 /// A batch, state or gradient whose shape or contents do not fit the model.
@@ -80,6 +93,19 @@ pub enum InputError {
         what: String,
         /// The value found.
         value: f64,
+    },
+    /// A buffer the batch needs is larger than the device can bind.
+    #[error(
+        "{what} needs {bytes} bytes in one buffer; this GPU binds at most {limit} bytes \
+         (use fewer sequences per batch, shorter sequences or fewer units)"
+    )]
+    TooLarge {
+        /// Which buffer.
+        what: String,
+        /// Its size.
+        bytes: u64,
+        /// The device's largest storage binding.
+        limit: u64,
     },
 }
 

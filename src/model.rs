@@ -130,6 +130,16 @@ impl<B: Backend> Model<B> {
     pub fn new(backend: B, config: NetworkConfig, seed: u64) -> Result<Self, ConfigError> {
         config.validate()?;
         let (table, plan) = plan_network(&config);
+        if let Some(limit) = backend.max_buffer_bytes() {
+            let bytes = (table.total() * std::mem::size_of::<B::Scalar>()) as u64;
+            if bytes > limit {
+                return Err(ConfigError::TooLarge {
+                    params: table.total(),
+                    bytes,
+                    limit,
+                });
+            }
+        }
         let init: Vec<B::Scalar> = init_params(&config, &table, seed)
             .iter()
             .map(|&v| B::Scalar::of(v as f64))
@@ -211,6 +221,7 @@ impl<B: Backend> Model<B> {
     ) -> Result<(), InputError> {
         let seq = &batch.seq;
         check_seq(seq)?;
+        self.check_fits(seq)?;
         self.ensure_workspace(seq);
         let ws = self.ws.as_mut().expect("workspace just ensured");
         ws.seq = seq.clone();
@@ -622,6 +633,36 @@ impl<B: Backend> Model<B> {
                     .collect()
             }),
         })
+    }
+
+    /// Refuses a batch shape whose per-layer buffers (cache, scratch, outputs) exceed what
+    /// the device can bind in one buffer.
+    fn check_fits(&self, seq: &SeqShape) -> Result<(), InputError> {
+        let Some(limit) = self.backend.max_buffer_bytes() else {
+            return Ok(());
+        };
+        let scalar = std::mem::size_of::<B::Scalar>() as u64;
+        let rows = seq.time * seq.batch();
+        for (i, lp) in self.plan.layers.iter().enumerate() {
+            for (what, len) in [
+                ("cache", self.backend.layer_largest_len(lp, seq)),
+                ("output", rows * lp.output_width()),
+            ] {
+                let bytes = len as u64 * scalar;
+                if bytes > limit {
+                    return Err(InputError::TooLarge {
+                        what: format!(
+                            "layer {i}'s {what} for {} steps x {} sequences",
+                            seq.time,
+                            seq.batch()
+                        ),
+                        bytes,
+                        limit,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Allocates the workspace unless one of the same (T, B) exists.

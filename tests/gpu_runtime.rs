@@ -210,3 +210,60 @@ fn frozen_parameters_stay_put_inside_one_submission() {
         .count();
     assert!(moved > 0, "the other parameters train");
 }
+
+/// Networks and batches larger than the adapter can bind in one buffer are refused with an
+/// error naming the buffer, its size and the limit, before anything is allocated (wgpu would
+/// otherwise stop the process with a validation panic).
+#[test]
+fn oversized_networks_and_batches_are_refused() {
+    use wgrnn::backend::Backend;
+    use wgrnn::error::{ConfigError, InputError};
+    use wgrnn::{Inputs, Mode, SeqShape};
+    let Some(be) = gpu() else { return };
+    let limit = be
+        .max_buffer_bytes()
+        .expect("the GPU backend states its limit");
+    // One LSTM layer on one feature holds about 4 H^2 parameters (16 H^2 bytes).
+    let hidden = ((limit / 16) as f64).sqrt() as usize + 64;
+    let big = NetworkConfig {
+        input: InputEncoding::Dense { features: 1 },
+        layers: vec![layer(lstm(), hidden, false)],
+        head: None,
+    };
+    match Model::new(be, big, 0) {
+        Err(ConfigError::TooLarge {
+            bytes, limit: l, ..
+        }) => {
+            assert!(bytes > l && l == limit, "{bytes} vs {l}")
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a network over the binding limit was accepted"),
+    }
+    // A small network, but one sequence so long that its output alone exceeds the limit.
+    let Some(be) = gpu() else { return };
+    let small = NetworkConfig {
+        input: InputEncoding::Dense { features: 1 },
+        layers: vec![layer(lstm(), 8, false)],
+        head: None,
+    };
+    let mut model = Model::new(be, small, 0).expect("small model");
+    let time = (limit / 32) as usize + 1;
+    let batch = Batch {
+        seq: SeqShape {
+            time,
+            lengths: vec![time],
+        },
+        inputs: Inputs::Dense(Vec::new()),
+    };
+    match model.forward(&batch, None, Mode::Eval) {
+        Err(e @ InputError::TooLarge { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("layer 0") && msg.contains(&limit.to_string()),
+                "{msg}"
+            );
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(()) => panic!("a batch over the binding limit was accepted"),
+    }
+}

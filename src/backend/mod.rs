@@ -208,6 +208,18 @@ pub trait Backend {
     /// Scalars of per-layer scratch the forward pass keeps for the backward pass.
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize;
 
+    /// The most bytes one buffer may hold where the device limits it (a GPU's largest
+    /// storage binding), so oversized networks and batches are refused with a clear error.
+    fn max_buffer_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Scalars of the largest buffer a layer call makes or keeps (its cache, or scratch the
+    /// backend makes while the layer runs).
+    fn layer_largest_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
+        self.layer_cache_len(plan, seq)
+    }
+
     /// Runs a layer over all steps: `x` `[T, B, I]` -> `y` `[T, B, D*out]`, starting from
     /// `init` (zeros when `None`) and writing each sequence's state at its own last step to
     /// `last`. `cache` receives what the backward pass needs.

@@ -471,6 +471,12 @@ pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     Layout::of(plan, seq).total
 }
 
+/// Scalars of the largest buffer a layer call uses: its cache or its gates buffer.
+pub(super) fn largest_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
+    let l = Layout::of(plan, seq);
+    l.total.max(l.gates_len)
+}
+
 fn steps(seq: &SeqShape) -> usize {
     seq.lengths.iter().copied().max().unwrap_or(0)
 }

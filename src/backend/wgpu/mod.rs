@@ -245,6 +245,13 @@ impl Backend for WgpuBackend {
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
         layer::cache_len(plan, seq)
     }
+    fn max_buffer_bytes(&self) -> Option<u64> {
+        let l = self.gpu.limits();
+        Some(l.max_storage_buffer_binding_size.min(l.max_buffer_size))
+    }
+    fn layer_largest_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
+        layer::largest_len(plan, seq)
+    }
     fn layer_forward(
         &self,
         plan: &LayerPlan,
