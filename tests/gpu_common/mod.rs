@@ -242,11 +242,21 @@ pub fn compare_stack(
         &narrow(&cpu.outputs()),
         tol_fwd,
     );
-    assert_close(
-        &format!("final states of {what}"),
+    // Final states against the scale of the outputs: each final h is one step's output of
+    // its layer, and a state that cancels to near zero (a Jordan state of 1.3e-4 from O(1)
+    // terms, WGRNN_TEST_SEED=1795445899727028217) carries the rounding of those terms.
+    let out_scale = cpu
+        .outputs()
+        .iter()
+        .fold(1e-6f64, |m, &v| m.max(wgrnn::Real::f64(v).abs()));
+    let states_err = rel_err(
         &flat_states(&gpu.final_states()),
         &flat_states64(&cpu.final_states()),
-        tol_fwd,
+        out_scale,
+    );
+    assert!(
+        states_err <= tol_fwd,
+        "final states of {what}: relative error {states_err:e} > {tol_fwd:e}"
     );
     let gc = cpu
         .backward_from(&widen(&dout), Some(&widen_states(&dfinal)), wants)
