@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine (../shared/device/README.md), from the repository root of the
+# device's copy of the working tree, after `cargo build --release` and
+# `../shared/device/prepare.sh target/release/wgrnn` here and with carry [".gl", ".bin"]:
+#
+#   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
+#   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
+#   bash benches/device.sh variants the suite once per alternative kernel choice
+#
+# Each part fits the device tool's 10-minute limit on its own; `check suite` in one call is
+# the first thing to run (a wrong kernel makes its timings meaningless). Results go to $OUT.
+set -uo pipefail
+OUT="${OUT:?set by the device tool}"
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export XDG_RUNTIME_DIR=/tmp
+W=.bin/wgrnn
+S=.bin/suite.tsv
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/device.txt"
+"$W" devices | tee -a "$OUT/device.txt"
+
+check() {
+    # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
+    # widths that are not multiples of the tiles.
+    local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
+    local status=0
+    for variant in "" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked" \
+        "--gemm small" "--step-units 64"; do
+        for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
+            # shellcheck disable=SC2086
+            if ! "$W" check --cell $cell --layers 2 --hidden 200 --input 136 --lengths "$lengths" \
+                --steps 1 $variant > "$OUT/check.log.tmp" 2>&1; then
+                echo "CHECK FAILED: --cell $cell $variant" | tee -a "$OUT/check.txt"
+                cat "$OUT/check.log.tmp" >> "$OUT/check.txt"
+                status=1
+            else
+                echo "ok: --cell $cell $variant" | tee -a "$OUT/check.txt"
+            fi
+        done
+    done
+    rm -f "$OUT/check.log.tmp"
+    return $status
+}
+
+suite() {
+    "$W" bench --suite "$S" --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
+    python3 .bin/torch_rnn_bench.py | tee "$OUT/torch.jsonl"
+}
+
+variants() {
+    "$W" bench --suite "$S" --step-kernel blocked --no-kernels --json "$OUT/wgrnn-blocked.jsonl"
+    "$W" bench --suite "$S" --unchecked --no-kernels --json "$OUT/wgrnn-unchecked.jsonl"
+    "$W" bench --suite "$S" --gemm small --no-kernels --json "$OUT/wgrnn-gemm64.jsonl"
+    "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
+    "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
+}
+
+status=0
+for part in "$@"; do
+    case "$part" in
+        check | suite | variants) "$part" || status=1 ;;
+        *) echo "unknown part $part (check, suite, variants)" >&2; status=2 ;;
+    esac
+done
+exit $status
