@@ -25,7 +25,7 @@ check() {
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
     local status=0
     for variant in "" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked" \
-        "--gemm small" "--step-units 64"; do
+        "--gemm small" "--step-units 64" "--step-units 16"; do
         for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
             # shellcheck disable=SC2086
             if ! "$W" check --cell $cell --layers 2 --hidden 200 --input 136 --lengths "$lengths" \
@@ -52,6 +52,7 @@ variants() {
     "$W" bench --suite "$S" --unchecked --no-kernels --json "$OUT/wgrnn-unchecked.jsonl"
     "$W" bench --suite "$S" --gemm small --no-kernels --json "$OUT/wgrnn-gemm64.jsonl"
     "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
+    "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
     "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
 }
 

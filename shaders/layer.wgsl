@@ -224,8 +224,8 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---- Tiled recurrent products, for the cells' *_tiled entry points ----
-// A workgroup of 4 * TU invocations owns TU units (TU = 32 or 64, an override the host picks
-// so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences: units
+// A workgroup of 4 * TU invocations owns TU units (TU = 16, 32 or 64, an override the host
+// picks so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences: units
 // u0 = TU * wg.x .., sequences b0 = 16 * wg.y ..; on return, invocation l holds unit
 // u0 + l % TU for the four sequences b0 + 4 (l / TU) + 0..3, one vec4 lane each.
 // The inner dimension goes in chunks of TK = 16 (32 in the blocked backward). Each chunk of
@@ -360,8 +360,8 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     if (!recurrent()) {
         return acc;
     }
-    // Registers holding the next chunk: one vec4 of weights per gate, two state elements
-    // (the second only when the workgroup has fewer than 256 invocations).
+    // Registers holding the next chunk: one vec4 of weights per gate, and the 256 state
+    // elements of a chunk spread over the workgroup's invocations (1, 2 or 4 each).
     var w0 = tile_w4(w, 0u, u0, 0u, l);
     var w1 = vec4<f32>(0.0);
     var w2 = vec4<f32>(0.0);
@@ -371,7 +371,13 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     if (gates > 3u) { w3 = tile_w4(w, 3u, u0, 0u, l); }
     var h0 = tile_h(d, b0, 0u, l, TK);
     var h1 = 0.0;
+    var h2 = 0.0;
+    var h3 = 0.0;
     if (threads < 256u) { h1 = tile_h(d, b0, 0u, l + threads, TK); }
+    if (threads < 128u) {
+        h2 = tile_h(d, b0, 0u, l + 2u * threads, TK);
+        h3 = tile_h(d, b0, 0u, l + 3u * threads, TK);
+    }
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         stage_w4(0u, l, rs, w0);
         if (gates > 1u) { stage_w4(1u, l, rs, w1); }
@@ -379,6 +385,10 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         if (gates > 3u) { stage_w4(3u, l, rs, w3); }
         stage_h(l, h0, TK);
         if (threads < 256u) { stage_h(l + threads, h1, TK); }
+        if (threads < 128u) {
+            stage_h(l + 2u * threads, h2, TK);
+            stage_h(l + 3u * threads, h3, TK);
+        }
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
@@ -388,6 +398,10 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
             if (gates > 3u) { w3 = tile_w4(w, 3u, u0, k1, l); }
             h0 = tile_h(d, b0, k1, l, TK);
             if (threads < 256u) { h1 = tile_h(d, b0, k1, l + threads, TK); }
+            if (threads < 128u) {
+                h2 = tile_h(d, b0, k1, l + 2u * threads, TK);
+                h3 = tile_h(d, b0, k1, l + 3u * threads, TK);
+            }
         }
         for (var kk = 0u; kk < TK; kk++) {
             let h = h_tile[kk * 4u + q];
@@ -536,17 +550,31 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var w0 = tile_wt4(w, u0, 0u, l);
     var h0 = tile_dgh(d, b0, 0u, l, TK);
     var h1 = 0.0;
+    var h2 = 0.0;
+    var h3 = 0.0;
     if (threads < 256u) { h1 = tile_dgh(d, b0, 0u, l + threads, TK); }
+    if (threads < 128u) {
+        h2 = tile_dgh(d, b0, 0u, l + 2u * threads, TK);
+        h3 = tile_dgh(d, b0, 0u, l + 3u * threads, TK);
+    }
     for (var g0 = 0u; g0 < p.gh; g0 += TK) {
         stage_wt4(l, 0u, w0);
         stage_h(l, h0, TK);
         if (threads < 256u) { stage_h(l + threads, h1, TK); }
+        if (threads < 128u) {
+            stage_h(l + 2u * threads, h2, TK);
+            stage_h(l + 3u * threads, h3, TK);
+        }
         workgroupBarrier();
         let g1 = g0 + TK;
         if (g1 < p.gh) {
             w0 = tile_wt4(w, u0, g1, l);
             h0 = tile_dgh(d, b0, g1, l, TK);
             if (threads < 256u) { h1 = tile_dgh(d, b0, g1, l + threads, TK); }
+            if (threads < 128u) {
+                h2 = tile_dgh(d, b0, g1, l + 2u * threads, TK);
+                h3 = tile_dgh(d, b0, g1, l + 3u * threads, TK);
+            }
         }
         for (var kk = 0u; kk < TK; kk++) {
             acc += wsm_get(kk * TU + u) * h_tile[kk * 4u + q];

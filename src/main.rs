@@ -299,9 +299,9 @@ struct KernelFlags {
     /// per unit and sequence), to compare them on an adapter.
     #[arg(long, value_enum, default_value = "tiled")]
     step_kernel: StepKernels,
-    /// Units per workgroup of the tiled step kernels (32 or 64; default: 64 when the grid
-    /// still has at least 256 workgroups, else 32).
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["32", "64"]))]
+    /// Units per workgroup of the tiled step kernels (16, 32 or 64; default: the widest of 64
+    /// and 32 that still gives 128 workgroups, else 16).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_units: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64), `small`
     /// (always 64x64) or `big` (128x128 wherever the operands allow), to compare them.
@@ -319,10 +319,7 @@ impl KernelFlags {
         Tuning {
             tiled_steps: self.step_kernel != StepKernels::Rowwise,
             blocked_steps: self.step_kernel == StepKernels::Blocked,
-            step_tile_units: self
-                .step_units
-                .as_deref()
-                .map(|u| if u == "32" { 32 } else { 64 }),
+            step_tile_units: self.step_units.as_deref().and_then(|u| u.parse().ok()),
             gemm_tiles: match self.gemm {
                 GemmChoice::Auto => GemmTiles::Auto,
                 GemmChoice::Small => GemmTiles::Small,

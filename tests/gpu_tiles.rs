@@ -1,5 +1,5 @@
 //! Both kinds of recurrent step kernels against the CPU reference, over batches that span
-//! several tiles: tiled (32 or 64 units x 16 sequences per workgroup, `shaders/layer.wgsl`,
+//! several tiles: tiled (16, 32 or 64 units x 16 sequences per workgroup, `shaders/layer.wgsl`,
 //! with the plain and the blocked inner loops) and row-wise (one invocation per unit and sequence). 19 sequences of mixed lengths (two
 //! sequence tiles), 65 units (the last unit tile nearly empty), widths that are not
 //! multiples of the 16-wide inner chunk; uni- and bidirectional, two layers. Forward values to
@@ -26,10 +26,11 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let Some(mut be) = gpu() else { return };
     let mut r = rng(name);
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    // Plain tiles of 32 and of 64 units, blocked tiles (32 units); the 64-unit tiles also
+    // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units); the 64-unit tiles also
     // run with naga's bounds checks off (the trusted path), so every kernel of a stack is
     // compiled and compared both ways.
     for (tiled, units, blocked) in [
+        (true, 16, false),
         (true, 32, false),
         (true, 64, false),
         (true, 32, true),

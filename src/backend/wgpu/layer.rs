@@ -15,9 +15,9 @@ use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// The fewest 64-unit tiles for which the tiled step kernels keep 64 units per workgroup
-/// (about two workgroups per core of a 132-core GPU).
-pub const FULL_GRID: usize = 256;
+/// The fewest workgroups a tile width must give for the tiled step kernels to take it
+/// (about one per core of a 132-core GPU).
+pub const FULL_GRID: usize = 128;
 
 /// The activation code the kernels use (`shaders/common.wgsl`).
 pub(super) fn act_code(a: Activation) -> u32 {
@@ -199,9 +199,9 @@ impl Call<'_> {
     }
 
     /// Units per workgroup of the tiled step kernels (the `TU` override of
-    /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else 64 when that still gives at least
-    /// [`FULL_GRID`] workgroups, else 32 (twice the workgroups, so a large GPU has work on
-    /// every core).
+    /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else the widest
+    /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups, else 16, so a large GPU
+    /// has work on every core.
     pub fn tile_units(&self) -> usize {
         if self.be.tuning().blocked_steps {
             return 32;
@@ -209,9 +209,13 @@ impl Call<'_> {
         match self.be.tuning().step_tile_units {
             Some(tu) => tu,
             None => {
-                let wide =
-                    self.plan.hidden.div_ceil(64) * self.lay.batch.div_ceil(16) * self.lay.dirs;
-                if wide >= FULL_GRID { 64 } else { 32 }
+                let grid = |tu: usize| {
+                    self.plan.hidden.div_ceil(tu) * self.lay.batch.div_ceil(16) * self.lay.dirs
+                };
+                [64, 32]
+                    .into_iter()
+                    .find(|&tu| grid(tu) >= FULL_GRID)
+                    .unwrap_or(16)
             }
         }
     }

@@ -59,7 +59,7 @@ pub struct Tuning {
     /// without projection) and PyTorch-variant GRU), instead of one invocation per unit and
     /// sequence reading its own W_hh rows. Default: tiled.
     pub tiled_steps: bool,
-    /// Units per workgroup of the tiled steps: 32 or 64, `None` to pick by the grid size
+    /// Units per workgroup of the tiled steps: 16, 32 or 64, `None` to pick by the grid size
     /// (`layer::FULL_GRID`).
     pub step_tile_units: Option<usize>,
     /// The tiled steps' blocked inner loops (`STEP_BLOCKED` in `shaders/layer.wgsl`): 32
@@ -119,8 +119,11 @@ impl WgpuBackend {
     /// Changes the kernel choices (for benchmarks and tests that compare kernels).
     pub fn set_tuning(&mut self, tuning: Tuning) {
         assert!(
-            matches!(tuning.step_tile_units, None | Some(32) | Some(64)),
-            "step tiles hold 32 or 64 units"
+            matches!(
+                tuning.step_tile_units,
+                None | Some(16) | Some(32) | Some(64)
+            ),
+            "step tiles hold 16, 32 or 64 units"
         );
         self.gpu.set_gemm_tiles(tuning.gemm_tiles);
         self.gpu.set_checked(tuning.checked);
