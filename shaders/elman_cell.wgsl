@@ -14,7 +14,7 @@
 fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
+    record_h0(d, b, p.s, j);
     let h = act(p.opt0, gates[p.xp + row * p.gh + j] + params[b_hh(d) + j] + wh);
     cache[p.hs + row * p.rw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
@@ -68,9 +68,8 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
-    // The hp row is complete only after every invocation of this row wrote its part, so
-    // the product reads the previous state directly.
+    record_h0(d, b, p.s, j);
+    // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
     cache[p.hs + row * p.rw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;

@@ -17,9 +17,9 @@
 // Backward, per unit j: dn = dh (1 - z), dz = dh (h - n), da_n = dn (1 - n^2),
 // da_z = dz z (1 - z) and
 //   Pytorch:      da_r = da_n hn r (1 - r);  dxp = [da_r | da_z | da_n],
-//                 dgh = [da_r | da_z | da_n r] (so dW_hh = dgh^T hp, db_hh = sums of dgh);
+//                 dgh = [da_r | da_z | da_n r] (so dW_hh = dgh^T h_{t-1}, db_hh = sums of dgh);
 //   ResetBefore:  drh = W_hn^T da_n, da_r = drh h r (1 - r); dxp = dgh = [da_r | da_z | da_n]
-//                 (dW_hh rows 0..2H = dgh^T hp, rows 2H..3H = dgh_n^T q: see gru_cell.rs).
+//                 (dW_hh rows 0..2H = dgh^T h_{t-1}, rows 2H..3H = dgh_n^T q: see gru_cell.rs).
 // The gradient reaching h_{t-1}[k] through the step of row t (dh_through):
 //   z[k] dh[k] + sum_{g < 2H} W_hh[g, k] dgh[g] + (Pytorch) sum_g W_hn[g, k] dgh_n[g]
 //                                               | (ResetBefore) r[k] drh[k].
@@ -30,7 +30,7 @@
 // (bwd_step, or bwd_step_tiled): every quantity of unit j needs only row j of each W_hh
 // block and the previous state.
 // ResetBefore: hn_j = sum_k W_hn[j, k] r_k h_k needs r of the whole row, so the forward is
-// two dispatches: fwd_gates (r, z, q = r h into rec, hp) then fwd_cand (hn, n, h_t).
+// two dispatches: fwd_gates (r, z, q = r h into rec) then fwd_cand (hn, n, h_t).
 // Recomputing r_k inside the sum instead would cost an H-long dot per k, O(H^3) per row
 // against O(H^2), which a second dispatch's fixed launch cost beats for all but tiny H.
 // Likewise its backward: drh_j = sum_g W_hn[g, j] da_n[g] needs da_n of the whole row, so
@@ -49,8 +49,7 @@ fn scr_at(row: u32, i: u32) -> u32 { return p.scr + row * p.sw + i; }
 
 // (W_hr h, W_hz h, W_hn h) at unit j for the previous state h of step s, given the offsets
 // of the three W_hh rows (wr, wz, wn); zero when the step sees no previous state. The
-// previous state is read where it lives (h_prev: st_h or the previous row's hs): the hp row
-// of this step is complete only once every invocation of the row has recorded its element.
+// previous state is read where it lives (h_prev: st_h or the previous row's hs).
 fn hh3(d: u32, b: u32, s: u32, wr: u32, wz: u32, wn: u32) -> vec3<f32> {
     var acc = vec3<f32>(0.0);
     for (var k = 0u; k < p.rw; k++) {
@@ -111,7 +110,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
+    record_h0(d, b, p.s, j);
     let rz = gates_rz(d, row, j, a);
     let r = rz.x;
     let z = rz.y;
@@ -124,7 +123,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
-// ResetBefore, phase 1: r, z, q = r * h and the previous state into hp.
+// ResetBefore, phase 1: r, z, q = r * h (and the initial state into h0 at step 0).
 @compute @workgroup_size(64, 1, 1)
 fn fwd_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     touch_forward();
@@ -137,7 +136,7 @@ fn fwd_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
+    record_h0(d, b, p.s, j);
     let wr = w_hh(d) + j * p.rw;
     let wz = wr + hd * p.rw;
     // The third product is not needed here: pass the z row again (same loads).
@@ -169,7 +168,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + hn);
     let z = cache[rec_at(row, hd + j)];
-    let h = (1.0 - z) * n + z * cache[p.hp + row * p.rw + j];
+    let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = n;
     cache[p.hs + row * p.rw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
@@ -251,7 +250,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let r = cache[rec_at(row, j)];
     let z = cache[rec_at(row, hd + j)];
     let n = cache[rec_at(row, 2u * hd + j)];
-    let h = cache[p.hp + row * p.rw + j];
+    let h = h_before(d, b, j);
     let da_n = dh * (1.0 - z) * (1.0 - n * n);
     let da_z = dh * (h - n) * z * (1.0 - z);
     let dx = p.dxp + row * p.gh;
@@ -291,7 +290,7 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     cache[scr_at(row, hd + j)] = drh;
     let r = cache[rec_at(row, j)];
-    let da_r = drh * cache[p.hp + row * p.rw + j] * r * (1.0 - r);
+    let da_r = drh * h_before(d, b, j) * r * (1.0 - r);
     gates[p.dxp + row * p.gh + j] = da_r;
     gates[p.dgh + row * p.gh + j] = da_r;
 }

@@ -6,7 +6,7 @@
 //   y_t = softmax(z_t) (opt1 = 1) or z_t (opt1 = 0)
 //
 // The layer outputs h_t; the recurrent state (width R = C, the head's classes; sections
-// hp/hs) is y_t. The head is the model's own head, shared: its gradients from the feedback
+// hs) is y_t. The head is the model's own head, shared: its gradients from the feedback
 // path add to those of the model's head.
 //
 // Record (K = H + C): [h_t: H | z_t: C]. Scratch (S = 2C): [dz_t: C | dy_t: C].
@@ -37,9 +37,8 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
-    // The hp row is complete only after every invocation of this row wrote its part, so
-    // the product reads the previous state directly.
+    record_h0(d, b, p.s, j);
+    // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
     cache[p.rec + row * p.kw + j] = h;
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;

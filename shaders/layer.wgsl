@@ -19,7 +19,7 @@
 //
 // Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp
 // and dgh are in `gates`, the rest in `cache`:
-//   xp  (G*H)  W_ih x_t + b_ih            hp (R)   previous recurrent state (0 if none)
+//   xp  (G*H)  W_ih x_t + b_ih            h0 [D][B][R] initial recurrent state (0 if none)
 //   c0 [D][B][C] initial cell state       hs (R)   state after the step
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
 //   dxp (G*H)  gradient of xp             dgh (G*H) gradient of W_hh h + b_hh
@@ -37,9 +37,9 @@ struct LP {
     s: u32, batch: u32, time: u32, dirs: u32,
     hidden: u32, rw: u32, cw: u32, gh: u32,
     out_w: u32, out: u32, kw: u32, sw: u32,
-    flags: u32, xp: u32, hp: u32, c0: u32,
+    flags: u32, xp: u32, h0: u32, c0: u32,
     hs: u32, cs: u32, rec: u32, dxp: u32,
-    dgh: u32, scr: u32, dc: u32, pad0: u32,
+    dgh: u32, scr: u32, dc: u32, dgh0: u32,
     w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,
     ex00: u32, ex01: u32, ex10: u32, ex11: u32,
     opt0: u32, opt1: u32, opt2: u32, opt3: u32,
@@ -125,7 +125,7 @@ fn ex0(d: u32) -> u32 { return select(p.ex00, p.ex01, d == 1u); }
 fn ex1(d: u32) -> u32 { return select(p.ex10, p.ex11, d == 1u); }
 
 // Previous recurrent state element k of step s (0 when not recurrent or no initial state),
-// also recorded into the hp section at `row` by the invocation that owns k.
+// in the forward (st_h holds the initial state).
 fn h_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
     if (!recurrent()) {
         return 0.0;
@@ -153,11 +153,45 @@ fn c_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
     return cache[p.cs + prev_row(d, b, s) * p.cw + k];
 }
 
-// Copies the previous state of row `row` into hp, elements k = j, j + H, ... < R.
-fn record_h_prev(d: u32, b: u32, s: u32, row: u32, j: u32) {
-    for (var k = j; k < p.rw; k += p.hidden) {
-        cache[p.hp + row * p.rw + k] = h_prev(d, b, s, k);
+// At a sequence's first step, copies its initial recurrent state into h0 (elements k = j,
+// j + H, ... < R), where the backward reads h_{t-1} of step 0 (h_before; its other steps'
+// h_{t-1} is the previous row of hs).
+fn record_h0(d: u32, b: u32, s: u32, j: u32) {
+    if (s != 0u) {
+        return;
     }
+    for (var k = j; k < p.rw; k += p.hidden) {
+        cache[p.h0 + (d * p.batch + b) * p.rw + k] = h_prev(d, b, 0u, k);
+    }
+}
+
+// h_{t-1}[k] of step p.s of sequence b, from the cache alone (the backward's st_h holds the
+// final-state gradient, not the initial state); 0 when not recurrent.
+fn h_before(d: u32, b: u32, k: u32) -> f32 {
+    if (!recurrent()) {
+        return 0.0;
+    }
+    if (p.s == 0u) {
+        return cache[p.h0 + (d * p.batch + b) * p.rw + k];
+    }
+    return cache[p.hs + prev_row(d, b, p.s) * p.rw + k];
+}
+
+// dgh of each sequence's first step gathered into dgh0 [D][B][G*H] (gates), for the
+// initial-state term of dW_hh. Invocations (g, b, d), g < G*H.
+@compute @workgroup_size(64, 1, 1)
+fn gather_first_dgh(@builtin(global_invocation_id) gid: vec3<u32>) {
+    _ = arrayLength(&params);
+    _ = arrayLength(&cache);
+    _ = arrayLength(&lens);
+    let g = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (g >= p.gh) {
+        return;
+    }
+    let first = row_of(d, time_of(d, b, 0u), b);
+    gates[p.dgh0 + (d * p.batch + b) * p.gh + g] = gates[p.dgh + first * p.gh + g];
 }
 
 // Pre-activation of a single-gate cell (Elman, Jordan) for unit j of step s at `row`:

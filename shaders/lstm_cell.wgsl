@@ -62,7 +62,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let n = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h_prev(d, b, p.s, row, j);
+    record_h0(d, b, p.s, j);
     let xr = p.xp + row * p.gh;
     let bh = b_hh(d);
     let ai = gates[xr + j] + params[bh + j] + wh.x;

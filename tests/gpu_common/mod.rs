@@ -225,8 +225,11 @@ pub fn compare_stack(
         initial_states: true,
     };
 
-    // Poison pass.
-    gpu.forward(&nan_batch(&batch), Some(&init), Mode::Eval)
+    // Poison pass, over every step of every sequence: rows that are padding in the real batch
+    // then hold NaN, as a previous batch of the same shape can leave any values there.
+    let mut poison_batch = nan_batch(&batch);
+    poison_batch.seq.lengths.fill(batch.seq.time);
+    gpu.forward(&poison_batch, Some(&init), Mode::Eval)
         .expect("gpu forward");
     gpu.backward_from(&dout, Some(&dfinal), wants)
         .expect("gpu backward");

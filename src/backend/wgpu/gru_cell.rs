@@ -117,15 +117,14 @@ impl GpuCell for GruCell {
         }
     }
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
-        let (l, h) = (&c.lay, c.plan.hidden);
-        let hp = (c.dir(l.hp, d, l.rw), l.rw);
+        let (l, h, w_hh) = (&c.lay, c.plan.hidden, c.plan.dirs[d].w_hh);
         if reset_before(c.plan) {
             // Rows r, z against h_{t-1}; rows n against q = r * h_{t-1} (record slot 3).
-            dw_block(c, d, grads, 0, 2 * h, hp);
+            c.dw_prev_state(d, 0, 2 * h, grads, w_hh);
             let q = (c.dir(l.rec, d, l.kw) + 3 * h, l.kw);
             dw_block(c, d, grads, 2 * h, h, q);
         } else {
-            dw_block(c, d, grads, 0, l.gh, hp);
+            c.dw_prev_state(d, 0, l.gh, grads, w_hh);
         }
         c.col_sums(
             c.gates,

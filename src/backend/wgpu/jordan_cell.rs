@@ -90,20 +90,8 @@ impl GpuCell for JordanCell {
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
         let (l, off, hp) = (&c.lay, &c.plan.dirs[d], head(c.plan));
         let (n, nc, rows) = (c.plan.hidden, l.rw, l.rows());
-        // dW_hh += dgh^T hp, db_hh += column sums of dgh
-        c.gemm(
-            l.gh,
-            l.rw,
-            rows,
-            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
-            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
-            Out {
-                buf: grads,
-                off: off.w_hh,
-                rs: l.rw,
-            },
-            true,
-        );
+        // dW_hh += dgh^T y_{t-1} (the fed-back output), db_hh += column sums of dgh
+        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
         c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)

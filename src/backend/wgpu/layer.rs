@@ -47,7 +47,8 @@ pub(super) struct Layout {
     /// Backward scratch width S.
     pub sw: usize,
     pub xp: usize,
-    pub hp: usize,
+    /// Initial recurrent state of each sequence, [D][B][R].
+    pub h0: usize,
     /// Initial cell state of each sequence, [D][B][C].
     pub c0: usize,
     pub hs: usize,
@@ -55,6 +56,8 @@ pub(super) struct Layout {
     pub rec: usize,
     pub dxp: usize,
     pub dgh: usize,
+    /// dgh of each sequence's first step, [D][B][G*H] (gates buffer).
+    pub dgh0: usize,
     pub scr: usize,
     pub dc: usize,
     /// Scalars of the gates buffer.
@@ -74,18 +77,16 @@ impl Layout {
         // where the cell's two gradients are equal.
         let xp = 0;
         let dxp = 0;
-        let (dgh, gates_len) = if cell.dgh_is_dxp(plan) {
-            (0, rows * gh)
-        } else {
-            (rows * gh, 2 * rows * gh)
-        };
+        let dgh = if cell.dgh_is_dxp(plan) { 0 } else { rows * gh };
+        let dgh0 = dgh + rows * gh;
+        let gates_len = dgh0 + dirs * batch * gh;
         let mut at = 0;
         let mut take = |n: usize| {
             let o = at;
             at += n;
             o
         };
-        let hp = take(rows * rw);
+        let h0 = take(dirs * batch * rw);
         let c0 = take(dirs * batch * cw);
         let hs = take(rows * rw);
         let cs = take(rows * cw);
@@ -102,13 +103,14 @@ impl Layout {
             kw,
             sw,
             xp,
-            hp,
+            h0,
             c0,
             hs,
             cs,
             rec,
             dxp,
             dgh,
+            dgh0,
             scr,
             dc,
             gates_len,
@@ -163,7 +165,7 @@ impl Call<'_> {
             w(l.sw),
             flags,
             w(l.xp),
-            w(l.hp),
+            w(l.h0),
             w(l.c0),
             w(l.hs),
             w(l.cs),
@@ -172,7 +174,7 @@ impl Call<'_> {
             w(l.dgh),
             w(l.scr),
             w(l.dc),
-            0,
+            w(l.dgh0),
             w(d0.w_hh),
             w(d1.w_hh),
             w(d0.b_hh),
@@ -356,6 +358,53 @@ impl Call<'_> {
         gemm(&self.be.gpu, m, n, k, a, b, c, 1.0, accumulate, None);
     }
 
+    /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T
+    /// h_{t-1}` over every step of direction `d`: h_{t-1} is hs one step back in the
+    /// direction's order (hs is cleared before each forward, so the row past a reverse
+    /// sequence's end reads zero), and at each sequence's first step the initial state h0,
+    /// against the dgh rows `gather_first_dgh` collected. No-op for a non-recurrent layer.
+    pub fn dw_prev_state(&self, d: usize, first: usize, n: usize, grads: &GpuBuffer, out: usize) {
+        if !self.plan.recurrent {
+            return;
+        }
+        let l = &self.lay;
+        let (t, b) = (l.time, l.batch);
+        let dgh = self.dir(l.dgh, d, l.gh) + first;
+        let hs = self.dir(l.hs, d, l.rw);
+        let dst = || Out {
+            buf: grads,
+            off: out,
+            rs: l.rw,
+        };
+        if t > 1 {
+            // Forward direction: dgh rows of steps 1.. against hs rows of steps ..T-1; the
+            // reverse direction steps from t + 1 to t.
+            let (a_off, b_off) = if d == 0 {
+                (dgh + b * l.gh, hs)
+            } else {
+                (dgh, hs + b * l.rw)
+            };
+            self.gemm(
+                n,
+                l.rw,
+                (t - 1) * b,
+                Mat::t(self.gates, a_off, l.gh),
+                Mat::rows(self.cache, b_off, l.rw),
+                dst(),
+                true,
+            );
+        }
+        self.gemm(
+            n,
+            l.rw,
+            b,
+            Mat::t(self.gates, l.dgh0 + d * b * l.gh + first, l.gh),
+            Mat::rows(self.cache, l.h0 + d * b * l.rw, l.rw),
+            dst(),
+            true,
+        );
+    }
+
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
     /// `off` of `buf`` (the cache or the gates buffer; `shaders/colsum.wgsl`).
     #[allow(clippy::too_many_arguments)]
@@ -437,20 +486,8 @@ pub(super) trait GpuCell {
     /// parameter of the cell other than `weight_ih`/`bias_ih`).
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
         let (l, off) = (&c.lay, &c.plan.dirs[d]);
-        // dW_hh += dgh^T hp
-        c.gemm(
-            l.gh,
-            l.rw,
-            l.rows(),
-            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
-            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
-            Out {
-                buf: grads,
-                off: off.w_hh,
-                rs: l.rw,
-            },
-            true,
-        );
+        // dW_hh += dgh^T h_{t-1}
+        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
         c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
     }
 }
@@ -516,6 +553,12 @@ pub(super) fn layer_forward(
     };
     let l = &c.lay;
     be.gpu.clear(y);
+    // Rows past each sequence's end must read as zero in the backward's products over all
+    // rows (dW_hh against hs shifted by a step, see `Call::dw_prev_state`; records such as
+    // the GRU's r h or the projection's m), whatever an earlier batch of this shape left
+    // there: finite values would bias the reverse direction's dW_hh, and a NaN from a
+    // skipped batch would poison every later one.
+    be.gpu.clear_range(cache, 0, l.scr);
     // xp = x W_ih^T + b_ih for every step of every sequence, per direction.
     for (d, off) in plan.dirs.iter().enumerate() {
         gemm(
@@ -607,6 +650,16 @@ pub(super) fn layer_backward(
             None => &be.dummy,
         };
         cell.initial_state_grads(&c, h, dc);
+    }
+    if plan.recurrent {
+        let w = c.words(0, cell.options(plan));
+        c.run(
+            final_state_shader(plan),
+            "gather_first_dgh",
+            &[],
+            &w,
+            c.groups(l.gh),
+        );
     }
     for (d, off) in plan.dirs.iter().enumerate() {
         // dW_ih += dxp^T x, db_ih += column sums of dxp

@@ -127,20 +127,8 @@ impl GpuCell for LstmCell {
 
     fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
         let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
-        // dW_hh += dgh^T hp, db_hh += column sums of dgh
-        c.gemm(
-            l.gh,
-            l.rw,
-            l.rows(),
-            Mat::t(c.gates, c.dir(l.dgh, d, l.gh), l.gh),
-            Mat::rows(c.cache, c.dir(l.hp, d, l.rw), l.rw),
-            Out {
-                buf: grads,
-                off: off.w_hh,
-                rs: l.rw,
-            },
-            true,
-        );
+        // dW_hh += dgh^T h_{t-1}, db_hh += column sums of dgh
+        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
         c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         let scr = c.dir(l.scr, d, l.sw);
         if let Some(pe) = off.peephole {
