@@ -16,14 +16,14 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
     let h = act(p.opt0, gates[p.xp + row * p.gh + j] + params[b_hh(d) + j] + wh);
-    cache[p.hs + row * p.rw + j] = h;
+    hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
 // The backward at unit j of sequence b (a valid step) given dh_t.
 fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let row = row_of(d, time_of(d, b, p.s), b);
-    let da = dh * dact(p.opt0, cache[p.hs + row * p.rw + j]);
+    let da = dh * dact(p.opt0, hs_get(row, j));
     gates[p.dxp + row * p.gh + j] = da;
     gates[p.dgh + row * p.gh + j] = da;
 }
@@ -71,7 +71,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     record_h0(d, b, p.s, j);
     // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
-    cache[p.hs + row * p.rw + j] = h;
+    hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
@@ -87,7 +87,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
-    let h = cache[p.hs + row * p.rw + j];
+    let h = hs_get(row, j);
     let da = dh * dact(p.opt0, h);
     gates[p.dxp + row * p.gh + j] = da;
     gates[p.dgh + row * p.gh + j] = da;

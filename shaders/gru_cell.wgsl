@@ -119,7 +119,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = n;
     cache[rec_at(row, 3u * hd + j)] = hn;
-    cache[p.hs + row * p.rw + j] = h;
+    hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
@@ -170,7 +170,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
     let z = cache[rec_at(row, hd + j)];
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = n;
-    cache[p.hs + row * p.rw + j] = h;
+    hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 

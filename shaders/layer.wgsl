@@ -6,7 +6,8 @@
 //   0 uniform LP      step index, sizes, flags, cache section offsets, parameter offsets
 //   1 params  f32[]   read: the flat parameter array
 //   2 cache   f32[]   read_write: the layer cache (sections below)
-//   3 y       f32[]   read_write: layer output [T, B, D*out] (forward)
+//   3 y       f32[]   read_write: layer output [T, B, D*out] (forward; also read in the
+//                     backward, where it holds hs when the flags say so)
 //   4 st_h    f32[]   read: initial h [D, B, R] (forward) / gradient of the final h (backward)
 //   5 st_c    f32[]   read: initial c [D, B, C] (forward) / gradient of the final c (backward)
 //   6 lens    u32[]   read: sequence lengths [B]
@@ -60,9 +61,36 @@ struct LP {
 // flags
 const HAS_STATE: u32 = 1u;   // st_h/st_c hold values (initial state / final-state gradient)
 const RECURRENT: u32 = 2u;   // the step sees the previous state
+const HS_IN_Y: u32 = 4u;     // hs lives in y (the layer output holds the same values)
 
 fn has_state() -> bool { return (p.flags & HAS_STATE) != 0u; }
 fn recurrent() -> bool { return (p.flags & RECURRENT) != 0u; }
+fn hs_in_y() -> bool { return (p.flags & HS_IN_Y) != 0u; }
+
+// Index in y of element k of hs row (d*T + t)*B + b: y is [T][B][D*out], and with HS_IN_Y
+// the state is the output (out = R; no dropout on the layer's output), so the cache keeps
+// no copy of it.
+fn hs_index(row: u32, k: u32) -> u32 {
+    let rows = p.time * p.batch;
+    return (row % rows) * p.out_w + (row / rows) * p.out + k;
+}
+
+// Element k of the state after the step of `row`.
+fn hs_get(row: u32, k: u32) -> f32 {
+    if (hs_in_y()) {
+        return y[hs_index(row, k)];
+    }
+    return cache[p.hs + row * p.rw + k];
+}
+
+// Stores element k of the state after the step of `row`.
+fn hs_set(row: u32, k: u32, v: f32) {
+    if (hs_in_y()) {
+        y[hs_index(row, k)] = v;
+    } else {
+        cache[p.hs + row * p.rw + k] = v;
+    }
+}
 
 // Bindings every forward step entry uses.
 fn touch_forward() {
@@ -78,6 +106,7 @@ fn touch_forward() {
 // Bindings every backward step entry uses.
 fn touch_backward() {
     _ = arrayLength(&params);
+    _ = arrayLength(&y);
     _ = arrayLength(&cache);
     _ = arrayLength(&gates);
     _ = arrayLength(&st_h);
@@ -89,6 +118,7 @@ fn touch_backward() {
 // Bindings every final-state / initial-state-gradient entry uses.
 fn touch_final() {
     _ = arrayLength(&params);
+    _ = arrayLength(&y);
     _ = arrayLength(&cache);
     _ = arrayLength(&gates);
     _ = arrayLength(&lens);
@@ -136,7 +166,7 @@ fn h_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
         }
         return 0.0;
     }
-    return cache[p.hs + prev_row(d, b, s) * p.rw + k];
+    return hs_get(prev_row(d, b, s), k);
 }
 
 // Previous cell state element k of step s.
@@ -174,7 +204,7 @@ fn h_before(d: u32, b: u32, k: u32) -> f32 {
     if (p.s == 0u) {
         return cache[p.h0 + (d * p.batch + b) * p.rw + k];
     }
-    return cache[p.hs + prev_row(d, b, p.s) * p.rw + k];
+    return hs_get(prev_row(d, b, p.s), k);
 }
 
 // dgh of each sequence's first step gathered into dgh0 [D][B][G*H] (gates), for the
@@ -182,6 +212,7 @@ fn h_before(d: u32, b: u32, k: u32) -> f32 {
 @compute @workgroup_size(64, 1, 1)
 fn gather_first_dgh(@builtin(global_invocation_id) gid: vec3<u32>) {
     _ = arrayLength(&params);
+    _ = arrayLength(&y);
     _ = arrayLength(&cache);
     _ = arrayLength(&lens);
     let g = gid.x;
@@ -250,7 +281,7 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
     let d = gid.z;
     let last = row_of(d, time_of(d, b, lens[b] - 1u), b);
     if (k < p.rw) {
-        out_h[(d * p.batch + b) * p.rw + k] = cache[p.hs + last * p.rw + k];
+        out_h[(d * p.batch + b) * p.rw + k] = hs_get(last, k);
     }
     if (k < p.cw) {
         out_c[(d * p.batch + b) * p.cw + k] = cache[p.cs + last * p.cw + k];

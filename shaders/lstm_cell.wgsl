@@ -90,7 +90,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     if (lstm_proj()) {
         cache[r + 4u * n + j] = m;
     } else {
-        cache[p.hs + row * p.rw + j] = m;
+        hs_set(row, j, m);
         y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
     }
 }
@@ -154,7 +154,7 @@ fn fwd_proj(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < p.hidden; j++) {
         h += params[w + j] * cache[mr + j];
     }
-    cache[p.hs + row * p.rw + k] = h;
+    hs_set(row, k, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + k] = h;
 }
 

@@ -601,6 +601,7 @@ impl<B: Backend> Model<B> {
                 lp,
                 &self.params,
                 &ws.xs[k],
+                &ws.xs[k + 1],
                 &seq,
                 &ws.caches[k],
                 &dy,

@@ -238,13 +238,16 @@ pub trait Backend {
 
     /// Backpropagation through time for a layer: from `dy` `[T, B, D*out]` and the gradient
     /// of the final states `dlast` (zero when `None`), accumulates parameter gradients into
-    /// `grads` and writes `dx` `[T, B, I]` and `dinit` when asked for.
+    /// `grads` and writes `dx` `[T, B, I]` and `dinit` when asked for. `y` is the layer's
+    /// output as its forward wrote it (a backend may keep the states there instead of in the
+    /// cache when the output is not changed afterwards: `LayerPlan::dropout` is 0).
     #[allow(clippy::too_many_arguments)]
     fn layer_backward(
         &self,
         plan: &LayerPlan,
         params: &Self::Buffer,
         x: &Self::Buffer,
+        y: &Self::Buffer,
         seq: &SeqShape,
         cache: &Self::Buffer,
         dy: &Self::Buffer,

@@ -128,6 +128,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         plan: &LayerPlan,
         params: &Vec<T>,
         x: &Vec<T>,
+        _y: &Vec<T>,
         seq: &SeqShape,
         cache: &Vec<T>,
         dy: &Vec<T>,

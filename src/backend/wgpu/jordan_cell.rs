@@ -47,6 +47,10 @@ fn softmax(plan: &LayerPlan) -> bool {
 }
 
 impl GpuCell for JordanCell {
+    fn state_is_output(&self) -> bool {
+        // The fed-back state is the head's output y_t, not the layer's output h_t.
+        false
+    }
     fn shader(&self) -> &'static Shader {
         &SHADER
     }

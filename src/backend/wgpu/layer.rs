@@ -52,6 +52,9 @@ pub(super) struct Layout {
     /// Initial cell state of each sequence, [D][B][C].
     pub c0: usize,
     pub hs: usize,
+    /// The states live in the layer output y instead of the hs section (the cell's state is
+    /// its output and nothing changes the output afterwards: no dropout on it).
+    pub hs_in_y: bool,
     pub cs: usize,
     pub rec: usize,
     pub dxp: usize,
@@ -88,7 +91,8 @@ impl Layout {
         };
         let h0 = take(dirs * batch * rw);
         let c0 = take(dirs * batch * cw);
-        let hs = take(rows * rw);
+        let hs_in_y = cell.state_is_output() && plan.dropout == 0.0;
+        let hs = take(if hs_in_y { 0 } else { rows * rw });
         let cs = take(rows * cw);
         let rec = take(rows * kw);
         let scr = take(rows * sw);
@@ -106,6 +110,7 @@ impl Layout {
             h0,
             c0,
             hs,
+            hs_in_y,
             cs,
             rec,
             dxp,
@@ -133,6 +138,8 @@ pub(super) struct Call<'a> {
     pub cache: &'a GpuBuffer,
     /// xp / dxp / dgh (binding 10), made for this call.
     pub gates: &'a GpuBuffer,
+    /// The layer's output (binding 3), which may hold the states (`Layout::hs_in_y`).
+    pub y: &'a GpuBuffer,
     pub lengths: &'a GpuBuffer,
     /// Whether st_h/st_c hold an initial state (forward) or final-state gradient (backward).
     pub has_state: bool,
@@ -147,7 +154,8 @@ impl Call<'_> {
         let (l, plan) = (&self.lay, self.plan);
         let d1 = plan.dirs.get(1).unwrap_or(&plan.dirs[0]);
         let d0 = &plan.dirs[0];
-        let flags = self.has_state as u32 | (plan.recurrent as u32) << 1;
+        let flags =
+            self.has_state as u32 | (plan.recurrent as u32) << 1 | (self.lay.hs_in_y as u32) << 2;
         let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
         let w = |v: usize| v as u32;
         vec![
@@ -265,6 +273,7 @@ impl Call<'_> {
         let mut bindings = vec![
             (1, self.params),
             (2, self.cache),
+            (3, self.y),
             (6, self.lengths),
             (10, self.gates),
         ];
@@ -296,7 +305,7 @@ impl Call<'_> {
         words: &[u32],
         groups: [u32; 3],
     ) {
-        let io = [(3, io.y), (4, io.st_h), (5, io.st_c)];
+        let io = [(4, io.st_h), (5, io.st_c)];
         self.run(shader, entry, &io, words, groups);
     }
 
@@ -370,7 +379,15 @@ impl Call<'_> {
         let l = &self.lay;
         let (t, b) = (l.time, l.batch);
         let dgh = self.dir(l.dgh, d, l.gh) + first;
-        let hs = self.dir(l.hs, d, l.rw);
+        // hs rows of steps `from..` of direction d, where they live.
+        let hs = |from: usize| {
+            if l.hs_in_y {
+                let out_w = self.plan.output_width();
+                Mat::rows(self.y, from * b * out_w + d * l.rw, out_w)
+            } else {
+                Mat::rows(self.cache, self.dir(l.hs, d, l.rw) + from * b * l.rw, l.rw)
+            }
+        };
         let dst = || Out {
             buf: grads,
             off: out,
@@ -379,17 +396,17 @@ impl Call<'_> {
         if t > 1 {
             // Forward direction: dgh rows of steps 1.. against hs rows of steps ..T-1; the
             // reverse direction steps from t + 1 to t.
-            let (a_off, b_off) = if d == 0 {
-                (dgh + b * l.gh, hs)
+            let (a_off, h) = if d == 0 {
+                (dgh + b * l.gh, hs(0))
             } else {
-                (dgh, hs + b * l.rw)
+                (dgh, hs(1))
             };
             self.gemm(
                 n,
                 l.rw,
                 (t - 1) * b,
                 Mat::t(self.gates, a_off, l.gh),
-                Mat::rows(self.cache, b_off, l.rw),
+                h,
                 dst(),
                 true,
             );
@@ -430,7 +447,6 @@ impl Call<'_> {
 
 /// Buffers of a forward step.
 pub(super) struct Fwd<'a> {
-    pub y: &'a GpuBuffer,
     pub st_h: &'a GpuBuffer,
     pub st_c: &'a GpuBuffer,
 }
@@ -455,6 +471,11 @@ pub(super) trait GpuCell {
     /// Whether the gradient of `W_hh h + b_hh` (dgh) always equals that of `xp` (dxp), so
     /// both sections can be one.
     fn dgh_is_dxp(&self, _plan: &LayerPlan) -> bool {
+        true
+    }
+    /// Whether the recurrent state after each step is the layer's output at that step, so
+    /// the output can hold it (see `Layout::hs_in_y`).
+    fn state_is_output(&self) -> bool {
         true
     }
     /// The four option words (`opt0..opt3`) of the cell's kernels.
@@ -547,6 +568,7 @@ pub(super) fn layer_forward(
         params,
         cache,
         gates: &gates,
+        y,
         lengths: &lengths,
         has_state: init.is_some(),
         steps: steps(seq),
@@ -582,7 +604,7 @@ pub(super) fn layer_forward(
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),
     };
-    let io = Fwd { y, st_h, st_c };
+    let io = Fwd { st_h, st_c };
     for s in 0..c.steps {
         cell.forward_step(&c, &io, s);
     }
@@ -609,6 +631,7 @@ pub(super) fn layer_backward(
     plan: &LayerPlan,
     params: &GpuBuffer,
     x: &GpuBuffer,
+    y: &GpuBuffer,
     seq: &SeqShape,
     cache: &GpuBuffer,
     dy: &GpuBuffer,
@@ -629,6 +652,7 @@ pub(super) fn layer_backward(
         params,
         cache,
         gates: &gates,
+        y,
         lengths: &lengths,
         has_state: dlast.is_some(),
         steps: steps(seq),

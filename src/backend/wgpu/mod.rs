@@ -273,6 +273,7 @@ impl Backend for WgpuBackend {
         plan: &LayerPlan,
         params: &GpuBuffer,
         x: &GpuBuffer,
+        y: &GpuBuffer,
         seq: &SeqShape,
         cache: &GpuBuffer,
         dy: &GpuBuffer,
@@ -282,7 +283,7 @@ impl Backend for WgpuBackend {
         dinit: Option<StateBufsMut<'_, GpuBuffer>>,
     ) {
         layer::layer_backward(
-            self, plan, params, x, seq, cache, dy, dlast, grads, dx, dinit,
+            self, plan, params, x, y, seq, cache, dy, dlast, grads, dx, dinit,
         );
     }
 
