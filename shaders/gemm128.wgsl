@@ -26,7 +26,9 @@
 // [BK][128] (n fastest), so each k step reads 2 vec4 of A and 2 vec4 of B and does 16 vec4
 // multiply-adds. Every invocation loads two vec4 of each operand from global memory along
 // its contiguous dimension; the next tile's loads are issued before the current tile's
-// arithmetic (register prefetch). Out-of-range elements load zeros and are not stored.
+// arithmetic (register prefetch) and staged into the second workgroup buffer after it (one
+// barrier per chunk). Out-of-range elements load zeros and are not stored. Workgroup
+// memory: 32 KiB.
 
 struct P {
     m: u32, n: u32, k: u32, flags: u32,
@@ -48,8 +50,10 @@ override B_N_CONTIGUOUS: bool = true;
 
 const BK: u32 = 16u;
 
-var<workgroup> As: array<vec4<f32>, 512>; // [BK][128 / 4]
-var<workgroup> Bs: array<vec4<f32>, 512>; // [BK][128 / 4]
+// Two staging buffers of [BK][128 / 4] each (offsets 0 and 512): the next chunk is staged
+// into one while the current one is read, so each chunk needs one barrier, not two.
+var<workgroup> As: array<vec4<f32>, 1024>;
+var<workgroup> Bs: array<vec4<f32>, 1024>;
 
 fn a_elem(i: u32) -> f32 {
     return a[i >> 2u][i & 3u];
@@ -113,35 +117,35 @@ fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
 }
 
 /// Puts load slot `e` of A into the [BK][128] staging tile.
-fn stage_a(e: u32, v: vec4<f32>) {
+fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
     if (A_K_CONTIGUOUS) {
         // Four k values of one row m: a column of the staged tile.
         let mm = e / 4u;
         let kk = (e % 4u) * 4u;
         let q = mm / 4u;
         let lane = mm % 4u;
-        As[kk * 32u + q][lane] = v.x;
-        As[(kk + 1u) * 32u + q][lane] = v.y;
-        As[(kk + 2u) * 32u + q][lane] = v.z;
-        As[(kk + 3u) * 32u + q][lane] = v.w;
+        As[buf + kk * 32u + q][lane] = v.x;
+        As[buf + (kk + 1u) * 32u + q][lane] = v.y;
+        As[buf + (kk + 2u) * 32u + q][lane] = v.z;
+        As[buf + (kk + 3u) * 32u + q][lane] = v.w;
     } else {
-        As[(e / 32u) * 32u + e % 32u] = v;
+        As[buf + (e / 32u) * 32u + e % 32u] = v;
     }
 }
 
 /// Puts load slot `e` of B into the [BK][128] staging tile.
-fn stage_b(e: u32, v: vec4<f32>) {
+fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
     if (B_N_CONTIGUOUS) {
-        Bs[(e / 32u) * 32u + e % 32u] = v;
+        Bs[buf + (e / 32u) * 32u + e % 32u] = v;
     } else {
         let nn = e / 4u;
         let kk = (e % 4u) * 4u;
         let q = nn / 4u;
         let lane = nn % 4u;
-        Bs[kk * 32u + q][lane] = v.x;
-        Bs[(kk + 1u) * 32u + q][lane] = v.y;
-        Bs[(kk + 2u) * 32u + q][lane] = v.z;
-        Bs[(kk + 3u) * 32u + q][lane] = v.w;
+        Bs[buf + kk * 32u + q][lane] = v.x;
+        Bs[buf + (kk + 1u) * 32u + q][lane] = v.y;
+        Bs[buf + (kk + 2u) * 32u + q][lane] = v.z;
+        Bs[buf + (kk + 3u) * 32u + q][lane] = v.w;
     }
 }
 
@@ -190,14 +194,16 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     var pa1 = load_a(t + 256u, m0, 0u);
     var pb0 = load_b(t, n0, 0u);
     var pb1 = load_b(t + 256u, n0, 0u);
+    stage_a(0u, t, pa0);
+    stage_a(0u, t + 256u, pa1);
+    stage_b(0u, t, pb0);
+    stage_b(0u, t + 256u, pb1);
+    workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
     for (var kt = 0u; kt < tiles; kt++) {
-        stage_a(t, pa0);
-        stage_a(t + 256u, pa1);
-        stage_b(t, pb0);
-        stage_b(t + 256u, pb1);
-        workgroupBarrier();
-        if (kt + 1u < tiles) {
+        let cur = (kt % 2u) * 512u;
+        let more = kt + 1u < tiles;
+        if (more) {
             let k1 = (kt + 1u) * BK;
             pa0 = load_a(t, m0, k1);
             pa1 = load_a(t + 256u, m0, k1);
@@ -205,11 +211,19 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
             pb1 = load_b(t + 256u, n0, k1);
         }
         for (var kk = 0u; kk < BK; kk++) {
-            let a0 = As[kk * 32u + ty];
-            let a1 = As[kk * 32u + 16u + ty];
-            let b0 = Bs[kk * 32u + tx];
-            let b1 = Bs[kk * 32u + 16u + tx];
+            let a0 = As[cur + kk * 32u + ty];
+            let a1 = As[cur + kk * 32u + 16u + ty];
+            let b0 = Bs[cur + kk * 32u + tx];
+            let b1 = Bs[cur + kk * 32u + 16u + tx];
             // @generate gemm_fma
+        }
+        if (more) {
+            // The other buffer was last read in the previous chunk, before its barrier.
+            let next = 512u - cur;
+            stage_a(next, t, pa0);
+            stage_a(next, t + 256u, pa1);
+            stage_b(next, t, pb0);
+            stage_b(next, t + 256u, pb1);
         }
         workgroupBarrier();
     }

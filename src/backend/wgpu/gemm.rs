@@ -37,6 +37,10 @@ pub enum GemmTiles {
     Big,
 }
 
+/// Workgroup memory of the 128x128 tile (two staging buffers for A and for B); adapters
+/// with less take the 64x64 tile.
+pub const GEMM128_WORKGROUP_BYTES: u32 = 32 * 1024;
+
 /// The fewest 128x128 tiles for which `Auto` takes the big tile: below it the 64x64 tile's
 /// four times as many workgroups fill a large GPU better.
 pub const MIN_BIG_TILES: usize = 128;
@@ -163,7 +167,8 @@ pub fn gemm(
         0,
         0,
     ];
-    match big_tile_layout(gpu.gemm_tiles(), m, n, &a, &b, &c) {
+    let fits = gpu.limits().max_compute_workgroup_storage_size >= GEMM128_WORKGROUP_BYTES;
+    match big_tile_layout(gpu.gemm_tiles(), m, n, &a, &b, &c).filter(|_| fits) {
         Some((a_k, b_n)) => {
             let constants = [
                 ("A_K_CONTIGUOUS", a_k as u32 as f64),

@@ -50,11 +50,15 @@ pub struct GpuTokens {
     pub(crate) host: TokenBags,
 }
 
+/// Workgroup memory of the tiled step kernels (`shaders/layer.wgsl`: `wsm`, 1536 vec4, and
+/// `h_tile`, 128 vec4).
+pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 128) * 16;
+
 /// Choices between kernels that compute the same thing, for benchmarking one against the
 /// other on a given adapter (every choice is tested against the CPU reference).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tuning {
-    /// Recurrent steps as 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup
+    /// Recurrent steps as 16-, 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup
     /// memory (the `*_tiled` entry points: forward and backward of Elman, LSTM (backward
     /// without projection) and PyTorch-variant GRU), instead of one invocation per unit and
     /// sequence reading its own W_hh rows. Default: tiled.
@@ -103,12 +107,19 @@ impl WgpuBackend {
     pub fn new(adapter: Option<&str>) -> Result<Self, GpuError> {
         let gpu = Gpu::new(adapter)?;
         let dummy = gpu.buffer(1);
-        Ok(WgpuBackend {
+        let mut be = WgpuBackend {
             gpu,
             dummy,
             lengths: RefCell::default(),
             tuning: Tuning::default(),
-        })
+        };
+        be.set_tuning(Tuning::default());
+        Ok(be)
+    }
+
+    /// Whether the adapter's workgroup memory holds the tiled step kernels' staging arrays.
+    fn tiles_fit(&self) -> bool {
+        self.gpu.limits().max_compute_workgroup_storage_size >= TILED_STEP_WORKGROUP_BYTES
     }
 
     /// The kernel choices in effect.
@@ -117,7 +128,7 @@ impl WgpuBackend {
     }
 
     /// Changes the kernel choices (for benchmarks and tests that compare kernels).
-    pub fn set_tuning(&mut self, tuning: Tuning) {
+    pub fn set_tuning(&mut self, mut tuning: Tuning) {
         assert!(
             matches!(
                 tuning.step_tile_units,
@@ -125,6 +136,10 @@ impl WgpuBackend {
             ),
             "step tiles hold 16, 32 or 64 units"
         );
+        // Adapters with little workgroup memory (WebGPU's 16 KiB minimum) run the row-wise
+        // steps; the 128x128 GEMM tile checks its own need (gemm::GEMM128_WORKGROUP_BYTES).
+        tuning.tiled_steps &= self.tiles_fit();
+        tuning.blocked_steps &= tuning.tiled_steps;
         self.gpu.set_gemm_tiles(tuning.gemm_tiles);
         self.gpu.set_checked(tuning.checked);
         self.tuning = tuning;
