@@ -7,7 +7,7 @@
 // Backward: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the end),
 // da_t = dh_t * act'(h_t) -> dxp and dgh.
 // Invocations (j, b, d): j < H, one per hidden unit, both directions in one dispatch; the
-// *_tiled entry points do the same for TU (32 or 64) units x 16 sequences per workgroup
+// *_tiled entry points do the same for TU (16, 32 or 64) units x 16 sequences per workgroup
 // (layer.wgsl).
 
 // h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j].

@@ -28,7 +28,7 @@
 // Backward, per step: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the
 // sequence's end). With a projection bwd_dh (k < P) stores dh_t in scratch and bwd_step
 // forms dm = W_hr^T dh_t; without one dm = dh_t directly in bwd_step (j < H, row-wise) or
-// bwd_step_tiled (TU = 32 or 64 units x 16 sequences per workgroup); both end in bwd_cell.
+// bwd_step_tiled (TU = 16, 32 or 64 units x 16 sequences per workgroup); both end in bwd_cell.
 // The running cell-state gradient lives in the dc section: read from st_c at each sequence's last
 // step, replaced by dc_{t-1} = dc f + da_i p_i + da_f p_f after each step.
 //   da_o = dm hiddenact(c) gate'(o)       dc = dc_next + dm o hiddenact'(c) + da_o p_o

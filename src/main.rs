@@ -293,7 +293,7 @@ enum GemmChoice {
 /// the same thing (speed with bench, agreement with the CPU reference with check).
 #[derive(clap::Args, Debug)]
 struct KernelFlags {
-    /// Recurrent step kernels: `tiled` (32 or 64 units x 16 sequences per workgroup sharing
+    /// Recurrent step kernels: `tiled` (16, 32 or 64 units x 16 sequences per workgroup sharing
     /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
     /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
     /// per unit and sequence), to compare them on an adapter.
