@@ -354,9 +354,20 @@ fn tile_w4(w: u32, gate: u32, u0: u32, k0: u32, l: u32) -> vec4<f32> {
                      tile_w(w, gate, u + 2u * step, k), tile_w(w, gate, u + 3u * step, k));
 }
 
-// Stores tile_w4's slot: weight (kk, gate, tile unit) at kk * rs + gate * TU + unit (plain
-// loop, row stride rs floats).
+// Stores tile_w4's slot. Plain loop: weight (kk, gate, tile unit) at float kk * rs + gate *
+// TU + unit (row stride rs floats). Blocked loop (TU = 32): in vec4 kk * rs + gate * 8 +
+// unit / 4, lane unit % 4 (row stride rs vec4s).
 fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
+    if (STEP_BLOCKED) {
+        let u = l / TK;
+        let base = (l % TK) * rs + gate * 8u + u / 4u;
+        let lane = u % 4u;
+        wsm[base][lane] = v.x;
+        wsm[base + 2u][lane] = v.y;
+        wsm[base + 4u][lane] = v.z;
+        wsm[base + 6u][lane] = v.w;
+        return;
+    }
     let base = (l % TK) * rs + gate * TU + l / TK;
     let step = TU / 4u;
     wsm_set(base, v.x);
@@ -365,16 +376,22 @@ fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
     wsm_set(base + 3u * step, v.w);
 }
 
-// Stores tile_w4's slot for the blocked loop: weight (kk, gate, tile unit) in vec4
-// kk * rs + gate * 8 + unit / 4, lane unit % 4 (TU = 32, row stride rs vec4s).
-fn stage_w4_blocked(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
-    let u = l / TK;
-    let base = (l % TK) * rs + gate * 8u + u / 4u;
-    let lane = u % 4u;
-    wsm[base][lane] = v.x;
-    wsm[base + 2u][lane] = v.y;
-    wsm[base + 4u][lane] = v.z;
-    wsm[base + 6u][lane] = v.w;
+// The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates (the
+// registers that carry it from one chunk to the next).
+fn tile_w_gates(w: u32, u0: u32, k0: u32, l: u32, gates: u32) -> Gates4 {
+    var v = Gates4(tile_w4(w, 0u, u0, k0, l), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (gates > 1u) { v.g1 = tile_w4(w, 1u, u0, k0, l); }
+    if (gates > 2u) { v.g2 = tile_w4(w, 2u, u0, k0, l); }
+    if (gates > 3u) { v.g3 = tile_w4(w, 3u, u0, k0, l); }
+    return v;
+}
+
+// Stores tile_w_gates' registers into workgroup memory.
+fn stage_w_gates(l: u32, rs: u32, v: Gates4, gates: u32) {
+    stage_w4(0u, l, rs, v.g0);
+    if (gates > 1u) { stage_w4(1u, l, rs, v.g1); }
+    if (gates > 2u) { stage_w4(2u, l, rs, v.g2); }
+    if (gates > 3u) { stage_w4(3u, l, rs, v.g3); }
 }
 
 // Element e of the [TB][width] state chunk at k0: h_{t-1}[k0 + e % width] of sequence
@@ -405,6 +422,39 @@ fn stage_h(e: u32, v: f32, width: u32) {
     h_tile[(e % width) * 4u + b / 4u][b % 4u] = v;
 }
 
+// Element e of a [TB][width] chunk at k0: of the previous states, or (from_dgh) of dgh at
+// the next step.
+fn tile_state(d: u32, b0: u32, k0: u32, e: u32, width: u32, from_dgh: bool) -> f32 {
+    if (from_dgh) {
+        return tile_dgh(d, b0, k0, e, width);
+    }
+    return tile_h(d, b0, k0, e, width);
+}
+
+// The elements l + i * stride (i < count: 1, 2 or 4) of a [TB][width] chunk at k0 that
+// invocation l loads, as the lanes of one vec4 (the registers that carry them from one
+// chunk to the next); count * stride = TB * width.
+fn tile_states(d: u32, b0: u32, k0: u32, l: u32, stride: u32, count: u32, width: u32,
+               from_dgh: bool) -> vec4<f32> {
+    var v = vec4<f32>(tile_state(d, b0, k0, l, width, from_dgh), 0.0, 0.0, 0.0);
+    if (count > 1u) { v.y = tile_state(d, b0, k0, l + stride, width, from_dgh); }
+    if (count > 2u) {
+        v.z = tile_state(d, b0, k0, l + 2u * stride, width, from_dgh);
+        v.w = tile_state(d, b0, k0, l + 3u * stride, width, from_dgh);
+    }
+    return v;
+}
+
+// Stores tile_states' lanes into h_tile.
+fn stage_states(l: u32, stride: u32, count: u32, width: u32, v: vec4<f32>) {
+    stage_h(l, v.x, width);
+    if (count > 1u) { stage_h(l + stride, v.y, width); }
+    if (count > 2u) {
+        stage_h(l + 2u * stride, v.z, width);
+        stage_h(l + 3u * stride, v.w, width);
+    }
+}
+
 // (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
 // tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
 fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
@@ -427,46 +477,17 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     }
     // Registers holding the next chunk: one vec4 of weights per gate, and the 256 state
     // elements of a chunk spread over the workgroup's invocations (1, 2 or 4 each).
-    var w0 = tile_w4(w, 0u, u0, 0u, l);
-    var w1 = vec4<f32>(0.0);
-    var w2 = vec4<f32>(0.0);
-    var w3 = vec4<f32>(0.0);
-    if (gates > 1u) { w1 = tile_w4(w, 1u, u0, 0u, l); }
-    if (gates > 2u) { w2 = tile_w4(w, 2u, u0, 0u, l); }
-    if (gates > 3u) { w3 = tile_w4(w, 3u, u0, 0u, l); }
-    var h0 = tile_h(d, b0, 0u, l, TK);
-    var h1 = 0.0;
-    var h2 = 0.0;
-    var h3 = 0.0;
-    if (threads < 256u) { h1 = tile_h(d, b0, 0u, l + threads, TK); }
-    if (threads < 128u) {
-        h2 = tile_h(d, b0, 0u, l + 2u * threads, TK);
-        h3 = tile_h(d, b0, 0u, l + 3u * threads, TK);
-    }
+    let count = TB * TK / threads;
+    var wt = tile_w_gates(w, u0, 0u, l, gates);
+    var st = tile_states(d, b0, 0u, l, threads, count, TK, false);
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        stage_w4(0u, l, rs, w0);
-        if (gates > 1u) { stage_w4(1u, l, rs, w1); }
-        if (gates > 2u) { stage_w4(2u, l, rs, w2); }
-        if (gates > 3u) { stage_w4(3u, l, rs, w3); }
-        stage_h(l, h0, TK);
-        if (threads < 256u) { stage_h(l + threads, h1, TK); }
-        if (threads < 128u) {
-            stage_h(l + 2u * threads, h2, TK);
-            stage_h(l + 3u * threads, h3, TK);
-        }
+        stage_w_gates(l, rs, wt, gates);
+        stage_states(l, threads, count, TK, st);
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
-            w0 = tile_w4(w, 0u, u0, k1, l);
-            if (gates > 1u) { w1 = tile_w4(w, 1u, u0, k1, l); }
-            if (gates > 2u) { w2 = tile_w4(w, 2u, u0, k1, l); }
-            if (gates > 3u) { w3 = tile_w4(w, 3u, u0, k1, l); }
-            h0 = tile_h(d, b0, k1, l, TK);
-            if (threads < 256u) { h1 = tile_h(d, b0, k1, l + threads, TK); }
-            if (threads < 128u) {
-                h2 = tile_h(d, b0, k1, l + 2u * threads, TK);
-                h3 = tile_h(d, b0, k1, l + 3u * threads, TK);
-            }
+            wt = tile_w_gates(w, u0, k1, l, gates);
+            st = tile_states(d, b0, k1, l, threads, count, TK, false);
         }
         for (var kk = 0u; kk < TK; kk++) {
             let h = h_tile[kk * 4u + q];
@@ -505,31 +526,16 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         return out;
     }
     // @generate step_acc_decl
-    var w0 = tile_w4(w, 0u, u0, 0u, l);
-    var w1 = vec4<f32>(0.0);
-    var w2 = vec4<f32>(0.0);
-    var w3 = vec4<f32>(0.0);
-    if (gates > 1u) { w1 = tile_w4(w, 1u, u0, 0u, l); }
-    if (gates > 2u) { w2 = tile_w4(w, 2u, u0, 0u, l); }
-    if (gates > 3u) { w3 = tile_w4(w, 3u, u0, 0u, l); }
-    var h0 = tile_h(d, b0, 0u, l, TK);
-    var h1 = tile_h(d, b0, 0u, l + 128u, TK);
+    var wt = tile_w_gates(w, u0, 0u, l, gates);
+    var st = tile_states(d, b0, 0u, l, 128u, 2u, TK, false);
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        stage_w4_blocked(0u, l, rs, w0);
-        if (gates > 1u) { stage_w4_blocked(1u, l, rs, w1); }
-        if (gates > 2u) { stage_w4_blocked(2u, l, rs, w2); }
-        if (gates > 3u) { stage_w4_blocked(3u, l, rs, w3); }
-        stage_h(l, h0, TK);
-        stage_h(l + 128u, h1, TK);
+        stage_w_gates(l, rs, wt, gates);
+        stage_states(l, 128u, 2u, TK, st);
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
-            w0 = tile_w4(w, 0u, u0, k1, l);
-            if (gates > 1u) { w1 = tile_w4(w, 1u, u0, k1, l); }
-            if (gates > 2u) { w2 = tile_w4(w, 2u, u0, k1, l); }
-            if (gates > 3u) { w3 = tile_w4(w, 3u, u0, k1, l); }
-            h0 = tile_h(d, b0, k1, l, TK);
-            h1 = tile_h(d, b0, k1, l + 128u, TK);
+            wt = tile_w_gates(w, u0, k1, l, gates);
+            st = tile_states(d, b0, k1, l, 128u, 2u, TK, false);
         }
         for (var j = 0u; j < 4u; j++) {
             let kk = slice * 4u + j;
@@ -612,34 +618,17 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return acc;
     }
+    let count = TB * TK / threads;
     var w0 = tile_wt4(w, u0, 0u, l);
-    var h0 = tile_dgh(d, b0, 0u, l, TK);
-    var h1 = 0.0;
-    var h2 = 0.0;
-    var h3 = 0.0;
-    if (threads < 256u) { h1 = tile_dgh(d, b0, 0u, l + threads, TK); }
-    if (threads < 128u) {
-        h2 = tile_dgh(d, b0, 0u, l + 2u * threads, TK);
-        h3 = tile_dgh(d, b0, 0u, l + 3u * threads, TK);
-    }
+    var st = tile_states(d, b0, 0u, l, threads, count, TK, true);
     for (var g0 = 0u; g0 < p.gh; g0 += TK) {
         stage_wt4(l, 0u, w0);
-        stage_h(l, h0, TK);
-        if (threads < 256u) { stage_h(l + threads, h1, TK); }
-        if (threads < 128u) {
-            stage_h(l + 2u * threads, h2, TK);
-            stage_h(l + 3u * threads, h3, TK);
-        }
+        stage_states(l, threads, count, TK, st);
         workgroupBarrier();
         let g1 = g0 + TK;
         if (g1 < p.gh) {
             w0 = tile_wt4(w, u0, g1, l);
-            h0 = tile_dgh(d, b0, g1, l, TK);
-            if (threads < 256u) { h1 = tile_dgh(d, b0, g1, l + threads, TK); }
-            if (threads < 128u) {
-                h2 = tile_dgh(d, b0, g1, l + 2u * threads, TK);
-                h3 = tile_dgh(d, b0, g1, l + 3u * threads, TK);
-            }
+            st = tile_states(d, b0, g1, l, threads, count, TK, true);
         }
         for (var kk = 0u; kk < TK; kk++) {
             acc += wsm_get(kk * TU + u) * h_tile[kk * 4u + q];
@@ -668,26 +657,17 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var a3 = vec4<f32>(0.0);
     var w0 = tile_wt4(w, u0, 0u, l);
     var w1 = tile_wt4(w, u0, 16u, l);
-    var h0 = tile_dgh(d, b0, 0u, l, 32u);
-    var h1 = tile_dgh(d, b0, 0u, l + 128u, 32u);
-    var h2 = tile_dgh(d, b0, 0u, l + 256u, 32u);
-    var h3 = tile_dgh(d, b0, 0u, l + 384u, 32u);
+    var st = tile_states(d, b0, 0u, l, 128u, 4u, 32u, true);
     for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
         stage_wt4(l, 0u, w0);
         stage_wt4(l, 16u, w1);
-        stage_h(l, h0, 32u);
-        stage_h(l + 128u, h1, 32u);
-        stage_h(l + 256u, h2, 32u);
-        stage_h(l + 384u, h3, 32u);
+        stage_states(l, 128u, 4u, 32u, st);
         workgroupBarrier();
         let g1 = g0 + 32u;
         if (g1 < p.gh) {
             w0 = tile_wt4(w, u0, g1, l);
             w1 = tile_wt4(w, u0, g1 + 16u, l);
-            h0 = tile_dgh(d, b0, g1, l, 32u);
-            h1 = tile_dgh(d, b0, g1, l + 128u, 32u);
-            h2 = tile_dgh(d, b0, g1, l + 256u, 32u);
-            h3 = tile_dgh(d, b0, g1, l + 384u, 32u);
+            st = tile_states(d, b0, g1, l, 128u, 4u, 32u, true);
         }
         for (var j = 0u; j < 8u; j++) {
             let kk = slice * 8u + j;
