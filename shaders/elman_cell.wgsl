@@ -25,7 +25,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let row = row_of(d, time_of(d, b, p.s), b);
     let da = dh * dact(p.opt0, hs_get(row, j));
     gates[p.dxp + row * p.gh + j] = da;
-    gates[p.dgh + row * p.gh + j] = da;
+    // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
 @compute @workgroup_size(4u * TU, 1, 1)
@@ -90,7 +90,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let h = hs_get(row, j);
     let da = dh * dact(p.opt0, h);
     gates[p.dxp + row * p.gh + j] = da;
-    gates[p.dgh + row * p.gh + j] = da;
+    // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
 // Gradient of the initial state. Invocations (k, b, d), k < R.

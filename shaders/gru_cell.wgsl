@@ -254,17 +254,17 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let da_n = dh * (1.0 - z) * (1.0 - n * n);
     let da_z = dh * (h - n) * z * (1.0 - z);
     let dx = p.dxp + row * p.gh;
-    let dg = p.dgh + row * p.gh;
     gates[dx + hd + j] = da_z;
-    gates[dg + hd + j] = da_z;
     gates[dx + 2u * hd + j] = da_n;
-    if (reset_before()) {
-        gates[dg + 2u * hd + j] = da_n;
-    } else {
+    // ResetBefore: dgh is the dxp section (GpuCell::dgh_is_dxp), completed by bwd_reset.
+    if (!reset_before()) {
         let hn = cache[rec_at(row, 3u * hd + j)];
         let da_r = da_n * hn * r * (1.0 - r);
         gates[dx + j] = da_r;
+        // Pytorch: dgh is its own section, [da_r | da_z | da_n r].
+        let dg = p.dgh + row * p.gh;
         gates[dg + j] = da_r;
+        gates[dg + hd + j] = da_z;
         gates[dg + 2u * hd + j] = da_n * r;
     }
 }
@@ -292,7 +292,7 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = cache[rec_at(row, j)];
     let da_r = drh * h_before(d, b, j) * r * (1.0 - r);
     gates[p.dxp + row * p.gh + j] = da_r;
-    gates[p.dgh + row * p.gh + j] = da_r;
+    // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
 // Gradient of the initial state. Invocations (k, b, d), k < R.

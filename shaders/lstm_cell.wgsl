@@ -269,10 +269,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     gates[p.dxp + xr + n + j] = da_f;
     gates[p.dxp + xr + 2u * n + j] = da_g;
     gates[p.dxp + xr + 3u * n + j] = da_o;
-    gates[p.dgh + xr + j] = da_i;
-    gates[p.dgh + xr + n + j] = da_f;
-    gates[p.dgh + xr + 2u * n + j] = da_g;
-    gates[p.dgh + xr + 3u * n + j] = da_o;
+    // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
     if (lstm_peephole()) {
         cache[sr + j] = da_i * cp;
         cache[sr + n + j] = da_f * cp;
