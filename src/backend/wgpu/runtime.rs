@@ -259,11 +259,6 @@ impl Gpu {
         self.checked.set(on);
     }
 
-    /// Whether kernels compiled from now on keep naga's bounds checks.
-    pub fn checked(&self) -> bool {
-        self.checked.get()
-    }
-
     /// Chooses the tile of the matrix products recorded from now on (benchmarks and tests
     /// compare them).
     pub fn set_gemm_tiles(&self, t: GemmTiles) {
