@@ -177,7 +177,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Gradient reaching h_{t-1}[k] through the step of `row` (whose backward is complete).
 fn dh_through(d: u32, row: u32, k: u32) -> f32 {
     let hd = p.hidden;
-    var acc = cache[rec_at(row, hd + k)] * cache[scr_at(row, k)];
+    var acc = cache[rec_at(row, hd + k)] * gates[scr_at(row, k)];
     let w = w_hh(d) + k;
     let g_end = select(p.gh, 2u * hd, reset_before());
     let dg = p.dgh + row * p.gh;
@@ -185,7 +185,7 @@ fn dh_through(d: u32, row: u32, k: u32) -> f32 {
         acc += params[w + g * p.rw] * gates[dg + g];
     }
     if (reset_before()) {
-        acc += cache[rec_at(row, k)] * cache[scr_at(row, hd + k)];
+        acc += cache[rec_at(row, k)] * gates[scr_at(row, hd + k)];
     }
     return acc;
 }
@@ -234,7 +234,7 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
             var dh = tile_dh(d, b + c, j, wt[c]);
             if (recurrent() && p.s + 1u < lens[b + c]) {
                 let next = next_row(d, b + c, p.s);
-                dh += cache[rec_at(next, p.hidden + j)] * cache[scr_at(next, j)];
+                dh += cache[rec_at(next, p.hidden + j)] * gates[scr_at(next, j)];
             }
             bwd_cell(d, b + c, j, dh);
         }
@@ -246,7 +246,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    cache[scr_at(row, j)] = dh;
+    gates[scr_at(row, j)] = dh;
     let r = cache[rec_at(row, j)];
     let z = cache[rec_at(row, hd + j)];
     let n = cache[rec_at(row, 2u * hd + j)];
@@ -288,7 +288,7 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var g = 0u; g < hd; g++) {
         drh += params[w + g * p.rw] * gates[dn + g];
     }
-    cache[scr_at(row, hd + j)] = drh;
+    gates[scr_at(row, hd + j)] = drh;
     let r = cache[rec_at(row, j)];
     let da_r = drh * h_before(d, b, j) * r * (1.0 - r);
     gates[p.dxp + row * p.gh + j] = da_r;

@@ -98,7 +98,7 @@ fn bwd_state(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let row = row_of(d, time_of(d, b, p.s), b);
-    cache[p.scr + row * p.sw + p.rw + c] = dh_from_next(d, b, p.s, c);
+    gates[p.scr + row * p.sw + p.rw + c] = dh_from_next(d, b, p.s, c);
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -118,25 +118,25 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var dot = 0.0;
     if (softmax_feedback()) {
         for (var k = 0u; k < p.rw; k++) {
-            dot += cache[yr + k] * cache[sr + p.rw + k];
+            dot += cache[yr + k] * gates[sr + p.rw + k];
         }
     }
     // dh = dout + W_head^T dz
     var dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j];
     let w = ex0(d) + j;
     for (var k = 0u; k < p.rw; k++) {
-        var dz = cache[sr + p.rw + k];
+        var dz = gates[sr + p.rw + k];
         if (softmax_feedback()) {
             dz = cache[yr + k] * (dz - dot);
         }
         dh += params[w + k * p.hidden] * dz;
     }
     for (var k = j; k < p.rw; k += p.hidden) {
-        var dz = cache[sr + p.rw + k];
+        var dz = gates[sr + p.rw + k];
         if (softmax_feedback()) {
             dz = cache[yr + k] * (dz - dot);
         }
-        cache[sr + k] = dz;
+        gates[sr + k] = dz;
     }
     let h = cache[p.rec + row * p.kw + j];
     let da = dh * dact(p.opt0, h);

@@ -18,8 +18,8 @@
 //                     a buffer of their own that lives only while the layer's forward or
 //                     backward runs
 //
-// Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp
-// and dgh are in `gates`, the rest in `cache`:
+// Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp,
+// dgh, scr and dc are in `gates`, the forward's records (h0, c0, hs, cs, rec) in `cache`:
 //   xp  (G*H)  W_ih x_t + b_ih            h0 [D][B][R] initial recurrent state (0 if none)
 //   c0 [D][B][C] initial cell state       hs (R)   state after the step
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
@@ -27,9 +27,9 @@
 //   scr (S)    the cell's backward scratch dc (C)  running gradient of the cell state
 // The cache keeps what the backward needs from the forward; `gates` is made for the forward
 // (xp, read only by the forward steps) and again for the backward (dxp, and dgh where it
-// differs from dxp: the PyTorch-variant GRU; elsewhere dgh is dxp), so a row of the layer
-// holds no gate-wide section between its forward and its backward. The host's Layout
-// says where each section is.
+// differs from dxp: the PyTorch-variant GRU; elsewhere dgh is dxp; the scratch and dc), so
+// a row of the layer holds no gate-wide section or scratch between its forward and its
+// backward. The host's Layout says where each section is.
 //
 // Step s of sequence b in direction d is time t = s (forward) or len_b - 1 - s (reverse);
 // invocations with s >= len_b do nothing, so finished sequences cost no work.

@@ -171,7 +171,7 @@ fn bwd_dh(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + k] + dh_from_next(d, b, p.s, k);
-    cache[p.scr + row * p.sw + scr_dh() + k] = dh;
+    gates[p.scr + row * p.sw + scr_dh() + k] = dh;
 }
 
 // Row-wise backward step. Invocations (j, b, d), j < H.
@@ -193,7 +193,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         let w = ex1(d) + j;
         let dr = p.scr + row * p.sw + scr_dh();
         for (var k = 0u; k < p.rw; k++) {
-            dm += params[w + k * n] * cache[dr + k];
+            dm += params[w + k * n] * gates[dr + k];
         }
     } else {
         dm = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
@@ -244,7 +244,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
             dc_next = st_c[di];
         }
     } else {
-        dc_next = cache[p.dc + di];
+        dc_next = gates[p.dc + di];
     }
     let r = p.rec + row * p.kw;
     let gi = cache[r + j];
@@ -263,7 +263,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     if (recurrent()) {
         dc_prev = dc * gf + da_i * peep(d, 0u, j) + da_f * peep(d, 1u, j);
     }
-    cache[p.dc + di] = dc_prev;
+    gates[p.dc + di] = dc_prev;
     let xr = row * p.gh;
     gates[p.dxp + xr + j] = da_i;
     gates[p.dxp + xr + n + j] = da_f;
@@ -271,9 +271,9 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     gates[p.dxp + xr + 3u * n + j] = da_o;
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
     if (lstm_peephole()) {
-        cache[sr + j] = da_i * cp;
-        cache[sr + n + j] = da_f * cp;
-        cache[sr + 2u * n + j] = da_o * c;
+        gates[sr + j] = da_i * cp;
+        gates[sr + n + j] = da_f * cp;
+        gates[sr + 2u * n + j] = da_o * c;
     }
 }
 
@@ -289,6 +289,6 @@ fn dinit(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     if (k < p.cw) {
         let di = (d * p.batch + b) * p.cw + k;
-        out_c[di] = cache[p.dc + di];
+        out_c[di] = gates[p.dc + di];
     }
 }

@@ -99,7 +99,7 @@ impl GpuCell for JordanCell {
         c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)
-        let dz = Mat::t(c.cache, c.dir(l.scr, d, l.sw), l.sw);
+        let dz = Mat::t(c.gates, c.dir(l.scr, d, l.sw), l.sw);
         c.gemm(
             nc,
             n,
@@ -114,6 +114,6 @@ impl GpuCell for JordanCell {
             true,
         );
         // db_head += column sums of dz
-        c.col_sums(c.cache, c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
+        c.col_sums(c.gates, c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
     }
 }

@@ -61,9 +61,12 @@ pub(super) struct Layout {
     pub dgh: usize,
     /// dgh of each sequence's first step, [D][B][G*H] (gates buffer).
     pub dgh0: usize,
+    /// The cell's backward scratch, [D][T][B][S] (gates buffer).
     pub scr: usize,
+    /// Running gradient of the cell state, [D][B][C] (gates buffer).
     pub dc: usize,
-    /// Scalars of the gates buffer.
+    /// Scalars of the gates buffer (the forward uses only xp, but a buffer of one size
+    /// is reused from the forward to the backward by the allocator's pool).
     pub gates_len: usize,
     pub total: usize,
 }
@@ -82,7 +85,11 @@ impl Layout {
         let dxp = 0;
         let dgh = if cell.dgh_is_dxp(plan) { 0 } else { rows * gh };
         let dgh0 = dgh + rows * gh;
-        let gates_len = dgh0 + dirs * batch * gh;
+        // The backward's scratch lives with its gate gradients, not in the cache, so the
+        // cache holds only what the forward records.
+        let scr = dgh0 + dirs * batch * gh;
+        let dc = scr + rows * sw;
+        let gates_len = dc + dirs * batch * cw;
         let mut at = 0;
         let mut take = |n: usize| {
             let o = at;
@@ -95,8 +102,6 @@ impl Layout {
         let hs = take(if hs_in_y { 0 } else { rows * rw });
         let cs = take(rows * cw);
         let rec = take(rows * kw);
-        let scr = take(rows * sw);
-        let dc = take(dirs * batch * cw);
         Layout {
             time,
             batch,
@@ -580,7 +585,7 @@ pub(super) fn layer_forward(
     // the GRU's r h or the projection's m), whatever an earlier batch of this shape left
     // there: finite values would bias the reverse direction's dW_hh, and a NaN from a
     // skipped batch would poison every later one.
-    be.gpu.clear_range(cache, 0, l.scr);
+    be.gpu.clear_range(cache, 0, l.total);
     // xp = x W_ih^T + b_ih for every step of every sequence, per direction.
     for (d, off) in plan.dirs.iter().enumerate() {
         gemm(
@@ -643,7 +648,8 @@ pub(super) fn layer_backward(
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
     let lay = Layout::of(plan, seq);
-    // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below.
+    // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below; the
+    // scratch and the running dc start from zero.
     let gates = be.gpu.buffer(lay.gates_len);
     let c = Call {
         be,
@@ -658,8 +664,6 @@ pub(super) fn layer_backward(
         steps: steps(seq),
     };
     let l = &c.lay;
-    // The backward's sections of the cache (scratch, running dc) start from zero.
-    be.gpu.clear_range(cache, l.scr, l.total - l.scr);
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),

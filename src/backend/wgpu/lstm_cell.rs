@@ -133,7 +133,7 @@ impl GpuCell for LstmCell {
         let scr = c.dir(l.scr, d, l.sw);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
-            c.col_sums(c.cache, scr, 3 * n, l.sw, grads, pe);
+            c.col_sums(c.gates, scr, 3 * n, l.sw, grads, pe);
         }
         if let Some(w_hr) = off.w_hr {
             // dW_hr += dh^T m over all steps
@@ -142,7 +142,7 @@ impl GpuCell for LstmCell {
                 n,
                 l.rows(),
                 Mat {
-                    buf: c.cache,
+                    buf: c.gates,
                     off: scr + scr_dh(c.plan),
                     rs: 1,
                     cs: l.sw,
