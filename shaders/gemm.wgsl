@@ -4,7 +4,8 @@
 // Bindings (group 0):
 //   0 uniform P     sizes, strides, offsets, flags
 //   1 a    f32[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
-//   2 b    f32[]    read: element (k, n) at b_off + k * b_rs + n * b_cs
+//   2 b    BT[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared by
+//                   the host before this file, is f32 or f16 (an f16 layer cache)
 //   3 c    f32[]    read_write: element (m, n) at c_off + m * c_rs + n
 //   4 bias f32[]    read: bias[bias_off + n]
 // Strides express the transposes BPTT needs (A^T: swap a_rs and a_cs) without copies.
@@ -23,7 +24,7 @@ struct P {
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<BT>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
@@ -85,7 +86,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gn = n0 + nn;
             var bv = 0.0;
             if (gn < p.n && gk < p.k) {
-                bv = b[p.b_off + gk * p.b_rs + gn * p.b_cs];
+                bv = f32(b[p.b_off + gk * p.b_rs + gn * p.b_cs]);
             }
             Bs[kk * TN + nn] = bv;
         }

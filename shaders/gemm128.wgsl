@@ -11,7 +11,8 @@
 // Bindings (group 0):
 //   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
 //   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
-//   2 b    vec4<f32>[]    read: element (k, n) at b_off + k * b_rs + n * b_cs
+//   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
+//                         by the host before this file, is f32 or f16 (an f16 layer cache)
 //   3 c    vec4<f32>[]    read_write: element (m, n) at c_off + m * c_rs + n
 //   4 bias f32[]          read: bias[bias_off + n]
 // Element i of a flat buffer is component i % 4 of vec4 i / 4 (buffers are sized in whole
@@ -39,7 +40,7 @@ struct P {
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<BT>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
@@ -60,7 +61,7 @@ fn a_elem(i: u32) -> f32 {
 }
 
 fn b_elem(i: u32) -> f32 {
-    return b[i >> 2u][i & 3u];
+    return f32(b[i >> 2u][i & 3u]);
 }
 
 /// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
@@ -106,7 +107,7 @@ fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
     }
     let base = p.b_off + k * p.b_rs + n * p.b_cs;
     if (room == 4u) {
-        return b[base >> 2u];
+        return vec4<f32>(b[base >> 2u]);
     }
     var v = vec4<f32>(0.0);
     let step = select(p.b_rs, p.b_cs, B_N_CONTIGUOUS); // 1 by the precondition

@@ -66,8 +66,8 @@ fn gates_rz(d: u32, row: u32, j: u32, a: vec3<f32>) -> vec2<f32> {
     let x = p.xp + row * p.gh;
     let r = sigmoid(gates[x + j] + a.x + params[bh + j]);
     let z = sigmoid(gates[x + hd + j] + a.y + params[bh + hd + j]);
-    cache[rec_at(row, j)] = r;
-    cache[rec_at(row, hd + j)] = z;
+    cache[rec_at(row, j)] = CT(r);
+    cache[rec_at(row, hd + j)] = CT(z);
     return vec2<f32>(r, z);
 }
 
@@ -117,8 +117,8 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     let hn = a.z + params[b_hh(d) + 2u * hd + j];
     let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + r * hn);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
-    cache[rec_at(row, 2u * hd + j)] = n;
-    cache[rec_at(row, 3u * hd + j)] = hn;
+    cache[rec_at(row, 2u * hd + j)] = CT(n);
+    cache[rec_at(row, 3u * hd + j)] = CT(hn);
     hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -142,7 +142,7 @@ fn fwd_gates(@builtin(global_invocation_id) gid: vec3<u32>) {
     // The third product is not needed here: pass the z row again (same loads).
     let a = hh3(d, b, p.s, wr, wz, wz);
     let r = gates_rz(d, row, j, a).x;
-    cache[rec_at(row, 3u * hd + j)] = r * h_prev(d, b, p.s, j);
+    cache[rec_at(row, 3u * hd + j)] = CT(r * h_prev(d, b, p.s, j));
 }
 
 // ResetBefore, phase 2: hn = W_hn q + b_hn over the complete q row, n and h_t.
@@ -163,13 +163,13 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
         let wn = w_hh(d) + (2u * hd + j) * p.rw;
         let q = rec_at(row, 3u * hd);
         for (var k = 0u; k < p.rw; k++) {
-            hn += params[wn + k] * cache[q + k];
+            hn += params[wn + k] * f32(cache[q + k]);
         }
     }
     let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + hn);
-    let z = cache[rec_at(row, hd + j)];
+    let z = f32(cache[rec_at(row, hd + j)]);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
-    cache[rec_at(row, 2u * hd + j)] = n;
+    cache[rec_at(row, 2u * hd + j)] = CT(n);
     hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -177,7 +177,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Gradient reaching h_{t-1}[k] through the step of `row` (whose backward is complete).
 fn dh_through(d: u32, row: u32, k: u32) -> f32 {
     let hd = p.hidden;
-    var acc = cache[rec_at(row, hd + k)] * gates[scr_at(row, k)];
+    var acc = f32(cache[rec_at(row, hd + k)]) * gates[scr_at(row, k)];
     let w = w_hh(d) + k;
     let g_end = select(p.gh, 2u * hd, reset_before());
     let dg = p.dgh + row * p.gh;
@@ -185,7 +185,7 @@ fn dh_through(d: u32, row: u32, k: u32) -> f32 {
         acc += params[w + g * p.rw] * gates[dg + g];
     }
     if (reset_before()) {
-        acc += cache[rec_at(row, k)] * gates[scr_at(row, hd + k)];
+        acc += f32(cache[rec_at(row, k)]) * gates[scr_at(row, hd + k)];
     }
     return acc;
 }
@@ -234,7 +234,7 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
             var dh = tile_dh(d, b + c, j, wt[c]);
             if (recurrent() && p.s + 1u < lens[b + c]) {
                 let next = next_row(d, b + c, p.s);
-                dh += cache[rec_at(next, p.hidden + j)] * gates[scr_at(next, j)];
+                dh += f32(cache[rec_at(next, p.hidden + j)]) * gates[scr_at(next, j)];
             }
             bwd_cell(d, b + c, j, dh);
         }
@@ -247,9 +247,9 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     gates[scr_at(row, j)] = dh;
-    let r = cache[rec_at(row, j)];
-    let z = cache[rec_at(row, hd + j)];
-    let n = cache[rec_at(row, 2u * hd + j)];
+    let r = f32(cache[rec_at(row, j)]);
+    let z = f32(cache[rec_at(row, hd + j)]);
+    let n = f32(cache[rec_at(row, 2u * hd + j)]);
     let h = h_before(d, b, j);
     let da_n = dh * (1.0 - z) * (1.0 - n * n);
     let da_z = dh * (h - n) * z * (1.0 - z);
@@ -258,7 +258,7 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     gates[dx + 2u * hd + j] = da_n;
     // ResetBefore: dgh is the dxp section (GpuCell::dgh_is_dxp), completed by bwd_reset.
     if (!reset_before()) {
-        let hn = cache[rec_at(row, 3u * hd + j)];
+        let hn = f32(cache[rec_at(row, 3u * hd + j)]);
         let da_r = da_n * hn * r * (1.0 - r);
         gates[dx + j] = da_r;
         // Pytorch: dgh is its own section, [da_r | da_z | da_n r].
@@ -289,7 +289,7 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
         drh += params[w + g * p.rw] * gates[dn + g];
     }
     gates[scr_at(row, hd + j)] = drh;
-    let r = cache[rec_at(row, j)];
+    let r = f32(cache[rec_at(row, j)]);
     let da_r = drh * h_before(d, b, j) * r * (1.0 - r);
     gates[p.dxp + row * p.gh + j] = da_r;
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)

@@ -40,7 +40,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     record_h0(d, b, p.s, j);
     // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
-    cache[p.rec + row * p.kw + j] = h;
+    cache[p.rec + row * p.kw + j] = CT(h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
@@ -58,11 +58,11 @@ fn fwd_head(@builtin(global_invocation_id) gid: vec3<u32>) {
     let w = ex0(d) + c * p.hidden;
     let hr = p.rec + row * p.kw;
     for (var j = 0u; j < p.hidden; j++) {
-        z += params[w + j] * cache[hr + j];
+        z += params[w + j] * f32(cache[hr + j]);
     }
-    cache[hr + p.hidden + c] = z;
+    cache[hr + p.hidden + c] = CT(z);
     if (!softmax_feedback()) {
-        cache[p.hs + row * p.rw + c] = z;
+        cache[p.hs + row * p.rw + c] = CT(z);
     }
 }
 
@@ -77,15 +77,15 @@ fn fwd_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let row = row_of(d, time_of(d, b, p.s), b);
     let zr = p.rec + row * p.kw + p.hidden;
-    var m = cache[zr];
+    var m = f32(cache[zr]);
     for (var k = 1u; k < p.rw; k++) {
-        m = max(m, cache[zr + k]);
+        m = max(m, f32(cache[zr + k]));
     }
     var sum = 0.0;
     for (var k = 0u; k < p.rw; k++) {
-        sum += exp(cache[zr + k] - m);
+        sum += exp(f32(cache[zr + k]) - m);
     }
-    cache[p.hs + row * p.rw + c] = exp(cache[zr + c] - m) / sum;
+    cache[p.hs + row * p.rw + c] = CT(exp(f32(cache[zr + c]) - m) / sum);
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -118,7 +118,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var dot = 0.0;
     if (softmax_feedback()) {
         for (var k = 0u; k < p.rw; k++) {
-            dot += cache[yr + k] * gates[sr + p.rw + k];
+            dot += f32(cache[yr + k]) * gates[sr + p.rw + k];
         }
     }
     // dh = dout + W_head^T dz
@@ -127,18 +127,18 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < p.rw; k++) {
         var dz = gates[sr + p.rw + k];
         if (softmax_feedback()) {
-            dz = cache[yr + k] * (dz - dot);
+            dz = f32(cache[yr + k]) * (dz - dot);
         }
         dh += params[w + k * p.hidden] * dz;
     }
     for (var k = j; k < p.rw; k += p.hidden) {
         var dz = gates[sr + p.rw + k];
         if (softmax_feedback()) {
-            dz = cache[yr + k] * (dz - dot);
+            dz = f32(cache[yr + k]) * (dz - dot);
         }
         gates[sr + k] = dz;
     }
-    let h = cache[p.rec + row * p.kw + j];
+    let h = f32(cache[p.rec + row * p.kw + j]);
     let da = dh * dact(p.opt0, h);
     gates[p.dxp + row * p.gh + j] = da;
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)

@@ -5,7 +5,9 @@
 // Bindings (group 0; each entry point uses a subset, and touches every one it is given):
 //   0 uniform LP      step index, sizes, flags, cache section offsets, parameter offsets
 //   1 params  f32[]   read: the flat parameter array
-//   2 cache   f32[]   read_write: the layer cache (sections below)
+//   2 cache   CT[]    read_write: the layer cache (sections below), in the storage type CT
+//                     the host declares before this file: f32, or f16 under `--precision
+//                     f16` (records rounded to f16 when stored; all arithmetic in f32)
 //   3 y       f32[]   read_write: layer output [T, B, D*out] (forward; also read in the
 //                     backward, where it holds hs when the flags say so)
 //   4 st_h    f32[]   read: initial h [D, B, R] (forward) / gradient of the final h (backward)
@@ -48,7 +50,7 @@ struct LP {
 
 @group(0) @binding(0) var<uniform> p: LP;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
-@group(0) @binding(2) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cache: array<CT>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> st_h: array<f32>;
 @group(0) @binding(5) var<storage, read> st_c: array<f32>;
@@ -80,7 +82,7 @@ fn hs_get(row: u32, k: u32) -> f32 {
     if (hs_in_y()) {
         return y[hs_index(row, k)];
     }
-    return cache[p.hs + row * p.rw + k];
+    return f32(cache[p.hs + row * p.rw + k]);
 }
 
 // Stores element k of the state after the step of `row`.
@@ -88,7 +90,7 @@ fn hs_set(row: u32, k: u32, v: f32) {
     if (hs_in_y()) {
         y[hs_index(row, k)] = v;
     } else {
-        cache[p.hs + row * p.rw + k] = v;
+        cache[p.hs + row * p.rw + k] = CT(v);
     }
 }
 
@@ -180,7 +182,7 @@ fn c_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
         }
         return 0.0;
     }
-    return cache[p.cs + prev_row(d, b, s) * p.cw + k];
+    return f32(cache[p.cs + prev_row(d, b, s) * p.cw + k]);
 }
 
 // At a sequence's first step, copies its initial recurrent state into h0 (elements k = j,
@@ -191,7 +193,7 @@ fn record_h0(d: u32, b: u32, s: u32, j: u32) {
         return;
     }
     for (var k = j; k < p.rw; k += p.hidden) {
-        cache[p.h0 + (d * p.batch + b) * p.rw + k] = h_prev(d, b, 0u, k);
+        cache[p.h0 + (d * p.batch + b) * p.rw + k] = CT(h_prev(d, b, 0u, k));
     }
 }
 
@@ -202,7 +204,7 @@ fn h_before(d: u32, b: u32, k: u32) -> f32 {
         return 0.0;
     }
     if (p.s == 0u) {
-        return cache[p.h0 + (d * p.batch + b) * p.rw + k];
+        return f32(cache[p.h0 + (d * p.batch + b) * p.rw + k]);
     }
     return hs_get(prev_row(d, b, p.s), k);
 }
@@ -284,7 +286,7 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
         out_h[(d * p.batch + b) * p.rw + k] = hs_get(last, k);
     }
     if (k < p.cw) {
-        out_c[(d * p.batch + b) * p.cw + k] = cache[p.cs + last * p.cw + k];
+        out_c[(d * p.batch + b) * p.cw + k] = f32(cache[p.cs + last * p.cw + k]);
     }
 }
 

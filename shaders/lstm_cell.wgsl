@@ -72,7 +72,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let cp = c_prev(d, b, p.s, j);
     if (p.s == 0u) {
         // The backward reads c_{t-1} from cs of the previous row, or from here at step 0.
-        cache[p.c0 + (d * p.batch + b) * p.cw + j] = cp;
+        cache[p.c0 + (d * p.batch + b) * p.cw + j] = CT(cp);
     }
     let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
     let gf = act(p.opt0, af + peep(d, 1u, j) * cp);
@@ -81,14 +81,14 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let go = act(p.opt0, ao + peep(d, 2u, j) * c);
     let hc = act(p.opt2, c);
     let m = go * hc;
-    cache[p.cs + row * p.cw + j] = c;
+    cache[p.cs + row * p.cw + j] = CT(c);
     let r = p.rec + row * p.kw;
-    cache[r + j] = gi;
-    cache[r + n + j] = gf;
-    cache[r + 2u * n + j] = gg;
-    cache[r + 3u * n + j] = go;
+    cache[r + j] = CT(gi);
+    cache[r + n + j] = CT(gf);
+    cache[r + 2u * n + j] = CT(gg);
+    cache[r + 3u * n + j] = CT(go);
     if (lstm_proj()) {
-        cache[r + 4u * n + j] = m;
+        cache[r + 4u * n + j] = CT(m);
     } else {
         hs_set(row, j, m);
         y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
@@ -152,7 +152,7 @@ fn fwd_proj(@builtin(global_invocation_id) gid: vec3<u32>) {
     let mr = p.rec + row * p.kw + 4u * p.hidden;
     var h = 0.0;
     for (var j = 0u; j < p.hidden; j++) {
-        h += params[w + j] * cache[mr + j];
+        h += params[w + j] * f32(cache[mr + j]);
     }
     hs_set(row, k, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + k] = h;
@@ -225,9 +225,9 @@ fn c_before(d: u32, b: u32, j: u32) -> f32 {
         return 0.0;
     }
     if (p.s == 0u) {
-        return cache[p.c0 + (d * p.batch + b) * p.cw + j];
+        return f32(cache[p.c0 + (d * p.batch + b) * p.cw + j]);
     }
-    return cache[p.cs + prev_row(d, b, p.s) * p.cw + j];
+    return f32(cache[p.cs + prev_row(d, b, p.s) * p.cw + j]);
 }
 
 // The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.
@@ -247,11 +247,11 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
         dc_next = gates[p.dc + di];
     }
     let r = p.rec + row * p.kw;
-    let gi = cache[r + j];
-    let gf = cache[r + n + j];
-    let gg = cache[r + 2u * n + j];
-    let go = cache[r + 3u * n + j];
-    let c = cache[p.cs + row * p.cw + j];
+    let gi = f32(cache[r + j]);
+    let gf = f32(cache[r + n + j]);
+    let gg = f32(cache[r + 2u * n + j]);
+    let go = f32(cache[r + 3u * n + j]);
+    let c = f32(cache[p.cs + row * p.cw + j]);
     let hc = act(p.opt2, c);
     let cp = c_before(d, b, j);
     let da_o = dm * hc * dact(p.opt0, go);

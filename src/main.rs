@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
-use wgrnn::backend::wgpu::{GpuError, Tuning};
+use wgrnn::backend::wgpu::{GpuError, Precision, Tuning};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -139,10 +139,41 @@ pub(crate) enum DeviceChoice {
     Auto,
 }
 
+/// How the GPU stores the layer caches (what the forward keeps for the backward).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PrecisionChoice {
+    /// Everything in f32.
+    F32,
+    /// Layer caches in f16 (needs an adapter with SHADER_F16): half their memory; every
+    /// kernel still computes in f32.
+    F16,
+}
+
+impl Chosen {
+    /// Applies `--precision`: the GPU's cache storage; f16 on the CPU is refused.
+    pub(crate) fn set_precision(&mut self, p: PrecisionChoice) -> Result<()> {
+        match (self, p) {
+            (Chosen::Gpu(be), PrecisionChoice::F16) => Ok(be.set_precision(Precision::F16)?),
+            (Chosen::Gpu(be), PrecisionChoice::F32) => Ok(be.set_precision(Precision::F32)?),
+            (Chosen::Cpu(_), PrecisionChoice::F32) => Ok(()),
+            (Chosen::Cpu(_), PrecisionChoice::F16) => bail!(
+                "--precision f16 stores the GPU's layer caches in f16; the CPU backend computes \
+                 and stores in f32 only (use --device gpu)"
+            ),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct CheckArgs {
     #[command(flatten)]
     kernels: KernelFlags,
+    /// How the GPU stores the layer caches: f32, or f16 (the default tolerances then
+    /// become 4e-3 for forward values and 5e-3 for gradients, about 8 f16 roundings, and
+    /// 3e-2 for step losses and updated parameters: Adam steps every element by about lr,
+    /// so a gradient near zero can flip its step under that rounding).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionChoice,
     /// A full network description (TOML, as NetworkConfig); replaces the network flags.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = [
         "cell", "peephole", "proj", "gru_variant", "layers", "hidden", "input",
@@ -198,7 +229,7 @@ struct CheckArgs {
     #[arg(long, default_value_t = 0.01)]
     lr: f32,
     /// Tolerance of every tensor (default: 1e-4 for gradients, step losses and updated
-    /// parameters, 1e-5 for outputs, final states and the loss).
+    /// parameters, 1e-5 for outputs, final states and the loss; see --precision for f16).
     #[arg(long)]
     tolerance: Option<f64>,
     /// Tolerance of the forward values only (overrides --tolerance for them).
@@ -279,6 +310,9 @@ struct BenchArgs {
     no_kernels: bool,
     #[command(flatten)]
     kernels: KernelFlags,
+    /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory).
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: PrecisionChoice,
 }
 
 /// The matrix-product tiles `wgrnn bench` can compare.
@@ -515,15 +549,19 @@ fn run_check(args: CheckArgs) -> Result<()> {
         .map(check::parse_lengths)
         .transpose()?;
     let seq = check::seq_shape(args.seq, args.batch, lengths)?;
-    let mut tolerances = check::Tolerances::default();
+    let mut tolerances = match args.precision {
+        PrecisionChoice::F32 => check::Tolerances::default(),
+        PrecisionChoice::F16 => check::Tolerances::F16_CACHES,
+    };
     if let Some(t) = args.tolerance {
         tolerances.forward = t;
         tolerances.gradient = t;
+        tolerances.update = t;
     }
     if let Some(t) = args.forward_tolerance {
         tolerances.forward = t;
     }
-    for t in [tolerances.forward, tolerances.gradient] {
+    for t in [tolerances.forward, tolerances.gradient, tolerances.update] {
         if !(t >= 0.0 && t.is_finite()) {
             bail!("tolerances must be finite and not negative, got {t}");
         }
@@ -545,12 +583,24 @@ fn run_check(args: CheckArgs) -> Result<()> {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
             gpu.set_tuning(args.kernels.tuning());
-            println!("kernels: {}", args.kernels.label());
+            if args.precision == PrecisionChoice::F16 {
+                gpu.set_precision(Precision::F16)?;
+            }
+            println!(
+                "kernels: {}; precision: {:?}",
+                args.kernels.label(),
+                args.precision
+            );
             check::run_check(reference, gpu, &spec)?
         }
         Candidate::Cpu64 => {
             if args.adapter.is_some() {
                 bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
+            }
+            if args.precision == PrecisionChoice::F16 {
+                bail!(
+                    "--precision f16 is a GPU storage mode; it cannot be combined with --candidate cpu64"
+                );
             }
             check::run_check(reference, CpuBackend::<f64>::new(), &spec)?
         }
@@ -621,16 +671,20 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     let mut chosen = Some(choose(args.device, args.adapter.as_deref())?);
     let on_gpu = matches!(chosen, Some(Chosen::Gpu(_)));
     for c in &configs {
-        let backend = match chosen.take() {
+        let mut backend = match chosen.take() {
             Some(b) => b,
             None if on_gpu => Chosen::Gpu(Box::new(open_gpu(args.adapter.as_deref())?)),
             None => Chosen::Cpu(CpuBackend::new()),
         };
+        backend.set_precision(args.precision)?;
         let result = match backend {
             Chosen::Gpu(mut be) => {
                 be.set_tuning(args.kernels.tuning());
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = args.kernels.label();
+                    if args.precision == PrecisionChoice::F16 {
+                        r.variant.push_str(" f16-caches");
+                    }
                     r
                 })
             }

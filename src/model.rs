@@ -681,7 +681,7 @@ impl<B: Backend> Model<B> {
         let mut last = Vec::new();
         for lp in &self.plan.layers {
             xs.push(be.zeros(nt * nb * lp.output_width()));
-            caches.push(be.zeros(be.layer_cache_len(lp, seq)));
+            caches.push(be.layer_cache(lp, seq));
             let c = lp.cell_state();
             last.push((
                 be.zeros(lp.directions() * nb * lp.recurrent_input),

@@ -5,6 +5,7 @@
 mod gpu_common;
 
 use gpu_common::{assert_close, gpu, poison, rng, uniform};
+use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
@@ -28,7 +29,23 @@ fn gemm_matches_loops() {
             (5, 1, 200),
         ],
         0,
+        false,
     );
+}
+
+/// Both tiles with B in f16 (the products that read an f16 layer cache: dW_hh against the
+/// stored states, the records of LSTMP, GRU and Jordan): the values widen exactly, so the
+/// result matches the loops on the same rounded values to f32 accuracy.
+#[test]
+fn gemm_with_f16_b_matches_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    assert!(g.has_f16(), "the GPU tests' adapter must offer SHADER_F16");
+    let mut r = rng("gemm_with_f16_b_matches_loops");
+    g.set_gemm_tiles(GemmTiles::Small);
+    check_sizes(g, &mut r, &[(3, 17, 5), (70, 130, 67)], 0, true);
+    g.set_gemm_tiles(GemmTiles::Big);
+    check_sizes(g, &mut r, &[(130, 133, 37), (7, 129, 3)], 4, true);
 }
 
 /// The 128x128 tile: sizes that leave ragged tiles on every edge (m, n, k not multiples of
@@ -47,6 +64,7 @@ fn gemm128_matches_loops() {
             &mut r,
             &[(130, 133, 37), (128, 256, 32), (7, 129, 3), (257, 6, 130)],
             4,
+            false,
         );
     }
 }
@@ -70,8 +88,15 @@ fn gemm128_source_is_unrolled() {
 }
 
 /// Checks `gemm` against loops for each `(m, n, k)`, every transpose, accumulate and bias;
-/// operands start at offsets that are multiples of `align` (0: odd offsets).
-fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], align: usize) {
+/// operands start at offsets that are multiples of `align` (0: odd offsets). With `b16`, B is
+/// an f16 buffer (an f16 layer cache) holding values the loops also use, rounded to f16.
+fn check_sizes(
+    g: &Gpu,
+    r: &mut ChaCha8Rng,
+    sizes: &[(usize, usize, usize)],
+    align: usize,
+    b16: bool,
+) {
     let (a_off, b_off, c_off, bias_off) = if align == 0 {
         (3, 2, 4, 1)
     } else {
@@ -97,7 +122,10 @@ fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], ali
                     let a_rows = if ta { k } else { m };
                     let b_rows = if tb { n } else { k };
                     let a = uniform(r, a_off + a_rows * a_rs, 1.0);
-                    let b = uniform(r, b_off + b_rows * b_rs, 1.0);
+                    let mut b = uniform(r, b_off + b_rows * b_rs, 1.0);
+                    if b16 {
+                        b.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32());
+                    }
                     let bias = uniform(r, n + bias_off, 1.0);
                     let c_len = c_off + m * c_rs;
                     let c0 = if acc {
@@ -136,8 +164,15 @@ fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], ali
                             want[c_off + i * c_rs + j] = v;
                         }
                     }
-                    let (ga, gb, gbias) =
-                        (g.buffer_from(&a), g.buffer_from(&b), g.buffer_from(&bias));
+                    let (ga, gbias) = (g.buffer_from(&a), g.buffer_from(&bias));
+                    let gb = if b16 {
+                        let gb = g.buffer_f16(b.len());
+                        let half: Vec<f16> = b.iter().map(|&v| f16::from_f32(v)).collect();
+                        g.write(&gb, &half);
+                        gb
+                    } else {
+                        g.buffer_from(&b)
+                    };
                     let gc = g.buffer_from(&c0);
                     let ma = if ta {
                         Mat::t(&ga, a_off, a_rs)
@@ -174,7 +209,8 @@ fn check_sizes(g: &Gpu, r: &mut ChaCha8Rng, sizes: &[(usize, usize, usize)], ali
                     );
                     let got = g.read::<f32>(&gc, c_len);
                     let what = format!(
-                        "gemm {:?} m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={with_bias}",
+                        "gemm {:?} m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={with_bias} \
+                         b16={b16}",
                         g.gemm_tiles()
                     );
                     // Outputs match; everything else (before the output, row padding) is

@@ -208,6 +208,12 @@ pub trait Backend {
     /// Scalars of per-layer scratch the forward pass keeps for the backward pass.
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize;
 
+    /// A new zeroed layer cache of `layer_cache_len` scalars, stored as the backend keeps its
+    /// caches (a GPU backend may store them in f16).
+    fn layer_cache(&self, plan: &LayerPlan, seq: &SeqShape) -> Self::Buffer {
+        self.zeros(self.layer_cache_len(plan, seq))
+    }
+
     /// The most bytes one buffer may hold where the device limits it (a GPU's largest
     /// storage binding), so oversized networks and batches are refused with a clear error.
     fn max_buffer_bytes(&self) -> Option<u64> {

@@ -16,7 +16,7 @@ use wgrnn::run::progress::Output;
 use wgrnn::run::run_dir::{self, next_run_dir};
 use wgrnn::run::train_loop::{Ending, TrainOptions, train};
 
-use crate::{DeviceChoice, choose, on_backend};
+use crate::{DeviceChoice, PrecisionChoice, choose, on_backend};
 
 /// The task of `wgrnn train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -184,6 +184,10 @@ pub struct TrainArgs {
     /// GPU adapter: an index from `wgrnn devices` or part of its name.
     #[arg(long, value_name = "NAME|INDEX", help_heading = "Device")]
     adapter: Option<String>,
+    /// How the GPU stores the layer caches (what the forward keeps for the backward): f32,
+    /// or f16 (needs SHADER_F16; half their memory, every kernel still computes in f32).
+    #[arg(long, value_enum, default_value = "f32", help_heading = "Device")]
+    precision: PrecisionChoice,
 }
 
 macro_rules! choice {
@@ -433,7 +437,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     });
     let started = std::time::Instant::now();
-    let chosen = choose(a.device, a.adapter.as_deref())?;
+    let mut chosen = choose(a.device, a.adapter.as_deref())?;
+    chosen.set_precision(a.precision)?;
     let outcome = on_backend!(chosen, be => train(be, &cfg, &opts, &STOP))
         .with_context(|| format!("training in {}", opts.run_dir.display()))?;
     let secs = started.elapsed().as_secs_f64();

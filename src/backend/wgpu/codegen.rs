@@ -4,7 +4,50 @@
 //! variable ends up in slow local memory on NVIDIA (45x slower on the H100,
 //! ../shared/device/README.md), and writing 16 copies of a line by hand invites slips.
 
+use std::sync::OnceLock;
+
+use super::runtime::Shader;
+
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// A kernel file with one storage type left open: its source uses the alias `alias` (the
+/// element type of one or more of its buffers), which is f32 in the first build and f16 in
+/// the second (`enable f16;` added). Each is expanded (see [`expand`]) and built on first use.
+pub struct StorageVariants {
+    names: [&'static str; 2],
+    alias: &'static str,
+    source: &'static str,
+    built: [OnceLock<Shader>; 2],
+}
+
+impl StorageVariants {
+    /// `source` with `alias` = f32 under `names[0]` and = f16 under `names[1]`.
+    pub const fn new(names: [&'static str; 2], alias: &'static str, source: &'static str) -> Self {
+        StorageVariants {
+            names,
+            alias,
+            source,
+            built: [OnceLock::new(), OnceLock::new()],
+        }
+    }
+
+    /// The build with the alias f16 (`f16`) or f32.
+    pub fn get(&self, f16: bool) -> &Shader {
+        let i = f16 as usize;
+        self.built[i].get_or_init(|| {
+            let prelude = if f16 {
+                format!("enable f16;\nalias {} = f16;\n", self.alias)
+            } else {
+                format!("alias {} = f32;\n", self.alias)
+            };
+            let source = format!("{prelude}{}", expand(self.source));
+            Shader {
+                name: self.names[i],
+                source: Box::leak(source.into_boxed_str()),
+            }
+        })
+    }
+}
 
 /// `template` with every `// @generate NAME` line expanded. Panics on an unknown name: the
 /// templates are compiled into the binary, and the shader tests expand all of them.

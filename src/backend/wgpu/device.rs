@@ -35,6 +35,16 @@ pub enum GpuError {
         /// wgpu's reason.
         reason: String,
     },
+    /// f16 storage was asked for on an adapter without `SHADER_F16`.
+    #[error(
+        "adapter `{adapter}` has no f16 shader support (SHADER_F16), which --precision f16 \
+         needs; use --precision f32, or pick another adapter (`wgrnn devices` lists them with \
+         their f16 support)"
+    )]
+    NoF16 {
+        /// The adapter's name.
+        adapter: String,
+    },
 }
 
 /// One adapter as `wgrnn devices` shows it.

@@ -1,30 +1,24 @@
 //! The Elman step kernels (`shaders/elman_cell.wgsl`; CPU twin `src/backend/cpu/elman_cell.rs`).
 
-use std::sync::LazyLock;
-
-use super::codegen;
-use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
-use super::runtime::Shader;
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `elman_cell.wgsl`, the tile loops' `// @generate` lines expanded.
-static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
-    name: "elman_cell",
-    source: Box::leak(
-        codegen::expand(concat!(
-            include_str!("../../../shaders/layer.wgsl"),
-            include_str!("../../../shaders/elman_cell.wgsl")
-        ))
-        .into_boxed_str(),
+/// `layer.wgsl` and `elman_cell.wgsl`, for an f32 or an f16 cache.
+static SHADER: CellShader = CellShader::new(
+    ["elman_cell", "elman_cell_f16"],
+    "CT",
+    concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/elman_cell.wgsl")
     ),
-});
+);
 
 /// Elman: `h_t = act(xp + W_hh h_{t-1} + b_hh)`.
 pub(super) struct ElmanCell;
 
 impl GpuCell for ElmanCell {
-    fn shader(&self) -> &'static Shader {
+    fn shader(&self) -> &'static CellShader {
         &SHADER
     }
     fn record_width(&self, _plan: &LayerPlan) -> usize {

@@ -3,26 +3,28 @@
 //! into flat buffers given by an offset and row/column strides, so transposes cost nothing.
 //! Large products with vec4-aligned operands take the 128x128 tile; the rest the 64x64 one.
 
-use std::sync::LazyLock;
-
-use super::codegen;
+use super::codegen::{self, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
-static GEMM: Shader = Shader {
-    name: "gemm",
-    source: include_str!("../../../shaders/gemm.wgsl"),
-};
+/// The 64x64 tile, for an f32 or an f16 B operand.
+static GEMM: StorageVariants = StorageVariants::new(
+    ["gemm", "gemm_b16"],
+    "BT",
+    include_str!("../../../shaders/gemm.wgsl"),
+);
 
 static COLSUM: Shader = Shader {
     name: "colsum",
     source: include_str!("../../../shaders/colsum.wgsl"),
 };
 
-/// The 128x128 tile, its `// @generate` lines expanded (see [`gemm128_source`]).
-static GEMM128: LazyLock<Shader> = LazyLock::new(|| Shader {
-    name: "gemm128",
-    source: Box::leak(gemm128_source().into_boxed_str()),
-});
+/// The 128x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
+/// (see [`gemm128_source`]).
+static GEMM128: StorageVariants = StorageVariants::new(
+    ["gemm128", "gemm128_b16"],
+    "BT",
+    include_str!("../../../shaders/gemm128.wgsl"),
+);
 
 /// Which tile the matrix products use.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,6 +133,8 @@ pub struct Out<'a> {
 }
 
 /// Records `C = alpha * A B (+ C if accumulate) (+ bias[n])` with A `[m, k]`, B `[k, n]`.
+/// B may be an f16 buffer (an f16 layer cache; its values are widened to f32); A, C and the
+/// bias are f32.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     gpu: &Gpu,
@@ -147,6 +151,10 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        !a.buf.is_f16() && !c.buf.is_f16(),
+        "gemm: only B may be an f16 buffer"
+    );
     let flags = accumulate as u32 | (bias.is_some() as u32) << 1;
     let (bias_buf, bias_off) = bias.unwrap_or((a.buf, 0));
     let params = [
@@ -174,7 +182,7 @@ pub fn gemm(
                 ("A_K_CONTIGUOUS", a_k as u32 as f64),
                 ("B_N_CONTIGUOUS", b_n as u32 as f64),
             ];
-            let pipeline = gpu.pipeline(&GEMM128, "gemm128", &constants);
+            let pipeline = gpu.pipeline(GEMM128.get(b.buf.is_f16()), "gemm128", &constants);
             gpu.dispatch(
                 &pipeline,
                 &params,
@@ -183,7 +191,7 @@ pub fn gemm(
             );
         }
         None => {
-            let pipeline = gpu.pipeline(&GEMM, "gemm", &[]);
+            let pipeline = gpu.pipeline(GEMM.get(b.buf.is_f16()), "gemm", &[]);
             gpu.dispatch(
                 &pipeline,
                 &params,
@@ -205,6 +213,7 @@ pub fn gemm(
 /// by separate workgroups, then the slices added per column.
 pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, at: usize) {
     assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
+    assert!(!src.buf.is_f16(), "column sums read f32 buffers");
     if rows == 0 || n == 0 {
         return;
     }

@@ -5,26 +5,21 @@
 //! `Pytorch` takes one dispatch per step each way; `ResetBefore` two (its candidate needs the
 //! whole reset row forward, its reset gradient the whole candidate gradient row backward).
 
-use std::sync::LazyLock;
-
-use super::codegen;
 use super::gemm::{Mat, Out};
-use super::layer::{Bwd, Call, Fwd, GpuCell};
-use super::runtime::{GpuBuffer, Shader};
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell};
+use super::runtime::GpuBuffer;
 use crate::config::{CellConfig, GruVariant};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `gru_cell.wgsl`, the tile loops' `// @generate` lines expanded.
-static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
-    name: "gru_cell",
-    source: Box::leak(
-        codegen::expand(concat!(
-            include_str!("../../../shaders/layer.wgsl"),
-            include_str!("../../../shaders/gru_cell.wgsl")
-        ))
-        .into_boxed_str(),
+/// `layer.wgsl` and `gru_cell.wgsl`, for an f32 or an f16 cache.
+static SHADER: CellShader = CellShader::new(
+    ["gru_cell", "gru_cell_f16"],
+    "CT",
+    concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/gru_cell.wgsl")
     ),
-});
+);
 
 /// GRU, gate order r, z, n; see `shaders/gru_cell.wgsl` for the math of both variants.
 pub(super) struct GruCell;
@@ -66,7 +61,7 @@ fn dw_block(c: &Call<'_>, d: usize, grads: &GpuBuffer, first: usize, n: usize, b
 }
 
 impl GpuCell for GruCell {
-    fn shader(&self) -> &'static Shader {
+    fn shader(&self) -> &'static CellShader {
         &SHADER
     }
     fn record_width(&self, plan: &LayerPlan) -> usize {

@@ -5,27 +5,21 @@
 //! output's gradient row, then the hidden unit gradients (the softmax and head backward
 //! recomputed per invocation from that row). The head's gradients over all steps are GEMMs.
 
-use std::sync::LazyLock;
-
 use super::GpuBuffer;
-use super::codegen;
 use super::gemm::{Mat, Out};
-use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
-use super::runtime::Shader;
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig, JordanFeedback};
 use crate::params::{HeadPlan, LayerPlan};
 
-/// `layer.wgsl` and `jordan_cell.wgsl`, the tile loops' `// @generate` lines expanded.
-static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
-    name: "jordan_cell",
-    source: Box::leak(
-        codegen::expand(concat!(
-            include_str!("../../../shaders/layer.wgsl"),
-            include_str!("../../../shaders/jordan_cell.wgsl")
-        ))
-        .into_boxed_str(),
+/// `layer.wgsl` and `jordan_cell.wgsl`, for an f32 or an f16 cache.
+static SHADER: CellShader = CellShader::new(
+    ["jordan_cell", "jordan_cell_f16"],
+    "CT",
+    concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/jordan_cell.wgsl")
     ),
-});
+);
 
 /// Jordan: `h_t = act(xp + W_hh y_{t-1} + b_hh)`, `y_t = feedback(W_head h_t + b_head)`.
 pub(super) struct JordanCell;
@@ -51,7 +45,7 @@ impl GpuCell for JordanCell {
         // The fed-back state is the head's output y_t, not the layer's output h_t.
         false
     }
-    fn shader(&self) -> &'static Shader {
+    fn shader(&self) -> &'static CellShader {
         &SHADER
     }
     /// `[h_t: H | z_t: C]`.

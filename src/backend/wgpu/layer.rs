@@ -4,16 +4,20 @@
 //! GEMMs summed over all steps. The cell kinds provide the step kernels (`GpuCell`); this
 //! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
 
+use super::codegen::StorageVariants;
 use super::elman_cell::ElmanCell;
 use super::gemm::{Mat, Out, col_sums, gemm};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
-use super::runtime::Shader;
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
+
+/// A cell's kernel file (`shaders/layer.wgsl` followed by the cell's own), whose cache
+/// storage type `CT` is f32, or f16 under `Precision::F16`.
+pub(super) type CellShader = StorageVariants;
 
 /// The fewest workgroups a tile width must give for the tiled step kernels to take it
 /// (about one per core of a 132-core GPU).
@@ -91,9 +95,11 @@ impl Layout {
         let dc = scr + rows * sw;
         let gates_len = dc + dirs * batch * cw;
         let mut at = 0;
+        // Sections start on multiples of 4 elements, so an f16 cache's sections are whole
+        // words (clears) and whole vec4s (matrix-product operands).
         let mut take = |n: usize| {
             let o = at;
-            at += n;
+            at += n.next_multiple_of(4);
             o
         };
         let h0 = take(dirs * batch * rw);
@@ -258,7 +264,7 @@ impl Call<'_> {
     /// at 1, cache at 2, lengths at 6) and the entry's own `io` bindings.
     fn run(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         io: &[(u32, &GpuBuffer)],
         words: &[u32],
@@ -274,7 +280,7 @@ impl Call<'_> {
         } else {
             &[]
         };
-        let pipeline = gpu.pipeline(shader, entry, constants);
+        let pipeline = gpu.pipeline(shader.get(self.cache.is_f16()), entry, constants);
         let mut bindings = vec![
             (1, self.params),
             (2, self.cache),
@@ -290,7 +296,7 @@ impl Call<'_> {
     /// workgroups (tiled kernels).
     pub fn backward_tiles(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         io: &Bwd<'_>,
         words: &[u32],
@@ -304,7 +310,7 @@ impl Call<'_> {
     /// (for tiled kernels whose workgroups cover blocks of units and sequences).
     pub fn forward_tiles(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         io: &Fwd<'_>,
         words: &[u32],
@@ -317,7 +323,7 @@ impl Call<'_> {
     /// Records a forward-step entry of `shader` (bindings 1-6).
     pub fn forward(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         io: &Fwd<'_>,
         words: &[u32],
@@ -329,7 +335,7 @@ impl Call<'_> {
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7).
     pub fn backward(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         io: &Bwd<'_>,
         words: &[u32],
@@ -341,7 +347,7 @@ impl Call<'_> {
     /// Records an entry writing per-sequence states (bindings 1, 2, 6, 8, 9).
     pub fn states(
         &self,
-        shader: &'static Shader,
+        shader: &'static CellShader,
         entry: &'static str,
         out_h: &GpuBuffer,
         out_c: &GpuBuffer,
@@ -466,7 +472,7 @@ pub(super) struct Bwd<'a> {
 /// One cell kind's kernels.
 pub(super) trait GpuCell {
     /// The cell's kernel file (prefixed with `shaders/layer.wgsl`).
-    fn shader(&self) -> &'static Shader;
+    fn shader(&self) -> &'static CellShader;
     /// Scalars the forward step records per (d, t, b) in the `rec` section.
     fn record_width(&self, plan: &LayerPlan) -> usize;
     /// Scalars of backward scratch per (d, t, b) in the `scr` section.
@@ -529,7 +535,7 @@ fn cell_of(plan: &LayerPlan) -> &'static dyn GpuCell {
 }
 
 /// The shader of the layer-wide entry points (final states).
-pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static Shader {
+pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
     cell_of(plan).shader()
 }
 

@@ -5,27 +5,21 @@
 //! scratch, then the cell with `dm = W_hr^T dh`). The peephole and `W_hr` gradients are
 //! reductions over all steps after the loop.
 
-use std::sync::LazyLock;
-
 use super::GpuBuffer;
-use super::codegen;
 use super::gemm::{Mat, Out};
-use super::layer::{Bwd, Call, Fwd, GpuCell, act_code};
-use super::runtime::Shader;
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `lstm_cell.wgsl`, the tile loops' `// @generate` lines expanded.
-static SHADER: LazyLock<Shader> = LazyLock::new(|| Shader {
-    name: "lstm_cell",
-    source: Box::leak(
-        codegen::expand(concat!(
-            include_str!("../../../shaders/layer.wgsl"),
-            include_str!("../../../shaders/lstm_cell.wgsl")
-        ))
-        .into_boxed_str(),
+/// `layer.wgsl` and `lstm_cell.wgsl`, for an f32 or an f16 cache.
+static SHADER: CellShader = CellShader::new(
+    ["lstm_cell", "lstm_cell_f16"],
+    "CT",
+    concat!(
+        include_str!("../../../shaders/layer.wgsl"),
+        include_str!("../../../shaders/lstm_cell.wgsl")
     ),
-});
+);
 
 /// Option bits of `opt3` (`shaders/lstm_cell.wgsl`).
 const PEEPHOLE: u32 = 1;
@@ -52,7 +46,7 @@ fn scr_dh(plan: &LayerPlan) -> usize {
 }
 
 impl GpuCell for LstmCell {
-    fn shader(&self) -> &'static Shader {
+    fn shader(&self) -> &'static CellShader {
         &SHADER
     }
 

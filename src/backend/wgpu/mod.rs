@@ -3,7 +3,7 @@
 //!
 //! Each operation family lives in a file named like its shader and its CPU twin
 //! (`lstm_cell.rs` ~ `shaders/lstm_cell.wgsl` ~ `src/backend/cpu/lstm_cell.rs`). Computes in
-//! f32 only.
+//! f32; under [`Precision::F16`] the layer caches are stored in f16.
 
 pub mod device;
 pub mod gemm;
@@ -91,6 +91,21 @@ impl Default for Tuning {
     }
 }
 
+/// How the backend stores what the forward pass keeps for the backward pass (the layer caches:
+/// gate activations, cell states, initial states and the cells' other records). Every
+/// kernel computes in f32 either way; parameters, gradients, optimizer state, layer outputs
+/// and the backward's gate gradients stay f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Layer caches in f16 (`SHADER_F16`): half their memory and traffic; each record is
+    /// rounded to f16 when stored, the forward's recurrence included where it reads its
+    /// state back from the cache (LSTM cell state, Jordan output, GRU records).
+    F16,
+}
+
 /// The GPU backend: one adapter, one device, the kernels' pipelines and scratch.
 pub struct WgpuBackend {
     pub(crate) gpu: Gpu,
@@ -99,6 +114,7 @@ pub struct WgpuBackend {
     /// Sequence lengths as u32 buffers, by batch shape.
     lengths: RefCell<HashMap<Vec<usize>, Rc<GpuBuffer>>>,
     tuning: Tuning,
+    precision: Precision,
 }
 
 impl WgpuBackend {
@@ -112,6 +128,7 @@ impl WgpuBackend {
             dummy,
             lengths: RefCell::default(),
             tuning: Tuning::default(),
+            precision: Precision::F32,
         };
         be.set_tuning(Tuning::default());
         Ok(be)
@@ -143,6 +160,23 @@ impl WgpuBackend {
         self.gpu.set_gemm_tiles(tuning.gemm_tiles);
         self.gpu.set_checked(tuning.checked);
         self.tuning = tuning;
+    }
+
+    /// How layer caches made from now on are stored; `F16` needs an adapter with
+    /// `SHADER_F16` (`GpuError::NoF16` otherwise).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<(), GpuError> {
+        if precision == Precision::F16 && !self.gpu.has_f16() {
+            return Err(GpuError::NoF16 {
+                adapter: self.gpu.info().name.clone(),
+            });
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// How layer caches are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The runtime (device, queue, pipeline cache).
@@ -210,7 +244,12 @@ impl Backend for WgpuBackend {
     }
     fn write(&self, buf: &mut GpuBuffer, data: &[f32]) {
         assert_eq!(buf.len(), data.len(), "write: length mismatch");
-        self.gpu.write(buf, data);
+        if buf.is_f16() {
+            let half: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+            self.gpu.write(buf, &half);
+        } else {
+            self.gpu.write(buf, data);
+        }
     }
     fn fill_zero(&self, buf: &mut GpuBuffer) {
         self.gpu.clear(buf);
@@ -224,6 +263,10 @@ impl Backend for WgpuBackend {
         self.gpu.clear_range(buf, range.start, range.len());
     }
     fn download(&self, buf: &GpuBuffer) -> Vec<f32> {
+        if buf.is_f16() {
+            let half: Vec<half::f16> = self.gpu.read(buf, buf.len());
+            return half.into_iter().map(f32::from).collect();
+        }
         self.gpu.read(buf, buf.len())
     }
     fn len(&self, buf: &GpuBuffer) -> usize {
@@ -262,6 +305,13 @@ impl Backend for WgpuBackend {
 
     fn layer_cache_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
         layer::cache_len(plan, seq)
+    }
+    fn layer_cache(&self, plan: &LayerPlan, seq: &SeqShape) -> GpuBuffer {
+        let len = layer::cache_len(plan, seq);
+        match self.precision {
+            Precision::F32 => self.gpu.buffer(len),
+            Precision::F16 => self.gpu.buffer_f16(len),
+        }
     }
     fn max_buffer_bytes(&self) -> Option<u64> {
         let l = self.gpu.limits();

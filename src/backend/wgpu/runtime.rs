@@ -84,12 +84,14 @@ impl Pool {
     }
 }
 
-/// A float buffer on the GPU (f32 or u32 elements), with its length in elements. Dropping it
-/// returns its memory to the runtime's pool.
+/// A buffer on the GPU of 4-byte elements (f32 or u32) or of f16 elements, with its length
+/// in elements. Dropping it returns its memory to the runtime's pool.
 #[derive(Debug)]
 pub struct GpuBuffer {
     pub(crate) buf: wgpu::Buffer,
     len: usize,
+    /// Whether its elements are f16 (2 bytes) rather than 4-byte words.
+    half: bool,
     /// Epoch (submission number) of the last recorded command that used it.
     used: AtomicU64,
     pool: Arc<Mutex<Pool>>,
@@ -103,6 +105,24 @@ impl GpuBuffer {
     /// Whether the buffer has no elements.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+    /// Whether its elements are f16 (`Gpu::buffer_f16`).
+    pub fn is_f16(&self) -> bool {
+        self.half
+    }
+    /// Bytes of one element.
+    fn elem(&self) -> usize {
+        if self.half { 2 } else { 4 }
+    }
+    /// Byte offset and size of elements `at..at + len`, which must lie on 4-byte boundaries
+    /// (clears and copies work in whole words).
+    fn bytes(&self, at: usize, len: usize) -> (u64, u64) {
+        let (o, n) = (at * self.elem(), len * self.elem());
+        assert!(
+            o % 4 == 0 && n % 4 == 0,
+            "f16 range {at}+{len} is not word-aligned"
+        );
+        (o as u64, n as u64)
     }
     fn touch(&self, epoch: u64) {
         self.used.store(epoch, Ordering::Relaxed);
@@ -207,13 +227,15 @@ pub struct Gpu {
 
 impl Gpu {
     /// Opens the adapter chosen by `adapter` (index or name part; `None`: `WGRNN_ADAPTER`, else
-    /// the best one) with every limit it offers, and `TIMESTAMP_QUERY` where it exists.
+    /// the best one) with every limit it offers, and `TIMESTAMP_QUERY` and `SHADER_F16` where
+    /// they exist.
     pub fn new(adapter: Option<&str>) -> Result<Gpu, GpuError> {
         let instance = device::instance();
         let adapter = device::select(&instance, adapter)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             required_features: features,
@@ -381,12 +403,13 @@ impl Gpu {
         }
     }
 
-    /// A buffer of `len` elements, recycled when one of that size is free, contents
-    /// undefined. Prefers a free buffer that recorded work no longer uses.
-    fn alloc(&self, len: usize) -> (GpuBuffer, bool) {
-        // Bindings need a non-zero size; whole vec4s, so kernels may view any buffer as
-        // `array<vec4<f32>>` (shaders/gemm128.wgsl).
-        let size = (len.max(1).next_multiple_of(4) * 4) as u64;
+    /// A buffer of `len` elements (f16 when `half`), recycled when one of that size is free,
+    /// contents undefined. Prefers a free buffer that recorded work no longer uses.
+    fn alloc(&self, len: usize, half: bool) -> (GpuBuffer, bool) {
+        // Bindings need a non-zero size; whole vec4s of 4-byte elements, so kernels may view
+        // any buffer as `array<vec4<f32>>` or `array<vec4<f16>>` (shaders/gemm128.wgsl).
+        let bytes = len.max(1) * if half { 2 } else { 4 };
+        let size = bytes.next_multiple_of(16) as u64;
         let epoch = self.epoch.get();
         let mut pool = lock(&self.pool);
         let reused = pool.free.get_mut(&size).and_then(|list| {
@@ -419,6 +442,7 @@ impl Gpu {
         let b = GpuBuffer {
             buf,
             len,
+            half,
             used: AtomicU64::new(used),
             pool: self.pool.clone(),
         };
@@ -427,7 +451,7 @@ impl Gpu {
 
     /// A buffer of `len` f32 elements, zeroed (recycled ones by a recorded clear).
     pub fn buffer(&self, len: usize) -> GpuBuffer {
-        let (b, recycled) = self.alloc(len);
+        let (b, recycled) = self.alloc(len, false);
         if recycled {
             self.clear(&b);
         }
@@ -437,12 +461,33 @@ impl Gpu {
     /// A buffer of `len` f32 elements whose contents are undefined (for outputs every
     /// element of which is written before it is read).
     pub fn buffer_uninit(&self, len: usize) -> GpuBuffer {
-        self.alloc(len).0
+        self.alloc(len, false).0
+    }
+
+    /// A buffer of `len` f16 elements, zeroed, for storage that kernels declare as
+    /// `array<f16>` (needs [`Gpu::has_f16`]).
+    pub fn buffer_f16(&self, len: usize) -> GpuBuffer {
+        assert!(self.has_f16(), "f16 buffers need SHADER_F16");
+        let (b, recycled) = self.alloc(len, true);
+        if recycled {
+            self.clear(&b);
+        }
+        b
+    }
+
+    /// Whether kernels may use f16 (the adapter offers `SHADER_F16`).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
     }
 
     /// A buffer holding `data` (any 4-byte plain type: f32 or u32).
     pub fn buffer_from<T: bytemuck::Pod>(&self, data: &[T]) -> GpuBuffer {
-        let (b, _) = self.alloc(data.len());
+        assert_eq!(
+            std::mem::size_of::<T>(),
+            4,
+            "buffer_from takes 4-byte elements"
+        );
+        let (b, _) = self.alloc(data.len(), false);
         self.write(&b, data);
         b
     }
@@ -453,11 +498,19 @@ impl Gpu {
         if data.is_empty() {
             return;
         }
+        assert_eq!(std::mem::size_of::<T>(), buf.elem(), "write: element size");
         if buf.used.load(Ordering::Relaxed) == self.epoch.get() {
             self.flush();
         }
-        self.queue
-            .write_buffer(&buf.buf, 0, bytemuck::cast_slice(data));
+        let bytes = bytemuck::cast_slice::<T, u8>(data);
+        if bytes.len().is_multiple_of(4) {
+            self.queue.write_buffer(&buf.buf, 0, bytes);
+        } else {
+            // An odd number of f16: writes are whole words.
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().next_multiple_of(4), 0);
+            self.queue.write_buffer(&buf.buf, 0, &padded);
+        }
     }
 
     /// Records zeroing of a whole buffer.
@@ -471,8 +524,9 @@ impl Gpu {
         if len == 0 {
             return;
         }
+        let (at, len) = buf.bytes(at, len);
         buf.touch(self.epoch.get());
-        self.with_encoder(|e| e.clear_buffer(&buf.buf, (at * 4) as u64, Some((len * 4) as u64)));
+        self.with_encoder(|e| e.clear_buffer(&buf.buf, at, Some(len)));
     }
 
     /// Records a copy of `len` elements.
@@ -480,16 +534,13 @@ impl Gpu {
         if len == 0 {
             return;
         }
+        assert_eq!(src.half, dst.half, "copy between f16 and f32 buffers");
+        let (src_at, bytes) = src.bytes(src_at, len);
+        let (dst_at, _) = dst.bytes(dst_at, len);
         src.touch(self.epoch.get());
         dst.touch(self.epoch.get());
         self.with_encoder(|e| {
-            e.copy_buffer_to_buffer(
-                &src.buf,
-                (src_at * 4) as u64,
-                &dst.buf,
-                (dst_at * 4) as u64,
-                Some((len * 4) as u64),
-            )
+            e.copy_buffer_to_buffer(&src.buf, src_at, &dst.buf, dst_at, Some(bytes))
         });
     }
 
@@ -498,7 +549,8 @@ impl Gpu {
         if len == 0 {
             return Vec::new();
         }
-        let size = (len * 4) as u64;
+        assert_eq!(std::mem::size_of::<T>(), buf.elem(), "read: element size");
+        let size = (len * buf.elem()).next_multiple_of(4) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read back"),
             size,
@@ -508,7 +560,9 @@ impl Gpu {
         buf.touch(self.epoch.get());
         self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buf, 0, &staging, 0, Some(size)));
         self.flush();
-        self.map_and_read(&staging)
+        let mut out = self.map_and_read(&staging);
+        out.truncate(len);
+        out
     }
 
     /// Starts reading the first element of each of `firsts` back: records the copies, submits
@@ -686,7 +740,12 @@ impl Gpu {
             .borrow_mut()
             .entry((shader.name, checked))
             .or_insert_with(|| {
-                let source = format!("{COMMON_WGSL}\n{}", shader.source);
+                // `enable` directives must open a module: they go before the prelude.
+                let (enables, body): (Vec<&str>, Vec<&str>) = shader
+                    .source
+                    .lines()
+                    .partition(|l| l.starts_with("enable "));
+                let source = format!("{}\n{COMMON_WGSL}\n{}", enables.join("\n"), body.join("\n"));
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
