@@ -25,7 +25,7 @@ check() {
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
     local status=0
     for variant in "" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked" \
-        "--gemm small" "--step-units 64" "--step-units 16"; do
+        "--gemm small" "--step-units 64" "--step-units 16" "--precision f16"; do
         for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
             # shellcheck disable=SC2086
             if ! "$W" check --cell $cell --layers 2 --hidden 200 --input 136 --lengths "$lengths" \
@@ -43,7 +43,9 @@ check() {
 }
 
 suite() {
-    "$W" bench --suite "$S" --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
+    # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
+    # per-kernel roofline column.
+    "$W" bench --suite "$S" --roofline 67,3350 --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
     python3 .bin/torch_rnn_bench.py | tee "$OUT/torch.jsonl"
 }
 
@@ -54,6 +56,7 @@ variants() {
     "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
     "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
     "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
+    "$W" bench --suite "$S" --precision f16 --no-kernels --json "$OUT/wgrnn-f16-caches.jsonl"
 }
 
 status=0

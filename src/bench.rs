@@ -295,6 +295,40 @@ impl Timing for WgpuBackend {
 
 impl<T: Real> Timing for CpuBackend<T> {}
 
+/// A device's peaks, for the share of the roofline each kernel reaches: its time at the
+/// roofline (the larger of its declared FLOPs at `tflops` and its declared bytes at `gbps`)
+/// over its measured time. H100 SXM in fp32 without tensor cores: 67 TFLOP/s, 3350 GB/s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Roofline {
+    /// Peak arithmetic rate, TFLOP/s.
+    pub tflops: f64,
+    /// Peak memory bandwidth, GB/s.
+    pub gbps: f64,
+}
+
+impl Roofline {
+    /// Parses `TFLOPS,GBPS` (both positive).
+    pub fn parse(s: &str) -> Result<Roofline, String> {
+        let bad = || format!("expected TFLOPS,GBPS (e.g. 67,3350), got `{s}`");
+        let (f, b) = s.split_once(',').ok_or_else(bad)?;
+        let (tflops, gbps): (f64, f64) = (
+            f.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if !(tflops > 0.0 && gbps > 0.0 && tflops.is_finite() && gbps.is_finite()) {
+            return Err(bad());
+        }
+        Ok(Roofline { tflops, gbps })
+    }
+
+    /// The fraction of the roofline kernel `k` reaches, `None` where it declares no work or
+    /// took no time.
+    pub fn share(&self, k: &KernelTime) -> Option<f64> {
+        let ideal = (k.flops / (self.tflops * 1e12)).max(k.bytes / (self.gbps * 1e9));
+        (ideal > 0.0 && k.seconds > 0.0).then(|| ideal / k.seconds)
+    }
+}
+
 /// Timings of one configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchResult {
@@ -379,16 +413,22 @@ impl BenchResult {
     }
 
     /// The per-kernel table of one training step: calls, time, share of the summed kernel
-    /// time, GFLOP/s and GB/s (`-` where a kernel declares no work). Empty without timestamp
-    /// queries.
-    pub fn kernel_table(&self) -> String {
+    /// time, GFLOP/s and GB/s (`-` where a kernel declares no work), and with `roof` each
+    /// kernel's share of the roofline. Empty without timestamp queries.
+    pub fn kernel_table(&self, roof: Option<Roofline>) -> String {
         if self.kernels.is_empty() {
             return String::new();
         }
         let total: f64 = self.kernels.iter().map(|k| k.seconds).sum();
         let mut s = format!(
-            "  {:<28} {:>7} {:>10} {:>6} {:>10} {:>9}\n",
-            "kernel", "calls", "ms/step", "share", "GFLOP/s", "GB/s"
+            "  {:<32} {:>7} {:>10} {:>6} {:>10} {:>9}{}\n",
+            "kernel",
+            "calls",
+            "ms/step",
+            "share",
+            "GFLOP/s",
+            "GB/s",
+            if roof.is_some() { "  roofline" } else { "" }
         );
         let rate = |v: f64, t: f64| {
             if v > 0.0 && t > 0.0 {
@@ -398,8 +438,13 @@ impl BenchResult {
             }
         };
         for k in &self.kernels {
+            let roofline = match roof.and_then(|r| r.share(k)) {
+                Some(share) => format!("  {:>7.1}%", 100.0 * share),
+                None if roof.is_some() => format!("  {:>8}", "-"),
+                None => String::new(),
+            };
             s.push_str(&format!(
-                "  {:<28} {:>7} {:>10.4} {:>5.1}% {:>10} {:>9}\n",
+                "  {:<32} {:>7} {:>10.4} {:>5.1}% {:>10} {:>9}{roofline}\n",
                 k.label,
                 k.calls,
                 k.seconds * 1e3,
@@ -409,7 +454,7 @@ impl BenchResult {
             ));
         }
         s.push_str(&format!(
-            "  {:<28} {:>7} {:>10.4} {:>5.1}%\n",
+            "  {:<32} {:>7} {:>10.4} {:>5.1}%\n",
             "all kernels",
             self.kernels.iter().map(|k| k.calls).sum::<u64>(),
             total * 1e3,
@@ -576,6 +621,28 @@ pub fn run<B: Backend + Timing>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn roofline_share_is_the_bound_time_over_the_measured_time() {
+        let r = Roofline::parse("10, 1000").expect("valid");
+        let k = |flops: f64, bytes: f64, seconds: f64| KernelTime {
+            label: "k".into(),
+            calls: 1,
+            seconds,
+            flops,
+            bytes,
+        };
+        // Compute-bound: 1e10 FLOPs at 10 TFLOP/s take 1 ms; measured 4 ms.
+        let s = r.share(&k(1e10, 1e6, 4e-3)).expect("declared");
+        assert!((s - 0.25).abs() < 1e-12, "{s}");
+        // Memory-bound: 2e9 bytes at 1000 GB/s take 2 ms; measured 2.5 ms.
+        let s = r.share(&k(1e6, 2e9, 2.5e-3)).expect("declared");
+        assert!((s - 0.8).abs() < 1e-12, "{s}");
+        assert_eq!(r.share(&k(0.0, 0.0, 1e-3)), None);
+        for bad in ["10", "0,5", "a,b", "5,-1", "inf,3"] {
+            assert!(Roofline::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     fn cfg(kind: RnnKind, layers: usize, bi: bool) -> BenchConfig {
         BenchConfig {
             name: None,
@@ -640,7 +707,7 @@ mod tests {
             bidirectional: true,
         };
         let r = run(CpuBackend::<f32>::new(), &c, 1, 3, 2).unwrap();
-        assert!(r.kernels.is_empty() && r.kernel_table().is_empty());
+        assert!(r.kernels.is_empty() && r.kernel_table(None).is_empty());
         assert!(r.forward_ms > 0.0 && r.train_step_ms > 0.0 && r.tokens_per_s > 0.0);
         assert_eq!(r.workspace_bytes, None);
         let j = r.to_json();

@@ -308,6 +308,11 @@ struct BenchArgs {
     /// Skip the per-kernel table.
     #[arg(long)]
     no_kernels: bool,
+    /// The device's peak fp32 rate and memory bandwidth, `TFLOPS,GBPS` (H100 SXM: 67,3350),
+    /// for a roofline column in the per-kernel table: each kernel's declared work at those
+    /// peaks over its measured time.
+    #[arg(long, value_name = "TFLOPS,GBPS", value_parser = bench::Roofline::parse)]
+    roofline: Option<bench::Roofline>,
     #[command(flatten)]
     kernels: KernelFlags,
     /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory).
@@ -692,7 +697,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         }
         .with_context(|| format!("benchmarking {}", c.label()))?;
         println!("{}", result.summary());
-        print!("{}", result.kernel_table());
+        print!("{}", result.kernel_table(args.roofline));
         if let (Some(f), Some(path)) = (json.as_mut(), &args.json) {
             writeln!(f, "{}", result.to_json())
                 .and_then(|()| f.flush())

@@ -645,11 +645,10 @@ impl<B: Backend> Model<B> {
         let scalar = std::mem::size_of::<B::Scalar>() as u64;
         let rows = seq.time * seq.batch();
         for (i, lp) in self.plan.layers.iter().enumerate() {
-            for (what, len) in [
-                ("cache", self.backend.layer_largest_len(lp, seq)),
-                ("output", rows * lp.output_width()),
+            for (what, bytes) in [
+                ("cache", self.backend.layer_largest_bytes(lp, seq)),
+                ("output", (rows * lp.output_width()) as u64 * scalar),
             ] {
-                let bytes = len as u64 * scalar;
                 if bytes > limit {
                     return Err(InputError::TooLarge {
                         what: format!(

@@ -9,10 +9,17 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
+use gpu_common::{assert_close, compare_stack, dense_batch, dense_net, gpu, layer, rng};
+use rand::RngExt;
 use wgrnn::backend::wgpu::{Precision, Tuning};
 use wgrnn::backend::{Backend, SeqShape};
-use wgrnn::config::{Activation, CellConfig, GruVariant, HeadConfig, JordanFeedback, Task};
+use wgrnn::config::{
+    Activation, CellConfig, GruVariant, HeadConfig, InputEncoding, JordanFeedback, NetworkConfig,
+    Task,
+};
+use wgrnn::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
+use wgrnn::train::Trainer;
+use wgrnn::{CpuBackend, Model, Targets};
 
 /// Forward outputs and final states: f16 rounding of the records the steps read back.
 const TOL_FWD: f64 = 4e-3;
@@ -95,6 +102,74 @@ fn f16_jordan_matches_the_f32_reference() {
         );
         be = compare_stack(be, &cfg, &[6, 2, 6, 4], &mut r, TOL_FWD, TOL_GRAD);
     }
+}
+
+/// Training with f16 caches: a stack with dropout on its first layer (the states then live
+/// in the f16 cache, not in the layer output) follows the f32 CPU reference over 10 Adam
+/// steps, loss and gradient norm at every step.
+#[test]
+fn f16_training_follows_the_f32_reference() {
+    let Some(mut be) = gpu() else { return };
+    be.set_precision(Precision::F16)
+        .expect("the GPU tests' adapter must offer SHADER_F16");
+    let mut r = rng("f16_training_follows_the_f32_reference");
+    let lengths = [7, 1, 4, 7, 2];
+    let classes = 5;
+    let mut l0 = layer(lstm(false, None), 17, true);
+    l0.dropout = 0.3;
+    let cfg = NetworkConfig {
+        input: InputEncoding::Dense { features: 3 },
+        layers: vec![
+            l0,
+            layer(
+                CellConfig::Gru {
+                    variant: GruVariant::Pytorch,
+                },
+                9,
+                false,
+            ),
+        ],
+        head: Some(HeadConfig {
+            classes,
+            task: Task::Tagging { ignore_label: None },
+        }),
+    };
+    let batch = dense_batch(&mut r, 3, &lengths);
+    let rows = batch.seq.time * lengths.len();
+    let tgt = Targets::Classes(
+        (0..rows)
+            .map(|_| r.random_range(0..classes as u32))
+            .collect(),
+    );
+    let seed = r.random_range(0..u64::MAX);
+    let train = TrainConfig {
+        optimizer: OptimizerConfig::adam(),
+        lr: 0.01,
+        schedule: Schedule::Constant,
+        clip: ClipConfig {
+            max_norm: Some(1.0),
+            max_value: None,
+        },
+    };
+    let cpu = Model::new(CpuBackend::<f32>::new(), cfg.clone(), seed).expect("cpu model");
+    let gpu = Model::new(be, cfg, seed).expect("gpu model");
+    let mut tc = Trainer::new(cpu, train.clone(), seed);
+    let mut tg = Trainer::new(gpu, train, seed);
+    let (mut lc, mut lg) = (Vec::new(), Vec::new());
+    for step in 1..=10 {
+        let a = tc.step(&batch, &tgt).expect("cpu step");
+        let b = tg.step(&batch, &tgt).expect("gpu step");
+        lc.push(a.loss as f32);
+        lg.push(b.loss as f32);
+        assert_close(
+            &format!("gradient norm at step {step}"),
+            &[b.grad_norm as f32],
+            &[a.grad_norm as f32],
+            TOL_GRAD,
+        );
+    }
+    assert_close("losses of 10 steps", &lg, &lc, TOL_FWD);
+    assert!(lg[9] < lg[0], "the loss fell: {lg:?}");
 }
 
 /// Under F16 a layer cache is an f16 buffer of the same element count, half the bytes of

@@ -220,10 +220,10 @@ pub trait Backend {
         None
     }
 
-    /// Scalars of the largest buffer a layer call makes or keeps (its cache, or scratch the
+    /// Bytes of the largest buffer a layer call makes or keeps (its cache, or scratch the
     /// backend makes while the layer runs).
-    fn layer_largest_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
-        self.layer_cache_len(plan, seq)
+    fn layer_largest_bytes(&self, plan: &LayerPlan, seq: &SeqShape) -> u64 {
+        (self.layer_cache_len(plan, seq) * std::mem::size_of::<Self::Scalar>()) as u64
     }
 
     /// Runs a layer over all steps: `x` `[T, B, I]` -> `y` `[T, B, D*out]`, starting from

@@ -544,10 +544,10 @@ pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     Layout::of(plan, seq).total
 }
 
-/// Scalars of the largest buffer a layer call uses: its cache or its gates buffer.
-pub(super) fn largest_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
+/// Scalars of the two large buffers of a layer call: its cache and its gates buffer.
+pub(super) fn largest_lens(plan: &LayerPlan, seq: &SeqShape) -> (usize, usize) {
     let l = Layout::of(plan, seq);
-    l.total.max(l.gates_len)
+    (l.total, l.gates_len)
 }
 
 fn steps(seq: &SeqShape) -> usize {

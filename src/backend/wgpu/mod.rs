@@ -317,8 +317,13 @@ impl Backend for WgpuBackend {
         let l = self.gpu.limits();
         Some(l.max_storage_buffer_binding_size.min(l.max_buffer_size))
     }
-    fn layer_largest_len(&self, plan: &LayerPlan, seq: &SeqShape) -> usize {
-        layer::largest_len(plan, seq)
+    fn layer_largest_bytes(&self, plan: &LayerPlan, seq: &SeqShape) -> u64 {
+        let cache_elem = match self.precision {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        };
+        let (cache, gates) = layer::largest_lens(plan, seq);
+        (cache as u64 * cache_elem).max(gates as u64 * 4)
     }
     fn layer_forward(
         &self,
