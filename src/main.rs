@@ -518,9 +518,14 @@ fn devices() -> Result<()> {
             a.max_storage_buffers_per_shader_stage
         );
         println!(
-            "   timestamp query: {}; shader f16: {}",
+            "   timestamp query: {}; shader f16: {}; cooperative matrices: {}",
             yes(a.timestamp_query),
-            yes(a.shader_f16)
+            yes(a.shader_f16),
+            if a.cooperative_matrix.is_empty() {
+                "no".to_string()
+            } else {
+                a.cooperative_matrix.join(", ")
+            }
         );
     }
     Ok(())

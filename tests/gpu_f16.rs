@@ -1,5 +1,5 @@
 //! `Precision::F16`: every cell kind with its layer caches stored in f16, against the f32 CPU
-//! reference (tiled and row-wise steps, uni- and bidirectional, two layers). Each stored
+//! reference (plain, blocked and row-wise steps, uni- and bidirectional, two layers). Each stored
 //! record is rounded to f16 (relative 2^-11), and the forward's recurrence reads some of them
 //! back (the LSTM cell state, the Jordan output), so the bounds are those of f16 storage, not
 //! of f32 arithmetic: the largest errors measured here were 1.2e-4 (outputs) and 5.5e-4
@@ -57,9 +57,12 @@ fn f16_caches_match_the_f32_reference() {
         .expect("the GPU tests' adapter must offer SHADER_F16");
     let mut r = rng("f16_caches_match_the_f32_reference");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    for tiled in [true, false] {
+    // Plain and blocked tiles (the latter with naga's bounds checks off), and row-wise steps.
+    for (tiled, blocked) in [(true, false), (true, true), (false, false)] {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
+            blocked_steps: blocked,
+            checked: !blocked,
             ..Tuning::default()
         });
         for (c1, c2) in stacks() {

@@ -74,6 +74,10 @@ pub struct AdapterSummary {
     pub timestamp_query: bool,
     /// Whether f16 arithmetic is available in shaders.
     pub shader_f16: bool,
+    /// The cooperative-matrix (tensor-core) shapes the adapter offers, e.g.
+    /// `16x16x16 f16->f32` (M x N x K, input type -> accumulator type); empty without
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`.
+    pub cooperative_matrix: Vec<String>,
 }
 
 /// A wgpu instance over every native backend.
@@ -118,6 +122,21 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
         timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
         shader_f16: features.contains(wgpu::Features::SHADER_F16),
+        cooperative_matrix: if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            adapter
+                .cooperative_matrix_properties()
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}x{}x{} {:?}->{:?}",
+                        c.m_size, c.n_size, c.k_size, c.ab_type, c.cr_type
+                    )
+                    .to_lowercase()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
