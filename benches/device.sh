@@ -6,6 +6,8 @@
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh variants the suite once per alternative kernel choice
+#   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
+#                                   the fastest in $OUT/tuning.json (the autotune table)
 #
 # Each part fits the device tool's 10-minute limit on its own; `check suite` in one call is
 # the first thing to run (a wrong kernel makes its timings meaningless). Results go to $OUT.
@@ -59,11 +61,16 @@ variants() {
     "$W" bench --suite "$S" --precision f16 --no-kernels --json "$OUT/wgrnn-f16-caches.jsonl"
 }
 
+tune() {
+    WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --tune --warmup 2 --reps 5 \
+        --json "$OUT/wgrnn-tune.jsonl" | tee "$OUT/tune.txt"
+}
+
 status=0
 for part in "$@"; do
     case "$part" in
-        check | suite | variants) "$part" || status=1 ;;
-        *) echo "unknown part $part (check, suite, variants)" >&2; status=2 ;;
+        check | suite | variants | tune) "$part" || status=1 ;;
+        *) echo "unknown part $part (check, suite, variants, tune)" >&2; status=2 ;;
     esac
 done
 exit $status

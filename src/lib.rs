@@ -29,6 +29,7 @@ pub mod params;
 pub mod run;
 pub mod tasks;
 pub mod train;
+pub mod tune;
 
 pub use backend::cpu::CpuBackend;
 pub use backend::wgpu::WgpuBackend;

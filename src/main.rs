@@ -18,9 +18,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
-use wgrnn::backend::wgpu::{GpuError, Precision, Tuning};
+use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
+use wgrnn::tune;
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
@@ -318,6 +319,12 @@ struct BenchArgs {
     /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory).
     #[arg(long, value_enum, default_value = "f32")]
     precision: PrecisionChoice,
+    /// Measure every kernel choice (step kernels and tile widths, product tile, bounds
+    /// checks) on these configurations and store the fastest in the autotune table, which
+    /// every later run on this adapter starts from (`WGRNN_TUNING_FILE`, else
+    /// ~/.cache/wgrnn/tuning.json; `WGRNN_TUNING=off` ignores it).
+    #[arg(long)]
+    tune: bool,
 }
 
 /// The matrix-product tiles `wgrnn bench` can compare.
@@ -329,59 +336,86 @@ enum GemmChoice {
 }
 
 /// The kernel choices `wgrnn bench` and `wgrnn check` take, to compare kernels that compute
-/// the same thing (speed with bench, agreement with the CPU reference with check).
+/// the same thing (speed with bench, agreement with the CPU reference with check). Each
+/// given flag overrides the backend's starting choice (the adapter's autotune entry, else
+/// the default); the rest are kept.
 #[derive(clap::Args, Debug)]
 struct KernelFlags {
     /// Recurrent step kernels: `tiled` (16, 32 or 64 units x 16 sequences per workgroup sharing
     /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
     /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
-    /// per unit and sequence), to compare them on an adapter.
-    #[arg(long, value_enum, default_value = "tiled")]
-    step_kernel: StepKernels,
+    /// per unit and sequence), to compare them on an adapter [default: tiled, or the
+    /// adapter's autotune entry].
+    #[arg(long, value_enum)]
+    step_kernel: Option<StepKernels>,
     /// Units per workgroup of the tiled step kernels (16, 32 or 64; default: the widest of 64
-    /// and 32 that still gives 128 workgroups, else 16).
+    /// and 32 that still gives 128 workgroups, else 16). Implies tiled steps unless
+    /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_units: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64), `small`
-    /// (always 64x64) or `big` (128x128 wherever the operands allow), to compare them.
-    #[arg(long, value_enum, default_value = "auto")]
-    gemm: GemmChoice,
+    /// (always 64x64) or `big` (128x128 wherever the operands allow), to compare them
+    /// [default: auto, or the adapter's autotune entry].
+    #[arg(long, value_enum)]
+    gemm: Option<GemmChoice>,
     /// Compile kernels without naga's bounds checks (the trusted path; every kernel checks
     /// its own indices).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checked")]
     unchecked: bool,
+    /// Keep naga's bounds checks even where the autotune entry drops them.
+    #[arg(long)]
+    checked: bool,
 }
 
 impl KernelFlags {
-    /// The backend tuning these flags ask for.
-    fn tuning(&self) -> Tuning {
-        Tuning {
-            tiled_steps: self.step_kernel != StepKernels::Rowwise,
-            blocked_steps: self.step_kernel == StepKernels::Blocked,
-            step_tile_units: self.step_units.as_deref().and_then(|u| u.parse().ok()),
-            gemm_tiles: match self.gemm {
+    /// `base` with the choices these flags make.
+    fn tuning(&self, base: Tuning) -> Tuning {
+        let mut t = base;
+        if let Some(k) = self.step_kernel {
+            t.tiled_steps = k != StepKernels::Rowwise;
+            t.blocked_steps = k == StepKernels::Blocked;
+        }
+        if let Some(u) = self.step_units.as_deref().and_then(|u| u.parse().ok()) {
+            t.step_tile_units = Some(u);
+            if self.step_kernel.is_none() {
+                t.tiled_steps = true;
+                t.blocked_steps = false;
+            }
+        }
+        if let Some(g) = self.gemm {
+            t.gemm_tiles = match g {
                 GemmChoice::Auto => GemmTiles::Auto,
                 GemmChoice::Small => GemmTiles::Small,
                 GemmChoice::Big => GemmTiles::Big,
-            },
-            checked: !self.unchecked,
+            };
         }
+        if self.unchecked {
+            t.checked = false;
+        }
+        if self.checked {
+            t.checked = true;
+        }
+        t
     }
 
-    /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
-    fn label(&self) -> String {
-        format!(
-            "steps={:?} units={} gemm={:?} {}",
-            self.step_kernel,
-            self.step_units.as_deref().unwrap_or("auto"),
-            self.gemm,
-            if self.unchecked {
-                "unchecked"
-            } else {
-                "checked"
-            }
-        )
-        .to_lowercase()
+    /// Whether any choice was given.
+    fn any(&self) -> bool {
+        self.step_kernel.is_some()
+            || self.step_units.is_some()
+            || self.gemm.is_some()
+            || self.unchecked
+            || self.checked
+    }
+}
+
+/// Applies `flags` to a freshly opened backend and says where its choices come from, e.g.
+/// `steps=tiled units=auto gemm=auto checked (autotune: ~/.cache/wgrnn/tuning.json)`.
+fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> String {
+    be.set_tuning(flags.tuning(be.tuning()));
+    let label = be.tuning().label();
+    match be.tuned_from() {
+        Some(path) => format!("{label} (from the autotune table {})", path.display()),
+        None => label,
     }
 }
 
@@ -592,15 +626,11 @@ fn run_check(args: CheckArgs) -> Result<()> {
     let report = match args.candidate {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
-            gpu.set_tuning(args.kernels.tuning());
+            let kernels = apply_kernel_flags(&mut gpu, &args.kernels);
             if args.precision == PrecisionChoice::F16 {
                 gpu.set_precision(Precision::F16)?;
             }
-            println!(
-                "kernels: {}; precision: {:?}",
-                args.kernels.label(),
-                args.precision
-            );
+            println!("kernels: {kernels}; precision: {:?}", args.precision);
             check::run_check(reference, gpu, &spec)?
         }
         Candidate::Cpu64 => {
@@ -628,6 +658,66 @@ fn run_check(args: CheckArgs) -> Result<()> {
             worst.tolerance
         );
     }
+    Ok(())
+}
+
+/// `wgrnn bench --tune`: every kernel choice on every configuration, the fastest stored in
+/// the autotune table for this adapter.
+fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
+    if args.kernels.any() {
+        bail!("--tune measures every kernel choice itself; drop the kernel flags");
+    }
+    if args.device == DeviceChoice::Cpu {
+        bail!("--tune measures GPU kernels; it cannot be combined with --device cpu");
+    }
+    let path = autotune::table_path().context(
+        "no place for the autotune table: set WGRNN_TUNING_FILE, XDG_CACHE_HOME or HOME",
+    )?;
+    // Read first: a table that cannot be updated should fail before minutes of measuring.
+    let mut table = autotune::Table::load(&path)?;
+    let mut json = match &args.json {
+        Some(p) => {
+            Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
+        None => None,
+    };
+    let precision = match args.precision {
+        PrecisionChoice::F32 => Precision::F32,
+        PrecisionChoice::F16 => Precision::F16,
+    };
+    let open = || open_gpu(args.adapter.as_deref());
+    let mut write_err = None;
+    let report = tune::tune(
+        &open,
+        configs,
+        precision,
+        args.warmup,
+        args.reps,
+        &mut |t, r| {
+            println!(
+                "{:<44} {:<44} {:>10.3} ms",
+                t.label(),
+                r.config.label(),
+                r.train_step_ms
+            );
+            if let (Some(f), Some(p)) = (json.as_mut(), &args.json)
+                && let Err(e) = writeln!(f, "{}", r.to_json()).and_then(|()| f.flush())
+            {
+                write_err.get_or_insert(format!("writing {}: {e}", p.display()));
+            }
+        },
+    )?;
+    if let Some(e) = write_err {
+        bail!(e);
+    }
+    println!("\nstep time relative to the defaults (geometric mean over the configurations):");
+    for m in &report.entry.measured {
+        println!("  {:<44} {:.3}", m.variant, m.relative_time);
+    }
+    let chosen = report.entry.tuning.label();
+    table.put(report.entry);
+    table.save(&path)?;
+    println!("chosen: {chosen}; stored in {}", path.display());
     Ok(())
 }
 
@@ -665,6 +755,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
+    if args.tune {
+        return run_tune(&args, &configs);
+    }
     let mut json = match &args.json {
         Some(path) => Some(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -689,9 +782,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         backend.set_precision(args.precision)?;
         let result = match backend {
             Chosen::Gpu(mut be) => {
-                be.set_tuning(args.kernels.tuning());
+                let kernels = apply_kernel_flags(&mut be, &args.kernels);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
-                    r.variant = args.kernels.label();
+                    r.variant = kernels;
                     if args.precision == PrecisionChoice::F16 {
                         r.variant.push_str(" f16-caches");
                     }

@@ -25,6 +25,9 @@ const NO_ADAPTER: &[(&str, &str)] = &[
 fn wgrnn_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
         .args(args)
+        // Kernel choices from a developer's autotune table would change what is tested;
+        // the tune test turns it back on with its own file.
+        .env("WGRNN_TUNING", "off")
         .envs(envs.iter().copied())
         .env(
             "XDG_RUNTIME_DIR",
@@ -100,6 +103,7 @@ fn devices_lists_adapters_with_limits() {
         "storage buffers per stage:",
         "timestamp query:",
         "shader f16:",
+        "cooperative matrices:",
     ] {
         assert!(out.contains(field), "missing `{field}`:\n{out}");
     }
@@ -172,11 +176,88 @@ fn check_with_kernel_flags() {
             "1",
         ]);
         assert!(
-            out.contains("kernels: steps=blocked units=auto gemm=big unchecked"),
+            out.contains("kernels: steps=blocked units=32 gemm=big unchecked"),
             "{out}"
         );
         assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
     }
+}
+
+/// `bench --tune` measures every kernel choice on a small configuration, stores the fastest
+/// for this adapter in the table named by WGRNN_TUNING_FILE, and later runs start from it
+/// (unless WGRNN_TUNING=off); a flag still overrides it.
+#[test]
+fn tune_writes_the_table_and_later_runs_use_it() {
+    let table = temp_path("tuning.json");
+    let _ = std::fs::remove_file(&table);
+    let file = table.to_str().expect("utf-8 path");
+    let on = [("WGRNN_TUNING", "on"), ("WGRNN_TUNING_FILE", file)];
+    let out = wgrnn_env(
+        &[
+            "bench", "--tune", "--hidden", "24", "--input", "8", "--batch", "3", "--seq", "4",
+            "--warmup", "1", "--reps", "1",
+        ],
+        &on,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    // Nine single-axis candidates, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 9, "{text}");
+    let chosen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("chosen: "))
+        .and_then(|l| l.split(';').next())
+        .expect("a chosen line")
+        .to_string();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).expect("the table was written"))
+            .expect("the table is JSON");
+    let entries = json["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "{json}");
+    // Nine candidates, and a tenth where the best of each axis together is a new one.
+    let measured = entries[0]["measured"].as_array().map_or(0, Vec::len);
+    assert!(measured == 9 || measured == 10, "{json}");
+    assert_eq!(
+        entries[0]["measured"][0]["variant"],
+        chosen.as_str(),
+        "fastest first"
+    );
+    // A later check starts from the chosen kernels and says so.
+    let check = |extra: &[&str], envs: &[(&str, &str)]| {
+        let mut args = vec!["check", "--cell", "gru", "--steps", "1"];
+        args.extend_from_slice(extra);
+        let o = wgrnn_env(&args, envs);
+        let t = stdout(&o);
+        assert!(
+            o.status.success() && t.contains(" 0 FAILED"),
+            "{t}{}",
+            stderr(&o)
+        );
+        t
+    };
+    let t = check(&[], &on);
+    assert!(
+        t.contains(&format!(
+            "kernels: {chosen} (from the autotune table {file})"
+        )),
+        "{t}"
+    );
+    let t = check(&["--step-kernel", "rowwise"], &on);
+    assert!(t.contains("kernels: steps=rowwise"), "{t}");
+    let t = check(&[], &[("WGRNN_TUNING_FILE", file)]);
+    assert!(
+        t.contains("kernels: steps=tiled units=auto gemm=auto checked;"),
+        "WGRNN_TUNING=off: {t}"
+    );
+    // A corrupt table is reported and ignored.
+    std::fs::write(&table, "not json").expect("write");
+    let o = wgrnn_env(&["check", "--cell", "gru", "--steps", "1"], &on);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a wgrnn tuning table"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -14,7 +14,12 @@ pub fn gpu() -> Option<WgpuBackend> {
         return None;
     }
     match WgpuBackend::new(None) {
-        Ok(be) => Some(be),
+        // The default kernel choices, whatever a developer's autotune table says (tests that
+        // compare choices set their own).
+        Ok(mut be) => {
+            be.set_tuning(wgrnn::backend::wgpu::Tuning::default());
+            Some(be)
+        }
         Err(e) => panic!("the GPU tests need an adapter: {e}"),
     }
 }

@@ -27,7 +27,7 @@ static GEMM128: StorageVariants = StorageVariants::new(
 );
 
 /// Which tile the matrix products use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GemmTiles {
     /// 128x128 where the operands allow it and the grid has at least [`MIN_BIG_TILES`]
     /// tiles, else 64x64.

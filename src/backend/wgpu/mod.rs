@@ -5,6 +5,7 @@
 //! (`lstm_cell.rs` ~ `shaders/lstm_cell.wgsl` ~ `src/backend/cpu/lstm_cell.rs`). Computes in
 //! f32; under [`Precision::F16`] the layer caches are stored in f16.
 
+pub mod autotune;
 pub mod device;
 pub mod gemm;
 pub mod runtime;
@@ -55,8 +56,10 @@ pub struct GpuTokens {
 pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 128) * 16;
 
 /// Choices between kernels that compute the same thing, for benchmarking one against the
-/// other on a given adapter (every choice is tested against the CPU reference).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// other on a given adapter (every choice is tested against the CPU reference). The
+/// backend starts from the adapter's entry in the autotune table where there is one
+/// (`autotune`), else from the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tuning {
     /// Recurrent steps as 16-, 32- or 64-unit x 16-sequence tiles sharing W_hh through workgroup
     /// memory (the `*_tiled` entry points: forward and backward of Elman, LSTM (backward
@@ -77,6 +80,37 @@ pub struct Tuning {
     /// Keep naga's bounds checks in every kernel. Default: on; off is the trusted path
     /// (`Gpu::set_checked`).
     pub checked: bool,
+}
+
+impl Tuning {
+    /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops only in
+    /// tiles): a tuning read from a file is checked before use.
+    pub fn is_valid(&self) -> bool {
+        matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
+            && (self.tiled_steps || !self.blocked_steps)
+    }
+
+    /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
+    pub fn label(&self) -> String {
+        let steps = match (self.tiled_steps, self.blocked_steps) {
+            (false, _) => "rowwise",
+            (true, true) => "blocked",
+            (true, false) => "tiled",
+        };
+        let units = match (self.tiled_steps, self.blocked_steps, self.step_tile_units) {
+            (false, _, _) => "-".to_string(),
+            (true, true, _) => "32".to_string(),
+            (true, false, Some(u)) => u.to_string(),
+            (true, false, None) => "auto".to_string(),
+        };
+        let gemm = match self.gemm_tiles {
+            gemm::GemmTiles::Auto => "auto",
+            gemm::GemmTiles::Small => "small",
+            gemm::GemmTiles::Big => "big",
+        };
+        let checks = if self.checked { "checked" } else { "unchecked" };
+        format!("steps={steps} units={units} gemm={gemm} {checks}")
+    }
 }
 
 impl Default for Tuning {
@@ -114,6 +148,8 @@ pub struct WgpuBackend {
     /// Sequence lengths as u32 buffers, by batch shape.
     lengths: RefCell<HashMap<Vec<usize>, Rc<GpuBuffer>>>,
     tuning: Tuning,
+    /// The autotune table the starting choices came from, if any.
+    tuned_from: Option<std::path::PathBuf>,
     precision: Precision,
 }
 
@@ -128,10 +164,48 @@ impl WgpuBackend {
             dummy,
             lengths: RefCell::default(),
             tuning: Tuning::default(),
+            tuned_from: None,
             precision: Precision::F32,
         };
         be.set_tuning(Tuning::default());
+        be.apply_autotune_table();
         Ok(be)
+    }
+
+    /// Starts from this adapter's entry of the autotune table, where there is a valid one. A
+    /// table that cannot be read is reported and ignored: it only ever holds speed choices.
+    fn apply_autotune_table(&mut self) {
+        if !autotune::enabled() {
+            return;
+        }
+        let Some(path) = autotune::table_path() else {
+            return;
+        };
+        match autotune::Table::load(&path) {
+            Ok(table) => {
+                let key = autotune::AdapterKey::of(self.gpu.info());
+                if let Some(e) = table.get(&key) {
+                    if e.tuning.is_valid() {
+                        self.set_tuning(e.tuning);
+                        self.tuned_from = Some(path);
+                    } else {
+                        eprintln!(
+                            "warning: {}: the entry for `{}` holds impossible kernel choices; \
+                             using the defaults",
+                            path.display(),
+                            key.name
+                        );
+                    }
+                }
+            }
+            Err(e) => eprintln!("warning: {e}; using the default kernel choices"),
+        }
+    }
+
+    /// The autotune table the backend's starting kernel choices came from (`None`: the
+    /// defaults).
+    pub fn tuned_from(&self) -> Option<&std::path::Path> {
+        self.tuned_from.as_deref()
     }
 
     /// Whether the adapter's workgroup memory holds the tiled step kernels' staging arrays.

@@ -1,0 +1,228 @@
+//! The autotune table: for each adapter, the kernel choices (`Tuning`) that `wgrnn bench
+//! --tune` measured fastest on it, kept in a JSON file so every later run on that adapter
+//! starts from them. Kernels that compute the same thing differ in speed from one GPU to the
+//! next (tile widths, the blocked inner loops, bounds checks), and no one default suits them
+//! all.
+//!
+//! The file is `$WGRNN_TUNING_FILE`, else `$XDG_CACHE_HOME/wgrnn/tuning.json`, else
+//! `$HOME/.cache/wgrnn/tuning.json`; `WGRNN_TUNING=off` ignores it. An entry matches an adapter
+//! by name, backend and driver, so a driver update asks for a new measurement.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::Tuning;
+
+/// Environment variable naming the table file.
+pub const FILE_ENV: &str = "WGRNN_TUNING_FILE";
+/// Environment variable that, set to `off`, makes the backend ignore the table.
+pub const SWITCH_ENV: &str = "WGRNN_TUNING";
+
+/// Which adapter an entry is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdapterKey {
+    /// Adapter name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Vulkan, Metal, Dx12, Gl.
+    pub backend: String,
+    /// Driver name and version.
+    pub driver: String,
+}
+
+impl AdapterKey {
+    /// The key of an adapter as wgpu describes it.
+    pub fn of(info: &wgpu::AdapterInfo) -> Self {
+        AdapterKey {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+/// One candidate's measurement: its label and its time relative to the default choices
+/// (geometric mean over the tuned configurations; below 1 is faster).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// `Tuning::label` of the candidate.
+    pub variant: String,
+    /// Geometric mean of its training-step times over the default's.
+    pub relative_time: f64,
+}
+
+/// The choices measured fastest on one adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The adapter.
+    pub adapter: AdapterKey,
+    /// The fastest choices.
+    pub tuning: Tuning,
+    /// The configurations they were measured on (`BenchConfig::label`).
+    pub configs: Vec<String>,
+    /// Every candidate's result, fastest first.
+    pub measured: Vec<Measured>,
+    /// The wgrnn version that measured it (kernels change between versions).
+    pub version: String,
+}
+
+/// The table: one entry per adapter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// Entries, one per adapter key.
+    pub entries: Vec<Entry>,
+}
+
+/// Why the table could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// The file exists but could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The table file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a tuning table.
+    #[error(
+        "{path} is not a wgrnn tuning table ({source}); delete it or run `wgrnn bench --tune` again"
+    )]
+    Parse {
+        /// The table file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+impl Table {
+    /// Reads the table at `path`; a missing file is an empty table.
+    pub fn load(path: &Path) -> Result<Table, TableError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|source| TableError::Parse {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Table::default()),
+            Err(source) => Err(TableError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the table to `path` (creating its directory), through a temporary file so a
+    /// reader never sees half of it.
+    pub fn save(&self, path: &Path) -> Result<(), TableError> {
+        let io = |source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|source| TableError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text + "\n").map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The entry of `adapter` written by this version of wgrnn, if any.
+    pub fn get(&self, adapter: &AdapterKey) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| &e.adapter == adapter && e.version == env!("CARGO_PKG_VERSION"))
+    }
+
+    /// Puts `entry` in place of any entry for the same adapter.
+    pub fn put(&mut self, entry: Entry) {
+        self.entries.retain(|e| e.adapter != entry.adapter);
+        self.entries.push(entry);
+    }
+}
+
+/// Where the table lives (see the module documentation); `None` when no location is known.
+pub fn table_path() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(p) = var(FILE_ENV) {
+        return Some(PathBuf::from(p));
+    }
+    let cache = var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("wgrnn").join("tuning.json"))
+}
+
+/// Whether the backend should read the table (`WGRNN_TUNING` is not `off`).
+pub fn enabled() -> bool {
+    std::env::var(SWITCH_ENV).map_or(true, |v| v.trim() != "off")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, units: Option<usize>) -> Entry {
+        Entry {
+            adapter: AdapterKey {
+                name: name.into(),
+                backend: "Vulkan".into(),
+                driver: "d 1".into(),
+            },
+            tuning: Tuning {
+                step_tile_units: units,
+                ..Tuning::default()
+            },
+            configs: vec!["lstm 1x8".into()],
+            measured: vec![Measured {
+                variant: "v".into(),
+                relative_time: 0.9,
+            }],
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+
+    #[test]
+    fn table_round_trips_and_keeps_one_entry_per_adapter() {
+        let dir = std::env::temp_dir().join(format!("wgrnn-autotune-{}", std::process::id()));
+        let path = dir.join("sub").join("tuning.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            Table::load(&path).expect("missing is empty"),
+            Table::default()
+        );
+        let mut t = Table::default();
+        t.put(entry("a", Some(16)));
+        t.put(entry("b", None));
+        t.put(entry("a", Some(64)));
+        t.save(&path).expect("save");
+        let back = Table::load(&path).expect("load");
+        assert_eq!(back, t);
+        assert_eq!(back.entries.len(), 2);
+        let key = |n: &str| entry(n, None).adapter;
+        assert_eq!(
+            back.get(&key("a")).map(|e| e.tuning.step_tile_units),
+            Some(Some(64))
+        );
+        assert!(back.get(&key("c")).is_none());
+        // Another version's entry does not apply.
+        let mut old = entry("c", None);
+        old.version = "0.0.0-old".into();
+        let mut t2 = back.clone();
+        t2.put(old);
+        assert!(t2.get(&key("c")).is_none());
+        std::fs::write(&path, "{ not json").expect("write");
+        let err = Table::load(&path).expect_err("corrupt");
+        assert!(
+            err.to_string().contains("is not a wgrnn tuning table"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,234 @@
+//! `wgrnn bench --tune`: measures the kernel choices that compute the same thing (step
+//! kernels and their tile widths, the matrix-product tile, bounds checks) on one adapter over
+//! a set of configurations, and picks the fastest for the autotune table
+//! (`backend::wgpu::autotune`).
+//!
+//! Each choice is measured one axis at a time against the defaults (step kernels, product
+//! tile, checks); then the best of each axis together, where that is a new combination. The
+//! score of a candidate is the geometric mean over the configurations of its training-step
+//! time over the default's, so every configuration counts alike whatever its size.
+
+use anyhow::Result;
+
+use crate::WgpuBackend;
+use crate::backend::wgpu::autotune::{AdapterKey, Entry, Measured};
+use crate::backend::wgpu::gemm::GemmTiles;
+use crate::backend::wgpu::{Precision, Tuning};
+use crate::bench::{self, BenchConfig, BenchResult};
+
+/// One candidate's results.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The choices.
+    pub tuning: Tuning,
+    /// One result per configuration, in the order given.
+    pub results: Vec<BenchResult>,
+    /// Geometric mean of its step times over the default's (below 1: faster).
+    pub relative_time: f64,
+}
+
+/// What a tuning run measured and chose.
+#[derive(Clone, Debug)]
+pub struct TuneReport {
+    /// Every candidate, in the order measured (the defaults first).
+    pub candidates: Vec<Candidate>,
+    /// The entry for the autotune table: the fastest candidate.
+    pub entry: Entry,
+}
+
+/// The defaults and the single-axis alternatives to them.
+pub fn single_axis_candidates() -> Vec<Tuning> {
+    let d = Tuning::default();
+    let units = |u| Tuning {
+        step_tile_units: Some(u),
+        ..d
+    };
+    vec![
+        d,
+        units(16),
+        units(32),
+        units(64),
+        Tuning {
+            blocked_steps: true,
+            ..d
+        },
+        Tuning {
+            tiled_steps: false,
+            ..d
+        },
+        Tuning {
+            gemm_tiles: GemmTiles::Small,
+            ..d
+        },
+        Tuning {
+            gemm_tiles: GemmTiles::Big,
+            ..d
+        },
+        Tuning {
+            checked: false,
+            ..d
+        },
+    ]
+}
+
+/// The best of each axis together: the step kernel and tile width, the product tile and the
+/// checks of the fastest candidate that differs from the defaults in that axis only (or the
+/// default's where none beat it).
+pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
+    let d = Tuning::default();
+    let best = |axis: &dyn Fn(&Tuning) -> bool| {
+        measured
+            .iter()
+            .filter(|(t, _)| *t == d || axis(t))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(t, _)| *t)
+            .unwrap_or(d)
+    };
+    let steps = best(&|t| t.gemm_tiles == d.gemm_tiles && t.checked == d.checked);
+    let gemm = best(&|t| {
+        (t.tiled_steps, t.blocked_steps, t.step_tile_units, t.checked)
+            == (d.tiled_steps, d.blocked_steps, d.step_tile_units, d.checked)
+    });
+    let checks = best(&|t| {
+        (
+            t.tiled_steps,
+            t.blocked_steps,
+            t.step_tile_units,
+            t.gemm_tiles,
+        ) == (
+            d.tiled_steps,
+            d.blocked_steps,
+            d.step_tile_units,
+            d.gemm_tiles,
+        )
+    });
+    Tuning {
+        tiled_steps: steps.tiled_steps,
+        blocked_steps: steps.blocked_steps,
+        step_tile_units: steps.step_tile_units,
+        gemm_tiles: gemm.gemm_tiles,
+        checked: checks.checked,
+    }
+}
+
+/// Measures every candidate on every configuration, each run on a fresh backend from `open`
+/// with `precision`, and returns the results and the fastest choices. `progress` is told
+/// about each run as it finishes.
+pub fn tune(
+    open: &dyn Fn() -> Result<WgpuBackend>,
+    configs: &[BenchConfig],
+    precision: Precision,
+    warmup: usize,
+    reps: usize,
+    progress: &mut dyn FnMut(&Tuning, &BenchResult),
+) -> Result<TuneReport> {
+    anyhow::ensure!(
+        !configs.is_empty(),
+        "tuning needs at least one configuration"
+    );
+    let mut adapter = None;
+    let mut measure = |t: Tuning| -> Result<Vec<BenchResult>> {
+        configs
+            .iter()
+            .map(|c| {
+                let mut be = open()?;
+                be.set_precision(precision)?;
+                be.set_tuning(t);
+                adapter.get_or_insert_with(|| AdapterKey::of(be.gpu().info()));
+                let mut r = bench::run(be, c, warmup, reps, 0)?;
+                r.variant = t.label();
+                progress(&t, &r);
+                Ok(r)
+            })
+            .collect()
+    };
+    let mut candidates: Vec<(Tuning, Vec<BenchResult>)> = Vec::new();
+    for t in single_axis_candidates() {
+        candidates.push((t, measure(t)?));
+    }
+    let relative = |rs: &[BenchResult], base: &[BenchResult]| {
+        let logs: f64 = rs
+            .iter()
+            .zip(base)
+            .map(|(r, b)| (r.train_step_ms / b.train_step_ms).ln())
+            .sum();
+        (logs / rs.len() as f64).exp()
+    };
+    let scored = |cands: &[(Tuning, Vec<BenchResult>)]| -> Vec<(Tuning, f64)> {
+        cands
+            .iter()
+            .map(|(t, rs)| (*t, relative(rs, &cands[0].1)))
+            .collect()
+    };
+    let together = combine(&scored(&candidates));
+    if !candidates.iter().any(|(t, _)| *t == together) {
+        candidates.push((together, measure(together)?));
+    }
+    let scores = scored(&candidates);
+    let candidates: Vec<Candidate> = candidates
+        .into_iter()
+        .zip(&scores)
+        .map(|((tuning, results), (_, rel))| Candidate {
+            tuning,
+            results,
+            relative_time: *rel,
+        })
+        .collect();
+    let mut ranked: Vec<&Candidate> = candidates.iter().collect();
+    ranked.sort_by(|a, b| a.relative_time.total_cmp(&b.relative_time));
+    let entry = Entry {
+        adapter: adapter.expect("at least one run"),
+        tuning: ranked[0].tuning,
+        configs: configs.iter().map(BenchConfig::label).collect(),
+        measured: ranked
+            .iter()
+            .map(|c| Measured {
+                variant: c.tuning.label(),
+                relative_time: c.relative_time,
+            })
+            .collect(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    Ok(TuneReport { candidates, entry })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_differ_from_the_defaults_in_one_axis_and_are_valid() {
+        let all = single_axis_candidates();
+        assert_eq!(all[0], Tuning::default());
+        for t in &all {
+            assert!(t.is_valid(), "{t:?}");
+        }
+        let labels: std::collections::HashSet<String> = all.iter().map(Tuning::label).collect();
+        assert_eq!(
+            labels.len(),
+            all.len(),
+            "every candidate is a different choice"
+        );
+    }
+
+    #[test]
+    fn combine_takes_the_best_of_each_axis() {
+        let c = single_axis_candidates();
+        // units 64 best on the step axis, the small tile best on the product axis, checks
+        // off slower than on.
+        let times = [1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.8, 1.1, 1.05];
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
+        let t = combine(&measured);
+        assert_eq!(t.step_tile_units, Some(64));
+        assert!(t.tiled_steps && !t.blocked_steps);
+        assert_eq!(t.gemm_tiles, GemmTiles::Small);
+        assert!(t.checked);
+        // Nothing beats the defaults: the defaults.
+        let slow: Vec<(Tuning, f64)> = c
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, if i == 0 { 1.0 } else { 1.5 }))
+            .collect();
+        assert_eq!(combine(&slow), Tuning::default());
+    }
+}
