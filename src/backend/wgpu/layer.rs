@@ -539,7 +539,7 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
     cell_of(plan).shader()
 }
 
-/// Scalars of cache a layer call needs (forward record and backward scratch).
+/// Scalars of cache a layer call needs (what the forward records for the backward).
 pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     Layout::of(plan, seq).total
 }
