@@ -492,6 +492,87 @@ fn train_on_the_cpu() {
     assert!(out.contains("accuracy"), "{out}");
 }
 
+/// `--precision f16`: check passes at its stated tolerances and says so; the CPU and the f64
+/// reference refuse it with a message naming the flag; bench labels its results.
+#[test]
+fn precision_f16_on_check_bench_and_train() {
+    let out = ok(&[
+        "check",
+        "--cell",
+        "lstm",
+        "--layers",
+        "2",
+        "--hidden",
+        "20",
+        "--lengths",
+        "9,3,7,1",
+        "--precision",
+        "f16",
+    ]);
+    assert!(out.contains("precision: F16"), "{out}");
+    assert!(out.contains("4e-3") && out.contains(" 0 FAILED"), "{out}");
+    fails(
+        &["check", "--precision", "f16", "--candidate", "cpu64"],
+        "--precision f16",
+    );
+    let run = temp_path("train-f16-cpu");
+    fails(
+        &[
+            "train",
+            "--task",
+            "slots",
+            "--device",
+            "cpu",
+            "--precision",
+            "f16",
+            "--run-dir",
+            &run.to_string_lossy(),
+        ],
+        "--precision f16",
+    );
+    fails(
+        &[
+            "bench",
+            "--device",
+            "cpu",
+            "--precision",
+            "f16",
+            "--reps",
+            "1",
+        ],
+        "--precision f16",
+    );
+    let json = temp_path("bench-f16.jsonl");
+    ok(&[
+        "bench",
+        "--hidden",
+        "16",
+        "--input",
+        "8",
+        "--batch",
+        "2",
+        "--seq",
+        "3",
+        "--warmup",
+        "0",
+        "--reps",
+        "1",
+        "--no-kernels",
+        "--precision",
+        "f16",
+        "--json",
+        &json.to_string_lossy(),
+    ]);
+    let line = std::fs::read_to_string(&json).expect("bench json");
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert!(
+        v["variant"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("f16-caches")),
+        "{v}"
+    );
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     // Unknown cell: clap names the allowed values.

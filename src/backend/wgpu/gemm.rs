@@ -202,9 +202,10 @@ pub fn gemm(
     }
     let (mf, nf, kf) = (m as f64, n as f64, k as f64);
     let c_traffic = if accumulate { 2.0 } else { 1.0 };
+    let b_bytes = if b.buf.is_f16() { 2.0 } else { 4.0 };
     gpu.cost(
         2.0 * mf * nf * kf,
-        4.0 * (mf * kf + kf * nf + c_traffic * mf * nf),
+        4.0 * (mf * kf + c_traffic * mf * nf) + b_bytes * kf * nf,
     );
 }
 
