@@ -294,7 +294,17 @@ impl Backend for WgpuBackend {
 
     fn describe(&self) -> String {
         let info = self.gpu.info();
-        format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        let mut s = format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type);
+        if self.tuned_from.is_some() {
+            s.push_str(&format!(
+                "; kernels {} (starting from the autotune table)",
+                self.tuning.label()
+            ));
+        }
+        if self.precision == Precision::F16 {
+            s.push_str("; f16 layer caches");
+        }
+        s
     }
 
     fn upload(&self, data: &[f32]) -> GpuBuffer {
