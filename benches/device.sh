@@ -49,6 +49,8 @@ suite() {
     # per-kernel roofline column.
     "$W" bench --suite "$S" --roofline 67,3350 --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
     python3 .bin/torch_rnn_bench.py | tee "$OUT/torch.jsonl"
+    "$W" report --ours "$OUT/wgrnn.jsonl" --torch "$OUT/torch.jsonl" --kernels flagship \
+        --roofline 67,3350 | tee "$OUT/table.md"
 }
 
 variants() {

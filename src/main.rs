@@ -21,8 +21,8 @@ use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
-use wgrnn::tune;
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
+use wgrnn::{report, tune};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
 /// reference.
@@ -126,6 +126,14 @@ enum Command {
     /// Examples: `wgrnn bench --cell lstm --layers 4 --hidden 1024 --input 1024 --batch 64 --seq 100`;
     /// `wgrnn bench --suite shared/device/suite.tsv --json wgrnn.jsonl`
     Bench(BenchArgs),
+    /// Make BENCHMARKS.md's suite table from the JSON lines of a device run: our step times
+    /// against cuDNN fp32 and tf32 (ratios, the target, whether it is met), peak
+    /// memory of both, a column per alternative kernel choice, and optionally the per-kernel
+    /// breakdown of one configuration with its roofline shares.
+    ///
+    /// Example: `wgrnn report --ours wgrnn.jsonl --torch torch.jsonl --variant
+    /// blocked=wgrnn-blocked.jsonl --kernels flagship --roofline 67,3350`
+    Report(ReportArgs),
 }
 
 /// Where the computation runs.
@@ -327,6 +335,26 @@ struct BenchArgs {
     tune: bool,
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// `wgrnn bench --json` lines of the suite.
+    #[arg(long, value_name = "FILE")]
+    ours: PathBuf,
+    /// The reference script's lines (shared/device/torch_rnn_bench.py).
+    #[arg(long, value_name = "FILE")]
+    torch: PathBuf,
+    /// An alternative kernel choice's `wgrnn bench --json` lines, as NAME=FILE (repeatable):
+    /// a column of its step times.
+    #[arg(long, value_name = "NAME=FILE")]
+    variant: Vec<String>,
+    /// Also the per-kernel breakdown of this configuration (a suite name).
+    #[arg(long, value_name = "NAME")]
+    kernels: Option<String>,
+    /// Peaks for the breakdown's roofline column, `TFLOPS,GBPS` (H100 SXM: 67,3350).
+    #[arg(long, value_name = "TFLOPS,GBPS", value_parser = bench::Roofline::parse)]
+    roofline: Option<bench::Roofline>,
+}
+
 /// The matrix-product tiles `wgrnn bench` can compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum GemmChoice {
@@ -437,6 +465,7 @@ fn main() -> Result<()> {
         Command::Classify(args) => cli::use_model::classify(args),
         Command::Check(args) => run_check(args),
         Command::Bench(args) => run_bench(args),
+        Command::Report(args) => run_report(args),
     }
 }
 
@@ -718,6 +747,29 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     table.put(report.entry);
     table.save(&path)?;
     println!("chosen: {chosen}; stored in {}", path.display());
+    Ok(())
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let read = |p: &std::path::Path| {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        report::parse_lines(&text, &p.display().to_string())
+    };
+    let ours = read(&args.ours)?;
+    let torch = read(&args.torch)?;
+    let mut variants = Vec::new();
+    for v in &args.variant {
+        let Some((name, file)) = v.split_once('=') else {
+            bail!("--variant takes NAME=FILE, got `{v}`");
+        };
+        variants.push((name.to_string(), read(std::path::Path::new(file))?));
+    }
+    print!("{}", report::suite_table(&ours, &torch, &variants)?);
+    if let Some(name) = &args.kernels {
+        println!();
+        print!("{}", report::kernel_table(&ours, name, args.roofline)?);
+    }
     Ok(())
 }
 

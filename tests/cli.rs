@@ -573,6 +573,88 @@ fn precision_f16_on_check_bench_and_train() {
     );
 }
 
+/// `wgrnn report` turns a suite run's JSON lines and the reference script's into the suite
+/// table: the reference lines here are ours with the time doubled (fp32) or kept (tf32), so
+/// the ratios are known.
+#[test]
+fn report_makes_the_suite_table_from_json_lines() {
+    let suite = temp_path("report-suite.tsv");
+    std::fs::write(
+        &suite,
+        "flagship lstm 2 8 8 2 4 uni\ngru4 gru 1 8 8 2 4 bi\n",
+    )
+    .expect("suite");
+    let ours = temp_path("report-ours.jsonl");
+    ok(&[
+        "bench",
+        "--suite",
+        &suite.to_string_lossy(),
+        "--warmup",
+        "0",
+        "--reps",
+        "1",
+        "--profile-steps",
+        "1",
+        "--json",
+        &ours.to_string_lossy(),
+    ]);
+    let mut torch = String::from("{\"device\": \"reference header line\"}\n");
+    for line in std::fs::read_to_string(&ours).expect("ours").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        for (tf32, factor) in [(false, 2.0), (true, 1.0)] {
+            let mut t = v.clone();
+            t["engine"] = "pytorch-cudnn".into();
+            t["tf32"] = tf32.into();
+            t["train_step_ms"] = (v["train_step_ms"].as_f64().expect("ms") * factor).into();
+            t["peak_mem_mb"] = 123.0.into();
+            torch.push_str(&format!("{t}\n"));
+        }
+    }
+    let torch_path = temp_path("report-torch.jsonl");
+    std::fs::write(&torch_path, torch).expect("torch");
+    let out = ok(&[
+        "report",
+        "--ours",
+        &ours.to_string_lossy(),
+        "--torch",
+        &torch_path.to_string_lossy(),
+        "--variant",
+        &format!("again={}", ours.to_string_lossy()),
+        "--kernels",
+        "flagship",
+    ]);
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| flagship |") || l.starts_with("| gru4 |"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        // config, ours, fp32, ratio, target, met, tf32, ratio to tf32, peak ours, peak torch, again
+        assert_eq!(
+            (cells[4], cells[6], cells[8]),
+            ("0.50", "yes", "1.00"),
+            "{row}"
+        );
+        assert_eq!(cells[10], "123.0", "{row}");
+        assert_eq!(
+            cells[2], cells[11],
+            "the variant column repeats ours: {row}"
+        );
+    }
+    assert!(out.contains("| lstm_cell.fwd_step_tiled |"), "{out}");
+    fails(
+        &[
+            "report",
+            "--ours",
+            "/nonexistent/w.jsonl",
+            "--torch",
+            "/nonexistent/t.jsonl",
+        ],
+        "/nonexistent/w.jsonl",
+    );
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     // Unknown cell: clap names the allowed values.

@@ -1,0 +1,247 @@
+//! `wgrnn report`: the suite table of BENCHMARKS.md from the JSON lines of one device run, so
+//! the table is the output of a command anyone can rerun rather than numbers copied by hand.
+//!
+//! Inputs: `wgrnn bench --json` lines (ours, with `name`, `train_step_ms`, `peak_mem_mb` and
+//! the per-kernel `kernels` array), the reference script's lines (PyTorch on cuDNN, one per
+//! configuration and `tf32` mode), and optionally more `wgrnn bench` files of alternative
+//! kernel choices. Configurations are matched by their shape (kind, layers, hidden, input,
+//! batch, seq, direction).
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::bench::Roofline;
+
+/// The issue's target for a suite configuration: the largest ratio of our training-step time
+/// to cuDNN fp32's (1.0 for the flagship and batch1, 1.5 for the rest).
+pub fn target_ratio(name: &str) -> f64 {
+    match name {
+        "flagship" | "batch1" => 1.0,
+        _ => 1.5,
+    }
+}
+
+/// One configuration's shape, the key that matches lines across files.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Shape {
+    kind: String,
+    dims: [u64; 5],
+    bidirectional: bool,
+}
+
+fn shape(v: &Value) -> Option<Shape> {
+    let n = |k: &str| v[k].as_u64();
+    Some(Shape {
+        kind: v["kind"].as_str()?.to_string(),
+        dims: [
+            n("layers")?,
+            n("hidden")?,
+            n("input")?,
+            n("batch")?,
+            n("seq")?,
+        ],
+        bidirectional: v["bidirectional"].as_bool()?,
+    })
+}
+
+/// The JSON objects of a JSON-lines text that describe a configuration (others, such as the
+/// reference script's header line, are skipped). `what` names the source in errors.
+pub fn parse_lines(text: &str, what: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("{what}, line {}: not JSON", i + 1))?;
+        if shape(&v).is_some() && v["train_step_ms"].is_number() {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+fn ms(v: &Value, key: &str) -> Option<f64> {
+    v[key].as_f64()
+}
+
+fn fmt_opt(x: Option<f64>, digits: usize) -> String {
+    x.map_or("-".to_string(), |x| format!("{x:.digits$}"))
+}
+
+/// The suite table: for each of our configurations, our step time, cuDNN's fp32 and tf32
+/// times and our ratios to them, the target and whether it is met, and both peak memories.
+/// `variants` adds one column of step times per alternative file (name, lines).
+pub fn suite_table(
+    ours: &[Value],
+    torch: &[Value],
+    variants: &[(String, Vec<Value>)],
+) -> Result<String> {
+    if ours.is_empty() {
+        bail!("no wgrnn results to report");
+    }
+    let find = |lines: &[Value], s: &Shape, tf32: Option<bool>| -> Option<Value> {
+        lines
+            .iter()
+            .find(|v| shape(v).as_ref() == Some(s) && tf32.is_none_or(|t| v["tf32"] == t))
+            .cloned()
+    };
+    let mut t = String::new();
+    let mut head = "| config | wgrnn ms | cuDNN fp32 ms | ratio | target | met | cuDNN tf32 ms | ratio to tf32 | peak MiB wgrnn | peak MiB torch |".to_string();
+    let mut rule = "|---|---|---|---|---|---|---|---|---|---|".to_string();
+    for (name, _) in variants {
+        head.push_str(&format!(" {name} ms |"));
+        rule.push_str("---|");
+    }
+    writeln!(t, "{head}\n{rule}")?;
+    for o in ours {
+        let s = shape(o).context("a wgrnn line without its shape")?;
+        let name = o["name"].as_str().unwrap_or("-").to_string();
+        let our = ms(o, "train_step_ms");
+        let f32_ = find(torch, &s, Some(false));
+        let tf = find(torch, &s, Some(true));
+        let ratio = |r: &Option<Value>| match (our, r.as_ref().and_then(|v| ms(v, "train_step_ms")))
+        {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let r32 = ratio(&f32_);
+        let target = target_ratio(&name);
+        let met = match r32 {
+            Some(r) if r <= target => "yes",
+            Some(_) => "no",
+            None => "-",
+        };
+        write!(
+            t,
+            "| {name} | {} | {} | {} | <= {target:.1} | {met} | {} | {} | {} | {} |",
+            fmt_opt(our, 2),
+            fmt_opt(f32_.as_ref().and_then(|v| ms(v, "train_step_ms")), 2),
+            fmt_opt(r32, 2),
+            fmt_opt(tf.as_ref().and_then(|v| ms(v, "train_step_ms")), 2),
+            fmt_opt(ratio(&tf), 2),
+            fmt_opt(ms(o, "peak_mem_mb"), 1),
+            fmt_opt(f32_.as_ref().and_then(|v| ms(v, "peak_mem_mb")), 1),
+        )?;
+        for (_, lines) in variants {
+            let v = find(lines, &s, None);
+            write!(
+                t,
+                " {} |",
+                fmt_opt(v.as_ref().and_then(|v| ms(v, "train_step_ms")), 2)
+            )?;
+        }
+        writeln!(t)?;
+    }
+    Ok(t)
+}
+
+/// The per-kernel breakdown of one configuration (`name`) from our lines: each kernel's calls,
+/// ms per step, share of the step's kernel time, GFLOP/s, GB/s and, with `roof`, its share
+/// of the roofline.
+pub fn kernel_table(ours: &[Value], name: &str, roof: Option<Roofline>) -> Result<String> {
+    let o = ours
+        .iter()
+        .find(|v| v["name"] == name)
+        .with_context(|| format!("no wgrnn result named `{name}`"))?;
+    let kernels = o["kernels"]
+        .as_array()
+        .filter(|k| !k.is_empty())
+        .with_context(|| {
+            format!("`{name}` has no per-kernel table (run bench without --no-kernels)")
+        })?;
+    let total: f64 = kernels.iter().filter_map(|k| k["ms"].as_f64()).sum();
+    let mut t = String::new();
+    writeln!(
+        t,
+        "| kernel | calls | ms/step | share | GFLOP/s | GB/s | roofline |\n|---|---|---|---|---|---|---|"
+    )?;
+    for k in kernels {
+        let ms = k["ms"].as_f64().unwrap_or(0.0);
+        let (gf, gb) = (
+            k["gflops"].as_f64().unwrap_or(0.0),
+            k["gbytes"].as_f64().unwrap_or(0.0),
+        );
+        let rate = |x: f64| (x > 0.0 && ms > 0.0).then(|| x / (ms / 1e3));
+        let roofline = roof.and_then(|r| {
+            r.share(&crate::backend::wgpu::KernelTime {
+                label: String::new(),
+                calls: 0,
+                seconds: ms / 1e3,
+                flops: gf * 1e9,
+                bytes: gb * 1e9,
+            })
+        });
+        writeln!(
+            t,
+            "| {} | {} | {ms:.3} | {:.1}% | {} | {} | {} |",
+            k["kernel"].as_str().unwrap_or("?"),
+            k["calls"].as_u64().unwrap_or(0),
+            100.0 * ms / total.max(f64::MIN_POSITIVE),
+            fmt_opt(rate(gf), 1),
+            fmt_opt(rate(gb), 1),
+            roofline.map_or("-".to_string(), |r| format!("{:.1}%", 100.0 * r)),
+        )?;
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(engine: &str, name: &str, ms: f64, tf32: bool, mem: f64) -> String {
+        format!(
+            r#"{{"engine":"{engine}","name":"{name}","kind":"lstm","layers":4,"hidden":1024,"input":1024,"batch":64,"seq":100,"bidirectional":false,"tf32":{tf32},"train_step_ms":{ms},"peak_mem_mb":{mem},"kernels":[{{"kernel":"gemm128.gemm128","calls":20,"ms":10.0,"gflops":268.4,"gbytes":1.0}},{{"kernel":"lstm_cell.fwd_step_tiled","calls":400,"ms":30.0,"gflops":0.0,"gbytes":0.0}}]}}"#
+        )
+    }
+
+    #[test]
+    fn suite_table_matches_shapes_and_states_the_target() {
+        let ours = parse_lines(&line("wgrnn", "flagship", 40.0, false, 700.0), "ours").unwrap();
+        let torch_text = format!(
+            "{{\"device\":\"H100\"}}\n{}\n{}\n",
+            line("pytorch-cudnn", "", 38.7, false, 800.0),
+            line("pytorch-cudnn", "", 21.4, true, 790.0)
+        );
+        let torch = parse_lines(&torch_text, "torch").unwrap();
+        assert_eq!(torch.len(), 2, "the header line is skipped");
+        let variant = parse_lines(&line("wgrnn", "flagship", 36.0, false, 700.0), "v").unwrap();
+        let t = suite_table(&ours, &torch, &[("blocked".into(), variant)]).unwrap();
+        let row = t.lines().nth(2).expect("a row");
+        // 40 / 38.7 = 1.03 > 1.0 for the flagship: not met; 40 / 21.4 = 1.87.
+        assert!(
+            row.starts_with("| flagship | 40.00 | 38.70 | 1.03 | <= 1.0 | no | 21.40 | 1.87 | 700.0 | 800.0 | 36.00 |"),
+            "{row}"
+        );
+        assert!(t.lines().next().unwrap().ends_with(" blocked ms |"));
+        assert!(suite_table(&[], &torch, &[]).is_err());
+    }
+
+    #[test]
+    fn kernel_table_gives_shares_and_roofline() {
+        let ours = parse_lines(&line("wgrnn", "flagship", 40.0, false, 700.0), "ours").unwrap();
+        let roof = Roofline {
+            tflops: 67.0,
+            gbps: 3350.0,
+        };
+        let t = kernel_table(&ours, "flagship", Some(roof)).unwrap();
+        // 268.4 GFLOP in 10 ms = 26840 GFLOP/s = 40.1% of 67 TFLOP/s; share 25% of 40 ms.
+        assert!(
+            t.contains("| gemm128.gemm128 | 20 | 10.000 | 25.0% | 26840.0 | 100.0 | 40.1% |"),
+            "{t}"
+        );
+        assert!(t.contains("| lstm_cell.fwd_step_tiled | 400 | 30.000 | 75.0% | - | - | - |"));
+        assert!(kernel_table(&ours, "nope", None).is_err());
+        assert!(parse_lines("{not json", "f").is_err());
+    }
+
+    #[test]
+    fn targets_follow_the_issue() {
+        assert_eq!(target_ratio("flagship"), 1.0);
+        assert_eq!(target_ratio("batch1"), 1.0);
+        assert_eq!(target_ratio("gru4"), 1.5);
+    }
+}
