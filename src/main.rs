@@ -743,6 +743,23 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     for m in &report.entry.measured {
         println!("  {:<44} {:.3}", m.variant, m.relative_time);
     }
+    // Whether one choice suits every configuration, or the table should be keyed by shape.
+    println!("\nfastest per configuration (relative to the defaults):");
+    for (i, c) in configs.iter().enumerate() {
+        let base = report.candidates[0].results[i].train_step_ms;
+        if let Some(best) = report.candidates.iter().min_by(|a, b| {
+            a.results[i]
+                .train_step_ms
+                .total_cmp(&b.results[i].train_step_ms)
+        }) {
+            println!(
+                "  {:<44} {:<44} {:.3}",
+                c.label(),
+                best.tuning.label(),
+                best.results[i].train_step_ms / base
+            );
+        }
+    }
     let chosen = report.entry.tuning.label();
     table.put(report.entry);
     table.save(&path)?;
