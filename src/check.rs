@@ -35,7 +35,7 @@ pub const FORWARD_TOLERANCE: f64 = 1e-5;
 pub const GRADIENT_TOLERANCE: f64 = 1e-4;
 /// The fraction of the learning rate per optimizer step that updated parameters may differ
 /// by at least (see `run_check`).
-pub const ADAM_STEP_FRACTION: f64 = 0.1;
+pub const ADAM_STEP_FRACTION: f64 = 0.5;
 
 /// The recurrent cell of a network built from command-line flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -701,8 +701,9 @@ pub fn run_check<R: Backend, C: Backend>(
     let mut rows = Vec::new();
     // Adam moves every element by about lr whatever its gradient's size, so an element whose
     // gradient is near Adam's eps turns rounding-level gradient differences into lr-scale
-    // steps (seen at 0.04 lr between the GPU and the CPU): updated parameters may differ by
-    // a tenth of lr per step. A wrong optimizer or gradient is off by about lr or more.
+    // steps (a sweep saw up to 0.15 lr between the GPU and the CPU, and 0.09 lr between the
+    // f32 and f64 CPU references): updated parameters may differ by half of lr per step. A
+    // wrong optimizer is off by about lr or more, and gradients are compared on their own.
     let param_tolerance = tol
         .update
         .max(ADAM_STEP_FRACTION * f64::from(spec.lr) * spec.steps as f64);
@@ -965,11 +966,11 @@ mod tests {
             assert!(names.contains(&"grad initial h, layer 1"));
             assert!(names.contains(&"loss of step 2"));
             assert!(names.iter().any(|n| n.starts_with("grad rnn.weight_hh_l1")));
-            // Updated parameters get a tenth of lr per step (2 steps at 0.01), losses not.
+            // Updated parameters get half of lr per step (2 steps at 0.01), losses not.
             for r in &ok.rows {
                 if r.name.starts_with("after 2 steps") {
                     assert!(
-                        (r.tolerance - 2e-3).abs() < 1e-9,
+                        (r.tolerance - 1e-2).abs() < 1e-9,
                         "{}: {}",
                         r.name,
                         r.tolerance

@@ -239,7 +239,7 @@ struct CheckArgs {
     lr: f32,
     /// Tolerance of every tensor (default: 1e-4 for gradients, step losses and updated
     /// parameters, 1e-5 for outputs, final states and the loss; see --precision for f16).
-    /// Updated parameters are allowed at least a tenth of --lr per step: Adam steps every
+    /// Updated parameters are allowed at least half of --lr per step: Adam steps every
     /// element by about lr, so a gradient near its eps turns rounding into lr-scale steps.
     #[arg(long)]
     tolerance: Option<f64>,
