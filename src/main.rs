@@ -148,24 +148,13 @@ pub(crate) enum DeviceChoice {
     Auto,
 }
 
-/// How the GPU stores the layer caches (what the forward keeps for the backward).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum PrecisionChoice {
-    /// Everything in f32.
-    F32,
-    /// Layer caches in f16 (needs an adapter with SHADER_F16): half their memory; every
-    /// kernel still computes in f32.
-    F16,
-}
-
 impl Chosen {
     /// Applies `--precision`: the GPU's cache storage; f16 on the CPU is refused.
-    pub(crate) fn set_precision(&mut self, p: PrecisionChoice) -> Result<()> {
+    pub(crate) fn set_precision(&mut self, p: Precision) -> Result<()> {
         match (self, p) {
-            (Chosen::Gpu(be), PrecisionChoice::F16) => Ok(be.set_precision(Precision::F16)?),
-            (Chosen::Gpu(be), PrecisionChoice::F32) => Ok(be.set_precision(Precision::F32)?),
-            (Chosen::Cpu(_), PrecisionChoice::F32) => Ok(()),
-            (Chosen::Cpu(_), PrecisionChoice::F16) => bail!(
+            (Chosen::Gpu(be), p) => Ok(be.set_precision(p)?),
+            (Chosen::Cpu(_), Precision::F32) => Ok(()),
+            (Chosen::Cpu(_), Precision::F16) => bail!(
                 "--precision f16 stores the GPU's layer caches in f16; the CPU backend computes \
                  and stores in f32 only (use --device gpu)"
             ),
@@ -182,7 +171,7 @@ struct CheckArgs {
     /// 3e-2 for step losses and updated parameters: Adam steps every element by about lr,
     /// so a gradient near zero can flip its step under that rounding).
     #[arg(long, value_enum, default_value = "f32")]
-    precision: PrecisionChoice,
+    precision: Precision,
     /// A full network description (TOML, as NetworkConfig); replaces the network flags.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = [
         "cell", "peephole", "proj", "gru_variant", "layers", "hidden", "input",
@@ -328,7 +317,7 @@ struct BenchArgs {
     kernels: KernelFlags,
     /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory).
     #[arg(long, value_enum, default_value = "f32")]
-    precision: PrecisionChoice,
+    precision: Precision,
     /// Measure every kernel choice (step kernels and tile widths, product tile, bounds
     /// checks) on these configurations and store the fastest in the autotune table, which
     /// every later run on this adapter starts from (`WGRNN_TUNING_FILE`, else
@@ -625,8 +614,8 @@ fn run_check(args: CheckArgs) -> Result<()> {
         .transpose()?;
     let seq = check::seq_shape(args.seq, args.batch, lengths)?;
     let mut tolerances = match args.precision {
-        PrecisionChoice::F32 => check::Tolerances::default(),
-        PrecisionChoice::F16 => check::Tolerances::F16_CACHES,
+        Precision::F32 => check::Tolerances::default(),
+        Precision::F16 => check::Tolerances::F16_CACHES,
     };
     if let Some(t) = args.tolerance {
         tolerances.forward = t;
@@ -658,9 +647,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
             let kernels = apply_kernel_flags(&mut gpu, &args.kernels);
-            if args.precision == PrecisionChoice::F16 {
-                gpu.set_precision(Precision::F16)?;
-            }
+            gpu.set_precision(args.precision)?;
             println!("kernels: {kernels}; precision: {:?}", args.precision);
             check::run_check(reference, gpu, &spec)?
         }
@@ -668,7 +655,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
             if args.adapter.is_some() {
                 bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
             }
-            if args.precision == PrecisionChoice::F16 {
+            if args.precision == Precision::F16 {
                 bail!(
                     "--precision f16 is a GPU storage mode; it cannot be combined with --candidate cpu64"
                 );
@@ -706,22 +693,13 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     )?;
     // Read first: a table that cannot be updated should fail before minutes of measuring.
     let mut table = autotune::Table::load(&path)?;
-    let mut json = match &args.json {
-        Some(p) => {
-            Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
-        None => None,
-    };
-    let precision = match args.precision {
-        PrecisionChoice::F32 => Precision::F32,
-        PrecisionChoice::F16 => Precision::F16,
-    };
+    let mut json = create_json(args.json.as_deref())?;
     let open = || open_gpu(args.adapter.as_deref());
     let mut write_err = None;
     let report = tune::tune(
         &open,
         configs,
-        precision,
+        args.precision,
         args.warmup,
         args.reps,
         &mut |t, r| {
@@ -792,6 +770,12 @@ fn run_report(args: ReportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The `--json` file of bench (created or truncated), if one was asked for.
+fn create_json(path: Option<&std::path::Path>) -> Result<Option<std::fs::File>> {
+    path.map(|p| std::fs::File::create(p).with_context(|| format!("creating {}", p.display())))
+        .transpose()
+}
+
 fn run_bench(args: BenchArgs) -> Result<()> {
     let mut configs = match &args.suite {
         Some(path) => {
@@ -829,12 +813,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     if args.tune {
         return run_tune(&args, &configs);
     }
-    let mut json = match &args.json {
-        Some(path) => Some(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let mut json = create_json(args.json.as_deref())?;
     // Each configuration gets a fresh backend (its own device and memory count); the first
     // one also settles which device `auto` means.
     let profile = if args.no_kernels {
@@ -856,7 +835,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
-                    if args.precision == PrecisionChoice::F16 {
+                    if args.precision == Precision::F16 {
                         r.variant.push_str(" f16-caches");
                     }
                     r

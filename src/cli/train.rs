@@ -16,7 +16,7 @@ use wgrnn::run::progress::Output;
 use wgrnn::run::run_dir::{self, next_run_dir};
 use wgrnn::run::train_loop::{Ending, TrainOptions, train};
 
-use crate::{DeviceChoice, PrecisionChoice, choose, on_backend};
+use crate::{DeviceChoice, choose, on_backend};
 
 /// The task of `wgrnn train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -187,7 +187,7 @@ pub struct TrainArgs {
     /// How the GPU stores the layer caches (what the forward keeps for the backward): f32,
     /// or f16 (needs SHADER_F16; half their memory, every kernel still computes in f32).
     #[arg(long, value_enum, default_value = "f32", help_heading = "Device")]
-    precision: PrecisionChoice,
+    precision: wgrnn::backend::wgpu::Precision,
 }
 
 macro_rules! choice {

@@ -129,7 +129,7 @@ impl Default for Tuning {
 /// gate activations, cell states, initial states and the cells' other records). Every
 /// kernel computes in f32 either way; parameters, gradients, optimizer state, layer outputs
 /// and the backward's gate gradients stay f32.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {
     /// Everything in f32.
     #[default]
