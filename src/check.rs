@@ -302,8 +302,10 @@ pub enum Stage {
     Forward,
     /// Gradients of the first backward pass.
     Gradient,
-    /// Step losses and parameters after the optimizer steps.
+    /// Losses of the optimizer steps.
     Update,
+    /// Parameters after the optimizer steps.
+    Params,
 }
 
 /// One compared tensor.
@@ -712,8 +714,8 @@ pub fn run_check<R: Backend, C: Backend>(
         let tolerance = match stage {
             Stage::Forward => tol.forward,
             Stage::Gradient => tol.gradient,
-            Stage::Update if name.starts_with("after ") => param_tolerance,
             Stage::Update => tol.update,
+            Stage::Params => param_tolerance,
         };
         rows.push(Row {
             name,
@@ -801,7 +803,7 @@ pub fn run_check<R: Backend, C: Backend>(
         for (name, range) in &names {
             push(
                 format!("after {} steps {name}", spec.steps),
-                Stage::Update,
+                Stage::Params,
                 &slice(&c.updated, range),
                 &slice(&r.updated, range),
             );
