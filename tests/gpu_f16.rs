@@ -9,7 +9,7 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_close, compare_stack, dense_batch, dense_net, gpu, layer, rng};
+use gpu_common::{assert_close, compare_stack, dense_batch, dense_net, gpu, layer, lstm, rng};
 use rand::RngExt;
 use wgrnn::backend::wgpu::{Precision, Tuning};
 use wgrnn::backend::{Backend, SeqShape};
@@ -26,15 +26,12 @@ const TOL_FWD: f64 = 4e-3;
 /// Gradients: the rounding of every record the backward reads, over the whole sequence.
 const TOL_GRAD: f64 = 5e-3;
 
-fn lstm(peephole: bool, proj: Option<usize>) -> CellConfig {
-    CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole,
-        proj,
-        forget_bias: None,
-    }
+/// The GPU backend with f16 caches (the GPU tests' adapter must offer SHADER_F16).
+fn f16_gpu() -> Option<wgrnn::WgpuBackend> {
+    let mut be = gpu()?;
+    be.set_precision(Precision::F16)
+        .expect("the GPU tests' adapter must offer SHADER_F16");
+    Some(be)
 }
 
 fn stacks() -> Vec<(CellConfig, CellConfig)> {
@@ -52,9 +49,7 @@ fn stacks() -> Vec<(CellConfig, CellConfig)> {
 
 #[test]
 fn f16_caches_match_the_f32_reference() {
-    let Some(mut be) = gpu() else { return };
-    be.set_precision(Precision::F16)
-        .expect("the GPU tests' adapter must offer SHADER_F16");
+    let Some(mut be) = f16_gpu() else { return };
     let mut r = rng("f16_caches_match_the_f32_reference");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     // Plain and blocked tiles (the latter with naga's bounds checks off), and row-wise steps.
@@ -82,9 +77,7 @@ fn f16_caches_match_the_f32_reference() {
 /// step reads it back) on top of an Elman layer, with its tagging head.
 #[test]
 fn f16_jordan_matches_the_f32_reference() {
-    let Some(mut be) = gpu() else { return };
-    be.set_precision(Precision::F16)
-        .expect("the GPU tests' adapter must offer SHADER_F16");
+    let Some(mut be) = f16_gpu() else { return };
     let mut r = rng("f16_jordan_matches_the_f32_reference");
     let elman = CellConfig::Elman {
         activation: Activation::Tanh,
@@ -112,9 +105,7 @@ fn f16_jordan_matches_the_f32_reference() {
 /// steps, loss and gradient norm at every step.
 #[test]
 fn f16_training_follows_the_f32_reference() {
-    let Some(mut be) = gpu() else { return };
-    be.set_precision(Precision::F16)
-        .expect("the GPU tests' adapter must offer SHADER_F16");
+    let Some(be) = f16_gpu() else { return };
     let mut r = rng("f16_training_follows_the_f32_reference");
     let lengths = [7, 1, 4, 7, 2];
     let classes = 5;

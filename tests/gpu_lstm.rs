@@ -5,7 +5,7 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
+use gpu_common::{compare_stack, dense_net, gpu, layer, lstm, rng};
 use wgrnn::config::{Activation, CellConfig, LayerConfig};
 
 const TOL_FWD: f64 = 1e-5;
@@ -13,18 +13,6 @@ const TOL_GRAD: f64 = 1e-4;
 
 /// Batches of awkward shapes: batch 1 and 5, lengths 1 and 7 mixed.
 const LENGTHS: [&[usize]; 3] = [&[1], &[7], &[7, 1, 4, 7, 2]];
-
-/// An LSTM cell with default activations.
-fn lstm(peephole: bool, proj: Option<usize>) -> CellConfig {
-    CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole,
-        proj,
-        forget_bias: None,
-    }
-}
 
 /// A two-layer stack: (cell, hidden) of the lower and of the upper layer.
 type Stack = ((CellConfig, usize), (CellConfig, usize));

@@ -7,20 +7,9 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
+use gpu_common::{compare_stack, dense_net, gpu, layer, lstm, rng};
 use wgrnn::backend::wgpu::Tuning;
 use wgrnn::config::{Activation, CellConfig, GruVariant};
-
-fn lstm(peephole: bool, proj: Option<usize>) -> CellConfig {
-    CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole,
-        proj,
-        forget_bias: None,
-    }
-}
 
 fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let Some(mut be) = gpu() else { return };
