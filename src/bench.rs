@@ -324,8 +324,13 @@ impl Roofline {
     /// The fraction of the roofline kernel `k` reaches, `None` where it declares no work or
     /// took no time.
     pub fn share(&self, k: &KernelTime) -> Option<f64> {
-        let ideal = (k.flops / (self.tflops * 1e12)).max(k.bytes / (self.gbps * 1e9));
-        (ideal > 0.0 && k.seconds > 0.0).then(|| ideal / k.seconds)
+        self.share_of(k.flops, k.bytes, k.seconds)
+    }
+
+    /// The fraction of the roofline that `flops` and `bytes` of work done in `seconds` reach.
+    pub fn share_of(&self, flops: f64, bytes: f64, seconds: f64) -> Option<f64> {
+        let ideal = (flops / (self.tflops * 1e12)).max(bytes / (self.gbps * 1e9));
+        (ideal > 0.0 && seconds > 0.0).then(|| ideal / seconds)
     }
 }
 

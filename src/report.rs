@@ -165,15 +165,7 @@ pub fn kernel_table(ours: &[Value], name: &str, roof: Option<Roofline>) -> Resul
             k["gbytes"].as_f64().unwrap_or(0.0),
         );
         let rate = |x: f64| (x > 0.0 && ms > 0.0).then(|| x / (ms / 1e3));
-        let roofline = roof.and_then(|r| {
-            r.share(&crate::backend::wgpu::KernelTime {
-                label: String::new(),
-                calls: 0,
-                seconds: ms / 1e3,
-                flops: gf * 1e9,
-                bytes: gb * 1e9,
-            })
-        });
+        let roofline = roof.and_then(|r| r.share_of(gf * 1e9, gb * 1e9, ms / 1e3));
         writeln!(
             t,
             "| {} | {} | {ms:.3} | {:.1}% | {} | {} | {} |",
