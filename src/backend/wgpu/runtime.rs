@@ -451,7 +451,13 @@ impl Gpu {
 
     /// A buffer of `len` f32 elements, zeroed (recycled ones by a recorded clear).
     pub fn buffer(&self, len: usize) -> GpuBuffer {
-        let (b, recycled) = self.alloc(len, false);
+        self.zeroed(len, false)
+    }
+
+    /// A zeroed buffer of `len` elements (f16 when `half`): recycled ones are cleared by a
+    /// recorded clear, new ones start zeroed.
+    fn zeroed(&self, len: usize, half: bool) -> GpuBuffer {
+        let (b, recycled) = self.alloc(len, half);
         if recycled {
             self.clear(&b);
         }
@@ -468,11 +474,7 @@ impl Gpu {
     /// `array<f16>` (needs [`Gpu::has_f16`]).
     pub fn buffer_f16(&self, len: usize) -> GpuBuffer {
         assert!(self.has_f16(), "f16 buffers need SHADER_F16");
-        let (b, recycled) = self.alloc(len, true);
-        if recycled {
-            self.clear(&b);
-        }
-        b
+        self.zeroed(len, true)
     }
 
     /// Whether kernels may use f16 (the adapter offers `SHADER_F16`).
