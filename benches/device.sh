@@ -27,7 +27,8 @@ check() {
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
     local status=0
     for variant in "" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked" \
-        "--gemm small" "--step-units 64" "--step-units 16" "--precision f16"; do
+        "--gemm small" "--step-units 64" "--step-units 16" "--precision f16" "--gemm tensor" \
+        "--precision f16 --gemm tensor"; do
         for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
             # shellcheck disable=SC2086
             if ! "$W" check --cell $cell --layers 2 --hidden 200 --input 136 --lengths "$lengths" \
@@ -60,7 +61,13 @@ variants() {
     "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
     "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
     "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
-    "$W" bench --suite "$S" --precision f16 --no-kernels --json "$OUT/wgrnn-f16-caches.jsonl"
+    # f16 caches alone, then with the tensor-core products (what --precision f16 does where
+    # the adapter has them), then the tensor-core products alone.
+    "$W" bench --suite "$S" --precision f16 --gemm big --no-kernels \
+        --json "$OUT/wgrnn-f16-caches.jsonl"
+    "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
+        --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt"
+    "$W" bench --suite "$S" --gemm tensor --no-kernels --json "$OUT/wgrnn-tensor.jsonl"
 }
 
 tune() {

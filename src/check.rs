@@ -266,6 +266,17 @@ impl Tolerances {
         gradient: 5e-3,
         update: 3e-2,
     };
+    /// For a GPU whose large matrix products run on the tensor cores (`--gemm tensor`, or
+    /// `--precision f16` on an adapter with them): every operand of those products is rounded
+    /// to f16, so each sum of n products carries up to 2 roundings per term, about 2^-11 times
+    /// its terms' magnitudes spread like sqrt(n); sums that cancel lose more relative to their
+    /// size. The bounds allow about 20 roundings (as cuDNN's tf32 mode, with the same 10-bit
+    /// mantissa). A wrong kernel (a transposed or misplaced block) is off by O(1).
+    pub const TENSOR_PRODUCTS: Tolerances = Tolerances {
+        forward: 1e-2,
+        gradient: 1.5e-2,
+        update: 3e-2,
+    };
 }
 
 impl Default for Tolerances {

@@ -346,14 +346,6 @@ struct ReportArgs {
     roofline: Option<bench::Roofline>,
 }
 
-/// The matrix-product tiles `wgrnn bench` can compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum GemmChoice {
-    Auto,
-    Small,
-    Big,
-}
-
 /// The kernel choices `wgrnn bench` and `wgrnn check` take, to compare kernels that compute
 /// the same thing (speed with bench, agreement with the CPU reference with check). Each
 /// given flag overrides the backend's starting choice (the adapter's autotune entry, else
@@ -372,11 +364,13 @@ struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_units: Option<String>,
-    /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64), `small`
-    /// (always 64x64) or `big` (128x128 wherever the operands allow), to compare them
-    /// [default: auto, or the adapter's autotune entry].
-    #[arg(long, value_enum)]
-    gemm: Option<GemmChoice>,
+    /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
+    /// tensor cores under --precision f16 where the adapter has them), `small` (always
+    /// 64x64), `big` (128x128 wherever the operands allow) or `tensor` (the 128x128 tile on the
+    /// tensor cores, operands rounded to f16, wherever the operands allow; needs an adapter
+    /// with them), to compare them [default: auto, or the adapter's autotune entry].
+    #[arg(long, value_enum, hide_possible_values = true)]
+    gemm: Option<GemmTiles>,
     /// Compile kernels without naga's bounds checks (the trusted path; every kernel checks
     /// its own indices).
     #[arg(long, conflicts_with = "checked")]
@@ -402,11 +396,7 @@ impl KernelFlags {
             }
         }
         if let Some(g) = self.gemm {
-            t.gemm_tiles = match g {
-                GemmChoice::Auto => GemmTiles::Auto,
-                GemmChoice::Small => GemmTiles::Small,
-                GemmChoice::Big => GemmTiles::Big,
-            };
+            t.gemm_tiles = g;
         }
         if self.unchecked {
             t.checked = false;
@@ -429,13 +419,21 @@ impl KernelFlags {
 
 /// Applies `flags` to a freshly opened backend and says where its choices come from, e.g.
 /// `steps=tiled units=auto gemm=auto checked (autotune: ~/.cache/wgrnn/tuning.json)`.
-fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> String {
+fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> Result<String> {
+    if flags.gemm == Some(GemmTiles::Tensor) && !be.gpu().has_tensor_cores() {
+        bail!(
+            "--gemm tensor: adapter `{}` has no tensor-core matrix products (cooperative \
+             matrices with 16x16x16 f16 -> f32, subgroups of 32, f16); `wgrnn devices` lists \
+             each adapter's cooperative-matrix shapes",
+            be.gpu().info().name
+        );
+    }
     be.set_tuning(flags.tuning(be.tuning()));
     let label = be.tuning().label();
-    match be.tuned_from() {
+    Ok(match be.tuned_from() {
         Some(path) => format!("{label} (from the autotune table {})", path.display()),
         None => label,
-    }
+    })
 }
 
 /// The recurrent step kernels `wgrnn bench` can compare.
@@ -613,9 +611,31 @@ fn run_check(args: CheckArgs) -> Result<()> {
         .map(check::parse_lengths)
         .transpose()?;
     let seq = check::seq_shape(args.seq, args.batch, lengths)?;
-    let mut tolerances = match args.precision {
-        Precision::F32 => check::Tolerances::default(),
-        Precision::F16 => check::Tolerances::F16_CACHES,
+    // The GPU is opened first: whether its products run on the tensor cores sets the bound.
+    let gpu = match args.candidate {
+        Candidate::Gpu => {
+            let mut gpu = open_gpu(args.adapter.as_deref())?;
+            let kernels = apply_kernel_flags(&mut gpu, &args.kernels)?;
+            gpu.set_precision(args.precision)?;
+            Some((gpu, kernels))
+        }
+        Candidate::Cpu64 => {
+            if args.adapter.is_some() {
+                bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
+            }
+            if args.precision == Precision::F16 {
+                bail!(
+                    "--precision f16 is a GPU storage mode; it cannot be combined with --candidate cpu64"
+                );
+            }
+            None
+        }
+    };
+    let tensor = gpu.as_ref().is_some_and(|(g, _)| g.tensor_products());
+    let mut tolerances = match (args.precision, tensor) {
+        (_, true) => check::Tolerances::TENSOR_PRODUCTS,
+        (Precision::F32, false) => check::Tolerances::default(),
+        (Precision::F16, false) => check::Tolerances::F16_CACHES,
     };
     if let Some(t) = args.tolerance {
         tolerances.forward = t;
@@ -643,25 +663,20 @@ fn run_check(args: CheckArgs) -> Result<()> {
     };
     println!("{}", check::describe(&spec));
     let reference = CpuBackend::<f32>::new();
-    let report = match args.candidate {
-        Candidate::Gpu => {
-            let mut gpu = open_gpu(args.adapter.as_deref())?;
-            let kernels = apply_kernel_flags(&mut gpu, &args.kernels);
-            gpu.set_precision(args.precision)?;
-            println!("kernels: {kernels}; precision: {:?}", args.precision);
+    let report = match gpu {
+        Some((gpu, kernels)) => {
+            println!(
+                "kernels: {kernels}; precision: {:?}{}",
+                args.precision,
+                if tensor {
+                    "; tensor-core matrix products"
+                } else {
+                    ""
+                }
+            );
             check::run_check(reference, gpu, &spec)?
         }
-        Candidate::Cpu64 => {
-            if args.adapter.is_some() {
-                bail!("--adapter selects a GPU; it cannot be combined with --candidate cpu64");
-            }
-            if args.precision == Precision::F16 {
-                bail!(
-                    "--precision f16 is a GPU storage mode; it cannot be combined with --candidate cpu64"
-                );
-            }
-            check::run_check(reference, CpuBackend::<f64>::new(), &spec)?
-        }
+        None => check::run_check(reference, CpuBackend::<f64>::new(), &spec)?,
     };
     print!("{}", report.render());
     let failures = report.failures();
@@ -832,11 +847,15 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         backend.set_precision(args.precision)?;
         let result = match backend {
             Chosen::Gpu(mut be) => {
-                let kernels = apply_kernel_flags(&mut be, &args.kernels);
+                let kernels = apply_kernel_flags(&mut be, &args.kernels)?;
+                let tensor = be.tensor_products();
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
                         r.variant.push_str(" f16-caches");
+                    }
+                    if tensor {
+                        r.variant.push_str(" tensor-products");
                     }
                     r
                 })

@@ -183,6 +183,43 @@ fn check_with_kernel_flags() {
     }
 }
 
+/// `--gemm tensor` runs the products on the tensor cores and agrees with the CPU reference
+/// within the rounded-operand bounds where the adapter has them, and is refused with a message
+/// naming the adapter where it has not (lavapipe).
+#[test]
+fn check_with_tensor_products() {
+    let args = [
+        "check",
+        "--cell",
+        "lstm",
+        "--layers",
+        "2",
+        "--hidden",
+        "140",
+        "--input",
+        "36",
+        "--lengths",
+        "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
+        "--gemm",
+        "tensor",
+        "--steps",
+        "1",
+    ];
+    let o = wgrnn(&args);
+    if o.status.success() {
+        let out = stdout(&o);
+        assert!(out.contains("gemm=tensor"), "{out}");
+        assert!(out.contains("; tensor-core matrix products"), "{out}");
+        assert!(out.contains(" 0 FAILED"), "{out}");
+    } else {
+        let err = stderr(&o);
+        assert!(
+            err.contains("has no tensor-core matrix products") && err.contains("wgrnn devices"),
+            "{err}"
+        );
+    }
+}
+
 /// `bench --tune` measures every kernel choice on a small configuration, stores the fastest
 /// for this adapter in the table named by WGRNN_TUNING_FILE, and later runs start from it
 /// (unless WGRNN_TUNING=off); a flag still overrides it.

@@ -1,15 +1,19 @@
 //! The GEMM kernels (`shaders/gemm.wgsl` 64x64, the generated `shaders/gemm128.wgsl`
-//! 128x128) against a plain triple loop, at awkward sizes, with every transpose, accumulation
-//! and bias; the big tile with and without naga's bounds checks.
+//! 128x128 and its tensor-core twin `shaders/gemm_coop.wgsl`) against a plain triple loop,
+//! at awkward sizes, with every transpose, accumulation and bias; the big tile with and
+//! without naga's bounds checks. The tensor-core tile runs where the adapter has matrix
+//! units; everywhere its source is compiled to SPIR-V by naga.
 
 mod gpu_common;
 
 use gpu_common::{assert_close, gpu, poison, rng, uniform};
 use half::f16;
 use rand::rngs::ChaCha8Rng;
+use wgpu::naga;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
-    GemmTiles, Mat, Out, big_tile_layout, col_sums, gemm, gemm128_source,
+    GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source,
+    tile_for,
 };
 
 #[test]
@@ -69,6 +73,124 @@ fn gemm128_matches_loops() {
     }
 }
 
+/// The tensor-core tile (`--gemm tensor`) on the adapter's matrix units: the loops use the
+/// operands rounded to f16 as the tile does, so only the order of the f32 sums differs. On an
+/// adapter without them the choice falls back to the 128x128 tile, which must then give the
+/// loops' f32 result; the tile itself is compiled by `gemm_coop_compiles_to_spirv` and
+/// compared on hardware by this test and by `wgrnn check --gemm tensor`.
+#[test]
+fn tensor_tile_matches_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    g.set_gemm_tiles(GemmTiles::Tensor);
+    let mut r = rng("tensor_tile_matches_loops");
+    if !g.has_tensor_cores() {
+        eprintln!(
+            "adapter `{}` has no tensor cores: checking that --gemm tensor falls back to the \
+             128x128 tile",
+            g.info().name
+        );
+    }
+    for b16 in [false, true] {
+        check_sizes(
+            g,
+            &mut r,
+            &[(130, 133, 37), (128, 256, 64), (7, 129, 3), (257, 6, 130)],
+            4,
+            b16,
+        );
+    }
+}
+
+/// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced
+/// precision) and present, `Tensor` wherever they are present, never for views the 128x128
+/// staging cannot read, and the 64x64 tile for small `Auto` grids.
+#[test]
+fn tile_choice_follows_the_rules() {
+    let Some(be) = gpu() else { return };
+    let x = be.gpu().buffer(8);
+    let a = Mat::rows(&x, 0, 512);
+    let b = Mat::rows(&x, 0, 512);
+    let odd = Mat::rows(&x, 1, 512);
+    let c = Out {
+        buf: &x,
+        off: 0,
+        rs: 512,
+    };
+    use GemmTiles::*;
+    let big = (2048, 2048);
+    let small = (64, 64);
+    let cases = [
+        (Auto, true, true, big, Tile::Tensor(true, true)),
+        (Auto, true, false, big, Tile::Big(true, true)),
+        (Auto, false, true, big, Tile::Big(true, true)),
+        (Auto, true, true, small, Tile::Small),
+        (Tensor, true, false, small, Tile::Tensor(true, true)),
+        (Tensor, false, false, big, Tile::Big(true, true)),
+        (Big, true, true, big, Tile::Big(true, true)),
+        (Small, true, true, big, Tile::Small),
+    ];
+    for (choice, cores, auto, (m, n), want) in cases {
+        let got = tile_for(choice, cores, auto, m, n, &a, &b, &c);
+        assert_eq!(got, want, "{choice:?} cores={cores} auto={auto} {m}x{n}");
+    }
+    let got = tile_for(Tensor, true, true, 2048, 2048, &odd, &b, &c);
+    assert_eq!(got, Tile::Small, "an unaligned view takes the 64x64 tile");
+}
+
+/// The tensor-core tile's source, for f32 and f16 B, is valid WGSL with cooperative
+/// matrices, its `// @generate` lines unrolled into 8 named accumulators, and compiles to
+/// SPIR-V (as wgpu's Vulkan backend does) for every layout of its override constants. No
+/// adapter needed: lavapipe has no cooperative matrices.
+#[test]
+fn gemm_coop_compiles_to_spirv() {
+    use naga::valid::{Capabilities, ValidationFlags, Validator};
+    for b16 in [false, true] {
+        let src = gemm_coop_source(b16);
+        assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
+        assert_eq!(src.matches("= coop_mat16x16<f32, C>();").count(), 8);
+        assert_eq!(
+            src.matches("coopMultiplyAdd(").count(),
+            16,
+            "8 per 16-deep step"
+        );
+        assert_eq!(src.matches("coopStoreT(").count(), 8);
+        assert!(!src.contains("var<private>"));
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("b16={b16}: {}", e.emit_to_string(&src)));
+        let caps = Capabilities::COOPERATIVE_MATRIX
+            | Capabilities::SHADER_FLOAT16
+            | Capabilities::SUBGROUP;
+        let info = Validator::new(ValidationFlags::all(), caps)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("b16={b16}: {}", e.emit_to_string(&src)));
+        for (a_k, b_n) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut constants = naga::back::PipelineConstants::default();
+            constants.insert("A_K_CONTIGUOUS".to_string(), a_k as u32 as f64);
+            constants.insert("B_N_CONTIGUOUS".to_string(), b_n as u32 as f64);
+            let stage = naga::ShaderStage::Compute;
+            let (module, info) = naga::back::pipeline_constants::process_overrides(
+                &module,
+                &info,
+                Some((stage, "gemm_coop")),
+                &constants,
+            )
+            .unwrap_or_else(|e| panic!("b16={b16} a_k={a_k} b_n={b_n}: {e}"));
+            let words = naga::back::spv::write_vec(
+                &module,
+                &info,
+                &naga::back::spv::Options::default(),
+                Some(&naga::back::spv::PipelineOptions {
+                    shader_stage: stage,
+                    entry_point: "gemm_coop".to_string(),
+                }),
+            )
+            .unwrap_or_else(|e| panic!("b16={b16} a_k={a_k} b_n={b_n}: {e}"));
+            assert!(words.len() > 1000, "a real module");
+        }
+    }
+}
+
 /// The generated source replaces every `// @generate` line with unrolled code and keeps no
 /// private arrays (the accumulators must be named registers).
 #[test]
@@ -89,7 +211,8 @@ fn gemm128_source_is_unrolled() {
 
 /// Checks `gemm` against loops for each `(m, n, k)`, every transpose, accumulate and bias;
 /// operands start at offsets that are multiples of `align` (0: odd offsets). With `b16`, B is
-/// an f16 buffer (an f16 layer cache) holding values the loops also use, rounded to f16.
+/// an f16 buffer (an f16 layer cache) holding values the loops also use, rounded to f16. On
+/// the tensor-core tile both operands hold f16 values, which it multiplies exactly.
 fn check_sizes(
     g: &Gpu,
     r: &mut ChaCha8Rng,
@@ -102,6 +225,8 @@ fn check_sizes(
     } else {
         (align, 2 * align, align, 1)
     };
+    let tensor = g.gemm_tiles() == GemmTiles::Tensor && g.has_tensor_cores();
+    let to_f16 = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
     for &(m, n, k) in sizes {
         for ta in [false, true] {
             for tb in [false, true] {
@@ -121,10 +246,13 @@ fn check_sizes(
                     );
                     let a_rows = if ta { k } else { m };
                     let b_rows = if tb { n } else { k };
-                    let a = uniform(r, a_off + a_rows * a_rs, 1.0);
+                    let mut a = uniform(r, a_off + a_rows * a_rs, 1.0);
                     let mut b = uniform(r, b_off + b_rows * b_rs, 1.0);
-                    if b16 {
-                        b.iter_mut().for_each(|v| *v = f16::from_f32(*v).to_f32());
+                    if b16 || tensor {
+                        to_f16(&mut b);
+                    }
+                    if tensor {
+                        to_f16(&mut a);
                     }
                     let bias = uniform(r, n + bias_off, 1.0);
                     let c_len = c_off + m * c_rs;
@@ -192,7 +320,7 @@ fn check_sizes(
                     let big = big_tile_layout(g.gemm_tiles(), m, n, &ma, &mb, &out).is_some();
                     assert_eq!(
                         big,
-                        g.gemm_tiles() == GemmTiles::Big,
+                        matches!(g.gemm_tiles(), GemmTiles::Big | GemmTiles::Tensor),
                         "tile not as intended"
                     );
                     gemm(
@@ -209,8 +337,8 @@ fn check_sizes(
                     );
                     let got = g.read::<f32>(&gc, c_len);
                     let what = format!(
-                        "gemm {:?} m={m} n={n} k={k} ta={ta} tb={tb} acc={acc} bias={with_bias} \
-                         b16={b16}",
+                        "gemm {:?} (tensor cores: {tensor}) m={m} n={n} k={k} ta={ta} tb={tb} \
+                         acc={acc} bias={with_bias} b16={b16}",
                         g.gemm_tiles()
                     );
                     // Outputs match; everything else (before the output, row padding) is

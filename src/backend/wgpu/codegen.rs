@@ -110,6 +110,57 @@ fn generate(name: &str) -> Option<Vec<String>> {
                 }
             }
         }
+        // gemm_coop.wgsl: a subgroup's 64x32 block as 4 x 2 16x16 accumulators c{i}_{j}.
+        "coop_acc_decl" => {
+            for i in 0..4 {
+                for j in 0..2 {
+                    v.push(format!("var c{i}_{j} = coop_mat16x16<f32, C>();"));
+                }
+            }
+        }
+        "coop_mma" => {
+            // Two 16-deep steps per 32-deep chunk; every index a `let` of its own.
+            for kk in [0, 16] {
+                v.push("{".to_string());
+                for i in 0..4 {
+                    v.push(format!(
+                        "    let ia{i} = (wrow + {}u) * LDA + {kk}u;",
+                        16 * i
+                    ));
+                    v.push(format!(
+                        "    let fa{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i}], sa);"
+                    ));
+                }
+                for j in 0..2 {
+                    v.push(format!("    let ib{j} = {kk}u * LDB + wcol + {}u;", 16 * j));
+                    v.push(format!(
+                        "    let fb{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j}], sb);"
+                    ));
+                }
+                for i in 0..4 {
+                    for j in 0..2 {
+                        v.push(format!(
+                            "    c{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, c{i}_{j});"
+                        ));
+                    }
+                }
+                v.push("}".to_string());
+            }
+        }
+        "coop_store" => {
+            for i in 0..4 {
+                for j in 0..2 {
+                    v.push(format!("coopStoreT(c{i}_{j}, &Cs[cs], s16);"));
+                    v.push("workgroupBarrier();".to_string());
+                    v.push(format!(
+                        "store_block(m0 + wrow + {}u, n0 + wcol + {}u, cs, lane, sg_size);",
+                        16 * i,
+                        16 * j
+                    ));
+                    v.push("workgroupBarrier();".to_string());
+                }
+            }
+        }
         // layer.wgsl tile_w_h_blocked: gate g of four units for sequence c as a{g}_{c}.
         "step_acc_decl" => {
             for g in 0..4 {

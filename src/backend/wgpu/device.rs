@@ -102,6 +102,29 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// The features the tensor-core tile needs beyond `SHADER_F16`.
+pub const TENSOR_FEATURES: wgpu::Features =
+    wgpu::Features::SUBGROUP.union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+
+/// Whether `adapter` can run the tensor-core tile (`shaders/gemm_coop.wgsl`): f16, subgroups
+/// and cooperative matrices with the 16x16x16 f16 x f16 -> f32 configuration, subgroups of
+/// exactly 32 invocations (the tile's 8 subgroups of 256 invocations), and its workgroup
+/// memory.
+pub fn tensor_cores(adapter: &wgpu::Adapter) -> bool {
+    let info = adapter.get_info();
+    let needed = wgpu::Features::SHADER_F16 | TENSOR_FEATURES;
+    adapter.features().contains(needed)
+        && info.subgroup_min_size == 32
+        && info.subgroup_max_size == 32
+        && adapter.limits().max_compute_workgroup_storage_size
+            >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
+        && adapter.cooperative_matrix_properties().iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        })
+}
+
 /// Describes an adapter for listing.
 pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();

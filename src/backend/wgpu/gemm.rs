@@ -1,7 +1,8 @@
 //! The matrix products of `shaders/gemm.wgsl` and `shaders/gemm128.wgsl`: input projections
 //! of all steps at once, weight gradients summed over all steps, the head. Operands are views
 //! into flat buffers given by an offset and row/column strides, so transposes cost nothing.
-//! Large products with vec4-aligned operands take the 128x128 tile; the rest the 64x64 one.
+//! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
+//! the adapter has them and reduced precision was asked for); the rest the 64x64 one.
 
 use super::codegen::{self, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
@@ -18,16 +19,39 @@ static COLSUM: Shader = Shader {
     source: include_str!("../../../shaders/colsum.wgsl"),
 };
 
-/// The 128x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
-/// (see [`gemm128_source`]).
-static GEMM128: StorageVariants = StorageVariants::new(
-    ["gemm128", "gemm128_b16"],
-    "BT",
-    include_str!("../../../shaders/gemm128.wgsl"),
+/// `shaders/gemm128.wgsl` after the operand loads it shares with the tensor-core tile.
+const GEMM128_WGSL: &str = concat!(
+    include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/gemm128.wgsl")
 );
 
-/// Which tile the matrix products use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile.
+const GEMM_COOP_WGSL: &str = concat!(
+    include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/gemm_coop.wgsl")
+);
+
+/// The 128x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
+/// (see [`gemm128_source`]).
+static GEMM128: StorageVariants =
+    StorageVariants::new(["gemm128", "gemm128_b16"], "BT", GEMM128_WGSL);
+
+/// The 128x128 tensor-core tile, for an f32 or an f16 B operand (see [`gemm_coop_source`]).
+static GEMM_COOP: StorageVariants =
+    StorageVariants::new(["gemm_coop", "gemm_coop_b16"], "BT", GEMM_COOP_WGSL);
+
+/// Which tile the matrix products use (`--gemm`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 pub enum GemmTiles {
     /// 128x128 where the operands allow it and the grid has at least [`MIN_BIG_TILES`]
     /// tiles, else 64x64.
@@ -37,6 +61,10 @@ pub enum GemmTiles {
     Small,
     /// 128x128 wherever the operands allow it, whatever the size.
     Big,
+    /// The 128x128 tensor-core tile (`gemm_coop.wgsl`: operands rounded to f16, f32 sums)
+    /// wherever the operands allow it, whatever the size; only on adapters with
+    /// [`Gpu::has_tensor_cores`] (elsewhere as `Big`).
+    Tensor,
 }
 
 /// Workgroup memory of the 128x128 tile (two staging buffers for A and for B); adapters
@@ -47,14 +75,70 @@ pub const GEMM128_WORKGROUP_BYTES: u32 = 32 * 1024;
 /// four times as many workgroups fill a large GPU better.
 pub const MIN_BIG_TILES: usize = 128;
 
-/// `shaders/gemm128.wgsl` with its `// @generate` lines replaced by unrolled code
-/// (`codegen`): the 16 vec4 accumulators, their 16 multiply-adds per k step, their 16 stores.
+/// `shaders/gemm128.wgsl` (after `shaders/gemm_operands.wgsl`) with its `// @generate` lines
+/// replaced by unrolled code (`codegen`): the 16 vec4 accumulators, their 16 multiply-adds per
+/// k step, their 16 stores.
 pub fn gemm128_source() -> String {
-    codegen::expand(include_str!("../../../shaders/gemm128.wgsl"))
+    codegen::expand(GEMM128_WGSL)
 }
 
-/// Whether a product takes the 128x128 tile under `choice`: `Some((a_k_contiguous,
-/// b_n_contiguous))` (its two layout constants) when it does, `None` for the 64x64 tile.
+/// The tensor-core tile as the device compiles it (`Shader::module_source`):
+/// `shaders/gemm_coop.wgsl` after `shaders/gemm_operands.wgsl`, its `// @generate` lines
+/// expanded (the 8 cooperative-matrix accumulators, their loads and multiply-adds, their
+/// stores). `b16`: the build for an f16 B operand. Adapters without cooperative matrices
+/// cannot compile it, so tests validate it with naga directly.
+pub fn gemm_coop_source(b16: bool) -> String {
+    GEMM_COOP.get(b16).module_source()
+}
+
+/// Workgroup memory of the tensor-core tile (f16 staging of A and B, one f32 16x16 slot per
+/// subgroup).
+pub const GEMM_COOP_WORKGROUP_BYTES: u32 = 27136;
+
+/// The tile a product takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tile {
+    /// `gemm.wgsl`'s 64x64.
+    Small,
+    /// `gemm128.wgsl`'s 128x128, with its two layout constants (A's k stride is 1, B's n
+    /// stride is 1).
+    Big(bool, bool),
+    /// `gemm_coop.wgsl`'s 128x128 on the matrix units, with the same layout constants.
+    Tensor(bool, bool),
+}
+
+/// The tile a product takes under `choice`, on an adapter with matrix units (`tensor_cores`)
+/// or without, where `Auto` may (`auto_tensor`) or may not take them for large products.
+#[allow(clippy::too_many_arguments)]
+pub fn tile_for(
+    choice: GemmTiles,
+    tensor_cores: bool,
+    auto_tensor: bool,
+    m: usize,
+    n: usize,
+    a: &Mat<'_>,
+    b: &Mat<'_>,
+    c: &Out<'_>,
+) -> Tile {
+    let Some((a_k, b_n)) = big_tile_layout(choice, m, n, a, b, c) else {
+        return Tile::Small;
+    };
+    let tensor = tensor_cores
+        && match choice {
+            GemmTiles::Tensor => true,
+            GemmTiles::Auto => auto_tensor,
+            GemmTiles::Small | GemmTiles::Big => false,
+        };
+    if tensor {
+        Tile::Tensor(a_k, b_n)
+    } else {
+        Tile::Big(a_k, b_n)
+    }
+}
+
+/// Whether a product takes a 128x128 tile (plain or tensor-core) under `choice`:
+/// `Some((a_k_contiguous, b_n_contiguous))` (its two layout constants) when it does, `None`
+/// for the 64x64 tile.
 pub fn big_tile_layout(
     choice: GemmTiles,
     m: usize,
@@ -65,7 +149,7 @@ pub fn big_tile_layout(
 ) -> Option<(bool, bool)> {
     let want_big = match choice {
         GemmTiles::Small => false,
-        GemmTiles::Big => true,
+        GemmTiles::Big | GemmTiles::Tensor => true,
         GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
     };
     let c_aligned = c.off.is_multiple_of(4) && c.rs.is_multiple_of(4);
@@ -176,26 +260,41 @@ pub fn gemm(
         0,
     ];
     let fits = gpu.limits().max_compute_workgroup_storage_size >= GEMM128_WORKGROUP_BYTES;
-    match big_tile_layout(gpu.gemm_tiles(), m, n, &a, &b, &c).filter(|_| fits) {
-        Some((a_k, b_n)) => {
-            let constants = [
-                ("A_K_CONTIGUOUS", a_k as u32 as f64),
-                ("B_N_CONTIGUOUS", b_n as u32 as f64),
-            ];
-            let pipeline = gpu.pipeline(GEMM128.get(b.buf.is_f16()), "gemm128", &constants);
-            gpu.dispatch(
-                &pipeline,
-                &params,
-                &[a.buf, b.buf, c.buf, bias_buf],
-                [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1],
-            );
+    let tile = tile_for(
+        gpu.gemm_tiles(),
+        gpu.has_tensor_cores(),
+        gpu.auto_tensor(),
+        m,
+        n,
+        &a,
+        &b,
+        &c,
+    );
+    let buffers = [a.buf, b.buf, c.buf, bias_buf];
+    let layout = |a_k: bool, b_n: bool| {
+        [
+            ("A_K_CONTIGUOUS", a_k as u32 as f64),
+            ("B_N_CONTIGUOUS", b_n as u32 as f64),
+        ]
+    };
+    let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
+    match tile {
+        Tile::Tensor(a_k, b_n) => {
+            let shader = GEMM_COOP.get(b.buf.is_f16());
+            let pipeline = gpu.pipeline(shader, "gemm_coop", &layout(a_k, b_n));
+            gpu.dispatch(&pipeline, &params, &buffers, big_grid);
         }
-        None => {
+        Tile::Big(a_k, b_n) if fits => {
+            let shader = GEMM128.get(b.buf.is_f16());
+            let pipeline = gpu.pipeline(shader, "gemm128", &layout(a_k, b_n));
+            gpu.dispatch(&pipeline, &params, &buffers, big_grid);
+        }
+        Tile::Big(..) | Tile::Small => {
             let pipeline = gpu.pipeline(GEMM.get(b.buf.is_f16()), "gemm", &[]);
             gpu.dispatch(
                 &pipeline,
                 &params,
-                &[a.buf, b.buf, c.buf, bias_buf],
+                &buffers,
                 [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
             );
         }

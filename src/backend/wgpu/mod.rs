@@ -74,8 +74,9 @@ pub struct Tuning {
     /// quarter of the inner dimension, partial sums added through workgroup memory. Default:
     /// off until measured on a GPU against the plain loops.
     pub blocked_steps: bool,
-    /// The tile of the matrix products (`gemm.wgsl` 64x64 or the generated 128x128
-    /// `gemm128.wgsl`). Default: by size.
+    /// The tile of the matrix products (`gemm.wgsl` 64x64, the generated 128x128
+    /// `gemm128.wgsl`, or its tensor-core twin `gemm_coop.wgsl`). Default: by size, on the
+    /// tensor cores under [`Precision::F16`] where the adapter has them.
     pub gemm_tiles: gemm::GemmTiles,
     /// Keep naga's bounds checks in every kernel. Default: on; off is the trusted path
     /// (`Gpu::set_checked`).
@@ -107,6 +108,7 @@ impl Tuning {
             gemm::GemmTiles::Auto => "auto",
             gemm::GemmTiles::Small => "small",
             gemm::GemmTiles::Big => "big",
+            gemm::GemmTiles::Tensor => "tensor",
         };
         let checks = if self.checked { "checked" } else { "unchecked" };
         format!("steps={steps} units={units} gemm={gemm} {checks}")
@@ -126,9 +128,10 @@ impl Default for Tuning {
 }
 
 /// How the backend stores what the forward pass keeps for the backward pass (the layer caches:
-/// gate activations, cell states, initial states and the cells' other records). Every
-/// kernel computes in f32 either way; parameters, gradients, optimizer state, layer outputs
-/// and the backward's gate gradients stay f32.
+/// gate activations, cell states, initial states and the cells' other records), and whether
+/// its large matrix products may round their operands to f16 on the tensor cores. Every sum
+/// is f32 either way; parameters, gradients, optimizer state, layer outputs and the
+/// backward's gate gradients stay f32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {
     /// Everything in f32.
@@ -136,7 +139,9 @@ pub enum Precision {
     F32,
     /// Layer caches in f16 (`SHADER_F16`): half their memory and traffic; each record is
     /// rounded to f16 when stored, the forward's recurrence included where it reads its
-    /// state back from the cache (LSTM cell state, Jordan output, GRU records).
+    /// state back from the cache (LSTM cell state, Jordan output, GRU records). Where the
+    /// adapter has tensor cores (`Gpu::has_tensor_cores`), the large matrix products run on
+    /// them with operands rounded to f16 and f32 sums (as cuDNN's tf32 mode).
     F16,
 }
 
@@ -231,6 +236,9 @@ impl WgpuBackend {
         // steps; the 128x128 GEMM tile checks its own need (gemm::GEMM128_WORKGROUP_BYTES).
         tuning.tiled_steps &= self.tiles_fit();
         tuning.blocked_steps &= tuning.tiled_steps;
+        if tuning.gemm_tiles == gemm::GemmTiles::Tensor && !self.gpu.has_tensor_cores() {
+            tuning.gemm_tiles = gemm::GemmTiles::Big;
+        }
         self.gpu.set_gemm_tiles(tuning.gemm_tiles);
         self.gpu.set_checked(tuning.checked);
         self.tuning = tuning;
@@ -245,7 +253,18 @@ impl WgpuBackend {
             });
         }
         self.precision = precision;
+        self.gpu.set_auto_tensor(precision == Precision::F16);
         Ok(())
+    }
+
+    /// Whether the large matrix products run on the tensor cores (operands rounded to f16):
+    /// `--gemm tensor`, or `Auto` under [`Precision::F16`], on an adapter that has them.
+    pub fn tensor_products(&self) -> bool {
+        match self.tuning.gemm_tiles {
+            gemm::GemmTiles::Tensor => self.gpu.has_tensor_cores(),
+            gemm::GemmTiles::Auto => self.gpu.auto_tensor(),
+            gemm::GemmTiles::Small | gemm::GemmTiles::Big => false,
+        }
     }
 
     /// How layer caches are stored.
@@ -303,6 +322,9 @@ impl Backend for WgpuBackend {
         }
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
+            if self.gpu.auto_tensor() {
+                s.push_str(", tensor-core matrix products");
+            }
         }
         s
     }

@@ -47,6 +47,16 @@ pub struct Shader {
     pub source: &'static str,
 }
 
+impl Shader {
+    /// The module the device compiles: the source's `enable` directives (which must open a
+    /// module), `shaders/common.wgsl`, then the rest of the source.
+    pub fn module_source(&self) -> String {
+        let (enables, body): (Vec<&str>, Vec<&str>) =
+            self.source.lines().partition(|l| l.starts_with("enable "));
+        format!("{}\n{COMMON_WGSL}\n{}", enables.join("\n"), body.join("\n"))
+    }
+}
+
 /// Which pipeline: shader, entry point and the values of its `override` constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PipelineKey {
@@ -213,6 +223,10 @@ pub struct Gpu {
     checked: Cell<bool>,
     /// Which tile the matrix products take.
     gemm_tiles: Cell<GemmTiles>,
+    /// Whether the device can run the tensor-core tile (see [`Gpu::has_tensor_cores`]).
+    tensor_cores: bool,
+    /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
+    auto_tensor: Cell<bool>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     arena: wgpu::Buffer,
@@ -228,23 +242,45 @@ pub struct Gpu {
 impl Gpu {
     /// Opens the adapter chosen by `adapter` (index or name part; `None`: `WGRNN_ADAPTER`, else
     /// the best one) with every limit it offers, and `TIMESTAMP_QUERY` and `SHADER_F16` where
-    /// they exist.
+    /// they exist; where the adapter can run the tensor-core tile (see
+    /// [`Gpu::has_tensor_cores`]) also `SUBGROUP` and `EXPERIMENTAL_COOPERATIVE_MATRIX`, or
+    /// without those two if the device will not open with them.
     pub fn new(adapter: Option<&str>) -> Result<Gpu, GpuError> {
         let instance = device::instance();
         let adapter = device::select(&instance, adapter)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features =
+        let base =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgrnn"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| GpuError::Device {
+        let open = |features: wgpu::Features| {
+            let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                // SAFETY: wgpu asks callers of its experimental features to accept that they
+                // may hold bugs. Only the tensor-core tile uses them, and only when asked for
+                // (`--precision f16` or `--gemm tensor`); `tests/gpu_gemm.rs` and `wgrnn
+                // check` compare it with the CPU reference on the adapter.
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            };
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgrnn"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: experimental,
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+        };
+        let tensor_cores = device::tensor_cores(&adapter);
+        let opened = if tensor_cores {
+            open(base | device::TENSOR_FEATURES)
+                .map(|d| (d, true))
+                .or_else(|_| open(base).map(|d| (d, false)))
+        } else {
+            open(base).map(|d| (d, false))
+        };
+        let ((device, queue), tensor_cores) = opened.map_err(|e| GpuError::Device {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
@@ -262,6 +298,8 @@ impl Gpu {
             modules: RefCell::default(),
             checked: Cell::new(true),
             gemm_tiles: Cell::default(),
+            tensor_cores,
+            auto_tensor: Cell::new(false),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
             arena,
@@ -290,6 +328,24 @@ impl Gpu {
     /// The tile choice of the matrix products.
     pub fn gemm_tiles(&self) -> GemmTiles {
         self.gemm_tiles.get()
+    }
+
+    /// Whether the device runs the tensor-core tile (`shaders/gemm_coop.wgsl`): it was opened
+    /// with cooperative matrices offering 16x16x16 f16 x f16 -> f32, subgroups, f16, subgroups
+    /// of exactly 32 invocations and the tile's workgroup memory.
+    pub fn has_tensor_cores(&self) -> bool {
+        self.tensor_cores
+    }
+
+    /// Lets `GemmTiles::Auto` take the tensor-core tile for large products (the backend's
+    /// reduced precision), where the device has one.
+    pub fn set_auto_tensor(&self, on: bool) {
+        self.auto_tensor.set(on && self.tensor_cores);
+    }
+
+    /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
+    pub fn auto_tensor(&self) -> bool {
+        self.auto_tensor.get()
     }
 
     /// The adapter's description.
@@ -742,15 +798,9 @@ impl Gpu {
             .borrow_mut()
             .entry((shader.name, checked))
             .or_insert_with(|| {
-                // `enable` directives must open a module: they go before the prelude.
-                let (enables, body): (Vec<&str>, Vec<&str>) = shader
-                    .source
-                    .lines()
-                    .partition(|l| l.starts_with("enable "));
-                let source = format!("{}\n{COMMON_WGSL}\n{}", enables.join("\n"), body.join("\n"));
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                    source: wgpu::ShaderSource::Wgsl(shader.module_source().into()),
                 };
                 if checked {
                     self.device.create_shader_module(desc)

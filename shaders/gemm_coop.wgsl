@@ -1,0 +1,164 @@
+// gemm_coop.wgsl: C = alpha * op(A) op(B) [+ C] [+ bias] on the adapter's matrix units
+// (tensor cores) through wgpu's cooperative matrices: the reduced-precision product of
+// `--precision f16`, the way cuDNN's tf32 mode rounds its operands. Same math, parameter
+// block and preconditions as gemm128.wgsl; CPU twin: src/backend/cpu/gemm.rs. Each operand
+// is rounded to f16 (10-bit mantissa, as tf32) when staged; products and sums are f32.
+// f16's range is the limit: operands beyond +-65504 become infinite, below 6e-8 zero.
+//
+// This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
+// the 8 accumulators of a subgroup are named variables, never a private array.
+//
+// Bindings (group 0; 0-2 and the operand loads are shaders/gemm_operands.wgsl, which the
+// host puts before this file):
+//   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
+//   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
+//   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs (BT f32 or f16)
+//   3 c    f32[]          read_write: element (m, n) at c_off + m * c_rs + n
+//   4 bias f32[]          read: bias[bias_off + n]
+// Flags: bit 0 accumulate into C, bit 1 add bias[n].
+//
+// Needs: SHADER_F16, SUBGROUP and EXPERIMENTAL_COOPERATIVE_MATRIX with the 16x16x16
+// f16 x f16 -> f32 configuration, and subgroups of exactly 32 invocations (the host checks
+// all of it: `Gpu::has_tensor_cores`).
+//
+// Tiling: a workgroup of 256 invocations (8 subgroups) computes a 128x128 tile of C in
+// chunks of BK = 32 along k. Subgroup s owns the 64x32 block at rows (s / 4) * 64 and
+// columns (s % 4) * 32: 4 x 2 accumulators c{i}_{j} of 16x16 (coop_mat16x16<f32, C>).
+// Each chunk is loaded from global memory as in gemm128 (four vec4 of each operand per
+// invocation, the next chunk's loads issued before this chunk's products), rounded to f16
+// and staged row-major: A as [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are
+// padded by 8 halves so that every matrix load starts on a 16-byte boundary. Per 16-deep
+// step a subgroup loads 4 A and 2 B matrices and does 8 multiply-adds. At the end each
+// accumulator goes through the subgroup's 16x16 f32 slot of workgroup memory (Cs), from
+// where the subgroup's invocations apply alpha, bias and accumulation and store the rows
+// and columns inside C. Workgroup memory: 26.5 KiB.
+
+enable f16;
+enable wgpu_cooperative_matrix;
+
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const BK: u32 = 32u;
+const LDA: u32 = 40u;
+const LDB: u32 = 136u;
+
+var<workgroup> As: array<f16, 5120>; // 128 * LDA
+var<workgroup> Bs: array<f16, 4352>; // BK * LDB
+var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
+
+/// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
+fn stage_a(e: u32, v: vec4<f32>) {
+    if (A_K_CONTIGUOUS) {
+        // Four k values of one row m.
+        let i = (e / (BK / 4u)) * LDA + (e % (BK / 4u)) * 4u;
+        As[i] = f16(v.x);
+        As[i + 1u] = f16(v.y);
+        As[i + 2u] = f16(v.z);
+        As[i + 3u] = f16(v.w);
+    } else {
+        // Four rows m at one k.
+        let i = ((e % 32u) * 4u) * LDA + e / 32u;
+        As[i] = f16(v.x);
+        As[i + LDA] = f16(v.y);
+        As[i + 2u * LDA] = f16(v.z);
+        As[i + 3u * LDA] = f16(v.w);
+    }
+}
+
+/// Puts load slot `e` of B (as `load_b` numbers them) into the [BK][LDB] staging tile.
+fn stage_b(e: u32, v: vec4<f32>) {
+    if (B_N_CONTIGUOUS) {
+        // Four columns n at one k.
+        let i = (e / 32u) * LDB + (e % 32u) * 4u;
+        Bs[i] = f16(v.x);
+        Bs[i + 1u] = f16(v.y);
+        Bs[i + 2u] = f16(v.z);
+        Bs[i + 3u] = f16(v.w);
+    } else {
+        // Four k values of one column n.
+        let i = ((e % (BK / 4u)) * 4u) * LDB + e / (BK / 4u);
+        Bs[i] = f16(v.x);
+        Bs[i + LDB] = f16(v.y);
+        Bs[i + 2u * LDB] = f16(v.z);
+        Bs[i + 3u * LDB] = f16(v.w);
+    }
+}
+
+/// Writes the 16x16 block at (row0, col0) of C from the subgroup's slot `base` of Cs: alpha,
+/// bias and accumulation, rows and columns outside C skipped. Invocation `lane` of the
+/// subgroup's `size` takes elements lane, lane + size, ... (row-major).
+fn store_block(row0: u32, col0: u32, base: u32, lane: u32, size: u32) {
+    let accumulate = (p.flags & 1u) != 0u;
+    let with_bias = (p.flags & 2u) != 0u;
+    for (var e = lane; e < 256u; e += size) {
+        let row = row0 + e / 16u;
+        let col = col0 + e % 16u;
+        if (row < p.m && col < p.n) {
+            let i = p.c_off + row * p.c_rs + col;
+            var x = p.alpha * Cs[base + e];
+            if (with_bias) {
+                x += bias[p.bias_off + col];
+            }
+            if (accumulate) {
+                x += c[i];
+            }
+            c[i] = x;
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gemm_coop(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+    @builtin(subgroup_id) sg: u32,
+    @builtin(subgroup_invocation_id) lane: u32,
+    @builtin(subgroup_size) sg_size: u32,
+) {
+    let m0 = wid.y * 128u;
+    let n0 = wid.x * 128u;
+    // The subgroup's 64x32 block of the tile.
+    let wrow = (sg / 4u) * 64u;
+    let wcol = (sg % 4u) * 32u;
+    let sa = LDA;
+    let sb = LDB;
+    // @generate coop_acc_decl
+    var pa0 = load_a(t, m0, 0u);
+    var pa1 = load_a(t + 256u, m0, 0u);
+    var pa2 = load_a(t + 512u, m0, 0u);
+    var pa3 = load_a(t + 768u, m0, 0u);
+    var pb0 = load_b(t, n0, 0u);
+    var pb1 = load_b(t + 256u, n0, 0u);
+    var pb2 = load_b(t + 512u, n0, 0u);
+    var pb3 = load_b(t + 768u, n0, 0u);
+    let tiles = (p.k + BK - 1u) / BK;
+    for (var kt = 0u; kt < tiles; kt++) {
+        stage_a(t, pa0);
+        stage_a(t + 256u, pa1);
+        stage_a(t + 512u, pa2);
+        stage_a(t + 768u, pa3);
+        stage_b(t, pb0);
+        stage_b(t + 256u, pb1);
+        stage_b(t + 512u, pb2);
+        stage_b(t + 768u, pb3);
+        workgroupBarrier();
+        if (kt + 1u < tiles) {
+            let k1 = (kt + 1u) * BK;
+            pa0 = load_a(t, m0, k1);
+            pa1 = load_a(t + 256u, m0, k1);
+            pa2 = load_a(t + 512u, m0, k1);
+            pa3 = load_a(t + 768u, m0, k1);
+            pb0 = load_b(t, n0, k1);
+            pb1 = load_b(t + 256u, n0, k1);
+            pb2 = load_b(t + 512u, n0, k1);
+            pb3 = load_b(t + 768u, n0, k1);
+        }
+        // @generate coop_mma
+        // The staging tiles are overwritten next chunk.
+        workgroupBarrier();
+    }
+    let cs = sg * 256u;
+    let s16 = 16u;
+    // @generate coop_store
+}

@@ -1,0 +1,93 @@
+// gemm_operands.wgsl: the parameter block, the A and B bindings and the operand loads shared
+// by the large-tile matrix products (shaders/gemm128.wgsl, shaders/gemm_coop.wgsl). The host
+// puts this file before the kernel file, which declares the chunk depth `const BK` (a
+// multiple of 4), bindings 3 (c) and 4 (bias), and its staging.
+//
+// Bindings (group 0):
+//   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
+//   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
+//   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
+//                         by the host, is f32 or f16 (an f16 layer cache)
+// Element i of a flat buffer is component i % 4 of vec4 i / 4. Preconditions the host checks:
+// one stride of A is 1 (A_K_CONTIGUOUS says which) and the other stride and a_off are
+// multiples of 4; likewise for B (B_N_CONTIGUOUS). A tile is 128 rows (of A) or columns (of
+// B) by BK along k, loaded as 32 * BK vec4 slots.
+
+struct P {
+    m: u32, n: u32, k: u32, flags: u32,
+    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
+    b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
+    bias_off: u32, alpha: f32, pad0: u32, pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<BT>>;
+
+/// True when A's k stride is 1 (A row-major), false when its m stride is 1 (A transposed).
+override A_K_CONTIGUOUS: bool = true;
+/// True when B's n stride is 1 (B row-major), false when its k stride is 1 (B transposed).
+override B_N_CONTIGUOUS: bool = true;
+
+fn a_elem(i: u32) -> f32 {
+    return a[i >> 2u][i & 3u];
+}
+
+fn b_elem(i: u32) -> f32 {
+    return f32(b[i >> 2u][i & 3u]);
+}
+
+/// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
+/// (0..32 * BK) of the 128 x BK tile at (m0, k0); zeros outside the matrix. Slots run along
+/// the contiguous dimension first: BK / 4 slots per row of A when k is contiguous, 32 per k
+/// when m is.
+fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
+    var m: u32;
+    var k: u32;
+    var room: u32; // elements of the 4 inside the matrix along the contiguous dimension
+    if (A_K_CONTIGUOUS) {
+        m = m0 + e / (BK / 4u);
+        k = k0 + (e % (BK / 4u)) * 4u;
+        room = select(0u, min(4u, p.k - min(k, p.k)), m < p.m);
+    } else {
+        k = k0 + e / 32u;
+        m = m0 + (e % 32u) * 4u;
+        room = select(0u, min(4u, p.m - min(m, p.m)), k < p.k);
+    }
+    let base = p.a_off + m * p.a_rs + k * p.a_cs;
+    if (room == 4u) {
+        return a[base >> 2u];
+    }
+    var v = vec4<f32>(0.0);
+    let step = select(p.a_rs, p.a_cs, A_K_CONTIGUOUS); // 1 by the precondition
+    if (room > 0u) { v.x = a_elem(base); }
+    if (room > 1u) { v.y = a_elem(base + step); }
+    if (room > 2u) { v.z = a_elem(base + 2u * step); }
+    return v;
+}
+
+/// Four elements of B along its contiguous dimension, as `load_a`.
+fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
+    var n: u32;
+    var k: u32;
+    var room: u32;
+    if (B_N_CONTIGUOUS) {
+        k = k0 + e / 32u;
+        n = n0 + (e % 32u) * 4u;
+        room = select(0u, min(4u, p.n - min(n, p.n)), k < p.k);
+    } else {
+        n = n0 + e / (BK / 4u);
+        k = k0 + (e % (BK / 4u)) * 4u;
+        room = select(0u, min(4u, p.k - min(k, p.k)), n < p.n);
+    }
+    let base = p.b_off + k * p.b_rs + n * p.b_cs;
+    if (room == 4u) {
+        return vec4<f32>(b[base >> 2u]);
+    }
+    var v = vec4<f32>(0.0);
+    let step = select(p.b_rs, p.b_cs, B_N_CONTIGUOUS); // 1 by the precondition
+    if (room > 0u) { v.x = b_elem(base); }
+    if (room > 1u) { v.y = b_elem(base + step); }
+    if (room > 2u) { v.z = b_elem(base + 2u * step); }
+    return v;
+}
