@@ -3,7 +3,13 @@
 // `--precision f16`, the way cuDNN's tf32 mode rounds its operands. Same math, parameter
 // block and preconditions as gemm128.wgsl; CPU twin: src/backend/cpu/gemm.rs. Each operand
 // is rounded to f16 (10-bit mantissa, as tf32) when staged; products and sums are f32.
-// f16's range is the limit: operands beyond +-65504 become infinite, below 6e-8 zero.
+//
+// Range: f16 is normal only from 6.1e-5 to 65504, while gradients of a mean loss are often
+// 1e-6 and smaller. So each 32-deep chunk of each operand is scaled by a power of two 2^ka
+// (2^kb for B) that brings the chunk's largest magnitude into [2^14, 2^15) before rounding,
+// and the chunk's products are scaled back by 2^-ka 2^-kb (exact) as they are added to the
+// f32 accumulators. Within a chunk, values down to 2^-28 of its largest keep f16's relative
+// precision; smaller ones lose it, at an absolute error below 2^-38 of that largest value.
 //
 // This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
 // the 8 accumulators of a subgroup are named variables, never a private array.
@@ -25,10 +31,13 @@
 // chunks of BK = 32 along k. Subgroup s owns the 64x32 block at rows (s / 4) * 64 and
 // columns (s % 4) * 32: 4 x 2 accumulators c{i}_{j} of 16x16 (coop_mat16x16<f32, C>).
 // Each chunk is loaded from global memory as in gemm128 (four vec4 of each operand per
-// invocation, the next chunk's loads issued before this chunk's products), rounded to f16
-// and staged row-major: A as [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are
+// invocation, the next chunk's loads issued before this chunk's products); its largest
+// magnitudes are found with atomicMax on their bit patterns (which order like the values for
+// non-negative floats; two slots per operand, alternating by chunk, so that one is reset
+// while the other is read); it is scaled, rounded to f16 and staged row-major: A as [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are
 // padded by 8 halves so that every matrix load starts on a 16-byte boundary. Per 16-deep
-// step a subgroup loads 4 A and 2 B matrices and does 8 multiply-adds. At the end each
+// step a subgroup loads 4 A and 2 B matrices and does 8 multiply-adds into the chunk's
+// accumulators t{i}_{j}, which are then scaled back and added to c{i}_{j}. At the end each
 // accumulator goes through the subgroup's 16x16 f32 slot of workgroup memory (Cs), from
 // where the subgroup's invocations apply alpha, bias and accumulation and store the rows
 // and columns inside C. Workgroup memory: 26.5 KiB.
@@ -46,6 +55,25 @@ const LDB: u32 = 136u;
 var<workgroup> As: array<f16, 5120>; // 128 * LDA
 var<workgroup> Bs: array<f16, 4352>; // BK * LDB
 var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
+var<workgroup> amax: array<atomic<u32>, 2>; // largest |A| of a chunk, as bits
+var<workgroup> bmax: array<atomic<u32>, 2>; // largest |B| of a chunk, as bits
+
+/// The largest magnitude of four values, as the bits of an f32.
+fn max_bits(v: vec4<f32>) -> u32 {
+    let m = abs(v);
+    return bitcast<u32>(max(max(m.x, m.y), max(m.z, m.w)));
+}
+
+/// The exponent k for which 2^k brings a chunk whose largest magnitude has the f32 bits
+/// `bits` into [2^14, 2^15), inside f16's range; 0 for an all-zero chunk. Clamped so 2^k and
+/// 2^-k are finite f32 (a NaN or infinity in the chunk scales it down and stays itself).
+fn chunk_exp(bits: u32) -> i32 {
+    if (bits == 0u) {
+        return 0;
+    }
+    let e = i32((bits >> 23u) & 0xffu) - 127;
+    return clamp(14 - e, -126, 126);
+}
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {
@@ -121,8 +149,8 @@ fn gemm_coop(
     // The subgroup's 64x32 block of the tile.
     let wrow = (sg / 4u) * 64u;
     let wcol = (sg % 4u) * 32u;
-    let sa = LDA;
-    let sb = LDB;
+    let sa_ld = LDA;
+    let sb_ld = LDB;
     // @generate coop_acc_decl
     var pa0 = load_a(t, m0, 0u);
     var pa1 = load_a(t + 256u, m0, 0u);
@@ -132,16 +160,35 @@ fn gemm_coop(
     var pb1 = load_b(t + 256u, n0, 0u);
     var pb2 = load_b(t + 512u, n0, 0u);
     var pb3 = load_b(t + 768u, n0, 0u);
+    if (t == 0u) {
+        atomicStore(&amax[0], 0u);
+        atomicStore(&bmax[0], 0u);
+    }
+    workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
     for (var kt = 0u; kt < tiles; kt++) {
-        stage_a(t, pa0);
-        stage_a(t + 256u, pa1);
-        stage_a(t + 512u, pa2);
-        stage_a(t + 768u, pa3);
-        stage_b(t, pb0);
-        stage_b(t + 256u, pb1);
-        stage_b(t + 512u, pb2);
-        stage_b(t + 768u, pb3);
+        // The chunk's scales.
+        let slot = kt % 2u;
+        atomicMax(&amax[slot], max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3))));
+        atomicMax(&bmax[slot], max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3))));
+        workgroupBarrier();
+        let ka = chunk_exp(atomicLoad(&amax[slot]));
+        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        if (t == 0u) {
+            // The other slot was last read in the previous chunk, before this barrier.
+            atomicStore(&amax[1u - slot], 0u);
+            atomicStore(&bmax[1u - slot], 0u);
+        }
+        let sa = ldexp(1.0, ka);
+        let sb = ldexp(1.0, kb);
+        stage_a(t, pa0 * sa);
+        stage_a(t + 256u, pa1 * sa);
+        stage_a(t + 512u, pa2 * sa);
+        stage_a(t + 768u, pa3 * sa);
+        stage_b(t, pb0 * sb);
+        stage_b(t + 256u, pb1 * sb);
+        stage_b(t + 512u, pb2 * sb);
+        stage_b(t + 768u, pb3 * sb);
         workgroupBarrier();
         if (kt + 1u < tiles) {
             let k1 = (kt + 1u) * BK;
@@ -154,6 +201,8 @@ fn gemm_coop(
             pb2 = load_b(t + 512u, n0, k1);
             pb3 = load_b(t + 768u, n0, k1);
         }
+        let back_a = ldexp(1.0, -ka);
+        let back_b = ldexp(1.0, -kb);
         // @generate coop_mma
         // The staging tiles are overwritten next chunk.
         workgroupBarrier();

@@ -74,7 +74,8 @@ fn gemm128_matches_loops() {
 }
 
 /// The tensor-core tile (`--gemm tensor`) on the adapter's matrix units: the loops use the
-/// operands rounded to f16 as the tile does, so only the order of the f32 sums differs. On an
+/// operands rounded to f16 as the tile does, so only the order of the f32 sums differs, also
+/// for an A far below and far above f16's range (the tile scales each chunk). On an
 /// adapter without them the choice falls back to the 128x128 tile, which must then give the
 /// loops' f32 result; the tile itself is compiled by `gemm_coop_compiles_to_spirv` and
 /// compared on hardware by this test and by `wgrnn check --gemm tensor`.
@@ -99,6 +100,10 @@ fn tensor_tile_matches_loops() {
             4,
             b16,
         );
+    }
+    // A far below f16's normal range (2^-30: a gradient of 1e-9), and far above it.
+    for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
+        check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
     }
 }
 
@@ -139,7 +144,8 @@ fn tile_choice_follows_the_rules() {
 }
 
 /// The tensor-core tile's source, for f32 and f16 B, is valid WGSL with cooperative
-/// matrices, its `// @generate` lines unrolled into 8 named accumulators, and compiles to
+/// matrices, its `// @generate` lines unrolled into 8 named accumulators (and 8 for each
+/// chunk's products, scaled back into them), and compiles to
 /// SPIR-V (as wgpu's Vulkan backend does) for every layout of its override constants. No
 /// adapter needed: lavapipe has no cooperative matrices.
 #[test]
@@ -148,7 +154,12 @@ fn gemm_coop_compiles_to_spirv() {
     for b16 in [false, true] {
         let src = gemm_coop_source(b16);
         assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
-        assert_eq!(src.matches("= coop_mat16x16<f32, C>();").count(), 8);
+        assert_eq!(
+            src.matches("= coop_mat16x16<f32, C>();").count(),
+            16,
+            "8 accumulators and the chunk's 8"
+        );
+        assert!(src.contains("c3_1 = c3_1 + (t3_1 * back_a) * back_b;"));
         assert_eq!(
             src.matches("coopMultiplyAdd(").count(),
             16,
@@ -220,6 +231,21 @@ fn check_sizes(
     align: usize,
     b16: bool,
 ) {
+    check_sizes_at(g, r, sizes, align, b16, 1.0);
+}
+
+/// `check_sizes` with A, C and the bias scaled by `magnitude` (a power of two, so the scaled
+/// values stay exact), the result compared relative to that magnitude: gradients of a mean
+/// loss are often far below f16's smallest normal number, which the tensor-core tile must
+/// handle by scaling.
+fn check_sizes_at(
+    g: &Gpu,
+    r: &mut ChaCha8Rng,
+    sizes: &[(usize, usize, usize)],
+    align: usize,
+    b16: bool,
+    magnitude: f32,
+) {
     let (a_off, b_off, c_off, bias_off) = if align == 0 {
         (3, 2, 4, 1)
     } else {
@@ -254,10 +280,11 @@ fn check_sizes(
                     if tensor {
                         to_f16(&mut a);
                     }
-                    let bias = uniform(r, n + bias_off, 1.0);
+                    a.iter_mut().for_each(|x| *x *= magnitude);
+                    let bias = uniform(r, n + bias_off, magnitude);
                     let c_len = c_off + m * c_rs;
                     let c0 = if acc {
-                        uniform(r, c_len, 1.0)
+                        uniform(r, c_len, magnitude)
                     } else {
                         poison(c_len)
                     };
@@ -338,7 +365,7 @@ fn check_sizes(
                     let got = g.read::<f32>(&gc, c_len);
                     let what = format!(
                         "gemm {:?} (tensor cores: {tensor}) m={m} n={n} k={k} ta={ta} tb={tb} \
-                         acc={acc} bias={with_bias} b16={b16}",
+                         acc={acc} bias={with_bias} b16={b16} magnitude={magnitude:e}",
                         g.gemm_tiles()
                     );
                     // Outputs match; everything else (before the output, row padding) is
@@ -347,8 +374,8 @@ fn check_sizes(
                     for (i, (x, y)) in got.iter().zip(&c0).enumerate() {
                         let inside = i >= c_off && (i - c_off) % c_rs < n;
                         if inside {
-                            got_out.push(*x);
-                            want_out.push(want[i]);
+                            got_out.push(*x / magnitude);
+                            want_out.push(want[i] / magnitude);
                         } else {
                             assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i} changed");
                         }

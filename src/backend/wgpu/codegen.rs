@@ -119,7 +119,13 @@ fn generate(name: &str) -> Option<Vec<String>> {
             }
         }
         "coop_mma" => {
-            // Two 16-deep steps per 32-deep chunk; every index a `let` of its own.
+            // The chunk's products in t{i}_{j}, in two 16-deep steps; every index a `let`
+            // of its own. Then scaled back into the accumulators.
+            for i in 0..4 {
+                for j in 0..2 {
+                    v.push(format!("var t{i}_{j} = coop_mat16x16<f32, C>();"));
+                }
+            }
             for kk in [0, 16] {
                 v.push("{".to_string());
                 for i in 0..4 {
@@ -128,23 +134,30 @@ fn generate(name: &str) -> Option<Vec<String>> {
                         16 * i
                     ));
                     v.push(format!(
-                        "    let fa{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i}], sa);"
+                        "    let fa{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i}], sa_ld);"
                     ));
                 }
                 for j in 0..2 {
                     v.push(format!("    let ib{j} = {kk}u * LDB + wcol + {}u;", 16 * j));
                     v.push(format!(
-                        "    let fb{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j}], sb);"
+                        "    let fb{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j}], sb_ld);"
                     ));
                 }
                 for i in 0..4 {
                     for j in 0..2 {
                         v.push(format!(
-                            "    c{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, c{i}_{j});"
+                            "    t{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, t{i}_{j});"
                         ));
                     }
                 }
                 v.push("}".to_string());
+            }
+            for i in 0..4 {
+                for j in 0..2 {
+                    v.push(format!(
+                        "c{i}_{j} = c{i}_{j} + (t{i}_{j} * back_a) * back_b;"
+                    ));
+                }
             }
         }
         "coop_store" => {
