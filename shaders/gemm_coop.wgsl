@@ -12,7 +12,10 @@
 // precision; smaller ones lose it, at an absolute error below 2^-38 of that largest value.
 //
 // This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
-// the 8 accumulators of a subgroup are named variables, never a private array.
+// the 8 accumulators of a subgroup are named variables, never a private array. The `coop_*`
+// lines are wgpu's cooperative matrices, or for adapters without matrix units the same
+// operations in plain WGSL (shaders/gemm_coop_emulated.wgsl), so that the rest of this file
+// is tested everywhere (`Gpu::set_tensor_emulation`).
 //
 // Bindings (group 0; 0-2 and the operand loads are shaders/gemm_operands.wgsl, which the
 // host puts before this file):
@@ -43,7 +46,7 @@
 // and columns inside C. Workgroup memory: 26.5 KiB.
 
 enable f16;
-enable wgpu_cooperative_matrix;
+// @generate coop_enable
 
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -140,10 +143,9 @@ fn store_block(row0: u32, col0: u32, base: u32, lane: u32, size: u32) {
 fn gemm_coop(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
-    @builtin(subgroup_id) sg: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(subgroup_size) sg_size: u32,
+    // @generate coop_entry_ids
 ) {
+    // @generate coop_ids
     let m0 = wid.y * 128u;
     let n0 = wid.x * 128u;
     // The subgroup's 64x32 block of the tile.

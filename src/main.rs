@@ -351,7 +351,7 @@ struct ReportArgs {
 /// given flag overrides the backend's starting choice (the adapter's autotune entry, else
 /// the default); the rest are kept.
 #[derive(clap::Args, Debug)]
-struct KernelFlags {
+pub(crate) struct KernelFlags {
     /// Recurrent step kernels: `tiled` (16, 32 or 64 units x 16 sequences per workgroup sharing
     /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
     /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
@@ -408,7 +408,7 @@ impl KernelFlags {
     }
 
     /// Whether any choice was given.
-    fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.step_kernel.is_some()
             || self.step_units.is_some()
             || self.gemm.is_some()
@@ -419,7 +419,7 @@ impl KernelFlags {
 
 /// Applies `flags` to a freshly opened backend and says where its choices come from, e.g.
 /// `steps=tiled units=auto gemm=auto checked (autotune: ~/.cache/wgrnn/tuning.json)`.
-fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> Result<String> {
+pub(crate) fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> Result<String> {
     if flags.gemm == Some(GemmTiles::Tensor) && !be.gpu().has_tensor_cores() {
         bail!(
             "--gemm tensor: adapter `{}` has no tensor-core matrix products (cooperative \
@@ -668,10 +668,10 @@ fn run_check(args: CheckArgs) -> Result<()> {
             println!(
                 "kernels: {kernels}; precision: {:?}{}",
                 args.precision,
-                if tensor {
-                    "; tensor-core matrix products"
-                } else {
-                    ""
+                match (tensor, gpu.gpu().tensor_emulated()) {
+                    (true, false) => "; tensor-core matrix products",
+                    (true, true) => "; tensor-core matrix products (emulated)",
+                    (false, _) => "",
                 }
             );
             check::run_check(reference, gpu, &spec)?

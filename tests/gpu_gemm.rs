@@ -73,37 +73,49 @@ fn gemm128_matches_loops() {
     }
 }
 
-/// The tensor-core tile (`--gemm tensor`) on the adapter's matrix units: the loops use the
-/// operands rounded to f16 as the tile does, so only the order of the f32 sums differs, also
-/// for an A far below and far above f16's range (the tile scales each chunk). On an
-/// adapter without them the choice falls back to the 128x128 tile, which must then give the
-/// loops' f32 result; the tile itself is compiled by `gemm_coop_compiles_to_spirv` and
-/// compared on hardware by this test and by `wgrnn check --gemm tensor`.
+/// The tensor-core tile (`--gemm tensor`) on the adapter's matrix units, or with its matrix
+/// operations emulated where it has none (lavapipe; every other line of the tile runs as on
+/// the matrix units): the loops use the operands rounded to f16 as the tile does, so only the
+/// order of the f32 sums differs, also for an A far below and far above f16's range (the
+/// tile scales each chunk). `wgrnn check --gemm tensor` compares it on hardware
+/// (benches/device.sh check).
 #[test]
 fn tensor_tile_matches_loops() {
     let Some(be) = gpu() else { return };
     let g = be.gpu();
+    let emulated = !g.has_tensor_cores() && g.set_tensor_emulation(true);
+    assert!(
+        g.has_tensor_cores(),
+        "the GPU tests' adapter must run the tensor-core tile, on matrix units or emulated \
+         (f16 and 27 KiB of workgroup memory)"
+    );
+    eprintln!(
+        "tensor-core tile on `{}`: {}",
+        g.info().name,
+        if emulated { "emulated" } else { "matrix units" }
+    );
     g.set_gemm_tiles(GemmTiles::Tensor);
     let mut r = rng("tensor_tile_matches_loops");
-    if !g.has_tensor_cores() {
-        eprintln!(
-            "adapter `{}` has no tensor cores: checking that --gemm tensor falls back to the \
-             128x128 tile",
-            g.info().name
-        );
-    }
-    for b16 in [false, true] {
-        check_sizes(
-            g,
-            &mut r,
-            &[(130, 133, 37), (128, 256, 64), (7, 129, 3), (257, 6, 130)],
-            4,
-            b16,
-        );
+    for checked in [false, true] {
+        g.set_checked(checked);
+        for b16 in [false, true] {
+            check_sizes(
+                g,
+                &mut r,
+                &[(130, 133, 37), (128, 256, 64), (7, 129, 3), (257, 6, 130)],
+                4,
+                b16,
+            );
+        }
     }
     // A far below f16's normal range (2^-30: a gradient of 1e-9), and far above it.
     for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
         check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
+    }
+    // Off again: the choice falls back to the 128x128 tile (exact f32).
+    if emulated {
+        assert!(!g.set_tensor_emulation(false) && !g.has_tensor_cores());
+        check_sizes(g, &mut r, &[(130, 133, 37)], 4, false);
     }
 }
 

@@ -16,7 +16,7 @@ use wgrnn::run::progress::Output;
 use wgrnn::run::run_dir::{self, next_run_dir};
 use wgrnn::run::train_loop::{Ending, TrainOptions, train};
 
-use crate::{DeviceChoice, choose, on_backend};
+use crate::{Chosen, DeviceChoice, choose, on_backend};
 
 /// The task of `wgrnn train`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -185,9 +185,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NAME|INDEX", help_heading = "Device")]
     adapter: Option<String>,
     /// How the GPU stores the layer caches (what the forward keeps for the backward): f32,
-    /// or f16 (needs SHADER_F16; half their memory, every kernel still computes in f32).
+    /// or f16 (needs SHADER_F16; half their memory, every kernel still sums in f32; where the
+    /// adapter has tensor cores, the large matrix products also run there on f16 operands).
     #[arg(long, value_enum, default_value = "f32", help_heading = "Device")]
     precision: wgrnn::backend::wgpu::Precision,
+    #[command(flatten, next_help_heading = "GPU kernels")]
+    kernels: crate::KernelFlags,
 }
 
 macro_rules! choice {
@@ -439,6 +442,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let mut chosen = choose(a.device, a.adapter.as_deref())?;
     chosen.set_precision(a.precision)?;
+    match &mut chosen {
+        Chosen::Gpu(be) => {
+            crate::apply_kernel_flags(be, &a.kernels)?;
+        }
+        Chosen::Cpu(_) if a.kernels.any() => {
+            bail!("the GPU kernel flags (--step-kernel, --gemm, ...) need the GPU (--device gpu)")
+        }
+        Chosen::Cpu(_) => {}
+    }
     let outcome = on_backend!(chosen, be => train(be, &cfg, &opts, &STOP))
         .with_context(|| format!("training in {}", opts.run_dir.display()))?;
     let secs = started.elapsed().as_secs_f64();

@@ -10,23 +10,49 @@ use super::runtime::Shader;
 
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
+/// How the `coop_*` generators write the tensor-core tile's matrix operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoopOps {
+    /// wgpu's cooperative matrices (`coop_mat16x16`, `coopLoadT`, `coopMultiplyAdd`,
+    /// `coopStoreT`) on subgroups: the matrix units.
+    Hardware,
+    /// The same operations in plain WGSL (`shaders/gemm_coop_emulated.wgsl`) on virtual
+    /// subgroups of 32 consecutive invocations, with the same f16 operands and f32 sums: so
+    /// that every other line of the tile (staging, scaling, block placement, epilogue) runs
+    /// and is compared with the CPU on adapters without matrix units.
+    Emulated,
+}
+
 /// A kernel file with one storage type left open: its source uses the alias `alias` (the
 /// element type of one or more of its buffers), which is f32 in the first build and f16 in
-/// the second (`enable f16;` added). Each is expanded (see [`expand`]) and built on first use.
+/// the second (`enable f16;` added). Each is expanded (see [`expand_with`]) and built on
+/// first use.
 pub struct StorageVariants {
     names: [&'static str; 2],
     alias: &'static str,
     source: &'static str,
+    coop: CoopOps,
     built: [OnceLock<Shader>; 2],
 }
 
 impl StorageVariants {
     /// `source` with `alias` = f32 under `names[0]` and = f16 under `names[1]`.
     pub const fn new(names: [&'static str; 2], alias: &'static str, source: &'static str) -> Self {
+        Self::with_coop(names, alias, source, CoopOps::Hardware)
+    }
+
+    /// As [`StorageVariants::new`], its `coop_*` lines written as `coop` says.
+    pub const fn with_coop(
+        names: [&'static str; 2],
+        alias: &'static str,
+        source: &'static str,
+        coop: CoopOps,
+    ) -> Self {
         StorageVariants {
             names,
             alias,
             source,
+            coop,
             built: [OnceLock::new(), OnceLock::new()],
         }
     }
@@ -40,7 +66,7 @@ impl StorageVariants {
             } else {
                 format!("alias {} = f32;\n", self.alias)
             };
-            let source = format!("{prelude}{}", expand(self.source));
+            let source = format!("{prelude}{}", expand_with(self.source, self.coop));
             Shader {
                 name: self.names[i],
                 source: Box::leak(source.into_boxed_str()),
@@ -49,17 +75,23 @@ impl StorageVariants {
     }
 }
 
-/// `template` with every `// @generate NAME` line expanded. Panics on an unknown name: the
-/// templates are compiled into the binary, and the shader tests expand all of them.
+/// `template` with every `// @generate NAME` line expanded (matrix operations on the matrix
+/// units). Panics on an unknown name: the templates are compiled into the binary, and the
+/// shader tests expand all of them.
 pub fn expand(template: &str) -> String {
+    expand_with(template, CoopOps::Hardware)
+}
+
+/// [`expand`], the `coop_*` lines written as `coop` says.
+pub fn expand_with(template: &str, coop: CoopOps) -> String {
     let mut out = String::with_capacity(template.len() + 8192);
     for line in template.lines() {
         let trimmed = line.trim();
         match trimmed.strip_prefix("// @generate ") {
             Some(name) => {
                 let indent = &line[..line.len() - line.trim_start().len()];
-                let code =
-                    generate(name).unwrap_or_else(|| panic!("no WGSL generator named {name:?}"));
+                let code = generate(name, coop)
+                    .unwrap_or_else(|| panic!("no WGSL generator named {name:?}"));
                 for l in code {
                     out.push_str(indent);
                     out.push_str(&l);
@@ -76,8 +108,9 @@ pub fn expand(template: &str) -> String {
 }
 
 /// The lines of generator `name`, `None` for an unknown one.
-fn generate(name: &str) -> Option<Vec<String>> {
+fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
     let mut v = Vec::new();
+    let hw = coop == CoopOps::Hardware;
     match name {
         // gemm128.wgsl: an 8x8 block as acc{r}_{h}, rows r, column halves h.
         "gemm_acc_decl" => {
@@ -110,11 +143,26 @@ fn generate(name: &str) -> Option<Vec<String>> {
                 }
             }
         }
+        // gemm_coop.wgsl: the extension, and where a subgroup's ids come from.
+        "coop_enable" if hw => v.push("enable wgpu_cooperative_matrix;".to_string()),
+        "coop_enable" => {}
+        "coop_entry_ids" if hw => {
+            v.push("@builtin(subgroup_id) sg: u32,".to_string());
+            v.push("@builtin(subgroup_invocation_id) lane: u32,".to_string());
+            v.push("@builtin(subgroup_size) sg_size: u32,".to_string());
+        }
+        "coop_entry_ids" => {}
+        "coop_ids" if hw => {}
+        "coop_ids" => {
+            v.push("let sg = t / 32u;".to_string());
+            v.push("let lane = t % 32u;".to_string());
+            v.push("let sg_size = 32u;".to_string());
+        }
         // gemm_coop.wgsl: a subgroup's 64x32 block as 4 x 2 16x16 accumulators c{i}_{j}.
         "coop_acc_decl" => {
             for i in 0..4 {
                 for j in 0..2 {
-                    v.push(format!("var c{i}_{j} = coop_mat16x16<f32, C>();"));
+                    v.push(format!("var c{i}_{j} = {};", coop_zero(coop)));
                 }
             }
         }
@@ -123,7 +171,7 @@ fn generate(name: &str) -> Option<Vec<String>> {
             // of its own. Then scaled back into the accumulators.
             for i in 0..4 {
                 for j in 0..2 {
-                    v.push(format!("var t{i}_{j} = coop_mat16x16<f32, C>();"));
+                    v.push(format!("var t{i}_{j} = {};", coop_zero(coop)));
                 }
             }
             for kk in [0, 16] {
@@ -133,37 +181,49 @@ fn generate(name: &str) -> Option<Vec<String>> {
                         "    let ia{i} = (wrow + {}u) * LDA + {kk}u;",
                         16 * i
                     ));
-                    v.push(format!(
-                        "    let fa{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i}], sa_ld);"
-                    ));
+                    if hw {
+                        v.push(format!(
+                            "    let fa{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i}], sa_ld);"
+                        ));
+                    }
                 }
                 for j in 0..2 {
                     v.push(format!("    let ib{j} = {kk}u * LDB + wcol + {}u;", 16 * j));
-                    v.push(format!(
-                        "    let fb{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j}], sb_ld);"
-                    ));
+                    if hw {
+                        v.push(format!(
+                            "    let fb{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j}], sb_ld);"
+                        ));
+                    }
                 }
                 for i in 0..4 {
                     for j in 0..2 {
-                        v.push(format!(
-                            "    t{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, t{i}_{j});"
-                        ));
+                        v.push(if hw {
+                            format!("    t{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, t{i}_{j});")
+                        } else {
+                            format!("    t{i}_{j} = emu_mma(ia{i}, ib{j}, t{i}_{j}, lane);")
+                        });
                     }
                 }
                 v.push("}".to_string());
             }
             for i in 0..4 {
                 for j in 0..2 {
-                    v.push(format!(
-                        "c{i}_{j} = c{i}_{j} + (t{i}_{j} * back_a) * back_b;"
-                    ));
+                    v.push(if hw {
+                        format!("c{i}_{j} = c{i}_{j} + (t{i}_{j} * back_a) * back_b;")
+                    } else {
+                        format!("c{i}_{j} = emu_add_scaled(c{i}_{j}, t{i}_{j}, back_a, back_b);")
+                    });
                 }
             }
         }
         "coop_store" => {
             for i in 0..4 {
                 for j in 0..2 {
-                    v.push(format!("coopStoreT(c{i}_{j}, &Cs[cs], s16);"));
+                    v.push(if hw {
+                        format!("coopStoreT(c{i}_{j}, &Cs[cs], s16);")
+                    } else {
+                        format!("emu_store(c{i}_{j}, cs, lane);")
+                    });
                     v.push("workgroupBarrier();".to_string());
                     v.push(format!(
                         "store_block(m0 + wrow + {}u, n0 + wcol + {}u, cs, lane, sg_size);",
@@ -219,6 +279,14 @@ fn generate(name: &str) -> Option<Vec<String>> {
         _ => return None,
     }
     Some(v)
+}
+
+/// A zero 16x16 accumulator of the tensor-core tile.
+fn coop_zero(coop: CoopOps) -> &'static str {
+    match coop {
+        CoopOps::Hardware => "coop_mat16x16<f32, C>()",
+        CoopOps::Emulated => "emu_zero()",
+    }
 }
 
 #[cfg(test)]

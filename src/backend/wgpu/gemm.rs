@@ -4,7 +4,7 @@
 //! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
 //! the adapter has them and reduced precision was asked for); the rest the 64x64 one.
 
-use super::codegen::{self, StorageVariants};
+use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
 /// The 64x64 tile, for an f32 or an f16 B operand.
@@ -39,6 +39,19 @@ static GEMM128: StorageVariants =
 /// The 128x128 tensor-core tile, for an f32 or an f16 B operand (see [`gemm_coop_source`]).
 static GEMM_COOP: StorageVariants =
     StorageVariants::new(["gemm_coop", "gemm_coop_b16"], "BT", GEMM_COOP_WGSL);
+
+/// The tensor-core tile with its matrix operations emulated in plain WGSL, for adapters
+/// without matrix units (`Gpu::set_tensor_emulation`: tests).
+static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_coop(
+    ["gemm_coop_emulated", "gemm_coop_emulated_b16"],
+    "BT",
+    concat!(
+        include_str!("../../../shaders/gemm_operands.wgsl"),
+        include_str!("../../../shaders/gemm_coop.wgsl"),
+        include_str!("../../../shaders/gemm_coop_emulated.wgsl")
+    ),
+    CoopOps::Emulated,
+);
 
 /// Which tile the matrix products use (`--gemm`).
 #[derive(
@@ -280,7 +293,12 @@ pub fn gemm(
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
     match tile {
         Tile::Tensor(a_k, b_n) => {
-            let shader = GEMM_COOP.get(b.buf.is_f16());
+            let variants = if gpu.tensor_emulated() {
+                &GEMM_COOP_EMULATED
+            } else {
+                &GEMM_COOP
+            };
+            let shader = variants.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm_coop", &layout(a_k, b_n));
             gpu.dispatch(&pipeline, &params, &buffers, big_grid);
         }

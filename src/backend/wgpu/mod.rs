@@ -324,6 +324,9 @@ impl Backend for WgpuBackend {
             s.push_str("; f16 layer caches");
             if self.gpu.auto_tensor() {
                 s.push_str(", tensor-core matrix products");
+                if self.gpu.tensor_emulated() {
+                    s.push_str(" (emulated)");
+                }
             }
         }
         s

@@ -227,6 +227,8 @@ pub struct Gpu {
     tensor_cores: bool,
     /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
     auto_tensor: Cell<bool>,
+    /// Whether the tensor-core tile runs with emulated matrix operations (no matrix units).
+    tensor_emulated: Cell<bool>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     arena: wgpu::Buffer,
@@ -284,13 +286,15 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
+        let emulate =
+            !tensor_cores && std::env::var("WGRNN_EMULATE_TENSOR_CORES").is_ok_and(|v| v == "1");
         let arena = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dispatch parameters"),
             size: SLOT * ARENA_SLOTS,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Gpu {
+        let gpu = Gpu {
             device,
             queue,
             info,
@@ -300,6 +304,7 @@ impl Gpu {
             gemm_tiles: Cell::default(),
             tensor_cores,
             auto_tensor: Cell::new(false),
+            tensor_emulated: Cell::new(false),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
             arena,
@@ -309,7 +314,9 @@ impl Gpu {
             epoch: Cell::new(1),
             pool: Arc::default(),
             profiler: RefCell::default(),
-        })
+        };
+        gpu.set_tensor_emulation(emulate);
+        Ok(gpu)
     }
 
     /// Whether kernels compiled from now on keep the bounds checks naga adds to every buffer
@@ -332,15 +339,41 @@ impl Gpu {
 
     /// Whether the device runs the tensor-core tile (`shaders/gemm_coop.wgsl`): it was opened
     /// with cooperative matrices offering 16x16x16 f16 x f16 -> f32, subgroups, f16, subgroups
-    /// of exactly 32 invocations and the tile's workgroup memory.
+    /// of exactly 32 invocations and the tile's workgroup memory; or the tile's matrix
+    /// operations are emulated ([`Gpu::set_tensor_emulation`]).
     pub fn has_tensor_cores(&self) -> bool {
-        self.tensor_cores
+        self.tensor_cores || self.tensor_emulated.get()
+    }
+
+    /// On a device without matrix units, runs the tensor-core tile with its matrix
+    /// operations emulated in plain WGSL (`shaders/gemm_coop_emulated.wgsl`): same staging,
+    /// f16 rounding and scaling, f32 sums, so tests and `wgrnn check` compare every other
+    /// line of the tile with the CPU reference on any adapter with f16 and the tile's
+    /// workgroup memory. Slow; a test aid (`WGRNN_EMULATE_TENSOR_CORES=1` turns it on for a
+    /// whole run). Returns whether it is on.
+    pub fn set_tensor_emulation(&self, on: bool) -> bool {
+        let possible = !self.tensor_cores
+            && self.has_f16()
+            && self.limits.max_compute_workgroup_storage_size
+                >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
+            && self.limits.max_compute_invocations_per_workgroup >= 256;
+        self.tensor_emulated.set(on && possible);
+        if !self.tensor_emulated.get() {
+            self.auto_tensor
+                .set(self.auto_tensor.get() && self.tensor_cores);
+        }
+        self.tensor_emulated.get()
+    }
+
+    /// Whether the tensor-core tile's matrix operations are emulated.
+    pub fn tensor_emulated(&self) -> bool {
+        self.tensor_emulated.get()
     }
 
     /// Lets `GemmTiles::Auto` take the tensor-core tile for large products (the backend's
     /// reduced precision), where the device has one.
     pub fn set_auto_tensor(&self, on: bool) {
-        self.auto_tensor.set(on && self.tensor_cores);
+        self.auto_tensor.set(on && self.has_tensor_cores());
     }
 
     /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
