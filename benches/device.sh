@@ -6,6 +6,7 @@
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh variants the suite once per alternative kernel choice
+#   bash benches/device.sh f16      the suite with f16 caches, tensor-core products, and both
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table)
 #
@@ -61,6 +62,9 @@ variants() {
     "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
     "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
     "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
+}
+
+f16() {
     # f16 caches alone, then with the tensor-core products (what --precision f16 does where
     # the adapter has them), then the tensor-core products alone.
     "$W" bench --suite "$S" --precision f16 --gemm big --no-kernels \
@@ -78,8 +82,8 @@ tune() {
 status=0
 for part in "$@"; do
     case "$part" in
-        check | suite | variants | tune) "$part" || status=1 ;;
-        *) echo "unknown part $part (check, suite, variants, tune)" >&2; status=2 ;;
+        check | suite | variants | f16 | tune) "$part" || status=1 ;;
+        *) echo "unknown part $part (check, suite, variants, f16, tune)" >&2; status=2 ;;
     esac
 done
 exit $status

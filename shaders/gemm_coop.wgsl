@@ -37,8 +37,9 @@
 // invocation, the next chunk's loads issued before this chunk's products); its largest
 // magnitudes are found with atomicMax on their bit patterns (which order like the values for
 // non-negative floats; two slots per operand, alternating by chunk, so that one is reset
-// while the other is read); it is scaled, rounded to f16 and staged row-major: A as [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are
-// padded by 8 halves so that every matrix load starts on a 16-byte boundary. Per 16-deep
+// while the other is read); it is scaled, rounded to f16 and staged row-major: A as
+// [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are padded by 8 halves so that
+// every matrix load starts on a 16-byte boundary. Per 16-deep
 // step a subgroup loads 4 A and 2 B matrices and does 8 multiply-adds into the chunk's
 // accumulators t{i}_{j}, which are then scaled back and added to c{i}_{j}. At the end each
 // accumulator goes through the subgroup's 16x16 f32 slot of workgroup memory (Cs), from
@@ -171,8 +172,10 @@ fn gemm_coop(
     for (var kt = 0u; kt < tiles; kt++) {
         // The chunk's scales.
         let slot = kt % 2u;
-        atomicMax(&amax[slot], max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3))));
-        atomicMax(&bmax[slot], max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3))));
+        let abits = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
+        let bbits = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
+        atomicMax(&amax[slot], abits);
+        atomicMax(&bmax[slot], bbits);
         workgroupBarrier();
         let ka = chunk_exp(atomicLoad(&amax[slot]));
         let kb = chunk_exp(atomicLoad(&bmax[slot]));
