@@ -579,6 +579,10 @@ fn devices() -> Result<()> {
                 a.cooperative_matrix.join(", ")
             }
         );
+        match &a.tensor_cores_missing {
+            None => println!("   tensor-core products (--gemm tensor, --precision f16): yes"),
+            Some(why) => println!("   tensor-core products: no ({why})"),
+        }
     }
     Ok(())
 }

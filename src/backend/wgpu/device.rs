@@ -78,6 +78,8 @@ pub struct AdapterSummary {
     /// `16x16x16 f16->f32` (M x N x K, input type -> accumulator type); empty without
     /// `EXPERIMENTAL_COOPERATIVE_MATRIX`.
     pub cooperative_matrix: Vec<String>,
+    /// Why the tensor-core tile cannot run on the adapter (`None`: it can).
+    pub tensor_cores_missing: Option<String>,
 }
 
 /// A wgpu instance over every native backend.
@@ -111,18 +113,40 @@ pub const TENSOR_FEATURES: wgpu::Features =
 /// exactly 32 invocations (the tile's 8 subgroups of 256 invocations), and its workgroup
 /// memory.
 pub fn tensor_cores(adapter: &wgpu::Adapter) -> bool {
+    tensor_cores_missing(adapter).is_none()
+}
+
+/// What `adapter` lacks for the tensor-core tile, in words (`None`: nothing).
+pub fn tensor_cores_missing(adapter: &wgpu::Adapter) -> Option<String> {
     let info = adapter.get_info();
-    let needed = wgpu::Features::SHADER_F16 | TENSOR_FEATURES;
-    adapter.features().contains(needed)
-        && info.subgroup_min_size == 32
-        && info.subgroup_max_size == 32
-        && adapter.limits().max_compute_workgroup_storage_size
-            >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
-        && adapter.cooperative_matrix_properties().iter().any(|c| {
+    let features = adapter.features();
+    let workgroup = adapter.limits().max_compute_workgroup_storage_size;
+    let shape = || {
+        adapter.cooperative_matrix_properties().iter().any(|c| {
             (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
                 && c.ab_type == wgpu::CooperativeScalarType::F16
                 && c.cr_type == wgpu::CooperativeScalarType::F32
         })
+    };
+    if !features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        Some("no cooperative matrices".into())
+    } else if !shape() {
+        Some("no 16x16x16 f16 -> f32 cooperative matrix".into())
+    } else if !features.contains(wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP) {
+        Some("no f16 shaders or no subgroups".into())
+    } else if (info.subgroup_min_size, info.subgroup_max_size) != (32, 32) {
+        Some(format!(
+            "subgroups of {}-{} invocations, not exactly 32",
+            info.subgroup_min_size, info.subgroup_max_size
+        ))
+    } else if workgroup < super::gemm::GEMM_COOP_WORKGROUP_BYTES {
+        Some(format!(
+            "{workgroup} bytes of workgroup memory, {} needed",
+            super::gemm::GEMM_COOP_WORKGROUP_BYTES
+        ))
+    } else {
+        None
+    }
 }
 
 /// Describes an adapter for listing.
@@ -160,6 +184,7 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         } else {
             Vec::new()
         },
+        tensor_cores_missing: tensor_cores_missing(adapter),
     }
 }
 

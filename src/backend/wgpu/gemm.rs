@@ -105,8 +105,8 @@ pub fn gemm_coop_source(b16: bool) -> String {
 }
 
 /// Workgroup memory of the tensor-core tile (f16 staging of A and B, one f32 16x16 slot per
-/// subgroup).
-pub const GEMM_COOP_WORKGROUP_BYTES: u32 = 27136;
+/// subgroup, four atomic scale words).
+pub const GEMM_COOP_WORKGROUP_BYTES: u32 = 27152;
 
 /// The tile a product takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
