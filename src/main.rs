@@ -338,6 +338,10 @@ struct ReportArgs {
     /// a column of its step times.
     #[arg(long, value_name = "NAME=FILE")]
     variant: Vec<String>,
+    /// `wgrnn bench --precision f16 --json` lines of the suite: also the reduced-precision
+    /// table against cuDNN tf32.
+    #[arg(long, value_name = "FILE")]
+    f16: Option<PathBuf>,
     /// Also the per-kernel breakdown of this configuration (a suite name).
     #[arg(long, value_name = "NAME")]
     kernels: Option<String>,
@@ -782,6 +786,10 @@ fn run_report(args: ReportArgs) -> Result<()> {
         variants.push((name.to_string(), read(std::path::Path::new(file))?));
     }
     print!("{}", report::suite_table(&ours, &torch, &variants)?);
+    if let Some(path) = &args.f16 {
+        println!();
+        print!("{}", report::reduced_table(&read(path)?, &torch)?);
+    }
     if let Some(name) = &args.kernels {
         println!();
         print!("{}", report::kernel_table(&ours, name, args.roofline)?);

@@ -23,6 +23,12 @@ pub fn target_ratio(name: &str) -> f64 {
     }
 }
 
+/// The issue's target for the reduced-precision path (`--precision f16`): the largest ratio
+/// of our training-step time to cuDNN tf32's, where there is one (the flagship: 1.0).
+pub fn tf32_target_ratio(name: &str) -> Option<f64> {
+    (name == "flagship").then_some(1.0)
+}
+
 /// One configuration's shape, the key that matches lines across files.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Shape {
@@ -138,6 +144,52 @@ pub fn suite_table(
     Ok(t)
 }
 
+/// The reduced-precision table: for each configuration of `reduced` (`wgrnn bench
+/// --precision f16` lines: f16 caches, and tensor-core products where the adapter has them),
+/// our step time against cuDNN tf32's, the ratio, the tf32 target where the issue sets one
+/// and whether it is met, and both peak memories (ours and torch's in tf32 mode).
+pub fn reduced_table(reduced: &[Value], torch: &[Value]) -> Result<String> {
+    if reduced.is_empty() {
+        bail!("no reduced-precision wgrnn results to report");
+    }
+    let mut t = String::new();
+    writeln!(
+        t,
+        "| config | wgrnn f16 ms | variant | cuDNN tf32 ms | ratio to tf32 | target | met | peak MiB wgrnn | peak MiB torch tf32 |\n|---|---|---|---|---|---|---|---|---|"
+    )?;
+    for o in reduced {
+        let s = shape(o).context("a wgrnn line without its shape")?;
+        let name = o["name"].as_str().unwrap_or("-").to_string();
+        let our = ms(o, "train_step_ms");
+        let tf = torch
+            .iter()
+            .find(|v| shape(v).as_ref() == Some(&s) && v["tf32"] == true);
+        let theirs = tf.and_then(|v| ms(v, "train_step_ms"));
+        let ratio = match (our, theirs) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let target = tf32_target_ratio(&name);
+        let met = match (ratio, target) {
+            (Some(r), Some(x)) if r <= x => "yes",
+            (Some(_), Some(_)) => "no",
+            _ => "-",
+        };
+        writeln!(
+            t,
+            "| {name} | {} | {} | {} | {} | {} | {met} | {} | {} |",
+            fmt_opt(our, 2),
+            o["variant"].as_str().unwrap_or("-"),
+            fmt_opt(theirs, 2),
+            fmt_opt(ratio, 2),
+            target.map_or("-".to_string(), |x| format!("<= {x:.1}")),
+            fmt_opt(ms(o, "peak_mem_mb"), 1),
+            fmt_opt(tf.and_then(|v| ms(v, "peak_mem_mb")), 1),
+        )?;
+    }
+    Ok(t)
+}
+
 /// The per-kernel breakdown of one configuration (`name`) from our lines: each kernel's calls,
 /// ms per step, share of the step's kernel time, GFLOP/s, GB/s and, with `roof`, its share
 /// of the roofline.
@@ -210,6 +262,31 @@ mod tests {
         );
         assert!(t.lines().next().unwrap().ends_with(" blocked ms |"));
         assert!(suite_table(&[], &torch, &[]).is_err());
+    }
+
+    #[test]
+    fn reduced_table_compares_with_tf32() {
+        let mut f16 = line("wgrnn", "flagship", 20.0, false, 500.0);
+        f16 = f16.replacen(
+            "\"tf32\":false,",
+            "\"tf32\":false,\"variant\":\"gemm=auto f16-caches tensor-products\",",
+            1,
+        );
+        let ours = parse_lines(&f16, "f16").unwrap();
+        let torch_text = format!(
+            "{}\n{}\n",
+            line("pytorch-cudnn", "", 38.7, false, 800.0),
+            line("pytorch-cudnn", "", 21.4, true, 790.0)
+        );
+        let torch = parse_lines(&torch_text, "torch").unwrap();
+        let t = reduced_table(&ours, &torch).unwrap();
+        let row = t.lines().nth(2).expect("a row");
+        // 20 / 21.4 = 0.93 <= 1.0: met; torch's tf32 peak is the one compared.
+        assert_eq!(
+            row,
+            "| flagship | 20.00 | gemm=auto f16-caches tensor-products | 21.40 | 0.93 | <= 1.0 | yes | 500.0 | 790.0 |"
+        );
+        assert!(reduced_table(&[], &torch).is_err());
     }
 
     #[test]
