@@ -430,3 +430,27 @@ fn col_sums_match_loops() {
         }
     }
 }
+
+/// A kernel the device refuses (here: WGSL that does not type-check, as an experimental
+/// feature may on some driver) comes back as an error from `try_pipeline` instead of stopping
+/// the process; after `give_up_tensor_cores` the tensor choice falls back to the 128x128 tile
+/// and still computes the product.
+#[test]
+fn a_refused_tensor_tile_falls_back() {
+    static BROKEN: wgrnn::backend::wgpu::runtime::Shader = wgrnn::backend::wgpu::runtime::Shader {
+        name: "broken_for_test",
+        source: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+    };
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let Err(err) = g.try_pipeline(&BROKEN, "main", &[]) else {
+        panic!("a kernel that does not type-check must be refused");
+    };
+    assert!(!err.is_empty());
+    assert!(g.set_tensor_emulation(true) && g.has_tensor_cores());
+    g.give_up_tensor_cores(&err);
+    assert!(!g.has_tensor_cores() && !g.tensor_emulated());
+    g.set_gemm_tiles(GemmTiles::Tensor);
+    let mut r = rng("a_refused_tensor_tile_falls_back");
+    check_sizes(g, &mut r, &[(130, 133, 37)], 4, false);
+}

@@ -273,7 +273,7 @@ pub fn gemm(
         0,
     ];
     let fits = gpu.limits().max_compute_workgroup_storage_size >= GEMM128_WORKGROUP_BYTES;
-    let tile = tile_for(
+    let mut tile = tile_for(
         gpu.gemm_tiles(),
         gpu.has_tensor_cores(),
         gpu.auto_tensor(),
@@ -291,17 +291,23 @@ pub fn gemm(
         ]
     };
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
-    match tile {
-        Tile::Tensor(a_k, b_n) => {
-            let variants = if gpu.tensor_emulated() {
-                &GEMM_COOP_EMULATED
-            } else {
-                &GEMM_COOP
-            };
-            let shader = variants.get(b.buf.is_f16());
-            let pipeline = gpu.pipeline(shader, "gemm_coop", &layout(a_k, b_n));
-            gpu.dispatch(&pipeline, &params, &buffers, big_grid);
+    if let Tile::Tensor(a_k, b_n) = tile {
+        let variants = if gpu.tensor_emulated() {
+            &GEMM_COOP_EMULATED
+        } else {
+            &GEMM_COOP
+        };
+        // The experimental feature may fail to compile on a driver: then the f32 tile.
+        match gpu.try_pipeline(variants.get(b.buf.is_f16()), "gemm_coop", &layout(a_k, b_n)) {
+            Ok(pipeline) => gpu.dispatch(&pipeline, &params, &buffers, big_grid),
+            Err(why) => {
+                gpu.give_up_tensor_cores(&why);
+                tile = Tile::Big(a_k, b_n);
+            }
         }
+    }
+    match tile {
+        Tile::Tensor(..) => {}
         Tile::Big(a_k, b_n) if fits => {
             let shader = GEMM128.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm128", &layout(a_k, b_n));

@@ -223,8 +223,9 @@ pub struct Gpu {
     checked: Cell<bool>,
     /// Which tile the matrix products take.
     gemm_tiles: Cell<GemmTiles>,
-    /// Whether the device can run the tensor-core tile (see [`Gpu::has_tensor_cores`]).
-    tensor_cores: bool,
+    /// Whether the device can run the tensor-core tile (see [`Gpu::has_tensor_cores`]);
+    /// cleared if the tile does not compile there.
+    tensor_cores: Cell<bool>,
     /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
     auto_tensor: Cell<bool>,
     /// Whether the tensor-core tile runs with emulated matrix operations (no matrix units).
@@ -302,7 +303,7 @@ impl Gpu {
             modules: RefCell::default(),
             checked: Cell::new(true),
             gemm_tiles: Cell::default(),
-            tensor_cores,
+            tensor_cores: Cell::new(tensor_cores),
             auto_tensor: Cell::new(false),
             tensor_emulated: Cell::new(false),
             pipelines: RefCell::default(),
@@ -342,7 +343,20 @@ impl Gpu {
     /// of exactly 32 invocations and the tile's workgroup memory; or the tile's matrix
     /// operations are emulated ([`Gpu::set_tensor_emulation`]).
     pub fn has_tensor_cores(&self) -> bool {
-        self.tensor_cores || self.tensor_emulated.get()
+        self.tensor_cores.get() || self.tensor_emulated.get()
+    }
+
+    /// Stops using the tensor-core tile for the rest of the run (it did not compile on this
+    /// device: `why`), with a warning; the products fall back to the f32 tiles.
+    pub fn give_up_tensor_cores(&self, why: &str) {
+        eprintln!(
+            "warning: the tensor-core matrix product does not compile on `{}` ({why}); \
+             the matrix products use the f32 tiles instead",
+            self.info.name
+        );
+        self.tensor_cores.set(false);
+        self.tensor_emulated.set(false);
+        self.auto_tensor.set(false);
     }
 
     /// On a device without matrix units, runs the tensor-core tile with its matrix
@@ -352,7 +366,7 @@ impl Gpu {
     /// workgroup memory. Slow; a test aid (`WGRNN_EMULATE_TENSOR_CORES=1` turns it on for a
     /// whole run). Returns whether it is on.
     pub fn set_tensor_emulation(&self, on: bool) -> bool {
-        let possible = !self.tensor_cores
+        let possible = !self.tensor_cores.get()
             && self.has_f16()
             && self.limits.max_compute_workgroup_storage_size
                 >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
@@ -360,7 +374,7 @@ impl Gpu {
         self.tensor_emulated.set(on && possible);
         if !self.tensor_emulated.get() {
             self.auto_tensor
-                .set(self.auto_tensor.get() && self.tensor_cores);
+                .set(self.auto_tensor.get() && self.tensor_cores.get());
         }
         self.tensor_emulated.get()
     }
@@ -816,16 +830,68 @@ impl Gpu {
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Kernel {
-        let checked = self.checked.get();
-        let key = PipelineKey {
-            shader: shader.name,
-            checked,
-            entry,
-            constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
-        };
+        let key = self.pipeline_key(shader, entry, constants);
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
+        let kernel = self.make_pipeline(shader, entry, constants, key.checked);
+        self.pipelines.borrow_mut().insert(key, kernel.clone());
+        kernel
+    }
+
+    /// As [`Gpu::pipeline`], for a kernel the device may refuse (the tensor-core tile, on
+    /// wgpu's experimental cooperative matrices): an error while compiling it comes back as
+    /// `Err` with wgpu's message, instead of stopping the process, and nothing of it is kept.
+    pub fn try_pipeline(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<Kernel, String> {
+        let key = self.pipeline_key(shader, entry, constants);
+        if let Some(p) = self.pipelines.borrow().get(&key) {
+            return Ok(p.clone());
+        }
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernel = self.make_pipeline(shader, entry, constants, key.checked);
+        let error = pollster::block_on(validation.pop()).or(pollster::block_on(internal.pop()));
+        match error {
+            Some(e) => {
+                self.modules
+                    .borrow_mut()
+                    .remove(&(shader.name, key.checked));
+                Err(e.to_string())
+            }
+            None => {
+                self.pipelines.borrow_mut().insert(key, kernel.clone());
+                Ok(kernel)
+            }
+        }
+    }
+
+    fn pipeline_key(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> PipelineKey {
+        PipelineKey {
+            shader: shader.name,
+            checked: self.checked.get(),
+            entry,
+            constants: constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        }
+    }
+
+    /// Compiles `shader`'s module (once per bounds-check setting) and `entry`'s pipeline.
+    fn make_pipeline(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        checked: bool,
+    ) -> Kernel {
         let module = self
             .modules
             .borrow_mut()
@@ -863,12 +929,10 @@ impl Gpu {
                 },
                 cache: None,
             });
-        let kernel = Kernel {
+        Kernel {
             pipeline,
             label: format!("{}.{entry}", shader.name).into(),
-        };
-        self.pipelines.borrow_mut().insert(key, kernel.clone());
-        kernel
+        }
     }
 
     /// Records one dispatch of `pipeline` over `groups` workgroups. Binding 0 is a uniform
