@@ -535,6 +535,29 @@ fn train_on_the_cpu() {
     assert!(out.contains("accuracy"), "{out}");
 }
 
+/// `train` takes the GPU kernel flags; on the CPU backend they are refused by name, before
+/// any training starts.
+#[test]
+fn train_kernel_flags_need_the_gpu() {
+    let run = temp_path("train-cpu-kernels");
+    let _ = std::fs::remove_dir_all(&run);
+    fails(
+        &[
+            "train",
+            "--task",
+            "slots",
+            "--device",
+            "cpu",
+            "--gemm",
+            "big",
+            "--run-dir",
+            &run.to_string_lossy(),
+        ],
+        "need the GPU (--device gpu)",
+    );
+    assert!(!run.exists(), "nothing is written before the refusal");
+}
+
 /// `--precision f16`: check passes at its stated tolerances and says so; the CPU and the f64
 /// reference refuse it with a message naming the flag; bench labels its results.
 #[test]
@@ -862,4 +885,31 @@ fn train_auto_and_gpu() {
     .collect();
     let out = ok(&gpu);
     assert!(!out.contains("device cpu"), "{out}");
+    // With f16 caches and the tensor-core products (emulated where the adapter has none).
+    let tensor_dir = temp_path("train-tensor");
+    let _ = std::fs::remove_dir_all(&tensor_dir);
+    let tensor_dir = tensor_dir.to_string_lossy();
+    let tensor: Vec<&str> = [
+        "train",
+        "--device",
+        "gpu",
+        "--precision",
+        "f16",
+        "--gemm",
+        "tensor",
+        "--run-dir",
+        &tensor_dir,
+    ]
+    .iter()
+    .chain(&args)
+    .copied()
+    .collect();
+    let o = wgrnn_env(&tensor, &[("WGRNN_EMULATE_TENSOR_CORES", "1")]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("--max-steps reached"), "{out}");
+    assert!(
+        out.contains("f16 layer caches; tensor-core matrix products"),
+        "{out}"
+    );
 }

@@ -322,11 +322,11 @@ impl Backend for WgpuBackend {
         }
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
-            if self.gpu.auto_tensor() {
-                s.push_str(", tensor-core matrix products");
-                if self.gpu.tensor_emulated() {
-                    s.push_str(" (emulated)");
-                }
+        }
+        if self.tensor_products() {
+            s.push_str("; tensor-core matrix products");
+            if self.gpu.tensor_emulated() {
+                s.push_str(" (emulated)");
             }
         }
         s
