@@ -169,7 +169,9 @@ struct CheckArgs {
     /// How the GPU stores the layer caches: f32, or f16 (the default tolerances then
     /// become 4e-3 for forward values and 5e-3 for gradients, about 8 f16 roundings, and
     /// 3e-2 for step losses and updated parameters: Adam steps every element by about lr,
-    /// so a gradient near zero can flip its step under that rounding).
+    /// so a gradient near zero can flip its step under that rounding). The same tolerances
+    /// apply when the matrix products run on the tensor cores (--gemm tensor, or f16 on an
+    /// adapter with them).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
     /// A full network description (TOML, as NetworkConfig); replaces the network flags.
@@ -315,7 +317,8 @@ struct BenchArgs {
     roofline: Option<bench::Roofline>,
     #[command(flatten)]
     kernels: KernelFlags,
-    /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory).
+    /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory; where
+    /// the adapter has tensor cores, the large matrix products also run there).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
     /// Measure every kernel choice (step kernels and tile widths, product tile, bounds
