@@ -36,8 +36,9 @@
 // Each chunk is loaded from global memory as in gemm128 (four vec4 of each operand per
 // invocation, the next chunk's loads issued before this chunk's products); its largest
 // magnitudes are found with atomicMax on their bit patterns (which order like the values for
-// non-negative floats; two slots per operand, alternating by chunk, so that one is reset
-// while the other is read); it is scaled, rounded to f16 and staged row-major: A as
+// non-negative floats) as soon as it is loaded, during the chunk before it, into the second
+// of two slots per operand (so the scales cost no barrier of their own); it is scaled,
+// rounded to f16 and staged row-major: A as
 // [128][LDA] (k fastest), B as [BK][LDB] (n fastest); rows are padded by 8 halves so that
 // every matrix load starts on a 16-byte boundary. Per 16-deep
 // step a subgroup loads 4 A and 2 B matrices and does 8 multiply-adds into the chunk's
@@ -163,27 +164,24 @@ fn gemm_coop(
     var pb1 = load_b(t + 256u, n0, 0u);
     var pb2 = load_b(t + 512u, n0, 0u);
     var pb3 = load_b(t + 768u, n0, 0u);
+    // The first chunk's largest magnitudes; the chunk after each one's are found while it
+    // runs (after its loads), in the other slot.
     if (t == 0u) {
         atomicStore(&amax[0], 0u);
         atomicStore(&bmax[0], 0u);
+        atomicStore(&amax[1], 0u);
+        atomicStore(&bmax[1], 0u);
     }
+    workgroupBarrier();
+    atomicMax(&amax[0], max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3))));
+    atomicMax(&bmax[0], max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3))));
     workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
     for (var kt = 0u; kt < tiles; kt++) {
-        // The chunk's scales.
+        // The chunk's scales (its slot was filled before the last barrier).
         let slot = kt % 2u;
-        let abits = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
-        let bbits = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
-        atomicMax(&amax[slot], abits);
-        atomicMax(&bmax[slot], bbits);
-        workgroupBarrier();
         let ka = chunk_exp(atomicLoad(&amax[slot]));
         let kb = chunk_exp(atomicLoad(&bmax[slot]));
-        if (t == 0u) {
-            // The other slot was last read in the previous chunk, before this barrier.
-            atomicStore(&amax[1u - slot], 0u);
-            atomicStore(&bmax[1u - slot], 0u);
-        }
         let sa = ldexp(1.0, ka);
         let sb = ldexp(1.0, kb);
         stage_a(t, pa0 * sa);
@@ -195,6 +193,12 @@ fn gemm_coop(
         stage_b(t + 512u, pb2 * sb);
         stage_b(t + 768u, pb3 * sb);
         workgroupBarrier();
+        if (t == 0u) {
+            // Every invocation read this slot before the barrier above; the chunk after
+            // next fills it after the next barrier.
+            atomicStore(&amax[slot], 0u);
+            atomicStore(&bmax[slot], 0u);
+        }
         if (kt + 1u < tiles) {
             let k1 = (kt + 1u) * BK;
             pa0 = load_a(t, m0, k1);
@@ -205,6 +209,10 @@ fn gemm_coop(
             pb1 = load_b(t + 256u, n0, k1);
             pb2 = load_b(t + 512u, n0, k1);
             pb3 = load_b(t + 768u, n0, k1);
+            let abits = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
+            let bbits = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
+            atomicMax(&amax[1u - slot], abits);
+            atomicMax(&bmax[1u - slot], bbits);
         }
         let back_a = ldexp(1.0, -ka);
         let back_b = ldexp(1.0, -kb);

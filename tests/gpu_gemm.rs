@@ -108,7 +108,7 @@ fn tensor_tile_matches_loops() {
             b16,
         );
     }
-    // A far below f16's normal range (2^-30: a gradient of 1e-9), and far above it.
+    // Operands far below f16's normal range (2^-30: a gradient of 1e-9), and far above it.
     for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
         check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
     }
@@ -246,8 +246,9 @@ fn check_sizes(
     check_sizes_at(g, r, sizes, align, b16, 1.0);
 }
 
-/// `check_sizes` with A, C and the bias scaled by `magnitude` (a power of two, so the scaled
-/// values stay exact), the result compared relative to that magnitude: gradients of a mean
+/// `check_sizes` with A and (an f32) B scaled by `magnitude` (a power of two, so the scaled
+/// values stay exact), C and the bias by the product's scale, and the result compared
+/// relative to that scale: gradients of a mean
 /// loss are often far below f16's smallest normal number, which the tensor-core tile must
 /// handle by scaling.
 fn check_sizes_at(
@@ -264,6 +265,11 @@ fn check_sizes_at(
         (align, 2 * align, align, 1)
     };
     let tensor = g.gemm_tiles() == GemmTiles::Tensor && g.has_tensor_cores();
+    let out_scale = if b16 {
+        magnitude
+    } else {
+        magnitude * magnitude
+    };
     let to_f16 = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = f16::from_f32(*x).to_f32());
     for &(m, n, k) in sizes {
         for ta in [false, true] {
@@ -293,10 +299,13 @@ fn check_sizes_at(
                         to_f16(&mut a);
                     }
                     a.iter_mut().for_each(|x| *x *= magnitude);
-                    let bias = uniform(r, n + bias_off, magnitude);
+                    if !b16 {
+                        b.iter_mut().for_each(|x| *x *= magnitude);
+                    }
+                    let bias = uniform(r, n + bias_off, out_scale);
                     let c_len = c_off + m * c_rs;
                     let c0 = if acc {
-                        uniform(r, c_len, magnitude)
+                        uniform(r, c_len, out_scale)
                     } else {
                         poison(c_len)
                     };
@@ -386,8 +395,8 @@ fn check_sizes_at(
                     for (i, (x, y)) in got.iter().zip(&c0).enumerate() {
                         let inside = i >= c_off && (i - c_off) % c_rs < n;
                         if inside {
-                            got_out.push(*x / magnitude);
-                            want_out.push(want[i] / magnitude);
+                            got_out.push(*x / out_scale);
+                            want_out.push(want[i] / out_scale);
                         } else {
                             assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i} changed");
                         }
