@@ -136,17 +136,22 @@ pub fn tile_for(
     let Some((a_k, b_n)) = big_tile_layout(choice, m, n, a, b, c) else {
         return Tile::Small;
     };
-    let tensor = tensor_cores
-        && match choice {
-            GemmTiles::Tensor => true,
-            GemmTiles::Auto => auto_tensor,
-            GemmTiles::Small | GemmTiles::Big => false,
-        };
-    if tensor {
+    if tensor_choice(choice, tensor_cores, auto_tensor) {
         Tile::Tensor(a_k, b_n)
     } else {
         Tile::Big(a_k, b_n)
     }
+}
+
+/// Whether `choice` puts the large aligned products on the tensor cores, on an adapter with
+/// (`tensor_cores`) or without them, where `Auto` may (`auto_tensor`) or may not take them.
+pub fn tensor_choice(choice: GemmTiles, tensor_cores: bool, auto_tensor: bool) -> bool {
+    tensor_cores
+        && match choice {
+            GemmTiles::Tensor => true,
+            GemmTiles::Auto => auto_tensor,
+            GemmTiles::Small | GemmTiles::Big => false,
+        }
 }
 
 /// Whether a product takes a 128x128 tile (plain or tensor-core) under `choice`:

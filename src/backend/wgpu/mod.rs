@@ -260,11 +260,12 @@ impl WgpuBackend {
     /// Whether the large matrix products run on the tensor cores (operands rounded to f16):
     /// `--gemm tensor`, or `Auto` under [`Precision::F16`], on an adapter that has them.
     pub fn tensor_products(&self) -> bool {
-        match self.tuning.gemm_tiles {
-            gemm::GemmTiles::Tensor => self.gpu.has_tensor_cores(),
-            gemm::GemmTiles::Auto => self.gpu.auto_tensor(),
-            gemm::GemmTiles::Small | gemm::GemmTiles::Big => false,
-        }
+        let g = &self.gpu;
+        gemm::tensor_choice(
+            self.tuning.gemm_tiles,
+            g.has_tensor_cores(),
+            g.auto_tensor(),
+        )
     }
 
     /// How layer caches are stored.

@@ -226,7 +226,8 @@ pub struct Gpu {
     /// Whether the device can run the tensor-core tile (see [`Gpu::has_tensor_cores`]);
     /// cleared if the tile does not compile there.
     tensor_cores: Cell<bool>,
-    /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
+    /// Whether `GemmTiles::Auto` may take the tensor-core tile for large products (the
+    /// backend's reduced precision); it does where the device has one.
     auto_tensor: Cell<bool>,
     /// Whether the tensor-core tile runs with emulated matrix operations (no matrix units).
     tensor_emulated: Cell<bool>,
@@ -356,7 +357,6 @@ impl Gpu {
         );
         self.tensor_cores.set(false);
         self.tensor_emulated.set(false);
-        self.auto_tensor.set(false);
     }
 
     /// On a device without matrix units, runs the tensor-core tile with its matrix
@@ -372,10 +372,6 @@ impl Gpu {
                 >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
             && self.limits.max_compute_invocations_per_workgroup >= 256;
         self.tensor_emulated.set(on && possible);
-        if !self.tensor_emulated.get() {
-            self.auto_tensor
-                .set(self.auto_tensor.get() && self.tensor_cores.get());
-        }
         self.tensor_emulated.get()
     }
 
@@ -387,12 +383,12 @@ impl Gpu {
     /// Lets `GemmTiles::Auto` take the tensor-core tile for large products (the backend's
     /// reduced precision), where the device has one.
     pub fn set_auto_tensor(&self, on: bool) {
-        self.auto_tensor.set(on && self.has_tensor_cores());
+        self.auto_tensor.set(on);
     }
 
     /// Whether `GemmTiles::Auto` takes the tensor-core tile for large products.
     pub fn auto_tensor(&self) -> bool {
-        self.auto_tensor.get()
+        self.auto_tensor.get() && self.has_tensor_cores()
     }
 
     /// The adapter's description.
