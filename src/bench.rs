@@ -73,14 +73,7 @@ impl RnnKind {
 
     fn cell(self) -> CellConfig {
         match self {
-            RnnKind::Lstm => CellConfig::Lstm {
-                gate: Activation::Sigmoid,
-                cell: Activation::Tanh,
-                hidden: Activation::Tanh,
-                peephole: false,
-                proj: None,
-                forget_bias: None,
-            },
+            RnnKind::Lstm => CellConfig::lstm(false, None),
             RnnKind::Gru => CellConfig::Gru {
                 variant: crate::config::GruVariant::Pytorch,
             },

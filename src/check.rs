@@ -115,14 +115,7 @@ impl NetworkFlags {
         }
         let elman = |activation| CellConfig::Elman { activation };
         let top_cell = match self.cell {
-            CheckCell::Lstm => CellConfig::Lstm {
-                gate: Activation::Sigmoid,
-                cell: Activation::Tanh,
-                hidden: Activation::Tanh,
-                peephole: self.peephole,
-                proj: self.proj,
-                forget_bias: None,
-            },
+            CheckCell::Lstm => CellConfig::lstm(self.peephole, self.proj),
             CheckCell::Gru => CellConfig::Gru {
                 variant: match self.gru_variant {
                     CheckGruVariant::Pytorch => GruVariant::Pytorch,

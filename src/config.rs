@@ -190,6 +190,19 @@ fn pytorch_gru() -> GruVariant {
 }
 
 impl CellConfig {
+    /// An LSTM cell as `torch.nn.LSTM` computes it (sigmoid gates, tanh cell and output
+    /// activations, no forget-gate bias), with optional peepholes and output projection.
+    pub fn lstm(peephole: bool, proj: Option<usize>) -> Self {
+        CellConfig::Lstm {
+            gate: Activation::Sigmoid,
+            cell: Activation::Tanh,
+            hidden: Activation::Tanh,
+            peephole,
+            proj,
+            forget_bias: None,
+        }
+    }
+
     /// Number of gate blocks stacked in `weight_ih` (4 for LSTM, 3 for GRU, 1 otherwise).
     pub fn gates(&self) -> usize {
         match self {

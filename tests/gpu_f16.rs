@@ -9,7 +9,7 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_close, compare_stack, dense_batch, dense_net, gpu, layer, lstm, rng};
+use gpu_common::{assert_close, compare_stack, dense_batch, dense_net, gpu, layer, rng};
 use rand::RngExt;
 use wgrnn::backend::wgpu::{Precision, Tuning};
 use wgrnn::backend::{Backend, SeqShape};
@@ -40,8 +40,11 @@ fn stacks() -> Vec<(CellConfig, CellConfig)> {
     };
     let gru = |variant| CellConfig::Gru { variant };
     vec![
-        (lstm(false, None), lstm(false, None)),
-        (lstm(true, Some(9)), lstm(false, Some(3))),
+        (CellConfig::lstm(false, None), CellConfig::lstm(false, None)),
+        (
+            CellConfig::lstm(true, Some(9)),
+            CellConfig::lstm(false, Some(3)),
+        ),
         (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
         (elman.clone(), elman),
     ]
@@ -109,7 +112,7 @@ fn f16_training_follows_the_f32_reference() {
     let mut r = rng("f16_training_follows_the_f32_reference");
     let lengths = [7, 1, 4, 7, 2];
     let classes = 5;
-    let mut l0 = layer(lstm(false, None), 17, true);
+    let mut l0 = layer(CellConfig::lstm(false, None), 17, true);
     l0.dropout = 0.3;
     let cfg = NetworkConfig {
         input: InputEncoding::Dense { features: 3 },
@@ -171,7 +174,11 @@ fn f16_training_follows_the_f32_reference() {
 #[test]
 fn f16_caches_take_half_the_bytes() {
     let Some(mut be) = gpu() else { return };
-    let cfg = dense_net(3, vec![layer(lstm(false, None), 64, true)], None);
+    let cfg = dense_net(
+        3,
+        vec![layer(CellConfig::lstm(false, None), 64, true)],
+        None,
+    );
     let model = wgrnn::Model::new(be, cfg, 1).expect("model");
     let plan = model.plan().layers[0].clone();
     be = model.into_backend();

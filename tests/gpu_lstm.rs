@@ -5,7 +5,7 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, lstm, rng};
+use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
 use wgrnn::config::{Activation, CellConfig, LayerConfig};
 
 const TOL_FWD: f64 = 1e-5;
@@ -39,7 +39,7 @@ fn run(name: &str, stacks: &[Stack], all_lengths: bool) {
 
 #[test]
 fn lstm_plain() {
-    let c = lstm(false, None);
+    let c = CellConfig::lstm(false, None);
     run(
         "lstm_plain",
         &[
@@ -53,7 +53,7 @@ fn lstm_plain() {
 
 #[test]
 fn lstm_peephole() {
-    let c = lstm(true, None);
+    let c = CellConfig::lstm(true, None);
     run(
         "lstm_peephole",
         &[((c.clone(), 1), (c.clone(), 3)), ((c.clone(), 33), (c, 17))],
@@ -66,15 +66,24 @@ fn lstm_projection() {
     run(
         "lstm_projection",
         &[
-            ((lstm(false, Some(1)), 3), (lstm(false, Some(2)), 17)),
-            ((lstm(false, Some(2)), 17), (lstm(false, Some(1)), 3)),
+            (
+                (CellConfig::lstm(false, Some(1)), 3),
+                (CellConfig::lstm(false, Some(2)), 17),
+            ),
+            (
+                (CellConfig::lstm(false, Some(2)), 17),
+                (CellConfig::lstm(false, Some(1)), 3),
+            ),
         ],
         true,
     );
     // A projection wider than the 64-wide workgroup.
     run(
         "lstm_projection_wide",
-        &[((lstm(false, Some(65)), 66), (lstm(false, Some(1)), 3))],
+        &[(
+            (CellConfig::lstm(false, Some(65)), 66),
+            (CellConfig::lstm(false, Some(1)), 3),
+        )],
         false,
     );
 }
@@ -84,8 +93,14 @@ fn lstm_peephole_and_projection() {
     run(
         "lstm_peephole_projection",
         &[
-            ((lstm(true, Some(2)), 3), (lstm(true, Some(1)), 17)),
-            ((lstm(true, None), 65), (lstm(true, Some(2)), 3)),
+            (
+                (CellConfig::lstm(true, Some(2)), 3),
+                (CellConfig::lstm(true, Some(1)), 17),
+            ),
+            (
+                (CellConfig::lstm(true, None), 65),
+                (CellConfig::lstm(true, Some(2)), 3),
+            ),
         ],
         true,
     );
@@ -119,7 +134,10 @@ fn lstm_linear_activations_and_forget_bias() {
     };
     run(
         "lstm_linear_forget_bias",
-        &[((lin, 3), (fb, 17)), ((mixed, 17), (lstm(false, None), 1))],
+        &[
+            ((lin, 3), (fb, 17)),
+            ((mixed, 17), (CellConfig::lstm(false, None), 1)),
+        ],
         false,
     );
 }
@@ -130,13 +148,20 @@ fn lstm_not_recurrent() {
     // gradients are zero and the final-state gradient enters only at each sequence's end.
     let Some(mut be) = gpu() else { return };
     let mut r = rng("lstm_not_recurrent");
-    for (c, h) in [(lstm(true, Some(2)), 3), (lstm(false, None), 17)] {
+    for (c, h) in [
+        (CellConfig::lstm(true, Some(2)), 3),
+        (CellConfig::lstm(false, None), 17),
+    ] {
         for bi in [false, true] {
             let l = LayerConfig {
                 recurrent: false,
                 ..layer(c.clone(), h, bi)
             };
-            let cfg = dense_net(3, vec![l, layer(lstm(false, None), 3, bi)], None);
+            let cfg = dense_net(
+                3,
+                vec![l, layer(CellConfig::lstm(false, None), 3, bi)],
+                None,
+            );
             be = compare_stack(be, &cfg, LENGTHS[2], &mut r, TOL_FWD, TOL_GRAD);
         }
     }

@@ -7,7 +7,7 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, lstm, rng};
+use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
 use wgrnn::backend::wgpu::Tuning;
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
@@ -50,8 +50,11 @@ fn lstm_steps_over_several_tiles() {
     run(
         "lstm_steps_over_several_tiles",
         &[
-            (lstm(false, None), lstm(false, None)),
-            (lstm(true, Some(9)), lstm(false, Some(3))),
+            (CellConfig::lstm(false, None), CellConfig::lstm(false, None)),
+            (
+                CellConfig::lstm(true, Some(9)),
+                CellConfig::lstm(false, Some(3)),
+            ),
         ],
     );
 }

@@ -16,17 +16,6 @@ fn elman(activation: Activation) -> CellConfig {
     CellConfig::Elman { activation }
 }
 
-fn lstm(peephole: bool, proj: Option<usize>) -> CellConfig {
-    CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole,
-        proj,
-        forget_bias: None,
-    }
-}
-
 fn gru(variant: GruVariant) -> CellConfig {
     CellConfig::Gru { variant }
 }
@@ -97,23 +86,23 @@ fn jordan_linear_feedback_projection() {
 
 #[test]
 fn lstm_uni() {
-    stack(lstm(false, None), false);
+    stack(CellConfig::lstm(false, None), false);
 }
 #[test]
 fn lstm_bi() {
-    stack(lstm(false, None), true);
+    stack(CellConfig::lstm(false, None), true);
 }
 #[test]
 fn lstm_peephole_bi() {
-    stack(lstm(true, None), true);
+    stack(CellConfig::lstm(true, None), true);
 }
 #[test]
 fn lstm_projection_bi() {
     let cfg = dense_net(
         3,
         vec![
-            layer(lstm(false, Some(2)), 4, true),
-            layer(lstm(false, Some(3)), 5, true),
+            layer(CellConfig::lstm(false, Some(2)), 4, true),
+            layer(CellConfig::lstm(false, Some(3)), 5, true),
         ],
         None,
     );
@@ -121,7 +110,7 @@ fn lstm_projection_bi() {
 }
 #[test]
 fn lstm_peephole_projection_uni() {
-    stack(lstm(true, Some(2)), false);
+    stack(CellConfig::lstm(true, Some(2)), false);
 }
 #[test]
 fn lstm_linear_cell_and_hidden_activations() {
@@ -151,7 +140,7 @@ fn gru_reset_before_bi() {
 
 #[test]
 fn mixed_stack_with_dropout() {
-    let mut below = layer(lstm(false, None), 4, true);
+    let mut below = layer(CellConfig::lstm(false, None), 4, true);
     below.dropout = 0.4;
     let cfg = dense_net(
         3,
@@ -163,7 +152,7 @@ fn mixed_stack_with_dropout() {
 
 #[test]
 fn non_recurrent_lstm() {
-    let mut l = layer(lstm(false, None), 4, true);
+    let mut l = layer(CellConfig::lstm(false, None), 4, true);
     l.recurrent = false;
     let cfg = dense_net(3, vec![l], head(3, Task::Tagging { ignore_label: None }));
     grad_check(cfg, LENGTHS, false, Objective::TaskLoss, 16);
@@ -178,7 +167,7 @@ fn tagging_loss_with_ignore_label_and_embedding() {
             unknown: UnknownTokens::Error,
         },
         layers: vec![
-            layer(lstm(false, None), 4, true),
+            layer(CellConfig::lstm(false, None), 4, true),
             layer(elman(Activation::Tanh), 3, false),
         ],
         head: head(
@@ -212,8 +201,8 @@ fn classification_last_bidirectional() {
     let cfg = dense_net(
         3,
         vec![
-            layer(lstm(false, None), 4, true),
-            layer(lstm(true, None), 3, true),
+            layer(CellConfig::lstm(false, None), 4, true),
+            layer(CellConfig::lstm(true, None), 3, true),
         ],
         head(
             3,
@@ -248,7 +237,7 @@ fn regression_loss() {
     let cfg = dense_net(
         3,
         vec![
-            layer(lstm(false, Some(2)), 4, false),
+            layer(CellConfig::lstm(false, Some(2)), 4, false),
             layer(elman(Activation::Relu), 3, true),
         ],
         head(2, Task::Regression),

@@ -71,17 +71,6 @@ fn read_all(path: &Path) -> HashMap<String, Tensor> {
         .collect()
 }
 
-fn lstm(proj: Option<usize>) -> CellConfig {
-    CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole: false,
-        proj,
-        forget_bias: None,
-    }
-}
-
 /// The model matching a fixture case: dense inputs, two bidirectional layers, no head.
 fn network(cell: CellConfig) -> NetworkConfig {
     let layer = |cell: CellConfig| LayerConfig {
@@ -327,19 +316,19 @@ fn rnn_relu_f64() {
 }
 #[test]
 fn lstm_f32() {
-    agree::<f32>("lstm", lstm(None), TOL_F32);
+    agree::<f32>("lstm", CellConfig::lstm(false, None), TOL_F32);
 }
 #[test]
 fn lstm_f64() {
-    agree::<f64>("lstm", lstm(None), TOL_F64);
+    agree::<f64>("lstm", CellConfig::lstm(false, None), TOL_F64);
 }
 #[test]
 fn lstm_proj_f32() {
-    agree::<f32>("lstm_proj", lstm(Some(3)), TOL_F32);
+    agree::<f32>("lstm_proj", CellConfig::lstm(false, Some(3)), TOL_F32);
 }
 #[test]
 fn lstm_proj_f64() {
-    agree::<f64>("lstm_proj", lstm(Some(3)), TOL_F64);
+    agree::<f64>("lstm_proj", CellConfig::lstm(false, Some(3)), TOL_F64);
 }
 #[test]
 fn gru_f32() {

@@ -16,14 +16,7 @@ fn cells() -> Vec<CellConfig> {
         CellConfig::Elman {
             activation: Activation::Tanh,
         },
-        CellConfig::Lstm {
-            gate: Activation::Sigmoid,
-            cell: Activation::Tanh,
-            hidden: Activation::Tanh,
-            peephole: true,
-            proj: Some(3),
-            forget_bias: None,
-        },
+        CellConfig::lstm(true, Some(3)),
         CellConfig::Gru {
             variant: GruVariant::Pytorch,
         },

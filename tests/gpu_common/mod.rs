@@ -84,19 +84,6 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
 use wgrnn::config::{InputEncoding, LayerConfig, NetworkConfig};
 use wgrnn::{Batch, CpuBackend, Inputs, LayerState, Mode, Model, SeqShape, Wants};
 
-/// An LSTM cell with PyTorch's activations, optional peepholes and projection.
-pub fn lstm(peephole: bool, proj: Option<usize>) -> wgrnn::config::CellConfig {
-    use wgrnn::config::Activation;
-    wgrnn::config::CellConfig::Lstm {
-        gate: Activation::Sigmoid,
-        cell: Activation::Tanh,
-        hidden: Activation::Tanh,
-        peephole,
-        proj,
-        forget_bias: None,
-    }
-}
-
 /// A layer of `cell` with `hidden` units.
 pub fn layer(cell: wgrnn::config::CellConfig, hidden: usize, bidirectional: bool) -> LayerConfig {
     LayerConfig {

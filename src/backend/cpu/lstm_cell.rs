@@ -194,14 +194,7 @@ mod tests {
     fn plan(peephole: bool, proj: Option<usize>) -> LayerPlan {
         LayerPlan {
             index: 0,
-            cell: CellConfig::Lstm {
-                gate: Activation::Sigmoid,
-                cell: Activation::Tanh,
-                hidden: Activation::Tanh,
-                peephole,
-                proj,
-                forget_bias: None,
-            },
+            cell: CellConfig::lstm(peephole, proj),
             input: 1,
             hidden: 1,
             output: proj.unwrap_or(1),
