@@ -1,5 +1,6 @@
 // elman_cell.wgsl: the Elman step, forward and backward (CPU twin:
-// src/backend/cpu/elman_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections).
+// src/backend/cpu/elman_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections)
+// and the tiled steps' products.
 //
 //   h_t = act(xp_t + W_hh h_{t-1} + b_hh)         act = opt0 (tanh, relu, linear)
 //
@@ -8,7 +9,7 @@
 // da_t = dh_t * act'(h_t) -> dxp and dgh.
 // Invocations (j, b, d): j < H, one per hidden unit, both directions in one dispatch; the
 // *_tiled entry points do the same for TU (16, 32 or 64) units x 16 sequences per workgroup
-// (layer.wgsl).
+// (layer.wgsl; their products in step_tiles.wgsl or step_coop.wgsl).
 
 // h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j].
 fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {

@@ -14,11 +14,11 @@
 // This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
 // the 8 accumulators of a subgroup are named variables, never a private array. The `coop_*`
 // lines are wgpu's cooperative matrices, or for adapters without matrix units the same
-// operations in plain WGSL (shaders/gemm_coop_emulated.wgsl), so that the rest of this file
+// operations in plain WGSL (shaders/coop_emulated.wgsl), so that the rest of this file
 // is tested everywhere (`Gpu::set_tensor_emulation`).
 //
 // Bindings (group 0; 0-2 and the operand loads are shaders/gemm_operands.wgsl, which the
-// host puts before this file):
+// host puts before this file, with the chunk scales of shaders/coop_scale.wgsl):
 //   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
 //   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
 //   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs (BT f32 or f16)
@@ -62,23 +62,6 @@ var<workgroup> Bs: array<f16, 4352>; // BK * LDB
 var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
 var<workgroup> amax: array<atomic<u32>, 2>; // largest |A| of a chunk, as bits
 var<workgroup> bmax: array<atomic<u32>, 2>; // largest |B| of a chunk, as bits
-
-/// The largest magnitude of four values, as the bits of an f32.
-fn max_bits(v: vec4<f32>) -> u32 {
-    let m = abs(v);
-    return bitcast<u32>(max(max(m.x, m.y), max(m.z, m.w)));
-}
-
-/// The exponent k for which 2^k brings a chunk whose largest magnitude has the f32 bits
-/// `bits` into [2^14, 2^15), inside f16's range; 0 for an all-zero chunk. Clamped so 2^k and
-/// 2^-k are finite f32 (a NaN or infinity in the chunk scales it down and stays itself).
-fn chunk_exp(bits: u32) -> i32 {
-    if (bits == 0u) {
-        return 0;
-    }
-    let e = i32((bits >> 23u) & 0xffu) - 127;
-    return clamp(14 - e, -126, 126);
-}
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {

@@ -1,6 +1,7 @@
 // gru_cell.wgsl: the GRU step, forward and backward (CPU twin: src/backend/cpu/gru_cell.rs).
-// Prepended by layer.wgsl (bindings, LP, cache sections). Gate order r, z, n: the row blocks
-// of W_hh ([3H, H]) and b_hh are W_hr, W_hz, W_hn and b_hr, b_hz, b_hn; xp = [xp_r|xp_z|xp_n].
+// Prepended by layer.wgsl (bindings, LP, cache sections) and the tiled steps' products.
+// Gate order r, z, n: the row blocks of W_hh ([3H, H]) and b_hh are W_hr, W_hz, W_hn and
+// b_hr, b_hz, b_hn; xp = [xp_r|xp_z|xp_n].
 //
 //   r = sigmoid(xp_r + W_hr h + b_hr),  z = sigmoid(xp_z + W_hz h + b_hz)   (h = h_{t-1})
 //   opt0 = 0 Pytorch:      hn = W_hn h + b_hn,       n = tanh(xp_n + r * hn)
@@ -88,7 +89,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, hh3(d, b, p.s, wr, wz, wn));
 }
 
-// Pytorch, tiled (tile_w_h in layer.wgsl): TU units, their three gate rows, for 16
+// Pytorch, tiled (tile_w_h, see layer.wgsl): TU units, their three gate rows, for 16
 // sequences per workgroup.
 @compute @workgroup_size(4u * TU, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
@@ -219,7 +220,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     bwd_cell(d, b, j, dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_next(d, b, p.s, j));
 }
 
-// Pytorch, tiled (tile_wt_dgh in layer.wgsl: TU units x 16 sequences per workgroup): the
+// Pytorch, tiled (tile_wt_dgh, see layer.wgsl: TU units x 16 sequences per workgroup): the
 // W_hh^T dgh part of dh_through from the tile, plus the direct z dh term of the next step.
 @compute @workgroup_size(4u * TU, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,

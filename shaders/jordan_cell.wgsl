@@ -1,5 +1,6 @@
 // jordan_cell.wgsl: the Jordan step, forward and backward (CPU twin:
-// src/backend/cpu/jordan_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections).
+// src/backend/cpu/jordan_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections)
+// and the tiled steps' products.
 //
 //   h_t = act(xp_t + W_hh y_{t-1} + b_hh)         act = opt0 (tanh, relu, linear)
 //   z_t = W_head h_t + b_head                     W_head [C, H] at ex0, b_head [C] at ex1

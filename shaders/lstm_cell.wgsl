@@ -1,5 +1,6 @@
 // lstm_cell.wgsl: the LSTM step, forward and backward (CPU twin:
-// src/backend/cpu/lstm_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections).
+// src/backend/cpu/lstm_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections)
+// and the tiled steps' products.
 //
 //   a   = xp + W_hh h_{t-1} + b_hh          (4H rows a_i a_f a_g a_o, PyTorch order)
 //   i   = gate(a_i + p_i c_{t-1})           gate = opt0, cellact = opt1, hiddenact = opt2
@@ -120,7 +121,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, wh);
 }
 
-// Tiled forward step (tile_w_h in layer.wgsl): TU units, all four gate rows of each, for
+// Tiled forward step (tile_w_h, see layer.wgsl): TU units, all four gate rows of each, for
 // 16 sequences per workgroup, so each W_hh element loaded serves 16 sequences.
 @compute @workgroup_size(4u * TU, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
@@ -201,7 +202,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     bwd_cell(d, b, j, dm);
 }
 
-// Tiled backward step (no projection: R = H; tile_wt_dgh in layer.wgsl): dh_t = dy_t +
+// Tiled backward step (no projection: R = H; tile_wt_dgh, see layer.wgsl): dh_t = dy_t +
 // W_hh^T da_{t+1} for TU units x 16 sequences per workgroup.
 @compute @workgroup_size(4u * TU, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
-use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
+use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -360,10 +360,12 @@ struct ReportArgs {
 #[derive(clap::Args, Debug)]
 pub(crate) struct KernelFlags {
     /// Recurrent step kernels: `tiled` (16, 32 or 64 units x 16 sequences per workgroup sharing
-    /// W_hh through workgroup memory), `blocked` (the same tiles, each invocation a 4-unit x
-    /// 4-sequence block over a quarter of the inner dimension) or `rowwise` (one invocation
-    /// per unit and sequence), to compare them on an adapter [default: tiled, or the
-    /// adapter's autotune entry].
+    /// W_hh through workgroup memory, f32 products), `tensor` (the same tiles with their
+    /// recurrent products on the tensor cores, operands rounded to f16; needs an adapter with
+    /// them), `blocked` (the f32 tiles, each invocation a 4-unit x 4-sequence block over a
+    /// quarter of the inner dimension) or `rowwise` (one invocation per unit and sequence),
+    /// to compare them on an adapter [default: tiled, with tensor-core products under
+    /// --precision f16 where the adapter has them, or the adapter's autotune entry].
     #[arg(long, value_enum)]
     step_kernel: Option<StepKernels>,
     /// Units per workgroup of the tiled step kernels (16, 32 or 64; default: the widest of 64
@@ -394,6 +396,11 @@ impl KernelFlags {
         if let Some(k) = self.step_kernel {
             t.tiled_steps = k != StepKernels::Rowwise;
             t.blocked_steps = k == StepKernels::Blocked;
+            t.tensor_steps = match k {
+                StepKernels::Tensor => Some(true),
+                StepKernels::Tiled => Some(false),
+                StepKernels::Blocked | StepKernels::Rowwise => None,
+            };
         }
         if let Some(u) = self.step_units.as_deref().and_then(|u| u.parse().ok()) {
             t.step_tile_units = Some(u);
@@ -427,13 +434,22 @@ impl KernelFlags {
 /// Applies `flags` to a freshly opened backend and says where its choices come from, e.g.
 /// `steps=tiled units=auto gemm=auto checked (autotune: ~/.cache/wgrnn/tuning.json)`.
 pub(crate) fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> Result<String> {
-    if flags.gemm == Some(GemmTiles::Tensor) && !be.gpu().has_tensor_cores() {
-        bail!(
-            "--gemm tensor: adapter `{}` has no tensor-core matrix products (cooperative \
-             matrices with 16x16x16 f16 -> f32, subgroups of 32, f16); `wgrnn devices` lists \
-             each adapter's cooperative-matrix shapes",
-            be.gpu().info().name
-        );
+    let asked = [
+        (
+            flags.step_kernel == Some(StepKernels::Tensor),
+            "--step-kernel tensor",
+        ),
+        (flags.gemm == Some(GemmTiles::Tensor), "--gemm tensor"),
+    ];
+    for (_, flag) in asked.iter().filter(|(on, _)| *on) {
+        if !be.gpu().has_tensor_cores() {
+            bail!(
+                "{flag}: adapter `{}` has no tensor-core matrix products (cooperative \
+                 matrices with 16x16x16 f16 -> f32, subgroups of 32, f16); `wgrnn devices` \
+                 lists each adapter's cooperative-matrix shapes",
+                be.gpu().info().name
+            );
+        }
     }
     be.set_tuning(flags.tuning(be.tuning()));
     let label = be.tuning().label();
@@ -449,6 +465,7 @@ enum StepKernels {
     Tiled,
     Blocked,
     Rowwise,
+    Tensor,
 }
 
 fn main() -> Result<()> {
@@ -642,7 +659,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
             None
         }
     };
-    let tensor = gpu.as_ref().is_some_and(|(g, _)| g.tensor_products());
+    let tensor = gpu.as_ref().is_some_and(|(g, _)| g.uses_tensor_cores());
     let mut tolerances = match (args.precision, tensor) {
         (_, true) => check::Tolerances::TENSOR_PRODUCTS,
         (Precision::F32, false) => check::Tolerances::default(),
@@ -680,8 +697,8 @@ fn run_check(args: CheckArgs) -> Result<()> {
                 "kernels: {kernels}; precision: {:?}{}",
                 args.precision,
                 match (tensor, gpu.gpu().tensor_emulated()) {
-                    (true, false) => "; tensor-core matrix products",
-                    (true, true) => "; tensor-core matrix products (emulated)",
+                    (true, false) => "; tensor-core products",
+                    (true, true) => "; tensor-core products (emulated)",
                     (false, _) => "",
                 }
             );
@@ -864,6 +881,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             Chosen::Gpu(mut be) => {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels)?;
                 let tensor = be.tensor_products();
+                let tensor_steps = be.step_products() != StepProducts::F32;
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
@@ -871,6 +889,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if tensor {
                         r.variant.push_str(" tensor-products");
+                    }
+                    if tensor_steps {
+                        r.variant.push_str(" tensor-steps");
                     }
                     r
                 })

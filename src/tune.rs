@@ -106,6 +106,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         tiled_steps: steps.tiled_steps,
         blocked_steps: steps.blocked_steps,
         step_tile_units: steps.step_tile_units,
+        tensor_steps: steps.tensor_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
     }

@@ -183,46 +183,63 @@ fn check_with_kernel_flags() {
     }
 }
 
-/// `--gemm tensor` runs the products on the tensor cores and agrees with the CPU reference
-/// within the rounded-operand bounds: on the matrix units where the adapter has them, else
-/// emulated (WGRNN_EMULATE_TENSOR_CORES=1), through a whole stack's forward, backward and
-/// Adam step. Without emulation, an adapter without them refuses the flag by name.
+/// `--gemm tensor` runs the large products on the tensor cores, `--step-kernel tensor` the
+/// recurrent steps' products, and each agrees with the CPU reference within the
+/// rounded-operand bounds: on the matrix units where the adapter has them, else emulated
+/// (WGRNN_EMULATE_TENSOR_CORES=1), through a whole stack's forward, backward and Adam step.
+/// Without emulation, an adapter without them refuses the flag by name.
 #[test]
 fn check_with_tensor_products() {
-    let args = [
-        "check",
-        "--cell",
-        "lstm",
-        "--layers",
-        "2",
-        "--hidden",
-        "140",
-        "--input",
-        "36",
-        "--lengths",
-        "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
-        "--gemm",
-        "tensor",
-        "--steps",
-        "1",
-    ];
-    let o = wgrnn_env(&args, &[("WGRNN_EMULATE_TENSOR_CORES", "1")]);
-    let out = stdout(&o);
-    assert!(o.status.success(), "{out}\n{}", stderr(&o));
-    assert!(out.contains("gemm=tensor"), "{out}");
-    assert!(out.contains("; tensor-core matrix products"), "{out}");
-    assert!(out.contains(" 0 FAILED"), "{out}");
-    let o = wgrnn(&args);
-    if out.contains("(emulated)") {
-        let err = stderr(&o);
-        assert!(
-            !o.status.success()
-                && err.contains("has no tensor-core matrix products")
-                && err.contains("wgrnn devices"),
-            "{err}"
-        );
-    } else {
-        assert!(o.status.success(), "{}", stderr(&o));
+    for (flag, value, label, described) in [
+        (
+            "--gemm",
+            "tensor",
+            "gemm=tensor",
+            "; tensor-core matrix products",
+        ),
+        (
+            "--step-kernel",
+            "tensor",
+            "steps=tensor",
+            "; tensor-core recurrent steps",
+        ),
+    ] {
+        let args = [
+            "check",
+            "--cell",
+            "lstm",
+            "--layers",
+            "2",
+            "--hidden",
+            "140",
+            "--input",
+            "36",
+            "--lengths",
+            "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
+            flag,
+            value,
+            "--steps",
+            "1",
+        ];
+        let o = wgrnn_env(&args, &[("WGRNN_EMULATE_TENSOR_CORES", "1")]);
+        let out = stdout(&o);
+        assert!(o.status.success(), "{out}\n{}", stderr(&o));
+        assert!(out.contains(label), "{out}");
+        assert!(out.contains(described), "{out}");
+        assert!(out.contains(" 0 FAILED"), "{out}");
+        let o = wgrnn(&args);
+        if out.contains("(emulated)") {
+            let err = stderr(&o);
+            assert!(
+                !o.status.success()
+                    && err.contains(&format!("{flag} {value}: adapter"))
+                    && err.contains("has no tensor-core matrix products")
+                    && err.contains("wgrnn devices"),
+                "{err}"
+            );
+        } else {
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
     }
 }
 
@@ -909,7 +926,7 @@ fn train_auto_and_gpu() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(out.contains("--max-steps reached"), "{out}");
     assert!(
-        out.contains("f16 layer caches; tensor-core matrix products"),
+        out.contains("f16 layer caches; tensor-core matrix products and recurrent steps"),
         "{out}"
     );
 }

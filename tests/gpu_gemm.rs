@@ -6,10 +6,9 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_close, gpu, poison, rng, uniform};
+use gpu_common::{assert_close, compile_coop_to_spirv, gpu, poison, rng, uniform};
 use half::f16;
 use rand::rngs::ChaCha8Rng;
-use wgpu::naga;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
     GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source,
@@ -162,7 +161,6 @@ fn tile_choice_follows_the_rules() {
 /// adapter needed: lavapipe has no cooperative matrices.
 #[test]
 fn gemm_coop_compiles_to_spirv() {
-    use naga::valid::{Capabilities, ValidationFlags, Validator};
     for b16 in [false, true] {
         let src = gemm_coop_source(b16);
         assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
@@ -179,38 +177,17 @@ fn gemm_coop_compiles_to_spirv() {
         );
         assert_eq!(src.matches("coopStoreT(").count(), 8);
         assert!(!src.contains("var<private>"));
-        let module = naga::front::wgsl::parse_str(&src)
-            .unwrap_or_else(|e| panic!("b16={b16}: {}", e.emit_to_string(&src)));
-        let caps = Capabilities::COOPERATIVE_MATRIX
-            | Capabilities::SHADER_FLOAT16
-            | Capabilities::SUBGROUP;
-        let info = Validator::new(ValidationFlags::all(), caps)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("b16={b16}: {}", e.emit_to_string(&src)));
-        for (a_k, b_n) in [(true, true), (true, false), (false, true), (false, false)] {
-            let mut constants = naga::back::PipelineConstants::default();
-            constants.insert("A_K_CONTIGUOUS".to_string(), a_k as u32 as f64);
-            constants.insert("B_N_CONTIGUOUS".to_string(), b_n as u32 as f64);
-            let stage = naga::ShaderStage::Compute;
-            let (module, info) = naga::back::pipeline_constants::process_overrides(
-                &module,
-                &info,
-                Some((stage, "gemm_coop")),
-                &constants,
-            )
-            .unwrap_or_else(|e| panic!("b16={b16} a_k={a_k} b_n={b_n}: {e}"));
-            let words = naga::back::spv::write_vec(
-                &module,
-                &info,
-                &naga::back::spv::Options::default(),
-                Some(&naga::back::spv::PipelineOptions {
-                    shader_stage: stage,
-                    entry_point: "gemm_coop".to_string(),
-                }),
-            )
-            .unwrap_or_else(|e| panic!("b16={b16} a_k={a_k} b_n={b_n}: {e}"));
-            assert!(words.len() > 1000, "a real module");
-        }
+        let layouts: Vec<_> = [(true, true), (true, false), (false, true), (false, false)]
+            .into_iter()
+            .map(|(a_k, b_n)| {
+                let overrides = vec![
+                    ("A_K_CONTIGUOUS", a_k as u32 as f64),
+                    ("B_N_CONTIGUOUS", b_n as u32 as f64),
+                ];
+                ("gemm_coop", overrides)
+            })
+            .collect();
+        compile_coop_to_spirv(&format!("b16={b16}"), &src, &layouts);
     }
 }
 
@@ -457,7 +434,7 @@ fn a_refused_tensor_tile_falls_back() {
     };
     assert!(!err.is_empty());
     assert!(g.set_tensor_emulation(true) && g.has_tensor_cores());
-    g.give_up_tensor_cores(&err);
+    g.give_up_tensor_cores("matrix product", &err);
     assert!(!g.has_tensor_cores() && !g.tensor_emulated());
     g.set_gemm_tiles(GemmTiles::Tensor);
     let mut r = rng("a_refused_tensor_tile_falls_back");

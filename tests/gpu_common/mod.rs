@@ -203,6 +203,22 @@ pub fn compare_stack(
     tol_fwd: f64,
     tol_grad: f64,
 ) -> WgpuBackend {
+    compare_stack_scaled(be, cfg, lengths, rng, tol_fwd, tol_grad, 1.0)
+}
+
+/// [`compare_stack`] with the output and final-state gradients scaled by `grad_scale` (a
+/// power of two, so the reference's gradients scale exactly); every gradient is compared
+/// after dividing by it, so a kernel that loses small values (f16 operands outside f16's
+/// range) shows as a relative error however small the scale.
+pub fn compare_stack_scaled(
+    be: WgpuBackend,
+    cfg: &NetworkConfig,
+    lengths: &[usize],
+    rng: &mut ChaCha8Rng,
+    tol_fwd: f64,
+    tol_grad: f64,
+    grad_scale: f32,
+) -> WgpuBackend {
     let what = format!("{cfg:?} lengths {lengths:?}");
     let features = match cfg.input {
         InputEncoding::Dense { features } => features,
@@ -229,8 +245,16 @@ pub fn compare_stack(
     gpu.forward(&batch, None, Mode::Eval).expect("gpu forward");
     let init = random_states(rng, &gpu.final_states());
     let init64 = widen_states(&init);
-    let dout = uniform(rng, gpu.outputs().len(), 1.0);
-    let dfinal = random_states(rng, &init);
+    let scaled = |v: Vec<f32>| v.into_iter().map(|x| x * grad_scale).collect::<Vec<_>>();
+    let dout = scaled(uniform(rng, gpu.outputs().len(), 1.0));
+    let dfinal: Vec<LayerState<f32>> = random_states(rng, &init)
+        .into_iter()
+        .map(|s| LayerState {
+            h: scaled(s.h),
+            c: s.c.map(scaled),
+        })
+        .collect();
+    let unscaled = |v: Vec<f32>| v.into_iter().map(|x| x / grad_scale).collect::<Vec<_>>();
     let wants = Wants {
         inputs: true,
         initial_states: true,
@@ -278,7 +302,7 @@ pub fn compare_stack(
     let gg = gpu
         .backward_from(&dout, Some(&dfinal), wants)
         .expect("gpu backward");
-    let (cg, ggr) = (narrow(&cpu.grads()), gpu.grads());
+    let (cg, ggr) = (unscaled(narrow(&cpu.grads())), unscaled(gpu.grads()));
     for e in cpu.table().entries() {
         assert_close(
             &format!("gradient of {} in {what}", e.name),
@@ -289,15 +313,61 @@ pub fn compare_stack(
     }
     assert_close(
         &format!("input gradient of {what}"),
-        gg.inputs.as_deref().expect("gpu dx"),
-        &narrow(gc.inputs.as_deref().expect("cpu dx")),
+        &unscaled(gg.inputs.expect("gpu dx")),
+        &unscaled(narrow(gc.inputs.as_deref().expect("cpu dx"))),
         tol_grad,
     );
     assert_close(
         &format!("initial-state gradient of {what}"),
-        &flat_states(gg.initial_states.as_deref().expect("gpu dinit")),
-        &flat_states64(gc.initial_states.as_deref().expect("cpu dinit")),
+        &unscaled(flat_states(
+            gg.initial_states.as_deref().expect("gpu dinit"),
+        )),
+        &unscaled(flat_states64(
+            gc.initial_states.as_deref().expect("cpu dinit"),
+        )),
         tol_grad,
     );
     gpu.into_backend()
+}
+
+/// Compiles a module that uses cooperative matrices, f16 and subgroups to SPIR-V as wgpu's
+/// Vulkan backend does (parse, validate, pipeline constants, write), once per entry point and
+/// set of override values in `pipelines`; panics naming `what` and the pipeline on any error.
+/// For kernels no CI adapter can run (the tensor-core builds, without matrix units).
+pub fn compile_coop_to_spirv(what: &str, src: &str, pipelines: &[(&str, Vec<(&str, f64)>)]) {
+    use wgpu::naga;
+    use wgpu::naga::valid::{Capabilities, ValidationFlags, Validator};
+    let module = naga::front::wgsl::parse_str(src)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    let caps =
+        Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
+    let info = Validator::new(ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    for (entry, overrides) in pipelines {
+        let which = format!("{what} {entry} {overrides:?}");
+        let mut constants = naga::back::PipelineConstants::default();
+        for (name, value) in overrides {
+            constants.insert(name.to_string(), *value);
+        }
+        let stage = naga::ShaderStage::Compute;
+        let (module, info) = naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            Some((stage, entry)),
+            &constants,
+        )
+        .unwrap_or_else(|e| panic!("{which}: {e}"));
+        let words = naga::back::spv::write_vec(
+            &module,
+            &info,
+            &naga::back::spv::Options::default(),
+            Some(&naga::back::spv::PipelineOptions {
+                shader_stage: stage,
+                entry_point: entry.to_string(),
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{which}: {e}"));
+        assert!(words.len() > 1000, "{which}: a real module");
+    }
 }

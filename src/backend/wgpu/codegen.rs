@@ -16,7 +16,7 @@ pub enum CoopOps {
     /// wgpu's cooperative matrices (`coop_mat16x16`, `coopLoadT`, `coopMultiplyAdd`,
     /// `coopStoreT`) on subgroups: the matrix units.
     Hardware,
-    /// The same operations in plain WGSL (`shaders/gemm_coop_emulated.wgsl`) on virtual
+    /// The same operations in plain WGSL (`shaders/coop_emulated.wgsl`) on virtual
     /// subgroups of 32 consecutive invocations, with the same f16 operands and f32 sums: so
     /// that every other line of the tile (staging, scaling, block placement, epilogue) runs
     /// and is compared with the CPU on adapters without matrix units.
@@ -200,7 +200,7 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                         v.push(if hw {
                             format!("    t{i}_{j} = coopMultiplyAdd(fa{i}, fb{j}, t{i}_{j});")
                         } else {
-                            format!("    t{i}_{j} = emu_mma(ia{i}, ib{j}, t{i}_{j}, lane);")
+                            format!("    t{i}_{j} = emu_mma(ia{i}, sa_ld, ib{j}, sb_ld, t{i}_{j}, lane);")
                         });
                     }
                 }
@@ -234,7 +234,58 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 }
             }
         }
-        // layer.wgsl tile_w_h_blocked: gate g of four units for sequence c as a{g}_{c}.
+        // step_coop.wgsl: the forward's two 16x16 accumulators c0, c1 (column blocks blk0,
+        // blk1) and the backward's one (c0: block blk, half `half` of each chunk).
+        "step_coop_fwd_acc" | "step_coop_bwd_acc" => {
+            let n = if name == "step_coop_fwd_acc" { 2 } else { 1 };
+            for i in 0..n {
+                v.push(format!("var c{i} = {};", coop_zero(coop)));
+            }
+        }
+        "step_coop_fwd_mma" | "step_coop_bwd_mma" => {
+            // (A offset, [(accumulator, B offset)]) of this chunk's one 16-deep product per
+            // accumulator; every offset a `let` of its own (naga's SPIR-V writer needs the
+            // index of a matrix load's pointer to be a named expression).
+            let (ia, blocks): (&str, &[(usize, &str)]) = if name == "step_coop_fwd_mma" {
+                ("0u", &[(0, "blk0 * 16u"), (1, "blk1 * 16u")])
+            } else {
+                ("half * 16u", &[(0, "half * 16u * ldb + blk * 16u")])
+            };
+            v.push(format!("let ia = {ia};"));
+            if hw {
+                v.push("let fa = coopLoadT<coop_mat16x16<f16, A>>(&As[ia], lda);".to_string());
+            }
+            for &(i, ib) in blocks {
+                v.push(format!("let ib{i} = {ib};"));
+                if hw {
+                    v.push(format!(
+                        "let fb{i} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{i}], ldb);"
+                    ));
+                    v.push(format!("var t{i} = coop_mat16x16<f32, C>();"));
+                    v.push(format!("t{i} = coopMultiplyAdd(fa, fb{i}, t{i});"));
+                    v.push(format!("c{i} = c{i} + (t{i} * back_a) * back_b;"));
+                } else {
+                    v.push(format!(
+                        "let t{i} = emu_mma(ia, lda, ib{i}, ldb, emu_zero(), lane);"
+                    ));
+                    v.push(format!(
+                        "c{i} = emu_add_scaled(c{i}, t{i}, back_a, back_b);"
+                    ));
+                }
+            }
+        }
+        "step_coop_fwd_store" | "step_coop_bwd_store" => {
+            let n = if name == "step_coop_fwd_store" { 2 } else { 1 };
+            for i in 0..n {
+                v.push(format!("let ic{i} = slot{i} * 256u;"));
+                v.push(if hw {
+                    format!("coopStoreT(c{i}, &Cs[ic{i}], s16);")
+                } else {
+                    format!("emu_store(c{i}, ic{i}, lane);")
+                });
+            }
+        }
+        // step_tiles.wgsl tile_w_h_blocked: gate g of four units for sequence c as a{g}_{c}.
         "step_acc_decl" => {
             for g in 0..4 {
                 for c in 0..4 {

@@ -4,14 +4,10 @@ use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `elman_cell.wgsl`, for an f32 or an f16 cache.
+/// `elman_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
 static SHADER: CellShader = CellShader::new(
-    ["elman_cell", "elman_cell_f16"],
-    "CT",
-    concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/elman_cell.wgsl")
-    ),
+    "elman_cell",
+    include_str!("../../../shaders/elman_cell.wgsl"),
 );
 
 /// Elman: `h_t = act(xp + W_hh h_{t-1} + b_hh)`.

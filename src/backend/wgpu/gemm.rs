@@ -25,9 +25,11 @@ const GEMM128_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm128.wgsl")
 );
 
-/// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile.
+/// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile and the
+/// chunk scales it shares with the tensor-core step products.
 const GEMM_COOP_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/coop_scale.wgsl"),
     include_str!("../../../shaders/gemm_coop.wgsl")
 );
 
@@ -47,8 +49,9 @@ static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_coop(
     "BT",
     concat!(
         include_str!("../../../shaders/gemm_operands.wgsl"),
+        include_str!("../../../shaders/coop_scale.wgsl"),
         include_str!("../../../shaders/gemm_coop.wgsl"),
-        include_str!("../../../shaders/gemm_coop_emulated.wgsl")
+        include_str!("../../../shaders/coop_emulated.wgsl")
     ),
     CoopOps::Emulated,
 );
@@ -306,7 +309,7 @@ pub fn gemm(
         match gpu.try_pipeline(variants.get(b.buf.is_f16()), "gemm_coop", &layout(a_k, b_n)) {
             Ok(pipeline) => gpu.dispatch(&pipeline, &params, &buffers, big_grid),
             Err(why) => {
-                gpu.give_up_tensor_cores(&why);
+                gpu.give_up_tensor_cores("matrix product", &why);
                 tile = Tile::Big(a_k, b_n);
             }
         }

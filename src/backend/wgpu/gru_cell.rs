@@ -11,15 +11,9 @@ use super::runtime::GpuBuffer;
 use crate::config::{CellConfig, GruVariant};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `gru_cell.wgsl`, for an f32 or an f16 cache.
-static SHADER: CellShader = CellShader::new(
-    ["gru_cell", "gru_cell_f16"],
-    "CT",
-    concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/gru_cell.wgsl")
-    ),
-);
+/// `gru_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
+static SHADER: CellShader =
+    CellShader::new("gru_cell", include_str!("../../../shaders/gru_cell.wgsl"));
 
 /// GRU, gate order r, z, n; see `shaders/gru_cell.wgsl` for the math of both variants.
 pub(super) struct GruCell;

@@ -11,14 +11,10 @@ use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig, JordanFeedback};
 use crate::params::{HeadPlan, LayerPlan};
 
-/// `layer.wgsl` and `jordan_cell.wgsl`, for an f32 or an f16 cache.
+/// `jordan_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
 static SHADER: CellShader = CellShader::new(
-    ["jordan_cell", "jordan_cell_f16"],
-    "CT",
-    concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/jordan_cell.wgsl")
-    ),
+    "jordan_cell",
+    include_str!("../../../shaders/jordan_cell.wgsl"),
 );
 
 /// Jordan: `h_t = act(xp + W_hh y_{t-1} + b_hh)`, `y_t = feedback(W_head h_t + b_head)`.

@@ -4,20 +4,147 @@
 //! GEMMs summed over all steps. The cell kinds provide the step kernels (`GpuCell`); this
 //! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
 
-use super::codegen::StorageVariants;
+use std::sync::OnceLock;
+
+use super::codegen::{CoopOps, expand_with};
 use super::elman_cell::ElmanCell;
 use super::gemm::{Mat, Out, col_sums, gemm};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
+use super::runtime::Shader;
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// A cell's kernel file (`shaders/layer.wgsl` followed by the cell's own), whose cache
-/// storage type `CT` is f32, or f16 under `Precision::F16`.
-pub(super) type CellShader = StorageVariants;
+/// How the tiled step kernels compute their recurrent products (the file put between
+/// `shaders/layer.wgsl` and a cell's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepProducts {
+    /// `shaders/step_tiles.wgsl`: f32 products and sums through workgroup memory.
+    F32,
+    /// `shaders/step_coop.wgsl` on the matrix units: operands rounded to f16, f32 sums.
+    Tensor,
+    /// `shaders/step_coop.wgsl` with its matrix operations emulated in plain WGSL
+    /// (`shaders/coop_emulated.wgsl`), for adapters without matrix units (tests).
+    TensorEmulated,
+}
+
+impl StepProducts {
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The shader name's suffix.
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::F32 => "",
+            Self::Tensor => "_coop",
+            Self::TensorEmulated => "_coop_emulated",
+        }
+    }
+}
+
+/// A cell's kernel file: `shaders/coop_scale.wgsl` (for the tensor-core products),
+/// `shaders/layer.wgsl`, the step products (`StepProducts`), then the cell's own file; its
+/// cache storage type `CT` is f32, or f16 under `Precision::F16`. Each of the six builds is
+/// expanded (`codegen`) and made on first use.
+pub(super) struct CellShader {
+    stem: &'static str,
+    cell: &'static str,
+    built: [[OnceLock<Shader>; 3]; 2],
+}
+
+impl CellShader {
+    /// The kernels of the cell file `stem`.wgsl, whose source is `cell`.
+    pub const fn new(stem: &'static str, cell: &'static str) -> Self {
+        CellShader {
+            stem,
+            cell,
+            built: [
+                [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+                [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+            ],
+        }
+    }
+
+    /// The build for an f16 (`f16`) or f32 cache whose tiled steps compute their products
+    /// as `products` says.
+    pub fn get(&self, f16: bool, products: StepProducts) -> &Shader {
+        self.built[f16 as usize][products.index()].get_or_init(|| {
+            let name = format!(
+                "{}{}{}",
+                self.stem,
+                products.suffix(),
+                if f16 { "_f16" } else { "" }
+            );
+            let source = cell_source(self.cell, f16, products);
+            Shader {
+                name: Box::leak(name.into_boxed_str()),
+                source: Box::leak(source.into_boxed_str()),
+            }
+        })
+    }
+}
+
+const LAYER_WGSL: &str = include_str!("../../../shaders/layer.wgsl");
+const STEP_TILES_WGSL: &str = include_str!("../../../shaders/step_tiles.wgsl");
+const STEP_COOP_WGSL: &str = include_str!("../../../shaders/step_coop.wgsl");
+const COOP_SCALE_WGSL: &str = include_str!("../../../shaders/coop_scale.wgsl");
+const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wgsl");
+
+/// The expanded source of a cell's kernels (see [`CellShader`]).
+fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
+    let prelude = if f16 {
+        "enable f16;\nalias CT = f16;\n"
+    } else {
+        "alias CT = f32;\n"
+    };
+    let (coop, parts) = match products {
+        StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_TILES_WGSL, cell]),
+        StepProducts::Tensor => (
+            CoopOps::Hardware,
+            vec![COOP_SCALE_WGSL, LAYER_WGSL, STEP_COOP_WGSL, cell],
+        ),
+        StepProducts::TensorEmulated => (
+            CoopOps::Emulated,
+            vec![
+                COOP_SCALE_WGSL,
+                LAYER_WGSL,
+                STEP_COOP_WGSL,
+                COOP_EMULATED_WGSL,
+                cell,
+            ],
+        ),
+    };
+    format!("{prelude}{}", expand_with(&parts.concat(), coop))
+}
+
+/// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
+/// validate builds an adapter cannot (the tensor-core products, without matrix units).
+pub fn cell_module_source(cell: CellKind, f16: bool, products: StepProducts) -> String {
+    let shader = match cell {
+        CellKind::Elman => ElmanCell.shader(),
+        CellKind::Lstm => LstmCell.shader(),
+        CellKind::Gru => GruCell.shader(),
+        CellKind::Jordan => JordanCell.shader(),
+    };
+    shader.get(f16, products).module_source()
+}
+
+/// The cell kinds with step kernels of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// `shaders/elman_cell.wgsl`.
+    Elman,
+    /// `shaders/lstm_cell.wgsl`.
+    Lstm,
+    /// `shaders/gru_cell.wgsl`.
+    Gru,
+    /// `shaders/jordan_cell.wgsl`.
+    Jordan,
+}
 
 /// The fewest workgroups a tile width must give for the tiled step kernels to take it
 /// (about one per core of a 132-core GPU).
@@ -271,16 +398,33 @@ impl Call<'_> {
         groups: [u32; 3],
     ) {
         let gpu = &self.be.gpu;
-        let tiled = [
-            ("TU", self.tile_units() as f64),
-            ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64),
-        ];
-        let constants: &[_] = if entry.ends_with("_tiled") {
-            &tiled
+        let f16 = self.cache.is_f16();
+        let tiled = entry.ends_with("_tiled");
+        let tu = ("TU", self.tile_units() as f64);
+        let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
+        let products = if tiled {
+            self.be.step_products()
         } else {
-            &[]
+            StepProducts::F32
         };
-        let pipeline = gpu.pipeline(shader.get(self.cache.is_f16()), entry, constants);
+        let tensor = match products {
+            StepProducts::F32 => None,
+            // The experimental feature may fail to compile on a driver: then the f32 tiles.
+            _ => match gpu.try_pipeline(shader.get(f16, products), entry, &[tu]) {
+                Ok(p) => Some(p),
+                Err(why) => {
+                    gpu.give_up_tensor_cores("recurrent step", &why);
+                    None
+                }
+            },
+        };
+        let pipeline = match tensor {
+            Some(p) => p,
+            None if tiled => {
+                gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[tu, blocked])
+            }
+            None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),
+        };
         let mut bindings = vec![
             (1, self.params),
             (2, self.cache),

@@ -11,15 +11,9 @@ use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
-/// `layer.wgsl` and `lstm_cell.wgsl`, for an f32 or an f16 cache.
-static SHADER: CellShader = CellShader::new(
-    ["lstm_cell", "lstm_cell_f16"],
-    "CT",
-    concat!(
-        include_str!("../../../shaders/layer.wgsl"),
-        include_str!("../../../shaders/lstm_cell.wgsl")
-    ),
-);
+/// `lstm_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
+static SHADER: CellShader =
+    CellShader::new("lstm_cell", include_str!("../../../shaders/lstm_cell.wgsl"));
 
 /// Option bits of `opt3` (`shaders/lstm_cell.wgsl`).
 const PEEPHOLE: u32 = 1;

@@ -19,6 +19,7 @@ mod gru_cell;
 mod head;
 mod jordan_cell;
 mod layer;
+pub use layer::{CellKind, StepProducts, cell_module_source};
 mod loss;
 mod lstm_cell;
 mod optim;
@@ -74,6 +75,12 @@ pub struct Tuning {
     /// quarter of the inner dimension, partial sums added through workgroup memory. Default:
     /// off until measured on a GPU against the plain loops.
     pub blocked_steps: bool,
+    /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
+    /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
+    /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
+    /// has them. Only in the plain tiles (not the blocked loops).
+    #[serde(default)]
+    pub tensor_steps: Option<bool>,
     /// The tile of the matrix products (`gemm.wgsl` 64x64, the generated 128x128
     /// `gemm128.wgsl`, or its tensor-core twin `gemm_coop.wgsl`). Default: by size, on the
     /// tensor cores under [`Precision::F16`] where the adapter has them.
@@ -89,14 +96,16 @@ impl Tuning {
     pub fn is_valid(&self) -> bool {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
+            && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
     }
 
     /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
     pub fn label(&self) -> String {
-        let steps = match (self.tiled_steps, self.blocked_steps) {
-            (false, _) => "rowwise",
-            (true, true) => "blocked",
-            (true, false) => "tiled",
+        let steps = match (self.tiled_steps, self.blocked_steps, self.tensor_steps) {
+            (false, _, _) => "rowwise",
+            (true, true, _) => "blocked",
+            (true, false, Some(true)) => "tensor",
+            (true, false, _) => "tiled",
         };
         let units = match (self.tiled_steps, self.blocked_steps, self.step_tile_units) {
             (false, _, _) => "-".to_string(),
@@ -121,6 +130,7 @@ impl Default for Tuning {
             tiled_steps: true,
             step_tile_units: None,
             blocked_steps: false,
+            tensor_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
         }
@@ -236,6 +246,11 @@ impl WgpuBackend {
         // steps; the 128x128 GEMM tile checks its own need (gemm::GEMM128_WORKGROUP_BYTES).
         tuning.tiled_steps &= self.tiles_fit();
         tuning.blocked_steps &= tuning.tiled_steps;
+        if tuning.tensor_steps == Some(true)
+            && (!tuning.tiled_steps || tuning.blocked_steps || !self.gpu.has_tensor_cores())
+        {
+            tuning.tensor_steps = None;
+        }
         if tuning.gemm_tiles == gemm::GemmTiles::Tensor && !self.gpu.has_tensor_cores() {
             tuning.gemm_tiles = gemm::GemmTiles::Big;
         }
@@ -266,6 +281,29 @@ impl WgpuBackend {
             g.has_tensor_cores(),
             g.auto_tensor(),
         )
+    }
+
+    /// How the tiled step kernels compute their recurrent products: on the tensor cores
+    /// (emulated where the adapter has none but emulation is on) with `--step-kernel tensor`,
+    /// or by default under [`Precision::F16`], on an adapter that has them; else in f32.
+    pub fn step_products(&self) -> StepProducts {
+        let t = &self.tuning;
+        let g = &self.gpu;
+        let wanted = t.tiled_steps
+            && !t.blocked_steps
+            && g.has_tensor_cores()
+            && t.tensor_steps.unwrap_or_else(|| g.auto_tensor());
+        match (wanted, g.tensor_emulated()) {
+            (false, _) => StepProducts::F32,
+            (true, false) => StepProducts::Tensor,
+            (true, true) => StepProducts::TensorEmulated,
+        }
+    }
+
+    /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
+    /// products or the recurrent steps'): what `wgrnn check` sets its tolerances by.
+    pub fn uses_tensor_cores(&self) -> bool {
+        self.tensor_products() || self.step_products() != StepProducts::F32
     }
 
     /// How layer caches are stored.
@@ -324,8 +362,14 @@ impl Backend for WgpuBackend {
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
         }
-        if self.tensor_products() {
-            s.push_str("; tensor-core matrix products");
+        let steps = self.step_products() != StepProducts::F32;
+        if self.tensor_products() || steps {
+            let what = match (self.tensor_products(), steps) {
+                (true, true) => "matrix products and recurrent steps",
+                (true, false) => "matrix products",
+                _ => "recurrent steps",
+            };
+            s.push_str(&format!("; tensor-core {what}"));
             if self.gpu.tensor_emulated() {
                 s.push_str(" (emulated)");
             }

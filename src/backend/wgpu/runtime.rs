@@ -347,12 +347,13 @@ impl Gpu {
         self.tensor_cores.get() || self.tensor_emulated.get()
     }
 
-    /// Stops using the tensor-core tile for the rest of the run (it did not compile on this
-    /// device: `why`), with a warning; the products fall back to the f32 tiles.
-    pub fn give_up_tensor_cores(&self, why: &str) {
+    /// Stops using the tensor cores for the rest of the run (the tensor-core `kernel` did not
+    /// compile on this device: `why`), with a warning; the matrix products and the recurrent
+    /// step products fall back to the f32 tiles.
+    pub fn give_up_tensor_cores(&self, kernel: &str, why: &str) {
         eprintln!(
-            "warning: the tensor-core matrix product does not compile on `{}` ({why}); \
-             the matrix products use the f32 tiles instead",
+            "warning: the tensor-core {kernel} does not compile on `{}` ({why}); \
+             the matrix products and recurrent steps use the f32 tiles instead",
             self.info.name
         );
         self.tensor_cores.set(false);
@@ -360,7 +361,7 @@ impl Gpu {
     }
 
     /// On a device without matrix units, runs the tensor-core tile with its matrix
-    /// operations emulated in plain WGSL (`shaders/gemm_coop_emulated.wgsl`): same staging,
+    /// operations emulated in plain WGSL (`shaders/coop_emulated.wgsl`): same staging,
     /// f16 rounding and scaling, f32 sums, so tests and `wgrnn check` compare every other
     /// line of the tile with the CPU reference on any adapter with f16 and the tile's
     /// workgroup memory. Slow; a test aid (`WGRNN_EMULATE_TENSOR_CORES=1` turns it on for a

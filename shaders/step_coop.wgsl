@@ -1,0 +1,252 @@
+// step_coop.wgsl: the recurrent products of the tiled step kernels on the matrix units (tensor
+// cores) through wgpu's cooperative matrices, operands rounded to f16 and sums in f32, as
+// shaders/gemm_coop.wgsl does for the large products. The same interface as
+// shaders/step_tiles.wgsl (tile_w_h: W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}; 16 sequences
+// x TU units per workgroup, results handed out in the mapping shaders/layer.wgsl documents),
+// put between layer.wgsl and a cell's file in its place. CPU twin: the cells' step loops in
+// src/backend/cpu/ (f32 products); the f16 rounding of operands is the only difference.
+//
+// Forward, per tile: C [16 sequences][gates * TU] = H [16][R] x B [R][gates * TU], where
+// column n = g * TU + u of B is row g * H + u0 + u of W_hh. In chunks of TK = 16 along R: the
+// states' chunk is staged as As [16][LDA] (k fastest), the weights' as Bs [16][LDBF] (n
+// fastest: W_hh rows are k-contiguous, so their loads are stored transposed). The gates * TU
+// / 16 column blocks of 16 go to the TU / 8 subgroups, two each (blocks sg and sg + TU / 8);
+// a subgroup past the last block computes the last block again and stores it into the spare
+// slot of Cs (GRU: 3 gates, Elman: 1), so that every subgroup runs the same matrix operations
+// and none sits in a branch around them.
+// Backward, per tile: C [16][TU] = D [16][G * H] x W_hh[:, u0..u0 + TU] (rows of W_hh are
+// n-contiguous: staged as loaded, Bs [32][LDBB]), in chunks of 32 rows g. The TU / 16 column
+// blocks times the two 16-deep halves of each chunk go to the TU / 8 subgroups (block
+// sg % (TU / 16), half sg / (TU / 16)); the halves' sums are added when handed out.
+//
+// Range: each chunk of each operand is scaled by a power of two before rounding
+// (shaders/coop_scale.wgsl, which the host puts before layer.wgsl), its maxima found while the
+// chunk before it runs, into the second of two slots per operand, so the scales cost no
+// barrier of their own; products are scaled back as they join the f32 accumulators.
+// Hand-out: each subgroup stores its accumulators into its 16x16 slots of Cs ([slot][16][16],
+// row-major: sequence, then column), from where every invocation reads its units' columns for
+// its four sequences.
+//
+// This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate
+// step_coop_*` lines into cooperative-matrix operations, or for adapters without matrix units
+// into the plain-WGSL ones of shaders/coop_emulated.wgsl, which the host then appends).
+// Needs what gemm_coop.wgsl needs (`Gpu::has_tensor_cores`: 16x16x16 f16 x f16 -> f32,
+// subgroups of exactly 32, f16); a subgroup is taken to be 32 consecutive local invocation
+// indices (sg = l / 32), as on NVIDIA. Workgroup memory: As 640 halves, Bs 4224 halves, Cs
+// 17 x 256 floats, 4 atomic words: 27152 bytes, the same as gemm_coop.wgsl.
+
+enable f16;
+// @generate coop_enable
+
+const LDA: u32 = 40u;   // As row stride in halves (16 or 32 used; rows start 16-byte aligned)
+const LDBF: u32 = 264u; // forward Bs row stride: up to 4 gates x 64 units, + 8
+const LDBB: u32 = 72u;  // backward Bs row stride: up to 64 units, + 8
+const SPARE: u32 = 16u; // the Cs slot of blocks computed twice (never read)
+
+var<workgroup> As: array<f16, 640>;  // [16 sequences][LDA]
+var<workgroup> Bs: array<f16, 4224>; // forward [16][LDBF], backward [32][LDBB]
+var<workgroup> Cs: array<f32, 4352>; // 17 slots of 16 x 16
+var<workgroup> amax: array<atomic<u32>, 2>; // largest |state| or |dgh| of a chunk, as bits
+var<workgroup> bmax: array<atomic<u32>, 2>; // largest |weight| of a chunk, as bits
+
+// The largest magnitude over the four gate registers, as the bits of an f32.
+fn gates_bits(v: Gates4) -> u32 {
+    return max(max(max_bits(v.g0), max_bits(v.g1)), max(max_bits(v.g2), max_bits(v.g3)));
+}
+
+// Clears both slots of both operands' maxima, then gathers the first chunk's into slot 0.
+fn scales_first(l: u32, abits: u32, bbits: u32) {
+    if (l == 0u) {
+        atomicStore(&amax[0], 0u);
+        atomicStore(&bmax[0], 0u);
+        atomicStore(&amax[1], 0u);
+        atomicStore(&bmax[1], 0u);
+    }
+    workgroupBarrier();
+    atomicMax(&amax[0], abits);
+    atomicMax(&bmax[0], bbits);
+    workgroupBarrier();
+}
+
+// After the barrier that follows staging: every invocation has read `slot`; the chunk after
+// next fills it after the next barrier.
+fn scales_done(l: u32, slot: u32) {
+    if (l == 0u) {
+        atomicStore(&amax[slot], 0u);
+        atomicStore(&bmax[slot], 0u);
+    }
+}
+
+// Stores element e (sequence e / width, column e % width) of a [TB][width] state or dgh
+// chunk, already scaled, at column koff + e % width of As.
+fn stage_a(e: u32, v: f32, width: u32, koff: u32) {
+    As[(e / width) * LDA + koff + e % width] = f16(v);
+}
+
+// Stores tile_states' lanes (elements l + i * stride, i < count) into As.
+fn stage_a4(l: u32, stride: u32, count: u32, width: u32, koff: u32, v: vec4<f32>) {
+    stage_a(l, v.x, width, koff);
+    if (count > 1u) { stage_a(l + stride, v.y, width, koff); }
+    if (count > 2u) {
+        stage_a(l + 2u * stride, v.z, width, koff);
+        stage_a(l + 3u * stride, v.w, width, koff);
+    }
+}
+
+// Stores tile_w4's slot of `gate` (units l / 16 + i * TU / 4 at k = l % 16), already scaled,
+// into the forward's Bs: weight (k, gate, unit) at k * LDBF + gate * TU + unit.
+fn stage_bf(gate: u32, l: u32, v: vec4<f32>) {
+    let base = (l % TK) * LDBF + gate * TU + l / TK;
+    let step = TU / 4u;
+    Bs[base] = f16(v.x);
+    Bs[base + step] = f16(v.y);
+    Bs[base + 2u * step] = f16(v.z);
+    Bs[base + 3u * step] = f16(v.w);
+}
+
+// Stores tile_w_gates' registers, scaled by s, into the forward's Bs.
+fn stage_bf_gates(l: u32, v: Gates4, gates: u32, s: f32) {
+    stage_bf(0u, l, v.g0 * s);
+    if (gates > 1u) { stage_bf(1u, l, v.g1 * s); }
+    if (gates > 2u) { stage_bf(2u, l, v.g2 * s); }
+    if (gates > 3u) { stage_bf(3u, l, v.g3 * s); }
+}
+
+// Stores tile_wt4's slot (rows g_off + l / TU + 4 i, unit l % TU), already scaled, into the
+// backward's Bs: weight (g, unit) at g * LDBB + unit.
+fn stage_bb(l: u32, g_off: u32, v: vec4<f32>) {
+    let i = (g_off + l / TU) * LDBB + l % TU;
+    Bs[i] = f16(v.x);
+    Bs[i + 4u * LDBB] = f16(v.y);
+    Bs[i + 8u * LDBB] = f16(v.z);
+    Bs[i + 12u * LDBB] = f16(v.w);
+}
+
+// Column n of the tile's result for sequences m .. m + 3, from Cs's slots (column n is in
+// slot n / 16).
+fn cs_lanes(n: u32, m: u32) -> vec4<f32> {
+    let i = (n / 16u) * 256u + m * 16u + n % 16u;
+    return vec4<f32>(Cs[i], Cs[i + 16u], Cs[i + 32u], Cs[i + 48u]);
+}
+
+// (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
+// tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
+fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let w = w_hh(d);
+    let threads = 4u * TU;
+    var out = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (!recurrent()) {
+        return out;
+    }
+    let sg = l / 32u;
+    let lane = l % 32u;
+    let nsg = threads / 32u;
+    let nb = gates * TU / 16u;
+    let blk0 = min(sg, nb - 1u);
+    let blk1 = min(sg + nsg, nb - 1u);
+    let slot0 = select(SPARE, sg, sg < nb);
+    let slot1 = select(SPARE, sg + nsg, sg + nsg < nb);
+    let lda = LDA;
+    let ldb = LDBF;
+    let s16 = 16u;
+    // @generate step_coop_fwd_acc
+    let count = TB * TK / threads;
+    var wt = tile_w_gates(w, u0, 0u, l, gates);
+    var st = tile_states(d, b0, 0u, l, threads, count, TK, false);
+    scales_first(l, max_bits(st), gates_bits(wt));
+    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
+        let slot = (k0 / TK) % 2u;
+        let ka = chunk_exp(atomicLoad(&amax[slot]));
+        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        stage_a4(l, threads, count, TK, 0u, st * ldexp(1.0, ka));
+        stage_bf_gates(l, wt, gates, ldexp(1.0, kb));
+        workgroupBarrier();
+        scales_done(l, slot);
+        let k1 = k0 + TK;
+        if (k1 < p.rw) {
+            wt = tile_w_gates(w, u0, k1, l, gates);
+            st = tile_states(d, b0, k1, l, threads, count, TK, false);
+            atomicMax(&amax[1u - slot], max_bits(st));
+            atomicMax(&bmax[1u - slot], gates_bits(wt));
+        }
+        let back_a = ldexp(1.0, -ka);
+        let back_b = ldexp(1.0, -kb);
+        // @generate step_coop_fwd_mma
+        // The staged chunk is overwritten next.
+        workgroupBarrier();
+    }
+    // @generate step_coop_fwd_store
+    workgroupBarrier();
+    let u = l % TU;
+    let m = 4u * (l / TU);
+    out.g0 = cs_lanes(u, m);
+    if (gates > 1u) { out.g1 = cs_lanes(TU + u, m); }
+    if (gates > 2u) { out.g2 = cs_lanes(2u * TU + u, m); }
+    if (gates > 3u) { out.g3 = cs_lanes(3u * TU + u, m); }
+    return out;
+}
+
+// (W_hh^T dgh_{t+1}) at column unit (< R = H) for the tile's sequences, over all G*H rows:
+// the gradient reaching h_t from the next step; zeros when not recurrent, for absent units
+// and sequences, and for sequences whose step p.s is their last.
+fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let w = w_hh(d);
+    let threads = 4u * TU;
+    if (!recurrent()) {
+        return vec4<f32>(0.0);
+    }
+    let sg = l / 32u;
+    let lane = l % 32u;
+    let nb = TU / 16u;
+    let blk = sg % nb;
+    let half = sg / nb;
+    let slot0 = half * nb + blk;
+    let lda = LDA;
+    let ldb = LDBB;
+    let s16 = 16u;
+    // @generate step_coop_bwd_acc
+    let count = TB * TK / threads;
+    var w0 = tile_wt4(w, u0, 0u, l);
+    var w1 = tile_wt4(w, u0, TK, l);
+    var s0 = tile_states(d, b0, 0u, l, threads, count, TK, true);
+    var s1 = tile_states(d, b0, TK, l, threads, count, TK, true);
+    scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
+    for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
+        let slot = (g0 / (2u * TK)) % 2u;
+        let ka = chunk_exp(atomicLoad(&amax[slot]));
+        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        let sa = ldexp(1.0, ka);
+        let sb = ldexp(1.0, kb);
+        stage_a4(l, threads, count, TK, 0u, s0 * sa);
+        stage_a4(l, threads, count, TK, TK, s1 * sa);
+        stage_bb(l, 0u, w0 * sb);
+        stage_bb(l, TK, w1 * sb);
+        workgroupBarrier();
+        scales_done(l, slot);
+        let g1 = g0 + 2u * TK;
+        if (g1 < p.gh) {
+            w0 = tile_wt4(w, u0, g1, l);
+            w1 = tile_wt4(w, u0, g1 + TK, l);
+            s0 = tile_states(d, b0, g1, l, threads, count, TK, true);
+            s1 = tile_states(d, b0, g1 + TK, l, threads, count, TK, true);
+            atomicMax(&amax[1u - slot], max(max_bits(s0), max_bits(s1)));
+            atomicMax(&bmax[1u - slot], max(max_bits(w0), max_bits(w1)));
+        }
+        let back_a = ldexp(1.0, -ka);
+        let back_b = ldexp(1.0, -kb);
+        // @generate step_coop_bwd_mma
+        workgroupBarrier();
+    }
+    // @generate step_coop_bwd_store
+    workgroupBarrier();
+    let u = l % TU;
+    let m = 4u * (l / TU);
+    // The second halves' slots follow the first halves': column TU + u is unit u's.
+    return cs_lanes(u, m) + cs_lanes(TU + u, m);
+}

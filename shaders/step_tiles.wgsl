@@ -1,0 +1,316 @@
+// step_tiles.wgsl: the recurrent products of the tiled step kernels in f32 (tile_w_h:
+// W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}), for 16 sequences x TU units per workgroup.
+// Put between shaders/layer.wgsl (bindings, tile constants and loads, documented there) and a
+// cell's file; shaders/step_coop.wgsl is the same interface on the matrix units. CPU twin:
+// the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
+//
+// The inner dimension goes in chunks of TK = 16 (32 in the blocked backward). Each chunk of
+// the weights and of the state goes through workgroup memory (`wsm`, `h_tile`: 26 KiB);
+// every weight element loaded serves 16 sequences. The next chunk's global loads are issued
+// before the current chunk's arithmetic, so their latency hides behind it. Sums run along
+// the inner dimension in ascending order within each partial sum.
+//
+// Two inner loops, chosen by the STEP_BLOCKED override:
+// - plain (any TU): invocation l accumulates its own outputs over the whole inner
+//   dimension; per k step it reads one vec4 of states and one weight per gate (4
+//   multiply-adds per shared-memory read in the forward, 2 in the backward).
+// - blocked (TU = 32, 128 invocations): invocation l = 32 slice + 8 sq + uq owns a 4-unit x
+//   4-sequence block (units 4 uq.., sequences 4 sq..) of every gate and a quarter of each
+//   chunk's k steps (its slice); per k step it reads one vec4 of weights per gate and one
+//   vec4 of states (16 multiply-adds per read). The four slices' partial sums are added
+//   through workgroup memory at the end, and the results handed out in the plain mapping.
+//   Its 16 forward accumulators are generated code (`// @generate step_*`, expanded by
+//   src/backend/wgpu/codegen.rs).
+override STEP_BLOCKED: bool = false;
+// Shared by both loops: the staged weights during the loop, the partial sums after it.
+var<workgroup> wsm: array<vec4<f32>, 1536>;
+var<workgroup> h_tile: array<vec4<f32>, 128>; // [chunk][TB / 4]: states (or dgh) of 16 sequences
+
+fn wsm_get(i: u32) -> f32 {
+    return wsm[i >> 2u][i & 3u];
+}
+
+fn wsm_set(i: u32, v: f32) {
+    wsm[i >> 2u][i & 3u] = v;
+}
+
+// Stores tile_w4's slot. Plain loop: weight (kk, gate, tile unit) at float kk * rs + gate *
+// TU + unit (row stride rs floats). Blocked loop (TU = 32): in vec4 kk * rs + gate * 8 +
+// unit / 4, lane unit % 4 (row stride rs vec4s).
+fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
+    if (STEP_BLOCKED) {
+        let u = l / TK;
+        let base = (l % TK) * rs + gate * 8u + u / 4u;
+        let lane = u % 4u;
+        wsm[base][lane] = v.x;
+        wsm[base + 2u][lane] = v.y;
+        wsm[base + 4u][lane] = v.z;
+        wsm[base + 6u][lane] = v.w;
+        return;
+    }
+    let base = (l % TK) * rs + gate * TU + l / TK;
+    let step = TU / 4u;
+    wsm_set(base, v.x);
+    wsm_set(base + step, v.y);
+    wsm_set(base + 2u * step, v.z);
+    wsm_set(base + 3u * step, v.w);
+}
+
+// Stores tile_w_gates' registers into workgroup memory.
+fn stage_w_gates(l: u32, rs: u32, v: Gates4, gates: u32) {
+    stage_w4(0u, l, rs, v.g0);
+    if (gates > 1u) { stage_w4(1u, l, rs, v.g1); }
+    if (gates > 2u) { stage_w4(2u, l, rs, v.g2); }
+    if (gates > 3u) { stage_w4(3u, l, rs, v.g3); }
+}
+
+// Stores element e of a [TB][width] chunk into h_tile ([width][TB] as vec4s of 4 sequences).
+fn stage_h(e: u32, v: f32, width: u32) {
+    let b = e / width;
+    h_tile[(e % width) * 4u + b / 4u][b % 4u] = v;
+}
+
+// Stores tile_states' lanes into h_tile.
+fn stage_states(l: u32, stride: u32, count: u32, width: u32, v: vec4<f32>) {
+    stage_h(l, v.x, width);
+    if (count > 1u) { stage_h(l + stride, v.y, width); }
+    if (count > 2u) {
+        stage_h(l + 2u * stride, v.z, width);
+        stage_h(l + 3u * stride, v.w, width);
+    }
+}
+
+// (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
+// tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
+fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
+    if (STEP_BLOCKED) {
+        return tile_w_h_blocked(l, wg, gates);
+    }
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    let threads = 4u * TU;
+    // Row stride of the staged weights: gates * TU + 1 (the 1 spreads the transposed stores
+    // over the memory banks).
+    let rs = gates * TU + 1u;
+    var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (!recurrent()) {
+        return acc;
+    }
+    // Registers holding the next chunk: one vec4 of weights per gate, and the 256 state
+    // elements of a chunk spread over the workgroup's invocations (1, 2 or 4 each).
+    let count = TB * TK / threads;
+    var wt = tile_w_gates(w, u0, 0u, l, gates);
+    var st = tile_states(d, b0, 0u, l, threads, count, TK, false);
+    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
+        stage_w_gates(l, rs, wt, gates);
+        stage_states(l, threads, count, TK, st);
+        workgroupBarrier();
+        let k1 = k0 + TK;
+        if (k1 < p.rw) {
+            wt = tile_w_gates(w, u0, k1, l, gates);
+            st = tile_states(d, b0, k1, l, threads, count, TK, false);
+        }
+        for (var kk = 0u; kk < TK; kk++) {
+            let h = h_tile[kk * 4u + q];
+            let wb = kk * rs + u;
+            acc.g0 += wsm_get(wb) * h;
+            if (gates > 1u) {
+                acc.g1 += wsm_get(wb + TU) * h;
+            }
+            if (gates > 2u) {
+                acc.g2 += wsm_get(wb + 2u * TU) * h;
+            }
+            if (gates > 3u) {
+                acc.g3 += wsm_get(wb + 3u * TU) * h;
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// tile_w_h's blocked loop (TU = 32). Accumulator a{g}_{c} holds gate g of the invocation's
+// four units for sequence 4 sq + c.
+fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
+    let d = wg.z;
+    let u0 = wg.x * 32u;
+    let b0 = wg.y * TB;
+    let uq = l % 8u;
+    let sq = (l / 8u) % 4u;
+    let slice = l / 32u;
+    let w = w_hh(d);
+    // Staged weights: per k step a row of gates * 8 vec4s (4 units each) and one spare vec4
+    // that spreads the transposed stores over the memory banks.
+    let rs = gates * 8u + 1u;
+    var out = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (!recurrent()) {
+        return out;
+    }
+    // @generate step_acc_decl
+    var wt = tile_w_gates(w, u0, 0u, l, gates);
+    var st = tile_states(d, b0, 0u, l, 128u, 2u, TK, false);
+    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
+        stage_w_gates(l, rs, wt, gates);
+        stage_states(l, 128u, 2u, TK, st);
+        workgroupBarrier();
+        let k1 = k0 + TK;
+        if (k1 < p.rw) {
+            wt = tile_w_gates(w, u0, k1, l, gates);
+            st = tile_states(d, b0, k1, l, 128u, 2u, TK, false);
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let kk = slice * 4u + j;
+            let h = h_tile[kk * 4u + sq];
+            let wr = kk * rs + uq;
+            // @generate step_fma
+        }
+        workgroupBarrier();
+    }
+    // Slices 1-3 put their partial sums in workgroup memory ([slice - 1][block][16]), slice
+    // 0 adds them and puts the totals at [block][16].
+    let blk = sq * 8u + uq;
+    if (slice > 0u) {
+        let base = ((slice - 1u) * 32u + blk) * 16u;
+        // @generate step_red_put
+    }
+    workgroupBarrier();
+    if (slice == 0u) {
+        let r0 = blk * 16u;
+        let r1 = (32u + blk) * 16u;
+        let r2 = (64u + blk) * 16u;
+        // @generate step_red_sum
+    }
+    workgroupBarrier();
+    // Hand out unit l % 32 for sequences 4 (l / 32) + 0..3: gate g, sequence c is lane
+    // unit % 4 of vec4 [block][4 g + c].
+    let u = l % 32u;
+    let fb = ((l / 32u) * 8u + u / 4u) * 16u;
+    let lane = u % 4u;
+    out.g0 = vec4<f32>(wsm[fb][lane], wsm[fb + 1u][lane], wsm[fb + 2u][lane], wsm[fb + 3u][lane]);
+    out.g1 = vec4<f32>(wsm[fb + 4u][lane], wsm[fb + 5u][lane], wsm[fb + 6u][lane],
+                       wsm[fb + 7u][lane]);
+    out.g2 = vec4<f32>(wsm[fb + 8u][lane], wsm[fb + 9u][lane], wsm[fb + 10u][lane],
+                       wsm[fb + 11u][lane]);
+    out.g3 = vec4<f32>(wsm[fb + 12u][lane], wsm[fb + 13u][lane], wsm[fb + 14u][lane],
+                       wsm[fb + 15u][lane]);
+    return out;
+}
+
+// Stores tile_wt4's slot at chunk row offset g_off: weight (g, tile unit) at float
+// (g_off + g) * TU + unit.
+fn stage_wt4(l: u32, g_off: u32, v: vec4<f32>) {
+    let slot = (g_off + l / TU) * TU + l % TU;
+    wsm_set(slot, v.x);
+    wsm_set(slot + 4u * TU, v.y);
+    wsm_set(slot + 8u * TU, v.z);
+    wsm_set(slot + 12u * TU, v.w);
+}
+
+// (W_hh^T dgh_{t+1}) at column unit (< R = H) for the tile's sequences, over all G*H rows:
+// the gradient reaching h_t from the next step; zeros when not recurrent, for absent units
+// and sequences, and for sequences whose step p.s is their last.
+fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
+    if (STEP_BLOCKED) {
+        return tile_wt_dgh_blocked(l, wg);
+    }
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let u = l % TU;
+    let q = l / TU;
+    let w = w_hh(d);
+    let threads = 4u * TU;
+    var acc = vec4<f32>(0.0);
+    if (!recurrent()) {
+        return acc;
+    }
+    let count = TB * TK / threads;
+    var w0 = tile_wt4(w, u0, 0u, l);
+    var st = tile_states(d, b0, 0u, l, threads, count, TK, true);
+    for (var g0 = 0u; g0 < p.gh; g0 += TK) {
+        stage_wt4(l, 0u, w0);
+        stage_states(l, threads, count, TK, st);
+        workgroupBarrier();
+        let g1 = g0 + TK;
+        if (g1 < p.gh) {
+            w0 = tile_wt4(w, u0, g1, l);
+            st = tile_states(d, b0, g1, l, threads, count, TK, true);
+        }
+        for (var kk = 0u; kk < TK; kk++) {
+            acc += wsm_get(kk * TU + u) * h_tile[kk * 4u + q];
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// tile_wt_dgh's blocked loop (TU = 32, chunks of 32 rows g). Accumulator a{c} holds the
+// invocation's four units for sequence 4 sq + c.
+fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
+    let d = wg.z;
+    let u0 = wg.x * 32u;
+    let b0 = wg.y * TB;
+    let uq = l % 8u;
+    let sq = (l / 8u) % 4u;
+    let slice = l / 32u;
+    let w = w_hh(d);
+    if (!recurrent()) {
+        return vec4<f32>(0.0);
+    }
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var w0 = tile_wt4(w, u0, 0u, l);
+    var w1 = tile_wt4(w, u0, 16u, l);
+    var st = tile_states(d, b0, 0u, l, 128u, 4u, 32u, true);
+    for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
+        stage_wt4(l, 0u, w0);
+        stage_wt4(l, 16u, w1);
+        stage_states(l, 128u, 4u, 32u, st);
+        workgroupBarrier();
+        let g1 = g0 + 32u;
+        if (g1 < p.gh) {
+            w0 = tile_wt4(w, u0, g1, l);
+            w1 = tile_wt4(w, u0, g1 + 16u, l);
+            st = tile_states(d, b0, g1, l, 128u, 4u, 32u, true);
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let kk = slice * 8u + j;
+            let wv = wsm[kk * 8u + uq];
+            let h = h_tile[kk * 4u + sq];
+            a0 += wv * h.x;
+            a1 += wv * h.y;
+            a2 += wv * h.z;
+            a3 += wv * h.w;
+        }
+        workgroupBarrier();
+    }
+    let blk = sq * 8u + uq;
+    if (slice > 0u) {
+        let base = ((slice - 1u) * 32u + blk) * 4u;
+        wsm[base] = a0;
+        wsm[base + 1u] = a1;
+        wsm[base + 2u] = a2;
+        wsm[base + 3u] = a3;
+    }
+    workgroupBarrier();
+    if (slice == 0u) {
+        let r0 = blk * 4u;
+        let r1 = (32u + blk) * 4u;
+        let r2 = (64u + blk) * 4u;
+        wsm[r0] = a0 + wsm[r0] + wsm[r1] + wsm[r2];
+        wsm[r0 + 1u] = a1 + wsm[r0 + 1u] + wsm[r1 + 1u] + wsm[r2 + 1u];
+        wsm[r0 + 2u] = a2 + wsm[r0 + 2u] + wsm[r1 + 2u] + wsm[r2 + 2u];
+        wsm[r0 + 3u] = a3 + wsm[r0 + 3u] + wsm[r1 + 3u] + wsm[r2 + 3u];
+    }
+    workgroupBarrier();
+    let u = l % 32u;
+    let fb = ((l / 32u) * 8u + u / 4u) * 4u;
+    let lane = u % 4u;
+    return vec4<f32>(wsm[fb][lane], wsm[fb + 1u][lane], wsm[fb + 2u][lane], wsm[fb + 3u][lane]);
+}

@@ -1,0 +1,202 @@
+//! The tiled step kernels with their recurrent products on the tensor cores
+//! (`shaders/step_coop.wgsl`, `--step-kernel tensor`) against the f32 CPU reference: on the
+//! adapter's matrix units, or with the matrix operations emulated where it has none
+//! (lavapipe: every other line of the kernels, staging, chunk scales, block placement and
+//! hand-out, runs as on the matrix units). 19 sequences of mixed lengths (two sequence tiles),
+//! 65 units (the last unit tile nearly empty), widths that are not multiples of the 16-deep
+//! chunk; uni- and bidirectional, two layers; tiles of 16, 32 and 64 units (1, 2 and 4
+//! blocks of 16 columns per gate, 2, 4 and 8 subgroups). The operands of every recurrent
+//! product are rounded to f16 (relative 2^-11), so the bounds are those of the f16 path
+//! (tests/gpu_f16.rs); a misplaced block or an unwritten slot is off by O(1).
+//! The hardware build, which no CI adapter can run, is compiled to SPIR-V for every cell, cache
+//! type and tile width.
+
+mod gpu_common;
+
+use gpu_common::{
+    compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu, layer, rng,
+};
+use wgrnn::backend::wgpu::{CellKind, Precision, StepProducts, Tuning, cell_module_source};
+use wgrnn::config::{Activation, CellConfig, GruVariant};
+
+const TOL_FWD: f64 = 4e-3;
+const TOL_GRAD: f64 = 5e-3;
+
+/// The backend with tensor-core steps on the matrix units or emulated.
+fn tensor_gpu() -> Option<wgrnn::WgpuBackend> {
+    let be = gpu()?;
+    let g = be.gpu();
+    let emulated = !g.has_tensor_cores() && g.set_tensor_emulation(true);
+    assert!(
+        g.has_tensor_cores(),
+        "the GPU tests' adapter must run the tensor-core steps, on matrix units or emulated \
+         (f16 and 27 KiB of workgroup memory)"
+    );
+    eprintln!(
+        "tensor-core steps on `{}`: {}",
+        g.info().name,
+        if emulated { "emulated" } else { "matrix units" }
+    );
+    Some(be)
+}
+
+fn tensor_steps(units: usize, checked: bool) -> Tuning {
+    Tuning {
+        tiled_steps: true,
+        step_tile_units: Some(units),
+        tensor_steps: Some(true),
+        checked,
+        ..Tuning::default()
+    }
+}
+
+fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
+    let Some(mut be) = tensor_gpu() else { return };
+    let mut r = rng(name);
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    // f32 caches at every tile width (the 64-unit tiles without bounds checks), then f16
+    // caches at 32 units: what `--precision f16` runs on an adapter with tensor cores.
+    for (units, precision) in [
+        (16, Precision::F32),
+        (32, Precision::F32),
+        (64, Precision::F32),
+        (32, Precision::F16),
+    ] {
+        be.set_tuning(tensor_steps(units, units != 64));
+        be.set_precision(precision).expect("f16 caches");
+        assert_ne!(be.step_products(), StepProducts::F32);
+        for (c1, c2) in stacks {
+            for bi in [false, true] {
+                let cfg = dense_net(
+                    3,
+                    vec![layer(c1.clone(), 65, bi), layer(c2.clone(), 17, bi)],
+                    None,
+                );
+                be = compare_stack(be, &cfg, &lengths, &mut r, TOL_FWD, TOL_GRAD);
+            }
+        }
+    }
+}
+
+#[test]
+fn lstm_tensor_steps_match_the_f32_reference() {
+    run(
+        "lstm_tensor_steps_match_the_f32_reference",
+        &[
+            (CellConfig::lstm(false, None), CellConfig::lstm(false, None)),
+            // Peepholes; with a projection only the forward step is tiled.
+            (
+                CellConfig::lstm(true, Some(9)),
+                CellConfig::lstm(true, None),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn elman_and_gru_tensor_steps_match_the_f32_reference() {
+    let elman = CellConfig::Elman {
+        activation: Activation::Tanh,
+    };
+    let gru = |variant| CellConfig::Gru { variant };
+    run(
+        "elman_and_gru_tensor_steps_match_the_f32_reference",
+        &[
+            (elman.clone(), elman),
+            (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
+        ],
+    );
+}
+
+/// Gradients far below f16's normal range (2^-30 of O(1): what a mean loss over a large batch
+/// gives) and far above it (2^20) reach the backward's recurrent products (dgh_{t+1}, the A
+/// operand) and keep their relative precision: each chunk is scaled into f16's range before
+/// rounding (shaders/coop_scale.wgsl). Without the scales, 2^-30 flushes to zero in f16 and
+/// 2^20 overflows.
+#[test]
+fn tensor_steps_keep_tiny_and_huge_gradients() {
+    let Some(mut be) = tensor_gpu() else { return };
+    let mut r = rng("tensor_steps_keep_tiny_and_huge_gradients");
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    be.set_tuning(tensor_steps(32, true));
+    for scale in [2f32.powi(-30), 2f32.powi(20)] {
+        let lstm = CellConfig::lstm(false, None);
+        let cfg = dense_net(3, vec![layer(lstm, 65, false)], None);
+        be = compare_stack_scaled(be, &cfg, &lengths, &mut r, TOL_FWD, TOL_GRAD, scale);
+    }
+}
+
+/// Which products the steps take: f32 by default and for the blocked and row-wise steps;
+/// the tensor cores when asked, and by default under f16 precision, where the adapter has
+/// them; back to f32 when the tensor cores go away.
+#[test]
+fn tensor_steps_are_taken_where_asked_and_possible() {
+    let Some(mut be) = tensor_gpu() else { return };
+    let tensor = if be.gpu().tensor_emulated() {
+        StepProducts::TensorEmulated
+    } else {
+        StepProducts::Tensor
+    };
+    assert_eq!(be.step_products(), StepProducts::F32, "f32 precision");
+    be.set_tuning(tensor_steps(32, true));
+    assert_eq!(be.step_products(), tensor);
+    assert!(be.uses_tensor_cores());
+    for other in [
+        Tuning {
+            blocked_steps: true,
+            ..tensor_steps(32, true)
+        },
+        Tuning {
+            tiled_steps: false,
+            ..tensor_steps(32, true)
+        },
+    ] {
+        be.set_tuning(other);
+        assert_eq!(be.step_products(), StepProducts::F32, "{other:?}");
+    }
+    be.set_tuning(Tuning::default());
+    be.set_precision(Precision::F16).expect("f16");
+    assert_eq!(be.step_products(), tensor, "f16 precision takes them");
+    be.set_tuning(Tuning {
+        tensor_steps: Some(false),
+        ..Tuning::default()
+    });
+    assert_eq!(be.step_products(), StepProducts::F32, "unless told not to");
+    be.set_tuning(Tuning::default());
+    be.gpu().give_up_tensor_cores("recurrent step", "a test");
+    assert_eq!(be.step_products(), StepProducts::F32, "after giving up");
+    assert!(!be.uses_tensor_cores());
+}
+
+/// The hardware build of every cell's kernels, for f32 and f16 caches, is valid WGSL with
+/// cooperative matrices, its `// @generate step_coop_*` lines unrolled into named
+/// accumulators, and compiles to SPIR-V (as wgpu's Vulkan backend does) for each tiled entry
+/// point at every tile width. No adapter needed: lavapipe has no cooperative matrices.
+#[test]
+fn tensor_steps_compile_to_spirv() {
+    for cell in [CellKind::Lstm, CellKind::Gru, CellKind::Elman] {
+        for f16 in [false, true] {
+            let what = format!("{cell:?} f16={f16}");
+            let src = cell_module_source(cell, f16, StepProducts::Tensor);
+            assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
+            assert!(src.contains("enable wgpu_cooperative_matrix;"), "{what}");
+            // Forward: two accumulators, each with its chunk product; backward: one.
+            assert_eq!(
+                src.matches("= coop_mat16x16<f32, C>();").count(),
+                6,
+                "{what}"
+            );
+            assert_eq!(src.matches("coopMultiplyAdd(").count(), 3, "{what}");
+            assert_eq!(src.matches("coopStoreT(").count(), 3, "{what}");
+            assert!(
+                !src.contains("var<private>") && !src.contains("wsm"),
+                "{what}"
+            );
+            let pipelines: Vec<_> = ["fwd_step_tiled", "bwd_step_tiled"]
+                .into_iter()
+                .flat_map(|entry| [16.0, 32.0, 64.0].map(|tu| (entry, vec![("TU", tu)])))
+                .collect();
+            compile_coop_to_spirv(&what, &src, &pipelines);
+        }
+    }
+}
