@@ -3,33 +3,47 @@
 # device's copy of the working tree, after `cargo build --release` and
 # `../shared/device/prepare.sh target/release/wgrnn` here and with carry [".gl", ".bin"]:
 #
+#   bash benches/device.sh first    what a session with one short device call needs most, in
+#                                   order, each part cut off at what remains of $BUDGET seconds
+#                                   (default 540): check-new, suite, f16, check, variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
+#   bash benches/device.sh check-new only the kernels that have never run on hardware (the
+#                                   tensor-core builds), and the defaults
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh variants the suite once per alternative kernel choice
-#   bash benches/device.sh f16      the suite with f16 caches, tensor-core products, and both
+#   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
+#                                   each alone and together
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table)
 #
-# Each part fits the device tool's 10-minute limit on its own; `check suite` in one call is
-# the first thing to run (a wrong kernel makes its timings meaningless). Results go to $OUT.
+# Each part fits the device tool's 10-minute limit on its own; `first` is the first thing to
+# run (a wrong kernel makes its timings meaningless, so it checks before it times). Results go
+# to $OUT.
 set -uo pipefail
 OUT="${OUT:?set by the device tool}"
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
 export XDG_RUNTIME_DIR=/tmp
 W=.bin/wgrnn
 S=.bin/suite.tsv
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/device.txt"
-"$W" devices | tee -a "$OUT/device.txt"
+if [ -z "${DEVICE_SH_PART:-}" ]; then
+    for f in .gl/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+    nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/device.txt"
+    "$W" devices | tee -a "$OUT/device.txt"
+fi
 
-check() {
+# Every kernel variant `check` compares with the CPU reference; the last four are the
+# tensor-core builds (`check-new`), which no machine without matrix units can run.
+VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
+    "--gemm small" "--step-units 64" "--step-units 16" "--precision f16 --step-kernel tiled"
+    "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
+    "--precision f16")
+
+check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
     # widths that are not multiples of the tiles.
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
     local status=0
-    for variant in "" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked" \
-        "--gemm small" "--step-units 64" "--step-units 16" "--precision f16" "--gemm tensor" \
-        "--precision f16 --gemm tensor"; do
+    for variant in "$@"; do
         for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
             # shellcheck disable=SC2086
             if ! "$W" check --cell $cell --layers 2 --hidden 200 --input 136 --lengths "$lengths" \
@@ -45,6 +59,9 @@ check() {
     rm -f "$OUT/check.log.tmp"
     return $status
 }
+
+check() { check_variants "${VARIANTS[@]}"; }
+check-new() { check_variants "" "${VARIANTS[@]:8}"; }
 
 suite() {
     # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
@@ -65,13 +82,35 @@ variants() {
 }
 
 f16() {
-    # f16 caches alone, then with the tensor-core products (what --precision f16 does where
-    # the adapter has them), then the tensor-core products alone.
-    "$W" bench --suite "$S" --precision f16 --gemm big --no-kernels \
-        --json "$OUT/wgrnn-f16-caches.jsonl"
+    # What --precision f16 does where the adapter has tensor cores (f16 caches, tensor-core
+    # products and steps) with its per-kernel table, then each part alone: the tensor-core
+    # steps, the tensor-core products, the f16 caches; and f16 without the tensor steps.
     "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
         --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt"
+    "$W" bench --suite "$S" --step-kernel tensor --no-kernels \
+        --json "$OUT/wgrnn-tensor-steps.jsonl"
     "$W" bench --suite "$S" --gemm tensor --no-kernels --json "$OUT/wgrnn-tensor.jsonl"
+    "$W" bench --suite "$S" --precision f16 --gemm big --step-kernel tiled --no-kernels \
+        --json "$OUT/wgrnn-f16-caches.jsonl"
+    "$W" bench --suite "$S" --precision f16 --step-kernel tiled --no-kernels \
+        --json "$OUT/wgrnn-f16-f32-steps.jsonl"
+}
+
+first() {
+    # One device call's worth, most needed first; each part runs in a process of its own
+    # cut off at the budget's remainder, so whatever finished comes back.
+    local budget="${BUDGET:-540}"
+    local status=0
+    for part in check-new suite f16 check variants; do
+        local left=$((budget - SECONDS))
+        if [ "$left" -lt 30 ]; then
+            echo "first: no time left for $part" | tee -a "$OUT/skipped.txt"
+            continue
+        fi
+        echo "== $part (${left}s left)"
+        DEVICE_SH_PART=1 timeout "$left" bash "$0" "$part" || status=1
+    done
+    return $status
 }
 
 tune() {
@@ -82,8 +121,9 @@ tune() {
 status=0
 for part in "$@"; do
     case "$part" in
-        check | suite | variants | f16 | tune) "$part" || status=1 ;;
-        *) echo "unknown part $part (check, suite, variants, f16, tune)" >&2; status=2 ;;
+        first | check | check-new | suite | variants | f16 | tune) "$part" || status=1 ;;
+        *) echo "unknown part $part (first, check, check-new, suite, variants, f16, tune)" >&2
+            status=2 ;;
     esac
 done
 exit $status

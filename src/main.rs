@@ -170,8 +170,8 @@ struct CheckArgs {
     /// become 4e-3 for forward values and 5e-3 for gradients, about 8 f16 roundings, and
     /// 3e-2 for step losses and updated parameters: Adam steps every element by about lr,
     /// so a gradient near zero can flip its step under that rounding). The same tolerances
-    /// apply when the matrix products run on the tensor cores (--gemm tensor, or f16 on an
-    /// adapter with them).
+    /// apply when the matrix products or the recurrent steps run on the tensor cores (--gemm
+    /// tensor, --step-kernel tensor, or f16 on an adapter with them).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
     /// A full network description (TOML, as NetworkConfig); replaces the network flags.
@@ -318,7 +318,8 @@ struct BenchArgs {
     #[command(flatten)]
     kernels: KernelFlags,
     /// How the GPU stores the layer caches: f32, or f16 (SHADER_F16; half their memory; where
-    /// the adapter has tensor cores, the large matrix products also run there).
+    /// the adapter has tensor cores, the large matrix products and the recurrent steps'
+    /// products also run there).
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
     /// Measure every kernel choice (step kernels and tile widths, product tile, bounds
@@ -604,7 +605,7 @@ fn devices() -> Result<()> {
             }
         );
         match &a.tensor_cores_missing {
-            None => println!("   tensor-core products (--gemm tensor, --precision f16): yes"),
+            None => println!("   tensor-core products (--gemm tensor, --step-kernel tensor, --precision f16): yes"),
             Some(why) => println!("   tensor-core products: no ({why})"),
         }
     }

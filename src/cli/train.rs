@@ -186,7 +186,8 @@ pub struct TrainArgs {
     adapter: Option<String>,
     /// How the GPU stores the layer caches (what the forward keeps for the backward): f32,
     /// or f16 (needs SHADER_F16; half their memory, every kernel still sums in f32; where the
-    /// adapter has tensor cores, the large matrix products also run there on f16 operands).
+    /// adapter has tensor cores, the large matrix products and the recurrent steps' products
+    /// also run there on f16 operands).
     #[arg(long, value_enum, default_value = "f32", help_heading = "Device")]
     precision: wgrnn::backend::wgpu::Precision,
     #[command(flatten, next_help_heading = "GPU kernels")]

@@ -150,8 +150,9 @@ pub enum Precision {
     /// Layer caches in f16 (`SHADER_F16`): half their memory and traffic; each record is
     /// rounded to f16 when stored, the forward's recurrence included where it reads its
     /// state back from the cache (LSTM cell state, Jordan output, GRU records). Where the
-    /// adapter has tensor cores (`Gpu::has_tensor_cores`), the large matrix products run on
-    /// them with operands rounded to f16 and f32 sums (as cuDNN's tf32 mode).
+    /// adapter has tensor cores (`Gpu::has_tensor_cores`), the large matrix products and the
+    /// tiled steps' recurrent products run on them with operands rounded to f16 and f32
+    /// sums (as cuDNN's tf32 mode).
     F16,
 }
 
