@@ -5,6 +5,16 @@
 // [2^14, 2^15), before rounding; the chunk's products are multiplied by 2^-k (exact) as they
 // join the f32 sums. The largest magnitude of a chunk is found with atomicMax on the bit
 // patterns of |x| (non-negative floats order like their bits). No bindings.
+//
+// Slot protocol (two slots per operand, so a chunk's maxima are gathered while the chunk
+// before it runs and cost no barrier of their own): scales_first before the loop (chunk 0
+// into slot 0); per chunk kt in slot kt % 2: scales_of before staging it, scales_done after
+// the barrier that follows the staging (every invocation has read the slot), and
+// scales_add(1 - slot, ..) once the next chunk is loaded. The chunk after next fills the slot
+// again only after the next barrier.
+
+var<workgroup> amax: array<atomic<u32>, 2>; // largest |A| of a chunk, as bits
+var<workgroup> bmax: array<atomic<u32>, 2>; // largest |B| of a chunk, as bits
 
 /// The largest magnitude of four values, as the bits of an f32.
 fn max_bits(v: vec4<f32>) -> u32 {
@@ -21,4 +31,39 @@ fn chunk_exp(bits: u32) -> i32 {
     }
     let e = i32((bits >> 23u) & 0xffu) - 127;
     return clamp(14 - e, -126, 126);
+}
+
+/// Clears both slots of both operands, then gathers the first chunk's maxima (`abits`,
+/// `bbits`: this invocation's share, as max_bits gives them) into slot 0. Invocation `l`
+/// (local index); uniform control flow (two barriers).
+fn scales_first(l: u32, abits: u32, bbits: u32) {
+    if (l == 0u) {
+        atomicStore(&amax[0], 0u);
+        atomicStore(&bmax[0], 0u);
+        atomicStore(&amax[1], 0u);
+        atomicStore(&bmax[1], 0u);
+    }
+    workgroupBarrier();
+    scales_add(0u, abits, bbits);
+    workgroupBarrier();
+}
+
+/// Adds this invocation's share of a chunk's maxima to `slot`.
+fn scales_add(slot: u32, abits: u32, bbits: u32) {
+    atomicMax(&amax[slot], abits);
+    atomicMax(&bmax[slot], bbits);
+}
+
+/// The exponents (A, B) of the chunk gathered in `slot`.
+fn scales_of(slot: u32) -> vec2<i32> {
+    return vec2<i32>(chunk_exp(atomicLoad(&amax[slot])), chunk_exp(atomicLoad(&bmax[slot])));
+}
+
+/// Clears `slot` for the chunk after next (invocation `l`; after the barrier that follows
+/// staging the chunk that used it).
+fn scales_done(l: u32, slot: u32) {
+    if (l == 0u) {
+        atomicStore(&amax[slot], 0u);
+        atomicStore(&bmax[slot], 0u);
+    }
 }

@@ -60,8 +60,6 @@ const LDB: u32 = 136u;
 var<workgroup> As: array<f16, 5120>; // 128 * LDA
 var<workgroup> Bs: array<f16, 4352>; // BK * LDB
 var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
-var<workgroup> amax: array<atomic<u32>, 2>; // largest |A| of a chunk, as bits
-var<workgroup> bmax: array<atomic<u32>, 2>; // largest |B| of a chunk, as bits
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {
@@ -149,22 +147,16 @@ fn gemm_coop(
     var pb3 = load_b(t + 768u, n0, 0u);
     // The first chunk's largest magnitudes; the chunk after each one's are found while it
     // runs (after its loads), in the other slot.
-    if (t == 0u) {
-        atomicStore(&amax[0], 0u);
-        atomicStore(&bmax[0], 0u);
-        atomicStore(&amax[1], 0u);
-        atomicStore(&bmax[1], 0u);
-    }
-    workgroupBarrier();
-    atomicMax(&amax[0], max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3))));
-    atomicMax(&bmax[0], max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3))));
-    workgroupBarrier();
+    let abits0 = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
+    let bbits0 = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
+    scales_first(t, abits0, bbits0);
     let tiles = (p.k + BK - 1u) / BK;
     for (var kt = 0u; kt < tiles; kt++) {
         // The chunk's scales (its slot was filled before the last barrier).
         let slot = kt % 2u;
-        let ka = chunk_exp(atomicLoad(&amax[slot]));
-        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        let ks = scales_of(slot);
+        let ka = ks.x;
+        let kb = ks.y;
         let sa = ldexp(1.0, ka);
         let sb = ldexp(1.0, kb);
         stage_a(t, pa0 * sa);
@@ -176,12 +168,7 @@ fn gemm_coop(
         stage_b(t + 512u, pb2 * sb);
         stage_b(t + 768u, pb3 * sb);
         workgroupBarrier();
-        if (t == 0u) {
-            // Every invocation read this slot before the barrier above; the chunk after
-            // next fills it after the next barrier.
-            atomicStore(&amax[slot], 0u);
-            atomicStore(&bmax[slot], 0u);
-        }
+        scales_done(t, slot);
         if (kt + 1u < tiles) {
             let k1 = (kt + 1u) * BK;
             pa0 = load_a(t, m0, k1);
@@ -194,8 +181,7 @@ fn gemm_coop(
             pb3 = load_b(t + 768u, n0, k1);
             let abits = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
             let bbits = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
-            atomicMax(&amax[1u - slot], abits);
-            atomicMax(&bmax[1u - slot], bbits);
+            scales_add(1u - slot, abits, bbits);
         }
         let back_a = ldexp(1.0, -ka);
         let back_b = ldexp(1.0, -kb);

@@ -46,35 +46,9 @@ const SPARE: u32 = 16u; // the Cs slot of blocks computed twice (never read)
 var<workgroup> As: array<f16, 640>;  // [16 sequences][LDA]
 var<workgroup> Bs: array<f16, 4224>; // forward [16][LDBF], backward [32][LDBB]
 var<workgroup> Cs: array<f32, 4352>; // 17 slots of 16 x 16
-var<workgroup> amax: array<atomic<u32>, 2>; // largest |state| or |dgh| of a chunk, as bits
-var<workgroup> bmax: array<atomic<u32>, 2>; // largest |weight| of a chunk, as bits
-
 // The largest magnitude over the four gate registers, as the bits of an f32.
 fn gates_bits(v: Gates4) -> u32 {
     return max(max(max_bits(v.g0), max_bits(v.g1)), max(max_bits(v.g2), max_bits(v.g3)));
-}
-
-// Clears both slots of both operands' maxima, then gathers the first chunk's into slot 0.
-fn scales_first(l: u32, abits: u32, bbits: u32) {
-    if (l == 0u) {
-        atomicStore(&amax[0], 0u);
-        atomicStore(&bmax[0], 0u);
-        atomicStore(&amax[1], 0u);
-        atomicStore(&bmax[1], 0u);
-    }
-    workgroupBarrier();
-    atomicMax(&amax[0], abits);
-    atomicMax(&bmax[0], bbits);
-    workgroupBarrier();
-}
-
-// After the barrier that follows staging: every invocation has read `slot`; the chunk after
-// next fills it after the next barrier.
-fn scales_done(l: u32, slot: u32) {
-    if (l == 0u) {
-        atomicStore(&amax[slot], 0u);
-        atomicStore(&bmax[slot], 0u);
-    }
 }
 
 // Stores element e (sequence e / width, column e % width) of a [TB][width] state or dgh
@@ -159,8 +133,9 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     scales_first(l, max_bits(st), gates_bits(wt));
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         let slot = (k0 / TK) % 2u;
-        let ka = chunk_exp(atomicLoad(&amax[slot]));
-        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        let ks = scales_of(slot);
+        let ka = ks.x;
+        let kb = ks.y;
         stage_a4(l, threads, count, TK, 0u, st * ldexp(1.0, ka));
         stage_bf_gates(l, wt, gates, ldexp(1.0, kb));
         workgroupBarrier();
@@ -169,8 +144,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         if (k1 < p.rw) {
             wt = tile_w_gates(w, u0, k1, l, gates);
             st = tile_states(d, b0, k1, l, threads, count, TK, false);
-            atomicMax(&amax[1u - slot], max_bits(st));
-            atomicMax(&bmax[1u - slot], gates_bits(wt));
+            scales_add(1u - slot, max_bits(st), gates_bits(wt));
         }
         let back_a = ldexp(1.0, -ka);
         let back_b = ldexp(1.0, -kb);
@@ -219,8 +193,9 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
     for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
         let slot = (g0 / (2u * TK)) % 2u;
-        let ka = chunk_exp(atomicLoad(&amax[slot]));
-        let kb = chunk_exp(atomicLoad(&bmax[slot]));
+        let ks = scales_of(slot);
+        let ka = ks.x;
+        let kb = ks.y;
         let sa = ldexp(1.0, ka);
         let sb = ldexp(1.0, kb);
         stage_a4(l, threads, count, TK, 0u, s0 * sa);
@@ -235,8 +210,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             w1 = tile_wt4(w, u0, g1 + TK, l);
             s0 = tile_states(d, b0, g1, l, threads, count, TK, true);
             s1 = tile_states(d, b0, g1 + TK, l, threads, count, TK, true);
-            atomicMax(&amax[1u - slot], max(max_bits(s0), max_bits(s1)));
-            atomicMax(&bmax[1u - slot], max(max_bits(w0), max_bits(w1)));
+            let abits = max(max_bits(s0), max_bits(s1));
+            scales_add(1u - slot, abits, max(max_bits(w0), max_bits(w1)));
         }
         let back_a = ldexp(1.0, -ka);
         let back_b = ldexp(1.0, -kb);

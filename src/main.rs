@@ -605,7 +605,9 @@ fn devices() -> Result<()> {
             }
         );
         match &a.tensor_cores_missing {
-            None => println!("   tensor-core products (--gemm tensor, --step-kernel tensor, --precision f16): yes"),
+            None => println!(
+                "   tensor-core products (--gemm tensor, --step-kernel tensor, --precision f16): yes"
+            ),
             Some(why) => println!("   tensor-core products: no ({why})"),
         }
     }

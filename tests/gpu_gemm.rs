@@ -6,7 +6,9 @@
 
 mod gpu_common;
 
-use gpu_common::{assert_close, compile_coop_to_spirv, gpu, poison, rng, uniform};
+use gpu_common::{
+    assert_close, compile_coop_to_spirv, gpu, poison, rng, tensor_cores_or_emulated, uniform,
+};
 use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
@@ -82,17 +84,7 @@ fn gemm128_matches_loops() {
 fn tensor_tile_matches_loops() {
     let Some(be) = gpu() else { return };
     let g = be.gpu();
-    let emulated = !g.has_tensor_cores() && g.set_tensor_emulation(true);
-    assert!(
-        g.has_tensor_cores(),
-        "the GPU tests' adapter must run the tensor-core tile, on matrix units or emulated \
-         (f16 and 27 KiB of workgroup memory)"
-    );
-    eprintln!(
-        "tensor-core tile on `{}`: {}",
-        g.info().name,
-        if emulated { "emulated" } else { "matrix units" }
-    );
+    let emulated = tensor_cores_or_emulated(g, "tensor-core tile");
     g.set_gemm_tiles(GemmTiles::Tensor);
     let mut r = rng("tensor_tile_matches_loops");
     // Bounds checks on and off for f32 B, on for f16 B (each combination is four pipelines of

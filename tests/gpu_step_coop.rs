@@ -15,6 +15,7 @@ mod gpu_common;
 
 use gpu_common::{
     compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu, layer, rng,
+    tensor_cores_or_emulated,
 };
 use wgrnn::backend::wgpu::{CellKind, Precision, StepProducts, Tuning, cell_module_source};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
@@ -25,18 +26,7 @@ const TOL_GRAD: f64 = 5e-3;
 /// The backend with tensor-core steps on the matrix units or emulated.
 fn tensor_gpu() -> Option<wgrnn::WgpuBackend> {
     let be = gpu()?;
-    let g = be.gpu();
-    let emulated = !g.has_tensor_cores() && g.set_tensor_emulation(true);
-    assert!(
-        g.has_tensor_cores(),
-        "the GPU tests' adapter must run the tensor-core steps, on matrix units or emulated \
-         (f16 and 27 KiB of workgroup memory)"
-    );
-    eprintln!(
-        "tensor-core steps on `{}`: {}",
-        g.info().name,
-        if emulated { "emulated" } else { "matrix units" }
-    );
+    tensor_cores_or_emulated(be.gpu(), "tensor-core steps");
     Some(be)
 }
 

@@ -371,3 +371,22 @@ pub fn compile_coop_to_spirv(what: &str, src: &str, pipelines: &[(&str, Vec<(&st
         assert!(words.len() > 1000, "{which}: a real module");
     }
 }
+
+/// Makes `g` run its tensor-core kernels (`what`, for the messages): on its matrix units, or
+/// with their matrix operations emulated where it has none (lavapipe: every other line of the
+/// kernels runs as on the matrix units). Returns whether they are emulated; fails if neither
+/// is possible.
+pub fn tensor_cores_or_emulated(g: &wgrnn::backend::wgpu::Gpu, what: &str) -> bool {
+    let emulated = !g.has_tensor_cores() && g.set_tensor_emulation(true);
+    assert!(
+        g.has_tensor_cores(),
+        "the GPU tests' adapter must run the {what}, on matrix units or emulated (f16 and 27 \
+         KiB of workgroup memory)"
+    );
+    eprintln!(
+        "{what} on `{}`: {}",
+        g.info().name,
+        if emulated { "emulated" } else { "matrix units" }
+    );
+    emulated
+}
