@@ -36,14 +36,16 @@ pub struct TuneReport {
     pub entry: Entry,
 }
 
-/// The defaults and the single-axis alternatives to them.
-pub fn single_axis_candidates() -> Vec<Tuning> {
+/// The defaults and the single-axis alternatives to them, for runs at `precision` (under
+/// f16 also the f32 recurrent steps, which the default replaces with the tensor-core ones
+/// where the adapter has them).
+pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
     let d = Tuning::default();
     let units = |u| Tuning {
         step_tile_units: Some(u),
         ..d
     };
-    vec![
+    let mut all = vec![
         d,
         units(16),
         units(32),
@@ -68,7 +70,14 @@ pub fn single_axis_candidates() -> Vec<Tuning> {
             checked: false,
             ..d
         },
-    ]
+    ];
+    if precision == Precision::F16 {
+        all.push(Tuning {
+            tensor_steps: Some(false),
+            ..d
+        });
+    }
+    all
 }
 
 /// The best of each axis together: the step kernel and tile width, the product tile and the
@@ -144,7 +153,7 @@ pub fn tune(
             .collect()
     };
     let mut candidates: Vec<(Tuning, Vec<BenchResult>)> = Vec::new();
-    for t in single_axis_candidates() {
+    for t in single_axis_candidates(precision) {
         candidates.push((t, measure(t)?));
     }
     let relative = |rs: &[BenchResult], base: &[BenchResult]| {
@@ -199,22 +208,29 @@ mod tests {
 
     #[test]
     fn candidates_differ_from_the_defaults_in_one_axis_and_are_valid() {
-        let all = single_axis_candidates();
-        assert_eq!(all[0], Tuning::default());
-        for t in &all {
-            assert!(t.is_valid(), "{t:?}");
+        for precision in [Precision::F32, Precision::F16] {
+            let all = single_axis_candidates(precision);
+            assert_eq!(all[0], Tuning::default());
+            for t in &all {
+                assert!(t.is_valid(), "{t:?}");
+            }
+            let labels: std::collections::HashSet<String> = all.iter().map(Tuning::label).collect();
+            assert_eq!(
+                labels.len(),
+                all.len(),
+                "every candidate is a different choice"
+            );
         }
-        let labels: std::collections::HashSet<String> = all.iter().map(Tuning::label).collect();
         assert_eq!(
-            labels.len(),
-            all.len(),
-            "every candidate is a different choice"
+            single_axis_candidates(Precision::F16).len(),
+            single_axis_candidates(Precision::F32).len() + 1,
+            "f16 also tries the f32 steps"
         );
     }
 
     #[test]
     fn combine_takes_the_best_of_each_axis() {
-        let c = single_axis_candidates();
+        let c = single_axis_candidates(Precision::F32);
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
         let times = [1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.8, 1.1, 1.05];

@@ -105,7 +105,8 @@ impl Tuning {
             (false, _, _) => "rowwise",
             (true, true, _) => "blocked",
             (true, false, Some(true)) => "tensor",
-            (true, false, _) => "tiled",
+            (true, false, Some(false)) => "tiled-f32",
+            (true, false, None) => "tiled",
         };
         let units = match (self.tiled_steps, self.blocked_steps, self.step_tile_units) {
             (false, _, _) => "-".to_string(),
