@@ -418,8 +418,16 @@ impl BenchResult {
             return String::new();
         }
         let total: f64 = self.kernels.iter().map(|k| k.seconds).sum();
+        // The name column fits the longest name (the tensor-core builds' are long).
+        let w = self
+            .kernels
+            .iter()
+            .map(|k| k.label.len())
+            .max()
+            .unwrap_or(0)
+            .max(32);
         let mut s = format!(
-            "  {:<32} {:>7} {:>10} {:>6} {:>10} {:>9}{}\n",
+            "  {:<w$} {:>7} {:>10} {:>6} {:>10} {:>9}{}\n",
             "kernel",
             "calls",
             "ms/step",
@@ -442,7 +450,7 @@ impl BenchResult {
                 None => String::new(),
             };
             s.push_str(&format!(
-                "  {:<32} {:>7} {:>10.4} {:>5.1}% {:>10} {:>9}{roofline}\n",
+                "  {:<w$} {:>7} {:>10.4} {:>5.1}% {:>10} {:>9}{roofline}\n",
                 k.label,
                 k.calls,
                 k.seconds * 1e3,
@@ -452,7 +460,7 @@ impl BenchResult {
             ));
         }
         s.push_str(&format!(
-            "  {:<32} {:>7} {:>10.4} {:>5.1}%\n",
+            "  {:<w$} {:>7} {:>10.4} {:>5.1}%\n",
             "all kernels",
             self.kernels.iter().map(|k| k.calls).sum::<u64>(),
             total * 1e3,
