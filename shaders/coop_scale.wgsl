@@ -54,9 +54,18 @@ fn scales_add(slot: u32, abits: u32, bbits: u32) {
     atomicMax(&bmax[slot], bbits);
 }
 
-/// The exponents (A, B) of the chunk gathered in `slot`.
-fn scales_of(slot: u32) -> vec2<i32> {
-    return vec2<i32>(chunk_exp(atomicLoad(&amax[slot])), chunk_exp(atomicLoad(&bmax[slot])));
+/// A chunk's multipliers, A's in x and B's in y: `to` brings an operand into f16's range
+/// before staging, `back` undoes it on the products (applied one after the other: together
+/// they may leave f32's range).
+struct ChunkScales {
+    to: vec2<f32>,
+    back: vec2<f32>,
+}
+
+/// The multipliers of the chunk gathered in `slot`.
+fn scales_of(slot: u32) -> ChunkScales {
+    let k = vec2<i32>(chunk_exp(atomicLoad(&amax[slot])), chunk_exp(atomicLoad(&bmax[slot])));
+    return ChunkScales(ldexp(vec2<f32>(1.0), k), ldexp(vec2<f32>(1.0), -k));
 }
 
 /// Clears `slot` for the chunk after next (invocation `l`; after the barrier that follows

@@ -154,11 +154,9 @@ fn gemm_coop(
     for (var kt = 0u; kt < tiles; kt++) {
         // The chunk's scales (its slot was filled before the last barrier).
         let slot = kt % 2u;
-        let ks = scales_of(slot);
-        let ka = ks.x;
-        let kb = ks.y;
-        let sa = ldexp(1.0, ka);
-        let sb = ldexp(1.0, kb);
+        let sc = scales_of(slot);
+        let sa = sc.to.x;
+        let sb = sc.to.y;
         stage_a(t, pa0 * sa);
         stage_a(t + 256u, pa1 * sa);
         stage_a(t + 512u, pa2 * sa);
@@ -183,8 +181,8 @@ fn gemm_coop(
             let bbits = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
             scales_add(1u - slot, abits, bbits);
         }
-        let back_a = ldexp(1.0, -ka);
-        let back_b = ldexp(1.0, -kb);
+        let back_a = sc.back.x;
+        let back_b = sc.back.y;
         // @generate coop_mma
         // The staging tiles are overwritten next chunk.
         workgroupBarrier();

@@ -133,11 +133,9 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     scales_first(l, max_bits(st), gates_bits(wt));
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         let slot = (k0 / TK) % 2u;
-        let ks = scales_of(slot);
-        let ka = ks.x;
-        let kb = ks.y;
-        stage_a4(l, threads, count, TK, 0u, st * ldexp(1.0, ka));
-        stage_bf_gates(l, wt, gates, ldexp(1.0, kb));
+        let sc = scales_of(slot);
+        stage_a4(l, threads, count, TK, 0u, st * sc.to.x);
+        stage_bf_gates(l, wt, gates, sc.to.y);
         workgroupBarrier();
         scales_done(l, slot);
         let k1 = k0 + TK;
@@ -146,8 +144,8 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
             st = tile_states(d, b0, k1, l, threads, count, TK, false);
             scales_add(1u - slot, max_bits(st), gates_bits(wt));
         }
-        let back_a = ldexp(1.0, -ka);
-        let back_b = ldexp(1.0, -kb);
+        let back_a = sc.back.x;
+        let back_b = sc.back.y;
         // @generate step_coop_fwd_mma
         // The staged chunk is overwritten next.
         workgroupBarrier();
@@ -193,11 +191,9 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
     for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
         let slot = (g0 / (2u * TK)) % 2u;
-        let ks = scales_of(slot);
-        let ka = ks.x;
-        let kb = ks.y;
-        let sa = ldexp(1.0, ka);
-        let sb = ldexp(1.0, kb);
+        let sc = scales_of(slot);
+        let sa = sc.to.x;
+        let sb = sc.to.y;
         stage_a4(l, threads, count, TK, 0u, s0 * sa);
         stage_a4(l, threads, count, TK, TK, s1 * sa);
         stage_bb(l, 0u, w0 * sb);
@@ -213,8 +209,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             let abits = max(max_bits(s0), max_bits(s1));
             scales_add(1u - slot, abits, max(max_bits(w0), max_bits(w1)));
         }
-        let back_a = ldexp(1.0, -ka);
-        let back_b = ldexp(1.0, -kb);
+        let back_a = sc.back.x;
+        let back_b = sc.back.y;
         // @generate step_coop_bwd_mma
         workgroupBarrier();
     }
