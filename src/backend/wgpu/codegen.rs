@@ -61,17 +61,26 @@ impl StorageVariants {
     pub fn get(&self, f16: bool) -> &Shader {
         let i = f16 as usize;
         self.built[i].get_or_init(|| {
-            let prelude = if f16 {
-                format!("enable f16;\nalias {} = f16;\n", self.alias)
-            } else {
-                format!("alias {} = f32;\n", self.alias)
-            };
-            let source = format!("{prelude}{}", expand_with(self.source, self.coop));
+            let source = format!(
+                "{}{}",
+                storage_prelude(self.alias, f16),
+                expand_with(self.source, self.coop)
+            );
             Shader {
                 name: self.names[i],
                 source: Box::leak(source.into_boxed_str()),
             }
         })
+    }
+}
+
+/// The lines that open a kernel file whose storage type `alias` is f16 (`f16`, with `enable
+/// f16;`) or f32.
+pub fn storage_prelude(alias: &str, f16: bool) -> String {
+    if f16 {
+        format!("enable f16;\nalias {alias} = f16;\n")
+    } else {
+        format!("alias {alias} = f32;\n")
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use super::codegen::{CoopOps, expand_with};
+use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
 use super::gemm::{Mat, Out, col_sums, gemm};
 use super::gru_cell::GruCell;
@@ -96,11 +96,6 @@ const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wg
 
 /// The expanded source of a cell's kernels (see [`CellShader`]).
 fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
-    let prelude = if f16 {
-        "enable f16;\nalias CT = f16;\n"
-    } else {
-        "alias CT = f32;\n"
-    };
     let (coop, parts) = match products {
         StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_TILES_WGSL, cell]),
         StepProducts::Tensor => (
@@ -118,7 +113,11 @@ fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
             ],
         ),
     };
-    format!("{prelude}{}", expand_with(&parts.concat(), coop))
+    format!(
+        "{}{}",
+        storage_prelude("CT", f16),
+        expand_with(&parts.concat(), coop)
+    )
 }
 
 /// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
