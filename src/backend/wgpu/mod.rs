@@ -365,12 +365,13 @@ impl Backend for WgpuBackend {
             s.push_str("; f16 layer caches");
         }
         let steps = self.step_products() != StepProducts::F32;
-        if self.tensor_products() || steps {
-            let what = match (self.tensor_products(), steps) {
-                (true, true) => "matrix products and recurrent steps",
-                (true, false) => "matrix products",
-                _ => "recurrent steps",
-            };
+        let what = match (self.tensor_products(), steps) {
+            (true, true) => Some("matrix products and recurrent steps"),
+            (true, false) => Some("matrix products"),
+            (false, true) => Some("recurrent steps"),
+            (false, false) => None,
+        };
+        if let Some(what) = what {
             s.push_str(&format!("; tensor-core {what}"));
             if self.gpu.tensor_emulated() {
                 s.push_str(" (emulated)");
