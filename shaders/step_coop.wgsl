@@ -46,6 +46,7 @@ const SPARE: u32 = 16u; // the Cs slot of blocks computed twice (never read)
 var<workgroup> As: array<f16, 640>;  // [16 sequences][LDA]
 var<workgroup> Bs: array<f16, 4224>; // forward [16][LDBF], backward [32][LDBB]
 var<workgroup> Cs: array<f32, 4352>; // 17 slots of 16 x 16
+
 // The largest magnitude over the four gate registers, as the bits of an f32.
 fn gates_bits(v: Gates4) -> u32 {
     return max(max(max_bits(v.g0), max_bits(v.g1)), max(max_bits(v.g2), max_bits(v.g3)));
