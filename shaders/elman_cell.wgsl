@@ -16,7 +16,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
-    let h = act(p.opt0, gates[p.xp + row * p.gh + j] + params[b_hh(d) + j] + wh);
+    let h = act(p.opt0, xp_get(row, j) + params[b_hh(d) + j] + wh);
     hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -25,7 +25,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
 fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let row = row_of(d, time_of(d, b, p.s), b);
     let da = dh * dact(p.opt0, hs_get(row, j));
-    gates[p.dxp + row * p.gh + j] = da;
+    dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
@@ -90,7 +90,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
     let h = hs_get(row, j);
     let da = dh * dact(p.opt0, h);
-    gates[p.dxp + row * p.gh + j] = da;
+    dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 

@@ -141,7 +141,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let h = f32(cache[p.rec + row * p.kw + j]);
     let da = dh * dact(p.opt0, h);
-    gates[p.dxp + row * p.gh + j] = da;
+    dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 

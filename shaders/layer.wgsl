@@ -22,7 +22,8 @@
 //                     backward runs
 //
 // Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp,
-// dgh, scr and dc are in `gates`, the forward's records (h0, c0, hs, cs, rec) in `cache`:
+// dgh, scr and dc are in `gates` (xp, dxp and dgh in rec instead with GATES_IN_REC, see
+// xp_get), the forward's records (h0, c0, hs, cs, rec) in `cache`:
 //   xp  (G*H)  W_ih x_t + b_ih            h0 [D][B][R] initial recurrent state (0 if none)
 //   c0 [D][B][C] initial cell state       hs (R)   state after the step
 //   cs  (C)    cell state after the step  rec (K)  the cell's own record
@@ -65,6 +66,7 @@ struct LP {
 const HAS_STATE: u32 = 1u;   // st_h/st_c hold values (initial state / final-state gradient)
 const RECURRENT: u32 = 2u;   // the step sees the previous state
 const HS_IN_Y: u32 = 4u;     // hs lives in y (the layer output holds the same values)
+const GATES_IN_REC: u32 = 8u; // xp, dxp and dgh (= dxp) live in the cache's record (below)
 
 fn has_state() -> bool { return (p.flags & HAS_STATE) != 0u; }
 fn recurrent() -> bool { return (p.flags & RECURRENT) != 0u; }
@@ -92,6 +94,40 @@ fn hs_set(row: u32, k: u32, v: f32) {
         y[hs_index(row, k)] = v;
     } else {
         cache[p.hs + row * p.rw + k] = CT(v);
+    }
+}
+
+// The gate sections xp, dxp and dgh: rows of `gates` (stride G*H), or with GATES_IN_REC
+// the first G*H columns of the record rows (stride K) of an f32 cache whose record starts
+// with one value per gate row (the LSTM's i, f, g, o, whose dgh is dxp). There the GEMM
+// writes xp, the forward step reads each element where it then stores that gate's
+// activation, and the backward step reads the activation where it then stores its gradient:
+// the same invocation does both and nothing else reads the element of that step, so the
+// layer needs no gate-wide buffer of its own (4 floats per row and unit less at the peak).
+fn gates_in_rec() -> bool { return (p.flags & GATES_IN_REC) != 0u; }
+
+// xp[row, g] (forward).
+fn xp_get(row: u32, g: u32) -> f32 {
+    if (gates_in_rec()) {
+        return f32(cache[p.xp + row * p.kw + g]);
+    }
+    return gates[p.xp + row * p.gh + g];
+}
+
+// dgh[row, g] (backward).
+fn dgh_get(row: u32, g: u32) -> f32 {
+    if (gates_in_rec()) {
+        return f32(cache[p.dgh + row * p.kw + g]);
+    }
+    return gates[p.dgh + row * p.gh + g];
+}
+
+// Stores dxp[row, g] (backward).
+fn dxp_set(row: u32, g: u32, v: f32) {
+    if (gates_in_rec()) {
+        cache[p.dxp + row * p.kw + g] = CT(v);
+    } else {
+        gates[p.dxp + row * p.gh + g] = v;
     }
 }
 
@@ -225,13 +261,33 @@ fn gather_first_dgh(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let first = row_of(d, time_of(d, b, 0u), b);
-    gates[p.dgh0 + (d * p.batch + b) * p.gh + g] = gates[p.dgh + first * p.gh + g];
+    gates[p.dgh0 + (d * p.batch + b) * p.gh + g] = dgh_get(first, g);
+}
+
+// Zeroes xp in the rows past each sequence's end where it lives in the record
+// (GATES_IN_REC): the backward's products over all rows read dxp there, and no step
+// writes those rows. Invocations (g, b, d), g < G*H.
+@compute @workgroup_size(64, 1, 1)
+fn clear_padding(@builtin(global_invocation_id) gid: vec3<u32>) {
+    _ = arrayLength(&params);
+    _ = arrayLength(&y);
+    _ = arrayLength(&gates);
+    _ = arrayLength(&lens);
+    let g = gid.x;
+    let b = gid.y;
+    let d = gid.z;
+    if (g >= p.gh || !gates_in_rec()) {
+        return;
+    }
+    for (var t = lens[b]; t < p.time; t++) {
+        cache[p.xp + row_of(d, t, b) * p.kw + g] = CT(0.0);
+    }
 }
 
 // Pre-activation of a single-gate cell (Elman, Jordan) for unit j of step s at `row`:
 // xp[row, j] + b_hh[j] + sum_k W_hh[j, k] * h_prev(k).
 fn single_gate_pre(d: u32, b: u32, s: u32, row: u32, j: u32) -> f32 {
-    var a = gates[p.xp + row * p.gh + j] + params[b_hh(d) + j];
+    var a = xp_get(row, j) + params[b_hh(d) + j];
     let w = w_hh(d) + j * p.rw;
     for (var k = 0u; k < p.rw; k++) {
         a += params[w + k] * h_prev(d, b, s, k);
@@ -245,7 +301,7 @@ fn w_hh_t_dgh(d: u32, row: u32, k: u32) -> f32 {
     let w = w_hh(d);
     var acc = 0.0;
     for (var g = 0u; g < p.gh; g++) {
-        acc += params[w + g * p.rw + k] * gates[p.dgh + row * p.gh + g];
+        acc += params[w + g * p.rw + k] * dgh_get(row, g);
     }
     return acc;
 }
@@ -361,7 +417,7 @@ fn tile_dgh(d: u32, b0: u32, g0: u32, e: u32, width: u32) -> f32 {
     let b = b0 + e / width;
     let g = g0 + e % width;
     if (b < p.batch && g < p.gh && p.s + 1u < lens[b]) {
-        return gates[p.dgh + next_row(d, b, p.s) * p.gh + g];
+        return dgh_get(next_row(d, b, p.s), g);
     }
     return 0.0;
 }

@@ -64,12 +64,11 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
-    let xr = p.xp + row * p.gh;
     let bh = b_hh(d);
-    let ai = gates[xr + j] + params[bh + j] + wh.x;
-    let af = gates[xr + n + j] + params[bh + n + j] + wh.y;
-    let ag = gates[xr + 2u * n + j] + params[bh + 2u * n + j] + wh.z;
-    let ao = gates[xr + 3u * n + j] + params[bh + 3u * n + j] + wh.w;
+    let ai = xp_get(row, j) + params[bh + j] + wh.x;
+    let af = xp_get(row, n + j) + params[bh + n + j] + wh.y;
+    let ag = xp_get(row, 2u * n + j) + params[bh + 2u * n + j] + wh.z;
+    let ao = xp_get(row, 3u * n + j) + params[bh + 3u * n + j] + wh.w;
     let cp = c_prev(d, b, p.s, j);
     if (p.s == 0u) {
         // The backward reads c_{t-1} from cs of the previous row, or from here at step 0.
@@ -265,11 +264,11 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
         dc_prev = dc * gf + da_i * peep(d, 0u, j) + da_f * peep(d, 1u, j);
     }
     gates[p.dc + di] = dc_prev;
-    let xr = row * p.gh;
-    gates[p.dxp + xr + j] = da_i;
-    gates[p.dxp + xr + n + j] = da_f;
-    gates[p.dxp + xr + 2u * n + j] = da_g;
-    gates[p.dxp + xr + 3u * n + j] = da_o;
+    // With GATES_IN_REC these overwrite i, f, g, o read above (see xp_get).
+    dxp_set(row, j, da_i);
+    dxp_set(row, n + j, da_f);
+    dxp_set(row, 2u * n + j, da_g);
+    dxp_set(row, 3u * n + j, da_o);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
     if (lstm_peephole()) {
         gates[sr + j] = da_i * cp;

@@ -495,6 +495,57 @@ fn bench_writes_comparable_json() {
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
 }
 
+/// The bytes one more time step adds to a training step's peak, per sequence and hidden unit,
+/// of a one-layer LSTM (hidden = input = 32, batch 8) with the layer caches in `precision`.
+fn lstm_peak_floats_per_row_unit(precision: &str) -> f64 {
+    let peak = |seq: &str| {
+        let path = temp_path(&format!("peak_{precision}_{seq}.jsonl"));
+        let p = path.to_string_lossy().into_owned();
+        ok(&[
+            "bench",
+            "--cell",
+            "lstm",
+            "--layers",
+            "1",
+            "--hidden",
+            "32",
+            "--input",
+            "32",
+            "--batch",
+            "8",
+            "--seq",
+            seq,
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--no-kernels",
+            "--precision",
+            precision,
+            "--json",
+            &p,
+        ]);
+        let text = std::fs::read_to_string(&path).expect("the JSON file");
+        let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+        j["peak_mem_bytes"].as_f64().expect("peak_mem_bytes")
+    };
+    (peak("8") - peak("4")) / 4.0 / (8.0 * 32.0) / 4.0
+}
+
+/// What a training step holds per time step is what the backward must keep and no more: the
+/// cache's cell state and four gate activations (5 floats per sequence and unit), the layer
+/// output that also holds h (1), the input (1) and the output's gradient (1). The input
+/// projections and their gradients live in the cache's gate slots (f32 caches), so a
+/// gate-wide buffer of their own (4 more) fails the upper bound; anything not counted fails
+/// the lower one. f16 caches halve the first 5 and keep the gate sections in f32 (4).
+#[test]
+fn bench_peak_memory_is_what_the_backward_keeps() {
+    let f32_slope = lstm_peak_floats_per_row_unit("f32");
+    assert!((8.0..8.5).contains(&f32_slope), "f32: {f32_slope}");
+    let f16_slope = lstm_peak_floats_per_row_unit("f16");
+    assert!((9.5..10.0).contains(&f16_slope), "f16: {f16_slope}");
+}
+
 #[test]
 fn bench_suite_file() {
     let suite = temp_path("suite.tsv");

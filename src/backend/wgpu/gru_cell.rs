@@ -38,7 +38,7 @@ fn dw_block(c: &Call<'_>, d: usize, grads: &GpuBuffer, first: usize, n: usize, b
         n,
         l.rw,
         l.rows(),
-        Mat::t(c.gates, c.dir(l.dgh, d, l.gh) + first, l.gh),
+        Mat::t(c.gate_buf(), c.dir(l.dgh, d, l.gs) + first, l.gs),
         Mat {
             buf: c.cache,
             off: b_off,
@@ -116,10 +116,10 @@ impl GpuCell for GruCell {
             c.dw_prev_state(d, 0, l.gh, grads, w_hh);
         }
         c.col_sums(
-            c.gates,
-            c.dir(l.dgh, d, l.gh),
+            c.gate_buf(),
+            c.dir(l.dgh, d, l.gs),
             l.gh,
-            l.gh,
+            l.gs,
             grads,
             c.plan.dirs[d].b_hh,
         );

@@ -86,7 +86,14 @@ impl GpuCell for JordanCell {
         let (n, nc, rows) = (c.plan.hidden, l.rw, l.rows());
         // dW_hh += dgh^T y_{t-1} (the fed-back output), db_hh += column sums of dgh
         c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(
+            c.gate_buf(),
+            c.dir(l.dgh, d, l.gs),
+            l.gh,
+            l.gs,
+            grads,
+            off.b_hh,
+        );
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)
         let dz = Mat::t(c.gates, c.dir(l.scr, d, l.sw), l.sw);

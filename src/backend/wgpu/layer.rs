@@ -160,7 +160,8 @@ pub(super) fn act_code(a: Activation) -> u32 {
 }
 
 /// Element offsets of the sections of one layer call (see `shaders/layer.wgsl`): xp, dxp and
-/// dgh in the call's gates buffer (`gates_len`), the rest in the cache (`total`).
+/// dgh in the call's gates buffer (`gates_len`) or in the cache's record (`gates_in_rec`),
+/// the rest in the cache (`total`).
 #[derive(Clone, Debug)]
 pub(super) struct Layout {
     pub time: usize,
@@ -176,6 +177,11 @@ pub(super) struct Layout {
     pub kw: usize,
     /// Backward scratch width S.
     pub sw: usize,
+    /// xp, dxp and dgh are the first G*H columns of the record rows (`GATES_IN_REC` of
+    /// `shaders/layer.wgsl`): an f32 cache whose cell records one value per gate row.
+    pub gates_in_rec: bool,
+    /// Row stride of xp, dxp and dgh: G*H in the gates buffer, K in the record.
+    pub gs: usize,
     pub xp: usize,
     /// Initial recurrent state of each sequence, [D][B][R].
     pub h0: usize,
@@ -202,24 +208,13 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    fn of(plan: &LayerPlan, seq: &SeqShape) -> Layout {
+    fn of(plan: &LayerPlan, seq: &SeqShape, f16_cache: bool) -> Layout {
         let cell = cell_of(plan);
         let (time, batch, dirs) = (seq.time, seq.batch(), plan.directions());
         let rows = dirs * time * batch;
         let gh = plan.gates * plan.hidden;
         let (rw, cw) = (plan.recurrent_input, plan.cell_state());
         let (kw, sw) = (cell.record_width(plan), cell.scratch_width(plan));
-        // The gates buffer: xp for the forward; dxp over it for the backward, and dgh too
-        // where the cell's two gradients are equal.
-        let xp = 0;
-        let dxp = 0;
-        let dgh = if cell.dgh_is_dxp(plan) { 0 } else { rows * gh };
-        let dgh0 = dgh + rows * gh;
-        // The backward's scratch lives with its gate gradients, not in the cache, so the
-        // cache holds only what the forward records.
-        let scr = dgh0 + dirs * batch * gh;
-        let dc = scr + rows * sw;
-        let gates_len = dc + dirs * batch * cw;
         let mut at = 0;
         // Sections start on multiples of 4 elements, so an f16 cache's sections are whole
         // words (clears) and whole vec4s (matrix-product operands).
@@ -234,6 +229,28 @@ impl Layout {
         let hs = take(if hs_in_y { 0 } else { rows * rw });
         let cs = take(rows * cw);
         let rec = take(rows * kw);
+        // xp for the forward; dxp over it for the backward, and dgh too where the cell's
+        // two gradients are equal: in the record where it starts with the gates (f16 caches
+        // keep them in f32, where small gradients stay exact), else at the start of the
+        // gates buffer.
+        let gates_in_rec = !f16_cache && cell.gates_in_record(plan);
+        let (xp, gs, in_gates) = if gates_in_rec {
+            (rec, kw, 0)
+        } else {
+            (0, gh, rows * gh)
+        };
+        let dxp = xp;
+        let dgh = if cell.dgh_is_dxp(plan) { dxp } else { in_gates };
+        let dgh0 = if cell.dgh_is_dxp(plan) {
+            in_gates
+        } else {
+            in_gates + rows * gh
+        };
+        // The backward's scratch lives with its gate gradients, not in the cache, so the
+        // cache holds only what the forward records.
+        let scr = dgh0 + dirs * batch * gh;
+        let dc = scr + rows * sw;
+        let gates_len = dc + dirs * batch * cw;
         Layout {
             time,
             batch,
@@ -243,6 +260,8 @@ impl Layout {
             cw,
             kw,
             sw,
+            gates_in_rec,
+            gs,
             xp,
             h0,
             c0,
@@ -291,8 +310,10 @@ impl Call<'_> {
         let (l, plan) = (&self.lay, self.plan);
         let d1 = plan.dirs.get(1).unwrap_or(&plan.dirs[0]);
         let d0 = &plan.dirs[0];
-        let flags =
-            self.has_state as u32 | (plan.recurrent as u32) << 1 | (self.lay.hs_in_y as u32) << 2;
+        let flags = self.has_state as u32
+            | (plan.recurrent as u32) << 1
+            | (self.lay.hs_in_y as u32) << 2
+            | (self.lay.gates_in_rec as u32) << 3;
         let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
         let w = |v: usize| v as u32;
         vec![
@@ -532,7 +553,7 @@ impl Call<'_> {
         }
         let l = &self.lay;
         let (t, b) = (l.time, l.batch);
-        let dgh = self.dir(l.dgh, d, l.gh) + first;
+        let dgh = self.dir(l.dgh, d, l.gs) + first;
         // hs rows of steps `from..` of direction d, where they live.
         let hs = |from: usize| {
             if l.hs_in_y {
@@ -551,7 +572,7 @@ impl Call<'_> {
             // Forward direction: dgh rows of steps 1.. against hs rows of steps ..T-1; the
             // reverse direction steps from t + 1 to t.
             let (a_off, h) = if d == 0 {
-                (dgh + b * l.gh, hs(0))
+                (dgh + b * l.gs, hs(0))
             } else {
                 (dgh, hs(1))
             };
@@ -559,7 +580,7 @@ impl Call<'_> {
                 n,
                 l.rw,
                 (t - 1) * b,
-                Mat::t(self.gates, a_off, l.gh),
+                Mat::t(self.gate_buf(), a_off, l.gs),
                 h,
                 dst(),
                 true,
@@ -590,6 +611,16 @@ impl Call<'_> {
     ) {
         let rows = self.lay.rows();
         col_sums(&self.be.gpu, Mat::rows(buf, off, ld), rows, n, grads, at);
+    }
+
+    /// The buffer of xp, dxp and dgh (row stride `Layout::gs`): the cache or the gates
+    /// buffer.
+    pub fn gate_buf(&self) -> &GpuBuffer {
+        if self.lay.gates_in_rec {
+            self.cache
+        } else {
+            self.gates
+        }
     }
 
     /// Element offset of direction `d`'s rows in a section starting at `section` with rows
@@ -627,6 +658,12 @@ pub(super) trait GpuCell {
     fn dgh_is_dxp(&self, _plan: &LayerPlan) -> bool {
         true
     }
+    /// Whether the record's first G*H values per row are one per gate row, each read only
+    /// by the step that writes it, so an f32 cache can hold xp and dxp there
+    /// (`Layout::gates_in_rec`; dgh must be dxp).
+    fn gates_in_record(&self, _plan: &LayerPlan) -> bool {
+        false
+    }
     /// Whether the recurrent state after each step is the layer's output at that step, so
     /// the output can hold it (see `Layout::hs_in_y`).
     fn state_is_output(&self) -> bool {
@@ -663,7 +700,14 @@ pub(super) trait GpuCell {
         let (l, off) = (&c.lay, &c.plan.dirs[d]);
         // dW_hh += dgh^T h_{t-1}
         c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(
+            c.gate_buf(),
+            c.dir(l.dgh, d, l.gs),
+            l.gh,
+            l.gs,
+            grads,
+            off.b_hh,
+        );
     }
 }
 
@@ -684,12 +728,14 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
 
 /// Scalars of cache a layer call needs (what the forward records for the backward).
 pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
-    Layout::of(plan, seq).total
+    // The same for both storage types.
+    Layout::of(plan, seq, false).total
 }
 
-/// Scalars of the two large buffers of a layer call: its cache and its gates buffer.
-pub(super) fn largest_lens(plan: &LayerPlan, seq: &SeqShape) -> (usize, usize) {
-    let l = Layout::of(plan, seq);
+/// Scalars of the two large buffers of a layer call: its cache (f16 or f32 as `f16_cache`
+/// says) and its gates buffer.
+pub(super) fn largest_lens(plan: &LayerPlan, seq: &SeqShape, f16_cache: bool) -> (usize, usize) {
+    let l = Layout::of(plan, seq, f16_cache);
     (l.total, l.gates_len)
 }
 
@@ -712,7 +758,7 @@ pub(super) fn layer_forward(
 ) {
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
-    let lay = Layout::of(plan, seq);
+    let lay = Layout::of(plan, seq, cache.is_f16());
     // xp: every row is written by the projection below before a step reads it.
     let gates = be.gpu.buffer_uninit(lay.gates_len);
     let c = Call {
@@ -745,13 +791,23 @@ pub(super) fn layer_forward(
             Mat::rows(x, 0, plan.input),
             Mat::t(params, off.w_ih, plan.input),
             Out {
-                buf: &gates,
-                off: c.dir(l.xp, d, l.gh),
-                rs: l.gh,
+                buf: c.gate_buf(),
+                off: c.dir(l.xp, d, l.gs),
+                rs: l.gs,
             },
             1.0,
             false,
             Some((params, off.b_ih)),
+        );
+    }
+    if l.gates_in_rec && seq.lengths.iter().any(|&n| n < l.time) {
+        let w = c.words(0, cell.options(plan));
+        c.run(
+            final_state_shader(plan),
+            "clear_padding",
+            &[],
+            &w,
+            c.groups(l.gh),
         );
     }
     let (st_h, st_c) = match &init {
@@ -796,7 +852,7 @@ pub(super) fn layer_backward(
 ) {
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
-    let lay = Layout::of(plan, seq);
+    let lay = Layout::of(plan, seq, cache.is_f16());
     // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below; the
     // scratch and the running dc start from zero.
     let gates = be.gpu.buffer(lay.gates_len);
@@ -844,7 +900,7 @@ pub(super) fn layer_backward(
             l.gh,
             plan.input,
             l.rows(),
-            Mat::t(&gates, c.dir(l.dxp, d, l.gh), l.gh),
+            Mat::t(c.gate_buf(), c.dir(l.dxp, d, l.gs), l.gs),
             Mat::rows(x, 0, plan.input),
             Out {
                 buf: grads,
@@ -853,7 +909,14 @@ pub(super) fn layer_backward(
             },
             true,
         );
-        c.col_sums(c.gates, c.dir(l.dxp, d, l.gh), l.gh, l.gh, grads, off.b_ih);
+        c.col_sums(
+            c.gate_buf(),
+            c.dir(l.dxp, d, l.gs),
+            l.gh,
+            l.gs,
+            grads,
+            off.b_ih,
+        );
         cell.param_grads(&c, d, grads);
     }
     if let Some(dx) = dx {
@@ -863,7 +926,7 @@ pub(super) fn layer_backward(
                 l.rows(),
                 plan.input,
                 l.gh,
-                Mat::rows(&gates, c.dir(l.dxp, d, l.gh), l.gh),
+                Mat::rows(c.gate_buf(), c.dir(l.dxp, d, l.gs), l.gs),
                 Mat::rows(params, off.w_ih, plan.input),
                 Out {
                     buf: dx,

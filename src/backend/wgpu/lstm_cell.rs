@@ -49,6 +49,11 @@ impl GpuCell for LstmCell {
         plan.hidden * if has_proj(plan) { 5 } else { 4 }
     }
 
+    /// i, f, g, o are the first 4H values of a record row.
+    fn gates_in_record(&self, _plan: &LayerPlan) -> bool {
+        true
+    }
+
     fn scratch_width(&self, plan: &LayerPlan) -> usize {
         scr_dh(plan)
             + if has_proj(plan) {
@@ -117,7 +122,14 @@ impl GpuCell for LstmCell {
         let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
         // dW_hh += dgh^T h_{t-1}, db_hh += column sums of dgh
         c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(c.gates, c.dir(l.dgh, d, l.gh), l.gh, l.gh, grads, off.b_hh);
+        c.col_sums(
+            c.gate_buf(),
+            c.dir(l.dgh, d, l.gs),
+            l.gh,
+            l.gs,
+            grads,
+            off.b_hh,
+        );
         let scr = c.dir(l.scr, d, l.sw);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]

@@ -479,7 +479,8 @@ impl Backend for WgpuBackend {
             Precision::F32 => 4,
             Precision::F16 => 2,
         };
-        let (cache, gates) = layer::largest_lens(plan, seq);
+        let f16 = self.precision == Precision::F16;
+        let (cache, gates) = layer::largest_lens(plan, seq, f16);
         (cache as u64 * cache_elem).max(gates as u64 * 4)
     }
     fn layer_forward(
