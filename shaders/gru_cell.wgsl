@@ -12,8 +12,14 @@
 //
 // Record (K = 4H): [r | z | n | q] with q = hn (Pytorch, needed for dr) or q = r * h
 // (ResetBefore, the right factor of dW_hn).
-// Scratch (S = H Pytorch, 2H ResetBefore): [dh | drh] with dh the whole gradient of h_t
-// (dy + what came back from step t+1) and drh = W_hn^T da_n (ResetBefore only).
+// Scratch (S = H Pytorch, 2H ResetBefore): [z dh | r drh] with dh the whole gradient of h_t
+// (dy + what came back from step t+1) and drh = W_hn^T da_n (ResetBefore only): the two
+// terms dh_through takes from its row besides W_hh^T dgh, so it reads no record there.
+// With GATES_IN_REC (f32 caches, see layer.wgsl's xp_get) the GEMM writes xp into the
+// record's r, z, n slots and the backward its gradients over the record once read:
+// ResetBefore dxp = dgh = [da_r | da_z | da_n] in r, z, n (q stays for dW_hn); Pytorch
+// dgh = [da_r | da_z | da_n r] in r, z, n and dxp's n block da_n in q (the host reads dxp
+// as two column blocks, GpuCell::dxp_blocks).
 //
 // Backward, per unit j: dn = dh (1 - z), dz = dh (h - n), da_n = dn (1 - n^2),
 // da_z = dz z (1 - z) and
@@ -64,9 +70,8 @@ fn hh3(d: u32, b: u32, s: u32, wr: u32, wz: u32, wn: u32) -> vec3<f32> {
 fn gates_rz(d: u32, row: u32, j: u32, a: vec3<f32>) -> vec2<f32> {
     let hd = p.hidden;
     let bh = b_hh(d);
-    let x = p.xp + row * p.gh;
-    let r = sigmoid(gates[x + j] + a.x + params[bh + j]);
-    let z = sigmoid(gates[x + hd + j] + a.y + params[bh + hd + j]);
+    let r = sigmoid(xp_get(row, j) + a.x + params[bh + j]);
+    let z = sigmoid(xp_get(row, hd + j) + a.y + params[bh + hd + j]);
     cache[rec_at(row, j)] = CT(r);
     cache[rec_at(row, hd + j)] = CT(z);
     return vec2<f32>(r, z);
@@ -116,7 +121,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
     let r = rz.x;
     let z = rz.y;
     let hn = a.z + params[b_hh(d) + 2u * hd + j];
-    let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + r * hn);
+    let n = tanh_stable(xp_get(row, 2u * hd + j) + r * hn);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = CT(n);
     cache[rec_at(row, 3u * hd + j)] = CT(hn);
@@ -167,7 +172,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
             hn += params[wn + k] * f32(cache[q + k]);
         }
     }
-    let n = tanh_stable(gates[p.xp + row * p.gh + 2u * hd + j] + hn);
+    let n = tanh_stable(xp_get(row, 2u * hd + j) + hn);
     let z = f32(cache[rec_at(row, hd + j)]);
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = CT(n);
@@ -178,15 +183,14 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Gradient reaching h_{t-1}[k] through the step of `row` (whose backward is complete).
 fn dh_through(d: u32, row: u32, k: u32) -> f32 {
     let hd = p.hidden;
-    var acc = f32(cache[rec_at(row, hd + k)]) * gates[scr_at(row, k)];
+    var acc = gates[scr_at(row, k)];
     let w = w_hh(d) + k;
     let g_end = select(p.gh, 2u * hd, reset_before());
-    let dg = p.dgh + row * p.gh;
     for (var g = 0u; g < g_end; g++) {
-        acc += params[w + g * p.rw] * gates[dg + g];
+        acc += params[w + g * p.rw] * dgh_get(row, g);
     }
     if (reset_before()) {
-        acc += f32(cache[rec_at(row, k)]) * gates[scr_at(row, hd + k)];
+        acc += gates[scr_at(row, hd + k)];
     }
     return acc;
 }
@@ -234,8 +238,7 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
         if (j < p.hidden && tile_has(b + c)) {
             var dh = tile_dh(d, b + c, j, wt[c]);
             if (recurrent() && p.s + 1u < lens[b + c]) {
-                let next = next_row(d, b + c, p.s);
-                dh += f32(cache[rec_at(next, p.hidden + j)]) * gates[scr_at(next, j)];
+                dh += gates[scr_at(next_row(d, b + c, p.s), j)];
             }
             bwd_cell(d, b + c, j, dh);
         }
@@ -247,27 +250,39 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    gates[scr_at(row, j)] = dh;
+    // Every record element of (row, j) is read before any is overwritten (GATES_IN_REC).
     let r = f32(cache[rec_at(row, j)]);
     let z = f32(cache[rec_at(row, hd + j)]);
     let n = f32(cache[rec_at(row, 2u * hd + j)]);
+    let hn = f32(cache[rec_at(row, 3u * hd + j)]);
+    gates[scr_at(row, j)] = z * dh;
     let h = h_before(d, b, j);
     let da_n = dh * (1.0 - z) * (1.0 - n * n);
     let da_z = dh * (h - n) * z * (1.0 - z);
+    if (reset_before()) {
+        // dgh is the dxp section (GpuCell::dgh_is_dxp), completed by bwd_reset.
+        dxp_set(row, hd + j, da_z);
+        dxp_set(row, 2u * hd + j, da_n);
+        return;
+    }
+    let da_r = da_n * hn * r * (1.0 - r);
+    if (gates_in_rec()) {
+        // dgh = [da_r | da_z | da_n r] over r, z, n; dxp's n block over q.
+        cache[rec_at(row, j)] = CT(da_r);
+        cache[rec_at(row, hd + j)] = CT(da_z);
+        cache[rec_at(row, 2u * hd + j)] = CT(da_n * r);
+        cache[rec_at(row, 3u * hd + j)] = CT(da_n);
+        return;
+    }
     let dx = p.dxp + row * p.gh;
+    gates[dx + j] = da_r;
     gates[dx + hd + j] = da_z;
     gates[dx + 2u * hd + j] = da_n;
-    // ResetBefore: dgh is the dxp section (GpuCell::dgh_is_dxp), completed by bwd_reset.
-    if (!reset_before()) {
-        let hn = f32(cache[rec_at(row, 3u * hd + j)]);
-        let da_r = da_n * hn * r * (1.0 - r);
-        gates[dx + j] = da_r;
-        // Pytorch: dgh is its own section, [da_r | da_z | da_n r].
-        let dg = p.dgh + row * p.gh;
-        gates[dg + j] = da_r;
-        gates[dg + hd + j] = da_z;
-        gates[dg + 2u * hd + j] = da_n * r;
-    }
+    // Pytorch: dgh is its own section, [da_r | da_z | da_n r].
+    let dg = p.dgh + row * p.gh;
+    gates[dg + j] = da_r;
+    gates[dg + hd + j] = da_z;
+    gates[dg + 2u * hd + j] = da_n * r;
 }
 
 // ResetBefore, phase 2: drh = W_hn^T da_n over the complete da_n row, then da_r.
@@ -284,15 +299,14 @@ fn bwd_reset(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let w = w_hh(d) + 2u * hd * p.rw + j;
-    let dn = p.dgh + row * p.gh + 2u * hd;
     var drh = 0.0;
     for (var g = 0u; g < hd; g++) {
-        drh += params[w + g * p.rw] * gates[dn + g];
+        drh += params[w + g * p.rw] * dgh_get(row, 2u * hd + g);
     }
-    gates[scr_at(row, hd + j)] = drh;
     let r = f32(cache[rec_at(row, j)]);
+    gates[scr_at(row, hd + j)] = r * drh;
     let da_r = drh * h_before(d, b, j) * r * (1.0 - r);
-    gates[p.dxp + row * p.gh + j] = da_r;
+    dxp_set(row, j, da_r);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 

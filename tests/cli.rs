@@ -495,16 +495,17 @@ fn bench_writes_comparable_json() {
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
 }
 
-/// The bytes one more time step adds to a training step's peak, per sequence and hidden unit,
-/// of a one-layer LSTM (hidden = input = 32, batch 8) with the layer caches in `precision`.
-fn lstm_peak_floats_per_row_unit(precision: &str) -> f64 {
+/// The floats one more time step adds to a training step's peak, per sequence and hidden
+/// unit, of a one-layer `cell` (hidden = input = 32, batch 8) with the layer caches in
+/// `precision`.
+fn peak_floats_per_row_unit(cell: &str, precision: &str) -> f64 {
     let peak = |seq: &str| {
-        let path = temp_path(&format!("peak_{precision}_{seq}.jsonl"));
+        let path = temp_path(&format!("peak_{cell}_{precision}_{seq}.jsonl"));
         let p = path.to_string_lossy().into_owned();
         ok(&[
             "bench",
             "--cell",
-            "lstm",
+            cell,
             "--layers",
             "1",
             "--hidden",
@@ -533,17 +534,26 @@ fn lstm_peak_floats_per_row_unit(precision: &str) -> f64 {
 }
 
 /// What a training step holds per time step is what the backward must keep and no more: the
-/// cache's cell state and four gate activations (5 floats per sequence and unit), the layer
-/// output that also holds h (1), the input (1) and the output's gradient (1). The input
+/// LSTM cache's cell state and four gate activations (5 floats per sequence and unit), the
+/// layer output that also holds h (1), the input (1) and the output's gradient (1); the GRU
+/// cache's r, z, n, hn (4) and its backward scratch (1) instead of the LSTM's 5. The input
 /// projections and their gradients live in the cache's gate slots (f32 caches), so a
-/// gate-wide buffer of their own (4 more) fails the upper bound; anything not counted fails
-/// the lower one. f16 caches halve the first 5 and keep the gate sections in f32 (4).
+/// gate-wide buffer of their own (4 more for the LSTM, 6 for the GRU) fails the upper bound;
+/// anything not counted fails the lower one. f16 caches halve the LSTM's 5 and keep the gate
+/// sections in f32 (4).
 #[test]
 fn bench_peak_memory_is_what_the_backward_keeps() {
-    let f32_slope = lstm_peak_floats_per_row_unit("f32");
-    assert!((8.0..8.5).contains(&f32_slope), "f32: {f32_slope}");
-    let f16_slope = lstm_peak_floats_per_row_unit("f16");
-    assert!((9.5..10.0).contains(&f16_slope), "f16: {f16_slope}");
+    for (cell, precision, low) in [
+        ("lstm", "f32", 8.0),
+        ("gru", "f32", 8.0),
+        ("lstm", "f16", 9.5),
+    ] {
+        let slope = peak_floats_per_row_unit(cell, precision);
+        assert!(
+            (low..low + 0.5).contains(&slope),
+            "{cell} {precision}: {slope} floats per sequence and unit"
+        );
+    }
 }
 
 #[test]

@@ -61,6 +61,20 @@ impl GpuCell for GruCell {
     fn record_width(&self, plan: &LayerPlan) -> usize {
         4 * plan.hidden
     }
+    /// r, z, n are the first 3H values of a record row (both variants).
+    fn gates_in_record(&self, _plan: &LayerPlan) -> bool {
+        true
+    }
+    /// Pytorch: dgh takes the r, z, n slots (its n block is da_n r), so dxp's n block da_n
+    /// is in the q slot.
+    fn dxp_blocks_in_record(&self, plan: &LayerPlan) -> Vec<(usize, usize, usize)> {
+        let h = plan.hidden;
+        if reset_before(plan) {
+            vec![(0, 3 * h, 0)]
+        } else {
+            vec![(0, 2 * h, 0), (2 * h, h, 3 * h)]
+        }
+    }
     fn scratch_width(&self, plan: &LayerPlan) -> usize {
         if reset_before(plan) {
             2 * plan.hidden

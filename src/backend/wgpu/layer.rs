@@ -182,6 +182,9 @@ pub(super) struct Layout {
     pub gates_in_rec: bool,
     /// Row stride of xp, dxp and dgh: G*H in the gates buffer, K in the record.
     pub gs: usize,
+    /// Where dxp's columns are in its rows: (first gate column, columns, offset in the
+    /// row), one block unless the record holds dxp in pieces.
+    pub dxp_blocks: Vec<(usize, usize, usize)>,
     pub xp: usize,
     /// Initial recurrent state of each sequence, [D][B][R].
     pub h0: usize,
@@ -234,17 +237,19 @@ impl Layout {
         // keep them in f32, where small gradients stay exact), else at the start of the
         // gates buffer.
         let gates_in_rec = !f16_cache && cell.gates_in_record(plan);
-        let (xp, gs, in_gates) = if gates_in_rec {
-            (rec, kw, 0)
+        // (xp = dxp, row stride, dgh, where the rest of the gates buffer starts)
+        let (xp, gs, dgh, dgh0) = if gates_in_rec {
+            (rec, kw, rec, 0)
+        } else if cell.dgh_is_dxp(plan) {
+            (0, gh, 0, rows * gh)
         } else {
-            (0, gh, rows * gh)
+            (0, gh, rows * gh, 2 * rows * gh)
         };
         let dxp = xp;
-        let dgh = if cell.dgh_is_dxp(plan) { dxp } else { in_gates };
-        let dgh0 = if cell.dgh_is_dxp(plan) {
-            in_gates
+        let dxp_blocks = if gates_in_rec {
+            cell.dxp_blocks_in_record(plan)
         } else {
-            in_gates + rows * gh
+            vec![(0, gh, 0)]
         };
         // The backward's scratch lives with its gate gradients, not in the cache, so the
         // cache holds only what the forward records.
@@ -262,6 +267,7 @@ impl Layout {
             sw,
             gates_in_rec,
             gs,
+            dxp_blocks,
             xp,
             h0,
             c0,
@@ -664,6 +670,11 @@ pub(super) trait GpuCell {
     fn gates_in_record(&self, _plan: &LayerPlan) -> bool {
         false
     }
+    /// Where dxp's columns are in a record row (see `Layout::dxp_blocks`) when the record
+    /// holds the gate sections.
+    fn dxp_blocks_in_record(&self, plan: &LayerPlan) -> Vec<(usize, usize, usize)> {
+        vec![(0, plan.gates * plan.hidden, 0)]
+    }
     /// Whether the recurrent state after each step is the layer's output at that step, so
     /// the output can hold it (see `Layout::hs_in_y`).
     fn state_is_output(&self) -> bool {
@@ -895,46 +906,45 @@ pub(super) fn layer_backward(
         );
     }
     for (d, off) in plan.dirs.iter().enumerate() {
-        // dW_ih += dxp^T x, db_ih += column sums of dxp
-        c.gemm(
-            l.gh,
-            plan.input,
-            l.rows(),
-            Mat::t(c.gate_buf(), c.dir(l.dxp, d, l.gs), l.gs),
-            Mat::rows(x, 0, plan.input),
-            Out {
-                buf: grads,
-                off: off.w_ih,
-                rs: plan.input,
-            },
-            true,
-        );
-        c.col_sums(
-            c.gate_buf(),
-            c.dir(l.dxp, d, l.gs),
-            l.gh,
-            l.gs,
-            grads,
-            off.b_ih,
-        );
+        let dxp = c.dir(l.dxp, d, l.gs);
+        for &(col, n, at) in &l.dxp_blocks {
+            // dW_ih += dxp^T x, db_ih += column sums of dxp
+            c.gemm(
+                n,
+                plan.input,
+                l.rows(),
+                Mat::t(c.gate_buf(), dxp + at, l.gs),
+                Mat::rows(x, 0, plan.input),
+                Out {
+                    buf: grads,
+                    off: off.w_ih + col * plan.input,
+                    rs: plan.input,
+                },
+                true,
+            );
+            c.col_sums(c.gate_buf(), dxp + at, n, l.gs, grads, off.b_ih + col);
+        }
         cell.param_grads(&c, d, grads);
     }
     if let Some(dx) = dx {
         // dx = sum over directions of dxp W_ih
         for (d, off) in plan.dirs.iter().enumerate() {
-            c.gemm(
-                l.rows(),
-                plan.input,
-                l.gh,
-                Mat::rows(c.gate_buf(), c.dir(l.dxp, d, l.gs), l.gs),
-                Mat::rows(params, off.w_ih, plan.input),
-                Out {
-                    buf: dx,
-                    off: 0,
-                    rs: plan.input,
-                },
-                d > 0,
-            );
+            let dxp = c.dir(l.dxp, d, l.gs);
+            for (i, &(col, n, at)) in l.dxp_blocks.iter().enumerate() {
+                c.gemm(
+                    l.rows(),
+                    plan.input,
+                    n,
+                    Mat::rows(c.gate_buf(), dxp + at, l.gs),
+                    Mat::rows(params, off.w_ih + col * plan.input, plan.input),
+                    Out {
+                        buf: dx,
+                        off: 0,
+                        rs: plan.input,
+                    },
+                    d > 0 || i > 0,
+                );
+            }
         }
     }
 }
