@@ -15,6 +15,7 @@
 #                                   each alone and together
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table)
+#   bash benches/device.sh tune-f16 the same with --precision f16 (its own table entry)
 #
 # Each part fits the device tool's 10-minute limit on its own; `first` is the first thing to
 # run (a wrong kernel makes its timings meaningless, so it checks before it times). Results go
@@ -118,11 +119,16 @@ tune() {
         --json "$OUT/wgrnn-tune.jsonl" | tee "$OUT/tune.txt"
 }
 
+tune-f16() {
+    WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --tune --precision f16 \
+        --warmup 2 --reps 5 --json "$OUT/wgrnn-tune-f16.jsonl" | tee "$OUT/tune-f16.txt"
+}
+
 status=0
 for part in "$@"; do
     case "$part" in
-        first | check | check-new | suite | variants | f16 | tune) "$part" || status=1 ;;
-        *) echo "unknown part $part (first, check, check-new, suite, variants, f16, tune)" >&2
+        first | check | check-new | suite | variants | f16 | tune | tune-f16) "$part" || status=1 ;;
+        *) echo "unknown part $part (first, check, check-new, suite, variants, f16, tune, tune-f16)" >&2
             status=2 ;;
     esac
 done

@@ -646,8 +646,8 @@ fn run_check(args: CheckArgs) -> Result<()> {
     let gpu = match args.candidate {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
-            let kernels = apply_kernel_flags(&mut gpu, &args.kernels)?;
             gpu.set_precision(args.precision)?;
+            let kernels = apply_kernel_flags(&mut gpu, &args.kernels)?;
             Some((gpu, kernels))
         }
         Candidate::Cpu64 => {
@@ -787,9 +787,13 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
         }
     }
     let chosen = report.entry.tuning.label();
+    let precision = format!("{:?}", report.entry.precision).to_lowercase();
     table.put(report.entry);
     table.save(&path)?;
-    println!("chosen: {chosen}; stored in {}", path.display());
+    println!(
+        "chosen: {chosen}; stored in {} (the entry for --precision {precision})",
+        path.display()
+    );
     Ok(())
 }
 

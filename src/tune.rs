@@ -188,6 +188,7 @@ pub fn tune(
     ranked.sort_by(|a, b| a.relative_time.total_cmp(&b.relative_time));
     let entry = Entry {
         adapter: adapter.expect("at least one run"),
+        precision,
         tuning: ranked[0].tuning,
         configs: configs.iter().map(BenchConfig::label).collect(),
         measured: ranked

@@ -304,6 +304,56 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let t = check(&["--step-kernel", "rowwise"], &on);
     assert!(t.contains("kernels: steps=rowwise"), "{t}");
+    // The entry holds what was measured at f32; an f16 run starts from the defaults.
+    assert_eq!(entries[0]["precision"], "f32", "{json}");
+    let t = check(&["--precision", "f16"], &on);
+    assert!(!t.contains("from the autotune table"), "{t}");
+    // A tune at f16 adds its own entry, which f16 runs then start from; f32's stays.
+    let out = wgrnn_env(
+        &[
+            "bench",
+            "--tune",
+            "--precision",
+            "f16",
+            "--hidden",
+            "24",
+            "--input",
+            "8",
+            "--batch",
+            "3",
+            "--seq",
+            "4",
+            "--warmup",
+            "1",
+            "--reps",
+            "1",
+        ],
+        &on,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(the entry for --precision f16)"),
+        "{}",
+        stdout(&out)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).expect("the table")).expect("JSON");
+    let precisions: Vec<&str> = json["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["precision"].as_str())
+        .collect();
+    assert_eq!(precisions, ["f32", "f16"], "{json}");
+    let t = check(&["--precision", "f16"], &on);
+    assert!(t.contains("(from the autotune table"), "{t}");
+    let t = check(&[], &on);
+    assert!(
+        t.contains(&format!(
+            "kernels: {chosen} (from the autotune table {file})"
+        )),
+        "{t}"
+    );
     let t = check(&[], &[("WGRNN_TUNING_FILE", file)]);
     assert!(
         t.contains("kernels: steps=tiled units=auto gemm=auto checked;"),

@@ -1,6 +1,7 @@
-//! The autotune table: for each adapter, the kernel choices (`Tuning`) that `wgrnn bench
-//! --tune` measured fastest on it, kept in a JSON file so every later run on that adapter
-//! starts from them. Kernels that compute the same thing differ in speed from one GPU to the
+//! The autotune table: for each adapter and precision, the kernel choices (`Tuning`) that
+//! `wgrnn bench --tune` measured fastest on it, kept in a JSON file so every later run on that
+//! adapter at that precision starts from them (f16 caches and tensor cores move the best
+//! choices). Kernels that compute the same thing differ in speed from one GPU to the
 //! next (tile widths, the blocked inner loops, bounds checks), and no one default suits them
 //! all.
 //!
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Tuning;
+use super::{Precision, Tuning};
 
 /// Environment variable naming the table file.
 pub const FILE_ENV: &str = "WGRNN_TUNING_FILE";
@@ -53,11 +54,14 @@ pub struct Measured {
     pub relative_time: f64,
 }
 
-/// The choices measured fastest on one adapter.
+/// The choices measured fastest on one adapter at one precision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// The adapter.
     pub adapter: AdapterKey,
+    /// The precision the runs used (`f32` for tables written before entries had one).
+    #[serde(default)]
+    pub precision: Precision,
     /// The fastest choices.
     pub tuning: Tuning,
     /// The configurations they were measured on (`BenchConfig::label`).
@@ -68,10 +72,10 @@ pub struct Entry {
     pub version: String,
 }
 
-/// The table: one entry per adapter.
+/// The table: one entry per adapter and precision.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Table {
-    /// Entries, one per adapter key.
+    /// Entries, one per adapter key and precision.
     pub entries: Vec<Entry>,
 }
 
@@ -133,16 +137,19 @@ impl Table {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
-    /// The entry of `adapter` written by this version of wgrnn, if any.
-    pub fn get(&self, adapter: &AdapterKey) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| &e.adapter == adapter && e.version == env!("CARGO_PKG_VERSION"))
+    /// The entry of `adapter` at `precision` written by this version of wgrnn, if any.
+    pub fn get(&self, adapter: &AdapterKey, precision: Precision) -> Option<&Entry> {
+        self.entries.iter().find(|e| {
+            &e.adapter == adapter
+                && e.precision == precision
+                && e.version == env!("CARGO_PKG_VERSION")
+        })
     }
 
-    /// Puts `entry` in place of any entry for the same adapter.
+    /// Puts `entry` in place of any entry for the same adapter and precision.
     pub fn put(&mut self, entry: Entry) {
-        self.entries.retain(|e| e.adapter != entry.adapter);
+        self.entries
+            .retain(|e| e.adapter != entry.adapter || e.precision != entry.precision);
         self.entries.push(entry);
     }
 }
@@ -175,6 +182,7 @@ mod tests {
                 backend: "Vulkan".into(),
                 driver: "d 1".into(),
             },
+            precision: Precision::F32,
             tuning: Tuning {
                 step_tile_units: units,
                 ..Tuning::default()
@@ -189,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn table_round_trips_and_keeps_one_entry_per_adapter() {
+    fn table_round_trips_and_keeps_one_entry_per_adapter_and_precision() {
         let dir = std::env::temp_dir().join(format!("wgrnn-autotune-{}", std::process::id()));
         let path = dir.join("sub").join("tuning.json");
         let _ = std::fs::remove_dir_all(&dir);
@@ -207,16 +215,34 @@ mod tests {
         assert_eq!(back.entries.len(), 2);
         let key = |n: &str| entry(n, None).adapter;
         assert_eq!(
-            back.get(&key("a")).map(|e| e.tuning.step_tile_units),
+            back.get(&key("a"), Precision::F32)
+                .map(|e| e.tuning.step_tile_units),
             Some(Some(64))
         );
-        assert!(back.get(&key("c")).is_none());
+        assert!(back.get(&key("c"), Precision::F32).is_none());
+        // An entry per precision: f16's neither replaces nor answers for f32's.
+        assert!(back.get(&key("a"), Precision::F16).is_none());
+        let mut half = entry("a", Some(32));
+        half.precision = Precision::F16;
+        let mut both = back.clone();
+        both.put(half);
+        assert_eq!(both.entries.len(), 3);
+        let units = |p| both.get(&key("a"), p).map(|e| e.tuning.step_tile_units);
+        assert_eq!(units(Precision::F32), Some(Some(64)));
+        assert_eq!(units(Precision::F16), Some(Some(32)));
+        // Tables written before entries had a precision hold f32 entries.
+        let old_text = serde_json::to_string(&back)
+            .expect("json")
+            .replace(",\"precision\":\"f32\"", "");
+        assert!(!old_text.contains("precision"), "{old_text}");
+        let old: Table = serde_json::from_str(&old_text).expect("an older table");
+        assert_eq!(old, back);
         // Another version's entry does not apply.
         let mut old = entry("c", None);
         old.version = "0.0.0-old".into();
         let mut t2 = back.clone();
         t2.put(old);
-        assert!(t2.get(&key("c")).is_none());
+        assert!(t2.get(&key("c"), Precision::F32).is_none());
         std::fs::write(&path, "{ not json").expect("write");
         let err = Table::load(&path).expect_err("corrupt");
         assert!(

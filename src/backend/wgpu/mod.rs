@@ -143,7 +143,18 @@ impl Default for Tuning {
 /// its large matrix products may round their operands to f16 on the tensor cores. Every sum
 /// is f32 either way; parameters, gradients, optimizer state, layer outputs and the
 /// backward's gate gradients stay f32.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Everything in f32.
     #[default]
@@ -167,6 +178,9 @@ pub struct WgpuBackend {
     tuning: Tuning,
     /// The autotune table the starting choices came from, if any.
     tuned_from: Option<std::path::PathBuf>,
+    /// The choices were set through [`WgpuBackend::set_tuning`], so a change of precision
+    /// keeps them instead of taking that precision's table entry.
+    tuning_fixed: bool,
     precision: Precision,
 }
 
@@ -182,16 +196,19 @@ impl WgpuBackend {
             lengths: RefCell::default(),
             tuning: Tuning::default(),
             tuned_from: None,
+            tuning_fixed: false,
             precision: Precision::F32,
         };
-        be.set_tuning(Tuning::default());
         be.apply_autotune_table();
         Ok(be)
     }
 
-    /// Starts from this adapter's entry of the autotune table, where there is a valid one. A
-    /// table that cannot be read is reported and ignored: it only ever holds speed choices.
+    /// Starts from the defaults, or from the autotune table's entry for this adapter at the
+    /// backend's precision where there is a valid one. A table that cannot be read is
+    /// reported and ignored: it only ever holds speed choices.
     fn apply_autotune_table(&mut self) {
+        self.install_tuning(Tuning::default());
+        self.tuned_from = None;
         if !autotune::enabled() {
             return;
         }
@@ -201,9 +218,9 @@ impl WgpuBackend {
         match autotune::Table::load(&path) {
             Ok(table) => {
                 let key = autotune::AdapterKey::of(self.gpu.info());
-                if let Some(e) = table.get(&key) {
+                if let Some(e) = table.get(&key, self.precision) {
                     if e.tuning.is_valid() {
-                        self.set_tuning(e.tuning);
+                        self.install_tuning(e.tuning);
                         self.tuned_from = Some(path);
                     } else {
                         eprintln!(
@@ -235,8 +252,15 @@ impl WgpuBackend {
         self.tuning
     }
 
-    /// Changes the kernel choices (for benchmarks and tests that compare kernels).
-    pub fn set_tuning(&mut self, mut tuning: Tuning) {
+    /// Changes the kernel choices (for benchmarks and tests that compare kernels); they
+    /// stay through later changes of precision.
+    pub fn set_tuning(&mut self, tuning: Tuning) {
+        self.install_tuning(tuning);
+        self.tuning_fixed = true;
+    }
+
+    /// Puts `tuning` in effect, less what the adapter cannot run.
+    fn install_tuning(&mut self, mut tuning: Tuning) {
         assert!(
             matches!(
                 tuning.step_tile_units,
@@ -271,6 +295,10 @@ impl WgpuBackend {
         }
         self.precision = precision;
         self.gpu.set_auto_tensor(precision == Precision::F16);
+        if !self.tuning_fixed {
+            // The table's choices were measured at one precision each.
+            self.apply_autotune_table();
+        }
         Ok(())
     }
 
