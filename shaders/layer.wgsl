@@ -17,9 +17,9 @@
 //   7 dy      f32[]   read: gradient of the layer output [T, B, D*out] (backward)
 //   8 out_h   f32[]   read_write: final h (forward) / gradient of the initial h (backward)
 //   9 out_c   f32[]   read_write: final c (forward) / gradient of the initial c (backward)
-//  10 gates   f32[]   read_write: the layer call's gate sections xp / dxp / dgh (below),
-//                     a buffer of their own that lives only while the layer's forward or
-//                     backward runs
+//  10 gates   f32[]   read_write: the layer call's gate sections xp / dxp / dgh (below;
+//                     in the cache with GATES_IN_REC), the scratch and dc, a buffer of
+//                     their own that lives only while the layer's forward or backward runs
 //
 // Sections, each [D][T][B][width] (row index (d*T + t)*B + b), except dc [D][B][C]; xp, dxp,
 // dgh, scr and dc are in `gates` (xp, dxp and dgh in rec instead with GATES_IN_REC, see

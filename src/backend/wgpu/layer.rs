@@ -298,7 +298,8 @@ pub(super) struct Call<'a> {
     pub lay: Layout,
     pub params: &'a GpuBuffer,
     pub cache: &'a GpuBuffer,
-    /// xp / dxp / dgh (binding 10), made for this call.
+    /// xp / dxp / dgh (binding 10), made for this call; where the record holds them
+    /// (`Layout::gates_in_rec`) only dgh0, the scratch and dc.
     pub gates: &'a GpuBuffer,
     /// The layer's output (binding 3), which may hold the states (`Layout::hs_in_y`).
     pub y: &'a GpuBuffer,
