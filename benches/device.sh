@@ -5,12 +5,14 @@
 #
 #   bash benches/device.sh first    what a session with one short device call needs most, in
 #                                   order, each part cut off at what remains of $BUDGET seconds
-#                                   (default 540): check-new, suite, f16, check, variants
+#                                   (default 540): check-new, suite, ksplit, f16, check,
+#                                   variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh check-new only the kernels that have never run on hardware (the
 #                                   tensor-core builds), and the defaults
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
-#   bash benches/device.sh variants the suite once per alternative kernel choice
+#   bash benches/device.sh ksplit   the suite with the step tiles' K split 4 and 2 ways
+#   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
@@ -35,7 +37,8 @@ fi
 # Every kernel variant `check` compares with the CPU reference; the last four are the
 # tensor-core builds (`check-new`), which no machine without matrix units can run.
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
-    "--gemm small" "--step-units 64" "--step-units 16" "--precision f16 --step-kernel tiled"
+    "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
+    "--step-k-split 2 --step-units 64" "--precision f16 --step-kernel tiled"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
@@ -62,7 +65,7 @@ check_variants() {
 }
 
 check() { check_variants "${VARIANTS[@]}"; }
-check-new() { check_variants "" "${VARIANTS[@]:8}"; }
+check-new() { check_variants "" "${VARIANTS[@]:10}"; }
 
 suite() {
     # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
@@ -80,6 +83,13 @@ variants() {
     "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
     "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
     "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
+}
+
+ksplit() {
+    # The f32 tiles with their inner dimension split 4 and 2 ways (Tuning::step_k_split):
+    # more warps per core where the step's grid is small (the flagship's 128 workgroups).
+    "$W" bench --suite "$S" --step-k-split 4 --no-kernels --json "$OUT/wgrnn-ksplit4.jsonl"
+    "$W" bench --suite "$S" --step-k-split 2 --no-kernels --json "$OUT/wgrnn-ksplit2.jsonl"
 }
 
 f16() {
@@ -102,7 +112,7 @@ first() {
     # cut off at the budget's remainder, so whatever finished comes back.
     local budget="${BUDGET:-540}"
     local status=0
-    for part in check-new suite f16 check variants; do
+    for part in check-new suite ksplit f16 check variants; do
         local left=$((budget - SECONDS))
         if [ "$left" -lt 30 ]; then
             echo "first: no time left for $part" | tee -a "$OUT/skipped.txt"
@@ -127,8 +137,10 @@ tune-f16() {
 status=0
 for part in "$@"; do
     case "$part" in
-        first | check | check-new | suite | variants | f16 | tune | tune-f16) "$part" || status=1 ;;
-        *) echo "unknown part $part (first, check, check-new, suite, variants, f16, tune, tune-f16)" >&2
+        first | check | check-new | suite | ksplit | variants | f16 | tune | tune-f16)
+            "$part" || status=1 ;;
+        *) echo "unknown part $part (first, check, check-new, suite, ksplit, variants, f16," \
+            "tune, tune-f16)" >&2
             status=2 ;;
     esac
 done

@@ -29,11 +29,14 @@ fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
     let a = tile_w_h(l, wg, 1u);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     for (var c = 0u; c < 4u; c++) {
@@ -43,11 +46,14 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
 }
 
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;

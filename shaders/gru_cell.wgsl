@@ -96,11 +96,14 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Pytorch, tiled (tile_w_h, see layer.wgsl): TU units, their three gate rows, for 16
 // sequences per workgroup.
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
     let a = tile_w_h(l, wg, 3u);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     for (var c = 0u; c < 4u; c++) {
@@ -226,11 +229,14 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Pytorch, tiled (tile_wt_dgh, see layer.wgsl: TU units x 16 sequences per workgroup): the
 // W_hh^T dgh part of dh_through from the tile, plus the direct z dh term of the next step.
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;

@@ -360,7 +360,11 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 // global loads both implementations share (each chunk of weights and states loaded so that
 // 16 consecutive invocations read 16 consecutive addresses, into named vec4 registers that
 // carry it to the next chunk, never a private array), and the cells' per-lane helpers.
+// With KS > 1 (the f32 tiles' plain loops only) a workgroup has 4 * TU * KS invocations
+// that split the inner dimension KS ways (shaders/step_tiles.wgsl); the results are in the
+// lead invocations l < 4 * TU (tile_lead), and only those go on to the cell update.
 override TU: u32 = 64u;
+override KS: u32 = 1u;
 const TB: u32 = 16u;
 const TK: u32 = 16u;
 
@@ -473,6 +477,11 @@ fn tile_dh(d: u32, b: u32, j: u32, wt: f32) -> f32 {
     }
     let t = time_of(d, b, p.s);
     return dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next;
+}
+
+// Whether invocation l holds results of the tile's products (KS above).
+fn tile_lead(l: u32) -> bool {
+    return l < 4u * TU;
 }
 
 // Whether lane sequence b of a tile has a step p.s. The tiled entry points hand lane c of

@@ -122,11 +122,14 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Tiled forward step (tile_w_h, see layer.wgsl): TU units, all four gate rows of each, for
 // 16 sequences per workgroup, so each W_hh element loaded serves 16 sequences.
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();
     let a = tile_w_h(l, wg, 4u);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     for (var c = 0u; c < 4u; c++) {
@@ -203,11 +206,14 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // Tiled backward step (no projection: R = H; tile_wt_dgh, see layer.wgsl): dh_t = dy_t +
 // W_hh^T da_{t+1} for TU units x 16 sequences per workgroup.
-@compute @workgroup_size(4u * TU, 1, 1)
+@compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
+    if (!tile_lead(l)) {
+        return;
+    }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;

@@ -5,15 +5,20 @@
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
 // The inner dimension goes in chunks of TK = 16 (32 in the blocked backward). Each chunk of
-// the weights and of the state goes through workgroup memory (`wsm`, `h_tile`: 26 KiB);
+// the weights and of the state goes through workgroup memory (`wsm`, `h_tile`: 28 KiB);
 // every weight element loaded serves 16 sequences. The next chunk's global loads are issued
 // before the current chunk's arithmetic, so their latency hides behind it. Sums run along
 // the inner dimension in ascending order within each partial sum.
 //
 // Two inner loops, chosen by the STEP_BLOCKED override:
-// - plain (any TU): invocation l accumulates its own outputs over the whole inner
-//   dimension; per k step it reads one vec4 of states and one weight per gate (4
-//   multiply-adds per shared-memory read in the forward, 2 in the backward).
+// - plain (any TU): invocation l accumulates its own outputs over the inner dimension;
+//   per k step it reads one vec4 of states and one weight per gate (4 multiply-adds per
+//   shared-memory read in the forward, 2 in the backward). With KS > 1 (layer.wgsl) the
+//   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
+//   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
+//   workgroup memory, and after the loop the other slices' partial sums are added into
+//   slice 0's there. A step whose grid is small thus gets KS times the warps per core and
+//   KS chains of loads in flight, each 1 / KS as long, at one more barrier.
 // - blocked (TU = 32, 128 invocations): invocation l = 32 slice + 8 sq + uq owns a 4-unit x
 //   4-sequence block (units 4 uq.., sequences 4 sq..) of every gate and a quarter of each
 //   chunk's k steps (its slice); per k step it reads one vec4 of weights per gate and one
@@ -24,7 +29,8 @@
 override STEP_BLOCKED: bool = false;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
 var<workgroup> wsm: array<vec4<f32>, 1536>;
-var<workgroup> h_tile: array<vec4<f32>, 128>; // [chunk][TB / 4]: states (or dgh) of 16 sequences
+// [chunk][TB / 4]: states (or dgh) of 16 sequences, per K slice (KS) in the plain loops.
+var<workgroup> h_tile: array<vec4<f32>, 256>;
 
 fn wsm_get(i: u32) -> f32 {
     return wsm[i >> 2u][i & 3u];
@@ -34,13 +40,13 @@ fn wsm_set(i: u32, v: f32) {
     wsm[i >> 2u][i & 3u] = v;
 }
 
-// Stores tile_w4's slot. Plain loop: weight (kk, gate, tile unit) at float kk * rs + gate *
-// TU + unit (row stride rs floats). Blocked loop (TU = 32): in vec4 kk * rs + gate * 8 +
-// unit / 4, lane unit % 4 (row stride rs vec4s).
-fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
+// Stores tile_w4's slot from float `at` (a multiple of 4). Plain loop: weight (kk, gate,
+// tile unit) at float kk * rs + gate * TU + unit (row stride rs floats). Blocked loop
+// (TU = 32): in vec4 kk * rs + gate * 8 + unit / 4, lane unit % 4 (row stride rs vec4s).
+fn stage_w4(at: u32, gate: u32, l: u32, rs: u32, v: vec4<f32>) {
     if (STEP_BLOCKED) {
         let u = l / TK;
-        let base = (l % TK) * rs + gate * 8u + u / 4u;
+        let base = at / 4u + (l % TK) * rs + gate * 8u + u / 4u;
         let lane = u % 4u;
         wsm[base][lane] = v.x;
         wsm[base + 2u][lane] = v.y;
@@ -48,7 +54,7 @@ fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
         wsm[base + 6u][lane] = v.w;
         return;
     }
-    let base = (l % TK) * rs + gate * TU + l / TK;
+    let base = at + (l % TK) * rs + gate * TU + l / TK;
     let step = TU / 4u;
     wsm_set(base, v.x);
     wsm_set(base + step, v.y);
@@ -56,27 +62,28 @@ fn stage_w4(gate: u32, l: u32, rs: u32, v: vec4<f32>) {
     wsm_set(base + 3u * step, v.w);
 }
 
-// Stores tile_w_gates' registers into workgroup memory.
-fn stage_w_gates(l: u32, rs: u32, v: Gates4, gates: u32) {
-    stage_w4(0u, l, rs, v.g0);
-    if (gates > 1u) { stage_w4(1u, l, rs, v.g1); }
-    if (gates > 2u) { stage_w4(2u, l, rs, v.g2); }
-    if (gates > 3u) { stage_w4(3u, l, rs, v.g3); }
+// Stores tile_w_gates' registers into workgroup memory from float `at`.
+fn stage_w_gates(at: u32, l: u32, rs: u32, v: Gates4, gates: u32) {
+    stage_w4(at, 0u, l, rs, v.g0);
+    if (gates > 1u) { stage_w4(at, 1u, l, rs, v.g1); }
+    if (gates > 2u) { stage_w4(at, 2u, l, rs, v.g2); }
+    if (gates > 3u) { stage_w4(at, 3u, l, rs, v.g3); }
 }
 
-// Stores element e of a [TB][width] chunk into h_tile ([width][TB] as vec4s of 4 sequences).
-fn stage_h(e: u32, v: f32, width: u32) {
+// Stores element e of a [TB][width] chunk into h_tile from vec4 `at` ([width][TB] as vec4s
+// of 4 sequences).
+fn stage_h(at: u32, e: u32, v: f32, width: u32) {
     let b = e / width;
-    h_tile[(e % width) * 4u + b / 4u][b % 4u] = v;
+    h_tile[at + (e % width) * 4u + b / 4u][b % 4u] = v;
 }
 
-// Stores tile_states' lanes into h_tile.
-fn stage_states(l: u32, stride: u32, count: u32, width: u32, v: vec4<f32>) {
-    stage_h(l, v.x, width);
-    if (count > 1u) { stage_h(l + stride, v.y, width); }
+// Stores tile_states' lanes into h_tile from vec4 `at`.
+fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, v: vec4<f32>) {
+    stage_h(at, l, v.x, width);
+    if (count > 1u) { stage_h(at, l + stride, v.y, width); }
     if (count > 2u) {
-        stage_h(l + 2u * stride, v.z, width);
-        stage_h(l + 3u * stride, v.w, width);
+        stage_h(at, l + 2u * stride, v.z, width);
+        stage_h(at, l + 3u * stride, v.w, width);
     }
 }
 
@@ -89,34 +96,44 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
-    let u = l % TU;
-    let q = l / TU;
-    let w = w_hh(d);
     let threads = 4u * TU;
+    // K slice `slice` (of KS) takes its own run of `per` chunks from k = `first`, staged in
+    // its own part of the workgroup memory; ls is the invocation's place in its slice.
+    let slice = l / threads;
+    let ls = l % threads;
+    let u = ls % TU;
+    let q = ls / TU;
+    let w = w_hh(d);
     // Row stride of the staged weights: gates * TU + 1 (the 1 spreads the transposed stores
-    // over the memory banks).
+    // over the memory banks); the slice's staged weights from float wo, its states from
+    // vec4 ho.
     let rs = gates * TU + 1u;
+    let wo = slice * rs * TK;
+    let ho = slice * TK * 4u;
+    let per = ((p.rw + TK - 1u) / TK + KS - 1u) / KS;
+    let first = slice * per * TK;
     var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (!recurrent()) {
         return acc;
     }
     // Registers holding the next chunk: one vec4 of weights per gate, and the 256 state
-    // elements of a chunk spread over the workgroup's invocations (1, 2 or 4 each).
+    // elements of a chunk spread over the slice's invocations (1, 2 or 4 each). Chunks past
+    // the inner dimension load zeros.
     let count = TB * TK / threads;
-    var wt = tile_w_gates(w, u0, 0u, l, gates);
-    var st = tile_states(d, b0, 0u, l, threads, count, TK, false);
-    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        stage_w_gates(l, rs, wt, gates);
-        stage_states(l, threads, count, TK, st);
+    var wt = tile_w_gates(w, u0, first, ls, gates);
+    var st = tile_states(d, b0, first, ls, threads, count, TK, false);
+    for (var i = 0u; i < per; i++) {
+        stage_w_gates(wo, ls, rs, wt, gates);
+        stage_states(ho, ls, threads, count, TK, st);
         workgroupBarrier();
-        let k1 = k0 + TK;
-        if (k1 < p.rw) {
-            wt = tile_w_gates(w, u0, k1, l, gates);
-            st = tile_states(d, b0, k1, l, threads, count, TK, false);
+        if (i + 1u < per) {
+            let k1 = first + (i + 1u) * TK;
+            wt = tile_w_gates(w, u0, k1, ls, gates);
+            st = tile_states(d, b0, k1, ls, threads, count, TK, false);
         }
         for (var kk = 0u; kk < TK; kk++) {
-            let h = h_tile[kk * 4u + q];
-            let wb = kk * rs + u;
+            let h = h_tile[ho + kk * 4u + q];
+            let wb = wo + kk * rs + u;
             acc.g0 += wsm_get(wb) * h;
             if (gates > 1u) {
                 acc.g1 += wsm_get(wb + TU) * h;
@@ -129,6 +146,27 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
             }
         }
         workgroupBarrier();
+    }
+    if (KS > 1u) {
+        // The other slices' partial sums through workgroup memory ([slice - 1][ls][gate]),
+        // added by slice 0 in slice order.
+        if (slice > 0u) {
+            let at = ((slice - 1u) * threads + ls) * 4u;
+            wsm[at] = acc.g0;
+            wsm[at + 1u] = acc.g1;
+            wsm[at + 2u] = acc.g2;
+            wsm[at + 3u] = acc.g3;
+        }
+        workgroupBarrier();
+        if (slice == 0u) {
+            for (var s = 1u; s < KS; s++) {
+                let at = ((s - 1u) * threads + ls) * 4u;
+                acc.g0 += wsm[at];
+                acc.g1 += wsm[at + 1u];
+                acc.g2 += wsm[at + 2u];
+                acc.g3 += wsm[at + 3u];
+            }
+        }
     }
     return acc;
 }
@@ -154,8 +192,8 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     var wt = tile_w_gates(w, u0, 0u, l, gates);
     var st = tile_states(d, b0, 0u, l, 128u, 2u, TK, false);
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        stage_w_gates(l, rs, wt, gates);
-        stage_states(l, 128u, 2u, TK, st);
+        stage_w_gates(0u, l, rs, wt, gates);
+        stage_states(0u, l, 128u, 2u, TK, st);
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
@@ -201,9 +239,9 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
 }
 
 // Stores tile_wt4's slot at chunk row offset g_off: weight (g, tile unit) at float
-// (g_off + g) * TU + unit.
-fn stage_wt4(l: u32, g_off: u32, v: vec4<f32>) {
-    let slot = (g_off + l / TU) * TU + l % TU;
+// at + (g_off + g) * TU + unit.
+fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
+    let slot = at + (g_off + l / TU) * TU + l % TU;
     wsm_set(slot, v.x);
     wsm_set(slot + 4u * TU, v.y);
     wsm_set(slot + 8u * TU, v.z);
@@ -220,30 +258,50 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
-    let u = l % TU;
-    let q = l / TU;
-    let w = w_hh(d);
     let threads = 4u * TU;
+    // The K slices as in tile_w_h, over the rows g: slice `slice` takes `per` chunks from
+    // g = `first`, its weights staged as [TK][TU] from float wo, its dgh from vec4 ho.
+    let slice = l / threads;
+    let ls = l % threads;
+    let u = ls % TU;
+    let q = ls / TU;
+    let w = w_hh(d);
+    let wo = slice * TK * TU;
+    let ho = slice * TK * 4u;
+    let per = ((p.gh + TK - 1u) / TK + KS - 1u) / KS;
+    let first = slice * per * TK;
     var acc = vec4<f32>(0.0);
     if (!recurrent()) {
         return acc;
     }
     let count = TB * TK / threads;
-    var w0 = tile_wt4(w, u0, 0u, l);
-    var st = tile_states(d, b0, 0u, l, threads, count, TK, true);
-    for (var g0 = 0u; g0 < p.gh; g0 += TK) {
-        stage_wt4(l, 0u, w0);
-        stage_states(l, threads, count, TK, st);
+    var w0 = tile_wt4(w, u0, first, ls);
+    var st = tile_states(d, b0, first, ls, threads, count, TK, true);
+    for (var i = 0u; i < per; i++) {
+        stage_wt4(wo, ls, 0u, w0);
+        stage_states(ho, ls, threads, count, TK, st);
         workgroupBarrier();
-        let g1 = g0 + TK;
-        if (g1 < p.gh) {
-            w0 = tile_wt4(w, u0, g1, l);
-            st = tile_states(d, b0, g1, l, threads, count, TK, true);
+        if (i + 1u < per) {
+            let g1 = first + (i + 1u) * TK;
+            w0 = tile_wt4(w, u0, g1, ls);
+            st = tile_states(d, b0, g1, ls, threads, count, TK, true);
         }
         for (var kk = 0u; kk < TK; kk++) {
-            acc += wsm_get(kk * TU + u) * h_tile[kk * 4u + q];
+            acc += wsm_get(wo + kk * TU + u) * h_tile[ho + kk * 4u + q];
         }
         workgroupBarrier();
+    }
+    if (KS > 1u) {
+        // The other slices' partial sums ([slice - 1][ls]), added by slice 0 in slice order.
+        if (slice > 0u) {
+            wsm[(slice - 1u) * threads + ls] = acc;
+        }
+        workgroupBarrier();
+        if (slice == 0u) {
+            for (var s = 1u; s < KS; s++) {
+                acc += wsm[(s - 1u) * threads + ls];
+            }
+        }
     }
     return acc;
 }
@@ -269,9 +327,9 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var w1 = tile_wt4(w, u0, 16u, l);
     var st = tile_states(d, b0, 0u, l, 128u, 4u, 32u, true);
     for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
-        stage_wt4(l, 0u, w0);
-        stage_wt4(l, 16u, w1);
-        stage_states(l, 128u, 4u, 32u, st);
+        stage_wt4(0u, l, 0u, w0);
+        stage_wt4(0u, l, 16u, w1);
+        stage_states(0u, l, 128u, 4u, 32u, st);
         workgroupBarrier();
         let g1 = g0 + 32u;
         if (g1 < p.gh) {

@@ -374,6 +374,13 @@ pub(crate) struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_units: Option<String>,
+    /// K slices of the f32 tiled steps (1, 2 or 4): that many times the invocations per
+    /// workgroup, each a part of the inner dimension, for grids that leave the GPU's cores
+    /// with few warps [default: 1, or the adapter's autotune entry]. Lowered where the tile
+    /// or the adapter's workgroup limit does not allow it. Implies tiled f32 steps unless
+    /// --step-kernel says otherwise.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
+    step_k_split: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
     /// 64x64), `big` (128x128 wherever the operands allow) or `tensor` (the 128x128 tile on the
@@ -410,6 +417,14 @@ impl KernelFlags {
                 t.blocked_steps = false;
             }
         }
+        if let Some(k) = self.step_k_split.as_deref().and_then(|k| k.parse().ok()) {
+            t.step_k_split = k;
+            if self.step_kernel.is_none() && k > 1 {
+                t.tiled_steps = true;
+                t.blocked_steps = false;
+                t.tensor_steps = Some(false);
+            }
+        }
         if let Some(g) = self.gemm {
             t.gemm_tiles = g;
         }
@@ -426,6 +441,7 @@ impl KernelFlags {
     pub(crate) fn any(&self) -> bool {
         self.step_kernel.is_some()
             || self.step_units.is_some()
+            || self.step_k_split.is_some()
             || self.gemm.is_some()
             || self.unchecked
             || self.checked
@@ -452,7 +468,20 @@ pub(crate) fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> R
             );
         }
     }
-    be.set_tuning(flags.tuning(be.tuning()));
+    let tuning = flags.tuning(be.tuning());
+    if !tuning.is_valid() {
+        bail!(
+            "--step-k-split {}: K slices are for the f32 tiled steps only (--step-kernel \
+             tiled), not with `{}`",
+            tuning.step_k_split,
+            Tuning {
+                step_k_split: 1,
+                ..tuning
+            }
+            .label()
+        );
+    }
+    be.set_tuning(tuning);
     let label = be.tuning().label();
     Ok(match be.tuned_from() {
         Some(path) => format!("{label} (from the autotune table {})", path.display()),

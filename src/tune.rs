@@ -59,6 +59,14 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             ..d
         },
         Tuning {
+            step_k_split: 2,
+            ..d
+        },
+        Tuning {
+            step_k_split: 4,
+            ..d
+        },
+        Tuning {
             gemm_tiles: GemmTiles::Small,
             ..d
         },
@@ -94,27 +102,28 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             .unwrap_or(d)
     };
     let steps = best(&|t| t.gemm_tiles == d.gemm_tiles && t.checked == d.checked);
-    let gemm = best(&|t| {
-        (t.tiled_steps, t.blocked_steps, t.step_tile_units, t.checked)
-            == (d.tiled_steps, d.blocked_steps, d.step_tile_units, d.checked)
-    });
-    let checks = best(&|t| {
+    let same_steps = |t: &Tuning| {
         (
             t.tiled_steps,
             t.blocked_steps,
             t.step_tile_units,
-            t.gemm_tiles,
+            t.step_k_split,
+            t.tensor_steps,
         ) == (
             d.tiled_steps,
             d.blocked_steps,
             d.step_tile_units,
-            d.gemm_tiles,
+            d.step_k_split,
+            d.tensor_steps,
         )
-    });
+    };
+    let gemm = best(&|t| same_steps(t) && t.checked == d.checked);
+    let checks = best(&|t| same_steps(t) && t.gemm_tiles == d.gemm_tiles);
     Tuning {
         tiled_steps: steps.tiled_steps,
         blocked_steps: steps.blocked_steps,
         step_tile_units: steps.step_tile_units,
+        step_k_split: steps.step_k_split,
         tensor_steps: steps.tensor_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -234,13 +243,22 @@ mod tests {
         let c = single_axis_candidates(Precision::F32);
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
-        let times = [1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.8, 1.1, 1.05];
+        let mut times = [1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.97, 0.96, 0.8, 1.1, 1.05];
+        assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!(t.step_tile_units, Some(64));
         assert!(t.tiled_steps && !t.blocked_steps);
+        assert_eq!(t.step_k_split, 1);
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.checked);
+        // Four K slices best on the step axis: they come with the default tile width.
+        times[7] = 0.85;
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
+        let t = combine(&measured);
+        assert_eq!((t.step_k_split, t.step_tile_units), (4, None));
+        assert_eq!(t.gemm_tiles, GemmTiles::Small);
+        assert!(t.is_valid());
         // Nothing beats the defaults: the defaults.
         let slow: Vec<(Tuning, f64)> = c
             .iter()

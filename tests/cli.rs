@@ -149,8 +149,9 @@ fn check_lstm_peephole_projection_bidirectional() {
     assert!(!out.contains("FAIL\n"), "{out}");
 }
 
-/// The kernel flags reach the GPU backend: the blocked step loops, the 128x128 GEMM tile and
-/// unchecked shader modules agree with the CPU reference, and the chosen kernels are named.
+/// The kernel flags reach the GPU backend: the blocked step loops, the 128x128 GEMM tile,
+/// unchecked shader modules and the tiles' K slices agree with the CPU reference, and the
+/// chosen kernels are named; K slices with the blocked loops are refused.
 #[test]
 fn check_with_kernel_flags() {
     let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7";
@@ -180,7 +181,44 @@ fn check_with_kernel_flags() {
             "{out}"
         );
         assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
+        let out = ok(&[
+            "check",
+            "--cell",
+            cell,
+            "--hidden",
+            "40",
+            "--input",
+            "8",
+            "--lengths",
+            lengths,
+            "--step-k-split",
+            "4",
+            "--steps",
+            "1",
+        ]);
+        assert!(
+            out.contains("kernels: steps=tiled-f32 units=auto ksplit=4 gemm=auto"),
+            "{out}"
+        );
+        assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
     }
+    // K slices are a choice of the plain f32 tiles: with the blocked loops, a clear refusal.
+    let o = wgrnn(&[
+        "check",
+        "--step-kernel",
+        "blocked",
+        "--step-k-split",
+        "4",
+        "--steps",
+        "1",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success()
+            && err.contains("--step-k-split 4: K slices are for the f32 tiled steps only")
+            && err.contains("steps=blocked"),
+        "{err}"
+    );
 }
 
 /// `--gemm tensor` runs the large products on the tensor cores, `--step-kernel tensor` the
@@ -261,8 +299,8 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    // Nine single-axis candidates, each timed, then the ranking.
-    assert!(text.matches(" ms\n").count() >= 9, "{text}");
+    // Eleven single-axis candidates, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 11, "{text}");
     let chosen = text
         .lines()
         .find_map(|l| l.strip_prefix("chosen: "))
@@ -274,9 +312,9 @@ fn tune_writes_the_table_and_later_runs_use_it() {
             .expect("the table is JSON");
     let entries = json["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{json}");
-    // Nine candidates, and a tenth where the best of each axis together is a new one.
+    // Eleven candidates, and a twelfth where the best of each axis together is a new one.
     let measured = entries[0]["measured"].as_array().map_or(0, Vec::len);
-    assert!(measured == 9 || measured == 10, "{json}");
+    assert!(measured == 11 || measured == 12, "{json}");
     assert_eq!(
         entries[0]["measured"][0]["variant"],
         chosen.as_str(),

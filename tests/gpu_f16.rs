@@ -55,11 +55,18 @@ fn f16_caches_match_the_f32_reference() {
     let Some(mut be) = f16_gpu() else { return };
     let mut r = rng("f16_caches_match_the_f32_reference");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    // Plain and blocked tiles (the latter with naga's bounds checks off), and row-wise steps.
-    for (tiled, blocked) in [(true, false), (true, true), (false, false)] {
+    // Plain and blocked tiles (the latter with naga's bounds checks off), plain tiles with
+    // their inner dimension split 4 ways, and row-wise steps.
+    for (tiled, blocked, k_split) in [
+        (true, false, 1),
+        (true, true, 1),
+        (true, false, 4),
+        (false, false, 1),
+    ] {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
             blocked_steps: blocked,
+            step_k_split: k_split,
             checked: !blocked,
             ..Tuning::default()
         });

@@ -1,9 +1,10 @@
 //! Both kinds of recurrent step kernels against the CPU reference, over batches that span
-//! several tiles: tiled (16, 32 or 64 units x 16 sequences per workgroup, `shaders/layer.wgsl`,
-//! with the plain and the blocked inner loops) and row-wise (one invocation per unit and sequence). 19 sequences of mixed lengths (two
-//! sequence tiles), 65 units (the last unit tile nearly empty), widths that are not
-//! multiples of the 16-wide inner chunk; uni- and bidirectional, two layers. Forward values to
-//! 1e-5 relative error, gradients to 1e-4.
+//! several tiles: tiled (16, 32 or 64 units x 16 sequences per workgroup,
+//! `shaders/layer.wgsl`, with the plain and the blocked inner loops, the plain ones also with
+//! their inner dimension split, `Tuning::step_k_split`) and row-wise (one invocation per unit
+//! and sequence). 19 sequences of mixed lengths (two sequence tiles), 65 units (the last unit
+//! tile nearly empty), widths that are not multiples of the 16-wide inner chunk; uni- and
+//! bidirectional, two layers. Forward values to 1e-5 relative error, gradients to 1e-4.
 
 mod gpu_common;
 
@@ -15,20 +16,26 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let Some(mut be) = gpu() else { return };
     let mut r = rng(name);
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
-    // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units); the 64-unit tiles also
-    // run with naga's bounds checks off (the trusted path), so every kernel of a stack is
-    // compiled and compared both ways.
-    for (tiled, units, blocked) in [
-        (true, 16, false),
-        (true, 32, false),
-        (true, 64, false),
-        (true, 32, true),
-        (false, 0, false),
+    // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units), plain tiles with their
+    // inner dimension split 4 ways (16 units) and 2 ways (32 units; 64 for the Elman cell,
+    // where it fits: `layer::fit_k_split`); the 64-unit tiles also run with naga's bounds
+    // checks off (the trusted path), so every kernel of a stack is compiled and compared
+    // both ways.
+    for (tiled, units, blocked, k_split) in [
+        (true, 16, false, 1),
+        (true, 32, false, 1),
+        (true, 64, false, 1),
+        (true, 32, true, 1),
+        (false, 0, false, 1),
+        (true, 16, false, 4),
+        (true, 32, false, 2),
+        (true, 64, false, 2),
     ] {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
             step_tile_units: tiled.then_some(units),
             blocked_steps: blocked,
+            step_k_split: k_split,
             checked: units != 64,
             ..Tuning::default()
         });

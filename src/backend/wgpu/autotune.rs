@@ -230,11 +230,14 @@ mod tests {
         let units = |p| both.get(&key("a"), p).map(|e| e.tuning.step_tile_units);
         assert_eq!(units(Precision::F32), Some(Some(64)));
         assert_eq!(units(Precision::F16), Some(Some(32)));
-        // Tables written before entries had a precision hold f32 entries.
+        // Tables written before entries had a precision hold f32 entries, and before the
+        // steps had K slices, one slice.
         let old_text = serde_json::to_string(&back)
             .expect("json")
-            .replace(",\"precision\":\"f32\"", "");
+            .replace(",\"precision\":\"f32\"", "")
+            .replace("\"step_k_split\":1,", "");
         assert!(!old_text.contains("precision"), "{old_text}");
+        assert!(!old_text.contains("step_k_split"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
         // Another version's entry does not apply.

@@ -375,24 +375,54 @@ impl Call<'_> {
 
     /// Units per workgroup of the tiled step kernels (the `TU` override of
     /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else the widest
-    /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups, else 16, so a large GPU
-    /// has work on every core.
+    /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups (and whose tiles take the
+    /// tuning's K slices), else 16, so a large GPU has work on every core.
     pub fn tile_units(&self) -> usize {
-        if self.be.tuning().blocked_steps {
+        let t = self.be.tuning();
+        if t.blocked_steps {
             return 32;
         }
-        match self.be.tuning().step_tile_units {
+        match t.step_tile_units {
             Some(tu) => tu,
             None => {
                 let grid = |tu: usize| {
                     self.plan.hidden.div_ceil(tu) * self.lay.batch.div_ceil(16) * self.lay.dirs
                 };
+                let (asked, gates, most) = (t.step_k_split, self.gates(), self.most_invocations());
                 [64, 32]
                     .into_iter()
-                    .find(|&tu| grid(tu) >= FULL_GRID)
+                    .find(|&tu| {
+                        grid(tu) >= FULL_GRID && fit_k_split(asked, tu, gates, most) == asked.max(1)
+                    })
                     .unwrap_or(16)
             }
         }
+    }
+
+    /// K slices of the f32 tiles' plain loops (the `KS` override of `shaders/layer.wgsl`):
+    /// the tuning's [`Tuning::step_k_split`](super::Tuning::step_k_split), halved until the
+    /// other slices' partial sums fit the workgroup memory the loops stage through
+    /// ((KS - 1) x 16 x TU vec4s of 1536) and the workgroup's 4 x TU x KS invocations are
+    /// within the adapter's limits; 1 for the blocked loops.
+    pub fn k_split(&self) -> usize {
+        let t = self.be.tuning();
+        if t.blocked_steps {
+            return 1;
+        }
+        let most = self.most_invocations();
+        fit_k_split(t.step_k_split, self.tile_units(), self.gates(), most)
+    }
+
+    /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
+    fn gates(&self) -> usize {
+        self.lay.gh / self.plan.hidden.max(1)
+    }
+
+    /// The most K slices the adapter's workgroups take.
+    fn most_invocations(&self) -> usize {
+        let lim = self.be.gpu.limits();
+        lim.max_compute_invocations_per_workgroup
+            .min(lim.max_compute_workgroup_size_x) as usize
     }
 
     /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): `tile_units`
@@ -448,7 +478,12 @@ impl Call<'_> {
         let pipeline = match tensor {
             Some(p) => p,
             None if tiled => {
-                gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[tu, blocked])
+                let ks = ("KS", self.k_split() as f64);
+                gpu.pipeline(
+                    shader.get(f16, StepProducts::F32),
+                    entry,
+                    &[tu, blocked, ks],
+                )
             }
             None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),
         };
@@ -738,6 +773,25 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
     cell_of(plan).shader()
 }
 
+/// The most K slices, at most `asked`, of tiles of `tu` units and `gates` gate rows each
+/// whose workgroup of 4 x `tu` x KS invocations stays within `most` and whose staging fits
+/// the loops' workgroup memory (`shaders/step_tiles.wgsl`): per slice (gates x `tu` + 1) x 16
+/// weights and 64 vec4s of states, of 1536 and 256 vec4s; the other slices' partial sums,
+/// 16 x `tu` vec4s each, in the first.
+fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
+    let fits = |ks: usize| {
+        ks * (gates * tu + 1) * 4 <= 1536
+            && (ks - 1) * 16 * tu <= 1536
+            && ks * 64 <= 256
+            && 4 * tu * ks <= most
+    };
+    let mut ks = asked.max(1);
+    while ks > 1 && !fits(ks) {
+        ks /= 2;
+    }
+    ks
+}
+
 /// Scalars of cache a layer call needs (what the forward records for the backward).
 pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     // The same for both storage types.
@@ -947,5 +1001,32 @@ pub(super) fn layer_backward(
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_k_split;
+
+    #[test]
+    fn k_slices_fit_the_workgroup_memory_and_the_adapter() {
+        // LSTM (4 gate rows): four slices of 16-unit tiles' staged weights take 4 x 260 of
+        // the 1536 vec4s, 32-unit tiles take two (516 each), 64-unit ones only one (1028).
+        assert_eq!(fit_k_split(4, 16, 4, 1024), 4);
+        assert_eq!(fit_k_split(4, 32, 4, 1024), 2);
+        assert_eq!(fit_k_split(4, 64, 4, 1024), 1);
+        // GRU (3): 32-unit tiles still two slices (388 x 4 > 1536); Elman (1): four of 32,
+        // two of 64 (the partial sums of three would take 3 x 1024).
+        assert_eq!(fit_k_split(4, 32, 3, 1024), 2);
+        assert_eq!(fit_k_split(4, 32, 1, 1024), 4);
+        assert_eq!(fit_k_split(4, 64, 1, 1024), 2);
+        // An adapter with WebGPU's minimum of 256 invocations per workgroup.
+        assert_eq!(fit_k_split(4, 16, 4, 256), 4);
+        assert_eq!(fit_k_split(4, 16, 4, 128), 2);
+        assert_eq!(fit_k_split(2, 32, 1, 256), 2);
+        assert_eq!(fit_k_split(4, 32, 1, 256), 2);
+        // One slice stays one; nothing asked is taken as one.
+        assert_eq!(fit_k_split(1, 32, 4, 1024), 1);
+        assert_eq!(fit_k_split(0, 32, 4, 1024), 1);
     }
 }

@@ -52,9 +52,9 @@ pub struct GpuTokens {
     pub(crate) host: TokenBags,
 }
 
-/// Workgroup memory of the tiled step kernels (`shaders/layer.wgsl`: `wsm`, 1536 vec4, and
-/// `h_tile`, 128 vec4).
-pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 128) * 16;
+/// Workgroup memory of the tiled step kernels (`shaders/step_tiles.wgsl`: `wsm`, 1536 vec4,
+/// and `h_tile`, 256 vec4).
+pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 256) * 16;
 
 /// Choices between kernels that compute the same thing, for benchmarking one against the
 /// other on a given adapter (every choice is tested against the CPU reference). The
@@ -75,6 +75,14 @@ pub struct Tuning {
     /// quarter of the inner dimension, partial sums added through workgroup memory. Default:
     /// off until measured on a GPU against the plain loops.
     pub blocked_steps: bool,
+    /// K slices of the f32 tiles' plain loops (the `KS` override of `shaders/layer.wgsl`):
+    /// 1, 2 or 4 times the invocations per workgroup, each slice a part of every chunk's
+    /// inner dimension, partial sums added through workgroup memory, for steps whose grid
+    /// leaves the cores with few warps (the flagship's 128 workgroups of 128 on 132 SMs).
+    /// Lowered where the tile or the adapter's workgroup limit does not allow it
+    /// (`layer::Call::k_split`). Default: 1 until measured on a GPU.
+    #[serde(default = "one")]
+    pub step_k_split: usize,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
     /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
     /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
@@ -90,13 +98,22 @@ pub struct Tuning {
     pub checked: bool,
 }
 
+/// serde's default of [`Tuning::step_k_split`] (entries written before it existed).
+fn one() -> usize {
+    1
+}
+
 impl Tuning {
-    /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops only in
-    /// tiles): a tuning read from a file is checked before use.
+    /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops and K
+    /// slices only in tiles, K slices only in the plain f32 loops): a tuning read from a
+    /// file is checked before use.
     pub fn is_valid(&self) -> bool {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
+            && matches!(self.step_k_split, 1 | 2 | 4)
+            && (self.step_k_split == 1
+                || (self.tiled_steps && !self.blocked_steps && self.tensor_steps != Some(true)))
     }
 
     /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
@@ -121,7 +138,11 @@ impl Tuning {
             gemm::GemmTiles::Tensor => "tensor",
         };
         let checks = if self.checked { "checked" } else { "unchecked" };
-        format!("steps={steps} units={units} gemm={gemm} {checks}")
+        let split = match self.step_k_split {
+            1 => String::new(),
+            k => format!(" ksplit={k}"),
+        };
+        format!("steps={steps} units={units}{split} gemm={gemm} {checks}")
     }
 }
 
@@ -131,6 +152,7 @@ impl Default for Tuning {
             tiled_steps: true,
             step_tile_units: None,
             blocked_steps: false,
+            step_k_split: 1,
             tensor_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
