@@ -155,52 +155,45 @@ fn check_lstm_peephole_projection_bidirectional() {
 #[test]
 fn check_with_kernel_flags() {
     let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7";
+    // `wgrnn check` of `cell` with `flags`, which must agree and name `kernels`.
+    let check = |cell: &str, flags: &[&str], kernels: &str| {
+        let mut args = vec![
+            "check",
+            "--cell",
+            cell,
+            "--hidden",
+            "40",
+            "--input",
+            "8",
+            "--lengths",
+            lengths,
+            "--steps",
+            "1",
+        ];
+        args.extend_from_slice(flags);
+        let out = ok(&args);
+        assert!(out.contains(kernels), "{out}");
+        assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
+    };
     for cell in ["lstm", "gru", "rnn-tanh"] {
-        let out = ok(&[
-            "check",
-            "--cell",
+        check(
             cell,
-            "--layers",
-            "2",
-            "--hidden",
-            "40",
-            "--input",
-            "8",
-            "--lengths",
-            lengths,
-            "--step-kernel",
-            "blocked",
-            "--gemm",
-            "big",
-            "--unchecked",
-            "--steps",
-            "1",
-        ]);
-        assert!(
-            out.contains("kernels: steps=blocked units=32 gemm=big unchecked"),
-            "{out}"
+            &[
+                "--layers",
+                "2",
+                "--step-kernel",
+                "blocked",
+                "--gemm",
+                "big",
+                "--unchecked",
+            ],
+            "kernels: steps=blocked units=32 gemm=big unchecked",
         );
-        assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
-        let out = ok(&[
-            "check",
-            "--cell",
+        check(
             cell,
-            "--hidden",
-            "40",
-            "--input",
-            "8",
-            "--lengths",
-            lengths,
-            "--step-k-split",
-            "4",
-            "--steps",
-            "1",
-        ]);
-        assert!(
-            out.contains("kernels: steps=tiled-f32 units=auto ksplit=4 gemm=auto"),
-            "{out}"
+            &["--step-k-split", "4"],
+            "kernels: steps=tiled-f32 units=auto ksplit=4 gemm=auto",
         );
-        assert!(out.contains(" 0 FAILED"), "{cell}: {out}");
     }
     // K slices are a choice of the plain f32 tiles: with the blocked loops, a clear refusal.
     let o = wgrnn(&[

@@ -400,10 +400,9 @@ impl Call<'_> {
     }
 
     /// K slices of the f32 tiles' plain loops (the `KS` override of `shaders/layer.wgsl`):
-    /// the tuning's [`Tuning::step_k_split`](super::Tuning::step_k_split), halved until the
-    /// other slices' partial sums fit the workgroup memory the loops stage through
-    /// ((KS - 1) x 16 x TU vec4s of 1536) and the workgroup's 4 x TU x KS invocations are
-    /// within the adapter's limits; 1 for the blocked loops.
+    /// the tuning's [`Tuning::step_k_split`](super::Tuning::step_k_split), lowered by
+    /// [`fit_k_split`] to what this layer's tiles and the adapter allow; 1 for the blocked
+    /// loops.
     pub fn k_split(&self) -> usize {
         let t = self.be.tuning();
         if t.blocked_steps {
@@ -418,7 +417,7 @@ impl Call<'_> {
         self.lay.gh / self.plan.hidden.max(1)
     }
 
-    /// The most K slices the adapter's workgroups take.
+    /// The most invocations one workgroup of the adapter may have (along x).
     fn most_invocations(&self) -> usize {
         let lim = self.be.gpu.limits();
         lim.max_compute_invocations_per_workgroup
