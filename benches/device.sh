@@ -16,7 +16,8 @@
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
-#                                   the fastest in $OUT/tuning.json (the autotune table)
+#                                   the fastest in $OUT/tuning.json (the autotune table,
+#                                   overall and per shape), then the suite run from it
 #   bash benches/device.sh tune-f16 the same with --precision f16 (its own table entry)
 #
 # Each part fits the device tool's 10-minute limit on its own; `first` is the first thing to
@@ -127,6 +128,10 @@ first() {
 tune() {
     WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --tune --warmup 2 --reps 5 \
         --json "$OUT/wgrnn-tune.jsonl" | tee "$OUT/tune.txt"
+    # The suite again from the table just written: each configuration with its own shape's
+    # choices (`--variant tuned=wgrnn-tuned.jsonl` in `wgrnn report`).
+    WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --no-kernels \
+        --json "$OUT/wgrnn-tuned.jsonl" | tee "$OUT/wgrnn-tuned.txt"
 }
 
 tune-f16() {

@@ -448,9 +448,16 @@ impl KernelFlags {
     }
 }
 
-/// Applies `flags` to a freshly opened backend and says where its choices come from, e.g.
-/// `steps=tiled units=auto gemm=auto checked (autotune: ~/.cache/wgrnn/tuning.json)`.
-pub(crate) fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> Result<String> {
+/// Applies `flags` to a freshly opened backend that is to run a model of `shape` (whose
+/// autotune choices, if the table has them, are the base the flags change) and says where
+/// its choices come from, e.g. `steps=tiled units=auto gemm=auto checked (from the
+/// autotune table ~/.cache/wgrnn/tuning.json, tuned on 4 gates, 4x1024, batch 64)`.
+pub(crate) fn apply_kernel_flags(
+    be: &mut WgpuBackend,
+    flags: &KernelFlags,
+    shape: autotune::Shape,
+) -> Result<String> {
+    be.set_shape(shape);
     let asked = [
         (
             flags.step_kernel == Some(StepKernels::Tensor),
@@ -483,9 +490,14 @@ pub(crate) fn apply_kernel_flags(be: &mut WgpuBackend, flags: &KernelFlags) -> R
     }
     be.set_tuning(tuning);
     let label = be.tuning().label();
-    Ok(match be.tuned_from() {
-        Some(path) => format!("{label} (from the autotune table {})", path.display()),
-        None => label,
+    Ok(match (be.tuned_from(), be.tuned_shape()) {
+        (Some(path), Some(shape)) => format!(
+            "{label} (from the autotune table {}, tuned on {})",
+            path.display(),
+            shape.label()
+        ),
+        (Some(path), None) => format!("{label} (from the autotune table {})", path.display()),
+        (None, _) => label,
     })
 }
 
@@ -676,7 +688,8 @@ fn run_check(args: CheckArgs) -> Result<()> {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
             gpu.set_precision(args.precision)?;
-            let kernels = apply_kernel_flags(&mut gpu, &args.kernels)?;
+            let shape = autotune::Shape::of(&network, seq.batch());
+            let kernels = apply_kernel_flags(&mut gpu, &args.kernels, shape)?;
             Some((gpu, kernels))
         }
         Candidate::Cpu64 => {
@@ -798,22 +811,15 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     for m in &report.entry.measured {
         println!("  {:<44} {:.3}", m.variant, m.relative_time);
     }
-    // Whether one choice suits every configuration, or the table should be keyed by shape.
-    println!("\nfastest per configuration (relative to the defaults):");
-    for (i, c) in configs.iter().enumerate() {
-        let base = report.candidates[0].results[i].train_step_ms;
-        if let Some(best) = report.candidates.iter().min_by(|a, b| {
-            a.results[i]
-                .train_step_ms
-                .total_cmp(&b.results[i].train_step_ms)
-        }) {
-            println!(
-                "  {:<44} {:<44} {:.3}",
-                c.label(),
-                best.tuning.label(),
-                best.results[i].train_step_ms / base
-            );
-        }
+    // What runs of each tuned shape (or a near one) take instead of the overall choice.
+    println!("\nfastest per shape (relative to the defaults on it; kept in the table):");
+    for s in &report.entry.shapes {
+        println!(
+            "  {:<44} {:<44} {:.3}",
+            s.shape.label(),
+            s.tuning.label(),
+            s.relative_time
+        );
     }
     let chosen = report.entry.tuning.label();
     let precision = format!("{:?}", report.entry.precision).to_lowercase();
@@ -915,7 +921,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         backend.set_precision(args.precision)?;
         let result = match backend {
             Chosen::Gpu(mut be) => {
-                let kernels = apply_kernel_flags(&mut be, &args.kernels)?;
+                let shape = autotune::Shape::of(&c.network(), c.batch);
+                let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
                 let tensor = be.tensor_products();
                 let tensor_steps = be.step_products() != StepProducts::F32;
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {

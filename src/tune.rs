@@ -6,12 +6,15 @@
 //! Each choice is measured one axis at a time against the defaults (step kernels, product
 //! tile, checks); then the best of each axis together, where that is a new combination. The
 //! score of a candidate is the geometric mean over the configurations of its training-step
-//! time over the default's, so every configuration counts alike whatever its size.
+//! time over the default's, so every configuration counts alike whatever its size; the
+//! fastest by that score is the entry's overall choice. Each configuration also keeps its
+//! own fastest choice, by shape (the best of each axis together on it measured where new),
+//! which runs of that shape or a near one take instead.
 
 use anyhow::Result;
 
 use crate::WgpuBackend;
-use crate::backend::wgpu::autotune::{AdapterKey, Entry, Measured};
+use crate::backend::wgpu::autotune::{AdapterKey, Entry, Measured, Shape, ShapeChoice};
 use crate::backend::wgpu::gemm::GemmTiles;
 use crate::backend::wgpu::{Precision, Tuning};
 use crate::bench::{self, BenchConfig, BenchResult};
@@ -130,9 +133,17 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
     }
 }
 
+/// The fastest of `measured` (choices and their relative times), the first of equals.
+fn fastest(measured: &[(Tuning, f64)]) -> Option<(Tuning, f64)> {
+    measured
+        .iter()
+        .copied()
+        .reduce(|best, m| if m.1 < best.1 { m } else { best })
+}
+
 /// Measures every candidate on every configuration, each run on a fresh backend from `open`
-/// with `precision`, and returns the results and the fastest choices. `progress` is told
-/// about each run as it finishes.
+/// with `precision`, and returns the results and the fastest choices, overall and per
+/// configuration's shape. `progress` is told about each run as it finishes.
 pub fn tune(
     open: &dyn Fn() -> Result<WgpuBackend>,
     configs: &[BenchConfig],
@@ -146,24 +157,20 @@ pub fn tune(
         "tuning needs at least one configuration"
     );
     let mut adapter = None;
-    let mut measure = |t: Tuning| -> Result<Vec<BenchResult>> {
-        configs
-            .iter()
-            .map(|c| {
-                let mut be = open()?;
-                be.set_precision(precision)?;
-                be.set_tuning(t);
-                adapter.get_or_insert_with(|| AdapterKey::of(be.gpu().info()));
-                let mut r = bench::run(be, c, warmup, reps, 0)?;
-                r.variant = t.label();
-                progress(&t, &r);
-                Ok(r)
-            })
-            .collect()
+    let mut run = |t: Tuning, c: &BenchConfig| -> Result<BenchResult> {
+        let mut be = open()?;
+        be.set_precision(precision)?;
+        be.set_tuning(t);
+        adapter.get_or_insert_with(|| AdapterKey::of(be.gpu().info()));
+        let mut r = bench::run(be, c, warmup, reps, 0)?;
+        r.variant = t.label();
+        progress(&t, &r);
+        Ok(r)
     };
     let mut candidates: Vec<(Tuning, Vec<BenchResult>)> = Vec::new();
     for t in single_axis_candidates(precision) {
-        candidates.push((t, measure(t)?));
+        let results = configs.iter().map(|c| run(t, c)).collect::<Result<_>>()?;
+        candidates.push((t, results));
     }
     let relative = |rs: &[BenchResult], base: &[BenchResult]| {
         let logs: f64 = rs
@@ -181,7 +188,35 @@ pub fn tune(
     };
     let together = combine(&scored(&candidates));
     if !candidates.iter().any(|(t, _)| *t == together) {
-        candidates.push((together, measure(together)?));
+        let results = configs
+            .iter()
+            .map(|c| run(together, c))
+            .collect::<Result<_>>()?;
+        candidates.push((together, results));
+    }
+    // Each configuration's own choice: the fastest candidate on it, or the best of each axis
+    // together on it, measured on it alone where that is a new combination.
+    let mut shapes: Vec<ShapeChoice> = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let base = candidates[0].1[i].train_step_ms;
+        let mut times: Vec<(Tuning, f64)> = candidates
+            .iter()
+            .map(|(t, rs)| (*t, rs[i].train_step_ms / base))
+            .collect();
+        let own = combine(&times);
+        if !times.iter().any(|(t, _)| *t == own) {
+            times.push((own, run(own, c)?.train_step_ms / base));
+        }
+        let shape = Shape::of(&c.network(), c.batch);
+        if let Some((tuning, relative_time)) = fastest(&times)
+            && !shapes.iter().any(|s| s.shape == shape)
+        {
+            shapes.push(ShapeChoice {
+                shape,
+                tuning,
+                relative_time,
+            });
+        }
     }
     let scores = scored(&candidates);
     let candidates: Vec<Candidate> = candidates
@@ -200,6 +235,7 @@ pub fn tune(
         precision,
         tuning: ranked[0].tuning,
         configs: configs.iter().map(BenchConfig::label).collect(),
+        shapes,
         measured: ranked
             .iter()
             .map(|c| Measured {

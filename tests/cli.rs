@@ -274,26 +274,33 @@ fn check_with_tensor_products() {
     }
 }
 
-/// `bench --tune` measures every kernel choice on a small configuration, stores the fastest
-/// for this adapter in the table named by WGRNN_TUNING_FILE, and later runs start from it
-/// (unless WGRNN_TUNING=off); a flag still overrides it.
+/// `bench --tune` measures every kernel choice on two small configurations, stores the
+/// fastest for this adapter in the table named by WGRNN_TUNING_FILE, overall and per shape,
+/// and later runs start from it (unless WGRNN_TUNING=off), from their own shape's choice
+/// where the table has it or a near one; a flag still overrides it.
 #[test]
 fn tune_writes_the_table_and_later_runs_use_it() {
     let table = temp_path("tuning.json");
     let _ = std::fs::remove_file(&table);
     let file = table.to_str().expect("utf-8 path");
     let on = [("WGRNN_TUNING", "on"), ("WGRNN_TUNING_FILE", file)];
+    let suite = temp_path("tune-suite.tsv");
+    std::fs::write(
+        &suite,
+        "three lstm 1 24 8 3 4 uni\nsixteen lstm 1 24 8 16 4 uni\n",
+    )
+    .expect("suite file");
+    let suite = suite.to_str().expect("utf-8 path");
     let out = wgrnn_env(
         &[
-            "bench", "--tune", "--hidden", "24", "--input", "8", "--batch", "3", "--seq", "4",
-            "--warmup", "1", "--reps", "1",
+            "bench", "--tune", "--suite", suite, "--warmup", "1", "--reps", "1",
         ],
         &on,
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    // Eleven single-axis candidates, each timed, then the ranking.
-    assert!(text.matches(" ms\n").count() >= 11, "{text}");
+    // Eleven single-axis candidates on each configuration, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 22, "{text}");
     let chosen = text
         .lines()
         .find_map(|l| l.strip_prefix("chosen: "))
@@ -313,6 +320,42 @@ fn tune_writes_the_table_and_later_runs_use_it() {
         chosen.as_str(),
         "fastest first"
     );
+    // Each configuration's own choice, by shape; a check of that shape (or within a factor
+    // of 2 of it) starts from it and says so.
+    let shapes = entries[0]["shapes"].as_array().expect("shapes");
+    let batches: Vec<u64> = shapes
+        .iter()
+        .filter_map(|c| c["shape"]["batch"].as_u64())
+        .collect();
+    assert_eq!(batches, [3, 16], "{json}");
+    for (batch, tuned) in [
+        ("3", "batch 3"),
+        ("2", "batch 3"),
+        ("16", "batch 16"),
+        ("8", "batch 16"),
+    ] {
+        let args = [
+            "check", "--hidden", "24", "--input", "8", "--batch", batch, "--steps", "1",
+        ];
+        let o = wgrnn_env(&args, &on);
+        let t = stdout(&o);
+        assert!(
+            o.status.success() && t.contains(" 0 FAILED"),
+            "{t}{}",
+            stderr(&o)
+        );
+        let own = shapes
+            .iter()
+            .find(|c| format!("batch {}", c["shape"]["batch"]) == tuned)
+            .expect("the tuned shape");
+        let tuning: wgrnn::backend::wgpu::Tuning =
+            serde_json::from_value(own["tuning"].clone()).expect("a tuning");
+        let want = format!(
+            "kernels: {} (from the autotune table {file}, tuned on 4 gates, 1x24, {tuned});",
+            tuning.label()
+        );
+        assert!(t.contains(&want), "batch {batch}: {t}\nwanted {want}");
+    }
     // A later check starts from the chosen kernels and says so.
     let check = |extra: &[&str], envs: &[(&str, &str)]| {
         let mut args = vec!["check", "--cell", "gru", "--steps", "1"];

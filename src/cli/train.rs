@@ -445,7 +445,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
     chosen.set_precision(a.precision)?;
     match &mut chosen {
         Chosen::Gpu(be) => {
-            crate::apply_kernel_flags(be, &a.kernels)?;
+            let m = &cfg.model;
+            let shape = wgrnn::backend::wgpu::autotune::Shape {
+                gates: match m.cell {
+                    CellKind::Lstm => 4,
+                    CellKind::Gru => 3,
+                    CellKind::Elman => 1,
+                },
+                layers: m.layers,
+                hidden: m.hidden,
+                batch: cfg.train.batch,
+                bidirectional: m.bidirectional,
+            };
+            crate::apply_kernel_flags(be, &a.kernels, shape)?;
         }
         Chosen::Cpu(_) if a.kernels.any() => {
             bail!("the GPU kernel flags (--step-kernel, --gemm, ...) need the GPU (--device gpu)")

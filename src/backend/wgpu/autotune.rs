@@ -5,6 +5,12 @@
 //! next (tile widths, the blocked inner loops, bounds checks), and no one default suits them
 //! all.
 //!
+//! Within an entry, each tuned configuration's own fastest choices are kept by [`Shape`]
+//! (what sets the kernels' grids: gates, layers, hidden size, batch, directions), because
+//! the best tile width or K split for a 64-sequence batch need not be the best for one
+//! sequence; a run takes the choices of its own shape, else of the nearest tuned shape
+//! within a factor of 2 in hidden size and batch, else the entry's overall choice.
+//!
 //! The file is `$WGRNN_TUNING_FILE`, else `$XDG_CACHE_HOME/wgrnn/tuning.json`, else
 //! `$HOME/.cache/wgrnn/tuning.json`; `WGRNN_TUNING=off` ignores it. An entry matches an adapter
 //! by name, backend and driver, so a driver update asks for a new measurement.
@@ -14,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Precision, Tuning};
+use crate::config::NetworkConfig;
 
 /// Environment variable naming the table file.
 pub const FILE_ENV: &str = "WGRNN_TUNING_FILE";
@@ -54,6 +61,78 @@ pub struct Measured {
     pub relative_time: f64,
 }
 
+/// What sets a model's kernel grids, to key tuned choices by: the step kernels' workgroups
+/// come from the hidden size, the batch and the directions, their inner loops from the
+/// gates; the large products from the same sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Gate blocks per layer (4 LSTM, 3 GRU, 1 Elman and Jordan).
+    pub gates: usize,
+    /// Recurrent layers.
+    pub layers: usize,
+    /// Hidden size of the widest layer.
+    pub hidden: usize,
+    /// Sequences per batch.
+    pub batch: usize,
+    /// Bidirectional layers.
+    pub bidirectional: bool,
+}
+
+impl Shape {
+    /// The shape of `network` run on batches of `batch` sequences (its first layer's cell
+    /// and directions).
+    pub fn of(network: &NetworkConfig, batch: usize) -> Shape {
+        let first = network.layers.first();
+        Shape {
+            gates: first.map_or(1, |l| l.cell.gates()),
+            layers: network.layers.len(),
+            hidden: network.layers.iter().map(|l| l.hidden).max().unwrap_or(0),
+            batch,
+            bidirectional: first.is_some_and(|l| l.bidirectional),
+        }
+    }
+
+    /// `4 gates, 2x1024, batch 64` (`, bi` for bidirectional layers), for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{} gate{}, {}x{}, batch {}{}",
+            self.gates,
+            if self.gates == 1 { "" } else { "s" },
+            self.layers,
+            self.hidden,
+            self.batch,
+            if self.bidirectional { ", bi" } else { "" }
+        )
+    }
+
+    /// How far `other` is from this shape for borrowing its choices: `None` unless the
+    /// gates and directions agree and the hidden size and batch are within a factor of 2,
+    /// else the sum of their log ratios (the layer counts' difference breaks ties).
+    fn distance(&self, other: &Shape) -> Option<f64> {
+        let ratio = |a: usize, b: usize| (a.max(1) as f64 / b.max(1) as f64).ln().abs();
+        let (h, b) = (
+            ratio(self.hidden, other.hidden),
+            ratio(self.batch, other.batch),
+        );
+        let near = self.gates == other.gates
+            && self.bidirectional == other.bidirectional
+            && h <= 2f64.ln() + 1e-9
+            && b <= 2f64.ln() + 1e-9;
+        near.then(|| h + b + 1e-3 * self.layers.abs_diff(other.layers) as f64)
+    }
+}
+
+/// The choices measured fastest on one tuned configuration's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShapeChoice {
+    /// The configuration's shape.
+    pub shape: Shape,
+    /// Its fastest choices.
+    pub tuning: Tuning,
+    /// Their training-step time over the default choices' on this configuration.
+    pub relative_time: f64,
+}
+
 /// The choices measured fastest on one adapter at one precision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
@@ -66,10 +145,32 @@ pub struct Entry {
     pub tuning: Tuning,
     /// The configurations they were measured on (`BenchConfig::label`).
     pub configs: Vec<String>,
+    /// Each tuned configuration's own fastest choices, by shape (none in tables written
+    /// before entries were keyed by shape).
+    #[serde(default)]
+    pub shapes: Vec<ShapeChoice>,
     /// Every candidate's result, fastest first.
     pub measured: Vec<Measured>,
     /// The wgrnn version that measured it (kernels change between versions).
     pub version: String,
+}
+
+impl Entry {
+    /// The choices for a run of `shape`: those tuned on that shape, else on the nearest
+    /// tuned shape ([`Shape::distance`]), with the shape they were tuned on; else (or with
+    /// no shape given) the entry's overall choice and `None`.
+    pub fn choice_for(&self, shape: Option<&Shape>) -> (Tuning, Option<&Shape>) {
+        let nearest = shape.and_then(|s| {
+            self.shapes
+                .iter()
+                .filter_map(|c| s.distance(&c.shape).map(|d| (d, c)))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+        });
+        match nearest {
+            Some((_, c)) => (c.tuning, Some(&c.shape)),
+            None => (self.tuning, None),
+        }
+    }
 }
 
 /// The table: one entry per adapter and precision.
@@ -188,6 +289,7 @@ mod tests {
                 ..Tuning::default()
             },
             configs: vec!["lstm 1x8".into()],
+            shapes: Vec::new(),
             measured: vec![Measured {
                 variant: "v".into(),
                 relative_time: 0.9,
@@ -235,8 +337,10 @@ mod tests {
         let old_text = serde_json::to_string(&back)
             .expect("json")
             .replace(",\"precision\":\"f32\"", "")
-            .replace("\"step_k_split\":1,", "");
+            .replace("\"step_k_split\":1,", "")
+            .replace(",\"shapes\":[]", "");
         assert!(!old_text.contains("precision"), "{old_text}");
+        assert!(!old_text.contains("shapes"), "{old_text}");
         assert!(!old_text.contains("step_k_split"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
@@ -253,5 +357,60 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn shape(gates: usize, hidden: usize, batch: usize) -> Shape {
+        Shape {
+            gates,
+            layers: 4,
+            hidden,
+            batch,
+            bidirectional: false,
+        }
+    }
+
+    #[test]
+    fn a_run_takes_its_own_shapes_choice_else_the_nearest_within_a_factor_of_two() {
+        let mut e = entry("a", Some(64));
+        let choice = |s: Shape, units: usize| ShapeChoice {
+            shape: s,
+            tuning: Tuning {
+                step_tile_units: Some(units),
+                ..Tuning::default()
+            },
+            relative_time: 0.8,
+        };
+        e.shapes = vec![
+            choice(shape(4, 1024, 64), 16),
+            choice(shape(4, 1024, 1), 32),
+        ];
+        let units = |s: Option<Shape>| {
+            let (t, from) = e.choice_for(s.as_ref());
+            (t.step_tile_units, from.map(|f| (f.hidden, f.batch)))
+        };
+        // Its own shape, and nearby ones take the nearest tuned shape's choice.
+        assert_eq!(
+            units(Some(shape(4, 1024, 64))),
+            (Some(16), Some((1024, 64)))
+        );
+        assert_eq!(units(Some(shape(4, 1024, 1))), (Some(32), Some((1024, 1))));
+        assert_eq!(units(Some(shape(4, 768, 48))), (Some(16), Some((1024, 64))));
+        assert_eq!(units(Some(shape(4, 1024, 2))), (Some(32), Some((1024, 1))));
+        let two_layers = Shape {
+            layers: 2,
+            ..shape(4, 1024, 64)
+        };
+        assert_eq!(units(Some(two_layers)), (Some(16), Some((1024, 64))));
+        // Beyond a factor of 2, another cell or other directions: the overall choice.
+        assert_eq!(units(Some(shape(4, 1024, 16))), (Some(64), None));
+        assert_eq!(units(Some(shape(4, 4096, 64))), (Some(64), None));
+        assert_eq!(units(Some(shape(3, 1024, 64))), (Some(64), None));
+        let bi = Shape {
+            bidirectional: true,
+            ..shape(4, 1024, 64)
+        };
+        assert_eq!(units(Some(bi)), (Some(64), None));
+        assert_eq!(units(None), (Some(64), None));
+        assert_eq!(shape(4, 1024, 64).label(), "4 gates, 4x1024, batch 64");
     }
 }

@@ -200,6 +200,13 @@ pub struct WgpuBackend {
     tuning: Tuning,
     /// The autotune table the starting choices came from, if any.
     tuned_from: Option<std::path::PathBuf>,
+    /// That table's entry for this adapter and precision.
+    tuned_entry: Option<autotune::Entry>,
+    /// The shape of the model about to run ([`WgpuBackend::set_shape`]), which picks the
+    /// entry's choices for that shape.
+    shape: Option<autotune::Shape>,
+    /// The tuned shape the choices in effect came from, if they came from one.
+    tuned_shape: Option<autotune::Shape>,
     /// The choices were set through [`WgpuBackend::set_tuning`], so a change of precision
     /// keeps them instead of taking that precision's table entry.
     tuning_fixed: bool,
@@ -218,6 +225,9 @@ impl WgpuBackend {
             lengths: RefCell::default(),
             tuning: Tuning::default(),
             tuned_from: None,
+            tuned_entry: None,
+            shape: None,
+            tuned_shape: None,
             tuning_fixed: false,
             precision: Precision::F32,
         };
@@ -226,35 +236,52 @@ impl WgpuBackend {
     }
 
     /// Starts from the defaults, or from the autotune table's entry for this adapter at the
-    /// backend's precision where there is a valid one. A table that cannot be read is
-    /// reported and ignored: it only ever holds speed choices.
+    /// backend's precision where there is a valid one (its choices for the model's shape
+    /// where [`WgpuBackend::set_shape`] gave one). A table that cannot be read is reported
+    /// and ignored: it only ever holds speed choices.
     fn apply_autotune_table(&mut self) {
-        self.install_tuning(Tuning::default());
         self.tuned_from = None;
-        if !autotune::enabled() {
-            return;
-        }
-        let Some(path) = autotune::table_path() else {
-            return;
-        };
-        match autotune::Table::load(&path) {
-            Ok(table) => {
-                let key = autotune::AdapterKey::of(self.gpu.info());
-                if let Some(e) = table.get(&key, self.precision) {
-                    if e.tuning.is_valid() {
-                        self.install_tuning(e.tuning);
+        self.tuned_entry = None;
+        if autotune::enabled()
+            && let Some(path) = autotune::table_path()
+        {
+            match autotune::Table::load(&path) {
+                Ok(table) => {
+                    let key = autotune::AdapterKey::of(self.gpu.info());
+                    if let Some(e) = table.get(&key, self.precision) {
+                        self.tuned_entry = Some(e.clone());
                         self.tuned_from = Some(path);
-                    } else {
-                        eprintln!(
-                            "warning: {}: the entry for `{}` holds impossible kernel choices; \
-                             using the defaults",
-                            path.display(),
-                            key.name
-                        );
                     }
                 }
+                Err(e) => eprintln!("warning: {e}; using the default kernel choices"),
             }
-            Err(e) => eprintln!("warning: {e}; using the default kernel choices"),
+        }
+        self.install_tuned_choice();
+    }
+
+    /// Puts the loaded entry's choice for the model's shape in effect, else the defaults.
+    fn install_tuned_choice(&mut self) {
+        self.tuned_shape = None;
+        let Some(e) = &self.tuned_entry else {
+            self.install_tuning(Tuning::default());
+            return;
+        };
+        let (tuning, from) = e.choice_for(self.shape.as_ref());
+        let from = from.cloned();
+        if tuning.is_valid() {
+            self.install_tuning(tuning);
+            self.tuned_shape = from;
+        } else {
+            eprintln!(
+                "warning: {}: the entry for `{}` holds impossible kernel choices; using the \
+                 defaults",
+                self.tuned_from
+                    .as_deref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                e.adapter.name
+            );
+            self.install_tuning(Tuning::default());
+            self.tuned_from = None;
         }
     }
 
@@ -262,6 +289,22 @@ impl WgpuBackend {
     /// defaults).
     pub fn tuned_from(&self) -> Option<&std::path::Path> {
         self.tuned_from.as_deref()
+    }
+
+    /// The tuned shape whose choices are in effect (`None`: the table entry's overall
+    /// choice, or no table).
+    pub fn tuned_shape(&self) -> Option<&autotune::Shape> {
+        self.tuned_shape.as_ref()
+    }
+
+    /// Says what model is about to run, so the autotune table's choices for that shape (or
+    /// the nearest tuned one) apply instead of its overall choice; choices set through
+    /// [`WgpuBackend::set_tuning`] stay as they are.
+    pub fn set_shape(&mut self, shape: autotune::Shape) {
+        self.shape = Some(shape);
+        if !self.tuning_fixed {
+            self.install_tuned_choice();
+        }
     }
 
     /// Whether the adapter's workgroup memory holds the tiled step kernels' staging arrays.
