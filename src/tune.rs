@@ -133,14 +133,6 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
     }
 }
 
-/// The fastest of `measured` (choices and their relative times), the first of equals.
-fn fastest(measured: &[(Tuning, f64)]) -> Option<(Tuning, f64)> {
-    measured
-        .iter()
-        .copied()
-        .reduce(|best, m| if m.1 < best.1 { m } else { best })
-}
-
 /// Measures every candidate on every configuration, each run on a fresh backend from `open`
 /// with `precision`, and returns the results and the fastest choices, overall and per
 /// configuration's shape. `progress` is told about each run as it finishes.
@@ -198,6 +190,11 @@ pub fn tune(
     // together on it, measured on it alone where that is a new combination.
     let mut shapes: Vec<ShapeChoice> = Vec::new();
     for (i, c) in configs.iter().enumerate() {
+        // A later configuration of a shape already kept adds nothing (the first's stays).
+        let shape = Shape::of(&c.network(), c.batch);
+        if shapes.iter().any(|s| s.shape == shape) {
+            continue;
+        }
         let base = candidates[0].1[i].train_step_ms;
         let mut times: Vec<(Tuning, f64)> = candidates
             .iter()
@@ -207,10 +204,7 @@ pub fn tune(
         if !times.iter().any(|(t, _)| *t == own) {
             times.push((own, run(own, c)?.train_step_ms / base));
         }
-        let shape = Shape::of(&c.network(), c.batch);
-        if let Some((tuning, relative_time)) = fastest(&times)
-            && !shapes.iter().any(|s| s.shape == shape)
-        {
+        if let Some(&(tuning, relative_time)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
             shapes.push(ShapeChoice {
                 shape,
                 tuning,

@@ -447,11 +447,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Chosen::Gpu(be) => {
             let m = &cfg.model;
             let shape = wgrnn::backend::wgpu::autotune::Shape {
-                gates: match m.cell {
-                    CellKind::Lstm => 4,
-                    CellKind::Gru => 3,
-                    CellKind::Elman => 1,
-                },
+                gates: wgrnn::run::task::cell_config(m.cell).gates(),
                 layers: m.layers,
                 hidden: m.hidden,
                 batch: cfg.train.batch,

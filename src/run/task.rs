@@ -343,6 +343,20 @@ fn dataset(
     })
 }
 
+/// The cell a run's `cell` setting stands for (LSTM with forget-gate bias 1, PyTorch's
+/// GRU, Elman tanh).
+pub fn cell_config(kind: CellKind) -> CellConfig {
+    match kind {
+        CellKind::Lstm => lstm(),
+        CellKind::Gru => CellConfig::Gru {
+            variant: GruVariant::Pytorch,
+        },
+        CellKind::Elman => CellConfig::Elman {
+            activation: Activation::Tanh,
+        },
+    }
+}
+
 /// The network of a run over its vocabularies.
 pub fn network(cfg: &RunConfig, art: &Artifacts) -> NetworkConfig {
     let m = &cfg.model;
@@ -362,15 +376,7 @@ pub fn network(cfg: &RunConfig, art: &Artifacts) -> NetworkConfig {
             unknown: UnknownTokens::Error,
         },
     };
-    let cell = match m.cell {
-        CellKind::Lstm => lstm(),
-        CellKind::Gru => CellConfig::Gru {
-            variant: GruVariant::Pytorch,
-        },
-        CellKind::Elman => CellConfig::Elman {
-            activation: Activation::Tanh,
-        },
-    };
+    let cell = cell_config(m.cell);
     let layers = (0..m.layers)
         .map(|k| LayerConfig {
             cell: cell.clone(),
