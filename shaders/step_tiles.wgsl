@@ -4,11 +4,14 @@
 // cell's file; shaders/step_coop.wgsl is the same interface on the matrix units. CPU twin:
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
-// The inner dimension goes in chunks of TK = 16 (32 in the blocked backward). Each chunk of
-// the weights and of the state goes through workgroup memory (`wsm`, `h_tile`: 28 KiB);
-// every weight element loaded serves 16 sequences. The next chunk's global loads are issued
-// before the current chunk's arithmetic, so their latency hides behind it. Sums run along
-// the inner dimension in ascending order within each partial sum.
+// The inner dimension goes in chunks: TK = 16 k steps (of every gate) in the forward; in
+// the plain backward BR = 16, 32 or 64 rows per K slice (KS x BR <= 64; 64 / KS by
+// default), so its W_hh^T chunks are as few and as large as the forward's (4H rows in
+// H / 16 chunks, not 4H / 16); 32 rows in the blocked backward. Each chunk of the weights
+// and of the state goes through workgroup memory (`wsm`, `h_tile`: 28 KiB); every weight
+// element loaded serves 16 sequences. The next chunk's global loads are issued before the
+// current chunk's arithmetic, so their latency hides behind it. Sums run along the inner
+// dimension in ascending order within each partial sum.
 //
 // Two inner loops, chosen by the STEP_BLOCKED override:
 // - plain (any TU): invocation l accumulates its own outputs over the inner dimension;
@@ -27,6 +30,8 @@
 //   Its 16 forward accumulators are generated code (`// @generate step_*`, expanded by
 //   src/backend/wgpu/codegen.rs).
 override STEP_BLOCKED: bool = false;
+// Rows of W_hh^T dgh per chunk and K slice in the plain backward (16, 32 or 64, KS x BR <= 64).
+override BR: u32 = 16u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
 var<workgroup> wsm: array<vec4<f32>, 1536>;
 // [chunk][TB / 4]: states (or dgh) of 16 sequences, per K slice (KS) in the plain loops.
@@ -259,34 +264,74 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let threads = 4u * TU;
-    // The K slices as in tile_w_h, over the rows g: slice `slice` takes `per` chunks from
-    // g = `first`, its weights staged as [TK][TU] from float wo, its dgh from vec4 ho.
+    // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
+    // 16 rows, each loaded as the forward's chunk is): slice `slice` takes `per` chunks from
+    // g = `first`, its weights staged as [BR][TU] from float wo, its dgh as [BR][TB / 4]
+    // from vec4 ho.
     let slice = l / threads;
     let ls = l % threads;
     let u = ls % TU;
     let q = ls / TU;
     let w = w_hh(d);
-    let wo = slice * TK * TU;
-    let ho = slice * TK * 4u;
-    let per = ((p.gh + TK - 1u) / TK + KS - 1u) / KS;
-    let first = slice * per * TK;
+    let wo = slice * BR * TU;
+    let ho = slice * BR * 4u;
+    let per = ((p.gh + BR - 1u) / BR + KS - 1u) / KS;
+    let first = slice * per * BR;
     var acc = vec4<f32>(0.0);
     if (!recurrent()) {
         return acc;
     }
+    // The next chunk's registers: one vec4 of weights and `count` dgh elements per part of
+    // 16 rows (w{j}, s{j} for part j < BR / 16; parts past BR are never loaded).
     let count = TB * TK / threads;
     var w0 = tile_wt4(w, u0, first, ls);
-    var st = tile_states(d, b0, first, ls, threads, count, TK, true);
+    var s0 = tile_states(d, b0, first, ls, threads, count, TK, true);
+    var w1 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var w2 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var w3 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    if (BR > 16u) {
+        w1 = tile_wt4(w, u0, first + 16u, ls);
+        s1 = tile_states(d, b0, first + 16u, ls, threads, count, TK, true);
+    }
+    if (BR > 32u) {
+        w2 = tile_wt4(w, u0, first + 32u, ls);
+        s2 = tile_states(d, b0, first + 32u, ls, threads, count, TK, true);
+        w3 = tile_wt4(w, u0, first + 48u, ls);
+        s3 = tile_states(d, b0, first + 48u, ls, threads, count, TK, true);
+    }
     for (var i = 0u; i < per; i++) {
         stage_wt4(wo, ls, 0u, w0);
-        stage_states(ho, ls, threads, count, TK, st);
+        stage_states(ho, ls, threads, count, TK, s0);
+        if (BR > 16u) {
+            stage_wt4(wo, ls, 16u, w1);
+            stage_states(ho + 64u, ls, threads, count, TK, s1);
+        }
+        if (BR > 32u) {
+            stage_wt4(wo, ls, 32u, w2);
+            stage_states(ho + 128u, ls, threads, count, TK, s2);
+            stage_wt4(wo, ls, 48u, w3);
+            stage_states(ho + 192u, ls, threads, count, TK, s3);
+        }
         workgroupBarrier();
         if (i + 1u < per) {
-            let g1 = first + (i + 1u) * TK;
+            let g1 = first + (i + 1u) * BR;
             w0 = tile_wt4(w, u0, g1, ls);
-            st = tile_states(d, b0, g1, ls, threads, count, TK, true);
+            s0 = tile_states(d, b0, g1, ls, threads, count, TK, true);
+            if (BR > 16u) {
+                w1 = tile_wt4(w, u0, g1 + 16u, ls);
+                s1 = tile_states(d, b0, g1 + 16u, ls, threads, count, TK, true);
+            }
+            if (BR > 32u) {
+                w2 = tile_wt4(w, u0, g1 + 32u, ls);
+                s2 = tile_states(d, b0, g1 + 32u, ls, threads, count, TK, true);
+                w3 = tile_wt4(w, u0, g1 + 48u, ls);
+                s3 = tile_states(d, b0, g1 + 48u, ls, threads, count, TK, true);
+            }
         }
-        for (var kk = 0u; kk < TK; kk++) {
+        for (var kk = 0u; kk < BR; kk++) {
             acc += wsm_get(wo + kk * TU + u) * h_tile[ho + kk * 4u + q];
         }
         workgroupBarrier();

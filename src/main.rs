@@ -381,6 +381,12 @@ pub(crate) struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
     step_k_split: Option<String>,
+    /// Rows of W_hh^T per chunk (one barrier pair each) and K slice in the f32 tiled
+    /// backward steps (16, 32 or 64; at most 64 / the K slices) [default: 64, or the
+    /// adapter's autotune entry]. Implies tiled f32 steps unless --step-kernel says
+    /// otherwise.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
+    step_bwd_rows: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
     /// 64x64), `big` (128x128 wherever the operands allow) or `tensor` (the 128x128 tile on the
@@ -425,6 +431,14 @@ impl KernelFlags {
                 t.tensor_steps = Some(false);
             }
         }
+        if let Some(r) = self.step_bwd_rows.as_deref().and_then(|r| r.parse().ok()) {
+            t.step_bwd_rows = r;
+            if self.step_kernel.is_none() && r != 64 {
+                t.tiled_steps = true;
+                t.blocked_steps = false;
+                t.tensor_steps = Some(false);
+            }
+        }
         if let Some(g) = self.gemm {
             t.gemm_tiles = g;
         }
@@ -442,6 +456,7 @@ impl KernelFlags {
         self.step_kernel.is_some()
             || self.step_units.is_some()
             || self.step_k_split.is_some()
+            || self.step_bwd_rows.is_some()
             || self.gemm.is_some()
             || self.unchecked
             || self.checked
@@ -477,12 +492,20 @@ pub(crate) fn apply_kernel_flags(
     }
     let tuning = flags.tuning(be.tuning());
     if !tuning.is_valid() {
+        let mut asked = Vec::new();
+        if tuning.step_k_split != 1 {
+            asked.push(format!("--step-k-split {}", tuning.step_k_split));
+        }
+        if tuning.step_bwd_rows != 64 {
+            asked.push(format!("--step-bwd-rows {}", tuning.step_bwd_rows));
+        }
         bail!(
-            "--step-k-split {}: K slices are for the f32 tiled steps only (--step-kernel \
+            "{}: K slices and backward rows are for the f32 tiled steps only (--step-kernel \
              tiled), not with `{}`",
-            tuning.step_k_split,
+            asked.join(" "),
             Tuning {
                 step_k_split: 1,
+                step_bwd_rows: 64,
                 ..tuning
             }
             .label()

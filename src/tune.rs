@@ -70,6 +70,14 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             ..d
         },
         Tuning {
+            step_bwd_rows: 16,
+            ..d
+        },
+        Tuning {
+            step_bwd_rows: 32,
+            ..d
+        },
+        Tuning {
             gemm_tiles: GemmTiles::Small,
             ..d
         },
@@ -111,12 +119,14 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.blocked_steps,
             t.step_tile_units,
             t.step_k_split,
+            t.step_bwd_rows,
             t.tensor_steps,
         ) == (
             d.tiled_steps,
             d.blocked_steps,
             d.step_tile_units,
             d.step_k_split,
+            d.step_bwd_rows,
             d.tensor_steps,
         )
     };
@@ -127,6 +137,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         blocked_steps: steps.blocked_steps,
         step_tile_units: steps.step_tile_units,
         step_k_split: steps.step_k_split,
+        step_bwd_rows: steps.step_bwd_rows,
         tensor_steps: steps.tensor_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -273,7 +284,9 @@ mod tests {
         let c = single_axis_candidates(Precision::F32);
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
-        let mut times = [1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.97, 0.96, 0.8, 1.1, 1.05];
+        let mut times = [
+            1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.97, 0.96, 1.02, 1.01, 0.8, 1.1, 1.05,
+        ];
         assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
@@ -287,7 +300,17 @@ mod tests {
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!((t.step_k_split, t.step_tile_units), (4, None));
+        assert_eq!(t.step_bwd_rows, 64);
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
+        assert!(t.is_valid());
+        // The backward's 16-row chunks best on the step axis: one K slice, default width.
+        times[8] = 0.8;
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
+        let t = combine(&measured);
+        assert_eq!(
+            (t.step_bwd_rows, t.step_k_split, t.step_tile_units),
+            (16, 1, None)
+        );
         assert!(t.is_valid());
         // Nothing beats the defaults: the defaults.
         let slow: Vec<(Tuning, f64)> = c

@@ -150,8 +150,9 @@ fn check_lstm_peephole_projection_bidirectional() {
 }
 
 /// The kernel flags reach the GPU backend: the blocked step loops, the 128x128 GEMM tile,
-/// unchecked shader modules and the tiles' K slices agree with the CPU reference, and the
-/// chosen kernels are named; K slices with the blocked loops are refused.
+/// unchecked shader modules, the tiles' K slices and their backward's 16-row chunks agree
+/// with the CPU reference, and the chosen kernels are named; K slices with the blocked
+/// loops, and backward rows with the row-wise ones, are refused.
 #[test]
 fn check_with_kernel_flags() {
     let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7";
@@ -194,24 +195,37 @@ fn check_with_kernel_flags() {
             &["--step-k-split", "4"],
             "kernels: steps=tiled-f32 units=auto ksplit=4 gemm=auto",
         );
+        check(
+            cell,
+            &["--step-bwd-rows", "16"],
+            "kernels: steps=tiled-f32 units=auto bwdrows=16 gemm=auto",
+        );
     }
-    // K slices are a choice of the plain f32 tiles: with the blocked loops, a clear refusal.
-    let o = wgrnn(&[
-        "check",
-        "--step-kernel",
-        "blocked",
-        "--step-k-split",
-        "4",
-        "--steps",
-        "1",
-    ]);
-    let err = stderr(&o);
-    assert!(
-        !o.status.success()
-            && err.contains("--step-k-split 4: K slices are for the f32 tiled steps only")
-            && err.contains("steps=blocked"),
-        "{err}"
-    );
+    // K slices and backward rows are choices of the plain f32 tiles: with the blocked or
+    // row-wise loops, a clear refusal that names the flag.
+    for (kernel, flag, value) in [
+        ("blocked", "--step-k-split", "4"),
+        ("rowwise", "--step-bwd-rows", "32"),
+    ] {
+        let o = wgrnn(&[
+            "check",
+            "--step-kernel",
+            kernel,
+            flag,
+            value,
+            "--steps",
+            "1",
+        ]);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success()
+                && err.contains(&format!(
+                    "{flag} {value}: K slices and backward rows are for the f32 tiled steps only"
+                ))
+                && err.contains(&format!("steps={kernel}")),
+            "{err}"
+        );
+    }
 }
 
 /// `--gemm tensor` runs the large products on the tensor cores, `--step-kernel tensor` the
@@ -299,8 +313,8 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    // Eleven single-axis candidates on each configuration, each timed, then the ranking.
-    assert!(text.matches(" ms\n").count() >= 22, "{text}");
+    // Thirteen single-axis candidates on each configuration, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 26, "{text}");
     let chosen = text
         .lines()
         .find_map(|l| l.strip_prefix("chosen: "))
@@ -312,9 +326,10 @@ fn tune_writes_the_table_and_later_runs_use_it() {
             .expect("the table is JSON");
     let entries = json["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{json}");
-    // Eleven candidates, and a twelfth where the best of each axis together is a new one.
+    // Thirteen candidates, and a fourteenth where the best of each axis together is a new
+    // one.
     let measured = entries[0]["measured"].as_array().map_or(0, Vec::len);
-    assert!(measured == 11 || measured == 12, "{json}");
+    assert!(measured == 13 || measured == 14, "{json}");
     assert_eq!(
         entries[0]["measured"][0]["variant"],
         chosen.as_str(),

@@ -333,15 +333,18 @@ mod tests {
         assert_eq!(units(Precision::F32), Some(Some(64)));
         assert_eq!(units(Precision::F16), Some(Some(32)));
         // Tables written before entries had a precision hold f32 entries, and before the
-        // steps had K slices, one slice.
+        // steps had K slices, one slice, and before their backward had a choice of rows,
+        // the default's 64.
         let old_text = serde_json::to_string(&back)
             .expect("json")
             .replace(",\"precision\":\"f32\"", "")
             .replace("\"step_k_split\":1,", "")
+            .replace("\"step_bwd_rows\":64,", "")
             .replace(",\"shapes\":[]", "");
         assert!(!old_text.contains("precision"), "{old_text}");
         assert!(!old_text.contains("shapes"), "{old_text}");
         assert!(!old_text.contains("step_k_split"), "{old_text}");
+        assert!(!old_text.contains("step_bwd_rows"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
         // Another version's entry does not apply.

@@ -412,6 +412,18 @@ impl Call<'_> {
         fit_k_split(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
+    /// Rows of W_hh^T dgh per chunk and K slice of the f32 tiles' plain backward (the `BR`
+    /// override of `shaders/step_tiles.wgsl`): the tuning's
+    /// [`Tuning::step_bwd_rows`](super::Tuning::step_bwd_rows), at most 64 / KS, so the
+    /// slices' staged dgh fit `h_tile` (64 rows of 16 sequences).
+    pub fn bwd_rows(&self) -> usize {
+        self.be
+            .tuning()
+            .step_bwd_rows
+            .min(64 / self.k_split())
+            .max(16)
+    }
+
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
     fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
@@ -478,10 +490,11 @@ impl Call<'_> {
             Some(p) => p,
             None if tiled => {
                 let ks = ("KS", self.k_split() as f64);
+                let br = ("BR", self.bwd_rows() as f64);
                 gpu.pipeline(
                     shader.get(f16, StepProducts::F32),
                     entry,
-                    &[tu, blocked, ks],
+                    &[tu, blocked, ks, br],
                 )
             }
             None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),

@@ -83,6 +83,14 @@ pub struct Tuning {
     /// (`layer::Call::k_split`). Default: 1 until measured on a GPU.
     #[serde(default = "one")]
     pub step_k_split: usize,
+    /// Rows of W_hh^T dgh per chunk (one barrier pair each) and K slice in the f32 tiles'
+    /// plain backward loop (the `BR` override of `shaders/step_tiles.wgsl`): 16, 32 or 64,
+    /// lowered to 64 / KS by what the workgroup memory holds (`layer::Call::bwd_rows`). 64
+    /// (the default) gives the backward as many chunks as the forward (H / 16 per step, each
+    /// of 64 x TU weights), with four weight loads in flight per invocation; 16 is the
+    /// 4H / 16 chunks of one load each that it had before (BENCHMARKS.md, entry 19).
+    #[serde(default = "sixty_four")]
+    pub step_bwd_rows: usize,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
     /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
     /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
@@ -103,17 +111,28 @@ fn one() -> usize {
     1
 }
 
+/// serde's default of [`Tuning::step_bwd_rows`] (entries written before it existed).
+fn sixty_four() -> usize {
+    64
+}
+
 impl Tuning {
-    /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops and K
-    /// slices only in tiles, K slices only in the plain f32 loops): a tuning read from a
-    /// file is checked before use.
+    /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops only in
+    /// tiles; K slices and backward rows other than 64 only in the plain f32 loops): a
+    /// tuning read from a file is checked before use.
     pub fn is_valid(&self) -> bool {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
             && matches!(self.step_k_split, 1 | 2 | 4)
-            && (self.step_k_split == 1
-                || (self.tiled_steps && !self.blocked_steps && self.tensor_steps != Some(true)))
+            && matches!(self.step_bwd_rows, 16 | 32 | 64)
+            && ((self.step_k_split == 1 && self.step_bwd_rows == 64) || self.plain_f32_tiles())
+    }
+
+    /// Whether the recurrent steps run in the f32 tiles' plain loops, the only ones with K
+    /// slices and a choice of backward rows.
+    pub fn plain_f32_tiles(&self) -> bool {
+        self.tiled_steps && !self.blocked_steps && self.tensor_steps != Some(true)
     }
 
     /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
@@ -142,7 +161,11 @@ impl Tuning {
             1 => String::new(),
             k => format!(" ksplit={k}"),
         };
-        format!("steps={steps} units={units}{split} gemm={gemm} {checks}")
+        let rows = match self.step_bwd_rows {
+            64 => String::new(),
+            r => format!(" bwdrows={r}"),
+        };
+        format!("steps={steps} units={units}{split}{rows} gemm={gemm} {checks}")
     }
 }
 
@@ -153,6 +176,7 @@ impl Default for Tuning {
             step_tile_units: None,
             blocked_steps: false,
             step_k_split: 1,
+            step_bwd_rows: 64,
             tensor_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
