@@ -11,8 +11,8 @@
 #   bash benches/device.sh check-new only the kernels that have never run on hardware (the
 #                                   tensor-core builds), and the defaults
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
-#   bash benches/device.sh ksplit   the suite with the backward's 16-row chunks (entry 19's
-#                                   before), and with the step tiles' K split 4 and 2 ways
+#   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
+#                                   before), and with their K split 4 and 2 ways
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -40,7 +40,7 @@ fi
 # tensor-core builds (`check-new`), which no machine without matrix units can run.
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
-    "--step-k-split 2 --step-units 64" "--step-bwd-rows 16" "--precision f16 --step-kernel tiled"
+    "--step-k-split 2 --step-units 64" "--step-chunk-rows 16" "--precision f16 --step-kernel tiled"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
@@ -88,11 +88,12 @@ variants() {
 }
 
 ksplit() {
-    # The plain backward in the 16-row chunks it had before entry 19 (Tuning::step_bwd_rows:
-    # 4x the chunks and barriers of the default 64), then the f32 tiles with their inner
+    # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
+    # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
+    # 64), then the f32 tiles with their inner
     # dimension split 4 and 2 ways (Tuning::step_k_split): more warps per core where the
     # step's grid is small (the flagship's 128 workgroups).
-    "$W" bench --suite "$S" --step-bwd-rows 16 --no-kernels --json "$OUT/wgrnn-bwdrows16.jsonl"
+    "$W" bench --suite "$S" --step-chunk-rows 16 --no-kernels --json "$OUT/wgrnn-chunkrows16.jsonl"
     "$W" bench --suite "$S" --step-k-split 4 --no-kernels --json "$OUT/wgrnn-ksplit4.jsonl"
     "$W" bench --suite "$S" --step-k-split 2 --no-kernels --json "$OUT/wgrnn-ksplit2.jsonl"
 }

@@ -4,14 +4,17 @@
 // cell's file; shaders/step_coop.wgsl is the same interface on the matrix units. CPU twin:
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
-// The inner dimension goes in chunks: TK = 16 k steps (of every gate) in the forward; in
-// the plain backward BR = 16, 32 or 64 rows per K slice (KS x BR <= 64; 64 / KS by
-// default), so its W_hh^T chunks are as few and as large as the forward's (4H rows in
-// H / 16 chunks, not 4H / 16); 32 rows in the blocked backward. Each chunk of the weights
-// and of the state goes through workgroup memory (`wsm`, `h_tile`: 28 KiB); every weight
-// element loaded serves 16 sequences. The next chunk's global loads are issued before the
-// current chunk's arithmetic, so their latency hides behind it. Sums run along the inner
-// dimension in ascending order within each partial sum.
+// The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (KS x
+// rows <= 64; 64 / KS by default, the host's `Call::chunk_rows`): the plain backward stages
+// BR = that many rows of W_hh^T, the plain forward FK = 16 k steps of every gate, or more
+// where the cell has fewer gates (Elman: 64 k steps of its one). So each chunk and barrier
+// pair moves about 64 rows whatever the cell and direction (before, an LSTM's backward and
+// the Elman forward moved 16, in 4 times the chunks). The blocked loops take 16 k steps
+// forward and 32 rows backward. Each chunk of the weights and of the state goes through
+// workgroup memory (`wsm`, `h_tile`: 28 KiB); every weight element loaded serves 16
+// sequences. The next chunk's global loads are issued before the current chunk's
+// arithmetic, so their latency hides behind it. Sums run along the inner dimension in
+// ascending order within each partial sum.
 //
 // Two inner loops, chosen by the STEP_BLOCKED override:
 // - plain (any TU): invocation l accumulates its own outputs over the inner dimension;
@@ -30,8 +33,11 @@
 //   Its 16 forward accumulators are generated code (`// @generate step_*`, expanded by
 //   src/backend/wgpu/codegen.rs).
 override STEP_BLOCKED: bool = false;
-// Rows of W_hh^T dgh per chunk and K slice in the plain backward (16, 32 or 64, KS x BR <= 64).
+// Chunk depths of the plain loops per K slice (16, 32 or 64; KS x depth <= 64): BR rows of
+// W_hh^T dgh in the backward, FK k steps of W_hh h in the forward (more than 16 only where
+// gates x FK <= 64: the Elman cell).
 override BR: u32 = 16u;
+override FK: u32 = 16u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
 var<workgroup> wsm: array<vec4<f32>, 1536>;
 // [chunk][TB / 4]: states (or dgh) of 16 sequences, per K slice (KS) in the plain loops.
@@ -102,8 +108,9 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
     let threads = 4u * TU;
-    // K slice `slice` (of KS) takes its own run of `per` chunks from k = `first`, staged in
-    // its own part of the workgroup memory; ls is the invocation's place in its slice.
+    // K slice `slice` (of KS) takes its own run of `per` chunks of FK k steps (FK / 16 parts
+    // of 16, each loaded as a 16-deep chunk) from k = `first`, staged in its own part of the
+    // workgroup memory; ls is the invocation's place in its slice.
     let slice = l / threads;
     let ls = l % threads;
     let u = ls % TU;
@@ -113,30 +120,69 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // over the memory banks); the slice's staged weights from float wo, its states from
     // vec4 ho.
     let rs = gates * TU + 1u;
-    let wo = slice * rs * TK;
-    let ho = slice * TK * 4u;
-    let per = ((p.rw + TK - 1u) / TK + KS - 1u) / KS;
-    let first = slice * per * TK;
+    let wo = slice * rs * FK;
+    let ho = slice * FK * 4u;
+    let per = ((p.rw + FK - 1u) / FK + KS - 1u) / KS;
+    let first = slice * per * FK;
     var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (!recurrent()) {
         return acc;
     }
-    // Registers holding the next chunk: one vec4 of weights per gate, and the 256 state
-    // elements of a chunk spread over the slice's invocations (1, 2 or 4 each). Chunks past
-    // the inner dimension load zeros.
+    // Registers holding the next chunk, per part of 16 k steps (w{j}, s{j} for part j <
+    // FK / 16; parts past FK are never loaded): one vec4 of weights per gate, and the 256
+    // state elements of a part spread over the slice's invocations (1, 2 or 4 each).
+    // Chunks past the inner dimension load zeros.
     let count = TB * TK / threads;
-    var wt = tile_w_gates(w, u0, first, ls, gates);
-    var st = tile_states(d, b0, first, ls, threads, count, TK, false);
+    let z4 = vec4<f32>(0.0);
+    let z = Gates4(z4, z4, z4, z4);
+    var w0 = tile_w_gates(w, u0, first, ls, gates);
+    var s0 = tile_states(d, b0, first, ls, threads, count, TK, false);
+    var w1 = z;
+    var s1 = z4;
+    var w2 = z;
+    var s2 = z4;
+    var w3 = z;
+    var s3 = z4;
+    if (FK > 16u) {
+        w1 = tile_w_gates(w, u0, first + 16u, ls, gates);
+        s1 = tile_states(d, b0, first + 16u, ls, threads, count, TK, false);
+    }
+    if (FK > 32u) {
+        w2 = tile_w_gates(w, u0, first + 32u, ls, gates);
+        s2 = tile_states(d, b0, first + 32u, ls, threads, count, TK, false);
+        w3 = tile_w_gates(w, u0, first + 48u, ls, gates);
+        s3 = tile_states(d, b0, first + 48u, ls, threads, count, TK, false);
+    }
     for (var i = 0u; i < per; i++) {
-        stage_w_gates(wo, ls, rs, wt, gates);
-        stage_states(ho, ls, threads, count, TK, st);
+        stage_w_gates(wo, ls, rs, w0, gates);
+        stage_states(ho, ls, threads, count, TK, s0);
+        if (FK > 16u) {
+            stage_w_gates(wo + 16u * rs, ls, rs, w1, gates);
+            stage_states(ho + 64u, ls, threads, count, TK, s1);
+        }
+        if (FK > 32u) {
+            stage_w_gates(wo + 32u * rs, ls, rs, w2, gates);
+            stage_states(ho + 128u, ls, threads, count, TK, s2);
+            stage_w_gates(wo + 48u * rs, ls, rs, w3, gates);
+            stage_states(ho + 192u, ls, threads, count, TK, s3);
+        }
         workgroupBarrier();
         if (i + 1u < per) {
-            let k1 = first + (i + 1u) * TK;
-            wt = tile_w_gates(w, u0, k1, ls, gates);
-            st = tile_states(d, b0, k1, ls, threads, count, TK, false);
+            let k1 = first + (i + 1u) * FK;
+            w0 = tile_w_gates(w, u0, k1, ls, gates);
+            s0 = tile_states(d, b0, k1, ls, threads, count, TK, false);
+            if (FK > 16u) {
+                w1 = tile_w_gates(w, u0, k1 + 16u, ls, gates);
+                s1 = tile_states(d, b0, k1 + 16u, ls, threads, count, TK, false);
+            }
+            if (FK > 32u) {
+                w2 = tile_w_gates(w, u0, k1 + 32u, ls, gates);
+                s2 = tile_states(d, b0, k1 + 32u, ls, threads, count, TK, false);
+                w3 = tile_w_gates(w, u0, k1 + 48u, ls, gates);
+                s3 = tile_states(d, b0, k1 + 48u, ls, threads, count, TK, false);
+            }
         }
-        for (var kk = 0u; kk < TK; kk++) {
+        for (var kk = 0u; kk < FK; kk++) {
             let h = h_tile[ho + kk * 4u + q];
             let wb = wo + kk * rs + u;
             acc.g0 += wsm_get(wb) * h;

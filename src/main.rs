@@ -381,12 +381,12 @@ pub(crate) struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
     step_k_split: Option<String>,
-    /// Rows of W_hh^T per chunk (one barrier pair each) and K slice in the f32 tiled
-    /// backward steps (16, 32 or 64; at most 64 / the K slices) [default: 64, or the
-    /// adapter's autotune entry]. Implies tiled f32 steps unless --step-kernel says
-    /// otherwise.
+    /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiled steps (16,
+    /// 32 or 64; at most 64 / the K slices): rows of W_hh^T in the backward, k steps times
+    /// gates in the forward [default: 64, or the adapter's autotune entry]. Implies tiled
+    /// f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
-    step_bwd_rows: Option<String>,
+    step_chunk_rows: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
     /// 64x64), `big` (128x128 wherever the operands allow) or `tensor` (the 128x128 tile on the
@@ -404,7 +404,9 @@ pub(crate) struct KernelFlags {
 }
 
 impl KernelFlags {
-    /// `base` with the choices these flags make.
+    /// `base` with the choices these flags make. A step kernel other than the plain f32
+    /// tiles drops the base's K slices and chunk rows, which only those have (the flags'
+    /// own are kept, for `is_valid` to refuse by name).
     fn tuning(&self, base: Tuning) -> Tuning {
         let mut t = base;
         if let Some(k) = self.step_kernel {
@@ -415,6 +417,11 @@ impl KernelFlags {
                 StepKernels::Tiled => Some(false),
                 StepKernels::Blocked | StepKernels::Rowwise => None,
             };
+            if !t.plain_f32_tiles() {
+                let d = Tuning::default();
+                t.step_k_split = d.step_k_split;
+                t.step_chunk_rows = d.step_chunk_rows;
+            }
         }
         if let Some(u) = self.step_units.as_deref().and_then(|u| u.parse().ok()) {
             t.step_tile_units = Some(u);
@@ -431,8 +438,8 @@ impl KernelFlags {
                 t.tensor_steps = Some(false);
             }
         }
-        if let Some(r) = self.step_bwd_rows.as_deref().and_then(|r| r.parse().ok()) {
-            t.step_bwd_rows = r;
+        if let Some(r) = self.step_chunk_rows.as_deref().and_then(|r| r.parse().ok()) {
+            t.step_chunk_rows = r;
             if self.step_kernel.is_none() && r != 64 {
                 t.tiled_steps = true;
                 t.blocked_steps = false;
@@ -456,7 +463,7 @@ impl KernelFlags {
         self.step_kernel.is_some()
             || self.step_units.is_some()
             || self.step_k_split.is_some()
-            || self.step_bwd_rows.is_some()
+            || self.step_chunk_rows.is_some()
             || self.gemm.is_some()
             || self.unchecked
             || self.checked
@@ -496,16 +503,16 @@ pub(crate) fn apply_kernel_flags(
         if tuning.step_k_split != 1 {
             asked.push(format!("--step-k-split {}", tuning.step_k_split));
         }
-        if tuning.step_bwd_rows != 64 {
-            asked.push(format!("--step-bwd-rows {}", tuning.step_bwd_rows));
+        if tuning.step_chunk_rows != 64 {
+            asked.push(format!("--step-chunk-rows {}", tuning.step_chunk_rows));
         }
         bail!(
-            "{}: K slices and backward rows are for the f32 tiled steps only (--step-kernel \
+            "{}: K slices and chunk rows are for the f32 tiled steps only (--step-kernel \
              tiled), not with `{}`",
             asked.join(" "),
             Tuning {
                 step_k_split: 1,
-                step_bwd_rows: 64,
+                step_chunk_rows: 64,
                 ..tuning
             }
             .label()
@@ -974,4 +981,48 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+    use wgrnn::backend::wgpu::Tuning;
+
+    /// The kernel flags of `wgrnn check ARGS`.
+    fn flags(args: &[&str]) -> super::KernelFlags {
+        let mut all = vec!["wgrnn", "check"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).expect("valid flags").command {
+            Command::Check(a) => a.kernels,
+            _ => unreachable!("parsed as check"),
+        }
+    }
+
+    /// A base (an autotune entry) with K slices and 16-row chunks: a step kernel without
+    /// them drops them, a flag that asks for them keeps them and is refused by name.
+    #[test]
+    fn a_step_kernel_drops_the_base_choices_it_does_not_have() {
+        let base = Tuning {
+            step_k_split: 2,
+            step_chunk_rows: 16,
+            ..Tuning::default()
+        };
+        assert!(base.is_valid());
+        for kernel in ["rowwise", "blocked", "tensor"] {
+            let t = flags(&["--step-kernel", kernel]).tuning(base);
+            assert!(t.is_valid(), "{kernel}: {t:?}");
+            assert_eq!((t.step_k_split, t.step_chunk_rows), (1, 64), "{kernel}");
+        }
+        let t = flags(&["--step-kernel", "tiled"]).tuning(base);
+        assert_eq!((t.step_k_split, t.step_chunk_rows), (2, 16));
+        let t = flags(&["--step-kernel", "rowwise", "--step-chunk-rows", "32"]).tuning(base);
+        assert_eq!((t.step_k_split, t.step_chunk_rows), (1, 32));
+        assert!(!t.is_valid());
+        let t = flags(&["--step-chunk-rows", "32"]).tuning(Tuning {
+            tiled_steps: false,
+            ..Tuning::default()
+        });
+        assert!(t.plain_f32_tiles() && t.is_valid(), "{t:?}");
+    }
 }

@@ -70,11 +70,11 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             ..d
         },
         Tuning {
-            step_bwd_rows: 16,
+            step_chunk_rows: 16,
             ..d
         },
         Tuning {
-            step_bwd_rows: 32,
+            step_chunk_rows: 32,
             ..d
         },
         Tuning {
@@ -119,14 +119,14 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.blocked_steps,
             t.step_tile_units,
             t.step_k_split,
-            t.step_bwd_rows,
+            t.step_chunk_rows,
             t.tensor_steps,
         ) == (
             d.tiled_steps,
             d.blocked_steps,
             d.step_tile_units,
             d.step_k_split,
-            d.step_bwd_rows,
+            d.step_chunk_rows,
             d.tensor_steps,
         )
     };
@@ -137,7 +137,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         blocked_steps: steps.blocked_steps,
         step_tile_units: steps.step_tile_units,
         step_k_split: steps.step_k_split,
-        step_bwd_rows: steps.step_bwd_rows,
+        step_chunk_rows: steps.step_chunk_rows,
         tensor_steps: steps.tensor_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -300,7 +300,7 @@ mod tests {
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!((t.step_k_split, t.step_tile_units), (4, None));
-        assert_eq!(t.step_bwd_rows, 64);
+        assert_eq!(t.step_chunk_rows, 64);
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.is_valid());
         // The backward's 16-row chunks best on the step axis: one K slice, default width.
@@ -308,7 +308,7 @@ mod tests {
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!(
-            (t.step_bwd_rows, t.step_k_split, t.step_tile_units),
+            (t.step_chunk_rows, t.step_k_split, t.step_tile_units),
             (16, 1, None)
         );
         assert!(t.is_valid());

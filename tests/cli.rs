@@ -150,9 +150,9 @@ fn check_lstm_peephole_projection_bidirectional() {
 }
 
 /// The kernel flags reach the GPU backend: the blocked step loops, the 128x128 GEMM tile,
-/// unchecked shader modules, the tiles' K slices and their backward's 16-row chunks agree
+/// unchecked shader modules, the tiles' K slices and their 16-row chunks agree
 /// with the CPU reference, and the chosen kernels are named; K slices with the blocked
-/// loops, and backward rows with the row-wise ones, are refused.
+/// loops, and chunk rows with the row-wise ones, are refused.
 #[test]
 fn check_with_kernel_flags() {
     let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7";
@@ -197,15 +197,15 @@ fn check_with_kernel_flags() {
         );
         check(
             cell,
-            &["--step-bwd-rows", "16"],
-            "kernels: steps=tiled-f32 units=auto bwdrows=16 gemm=auto",
+            &["--step-chunk-rows", "16"],
+            "kernels: steps=tiled-f32 units=auto chunkrows=16 gemm=auto",
         );
     }
-    // K slices and backward rows are choices of the plain f32 tiles: with the blocked or
+    // K slices and chunk rows are choices of the plain f32 tiles: with the blocked or
     // row-wise loops, a clear refusal that names the flag.
     for (kernel, flag, value) in [
         ("blocked", "--step-k-split", "4"),
-        ("rowwise", "--step-bwd-rows", "32"),
+        ("rowwise", "--step-chunk-rows", "32"),
     ] {
         let o = wgrnn(&[
             "check",
@@ -220,7 +220,7 @@ fn check_with_kernel_flags() {
         assert!(
             !o.status.success()
                 && err.contains(&format!(
-                    "{flag} {value}: K slices and backward rows are for the f32 tiled steps only"
+                    "{flag} {value}: K slices and chunk rows are for the f32 tiled steps only"
                 ))
                 && err.contains(&format!("steps={kernel}")),
             "{err}"

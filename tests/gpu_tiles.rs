@@ -1,8 +1,8 @@
 //! Both kinds of recurrent step kernels against the CPU reference, over batches that span
 //! several tiles: tiled (16, 32 or 64 units x 16 sequences per workgroup,
 //! `shaders/layer.wgsl`, with the plain and the blocked inner loops, the plain ones also with
-//! their inner dimension split, `Tuning::step_k_split`, and their backward in chunks of 16,
-//! 32 or 64 rows, `Tuning::step_bwd_rows`) and row-wise (one invocation per unit
+//! their inner dimension split, `Tuning::step_k_split`, and in chunks of 16, 32 or 64
+//! weight rows, `Tuning::step_chunk_rows`) and row-wise (one invocation per unit
 //! and sequence). 19 sequences of mixed lengths (two sequence tiles), 65 units (the last unit
 //! tile nearly empty), widths that are not multiples of the 16-wide inner chunk; uni- and
 //! bidirectional, two layers. Forward values to 1e-5 relative error, gradients to 1e-4.
@@ -21,9 +21,11 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // inner dimension split 4 ways (16 units) and 2 ways (32 units; 64 for the Elman cell,
     // where it fits: `layer::fit_k_split`); the 64-unit tiles also run with naga's bounds
     // checks off (the trusted path), so every kernel of a stack is compiled and compared
-    // both ways. The plain backward's chunks: 64 rows (the default) in the 16-unit tiles,
-    // 16 and 32 in the 32- and 64-unit ones, 64 / KS (16 or 32) with K slices.
-    for (tiled, units, blocked, k_split, bwd_rows) in [
+    // both ways. The plain loops' chunks: 64 weight rows (the default) in the 16-unit
+    // tiles, 16 and 32 in the 32- and 64-unit ones, 64 / KS (16 or 32) with K slices; so
+    // the backward in chunks of 16, 32 and 64 rows, and the Elman forward in chunks of 16,
+    // 32 and 64 k steps (65 and 17 units: the last chunk partial).
+    for (tiled, units, blocked, k_split, chunk_rows) in [
         (true, 16, false, 1, 64),
         (true, 32, false, 1, 16),
         (true, 64, false, 1, 32),
@@ -38,7 +40,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
             step_tile_units: tiled.then_some(units),
             blocked_steps: blocked,
             step_k_split: k_split,
-            step_bwd_rows: bwd_rows,
+            step_chunk_rows: chunk_rows,
             checked: units != 64,
             ..Tuning::default()
         });

@@ -339,12 +339,12 @@ mod tests {
             .expect("json")
             .replace(",\"precision\":\"f32\"", "")
             .replace("\"step_k_split\":1,", "")
-            .replace("\"step_bwd_rows\":64,", "")
+            .replace("\"step_chunk_rows\":64,", "")
             .replace(",\"shapes\":[]", "");
         assert!(!old_text.contains("precision"), "{old_text}");
         assert!(!old_text.contains("shapes"), "{old_text}");
         assert!(!old_text.contains("step_k_split"), "{old_text}");
-        assert!(!old_text.contains("step_bwd_rows"), "{old_text}");
+        assert!(!old_text.contains("step_chunk_rows"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
         // Another version's entry does not apply.

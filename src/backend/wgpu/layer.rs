@@ -412,16 +412,25 @@ impl Call<'_> {
         fit_k_split(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
-    /// Rows of W_hh^T dgh per chunk and K slice of the f32 tiles' plain backward (the `BR`
-    /// override of `shaders/step_tiles.wgsl`): the tuning's
-    /// [`Tuning::step_bwd_rows`](super::Tuning::step_bwd_rows), at most 64 / KS, so the
-    /// slices' staged dgh fit `h_tile` (64 rows of 16 sequences).
-    pub fn bwd_rows(&self) -> usize {
+    /// Weight rows (of the tile's units) per chunk and K slice of the f32 tiles' plain
+    /// loops: the tuning's [`Tuning::step_chunk_rows`](super::Tuning::step_chunk_rows), at
+    /// most 64 / KS, so the slices' staged states or dgh fit `h_tile` (64 rows of 16
+    /// sequences). The backward takes that many rows of W_hh^T per chunk (the `BR` override
+    /// of `shaders/step_tiles.wgsl`); the forward, which stages every gate's row per k step,
+    /// [`Call::forward_chunk`].
+    pub fn chunk_rows(&self) -> usize {
         self.be
             .tuning()
-            .step_bwd_rows
+            .step_chunk_rows
             .min(64 / self.k_split())
             .max(16)
+    }
+
+    /// k steps per chunk and K slice of the f32 tiles' plain forward (the `FK` override of
+    /// `shaders/step_tiles.wgsl`): [`Call::chunk_rows`] over the cell's gates, in whole
+    /// parts of 16 and at least one (LSTM and GRU 16, Elman up to 64).
+    pub fn forward_chunk(&self) -> usize {
+        forward_chunk(self.chunk_rows(), self.gates())
     }
 
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
@@ -490,11 +499,12 @@ impl Call<'_> {
             Some(p) => p,
             None if tiled => {
                 let ks = ("KS", self.k_split() as f64);
-                let br = ("BR", self.bwd_rows() as f64);
+                let br = ("BR", self.chunk_rows() as f64);
+                let fk = ("FK", self.forward_chunk() as f64);
                 gpu.pipeline(
                     shader.get(f16, StepProducts::F32),
                     entry,
-                    &[tu, blocked, ks, br],
+                    &[tu, blocked, ks, br, fk],
                 )
             }
             None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),
@@ -785,6 +795,12 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
     cell_of(plan).shader()
 }
 
+/// k steps per chunk of the plain forward for `rows` weight rows per chunk over `gates` gate
+/// rows per k step: whole parts of 16, at least one.
+fn forward_chunk(rows: usize, gates: usize) -> usize {
+    (rows / gates.max(1) / 16).max(1) * 16
+}
+
 /// The most K slices, at most `asked`, of tiles of `tu` units and `gates` gate rows each
 /// whose workgroup of 4 x `tu` x KS invocations stays within `most` and whose staging fits
 /// the loops' workgroup memory (`shaders/step_tiles.wgsl`): per slice (gates x `tu` + 1) x 16
@@ -1018,7 +1034,19 @@ pub(super) fn layer_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::fit_k_split;
+    use super::{fit_k_split, forward_chunk};
+
+    #[test]
+    fn forward_chunks_hold_the_rows_over_the_gates() {
+        // Elman (1 gate) takes all the rows as k steps; LSTM and GRU stay at 16.
+        assert_eq!(forward_chunk(64, 1), 64);
+        assert_eq!(forward_chunk(32, 1), 32);
+        assert_eq!(forward_chunk(16, 1), 16);
+        assert_eq!(forward_chunk(64, 2), 32);
+        assert_eq!(forward_chunk(64, 3), 16);
+        assert_eq!(forward_chunk(64, 4), 16);
+        assert_eq!(forward_chunk(16, 4), 16);
+    }
 
     #[test]
     fn k_slices_fit_the_workgroup_memory_and_the_adapter() {

@@ -83,14 +83,16 @@ pub struct Tuning {
     /// (`layer::Call::k_split`). Default: 1 until measured on a GPU.
     #[serde(default = "one")]
     pub step_k_split: usize,
-    /// Rows of W_hh^T dgh per chunk (one barrier pair each) and K slice in the f32 tiles'
-    /// plain backward loop (the `BR` override of `shaders/step_tiles.wgsl`): 16, 32 or 64,
-    /// lowered to 64 / KS by what the workgroup memory holds (`layer::Call::bwd_rows`). 64
-    /// (the default) gives the backward as many chunks as the forward (H / 16 per step, each
-    /// of 64 x TU weights), with four weight loads in flight per invocation; 16 is the
-    /// 4H / 16 chunks of one load each that it had before (BENCHMARKS.md, entry 19).
+    /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiles' plain
+    /// loops: 16, 32 or 64, lowered to 64 / KS by what the workgroup memory holds
+    /// (`layer::Call::chunk_rows`). The backward stages that many rows of W_hh^T per chunk,
+    /// the forward that many over its gates (16 k steps of an LSTM's 4 gates; of an Elman
+    /// cell's one, 64). 64 (the default) gives the backward as many chunks as the forward
+    /// (H / 16 per step for an LSTM, each of 64 x TU weights), with four weight loads in
+    /// flight per invocation; 16 is what both had before: 4H / 16 chunks of one load each
+    /// in an LSTM's backward, H / 16 in the Elman forward (BENCHMARKS.md, entry 19).
     #[serde(default = "sixty_four")]
-    pub step_bwd_rows: usize,
+    pub step_chunk_rows: usize,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
     /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
     /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
@@ -111,26 +113,26 @@ fn one() -> usize {
     1
 }
 
-/// serde's default of [`Tuning::step_bwd_rows`] (entries written before it existed).
+/// serde's default of [`Tuning::step_chunk_rows`] (entries written before it existed).
 fn sixty_four() -> usize {
     64
 }
 
 impl Tuning {
     /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops only in
-    /// tiles; K slices and backward rows other than 64 only in the plain f32 loops): a
+    /// tiles; K slices and chunk rows other than 64 only in the plain f32 loops): a
     /// tuning read from a file is checked before use.
     pub fn is_valid(&self) -> bool {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
             && matches!(self.step_k_split, 1 | 2 | 4)
-            && matches!(self.step_bwd_rows, 16 | 32 | 64)
-            && ((self.step_k_split == 1 && self.step_bwd_rows == 64) || self.plain_f32_tiles())
+            && matches!(self.step_chunk_rows, 16 | 32 | 64)
+            && ((self.step_k_split == 1 && self.step_chunk_rows == 64) || self.plain_f32_tiles())
     }
 
     /// Whether the recurrent steps run in the f32 tiles' plain loops, the only ones with K
-    /// slices and a choice of backward rows.
+    /// slices and a choice of chunk rows.
     pub fn plain_f32_tiles(&self) -> bool {
         self.tiled_steps && !self.blocked_steps && self.tensor_steps != Some(true)
     }
@@ -161,9 +163,9 @@ impl Tuning {
             1 => String::new(),
             k => format!(" ksplit={k}"),
         };
-        let rows = match self.step_bwd_rows {
+        let rows = match self.step_chunk_rows {
             64 => String::new(),
-            r => format!(" bwdrows={r}"),
+            r => format!(" chunkrows={r}"),
         };
         format!("steps={steps} units={units}{split}{rows} gemm={gemm} {checks}")
     }
@@ -176,7 +178,7 @@ impl Default for Tuning {
             step_tile_units: None,
             blocked_steps: false,
             step_k_split: 1,
-            step_bwd_rows: 64,
+            step_chunk_rows: 64,
             tensor_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
