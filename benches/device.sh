@@ -8,11 +8,12 @@
 #                                   (default 540): check-new, suite, ksplit, f16, check,
 #                                   variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
-#   bash benches/device.sh check-new only the kernels that have never run on hardware (the
-#                                   tensor-core builds), and the defaults
+#   bash benches/device.sh check-new the defaults, the 256x128 GEMM tile and the tensor-core
+#                                   builds (which lavapipe can only emulate)
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
-#                                   before), and with their K split 4 and 2 ways
+#                                   before), with the 256x128 GEMM tile, and with the tiles'
+#                                   K split 4 and 2 ways
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -37,10 +38,12 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
 fi
 
 # Every kernel variant `check` compares with the CPU reference; the last four are the
-# tensor-core builds (`check-new`), which no machine without matrix units can run.
+# tensor-core builds, which no machine without matrix units can run (`check-new` runs them,
+# the defaults and the 256x128 GEMM tile, the kernels that have never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
-    "--step-k-split 2 --step-units 64" "--step-chunk-rows 16" "--precision f16 --step-kernel tiled"
+    "--step-k-split 2 --step-units 64" "--step-chunk-rows 16" "--gemm tall"
+    "--precision f16 --step-kernel tiled"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
@@ -67,7 +70,7 @@ check_variants() {
 }
 
 check() { check_variants "${VARIANTS[@]}"; }
-check-new() { check_variants "" "${VARIANTS[@]:11}"; }
+check-new() { check_variants "" "--gemm tall" "${VARIANTS[@]:12}"; }
 
 suite() {
     # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
@@ -94,6 +97,10 @@ ksplit() {
     # dimension split 4 and 2 ways (Tuning::step_k_split): more warps per core where the
     # step's grid is small (the flagship's 128 workgroups).
     "$W" bench --suite "$S" --step-chunk-rows 16 --no-kernels --json "$OUT/wgrnn-chunkrows16.jsonl"
+    # The 256x128 GEMM tile (--gemm tall) with the per-kernel table: the products' rate is
+    # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
+    "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
+        | tee "$OUT/wgrnn-tall.txt"
     "$W" bench --suite "$S" --step-k-split 4 --no-kernels --json "$OUT/wgrnn-ksplit4.jsonl"
     "$W" bench --suite "$S" --step-k-split 2 --no-kernels --json "$OUT/wgrnn-ksplit2.jsonl"
 }

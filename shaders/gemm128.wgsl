@@ -36,6 +36,7 @@
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const BK: u32 = 16u;
+const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands.wgsl)
 
 // Two staging buffers of [BK][128 / 4] each (offsets 0 and 512): the next chunk is staged
 // into one while the current one is read, so each chunk needs one barrier, not two.

@@ -54,6 +54,7 @@ enable f16;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const BK: u32 = 32u;
+const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands.wgsl)
 const LDA: u32 = 40u;
 const LDB: u32 = 136u;
 

@@ -1,7 +1,8 @@
 // gemm_operands.wgsl: the parameter block, the A and B bindings and the operand loads shared
 // by the large-tile matrix products (shaders/gemm128.wgsl, shaders/gemm_coop.wgsl). The host
 // puts this file before the kernel file, which declares the chunk depth `const BK` (a
-// multiple of 4), bindings 3 (c) and 4 (bias), and its staging.
+// multiple of 4), the tile's rows of A as `const AM4` vec4s (32: 128 rows; 64: 256 rows),
+// bindings 3 (c) and 4 (bias), and its staging.
 //
 // Bindings (group 0):
 //   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
@@ -10,8 +11,8 @@
 //                         by the host, is f32 or f16 (an f16 layer cache)
 // Element i of a flat buffer is component i % 4 of vec4 i / 4. Preconditions the host checks:
 // one stride of A is 1 (A_K_CONTIGUOUS says which) and the other stride and a_off are
-// multiples of 4; likewise for B (B_N_CONTIGUOUS). A tile is 128 rows (of A) or columns (of
-// B) by BK along k, loaded as 32 * BK vec4 slots.
+// multiples of 4; likewise for B (B_N_CONTIGUOUS). A tile is 4 AM4 rows of A by BK along k,
+// loaded as AM4 * BK vec4 slots, and 128 columns of B by BK, loaded as 32 * BK slots.
 
 struct P {
     m: u32, n: u32, k: u32, flags: u32,
@@ -38,9 +39,9 @@ fn b_elem(i: u32) -> f32 {
 }
 
 /// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
-/// (0..32 * BK) of the 128 x BK tile at (m0, k0); zeros outside the matrix. Slots run along
-/// the contiguous dimension first: BK / 4 slots per row of A when k is contiguous, 32 per k
-/// when m is.
+/// (0..AM4 * BK) of the 4 AM4 x BK tile at (m0, k0); zeros outside the matrix. Slots run
+/// along the contiguous dimension first: BK / 4 slots per row of A when k is contiguous, AM4
+/// per k when m is.
 fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
     var m: u32;
     var k: u32;
@@ -50,8 +51,8 @@ fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
         k = k0 + (e % (BK / 4u)) * 4u;
         room = select(0u, min(4u, p.k - min(k, p.k)), m < p.m);
     } else {
-        k = k0 + e / 32u;
-        m = m0 + (e % 32u) * 4u;
+        k = k0 + e / AM4;
+        m = m0 + (e % AM4) * 4u;
         room = select(0u, min(4u, p.m - min(m, p.m)), k < p.k);
     }
     let base = p.a_off + m * p.a_rs + k * p.a_cs;

@@ -389,7 +389,8 @@ pub(crate) struct KernelFlags {
     step_chunk_rows: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
-    /// 64x64), `big` (128x128 wherever the operands allow) or `tensor` (the 128x128 tile on the
+    /// 64x64), `big` (128x128 wherever the operands allow), `tall` (256x128, 16x8 outputs per
+    /// invocation, wherever the operands allow) or `tensor` (the 128x128 tile on the
     /// tensor cores, operands rounded to f16, wherever the operands allow; needs an adapter
     /// with them), to compare them [default: auto, or the adapter's autotune entry].
     #[arg(long, value_enum, hide_possible_values = true)]

@@ -86,6 +86,10 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             ..d
         },
         Tuning {
+            gemm_tiles: GemmTiles::Tall,
+            ..d
+        },
+        Tuning {
             checked: false,
             ..d
         },
@@ -285,7 +289,7 @@ mod tests {
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
         let mut times = [
-            1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.97, 0.96, 1.02, 1.01, 0.8, 1.1, 1.05,
+            1.0, 0.98, 0.99, 0.9, 0.95, 1.3, 0.97, 0.96, 1.02, 1.01, 0.8, 1.1, 0.85, 1.05,
         ];
         assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();

@@ -1,5 +1,6 @@
 //! The GEMM kernels (`shaders/gemm.wgsl` 64x64, the generated `shaders/gemm128.wgsl`
-//! 128x128 and its tensor-core twin `shaders/gemm_coop.wgsl`) against a plain triple loop,
+//! 128x128 and `shaders/gemm256.wgsl` 256x128, and the tensor-core twin
+//! `shaders/gemm_coop.wgsl`) against a plain triple loop,
 //! at awkward sizes, with every transpose, accumulation and bias; the big tile with and
 //! without naga's bounds checks. The tensor-core tile runs where the adapter has matrix
 //! units; everywhere its source is compiled to SPIR-V by naga.
@@ -14,7 +15,7 @@ use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
     GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source,
-    tile_for,
+    gemm256_source, tile_for,
 };
 
 #[test]
@@ -72,6 +73,28 @@ fn gemm128_matches_loops() {
             false,
         );
     }
+}
+
+/// The 256x128 tile (`--gemm tall`): ragged tiles on every edge (m past one and two
+/// 256-row tiles, n and k not multiples of 128, 4 or 8), exact multiples, k shorter than one
+/// 8-step, one row; f32 and f16 B; bounds checks off and on.
+#[test]
+fn gemm256_matches_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    g.set_gemm_tiles(GemmTiles::Tall);
+    let mut r = rng("gemm256_matches_loops");
+    for checked in [false, true] {
+        g.set_checked(checked);
+        check_sizes(
+            g,
+            &mut r,
+            &[(300, 133, 37), (256, 128, 16), (7, 129, 3), (521, 6, 130)],
+            4,
+            false,
+        );
+    }
+    check_sizes(g, &mut r, &[(260, 70, 21)], 4, true);
 }
 
 /// The tensor-core tile (`--gemm tensor`) on the adapter's matrix units, or with its matrix
@@ -136,6 +159,8 @@ fn tile_choice_follows_the_rules() {
         (Tensor, true, false, small, Tile::Tensor(true, true)),
         (Tensor, false, false, big, Tile::Big(true, true)),
         (Big, true, true, big, Tile::Big(true, true)),
+        (Tall, true, true, big, Tile::Tall(true, true)),
+        (Tall, false, false, small, Tile::Tall(true, true)),
         (Small, true, true, big, Tile::Small),
     ];
     for (choice, cores, auto, (m, n), want) in cases {
@@ -181,6 +206,18 @@ fn gemm_coop_compiles_to_spirv() {
             .collect();
         compile_coop_to_spirv(&format!("b16={b16}"), &src, &layouts);
     }
+}
+
+/// The 256x128 tile's generated source: 32 named vec4 accumulators, 32 multiply-adds per k
+/// step over the four A and two B registers, 32 stores, no template line left.
+#[test]
+fn gemm256_source_is_unrolled() {
+    let src = gemm256_source();
+    assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
+    assert_eq!(src.matches("var acc").count(), 32, "32 vec4 accumulators");
+    assert_eq!(src.matches("store4(m0").count(), 32, "32 stores");
+    assert!(src.contains("acc15_1 += a3.w * b1;"));
+    assert!(src.contains("store4(m0 + 192u + ty * 4u + 3u, n0 + 64u + tx * 4u, acc15_1);"));
 }
 
 /// The generated source replaces every `// @generate` line with unrolled code and keeps no
@@ -337,7 +374,10 @@ fn check_sizes_at(
                     let big = big_tile_layout(g.gemm_tiles(), m, n, &ma, &mb, &out).is_some();
                     assert_eq!(
                         big,
-                        matches!(g.gemm_tiles(), GemmTiles::Big | GemmTiles::Tensor),
+                        matches!(
+                            g.gemm_tiles(),
+                            GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor
+                        ),
                         "tile not as intended"
                     );
                     gemm(

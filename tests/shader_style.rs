@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use wgrnn::backend::wgpu::gemm::{gemm_coop_source, gemm128_source};
+use wgrnn::backend::wgpu::gemm::{gemm_coop_source, gemm128_source, gemm256_source};
 use wgrnn::backend::wgpu::{CellKind, StepProducts, cell_module_source};
 
 /// `src` without its `//` comments.
@@ -154,6 +154,7 @@ fn shader_files_have_headers_and_no_private_arrays() {
 fn generated_modules_have_no_private_arrays() {
     let mut modules = vec![
         ("gemm128".to_string(), gemm128_source()),
+        ("gemm256".to_string(), gemm256_source()),
         ("gemm_coop f32 B".to_string(), gemm_coop_source(false)),
         ("gemm_coop f16 B".to_string(), gemm_coop_source(true)),
     ];

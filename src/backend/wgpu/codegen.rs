@@ -152,6 +152,34 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 }
             }
         }
+        // gemm256.wgsl: a 16x8 block as acc{r}_{h}, rows r (64 (r / 4) + 4 ty + r % 4),
+        // column halves h.
+        "gemm256_acc_decl" => {
+            for r in 0..16 {
+                for h in 0..2 {
+                    v.push(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
+                }
+            }
+        }
+        "gemm256_fma" => {
+            for r in 0..16 {
+                for h in 0..2 {
+                    let (q, lane) = (r / 4, LANES[r % 4]);
+                    v.push(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
+                }
+            }
+        }
+        "gemm256_store" => {
+            for r in 0..16 {
+                let row = format!("{}u + ty * 4u + {}u", 64 * (r / 4), r % 4);
+                for h in 0..2 {
+                    v.push(format!(
+                        "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
+                        h * 64
+                    ));
+                }
+            }
+        }
         // gemm_coop.wgsl: the extension, and where a subgroup's ids come from.
         "coop_enable" if hw => v.push("enable wgpu_cooperative_matrix;".to_string()),
         "coop_enable" => {}

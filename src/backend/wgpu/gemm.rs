@@ -2,7 +2,8 @@
 //! of all steps at once, weight gradients summed over all steps, the head. Operands are views
 //! into flat buffers given by an offset and row/column strides, so transposes cost nothing.
 //! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
-//! the adapter has them and reduced precision was asked for); the rest the 64x64 one.
+//! the adapter has them and reduced precision was asked for, or the 256x128 one where asked
+//! for); the rest the 64x64 one.
 
 use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
@@ -24,6 +25,17 @@ const GEMM128_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
     include_str!("../../../shaders/gemm128.wgsl")
 );
+
+/// `shaders/gemm256.wgsl` after the operand loads it shares with the other large tiles.
+const GEMM256_WGSL: &str = concat!(
+    include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/gemm256.wgsl")
+);
+
+/// The 256x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
+/// (see [`gemm256_source`]).
+static GEMM256: StorageVariants =
+    StorageVariants::new(["gemm256", "gemm256_b16"], "BT", GEMM256_WGSL);
 
 /// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile and the
 /// chunk scales it shares with the tensor-core step products.
@@ -77,6 +89,9 @@ pub enum GemmTiles {
     Small,
     /// 128x128 wherever the operands allow it, whatever the size.
     Big,
+    /// The 256x128 tile (`gemm256.wgsl`: 16x8 outputs per invocation) wherever the operands
+    /// allow it, whatever the size; to measure against `Big` before `Auto` takes it.
+    Tall,
     /// The 128x128 tensor-core tile (`gemm_coop.wgsl`: operands rounded to f16, f32 sums)
     /// wherever the operands allow it, whatever the size; only on adapters with
     /// [`Gpu::has_tensor_cores`] (elsewhere as `Big`).
@@ -87,6 +102,9 @@ pub enum GemmTiles {
 /// with less take the 64x64 tile.
 pub const GEMM128_WORKGROUP_BYTES: u32 = 32 * 1024;
 
+/// Workgroup memory of the 256x128 tile (two staging buffers for A and for B, 8 deep).
+pub const GEMM256_WORKGROUP_BYTES: u32 = 24 * 1024;
+
 /// The fewest 128x128 tiles for which `Auto` takes the big tile: below it the 64x64 tile's
 /// four times as many workgroups fill a large GPU better.
 pub const MIN_BIG_TILES: usize = 128;
@@ -96,6 +114,13 @@ pub const MIN_BIG_TILES: usize = 128;
 /// k step, their 16 stores.
 pub fn gemm128_source() -> String {
     codegen::expand(GEMM128_WGSL)
+}
+
+/// `shaders/gemm256.wgsl` (after `shaders/gemm_operands.wgsl`) with its `// @generate` lines
+/// replaced by unrolled code (`codegen`): the 32 vec4 accumulators, their 32 multiply-adds per
+/// k step, their 32 stores.
+pub fn gemm256_source() -> String {
+    codegen::expand(GEMM256_WGSL)
 }
 
 /// The tensor-core tile as the device compiles it (`Shader::module_source`):
@@ -119,6 +144,8 @@ pub enum Tile {
     /// `gemm128.wgsl`'s 128x128, with its two layout constants (A's k stride is 1, B's n
     /// stride is 1).
     Big(bool, bool),
+    /// `gemm256.wgsl`'s 256x128, with the same layout constants.
+    Tall(bool, bool),
     /// `gemm_coop.wgsl`'s 128x128 on the matrix units, with the same layout constants.
     Tensor(bool, bool),
 }
@@ -141,6 +168,8 @@ pub fn tile_for(
     };
     if tensor_choice(choice, tensor_cores, auto_tensor) {
         Tile::Tensor(a_k, b_n)
+    } else if choice == GemmTiles::Tall {
+        Tile::Tall(a_k, b_n)
     } else {
         Tile::Big(a_k, b_n)
     }
@@ -153,11 +182,12 @@ pub fn tensor_choice(choice: GemmTiles, tensor_cores: bool, auto_tensor: bool) -
         && match choice {
             GemmTiles::Tensor => true,
             GemmTiles::Auto => auto_tensor,
-            GemmTiles::Small | GemmTiles::Big => false,
+            GemmTiles::Small | GemmTiles::Big | GemmTiles::Tall => false,
         }
 }
 
-/// Whether a product takes a 128x128 tile (plain or tensor-core) under `choice`:
+/// Whether a product takes a large tile (128x128 plain or tensor-core, or 256x128) under
+/// `choice`:
 /// `Some((a_k_contiguous, b_n_contiguous))` (its two layout constants) when it does, `None`
 /// for the 64x64 tile.
 pub fn big_tile_layout(
@@ -170,7 +200,7 @@ pub fn big_tile_layout(
 ) -> Option<(bool, bool)> {
     let want_big = match choice {
         GemmTiles::Small => false,
-        GemmTiles::Big | GemmTiles::Tensor => true,
+        GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor => true,
         GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
     };
     let c_aligned = c.off.is_multiple_of(4) && c.rs.is_multiple_of(4);
@@ -316,12 +346,20 @@ pub fn gemm(
     }
     match tile {
         Tile::Tensor(..) => {}
-        Tile::Big(a_k, b_n) if fits => {
+        Tile::Tall(a_k, b_n)
+            if gpu.limits().max_compute_workgroup_storage_size >= GEMM256_WORKGROUP_BYTES =>
+        {
+            let shader = GEMM256.get(b.buf.is_f16());
+            let pipeline = gpu.pipeline(shader, "gemm256", &layout(a_k, b_n));
+            let grid = [n.div_ceil(128) as u32, m.div_ceil(256) as u32, 1];
+            gpu.dispatch(&pipeline, &params, &buffers, grid);
+        }
+        Tile::Big(a_k, b_n) | Tile::Tall(a_k, b_n) if fits => {
             let shader = GEMM128.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm128", &layout(a_k, b_n));
             gpu.dispatch(&pipeline, &params, &buffers, big_grid);
         }
-        Tile::Big(..) | Tile::Small => {
+        Tile::Big(..) | Tile::Tall(..) | Tile::Small => {
             let pipeline = gpu.pipeline(GEMM.get(b.buf.is_f16()), "gemm", &[]);
             gpu.dispatch(
                 &pipeline,

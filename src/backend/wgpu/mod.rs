@@ -100,8 +100,9 @@ pub struct Tuning {
     #[serde(default)]
     pub tensor_steps: Option<bool>,
     /// The tile of the matrix products (`gemm.wgsl` 64x64, the generated 128x128
-    /// `gemm128.wgsl`, or its tensor-core twin `gemm_coop.wgsl`). Default: by size, on the
-    /// tensor cores under [`Precision::F16`] where the adapter has them.
+    /// `gemm128.wgsl` or 256x128 `gemm256.wgsl`, or the tensor-core twin `gemm_coop.wgsl`).
+    /// Default: by size, on the tensor cores under [`Precision::F16`] where the adapter has
+    /// them; the 256x128 tile only when asked for, until measured on a GPU.
     pub gemm_tiles: gemm::GemmTiles,
     /// Keep naga's bounds checks in every kernel. Default: on; off is the trusted path
     /// (`Gpu::set_checked`).
@@ -156,6 +157,7 @@ impl Tuning {
             gemm::GemmTiles::Auto => "auto",
             gemm::GemmTiles::Small => "small",
             gemm::GemmTiles::Big => "big",
+            gemm::GemmTiles::Tall => "tall",
             gemm::GemmTiles::Tensor => "tensor",
         };
         let checks = if self.checked { "checked" } else { "unchecked" };

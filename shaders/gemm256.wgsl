@@ -1,0 +1,160 @@
+// gemm256.wgsl: C = alpha * op(A) op(B) [+ C] [+ bias], the tall-tile matrix product (256
+// rows of C by 128 columns per workgroup) for the big GEMMs of a training step, a choice
+// beside gemm128.wgsl (`--gemm tall`) with twice the outputs per invocation: more
+// multiply-adds per shared-memory read and per barrier. Same math and parameter block as
+// gemm.wgsl; CPU twin: src/backend/cpu/gemm.rs.
+//
+// This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
+// src/backend/wgpu/codegen.rs (private arrays indexed by a loop variable land in slow local
+// memory on NVIDIA: 45x slower on the H100, ../shared/device/README.md). The accumulators
+// are 32 named vec4 variables.
+//
+// Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
+// shaders/gemm_operands.wgsl, which the host puts before this file):
+//   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
+//   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
+//   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
+//                         by the host before this file, is f32 or f16 (an f16 layer cache)
+//   3 c    vec4<f32>[]    read_write: element (m, n) at c_off + m * c_rs + n
+//   4 bias f32[]          read: bias[bias_off + n]
+// Element i of a flat buffer is component i % 4 of vec4 i / 4 (buffers are sized in whole
+// vec4s). Preconditions the host checks (as for gemm128.wgsl): one stride of A is 1
+// (A_K_CONTIGUOUS says which) and the other stride and a_off are multiples of 4; likewise for
+// B (B_N_CONTIGUOUS); c_off and c_rs are multiples of 4. Flags: bit 0 accumulate into C,
+// bit 1 add bias[n].
+//
+// Tiling: a 16x16 workgroup computes a 256x128 tile of C in steps of BK = 8 along k.
+// Invocation (tx, ty) owns rows {64 i + ty*4 .. 64 i + ty*4+3 : i = 0..3} and columns
+// {tx*4 .. tx*4+3, 64+tx*4 .. 64+tx*4+3}: a 16x8 block in 32 vec4 accumulators acc{r}_{h}
+// (row r = 4 i + lane, column half h). A is staged in workgroup memory as [BK][256] (m
+// fastest) and B as [BK][128] (n fastest), so each k step reads 4 vec4 of A and 2 vec4 of B
+// and does 32 vec4 multiply-adds (gemm128: 4 reads, 16). Each invocation loads two vec4 of A
+// and one of B per chunk along their contiguous dimensions; the next chunk's loads are
+// issued before the current chunk's arithmetic (register prefetch) and staged into the second
+// workgroup buffer after it (one barrier per chunk, 1024 multiply-adds per invocation between
+// barriers, as gemm128's 16-deep chunks). Out-of-range elements load zeros and are not
+// stored. Workgroup memory: 24 KiB.
+
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const BK: u32 = 8u;
+const AM4: u32 = 64u; // 256 rows of A per tile, in vec4s (shaders/gemm_operands.wgsl)
+
+// Two staging buffers each: A [BK][256 / 4] at vec4 0 and 512, B [BK][128 / 4] at 0 and 256.
+// The next chunk is staged into one while the current one is read.
+var<workgroup> As: array<vec4<f32>, 1024>;
+var<workgroup> Bs: array<vec4<f32>, 512>;
+
+/// Puts load slot `e` of A into the [BK][256] staging tile at vec4 `buf`.
+fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
+    if (A_K_CONTIGUOUS) {
+        // Four k values of one row m: a column of the staged tile.
+        let mm = e / (BK / 4u);
+        let kk = (e % (BK / 4u)) * 4u;
+        let q = mm / 4u;
+        let lane = mm % 4u;
+        As[buf + kk * 64u + q][lane] = v.x;
+        As[buf + (kk + 1u) * 64u + q][lane] = v.y;
+        As[buf + (kk + 2u) * 64u + q][lane] = v.z;
+        As[buf + (kk + 3u) * 64u + q][lane] = v.w;
+    } else {
+        As[buf + e] = v;
+    }
+}
+
+/// Puts load slot `e` of B into the [BK][128] staging tile at vec4 `buf`.
+fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
+    if (B_N_CONTIGUOUS) {
+        Bs[buf + e] = v;
+    } else {
+        let nn = e / (BK / 4u);
+        let kk = (e % (BK / 4u)) * 4u;
+        let q = nn / 4u;
+        let lane = nn % 4u;
+        Bs[buf + kk * 32u + q][lane] = v.x;
+        Bs[buf + (kk + 1u) * 32u + q][lane] = v.y;
+        Bs[buf + (kk + 2u) * 32u + q][lane] = v.z;
+        Bs[buf + (kk + 3u) * 32u + q][lane] = v.w;
+    }
+}
+
+/// Writes four results of row `row` from column `col` (a multiple of 4): alpha, bias,
+/// accumulation; a whole vec4 store when all four columns are inside.
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m || col >= p.n) {
+        return;
+    }
+    let accumulate = (p.flags & 1u) != 0u;
+    let with_bias = (p.flags & 2u) != 0u;
+    let i = p.c_off + row * p.c_rs + col;
+    var r = p.alpha * v;
+    if (col + 4u <= p.n) {
+        if (with_bias) {
+            let bi = p.bias_off + col;
+            r += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
+        }
+        if (accumulate) {
+            r += c[i >> 2u];
+        }
+        c[i >> 2u] = r;
+        return;
+    }
+    for (var j = 0u; j < p.n - col; j++) {
+        var x = r[j];
+        if (with_bias) {
+            x += bias[p.bias_off + col + j];
+        }
+        if (accumulate) {
+            x += c[(i + j) >> 2u][(i + j) & 3u];
+        }
+        c[(i + j) >> 2u][(i + j) & 3u] = x;
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gemm256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let m0 = wid.y * 256u;
+    let n0 = wid.x * 128u;
+    let tx = lid.x;
+    let ty = lid.y;
+    let t = ty * 16u + tx;
+    // @generate gemm256_acc_decl
+    var pa0 = load_a(t, m0, 0u);
+    var pa1 = load_a(t + 256u, m0, 0u);
+    var pb0 = load_b(t, n0, 0u);
+    stage_a(0u, t, pa0);
+    stage_a(0u, t + 256u, pa1);
+    stage_b(0u, t, pb0);
+    workgroupBarrier();
+    let tiles = (p.k + BK - 1u) / BK;
+    for (var kt = 0u; kt < tiles; kt++) {
+        let cur_a = (kt % 2u) * 512u;
+        let cur_b = (kt % 2u) * 256u;
+        let more = kt + 1u < tiles;
+        if (more) {
+            let k1 = (kt + 1u) * BK;
+            pa0 = load_a(t, m0, k1);
+            pa1 = load_a(t + 256u, m0, k1);
+            pb0 = load_b(t, n0, k1);
+        }
+        for (var kk = 0u; kk < BK; kk++) {
+            let ra = cur_a + kk * 64u + ty;
+            let a0 = As[ra];
+            let a1 = As[ra + 16u];
+            let a2 = As[ra + 32u];
+            let a3 = As[ra + 48u];
+            let b0 = Bs[cur_b + kk * 32u + tx];
+            let b1 = Bs[cur_b + kk * 32u + 16u + tx];
+            // @generate gemm256_fma
+        }
+        if (more) {
+            // The other buffers were last read in the previous chunk, before its barrier.
+            stage_a(512u - cur_a, t, pa0);
+            stage_a(512u - cur_a, t + 256u, pa1);
+            stage_b(256u - cur_b, t, pb0);
+        }
+        workgroupBarrier();
+    }
+    // @generate gemm256_store
+}
