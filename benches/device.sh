@@ -5,12 +5,13 @@
 #
 #   bash benches/device.sh first    what a session with one short device call needs most, in
 #                                   order, each part cut off at what remains of $BUDGET seconds
-#                                   (default 540): check-new, suite, ksplit, f16, check,
-#                                   variants
+#                                   (default 540): check-new, suite, products, ksplit, f16,
+#                                   check, variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh check-new the defaults, the 256x128 GEMM tile and the tensor-core
 #                                   builds (which lavapipe can only emulate)
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
+#   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
 #                                   before), with the 256x128 GEMM tile, and with the tiles'
 #                                   K split 4 and 2 ways
@@ -47,7 +48,14 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
-check_variants() {
+check_products() {
+    # The suite's large products one by one under each tile (64x64, 128x128, 256x128 and the
+    # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
+    "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
+        | tee "$OUT/products.txt"
+}
+
+variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
     # widths that are not multiples of the tiles.
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
@@ -79,6 +87,13 @@ suite() {
     python3 .bin/torch_rnn_bench.py | tee "$OUT/torch.jsonl"
     "$W" report --ours "$OUT/wgrnn.jsonl" --torch "$OUT/torch.jsonl" --kernels flagship \
         --roofline 67,3350 | tee "$OUT/table.md"
+}
+
+products() {
+    # The suite's large products one by one under each tile (64x64, 128x128, 256x128 and the
+    # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
+    "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
+        | tee "$OUT/products.txt"
 }
 
 variants() {
@@ -125,7 +140,7 @@ first() {
     # cut off at the budget's remainder, so whatever finished comes back.
     local budget="${BUDGET:-540}"
     local status=0
-    for part in check-new suite ksplit f16 check variants; do
+    for part in check-new suite products ksplit f16 check variants; do
         local left=$((budget - SECONDS))
         if [ "$left" -lt 30 ]; then
             echo "first: no time left for $part" | tee -a "$OUT/skipped.txt"
@@ -154,10 +169,10 @@ tune-f16() {
 status=0
 for part in "$@"; do
     case "$part" in
-        first | check | check-new | suite | ksplit | variants | f16 | tune | tune-f16)
+        first | check | check-new | suite | products | ksplit | variants | f16 | tune | tune-f16)
             "$part" || status=1 ;;
-        *) echo "unknown part $part (first, check, check-new, suite, ksplit, variants, f16," \
-            "tune, tune-f16)" >&2
+        *) echo "unknown part $part (first, check, check-new, suite, products, ksplit," \
+            "variants, f16, tune, tune-f16)" >&2
             status=2 ;;
     esac
 done

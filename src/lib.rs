@@ -26,6 +26,7 @@ pub mod error;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod products;
 pub mod report;
 pub mod run;
 pub mod tasks;

@@ -22,7 +22,7 @@ use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
-use wgrnn::{report, tune};
+use wgrnn::{products, report, tune};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
 /// reference.
@@ -328,6 +328,13 @@ struct BenchArgs {
     /// ~/.cache/wgrnn/tuning.json; `WGRNN_TUNING=off` ignores it).
     #[arg(long)]
     tune: bool,
+    /// Time the configurations' large matrix products one by one (input projections, the
+    /// input's gradient, the weight gradients; at the layers' shapes and layouts) under each
+    /// product tile (64x64, 128x128, 256x128, and the tensor-core tile where the adapter has
+    /// it; only --gemm's tile when given), instead of training steps: ms and TFLOP/s per
+    /// product and tile, one JSON line each with --json.
+    #[arg(long, conflicts_with = "tune")]
+    products: bool,
 }
 
 #[derive(clap::Args)]
@@ -800,6 +807,61 @@ fn run_check(args: CheckArgs) -> Result<()> {
 
 /// `wgrnn bench --tune`: every kernel choice on every configuration, the fastest stored in
 /// the autotune table for this adapter.
+/// `bench --products`: each configuration's large products under each tile, on one GPU.
+fn run_products(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
+    if args.device == DeviceChoice::Cpu {
+        bail!("--products times GPU kernels; it cannot be combined with --device cpu");
+    }
+    let mut be = open_gpu(args.adapter.as_deref())?;
+    let mut json = create_json(args.json.as_deref())?;
+    let shape = configs
+        .first()
+        .map(|c| autotune::Shape::of(&c.network(), c.batch));
+    if let Some(shape) = shape {
+        let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
+        println!("kernels: {kernels}");
+    }
+    let gpu = be.gpu();
+    let tiles = match args.kernels.gemm {
+        Some(t) => vec![t],
+        None => products::tiles_to_time(gpu),
+    };
+    println!(
+        "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10} {:>8}",
+        "config", "product", "m x n x k", "A B", "tiles", "kernel", "ms", "TFLOP/s"
+    );
+    for c in configs {
+        for p in products::products_of(c) {
+            let layout = format!(
+                "{}{}",
+                if p.a_t { "T" } else { "N" },
+                if p.b_t { "T" } else { "N" }
+            );
+            for t in products::time_product(gpu, &p, &tiles, args.reps)
+                .with_context(|| format!("timing {} of {}", p.what, p.config))?
+            {
+                println!(
+                    "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10.4} {:>8.2}",
+                    p.config,
+                    p.what,
+                    format!("{}x{}x{}", p.m, p.n, p.k),
+                    layout,
+                    format!("{:?}", t.tiles).to_lowercase(),
+                    t.kernel,
+                    t.ms,
+                    t.tflops()
+                );
+                if let (Some(f), Some(path)) = (json.as_mut(), &args.json) {
+                    writeln!(f, "{}", t.to_json())
+                        .and_then(|()| f.flush())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     if args.kernels.any() {
         bail!("--tune measures every kernel choice itself; drop the kernel flags");
@@ -932,6 +994,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     }
     if args.tune {
         return run_tune(&args, &configs);
+    }
+    if args.products {
+        return run_products(&args, &configs);
     }
     let mut json = create_json(args.json.as_deref())?;
     // Each configuration gets a fresh backend (its own device and memory count); the first

@@ -1130,3 +1130,72 @@ fn train_auto_and_gpu() {
         "{out}"
     );
 }
+
+/// `bench --products` times each configuration's large products under every product tile
+/// and names the kernel that ran: the 64x64, 128x128 and 256x128 tiles each where asked for,
+/// a positive rate for each, one JSON line each; `--gemm` narrows it to one tile; the CPU
+/// refuses it.
+#[test]
+fn bench_products_times_each_product_under_each_tile() {
+    let suite = temp_path("products-suite.tsv");
+    std::fs::write(&suite, "tiny lstm 2 24 16 8 5 uni\n").expect("suite file");
+    let suite = suite.to_str().expect("utf-8 path");
+    let json = temp_path("products.jsonl");
+    let json = json.to_str().expect("utf-8 path");
+    let out = ok(&[
+        "bench",
+        "--suite",
+        suite,
+        "--products",
+        "--reps",
+        "2",
+        "--json",
+        json,
+    ]);
+    // Layer 0's four products and the later layers' xp and dx (their dW_ih is layer 0's
+    // dW_hh shape), under three tiles.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(json)
+        .expect("the JSON lines")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 6 * 3, "{out}");
+    for l in &lines {
+        let want = match l["tiles"].as_str() {
+            Some("small") => "gemm.gemm",
+            Some("big") => "gemm128.gemm128",
+            Some("tall") => "gemm256.gemm256",
+            other => panic!("unexpected tiles {other:?}"),
+        };
+        assert_eq!(l["kernel"], want, "{l}");
+        let ms = l["ms"].as_f64().expect("ms");
+        assert!(ms > 0.0 && ms.is_finite(), "{l}");
+        assert!(l["tflops"].as_f64().is_some_and(|t| t >= 0.0), "{l}");
+    }
+    let dw = lines
+        .iter()
+        .find(|l| l["product"] == "dW_hh l0, dW_ih l1+")
+        .expect("the shared weight-gradient shape");
+    assert_eq!(
+        (dw["m"].as_u64(), dw["n"].as_u64(), dw["k"].as_u64()),
+        (Some(96), Some(24), Some(40))
+    );
+    assert_eq!(dw["a_transposed"], true);
+    assert!(out.contains("gemm256.gemm256"), "{out}");
+    let one = ok(&[
+        "bench",
+        "--suite",
+        suite,
+        "--products",
+        "--reps",
+        "1",
+        "--gemm",
+        "tall",
+    ]);
+    assert_eq!(one.matches("gemm256.gemm256").count(), 6, "{one}");
+    assert!(!one.contains("gemm128.gemm128"), "{one}");
+    fails(
+        &["bench", "--products", "--device", "cpu"],
+        "--products times GPU kernels",
+    );
+}
