@@ -9,7 +9,8 @@
 // on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 variables.
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
-// shaders/gemm_operands.wgsl, which the host puts before this file):
+// shaders/gemm_operands.wgsl, 3-4 and the stores shaders/gemm_store4.wgsl, which the host
+// puts before this file):
 //   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
 //   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
 //   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
@@ -31,9 +32,6 @@
 // arithmetic (register prefetch) and staged into the second workgroup buffer after it (one
 // barrier per chunk). Out-of-range elements load zeros and are not stored. Workgroup
 // memory: 32 KiB.
-
-@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const BK: u32 = 16u;
 const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands.wgsl)
@@ -73,39 +71,6 @@ fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
         Bs[buf + (kk + 1u) * 32u + q][lane] = v.y;
         Bs[buf + (kk + 2u) * 32u + q][lane] = v.z;
         Bs[buf + (kk + 3u) * 32u + q][lane] = v.w;
-    }
-}
-
-/// Writes four results of row `row` from column `col` (a multiple of 4): alpha, bias,
-/// accumulation; a whole vec4 store when all four columns are inside.
-fn store4(row: u32, col: u32, v: vec4<f32>) {
-    if (row >= p.m || col >= p.n) {
-        return;
-    }
-    let accumulate = (p.flags & 1u) != 0u;
-    let with_bias = (p.flags & 2u) != 0u;
-    let i = p.c_off + row * p.c_rs + col;
-    var r = p.alpha * v;
-    if (col + 4u <= p.n) {
-        if (with_bias) {
-            let bi = p.bias_off + col;
-            r += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
-        }
-        if (accumulate) {
-            r += c[i >> 2u];
-        }
-        c[i >> 2u] = r;
-        return;
-    }
-    for (var j = 0u; j < p.n - col; j++) {
-        var x = r[j];
-        if (with_bias) {
-            x += bias[p.bias_off + col + j];
-        }
-        if (accumulate) {
-            x += c[(i + j) >> 2u][(i + j) & 3u];
-        }
-        c[(i + j) >> 2u][(i + j) & 3u] = x;
     }
 }
 

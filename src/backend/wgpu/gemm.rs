@@ -1,6 +1,7 @@
-//! The matrix products of `shaders/gemm.wgsl` and `shaders/gemm128.wgsl`: input projections
-//! of all steps at once, weight gradients summed over all steps, the head. Operands are views
-//! into flat buffers given by an offset and row/column strides, so transposes cost nothing.
+//! The matrix products of `shaders/gemm.wgsl`, `shaders/gemm128.wgsl` and
+//! `shaders/gemm256.wgsl`: input projections of all steps at once, weight gradients summed
+//! over all steps, the head. Operands are views into flat buffers given by an offset and
+//! row/column strides, so transposes cost nothing.
 //! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
 //! the adapter has them and reduced precision was asked for, or the 256x128 one where asked
 //! for); the rest the 64x64 one.
@@ -20,15 +21,19 @@ static COLSUM: Shader = Shader {
     source: include_str!("../../../shaders/colsum.wgsl"),
 };
 
-/// `shaders/gemm128.wgsl` after the operand loads it shares with the tensor-core tile.
+/// `shaders/gemm128.wgsl` after the operand loads it shares with the other large tiles and
+/// the stores it shares with the 256x128 one.
 const GEMM128_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/gemm_store4.wgsl"),
     include_str!("../../../shaders/gemm128.wgsl")
 );
 
-/// `shaders/gemm256.wgsl` after the operand loads it shares with the other large tiles.
+/// `shaders/gemm256.wgsl` after the operand loads it shares with the other large tiles and
+/// the stores it shares with the 128x128 one.
 const GEMM256_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/gemm_store4.wgsl"),
     include_str!("../../../shaders/gemm256.wgsl")
 );
 
