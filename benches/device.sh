@@ -53,6 +53,7 @@ check_products() {
     # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
     "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
         | tee "$OUT/products.txt"
+    "$W" report --products "$OUT/products.jsonl" | tee "$OUT/products.md"
 }
 
 variants() {
@@ -94,6 +95,7 @@ products() {
     # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
     "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
         | tee "$OUT/products.txt"
+    "$W" report --products "$OUT/products.jsonl" | tee "$OUT/products.md"
 }
 
 variants() {

@@ -340,11 +340,16 @@ struct BenchArgs {
 #[derive(clap::Args)]
 struct ReportArgs {
     /// `wgrnn bench --json` lines of the suite.
-    #[arg(long, value_name = "FILE")]
-    ours: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "products",
+        requires = "torch"
+    )]
+    ours: Option<PathBuf>,
     /// The reference script's lines (shared/device/torch_rnn_bench.py).
-    #[arg(long, value_name = "FILE")]
-    torch: PathBuf,
+    #[arg(long, value_name = "FILE", requires = "ours")]
+    torch: Option<PathBuf>,
     /// An alternative kernel choice's `wgrnn bench --json` lines, as NAME=FILE (repeatable):
     /// a column of its step times.
     #[arg(long, value_name = "NAME=FILE")]
@@ -359,6 +364,10 @@ struct ReportArgs {
     /// Peaks for the breakdown's roofline column, `TFLOPS,GBPS` (H100 SXM: 67,3350).
     #[arg(long, value_name = "TFLOPS,GBPS", value_parser = bench::Roofline::parse)]
     roofline: Option<bench::Roofline>,
+    /// `wgrnn bench --products --json` lines: also (or only, without --ours) the table of
+    /// each product's TFLOP/s under each tile.
+    #[arg(long, value_name = "FILE")]
+    products: Option<PathBuf>,
 }
 
 /// The kernel choices `wgrnn bench` and `wgrnn check` take, to compare kernels that compute
@@ -931,23 +940,39 @@ fn run_report(args: ReportArgs) -> Result<()> {
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
         report::parse_lines(&text, &p.display().to_string())
     };
-    let ours = read(&args.ours)?;
-    let torch = read(&args.torch)?;
-    let mut variants = Vec::new();
-    for v in &args.variant {
-        let Some((name, file)) = v.split_once('=') else {
-            bail!("--variant takes NAME=FILE, got `{v}`");
-        };
-        variants.push((name.to_string(), read(std::path::Path::new(file))?));
+    if let (Some(ours), Some(torch)) = (&args.ours, &args.torch) {
+        let ours = read(ours)?;
+        let torch = read(torch)?;
+        let mut variants = Vec::new();
+        for v in &args.variant {
+            let Some((name, file)) = v.split_once('=') else {
+                bail!("--variant takes NAME=FILE, got `{v}`");
+            };
+            variants.push((name.to_string(), read(std::path::Path::new(file))?));
+        }
+        print!("{}", report::suite_table(&ours, &torch, &variants)?);
+        if let Some(path) = &args.f16 {
+            println!();
+            print!("{}", report::reduced_table(&read(path)?, &torch)?);
+        }
+        if let Some(name) = &args.kernels {
+            println!();
+            print!("{}", report::kernel_table(&ours, name, args.roofline)?);
+        }
+    } else if !args.variant.is_empty() || args.f16.is_some() || args.kernels.is_some() {
+        bail!("--variant, --f16 and --kernels report on the suite: give --ours and --torch");
     }
-    print!("{}", report::suite_table(&ours, &torch, &variants)?);
-    if let Some(path) = &args.f16 {
-        println!();
-        print!("{}", report::reduced_table(&read(path)?, &torch)?);
-    }
-    if let Some(name) = &args.kernels {
-        println!();
-        print!("{}", report::kernel_table(&ours, name, args.roofline)?);
+    if let Some(path) = &args.products {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let lines = report::parse_product_lines(&text, &path.display().to_string())?;
+        if args.ours.is_some() {
+            println!();
+        }
+        print!(
+            "{}",
+            report::products_table(&lines).with_context(|| format!("in {}", path.display()))?
+        );
     }
     Ok(())
 }

@@ -55,6 +55,22 @@ fn shape(v: &Value) -> Option<Shape> {
 /// The JSON objects of a JSON-lines text that describe a configuration (others, such as the
 /// reference script's header line, are skipped). `what` names the source in errors.
 pub fn parse_lines(text: &str, what: &str) -> Result<Vec<Value>> {
+    json_lines(text, what, |v| {
+        shape(v).is_some() && v["train_step_ms"].is_number()
+    })
+}
+
+/// The JSON objects of `wgrnn bench --products --json` lines (others are skipped). `what`
+/// names the source in errors.
+pub fn parse_product_lines(text: &str, what: &str) -> Result<Vec<Value>> {
+    json_lines(text, what, |v| {
+        v["tiles"].is_string() && v["tflops"].is_number()
+    })
+}
+
+/// The JSON objects of a JSON-lines text that `keep` keeps; an unparsable line is an error
+/// naming `what` and the line.
+fn json_lines(text: &str, what: &str, keep: impl Fn(&Value) -> bool) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -62,7 +78,7 @@ pub fn parse_lines(text: &str, what: &str) -> Result<Vec<Value>> {
         }
         let v: Value = serde_json::from_str(line)
             .with_context(|| format!("{what}, line {}: not JSON", i + 1))?;
-        if shape(&v).is_some() && v["train_step_ms"].is_number() {
+        if keep(&v) {
             out.push(v);
         }
     }
@@ -232,6 +248,75 @@ pub fn kernel_table(ours: &[Value], name: &str, roof: Option<Roofline>) -> Resul
     Ok(t)
 }
 
+/// The products table from `wgrnn bench --products` lines: one row per product (config,
+/// product, m x n x k, operand layouts), one TFLOP/s column per tile in the order the lines
+/// first name them, and the fastest tile (by time, finer than the rounded rates) with its
+/// kernel.
+pub fn products_table(lines: &[Value]) -> Result<String> {
+    if lines.is_empty() {
+        bail!("no product timings to report");
+    }
+    let mut tiles: Vec<String> = Vec::new();
+    // (row key, [(tile, tflops, kernel, ms)]) in first-appearance order.
+    type Timing = (String, f64, String, f64);
+    let mut rows: Vec<(String, Vec<Timing>)> = Vec::new();
+    for l in lines {
+        let (Some(m), Some(n), Some(k)) = (l["m"].as_u64(), l["n"].as_u64(), l["k"].as_u64())
+        else {
+            bail!("a products line without its shape: {l}");
+        };
+        let tile = l["tiles"]
+            .as_str()
+            .context("a products line without its tiles")?;
+        let tflops = l["tflops"]
+            .as_f64()
+            .context("a products line without tflops")?;
+        let ms = l["ms"].as_f64().context("a products line without ms")?;
+        let layout = |key: &str| if l[key] == true { "T" } else { "N" };
+        let key = format!(
+            "{} | {} | {m} x {n} x {k} | {}{}",
+            l["config"].as_str().unwrap_or("-"),
+            l["product"].as_str().unwrap_or("-"),
+            layout("a_transposed"),
+            layout("b_transposed"),
+        );
+        if !tiles.iter().any(|t| t == tile) {
+            tiles.push(tile.to_string());
+        }
+        let kernel = l["kernel"].as_str().unwrap_or("-").to_string();
+        let entry = (tile.to_string(), tflops, kernel, ms);
+        match rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, times)) => times.push(entry),
+            None => rows.push((key, vec![entry])),
+        }
+    }
+    let mut t = String::new();
+    let heads: Vec<String> = tiles.iter().map(|x| format!("{x} TFLOP/s")).collect();
+    writeln!(
+        t,
+        "| config | product | m x n x k | A B | {} | fastest |\n|---|---|---|---|{}---|",
+        heads.join(" | "),
+        "---|".repeat(tiles.len())
+    )?;
+    for (key, times) in &rows {
+        let cells: Vec<String> = tiles
+            .iter()
+            .map(|x| {
+                let v = times.iter().find(|e| e.0 == *x).map(|e| e.1);
+                fmt_opt(v, 2)
+            })
+            .collect();
+        let best = times
+            .iter()
+            .min_by(|a, b| a.3.total_cmp(&b.3))
+            .map_or("-".to_string(), |(tile, _, kernel, _)| {
+                format!("{tile} ({kernel})")
+            });
+        writeln!(t, "| {key} | {} | {best} |", cells.join(" | "))?;
+    }
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +390,40 @@ mod tests {
         assert!(t.contains("| lstm_cell.fwd_step_tiled | 400 | 30.000 | 75.0% | - | - | - |"));
         assert!(kernel_table(&ours, "nope", None).is_err());
         assert!(parse_lines("{not json", "f").is_err());
+    }
+
+    #[test]
+    fn products_table_has_a_column_per_tile_and_the_fastest() {
+        let line = |product: &str, tile: &str, kernel: &str, tflops: f64| {
+            let ms = 53.6870912 / tflops;
+            format!(
+                r#"{{"config":"flagship","product":"{product}","m":6400,"n":4096,"k":1024,"a_transposed":false,"b_transposed":true,"tiles":"{tile}","kernel":"{kernel}","ms":{ms},"tflops":{tflops}}}"#
+            )
+        };
+        let text = [
+            line("xp l0", "small", "gemm.gemm", 12.5),
+            line("xp l0", "big", "gemm128.gemm128", 26.0),
+            line("xp l0", "tall", "gemm256.gemm256", 31.25),
+            line("dx l0", "big", "gemm128.gemm128", 24.0),
+        ]
+        .join("\n");
+        let t = products_table(&parse_product_lines(&text, "products").unwrap()).unwrap();
+        assert!(parse_lines(&text, "products").unwrap().is_empty());
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            rows[0],
+            "| config | product | m x n x k | A B | small TFLOP/s | big TFLOP/s | tall TFLOP/s | fastest |"
+        );
+        assert_eq!(rows[1], "|---|---|---|---|---|---|---|---|");
+        assert_eq!(
+            rows[2],
+            "| flagship | xp l0 | 6400 x 4096 x 1024 | NT | 12.50 | 26.00 | 31.25 | tall (gemm256.gemm256) |"
+        );
+        assert_eq!(
+            rows[3],
+            "| flagship | dx l0 | 6400 x 4096 x 1024 | NT | - | 24.00 | - | big (gemm128.gemm128) |"
+        );
+        assert!(products_table(&[]).is_err());
     }
 
     #[test]

@@ -1182,6 +1182,21 @@ fn bench_products_times_each_product_under_each_tile() {
     );
     assert_eq!(dw["a_transposed"], true);
     assert!(out.contains("gemm256.gemm256"), "{out}");
+    // `report --products` makes the markdown table of them: a row per product, a TFLOP/s
+    // column per tile.
+    let table = ok(&["report", "--products", json]);
+    assert_eq!(table.lines().count(), 2 + 6, "{table}");
+    assert!(
+        table.starts_with(
+            "| config | product | m x n x k | A B | small TFLOP/s | big TFLOP/s | tall TFLOP/s | fastest |"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains("| tiny | dW_hh l0, dW_ih l1+ | 96 x 24 x 40 | TN |"),
+        "{table}"
+    );
+    fails(&["report"], "--ours");
     let one = ok(&[
         "bench",
         "--suite",
