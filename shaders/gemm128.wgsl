@@ -9,8 +9,8 @@
 // on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 variables.
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
-// shaders/gemm_operands.wgsl, 3-4 and the stores shaders/gemm_store4.wgsl, which the host
-// puts before this file):
+// shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
+// which the host puts before this file):
 //   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
 //   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
 //   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
@@ -40,39 +40,6 @@ const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands
 // into one while the current one is read, so each chunk needs one barrier, not two.
 var<workgroup> As: array<vec4<f32>, 1024>;
 var<workgroup> Bs: array<vec4<f32>, 1024>;
-
-/// Puts load slot `e` of A into the [BK][128] staging tile.
-fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
-    if (A_K_CONTIGUOUS) {
-        // Four k values of one row m: a column of the staged tile.
-        let mm = e / 4u;
-        let kk = (e % 4u) * 4u;
-        let q = mm / 4u;
-        let lane = mm % 4u;
-        As[buf + kk * 32u + q][lane] = v.x;
-        As[buf + (kk + 1u) * 32u + q][lane] = v.y;
-        As[buf + (kk + 2u) * 32u + q][lane] = v.z;
-        As[buf + (kk + 3u) * 32u + q][lane] = v.w;
-    } else {
-        As[buf + (e / 32u) * 32u + e % 32u] = v;
-    }
-}
-
-/// Puts load slot `e` of B into the [BK][128] staging tile.
-fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
-    if (B_N_CONTIGUOUS) {
-        Bs[buf + (e / 32u) * 32u + e % 32u] = v;
-    } else {
-        let nn = e / 4u;
-        let kk = (e % 4u) * 4u;
-        let q = nn / 4u;
-        let lane = nn % 4u;
-        Bs[buf + kk * 32u + q][lane] = v.x;
-        Bs[buf + (kk + 1u) * 32u + q][lane] = v.y;
-        Bs[buf + (kk + 2u) * 32u + q][lane] = v.z;
-        Bs[buf + (kk + 3u) * 32u + q][lane] = v.w;
-    }
-}
 
 @compute @workgroup_size(16, 16, 1)
 fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -116,70 +116,44 @@ pub fn expand_with(template: &str, coop: CoopOps) -> String {
     out
 }
 
+/// One part of a register-tiled GEMM's `rows` x 8 block per invocation (gemm128.wgsl: 8
+/// rows, gemm256.wgsl: 16), its accumulators acc{r}_{h} for row r (tile row
+/// 64 (r / 4) + 4 ty + r % 4) and column half h: their declarations (`acc_decl`), their
+/// multiply-adds per k step from the A registers a{r / 4} and B registers b{h} (`fma`), or
+/// their stores (`store`).
+fn gemm_block(part: &str, rows: usize) -> Vec<String> {
+    let mut v = Vec::new();
+    for r in 0..rows {
+        let row = match 64 * (r / 4) {
+            0 => format!("ty * 4u + {}u", r % 4),
+            base => format!("{base}u + ty * 4u + {}u", r % 4),
+        };
+        for h in 0..2 {
+            v.push(match part {
+                "acc_decl" => format!("var acc{r}_{h} = vec4<f32>(0.0);"),
+                "fma" => format!("acc{r}_{h} += a{}.{} * b{h};", r / 4, LANES[r % 4]),
+                _ => format!(
+                    "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
+                    h * 64
+                ),
+            });
+        }
+    }
+    v
+}
+
 /// The lines of generator `name`, `None` for an unknown one.
 fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
     let mut v = Vec::new();
     let hw = coop == CoopOps::Hardware;
     match name {
-        // gemm128.wgsl: an 8x8 block as acc{r}_{h}, rows r, column halves h.
-        "gemm_acc_decl" => {
-            for r in 0..8 {
-                for h in 0..2 {
-                    v.push(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
-                }
-            }
-        }
-        "gemm_fma" => {
-            for r in 0..8 {
-                for h in 0..2 {
-                    let (q, lane) = (r / 4, LANES[r % 4]);
-                    v.push(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
-                }
-            }
-        }
-        "gemm_store" => {
-            for r in 0..8 {
-                let row = if r < 4 {
-                    format!("ty * 4u + {r}u")
-                } else {
-                    format!("64u + ty * 4u + {}u", r - 4)
-                };
-                for h in 0..2 {
-                    v.push(format!(
-                        "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
-                        h * 64
-                    ));
-                }
-            }
-        }
-        // gemm256.wgsl: a 16x8 block as acc{r}_{h}, rows r (64 (r / 4) + 4 ty + r % 4),
-        // column halves h.
-        "gemm256_acc_decl" => {
-            for r in 0..16 {
-                for h in 0..2 {
-                    v.push(format!("var acc{r}_{h} = vec4<f32>(0.0);"));
-                }
-            }
-        }
-        "gemm256_fma" => {
-            for r in 0..16 {
-                for h in 0..2 {
-                    let (q, lane) = (r / 4, LANES[r % 4]);
-                    v.push(format!("acc{r}_{h} += a{q}.{lane} * b{h};"));
-                }
-            }
-        }
-        "gemm256_store" => {
-            for r in 0..16 {
-                let row = format!("{}u + ty * 4u + {}u", 64 * (r / 4), r % 4);
-                for h in 0..2 {
-                    v.push(format!(
-                        "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
-                        h * 64
-                    ));
-                }
-            }
-        }
+        // gemm128.wgsl: an 8x8 block; gemm256.wgsl: a 16x8 block.
+        "gemm_acc_decl" => v = gemm_block("acc_decl", 8),
+        "gemm_fma" => v = gemm_block("fma", 8),
+        "gemm_store" => v = gemm_block("store", 8),
+        "gemm256_acc_decl" => v = gemm_block("acc_decl", 16),
+        "gemm256_fma" => v = gemm_block("fma", 16),
+        "gemm256_store" => v = gemm_block("store", 16),
         // gemm_coop.wgsl: the extension, and where a subgroup's ids come from.
         "coop_enable" if hw => v.push("enable wgpu_cooperative_matrix;".to_string()),
         "coop_enable" => {}

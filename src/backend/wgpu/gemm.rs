@@ -22,18 +22,18 @@ static COLSUM: Shader = Shader {
 };
 
 /// `shaders/gemm128.wgsl` after the operand loads it shares with the other large tiles and
-/// the stores it shares with the 256x128 one.
+/// the staging and stores it shares with the 256x128 one.
 const GEMM128_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
-    include_str!("../../../shaders/gemm_store4.wgsl"),
+    include_str!("../../../shaders/gemm_tile_io.wgsl"),
     include_str!("../../../shaders/gemm128.wgsl")
 );
 
 /// `shaders/gemm256.wgsl` after the operand loads it shares with the other large tiles and
-/// the stores it shares with the 128x128 one.
+/// the staging and stores it shares with the 128x128 one.
 const GEMM256_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
-    include_str!("../../../shaders/gemm_store4.wgsl"),
+    include_str!("../../../shaders/gemm_tile_io.wgsl"),
     include_str!("../../../shaders/gemm256.wgsl")
 );
 
