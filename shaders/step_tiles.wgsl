@@ -5,7 +5,7 @@
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
 // The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (KS x
-// rows <= 64; 64 / KS by default, the host's `Call::chunk_rows`): the plain backward stages
+// rows <= 64; 64 / KS by default, the host's `Call::plain_chunks`): the plain backward stages
 // BR = that many rows of W_hh^T, the plain forward FK = 16 k steps of every gate, or more
 // where the cell has fewer gates (Elman: 64 k steps of its one). So each chunk and barrier
 // pair moves about 64 rows whatever the cell and direction (before, an LSTM's backward and
@@ -98,6 +98,53 @@ fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, v: vec4<f3
     }
 }
 
+// What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
+// parts of 16 (w{j}, s{j} for part j; parts past FK stay zero and are never loaded): per
+// part one vec4 of weights per gate and `count` (1, 2 or 4) of its 256 state elements. Named
+// registers, never an array, so they stay out of local memory.
+struct FwdChunk {
+    w0: Gates4, w1: Gates4, w2: Gates4, w3: Gates4,
+    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+}
+
+// Loads the forward chunk at k0 for slice invocation ls (of `threads`).
+fn fwd_chunk(w: u32, d: u32, u0: u32, b0: u32, k0: u32, ls: u32, threads: u32, count: u32,
+             gates: u32) -> FwdChunk {
+    let z4 = vec4<f32>(0.0);
+    let z = Gates4(z4, z4, z4, z4);
+    var c = FwdChunk(tile_w_gates(w, u0, k0, ls, gates),
+                     z, z, z, tile_states(d, b0, k0, ls, threads, count, TK, false), z4, z4, z4);
+    if (FK > 16u) {
+        c.w1 = tile_w_gates(w, u0, k0 + 16u, ls, gates);
+        c.s1 = tile_states(d, b0, k0 + 16u, ls, threads, count, TK, false);
+    }
+    if (FK > 32u) {
+        c.w2 = tile_w_gates(w, u0, k0 + 32u, ls, gates);
+        c.s2 = tile_states(d, b0, k0 + 32u, ls, threads, count, TK, false);
+        c.w3 = tile_w_gates(w, u0, k0 + 48u, ls, gates);
+        c.s3 = tile_states(d, b0, k0 + 48u, ls, threads, count, TK, false);
+    }
+    return c;
+}
+
+// Stages a forward chunk: part j's weights from float wo + 16 j rs, its states from vec4
+// ho + 64 j.
+fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, rs: u32, threads: u32, count: u32, gates: u32,
+                   c: FwdChunk) {
+    stage_w_gates(wo, ls, rs, c.w0, gates);
+    stage_states(ho, ls, threads, count, TK, c.s0);
+    if (FK > 16u) {
+        stage_w_gates(wo + 16u * rs, ls, rs, c.w1, gates);
+        stage_states(ho + 64u, ls, threads, count, TK, c.s1);
+    }
+    if (FK > 32u) {
+        stage_w_gates(wo + 32u * rs, ls, rs, c.w2, gates);
+        stage_states(ho + 128u, ls, threads, count, TK, c.s2);
+        stage_w_gates(wo + 48u * rs, ls, rs, c.w3, gates);
+        stage_states(ho + 192u, ls, threads, count, TK, c.s3);
+    }
+}
+
 // (W_hh h_{t-1}) at rows g * H + unit for g < gates (1 to 4) and the previous state of the
 // tile's sequences at step p.s; zeros when not recurrent, for absent units and sequences.
 fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
@@ -128,59 +175,15 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     if (!recurrent()) {
         return acc;
     }
-    // Registers holding the next chunk, per part of 16 k steps (w{j}, s{j} for part j <
-    // FK / 16; parts past FK are never loaded): one vec4 of weights per gate, and the 256
-    // state elements of a part spread over the slice's invocations (1, 2 or 4 each).
-    // Chunks past the inner dimension load zeros.
+    // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
+    // load zeros.
     let count = TB * TK / threads;
-    let z4 = vec4<f32>(0.0);
-    let z = Gates4(z4, z4, z4, z4);
-    var w0 = tile_w_gates(w, u0, first, ls, gates);
-    var s0 = tile_states(d, b0, first, ls, threads, count, TK, false);
-    var w1 = z;
-    var s1 = z4;
-    var w2 = z;
-    var s2 = z4;
-    var w3 = z;
-    var s3 = z4;
-    if (FK > 16u) {
-        w1 = tile_w_gates(w, u0, first + 16u, ls, gates);
-        s1 = tile_states(d, b0, first + 16u, ls, threads, count, TK, false);
-    }
-    if (FK > 32u) {
-        w2 = tile_w_gates(w, u0, first + 32u, ls, gates);
-        s2 = tile_states(d, b0, first + 32u, ls, threads, count, TK, false);
-        w3 = tile_w_gates(w, u0, first + 48u, ls, gates);
-        s3 = tile_states(d, b0, first + 48u, ls, threads, count, TK, false);
-    }
+    var next = fwd_chunk(w, d, u0, b0, first, ls, threads, count, gates);
     for (var i = 0u; i < per; i++) {
-        stage_w_gates(wo, ls, rs, w0, gates);
-        stage_states(ho, ls, threads, count, TK, s0);
-        if (FK > 16u) {
-            stage_w_gates(wo + 16u * rs, ls, rs, w1, gates);
-            stage_states(ho + 64u, ls, threads, count, TK, s1);
-        }
-        if (FK > 32u) {
-            stage_w_gates(wo + 32u * rs, ls, rs, w2, gates);
-            stage_states(ho + 128u, ls, threads, count, TK, s2);
-            stage_w_gates(wo + 48u * rs, ls, rs, w3, gates);
-            stage_states(ho + 192u, ls, threads, count, TK, s3);
-        }
+        stage_fwd_chunk(wo, ho, ls, rs, threads, count, gates, next);
         workgroupBarrier();
         if (i + 1u < per) {
-            let k1 = first + (i + 1u) * FK;
-            w0 = tile_w_gates(w, u0, k1, ls, gates);
-            s0 = tile_states(d, b0, k1, ls, threads, count, TK, false);
-            if (FK > 16u) {
-                w1 = tile_w_gates(w, u0, k1 + 16u, ls, gates);
-                s1 = tile_states(d, b0, k1 + 16u, ls, threads, count, TK, false);
-            }
-            if (FK > 32u) {
-                w2 = tile_w_gates(w, u0, k1 + 32u, ls, gates);
-                s2 = tile_states(d, b0, k1 + 32u, ls, threads, count, TK, false);
-                w3 = tile_w_gates(w, u0, k1 + 48u, ls, gates);
-                s3 = tile_states(d, b0, k1 + 48u, ls, threads, count, TK, false);
-            }
+            next = fwd_chunk(w, d, u0, b0, first + (i + 1u) * FK, ls, threads, count, gates);
         }
         for (var kk = 0u; kk < FK; kk++) {
             let h = h_tile[ho + kk * 4u + q];
@@ -299,6 +302,50 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
     wsm_set(slot + 12u * TU, v.w);
 }
 
+// What an invocation of the plain backward loads of one chunk of BR rows g, in BR / 16
+// parts of 16 (w{j}, s{j} for part j; parts past BR stay zero and are never loaded): per
+// part one vec4 of weights (tile_wt4) and `count` (1, 2 or 4) of its 256 dgh elements.
+struct BwdChunk {
+    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+}
+
+// Loads the backward chunk at g0 for slice invocation ls (of `threads`).
+fn bwd_chunk(w: u32, d: u32, u0: u32, b0: u32, g0: u32, ls: u32, threads: u32,
+             count: u32) -> BwdChunk {
+    let z4 = vec4<f32>(0.0);
+    var c = BwdChunk(tile_wt4(w, u0, g0, ls), z4, z4, z4,
+                     tile_states(d, b0, g0, ls, threads, count, TK, true), z4, z4, z4);
+    if (BR > 16u) {
+        c.w1 = tile_wt4(w, u0, g0 + 16u, ls);
+        c.s1 = tile_states(d, b0, g0 + 16u, ls, threads, count, TK, true);
+    }
+    if (BR > 32u) {
+        c.w2 = tile_wt4(w, u0, g0 + 32u, ls);
+        c.s2 = tile_states(d, b0, g0 + 32u, ls, threads, count, TK, true);
+        c.w3 = tile_wt4(w, u0, g0 + 48u, ls);
+        c.s3 = tile_states(d, b0, g0 + 48u, ls, threads, count, TK, true);
+    }
+    return c;
+}
+
+// Stages a backward chunk: part j's weights as rows 16 j.. of the [BR][TU] tile from float
+// wo, its dgh from vec4 ho + 64 j.
+fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
+    stage_wt4(wo, ls, 0u, c.w0);
+    stage_states(ho, ls, threads, count, TK, c.s0);
+    if (BR > 16u) {
+        stage_wt4(wo, ls, 16u, c.w1);
+        stage_states(ho + 64u, ls, threads, count, TK, c.s1);
+    }
+    if (BR > 32u) {
+        stage_wt4(wo, ls, 32u, c.w2);
+        stage_states(ho + 128u, ls, threads, count, TK, c.s2);
+        stage_wt4(wo, ls, 48u, c.w3);
+        stage_states(ho + 192u, ls, threads, count, TK, c.s3);
+    }
+}
+
 // (W_hh^T dgh_{t+1}) at column unit (< R = H) for the tile's sequences, over all G*H rows:
 // the gradient reaching h_t from the next step; zeros when not recurrent, for absent units
 // and sequences, and for sequences whose step p.s is their last.
@@ -327,55 +374,14 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return acc;
     }
-    // The next chunk's registers: one vec4 of weights and `count` dgh elements per part of
-    // 16 rows (w{j}, s{j} for part j < BR / 16; parts past BR are never loaded).
+    // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
-    var w0 = tile_wt4(w, u0, first, ls);
-    var s0 = tile_states(d, b0, first, ls, threads, count, TK, true);
-    var w1 = vec4<f32>(0.0);
-    var s1 = vec4<f32>(0.0);
-    var w2 = vec4<f32>(0.0);
-    var s2 = vec4<f32>(0.0);
-    var w3 = vec4<f32>(0.0);
-    var s3 = vec4<f32>(0.0);
-    if (BR > 16u) {
-        w1 = tile_wt4(w, u0, first + 16u, ls);
-        s1 = tile_states(d, b0, first + 16u, ls, threads, count, TK, true);
-    }
-    if (BR > 32u) {
-        w2 = tile_wt4(w, u0, first + 32u, ls);
-        s2 = tile_states(d, b0, first + 32u, ls, threads, count, TK, true);
-        w3 = tile_wt4(w, u0, first + 48u, ls);
-        s3 = tile_states(d, b0, first + 48u, ls, threads, count, TK, true);
-    }
+    var next = bwd_chunk(w, d, u0, b0, first, ls, threads, count);
     for (var i = 0u; i < per; i++) {
-        stage_wt4(wo, ls, 0u, w0);
-        stage_states(ho, ls, threads, count, TK, s0);
-        if (BR > 16u) {
-            stage_wt4(wo, ls, 16u, w1);
-            stage_states(ho + 64u, ls, threads, count, TK, s1);
-        }
-        if (BR > 32u) {
-            stage_wt4(wo, ls, 32u, w2);
-            stage_states(ho + 128u, ls, threads, count, TK, s2);
-            stage_wt4(wo, ls, 48u, w3);
-            stage_states(ho + 192u, ls, threads, count, TK, s3);
-        }
+        stage_bwd_chunk(wo, ho, ls, threads, count, next);
         workgroupBarrier();
         if (i + 1u < per) {
-            let g1 = first + (i + 1u) * BR;
-            w0 = tile_wt4(w, u0, g1, ls);
-            s0 = tile_states(d, b0, g1, ls, threads, count, TK, true);
-            if (BR > 16u) {
-                w1 = tile_wt4(w, u0, g1 + 16u, ls);
-                s1 = tile_states(d, b0, g1 + 16u, ls, threads, count, TK, true);
-            }
-            if (BR > 32u) {
-                w2 = tile_wt4(w, u0, g1 + 32u, ls);
-                s2 = tile_states(d, b0, g1 + 32u, ls, threads, count, TK, true);
-                w3 = tile_wt4(w, u0, g1 + 48u, ls);
-                s3 = tile_states(d, b0, g1 + 48u, ls, threads, count, TK, true);
-            }
+            next = bwd_chunk(w, d, u0, b0, first + (i + 1u) * BR, ls, threads, count);
         }
         for (var kk = 0u; kk < BR; kk++) {
             acc += wsm_get(wo + kk * TU + u) * h_tile[ho + kk * 4u + q];

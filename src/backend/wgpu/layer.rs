@@ -412,25 +412,17 @@ impl Call<'_> {
         fit_k_split(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
-    /// Weight rows (of the tile's units) per chunk and K slice of the f32 tiles' plain
-    /// loops: the tuning's [`Tuning::step_chunk_rows`](super::Tuning::step_chunk_rows), at
-    /// most 64 / KS, so the slices' staged states or dgh fit `h_tile` (64 rows of 16
-    /// sequences). The backward takes that many rows of W_hh^T per chunk (the `BR` override
-    /// of `shaders/step_tiles.wgsl`); the forward, which stages every gate's row per k step,
-    /// [`Call::forward_chunk`].
-    pub fn chunk_rows(&self) -> usize {
-        self.be
-            .tuning()
-            .step_chunk_rows
-            .min(64 / self.k_split())
-            .max(16)
-    }
-
-    /// k steps per chunk and K slice of the f32 tiles' plain forward (the `FK` override of
-    /// `shaders/step_tiles.wgsl`): [`Call::chunk_rows`] over the cell's gates, in whole
-    /// parts of 16 and at least one (LSTM and GRU 16, Elman up to 64).
-    pub fn forward_chunk(&self) -> usize {
-        forward_chunk(self.chunk_rows(), self.gates())
+    /// The chunking of the f32 tiles' plain loops, `(KS, BR, FK)`: the K slices
+    /// ([`Call::k_split`]); the weight rows per chunk and slice, the tuning's
+    /// [`Tuning::step_chunk_rows`](super::Tuning::step_chunk_rows) at most 64 / KS so the
+    /// slices' staged states or dgh fit `h_tile` (64 rows of 16 sequences), which the backward
+    /// takes as rows of W_hh^T (the `BR` override of `shaders/step_tiles.wgsl`); and the
+    /// forward's k steps per chunk (`FK`), those rows over the cell's gates in whole parts of
+    /// 16 (LSTM and GRU 16, Elman up to 64).
+    pub fn plain_chunks(&self) -> (usize, usize, usize) {
+        let ks = self.k_split();
+        let rows = self.be.tuning().step_chunk_rows.min(64 / ks).max(16);
+        (ks, rows, forward_chunk(rows, self.gates()))
     }
 
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
@@ -498,14 +490,10 @@ impl Call<'_> {
         let pipeline = match tensor {
             Some(p) => p,
             None if tiled => {
-                let ks = ("KS", self.k_split() as f64);
-                let br = ("BR", self.chunk_rows() as f64);
-                let fk = ("FK", self.forward_chunk() as f64);
-                gpu.pipeline(
-                    shader.get(f16, StepProducts::F32),
-                    entry,
-                    &[tu, blocked, ks, br, fk],
-                )
+                let (ks, br, fk) = self.plain_chunks();
+                let chunks = [("KS", ks as f64), ("BR", br as f64), ("FK", fk as f64)];
+                let constants = [[tu, blocked].as_slice(), &chunks].concat();
+                gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &constants)
             }
             None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),
         };

@@ -85,7 +85,7 @@ pub struct Tuning {
     pub step_k_split: usize,
     /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiles' plain
     /// loops: 16, 32 or 64, lowered to 64 / KS by what the workgroup memory holds
-    /// (`layer::Call::chunk_rows`). The backward stages that many rows of W_hh^T per chunk,
+    /// (`layer::Call::plain_chunks`). The backward stages that many rows of W_hh^T per chunk,
     /// the forward that many over its gates (16 k steps of an LSTM's 4 gates; of an Elman
     /// cell's one, 64). 64 (the default) gives the backward as many chunks as the forward
     /// (H / 16 per step for an LSTM, each of 64 x TU weights), with four weight loads in
