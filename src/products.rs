@@ -190,14 +190,19 @@ pub fn time_product(
         gpu.wait();
         let mut times = Vec::with_capacity(reps);
         let mut kernel = "-".to_string();
+        // With timestamps, each product's time is what its run adds to the profile's total.
+        let profiled = gpu.profile(true);
+        let mut total_s = 0.0;
         for _ in 0..reps {
-            if gpu.profile(true) {
+            if profiled {
                 run();
                 let timed = gpu.kernel_times();
                 if let Some(kt) = timed.first() {
                     kernel = kt.label.clone();
                 }
-                times.push(timed.iter().map(|kt| kt.seconds).sum::<f64>() * 1e3);
+                let now: f64 = timed.iter().map(|kt| kt.seconds).sum();
+                times.push((now - total_s) * 1e3);
+                total_s = now;
             } else {
                 let t0 = Instant::now();
                 run();
