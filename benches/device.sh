@@ -29,8 +29,11 @@
 set -uo pipefail
 OUT="${OUT:?set by the device tool}"
 export XDG_RUNTIME_DIR=/tmp
-W=.bin/wgrnn
-S=.bin/suite.tsv
+# What runs: the staged engine, suite and reference script (../shared/device/prepare.sh);
+# tests/device_script.rs puts stand-ins here to run every part without a GPU.
+W="${WGRNN:-.bin/wgrnn}"
+S="${SUITE:-.bin/suite.tsv}"
+TORCH_BENCH="${TORCH_BENCH:-python3 .bin/torch_rnn_bench.py}"
 if [ -z "${DEVICE_SH_PART:-}" ]; then
     for f in .gl/*.deb; do dpkg -x "$f" /; done
     ldconfig
@@ -48,15 +51,7 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
-check_products() {
-    # The suite's large products one by one under each tile (64x64, 128x128, 256x128 and the
-    # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
-    "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
-        | tee "$OUT/products.txt"
-    "$W" report --products "$OUT/products.jsonl" | tee "$OUT/products.md"
-}
-
-variants() {
+check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
     # widths that are not multiples of the tiles.
     local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
@@ -85,7 +80,8 @@ suite() {
     # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
     # per-kernel roofline column.
     "$W" bench --suite "$S" --roofline 67,3350 --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
-    python3 .bin/torch_rnn_bench.py | tee "$OUT/torch.jsonl"
+    # shellcheck disable=SC2086
+    $TORCH_BENCH | tee "$OUT/torch.jsonl"
     "$W" report --ours "$OUT/wgrnn.jsonl" --torch "$OUT/torch.jsonl" --kernels flagship \
         --roofline 67,3350 | tee "$OUT/table.md"
 }
