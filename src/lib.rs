@@ -29,6 +29,7 @@ pub mod params;
 pub mod products;
 pub mod report;
 pub mod run;
+pub mod stdout;
 pub mod tasks;
 pub mod train;
 pub mod tune;

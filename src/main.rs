@@ -22,7 +22,7 @@ use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
-use wgrnn::{products, report, tune};
+use wgrnn::{out, outln, products, report, tune};
 
 /// Recurrent networks (Elman, Jordan, LSTM, GRU) trained through wgpu, checked against a CPU
 /// reference.
@@ -660,29 +660,29 @@ fn devices() -> Result<()> {
     }
     for a in &all {
         let yes = |b: bool| if b { "yes" } else { "no" };
-        println!("{}: {}", a.index, a.name);
-        println!("   backend {}, type {}", a.backend, a.device_type);
-        println!(
+        outln!("{}: {}", a.index, a.name);
+        outln!("   backend {}, type {}", a.backend, a.device_type);
+        outln!(
             "   driver: {}",
             if a.driver.is_empty() { "-" } else { &a.driver }
         );
-        println!(
+        outln!(
             "   max storage buffer binding: {} ({} bytes)",
             mib(a.max_storage_buffer_binding_size),
             a.max_storage_buffer_binding_size
         );
-        println!(
+        outln!(
             "   max buffer: {} ({} bytes)",
             mib(a.max_buffer_size),
             a.max_buffer_size
         );
-        println!(
+        outln!(
             "   workgroup storage: {} bytes; invocations per workgroup: {}; storage buffers per stage: {}",
             a.max_compute_workgroup_storage_size,
             a.max_compute_invocations_per_workgroup,
             a.max_storage_buffers_per_shader_stage
         );
-        println!(
+        outln!(
             "   timestamp query: {}; shader f16: {}; cooperative matrices: {}",
             yes(a.timestamp_query),
             yes(a.shader_f16),
@@ -693,10 +693,10 @@ fn devices() -> Result<()> {
             }
         );
         match &a.tensor_cores_missing {
-            None => println!(
+            None => outln!(
                 "   tensor-core products (--gemm tensor, --step-kernel tensor, --precision f16): yes"
             ),
-            Some(why) => println!("   tensor-core products: no ({why})"),
+            Some(why) => outln!("   tensor-core products: no ({why})"),
         }
     }
     Ok(())
@@ -781,11 +781,11 @@ fn run_check(args: CheckArgs) -> Result<()> {
         lr: args.lr,
         tolerances,
     };
-    println!("{}", check::describe(&spec));
+    outln!("{}", check::describe(&spec));
     let reference = CpuBackend::<f32>::new();
     let report = match gpu {
         Some((gpu, kernels)) => {
-            println!(
+            outln!(
                 "kernels: {kernels}; precision: {:?}{}",
                 args.precision,
                 match (tensor, gpu.gpu().tensor_emulated()) {
@@ -798,7 +798,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
         }
         None => check::run_check(reference, CpuBackend::<f64>::new(), &spec)?,
     };
-    print!("{}", report.render());
+    out!("{}", report.render());
     let failures = report.failures();
     if let Some(worst) = failures.first() {
         bail!(
@@ -828,16 +828,23 @@ fn run_products(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
         .map(|c| autotune::Shape::of(&c.network(), c.batch));
     if let Some(shape) = shape {
         let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
-        println!("kernels: {kernels}");
+        outln!("kernels: {kernels}");
     }
     let gpu = be.gpu();
     let tiles = match args.kernels.gemm {
         Some(t) => vec![t],
         None => products::tiles_to_time(gpu),
     };
-    println!(
+    outln!(
         "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10} {:>8}",
-        "config", "product", "m x n x k", "A B", "tiles", "kernel", "ms", "TFLOP/s"
+        "config",
+        "product",
+        "m x n x k",
+        "A B",
+        "tiles",
+        "kernel",
+        "ms",
+        "TFLOP/s"
     );
     for c in configs {
         for p in products::products_of(c) {
@@ -849,7 +856,7 @@ fn run_products(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
             for t in products::time_product(gpu, &p, &tiles, args.reps)
                 .with_context(|| format!("timing {} of {}", p.what, p.config))?
             {
-                println!(
+                outln!(
                     "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10.4} {:>8.2}",
                     p.config,
                     p.what,
@@ -893,7 +900,7 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
         args.warmup,
         args.reps,
         &mut |t, r| {
-            println!(
+            outln!(
                 "{:<44} {:<44} {:>10.3} ms",
                 t.label(),
                 r.config.label(),
@@ -909,14 +916,14 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     if let Some(e) = write_err {
         bail!(e);
     }
-    println!("\nstep time relative to the defaults (geometric mean over the configurations):");
+    outln!("\nstep time relative to the defaults (geometric mean over the configurations):");
     for m in &report.entry.measured {
-        println!("  {:<44} {:.3}", m.variant, m.relative_time);
+        outln!("  {:<44} {:.3}", m.variant, m.relative_time);
     }
     // What runs of each tuned shape (or a near one) take instead of the overall choice.
-    println!("\nfastest per shape (relative to the defaults on it; kept in the table):");
+    outln!("\nfastest per shape (relative to the defaults on it; kept in the table):");
     for s in &report.entry.shapes {
-        println!(
+        outln!(
             "  {:<44} {:<44} {:.3}",
             s.shape.label(),
             s.tuning.label(),
@@ -927,7 +934,7 @@ fn run_tune(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
     let precision = format!("{:?}", report.entry.precision).to_lowercase();
     table.put(report.entry);
     table.save(&path)?;
-    println!(
+    outln!(
         "chosen: {chosen}; stored in {} (the entry for --precision {precision})",
         path.display()
     );
@@ -950,14 +957,14 @@ fn run_report(args: ReportArgs) -> Result<()> {
             };
             variants.push((name.to_string(), read(std::path::Path::new(file))?));
         }
-        print!("{}", report::suite_table(&ours, &torch, &variants)?);
+        out!("{}", report::suite_table(&ours, &torch, &variants)?);
         if let Some(path) = &args.f16 {
-            println!();
-            print!("{}", report::reduced_table(&read(path)?, &torch)?);
+            outln!();
+            out!("{}", report::reduced_table(&read(path)?, &torch)?);
         }
         if let Some(name) = &args.kernels {
-            println!();
-            print!("{}", report::kernel_table(&ours, name, args.roofline)?);
+            outln!();
+            out!("{}", report::kernel_table(&ours, name, args.roofline)?);
         }
     } else if !args.variant.is_empty() || args.f16.is_some() || args.kernels.is_some() {
         bail!("--variant, --f16 and --kernels report on the suite: give --ours and --torch");
@@ -967,9 +974,9 @@ fn run_report(args: ReportArgs) -> Result<()> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let lines = report::parse_product_lines(&text, &path.display().to_string())?;
         if args.ours.is_some() {
-            println!();
+            outln!();
         }
-        print!(
+        out!(
             "{}",
             report::products_table(&lines).with_context(|| format!("in {}", path.display()))?
         );
@@ -1063,8 +1070,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
             Chosen::Cpu(be) => bench::run(be, c, args.warmup, args.reps, profile),
         }
         .with_context(|| format!("benchmarking {}", c.label()))?;
-        println!("{}", result.summary());
-        print!("{}", result.kernel_table(args.roofline));
+        outln!("{}", result.summary());
+        out!("{}", result.kernel_table(args.roofline));
         if let (Some(f), Some(path)) = (json.as_mut(), &args.json) {
             writeln!(f, "{}", result.to_json())
                 .and_then(|()| f.flush())

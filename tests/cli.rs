@@ -1214,3 +1214,49 @@ fn bench_products_times_each_product_under_each_tile() {
         "--products times GPU kernels",
     );
 }
+
+/// Runs the built binary with `args` and its stdout a pipe whose reader has gone away (as
+/// under `| head` once head has quit).
+fn wgrnn_closed_stdout(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .env("WGRNN_TUNING", "off")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(writer)
+        .output()
+        .expect("the wgrnn binary runs")
+}
+
+/// A reader that quits early (`wgrnn report | head`) ends a command that only prints, quietly
+/// and with status 0, and does not stop a training run short of its checkpoints.
+#[test]
+fn a_closed_stdout_ends_printing_not_training() {
+    let products = temp_path("closed-products.jsonl");
+    let line = r#"{"a_transposed":false,"b_transposed":true,"config":"c","k":8,"kernel":"gemm.gemm","m":6,"ms":0.16,"n":32,"product":"xp l0","tflops":0.5,"tiles":"small"}"#;
+    std::fs::write(&products, format!("{line}\n")).expect("products");
+    let o = wgrnn_closed_stdout(&["report", "--products", &products.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+
+    let run = temp_path("train-closed-stdout");
+    let _ = std::fs::remove_dir_all(&run);
+    let o = wgrnn_closed_stdout(&[
+        "train",
+        "--task",
+        "slots",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--run-dir",
+        &run.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(run.join("best.safetensors").is_file(), "{}", stderr(&o));
+    assert!(run.join("metrics.csv").is_file(), "{}", stderr(&o));
+}

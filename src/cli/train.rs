@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use wgrnn::data::batching::Bucketing;
+use wgrnn::outln;
 use wgrnn::run::config::{
     CellKind, Encoding, OnNan, OptimizerKind, PoolKind, RunConfig, TaskKind, TokenKind, merge,
 };
@@ -414,6 +415,9 @@ fn settings(a: &TrainArgs) -> Result<RunConfig> {
 
 /// `wgrnn train`.
 pub fn run(a: TrainArgs) -> Result<()> {
+    // A run's results are its directory: a reader of its progress going away (`| head`)
+    // must not stop it short of its checkpoints.
+    wgrnn::stdout::keep_working();
     let cfg = settings(&a)?;
     let output = if a.json {
         Output::Json
@@ -470,7 +474,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         Ending::MaxSteps => format!("--max-steps reached at update {}", outcome.state.step),
     };
     if output == Output::Json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "event": "end",
@@ -503,7 +507,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let scores = last
             .map(|r| format!("; last epoch: {}", r.valid.describe()))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{why}: {best}{scores}; {secs:.0} s; run directory {} ({} and {})",
             outcome.dir.display(),
             run_dir::BEST,

@@ -1,13 +1,13 @@
 //! `wgrnn eval`, `generate`, `tag` and `classify`: a trained run directory put to use.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use wgrnn::Backend;
 use wgrnn::run::infer::{Loaded, Sampling, load};
+use wgrnn::{Backend, outln};
 
 use crate::{DeviceChoice, choose, on_backend};
 
@@ -93,13 +93,13 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     with_loaded!(a.run, m => {
         let (s, source) = m.evaluate(a.data.as_deref())?;
         if a.json {
-            println!("{}", json!({
+            outln!("{}", json!({
                 "data": source, "count": s.count, "loss": s.loss, "accuracy": s.accuracy,
                 "f1": s.f1, "perplexity": s.perplexity, "bits_per_char": s.bpc,
                 "weights": m.weights,
             }));
         } else {
-            println!("{source}: {} ({} scored, weights {})", s.describe(), s.count, m.weights.display());
+            outln!("{source}: {} ({} scored, weights {})", s.describe(), s.count, m.weights.display());
         }
         Ok(())
     })
@@ -111,7 +111,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         let sampling = Sampling { temperature: a.temperature, top_k: a.top_k, seed: a.seed };
         let text = m.generate(&a.prompt, a.length, sampling)?;
         let joiner = if a.prompt.is_empty() || m.cfg.data.tokens == wgrnn::run::config::TokenKind::Chars { "" } else { " " };
-        println!("{}{joiner}{text}", a.prompt);
+        outln!("{}{joiner}{text}", a.prompt);
         Ok(())
     })
 }
@@ -141,8 +141,6 @@ fn texts(a: &TextArgs) -> Result<Vec<String>> {
 }
 
 fn tag_all<B: Backend>(m: &mut Loaded<B>, a: &TextArgs) -> Result<()> {
-    let out = std::io::stdout();
-    let mut out = out.lock();
     for t in texts(a)? {
         let pairs = m.tag(&t)?;
         if a.inline {
@@ -156,12 +154,12 @@ fn tag_all<B: Backend>(m: &mut Loaded<B>, a: &TextArgs) -> Result<()> {
                     }
                 })
                 .collect();
-            writeln!(out, "{}", line.join(" "))?;
+            outln!("{}", line.join(" "));
         } else {
             for (w, tag) in pairs {
-                writeln!(out, "{w}\t{tag}")?;
+                outln!("{w}\t{tag}");
             }
-            writeln!(out)?;
+            outln!();
         }
     }
     Ok(())
@@ -177,7 +175,7 @@ pub fn classify(a: TextArgs) -> Result<()> {
     with_loaded!(a.run, m => {
         for t in texts(&a)? {
             let (label, p) = m.classify(&t)?;
-            println!("{label}\t{p:.3}\t{t}");
+            outln!("{label}\t{p:.3}\t{t}");
         }
         Ok(())
     })

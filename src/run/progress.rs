@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::outln;
+
 /// How much a run prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -47,7 +49,7 @@ impl Reporter {
         }
         match &self.bar {
             Some(b) => b.println(text),
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 
@@ -65,7 +67,7 @@ impl Reporter {
     /// A JSON line (JSON mode only).
     pub fn json(&self, value: &serde_json::Value) {
         if self.mode == Output::Json {
-            println!("{value}");
+            outln!("{value}");
         }
     }
 
