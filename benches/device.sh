@@ -77,60 +77,76 @@ check() { check_variants "${VARIANTS[@]}"; }
 check-new() { check_variants "" "--gemm tall" "${VARIANTS[@]:12}"; }
 
 suite() {
+    local status=0
     # H100 SXM peaks without tensor cores (fp32 67 TFLOP/s, HBM3 3350 GB/s) for the
     # per-kernel roofline column.
-    "$W" bench --suite "$S" --roofline 67,3350 --json "$OUT/wgrnn.jsonl" | tee "$OUT/wgrnn.txt"
+    "$W" bench --suite "$S" --roofline 67,3350 --json "$OUT/wgrnn.jsonl" \
+        | tee "$OUT/wgrnn.txt" || status=1
     # shellcheck disable=SC2086
-    $TORCH_BENCH | tee "$OUT/torch.jsonl"
+    $TORCH_BENCH | tee "$OUT/torch.jsonl" || status=1
     "$W" report --ours "$OUT/wgrnn.jsonl" --torch "$OUT/torch.jsonl" --kernels flagship \
-        --roofline 67,3350 | tee "$OUT/table.md"
+        --roofline 67,3350 | tee "$OUT/table.md" || status=1
+    return $status
 }
 
 products() {
+    local status=0
     # The suite's large products one by one under each tile (64x64, 128x128, 256x128 and the
     # tensor-core tile): which tile is fastest for which shape, at what TFLOP/s.
     "$W" bench --suite "$S" --products --reps 10 --json "$OUT/products.jsonl" \
-        | tee "$OUT/products.txt"
-    "$W" report --products "$OUT/products.jsonl" | tee "$OUT/products.md"
+        | tee "$OUT/products.txt" || status=1
+    "$W" report --products "$OUT/products.jsonl" | tee "$OUT/products.md" || status=1
+    return $status
+}
+
+# One suite run under other kernel choices, without the per-kernel table, into
+# $OUT/wgrnn-NAME.jsonl (what `wgrnn report --variant NAME=...` reads).
+bench_variant() {
+    local name="$1"
+    shift
+    "$W" bench --suite "$S" "$@" --no-kernels --json "$OUT/wgrnn-$name.jsonl"
 }
 
 variants() {
-    "$W" bench --suite "$S" --step-kernel blocked --no-kernels --json "$OUT/wgrnn-blocked.jsonl"
-    "$W" bench --suite "$S" --unchecked --no-kernels --json "$OUT/wgrnn-unchecked.jsonl"
-    "$W" bench --suite "$S" --gemm small --no-kernels --json "$OUT/wgrnn-gemm64.jsonl"
-    "$W" bench --suite "$S" --step-units 64 --no-kernels --json "$OUT/wgrnn-units64.jsonl"
-    "$W" bench --suite "$S" --step-units 32 --no-kernels --json "$OUT/wgrnn-units32.jsonl"
-    "$W" bench --suite "$S" --step-kernel rowwise --no-kernels --json "$OUT/wgrnn-rowwise.jsonl"
+    local status=0
+    bench_variant blocked --step-kernel blocked || status=1
+    bench_variant unchecked --unchecked || status=1
+    bench_variant gemm64 --gemm small || status=1
+    bench_variant units64 --step-units 64 || status=1
+    bench_variant units32 --step-units 32 || status=1
+    bench_variant rowwise --step-kernel rowwise || status=1
+    return $status
 }
 
 ksplit() {
+    local status=0
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
     # 64), then the f32 tiles with their inner
     # dimension split 4 and 2 ways (Tuning::step_k_split): more warps per core where the
     # step's grid is small (the flagship's 128 workgroups).
-    "$W" bench --suite "$S" --step-chunk-rows 16 --no-kernels --json "$OUT/wgrnn-chunkrows16.jsonl"
+    bench_variant chunkrows16 --step-chunk-rows 16 || status=1
     # The 256x128 GEMM tile (--gemm tall) with the per-kernel table: the products' rate is
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
-        | tee "$OUT/wgrnn-tall.txt"
-    "$W" bench --suite "$S" --step-k-split 4 --no-kernels --json "$OUT/wgrnn-ksplit4.jsonl"
-    "$W" bench --suite "$S" --step-k-split 2 --no-kernels --json "$OUT/wgrnn-ksplit2.jsonl"
+        | tee "$OUT/wgrnn-tall.txt" || status=1
+    bench_variant ksplit4 --step-k-split 4 || status=1
+    bench_variant ksplit2 --step-k-split 2 || status=1
+    return $status
 }
 
 f16() {
+    local status=0
     # What --precision f16 does where the adapter has tensor cores (f16 caches, tensor-core
     # products and steps) with its per-kernel table, then each part alone: the tensor-core
     # steps, the tensor-core products, the f16 caches; and f16 without the tensor steps.
     "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
-        --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt"
-    "$W" bench --suite "$S" --step-kernel tensor --no-kernels \
-        --json "$OUT/wgrnn-tensor-steps.jsonl"
-    "$W" bench --suite "$S" --gemm tensor --no-kernels --json "$OUT/wgrnn-tensor.jsonl"
-    "$W" bench --suite "$S" --precision f16 --gemm big --step-kernel tiled --no-kernels \
-        --json "$OUT/wgrnn-f16-caches.jsonl"
-    "$W" bench --suite "$S" --precision f16 --step-kernel tiled --no-kernels \
-        --json "$OUT/wgrnn-f16-f32-steps.jsonl"
+        --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt" || status=1
+    bench_variant tensor-steps --step-kernel tensor || status=1
+    bench_variant tensor --gemm tensor || status=1
+    bench_variant f16-caches --precision f16 --gemm big --step-kernel tiled || status=1
+    bench_variant f16-f32-steps --precision f16 --step-kernel tiled || status=1
+    return $status
 }
 
 first() {
@@ -151,17 +167,22 @@ first() {
 }
 
 tune() {
+    local status=0
     WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --tune --warmup 2 --reps 5 \
-        --json "$OUT/wgrnn-tune.jsonl" | tee "$OUT/tune.txt"
+        --json "$OUT/wgrnn-tune.jsonl" | tee "$OUT/tune.txt" || status=1
     # The suite again from the table just written: each configuration with its own shape's
     # choices (`--variant tuned=wgrnn-tuned.jsonl` in `wgrnn report`).
     WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --no-kernels \
-        --json "$OUT/wgrnn-tuned.jsonl" | tee "$OUT/wgrnn-tuned.txt"
+        --json "$OUT/wgrnn-tuned.jsonl" | tee "$OUT/wgrnn-tuned.txt" || status=1
+    return $status
 }
 
 tune-f16() {
+    local status=0
     WGRNN_TUNING_FILE="$OUT/tuning.json" "$W" bench --suite "$S" --tune --precision f16 \
-        --warmup 2 --reps 5 --json "$OUT/wgrnn-tune-f16.jsonl" | tee "$OUT/tune-f16.txt"
+        --warmup 2 --reps 5 --json "$OUT/wgrnn-tune-f16.jsonl" \
+        | tee "$OUT/tune-f16.txt" || status=1
+    return $status
 }
 
 status=0

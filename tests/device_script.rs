@@ -125,3 +125,26 @@ fn an_unknown_part_is_refused_by_name() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unknown part sweet"), "{err}");
 }
+
+#[test]
+fn a_failing_run_fails_its_part_and_the_rest_of_it_still_runs() {
+    // Where the adapter has no tensor cores the tensor-core runs fail; the f16 runs after
+    // them must still be made, and the part must say it did not all succeed.
+    let dir = temp_dir("f16");
+    let o = run_parts(&dir, &["f16"], "--step-kernel tensor");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let calls = calls(&dir);
+    assert!(
+        calls.contains("--precision f16 --step-kernel tiled --no-kernels --json"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("--gemm tensor --no-kernels --json"),
+        "{calls}"
+    );
+}
