@@ -2,7 +2,7 @@
 // src/backend/cpu/elman_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections)
 // and the tiled steps' products.
 //
-//   h_t = act(xp_t + W_hh h_{t-1} + b_hh)         act = opt0 (tanh, relu, linear)
+//   h_t = act(xp_t + W_hh h_{t-1} + b_hh)         act = OPT0 (tanh, relu, linear)
 //
 // The step's output and its next state are both h_t (section hs); no record (K = 0).
 // Backward: dh_t = dy_t + W_hh^T da_{t+1} (or the final-state gradient at the end),
@@ -16,7 +16,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
-    let h = act(p.opt0, xp_get(row, j) + params[b_hh(d) + j] + wh);
+    let h = act(OPT0, xp_get(row, j) + params[b_hh(d) + j] + wh);
     hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -24,7 +24,7 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
 // The backward at unit j of sequence b (a valid step) given dh_t.
 fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
     let row = row_of(d, time_of(d, b, p.s), b);
-    let da = dh * dact(p.opt0, hs_get(row, j));
+    let da = dh * dact(OPT0, hs_get(row, j));
     dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
@@ -77,7 +77,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
     // The product reads the previous state where it lives (h_prev: st_h or hs).
-    let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
+    let h = act(OPT0, single_gate_pre(d, b, p.s, row, j));
     hs_set(row, j, h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -95,7 +95,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = row_of(d, t, b);
     let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
     let h = hs_get(row, j);
-    let da = dh * dact(p.opt0, h);
+    let da = dh * dact(OPT0, h);
     dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }

@@ -4,8 +4,8 @@
 // b_hr, b_hz, b_hn; xp = [xp_r|xp_z|xp_n].
 //
 //   r = sigmoid(xp_r + W_hr h + b_hr),  z = sigmoid(xp_z + W_hz h + b_hz)   (h = h_{t-1})
-//   opt0 = 0 Pytorch:      hn = W_hn h + b_hn,       n = tanh(xp_n + r * hn)
-//   opt0 = 1 ResetBefore:  hn = W_hn (r * h) + b_hn, n = tanh(xp_n + hn)
+//   OPT0 = 0 Pytorch:      hn = W_hn h + b_hn,       n = tanh(xp_n + r * hn)
+//   OPT0 = 1 ResetBefore:  hn = W_hn (r * h) + b_hn, n = tanh(xp_n + hn)
 //   h_t = (1 - z) * n + z * h
 //
 // The step's output and its next state are both h_t (section hs); no cell state.
@@ -47,7 +47,7 @@
 
 const RESET_BEFORE: u32 = 1u;
 
-fn reset_before() -> bool { return p.opt0 == RESET_BEFORE; }
+fn reset_before() -> bool { return OPT0 == RESET_BEFORE; }
 
 // Index of element `i` of the record (width K) of `row`.
 fn rec_at(row: u32, i: u32) -> u32 { return p.rec + row * p.kw + i; }

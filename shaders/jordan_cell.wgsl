@@ -2,9 +2,9 @@
 // src/backend/cpu/jordan_cell.rs). Prepended by layer.wgsl (bindings, LP, cache sections)
 // and the tiled steps' products.
 //
-//   h_t = act(xp_t + W_hh y_{t-1} + b_hh)         act = opt0 (tanh, relu, linear)
+//   h_t = act(xp_t + W_hh y_{t-1} + b_hh)         act = OPT0 (tanh, relu, linear)
 //   z_t = W_head h_t + b_head                     W_head [C, H] at ex0, b_head [C] at ex1
-//   y_t = softmax(z_t) (opt1 = 1) or z_t (opt1 = 0)
+//   y_t = softmax(z_t) (OPT1 = 1) or z_t (OPT1 = 0)
 //
 // The layer outputs h_t; the recurrent state (width R = C, the head's classes; sections
 // hs) is y_t. The head is the model's own head, shared: its gradients from the feedback
@@ -25,7 +25,7 @@
 // loop (src/backend/wgpu/jordan_cell.rs).
 // Invocations (j or c, b, d): both directions in one dispatch (a Jordan layer has one).
 
-fn softmax_feedback() -> bool { return p.opt1 != 0u; }
+fn softmax_feedback() -> bool { return OPT1 != 0u; }
 
 @compute @workgroup_size(64, 1, 1)
 fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -40,7 +40,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = row_of(d, t, b);
     record_h0(d, b, p.s, j);
     // The product reads the previous state where it lives (h_prev: st_h or hs).
-    let h = act(p.opt0, single_gate_pre(d, b, p.s, row, j));
+    let h = act(OPT0, single_gate_pre(d, b, p.s, row, j));
     cache[p.rec + row * p.kw + j] = CT(h);
     y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
@@ -140,7 +140,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         gates[sr + k] = dz;
     }
     let h = f32(cache[p.rec + row * p.kw + j]);
-    let da = dh * dact(p.opt0, h);
+    let da = dh * dact(OPT0, h);
     dxp_set(row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }

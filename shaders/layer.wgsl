@@ -5,6 +5,7 @@
 //
 // Bindings (group 0; each entry point uses a subset, and touches every one it is given):
 //   0 uniform LP      step index, sizes, flags, cache section offsets, parameter offsets
+//                     (the cell's options are the override constants OPT0..OPT3)
 //   1 params  f32[]   read: the flat parameter array
 //   2 cache   CT[]    read_write: the layer cache (sections below), in the storage type CT
 //                     the host declares before this file: f32, or f16 under `--precision
@@ -47,8 +48,17 @@ struct LP {
     dgh: u32, scr: u32, dc: u32, dgh0: u32,
     w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,
     ex00: u32, ex01: u32, ex10: u32, ex11: u32,
-    opt0: u32, opt1: u32, opt2: u32, opt3: u32,
 }
+
+// The cell's four options (activations, variant, option bits; each cell file says which),
+// fixed for a layer: pipeline-overridable constants rather than uniform words, so every
+// driver compiles each layer's kernels with the other options' branches gone (and lavapipe,
+// which re-specialises a shader on uniform values that decide its branches, does not
+// compile a fresh variant per step: 11 ms a dispatch for the GRU's backward).
+override OPT0: u32 = 0u;
+override OPT1: u32 = 0u;
+override OPT2: u32 = 0u;
+override OPT3: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: LP;
 @group(0) @binding(1) var<storage, read> params: array<f32>;

@@ -3,7 +3,7 @@
 // and the tiled steps' products.
 //
 //   a   = xp + W_hh h_{t-1} + b_hh          (4H rows a_i a_f a_g a_o, PyTorch order)
-//   i   = gate(a_i + p_i c_{t-1})           gate = opt0, cellact = opt1, hiddenact = opt2
+//   i   = gate(a_i + p_i c_{t-1})           gate = OPT0, cellact = OPT1, hiddenact = OPT2
 //   f   = gate(a_f + p_f c_{t-1})
 //   g   = cellact(a_g)
 //   c_t = f c_{t-1} + i g
@@ -11,7 +11,7 @@
 //   m   = o hiddenact(c_t)
 //   h_t = m, or W_hr m with a projection (W_hr [P, H])
 //
-// opt3 bits: 1 peepholes (p_i, p_f, p_o = rows 0, 1, 2 of `peephole` [3, H] at ex0),
+// OPT3 bits: 1 peepholes (p_i, p_f, p_o = rows 0, 1, 2 of `peephole` [3, H] at ex0),
 // 2 projection (W_hr at ex1). The recurrent state and the output are h_t (width R = P with
 // a projection, else H, section hs); the cell state c_t (width H) is in cs, the initial
 // cell state of each sequence in c0 (c_before reads c_{t-1} from them in the backward).
@@ -40,8 +40,8 @@
 const LSTM_PEEPHOLE: u32 = 1u;
 const LSTM_PROJ: u32 = 2u;
 
-fn lstm_peephole() -> bool { return (p.opt3 & LSTM_PEEPHOLE) != 0u; }
-fn lstm_proj() -> bool { return (p.opt3 & LSTM_PROJ) != 0u; }
+fn lstm_peephole() -> bool { return (OPT3 & LSTM_PEEPHOLE) != 0u; }
+fn lstm_proj() -> bool { return (OPT3 & LSTM_PROJ) != 0u; }
 
 // Peephole weight of row r (0 i, 1 f, 2 o) for unit j; 0 without peepholes.
 fn peep(d: u32, r: u32, j: u32) -> f32 {
@@ -74,12 +74,12 @@ fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
         // The backward reads c_{t-1} from cs of the previous row, or from here at step 0.
         cache[p.c0 + (d * p.batch + b) * p.cw + j] = CT(cp);
     }
-    let gi = act(p.opt0, ai + peep(d, 0u, j) * cp);
-    let gf = act(p.opt0, af + peep(d, 1u, j) * cp);
-    let gg = act(p.opt1, ag);
+    let gi = act(OPT0, ai + peep(d, 0u, j) * cp);
+    let gf = act(OPT0, af + peep(d, 1u, j) * cp);
+    let gg = act(OPT1, ag);
     let c = gf * cp + gi * gg;
-    let go = act(p.opt0, ao + peep(d, 2u, j) * c);
-    let hc = act(p.opt2, c);
+    let go = act(OPT0, ao + peep(d, 2u, j) * c);
+    let hc = act(OPT2, c);
     let m = go * hc;
     cache[p.cs + row * p.cw + j] = CT(c);
     let r = p.rec + row * p.kw;
@@ -258,13 +258,13 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
     let gg = f32(cache[r + 2u * n + j]);
     let go = f32(cache[r + 3u * n + j]);
     let c = f32(cache[p.cs + row * p.cw + j]);
-    let hc = act(p.opt2, c);
+    let hc = act(OPT2, c);
     let cp = c_before(d, b, j);
-    let da_o = dm * hc * dact(p.opt0, go);
-    let dc = dc_next + dm * go * dact(p.opt2, hc) + da_o * peep(d, 2u, j);
-    let da_i = dc * gg * dact(p.opt0, gi);
-    let da_f = dc * cp * dact(p.opt0, gf);
-    let da_g = dc * gi * dact(p.opt1, gg);
+    let da_o = dm * hc * dact(OPT0, go);
+    let dc = dc_next + dm * go * dact(OPT2, hc) + da_o * peep(d, 2u, j);
+    let da_i = dc * gg * dact(OPT0, gi);
+    let da_f = dc * cp * dact(OPT0, gf);
+    let da_g = dc * gi * dact(OPT1, gg);
     var dc_prev = 0.0;
     if (recurrent()) {
         dc_prev = dc * gf + da_i * peep(d, 0u, j) + da_f * peep(d, 1u, j);

@@ -28,7 +28,7 @@ impl GpuCell for ElmanCell {
         [act_code(a), 0, 0, 0]
     }
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
         } else {
@@ -37,7 +37,7 @@ impl GpuCell for ElmanCell {
         c.cost(c.lay.gh, c.lay.rw);
     }
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());
         } else {

@@ -90,7 +90,7 @@ impl GpuCell for GruCell {
         [reset_before(plan) as u32, 0, 0, 0]
     }
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         let h = c.plan.hidden;
         if reset_before(c.plan) {
             c.forward(&SHADER, "fwd_gates", io, &w, h);
@@ -106,7 +106,7 @@ impl GpuCell for GruCell {
         }
     }
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         let h = c.plan.hidden;
         if !reset_before(c.plan) && c.be.tuning().tiled_steps {
             c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());

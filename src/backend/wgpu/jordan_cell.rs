@@ -64,7 +64,7 @@ impl GpuCell for JordanCell {
         (h.w, h.w, h.b, h.b)
     }
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         let classes = c.lay.rw;
         c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
         c.cost(c.plan.hidden, classes);
@@ -75,7 +75,7 @@ impl GpuCell for JordanCell {
         }
     }
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         c.backward(&SHADER, "bwd_state", io, &w, c.lay.rw);
         c.cost(c.lay.rw, c.plan.hidden);
         c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);

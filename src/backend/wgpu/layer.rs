@@ -311,9 +311,9 @@ pub(super) struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` with the cell's four
-    /// option words.
-    pub fn words(&self, s: usize, opts: [u32; 4]) -> Vec<u32> {
+    /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` (the cell's options
+    /// go to the pipelines, `Call::run`).
+    pub fn words(&self, s: usize) -> Vec<u32> {
         let (l, plan) = (&self.lay, self.plan);
         let d1 = plan.dirs.get(1).unwrap_or(&plan.dirs[0]);
         let d0 = &plan.dirs[0];
@@ -356,10 +356,6 @@ impl Call<'_> {
             w(ex01),
             w(ex10),
             w(ex11),
-            opts[0],
-            opts[1],
-            opts[2],
-            opts[3],
         ]
     }
 
@@ -469,6 +465,13 @@ impl Call<'_> {
         let gpu = &self.be.gpu;
         let f16 = self.cache.is_f16();
         let tiled = entry.ends_with("_tiled");
+        let opts = cell_of(self.plan).options(self.plan);
+        let options = [
+            ("OPT0", opts[0] as f64),
+            ("OPT1", opts[1] as f64),
+            ("OPT2", opts[2] as f64),
+            ("OPT3", opts[3] as f64),
+        ];
         let tu = ("TU", self.tile_units() as f64);
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
         let products = if tiled {
@@ -479,7 +482,11 @@ impl Call<'_> {
         let tensor = match products {
             StepProducts::F32 => None,
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
-            _ => match gpu.try_pipeline(shader.get(f16, products), entry, &[tu]) {
+            _ => match gpu.try_pipeline(
+                shader.get(f16, products),
+                entry,
+                &[&options[..], &[tu]].concat(),
+            ) {
                 Ok(p) => Some(p),
                 Err(why) => {
                     gpu.give_up_tensor_cores("recurrent step", &why);
@@ -492,10 +499,10 @@ impl Call<'_> {
             None if tiled => {
                 let (ks, br, fk) = self.plain_chunks();
                 let chunks = [("KS", ks as f64), ("BR", br as f64), ("FK", fk as f64)];
-                let constants = [[tu, blocked].as_slice(), &chunks].concat();
+                let constants = [&options[..], &[tu, blocked], &chunks].concat();
                 gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &constants)
             }
-            None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &[]),
+            None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &options),
         };
         let mut bindings = vec![
             (1, self.params),
@@ -726,7 +733,7 @@ pub(super) trait GpuCell {
     fn state_is_output(&self) -> bool {
         true
     }
-    /// The four option words (`opt0..opt3`) of the cell's kernels.
+    /// The four options (`OPT0..OPT3`, pipeline constants) of the cell's kernels.
     fn options(&self, plan: &LayerPlan) -> [u32; 4];
     /// Extra parameter offsets (`ex0`, `ex1` of each direction): (ex0 fwd, ex0 rev, ex1 fwd,
     /// ex1 rev).
@@ -735,19 +742,19 @@ pub(super) trait GpuCell {
     }
     /// Records the forward dispatches of step `s` (both directions).
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the backward dispatches of step `s` (called for s from the last step down).
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
         c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the gradient of the initial states (after all backward steps).
     fn initial_state_grads(&self, c: &Call<'_>, dh: &GpuBuffer, dc: &GpuBuffer) {
-        let w = c.words(0, self.options(c.plan));
+        let w = c.words(0);
         let width = c.lay.rw.max(c.lay.cw);
         c.states(self.shader(), "dinit", dh, dc, &w, width);
     }
@@ -883,7 +890,7 @@ pub(super) fn layer_forward(
         );
     }
     if l.gates_in_rec && seq.lengths.iter().any(|&n| n < l.time) {
-        let w = c.words(0, cell.options(plan));
+        let w = c.words(0);
         c.run(
             final_state_shader(plan),
             "clear_padding",
@@ -905,7 +912,7 @@ pub(super) fn layer_forward(
         Some(b) => b,
         None => &be.dummy,
     };
-    let w = c.words(0, cell.options(plan));
+    let w = c.words(0);
     c.states(
         final_state_shader(plan),
         "final_state",
@@ -967,7 +974,7 @@ pub(super) fn layer_backward(
         cell.initial_state_grads(&c, h, dc);
     }
     if plan.recurrent {
-        let w = c.words(0, cell.options(plan));
+        let w = c.words(0);
         c.run(
             final_state_shader(plan),
             "gather_first_dgh",

@@ -87,7 +87,7 @@ impl GpuCell for LstmCell {
     }
 
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles());
         } else {
@@ -101,7 +101,7 @@ impl GpuCell for LstmCell {
     }
 
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
-        let w = c.words(s, self.options(c.plan));
+        let w = c.words(s);
         if has_proj(c.plan) {
             c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);
             c.cost(c.lay.gh, c.lay.rw);
