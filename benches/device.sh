@@ -13,8 +13,9 @@
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
-#                                   before), with the 256x128 GEMM tile, and with the tiles'
-#                                   K split 4 and 2 ways
+#                                   before), with the 256x128 GEMM tile, with the tiles'
+#                                   K split 4 and 2 ways, and with each step submitted whole
+#                                   (entry 21's before)
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -132,6 +133,9 @@ ksplit() {
         | tee "$OUT/wgrnn-tall.txt" || status=1
     bench_variant ksplit4 --step-k-split 4 || status=1
     bench_variant ksplit2 --step-k-split 2 || status=1
+    # Each training step recorded whole and submitted once (entry 21's before): the device
+    # idles while the host records, instead of starting on the first pieces.
+    bench_variant submit-whole --submit-first 0 || status=1
     return $status
 }
 

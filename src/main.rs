@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
+use wgrnn::backend::wgpu::runtime;
 use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
@@ -418,6 +419,11 @@ pub(crate) struct KernelFlags {
     /// Keep naga's bounds checks even where the autotune entry drops them.
     #[arg(long)]
     checked: bool,
+    /// Dispatches in the first submission of a recording (the device starts on it while the
+    /// host records the rest; each later piece is twice the one before, up to 512), or 0 to
+    /// submit each training step whole, as one piece [default: 32].
+    #[arg(long, value_name = "N")]
+    submit_first: Option<u32>,
 }
 
 impl KernelFlags {
@@ -536,7 +542,14 @@ pub(crate) fn apply_kernel_flags(
         );
     }
     be.set_tuning(tuning);
-    let label = be.tuning().label();
+    if let Some(n) = flags.submit_first {
+        be.gpu().set_first_submission(n);
+    }
+    let label = match be.gpu().first_submission() {
+        runtime::FIRST_SUBMISSION => be.tuning().label(),
+        0 => format!("{} submit=whole", be.tuning().label()),
+        n => format!("{} submit={n}", be.tuning().label()),
+    };
     Ok(match (be.tuned_from(), be.tuned_shape()) {
         (Some(path), Some(shape)) => format!(
             "{label} (from the autotune table {}, tuned on {})",

@@ -366,7 +366,7 @@ impl<B: Backend> Model<B> {
     }
 
     /// Like [`Model::loss`] without reading the loss back: on the GPU the loss and its
-    /// gradient are only recorded, so a whole training step stays one submission. Read the
+    /// gradient are only recorded, so a training step never waits for the device. Read the
     /// value later with [`Model::last_loss`].
     pub fn record_loss(&mut self, targets: &Targets<B::Scalar>) -> Result<(), InputError> {
         let (Some(hp), Some(task)) = (&self.plan.head, &self.plan.task) else {

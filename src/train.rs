@@ -122,7 +122,7 @@ impl<B: Backend> Trainer<B> {
     /// range) is set to zero before clipping and the update, so they do not count in the
     /// gradient norm, and parameters frozen before their first update (momentum and Adam
     /// moments still zero) never change with SGD, Adam or AdamW at zero weight decay.
-    /// The gradient is zeroed on the device, inside the step's one submission.
+    /// The gradient is zeroed on the device, inside the step's recording (no host round-trip).
     pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
         self.frozen = ranges;
     }
@@ -167,7 +167,7 @@ impl<B: Backend> Trainer<B> {
         let seed = crate::dropout::layer_seed(self.seed, step, usize::MAX);
         self.model
             .forward(batch, None, Mode::Train { dropout_seed: seed })?;
-        // The whole step is recorded first (one submission on the GPU); the update is
+        // The whole step is recorded without waiting for the device; the update is
         // skipped on the device when the gradient norm is not finite, which a NaN or
         // infinite loss always makes it.
         self.model.record_loss(targets)?;

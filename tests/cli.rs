@@ -606,6 +606,7 @@ fn bench_writes_comparable_json() {
     for k in [
         "forward_ms",
         "train_step_ms",
+        "record_ms",
         "tokens_per_s",
         "peak_mem_bytes",
         "total_mem_bytes",
@@ -616,7 +617,16 @@ fn bench_writes_comparable_json() {
     assert!(j["train_tflops"].as_f64().is_some_and(|v| v >= 0.0));
     assert!(j["peak_mem_mb"].as_f64().is_some_and(|v| v >= 0.0));
     assert!(j["dispatches_per_step"].as_f64().is_some_and(|v| v >= 1.0));
+    // Fewer dispatches than the first piece of 32: the step is one submission.
+    assert!(
+        j["dispatches_per_step"].as_f64().is_some_and(|v| v < 32.0),
+        "{text}"
+    );
     assert_eq!(j["submissions_per_step"].as_f64(), Some(1.0), "{text}");
+    assert!(
+        j["record_ms"].as_f64() <= j["train_step_ms"].as_f64(),
+        "the host's part of a step is within it: {text}"
+    );
     // Lavapipe has timestamp queries: the per-kernel table is printed and in the JSON, and
     // it accounts for every dispatch of a step.
     assert!(
@@ -632,6 +642,72 @@ fn bench_writes_comparable_json() {
         .expect("the LSTM forward step");
     assert_eq!(fwd["calls"], 3, "one per time step");
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
+}
+
+#[test]
+fn bench_submits_in_the_pieces_asked_for() {
+    let run = |first: &str| -> (String, serde_json::Value) {
+        let path = temp_path(&format!("bench_pieces_{first}.jsonl"));
+        let p = path.to_string_lossy().into_owned();
+        let out = ok(&[
+            "bench",
+            "--cell",
+            "gru",
+            "--layers",
+            "2",
+            "--hidden",
+            "4",
+            "--input",
+            "3",
+            "--batch",
+            "2",
+            "--seq",
+            "6",
+            "--warmup",
+            "1",
+            "--reps",
+            "1",
+            "--no-kernels",
+            "--submit-first",
+            first,
+            "--json",
+            &p,
+        ]);
+        let text = std::fs::read_to_string(&path).expect("the JSON file");
+        let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+        (out, j)
+    };
+    let (out, whole) = run("0");
+    assert!(out.contains("1.00 submissions/step"), "{out}");
+    assert!(
+        whole["variant"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(" submit=whole")),
+        "{whole}"
+    );
+    assert_eq!(whole["submissions_per_step"].as_f64(), Some(1.0), "{whole}");
+    let (_, split) = run("4");
+    assert!(
+        split["variant"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(" submit=4")),
+        "{split}"
+    );
+    let dispatches = split["dispatches_per_step"].as_f64().expect("dispatches");
+    assert_eq!(Some(dispatches), whole["dispatches_per_step"].as_f64());
+    // Pieces of 4, 8, 16, ... and the last one with the read-back.
+    let (mut piece, mut done, mut want) = (4.0, 0.0, 1.0);
+    while done + piece <= dispatches {
+        done += piece;
+        want += 1.0;
+        piece *= 2.0;
+    }
+    assert!(want >= 3.0, "{dispatches} dispatches");
+    assert_eq!(
+        split["submissions_per_step"].as_f64(),
+        Some(want),
+        "{split}"
+    );
 }
 
 /// The floats one more time step adds to a training step's peak, per sequence and hidden

@@ -84,6 +84,7 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --step-chunk-rows 16",
         "bench --suite suite.tsv --gemm tall --roofline",
         "bench --suite suite.tsv --step-k-split 4",
+        "bench --suite suite.tsv --submit-first 0 --no-kernels",
         "bench --suite suite.tsv --precision f16 --roofline 989,3350",
         "bench --suite suite.tsv --step-kernel rowwise",
         "bench --suite suite.tsv --tune --warmup 2",

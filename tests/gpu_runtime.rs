@@ -1,4 +1,5 @@
-//! The GPU runtime under a training loop: one submission per training step, no buffer
+//! The GPU runtime under a training loop: one submission per training step when asked for,
+//! and pieces that compute the same otherwise; no buffer or bind group
 //! created once a shape has been seen, statistics read back in the background that equal the
 //! synchronous ones, and per-kernel timestamps where the adapter has them.
 
@@ -61,18 +62,32 @@ fn batches(test: &str, n: usize) -> Vec<(Batch<f32>, Targets<f32>)> {
         .collect()
 }
 
+/// Submissions of a step of `dispatches` dispatches recorded in pieces of `first`, twice
+/// that, and so on up to 512: one per full piece, and the last (with the read-back's copies).
+fn pieces(dispatches: u64, first: u64) -> u64 {
+    let (mut piece, mut done, mut n) = (first, 0, 1);
+    while done + piece <= dispatches {
+        done += piece;
+        n += 1;
+        piece = (2 * piece).min(512);
+    }
+    n
+}
+
 #[test]
-fn a_training_step_is_one_submission_and_creates_no_buffers_once_warm() {
+fn a_training_step_is_one_submission_when_asked_and_creates_nothing_once_warm() {
     let Some(be) = gpu() else { return };
+    be.gpu().set_first_submission(0);
     let mut tr = trainer(be, 3);
     let data = batches("one_submission", 6);
     for (b, t) in &data[..2] {
         tr.step(b, t).expect("warm-up step");
     }
     let gpu = tr.model.backend().gpu();
-    let (subs, created, held) = (
+    let (subs, created, groups, held) = (
         gpu.submission_count(),
         gpu.buffers_created(),
+        gpu.bind_groups_made(),
         gpu.bytes_held(),
     );
     for (b, t) in &data[2..] {
@@ -89,7 +104,65 @@ fn a_training_step_is_one_submission_and_creates_no_buffers_once_warm() {
         created,
         "steps of a shape seen before must reuse their buffers"
     );
+    assert_eq!(
+        gpu.bind_groups_made(),
+        groups,
+        "steps of a shape seen before must reuse their bind groups"
+    );
     assert_eq!(gpu.bytes_held(), held, "memory held must not grow");
+}
+
+#[test]
+fn a_step_submitted_in_pieces_computes_what_one_submission_does() {
+    let Some(whole) = gpu() else { return };
+    let Some(split) = gpu() else { return };
+    whole.gpu().set_first_submission(0);
+    // Pieces of 3, 6, 12, ...: every kind of dispatch lands next to a piece boundary.
+    split.gpu().set_first_submission(3);
+    let data = batches("pieces", 5);
+    let mut a = trainer(whole, 11);
+    let mut b = trainer(split, 11);
+    let want: Vec<f64> = data
+        .iter()
+        .map(|(x, t)| a.step(x, t).expect("whole step").loss)
+        .collect();
+    let mut got = Vec::new();
+    let mut per_step = Vec::new();
+    for (x, t) in &data {
+        let gpu = b.model.backend().gpu();
+        let (subs, dispatches, groups) = (
+            gpu.submission_count(),
+            gpu.dispatch_count(),
+            gpu.bind_groups_made(),
+        );
+        got.push(b.step(x, t).expect("step in pieces").loss);
+        let gpu = b.model.backend().gpu();
+        per_step.push((
+            gpu.submission_count() - subs,
+            gpu.dispatch_count() - dispatches,
+            gpu.bind_groups_made() - groups,
+        ));
+    }
+    assert_eq!(
+        got, want,
+        "the same kernels in the same order: bit-identical losses"
+    );
+    assert_eq!(a.model.params(), b.model.params(), "and parameters");
+    for (k, (subs, dispatches, _)) in per_step.iter().enumerate() {
+        assert!(*dispatches > 12, "step {k}: {dispatches} dispatches");
+        assert_eq!(
+            *subs,
+            pieces(*dispatches, 3),
+            "step {k}: {dispatches} dispatches"
+        );
+    }
+    let made: Vec<u64> = per_step.iter().map(|p| p.2).collect();
+    assert!(made[0] > 0, "{made:?}");
+    assert_eq!(
+        made[1..],
+        [0, 0, 0, 0],
+        "warm steps reuse their bind groups: {made:?}"
+    );
 }
 
 #[test]
@@ -183,6 +256,7 @@ fn kernel_timestamps_cover_every_dispatch_where_the_adapter_has_them() {
 #[test]
 fn frozen_parameters_stay_put_inside_one_submission() {
     let Some(be) = gpu() else { return };
+    be.gpu().set_first_submission(0);
     let mut tr = trainer(be, 13);
     let data = batches("frozen", 3);
     // Frozen from the start: Adam's moments of these parameters stay zero too.

@@ -1,5 +1,6 @@
 //! The wgpu backend: every operation of [`Backend`] as WGSL compute kernels (`shaders/`),
-//! recorded into one command encoder and submitted only when the host reads a result.
+//! recorded into command encoders and submitted in pieces, without waiting for the device
+//! until the host reads a result.
 //!
 //! Each operation family lives in a file named like its shader and its CPU twin
 //! (`lstm_cell.rs` ~ `shaders/lstm_cell.wgsl` ~ `src/backend/cpu/lstm_cell.rs`). Computes in

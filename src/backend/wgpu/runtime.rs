@@ -1,11 +1,15 @@
 //! The GPU runtime under every kernel: device and queue, the pipeline cache, buffers, and the
 //! lazily recorded command encoder.
 //!
-//! Work is recorded, never submitted, until the host needs a result (`read`) or writes into
-//! a buffer that recorded work may still use (`write`): a whole training step becomes one
-//! submission. Each dispatch gets its parameters (sizes, offsets, flags: at most
-//! [`MAX_PARAMS`] 32-bit words) in its own 256-byte slot of one uniform arena buffer, which
-//! is written once, just before the submission.
+//! Work is recorded and submitted in growing pieces (32 dispatches, then 64, 128, up to 512),
+//! so the device starts on a training step while the host still records the rest of it,
+//! until the host needs a result (`read`) or writes into a buffer that recorded work may
+//! still use (`write`); the next piece after that is small again. With
+//! [`Gpu::set_first_submission`]`(0)` a whole training step is one submission. Each dispatch
+//! gets its parameters (sizes, offsets, flags: at most [`MAX_PARAMS`] 32-bit words) in its
+//! own 256-byte slot of one uniform arena buffer, written once, just before its submission.
+//! A dispatch that binds what one before it bound (pipeline, slot, buffers: the same
+//! dispatch of the next step) reuses its bind group.
 //!
 //! Buffers are recycled: a dropped [`GpuBuffer`] goes back to a pool keyed by its size, and the
 //! next request of that size reuses it, so a training step of a shape seen before allocates
@@ -27,6 +31,15 @@ const SLOT: u64 = 256;
 pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
 /// Dispatches recorded before a submission is forced (arena size / slot size).
 const ARENA_SLOTS: u64 = 8192;
+/// Dispatches of the first submission after the host has waited for the device, where
+/// recording is submitted in pieces ([`Gpu::set_first_submission`]): the device starts on
+/// them while the host records the rest, and each later piece takes twice as many, up to
+/// [`LAST_SUBMISSION`].
+pub const FIRST_SUBMISSION: u32 = 32;
+/// The most dispatches one piece of a submitted-in-pieces recording takes.
+const LAST_SUBMISSION: u32 = 512;
+/// Bind groups kept for reuse before the cache starts afresh.
+const BIND_GROUPS_KEPT: usize = 16384;
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
 
@@ -86,6 +99,9 @@ struct Pool {
     peak: u64,
     /// Buffers created on the device (not counting reuses).
     created: u64,
+    /// Buffers given back to the device (beyond the pool's cap, or by a trim): cached bind
+    /// groups may hold them, so the cache is emptied when this changes.
+    released: u64,
 }
 
 impl Pool {
@@ -151,6 +167,8 @@ impl Drop for GpuBuffer {
                 .entry(size)
                 .or_default()
                 .push((self.buf.clone(), used));
+        } else {
+            pool.released += 1;
         }
     }
 }
@@ -232,6 +250,10 @@ pub struct Gpu {
     /// Whether the tensor-core tile runs with emulated matrix operations (no matrix units).
     tensor_emulated: Cell<bool>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
+    /// The compute pass of the dispatches recorded since the encoder's last other command
+    /// (WebGPU orders a pass's dispatches as it does separate passes); dropped before the
+    /// encoder.
+    pass: RefCell<Option<wgpu::ComputePass<'static>>>,
     encoder: RefCell<Option<wgpu::CommandEncoder>>,
     arena: wgpu::Buffer,
     arena_bytes: RefCell<Vec<u8>>,
@@ -241,6 +263,68 @@ pub struct Gpu {
     epoch: Cell<u64>,
     pool: Arc<Mutex<Pool>>,
     profiler: RefCell<Option<Profiler>>,
+    /// Dispatches of the first piece of a recording submitted in pieces; 0: one submission
+    /// until the host needs the device's results.
+    first_submission: Cell<u32>,
+    /// Dispatches at which the piece being recorded is submitted.
+    piece: Cell<u32>,
+    /// Dispatches recorded since the last submission.
+    unsubmitted: Cell<u32>,
+    /// Bind groups already made, by what they bind (see [`BindKey`]).
+    bind_groups: RefCell<BindCache>,
+}
+
+/// What a dispatch binds: its pipeline, its parameter slot and its buffers. The same
+/// dispatch in the next training step binds the same (buffers come back from the pool in
+/// the same order), so its bind group is made once.
+struct BindKey {
+    pipeline: wgpu::ComputePipeline,
+    slot: u64,
+    buffers: Vec<(u32, wgpu::Buffer)>,
+}
+
+/// Bind groups by the hash of their [`BindKey`] (a collision replaces the older one), and
+/// the pool's release count they were made under.
+#[derive(Default)]
+struct BindCache {
+    groups: HashMap<u64, (BindKey, wgpu::BindGroup)>,
+    released: u64,
+    made: u64,
+}
+
+impl BindCache {
+    /// The hash of a dispatch's bindings, computed without building a [`BindKey`].
+    fn hash(pipeline: &wgpu::ComputePipeline, slot: u64, buffers: &[(u32, &GpuBuffer)]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pipeline.hash(&mut h);
+        slot.hash(&mut h);
+        for (binding, b) in buffers {
+            binding.hash(&mut h);
+            b.buf.hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// The cached group for these bindings, if any.
+    fn get(
+        &self,
+        hash: u64,
+        pipeline: &wgpu::ComputePipeline,
+        slot: u64,
+        buffers: &[(u32, &GpuBuffer)],
+    ) -> Option<wgpu::BindGroup> {
+        let (key, group) = self.groups.get(&hash)?;
+        let same = key.pipeline == *pipeline
+            && key.slot == slot
+            && key.buffers.len() == buffers.len()
+            && key
+                .buffers
+                .iter()
+                .zip(buffers)
+                .all(|((kb, kbuf), (b, buf))| kb == b && *kbuf == buf.buf);
+        same.then(|| group.clone())
+    }
 }
 
 impl Gpu {
@@ -309,6 +393,7 @@ impl Gpu {
             tensor_emulated: Cell::new(false),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
+            pass: RefCell::default(),
             arena,
             arena_bytes: RefCell::default(),
             dispatches: Cell::new(0),
@@ -316,6 +401,10 @@ impl Gpu {
             epoch: Cell::new(1),
             pool: Arc::default(),
             profiler: RefCell::default(),
+            first_submission: Cell::new(FIRST_SUBMISSION),
+            piece: Cell::new(FIRST_SUBMISSION),
+            unsubmitted: Cell::new(0),
+            bind_groups: RefCell::default(),
         };
         gpu.set_tensor_emulation(emulate);
         Ok(gpu)
@@ -430,6 +519,31 @@ impl Gpu {
         let mut pool = lock(&self.pool);
         pool.free.clear();
         pool.pooled = 0;
+        pool.released += 1;
+        drop(pool);
+        self.bind_groups.replace(BindCache::default());
+    }
+
+    /// How recorded work reaches the device: with `first` > 0, in pieces, the first of
+    /// `first` dispatches after each submission the host asks for (a read-back, a write into
+    /// a buffer in use, [`Gpu::flush`]) and each later one
+    /// twice the one before (up to 512), so the device runs the start of a training step
+    /// while the host records the rest; with 0, in one submission until the host needs a
+    /// result (the whole step). Default: [`FIRST_SUBMISSION`]. Profiling submits as 0 does.
+    pub fn set_first_submission(&self, first: u32) {
+        self.first_submission.set(first);
+        self.piece.set(first);
+    }
+
+    /// The dispatches of the first piece of a recording ([`Gpu::set_first_submission`]).
+    pub fn first_submission(&self) -> u32 {
+        self.first_submission.get()
+    }
+
+    /// Bind groups made so far; a dispatch whose bindings were seen before reuses its group,
+    /// so a steady training loop leaves this unchanged.
+    pub fn bind_groups_made(&self) -> u64 {
+        self.bind_groups.borrow().made
     }
 
     /// Number of kernel dispatches recorded since the runtime started.
@@ -723,11 +837,21 @@ impl Gpu {
     }
 
     /// Submits the recorded work (with its dispatch parameters), if any. When profiling, also
-    /// waits for it and adds its kernel times to the totals.
+    /// waits for it and adds its kernel times to the totals. A recording submitted in pieces
+    /// starts again from its first, small piece: what follows is the next unit of work (a
+    /// training step ends with its read-back).
     pub fn flush(&self) {
+        self.piece.set(self.first_submission.get());
+        self.submit();
+    }
+
+    /// [`Gpu::flush`] without starting the pieces afresh.
+    fn submit(&self) {
+        self.end_pass();
         let Some(mut encoder) = self.encoder.borrow_mut().take() else {
             return;
         };
+        self.unsubmitted.set(0);
         let mut bytes = self.arena_bytes.borrow_mut();
         if !bytes.is_empty() {
             self.queue.write_buffer(&self.arena, 0, &bytes);
@@ -810,7 +934,14 @@ impl Gpu {
         out
     }
 
+    /// Ends the compute pass consecutive dispatches share, if one is open: the encoder takes
+    /// no other command while it is.
+    fn end_pass(&self) {
+        drop(self.pass.borrow_mut().take());
+    }
+
     fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        self.end_pass();
         let mut slot = self.encoder.borrow_mut();
         let enc = slot.get_or_insert_with(|| {
             self.device
@@ -967,7 +1098,7 @@ impl Gpu {
             let mut bytes = self.arena_bytes.borrow_mut();
             if bytes.len() as u64 >= SLOT * ARENA_SLOTS {
                 drop(bytes);
-                self.flush();
+                self.submit();
                 bytes = self.arena_bytes.borrow_mut();
             }
             let at = bytes.len() as u64;
@@ -981,31 +1112,14 @@ impl Gpu {
             .as_ref()
             .is_some_and(|p| 2 * (p.pending.len() as u32 + 1) > QUERIES);
         if full {
-            self.flush();
+            self.submit();
         }
         let pipeline = &kernel.pipeline;
-        let layout = pipeline.get_bind_group_layout(0);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &self.arena,
-                offset: slot,
-                size: wgpu::BufferSize::new(SLOT),
-            }),
-        }];
         let epoch = self.epoch.get();
-        for (binding, b) in buffers {
+        for (_, b) in buffers {
             b.touch(epoch);
-            entries.push(wgpu::BindGroupEntry {
-                binding: *binding,
-                resource: b.buf.as_entire_binding(),
-            });
         }
-        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &layout,
-            entries: &entries,
-        });
+        let group = self.bind_group(pipeline, slot, buffers);
         let mut profiler = self.profiler.borrow_mut();
         let timestamp_writes = profiler.as_mut().map(|p| {
             let i = 2 * p.pending.len() as u32;
@@ -1020,16 +1134,90 @@ impl Gpu {
                 end_of_pass_write_index: Some(i + 1),
             }
         });
-        self.with_encoder(|e| {
-            let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes,
+        if timestamp_writes.is_some() {
+            // Timed dispatches each have their own pass, whose ends the timestamps mark.
+            self.with_encoder(|e| {
+                let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes,
+                });
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            });
+        } else {
+            let mut slot = self.pass.borrow_mut();
+            let pass = slot.get_or_insert_with(|| {
+                let mut encoder = self.encoder.borrow_mut();
+                let e = encoder.get_or_insert_with(|| {
+                    self.device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+                });
+                e.begin_compute_pass(&wgpu::ComputePassDescriptor::default())
+                    .forget_lifetime()
             });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        });
+        }
         self.dispatches.set(self.dispatches.get() + 1);
+        let profiling = profiler.is_some();
+        drop(profiler);
+        self.unsubmitted.set(self.unsubmitted.get() + 1);
+        let piece = self.piece.get();
+        if piece > 0 && !profiling && self.unsubmitted.get() >= piece {
+            self.submit();
+            self.piece.set((2 * piece).min(LAST_SUBMISSION));
+        }
+    }
+
+    /// The bind group of a dispatch: the one made for the same pipeline, parameter slot and
+    /// buffers before, else a new one (kept for the next time).
+    fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        slot: u64,
+        buffers: &[(u32, &GpuBuffer)],
+    ) -> wgpu::BindGroup {
+        let released = lock(&self.pool).released;
+        let mut cache = self.bind_groups.borrow_mut();
+        if cache.released != released || cache.groups.len() >= BIND_GROUPS_KEPT {
+            // A released buffer may be bound by a cached group, which would keep it alive.
+            cache.groups.clear();
+            cache.released = released;
+        }
+        let hash = BindCache::hash(pipeline, slot, buffers);
+        if let Some(group) = cache.get(hash, pipeline, slot, buffers) {
+            return group;
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.arena,
+                offset: slot,
+                size: wgpu::BufferSize::new(SLOT),
+            }),
+        }];
+        for (binding, b) in buffers {
+            entries.push(wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: b.buf.as_entire_binding(),
+            });
+        }
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        });
+        let key = BindKey {
+            pipeline: pipeline.clone(),
+            slot,
+            buffers: buffers.iter().map(|(i, b)| (*i, b.buf.clone())).collect(),
+        };
+        cache.groups.insert(hash, (key, group.clone()));
+        cache.made += 1;
+        group
     }
 
     /// Workgroups for `n` invocations of a 1-D kernel of `size` invocations per group, spread
