@@ -14,8 +14,8 @@
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
 #                                   before), with the 256x128 GEMM tile, with the tiles'
-#                                   K split 4 and 2 ways, and with each step submitted whole
-#                                   (entry 21's before)
+#                                   K split 4 and 2 ways, with each step submitted whole
+#                                   (entry 21's before), and with the matrix-vector steps
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -42,13 +42,15 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
     "$W" devices | tee -a "$OUT/device.txt"
 fi
 
-# Every kernel variant `check` compares with the CPU reference; the last four are the
-# tensor-core builds, which no machine without matrix units can run (`check-new` runs them,
-# the defaults and the 256x128 GEMM tile, the kernels that have never met a GPU).
+# Every kernel variant `check` compares with the CPU reference; the last five are the
+# matrix-vector steps and the tensor-core builds, which no machine without matrix units can
+# run (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
+# never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
     "--step-k-split 2 --step-units 64" "--step-chunk-rows 16" "--gemm tall"
     "--precision f16 --step-kernel tiled"
+    "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16")
 
@@ -136,6 +138,10 @@ ksplit() {
     # Each training step recorded whole and submitted once (entry 21's before): the device
     # idles while the host records, instead of starting on the first pieces.
     bench_variant submit-whole --submit-first 0 || status=1
+    # The recurrent products as matrix-vector products for few sequences (entry 22): for
+    # batch1 and small against the tiles above; slower where the batch is large (each
+    # workgroup of 4 sequences reads all of W_hh).
+    bench_variant gemv --step-kernel gemv || status=1
     return $status
 }
 

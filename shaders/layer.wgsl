@@ -1,7 +1,7 @@
 // layer.wgsl: bindings, parameters and indexing shared by every recurrent-cell kernel file
 // (prepended to elman_cell.wgsl, lstm_cell.wgsl, gru_cell.wgsl, jordan_cell.wgsl, with the
-// tiled steps' products, step_tiles.wgsl or step_coop.wgsl, in between; the host side is
-// src/backend/wgpu/layer.rs, `CellShader`).
+// tiled steps' products, step_tiles.wgsl, step_coop.wgsl or step_gemv.wgsl, in between; the
+// host side is src/backend/wgpu/layer.rs, `CellShader`).
 //
 // Bindings (group 0; each entry point uses a subset, and touches every one it is given):
 //   0 uniform LP      step index, sizes, flags, cache section offsets, parameter offsets
@@ -360,22 +360,25 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 // ---- Tiled recurrent steps: what the cells' *_tiled entry points share ----
 // A workgroup of 4 * TU invocations owns TU units (TU = 16, 32 or 64, an override the host
 // picks so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences: units
-// u0 = TU * wg.x .., sequences b0 = 16 * wg.y ..; the recurrent products tile_w_h (forward)
+// u0 = TU * wg.x .., sequences b0 = TB * wg.y ..; the recurrent products tile_w_h (forward)
 // and tile_wt_dgh (backward) return, in invocation l, unit u0 + l % TU for the four sequences
-// b0 + 4 (l / TU) + 0..3, one vec4 lane each. Two files implement them, and the host puts
+// b0 + 4 (l / TU) + 0..3, one vec4 lane each. Three files implement them, and the host puts
 // one of them after this file (and before the cell's): shaders/step_tiles.wgsl (f32 sums of
-// f32 products, through workgroup memory) and shaders/step_coop.wgsl (the same products on
-// the matrix units, operands rounded to f16). Call them from uniform control flow (they hold
-// barriers); workgroups (ceil(H / TU), ceil(B / 16), D). Below: the tile constants, the
+// f32 products, through workgroup memory), shaders/step_coop.wgsl (the same products on
+// the matrix units, operands rounded to f16) and shaders/step_gemv.wgsl (f32 matrix-vector
+// products for few sequences, TB = 4 below). Call them from uniform control flow (they hold
+// barriers); workgroups (ceil(H / TU), ceil(B / TB), D). Below: the tile constants, the
 // global loads both implementations share (each chunk of weights and states loaded so that
 // 16 consecutive invocations read 16 consecutive addresses, into named vec4 registers that
 // carry it to the next chunk, never a private array), and the cells' per-lane helpers.
 // With KS > 1 (the f32 tiles' plain loops only) a workgroup has 4 * TU * KS invocations
 // that split the inner dimension KS ways (shaders/step_tiles.wgsl); the results are in the
 // lead invocations l < 4 * TU (tile_lead), and only those go on to the cell update.
+// shaders/step_gemv.wgsl sets TB = 4: one sequence quad per workgroup, lead invocations
+// l < TU.
 override TU: u32 = 64u;
 override KS: u32 = 1u;
-const TB: u32 = 16u;
+override TB: u32 = 16u;
 const TK: u32 = 16u;
 
 // One vec4 (four sequences) per gate row block.
@@ -489,9 +492,9 @@ fn tile_dh(d: u32, b: u32, j: u32, wt: f32) -> f32 {
     return dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next;
 }
 
-// Whether invocation l holds results of the tile's products (KS above).
+// Whether invocation l holds results of the tile's products (KS and TB above).
 fn tile_lead(l: u32) -> bool {
-    return l < 4u * TU;
+    return l < TU * (TB / 4u);
 }
 
 // Whether lane sequence b of a tile has a step p.s. The tiled entry points hand lane c of

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::runtime;
-use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
+use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -381,8 +381,10 @@ pub(crate) struct KernelFlags {
     /// W_hh through workgroup memory, f32 products), `tensor` (the same tiles with their
     /// recurrent products on the tensor cores, operands rounded to f16; needs an adapter with
     /// them), `blocked` (the f32 tiles, each invocation a 4-unit x 4-sequence block over a
-    /// quarter of the inner dimension) or `rowwise` (one invocation per unit and sequence),
-    /// to compare them on an adapter [default: tiled, with tensor-core products under
+    /// quarter of the inner dimension), `gemv` (the f32 products as matrix-vector products
+    /// for few sequences: 4 sequences x 8 units per workgroup, each weight loaded by one
+    /// invocation into a register; for small batches) or `rowwise` (one invocation per unit
+    /// and sequence), to compare them on an adapter [default: tiled, with tensor-core products under
     /// --precision f16 where the adapter has them, or the adapter's autotune entry].
     #[arg(long, value_enum)]
     step_kernel: Option<StepKernels>,
@@ -435,11 +437,16 @@ impl KernelFlags {
         if let Some(k) = self.step_kernel {
             t.tiled_steps = k != StepKernels::Rowwise;
             t.blocked_steps = k == StepKernels::Blocked;
+            t.gemv_steps = k == StepKernels::Gemv;
             t.tensor_steps = match k {
                 StepKernels::Tensor => Some(true),
-                StepKernels::Tiled => Some(false),
+                StepKernels::Tiled | StepKernels::Gemv => Some(false),
                 StepKernels::Blocked | StepKernels::Rowwise => None,
             };
+            if t.gemv_steps {
+                // The matrix-vector products pick their own tile width.
+                t.step_tile_units = None;
+            }
             if !t.plain_f32_tiles() {
                 let d = Tuning::default();
                 t.step_k_split = d.step_k_split;
@@ -451,6 +458,7 @@ impl KernelFlags {
             if self.step_kernel.is_none() {
                 t.tiled_steps = true;
                 t.blocked_steps = false;
+                t.gemv_steps = false;
             }
         }
         if let Some(k) = self.step_k_split.as_deref().and_then(|k| k.parse().ok()) {
@@ -458,6 +466,7 @@ impl KernelFlags {
             if self.step_kernel.is_none() && k > 1 {
                 t.tiled_steps = true;
                 t.blocked_steps = false;
+                t.gemv_steps = false;
                 t.tensor_steps = Some(false);
             }
         }
@@ -466,6 +475,7 @@ impl KernelFlags {
             if self.step_kernel.is_none() && r != 64 {
                 t.tiled_steps = true;
                 t.blocked_steps = false;
+                t.gemv_steps = false;
                 t.tensor_steps = Some(false);
             }
         }
@@ -521,6 +531,12 @@ pub(crate) fn apply_kernel_flags(
         }
     }
     let tuning = flags.tuning(be.tuning());
+    if let (true, Some(units)) = (tuning.gemv_steps, tuning.step_tile_units) {
+        bail!(
+            "--step-units {units}: the matrix-vector steps (--step-kernel gemv) pick their own \
+             width (8 units and 4 sequences per workgroup)"
+        );
+    }
     if !tuning.is_valid() {
         let mut asked = Vec::new();
         if tuning.step_k_split != 1 {
@@ -568,6 +584,7 @@ enum StepKernels {
     Blocked,
     Rowwise,
     Tensor,
+    Gemv,
 }
 
 fn main() -> Result<()> {
@@ -1065,7 +1082,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let shape = autotune::Shape::of(&c.network(), c.batch);
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
                 let tensor = be.tensor_products();
-                let tensor_steps = be.step_products() != StepProducts::F32;
+                let tensor_steps = be.step_products().on_tensor_cores();
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {

@@ -58,6 +58,11 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             ..d
         },
         Tuning {
+            gemv_steps: true,
+            tensor_steps: Some(false),
+            ..d
+        },
+        Tuning {
             tiled_steps: false,
             ..d
         },
@@ -125,6 +130,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_k_split,
             t.step_chunk_rows,
             t.tensor_steps,
+            t.gemv_steps,
         ) == (
             d.tiled_steps,
             d.blocked_steps,
@@ -132,6 +138,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_k_split,
             d.step_chunk_rows,
             d.tensor_steps,
+            d.gemv_steps,
         )
     };
     let gemm = best(&|t| same_steps(t) && t.checked == d.checked);
@@ -143,6 +150,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_k_split: steps.step_k_split,
         step_chunk_rows: steps.step_chunk_rows,
         tensor_steps: steps.tensor_steps,
+        gemv_steps: steps.gemv_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
     }

@@ -200,12 +200,18 @@ fn check_with_kernel_flags() {
             &["--step-chunk-rows", "16"],
             "kernels: steps=tiled-f32 units=auto chunkrows=16 gemm=auto",
         );
+        check(
+            cell,
+            &["--step-kernel", "gemv"],
+            "kernels: steps=gemv units=auto gemm=auto checked",
+        );
     }
     // K slices and chunk rows are choices of the plain f32 tiles: with the blocked or
     // row-wise loops, a clear refusal that names the flag.
     for (kernel, flag, value) in [
         ("blocked", "--step-k-split", "4"),
         ("rowwise", "--step-chunk-rows", "32"),
+        ("gemv", "--step-k-split", "2"),
     ] {
         let o = wgrnn(&[
             "check",
@@ -226,6 +232,21 @@ fn check_with_kernel_flags() {
             "{err}"
         );
     }
+    // The matrix-vector steps choose their own width.
+    let o = wgrnn(&[
+        "check",
+        "--step-kernel",
+        "gemv",
+        "--step-units",
+        "32",
+        "--steps",
+        "1",
+    ]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("--step-units 32: the matrix-vector steps"),
+        "{err}"
+    );
 }
 
 /// `--gemm tensor` runs the large products on the tensor cores, `--step-kernel tensor` the
@@ -313,8 +334,8 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    // Fourteen single-axis candidates on each configuration, each timed, then the ranking.
-    assert!(text.matches(" ms\n").count() >= 28, "{text}");
+    // Fifteen single-axis candidates on each configuration, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 30, "{text}");
     let chosen = text
         .lines()
         .find_map(|l| l.strip_prefix("chosen: "))
@@ -326,10 +347,10 @@ fn tune_writes_the_table_and_later_runs_use_it() {
             .expect("the table is JSON");
     let entries = json["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{json}");
-    // Fourteen candidates, and a fifteenth where the best of each axis together is a new
+    // Fifteen candidates, and a sixteenth where the best of each axis together is a new
     // one.
     let measured = entries[0]["measured"].as_array().map_or(0, Vec::len);
-    assert!(measured == 14 || measured == 15, "{json}");
+    assert!(measured == 15 || measured == 16, "{json}");
     assert_eq!(
         entries[0]["measured"][0]["variant"],
         chosen.as_str(),

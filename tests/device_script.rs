@@ -65,6 +65,7 @@ fn every_part_runs_what_it_names() {
         "--step-chunk-rows 16",
         "--step-k-split 2 --step-units 64",
         "--precision f16 --step-kernel tiled",
+        "--step-kernel gemv --unchecked",
     ] {
         for cell in ["lstm", "lstm --bidirectional", "gru", "rnn-tanh"] {
             let want = format!("check --cell {cell} --layers 2");
@@ -85,6 +86,7 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --gemm tall --roofline",
         "bench --suite suite.tsv --step-k-split 4",
         "bench --suite suite.tsv --submit-first 0 --no-kernels",
+        "bench --suite suite.tsv --step-kernel gemv --no-kernels",
         "bench --suite suite.tsv --precision f16 --roofline 989,3350",
         "bench --suite suite.tsv --step-kernel rowwise",
         "bench --suite suite.tsv --tune --warmup 2",

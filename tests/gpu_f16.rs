@@ -56,17 +56,19 @@ fn f16_caches_match_the_f32_reference() {
     let mut r = rng("f16_caches_match_the_f32_reference");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     // Plain and blocked tiles (the latter with naga's bounds checks off), plain tiles with
-    // their inner dimension split 4 ways, and row-wise steps.
-    for (tiled, blocked, k_split) in [
-        (true, false, 1),
-        (true, true, 1),
-        (true, false, 4),
-        (false, false, 1),
+    // their inner dimension split 4 ways, the matrix-vector products, and row-wise steps.
+    for (tiled, blocked, k_split, gemv) in [
+        (true, false, 1, false),
+        (true, true, 1, false),
+        (true, false, 4, false),
+        (true, false, 1, true),
+        (false, false, 1, false),
     ] {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
             blocked_steps: blocked,
             step_k_split: k_split,
+            gemv_steps: gemv,
             checked: !blocked,
             ..Tuning::default()
         });

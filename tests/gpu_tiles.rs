@@ -3,14 +3,18 @@
 //! `shaders/layer.wgsl`, with the plain and the blocked inner loops, the plain ones also with
 //! their inner dimension split, `Tuning::step_k_split`, and in chunks of 16, 32 or 64
 //! weight rows, `Tuning::step_chunk_rows`) and row-wise (one invocation per unit
-//! and sequence). 19 sequences of mixed lengths (two sequence tiles), 65 units (the last unit
-//! tile nearly empty), widths that are not multiples of the 16-wide inner chunk; uni- and
-//! bidirectional, two layers. Forward values to 1e-5 relative error, gradients to 1e-4.
+//! and sequence), and the tiles' products as matrix-vector products for few sequences
+//! (`Tuning::gemv_steps`, 4 sequences per workgroup). 19 sequences of mixed lengths (two
+//! sequence tiles, five of 4), 65 units (the last unit tile nearly empty), widths that are
+//! not multiples of the 16-wide inner chunk; uni- and bidirectional, two layers. Forward
+//! values to 1e-5 relative error, gradients to 1e-4. The matrix-vector products also at
+//! one and two sequences over more than one chunk (1024) of the inner dimension in both
+//! directions.
 
 mod gpu_common;
 
 use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
-use wgrnn::backend::wgpu::Tuning;
+use wgrnn::backend::wgpu::{StepProducts, Tuning};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
 fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
@@ -25,25 +29,35 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // tiles, 16 and 32 in the 32- and 64-unit ones, 64 / KS (16 or 32) with K slices; so
     // the backward in chunks of 16, 32 and 64 rows, and the Elman forward in chunks of 16,
     // 32 and 64 k steps (65 and 17 units: the last chunk partial).
-    for (tiled, units, blocked, k_split, chunk_rows) in [
-        (true, 16, false, 1, 64),
-        (true, 32, false, 1, 16),
-        (true, 64, false, 1, 32),
-        (true, 32, true, 1, 64),
-        (false, 0, false, 1, 64),
-        (true, 16, false, 4, 64),
-        (true, 32, false, 2, 64),
-        (true, 64, false, 2, 64),
+    // Last, the matrix-vector products (`--step-kernel gemv`: 4 sequences and their own
+    // tile width per workgroup, no K slices or chunk rows), with the checks off.
+    for (tiled, units, blocked, k_split, chunk_rows, gemv) in [
+        (true, 16, false, 1, 64, false),
+        (true, 32, false, 1, 16, false),
+        (true, 64, false, 1, 32, false),
+        (true, 32, true, 1, 64, false),
+        (false, 0, false, 1, 64, false),
+        (true, 16, false, 4, 64, false),
+        (true, 32, false, 2, 64, false),
+        (true, 64, false, 2, 64, false),
+        (true, 0, false, 1, 64, true),
     ] {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
-            step_tile_units: tiled.then_some(units),
+            step_tile_units: (tiled && !gemv).then_some(units),
             blocked_steps: blocked,
             step_k_split: k_split,
             step_chunk_rows: chunk_rows,
-            checked: units != 64,
+            gemv_steps: gemv,
+            checked: units != 64 && !gemv,
             ..Tuning::default()
         });
+        assert_eq!(
+            be.step_products() == StepProducts::Gemv,
+            gemv,
+            "{}",
+            be.tuning().label()
+        );
         for (c1, c2) in stacks {
             for bi in [false, true] {
                 let cfg = dense_net(
@@ -84,4 +98,31 @@ fn elman_and_gru_steps_over_several_tiles() {
             (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
         ],
     );
+}
+
+#[test]
+fn gemv_steps_over_several_chunks_at_one_and_two_sequences() {
+    // 1030 units: the forward's inner dimension in two chunks of up to 1024 (the second of
+    // 6), the backward's 4120 (LSTM) and 1030 (Elman) rows of W_hh in five and two; rounds
+    // of 256 k and 1024 rows that end past the matrix. One sequence (the batch1 case), and
+    // two of different lengths, one layer each way.
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng("gemv_steps_over_several_chunks_at_one_and_two_sequences");
+    be.set_tuning(Tuning {
+        gemv_steps: true,
+        tensor_steps: Some(false),
+        ..Tuning::default()
+    });
+    assert_eq!(be.step_products(), StepProducts::Gemv);
+    let elman = CellConfig::Elman {
+        activation: Activation::Tanh,
+    };
+    for (cell, bi, lengths) in [
+        (CellConfig::lstm(false, None), false, vec![3]),
+        (CellConfig::lstm(false, None), true, vec![2, 3]),
+        (elman, false, vec![3, 1]),
+    ] {
+        let cfg = dense_net(3, vec![layer(cell, 1030, bi)], None);
+        be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
+    }
 }

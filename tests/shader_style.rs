@@ -165,11 +165,7 @@ fn generated_modules_have_no_private_arrays() {
         CellKind::Jordan,
     ] {
         for f16 in [false, true] {
-            for products in [
-                StepProducts::F32,
-                StepProducts::Tensor,
-                StepProducts::TensorEmulated,
-            ] {
+            for products in StepProducts::ALL {
                 let label = format!("{cell:?} f16={f16} {products:?}");
                 modules.push((label, cell_module_source(cell, f16, products)));
             }

@@ -29,9 +29,15 @@ pub enum StepProducts {
     /// `shaders/step_coop.wgsl` with its matrix operations emulated in plain WGSL
     /// (`shaders/coop_emulated.wgsl`), for adapters without matrix units (tests).
     TensorEmulated,
+    /// `shaders/step_gemv.wgsl`: f32 matrix-vector products for few sequences, 4 per
+    /// workgroup, each weight loaded by one invocation into a register.
+    Gemv,
 }
 
 impl StepProducts {
+    /// Every build, in the order of [`CellShader`]'s slots.
+    pub const ALL: [StepProducts; 4] = [Self::F32, Self::Tensor, Self::TensorEmulated, Self::Gemv];
+
     fn index(self) -> usize {
         self as usize
     }
@@ -42,18 +48,25 @@ impl StepProducts {
             Self::F32 => "",
             Self::Tensor => "_coop",
             Self::TensorEmulated => "_coop_emulated",
+            Self::Gemv => "_gemv",
         }
+    }
+
+    /// Whether the products round their operands to f16 on the matrix units (or their
+    /// emulation).
+    pub fn on_tensor_cores(self) -> bool {
+        matches!(self, Self::Tensor | Self::TensorEmulated)
     }
 }
 
 /// A cell's kernel file: `shaders/coop_scale.wgsl` (for the tensor-core products),
 /// `shaders/layer.wgsl`, the step products (`StepProducts`), then the cell's own file; its
-/// cache storage type `CT` is f32, or f16 under `Precision::F16`. Each of the six builds is
-/// expanded (`codegen`) and made on first use.
+/// cache storage type `CT` is f32, or f16 under `Precision::F16`. Each of the eight builds
+/// is expanded (`codegen`) and made on first use.
 pub(super) struct CellShader {
     stem: &'static str,
     cell: &'static str,
-    built: [[OnceLock<Shader>; 3]; 2],
+    built: [[OnceLock<Shader>; 4]; 2],
 }
 
 impl CellShader {
@@ -63,8 +76,18 @@ impl CellShader {
             stem,
             cell,
             built: [
-                [OnceLock::new(), OnceLock::new(), OnceLock::new()],
-                [OnceLock::new(), OnceLock::new(), OnceLock::new()],
+                [
+                    OnceLock::new(),
+                    OnceLock::new(),
+                    OnceLock::new(),
+                    OnceLock::new(),
+                ],
+                [
+                    OnceLock::new(),
+                    OnceLock::new(),
+                    OnceLock::new(),
+                    OnceLock::new(),
+                ],
             ],
         }
     }
@@ -91,6 +114,7 @@ impl CellShader {
 const LAYER_WGSL: &str = include_str!("../../../shaders/layer.wgsl");
 const STEP_TILES_WGSL: &str = include_str!("../../../shaders/step_tiles.wgsl");
 const STEP_COOP_WGSL: &str = include_str!("../../../shaders/step_coop.wgsl");
+const STEP_GEMV_WGSL: &str = include_str!("../../../shaders/step_gemv.wgsl");
 const COOP_SCALE_WGSL: &str = include_str!("../../../shaders/coop_scale.wgsl");
 const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wgsl");
 
@@ -98,6 +122,7 @@ const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wg
 fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
     let (coop, parts) = match products {
         StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_TILES_WGSL, cell]),
+        StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL, cell]),
         StepProducts::Tensor => (
             CoopOps::Hardware,
             vec![COOP_SCALE_WGSL, LAYER_WGSL, STEP_COOP_WGSL, cell],
@@ -378,6 +403,9 @@ impl Call<'_> {
         if t.blocked_steps {
             return 32;
         }
+        if self.be.step_products() == StepProducts::Gemv {
+            return self.gemv_shape(false).0;
+        }
         match t.step_tile_units {
             Some(tu) => tu,
             None => {
@@ -421,6 +449,27 @@ impl Call<'_> {
         (ks, rows, forward_chunk(rows, self.gates()))
     }
 
+    /// The matrix-vector step products' workgroups (`shaders/step_gemv.wgsl`) for the
+    /// forward or the `backward` entry: `(TU, KS)`, 8 units per workgroup (4 where the
+    /// adapter allows fewer than 512 invocations), and the factor KS of its 4 TU KS
+    /// invocations: 4 x gates in the forward (16 invocations per weight row of the tile),
+    /// 16 in the backward (64 row lanes, so that a round of 16 rows per lane spans the
+    /// staged chunk of 1024 rows).
+    fn gemv_shape(&self, backward: bool) -> (usize, usize) {
+        let tu = if self.most_invocations() >= 512 { 8 } else { 4 };
+        (tu, if backward { 16 } else { 4 * self.gates() })
+    }
+
+    /// Sequences per workgroup of the tiled step kernels (the `TB` override of
+    /// `shaders/layer.wgsl`): 4 for the matrix-vector products, else 16.
+    fn tile_sequences(&self) -> usize {
+        if self.be.step_products() == StepProducts::Gemv {
+            4
+        } else {
+            16
+        }
+    }
+
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
     fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
@@ -434,11 +483,11 @@ impl Call<'_> {
     }
 
     /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): `tile_units`
-    /// units x 16 sequences of one direction each.
+    /// units x 16 sequences (4 for the matrix-vector products) of one direction each.
     pub fn tiles(&self) -> [u32; 3] {
         [
             self.plan.hidden.div_ceil(self.tile_units()) as u32,
-            self.lay.batch.div_ceil(16) as u32,
+            self.lay.batch.div_ceil(self.tile_sequences()) as u32,
             self.lay.dirs as u32,
         ]
     }
@@ -480,7 +529,7 @@ impl Call<'_> {
             StepProducts::F32
         };
         let tensor = match products {
-            StepProducts::F32 => None,
+            StepProducts::F32 | StepProducts::Gemv => None,
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             _ => match gpu.try_pipeline(
                 shader.get(f16, products),
@@ -496,6 +545,12 @@ impl Call<'_> {
         };
         let pipeline = match tensor {
             Some(p) => p,
+            None if tiled && products == StepProducts::Gemv => {
+                let (tu, ks) = self.gemv_shape(entry.starts_with("bwd"));
+                let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", 4.0)];
+                let constants = [&options[..], &shape].concat();
+                gpu.pipeline(shader.get(f16, products), entry, &constants)
+            }
             None if tiled => {
                 let (ks, br, fk) = self.plain_chunks();
                 let chunks = [("KS", ks as f64), ("BR", br as f64), ("FK", fk as f64)];

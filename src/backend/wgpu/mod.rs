@@ -100,6 +100,14 @@ pub struct Tuning {
     /// has them. Only in the plain tiles (not the blocked loops).
     #[serde(default)]
     pub tensor_steps: Option<bool>,
+    /// The tiled steps' recurrent products as matrix-vector products for few sequences
+    /// (`shaders/step_gemv.wgsl`: 4 sequences and 8 units per workgroup, each weight loaded
+    /// by one invocation straight into a register, 16 loads in flight, no barrier between
+    /// them), for small batches, where the tiles leave 15 of 16 sequence lanes idle and walk
+    /// W_hh in a chain of staged chunks. Only in place of the plain f32 tiles (f32 products;
+    /// no K slices or chunk rows of their own). Default: off until measured on a GPU.
+    #[serde(default)]
+    pub gemv_steps: bool,
     /// The tile of the matrix products (`gemm.wgsl` 64x64, the generated 128x128
     /// `gemm128.wgsl` or 256x128 `gemm256.wgsl`, or the tensor-core twin `gemm_coop.wgsl`).
     /// Default: by size, on the tensor cores under [`Precision::F16`] where the adapter has
@@ -131,12 +139,20 @@ impl Tuning {
             && matches!(self.step_k_split, 1 | 2 | 4)
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && ((self.step_k_split == 1 && self.step_chunk_rows == 64) || self.plain_f32_tiles())
+            && (!self.gemv_steps
+                || (self.tiled_steps
+                    && !self.blocked_steps
+                    && self.tensor_steps != Some(true)
+                    && self.step_tile_units.is_none()))
     }
 
     /// Whether the recurrent steps run in the f32 tiles' plain loops, the only ones with K
     /// slices and a choice of chunk rows.
     pub fn plain_f32_tiles(&self) -> bool {
-        self.tiled_steps && !self.blocked_steps && self.tensor_steps != Some(true)
+        self.tiled_steps
+            && !self.blocked_steps
+            && self.tensor_steps != Some(true)
+            && !self.gemv_steps
     }
 
     /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
@@ -144,6 +160,7 @@ impl Tuning {
         let steps = match (self.tiled_steps, self.blocked_steps, self.tensor_steps) {
             (false, _, _) => "rowwise",
             (true, true, _) => "blocked",
+            _ if self.gemv_steps => "gemv",
             (true, false, Some(true)) => "tensor",
             (true, false, Some(false)) => "tiled-f32",
             (true, false, None) => "tiled",
@@ -183,6 +200,7 @@ impl Default for Tuning {
             step_k_split: 1,
             step_chunk_rows: 64,
             tensor_steps: None,
+            gemv_steps: false,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
         }
@@ -366,6 +384,7 @@ impl WgpuBackend {
         // steps; the 128x128 GEMM tile checks its own need (gemm::GEMM128_WORKGROUP_BYTES).
         tuning.tiled_steps &= self.tiles_fit();
         tuning.blocked_steps &= tuning.tiled_steps;
+        tuning.gemv_steps &= tuning.tiled_steps && !tuning.blocked_steps;
         if tuning.tensor_steps == Some(true)
             && (!tuning.tiled_steps || tuning.blocked_steps || !self.gpu.has_tensor_cores())
         {
@@ -407,12 +426,16 @@ impl WgpuBackend {
         )
     }
 
-    /// How the tiled step kernels compute their recurrent products: on the tensor cores
-    /// (emulated where the adapter has none but emulation is on) with `--step-kernel tensor`,
-    /// or by default under [`Precision::F16`], on an adapter that has them; else in f32.
+    /// How the tiled step kernels compute their recurrent products: as matrix-vector
+    /// products with `--step-kernel gemv`; on the tensor cores (emulated where the adapter
+    /// has none but emulation is on) with `--step-kernel tensor`, or by default under
+    /// [`Precision::F16`], on an adapter that has them; else in the f32 tiles.
     pub fn step_products(&self) -> StepProducts {
         let t = &self.tuning;
         let g = &self.gpu;
+        if t.gemv_steps && t.tiled_steps && !t.blocked_steps {
+            return StepProducts::Gemv;
+        }
         let wanted = t.tiled_steps
             && !t.blocked_steps
             && g.has_tensor_cores()
@@ -427,7 +450,7 @@ impl WgpuBackend {
     /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
     /// products or the recurrent steps'): what `wgrnn check` sets its tolerances by.
     pub fn uses_tensor_cores(&self) -> bool {
-        self.tensor_products() || self.step_products() != StepProducts::F32
+        self.tensor_products() || self.step_products().on_tensor_cores()
     }
 
     /// How layer caches are stored.
@@ -486,7 +509,7 @@ impl Backend for WgpuBackend {
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
         }
-        let steps = self.step_products() != StepProducts::F32;
+        let steps = self.step_products().on_tensor_cores();
         let what = match (self.tensor_products(), steps) {
             (true, true) => Some("matrix products and recurrent steps"),
             (true, false) => Some("matrix products"),

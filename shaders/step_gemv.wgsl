@@ -1,0 +1,187 @@
+// step_gemv.wgsl: the recurrent products of the tiled step kernels as matrix-vector products
+// for few sequences (`--step-kernel gemv`, `StepProducts::Gemv`). The same interface as
+// shaders/step_tiles.wgsl (tile_w_h: W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}; results
+// handed out in the mapping shaders/layer.wgsl documents), put between layer.wgsl and a cell's
+// file in its place. CPU twin: the cells' step loops in src/backend/cpu/ (the products are
+// sums over the inner dimension).
+//
+// Why: at batch 1 a step reads all of W_hh (16 MiB at 1024 units) for one multiply-add per
+// weight. The tiles stage W_hh through workgroup memory in a chain of chunks (a barrier pair
+// and an L2 round trip each: 64 per step at 1024 units) for 16 sequence lanes, 15 of them
+// idle, on H / 16 workgroups. Here each weight is loaded by exactly one invocation straight
+// into a register, 16 loads in flight per invocation and no barrier between them, and only
+// the 4 sequences' states (forward) or dgh (backward) go through workgroup memory.
+//
+// Geometry (the host's `Call::gemv_shape`): TB = 4 sequences per workgroup (the override of
+// layer.wgsl: b0 = 4 wg.y; invocations l < TU lead, one unit each), TU units (8, or 4 on
+// adapters with fewer than 512 invocations per workgroup), 4 * TU * KS invocations.
+// - Forward (KS = 4 * gates, so 16 invocations per weight row): invocation l reads row
+//   r = l / 16 of the tile (gate r / TU, unit u0 + r % TU) at k = c0 + l % 16 + 16 j, 16
+//   weights per round; the 16 invocations of a row read 64 contiguous bytes per load.
+// - Backward (KS = 4, 8 or 16: 4 KS = 16, 32 or 64 row lanes): invocation l reads column
+//   u0 + l % TU at rows g = c0 + l / TU + 4 KS j, 16 per round; TU invocations read TU
+//   contiguous floats of a row (32 bytes, one memory sector, at TU = 8).
+// Per chunk of GC = 1024 k (forward) or rows g (backward) the 4 sequences' operands are
+// staged as gsm[k][sequence] (16 KiB, zeros past the batch, the state or the sequence's
+// steps), then each invocation runs over its weights of the chunk (its first round loaded
+// before the staging, so the two latencies overlap). Afterwards gsm holds
+// the partial sums (forward [row][16 k lanes], backward [row lane][TU]), which the lead
+// invocations add in lane order; within a lane each round's 16 products are added in a fixed
+// order, so the sums are the same from run to run.
+// Units past the layer read the last unit's weights; their sums are never used.
+
+const GL: u32 = 16u;   // k lanes per weight row in the forward
+const GC: u32 = 1024u; // k values (forward) or rows g (backward) staged per chunk
+
+// A staged chunk of the 4 sequences' operands ([k][sequence]), then the partial sums.
+var<workgroup> gsm: array<vec4<f32>, 1024>;
+
+// Stages the chunk at c0 of the tile's 4 sequences: h_{t-1}[c0 + k] (forward) or, with
+// from_dgh, dgh of the next step at row c0 + k, as gsm[k][sequence].
+fn gemv_stage(d: u32, b0: u32, c0: u32, l: u32, threads: u32, from_dgh: bool) {
+    for (var e = l; e < 4u * GC; e += threads) {
+        let s = e / GC;
+        let k = e % GC;
+        gsm[k][s] = tile_state(d, b0 + s, c0 + k, 0u, 1u, from_dgh);
+    }
+}
+
+// W_hh element k of the row starting at `row`, 0 past the row's end.
+fn gemv_w(row: u32, k: u32) -> f32 {
+    return select(0.0, params[row + min(k, p.rw - 1u)], k < p.rw);
+}
+
+// W_hh element of row g of the column starting at `col`, 0 past the last row.
+fn gemv_wt(col: u32, g: u32) -> f32 {
+    return select(0.0, params[col + min(g, p.gh - 1u) * p.rw], g < p.gh);
+}
+
+// Four weights of a row at k, k + 16, k + 32, k + 48.
+fn gemv_w4(row: u32, k: u32) -> vec4<f32> {
+    return vec4<f32>(gemv_w(row, k), gemv_w(row, k + 16u), gemv_w(row, k + 32u),
+                     gemv_w(row, k + 48u));
+}
+
+// Four weights of a column at rows g + i * lanes, i = 0..3.
+fn gemv_wt4(col: u32, g: u32, lanes: u32) -> vec4<f32> {
+    return vec4<f32>(gemv_wt(col, g), gemv_wt(col, g + lanes), gemv_wt(col, g + 2u * lanes),
+                     gemv_wt(col, g + 3u * lanes));
+}
+
+// w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step].
+fn gemv_dot(w: vec4<f32>, at: u32, step: u32) -> vec4<f32> {
+    return w.x * gsm[at] + w.y * gsm[at + step] + w.z * gsm[at + 2u * step]
+        + w.w * gsm[at + 3u * step];
+}
+
+// (W_hh h_{t-1}) at rows g * H + unit for g < gates, as tile_w_h of step_tiles.wgsl, for
+// the 4 sequences of the workgroup (lead invocations l < TU: unit u0 + l).
+fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let threads = 4u * TU * KS;
+    let r = l / GL;
+    let kl = l % GL;
+    let unit = min(u0 + r % TU, p.hidden - 1u);
+    let row = w_hh(d) + ((r / TU) * p.hidden + unit) * p.rw;
+    var out = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (!recurrent()) {
+        return out;
+    }
+    var acc = vec4<f32>(0.0);
+    for (var c0 = 0u; c0 < p.rw; c0 += GC) {
+        // The chunk's first round of weights is loaded before the states are staged, so
+        // the two loads' latencies overlap.
+        var w0 = gemv_w4(row, c0 + kl);
+        var w1 = gemv_w4(row, c0 + kl + 64u);
+        var w2 = gemv_w4(row, c0 + kl + 128u);
+        var w3 = gemv_w4(row, c0 + kl + 192u);
+        // The previous chunk's reads are done before it is overwritten.
+        workgroupBarrier();
+        gemv_stage(d, b0, c0, l, threads, false);
+        workgroupBarrier();
+        let n = min(GC, p.rw - c0);
+        // Rounds of 256 k: k + 240 < GC (GC is a multiple of 256).
+        for (var k = kl; k < n; k += 256u) {
+            if (k != kl) {
+                w0 = gemv_w4(row, c0 + k);
+                w1 = gemv_w4(row, c0 + k + 64u);
+                w2 = gemv_w4(row, c0 + k + 128u);
+                w3 = gemv_w4(row, c0 + k + 192u);
+            }
+            acc += gemv_dot(w0, k, 16u);
+            acc += gemv_dot(w1, k + 64u, 16u);
+            acc += gemv_dot(w2, k + 128u, 16u);
+            acc += gemv_dot(w3, k + 192u, 16u);
+        }
+    }
+    // Partial sums [row][k lane] (l = r * GL + kl), added by the lead invocations.
+    workgroupBarrier();
+    gsm[l] = acc;
+    workgroupBarrier();
+    if (l < TU) {
+        out.g0 = gemv_lanes(l * GL, 1u, GL);
+        if (gates > 1u) { out.g1 = gemv_lanes((TU + l) * GL, 1u, GL); }
+        if (gates > 2u) { out.g2 = gemv_lanes((2u * TU + l) * GL, 1u, GL); }
+        if (gates > 3u) { out.g3 = gemv_lanes((3u * TU + l) * GL, 1u, GL); }
+    }
+    return out;
+}
+
+// gsm[at] + gsm[at + step] + ... (count terms, in that order).
+fn gemv_lanes(at: u32, step: u32, count: u32) -> vec4<f32> {
+    var s = gsm[at];
+    for (var i = 1u; i < count; i++) {
+        s += gsm[at + i * step];
+    }
+    return s;
+}
+
+// (W_hh^T dgh_{t+1}) at column unit over all G*H rows, as tile_wt_dgh of step_tiles.wgsl,
+// for the 4 sequences of the workgroup (lead invocations l < TU: unit u0 + l).
+fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
+    let d = wg.z;
+    let u0 = wg.x * TU;
+    let b0 = wg.y * TB;
+    let threads = 4u * TU * KS;
+    let lanes = 4u * KS;
+    let rl = l / TU;
+    let col = w_hh(d) + min(u0 + l % TU, min(p.hidden, p.rw) - 1u);
+    if (!recurrent()) {
+        return vec4<f32>(0.0);
+    }
+    var acc = vec4<f32>(0.0);
+    for (var c0 = 0u; c0 < p.gh; c0 += GC) {
+        // The chunk's first round of weights before the staging, as in tile_w_h.
+        var w0 = gemv_wt4(col, c0 + rl, lanes);
+        var w1 = gemv_wt4(col, c0 + rl + 4u * lanes, lanes);
+        var w2 = gemv_wt4(col, c0 + rl + 8u * lanes, lanes);
+        var w3 = gemv_wt4(col, c0 + rl + 12u * lanes, lanes);
+        workgroupBarrier();
+        gemv_stage(d, b0, c0, l, threads, true);
+        workgroupBarrier();
+        let n = min(GC, p.gh - c0);
+        // Rounds of 16 lanes rows: g + 15 lanes < GC (GC is a multiple of 16 lanes).
+        for (var g = rl; g < n; g += 16u * lanes) {
+            if (g != rl) {
+                w0 = gemv_wt4(col, c0 + g, lanes);
+                w1 = gemv_wt4(col, c0 + g + 4u * lanes, lanes);
+                w2 = gemv_wt4(col, c0 + g + 8u * lanes, lanes);
+                w3 = gemv_wt4(col, c0 + g + 12u * lanes, lanes);
+            }
+            acc += gemv_dot(w0, g, lanes);
+            acc += gemv_dot(w1, g + 4u * lanes, lanes);
+            acc += gemv_dot(w2, g + 8u * lanes, lanes);
+            acc += gemv_dot(w3, g + 12u * lanes, lanes);
+        }
+    }
+    // Partial sums [row lane][TU] (l = rl * TU + unit), added by the lead invocations.
+    workgroupBarrier();
+    gsm[l] = acc;
+    workgroupBarrier();
+    if (l < TU) {
+        return gemv_lanes(l, TU, lanes);
+    }
+    return vec4<f32>(0.0);
+}
