@@ -1010,17 +1010,23 @@ fn report_makes_the_suite_table_from_json_lines() {
     assert_eq!(rows.len(), 2, "{out}");
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        // config, ours, fp32, ratio, target, met, tf32, ratio to tf32, peak ours, peak torch, again
+        // config, ours, host, fp32, ratio, target, met, tf32, ratio to tf32, peak ours, peak
+        // torch, again
         assert_eq!(
-            (cells[4], cells[6], cells[8]),
+            (cells[5], cells[7], cells[9]),
             ("0.50", "yes", "1.00"),
             "{row}"
         );
-        assert_eq!(cells[10], "123.0", "{row}");
+        assert_eq!(cells[11], "123.0", "{row}");
         assert_eq!(
-            cells[2], cells[11],
+            cells[2], cells[12],
             "the variant column repeats ours: {row}"
         );
+        let (step, host): (f64, f64) = (
+            cells[2].parse().expect("our ms"),
+            cells[3].parse().expect("the host's ms"),
+        );
+        assert!(host > 0.0 && host <= step, "{row}");
     }
     assert!(out.contains("| lstm_cell.fwd_step_tiled |"), "{out}");
     fails(
