@@ -170,6 +170,10 @@ pub enum CellKind {
     Jordan,
 }
 
+/// Sequences per workgroup of the matrix-vector step products (`shaders/step_gemv.wgsl`
+/// stages one vec4 of them per k).
+const GEMV_SEQUENCES: usize = 4;
+
 /// The fewest workgroups a tile width must give for the tiled step kernels to take it
 /// (about one per core of a 132-core GPU).
 pub const FULL_GRID: usize = 128;
@@ -461,10 +465,10 @@ impl Call<'_> {
     }
 
     /// Sequences per workgroup of the tiled step kernels (the `TB` override of
-    /// `shaders/layer.wgsl`): 4 for the matrix-vector products, else 16.
+    /// `shaders/layer.wgsl`): [`GEMV_SEQUENCES`] for the matrix-vector products, else 16.
     fn tile_sequences(&self) -> usize {
         if self.be.step_products() == StepProducts::Gemv {
-            4
+            GEMV_SEQUENCES
         } else {
             16
         }
@@ -547,7 +551,8 @@ impl Call<'_> {
             Some(p) => p,
             None if tiled && products == StepProducts::Gemv => {
                 let (tu, ks) = self.gemv_shape(entry.starts_with("bwd"));
-                let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", 4.0)];
+                let tb = GEMV_SEQUENCES as f64;
+                let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", tb)];
                 let constants = [&options[..], &shape].concat();
                 gpu.pipeline(shader.get(f16, products), entry, &constants)
             }
