@@ -453,29 +453,30 @@ impl KernelFlags {
                 t.step_chunk_rows = d.step_chunk_rows;
             }
         }
+        // A choice only the plain tiles have implies them, unless --step-kernel says
+        // otherwise (and is then refused by `is_valid` where it does not fit).
+        let plain_tiles = |t: &mut Tuning| {
+            t.tiled_steps = true;
+            t.blocked_steps = false;
+            t.gemv_steps = false;
+        };
         if let Some(u) = self.step_units.as_deref().and_then(|u| u.parse().ok()) {
             t.step_tile_units = Some(u);
             if self.step_kernel.is_none() {
-                t.tiled_steps = true;
-                t.blocked_steps = false;
-                t.gemv_steps = false;
+                plain_tiles(&mut t);
             }
         }
         if let Some(k) = self.step_k_split.as_deref().and_then(|k| k.parse().ok()) {
             t.step_k_split = k;
             if self.step_kernel.is_none() && k > 1 {
-                t.tiled_steps = true;
-                t.blocked_steps = false;
-                t.gemv_steps = false;
+                plain_tiles(&mut t);
                 t.tensor_steps = Some(false);
             }
         }
         if let Some(r) = self.step_chunk_rows.as_deref().and_then(|r| r.parse().ok()) {
             t.step_chunk_rows = r;
             if self.step_kernel.is_none() && r != 64 {
-                t.tiled_steps = true;
-                t.blocked_steps = false;
-                t.gemv_steps = false;
+                plain_tiles(&mut t);
                 t.tensor_steps = Some(false);
             }
         }

@@ -521,7 +521,8 @@ impl Gpu {
         pool.pooled = 0;
         pool.released += 1;
         drop(pool);
-        self.bind_groups.replace(BindCache::default());
+        // Now, not at the next dispatch: cached groups would keep the freed buffers alive.
+        self.bind_groups.borrow_mut().groups.clear();
     }
 
     /// How recorded work reaches the device: with `first` > 0, in pieces, the first of
@@ -942,12 +943,16 @@ impl Gpu {
 
     fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
         self.end_pass();
-        let mut slot = self.encoder.borrow_mut();
-        let enc = slot.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-        });
-        f(enc)
+        f(self
+            .encoder
+            .borrow_mut()
+            .get_or_insert_with(|| self.new_encoder()))
+    }
+
+    /// A command encoder for the next submission.
+    fn new_encoder(&self) -> wgpu::CommandEncoder {
+        self.device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
     /// The pipeline of `entry` in `shader` with the given `override` constants (compiled once
@@ -1149,10 +1154,7 @@ impl Gpu {
             let mut slot = self.pass.borrow_mut();
             let pass = slot.get_or_insert_with(|| {
                 let mut encoder = self.encoder.borrow_mut();
-                let e = encoder.get_or_insert_with(|| {
-                    self.device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-                });
+                let e = encoder.get_or_insert_with(|| self.new_encoder());
                 e.begin_compute_pass(&wgpu::ComputePassDescriptor::default())
                     .forget_lifetime()
             });
