@@ -665,38 +665,44 @@ fn bench_writes_comparable_json() {
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
 }
 
+/// `wgrnn bench ARGS --json FILE` (FILE named `name` in the temporary directory): what it
+/// printed, and the one JSON object it wrote.
+fn bench_json(name: &str, args: &[&str]) -> (String, serde_json::Value) {
+    let path = temp_path(name);
+    let p = path.to_string_lossy().into_owned();
+    let out = ok(&[&["bench"], args, &["--json", &p]].concat());
+    let text = std::fs::read_to_string(&path).expect("the JSON file");
+    let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+    (out, j)
+}
+
 #[test]
 fn bench_submits_in_the_pieces_asked_for() {
     let run = |first: &str| -> (String, serde_json::Value) {
-        let path = temp_path(&format!("bench_pieces_{first}.jsonl"));
-        let p = path.to_string_lossy().into_owned();
-        let out = ok(&[
-            "bench",
-            "--cell",
-            "gru",
-            "--layers",
-            "2",
-            "--hidden",
-            "4",
-            "--input",
-            "3",
-            "--batch",
-            "2",
-            "--seq",
-            "6",
-            "--warmup",
-            "1",
-            "--reps",
-            "1",
-            "--no-kernels",
-            "--submit-first",
-            first,
-            "--json",
-            &p,
-        ]);
-        let text = std::fs::read_to_string(&path).expect("the JSON file");
-        let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
-        (out, j)
+        bench_json(
+            &format!("bench_pieces_{first}.jsonl"),
+            &[
+                "--cell",
+                "gru",
+                "--layers",
+                "2",
+                "--hidden",
+                "4",
+                "--input",
+                "3",
+                "--batch",
+                "2",
+                "--seq",
+                "6",
+                "--warmup",
+                "1",
+                "--reps",
+                "1",
+                "--no-kernels",
+                "--submit-first",
+                first,
+            ],
+        )
     };
     let (out, whole) = run("0");
     assert!(out.contains("1.00 submissions/step"), "{out}");
@@ -736,34 +742,30 @@ fn bench_submits_in_the_pieces_asked_for() {
 /// `precision`.
 fn peak_floats_per_row_unit(cell: &str, precision: &str) -> f64 {
     let peak = |seq: &str| {
-        let path = temp_path(&format!("peak_{cell}_{precision}_{seq}.jsonl"));
-        let p = path.to_string_lossy().into_owned();
-        ok(&[
-            "bench",
-            "--cell",
-            cell,
-            "--layers",
-            "1",
-            "--hidden",
-            "32",
-            "--input",
-            "32",
-            "--batch",
-            "8",
-            "--seq",
-            seq,
-            "--warmup",
-            "0",
-            "--reps",
-            "1",
-            "--no-kernels",
-            "--precision",
-            precision,
-            "--json",
-            &p,
-        ]);
-        let text = std::fs::read_to_string(&path).expect("the JSON file");
-        let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+        let (_, j) = bench_json(
+            &format!("peak_{cell}_{precision}_{seq}.jsonl"),
+            &[
+                "--cell",
+                cell,
+                "--layers",
+                "1",
+                "--hidden",
+                "32",
+                "--input",
+                "32",
+                "--batch",
+                "8",
+                "--seq",
+                seq,
+                "--warmup",
+                "0",
+                "--reps",
+                "1",
+                "--no-kernels",
+                "--precision",
+                precision,
+            ],
+        );
         j["peak_mem_bytes"].as_f64().expect("peak_mem_bytes")
     };
     (peak("8") - peak("4")) / 4.0 / (8.0 * 32.0) / 4.0
@@ -922,29 +924,26 @@ fn precision_f16_on_check_bench_and_train() {
         ],
         "--precision f16",
     );
-    let json = temp_path("bench-f16.jsonl");
-    ok(&[
-        "bench",
-        "--hidden",
-        "16",
-        "--input",
-        "8",
-        "--batch",
-        "2",
-        "--seq",
-        "3",
-        "--warmup",
-        "0",
-        "--reps",
-        "1",
-        "--no-kernels",
-        "--precision",
-        "f16",
-        "--json",
-        &json.to_string_lossy(),
-    ]);
-    let line = std::fs::read_to_string(&json).expect("bench json");
-    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let (_, v) = bench_json(
+        "bench-f16.jsonl",
+        &[
+            "--hidden",
+            "16",
+            "--input",
+            "8",
+            "--batch",
+            "2",
+            "--seq",
+            "3",
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--no-kernels",
+            "--precision",
+            "f16",
+        ],
+    );
     assert!(
         v["variant"]
             .as_str()
