@@ -60,16 +60,19 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     let accumulate = (p.flags & 1u) != 0u;
     let with_bias = (p.flags & 2u) != 0u;
     let i = p.c_off + row * p.c_rs + col;
-    var r = p.alpha * v;
+    // A value, not a variable: the tail below indexes it by j, which a variable would
+    // only allow through local memory (tests/shader_style.rs).
+    let r = p.alpha * v;
     if (col + 4u <= p.n) {
+        var r4 = r;
         if (with_bias) {
             let bi = p.bias_off + col;
-            r += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
+            r4 += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
         }
         if (accumulate) {
-            r += c[i >> 2u];
+            r4 += c[i >> 2u];
         }
-        c[i >> 2u] = r;
+        c[i >> 2u] = r4;
         return;
     }
     for (var j = 0u; j < p.n - col; j++) {

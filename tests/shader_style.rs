@@ -2,14 +2,18 @@
 //! private arrays anywhere (function-scope `var x: array<...>`, `var<private>`, array
 //! constructors), since on NVIDIA a private array indexed by a loop variable lives in local
 //! memory (a GEMM tile ran 45x slower that way on the H100); and every file in `shaders/`
-//! opens with its header comment (`// name.wgsl: ...`). Checked on the files as written and on
-//! every generated module (the cells composed with their step products, f32 and f16, and the
-//! unrolled GEMM tiles), so a generator that emitted an array fails here. Needs no GPU.
+//! opens with its header comment (`// name.wgsl: ...`). The text rule is checked on the files
+//! as written and on every module the engine compiles (`module_sources`: the cells composed
+//! with their step products, f32 and f16, the unrolled GEMM tiles, every other kernel), so a
+//! generator that emitted an array fails here. On the same modules, parsed by naga (the
+//! compiler wgpu uses), nothing may index a variable, or an array or matrix value, by a
+//! runtime value: that is what forces a register into local memory, whatever its type (a
+//! `vec4` variable indexed by a loop variable as much as an array). Needs no GPU.
 
 use std::path::PathBuf;
 
-use wgrnn::backend::wgpu::gemm::{gemm_coop_source, gemm128_source, gemm256_source};
-use wgrnn::backend::wgpu::{CellKind, StepProducts, cell_module_source};
+use naga::{AddressSpace, Expression, TypeInner};
+use wgrnn::backend::wgpu::module_sources;
 
 /// `src` without its `//` comments.
 fn code_of(src: &str) -> String {
@@ -151,32 +155,115 @@ fn shader_files_have_headers_and_no_private_arrays() {
 }
 
 #[test]
-fn generated_modules_have_no_private_arrays() {
-    let mut modules = vec![
-        ("gemm128".to_string(), gemm128_source()),
-        ("gemm256".to_string(), gemm256_source()),
-        ("gemm_coop f32 B".to_string(), gemm_coop_source(false)),
-        ("gemm_coop f16 B".to_string(), gemm_coop_source(true)),
-    ];
-    for cell in [
-        CellKind::Elman,
-        CellKind::Lstm,
-        CellKind::Gru,
-        CellKind::Jordan,
-    ] {
-        for f16 in [false, true] {
-            for products in StepProducts::ALL {
-                let label = format!("{cell:?} f16={f16} {products:?}");
-                modules.push((label, cell_module_source(cell, f16, products)));
-            }
-        }
-    }
-    for (label, src) in &modules {
+fn compiled_modules_have_no_private_arrays() {
+    let modules = module_sources();
+    // 7 single kernels, 5 product families and 4 cells x 4 step products, each f32 and f16.
+    assert_eq!(modules.len(), 7 + 2 * (5 + 4 * 4));
+    let mut names: Vec<&str> = modules.iter().map(|(name, _)| *name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(
+        names.len(),
+        modules.len(),
+        "module names are pipeline keys: {names:?}"
+    );
+    for (name, src) in &modules {
         assert!(
             !src.lines().any(|l| l.trim().starts_with("// @generate")),
-            "{label}: a template line was left"
+            "{name}: a template line was left"
         );
         let found = private_arrays(src);
-        assert!(found.is_empty(), "{label}: {found:?}");
+        assert!(found.is_empty(), "{name}: {found:?}");
+    }
+}
+
+/// Where WGSL module `src` keeps something a GPU compiler can only put in local memory: a
+/// `var<private>`, or an index by a runtime value into a function-scope variable (of any
+/// type: array, vector, matrix, structure) or into an array or matrix value, which naga
+/// spills into one. Each as "function line N: what". Indexing a vector value is fine (one
+/// select per component), as is any index into workgroup, storage or uniform memory.
+fn local_memory_uses(src: &str) -> Result<Vec<String>, String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    let info = validator.validate(&module).map_err(|e| format!("{e:?}"))?;
+    let mut found = Vec::new();
+    for (_, global) in module.global_variables.iter() {
+        if global.space == AddressSpace::Private {
+            found.push(format!(
+                "var<private> {}",
+                global.name.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    let mut check = |name: &str, f: &naga::Function, fi: &naga::valid::FunctionInfo| {
+        for (h, e) in f.expressions.iter() {
+            let Expression::Access { base, .. } = e else {
+                continue;
+            };
+            let private = |space: &AddressSpace| {
+                matches!(space, AddressSpace::Function | AddressSpace::Private)
+            };
+            let what = match fi[*base].ty.inner_with(&module.types) {
+                TypeInner::Pointer { space, .. } | TypeInner::ValuePointer { space, .. }
+                    if private(space) =>
+                {
+                    "a variable"
+                }
+                TypeInner::Array { .. } => "an array value",
+                TypeInner::Matrix { .. } => "a matrix value",
+                _ => continue,
+            };
+            let line = f.expressions.get_span(h).location(src).line_number;
+            found.push(format!(
+                "{name} line {line}: {what} indexed by a runtime value"
+            ));
+        }
+    };
+    for (h, f) in module.functions.iter() {
+        check(f.name.as_deref().unwrap_or("?"), f, &info[h]);
+    }
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        check(&ep.name, &ep.function, info.get_entry_point(i));
+    }
+    Ok(found)
+}
+
+#[test]
+fn the_parsed_check_finds_each_local_memory_use() {
+    let src = "var<private> seed: u32;\n\
+               var<workgroup> ws: array<vec4<f32>, 64>;\n\
+               fn f(i: u32, v: vec4<f32>) -> f32 {\n\
+                   var r = v;\n\
+                   let a = array<f32, 2>(1.0, 2.0);\n\
+                   let m = mat2x2<f32>(v.xy, v.zw);\n\
+                   var s = 0.0;\n\
+                   s += r[i];\n\
+                   s += a[i];\n\
+                   s += m[i].x;\n\
+                   s += v[i] + ws[i].x + r[1] + a[0];\n\
+                   return s;\n\
+               }\n";
+    let found = local_memory_uses(src).expect("the sample parses");
+    assert_eq!(
+        found,
+        [
+            "var<private> seed",
+            "f line 8: a variable indexed by a runtime value",
+            "f line 9: an array value indexed by a runtime value",
+            "f line 10: a matrix value indexed by a runtime value",
+        ]
+    );
+}
+
+#[test]
+fn compiled_modules_keep_their_registers_out_of_local_memory() {
+    for (name, src) in module_sources() {
+        match local_memory_uses(&src) {
+            Ok(found) => assert!(found.is_empty(), "{name}: {found:#?}"),
+            Err(why) => panic!("{name} does not parse and validate: {why}"),
+        }
     }
 }

@@ -4,7 +4,7 @@
 use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 
-static CLIP: Shader = Shader {
+pub(super) static CLIP: Shader = Shader {
     name: "clip",
     source: include_str!("../../../shaders/clip.wgsl"),
 };

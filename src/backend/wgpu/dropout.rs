@@ -3,7 +3,7 @@
 use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 
-static DROPOUT: Shader = Shader {
+pub(super) static DROPOUT: Shader = Shader {
     name: "dropout",
     source: include_str!("../../../shaders/dropout.wgsl"),
 };

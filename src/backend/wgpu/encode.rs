@@ -13,7 +13,7 @@ use crate::backend::SeqShape;
 use crate::config::InputEncoding;
 use crate::params::{EncodePlan, embedding_rows};
 
-static ENCODE: Shader = Shader {
+pub(super) static ENCODE: Shader = Shader {
     name: "encode",
     source: include_str!("../../../shaders/encode.wgsl"),
 };

@@ -10,13 +10,13 @@ use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
 /// The 64x64 tile, for an f32 or an f16 B operand.
-static GEMM: StorageVariants = StorageVariants::new(
+pub(super) static GEMM: StorageVariants = StorageVariants::new(
     ["gemm", "gemm_b16"],
     "BT",
     include_str!("../../../shaders/gemm.wgsl"),
 );
 
-static COLSUM: Shader = Shader {
+pub(super) static COLSUM: Shader = Shader {
     name: "colsum",
     source: include_str!("../../../shaders/colsum.wgsl"),
 };
@@ -39,7 +39,7 @@ const GEMM256_WGSL: &str = concat!(
 
 /// The 256x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
 /// (see [`gemm256_source`]).
-static GEMM256: StorageVariants =
+pub(super) static GEMM256: StorageVariants =
     StorageVariants::new(["gemm256", "gemm256_b16"], "BT", GEMM256_WGSL);
 
 /// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile and the
@@ -52,16 +52,16 @@ const GEMM_COOP_WGSL: &str = concat!(
 
 /// The 128x128 tile, for an f32 or an f16 B operand, its `// @generate` lines expanded
 /// (see [`gemm128_source`]).
-static GEMM128: StorageVariants =
+pub(super) static GEMM128: StorageVariants =
     StorageVariants::new(["gemm128", "gemm128_b16"], "BT", GEMM128_WGSL);
 
 /// The 128x128 tensor-core tile, for an f32 or an f16 B operand (see [`gemm_coop_source`]).
-static GEMM_COOP: StorageVariants =
+pub(super) static GEMM_COOP: StorageVariants =
     StorageVariants::new(["gemm_coop", "gemm_coop_b16"], "BT", GEMM_COOP_WGSL);
 
 /// The tensor-core tile with its matrix operations emulated in plain WGSL, for adapters
 /// without matrix units (`Gpu::set_tensor_emulation`: tests).
-static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_coop(
+pub(super) static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_coop(
     ["gemm_coop_emulated", "gemm_coop_emulated_b16"],
     "BT",
     concat!(

@@ -8,7 +8,7 @@ use crate::backend::SeqShape;
 use crate::config::Pooling;
 use crate::params::HeadPlan;
 
-static POOL: Shader = Shader {
+pub(super) static POOL: Shader = Shader {
     name: "pool",
     source: include_str!("../../../shaders/pool.wgsl"),
 };

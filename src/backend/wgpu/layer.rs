@@ -148,13 +148,17 @@ fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
 /// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
 /// validate builds an adapter cannot (the tensor-core products, without matrix units).
 pub fn cell_module_source(cell: CellKind, f16: bool, products: StepProducts) -> String {
-    let shader = match cell {
+    cell_shader(cell).get(f16, products).module_source()
+}
+
+/// The kernels of cell kind `cell`.
+pub(super) fn cell_shader(cell: CellKind) -> &'static CellShader {
+    match cell {
         CellKind::Elman => ElmanCell.shader(),
         CellKind::Lstm => LstmCell.shader(),
         CellKind::Gru => GruCell.shader(),
         CellKind::Jordan => JordanCell.shader(),
-    };
-    shader.get(f16, products).module_source()
+    }
 }
 
 /// The cell kinds with step kernels of their own.
@@ -168,6 +172,16 @@ pub enum CellKind {
     Gru,
     /// `shaders/jordan_cell.wgsl`.
     Jordan,
+}
+
+impl CellKind {
+    /// Every cell kind, for whatever must cover all of their kernels.
+    pub const ALL: [CellKind; 4] = [
+        CellKind::Elman,
+        CellKind::Lstm,
+        CellKind::Gru,
+        CellKind::Jordan,
+    ];
 }
 
 /// Sequences per workgroup of the matrix-vector step products (`shaders/step_gemv.wgsl`

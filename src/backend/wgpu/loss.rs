@@ -10,7 +10,7 @@ use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{LossPlan, SeqShape, TargetBufs};
 use crate::config::Task;
 
-static LOSS: Shader = Shader {
+pub(super) static LOSS: Shader = Shader {
     name: "loss",
     source: include_str!("../../../shaders/loss.wgsl"),
 };

@@ -37,6 +37,44 @@ use crate::params::{EncodePlan, HeadPlan, LayerPlan};
 pub use device::{GpuError, INSTALL_HINT};
 pub use runtime::{Gpu, GpuBuffer, Kernel, KernelTime, Readback};
 
+/// Every WGSL module the engine can hand to a device, by name, as the device gets it
+/// (`Shader::module_source`): each kernel family in each of its builds (f32 or f16 storage,
+/// each way of computing the step products, the tensor-core builds included). For checks
+/// that need no GPU, such as `tests/shader_style.rs`, which holds every kernel to the
+/// developers' guide's rules on the modules as compiled.
+pub fn module_sources() -> Vec<(&'static str, String)> {
+    use runtime::Shader;
+    let plain: [&Shader; 7] = [
+        &clip::CLIP,
+        &dropout::DROPOUT,
+        &encode::ENCODE,
+        &gemm::COLSUM,
+        &head::POOL,
+        &loss::LOSS,
+        &optim::OPTIM,
+    ];
+    let variants = [
+        &gemm::GEMM,
+        &gemm::GEMM128,
+        &gemm::GEMM256,
+        &gemm::GEMM_COOP,
+        &gemm::GEMM_COOP_EMULATED,
+    ];
+    let mut shaders: Vec<&Shader> = plain.to_vec();
+    for f16 in [false, true] {
+        shaders.extend(variants.iter().map(|v| v.get(f16)));
+        for cell in CellKind::ALL {
+            for products in StepProducts::ALL {
+                shaders.push(layer::cell_shader(cell).get(f16, products));
+            }
+        }
+    }
+    shaders
+        .into_iter()
+        .map(|s| (s.name, s.module_source()))
+        .collect()
+}
+
 /// Class ids on the GPU, with the host copy they were made from.
 #[derive(Debug)]
 pub struct GpuIds {

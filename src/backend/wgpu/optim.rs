@@ -5,7 +5,7 @@ use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 use crate::optim::{OptimizerConfig, OptimizerStep};
 
-static OPTIM: Shader = Shader {
+pub(super) static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../../../shaders/optim.wgsl"),
 };
