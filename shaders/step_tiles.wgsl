@@ -17,9 +17,13 @@
 // ascending order within each partial sum.
 //
 // Two inner loops, chosen by the STEP_BLOCKED override:
-// - plain (any TU): invocation l accumulates its own outputs over the inner dimension;
-//   per k step it reads one vec4 of states and one weight per gate (4 multiply-adds per
-//   shared-memory read in the forward, 2 in the backward). With KS > 1 (layer.wgsl) the
+// - plain (any TU): invocation l accumulates its own outputs over the inner dimension.
+//   The chunk's weights are staged k-packed: one vec4 per unit and 4 consecutive inner
+//   indices (k forward, rows g backward), with one spare vec4 per unit that spreads reads
+//   and stores over the memory banks; per 4 k steps an invocation reads one vec4 of weights
+//   per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an LSTM's
+//   forward, 3.2 in the backward; before session 18 a weight was one scalar read with its
+//   vec4 lane split out of the index, 4 and 2). With KS > 1 (layer.wgsl) the
 //   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
 //   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
 //   workgroup memory, and after the loop the other slices' partial sums are added into
@@ -43,37 +47,24 @@ var<workgroup> wsm: array<vec4<f32>, 1536>;
 // [chunk][TB / 4]: states (or dgh) of 16 sequences, per K slice (KS) in the plain loops.
 var<workgroup> h_tile: array<vec4<f32>, 256>;
 
-fn wsm_get(i: u32) -> f32 {
-    return wsm[i >> 2u][i & 3u];
-}
-
 fn wsm_set(i: u32, v: f32) {
     wsm[i >> 2u][i & 3u] = v;
 }
 
-// Stores tile_w4's slot from float `at` (a multiple of 4). Plain loop: weight (kk, gate,
-// tile unit) at float kk * rs + gate * TU + unit (row stride rs floats). Blocked loop
-// (TU = 32): in vec4 kk * rs + gate * 8 + unit / 4, lane unit % 4 (row stride rs vec4s).
+// Stores tile_w4's slot for the blocked loop (TU = 32) from float `at` (a multiple of 4):
+// weight (kk, gate, tile unit) in vec4 kk * rs + gate * 8 + unit / 4, lane unit % 4 (row
+// stride rs vec4s).
 fn stage_w4(at: u32, gate: u32, l: u32, rs: u32, v: vec4<f32>) {
-    if (STEP_BLOCKED) {
-        let u = l / TK;
-        let base = at / 4u + (l % TK) * rs + gate * 8u + u / 4u;
-        let lane = u % 4u;
-        wsm[base][lane] = v.x;
-        wsm[base + 2u][lane] = v.y;
-        wsm[base + 4u][lane] = v.z;
-        wsm[base + 6u][lane] = v.w;
-        return;
-    }
-    let base = at + (l % TK) * rs + gate * TU + l / TK;
-    let step = TU / 4u;
-    wsm_set(base, v.x);
-    wsm_set(base + step, v.y);
-    wsm_set(base + 2u * step, v.z);
-    wsm_set(base + 3u * step, v.w);
+    let u = l / TK;
+    let base = at / 4u + (l % TK) * rs + gate * 8u + u / 4u;
+    let lane = u % 4u;
+    wsm[base][lane] = v.x;
+    wsm[base + 2u][lane] = v.y;
+    wsm[base + 4u][lane] = v.z;
+    wsm[base + 6u][lane] = v.w;
 }
 
-// Stores tile_w_gates' registers into workgroup memory from float `at`.
+// Stores tile_w_gates' registers (blocked loop) into workgroup memory from float `at`.
 fn stage_w_gates(at: u32, l: u32, rs: u32, v: Gates4, gates: u32) {
     stage_w4(at, 0u, l, rs, v.g0);
     if (gates > 1u) { stage_w4(at, 1u, l, rs, v.g1); }
@@ -98,10 +89,47 @@ fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, v: vec4<f3
     }
 }
 
+// Four consecutive weights W_hh[gate * H + u0 + l / 4, k0 + 4 (l % 4) + 0..3]: this
+// invocation's slot of a 16-deep part of the plain forward's chunk at k0 (TU units x 4
+// quads of k), 0 outside the matrix. Four consecutive invocations read 64 contiguous bytes.
+fn plain_w4(w: u32, gate: u32, u0: u32, k0: u32, l: u32) -> vec4<f32> {
+    let u = u0 + l / 4u;
+    let k = k0 + 4u * (l % 4u);
+    return vec4<f32>(tile_w(w, gate, u, k), tile_w(w, gate, u, k + 1u),
+                     tile_w(w, gate, u, k + 2u), tile_w(w, gate, u, k + 3u));
+}
+
+// plain_w4 of every gate < gates.
+fn plain_w_gates(w: u32, u0: u32, k0: u32, l: u32, gates: u32) -> Gates4 {
+    var v = Gates4(plain_w4(w, 0u, u0, k0, l), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (gates > 1u) { v.g1 = plain_w4(w, 1u, u0, k0, l); }
+    if (gates > 2u) { v.g2 = plain_w4(w, 2u, u0, k0, l); }
+    if (gates > 3u) { v.g3 = plain_w4(w, 3u, u0, k0, l); }
+    return v;
+}
+
+// Vec4s per unit of a gate's staged forward weights: FK / 4 quads of k and a spare one, so
+// that the units' rows start 4 banks apart.
+fn fwd_unit_stride() -> u32 {
+    return FK / 4u + 1u;
+}
+
+// Stores plain_w_gates' registers of the part whose first quad of k is `quad` into the
+// forward's staged weights from vec4 wo: gate g's unit u, quad kq at
+// wo + (g TU + u) fwd_unit_stride() + kq.
+fn stage_plain_w(wo: u32, l: u32, quad: u32, v: Gates4, gates: u32) {
+    let s = fwd_unit_stride();
+    let at = wo + (l / 4u) * s + quad + l % 4u;
+    wsm[at] = v.g0;
+    if (gates > 1u) { wsm[at + TU * s] = v.g1; }
+    if (gates > 2u) { wsm[at + 2u * TU * s] = v.g2; }
+    if (gates > 3u) { wsm[at + 3u * TU * s] = v.g3; }
+}
+
 // What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
 // parts of 16 (w{j}, s{j} for part j; parts past FK stay zero and are never loaded): per
-// part one vec4 of weights per gate and `count` (1, 2 or 4) of its 256 state elements. Named
-// registers, never an array, so they stay out of local memory.
+// part one vec4 of weights per gate (plain_w4) and `count` (1, 2 or 4) of its 256 state
+// elements. Named registers, never an array, so they stay out of local memory.
 struct FwdChunk {
     w0: Gates4, w1: Gates4, w2: Gates4, w3: Gates4,
     s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
@@ -112,35 +140,35 @@ fn fwd_chunk(w: u32, d: u32, u0: u32, b0: u32, k0: u32, ls: u32, threads: u32, c
              gates: u32) -> FwdChunk {
     let z4 = vec4<f32>(0.0);
     let z = Gates4(z4, z4, z4, z4);
-    var c = FwdChunk(tile_w_gates(w, u0, k0, ls, gates),
+    var c = FwdChunk(plain_w_gates(w, u0, k0, ls, gates),
                      z, z, z, tile_states(d, b0, k0, ls, threads, count, TK, false), z4, z4, z4);
     if (FK > 16u) {
-        c.w1 = tile_w_gates(w, u0, k0 + 16u, ls, gates);
+        c.w1 = plain_w_gates(w, u0, k0 + 16u, ls, gates);
         c.s1 = tile_states(d, b0, k0 + 16u, ls, threads, count, TK, false);
     }
     if (FK > 32u) {
-        c.w2 = tile_w_gates(w, u0, k0 + 32u, ls, gates);
+        c.w2 = plain_w_gates(w, u0, k0 + 32u, ls, gates);
         c.s2 = tile_states(d, b0, k0 + 32u, ls, threads, count, TK, false);
-        c.w3 = tile_w_gates(w, u0, k0 + 48u, ls, gates);
+        c.w3 = plain_w_gates(w, u0, k0 + 48u, ls, gates);
         c.s3 = tile_states(d, b0, k0 + 48u, ls, threads, count, TK, false);
     }
     return c;
 }
 
-// Stages a forward chunk: part j's weights from float wo + 16 j rs, its states from vec4
-// ho + 64 j.
-fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, rs: u32, threads: u32, count: u32, gates: u32,
+// Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
+// its states from vec4 ho + 64 j.
+fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, gates: u32,
                    c: FwdChunk) {
-    stage_w_gates(wo, ls, rs, c.w0, gates);
+    stage_plain_w(wo, ls, 0u, c.w0, gates);
     stage_states(ho, ls, threads, count, TK, c.s0);
     if (FK > 16u) {
-        stage_w_gates(wo + 16u * rs, ls, rs, c.w1, gates);
+        stage_plain_w(wo, ls, 4u, c.w1, gates);
         stage_states(ho + 64u, ls, threads, count, TK, c.s1);
     }
     if (FK > 32u) {
-        stage_w_gates(wo + 32u * rs, ls, rs, c.w2, gates);
+        stage_plain_w(wo, ls, 8u, c.w2, gates);
         stage_states(ho + 128u, ls, threads, count, TK, c.s2);
-        stage_w_gates(wo + 48u * rs, ls, rs, c.w3, gates);
+        stage_plain_w(wo, ls, 12u, c.w3, gates);
         stage_states(ho + 192u, ls, threads, count, TK, c.s3);
     }
 }
@@ -163,11 +191,10 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let u = ls % TU;
     let q = ls / TU;
     let w = w_hh(d);
-    // Row stride of the staged weights: gates * TU + 1 (the 1 spreads the transposed stores
-    // over the memory banks); the slice's staged weights from float wo, its states from
-    // vec4 ho.
-    let rs = gates * TU + 1u;
-    let wo = slice * rs * FK;
+    // The slice's staged weights from vec4 wo (gate g's unit u at wo + (g TU + u) s), its
+    // states from vec4 ho.
+    let s = fwd_unit_stride();
+    let wo = slice * gates * TU * s;
     let ho = slice * FK * 4u;
     let per = ((p.rw + FK - 1u) / FK + KS - 1u) / KS;
     let first = slice * per * FK;
@@ -180,23 +207,45 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let count = TB * TK / threads;
     var next = fwd_chunk(w, d, u0, b0, first, ls, threads, count, gates);
     for (var i = 0u; i < per; i++) {
-        stage_fwd_chunk(wo, ho, ls, rs, threads, count, gates, next);
+        stage_fwd_chunk(wo, ho, ls, threads, count, gates, next);
         workgroupBarrier();
         if (i + 1u < per) {
             next = fwd_chunk(w, d, u0, b0, first + (i + 1u) * FK, ls, threads, count, gates);
         }
-        for (var kk = 0u; kk < FK; kk++) {
-            let h = h_tile[ho + kk * 4u + q];
-            let wb = wo + kk * rs + u;
-            acc.g0 += wsm_get(wb) * h;
+        // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
+        // added in ascending k.
+        for (var kq = 0u; kq < FK / 4u; kq++) {
+            let hb = ho + 16u * kq + q;
+            let h0 = h_tile[hb];
+            let h1 = h_tile[hb + 4u];
+            let h2 = h_tile[hb + 8u];
+            let h3 = h_tile[hb + 12u];
+            let wb = wo + u * s + kq;
+            let w0 = wsm[wb];
+            acc.g0 += w0.x * h0;
+            acc.g0 += w0.y * h1;
+            acc.g0 += w0.z * h2;
+            acc.g0 += w0.w * h3;
             if (gates > 1u) {
-                acc.g1 += wsm_get(wb + TU) * h;
+                let w1 = wsm[wb + TU * s];
+                acc.g1 += w1.x * h0;
+                acc.g1 += w1.y * h1;
+                acc.g1 += w1.z * h2;
+                acc.g1 += w1.w * h3;
             }
             if (gates > 2u) {
-                acc.g2 += wsm_get(wb + 2u * TU) * h;
+                let w2 = wsm[wb + 2u * TU * s];
+                acc.g2 += w2.x * h0;
+                acc.g2 += w2.y * h1;
+                acc.g2 += w2.z * h2;
+                acc.g2 += w2.w * h3;
             }
             if (gates > 3u) {
-                acc.g3 += wsm_get(wb + 3u * TU) * h;
+                let w3 = wsm[wb + 3u * TU * s];
+                acc.g3 += w3.x * h0;
+                acc.g3 += w3.y * h1;
+                acc.g3 += w3.z * h2;
+                acc.g3 += w3.w * h3;
             }
         }
         workgroupBarrier();
@@ -292,8 +341,8 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     return out;
 }
 
-// Stores tile_wt4's slot at chunk row offset g_off: weight (g, tile unit) at float
-// at + (g_off + g) * TU + unit.
+// Stores tile_wt4's slot for the blocked backward loop (TU = 32) at chunk row offset g_off:
+// weight (g, tile unit) at float at + (g_off + g) * TU + unit.
 fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
     let slot = at + (g_off + l / TU) * TU + l % TU;
     wsm_set(slot, v.x);
@@ -302,9 +351,36 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
     wsm_set(slot + 12u * TU, v.w);
 }
 
+// W_hh[g0 + 4 (l / TU) + 0..3, unit u0 + l % TU]: this invocation's slot of a 16-row part
+// of the plain backward's chunk at g0 (TU units x 4 quads of rows), 0 outside the matrix.
+// Consecutive invocations read consecutive units of a row.
+fn plain_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
+    let unit = u0 + l % TU;
+    let g = g0 + 4u * (l / TU);
+    var v = vec4<f32>(0.0);
+    if (unit < p.hidden && unit < p.rw) {
+        if (g < p.gh) { v.x = params[w + g * p.rw + unit]; }
+        if (g + 1u < p.gh) { v.y = params[w + (g + 1u) * p.rw + unit]; }
+        if (g + 2u < p.gh) { v.z = params[w + (g + 2u) * p.rw + unit]; }
+        if (g + 3u < p.gh) { v.w = params[w + (g + 3u) * p.rw + unit]; }
+    }
+    return v;
+}
+
+// Vec4s per unit of the backward's staged weights: BR / 4 quads of rows and a spare one.
+fn bwd_unit_stride() -> u32 {
+    return BR / 4u + 1u;
+}
+
+// Stores plain_wt4's slot of the part whose first quad of rows is `quad` into the
+// backward's staged weights from vec4 wo: unit u, quad rq at wo + u bwd_unit_stride() + rq.
+fn stage_plain_wt(wo: u32, l: u32, quad: u32, v: vec4<f32>) {
+    wsm[wo + (l % TU) * bwd_unit_stride() + quad + l / TU] = v;
+}
+
 // What an invocation of the plain backward loads of one chunk of BR rows g, in BR / 16
 // parts of 16 (w{j}, s{j} for part j; parts past BR stay zero and are never loaded): per
-// part one vec4 of weights (tile_wt4) and `count` (1, 2 or 4) of its 256 dgh elements.
+// part one vec4 of weights (plain_wt4) and `count` (1, 2 or 4) of its 256 dgh elements.
 struct BwdChunk {
     w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
     s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
@@ -314,34 +390,34 @@ struct BwdChunk {
 fn bwd_chunk(w: u32, d: u32, u0: u32, b0: u32, g0: u32, ls: u32, threads: u32,
              count: u32) -> BwdChunk {
     let z4 = vec4<f32>(0.0);
-    var c = BwdChunk(tile_wt4(w, u0, g0, ls), z4, z4, z4,
+    var c = BwdChunk(plain_wt4(w, u0, g0, ls), z4, z4, z4,
                      tile_states(d, b0, g0, ls, threads, count, TK, true), z4, z4, z4);
     if (BR > 16u) {
-        c.w1 = tile_wt4(w, u0, g0 + 16u, ls);
+        c.w1 = plain_wt4(w, u0, g0 + 16u, ls);
         c.s1 = tile_states(d, b0, g0 + 16u, ls, threads, count, TK, true);
     }
     if (BR > 32u) {
-        c.w2 = tile_wt4(w, u0, g0 + 32u, ls);
+        c.w2 = plain_wt4(w, u0, g0 + 32u, ls);
         c.s2 = tile_states(d, b0, g0 + 32u, ls, threads, count, TK, true);
-        c.w3 = tile_wt4(w, u0, g0 + 48u, ls);
+        c.w3 = plain_wt4(w, u0, g0 + 48u, ls);
         c.s3 = tile_states(d, b0, g0 + 48u, ls, threads, count, TK, true);
     }
     return c;
 }
 
-// Stages a backward chunk: part j's weights as rows 16 j.. of the [BR][TU] tile from float
-// wo, its dgh from vec4 ho + 64 j.
+// Stages a backward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
+// its dgh from vec4 ho + 64 j.
 fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
-    stage_wt4(wo, ls, 0u, c.w0);
+    stage_plain_wt(wo, ls, 0u, c.w0);
     stage_states(ho, ls, threads, count, TK, c.s0);
     if (BR > 16u) {
-        stage_wt4(wo, ls, 16u, c.w1);
+        stage_plain_wt(wo, ls, 4u, c.w1);
         stage_states(ho + 64u, ls, threads, count, TK, c.s1);
     }
     if (BR > 32u) {
-        stage_wt4(wo, ls, 32u, c.w2);
+        stage_plain_wt(wo, ls, 8u, c.w2);
         stage_states(ho + 128u, ls, threads, count, TK, c.s2);
-        stage_wt4(wo, ls, 48u, c.w3);
+        stage_plain_wt(wo, ls, 12u, c.w3);
         stage_states(ho + 192u, ls, threads, count, TK, c.s3);
     }
 }
@@ -358,15 +434,16 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let b0 = wg.y * TB;
     let threads = 4u * TU;
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
-    // 16 rows, each loaded as the forward's chunk is): slice `slice` takes `per` chunks from
-    // g = `first`, its weights staged as [BR][TU] from float wo, its dgh as [BR][TB / 4]
-    // from vec4 ho.
+    // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
+    // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][TB / 4] from vec4
+    // ho.
     let slice = l / threads;
     let ls = l % threads;
     let u = ls % TU;
     let q = ls / TU;
     let w = w_hh(d);
-    let wo = slice * BR * TU;
+    let s = bwd_unit_stride();
+    let wo = slice * TU * s;
     let ho = slice * BR * 4u;
     let per = ((p.gh + BR - 1u) / BR + KS - 1u) / KS;
     let first = slice * per * BR;
@@ -383,8 +460,14 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         if (i + 1u < per) {
             next = bwd_chunk(w, d, u0, b0, first + (i + 1u) * BR, ls, threads, count);
         }
-        for (var kk = 0u; kk < BR; kk++) {
-            acc += wsm_get(wo + kk * TU + u) * h_tile[ho + kk * 4u + q];
+        // Per quad of rows: one vec4 of weights, the 4 rows' dgh, added in ascending rows.
+        for (var rq = 0u; rq < BR / 4u; rq++) {
+            let wv = wsm[wo + u * s + rq];
+            let hb = ho + 16u * rq + q;
+            acc += wv.x * h_tile[hb];
+            acc += wv.y * h_tile[hb + 4u];
+            acc += wv.z * h_tile[hb + 8u];
+            acc += wv.w * h_tile[hb + 12u];
         }
         workgroupBarrier();
     }

@@ -872,14 +872,18 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
 
 /// The most K slices, at most `asked`, of tiles of `tu` units and `gates` gate rows each
 /// whose workgroup of 4 x `tu` x KS invocations stays within `most` and whose staging fits
-/// the loops' workgroup memory (`shaders/step_tiles.wgsl`): per slice (gates x `tu` + 1) x 16
-/// weights and 64 vec4s of states, of 1536 and 256 vec4s; the other slices' partial sums,
-/// 16 x `tu` vec4s each, in the first.
+/// the loops' workgroup memory (`shaders/step_tiles.wgsl`) at the deepest chunks KS allows
+/// (64 / KS rows): per slice, forward gates x `tu` x (FK / 4 + 1) vec4s of weights and FK x 4
+/// of states, backward `tu` x (BR / 4 + 1) and BR x 4, of 1536 and 256 vec4s; the other
+/// slices' partial sums, 16 x `tu` vec4s each, in the first.
 fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
     let fits = |ks: usize| {
-        ks * (gates * tu + 1) * 4 <= 1536
+        let rows = 64 / ks;
+        let fk = forward_chunk(rows, gates);
+        ks * gates * tu * (fk / 4 + 1) <= 1536
+            && ks * tu * (rows / 4 + 1) <= 1536
             && (ks - 1) * 16 * tu <= 1536
-            && ks * 64 <= 256
+            && ks * fk * 4 <= 256
             && 4 * tu * ks <= most
     };
     let mut ks = asked.max(1);
@@ -1119,12 +1123,12 @@ mod tests {
 
     #[test]
     fn k_slices_fit_the_workgroup_memory_and_the_adapter() {
-        // LSTM (4 gate rows): four slices of 16-unit tiles' staged weights take 4 x 260 of
-        // the 1536 vec4s, 32-unit tiles take two (516 each), 64-unit ones only one (1028).
+        // LSTM (4 gate rows): four slices of 16-unit tiles' staged weights take 4 x 320 of
+        // the 1536 vec4s, 32-unit tiles take two (640 each), 64-unit ones only one (1280).
         assert_eq!(fit_k_split(4, 16, 4, 1024), 4);
         assert_eq!(fit_k_split(4, 32, 4, 1024), 2);
         assert_eq!(fit_k_split(4, 64, 4, 1024), 1);
-        // GRU (3): 32-unit tiles still two slices (388 x 4 > 1536); Elman (1): four of 32,
+        // GRU (3): 32-unit tiles still two slices (480 x 4 > 1536); Elman (1): four of 32,
         // two of 64 (the partial sums of three would take 3 x 1024).
         assert_eq!(fit_k_split(4, 32, 3, 1024), 2);
         assert_eq!(fit_k_split(4, 32, 1, 1024), 4);
