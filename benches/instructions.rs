@@ -223,16 +223,23 @@ const CASES: &[Case] = &[
 enum Checks {
     Checked,
     NoRba2,
+    Unbounded,
     Unchecked,
 }
 
 impl Checks {
-    const ALL: [Checks; 3] = [Checks::Checked, Checks::NoRba2, Checks::Unchecked];
+    const ALL: [Checks; 4] = [
+        Checks::Checked,
+        Checks::NoRba2,
+        Checks::Unbounded,
+        Checks::Unchecked,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Checks::Checked => "checked",
             Checks::NoRba2 => "no-rba2",
+            Checks::Unbounded => "unbounded",
             Checks::Unchecked => "unchecked",
         }
     }
@@ -240,7 +247,9 @@ impl Checks {
     /// naga's SPIR-V options as wgpu-hal's Vulkan backend sets them for these checks.
     fn options(self) -> spv::Options<'static> {
         let (index, buffer) = match self {
-            Checks::Checked => (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Unchecked),
+            Checks::Checked | Checks::Unbounded => {
+                (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Unchecked)
+            }
             Checks::NoRba2 => (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Restrict),
             Checks::Unchecked => (BoundsCheckPolicy::Unchecked, BoundsCheckPolicy::Unchecked),
         };
@@ -255,7 +264,7 @@ impl Checks {
                 binding_array: BoundsCheckPolicy::Unchecked,
             },
             zero_initialize_workgroup_memory: spv::ZeroInitializeWorkgroupMemoryMode::None,
-            force_loop_bounding: checked,
+            force_loop_bounding: checked && !matches!(self, Checks::Unbounded),
             emit_int_div_checks: checked,
             ..spv::Options::default()
         }

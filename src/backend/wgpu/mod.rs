@@ -151,7 +151,8 @@ pub struct Tuning {
     /// Default: by size, on the tensor cores under [`Precision::F16`] where the adapter has
     /// them; the 256x128 tile only when asked for, until measured on a GPU.
     pub gemm_tiles: gemm::GemmTiles,
-    /// Keep naga's bounds checks in every kernel. Default: on; off is the trusted path
+    /// Keep naga's bounds checks in every kernel. Default: on (without the loop counters
+    /// wgpu would add for untrusted code: every loop of ours ends); off is the trusted path
     /// (`Gpu::set_checked`).
     pub checked: bool,
 }

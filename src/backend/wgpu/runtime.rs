@@ -1035,7 +1035,15 @@ impl Gpu {
                     source: wgpu::ShaderSource::Wgsl(shader.module_source().into()),
                 };
                 if checked {
-                    self.device.create_shader_module(desc)
+                    // Bounds checks stay; the counter naga would put in every loop so that a
+                    // driver cannot assume a loop ends goes (7-8 instructions per pass through
+                    // each hot loop, benches/instructions.rs).
+                    let mut checks = wgpu::ShaderRuntimeChecks::checked();
+                    checks.force_loop_bounding = false;
+                    // SAFETY: every loop in shaders/ counts up by a positive step to a bound
+                    // the host sets from tensor sizes (far below u32::MAX) or to a constant,
+                    // so none runs forever; out-of-bounds accesses are still checked.
+                    unsafe { self.device.create_shader_module_trusted(desc, checks) }
                 } else {
                     // SAFETY: every kernel guards its own indices against the sizes it is
                     // given, and the GPU tests compare every kernel with its CPU twin at
