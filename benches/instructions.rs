@@ -16,11 +16,13 @@
 //! away. So the columns are upper bounds on what a loop issues, and their differences
 //! between builds of one kernel are what they are best at.
 //!
-//! The checks: `checked` is what `create_shader_module` gives on an adapter with
-//! robustBufferAccess2 (the H100's Vulkan driver; wgpu leaves storage-buffer bounds to the
-//! driver there, clamps indices into fixed-size arrays, bounds every loop and guards integer
-//! division); `no-rba2` is the same on an adapter without it (storage accesses clamped by naga
-//! too, as on Metal and DX12); `unchecked` is `--unchecked` (`create_shader_module_trusted`).
+//! The builds: `checked` is the engine's default on an adapter with robustBufferAccess2 (the
+//! H100's Vulkan driver): wgpu leaves storage-buffer bounds to the driver there, clamps
+//! indices into fixed-size arrays and guards integer division; `counted` adds the loop
+//! counters wgpu puts in every loop of untrusted code (what `create_shader_module` gives, and
+//! the engine's default before session 18); `no-rba2` is `checked` on an adapter without
+//! robustBufferAccess2 (storage accesses clamped by naga too, as on Metal and DX12);
+//! `unchecked` is `--unchecked`.
 
 use std::collections::HashMap;
 
@@ -221,25 +223,25 @@ const CASES: &[Case] = &[
 /// The runtime checks of one build (see the module's doc).
 #[derive(Clone, Copy)]
 enum Checks {
+    Counted,
     Checked,
     NoRba2,
-    Unbounded,
     Unchecked,
 }
 
 impl Checks {
     const ALL: [Checks; 4] = [
+        Checks::Counted,
         Checks::Checked,
         Checks::NoRba2,
-        Checks::Unbounded,
         Checks::Unchecked,
     ];
 
     fn name(self) -> &'static str {
         match self {
+            Checks::Counted => "counted",
             Checks::Checked => "checked",
             Checks::NoRba2 => "no-rba2",
-            Checks::Unbounded => "unbounded",
             Checks::Unchecked => "unchecked",
         }
     }
@@ -247,13 +249,13 @@ impl Checks {
     /// naga's SPIR-V options as wgpu-hal's Vulkan backend sets them for these checks.
     fn options(self) -> spv::Options<'static> {
         let (index, buffer) = match self {
-            Checks::Checked | Checks::Unbounded => {
+            Checks::Counted | Checks::Checked => {
                 (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Unchecked)
             }
             Checks::NoRba2 => (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Restrict),
             Checks::Unchecked => (BoundsCheckPolicy::Unchecked, BoundsCheckPolicy::Unchecked),
         };
-        let checked = !matches!(self, Checks::Unchecked);
+        let bounded = !matches!(self, Checks::Unchecked);
         spv::Options {
             lang_version: (1, 6),
             flags: spv::WriterFlags::empty(),
@@ -264,8 +266,8 @@ impl Checks {
                 binding_array: BoundsCheckPolicy::Unchecked,
             },
             zero_initialize_workgroup_memory: spv::ZeroInitializeWorkgroupMemoryMode::None,
-            force_loop_bounding: checked && !matches!(self, Checks::Unbounded),
-            emit_int_div_checks: checked,
+            force_loop_bounding: matches!(self, Checks::Counted),
+            emit_int_div_checks: bounded,
             ..spv::Options::default()
         }
     }
