@@ -9,6 +9,7 @@
 pub mod autotune;
 pub mod device;
 pub mod gemm;
+pub mod instructions;
 pub mod runtime;
 
 mod clip;

@@ -1,0 +1,592 @@
+//! Instruction counts of a kernel's hot loop as a GPU driver gets it: naga's SPIR-V (the
+//! compiler wgpu uses) for one entry point with its pipeline constants, under one of the sets
+//! of runtime checks wgpu can ask of naga on Vulkan, optionally after `spirv-opt -O`
+//! (inlining, constant propagation, dead branches, variables promoted to registers: what
+//! every driver's compiler does first). `benches/instructions.rs` tabulates them for the
+//! suite's kernels; BENCHMARKS.md says what they showed. Needs no GPU.
+//!
+//! Counts are per pass through the innermost loop with the most multiply-adds, by kind, each
+//! lane of a vector operation counted as a scalar GPU issues it; a multiply whose only use is
+//! an add counts with it as one multiply-add, as drivers fuse them; loads and stores of
+//! workgroup or storage memory count once whatever their width; loads and stores of
+//! function-scope variables (registers) and moves between lanes not at all. Not modelled:
+//! unrolling of loops with a constant trip count, which folds their counter and some address
+//! arithmetic away. So the counts are upper bounds on what a loop issues, and their
+//! differences between builds of one kernel are what they are best at.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use naga::back::spv;
+use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
+
+/// The runtime checks of one build of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checks {
+    /// `Checked` plus the loop counters wgpu puts in every loop of untrusted code: what
+    /// `create_shader_module` gives, the engine's default before session 18.
+    Counted,
+    /// The engine's default on an adapter with robustBufferAccess2 (the H100's Vulkan
+    /// driver): storage-buffer bounds left to the driver, indices into fixed-size arrays
+    /// clamped, integer division guarded.
+    Checked,
+    /// `Checked` on an adapter without robustBufferAccess2: storage accesses clamped by naga
+    /// too, as on Metal and DX12.
+    NoRba2,
+    /// `--unchecked`: no checks.
+    Unchecked,
+}
+
+impl Checks {
+    /// Every build, in the order of the bench's table.
+    pub const ALL: [Checks; 4] = [
+        Checks::Counted,
+        Checks::Checked,
+        Checks::NoRba2,
+        Checks::Unchecked,
+    ];
+
+    /// The build's name in the bench's table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checks::Counted => "counted",
+            Checks::Checked => "checked",
+            Checks::NoRba2 => "no-rba2",
+            Checks::Unchecked => "unchecked",
+        }
+    }
+
+    /// naga's SPIR-V options as wgpu-hal's Vulkan backend sets them for these checks.
+    fn options(self) -> spv::Options<'static> {
+        let (index, buffer) = match self {
+            Checks::Counted | Checks::Checked => {
+                (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Unchecked)
+            }
+            Checks::NoRba2 => (BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Restrict),
+            Checks::Unchecked => (BoundsCheckPolicy::Unchecked, BoundsCheckPolicy::Unchecked),
+        };
+        let bounded = !matches!(self, Checks::Unchecked);
+        spv::Options {
+            lang_version: (1, 6),
+            flags: spv::WriterFlags::empty(),
+            bounds_check_policies: BoundsCheckPolicies {
+                index,
+                buffer,
+                image_load: BoundsCheckPolicy::Unchecked,
+                binding_array: BoundsCheckPolicy::Unchecked,
+            },
+            zero_initialize_workgroup_memory: spv::ZeroInitializeWorkgroupMemoryMode::None,
+            force_loop_bounding: matches!(self, Checks::Counted),
+            emit_int_div_checks: bounded,
+            ..spv::Options::default()
+        }
+    }
+}
+
+/// The SPIR-V of `entry` of WGSL module `src` with pipeline constants `constants`, or why
+/// naga refused it.
+pub fn spirv(
+    src: &str,
+    entry: &str,
+    constants: &[(&str, f64)],
+    checks: Checks,
+) -> Result<Vec<u32>, String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    let info = validator.validate(&module).map_err(|e| format!("{e:?}"))?;
+    let constants = constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
+    let (module, info) = naga::back::pipeline_constants::process_overrides(
+        &module,
+        &info,
+        Some((naga::ShaderStage::Compute, entry)),
+        &constants,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    let pipeline = spv::PipelineOptions {
+        shader_stage: naga::ShaderStage::Compute,
+        entry_point: entry.to_string(),
+    };
+    spv::write_vec(&module, &info, &checks.options(), Some(&pipeline)).map_err(|e| e.to_string())
+}
+
+/// `words` after `spirv-opt -O` (inlining, constant propagation, dead branches removed,
+/// variables promoted to registers: what any driver's compiler does first), or why not.
+pub fn optimize(words: &[u32], tag: &str) -> Result<Vec<u32>, String> {
+    let dir = std::env::temp_dir();
+    let (input, output) = (
+        dir.join(format!("wgrnn-{tag}-{}.spv", std::process::id())),
+        dir.join(format!("wgrnn-{tag}-{}.opt.spv", std::process::id())),
+    );
+    std::fs::write(&input, bytemuck::cast_slice(words)).map_err(|e| e.to_string())?;
+    let run = std::process::Command::new("spirv-opt")
+        .args(["-O", "--target-env=vulkan1.3"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .map_err(|e| format!("spirv-opt: {e} (apt-get install spirv-tools)"))?;
+    if !run.status.success() {
+        return Err(String::from_utf8_lossy(&run.stderr).into_owned());
+    }
+    let bytes = std::fs::read(&output).map_err(|e| e.to_string())?;
+    if std::env::var_os("KEEP_SPV").is_none() {
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&output);
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+/// What one pass through a stretch of code issues, by kind (lanes of vector operations
+/// counted one by one, as a scalar GPU issues them).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Mix {
+    /// Multiply-adds (a multiply whose only use is an add, with that add; or an fma).
+    pub fma: u32,
+    /// Other floating-point arithmetic.
+    pub float: u32,
+    /// Integer arithmetic, comparisons, selects, conversions, bit operations, clamps.
+    pub int: u32,
+    /// Loads and stores of workgroup memory (one per access, whatever its width).
+    pub shared: u32,
+    /// Loads and stores of storage buffers.
+    pub global: u32,
+    /// Barriers.
+    pub barriers: u32,
+    /// Conditional branches.
+    pub branches: u32,
+}
+
+impl Mix {
+    /// Adds what `o` issues.
+    pub fn add(&mut self, o: &Mix) {
+        self.fma += o.fma;
+        self.float += o.float;
+        self.int += o.int;
+        self.shared += o.shared;
+        self.global += o.global;
+        self.barriers += o.barriers;
+        self.branches += o.branches;
+    }
+
+    /// Instructions issued: every lane of arithmetic, every access, branch and barrier.
+    pub fn issued(&self) -> u32 {
+        self.fma + self.float + self.int + self.shared + self.global + self.barriers + self.branches
+    }
+}
+
+/// One decoded instruction: its opcode and operand words.
+struct Inst<'a> {
+    op: u32,
+    w: &'a [u32],
+}
+
+/// SPIR-V opcodes this count looks at.
+mod op {
+    pub const EXT_INST: u32 = 12;
+    pub const TYPE_BOOL: u32 = 20;
+    pub const TYPE_INT: u32 = 21;
+    pub const TYPE_FLOAT: u32 = 22;
+    pub const TYPE_VECTOR: u32 = 23;
+    pub const TYPE_POINTER: u32 = 32;
+    pub const CONSTANT: u32 = 43;
+    pub const FUNCTION: u32 = 54;
+    pub const FUNCTION_END: u32 = 56;
+    pub const FUNCTION_CALL: u32 = 57;
+    pub const LOAD: u32 = 61;
+    pub const STORE: u32 = 62;
+    pub const ACCESS_CHAIN: u32 = 65;
+    pub const IN_BOUNDS_ACCESS_CHAIN: u32 = 66;
+    pub const F_ADD: u32 = 129;
+    pub const F_MUL: u32 = 133;
+    pub const VECTOR_TIMES_SCALAR: u32 = 142;
+    pub const CONTROL_BARRIER: u32 = 224;
+    pub const LOOP_MERGE: u32 = 246;
+    pub const LABEL: u32 = 248;
+    pub const BRANCH: u32 = 249;
+    pub const BRANCH_CONDITIONAL: u32 = 250;
+    pub const SWITCH: u32 = 251;
+    pub const KILL: u32 = 252;
+    pub const RETURN: u32 = 253;
+    pub const RETURN_VALUE: u32 = 254;
+    pub const UNREACHABLE: u32 = 255;
+}
+
+/// Storage classes: function-scope and private variables live in registers.
+const FUNCTION: u32 = 7;
+const PRIVATE: u32 = 6;
+const WORKGROUP: u32 = 4;
+const STORAGE_BUFFER: u32 = 12;
+const UNIFORM: u32 = 2;
+
+/// GLSL.std.450 extended instructions on floats (the rest, integer min/max/clamp, count as
+/// integer work).
+fn ext_is_float(n: u32) -> bool {
+    matches!(n, 1..=36 | 37 | 40 | 43 | 46..=53 | 66..=71)
+}
+
+/// A decoded SPIR-V module: its instructions, the type of each result, the storage class of
+/// each pointer, the lane count of each type, and each function's range of instructions.
+struct Module<'a> {
+    insts: Vec<Inst<'a>>,
+    result_type: HashMap<u32, u32>,
+    pointer_class: HashMap<u32, u32>,
+    lanes: HashMap<u32, u32>,
+    float_types: Vec<u32>,
+    functions: HashMap<u32, (usize, usize)>,
+    uses: HashMap<u32, u32>,
+    fma_muls: HashSet<u32>,
+    constants: HashSet<u32>,
+}
+
+/// Whether instruction `op` has a result type and id as its first two operands (the
+/// constants, variables, loads, access chains, composites, arithmetic and calls; not the
+/// types, labels, stores, branches and annotations).
+fn has_result(op: u32) -> bool {
+    matches!(op, 12 | 41..=46 | 50..=52 | 54 | 55 | 57 | 59 | 61 | 65..=67 | 77..=83 | 109..=205 | 245)
+}
+
+impl<'a> Module<'a> {
+    fn decode(words: &'a [u32]) -> Module<'a> {
+        let mut insts = Vec::new();
+        let mut i = 5;
+        while i < words.len() {
+            let n = (words[i] >> 16) as usize;
+            insts.push(Inst {
+                op: words[i] & 0xffff,
+                w: &words[i + 1..i + n],
+            });
+            i += n;
+        }
+        let mut m = Module {
+            insts,
+            result_type: HashMap::new(),
+            pointer_class: HashMap::new(),
+            lanes: HashMap::new(),
+            float_types: Vec::new(),
+            functions: HashMap::new(),
+            uses: HashMap::new(),
+            fma_muls: Default::default(),
+            constants: Default::default(),
+        };
+        let mut start = None;
+        let mut producer: HashMap<u32, u32> = HashMap::new();
+        for (k, inst) in m.insts.iter().enumerate() {
+            let w = inst.w;
+            match inst.op {
+                op::TYPE_BOOL | op::TYPE_INT => {
+                    m.lanes.insert(w[0], 1);
+                }
+                op::TYPE_FLOAT => {
+                    m.lanes.insert(w[0], 1);
+                    m.float_types.push(w[0]);
+                }
+                op::TYPE_VECTOR => {
+                    m.lanes.insert(w[0], w[2]);
+                    if m.float_types.contains(&w[1]) {
+                        m.float_types.push(w[0]);
+                    }
+                }
+                op::TYPE_POINTER => {
+                    m.pointer_class.insert(w[0], w[1]);
+                }
+                op::FUNCTION => start = Some((w[1], k)),
+                op::FUNCTION_END => {
+                    if let Some((id, s)) = start.take() {
+                        m.functions.insert(id, (s, k));
+                    }
+                }
+                _ => {}
+            }
+            if (op::CONSTANT..=46).contains(&inst.op) {
+                m.constants.insert(w[1]);
+            }
+            if has_result(inst.op) && w.len() >= 2 {
+                m.result_type.insert(w[1], w[0]);
+                producer.insert(w[1], inst.op);
+                for &id in &w[2..] {
+                    *m.uses.entry(id).or_default() += 1;
+                }
+            } else {
+                for &id in w {
+                    *m.uses.entry(id).or_default() += 1;
+                }
+            }
+        }
+        // Multiplies whose one use is a float add: fused with it.
+        for inst in &m.insts {
+            if inst.op == op::F_ADD {
+                for &id in &inst.w[2..4] {
+                    let is_mul = matches!(
+                        producer.get(&id),
+                        Some(&op::F_MUL) | Some(&op::VECTOR_TIMES_SCALAR)
+                    );
+                    if is_mul && m.uses.get(&id) == Some(&1) {
+                        m.fma_muls.insert(id);
+                        break;
+                    }
+                }
+            }
+        }
+        m
+    }
+
+    /// The storage class of pointer `id`, from its type.
+    fn class_of(&self, id: u32) -> Option<u32> {
+        self.result_type
+            .get(&id)
+            .and_then(|t| self.pointer_class.get(t))
+            .copied()
+    }
+
+    fn lanes_of(&self, result: u32) -> u32 {
+        self.result_type
+            .get(&result)
+            .and_then(|t| self.lanes.get(t))
+            .copied()
+            .unwrap_or(1)
+    }
+
+    fn is_float(&self, result: u32) -> bool {
+        self.result_type
+            .get(&result)
+            .is_some_and(|t| self.float_types.contains(t))
+    }
+
+    /// What instructions `range` issue, with the functions they call counted in.
+    fn mix(&self, range: Range<usize>, depth: usize) -> Mix {
+        let mut m = Mix::default();
+        for inst in &self.insts[range] {
+            let w = inst.w;
+            match inst.op {
+                op::LOAD | op::STORE => {
+                    let ptr = if inst.op == op::LOAD { w[2] } else { w[0] };
+                    match self.class_of(ptr) {
+                        Some(WORKGROUP) => m.shared += 1,
+                        Some(STORAGE_BUFFER) => m.global += 1,
+                        // Uniform loads are constant-bank operands on NVIDIA; registers.
+                        Some(UNIFORM) | Some(FUNCTION) | Some(PRIVATE) | None => {}
+                        Some(_) => {}
+                    }
+                }
+                op::ACCESS_CHAIN | op::IN_BOUNDS_ACCESS_CHAIN => {
+                    // A runtime index into memory costs an address computation.
+                    let dynamic = w[3..].iter().any(|i| !self.constants.contains(i));
+                    if dynamic && matches!(self.class_of(w[1]), Some(WORKGROUP | STORAGE_BUFFER)) {
+                        m.int += 1;
+                    }
+                }
+                op::CONTROL_BARRIER => m.barriers += 1,
+                op::BRANCH_CONDITIONAL | op::SWITCH => m.branches += 1,
+                op::FUNCTION_CALL => {
+                    if let Some(&(s, e)) = self.functions.get(&w[2])
+                        && depth < 16
+                    {
+                        m.add(&self.mix(s..e, depth + 1));
+                    }
+                }
+                op::EXT_INST => {
+                    let lanes = self.lanes_of(w[1]);
+                    if ext_is_float(w[3]) && self.is_float(w[1]) {
+                        if w[3] == 50 {
+                            m.fma += lanes;
+                        } else {
+                            m.float += lanes;
+                        }
+                    } else {
+                        m.int += lanes;
+                    }
+                }
+                op::F_ADD if w[2..4].iter().any(|id| self.fma_muls.contains(id)) => {
+                    m.fma += self.lanes_of(w[1]);
+                }
+                o if self.fma_muls.contains(&w.get(1).copied().unwrap_or(0))
+                    && matches!(o, op::F_MUL | op::VECTOR_TIMES_SCALAR) => {}
+                // Arithmetic, comparisons, selects, conversions, bit operations.
+                109..=115 | 124 | 126..=143 | 154..=205 => {
+                    let lanes = self.lanes_of(w[1]);
+                    if self.is_float(w[1]) {
+                        m.float += lanes;
+                    } else {
+                        m.int += lanes;
+                    }
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    /// The innermost loops of every function, each as the instructions of its blocks: the
+    /// natural loop of the back edge from its continue target to its header (the header and
+    /// every block that reaches the continue target without passing the header).
+    fn innermost_loops(&self) -> Vec<Vec<Range<usize>>> {
+        let mut found = Vec::new();
+        let mut fns: Vec<(usize, usize)> = self.functions.values().copied().collect();
+        fns.sort();
+        for (s, e) in fns {
+            // Blocks: label id -> (instruction range, successors).
+            let mut blocks: HashMap<u32, (Range<usize>, Vec<u32>)> = HashMap::new();
+            let mut headers = Vec::new();
+            let mut current: Option<(u32, usize)> = None;
+            for k in s..e {
+                let inst = &self.insts[k];
+                match inst.op {
+                    op::LABEL => current = Some((inst.w[0], k)),
+                    op::LOOP_MERGE => {
+                        if let Some((id, _)) = current {
+                            headers.push((id, inst.w[1]));
+                        }
+                    }
+                    op::BRANCH
+                    | op::BRANCH_CONDITIONAL
+                    | op::SWITCH
+                    | op::RETURN
+                    | op::RETURN_VALUE
+                    | op::KILL
+                    | op::UNREACHABLE => {
+                        let succ = match inst.op {
+                            op::BRANCH => vec![inst.w[0]],
+                            op::BRANCH_CONDITIONAL => vec![inst.w[1], inst.w[2]],
+                            // Default, then (literal, label) pairs.
+                            op::SWITCH => std::iter::once(inst.w[1])
+                                .chain(inst.w[2..].iter().skip(1).step_by(2).copied())
+                                .collect(),
+                            _ => Vec::new(),
+                        };
+                        if let Some((id, start)) = current.take() {
+                            blocks.insert(id, (start..k + 1, succ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let mut preds: HashMap<u32, Vec<u32>> = HashMap::new();
+            for (&b, (_, succ)) in &blocks {
+                for &t in succ {
+                    preds.entry(t).or_default().push(b);
+                }
+            }
+            let bodies: Vec<(u32, HashSet<u32>)> = headers
+                .iter()
+                .map(|&(header, cont)| {
+                    let mut body = HashSet::from([header]);
+                    let mut stack = vec![cont];
+                    while let Some(b) = stack.pop() {
+                        if body.insert(b) {
+                            stack.extend(preds.get(&b).into_iter().flatten().copied());
+                        }
+                    }
+                    (header, body)
+                })
+                .collect();
+            for (header, body) in &bodies {
+                let nested = bodies.iter().any(|(h, _)| h != header && body.contains(h));
+                if !nested {
+                    let mut ranges: Vec<_> = body
+                        .iter()
+                        .filter_map(|b| blocks.get(b))
+                        .map(|b| b.0.clone())
+                        .collect();
+                    ranges.sort_by_key(|r| r.start);
+                    found.push(ranges);
+                }
+            }
+        }
+        found.sort_by_key(|r| r.first().map(|x| x.start));
+        found
+    }
+}
+
+/// What one pass through the hot loop of SPIR-V module `words` issues: its innermost loop
+/// with the most multiply-adds (then the most workgroup accesses); `None` without loops.
+pub fn hot_loop(words: &[u32]) -> Option<Mix> {
+    let m = Module::decode(words);
+    m.innermost_loops()
+        .into_iter()
+        .map(|ranges| {
+            let mut mix = Mix::default();
+            for r in ranges {
+                mix.add(&m.mix(r, 0));
+            }
+            mix
+        })
+        .max_by_key(|mix| (mix.fma, mix.shared))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Checks, Mix, hot_loop, spirv};
+
+    /// A kernel whose inner loop does 4 multiply-adds from 2 workgroup reads per pass, inside
+    /// an outer loop with a global load and a barrier.
+    const KERNEL: &str = "
+        var<workgroup> ws: array<vec4<f32>, 64>;
+        @group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+        override N: u32 = 4u;
+        @compute @workgroup_size(64)
+        fn main(@builtin(local_invocation_index) l: u32) {
+            var acc = vec4<f32>(0.0);
+            for (var c = 0u; c < N; c++) {
+                ws[l] = out[c * 64u + l];
+                workgroupBarrier();
+                for (var k = 0u; k < 16u; k++) {
+                    let w = ws[k];
+                    acc += w.x * ws[k + 16u];
+                }
+                workgroupBarrier();
+            }
+            out[l] = acc;
+        }
+    ";
+
+    fn hot(checks: Checks) -> Mix {
+        let words = spirv(KERNEL, "main", &[("N", 8.0)], checks).expect("SPIR-V");
+        hot_loop(&words).expect("a loop")
+    }
+
+    #[test]
+    fn the_hot_loop_is_the_inner_one_counted_by_kind() {
+        let m = hot(Checks::Unchecked);
+        // One vec4 multiply-add, two workgroup reads, no global access or barrier (those are
+        // in the outer loop), one exit branch.
+        assert_eq!(
+            (m.fma, m.float, m.shared, m.global, m.barriers),
+            (4, 0, 2, 0, 0)
+        );
+        assert_eq!(m.branches, 1);
+        // The counter's increment and comparison, k + 16, and the two reads' addresses.
+        assert_eq!(m.int, 5);
+        assert_eq!(m.issued(), 4 + 2 + 1 + 5);
+    }
+
+    #[test]
+    fn checks_add_clamps_and_loop_counters() {
+        let (unchecked, checked, counted) = (
+            hot(Checks::Unchecked),
+            hot(Checks::Checked),
+            hot(Checks::Counted),
+        );
+        // Checked: each workgroup index clamped once; the same arithmetic otherwise.
+        assert_eq!(checked.int, unchecked.int + 2);
+        assert_eq!((checked.fma, checked.shared), (4, 2));
+        // Counted: the 64-bit loop counter, its test and a second exit.
+        assert!(counted.int >= checked.int + 4, "{counted:?} {checked:?}");
+        assert_eq!(counted.branches, checked.branches + 1);
+        // Storage checks sit outside this loop.
+        assert_eq!(hot(Checks::NoRba2), checked);
+    }
+
+    #[test]
+    fn a_module_naga_refuses_says_why() {
+        let err = spirv("fn f( {", "main", &[], Checks::Checked).expect_err("bad WGSL");
+        assert!(!err.is_empty());
+        let err = spirv(KERNEL, "absent", &[], Checks::Checked).expect_err("no such entry");
+        assert!(!err.is_empty());
+    }
+}
