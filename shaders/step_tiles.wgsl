@@ -20,7 +20,8 @@
 // - plain (any TU): invocation l accumulates its own outputs over the inner dimension.
 //   The chunk's weights are staged k-packed: one vec4 per unit and 4 consecutive inner
 //   indices (k forward, rows g backward), with one spare vec4 per unit that spreads reads
-//   and stores over the memory banks; per 4 k steps an invocation reads one vec4 of weights
+//   and stores over the memory banks (the forward's global loads stay coalesced, so its
+//   weights are stored lane by lane); per 4 k steps an invocation reads one vec4 of weights
 //   per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an LSTM's
 //   forward, 3.2 in the backward; before session 18 a weight was one scalar read with its
 //   vec4 lane split out of the index, 4 and 2). With KS > 1 (layer.wgsl) the
@@ -89,46 +90,42 @@ fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, v: vec4<f3
     }
 }
 
-// Four consecutive weights W_hh[gate * H + u0 + l / 4, k0 + 4 (l % 4) + 0..3]: this
-// invocation's slot of a 16-deep part of the plain forward's chunk at k0 (TU units x 4
-// quads of k), 0 outside the matrix. Four consecutive invocations read 64 contiguous bytes.
-fn plain_w4(w: u32, gate: u32, u0: u32, k0: u32, l: u32) -> vec4<f32> {
-    let u = u0 + l / 4u;
-    let k = k0 + 4u * (l % 4u);
-    return vec4<f32>(tile_w(w, gate, u, k), tile_w(w, gate, u, k + 1u),
-                     tile_w(w, gate, u, k + 2u), tile_w(w, gate, u, k + 3u));
-}
-
-// plain_w4 of every gate < gates.
-fn plain_w_gates(w: u32, u0: u32, k0: u32, l: u32, gates: u32) -> Gates4 {
-    var v = Gates4(plain_w4(w, 0u, u0, k0, l), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    if (gates > 1u) { v.g1 = plain_w4(w, 1u, u0, k0, l); }
-    if (gates > 2u) { v.g2 = plain_w4(w, 2u, u0, k0, l); }
-    if (gates > 3u) { v.g3 = plain_w4(w, 3u, u0, k0, l); }
-    return v;
-}
-
 // Vec4s per unit of a gate's staged forward weights: FK / 4 quads of k and a spare one, so
 // that the units' rows start 4 banks apart.
 fn fwd_unit_stride() -> u32 {
     return FK / 4u + 1u;
 }
 
-// Stores plain_w_gates' registers of the part whose first quad of k is `quad` into the
+// Stores tile_w4's slot of one gate (units l / 16 + i TU / 4 at k = l % 16 of the part whose
+// first quad of k is `quad`) into the forward's staged weights from vec4 at: unit u, k step
+// kk of the gate in lane kk % 4 of vec4 at + u fwd_unit_stride() + kk / 4. The loads stay
+// coalesced (16 invocations, 64 contiguous bytes, per load); the lanes cost 4 scalar stores,
+// which fall on distinct memory banks but for 4 of the 32.
+fn stage_plain_w4(at: u32, l: u32, quad: u32, v: vec4<f32>) {
+    let s = fwd_unit_stride();
+    let slot = at + (l / TK) * s + quad + (l % TK) / 4u;
+    let lane = l % 4u;
+    let step = (TU / 4u) * s;
+    wsm[slot][lane] = v.x;
+    wsm[slot + step][lane] = v.y;
+    wsm[slot + 2u * step][lane] = v.z;
+    wsm[slot + 3u * step][lane] = v.w;
+}
+
+// Stores tile_w_gates' registers of the part whose first quad of k is `quad` into the
 // forward's staged weights from vec4 wo: gate g's unit u, quad kq at
 // wo + (g TU + u) fwd_unit_stride() + kq.
 fn stage_plain_w(wo: u32, l: u32, quad: u32, v: Gates4, gates: u32) {
-    let s = fwd_unit_stride();
-    let at = wo + (l / 4u) * s + quad + l % 4u;
-    wsm[at] = v.g0;
-    if (gates > 1u) { wsm[at + TU * s] = v.g1; }
-    if (gates > 2u) { wsm[at + 2u * TU * s] = v.g2; }
-    if (gates > 3u) { wsm[at + 3u * TU * s] = v.g3; }
+    let gs = TU * fwd_unit_stride();
+    stage_plain_w4(wo, l, quad, v.g0);
+    if (gates > 1u) { stage_plain_w4(wo + gs, l, quad, v.g1); }
+    if (gates > 2u) { stage_plain_w4(wo + 2u * gs, l, quad, v.g2); }
+    if (gates > 3u) { stage_plain_w4(wo + 3u * gs, l, quad, v.g3); }
 }
 
 // What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
 // parts of 16 (w{j}, s{j} for part j; parts past FK stay zero and are never loaded): per
-// part one vec4 of weights per gate (plain_w4) and `count` (1, 2 or 4) of its 256 state
+// part one vec4 of weights per gate (tile_w4) and `count` (1, 2 or 4) of its 256 state
 // elements. Named registers, never an array, so they stay out of local memory.
 struct FwdChunk {
     w0: Gates4, w1: Gates4, w2: Gates4, w3: Gates4,
@@ -140,16 +137,16 @@ fn fwd_chunk(w: u32, d: u32, u0: u32, b0: u32, k0: u32, ls: u32, threads: u32, c
              gates: u32) -> FwdChunk {
     let z4 = vec4<f32>(0.0);
     let z = Gates4(z4, z4, z4, z4);
-    var c = FwdChunk(plain_w_gates(w, u0, k0, ls, gates),
+    var c = FwdChunk(tile_w_gates(w, u0, k0, ls, gates),
                      z, z, z, tile_states(d, b0, k0, ls, threads, count, TK, false), z4, z4, z4);
     if (FK > 16u) {
-        c.w1 = plain_w_gates(w, u0, k0 + 16u, ls, gates);
+        c.w1 = tile_w_gates(w, u0, k0 + 16u, ls, gates);
         c.s1 = tile_states(d, b0, k0 + 16u, ls, threads, count, TK, false);
     }
     if (FK > 32u) {
-        c.w2 = plain_w_gates(w, u0, k0 + 32u, ls, gates);
+        c.w2 = tile_w_gates(w, u0, k0 + 32u, ls, gates);
         c.s2 = tile_states(d, b0, k0 + 32u, ls, threads, count, TK, false);
-        c.w3 = plain_w_gates(w, u0, k0 + 48u, ls, gates);
+        c.w3 = tile_w_gates(w, u0, k0 + 48u, ls, gates);
         c.s3 = tile_states(d, b0, k0 + 48u, ls, threads, count, TK, false);
     }
     return c;
