@@ -21,15 +21,18 @@
 //   The chunk's weights are staged k-packed: one vec4 per unit and 4 consecutive inner
 //   indices (k forward, rows g backward), with one spare vec4 per unit that spreads reads
 //   and stores over the memory banks (the forward's global loads stay coalesced, so its
-//   weights are stored lane by lane); per 4 k steps an invocation reads one vec4 of weights
-//   per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an LSTM's
-//   forward, 3.2 in the backward; before session 18 a weight was one scalar read with its
-//   vec4 lane split out of the index, 4 and 2). With KS > 1 (layer.wgsl) the
+//   weights are stored lane by lane). Per 4 k steps a forward invocation reads one vec4 of
+//   weights per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an
+//   LSTM); a backward invocation takes half of each chunk's rows for 2 units and reads one
+//   vec4 of weights per unit and 4 of dgh per 4 rows (5.3), the halves' and slices' sums
+//   added through workgroup memory at the end. (Before session 18 a weight was one scalar
+//   read with its vec4 lane split out of the index: 4 and 2.) With KS > 1 (layer.wgsl) the
 //   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
 //   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
 //   workgroup memory, and after the loop the other slices' partial sums are added into
-//   slice 0's there. A step whose grid is small thus gets KS times the warps per core and
-//   KS chains of loads in flight, each 1 / KS as long, at one more barrier.
+//   slice 0's there (the backward's lead invocations add every slice's and half's). A step
+//   whose grid is small thus gets KS times the warps per core and KS chains of loads in
+//   flight, each 1 / KS as long, at one more barrier.
 // - blocked (TU = 32, 128 invocations): invocation l = 32 slice + 8 sq + uq owns a 4-unit x
 //   4-sequence block (units 4 uq.., sequences 4 sq..) of every gate and a quarter of each
 //   chunk's k steps (its slice); per k step it reads one vec4 of weights per gate and one
@@ -193,6 +196,11 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let s = fwd_unit_stride();
     let wo = slice * gates * TU * s;
     let ho = slice * FK * 4u;
+    // Where the loop's reads start (the same every chunk): unit u's row of gate 0 (gate g's
+    // is g gs further), the states of sequence quad q.
+    let gs = TU * s;
+    let wu = wo + u * s;
+    let hq = ho + q;
     let per = ((p.rw + FK - 1u) / FK + KS - 1u) / KS;
     let first = slice * per * FK;
     var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
@@ -212,33 +220,33 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
         // added in ascending k.
         for (var kq = 0u; kq < FK / 4u; kq++) {
-            let hb = ho + 16u * kq + q;
+            let hb = hq + 16u * kq;
             let h0 = h_tile[hb];
             let h1 = h_tile[hb + 4u];
             let h2 = h_tile[hb + 8u];
             let h3 = h_tile[hb + 12u];
-            let wb = wo + u * s + kq;
+            let wb = wu + kq;
             let w0 = wsm[wb];
             acc.g0 += w0.x * h0;
             acc.g0 += w0.y * h1;
             acc.g0 += w0.z * h2;
             acc.g0 += w0.w * h3;
             if (gates > 1u) {
-                let w1 = wsm[wb + TU * s];
+                let w1 = wsm[wb + gs];
                 acc.g1 += w1.x * h0;
                 acc.g1 += w1.y * h1;
                 acc.g1 += w1.z * h2;
                 acc.g1 += w1.w * h3;
             }
             if (gates > 2u) {
-                let w2 = wsm[wb + 2u * TU * s];
+                let w2 = wsm[wb + 2u * gs];
                 acc.g2 += w2.x * h0;
                 acc.g2 += w2.y * h1;
                 acc.g2 += w2.z * h2;
                 acc.g2 += w2.w * h3;
             }
             if (gates > 3u) {
-                let w3 = wsm[wb + 3u * TU * s];
+                let w3 = wsm[wb + 3u * gs];
                 acc.g3 += w3.x * h0;
                 acc.g3 += w3.y * h1;
                 acc.g3 += w3.z * h2;
@@ -433,11 +441,15 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
     // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
     // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][TB / 4] from vec4
-    // ho.
+    // ho. Loads and staging go by the slice invocation ls; the loop by a 2-unit block:
+    // half `hf` of each chunk's row quads, units uh and uh + TU / 2, sequences 4 qh..
+    // (two vec4s of weights and four of dgh per quad: 32 multiply-adds per 6 reads).
     let slice = l / threads;
     let ls = l % threads;
-    let u = ls % TU;
-    let q = ls / TU;
+    let half = TU / 2u;
+    let hf = ls / (2u * TU);
+    let uh = ls % half;
+    let qh = (ls / half) % 4u;
     let w = w_hh(d);
     let s = bwd_unit_stride();
     let wo = slice * TU * s;
@@ -448,6 +460,12 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return acc;
     }
+    var acc_b = vec4<f32>(0.0);
+    // Row quads of a chunk per half; where the loop's reads start (the same every chunk).
+    let quads = BR / 8u;
+    let wa0 = wo + uh * s + hf * quads;
+    let wb0 = wa0 + half * s;
+    let hb0 = ho + 16u * hf * quads + qh;
     // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
     var next = bwd_chunk(w, d, u0, b0, first, ls, threads, count);
@@ -457,30 +475,42 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         if (i + 1u < per) {
             next = bwd_chunk(w, d, u0, b0, first + (i + 1u) * BR, ls, threads, count);
         }
-        // Per quad of rows: one vec4 of weights, the 4 rows' dgh, added in ascending rows.
-        for (var rq = 0u; rq < BR / 4u; rq++) {
-            let wv = wsm[wo + u * s + rq];
-            let hb = ho + 16u * rq + q;
-            acc += wv.x * h_tile[hb];
-            acc += wv.y * h_tile[hb + 4u];
-            acc += wv.z * h_tile[hb + 8u];
-            acc += wv.w * h_tile[hb + 12u];
+        // Per quad of rows: one vec4 of weights per unit, the 4 rows' dgh, added in
+        // ascending rows.
+        for (var j = 0u; j < quads; j++) {
+            let hb = hb0 + 16u * j;
+            let h0 = h_tile[hb];
+            let h1 = h_tile[hb + 4u];
+            let h2 = h_tile[hb + 8u];
+            let h3 = h_tile[hb + 12u];
+            let wa = wsm[wa0 + j];
+            let wb = wsm[wb0 + j];
+            acc += wa.x * h0;
+            acc += wa.y * h1;
+            acc += wa.z * h2;
+            acc += wa.w * h3;
+            acc_b += wb.x * h0;
+            acc_b += wb.y * h1;
+            acc_b += wb.z * h2;
+            acc_b += wb.w * h3;
         }
         workgroupBarrier();
     }
-    if (KS > 1u) {
-        // The other slices' partial sums ([slice - 1][ls]), added by slice 0 in slice order.
-        if (slice > 0u) {
-            wsm[(slice - 1u) * threads + ls] = acc;
-        }
-        workgroupBarrier();
-        if (slice == 0u) {
-            for (var s = 1u; s < KS; s++) {
-                acc += wsm[(s - 1u) * threads + ls];
-            }
+    // The partial sums of every slice and half as [slice][half][unit][sequence quad], then
+    // each lead invocation adds those of its own unit and quad in that order.
+    let at = ((slice * 2u + hf) * TU + uh) * 4u + qh;
+    wsm[at] = acc;
+    wsm[at + half * 4u] = acc_b;
+    workgroupBarrier();
+    var out = vec4<f32>(0.0);
+    if (tile_lead(l)) {
+        let unit = l % TU;
+        let q = l / TU;
+        for (var j = 0u; j < 2u * KS; j++) {
+            out += wsm[(j * TU + unit) * 4u + q];
         }
     }
-    return acc;
+    return out;
 }
 
 // tile_wt_dgh's blocked loop (TU = 32, chunks of 32 rows g). Accumulator a{c} holds the

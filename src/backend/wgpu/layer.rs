@@ -875,7 +875,8 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
 /// the loops' workgroup memory (`shaders/step_tiles.wgsl`) at the deepest chunks KS allows
 /// (64 / KS rows): per slice, forward gates x `tu` x (FK / 4 + 1) vec4s of weights and FK x 4
 /// of states, backward `tu` x (BR / 4 + 1) and BR x 4, of 1536 and 256 vec4s; the other
-/// slices' partial sums, 16 x `tu` vec4s each, in the first.
+/// slices' partial sums in the first, forward 16 x `tu` vec4s each, backward 8 x `tu` per
+/// slice and its own.
 fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
     let fits = |ks: usize| {
         let rows = 64 / ks;
@@ -883,6 +884,7 @@ fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
         ks * gates * tu * (fk / 4 + 1) <= 1536
             && ks * tu * (rows / 4 + 1) <= 1536
             && (ks - 1) * 16 * tu <= 1536
+            && ks * 8 * tu <= 1536
             && ks * fk * 4 <= 256
             && 4 * tu * ks <= most
     };
