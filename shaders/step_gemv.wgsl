@@ -62,16 +62,55 @@ fn gemv_w4(row: u32, k: u32) -> vec4<f32> {
                      gemv_w(row, k + 48u));
 }
 
+// gemv_w4 where all four are inside the row: no guards.
+fn gemv_w4_in(row: u32, k: u32) -> vec4<f32> {
+    let at = row + k;
+    return vec4<f32>(params[at], params[at + 16u], params[at + 32u], params[at + 48u]);
+}
+
 // Four weights of a column at rows g + i * lanes, i = 0..3.
 fn gemv_wt4(col: u32, g: u32, lanes: u32) -> vec4<f32> {
     return vec4<f32>(gemv_wt(col, g), gemv_wt(col, g + lanes), gemv_wt(col, g + 2u * lanes),
                      gemv_wt(col, g + 3u * lanes));
 }
 
-// w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step].
-fn gemv_dot(w: vec4<f32>, at: u32, step: u32) -> vec4<f32> {
-    return w.x * gsm[at] + w.y * gsm[at + step] + w.z * gsm[at + 2u * step]
-        + w.w * gsm[at + 3u * step];
+// gemv_wt4 where all four rows are inside the column: no guards.
+fn gemv_wt4_in(col: u32, g: u32, lanes: u32) -> vec4<f32> {
+    let at = col + g * p.rw;
+    let step = lanes * p.rw;
+    return vec4<f32>(params[at], params[at + step], params[at + 2u * step],
+                     params[at + 3u * step]);
+}
+
+// acc + w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step],
+// added in that order (four multiply-adds).
+fn gemv_dot(acc: vec4<f32>, w: vec4<f32>, at: u32, step: u32) -> vec4<f32> {
+    var s = acc;
+    s += w.x * gsm[at];
+    s += w.y * gsm[at + step];
+    s += w.z * gsm[at + 2u * step];
+    s += w.w * gsm[at + 3u * step];
+    return s;
+}
+
+// A forward round of 256 k from k: the 4 x 16 weights of this invocation's row in w0-w3
+// (at k + 64 i + 16 j) times the staged states.
+fn gemv_round(acc: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+              k: u32) -> vec4<f32> {
+    var s = gemv_dot(acc, w0, k, 16u);
+    s = gemv_dot(s, w1, k + 64u, 16u);
+    s = gemv_dot(s, w2, k + 128u, 16u);
+    return gemv_dot(s, w3, k + 192u, 16u);
+}
+
+// A backward round of 16 lanes rows from g: the 4 x 4 weights of this invocation's column
+// in w0-w3 (rows g + (4 i + j) lanes) times the staged dgh.
+fn gemv_round_t(acc: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+                g: u32, lanes: u32) -> vec4<f32> {
+    var s = gemv_dot(acc, w0, g, lanes);
+    s = gemv_dot(s, w1, g + 4u * lanes, lanes);
+    s = gemv_dot(s, w2, g + 8u * lanes, lanes);
+    return gemv_dot(s, w3, g + 12u * lanes, lanes);
 }
 
 // (W_hh h_{t-1}) at rows g * H + unit for g < gates, as tile_w_h of step_tiles.wgsl, for
@@ -92,28 +131,48 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     var acc = vec4<f32>(0.0);
     for (var c0 = 0u; c0 < p.rw; c0 += GC) {
         // The chunk's first round of weights is loaded before the states are staged, so
-        // the two loads' latencies overlap.
-        var w0 = gemv_w4(row, c0 + kl);
-        var w1 = gemv_w4(row, c0 + kl + 64u);
-        var w2 = gemv_w4(row, c0 + kl + 128u);
-        var w3 = gemv_w4(row, c0 + kl + 192u);
+        // the two loads' latencies overlap (unguarded where the whole round is inside the
+        // row).
+        var w0: vec4<f32>;
+        var w1: vec4<f32>;
+        var w2: vec4<f32>;
+        var w3: vec4<f32>;
+        if (c0 + 256u <= p.rw) {
+            w0 = gemv_w4_in(row, c0 + kl);
+            w1 = gemv_w4_in(row, c0 + kl + 64u);
+            w2 = gemv_w4_in(row, c0 + kl + 128u);
+            w3 = gemv_w4_in(row, c0 + kl + 192u);
+        } else {
+            w0 = gemv_w4(row, c0 + kl);
+            w1 = gemv_w4(row, c0 + kl + 64u);
+            w2 = gemv_w4(row, c0 + kl + 128u);
+            w3 = gemv_w4(row, c0 + kl + 192u);
+        }
         // The previous chunk's reads are done before it is overwritten.
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, false);
         workgroupBarrier();
         let n = min(GC, p.rw - c0);
-        // Rounds of 256 k: k + 240 < GC (GC is a multiple of 256).
-        for (var k = kl; k < n; k += 256u) {
+        // Rounds of 256 k (k + 240 < GC: GC is a multiple of 256): those whose weights are
+        // all inside the row load them unguarded, then the row's last, partial round.
+        var k = kl;
+        for (; k + 240u < n; k += 256u) {
+            if (k != kl) {
+                w0 = gemv_w4_in(row, c0 + k);
+                w1 = gemv_w4_in(row, c0 + k + 64u);
+                w2 = gemv_w4_in(row, c0 + k + 128u);
+                w3 = gemv_w4_in(row, c0 + k + 192u);
+            }
+            acc = gemv_round(acc, w0, w1, w2, w3, k);
+        }
+        if (k < n) {
             if (k != kl) {
                 w0 = gemv_w4(row, c0 + k);
                 w1 = gemv_w4(row, c0 + k + 64u);
                 w2 = gemv_w4(row, c0 + k + 128u);
                 w3 = gemv_w4(row, c0 + k + 192u);
             }
-            acc += gemv_dot(w0, k, 16u);
-            acc += gemv_dot(w1, k + 64u, 16u);
-            acc += gemv_dot(w2, k + 128u, 16u);
-            acc += gemv_dot(w3, k + 192u, 16u);
+            acc = gemv_round(acc, w0, w1, w2, w3, k);
         }
     }
     // Partial sums [row][k lane] (l = r * GL + kl), added by the lead invocations.
@@ -153,16 +212,29 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     }
     var acc = vec4<f32>(0.0);
     for (var c0 = 0u; c0 < p.gh; c0 += GC) {
-        // The chunk's first round of weights before the staging, as in tile_w_h.
-        var w0 = gemv_wt4(col, c0 + rl, lanes);
-        var w1 = gemv_wt4(col, c0 + rl + 4u * lanes, lanes);
-        var w2 = gemv_wt4(col, c0 + rl + 8u * lanes, lanes);
-        var w3 = gemv_wt4(col, c0 + rl + 12u * lanes, lanes);
+        // The chunk's first round of weights before the staging, as in tile_w_h (unguarded
+        // where the whole chunk is inside the column).
+        var w0: vec4<f32>;
+        var w1: vec4<f32>;
+        var w2: vec4<f32>;
+        var w3: vec4<f32>;
+        if (c0 + GC <= p.gh) {
+            w0 = gemv_wt4_in(col, c0 + rl, lanes);
+            w1 = gemv_wt4_in(col, c0 + rl + 4u * lanes, lanes);
+            w2 = gemv_wt4_in(col, c0 + rl + 8u * lanes, lanes);
+            w3 = gemv_wt4_in(col, c0 + rl + 12u * lanes, lanes);
+        } else {
+            w0 = gemv_wt4(col, c0 + rl, lanes);
+            w1 = gemv_wt4(col, c0 + rl + 4u * lanes, lanes);
+            w2 = gemv_wt4(col, c0 + rl + 8u * lanes, lanes);
+            w3 = gemv_wt4(col, c0 + rl + 12u * lanes, lanes);
+        }
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, true);
         workgroupBarrier();
         let n = min(GC, p.gh - c0);
-        // Rounds of 16 lanes rows: g + 15 lanes < GC (GC is a multiple of 16 lanes).
+        // Rounds of 16 lanes rows: g + 15 lanes < GC (GC is a multiple of 16 lanes; one
+        // round per chunk at the host's 64 lanes).
         for (var g = rl; g < n; g += 16u * lanes) {
             if (g != rl) {
                 w0 = gemv_wt4(col, c0 + g, lanes);
@@ -170,10 +242,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
                 w2 = gemv_wt4(col, c0 + g + 8u * lanes, lanes);
                 w3 = gemv_wt4(col, c0 + g + 12u * lanes, lanes);
             }
-            acc += gemv_dot(w0, g, lanes);
-            acc += gemv_dot(w1, g + 4u * lanes, lanes);
-            acc += gemv_dot(w2, g + 8u * lanes, lanes);
-            acc += gemv_dot(w3, g + 12u * lanes, lanes);
+            acc = gemv_round_t(acc, w0, w1, w2, w3, g, lanes);
         }
     }
     // Partial sums [row lane][TU] (l = rl * TU + unit), added by the lead invocations.
