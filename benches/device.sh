@@ -5,12 +5,15 @@
 #
 #   bash benches/device.sh first    what a session with one short device call needs most, in
 #                                   order, each part cut off at what remains of $BUDGET seconds
-#                                   (default 540): check-new, suite, products, ksplit, f16,
-#                                   check, variants
+#                                   (default 540): check-new, suite, before, products, ksplit,
+#                                   f16, check, variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh check-new the defaults, the 256x128 GEMM tile and the tensor-core
 #                                   builds (which lavapipe can only emulate)
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
+#   bash benches/device.sh before   the suite with an older build, .bin/wgrnn-before (or
+#                                   $BEFORE) where one was staged: the "before" of the kernels
+#                                   changed since (BENCHMARKS.md says which commit)
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
 #                                   before), with the 256x128 GEMM tile, with the tiles'
@@ -92,6 +95,18 @@ suite() {
     return $status
 }
 
+before() {
+    # The same suite with the build staged as the "before" of the latest kernel changes; a
+    # run without one says so and is no failure.
+    local old="${BEFORE:-.bin/wgrnn-before}"
+    if [ ! -x "$old" ]; then
+        echo "before: no $old staged" | tee -a "$OUT/skipped.txt"
+        return 0
+    fi
+    "$old" bench --suite "$S" --no-kernels --json "$OUT/wgrnn-before.jsonl" \
+        | tee "$OUT/wgrnn-before.txt"
+}
+
 products() {
     local status=0
     # The suite's large products one by one under each tile (64x64, 128x128, 256x128 and the
@@ -164,7 +179,7 @@ first() {
     # cut off at the budget's remainder, so whatever finished comes back.
     local budget="${BUDGET:-540}"
     local status=0
-    for part in check-new suite products ksplit f16 check variants; do
+    for part in check-new suite before products ksplit f16 check variants; do
         local left=$((budget - SECONDS))
         if [ "$left" -lt 30 ]; then
             echo "first: no time left for $part" | tee -a "$OUT/skipped.txt"
@@ -198,9 +213,10 @@ tune-f16() {
 status=0
 for part in "$@"; do
     case "$part" in
-        first | check | check-new | suite | products | ksplit | variants | f16 | tune | tune-f16)
+        first | check | check-new | suite | before | products | ksplit | variants | f16 | tune \
+            | tune-f16)
             "$part" || status=1 ;;
-        *) echo "unknown part $part (first, check, check-new, suite, products, ksplit," \
+        *) echo "unknown part $part (first, check, check-new, suite, before, products, ksplit," \
             "variants, f16, tune, tune-f16)" >&2
             status=2 ;;
     esac

@@ -19,6 +19,11 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Runs `device.sh parts` with a stand-in engine that appends its arguments to `calls.txt`
 /// and fails when they contain `fail_on` (never, if empty).
 fn run_parts(dir: &Path, parts: &[&str], fail_on: &str) -> Output {
+    run_parts_with(dir, parts, fail_on, &[])
+}
+
+/// As [`run_parts`], with more environment variables.
+fn run_parts_with(dir: &Path, parts: &[&str], fail_on: &str, env: &[(&str, &str)]) -> Output {
     let stub = dir.join("wgrnn-stub");
     std::fs::write(
         &stub,
@@ -40,6 +45,7 @@ fn run_parts(dir: &Path, parts: &[&str], fail_on: &str) -> Output {
         .env("TORCH_BENCH", format!("sh {}", stub.display()))
         .env("DEVICE_SH_PART", "1")
         .env("BUDGET", "600")
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("bash runs")
@@ -100,6 +106,32 @@ fn every_part_runs_what_it_names() {
     let checks = std::fs::read_to_string(dir.join("out/check.txt")).expect("check.txt");
     assert!(checks.contains("ok: --cell gru --gemm tall"), "{checks}");
     assert!(!checks.contains("FAILED"), "{checks}");
+    // No older build was staged: `before` says so and is no failure.
+    let skipped = std::fs::read_to_string(dir.join("out/skipped.txt")).expect("skipped.txt");
+    assert!(
+        skipped.contains("before: no .bin/wgrnn-before staged"),
+        "{skipped}"
+    );
+}
+
+/// With an older build staged, `before` runs the suite with it into wgrnn-before.jsonl.
+#[test]
+fn the_before_build_runs_the_suite_where_staged() {
+    let dir = temp_dir("before");
+    let stub = dir.join("wgrnn-stub");
+    let o = run_parts_with(
+        &dir,
+        &["before"],
+        "",
+        &[("BEFORE", &stub.to_string_lossy())],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let calls = calls(&dir);
+    let want = format!(
+        "bench --suite suite.tsv --no-kernels --json {}",
+        dir.join("out/wgrnn-before.jsonl").display()
+    );
+    assert_eq!(calls.trim(), want);
 }
 
 #[test]
