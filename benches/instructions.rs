@@ -16,190 +16,156 @@ use wgrnn::backend::wgpu::module_sources;
 struct Case {
     module: &'static str,
     entry: &'static str,
-    constants: &'static [(&'static str, f64)],
+    constants: Vec<(&'static str, f64)>,
     what: &'static str,
 }
 
-/// LSTM gate activation codes (sigmoid, tanh, tanh; `layer::act_code`).
-const LSTM: [(&str, f64); 4] = [("OPT0", 3.0), ("OPT1", 0.0), ("OPT2", 0.0), ("OPT3", 0.0)];
+/// A product tile (`gemm128`, `gemm256`) with A's k (`a_k`) or B's n contiguous.
+fn gemm(tile: &'static str, a_k: bool, what: &'static str) -> Case {
+    let (a, b) = if a_k { (1.0, 0.0) } else { (0.0, 1.0) };
+    Case {
+        module: tile,
+        entry: tile,
+        constants: vec![("A_K_CONTIGUOUS", a), ("B_N_CONTIGUOUS", b)],
+        what,
+    }
+}
 
-/// The kernels of the flagship's and batch1's training steps on the H100, with the constants
-/// the host gives them (`Call::tile_units`, `Call::plain_chunks`, `Call::gemv_shape`).
-const CASES: &[Case] = &[
+/// A step entry of a cell's f32 tiles: cell option OPT0 (the LSTM's gate activation,
+/// sigmoid, else 0), `tu` units, `ks` K slices, the blocked or the plain loops with
+/// chunks of `br` rows backward and `fk` k steps forward (`Call::plain_chunks`).
+#[allow(clippy::too_many_arguments)]
+fn tiles(
+    module: &'static str,
+    entry: &'static str,
+    tu: f64,
+    ks: f64,
+    blocked: bool,
+    br: f64,
+    fk: f64,
+    what: &'static str,
+) -> Case {
+    let opt0 = if module.starts_with("lstm") { 3.0 } else { 0.0 };
+    let blocked = if blocked { 1.0 } else { 0.0 };
     Case {
-        module: "gemm128",
-        entry: "gemm128",
-        constants: &[("A_K_CONTIGUOUS", 1.0), ("B_N_CONTIGUOUS", 0.0)],
-        what: "128x128 tile, x W^T (input projections)",
-    },
-    Case {
-        module: "gemm128",
-        entry: "gemm128",
-        constants: &[("A_K_CONTIGUOUS", 0.0), ("B_N_CONTIGUOUS", 1.0)],
-        what: "128x128 tile, dG^T H (weight gradients)",
-    },
-    Case {
-        module: "gemm256",
-        entry: "gemm256",
-        constants: &[("A_K_CONTIGUOUS", 1.0), ("B_N_CONTIGUOUS", 0.0)],
-        what: "256x128 tile, x W^T",
-    },
-    Case {
-        module: "lstm_cell",
-        entry: "fwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 32.0),
-            ("KS", 1.0),
+        module,
+        entry,
+        constants: vec![
+            ("OPT0", opt0),
+            ("TU", tu),
+            ("KS", ks),
             ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
+            ("STEP_BLOCKED", blocked),
+            ("BR", br),
+            ("FK", fk),
         ],
-        what: "flagship forward step, TU 32, KS 1",
-    },
-    Case {
-        module: "lstm_cell",
-        entry: "bwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
-        ],
-        what: "flagship backward step, TU 32, KS 1",
-    },
-    Case {
-        module: "lstm_cell",
-        entry: "fwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 1.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
-        ],
-        what: "flagship forward step, blocked loops",
-    },
-    Case {
-        module: "lstm_cell",
-        entry: "bwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 1.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
-        ],
-        what: "flagship backward step, blocked loops",
-    },
-    Case {
-        module: "gru_cell",
-        entry: "fwd_step_tiled",
-        constants: &[
-            ("OPT0", 0.0),
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
-        ],
-        what: "gru4 forward step, TU 32, KS 1",
-    },
-    Case {
-        module: "gru_cell",
-        entry: "bwd_step_tiled",
-        constants: &[
-            ("OPT0", 0.0),
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 64.0),
-            ("FK", 16.0),
-        ],
-        what: "gru4 backward step, TU 32, KS 1",
-    },
-    Case {
-        module: "elman_cell",
-        entry: "fwd_step_tiled",
-        constants: &[
-            ("OPT0", 0.0),
-            ("TU", 32.0),
-            ("KS", 1.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 64.0),
-            ("FK", 64.0),
-        ],
-        what: "tanh4 forward step, TU 32, KS 1",
-    },
-    Case {
-        module: "lstm_cell",
-        entry: "bwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 16.0),
-            ("KS", 4.0),
-            ("TB", 16.0),
-            ("STEP_BLOCKED", 0.0),
-            ("BR", 16.0),
-            ("FK", 16.0),
-        ],
-        what: "flagship backward step, TU 16, KS 4",
-    },
+        what,
+    }
+}
+
+/// A step entry of the matrix-vector products at batch 1 (`Call::gemv_shape`: 8 units, 16
+/// K slices, 4 sequences).
+fn gemv(entry: &'static str, what: &'static str) -> Case {
     Case {
         module: "lstm_cell_gemv",
-        entry: "fwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 8.0),
-            ("KS", 16.0),
-            ("TB", 4.0),
-        ],
-        what: "batch1 forward step, matrix-vector",
-    },
-    Case {
-        module: "lstm_cell_gemv",
-        entry: "bwd_step_tiled",
-        constants: &[
-            LSTM[0],
-            LSTM[1],
-            LSTM[2],
-            LSTM[3],
-            ("TU", 8.0),
-            ("KS", 16.0),
-            ("TB", 4.0),
-        ],
-        what: "batch1 backward step, matrix-vector",
-    },
-];
+        entry,
+        constants: vec![("OPT0", 3.0), ("TU", 8.0), ("KS", 16.0), ("TB", 4.0)],
+        what,
+    }
+}
+
+/// The kernels of the flagship's, gru4's, tanh4's and batch1's training steps on the H100,
+/// with the constants the host gives them (`Call::tile_units`, `Call::plain_chunks`).
+fn cases() -> Vec<Case> {
+    let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
+    vec![
+        gemm("gemm128", true, "128x128 tile, x W^T (input projections)"),
+        gemm("gemm128", false, "128x128 tile, dG^T H (weight gradients)"),
+        gemm("gemm256", true, "256x128 tile, x W^T"),
+        tiles(
+            "lstm_cell",
+            fwd,
+            32.0,
+            1.0,
+            false,
+            64.0,
+            16.0,
+            "flagship forward step, TU 32, KS 1",
+        ),
+        tiles(
+            "lstm_cell",
+            bwd,
+            32.0,
+            1.0,
+            false,
+            64.0,
+            16.0,
+            "flagship backward step, TU 32, KS 1",
+        ),
+        tiles(
+            "lstm_cell",
+            fwd,
+            32.0,
+            1.0,
+            true,
+            64.0,
+            16.0,
+            "flagship forward step, blocked loops",
+        ),
+        tiles(
+            "lstm_cell",
+            bwd,
+            32.0,
+            1.0,
+            true,
+            64.0,
+            16.0,
+            "flagship backward step, blocked loops",
+        ),
+        tiles(
+            "gru_cell",
+            fwd,
+            32.0,
+            1.0,
+            false,
+            64.0,
+            16.0,
+            "gru4 forward step, TU 32, KS 1",
+        ),
+        tiles(
+            "gru_cell",
+            bwd,
+            32.0,
+            1.0,
+            false,
+            64.0,
+            16.0,
+            "gru4 backward step, TU 32, KS 1",
+        ),
+        tiles(
+            "elman_cell",
+            fwd,
+            32.0,
+            1.0,
+            false,
+            64.0,
+            64.0,
+            "tanh4 forward step, TU 32, KS 1",
+        ),
+        tiles(
+            "lstm_cell",
+            bwd,
+            16.0,
+            4.0,
+            false,
+            16.0,
+            16.0,
+            "flagship backward step, TU 16, KS 4",
+        ),
+        gemv(fwd, "batch1 forward step, matrix-vector"),
+        gemv(bwd, "batch1 backward step, matrix-vector"),
+    ]
+}
 
 fn main() {
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
@@ -211,12 +177,12 @@ fn main() {
         "| kernel | checks | multiply-adds | other float | integer | shared | global | branches | issued | multiply-add share |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (c, case) in CASES.iter().enumerate() {
+    for (c, case) in cases().iter().enumerate() {
         let src = &sources[case.module];
         for checks in Checks::ALL {
             let tag = format!("{c}-{}", checks.name());
             let words =
-                spirv(src, case.entry, case.constants, checks).and_then(|w| optimize(&w, &tag));
+                spirv(src, case.entry, &case.constants, checks).and_then(|w| optimize(&w, &tag));
             let hot = match words {
                 Ok(w) => hot_loop(&w).unwrap_or_default(),
                 Err(why) => {

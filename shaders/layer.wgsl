@@ -462,19 +462,22 @@ fn tile_states(d: u32, b0: u32, k0: u32, l: u32, stride: u32, count: u32, width:
     return v;
 }
 
-// W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3: this invocation's load slot of the
-// [16][TU] weight chunk at g0 in tile_wt_dgh; 0 outside the matrix.
-fn tile_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
-    let unit = u0 + l % TU;
-    let g = g0 + l / TU;
+// W_hh[g + i * step, unit] for i = 0..3: four weights of a column; 0 outside the matrix.
+fn w_column4(w: u32, unit: u32, g: u32, step: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     if (unit < p.hidden && unit < p.rw) {
         if (g < p.gh) { v.x = params[w + g * p.rw + unit]; }
-        if (g + 4u < p.gh) { v.y = params[w + (g + 4u) * p.rw + unit]; }
-        if (g + 8u < p.gh) { v.z = params[w + (g + 8u) * p.rw + unit]; }
-        if (g + 12u < p.gh) { v.w = params[w + (g + 12u) * p.rw + unit]; }
+        if (g + step < p.gh) { v.y = params[w + (g + step) * p.rw + unit]; }
+        if (g + 2u * step < p.gh) { v.z = params[w + (g + 2u * step) * p.rw + unit]; }
+        if (g + 3u * step < p.gh) { v.w = params[w + (g + 3u * step) * p.rw + unit]; }
     }
     return v;
+}
+
+// W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3: this invocation's load slot of the
+// [16][TU] weight chunk at g0 in tile_wt_dgh; 0 outside the matrix.
+fn tile_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
+    return w_column4(w, u0 + l % TU, g0 + l / TU, 4u);
 }
 
 // dh_t[j] of sequence b (a valid step) given wt = tile_wt_dgh's lane for b: dy plus what comes

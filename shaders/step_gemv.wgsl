@@ -68,6 +68,14 @@ fn gemv_w4_in(row: u32, k: u32) -> vec4<f32> {
     return vec4<f32>(params[at], params[at + 16u], params[at + 32u], params[at + 48u]);
 }
 
+// gemv_w4_in where the caller knows them `inside` the row, else gemv_w4.
+fn gemv_w4_if(row: u32, k: u32, inside: bool) -> vec4<f32> {
+    if (inside) {
+        return gemv_w4_in(row, k);
+    }
+    return gemv_w4(row, k);
+}
+
 // Four weights of a column at rows g + i * lanes, i = 0..3.
 fn gemv_wt4(col: u32, g: u32, lanes: u32) -> vec4<f32> {
     return vec4<f32>(gemv_wt(col, g), gemv_wt(col, g + lanes), gemv_wt(col, g + 2u * lanes),
@@ -80,6 +88,14 @@ fn gemv_wt4_in(col: u32, g: u32, lanes: u32) -> vec4<f32> {
     let step = lanes * p.rw;
     return vec4<f32>(params[at], params[at + step], params[at + 2u * step],
                      params[at + 3u * step]);
+}
+
+// gemv_wt4_in where the caller knows the rows `inside` the column, else gemv_wt4.
+fn gemv_wt4_if(col: u32, g: u32, lanes: u32, inside: bool) -> vec4<f32> {
+    if (inside) {
+        return gemv_wt4_in(col, g, lanes);
+    }
+    return gemv_wt4(col, g, lanes);
 }
 
 // acc + w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step],
@@ -133,21 +149,11 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         // The chunk's first round of weights is loaded before the states are staged, so
         // the two loads' latencies overlap (unguarded where the whole round is inside the
         // row).
-        var w0: vec4<f32>;
-        var w1: vec4<f32>;
-        var w2: vec4<f32>;
-        var w3: vec4<f32>;
-        if (c0 + 256u <= p.rw) {
-            w0 = gemv_w4_in(row, c0 + kl);
-            w1 = gemv_w4_in(row, c0 + kl + 64u);
-            w2 = gemv_w4_in(row, c0 + kl + 128u);
-            w3 = gemv_w4_in(row, c0 + kl + 192u);
-        } else {
-            w0 = gemv_w4(row, c0 + kl);
-            w1 = gemv_w4(row, c0 + kl + 64u);
-            w2 = gemv_w4(row, c0 + kl + 128u);
-            w3 = gemv_w4(row, c0 + kl + 192u);
-        }
+        let inside = c0 + 256u <= p.rw;
+        var w0 = gemv_w4_if(row, c0 + kl, inside);
+        var w1 = gemv_w4_if(row, c0 + kl + 64u, inside);
+        var w2 = gemv_w4_if(row, c0 + kl + 128u, inside);
+        var w3 = gemv_w4_if(row, c0 + kl + 192u, inside);
         // The previous chunk's reads are done before it is overwritten.
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, false);
@@ -214,21 +220,11 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     for (var c0 = 0u; c0 < p.gh; c0 += GC) {
         // The chunk's first round of weights before the staging, as in tile_w_h (unguarded
         // where the whole chunk is inside the column).
-        var w0: vec4<f32>;
-        var w1: vec4<f32>;
-        var w2: vec4<f32>;
-        var w3: vec4<f32>;
-        if (c0 + GC <= p.gh) {
-            w0 = gemv_wt4_in(col, c0 + rl, lanes);
-            w1 = gemv_wt4_in(col, c0 + rl + 4u * lanes, lanes);
-            w2 = gemv_wt4_in(col, c0 + rl + 8u * lanes, lanes);
-            w3 = gemv_wt4_in(col, c0 + rl + 12u * lanes, lanes);
-        } else {
-            w0 = gemv_wt4(col, c0 + rl, lanes);
-            w1 = gemv_wt4(col, c0 + rl + 4u * lanes, lanes);
-            w2 = gemv_wt4(col, c0 + rl + 8u * lanes, lanes);
-            w3 = gemv_wt4(col, c0 + rl + 12u * lanes, lanes);
-        }
+        let inside = c0 + GC <= p.gh;
+        var w0 = gemv_wt4_if(col, c0 + rl, lanes, inside);
+        var w1 = gemv_wt4_if(col, c0 + rl + 4u * lanes, lanes, inside);
+        var w2 = gemv_wt4_if(col, c0 + rl + 8u * lanes, lanes, inside);
+        var w3 = gemv_wt4_if(col, c0 + rl + 12u * lanes, lanes, inside);
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, true);
         workgroupBarrier();

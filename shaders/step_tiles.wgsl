@@ -360,16 +360,7 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
 // of the plain backward's chunk at g0 (TU units x 4 quads of rows), 0 outside the matrix.
 // Consecutive invocations read consecutive units of a row.
 fn plain_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
-    let unit = u0 + l % TU;
-    let g = g0 + 4u * (l / TU);
-    var v = vec4<f32>(0.0);
-    if (unit < p.hidden && unit < p.rw) {
-        if (g < p.gh) { v.x = params[w + g * p.rw + unit]; }
-        if (g + 1u < p.gh) { v.y = params[w + (g + 1u) * p.rw + unit]; }
-        if (g + 2u < p.gh) { v.z = params[w + (g + 2u) * p.rw + unit]; }
-        if (g + 3u < p.gh) { v.w = params[w + (g + 3u) * p.rw + unit]; }
-    }
-    return v;
+    return w_column4(w, u0 + l % TU, g0 + 4u * (l / TU), 1u);
 }
 
 // Vec4s per unit of the backward's staged weights: BR / 4 quads of rows and a spare one.
