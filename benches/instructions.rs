@@ -31,33 +31,57 @@ fn gemm(tile: &'static str, a_k: bool, what: &'static str) -> Case {
     }
 }
 
-/// A step entry of a cell's f32 tiles: cell option OPT0 (the LSTM's gate activation,
-/// sigmoid, else 0), `tu` units, `ks` K slices, the blocked or the plain loops with
-/// chunks of `br` rows backward and `fk` k steps forward (`Call::plain_chunks`).
-#[allow(clippy::too_many_arguments)]
-fn tiles(
-    module: &'static str,
-    entry: &'static str,
+/// The host's choices for the f32 tiles of a configuration (`Call::tile_units`,
+/// `Call::plain_chunks`): units, K slices, the blocked or the plain loops, rows per
+/// backward chunk and k steps per forward chunk.
+#[derive(Clone, Copy)]
+struct Tiles {
     tu: f64,
     ks: f64,
     blocked: bool,
     br: f64,
     fk: f64,
-    what: &'static str,
-) -> Case {
+}
+
+/// The flagship's and gru4's tiles on the H100 (32 units, 64-row chunks).
+const WIDE32: Tiles = Tiles {
+    tu: 32.0,
+    ks: 1.0,
+    blocked: false,
+    br: 64.0,
+    fk: 16.0,
+};
+/// The same with the blocked loops (`--step-kernel blocked`).
+const BLOCKED: Tiles = Tiles {
+    blocked: true,
+    ..WIDE32
+};
+/// The Elman forward takes all 64 rows of a chunk as k steps.
+const ELMAN32: Tiles = Tiles { fk: 64.0, ..WIDE32 };
+/// K split 4 (`--step-k-split 4`): 16-unit tiles, 16-row chunks.
+const KSPLIT4: Tiles = Tiles {
+    tu: 16.0,
+    ks: 4.0,
+    blocked: false,
+    br: 16.0,
+    fk: 16.0,
+};
+
+/// A step entry of a cell's f32 tiles with cell option OPT0 (the LSTM's gate activation,
+/// sigmoid, else 0).
+fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str) -> Case {
     let opt0 = if module.starts_with("lstm") { 3.0 } else { 0.0 };
-    let blocked = if blocked { 1.0 } else { 0.0 };
     Case {
         module,
         entry,
         constants: vec![
             ("OPT0", opt0),
-            ("TU", tu),
-            ("KS", ks),
+            ("TU", t.tu),
+            ("KS", t.ks),
             ("TB", 16.0),
-            ("STEP_BLOCKED", blocked),
-            ("BR", br),
-            ("FK", fk),
+            ("STEP_BLOCKED", if t.blocked { 1.0 } else { 0.0 }),
+            ("BR", t.br),
+            ("FK", t.fk),
         ],
         what,
     }
@@ -85,81 +109,39 @@ fn cases() -> Vec<Case> {
         tiles(
             "lstm_cell",
             fwd,
-            32.0,
-            1.0,
-            false,
-            64.0,
-            16.0,
+            WIDE32,
             "flagship forward step, TU 32, KS 1",
         ),
         tiles(
             "lstm_cell",
             bwd,
-            32.0,
-            1.0,
-            false,
-            64.0,
-            16.0,
+            WIDE32,
             "flagship backward step, TU 32, KS 1",
         ),
         tiles(
             "lstm_cell",
             fwd,
-            32.0,
-            1.0,
-            true,
-            64.0,
-            16.0,
+            BLOCKED,
             "flagship forward step, blocked loops",
         ),
         tiles(
             "lstm_cell",
             bwd,
-            32.0,
-            1.0,
-            true,
-            64.0,
-            16.0,
+            BLOCKED,
             "flagship backward step, blocked loops",
         ),
-        tiles(
-            "gru_cell",
-            fwd,
-            32.0,
-            1.0,
-            false,
-            64.0,
-            16.0,
-            "gru4 forward step, TU 32, KS 1",
-        ),
-        tiles(
-            "gru_cell",
-            bwd,
-            32.0,
-            1.0,
-            false,
-            64.0,
-            16.0,
-            "gru4 backward step, TU 32, KS 1",
-        ),
+        tiles("gru_cell", fwd, WIDE32, "gru4 forward step, TU 32, KS 1"),
+        tiles("gru_cell", bwd, WIDE32, "gru4 backward step, TU 32, KS 1"),
         tiles(
             "elman_cell",
             fwd,
-            32.0,
-            1.0,
-            false,
-            64.0,
-            64.0,
+            ELMAN32,
             "tanh4 forward step, TU 32, KS 1",
         ),
         tiles(
             "lstm_cell",
             bwd,
-            16.0,
-            4.0,
-            false,
-            16.0,
-            16.0,
+            KSPLIT4,
             "flagship backward step, TU 16, KS 4",
         ),
         gemv(fwd, "batch1 forward step, matrix-vector"),
