@@ -68,13 +68,6 @@ fn gemv_w4_in(row: u32, k: u32) -> vec4<f32> {
     return vec4<f32>(params[at], params[at + 16u], params[at + 32u], params[at + 48u]);
 }
 
-// gemv_w4_in where the caller knows them `inside` the row, else gemv_w4.
-fn gemv_w4_if(row: u32, k: u32, inside: bool) -> vec4<f32> {
-    if (inside) {
-        return gemv_w4_in(row, k);
-    }
-    return gemv_w4(row, k);
-}
 
 // Four weights of a column at rows g + i * lanes, i = 0..3.
 fn gemv_wt4(col: u32, g: u32, lanes: u32) -> vec4<f32> {
@@ -90,12 +83,32 @@ fn gemv_wt4_in(col: u32, g: u32, lanes: u32) -> vec4<f32> {
                      params[at + 3u * step]);
 }
 
-// gemv_wt4_in where the caller knows the rows `inside` the column, else gemv_wt4.
-fn gemv_wt4_if(col: u32, g: u32, lanes: u32, inside: bool) -> vec4<f32> {
+// One round's weights of an invocation (named registers, never an array): forward, its row
+// at k + 64 i + 16 j in w{i} lane j; backward, its column at rows g + (4 i + j) lanes.
+struct GemvRound {
+    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+}
+
+// The forward round of the row at k, unguarded where the caller knows it `inside` the row.
+fn gemv_round_w(row: u32, k: u32, inside: bool) -> GemvRound {
     if (inside) {
-        return gemv_wt4_in(col, g, lanes);
+        return GemvRound(gemv_w4_in(row, k), gemv_w4_in(row, k + 64u),
+                         gemv_w4_in(row, k + 128u), gemv_w4_in(row, k + 192u));
     }
-    return gemv_wt4(col, g, lanes);
+    return GemvRound(gemv_w4(row, k), gemv_w4(row, k + 64u), gemv_w4(row, k + 128u),
+                     gemv_w4(row, k + 192u));
+}
+
+// The backward round of the column at g, unguarded where the caller knows it `inside` the
+// column.
+fn gemv_round_wt(col: u32, g: u32, lanes: u32, inside: bool) -> GemvRound {
+    if (inside) {
+        return GemvRound(gemv_wt4_in(col, g, lanes), gemv_wt4_in(col, g + 4u * lanes, lanes),
+                         gemv_wt4_in(col, g + 8u * lanes, lanes),
+                         gemv_wt4_in(col, g + 12u * lanes, lanes));
+    }
+    return GemvRound(gemv_wt4(col, g, lanes), gemv_wt4(col, g + 4u * lanes, lanes),
+                     gemv_wt4(col, g + 8u * lanes, lanes), gemv_wt4(col, g + 12u * lanes, lanes));
 }
 
 // acc + w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step],
@@ -109,24 +122,22 @@ fn gemv_dot(acc: vec4<f32>, w: vec4<f32>, at: u32, step: u32) -> vec4<f32> {
     return s;
 }
 
-// A forward round of 256 k from k: the 4 x 16 weights of this invocation's row in w0-w3
-// (at k + 64 i + 16 j) times the staged states.
-fn gemv_round(acc: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
-              k: u32) -> vec4<f32> {
-    var s = gemv_dot(acc, w0, k, 16u);
-    s = gemv_dot(s, w1, k + 64u, 16u);
-    s = gemv_dot(s, w2, k + 128u, 16u);
-    return gemv_dot(s, w3, k + 192u, 16u);
+// A forward round of 256 k from k: the round's weights `w` (gemv_round_w) times the staged
+// states.
+fn gemv_round(acc: vec4<f32>, w: GemvRound, k: u32) -> vec4<f32> {
+    var s = gemv_dot(acc, w.w0, k, 16u);
+    s = gemv_dot(s, w.w1, k + 64u, 16u);
+    s = gemv_dot(s, w.w2, k + 128u, 16u);
+    return gemv_dot(s, w.w3, k + 192u, 16u);
 }
 
-// A backward round of 16 lanes rows from g: the 4 x 4 weights of this invocation's column
-// in w0-w3 (rows g + (4 i + j) lanes) times the staged dgh.
-fn gemv_round_t(acc: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
-                g: u32, lanes: u32) -> vec4<f32> {
-    var s = gemv_dot(acc, w0, g, lanes);
-    s = gemv_dot(s, w1, g + 4u * lanes, lanes);
-    s = gemv_dot(s, w2, g + 8u * lanes, lanes);
-    return gemv_dot(s, w3, g + 12u * lanes, lanes);
+// A backward round of 16 lanes rows from g: the round's weights `w` (gemv_round_wt) times
+// the staged dgh.
+fn gemv_round_t(acc: vec4<f32>, w: GemvRound, g: u32, lanes: u32) -> vec4<f32> {
+    var s = gemv_dot(acc, w.w0, g, lanes);
+    s = gemv_dot(s, w.w1, g + 4u * lanes, lanes);
+    s = gemv_dot(s, w.w2, g + 8u * lanes, lanes);
+    return gemv_dot(s, w.w3, g + 12u * lanes, lanes);
 }
 
 // (W_hh h_{t-1}) at rows g * H + unit for g < gates, as tile_w_h of step_tiles.wgsl, for
@@ -149,11 +160,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         // The chunk's first round of weights is loaded before the states are staged, so
         // the two loads' latencies overlap (unguarded where the whole round is inside the
         // row).
-        let inside = c0 + 256u <= p.rw;
-        var w0 = gemv_w4_if(row, c0 + kl, inside);
-        var w1 = gemv_w4_if(row, c0 + kl + 64u, inside);
-        var w2 = gemv_w4_if(row, c0 + kl + 128u, inside);
-        var w3 = gemv_w4_if(row, c0 + kl + 192u, inside);
+        var w = gemv_round_w(row, c0 + kl, c0 + 256u <= p.rw);
         // The previous chunk's reads are done before it is overwritten.
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, false);
@@ -164,21 +171,15 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         var k = kl;
         for (; k + 240u < n; k += 256u) {
             if (k != kl) {
-                w0 = gemv_w4_in(row, c0 + k);
-                w1 = gemv_w4_in(row, c0 + k + 64u);
-                w2 = gemv_w4_in(row, c0 + k + 128u);
-                w3 = gemv_w4_in(row, c0 + k + 192u);
+                w = gemv_round_w(row, c0 + k, true);
             }
-            acc = gemv_round(acc, w0, w1, w2, w3, k);
+            acc = gemv_round(acc, w, k);
         }
         if (k < n) {
             if (k != kl) {
-                w0 = gemv_w4(row, c0 + k);
-                w1 = gemv_w4(row, c0 + k + 64u);
-                w2 = gemv_w4(row, c0 + k + 128u);
-                w3 = gemv_w4(row, c0 + k + 192u);
+                w = gemv_round_w(row, c0 + k, false);
             }
-            acc = gemv_round(acc, w0, w1, w2, w3, k);
+            acc = gemv_round(acc, w, k);
         }
     }
     // Partial sums [row][k lane] (l = r * GL + kl), added by the lead invocations.
@@ -220,11 +221,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     for (var c0 = 0u; c0 < p.gh; c0 += GC) {
         // The chunk's first round of weights before the staging, as in tile_w_h (unguarded
         // where the whole chunk is inside the column).
-        let inside = c0 + GC <= p.gh;
-        var w0 = gemv_wt4_if(col, c0 + rl, lanes, inside);
-        var w1 = gemv_wt4_if(col, c0 + rl + 4u * lanes, lanes, inside);
-        var w2 = gemv_wt4_if(col, c0 + rl + 8u * lanes, lanes, inside);
-        var w3 = gemv_wt4_if(col, c0 + rl + 12u * lanes, lanes, inside);
+        var w = gemv_round_wt(col, c0 + rl, lanes, c0 + GC <= p.gh);
         workgroupBarrier();
         gemv_stage(d, b0, c0, l, threads, true);
         workgroupBarrier();
@@ -233,12 +230,9 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         // round per chunk at the host's 64 lanes).
         for (var g = rl; g < n; g += 16u * lanes) {
             if (g != rl) {
-                w0 = gemv_wt4(col, c0 + g, lanes);
-                w1 = gemv_wt4(col, c0 + g + 4u * lanes, lanes);
-                w2 = gemv_wt4(col, c0 + g + 8u * lanes, lanes);
-                w3 = gemv_wt4(col, c0 + g + 12u * lanes, lanes);
+                w = gemv_round_wt(col, c0 + g, lanes, false);
             }
-            acc = gemv_round_t(acc, w0, w1, w2, w3, g, lanes);
+            acc = gemv_round_t(acc, w, g, lanes);
         }
     }
     // Partial sums [row lane][TU] (l = rl * TU + unit), added by the lead invocations.
