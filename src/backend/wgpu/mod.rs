@@ -473,7 +473,8 @@ impl WgpuBackend {
     pub fn step_products(&self) -> StepProducts {
         let t = &self.tuning;
         let g = &self.gpu;
-        if t.gemv_steps && t.tiled_steps && !t.blocked_steps {
+        // install_tuning keeps gemv_steps only with the tiles and without the blocked loops.
+        if t.gemv_steps {
             return StepProducts::Gemv;
         }
         let wanted = t.tiled_steps

@@ -1147,28 +1147,27 @@ impl Gpu {
                 end_of_pass_write_index: Some(i + 1),
             }
         });
+        let record = |pass: &mut wgpu::ComputePass<'_>| {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        };
         if timestamp_writes.is_some() {
             // Timed dispatches each have their own pass, whose ends the timestamps mark.
             self.with_encoder(|e| {
-                let mut pass = e.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                record(&mut e.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
                     timestamp_writes,
-                });
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                }));
             });
         } else {
             let mut slot = self.pass.borrow_mut();
-            let pass = slot.get_or_insert_with(|| {
+            record(slot.get_or_insert_with(|| {
                 let mut encoder = self.encoder.borrow_mut();
                 let e = encoder.get_or_insert_with(|| self.new_encoder());
                 e.begin_compute_pass(&wgpu::ComputePassDescriptor::default())
                     .forget_lifetime()
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }));
         }
         self.dispatches.set(self.dispatches.get() + 1);
         let profiling = profiler.is_some();
