@@ -462,6 +462,18 @@ fn tile_states(d: u32, b0: u32, k0: u32, l: u32, stride: u32, count: u32, width:
     return v;
 }
 
+// acc + w.x h0 + w.y h1 + w.z h2 + w.w h3, added in that order: 4 weights of one unit (4
+// consecutive k steps or rows of W_hh) times the tile's 4 sequences' states or dgh at them.
+fn quad_fma(acc: vec4<f32>, w: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>,
+            h3: vec4<f32>) -> vec4<f32> {
+    var s = acc;
+    s += w.x * h0;
+    s += w.y * h1;
+    s += w.z * h2;
+    s += w.w * h3;
+    return s;
+}
+
 // W_hh[g + i * step, unit] for i = 0..3: four weights of a column; 0 outside the matrix.
 fn w_column4(w: u32, unit: u32, g: u32, step: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);

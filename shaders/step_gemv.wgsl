@@ -114,12 +114,7 @@ fn gemv_round_wt(col: u32, g: u32, lanes: u32, inside: bool) -> GemvRound {
 // acc + w.x gsm[at] + w.y gsm[at + step] + w.z gsm[at + 2 step] + w.w gsm[at + 3 step],
 // added in that order (four multiply-adds).
 fn gemv_dot(acc: vec4<f32>, w: vec4<f32>, at: u32, step: u32) -> vec4<f32> {
-    var s = acc;
-    s += w.x * gsm[at];
-    s += w.y * gsm[at + step];
-    s += w.z * gsm[at + 2u * step];
-    s += w.w * gsm[at + 3u * step];
-    return s;
+    return quad_fma(acc, w, gsm[at], gsm[at + step], gsm[at + 2u * step], gsm[at + 3u * step]);
 }
 
 // A forward round of 256 k from k: the round's weights `w` (gemv_round_w) times the staged

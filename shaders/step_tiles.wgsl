@@ -226,31 +226,15 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
             let h2 = h_tile[hb + 8u];
             let h3 = h_tile[hb + 12u];
             let wb = wu + kq;
-            let w0 = wsm[wb];
-            acc.g0 += w0.x * h0;
-            acc.g0 += w0.y * h1;
-            acc.g0 += w0.z * h2;
-            acc.g0 += w0.w * h3;
+            acc.g0 = quad_fma(acc.g0, wsm[wb], h0, h1, h2, h3);
             if (gates > 1u) {
-                let w1 = wsm[wb + gs];
-                acc.g1 += w1.x * h0;
-                acc.g1 += w1.y * h1;
-                acc.g1 += w1.z * h2;
-                acc.g1 += w1.w * h3;
+                acc.g1 = quad_fma(acc.g1, wsm[wb + gs], h0, h1, h2, h3);
             }
             if (gates > 2u) {
-                let w2 = wsm[wb + 2u * gs];
-                acc.g2 += w2.x * h0;
-                acc.g2 += w2.y * h1;
-                acc.g2 += w2.z * h2;
-                acc.g2 += w2.w * h3;
+                acc.g2 = quad_fma(acc.g2, wsm[wb + 2u * gs], h0, h1, h2, h3);
             }
             if (gates > 3u) {
-                let w3 = wsm[wb + 3u * gs];
-                acc.g3 += w3.x * h0;
-                acc.g3 += w3.y * h1;
-                acc.g3 += w3.z * h2;
-                acc.g3 += w3.w * h3;
+                acc.g3 = quad_fma(acc.g3, wsm[wb + 3u * gs], h0, h1, h2, h3);
             }
         }
         workgroupBarrier();
@@ -474,16 +458,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             let h1 = h_tile[hb + 4u];
             let h2 = h_tile[hb + 8u];
             let h3 = h_tile[hb + 12u];
-            let wa = wsm[wa0 + j];
-            let wb = wsm[wb0 + j];
-            acc += wa.x * h0;
-            acc += wa.y * h1;
-            acc += wa.z * h2;
-            acc += wa.w * h3;
-            acc_b += wb.x * h0;
-            acc_b += wb.y * h1;
-            acc_b += wb.z * h2;
-            acc_b += wb.w * h3;
+            acc = quad_fma(acc, wsm[wa0 + j], h0, h1, h2, h3);
+            acc_b = quad_fma(acc_b, wsm[wb0 + j], h0, h1, h2, h3);
         }
         workgroupBarrier();
     }
