@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use naga::{AddressSpace, Expression, TypeInner};
-use wgrnn::backend::wgpu::module_sources;
+use wgrnn::backend::wgpu::{instructions, module_sources};
 
 /// `src` without its `//` comments.
 fn code_of(src: &str) -> String {
@@ -183,12 +183,7 @@ fn compiled_modules_have_no_private_arrays() {
 /// spills into one. Each as "function line N: what". Indexing a vector value is fine (one
 /// select per component), as is any index into workgroup, storage or uniform memory.
 fn local_memory_uses(src: &str) -> Result<Vec<String>, String> {
-    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    let info = validator.validate(&module).map_err(|e| format!("{e:?}"))?;
+    let (module, info) = instructions::parse(src)?;
     let mut found = Vec::new();
     for (_, global) in module.global_variables.iter() {
         if global.space == AddressSpace::Private {

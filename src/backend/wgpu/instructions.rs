@@ -83,6 +83,18 @@ impl Checks {
     }
 }
 
+/// WGSL module `src` as naga parses and validates it (every capability allowed: the
+/// extensions the engine asks of an adapter included), or naga's message.
+pub fn parse(src: &str) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    let info = validator.validate(&module).map_err(|e| format!("{e:?}"))?;
+    Ok((module, info))
+}
+
 /// The SPIR-V of `entry` of WGSL module `src` with pipeline constants `constants`, or why
 /// naga refused it.
 pub fn spirv(
@@ -91,12 +103,7 @@ pub fn spirv(
     constants: &[(&str, f64)],
     checks: Checks,
 ) -> Result<Vec<u32>, String> {
-    let module = naga::front::wgsl::parse_str(src).map_err(|e| e.emit_to_string(src))?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    let info = validator.validate(&module).map_err(|e| format!("{e:?}"))?;
+    let (module, info) = parse(src)?;
     let constants = constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
     let (module, info) = naga::back::pipeline_constants::process_overrides(
         &module,
@@ -217,18 +224,13 @@ mod op {
     pub const UNREACHABLE: u32 = 255;
 }
 
-/// Storage classes: function-scope and private variables live in registers.
-const FUNCTION: u32 = 7;
-const PRIVATE: u32 = 6;
+/// The storage classes whose accesses are counted (the others are registers, or constant-bank
+/// operands on NVIDIA for uniforms).
 const WORKGROUP: u32 = 4;
 const STORAGE_BUFFER: u32 = 12;
-const UNIFORM: u32 = 2;
 
-/// GLSL.std.450 extended instructions on floats (the rest, integer min/max/clamp, count as
-/// integer work).
-fn ext_is_float(n: u32) -> bool {
-    matches!(n, 1..=36 | 37 | 40 | 43 | 46..=53 | 66..=71)
-}
+/// GLSL.std.450's Fma.
+const EXT_FMA: u32 = 50;
 
 /// A decoded SPIR-V module: its instructions, the type of each result, the storage class of
 /// each pointer, the lane count of each type, and each function's range of instructions.
@@ -369,9 +371,7 @@ impl<'a> Module<'a> {
                     match self.class_of(ptr) {
                         Some(WORKGROUP) => m.shared += 1,
                         Some(STORAGE_BUFFER) => m.global += 1,
-                        // Uniform loads are constant-bank operands on NVIDIA; registers.
-                        Some(UNIFORM) | Some(FUNCTION) | Some(PRIVATE) | None => {}
-                        Some(_) => {}
+                        _ => {}
                     }
                 }
                 op::ACCESS_CHAIN | op::IN_BOUNDS_ACCESS_CHAIN => {
@@ -391,13 +391,12 @@ impl<'a> Module<'a> {
                     }
                 }
                 op::EXT_INST => {
+                    // Float work by its result (integer min, max and clamp count as integer).
                     let lanes = self.lanes_of(w[1]);
-                    if ext_is_float(w[3]) && self.is_float(w[1]) {
-                        if w[3] == 50 {
-                            m.fma += lanes;
-                        } else {
-                            m.float += lanes;
-                        }
+                    if w[3] == EXT_FMA {
+                        m.fma += lanes;
+                    } else if self.is_float(w[1]) {
+                        m.float += lanes;
                     } else {
                         m.int += lanes;
                     }
