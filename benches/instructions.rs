@@ -1,14 +1,18 @@
-//! Instruction counts of the kernels' hot loops as a GPU driver gets them
-//! (`wgrnn::backend::wgpu::instructions`): each kernel of the flagship's, gru4's, tanh4's and
-//! batch1's training steps, with the pipeline constants the host gives it on the H100, under
-//! each set of runtime checks, after `spirv-opt -O`. Prints BENCHMARKS.md's table.
+//! Instruction counts and shared-memory cycles of the kernels' hot loops as a GPU driver
+//! gets them (`wgrnn::backend::wgpu::instructions`): each kernel of the flagship's, gru4's,
+//! tanh4's and batch1's training steps, with the pipeline constants the host gives it on the
+//! H100, under each set of runtime checks, after `spirv-opt -O`, as written and with the
+//! loops of constant trip count unrolled. Prints BENCHMARKS.md's tables.
 //!
-//!     apt-get install -y spirv-tools     # spirv-opt
-//!     cargo bench --bench instructions   # no GPU needed
+//!     apt-get install -y spirv-tools              # spirv-opt, spirv-val
+//!     cargo bench --bench instructions            # no GPU needed
+//!     cargo bench --bench instructions -- --detail   # and each workgroup access's cycles
 
 use std::collections::HashMap;
 
-use wgrnn::backend::wgpu::instructions::{Checks, hot_loop, optimize, spirv};
+use wgrnn::backend::wgpu::instructions::{
+    Checks, hot_loop, hot_loop_banks, optimize, optimize_unrolled, spirv,
+};
 use wgrnn::backend::wgpu::module_sources;
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
@@ -149,33 +153,70 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// A build of a kernel: its checks, and whether loops with a constant trip count are
+/// unrolled first (what a driver that unrolls them compiles: the hot loop is then a whole
+/// chunk of the kernel, its staging and global loads included).
+const BUILDS: [(Checks, bool); 6] = [
+    (Checks::Counted, false),
+    (Checks::Checked, false),
+    (Checks::NoRba2, false),
+    (Checks::Unchecked, false),
+    (Checks::Checked, true),
+    (Checks::Unchecked, true),
+];
+
 fn main() {
+    // `-- --detail`: each workgroup access's cycles under the table's rows.
+    let detail = std::env::args().any(|a| a == "--detail");
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
     println!(
-        "Instructions per pass through each kernel's hot loop (its innermost loop with the \
-         most multiply-adds), SPIR-V from naga after spirv-opt -O; benches/instructions.rs\n"
+        "Per pass through each kernel's hot loop (its innermost loop with the most \
+         multiply-adds; where it branches, the arm doing the most work by its fast path): \
+         instructions issued, SPIR-V from naga after spirv-opt -O, loop-invariant arithmetic \
+         left out; cycles of the SM's shared-memory pipe per warp; and the multiply-adds' \
+         share of the SM's peak those allow, fma / max(issued, 4 cycles). benches/instructions.rs\n"
     );
     println!(
-        "| kernel | checks | multiply-adds | other float | integer | shared | global | branches | issued | multiply-add share |"
+        "| kernel | build | multiply-adds | other float | integer | shared | global | branches | issued | multiply-add share | shared-pipe cycles (without conflicts) | peak share bound |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (c, case) in cases().iter().enumerate() {
         let src = &sources[case.module];
-        for checks in Checks::ALL {
+        for (checks, unrolled) in BUILDS {
             let tag = format!("{c}-{}", checks.name());
-            let words =
-                spirv(src, case.entry, &case.constants, checks).and_then(|w| optimize(&w, &tag));
-            let hot = match words {
-                Ok(w) => hot_loop(&w).unwrap_or_default(),
+            let words = spirv(src, case.entry, &case.constants, checks).and_then(|w| {
+                if unrolled {
+                    optimize_unrolled(&w, &tag)
+                } else {
+                    optimize(&w, &tag)
+                }
+            });
+            let (hot, banks) = match words {
+                Ok(w) => (
+                    hot_loop(&w).unwrap_or_default(),
+                    hot_loop_banks(&w).unwrap_or_default(),
+                ),
                 Err(why) => {
                     eprintln!("{}: {why}", case.what);
                     std::process::exit(1);
                 }
             };
+            let build = if unrolled {
+                format!("{}, unrolled", checks.name())
+            } else {
+                checks.name().to_string()
+            };
+            // An SM issues 4 warp instructions a cycle and moves one register per lane of a
+            // warp a cycle through its shared-memory pipe.
+            let bound = hot.fma as f64 / (hot.issued() as f64).max(4.0 * banks.cycles).max(1.0);
+            let unresolved = match banks.unresolved {
+                0 => String::new(),
+                n => format!(" ({n} unresolved)"),
+            };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} ({:.1}){} | {:.0}% |",
                 case.what,
-                checks.name(),
+                build,
                 hot.fma,
                 hot.float,
                 hot.int,
@@ -183,8 +224,22 @@ fn main() {
                 hot.global,
                 hot.branches,
                 hot.issued(),
-                100.0 * hot.fma as f64 / hot.issued().max(1) as f64
+                100.0 * hot.fma as f64 / hot.issued().max(1) as f64,
+                banks.cycles,
+                banks.floor,
+                unresolved,
+                100.0 * bound,
             );
+            if detail {
+                for (i, a) in banks.each.iter().enumerate() {
+                    let kind = if a.load { "load" } else { "store" };
+                    let cost = match a.cycles {
+                        Some((c, f)) => format!("{c:.1} cycles ({f:.1} without conflicts)"),
+                        None => "unresolved".to_string(),
+                    };
+                    println!("    access {i}: {kind} of {} bytes: {cost}", a.bytes);
+                }
+            }
         }
     }
 }

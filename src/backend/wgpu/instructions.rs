@@ -16,9 +16,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::rc::Rc;
 
 use naga::back::spv;
 use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
+
+mod banks;
+pub use banks::{Access, Banks, hot_loop_banks};
 
 /// The runtime checks of one build of a kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +126,70 @@ pub fn spirv(
 /// `words` after `spirv-opt -O` (inlining, constant propagation, dead branches removed,
 /// variables promoted to registers: what any driver's compiler does first), or why not.
 pub fn optimize(words: &[u32], tag: &str) -> Result<Vec<u32>, String> {
+    spirv_opt(words, tag, &["-O"])
+}
+
+/// `words` after `optimize`, then with every loop whose trip count is a constant fully
+/// unrolled and optimized again: what a driver that unrolls such loops (NVIDIA's does, by
+/// default, for short ones) works on. Loops are marked one at a time for `spirv-opt
+/// --loop-unroll`, which leaves the ones whose trip count it cannot know; a loop whose
+/// unrolling spirv-opt gets wrong (2023.1 does on some: its output fails `spirv-val`) is
+/// left as it is.
+pub fn optimize_unrolled(words: &[u32], tag: &str) -> Result<Vec<u32>, String> {
+    let mut words = optimize(words, tag)?;
+    // Loop control bits of OpLoopMerge.
+    const UNROLL: u32 = 1;
+    const DONT_UNROLL: u32 = 2;
+    let loop_merges = |words: &[u32]| {
+        let mut at = Vec::new();
+        let mut i = 5;
+        while i < words.len() {
+            let n = (words[i] >> 16) as usize;
+            if words[i] & 0xffff == op::LOOP_MERGE && n >= 4 {
+                at.push(i + 3);
+            }
+            i += n.max(1);
+        }
+        at
+    };
+    loop {
+        let merges = loop_merges(&words);
+        let Some(&next) = merges.iter().rev().find(|&&c| words[c] & DONT_UNROLL == 0) else {
+            break;
+        };
+        let mut tried = words.clone();
+        for &c in &merges {
+            tried[c] &= !UNROLL;
+        }
+        tried[next] |= UNROLL;
+        let unrolled = spirv_opt(&tried, tag, &["--loop-unroll", "-O"])
+            .ok()
+            .filter(|out| loop_merges(out).len() != merges.len() && validates(out, tag));
+        match unrolled {
+            Some(out) => words = out,
+            None => words[next] |= DONT_UNROLL,
+        }
+    }
+    spirv_opt(&words, tag, &["-O"])
+}
+
+/// Whether `spirv-val` accepts `words`.
+fn validates(words: &[u32], tag: &str) -> bool {
+    let path = std::env::temp_dir().join(format!("wgrnn-{tag}-{}.val.spv", std::process::id()));
+    if std::fs::write(&path, bytemuck::cast_slice(words)).is_err() {
+        return false;
+    }
+    let ok = std::process::Command::new("spirv-val")
+        .args(["--target-env", "vulkan1.3"])
+        .arg(&path)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let _ = std::fs::remove_file(&path);
+    ok
+}
+
+/// Runs spirv-opt with `passes` on `words`.
+fn spirv_opt(words: &[u32], tag: &str, passes: &[&str]) -> Result<Vec<u32>, String> {
     let dir = std::env::temp_dir();
     let (input, output) = (
         dir.join(format!("wgrnn-{tag}-{}.spv", std::process::id())),
@@ -129,7 +197,8 @@ pub fn optimize(words: &[u32], tag: &str) -> Result<Vec<u32>, String> {
     );
     std::fs::write(&input, bytemuck::cast_slice(words)).map_err(|e| e.to_string())?;
     let run = std::process::Command::new("spirv-opt")
-        .args(["-O", "--target-env=vulkan1.3"])
+        .args(passes)
+        .arg("--target-env=vulkan1.3")
         .arg(&input)
         .arg("-o")
         .arg(&output)
@@ -181,9 +250,61 @@ impl Mix {
         self.branches += o.branches;
     }
 
+    /// How a pass ranks the arms of a branch (the larger is taken): the one with the most
+    /// multiply-adds, then the most memory accesses, then the fewest instructions. So the
+    /// pass does all the work and moves all the data a chunk has, by the fast path where
+    /// there is one (the interior's, not the matrix edge's).
+    fn typical(&self) -> (u32, u32, std::cmp::Reverse<u32>) {
+        (
+            self.fma,
+            self.shared + self.global,
+            std::cmp::Reverse(self.issued()),
+        )
+    }
+
     /// Instructions issued: every lane of arithmetic, every access, branch and barrier.
     pub fn issued(&self) -> u32 {
         self.fma + self.float + self.int + self.shared + self.global + self.barriers + self.branches
+    }
+}
+
+/// A block of a function: its instructions (label to terminator), the labels it may branch
+/// to, and the construct it heads, if any.
+struct Block {
+    range: Range<usize>,
+    succ: Vec<u32>,
+    merge: Option<Merge>,
+}
+
+/// The construct a block heads: a loop (its continue target) or a selection (its merge
+/// block).
+enum Merge {
+    Loop(u32),
+    Selection(u32),
+}
+
+/// An innermost loop: its header, its blocks, and the blocks of its function.
+struct Loop {
+    header: u32,
+    body: HashSet<u32>,
+    blocks: Rc<HashMap<u32, Block>>,
+}
+
+/// A path through a loop's pass: what it issues, its blocks' instructions, and the block
+/// where it ended.
+#[derive(Clone, Default)]
+struct Path {
+    mix: Mix,
+    ranges: Vec<Range<usize>>,
+    end: Option<u32>,
+}
+
+impl Path {
+    /// `self` followed by `next`.
+    fn append(&mut self, next: Path) {
+        self.mix.add(&next.mix);
+        self.ranges.extend(next.ranges);
+        self.end = next.end;
     }
 }
 
@@ -214,6 +335,7 @@ mod op {
     pub const VECTOR_TIMES_SCALAR: u32 = 142;
     pub const CONTROL_BARRIER: u32 = 224;
     pub const LOOP_MERGE: u32 = 246;
+    pub const SELECTION_MERGE: u32 = 247;
     pub const LABEL: u32 = 248;
     pub const BRANCH: u32 = 249;
     pub const BRANCH_CONDITIONAL: u32 = 250;
@@ -361,10 +483,15 @@ impl<'a> Module<'a> {
     }
 
     /// What instructions `range` issue, with the functions they call counted in.
-    fn mix(&self, range: Range<usize>, depth: usize) -> Mix {
+    /// Instructions whose results are in `hoisted` are left out: they issue once, before
+    /// the loop.
+    fn mix(&self, range: Range<usize>, depth: usize, hoisted: &HashSet<u32>) -> Mix {
         let mut m = Mix::default();
         for inst in &self.insts[range] {
             let w = inst.w;
+            if has_result(inst.op) && w.len() >= 2 && hoisted.contains(&w[1]) {
+                continue;
+            }
             match inst.op {
                 op::LOAD | op::STORE => {
                     let ptr = if inst.op == op::LOAD { w[2] } else { w[0] };
@@ -387,7 +514,7 @@ impl<'a> Module<'a> {
                     if let Some(&(s, e)) = self.functions.get(&w[2])
                         && depth < 16
                     {
-                        m.add(&self.mix(s..e, depth + 1));
+                        m.add(&self.mix(s..e, depth + 1, &HashSet::new()));
                     }
                 }
                 op::EXT_INST => {
@@ -421,59 +548,28 @@ impl<'a> Module<'a> {
         m
     }
 
-    /// The innermost loops of every function, each as the instructions of its blocks: the
-    /// natural loop of the back edge from its continue target to its header (the header and
-    /// every block that reaches the continue target without passing the header).
-    fn innermost_loops(&self) -> Vec<Vec<Range<usize>>> {
+    /// The innermost loops of every function: the natural loop of the back edge from its
+    /// continue target to its header (the header and every block that reaches the continue
+    /// target without passing the header), with the function's blocks.
+    fn innermost_loops(&self) -> Vec<Loop> {
         let mut found = Vec::new();
         let mut fns: Vec<(usize, usize)> = self.functions.values().copied().collect();
         fns.sort();
         for (s, e) in fns {
-            // Blocks: label id -> (instruction range, successors).
-            let mut blocks: HashMap<u32, (Range<usize>, Vec<u32>)> = HashMap::new();
-            let mut headers = Vec::new();
-            let mut current: Option<(u32, usize)> = None;
-            for k in s..e {
-                let inst = &self.insts[k];
-                match inst.op {
-                    op::LABEL => current = Some((inst.w[0], k)),
-                    op::LOOP_MERGE => {
-                        if let Some((id, _)) = current {
-                            headers.push((id, inst.w[1]));
-                        }
-                    }
-                    op::BRANCH
-                    | op::BRANCH_CONDITIONAL
-                    | op::SWITCH
-                    | op::RETURN
-                    | op::RETURN_VALUE
-                    | op::KILL
-                    | op::UNREACHABLE => {
-                        let succ = match inst.op {
-                            op::BRANCH => vec![inst.w[0]],
-                            op::BRANCH_CONDITIONAL => vec![inst.w[1], inst.w[2]],
-                            // Default, then (literal, label) pairs.
-                            op::SWITCH => std::iter::once(inst.w[1])
-                                .chain(inst.w[2..].iter().skip(1).step_by(2).copied())
-                                .collect(),
-                            _ => Vec::new(),
-                        };
-                        if let Some((id, start)) = current.take() {
-                            blocks.insert(id, (start..k + 1, succ));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            let blocks = Rc::new(self.blocks(s..e));
             let mut preds: HashMap<u32, Vec<u32>> = HashMap::new();
-            for (&b, (_, succ)) in &blocks {
-                for &t in succ {
+            for (&b, block) in blocks.iter() {
+                for &t in &block.succ {
                     preds.entry(t).or_default().push(b);
                 }
             }
-            let bodies: Vec<(u32, HashSet<u32>)> = headers
+            let bodies: Vec<(u32, HashSet<u32>)> = blocks
                 .iter()
-                .map(|&(header, cont)| {
+                .filter_map(|(&h, b)| match b.merge {
+                    Some(Merge::Loop(cont)) => Some((h, cont)),
+                    _ => None,
+                })
+                .map(|(header, cont)| {
                     let mut body = HashSet::from([header]);
                     let mut stack = vec![cont];
                     while let Some(b) = stack.pop() {
@@ -487,18 +583,207 @@ impl<'a> Module<'a> {
             for (header, body) in &bodies {
                 let nested = bodies.iter().any(|(h, _)| h != header && body.contains(h));
                 if !nested {
-                    let mut ranges: Vec<_> = body
-                        .iter()
-                        .filter_map(|b| blocks.get(b))
-                        .map(|b| b.0.clone())
-                        .collect();
-                    ranges.sort_by_key(|r| r.start);
-                    found.push(ranges);
+                    found.push(Loop {
+                        header: *header,
+                        body: body.clone(),
+                        blocks: Rc::clone(&blocks),
+                    });
                 }
             }
         }
-        found.sort_by_key(|r| r.first().map(|x| x.start));
+        found.sort_by_key(|l| l.blocks.get(&l.header).map(|b| b.range.start));
         found
+    }
+
+    /// The blocks of the function whose instructions are `range`, by label.
+    fn blocks(&self, range: Range<usize>) -> HashMap<u32, Block> {
+        let mut blocks = HashMap::new();
+        let mut current: Option<(u32, usize)> = None;
+        let mut merge = None;
+        for k in range {
+            let inst = &self.insts[k];
+            let w = inst.w;
+            match inst.op {
+                op::LABEL => {
+                    current = Some((w[0], k));
+                    merge = None;
+                }
+                op::LOOP_MERGE => merge = Some(Merge::Loop(w[1])),
+                op::SELECTION_MERGE => merge = Some(Merge::Selection(w[0])),
+                op::BRANCH
+                | op::BRANCH_CONDITIONAL
+                | op::SWITCH
+                | op::RETURN
+                | op::RETURN_VALUE
+                | op::KILL
+                | op::UNREACHABLE => {
+                    let succ = match inst.op {
+                        op::BRANCH => vec![w[0]],
+                        op::BRANCH_CONDITIONAL => vec![w[1], w[2]],
+                        // Default, then (literal, label) pairs.
+                        op::SWITCH => std::iter::once(w[1])
+                            .chain(w[2..].iter().skip(1).step_by(2).copied())
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    if let Some((id, start)) = current.take() {
+                        blocks.insert(
+                            id,
+                            Block {
+                                range: start..k + 1,
+                                succ,
+                                merge: merge.take(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        blocks
+    }
+
+    /// The typical path of one pass through loop `lp` from block `from` to the end of the
+    /// construct it is in: the first of `stops` (the merge blocks of the selections around
+    /// it) it reaches, the back edge, or a branch out of the loop; its blocks' instructions,
+    /// what they issue, and where it ended. Of the arms of a selection (an if, a switch) one
+    /// is taken, as an invocation runs one of them: the one doing the most work by
+    /// `Mix::typical`, to that end (an arm that leaves the construct early, a return from an
+    /// inlined function, ends there; one that reaches its merge block goes on from there). `memo` holds the paths from the
+    /// blocks walked (the stops a block sees are those of the constructs around it).
+    fn walk(
+        &self,
+        lp: &Loop,
+        from: u32,
+        stops: &mut Vec<u32>,
+        hoisted: &HashSet<u32>,
+        memo: &mut HashMap<u32, Path>,
+    ) -> Path {
+        // A construct's end is where its walks stop, not a walk of its own to remember.
+        if stops.contains(&from) {
+            return Path {
+                end: Some(from),
+                ..Path::default()
+            };
+        }
+        if let Some(p) = memo.get(&from) {
+            return p.clone();
+        }
+        let mut out = Path::default();
+        let mut cur = from;
+        let mut first = true;
+        loop {
+            let ends = stops.contains(&cur) || (!first && cur == lp.header);
+            if ends || !lp.body.contains(&cur) {
+                out.end = Some(cur);
+                break;
+            }
+            first = false;
+            let Some(block) = lp.blocks.get(&cur) else {
+                break;
+            };
+            out.mix.add(&self.mix(block.range.clone(), 0, hoisted));
+            out.ranges.push(block.range.clone());
+            if let Some(Merge::Selection(m)) = block.merge {
+                stops.push(m);
+                let mut best: Option<Path> = None;
+                for &arm in &block.succ {
+                    let mut p = if arm == m {
+                        Path {
+                            end: Some(m),
+                            ..Path::default()
+                        }
+                    } else {
+                        self.walk(lp, arm, stops, hoisted, memo)
+                    };
+                    if p.end == Some(m) {
+                        stops.pop();
+                        p.append(self.walk(lp, m, stops, hoisted, memo));
+                        stops.push(m);
+                    }
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| p.mix.typical() > b.mix.typical())
+                    {
+                        best = Some(p);
+                    }
+                }
+                stops.pop();
+                if let Some(b) = best {
+                    out.append(b);
+                }
+                break;
+            }
+            // A loop header's test, or a branch out of the loop: on into the body.
+            match block.succ.iter().find(|a| lp.body.contains(a)) {
+                Some(&next) => cur = next,
+                None => break,
+            }
+        }
+        memo.insert(from, out.clone());
+        out
+    }
+
+    /// The hot loop (the innermost loop with the most multiply-adds, then the most workgroup
+    /// accesses): what the typical path of a pass issues, and its instructions.
+    fn hot_ranges(&self) -> Option<(Mix, Vec<Range<usize>>)> {
+        self.innermost_loops()
+            .into_iter()
+            .map(|lp| {
+                let all: Vec<Range<usize>> = lp
+                    .body
+                    .iter()
+                    .filter_map(|b| lp.blocks.get(b))
+                    .map(|b| b.range.clone())
+                    .collect();
+                let hoisted = self.invariant(&all);
+                let path = self.walk(
+                    &lp,
+                    lp.header,
+                    &mut Vec::new(),
+                    &hoisted,
+                    &mut HashMap::new(),
+                );
+                (path.mix, path.ranges)
+            })
+            .max_by_key(|(mix, _)| (mix.fma, mix.shared))
+    }
+
+    /// The results of the loop made of `ranges` that every pass computes alike: arithmetic
+    /// and addresses whose operands are all defined outside the loop or are alike
+    /// themselves. Every driver's compiler hoists them out of the loop (spirv-opt -O does
+    /// not, and its own pass for it also moves workgroup loads across barriers, so the count
+    /// does it instead). Memory accesses, phis and calls never are.
+    fn invariant(&self, ranges: &[Range<usize>]) -> HashSet<u32> {
+        let insts = || ranges.iter().flat_map(|r| &self.insts[r.clone()]);
+        let defined: HashSet<u32> = insts()
+            .filter(|i| has_result(i.op) && i.w.len() >= 2)
+            .map(|i| i.w[1])
+            .collect();
+        let pure = |op: u32| {
+            matches!(
+                op,
+                op::EXT_INST | op::ACCESS_CHAIN | op::IN_BOUNDS_ACCESS_CHAIN | 79..=83 | 109..=205
+            ) && op != op::CONTROL_BARRIER
+        };
+        let mut hoisted = HashSet::new();
+        loop {
+            let before = hoisted.len();
+            for i in insts() {
+                if !pure(i.op) || i.w.len() < 2 || hoisted.contains(&i.w[1]) {
+                    continue;
+                }
+                let alike = i.w[2..]
+                    .iter()
+                    .all(|id| !defined.contains(id) || hoisted.contains(id));
+                if alike {
+                    hoisted.insert(i.w[1]);
+                }
+            }
+            if hoisted.len() == before {
+                return hoisted;
+            }
+        }
     }
 }
 
@@ -506,21 +791,12 @@ impl<'a> Module<'a> {
 /// with the most multiply-adds (then the most workgroup accesses); `None` without loops.
 pub fn hot_loop(words: &[u32]) -> Option<Mix> {
     let m = Module::decode(words);
-    m.innermost_loops()
-        .into_iter()
-        .map(|ranges| {
-            let mut mix = Mix::default();
-            for r in ranges {
-                mix.add(&m.mix(r, 0));
-            }
-            mix
-        })
-        .max_by_key(|mix| (mix.fma, mix.shared))
+    m.hot_ranges().map(|(mix, _)| mix)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Checks, Mix, hot_loop, spirv};
+    use super::{Checks, Mix, hot_loop, optimize, optimize_unrolled, spirv};
 
     /// A kernel whose inner loop does 4 multiply-adds from 2 workgroup reads per pass, inside
     /// an outer loop with a global load and a barrier.
@@ -587,5 +863,121 @@ mod tests {
         assert!(!err.is_empty());
         let err = spirv(KERNEL, "absent", &[], Checks::Checked).expect_err("no such entry");
         assert!(!err.is_empty());
+    }
+
+    /// KERNEL with an address worked out inside the loop from values that are the same in
+    /// every pass.
+    const INVARIANT: &str = "
+        var<workgroup> ws: array<vec4<f32>, 64>;
+        @group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+        override N: u32 = 4u;
+        @compute @workgroup_size(64)
+        fn main(@builtin(local_invocation_index) l: u32) {
+            var acc = vec4<f32>(0.0);
+            for (var c = 0u; c < N; c++) {
+                ws[l] = out[c * 64u + l];
+                workgroupBarrier();
+                for (var k = 0u; k < 16u; k++) {
+                    let far = (l * 7u + 3u) % 16u;
+                    let w = ws[k];
+                    acc += w.x * ws[k + 16u + far];
+                }
+                workgroupBarrier();
+            }
+            out[l] = acc;
+        }
+    ";
+
+    #[test]
+    fn what_every_pass_computes_alike_is_left_out() {
+        let plain = hot(Checks::Unchecked);
+        let words = spirv(INVARIANT, "main", &[("N", 8.0)], Checks::Unchecked).expect("SPIR-V");
+        let m = hot_loop(&words).expect("a loop");
+        // `far` (a multiply, an add, a remainder) issues before the loop; its use in the
+        // second read's address is one more add per pass.
+        assert_eq!(m.int, plain.int + 1, "{m:?} {plain:?}");
+        assert_eq!((m.fma, m.shared), (plain.fma, plain.shared));
+    }
+
+    /// A loop that branches: a slow arm and a fast one with the same loads and multiply-adds
+    /// (the fast one is the typical pass), and an arm that moves data, against one that does
+    /// nothing (the one moving data is taken). `slow` is the slow arm's text, or the fast
+    /// one's.
+    fn branches(slow: &str) -> String {
+        format!(
+            "
+            struct P {{ fast: u32, more: u32 }}
+            @group(0) @binding(0) var<uniform> p: P;
+            @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+            var<workgroup> ws: array<vec4<f32>, 64>;
+            @compute @workgroup_size(64)
+            fn main(@builtin(local_invocation_index) l: u32) {{
+                var acc = vec4<f32>(0.0);
+                for (var k = 0u; k < 16u; k++) {{
+                    if (p.fast == 0u) {{
+                        {slow}
+                    }} else {{
+                        acc += out[k] * ws[l];
+                    }}
+                    if (k < p.more) {{
+                        ws[k] = out[k + 16u];
+                    }}
+                }}
+                out[l] = acc;
+            }}
+        "
+        )
+    }
+
+    #[test]
+    fn a_pass_takes_the_arms_doing_the_most_work_by_the_fast_path() {
+        let slow = "acc += out[min(k * 3u, 15u)] * ws[(l * 5u + k) % 64u];";
+        let words = spirv(&branches(slow), "main", &[], Checks::Unchecked).expect("SPIR-V");
+        let m = hot_loop(&words).expect("a loop");
+        // One global load and one workgroup read in either arm, a load and a store in the
+        // second if's arm; one vec4 multiply-add.
+        assert_eq!((m.global, m.shared, m.fma), (2, 2, 4), "{m:?}");
+        // The fast arm's arithmetic: as if both arms were the fast one.
+        let fast = "acc += out[k] * ws[l];";
+        let words = spirv(&branches(fast), "main", &[], Checks::Unchecked).expect("SPIR-V");
+        assert_eq!(m, hot_loop(&words).expect("a loop"));
+    }
+
+    /// A chunk loop of unknown trip count around two halves, each a 4-pass loop and a
+    /// barrier (the GEMM tiles' pairs of chunks).
+    const CHUNKS: &str = "
+        struct P { n: u32 }
+        @group(0) @binding(0) var<uniform> p: P;
+        @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+        var<workgroup> ws: array<vec4<f32>, 64>;
+        @compute @workgroup_size(64)
+        fn main(@builtin(local_invocation_index) l: u32) {
+            var acc = vec4<f32>(0.0);
+            for (var c = 0u; c < p.n; c++) {
+                for (var half = 0u; half < 2u; half++) {
+                    ws[l] = out[c * 64u + l];
+                    workgroupBarrier();
+                    for (var k = 0u; k < 4u; k++) {
+                        acc += ws[k] * ws[k + 4u];
+                    }
+                    workgroupBarrier();
+                }
+            }
+            out[l] = acc;
+        }
+    ";
+
+    /// Needs spirv-opt and spirv-val (`apt-get install spirv-tools`; `.ci/run` installs them).
+    #[test]
+    fn unrolled_the_hot_loop_is_the_whole_chunk() {
+        let words = spirv(CHUNKS, "main", &[], Checks::Unchecked).expect("SPIR-V");
+        let as_written = optimize(&words, "test-chunks").expect("spirv-opt (spirv-tools)");
+        let m = hot_loop(&as_written).expect("a loop");
+        assert_eq!((m.fma, m.shared, m.barriers), (4, 2, 0), "{m:?}");
+        let unrolled = optimize_unrolled(&words, "test-chunks").expect("spirv-opt (spirv-tools)");
+        let m = hot_loop(&unrolled).expect("a loop");
+        // The pair of chunks (the inner loops unrolled first, then the halves): 8 passes'
+        // multiply-adds and reads, the staging stores, the global loads and the barriers.
+        assert_eq!((m.fma, m.shared, m.global, m.barriers), (32, 18, 2, 4), "{m:?}");
     }
 }
