@@ -389,77 +389,226 @@ struct Gates4 {
     g3: vec4<f32>,
 }
 
-// Weight W_hh[gate * H + unit, k] of the tile, 0 outside the matrix.
-fn tile_w(w: u32, gate: u32, unit: u32, k: u32) -> f32 {
-    if (unit < p.hidden && k < p.rw) {
-        return params[w + (gate * p.hidden + unit) * p.rw + k];
-    }
-    return 0.0;
+// Where tile_w4's loads come from, the same in every chunk of a step (computed once, before
+// the chunk loop, so a chunk's loads are an add and a load each): lane i's weight of gate g
+// at inner index k is params[at[i] + g H R + k] (unit u0 + l / 16 + i TU / 4 of the tile, k =
+// k0 + l % 16 in the chunk at k0); ok[i] says the unit exists.
+struct WRows {
+    at: vec4<u32>,
+    ok: vec4<bool>,
+    col: u32,
 }
 
-// Four weights of `gate` for this invocation's load slot in the chunk at k0: tile units
-// l / 16 + i * TU / 4 (i = 0..3) at k = k0 + l % 16.
-fn tile_w4(w: u32, gate: u32, u0: u32, k0: u32, l: u32) -> vec4<f32> {
-    let u = u0 + l / TK;
-    let k = k0 + l % TK;
-    let step = TU / 4u;
-    return vec4<f32>(tile_w(w, gate, u, k), tile_w(w, gate, u + step, k),
-                     tile_w(w, gate, u + 2u * step, k), tile_w(w, gate, u + 3u * step, k));
+fn w_rows(w: u32, u0: u32, l: u32) -> WRows {
+    let u = vec4<u32>(u0 + l / TK) + vec4<u32>(0u, 1u, 2u, 3u) * (TU / 4u);
+    return WRows(vec4<u32>(w) + u * p.rw, u < vec4<u32>(p.hidden), l % TK);
+}
+
+// Four weights of `gate` for this invocation's load slot in the chunk at k0 (w_rows), 0
+// outside the matrix.
+fn tile_w4(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
+    let k = k0 + r.col;
+    let i = r.at + vec4<u32>(gate * p.hidden * p.rw + k);
+    if (all(r.ok) && k0 + TK <= p.rw) {
+        return vec4<f32>(params[i.x], params[i.y], params[i.z], params[i.w]);
+    }
+    // At the matrix's edges: masked lanes load element 0 and read as 0.
+    let ok = r.ok & vec4<bool>(k < p.rw);
+    let j = select(vec4<u32>(0u), i, ok);
+    let v = vec4<f32>(params[j.x], params[j.y], params[j.z], params[j.w]);
+    return select(vec4<f32>(0.0), v, ok);
 }
 
 // The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates (the
 // registers that carry it from one chunk to the next).
-fn tile_w_gates(w: u32, u0: u32, k0: u32, l: u32, gates: u32) -> Gates4 {
-    var v = Gates4(tile_w4(w, 0u, u0, k0, l), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    if (gates > 1u) { v.g1 = tile_w4(w, 1u, u0, k0, l); }
-    if (gates > 2u) { v.g2 = tile_w4(w, 2u, u0, k0, l); }
-    if (gates > 3u) { v.g3 = tile_w4(w, 3u, u0, k0, l); }
+fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
+    var v = Gates4(tile_w4(r, 0u, k0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (gates > 1u) { v.g1 = tile_w4(r, 1u, k0); }
+    if (gates > 2u) { v.g2 = tile_w4(r, 2u, k0); }
+    if (gates > 3u) { v.g3 = tile_w4(r, 3u, k0); }
     return v;
 }
 
-// Element e of the [TB][width] state chunk at k0: h_{t-1}[k0 + e % width] of sequence
-// b0 + e / width, 0 outside the batch, the state or the sequence.
-fn tile_h(d: u32, b0: u32, k0: u32, e: u32, width: u32) -> f32 {
-    let b = b0 + e / width;
-    let k = k0 + e % width;
-    if (b < p.batch && k < p.rw && p.s < lens[b]) {
-        return h_prev(d, b, p.s, k);
-    }
-    return 0.0;
+// Which buffer the states (or dgh) of a step's chunks come from (StateSrc.src).
+const SRC_ZERO: u32 = 0u;
+const SRC_ST_H: u32 = 1u;
+const SRC_Y: u32 = 2u;
+const SRC_CACHE: u32 = 3u;
+const SRC_GATES: u32 = 4u;
+
+// Where tile_states' loads come from, the same in every chunk of a step (computed once,
+// before the chunk loop: the sequences' lengths and rows are read and worked out there, not
+// per chunk): lane i (< count) of the invocation's elements, element l + i stride of the
+// [TB][width] chunk at k0 (placed by chunk_slot), is element at[i] + k0 of buffer `src`,
+// where ok[i] says its sequence has the value at this step (at[i] is then its row's start
+// plus its inner index col[i], else col[i] alone, an element any source holds); inner
+// indices from `limit` on read as 0. In the forward the value is h_{t-1} (the previous
+// step's state in y or the cache, or the initial state st_h), in the backward dgh of the
+// next step.
+struct StateSrc {
+    at: vec4<u32>,
+    col: vec4<u32>,
+    ok: vec4<bool>,
+    src: u32,
+    limit: u32,
+    width: u32,
 }
 
-// Element e of the [TB][width] chunk at g0 of dgh at the next step: dgh[next, g0 + e % width]
-// of sequence b0 + e / width, 0 outside the batch, the gates or the sequence's steps.
-fn tile_dgh(d: u32, b0: u32, g0: u32, e: u32, width: u32) -> f32 {
-    let b = b0 + e / width;
-    let g = g0 + e % width;
-    if (b < p.batch && g < p.gh && p.s + 1u < lens[b]) {
-        return dgh_get(next_row(d, b, p.s), g);
-    }
-    return 0.0;
-}
-
-// Element e of a [TB][width] chunk at k0: of the previous states, or (from_dgh) of dgh at
-// the next step.
-fn tile_state(d: u32, b0: u32, k0: u32, e: u32, width: u32, from_dgh: bool) -> f32 {
+// The buffer of a step's states (from_dgh: of its dgh), uniform over the dispatch.
+fn state_kind(from_dgh: bool) -> u32 {
     if (from_dgh) {
-        return tile_dgh(d, b0, k0, e, width);
+        return select(SRC_GATES, SRC_CACHE, gates_in_rec());
     }
-    return tile_h(d, b0, k0, e, width);
+    if (!recurrent()) {
+        return SRC_ZERO;
+    }
+    if (p.s == 0u) {
+        return select(SRC_ZERO, SRC_ST_H, has_state());
+    }
+    return select(SRC_CACHE, SRC_Y, hs_in_y());
 }
 
-// The elements l + i * stride (i < count: 1, 2 or 4) of a [TB][width] chunk at k0 that
-// invocation l loads, as the lanes of one vec4 (the registers that carry them from one
-// chunk to the next); count * stride = TB * width.
-fn tile_states(d: u32, b0: u32, k0: u32, l: u32, stride: u32, count: u32, width: u32,
-               from_dgh: bool) -> vec4<f32> {
-    var v = vec4<f32>(tile_state(d, b0, k0, l, width, from_dgh), 0.0, 0.0, 0.0);
-    if (count > 1u) { v.y = tile_state(d, b0, k0, l + stride, width, from_dgh); }
+// Sequence b's states at this step: where its row starts in the step's buffer (x), and
+// whether it has the value (y, 0 or 1).
+fn state_lane(d: u32, b: u32, from_dgh: bool) -> vec2<u32> {
+    let none = vec2<u32>(0u, 0u);
+    if (b >= p.batch) {
+        return none;
+    }
+    if (from_dgh) {
+        if (p.s + 1u >= lens[b]) {
+            return none;
+        }
+        let row = next_row(d, b, p.s);
+        return vec2<u32>(select(p.dgh + row * p.gh, p.dgh + row * p.kw, gates_in_rec()), 1u);
+    }
+    if (p.s >= lens[b] || !recurrent()) {
+        return none;
+    }
+    if (p.s == 0u) {
+        return vec2<u32>((d * p.batch + b) * p.rw, u32(has_state()));
+    }
+    let row = prev_row(d, b, p.s);
+    if (hs_in_y()) {
+        return vec2<u32>(hs_index(row, 0u), 1u);
+    }
+    return vec2<u32>(p.hs + row * p.rw, 1u);
+}
+
+// Element e (< TB x width) of a [TB][width] chunk: its sequence (x) and inner index (y) in
+// the chunk. Row by row (e / width, e % width), or for the plain step loops' 16 x 16 chunks
+// (`plain`) so that a warp's 32 consecutive elements are 8 consecutive inner indices of 4
+// sequences: global loads still take whole 32-byte sectors, and the lanes' stores into the
+// loops' padded staging (stage_plain_states) fall on 32 distinct memory banks.
+fn chunk_slot(e: u32, width: u32, plain: bool) -> vec2<u32> {
+    if (plain) {
+        return vec2<u32>(((e >> 3u) & 3u) | ((e >> 4u) & 12u), (e & 7u) | ((e >> 2u) & 8u));
+    }
+    return vec2<u32>(e / width, e % width);
+}
+
+// The sources of the elements l + i * stride (i < count: 1, 2 or 4; count * stride = TB *
+// width) of a step's [TB][width] chunks of states (from_dgh: of dgh), placed by chunk_slot.
+fn state_src(d: u32, b0: u32, l: u32, stride: u32, count: u32, width: u32, from_dgh: bool,
+             plain: bool) -> StateSrc {
+    var s = StateSrc(vec4<u32>(0u), vec4<u32>(0u), vec4<bool>(false), state_kind(from_dgh),
+                     select(p.rw, p.gh, from_dgh), width);
+    let e = vec4<u32>(l) + vec4<u32>(0u, 1u, 2u, 3u) * stride;
+    let sx = chunk_slot(e.x, width, plain);
+    let sy = chunk_slot(e.y, width, plain);
+    let sz = chunk_slot(e.z, width, plain);
+    let sw = chunk_slot(e.w, width, plain);
+    s.col = vec4<u32>(sx.y, sy.y, sz.y, sw.y);
+    let x = state_lane(d, b0 + sx.x, from_dgh);
+    var lanes = vec4<u32>(x.x, 0u, 0u, 0u);
+    var ok = vec4<u32>(x.y, 0u, 0u, 0u);
+    if (count > 1u) {
+        let v = state_lane(d, b0 + sy.x, from_dgh);
+        lanes.y = v.x;
+        ok.y = v.y;
+    }
     if (count > 2u) {
-        v.z = tile_state(d, b0, k0, l + 2u * stride, width, from_dgh);
-        v.w = tile_state(d, b0, k0, l + 3u * stride, width, from_dgh);
+        let v = state_lane(d, b0 + sz.x, from_dgh);
+        let w = state_lane(d, b0 + sw.x, from_dgh);
+        lanes.z = v.x;
+        lanes.w = w.x;
+        ok.z = v.y;
+        ok.w = w.y;
+    }
+    s.ok = (ok != vec4<u32>(0u)) & vec4<bool>(s.src != SRC_ZERO);
+    s.at = select(vec4<u32>(0u), lanes, s.ok) + s.col;
+    return s;
+}
+
+// Lanes i < count of a buffer's elements at[i] + k0, 0 where !ok[i] (one gather per
+// source buffer; the lanes past count are neither loaded nor worked out).
+fn gather_st_h(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
+    var v = vec4<f32>(select(0.0, st_h[at.x + k0], ok.x), 0.0, 0.0, 0.0);
+    if (count > 1u) { v.y = select(0.0, st_h[at.y + k0], ok.y); }
+    if (count > 2u) {
+        v.z = select(0.0, st_h[at.z + k0], ok.z);
+        v.w = select(0.0, st_h[at.w + k0], ok.w);
     }
     return v;
+}
+
+fn gather_y(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
+    var v = vec4<f32>(select(0.0, y[at.x + k0], ok.x), 0.0, 0.0, 0.0);
+    if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }
+    if (count > 2u) {
+        v.z = select(0.0, y[at.z + k0], ok.z);
+        v.w = select(0.0, y[at.w + k0], ok.w);
+    }
+    return v;
+}
+
+fn gather_cache(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
+    var v = vec4<f32>(select(0.0, f32(cache[at.x + k0]), ok.x), 0.0, 0.0, 0.0);
+    if (count > 1u) { v.y = select(0.0, f32(cache[at.y + k0]), ok.y); }
+    if (count > 2u) {
+        v.z = select(0.0, f32(cache[at.z + k0]), ok.z);
+        v.w = select(0.0, f32(cache[at.w + k0]), ok.w);
+    }
+    return v;
+}
+
+fn gather_gates(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
+    var v = vec4<f32>(select(0.0, gates[at.x + k0], ok.x), 0.0, 0.0, 0.0);
+    if (count > 1u) { v.y = select(0.0, gates[at.y + k0], ok.y); }
+    if (count > 2u) {
+        v.z = select(0.0, gates[at.z + k0], ok.z);
+        v.w = select(0.0, gates[at.w + k0], ok.w);
+    }
+    return v;
+}
+
+// The invocation's `count` elements (state_src) of the chunk at k0, as the lanes of one
+// vec4 (the registers that carry them from one chunk to the next); 0 outside the batch,
+// the state or the sequence. A chunk inside the inner dimension costs an add and a load
+// per element; the last one also masks the elements past it, which load element 0.
+fn tile_states(s: StateSrc, k0: u32, count: u32) -> vec4<f32> {
+    var at = s.at;
+    var ok = s.ok;
+    var off = k0;
+    if (k0 + s.width > s.limit) {
+        ok = ok & (s.col + vec4<u32>(k0) < vec4<u32>(s.limit));
+        at = select(vec4<u32>(0u), s.at + vec4<u32>(k0), ok);
+        off = 0u;
+    }
+    switch (s.src) {
+        case SRC_ST_H: { return gather_st_h(at, ok, off, count); }
+        case SRC_Y: { return gather_y(at, ok, off, count); }
+        case SRC_CACHE: { return gather_cache(at, ok, off, count); }
+        case SRC_GATES: { return gather_gates(at, ok, off, count); }
+        default: {}
+    }
+    return vec4<f32>(0.0);
+}
+
+// Element k of sequence b's states (from_dgh: of its dgh) at this step, 0 where it has none:
+// tile_states for kernels that stage element by element.
+fn tile_state(d: u32, b: u32, k: u32, from_dgh: bool) -> f32 {
+    return tile_states(state_src(d, b, 0u, 0u, 1u, 1u, from_dgh, false), k, 1u).x;
 }
 
 // acc + w.x h0 + w.y h1 + w.z h2 + w.w h3, added in that order: 4 weights of one unit (4
@@ -474,22 +623,47 @@ fn quad_fma(acc: vec4<f32>, w: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4
     return s;
 }
 
-// W_hh[g + i * step, unit] for i = 0..3: four weights of a column; 0 outside the matrix.
-fn w_column4(w: u32, unit: u32, g: u32, step: u32) -> vec4<f32> {
+// Where w_column4's loads come from, the same in every chunk of a step: column `unit` of
+// W_hh from row dg of a chunk on, rows `step` apart (params[at + (g0 + i step) R] for the
+// chunk at g0); ok says the column exists.
+struct WCol {
+    at: u32,
+    ok: bool,
+    dg: u32,
+    step: u32,
+}
+
+fn w_col(w: u32, unit: u32, dg: u32, step: u32) -> WCol {
+    return WCol(w + dg * p.rw + unit, unit < p.hidden && unit < p.rw, dg, step);
+}
+
+// W_hh[g0 + dg + i step, unit] for i = 0..3 (w_col): four weights of a column; 0 outside
+// the matrix.
+fn w_column4(c: WCol, g0: u32) -> vec4<f32> {
+    let i = c.at + g0 * p.rw;
+    let s = c.step * p.rw;
+    let g = g0 + c.dg;
+    if (c.ok && g + 3u * c.step < p.gh) {
+        return vec4<f32>(params[i], params[i + s], params[i + 2u * s], params[i + 3u * s]);
+    }
     var v = vec4<f32>(0.0);
-    if (unit < p.hidden && unit < p.rw) {
-        if (g < p.gh) { v.x = params[w + g * p.rw + unit]; }
-        if (g + step < p.gh) { v.y = params[w + (g + step) * p.rw + unit]; }
-        if (g + 2u * step < p.gh) { v.z = params[w + (g + 2u * step) * p.rw + unit]; }
-        if (g + 3u * step < p.gh) { v.w = params[w + (g + 3u * step) * p.rw + unit]; }
+    if (c.ok) {
+        if (g < p.gh) { v.x = params[i]; }
+        if (g + c.step < p.gh) { v.y = params[i + s]; }
+        if (g + 2u * c.step < p.gh) { v.z = params[i + 2u * s]; }
     }
     return v;
 }
 
-// W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3: this invocation's load slot of the
-// [16][TU] weight chunk at g0 in tile_wt_dgh; 0 outside the matrix.
-fn tile_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
-    return w_column4(w, u0 + l % TU, g0 + l / TU, 4u);
+// The column source of this invocation's load slot of the [16][TU] weight chunks of
+// tile_wt_dgh: W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3 (tile_wt4).
+fn tile_wt_col(w: u32, u0: u32, l: u32) -> WCol {
+    return w_col(w, u0 + l % TU, l / TU, 4u);
+}
+
+// This invocation's load slot of the weight chunk at g0 (tile_wt_col); 0 outside the matrix.
+fn tile_wt4(c: WCol, g0: u32) -> vec4<f32> {
+    return w_column4(c, g0);
 }
 
 // dh_t[j] of sequence b (a valid step) given wt = tile_wt_dgh's lane for b: dy plus what comes

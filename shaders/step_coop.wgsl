@@ -129,8 +129,10 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let s16 = 16u;
     // @generate step_coop_fwd_acc
     let count = TB * TK / threads;
-    var wt = tile_w_gates(w, u0, 0u, l, gates);
-    var st = tile_states(d, b0, 0u, l, threads, count, TK, false);
+    let rows = w_rows(w, u0, l);
+    let src = state_src(d, b0, l, threads, count, TK, false, false);
+    var wt = tile_w_gates(rows, 0u, gates);
+    var st = tile_states(src, 0u, count);
     scales_first(l, max_bits(st), gates_bits(wt));
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         let slot = (k0 / TK) % 2u;
@@ -141,8 +143,8 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         scales_done(l, slot);
         let k1 = k0 + TK;
         if (k1 < p.rw) {
-            wt = tile_w_gates(w, u0, k1, l, gates);
-            st = tile_states(d, b0, k1, l, threads, count, TK, false);
+            wt = tile_w_gates(rows, k1, gates);
+            st = tile_states(src, k1, count);
             scales_add(1u - slot, max_bits(st), gates_bits(wt));
         }
         let back_a = sc.back.x;
@@ -185,10 +187,12 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let s16 = 16u;
     // @generate step_coop_bwd_acc
     let count = TB * TK / threads;
-    var w0 = tile_wt4(w, u0, 0u, l);
-    var w1 = tile_wt4(w, u0, TK, l);
-    var s0 = tile_states(d, b0, 0u, l, threads, count, TK, true);
-    var s1 = tile_states(d, b0, TK, l, threads, count, TK, true);
+    let col = tile_wt_col(w, u0, l);
+    let src = state_src(d, b0, l, threads, count, TK, true, false);
+    var w0 = tile_wt4(col, 0u);
+    var w1 = tile_wt4(col, TK);
+    var s0 = tile_states(src, 0u, count);
+    var s1 = tile_states(src, TK, count);
     scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
     for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
         let slot = (g0 / (2u * TK)) % 2u;
@@ -203,10 +207,10 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         scales_done(l, slot);
         let g1 = g0 + 2u * TK;
         if (g1 < p.gh) {
-            w0 = tile_wt4(w, u0, g1, l);
-            w1 = tile_wt4(w, u0, g1 + TK, l);
-            s0 = tile_states(d, b0, g1, l, threads, count, TK, true);
-            s1 = tile_states(d, b0, g1 + TK, l, threads, count, TK, true);
+            w0 = tile_wt4(col, g1);
+            w1 = tile_wt4(col, g1 + TK);
+            s0 = tile_states(src, g1, count);
+            s1 = tile_states(src, g1 + TK, count);
             let abits = max(max_bits(s0), max_bits(s1));
             scales_add(1u - slot, abits, max(max_bits(w0), max_bits(w1)));
         }

@@ -42,7 +42,7 @@ fn gemv_stage(d: u32, b0: u32, c0: u32, l: u32, threads: u32, from_dgh: bool) {
     for (var e = l; e < 4u * GC; e += threads) {
         let s = e / GC;
         let k = e % GC;
-        gsm[k][s] = tile_state(d, b0 + s, c0 + k, 0u, 1u, from_dgh);
+        gsm[k][s] = tile_state(d, b0 + s, c0 + k, from_dgh);
     }
 }
 

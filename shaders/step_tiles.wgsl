@@ -48,8 +48,11 @@ override BR: u32 = 16u;
 override FK: u32 = 16u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
 var<workgroup> wsm: array<vec4<f32>, 1536>;
-// [chunk][TB / 4]: states (or dgh) of 16 sequences, per K slice (KS) in the plain loops.
-var<workgroup> h_tile: array<vec4<f32>, 256>;
+// States (or dgh) of 16 sequences: [chunk][TB / 4] in the blocked loops, [chunk][HS] per K
+// slice in the plain loops (a spare vec4 per row spreads their stores over the banks).
+var<workgroup> h_tile: array<vec4<f32>, 320>;
+// Vec4s per row of the plain loops' staged states: TB / 4 = 4 and a spare one.
+const HS: u32 = 5u;
 
 fn wsm_set(i: u32, v: f32) {
     wsm[i >> 2u][i & 3u] = v;
@@ -81,6 +84,24 @@ fn stage_w_gates(at: u32, l: u32, rs: u32, v: Gates4, gates: u32) {
 fn stage_h(at: u32, e: u32, v: f32, width: u32) {
     let b = e / width;
     h_tile[at + (e % width) * 4u + b / 4u][b % 4u] = v;
+}
+
+// Stores a plain loop's state lanes (tile_states of a plain state_src: elements ls + i
+// stride, i < count, placed by chunk_slot) into h_tile from vec4 `at`: sequence b's element
+// k in lane b % 4 of vec4 at + k HS + b / 4.
+fn stage_plain_states(at: u32, ls: u32, stride: u32, count: u32, v: vec4<f32>) {
+    let sx = chunk_slot(ls, TK, true);
+    h_tile[at + sx.y * HS + sx.x / 4u][sx.x % 4u] = v.x;
+    if (count > 1u) {
+        let sy = chunk_slot(ls + stride, TK, true);
+        h_tile[at + sy.y * HS + sy.x / 4u][sy.x % 4u] = v.y;
+    }
+    if (count > 2u) {
+        let sz = chunk_slot(ls + 2u * stride, TK, true);
+        let sw = chunk_slot(ls + 3u * stride, TK, true);
+        h_tile[at + sz.y * HS + sz.x / 4u][sz.x % 4u] = v.z;
+        h_tile[at + sw.y * HS + sw.x / 4u][sw.x % 4u] = v.w;
+    }
 }
 
 // Stores tile_states' lanes into h_tile from vec4 `at`.
@@ -135,41 +156,47 @@ struct FwdChunk {
     s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
 }
 
-// Loads the forward chunk at k0 for slice invocation ls (of `threads`).
-fn fwd_chunk(w: u32, d: u32, u0: u32, b0: u32, k0: u32, ls: u32, threads: u32, count: u32,
-             gates: u32) -> FwdChunk {
+// Where the forward's chunks come from (the same every chunk of a step): the weights'
+// rows and the states' sources of slice invocation ls.
+struct FwdSrc {
+    w: WRows,
+    s: StateSrc,
+}
+
+// Loads the forward chunk at k0 (`count` state elements per part).
+fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
     let z4 = vec4<f32>(0.0);
     let z = Gates4(z4, z4, z4, z4);
-    var c = FwdChunk(tile_w_gates(w, u0, k0, ls, gates),
-                     z, z, z, tile_states(d, b0, k0, ls, threads, count, TK, false), z4, z4, z4);
+    var c = FwdChunk(tile_w_gates(src.w, k0, gates), z, z, z,
+                     tile_states(src.s, k0, count), z4, z4, z4);
     if (FK > 16u) {
-        c.w1 = tile_w_gates(w, u0, k0 + 16u, ls, gates);
-        c.s1 = tile_states(d, b0, k0 + 16u, ls, threads, count, TK, false);
+        c.w1 = tile_w_gates(src.w, k0 + 16u, gates);
+        c.s1 = tile_states(src.s, k0 + 16u, count);
     }
     if (FK > 32u) {
-        c.w2 = tile_w_gates(w, u0, k0 + 32u, ls, gates);
-        c.s2 = tile_states(d, b0, k0 + 32u, ls, threads, count, TK, false);
-        c.w3 = tile_w_gates(w, u0, k0 + 48u, ls, gates);
-        c.s3 = tile_states(d, b0, k0 + 48u, ls, threads, count, TK, false);
+        c.w2 = tile_w_gates(src.w, k0 + 32u, gates);
+        c.s2 = tile_states(src.s, k0 + 32u, count);
+        c.w3 = tile_w_gates(src.w, k0 + 48u, gates);
+        c.s3 = tile_states(src.s, k0 + 48u, count);
     }
     return c;
 }
 
 // Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
-// its states from vec4 ho + 64 j.
+// its states as rows 16 j.. of [FK][HS] from vec4 ho.
 fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, gates: u32,
                    c: FwdChunk) {
     stage_plain_w(wo, ls, 0u, c.w0, gates);
-    stage_states(ho, ls, threads, count, TK, c.s0);
+    stage_plain_states(ho, ls, threads, count, c.s0);
     if (FK > 16u) {
         stage_plain_w(wo, ls, 4u, c.w1, gates);
-        stage_states(ho + 64u, ls, threads, count, TK, c.s1);
+        stage_plain_states(ho + 16u * HS, ls, threads, count, c.s1);
     }
     if (FK > 32u) {
         stage_plain_w(wo, ls, 8u, c.w2, gates);
-        stage_states(ho + 128u, ls, threads, count, TK, c.s2);
+        stage_plain_states(ho + 32u * HS, ls, threads, count, c.s2);
         stage_plain_w(wo, ls, 12u, c.w3, gates);
-        stage_states(ho + 192u, ls, threads, count, TK, c.s3);
+        stage_plain_states(ho + 48u * HS, ls, threads, count, c.s3);
     }
 }
 
@@ -188,14 +215,19 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // workgroup memory; ls is the invocation's place in its slice.
     let slice = l / threads;
     let ls = l % threads;
-    let u = ls % TU;
-    let q = ls / TU;
+    // The loop's unit and sequence quad. Lanes pair up on its reads: lanes n and n ^ 1 read
+    // the same weights (one unit), n and n ^ 2 the same states (one quad), which the
+    // shared-memory pipe serves two lanes to a register (bits 0 and 2 of ls are the quad's,
+    // bits 1 and 3.. the unit's). The sums go to the invocation of the tiles' mapping (unit
+    // ls % TU, quad ls / TU) through workgroup memory at the end.
+    let q = (ls & 1u) | ((ls >> 1u) & 2u);
+    let u = ((ls >> 1u) & 1u) | ((ls >> 3u) << 1u);
     let w = w_hh(d);
     // The slice's staged weights from vec4 wo (gate g's unit u at wo + (g TU + u) s), its
-    // states from vec4 ho.
+    // states from vec4 ho ([FK][HS]: k step k's quad q at ho + k HS + q).
     let s = fwd_unit_stride();
     let wo = slice * gates * TU * s;
-    let ho = slice * FK * 4u;
+    let ho = slice * FK * HS;
     // Where the loop's reads start (the same every chunk): unit u's row of gate 0 (gate g's
     // is g gs further), the states of sequence quad q.
     let gs = TU * s;
@@ -210,21 +242,22 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
-    var next = fwd_chunk(w, d, u0, b0, first, ls, threads, count, gates);
+    let src = FwdSrc(w_rows(w, u0, ls), state_src(d, b0, ls, threads, count, TK, false, true));
+    var next = fwd_chunk(src, first, count, gates);
     for (var i = 0u; i < per; i++) {
         stage_fwd_chunk(wo, ho, ls, threads, count, gates, next);
         workgroupBarrier();
         if (i + 1u < per) {
-            next = fwd_chunk(w, d, u0, b0, first + (i + 1u) * FK, ls, threads, count, gates);
+            next = fwd_chunk(src, first + (i + 1u) * FK, count, gates);
         }
         // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
         // added in ascending k.
         for (var kq = 0u; kq < FK / 4u; kq++) {
-            let hb = hq + 16u * kq;
+            let hb = hq + 4u * HS * kq;
             let h0 = h_tile[hb];
-            let h1 = h_tile[hb + 4u];
-            let h2 = h_tile[hb + 8u];
-            let h3 = h_tile[hb + 12u];
+            let h1 = h_tile[hb + HS];
+            let h2 = h_tile[hb + 2u * HS];
+            let h3 = h_tile[hb + 3u * HS];
             let wb = wu + kq;
             acc.g0 = quad_fma(acc.g0, wsm[wb], h0, h1, h2, h3);
             if (gates > 1u) {
@@ -239,28 +272,49 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         }
         workgroupBarrier();
     }
+    // After the loop, workgroup memory holds per slice [gate < gates][ls] sums (a warp's
+    // stores and reads fall on distinct banks): the other slices' partial sums, which slice
+    // 0 adds in slice order, then slice 0's for the tiles' mapping.
+    let per_slice = gates * threads;
     if (KS > 1u) {
-        // The other slices' partial sums through workgroup memory ([slice - 1][ls][gate]),
-        // added by slice 0 in slice order.
         if (slice > 0u) {
-            let at = ((slice - 1u) * threads + ls) * 4u;
+            let at = (slice - 1u) * per_slice + ls;
             wsm[at] = acc.g0;
-            wsm[at + 1u] = acc.g1;
-            wsm[at + 2u] = acc.g2;
-            wsm[at + 3u] = acc.g3;
+            if (gates > 1u) { wsm[at + threads] = acc.g1; }
+            if (gates > 2u) { wsm[at + 2u * threads] = acc.g2; }
+            if (gates > 3u) { wsm[at + 3u * threads] = acc.g3; }
         }
         workgroupBarrier();
         if (slice == 0u) {
             for (var s = 1u; s < KS; s++) {
-                let at = ((s - 1u) * threads + ls) * 4u;
+                let at = (s - 1u) * per_slice + ls;
                 acc.g0 += wsm[at];
-                acc.g1 += wsm[at + 1u];
-                acc.g2 += wsm[at + 2u];
-                acc.g3 += wsm[at + 3u];
+                if (gates > 1u) { acc.g1 += wsm[at + threads]; }
+                if (gates > 2u) { acc.g2 += wsm[at + 2u * threads]; }
+                if (gates > 3u) { acc.g3 += wsm[at + 3u * threads]; }
             }
         }
     }
-    return acc;
+    // Slice 0 hands its sums to the tiles' mapping (after the slices' region, which slice 0
+    // may still be reading).
+    let out = (KS - 1u) * per_slice;
+    if (slice == 0u) {
+        let at = out + q * TU + u;
+        wsm[at] = acc.g0;
+        if (gates > 1u) { wsm[at + threads] = acc.g1; }
+        if (gates > 2u) { wsm[at + 2u * threads] = acc.g2; }
+        if (gates > 3u) { wsm[at + 3u * threads] = acc.g3; }
+    }
+    workgroupBarrier();
+    var mine = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    if (slice == 0u) {
+        let at = out + ls;
+        mine.g0 = wsm[at];
+        if (gates > 1u) { mine.g1 = wsm[at + threads]; }
+        if (gates > 2u) { mine.g2 = wsm[at + 2u * threads]; }
+        if (gates > 3u) { mine.g3 = wsm[at + 3u * threads]; }
+    }
+    return mine;
 }
 
 // tile_w_h's blocked loop (TU = 32). Accumulator a{g}_{c} holds gate g of the invocation's
@@ -281,16 +335,18 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         return out;
     }
     // @generate step_acc_decl
-    var wt = tile_w_gates(w, u0, 0u, l, gates);
-    var st = tile_states(d, b0, 0u, l, 128u, 2u, TK, false);
+    let rows = w_rows(w, u0, l);
+    let src = state_src(d, b0, l, 128u, 2u, TK, false, false);
+    var wt = tile_w_gates(rows, 0u, gates);
+    var st = tile_states(src, 0u, 2u);
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         stage_w_gates(0u, l, rs, wt, gates);
         stage_states(0u, l, 128u, 2u, TK, st);
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
-            wt = tile_w_gates(w, u0, k1, l, gates);
-            st = tile_states(d, b0, k1, l, 128u, 2u, TK, false);
+            wt = tile_w_gates(rows, k1, gates);
+            st = tile_states(src, k1, 2u);
         }
         for (var j = 0u; j < 4u; j++) {
             let kk = slice * 4u + j;
@@ -341,10 +397,10 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
 }
 
 // W_hh[g0 + 4 (l / TU) + 0..3, unit u0 + l % TU]: this invocation's slot of a 16-row part
-// of the plain backward's chunk at g0 (TU units x 4 quads of rows), 0 outside the matrix.
-// Consecutive invocations read consecutive units of a row.
-fn plain_wt4(w: u32, u0: u32, g0: u32, l: u32) -> vec4<f32> {
-    return w_column4(w, u0 + l % TU, g0 + 4u * (l / TU), 1u);
+// of the plain backward's chunk at g0 (TU units x 4 quads of rows) is w_column4 of this
+// column source. Consecutive invocations read consecutive units of a row.
+fn plain_wt_col(w: u32, u0: u32, l: u32) -> WCol {
+    return w_col(w, u0 + l % TU, 4u * (l / TU), 1u);
 }
 
 // Vec4s per unit of the backward's staged weights: BR / 4 quads of rows and a spare one.
@@ -366,39 +422,45 @@ struct BwdChunk {
     s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
 }
 
-// Loads the backward chunk at g0 for slice invocation ls (of `threads`).
-fn bwd_chunk(w: u32, d: u32, u0: u32, b0: u32, g0: u32, ls: u32, threads: u32,
-             count: u32) -> BwdChunk {
+// Where the backward's chunks come from (the same every chunk of a step): the weights'
+// column and the dgh sources of slice invocation ls.
+struct BwdSrc {
+    w: WCol,
+    s: StateSrc,
+}
+
+// Loads the backward chunk at g0 (`count` dgh elements per part).
+fn bwd_chunk(src: BwdSrc, g0: u32, count: u32) -> BwdChunk {
     let z4 = vec4<f32>(0.0);
-    var c = BwdChunk(plain_wt4(w, u0, g0, ls), z4, z4, z4,
-                     tile_states(d, b0, g0, ls, threads, count, TK, true), z4, z4, z4);
+    var c = BwdChunk(w_column4(src.w, g0), z4, z4, z4, tile_states(src.s, g0, count), z4, z4,
+                     z4);
     if (BR > 16u) {
-        c.w1 = plain_wt4(w, u0, g0 + 16u, ls);
-        c.s1 = tile_states(d, b0, g0 + 16u, ls, threads, count, TK, true);
+        c.w1 = w_column4(src.w, g0 + 16u);
+        c.s1 = tile_states(src.s, g0 + 16u, count);
     }
     if (BR > 32u) {
-        c.w2 = plain_wt4(w, u0, g0 + 32u, ls);
-        c.s2 = tile_states(d, b0, g0 + 32u, ls, threads, count, TK, true);
-        c.w3 = plain_wt4(w, u0, g0 + 48u, ls);
-        c.s3 = tile_states(d, b0, g0 + 48u, ls, threads, count, TK, true);
+        c.w2 = w_column4(src.w, g0 + 32u);
+        c.s2 = tile_states(src.s, g0 + 32u, count);
+        c.w3 = w_column4(src.w, g0 + 48u);
+        c.s3 = tile_states(src.s, g0 + 48u, count);
     }
     return c;
 }
 
 // Stages a backward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
-// its dgh from vec4 ho + 64 j.
+// its dgh as rows 16 j.. of [BR][HS] from vec4 ho.
 fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
     stage_plain_wt(wo, ls, 0u, c.w0);
-    stage_states(ho, ls, threads, count, TK, c.s0);
+    stage_plain_states(ho, ls, threads, count, c.s0);
     if (BR > 16u) {
         stage_plain_wt(wo, ls, 4u, c.w1);
-        stage_states(ho + 64u, ls, threads, count, TK, c.s1);
+        stage_plain_states(ho + 16u * HS, ls, threads, count, c.s1);
     }
     if (BR > 32u) {
         stage_plain_wt(wo, ls, 8u, c.w2);
-        stage_states(ho + 128u, ls, threads, count, TK, c.s2);
+        stage_plain_states(ho + 32u * HS, ls, threads, count, c.s2);
         stage_plain_wt(wo, ls, 12u, c.w3);
-        stage_states(ho + 192u, ls, threads, count, TK, c.s3);
+        stage_plain_states(ho + 48u * HS, ls, threads, count, c.s3);
     }
 }
 
@@ -415,7 +477,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let threads = 4u * TU;
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
     // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
-    // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][TB / 4] from vec4
+    // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][HS] from vec4
     // ho. Loads and staging go by the slice invocation ls; the loop by a 2-unit block:
     // half `hf` of each chunk's row quads, units uh and uh + TU / 2, sequences 4 qh..
     // (two vec4s of weights and four of dgh per quad: 32 multiply-adds per 6 reads).
@@ -423,12 +485,16 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let ls = l % threads;
     let half = TU / 2u;
     let hf = ls / (2u * TU);
-    let uh = ls % half;
-    let qh = (ls / half) % 4u;
+    // Lanes pair up on the loop's reads: lanes n and n ^ 1 read the same weights (one unit),
+    // n and n ^ 2 the same dgh (one sequence quad), which the shared-memory pipe serves two
+    // lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the unit's).
+    let r = ls % (2u * TU);
+    let qh = (r & 1u) | ((r >> 1u) & 2u);
+    let uh = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
     let w = w_hh(d);
     let s = bwd_unit_stride();
     let wo = slice * TU * s;
-    let ho = slice * BR * 4u;
+    let ho = slice * BR * HS;
     let per = ((p.gh + BR - 1u) / BR + KS - 1u) / KS;
     let first = slice * per * BR;
     var acc = vec4<f32>(0.0);
@@ -440,24 +506,25 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let quads = BR / 8u;
     let wa0 = wo + uh * s + hf * quads;
     let wb0 = wa0 + half * s;
-    let hb0 = ho + 16u * hf * quads + qh;
+    let hb0 = ho + 4u * HS * hf * quads + qh;
     // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
-    var next = bwd_chunk(w, d, u0, b0, first, ls, threads, count);
+    let src = BwdSrc(plain_wt_col(w, u0, ls), state_src(d, b0, ls, threads, count, TK, true, true));
+    var next = bwd_chunk(src, first, count);
     for (var i = 0u; i < per; i++) {
         stage_bwd_chunk(wo, ho, ls, threads, count, next);
         workgroupBarrier();
         if (i + 1u < per) {
-            next = bwd_chunk(w, d, u0, b0, first + (i + 1u) * BR, ls, threads, count);
+            next = bwd_chunk(src, first + (i + 1u) * BR, count);
         }
         // Per quad of rows: one vec4 of weights per unit, the 4 rows' dgh, added in
         // ascending rows.
         for (var j = 0u; j < quads; j++) {
-            let hb = hb0 + 16u * j;
+            let hb = hb0 + 4u * HS * j;
             let h0 = h_tile[hb];
-            let h1 = h_tile[hb + 4u];
-            let h2 = h_tile[hb + 8u];
-            let h3 = h_tile[hb + 12u];
+            let h1 = h_tile[hb + HS];
+            let h2 = h_tile[hb + 2u * HS];
+            let h3 = h_tile[hb + 3u * HS];
             acc = quad_fma(acc, wsm[wa0 + j], h0, h1, h2, h3);
             acc_b = quad_fma(acc_b, wsm[wb0 + j], h0, h1, h2, h3);
         }
@@ -497,9 +564,11 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    var w0 = tile_wt4(w, u0, 0u, l);
-    var w1 = tile_wt4(w, u0, 16u, l);
-    var st = tile_states(d, b0, 0u, l, 128u, 4u, 32u, true);
+    let col = tile_wt_col(w, u0, l);
+    let src = state_src(d, b0, l, 128u, 4u, 32u, true, false);
+    var w0 = tile_wt4(col, 0u);
+    var w1 = tile_wt4(col, 16u);
+    var st = tile_states(src, 0u, 4u);
     for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
         stage_wt4(0u, l, 0u, w0);
         stage_wt4(0u, l, 16u, w1);
@@ -507,9 +576,9 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
         workgroupBarrier();
         let g1 = g0 + 32u;
         if (g1 < p.gh) {
-            w0 = tile_wt4(w, u0, g1, l);
-            w1 = tile_wt4(w, u0, g1 + 16u, l);
-            st = tile_states(d, b0, g1, l, 128u, 4u, 32u, true);
+            w0 = tile_wt4(col, g1);
+            w1 = tile_wt4(col, g1 + 16u);
+            st = tile_states(src, g1, 4u);
         }
         for (var j = 0u; j < 8u; j++) {
             let kk = slice * 8u + j;

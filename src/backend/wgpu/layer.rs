@@ -873,19 +873,19 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
 /// The most K slices, at most `asked`, of tiles of `tu` units and `gates` gate rows each
 /// whose workgroup of 4 x `tu` x KS invocations stays within `most` and whose staging fits
 /// the loops' workgroup memory (`shaders/step_tiles.wgsl`) at the deepest chunks KS allows
-/// (64 / KS rows): per slice, forward gates x `tu` x (FK / 4 + 1) vec4s of weights and FK x 4
-/// of states, backward `tu` x (BR / 4 + 1) and BR x 4, of 1536 and 256 vec4s; the other
-/// slices' partial sums in the first, forward 16 x `tu` vec4s each, backward 8 x `tu` per
-/// slice and its own.
+/// (64 / KS rows): per slice, forward gates x `tu` x (FK / 4 + 1) vec4s of weights and FK x 5
+/// of states, backward `tu` x (BR / 4 + 1) and BR x 5, of 1536 and 320 vec4s; after the
+/// loop, in the first, the forward's partial sums and hand-out (gates x 4 x `tu` vec4s per
+/// slice), the backward's (8 x `tu` per slice).
 fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
     let fits = |ks: usize| {
         let rows = 64 / ks;
         let fk = forward_chunk(rows, gates);
         ks * gates * tu * (fk / 4 + 1) <= 1536
             && ks * tu * (rows / 4 + 1) <= 1536
-            && (ks - 1) * 16 * tu <= 1536
+            && ks * gates * 4 * tu <= 1536
             && ks * 8 * tu <= 1536
-            && ks * fk * 4 <= 256
+            && ks * fk.max(rows) * 5 <= 320
             && 4 * tu * ks <= most
     };
     let mut ks = asked.max(1);
