@@ -6,7 +6,8 @@
 // This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
 // src/backend/wgpu/codegen.rs, because per-invocation accumulators kept in
 // a private array indexed by a loop variable land in slow local memory on NVIDIA (45x slower
-// on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 variables.
+// on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 fields of a
+// struct (Acc128).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -41,6 +42,53 @@ const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands
 var<workgroup> As: array<vec4<f32>, 1024>;
 var<workgroup> Bs: array<vec4<f32>, 1024>;
 
+// The invocation's 8x8 block of sums: 16 named vec4s (never an array, so they stay in
+// registers).
+struct Acc128 {
+    // @generate gemm_acc_fields
+}
+
+// The next chunk's operands, loaded before the current chunk's arithmetic.
+struct Next128 {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    b0: vec4<f32>,
+    b1: vec4<f32>,
+}
+
+// Chunk kt (of `tiles`), staged in the buffers at vec4 `cur`: loads chunk kt + 1 into
+// `next`, adds this chunk's products into `acc`, stages `next` into the other buffers (last
+// read in the previous chunk, before its barrier), and waits for the workgroup. Called with
+// a constant `cur` at each of its two call sites, so every staging address of the arithmetic
+// is the same in each pass of the chunk loop.
+fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u32,
+                 tiles: u32, cur: u32, m0: u32, n0: u32, tx: u32, ty: u32) {
+    let t = ty * 16u + tx;
+    let more = kt + 1u < tiles;
+    if (more) {
+        let k1 = (kt + 1u) * BK;
+        (*next).a0 = load_a(t, m0, k1);
+        (*next).a1 = load_a(t + 256u, m0, k1);
+        (*next).b0 = load_b(t, n0, k1);
+        (*next).b1 = load_b(t + 256u, n0, k1);
+    }
+    for (var kk = 0u; kk < BK; kk++) {
+        let a0 = As[cur + kk * 32u + ty];
+        let a1 = As[cur + kk * 32u + 16u + ty];
+        let b0 = Bs[cur + kk * 32u + tx];
+        let b1 = Bs[cur + kk * 32u + 16u + tx];
+        // @generate gemm_fma
+    }
+    if (more) {
+        let other = 512u - cur;
+        stage_a(other, t, (*next).a0);
+        stage_a(other, t + 256u, (*next).a1);
+        stage_b(other, t, (*next).b0);
+        stage_b(other, t + 256u, (*next).b1);
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let m0 = wid.y * 128u;
@@ -48,43 +96,21 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     let tx = lid.x;
     let ty = lid.y;
     let t = ty * 16u + tx;
-    // @generate gemm_acc_decl
-    var pa0 = load_a(t, m0, 0u);
-    var pa1 = load_a(t + 256u, m0, 0u);
-    var pb0 = load_b(t, n0, 0u);
-    var pb1 = load_b(t + 256u, n0, 0u);
-    stage_a(0u, t, pa0);
-    stage_a(0u, t + 256u, pa1);
-    stage_b(0u, t, pb0);
-    stage_b(0u, t + 256u, pb1);
+    var acc: Acc128;
+    var next = Next128(load_a(t, m0, 0u), load_a(t + 256u, m0, 0u), load_b(t, n0, 0u),
+                       load_b(t + 256u, n0, 0u));
+    stage_a(0u, t, next.a0);
+    stage_a(0u, t + 256u, next.a1);
+    stage_b(0u, t, next.b0);
+    stage_b(0u, t + 256u, next.b1);
     workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
-    for (var kt = 0u; kt < tiles; kt++) {
-        let cur = (kt % 2u) * 512u;
-        let more = kt + 1u < tiles;
-        if (more) {
-            let k1 = (kt + 1u) * BK;
-            pa0 = load_a(t, m0, k1);
-            pa1 = load_a(t + 256u, m0, k1);
-            pb0 = load_b(t, n0, k1);
-            pb1 = load_b(t + 256u, n0, k1);
+    // Chunks in pairs: the even one from buffer 0, the odd one from buffer 1.
+    for (var kt = 0u; kt < tiles; kt += 2u) {
+        gemm128_chunk(&acc, &next, kt, tiles, 0u, m0, n0, tx, ty);
+        if (kt + 1u < tiles) {
+            gemm128_chunk(&acc, &next, kt + 1u, tiles, 512u, m0, n0, tx, ty);
         }
-        for (var kk = 0u; kk < BK; kk++) {
-            let a0 = As[cur + kk * 32u + ty];
-            let a1 = As[cur + kk * 32u + 16u + ty];
-            let b0 = Bs[cur + kk * 32u + tx];
-            let b1 = Bs[cur + kk * 32u + 16u + tx];
-            // @generate gemm_fma
-        }
-        if (more) {
-            // The other buffer was last read in the previous chunk, before its barrier.
-            let next = 512u - cur;
-            stage_a(next, t, pa0);
-            stage_a(next, t + 256u, pa1);
-            stage_b(next, t, pb0);
-            stage_b(next, t + 256u, pb1);
-        }
-        workgroupBarrier();
     }
     // @generate gemm_store
 }

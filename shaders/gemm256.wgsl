@@ -7,7 +7,7 @@
 // This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
 // src/backend/wgpu/codegen.rs (private arrays indexed by a loop variable land in slow local
 // memory on NVIDIA: 45x slower on the H100, ../shared/device/README.md). The accumulators
-// are 32 named vec4 variables.
+// are 32 named vec4 fields of a struct (Acc256).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -44,6 +44,50 @@ const AM4: u32 = 64u; // 256 rows of A per tile, in vec4s (shaders/gemm_operands
 var<workgroup> As: array<vec4<f32>, 1024>;
 var<workgroup> Bs: array<vec4<f32>, 512>;
 
+// The invocation's 16x8 block of sums: 32 named vec4s (never an array, so they stay in
+// registers).
+struct Acc256 {
+    // @generate gemm256_acc_fields
+}
+
+// The next chunk's operands, loaded before the current chunk's arithmetic.
+struct Next256 {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    b0: vec4<f32>,
+}
+
+// Chunk kt (of `tiles`), staged in the buffers at vec4 `cur_a` (A) and `cur_b` (B), as
+// gemm128_chunk: the next chunk's loads, this chunk's products, the next chunk staged into
+// the other buffers, a barrier; constant offsets at each call site.
+fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u32,
+                 tiles: u32, cur_a: u32, cur_b: u32, m0: u32, n0: u32, tx: u32, ty: u32) {
+    let t = ty * 16u + tx;
+    let more = kt + 1u < tiles;
+    if (more) {
+        let k1 = (kt + 1u) * BK;
+        (*next).a0 = load_a(t, m0, k1);
+        (*next).a1 = load_a(t + 256u, m0, k1);
+        (*next).b0 = load_b(t, n0, k1);
+    }
+    for (var kk = 0u; kk < BK; kk++) {
+        let ra = cur_a + kk * 64u + ty;
+        let a0 = As[ra];
+        let a1 = As[ra + 16u];
+        let a2 = As[ra + 32u];
+        let a3 = As[ra + 48u];
+        let b0 = Bs[cur_b + kk * 32u + tx];
+        let b1 = Bs[cur_b + kk * 32u + 16u + tx];
+        // @generate gemm256_fma
+    }
+    if (more) {
+        stage_a(512u - cur_a, t, (*next).a0);
+        stage_a(512u - cur_a, t + 256u, (*next).a1);
+        stage_b(256u - cur_b, t, (*next).b0);
+    }
+    workgroupBarrier();
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn gemm256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let m0 = wid.y * 256u;
@@ -51,42 +95,19 @@ fn gemm256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     let tx = lid.x;
     let ty = lid.y;
     let t = ty * 16u + tx;
-    // @generate gemm256_acc_decl
-    var pa0 = load_a(t, m0, 0u);
-    var pa1 = load_a(t + 256u, m0, 0u);
-    var pb0 = load_b(t, n0, 0u);
-    stage_a(0u, t, pa0);
-    stage_a(0u, t + 256u, pa1);
-    stage_b(0u, t, pb0);
+    var acc: Acc256;
+    var next = Next256(load_a(t, m0, 0u), load_a(t + 256u, m0, 0u), load_b(t, n0, 0u));
+    stage_a(0u, t, next.a0);
+    stage_a(0u, t + 256u, next.a1);
+    stage_b(0u, t, next.b0);
     workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
-    for (var kt = 0u; kt < tiles; kt++) {
-        let cur_a = (kt % 2u) * 512u;
-        let cur_b = (kt % 2u) * 256u;
-        let more = kt + 1u < tiles;
-        if (more) {
-            let k1 = (kt + 1u) * BK;
-            pa0 = load_a(t, m0, k1);
-            pa1 = load_a(t + 256u, m0, k1);
-            pb0 = load_b(t, n0, k1);
+    // Chunks in pairs: the even one from buffers 0, the odd one from buffers 1.
+    for (var kt = 0u; kt < tiles; kt += 2u) {
+        gemm256_chunk(&acc, &next, kt, tiles, 0u, 0u, m0, n0, tx, ty);
+        if (kt + 1u < tiles) {
+            gemm256_chunk(&acc, &next, kt + 1u, tiles, 512u, 256u, m0, n0, tx, ty);
         }
-        for (var kk = 0u; kk < BK; kk++) {
-            let ra = cur_a + kk * 64u + ty;
-            let a0 = As[ra];
-            let a1 = As[ra + 16u];
-            let a2 = As[ra + 32u];
-            let a3 = As[ra + 48u];
-            let b0 = Bs[cur_b + kk * 32u + tx];
-            let b1 = Bs[cur_b + kk * 32u + 16u + tx];
-            // @generate gemm256_fma
-        }
-        if (more) {
-            // The other buffers were last read in the previous chunk, before its barrier.
-            stage_a(512u - cur_a, t, pa0);
-            stage_a(512u - cur_a, t + 256u, pa1);
-            stage_b(256u - cur_b, t, pb0);
-        }
-        workgroupBarrier();
     }
     // @generate gemm256_store
 }

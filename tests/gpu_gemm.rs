@@ -208,16 +208,20 @@ fn gemm_coop_compiles_to_spirv() {
     }
 }
 
-/// The 256x128 tile's generated source: 32 named vec4 accumulators, 32 multiply-adds per k
-/// step over the four A and two B registers, 32 stores, no template line left.
+/// The 256x128 tile's generated source: 32 named vec4 accumulator fields, 32 multiply-adds
+/// per k step over the four A and two B registers, 32 stores, no template line left.
 #[test]
 fn gemm256_source_is_unrolled() {
     let src = gemm256_source();
     assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
-    assert_eq!(src.matches("var acc").count(), 32, "32 vec4 accumulators");
+    assert_eq!(
+        src.matches(": vec4<f32>,").count(),
+        32 + 3,
+        "32 accumulators, 3 loads"
+    );
     assert_eq!(src.matches("store4(m0").count(), 32, "32 stores");
-    assert!(src.contains("acc15_1 += a3.w * b1;"));
-    assert!(src.contains("store4(m0 + 192u + ty * 4u + 3u, n0 + 64u + tx * 4u, acc15_1);"));
+    assert!(src.contains("(*acc).acc15_1 += a3.w * b1;"));
+    assert!(src.contains("store4(m0 + 192u + ty * 4u + 3u, n0 + 64u + tx * 4u, acc.acc15_1);"));
 }
 
 /// The generated source replaces every `// @generate` line with unrolled code and keeps no
@@ -229,7 +233,11 @@ fn gemm128_source_is_unrolled() {
         !src.lines().any(|l| l.trim().starts_with("// @generate")),
         "a template line was left"
     );
-    assert_eq!(src.matches("var acc").count(), 16, "16 vec4 accumulators");
+    assert_eq!(
+        src.matches(": vec4<f32>,").count(),
+        16 + 4,
+        "16 accumulators, 4 loads"
+    );
     assert_eq!(src.matches("store4(m0").count(), 16, "16 stores");
     assert_eq!(
         src.matches(" * b0;").count() + src.matches(" * b1;").count(),

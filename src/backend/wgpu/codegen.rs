@@ -118,9 +118,10 @@ pub fn expand_with(template: &str, coop: CoopOps) -> String {
 
 /// One part of a register-tiled GEMM's `rows` x 8 block per invocation (gemm128.wgsl: 8
 /// rows, gemm256.wgsl: 16), its accumulators acc{r}_{h} for row r (tile row
-/// 64 (r / 4) + 4 ty + r % 4) and column half h: their declarations (`acc_decl`), their
-/// multiply-adds per k step from the A registers a{r / 4} and B registers b{h} (`fma`), or
-/// their stores (`store`).
+/// 64 (r / 4) + 4 ty + r % 4) and column half h, the fields of the kernel's accumulator
+/// struct: their declarations (`acc_fields`), their multiply-adds per k step from the A
+/// registers a{r / 4} and B registers b{h} through the pointer `acc` (`fma`), or their
+/// stores from the struct `acc` (`store`).
 fn gemm_block(part: &str, rows: usize) -> Vec<String> {
     let mut v = Vec::new();
     for r in 0..rows {
@@ -130,10 +131,10 @@ fn gemm_block(part: &str, rows: usize) -> Vec<String> {
         };
         for h in 0..2 {
             v.push(match part {
-                "acc_decl" => format!("var acc{r}_{h} = vec4<f32>(0.0);"),
-                "fma" => format!("acc{r}_{h} += a{}.{} * b{h};", r / 4, LANES[r % 4]),
+                "acc_fields" => format!("acc{r}_{h}: vec4<f32>,"),
+                "fma" => format!("(*acc).acc{r}_{h} += a{}.{} * b{h};", r / 4, LANES[r % 4]),
                 _ => format!(
-                    "store4(m0 + {row}, n0 + {}u + tx * 4u, acc{r}_{h});",
+                    "store4(m0 + {row}, n0 + {}u + tx * 4u, acc.acc{r}_{h});",
                     h * 64
                 ),
             });
@@ -148,10 +149,10 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
     let hw = coop == CoopOps::Hardware;
     match name {
         // gemm128.wgsl: an 8x8 block; gemm256.wgsl: a 16x8 block.
-        "gemm_acc_decl" => v = gemm_block("acc_decl", 8),
+        "gemm_acc_fields" => v = gemm_block("acc_fields", 8),
         "gemm_fma" => v = gemm_block("fma", 8),
         "gemm_store" => v = gemm_block("store", 8),
-        "gemm256_acc_decl" => v = gemm_block("acc_decl", 16),
+        "gemm256_acc_fields" => v = gemm_block("acc_fields", 16),
         "gemm256_fma" => v = gemm_block("fma", 16),
         "gemm256_store" => v = gemm_block("store", 16),
         // gemm_coop.wgsl: the extension, and where a subgroup's ids come from.
