@@ -369,8 +369,9 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 // products for few sequences, TB = 4 below). Call them from uniform control flow (they hold
 // barriers); workgroups (ceil(H / TU), ceil(B / TB), D). Below: the tile constants, the
 // global loads both implementations share (each chunk of weights and states loaded so that
-// 16 consecutive invocations read 16 consecutive addresses, into named vec4 registers that
-// carry it to the next chunk, never a private array), and the cells' per-lane helpers.
+// 8 or 16 consecutive invocations read consecutive addresses, whole 32-byte sectors, into
+// named vec4 registers that carry it to the next chunk, never a private array; where each
+// load comes from is worked out once a step), and the cells' per-lane helpers.
 // With KS > 1 (the f32 tiles' plain loops only) a workgroup has 4 * TU * KS invocations
 // that split the inner dimension KS ways (shaders/step_tiles.wgsl); the results are in the
 // lead invocations l < 4 * TU (tile_lead), and only those go on to the cell update.

@@ -11,7 +11,7 @@
 // pair moves about 64 rows whatever the cell and direction (before, an LSTM's backward and
 // the Elman forward moved 16, in 4 times the chunks). The blocked loops take 16 k steps
 // forward and 32 rows backward. Each chunk of the weights and of the state goes through
-// workgroup memory (`wsm`, `h_tile`: 28 KiB); every weight element loaded serves 16
+// workgroup memory (`wsm`, `h_tile`: 29 KiB); every weight element loaded serves 16
 // sequences. The next chunk's global loads are issued before the current chunk's
 // arithmetic, so their latency hides behind it. Sums run along the inner dimension in
 // ascending order within each partial sum.
@@ -26,7 +26,12 @@
 //   LSTM); a backward invocation takes half of each chunk's rows for 2 units and reads one
 //   vec4 of weights per unit and 4 of dgh per 4 rows (5.3), the halves' and slices' sums
 //   added through workgroup memory at the end. (Before session 18 a weight was one scalar
-//   read with its vec4 lane split out of the index: 4 and 2.) With KS > 1 (layer.wgsl) the
+//   read with its vec4 lane split out of the index: 4 and 2.) The loops' lanes pair up on
+//   those reads (lanes n and n ^ 1 share a unit, n and n ^ 2 a sequence quad), which the
+//   shared-memory pipe serves two lanes to a register, so the forward hands its sums to the
+//   tiles' mapping through workgroup memory at the end as the backward does; the states
+//   are staged [k][HS] from a load order that puts a warp's stores on distinct banks.
+//   With KS > 1 (layer.wgsl) the
 //   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
 //   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
 //   workgroup memory, and after the loop the other slices' partial sums are added into
