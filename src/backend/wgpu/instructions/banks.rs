@@ -42,6 +42,13 @@ mod sop {
     pub const COMPOSITE_CONSTRUCT: u32 = 80;
     pub const COMPOSITE_EXTRACT: u32 = 81;
     pub const COPY_OBJECT: u32 = 83;
+    pub const U_CONVERT: u32 = 113;
+    pub const S_CONVERT: u32 = 114;
+    pub const BITCAST: u32 = 124;
+    pub const S_NEGATE: u32 = 126;
+    pub const LOGICAL_NOT: u32 = 168;
+    pub const SELECT: u32 = 169;
+    pub const NOT: u32 = 200;
     pub const PHI: u32 = 245;
     /// Execution mode LocalSize and decoration BuiltIn.
     pub const LOCAL_SIZE: u32 = 17;
@@ -50,7 +57,6 @@ mod sop {
 
 /// Built-in ids an address may use (SPIR-V's BuiltIn enumerants).
 mod builtin {
-    pub const NUM_WORKGROUPS: u32 = 24;
     pub const WORKGROUP_ID: u32 = 26;
     pub const LOCAL_INVOCATION_ID: u32 = 27;
     pub const GLOBAL_INVOCATION_ID: u32 = 28;
@@ -118,9 +124,13 @@ pub fn hot_loop_banks(words: &[u32]) -> Option<Banks> {
 enum Ty {
     /// A scalar of so many bytes.
     Scalar(u64),
+    /// Component type, components.
     Vector(u32, u64),
+    /// Element type, length.
     Array(u32, u64),
+    /// Member types, in order.
     Struct(Vec<u32>),
+    /// The type pointed to.
     Pointer(u32),
 }
 
@@ -249,7 +259,6 @@ impl<'m, 'a> Addresses<'m, 'a> {
             builtin::SUBGROUP_LOCAL_INVOCATION_ID => Some(vec![lane % WARP as u32]),
             builtin::SUBGROUP_ID => Some(vec![lane / WARP as u32]),
             builtin::SUBGROUP_SIZE => Some(vec![WARP as u32]),
-            builtin::NUM_WORKGROUPS => None,
             _ => None,
         }
     }
@@ -296,7 +305,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 };
                 self.value(first, lane, memo, depth)
             }
-            sop::COPY_OBJECT | 124 | 113 | 114 => arg(2, memo),
+            sop::COPY_OBJECT | sop::BITCAST | sop::U_CONVERT | sop::S_CONVERT => arg(2, memo),
             sop::COMPOSITE_EXTRACT => {
                 let mut v = arg(2, memo)?;
                 for &i in &w[3..] {
@@ -365,8 +374,8 @@ impl<'m, 'a> Addresses<'m, 'a> {
                     })
                     .collect()
             }
-            169 => {
-                // Select: condition, then, else, lane by lane.
+            sop::SELECT => {
+                // Condition, then, else, lane by lane.
                 let (c, t, e) = (arg(2, memo)?, arg(3, memo)?, arg(4, memo)?);
                 Some(
                     (0..t.len())
@@ -380,13 +389,13 @@ impl<'m, 'a> Addresses<'m, 'a> {
                         .collect(),
                 )
             }
-            126 | 168 | 200 => {
+            sop::S_NEGATE | sop::LOGICAL_NOT | sop::NOT => {
                 let x = arg(2, memo)?;
                 Some(
                     x.iter()
                         .map(|&a| match inst.op {
-                            126 => (a as i32).wrapping_neg() as u32,
-                            168 => u32::from(a == 0),
+                            sop::S_NEGATE => (a as i32).wrapping_neg() as u32,
+                            sop::LOGICAL_NOT => u32::from(a == 0),
                             _ => !a,
                         })
                         .collect(),
@@ -509,31 +518,40 @@ impl<'m, 'a> Addresses<'m, 'a> {
 fn binary(op: u32, a: u32, b: u32) -> Option<u32> {
     let (sa, sb) = (a as i32, b as i32);
     Some(match op {
-        128 => a.wrapping_add(b),
-        130 => a.wrapping_sub(b),
-        132 => a.wrapping_mul(b),
-        134 => a.checked_div(b)?,
-        135 => sa.checked_div(sb)? as u32,
-        137 => a.checked_rem(b)?,
-        138 | 139 => sa.checked_rem(sb)? as u32,
-        164 | 170 => u32::from(a == b),
-        165 | 171 => u32::from(a != b),
-        166 => u32::from(a != 0 || b != 0),
-        167 => u32::from(a != 0 && b != 0),
-        172 => u32::from(a > b),
-        173 => u32::from(sa > sb),
-        174 => u32::from(a >= b),
-        175 => u32::from(sa >= sb),
-        176 => u32::from(a < b),
-        177 => u32::from(sa < sb),
-        178 => u32::from(a <= b),
-        179 => u32::from(sa <= sb),
-        194 => a.checked_shr(b).unwrap_or(0),
-        195 => sa.checked_shr(b).unwrap_or(sa >> 31) as u32,
-        196 => a.checked_shl(b).unwrap_or(0),
-        197 => a | b,
-        198 => a ^ b,
-        199 => a & b,
+        128 => a.wrapping_add(b),          // IAdd
+        130 => a.wrapping_sub(b),          // ISub
+        132 => a.wrapping_mul(b),          // IMul
+        134 => a.checked_div(b)?,          // UDiv
+        135 => sa.checked_div(sb)? as u32, // SDiv
+        137 => a.checked_rem(b)?,          // UMod
+        138 => sa.checked_rem(sb)? as u32, // SRem: the dividend's sign
+        139 => {
+            // SMod: the divisor's sign.
+            let r = sa.checked_rem(sb)?;
+            (if r != 0 && (r < 0) != (sb < 0) {
+                r + sb
+            } else {
+                r
+            }) as u32
+        }
+        164 | 170 => u32::from(a == b),       // LogicalEqual, IEqual
+        165 | 171 => u32::from(a != b),       // LogicalNotEqual, INotEqual
+        166 => u32::from(a != 0 || b != 0),   // LogicalOr
+        167 => u32::from(a != 0 && b != 0),   // LogicalAnd
+        172 => u32::from(a > b),              // UGreaterThan
+        173 => u32::from(sa > sb),            // SGreaterThan
+        174 => u32::from(a >= b),             // UGreaterThanEqual
+        175 => u32::from(sa >= sb),           // SGreaterThanEqual
+        176 => u32::from(a < b),              // ULessThan
+        177 => u32::from(sa < sb),            // SLessThan
+        178 => u32::from(a <= b),             // ULessThanEqual
+        179 => u32::from(sa <= sb),           // SLessThanEqual
+        194 => a.checked_shr(b).unwrap_or(0), // ShiftRightLogical
+        195 => sa.checked_shr(b).unwrap_or(sa >> 31) as u32, // ShiftRightArithmetic
+        196 => a.checked_shl(b).unwrap_or(0), // ShiftLeftLogical
+        197 => a | b,                         // BitwiseOr
+        198 => a ^ b,                         // BitwiseXor
+        199 => a & b,                         // BitwiseAnd
         _ => return None,
     })
 }
@@ -565,8 +583,22 @@ fn warp_cycles(at: &[u64], bytes: u64, load: bool) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{hot_loop_banks, warp_cycles};
+    use super::{binary, hot_loop_banks, warp_cycles};
     use crate::backend::wgpu::instructions::{Checks, spirv};
+
+    #[test]
+    fn integer_operations_follow_spirv() {
+        let m7 = (-7i32) as u32;
+        // SRem takes the dividend's sign, SMod the divisor's; UDiv by zero is unknown.
+        assert_eq!(binary(138, m7, 3), Some((-1i32) as u32));
+        assert_eq!(binary(139, m7, 3), Some(2));
+        assert_eq!(binary(139, 7, (-3i32) as u32), Some((-2i32) as u32));
+        assert_eq!(binary(134, 1, 0), None);
+        // Arithmetic shifts keep the sign, also by 32 or more.
+        assert_eq!(binary(195, m7, 1), Some((-4i32) as u32));
+        assert_eq!(binary(195, m7, 40), Some(u32::MAX));
+        assert_eq!(binary(194, m7, 40), Some(0));
+    }
 
     #[test]
     fn a_warp_pays_per_register_per_conflict_and_half_for_pairs() {
