@@ -390,7 +390,7 @@ struct Gates4 {
     g3: vec4<f32>,
 }
 
-// Where tile_w4's loads come from, the same in every chunk of a step (computed once, before
+// Where tile_w_gates' loads come from, the same in every chunk of a step (computed once, before
 // the chunk loop, so a chunk's loads are an add and a load each): lane i's weight of gate g
 // at inner index k is params[at[i] + g H R + k] (unit u0 + l / 16 + i TU / 4 of the tile, k =
 // k0 + l % 16 in the chunk at k0); ok[i] says the unit exists.
@@ -405,28 +405,39 @@ fn w_rows(w: u32, u0: u32, l: u32) -> WRows {
     return WRows(vec4<u32>(w) + u * p.rw, u < vec4<u32>(p.hidden), l % TK);
 }
 
-// Four weights of `gate` for this invocation's load slot in the chunk at k0 (w_rows), 0
-// outside the matrix.
-fn tile_w4(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
+// Four weights of `gate` for this invocation's load slot in the chunk at k0 (w_rows), where
+// the slot lies inside the matrix.
+fn tile_w4_inside(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
+    let i = r.at + vec4<u32>(gate * p.hidden * p.rw + k0 + r.col);
+    return vec4<f32>(params[i.x], params[i.y], params[i.z], params[i.w]);
+}
+
+// The same at the matrix's edges, 0 outside it: masked lanes load element 0 and read as 0.
+fn tile_w4_edge(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
     let k = k0 + r.col;
-    let i = r.at + vec4<u32>(gate * p.hidden * p.rw + k);
-    if (all(r.ok) && k0 + TK <= p.rw) {
-        return vec4<f32>(params[i.x], params[i.y], params[i.z], params[i.w]);
-    }
-    // At the matrix's edges: masked lanes load element 0 and read as 0.
     let ok = r.ok & vec4<bool>(k < p.rw);
-    let j = select(vec4<u32>(0u), i, ok);
+    let j = select(vec4<u32>(0u), r.at + vec4<u32>(gate * p.hidden * p.rw + k), ok);
     let v = vec4<f32>(params[j.x], params[j.y], params[j.z], params[j.w]);
     return select(vec4<f32>(0.0), v, ok);
 }
 
 // The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates (the
-// registers that carry it from one chunk to the next).
+// registers that carry it from one chunk to the next); one test for all the gates of
+// whether the slot lies inside the matrix.
 fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
-    var v = Gates4(tile_w4(r, 0u, k0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    if (gates > 1u) { v.g1 = tile_w4(r, 1u, k0); }
-    if (gates > 2u) { v.g2 = tile_w4(r, 2u, k0); }
-    if (gates > 3u) { v.g3 = tile_w4(r, 3u, k0); }
+    let z = vec4<f32>(0.0);
+    var v = Gates4(z, z, z, z);
+    if (all(r.ok) && k0 + TK <= p.rw) {
+        v.g0 = tile_w4_inside(r, 0u, k0);
+        if (gates > 1u) { v.g1 = tile_w4_inside(r, 1u, k0); }
+        if (gates > 2u) { v.g2 = tile_w4_inside(r, 2u, k0); }
+        if (gates > 3u) { v.g3 = tile_w4_inside(r, 3u, k0); }
+    } else {
+        v.g0 = tile_w4_edge(r, 0u, k0);
+        if (gates > 1u) { v.g1 = tile_w4_edge(r, 1u, k0); }
+        if (gates > 2u) { v.g2 = tile_w4_edge(r, 2u, k0); }
+        if (gates > 3u) { v.g3 = tile_w4_edge(r, 3u, k0); }
+    }
     return v;
 }
 

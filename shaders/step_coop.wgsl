@@ -68,8 +68,8 @@ fn stage_a4(l: u32, stride: u32, count: u32, width: u32, koff: u32, v: vec4<f32>
     }
 }
 
-// Stores tile_w4's slot of `gate` (units l / 16 + i * TU / 4 at k = l % 16), already scaled,
-// into the forward's Bs: weight (k, gate, unit) at k * LDBF + gate * TU + unit.
+// Stores the load slot (w_rows) of `gate` (units l / 16 + i * TU / 4 at k = l % 16), already
+// scaled, into the forward's Bs: weight (k, gate, unit) at k * LDBF + gate * TU + unit.
 fn stage_bf(gate: u32, l: u32, v: vec4<f32>) {
     let base = (l % TK) * LDBF + gate * TU + l / TK;
     let step = TU / 4u;

@@ -63,9 +63,9 @@ fn wsm_set(i: u32, v: f32) {
     wsm[i >> 2u][i & 3u] = v;
 }
 
-// Stores tile_w4's slot for the blocked loop (TU = 32) from float `at` (a multiple of 4):
-// weight (kk, gate, tile unit) in vec4 kk * rs + gate * 8 + unit / 4, lane unit % 4 (row
-// stride rs vec4s).
+// Stores a gate's load slot (w_rows) for the blocked loop (TU = 32) from float `at` (a
+// multiple of 4): weight (kk, gate, tile unit) in vec4 kk * rs + gate * 8 + unit / 4, lane
+// unit % 4 (row stride rs vec4s).
 fn stage_w4(at: u32, gate: u32, l: u32, rs: u32, v: vec4<f32>) {
     let u = l / TK;
     let base = at / 4u + (l % TK) * rs + gate * 8u + u / 4u;
@@ -125,11 +125,11 @@ fn fwd_unit_stride() -> u32 {
     return FK / 4u + 1u;
 }
 
-// Stores tile_w4's slot of one gate (units l / 16 + i TU / 4 at k = l % 16 of the part whose
-// first quad of k is `quad`) into the forward's staged weights from vec4 at: unit u, k step
-// kk of the gate in lane kk % 4 of vec4 at + u fwd_unit_stride() + kk / 4. The loads stay
-// coalesced (16 invocations, 64 contiguous bytes, per load); the lanes cost 4 scalar stores,
-// which fall on distinct memory banks but for 4 of the 32.
+// Stores the load slot (w_rows) of one gate (units l / 16 + i TU / 4 at k = l % 16 of the
+// part whose first quad of k is `quad`) into the forward's staged weights from vec4 at: unit
+// u, k step kk of the gate in lane kk % 4 of vec4 at + u fwd_unit_stride() + kk / 4. The
+// loads stay coalesced (16 invocations, 64 contiguous bytes, per load); the lanes cost 4
+// scalar stores, which fall on distinct memory banks but for 4 of the 32 (2 cycles a warp).
 fn stage_plain_w4(at: u32, l: u32, quad: u32, v: vec4<f32>) {
     let s = fwd_unit_stride();
     let slot = at + (l / TK) * s + quad + (l % TK) / 4u;
@@ -154,7 +154,7 @@ fn stage_plain_w(wo: u32, l: u32, quad: u32, v: Gates4, gates: u32) {
 
 // What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
 // parts of 16 (w{j}, s{j} for part j; parts past FK stay zero and are never loaded): per
-// part one vec4 of weights per gate (tile_w4) and `count` (1, 2 or 4) of its 256 state
+// part one vec4 of weights per gate (tile_w_gates) and `count` (1, 2 or 4) of its 256 state
 // elements. Named registers, never an array, so they stay out of local memory.
 struct FwdChunk {
     w0: Gates4, w1: Gates4, w2: Gates4, w3: Gates4,
