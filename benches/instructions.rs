@@ -144,6 +144,12 @@ fn cases() -> Vec<Case> {
         ),
         tiles(
             "lstm_cell",
+            fwd,
+            KSPLIT4,
+            "flagship forward step, TU 16, KS 4",
+        ),
+        tiles(
+            "lstm_cell",
             bwd,
             KSPLIT4,
             "flagship backward step, TU 16, KS 4",
