@@ -552,47 +552,10 @@ fn state_src(d: u32, b0: u32, l: u32, stride: u32, count: u32, width: u32, from_
     return s;
 }
 
-// Lanes i < count of a buffer's elements at[i] + k0, 0 where !ok[i] (one gather per
-// source buffer; the lanes past count are neither loaded nor worked out).
-fn gather_st_h(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
-    var v = vec4<f32>(select(0.0, st_h[at.x + k0], ok.x), 0.0, 0.0, 0.0);
-    if (count > 1u) { v.y = select(0.0, st_h[at.y + k0], ok.y); }
-    if (count > 2u) {
-        v.z = select(0.0, st_h[at.z + k0], ok.z);
-        v.w = select(0.0, st_h[at.w + k0], ok.w);
-    }
-    return v;
-}
-
-fn gather_y(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
-    var v = vec4<f32>(select(0.0, y[at.x + k0], ok.x), 0.0, 0.0, 0.0);
-    if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }
-    if (count > 2u) {
-        v.z = select(0.0, y[at.z + k0], ok.z);
-        v.w = select(0.0, y[at.w + k0], ok.w);
-    }
-    return v;
-}
-
-fn gather_cache(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
-    var v = vec4<f32>(select(0.0, f32(cache[at.x + k0]), ok.x), 0.0, 0.0, 0.0);
-    if (count > 1u) { v.y = select(0.0, f32(cache[at.y + k0]), ok.y); }
-    if (count > 2u) {
-        v.z = select(0.0, f32(cache[at.z + k0]), ok.z);
-        v.w = select(0.0, f32(cache[at.w + k0]), ok.w);
-    }
-    return v;
-}
-
-fn gather_gates(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {
-    var v = vec4<f32>(select(0.0, gates[at.x + k0], ok.x), 0.0, 0.0, 0.0);
-    if (count > 1u) { v.y = select(0.0, gates[at.y + k0], ok.y); }
-    if (count > 2u) {
-        v.z = select(0.0, gates[at.z + k0], ok.z);
-        v.w = select(0.0, gates[at.w + k0], ok.w);
-    }
-    return v;
-}
+// gather_st_h, gather_y, gather_cache, gather_gates(at, ok, k0, count): lanes i < count of
+// that buffer's elements at[i] + k0, 0 where !ok[i] (the lanes past count are neither
+// loaded nor worked out).
+// @generate state_gathers
 
 // The invocation's `count` elements (state_src) of the chunk at k0, as the lanes of one
 // vec4 (the registers that carry them from one chunk to the next); 0 outside the batch,

@@ -297,6 +297,37 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 });
             }
         }
+        // layer.wgsl tile_states: one gather per buffer a step's states come from (a WGSL
+        // function takes no storage buffer), lanes i < count of elements at[i] + k0, 0
+        // where !ok[i].
+        "state_gathers" => {
+            let buffers = [
+                ("st_h", "st_h[{}]"),
+                ("y", "y[{}]"),
+                ("cache", "f32(cache[{}])"),
+                ("gates", "gates[{}]"),
+            ];
+            for (name, elem) in buffers {
+                let lane = |c: &str| {
+                    let at = elem.replace("{}", &format!("at.{c} + k0"));
+                    format!("select(0.0, {at}, ok.{c})")
+                };
+                v.push(format!(
+                    "fn gather_{name}(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32) -> vec4<f32> {{"
+                ));
+                v.push(format!(
+                    "    var v = vec4<f32>({}, 0.0, 0.0, 0.0);",
+                    lane("x")
+                ));
+                v.push(format!("    if (count > 1u) {{ v.y = {}; }}", lane("y")));
+                v.push("    if (count > 2u) {".to_string());
+                v.push(format!("        v.z = {};", lane("z")));
+                v.push(format!("        v.w = {};", lane("w")));
+                v.push("    }".to_string());
+                v.push("    return v;".to_string());
+                v.push("}".to_string());
+            }
+        }
         // step_tiles.wgsl tile_w_h_blocked: gate g of four units for sequence c as a{g}_{c}.
         "step_acc_decl" => {
             for g in 0..4 {
@@ -365,6 +396,14 @@ mod tests {
         assert_eq!(lines[1], "    wsm[base + 0u] = a0_0;");
         assert_eq!(lines[16], "    wsm[base + 15u] = a3_3;");
         assert_eq!(lines[17], "b");
+    }
+
+    #[test]
+    fn state_gathers_load_only_their_lanes() {
+        let out = expand("// @generate state_gathers\n");
+        assert_eq!(out.matches("fn gather_").count(), 4);
+        assert!(out.contains("v.w = select(0.0, f32(cache[at.w + k0]), ok.w);"));
+        assert!(out.contains("if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }"));
     }
 
     #[test]
