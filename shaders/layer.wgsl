@@ -90,20 +90,28 @@ fn hs_index(row: u32, k: u32) -> u32 {
     return (row % rows) * p.out_w + (row / rows) * p.out + k;
 }
 
+// Where the state after the step of `row` starts: in y with HS_IN_Y, else in the cache.
+fn hs_at(row: u32) -> u32 {
+    if (hs_in_y()) {
+        return hs_index(row, 0u);
+    }
+    return p.hs + row * p.rw;
+}
+
 // Element k of the state after the step of `row`.
 fn hs_get(row: u32, k: u32) -> f32 {
     if (hs_in_y()) {
-        return y[hs_index(row, k)];
+        return y[hs_at(row) + k];
     }
-    return f32(cache[p.hs + row * p.rw + k]);
+    return f32(cache[hs_at(row) + k]);
 }
 
 // Stores element k of the state after the step of `row`.
 fn hs_set(row: u32, k: u32, v: f32) {
     if (hs_in_y()) {
-        y[hs_index(row, k)] = v;
+        y[hs_at(row) + k] = v;
     } else {
-        cache[p.hs + row * p.rw + k] = CT(v);
+        cache[hs_at(row) + k] = CT(v);
     }
 }
 
@@ -116,28 +124,34 @@ fn hs_set(row: u32, k: u32, v: f32) {
 // layer needs no gate-wide buffer of its own (4 floats per row and unit less at the peak).
 fn gates_in_rec() -> bool { return (p.flags & GATES_IN_REC) != 0u; }
 
+// Where row `row` of the gate section starting at `section` (p.xp, p.dxp or p.dgh) starts:
+// in the cache's records with GATES_IN_REC, else in `gates`.
+fn gate_at(section: u32, row: u32) -> u32 {
+    return section + row * select(p.gh, p.kw, gates_in_rec());
+}
+
 // xp[row, g] (forward).
 fn xp_get(row: u32, g: u32) -> f32 {
     if (gates_in_rec()) {
-        return f32(cache[p.xp + row * p.kw + g]);
+        return f32(cache[gate_at(p.xp, row) + g]);
     }
-    return gates[p.xp + row * p.gh + g];
+    return gates[gate_at(p.xp, row) + g];
 }
 
 // dgh[row, g] (backward).
 fn dgh_get(row: u32, g: u32) -> f32 {
     if (gates_in_rec()) {
-        return f32(cache[p.dgh + row * p.kw + g]);
+        return f32(cache[gate_at(p.dgh, row) + g]);
     }
-    return gates[p.dgh + row * p.gh + g];
+    return gates[gate_at(p.dgh, row) + g];
 }
 
 // Stores dxp[row, g] (backward).
 fn dxp_set(row: u32, g: u32, v: f32) {
     if (gates_in_rec()) {
-        cache[p.dxp + row * p.kw + g] = CT(v);
+        cache[gate_at(p.dxp, row) + g] = CT(v);
     } else {
-        gates[p.dxp + row * p.gh + g] = v;
+        gates[gate_at(p.dxp, row) + g] = v;
     }
 }
 
@@ -491,8 +505,7 @@ fn state_lane(d: u32, b: u32, from_dgh: bool) -> vec2<u32> {
         if (p.s + 1u >= lens[b]) {
             return none;
         }
-        let row = next_row(d, b, p.s);
-        return vec2<u32>(select(p.dgh + row * p.gh, p.dgh + row * p.kw, gates_in_rec()), 1u);
+        return vec2<u32>(gate_at(p.dgh, next_row(d, b, p.s)), 1u);
     }
     if (p.s >= lens[b] || !recurrent()) {
         return none;
@@ -500,18 +513,14 @@ fn state_lane(d: u32, b: u32, from_dgh: bool) -> vec2<u32> {
     if (p.s == 0u) {
         return vec2<u32>((d * p.batch + b) * p.rw, u32(has_state()));
     }
-    let row = prev_row(d, b, p.s);
-    if (hs_in_y()) {
-        return vec2<u32>(hs_index(row, 0u), 1u);
-    }
-    return vec2<u32>(p.hs + row * p.rw, 1u);
+    return vec2<u32>(hs_at(prev_row(d, b, p.s)), 1u);
 }
 
 // Element e (< TB x width) of a [TB][width] chunk: its sequence (x) and inner index (y) in
 // the chunk. Row by row (e / width, e % width), or for the plain step loops' 16 x 16 chunks
 // (`plain`) so that a warp's 32 consecutive elements are 8 consecutive inner indices of 4
 // sequences: global loads still take whole 32-byte sectors, and the lanes' stores into the
-// loops' padded staging (stage_plain_states) fall on 32 distinct memory banks.
+// loops' padded staging (stage_states) fall on 32 distinct memory banks.
 fn chunk_slot(e: u32, width: u32, plain: bool) -> vec2<u32> {
     if (plain) {
         return vec2<u32>(((e >> 3u) & 3u) | ((e >> 4u) & 12u), (e & 7u) | ((e >> 2u) & 8u));
@@ -631,14 +640,10 @@ fn w_column4(c: WCol, g0: u32) -> vec4<f32> {
 }
 
 // The column source of this invocation's load slot of the [16][TU] weight chunks of
-// tile_wt_dgh: W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3 (tile_wt4).
+// tile_wt_dgh: W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3 (w_column4 of the
+// chunk at g0).
 fn tile_wt_col(w: u32, u0: u32, l: u32) -> WCol {
     return w_col(w, u0 + l % TU, l / TU, 4u);
-}
-
-// This invocation's load slot of the weight chunk at g0 (tile_wt_col); 0 outside the matrix.
-fn tile_wt4(c: WCol, g0: u32) -> vec4<f32> {
-    return w_column4(c, g0);
 }
 
 // dh_t[j] of sequence b (a valid step) given wt = tile_wt_dgh's lane for b: dy plus what comes

@@ -87,8 +87,8 @@ fn stage_bf_gates(l: u32, v: Gates4, gates: u32, s: f32) {
     if (gates > 3u) { stage_bf(3u, l, v.g3 * s); }
 }
 
-// Stores tile_wt4's slot (rows g_off + l / TU + 4 i, unit l % TU), already scaled, into the
-// backward's Bs: weight (g, unit) at g * LDBB + unit.
+// Stores the load slot (tile_wt_col: rows g_off + l / TU + 4 i, unit l % TU), already scaled,
+// into the backward's Bs: weight (g, unit) at g * LDBB + unit.
 fn stage_bb(l: u32, g_off: u32, v: vec4<f32>) {
     let i = (g_off + l / TU) * LDBB + l % TU;
     Bs[i] = f16(v.x);
@@ -189,8 +189,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let count = TB * TK / threads;
     let col = tile_wt_col(w, u0, l);
     let src = state_src(d, b0, l, threads, count, TK, true, false);
-    var w0 = tile_wt4(col, 0u);
-    var w1 = tile_wt4(col, TK);
+    var w0 = w_column4(col, 0u);
+    var w1 = w_column4(col, TK);
     var s0 = tile_states(src, 0u, count);
     var s1 = tile_states(src, TK, count);
     scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
@@ -207,8 +207,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         scales_done(l, slot);
         let g1 = g0 + 2u * TK;
         if (g1 < p.gh) {
-            w0 = tile_wt4(col, g1);
-            w1 = tile_wt4(col, g1 + TK);
+            w0 = w_column4(col, g1);
+            w1 = w_column4(col, g1 + TK);
             s0 = tile_states(src, g1, count);
             s1 = tile_states(src, g1 + TK, count);
             let abits = max(max_bits(s0), max_bits(s1));

@@ -84,38 +84,26 @@ fn stage_w_gates(at: u32, l: u32, rs: u32, v: Gates4, gates: u32) {
     if (gates > 3u) { stage_w4(at, 3u, l, rs, v.g3); }
 }
 
-// Stores element e of a [TB][width] chunk into h_tile from vec4 `at` ([width][TB] as vec4s
-// of 4 sequences).
-fn stage_h(at: u32, e: u32, v: f32, width: u32) {
-    let b = e / width;
-    h_tile[at + (e % width) * 4u + b / 4u][b % 4u] = v;
+// Stores element e of a [TB][width] chunk, placed by chunk_slot, into h_tile from vec4 `at`
+// ([width][rows of vec4s of 4 sequences]): sequence b's element k in lane b % 4 of vec4
+// at + k rs + b / 4, with rows of TB / 4 = 4 vec4s in the blocked loops and HS in the
+// plain ones (`plain`, whose slot order and spare vec4 put a warp's stores on distinct
+// banks).
+fn stage_h(at: u32, e: u32, v: f32, width: u32, plain: bool) {
+    let s = chunk_slot(e, width, plain);
+    let rs = select(4u, HS, plain);
+    h_tile[at + s.y * rs + s.x / 4u][s.x % 4u] = v;
 }
 
-// Stores a plain loop's state lanes (tile_states of a plain state_src: elements ls + i
-// stride, i < count, placed by chunk_slot) into h_tile from vec4 `at`: sequence b's element
-// k in lane b % 4 of vec4 at + k HS + b / 4.
-fn stage_plain_states(at: u32, ls: u32, stride: u32, count: u32, v: vec4<f32>) {
-    let sx = chunk_slot(ls, TK, true);
-    h_tile[at + sx.y * HS + sx.x / 4u][sx.x % 4u] = v.x;
-    if (count > 1u) {
-        let sy = chunk_slot(ls + stride, TK, true);
-        h_tile[at + sy.y * HS + sy.x / 4u][sy.x % 4u] = v.y;
-    }
+// Stores tile_states' lanes (elements l + i stride, i < count, of a state_src with the
+// same `plain`) into h_tile from vec4 `at`.
+fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, plain: bool,
+                v: vec4<f32>) {
+    stage_h(at, l, v.x, width, plain);
+    if (count > 1u) { stage_h(at, l + stride, v.y, width, plain); }
     if (count > 2u) {
-        let sz = chunk_slot(ls + 2u * stride, TK, true);
-        let sw = chunk_slot(ls + 3u * stride, TK, true);
-        h_tile[at + sz.y * HS + sz.x / 4u][sz.x % 4u] = v.z;
-        h_tile[at + sw.y * HS + sw.x / 4u][sw.x % 4u] = v.w;
-    }
-}
-
-// Stores tile_states' lanes into h_tile from vec4 `at`.
-fn stage_states(at: u32, l: u32, stride: u32, count: u32, width: u32, v: vec4<f32>) {
-    stage_h(at, l, v.x, width);
-    if (count > 1u) { stage_h(at, l + stride, v.y, width); }
-    if (count > 2u) {
-        stage_h(at, l + 2u * stride, v.z, width);
-        stage_h(at, l + 3u * stride, v.w, width);
+        stage_h(at, l + 2u * stride, v.z, width, plain);
+        stage_h(at, l + 3u * stride, v.w, width, plain);
     }
 }
 
@@ -192,16 +180,16 @@ fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
 fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, gates: u32,
                    c: FwdChunk) {
     stage_plain_w(wo, ls, 0u, c.w0, gates);
-    stage_plain_states(ho, ls, threads, count, c.s0);
+    stage_states(ho, ls, threads, count, TK, true, c.s0);
     if (FK > 16u) {
         stage_plain_w(wo, ls, 4u, c.w1, gates);
-        stage_plain_states(ho + 16u * HS, ls, threads, count, c.s1);
+        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s1);
     }
     if (FK > 32u) {
         stage_plain_w(wo, ls, 8u, c.w2, gates);
-        stage_plain_states(ho + 32u * HS, ls, threads, count, c.s2);
+        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s2);
         stage_plain_w(wo, ls, 12u, c.w3, gates);
-        stage_plain_states(ho + 48u * HS, ls, threads, count, c.s3);
+        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s3);
     }
 }
 
@@ -283,20 +271,14 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let per_slice = gates * threads;
     if (KS > 1u) {
         if (slice > 0u) {
-            let at = (slice - 1u) * per_slice + ls;
-            wsm[at] = acc.g0;
-            if (gates > 1u) { wsm[at + threads] = acc.g1; }
-            if (gates > 2u) { wsm[at + 2u * threads] = acc.g2; }
-            if (gates > 3u) { wsm[at + 3u * threads] = acc.g3; }
+            wsm_put_gates((slice - 1u) * per_slice + ls, threads, acc, gates);
         }
         workgroupBarrier();
         if (slice == 0u) {
             for (var s = 1u; s < KS; s++) {
-                let at = (s - 1u) * per_slice + ls;
-                acc.g0 += wsm[at];
-                if (gates > 1u) { acc.g1 += wsm[at + threads]; }
-                if (gates > 2u) { acc.g2 += wsm[at + 2u * threads]; }
-                if (gates > 3u) { acc.g3 += wsm[at + 3u * threads]; }
+                let part = wsm_gates((s - 1u) * per_slice + ls, threads, gates);
+                acc = Gates4(acc.g0 + part.g0, acc.g1 + part.g1, acc.g2 + part.g2,
+                             acc.g3 + part.g3);
             }
         }
     }
@@ -304,22 +286,31 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // may still be reading).
     let out = (KS - 1u) * per_slice;
     if (slice == 0u) {
-        let at = out + q * TU + u;
-        wsm[at] = acc.g0;
-        if (gates > 1u) { wsm[at + threads] = acc.g1; }
-        if (gates > 2u) { wsm[at + 2u * threads] = acc.g2; }
-        if (gates > 3u) { wsm[at + 3u * threads] = acc.g3; }
+        wsm_put_gates(out + q * TU + u, threads, acc, gates);
     }
     workgroupBarrier();
-    var mine = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (slice == 0u) {
-        let at = out + ls;
-        mine.g0 = wsm[at];
-        if (gates > 1u) { mine.g1 = wsm[at + threads]; }
-        if (gates > 2u) { mine.g2 = wsm[at + 2u * threads]; }
-        if (gates > 3u) { mine.g3 = wsm[at + 3u * threads]; }
+        return wsm_gates(out + ls, threads, gates);
     }
-    return mine;
+    return Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+// Stores the gates < gates of v in wsm at vec4s at, at + stride, ...
+fn wsm_put_gates(at: u32, stride: u32, v: Gates4, gates: u32) {
+    wsm[at] = v.g0;
+    if (gates > 1u) { wsm[at + stride] = v.g1; }
+    if (gates > 2u) { wsm[at + 2u * stride] = v.g2; }
+    if (gates > 3u) { wsm[at + 3u * stride] = v.g3; }
+}
+
+// The gates < gates stored by wsm_put_gates at `at`; 0 for the others.
+fn wsm_gates(at: u32, stride: u32, gates: u32) -> Gates4 {
+    let z = vec4<f32>(0.0);
+    var v = Gates4(wsm[at], z, z, z);
+    if (gates > 1u) { v.g1 = wsm[at + stride]; }
+    if (gates > 2u) { v.g2 = wsm[at + 2u * stride]; }
+    if (gates > 3u) { v.g3 = wsm[at + 3u * stride]; }
+    return v;
 }
 
 // tile_w_h's blocked loop (TU = 32). Accumulator a{g}_{c} holds gate g of the invocation's
@@ -346,7 +337,7 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     var st = tile_states(src, 0u, 2u);
     for (var k0 = 0u; k0 < p.rw; k0 += TK) {
         stage_w_gates(0u, l, rs, wt, gates);
-        stage_states(0u, l, 128u, 2u, TK, st);
+        stage_states(0u, l, 128u, 2u, TK, false, st);
         workgroupBarrier();
         let k1 = k0 + TK;
         if (k1 < p.rw) {
@@ -391,8 +382,8 @@ fn tile_w_h_blocked(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     return out;
 }
 
-// Stores tile_wt4's slot for the blocked backward loop (TU = 32) at chunk row offset g_off:
-// weight (g, tile unit) at float at + (g_off + g) * TU + unit.
+// Stores the load slot (tile_wt_col) for the blocked backward loop (TU = 32) at chunk row
+// offset g_off: weight (g, tile unit) at float at + (g_off + g) * TU + unit.
 fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
     let slot = at + (g_off + l / TU) * TU + l % TU;
     wsm_set(slot, v.x);
@@ -413,7 +404,7 @@ fn bwd_unit_stride() -> u32 {
     return BR / 4u + 1u;
 }
 
-// Stores plain_wt4's slot of the part whose first quad of rows is `quad` into the
+// Stores the load slot (plain_wt_col) of the part whose first quad of rows is `quad` into the
 // backward's staged weights from vec4 wo: unit u, quad rq at wo + u bwd_unit_stride() + rq.
 fn stage_plain_wt(wo: u32, l: u32, quad: u32, v: vec4<f32>) {
     wsm[wo + (l % TU) * bwd_unit_stride() + quad + l / TU] = v;
@@ -421,7 +412,8 @@ fn stage_plain_wt(wo: u32, l: u32, quad: u32, v: vec4<f32>) {
 
 // What an invocation of the plain backward loads of one chunk of BR rows g, in BR / 16
 // parts of 16 (w{j}, s{j} for part j; parts past BR stay zero and are never loaded): per
-// part one vec4 of weights (plain_wt4) and `count` (1, 2 or 4) of its 256 dgh elements.
+// part one vec4 of weights (w_column4 of plain_wt_col) and `count` (1, 2 or 4) of its 256
+// dgh elements.
 struct BwdChunk {
     w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
     s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
@@ -456,16 +448,16 @@ fn bwd_chunk(src: BwdSrc, g0: u32, count: u32) -> BwdChunk {
 // its dgh as rows 16 j.. of [BR][HS] from vec4 ho.
 fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
     stage_plain_wt(wo, ls, 0u, c.w0);
-    stage_plain_states(ho, ls, threads, count, c.s0);
+    stage_states(ho, ls, threads, count, TK, true, c.s0);
     if (BR > 16u) {
         stage_plain_wt(wo, ls, 4u, c.w1);
-        stage_plain_states(ho + 16u * HS, ls, threads, count, c.s1);
+        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s1);
     }
     if (BR > 32u) {
         stage_plain_wt(wo, ls, 8u, c.w2);
-        stage_plain_states(ho + 32u * HS, ls, threads, count, c.s2);
+        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s2);
         stage_plain_wt(wo, ls, 12u, c.w3);
-        stage_plain_states(ho + 48u * HS, ls, threads, count, c.s3);
+        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s3);
     }
 }
 
@@ -571,18 +563,18 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var a3 = vec4<f32>(0.0);
     let col = tile_wt_col(w, u0, l);
     let src = state_src(d, b0, l, 128u, 4u, 32u, true, false);
-    var w0 = tile_wt4(col, 0u);
-    var w1 = tile_wt4(col, 16u);
+    var w0 = w_column4(col, 0u);
+    var w1 = w_column4(col, 16u);
     var st = tile_states(src, 0u, 4u);
     for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
         stage_wt4(0u, l, 0u, w0);
         stage_wt4(0u, l, 16u, w1);
-        stage_states(0u, l, 128u, 4u, 32u, st);
+        stage_states(0u, l, 128u, 4u, 32u, false, st);
         workgroupBarrier();
         let g1 = g0 + 32u;
         if (g1 < p.gh) {
-            w0 = tile_wt4(col, g1);
-            w1 = tile_wt4(col, g1 + 16u);
+            w0 = w_column4(col, g1);
+            w1 = w_column4(col, g1 + 16u);
             st = tile_states(src, g1, 4u);
         }
         for (var j = 0u; j < 8u; j++) {

@@ -319,26 +319,47 @@ struct Inst<'a> {
     w: &'a [u32],
 }
 
-/// SPIR-V opcodes this count looks at.
+/// SPIR-V opcodes the count and the address evaluation (`banks`) look at.
 mod op {
     pub const EXT_INST: u32 = 12;
+    pub const EXECUTION_MODE: u32 = 16;
     pub const TYPE_BOOL: u32 = 20;
     pub const TYPE_INT: u32 = 21;
     pub const TYPE_FLOAT: u32 = 22;
     pub const TYPE_VECTOR: u32 = 23;
+    pub const TYPE_ARRAY: u32 = 28;
+    pub const TYPE_STRUCT: u32 = 30;
     pub const TYPE_POINTER: u32 = 32;
+    pub const CONSTANT_TRUE: u32 = 41;
+    pub const CONSTANT_FALSE: u32 = 42;
     pub const CONSTANT: u32 = 43;
+    pub const CONSTANT_COMPOSITE: u32 = 44;
+    pub const CONSTANT_NULL: u32 = 46;
     pub const FUNCTION: u32 = 54;
     pub const FUNCTION_END: u32 = 56;
     pub const FUNCTION_CALL: u32 = 57;
+    pub const VARIABLE: u32 = 59;
     pub const LOAD: u32 = 61;
     pub const STORE: u32 = 62;
     pub const ACCESS_CHAIN: u32 = 65;
     pub const IN_BOUNDS_ACCESS_CHAIN: u32 = 66;
+    pub const DECORATE: u32 = 71;
+    pub const VECTOR_SHUFFLE: u32 = 79;
+    pub const COMPOSITE_CONSTRUCT: u32 = 80;
+    pub const COMPOSITE_EXTRACT: u32 = 81;
+    pub const COPY_OBJECT: u32 = 83;
+    pub const U_CONVERT: u32 = 113;
+    pub const S_CONVERT: u32 = 114;
+    pub const BITCAST: u32 = 124;
+    pub const S_NEGATE: u32 = 126;
     pub const F_ADD: u32 = 129;
     pub const F_MUL: u32 = 133;
     pub const VECTOR_TIMES_SCALAR: u32 = 142;
+    pub const LOGICAL_NOT: u32 = 168;
+    pub const SELECT: u32 = 169;
+    pub const NOT: u32 = 200;
     pub const CONTROL_BARRIER: u32 = 224;
+    pub const PHI: u32 = 245;
     pub const LOOP_MERGE: u32 = 246;
     pub const SELECTION_MERGE: u32 = 247;
     pub const LABEL: u32 = 248;
@@ -432,7 +453,7 @@ impl<'a> Module<'a> {
                 }
                 _ => {}
             }
-            if (op::CONSTANT..=46).contains(&inst.op) {
+            if (op::CONSTANT..=op::CONSTANT_NULL).contains(&inst.op) {
                 m.constants.insert(w[1]);
             }
             if has_result(inst.op) && w.len() >= 2 {

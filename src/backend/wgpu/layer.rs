@@ -1131,7 +1131,7 @@ mod tests {
         assert_eq!(fit_k_split(4, 32, 4, 1024), 2);
         assert_eq!(fit_k_split(4, 64, 4, 1024), 1);
         // GRU (3): 32-unit tiles still two slices (480 x 4 > 1536); Elman (1): four of 32,
-        // two of 64 (the partial sums of three would take 3 x 1024).
+        // two of 64 (four slices' backward partial sums would take 4 x 512).
         assert_eq!(fit_k_split(4, 32, 3, 1024), 2);
         assert_eq!(fit_k_split(4, 32, 1, 1024), 4);
         assert_eq!(fit_k_split(4, 64, 1, 1024), 2);

@@ -27,33 +27,9 @@ use std::ops::Range;
 
 use super::{Module, op};
 
-/// SPIR-V opcodes and enumerants the address evaluation reads, besides `super::op`'s.
-mod sop {
-    pub const EXECUTION_MODE: u32 = 16;
-    pub const TYPE_ARRAY: u32 = 28;
-    pub const TYPE_STRUCT: u32 = 30;
-    pub const CONSTANT_TRUE: u32 = 41;
-    pub const CONSTANT_FALSE: u32 = 42;
-    pub const CONSTANT_COMPOSITE: u32 = 44;
-    pub const CONSTANT_NULL: u32 = 46;
-    pub const VARIABLE: u32 = 59;
-    pub const DECORATE: u32 = 71;
-    pub const VECTOR_SHUFFLE: u32 = 79;
-    pub const COMPOSITE_CONSTRUCT: u32 = 80;
-    pub const COMPOSITE_EXTRACT: u32 = 81;
-    pub const COPY_OBJECT: u32 = 83;
-    pub const U_CONVERT: u32 = 113;
-    pub const S_CONVERT: u32 = 114;
-    pub const BITCAST: u32 = 124;
-    pub const S_NEGATE: u32 = 126;
-    pub const LOGICAL_NOT: u32 = 168;
-    pub const SELECT: u32 = 169;
-    pub const NOT: u32 = 200;
-    pub const PHI: u32 = 245;
-    /// Execution mode LocalSize and decoration BuiltIn.
-    pub const LOCAL_SIZE: u32 = 17;
-    pub const BUILT_IN: u32 = 11;
-}
+/// SPIR-V's execution mode LocalSize and decoration BuiltIn.
+const LOCAL_SIZE: u32 = 17;
+const BUILT_IN: u32 = 11;
 
 /// Built-in ids an address may use (SPIR-V's BuiltIn enumerants).
 mod builtin {
@@ -182,10 +158,10 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 op::STORE => {
                     a.first_store.entry(w[0]).or_insert(w[1]);
                 }
-                sop::EXECUTION_MODE if w.get(1) == Some(&sop::LOCAL_SIZE) && w.len() >= 5 => {
+                op::EXECUTION_MODE if w.get(1) == Some(&LOCAL_SIZE) && w.len() >= 5 => {
                     a.size = [w[2], w[3], w[4]];
                 }
-                sop::DECORATE if w.get(1) == Some(&sop::BUILT_IN) && w.len() >= 3 => {
+                op::DECORATE if w.get(1) == Some(&BUILT_IN) && w.len() >= 3 => {
                     a.builtin.insert(w[0], w[2]);
                 }
                 op::TYPE_BOOL => {
@@ -197,11 +173,11 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 op::TYPE_VECTOR => {
                     a.types.insert(w[0], Ty::Vector(w[1], u64::from(w[2])));
                 }
-                sop::TYPE_ARRAY => {
+                op::TYPE_ARRAY => {
                     let len = a.constants.get(&w[2]).map_or(0, |v| u64::from(v[0]));
                     a.types.insert(w[0], Ty::Array(w[1], len));
                 }
-                sop::TYPE_STRUCT => {
+                op::TYPE_STRUCT => {
                     a.types.insert(w[0], Ty::Struct(w[1..].to_vec()));
                 }
                 op::TYPE_POINTER => {
@@ -210,11 +186,11 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 op::CONSTANT => {
                     a.constants.insert(w[1], vec![w[2]]);
                 }
-                sop::CONSTANT_TRUE | sop::CONSTANT_FALSE => {
+                op::CONSTANT_TRUE | op::CONSTANT_FALSE => {
                     a.constants
-                        .insert(w[1], vec![u32::from(inst.op == sop::CONSTANT_TRUE)]);
+                        .insert(w[1], vec![u32::from(inst.op == op::CONSTANT_TRUE)]);
                 }
-                sop::CONSTANT_COMPOSITE => {
+                op::CONSTANT_COMPOSITE => {
                     let lanes: Option<Vec<u32>> = w[2..]
                         .iter()
                         .map(|c| a.constants.get(c).and_then(|v| v.first().copied()))
@@ -223,7 +199,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
                         a.constants.insert(w[1], lanes);
                     }
                 }
-                sop::CONSTANT_NULL => {
+                op::CONSTANT_NULL => {
                     let lanes = m.lanes.get(&w[0]).copied().unwrap_or(1) as usize;
                     a.constants.insert(w[1], vec![0; lanes]);
                 }
@@ -296,7 +272,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 // A function variable (unoptimized SPIR-V) at its first pass: its
                 // initializer, else the first value stored to it.
                 let var = &self.m.insts[*self.def.get(&w[2])?];
-                if var.op != sop::VARIABLE || var.w[2] != FUNCTION {
+                if var.op != op::VARIABLE || var.w[2] != FUNCTION {
                     return None;
                 }
                 let first = match var.w.get(3) {
@@ -305,22 +281,22 @@ impl<'m, 'a> Addresses<'m, 'a> {
                 };
                 self.value(first, lane, memo, depth)
             }
-            sop::COPY_OBJECT | sop::BITCAST | sop::U_CONVERT | sop::S_CONVERT => arg(2, memo),
-            sop::COMPOSITE_EXTRACT => {
+            op::COPY_OBJECT | op::BITCAST | op::U_CONVERT | op::S_CONVERT => arg(2, memo),
+            op::COMPOSITE_EXTRACT => {
                 let mut v = arg(2, memo)?;
                 for &i in &w[3..] {
                     v = vec![*v.get(i as usize)?];
                 }
                 Some(v)
             }
-            sop::COMPOSITE_CONSTRUCT => {
+            op::COMPOSITE_CONSTRUCT => {
                 let mut out = Vec::new();
                 for i in 2..w.len() {
                     out.extend(arg(i, memo)?);
                 }
                 Some(out)
             }
-            sop::VECTOR_SHUFFLE => {
+            op::VECTOR_SHUFFLE => {
                 let (x, y) = (arg(2, memo)?, arg(3, memo)?);
                 w[4..]
                     .iter()
@@ -334,7 +310,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
                     })
                     .collect()
             }
-            sop::PHI => {
+            op::PHI => {
                 // At a loop's header the value from outside the loop (its first pass);
                 // elsewhere the incoming values if they agree.
                 let cont = self.continue_of.get(&self.block[k]);
@@ -374,7 +350,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
                     })
                     .collect()
             }
-            sop::SELECT => {
+            op::SELECT => {
                 // Condition, then, else, lane by lane.
                 let (c, t, e) = (arg(2, memo)?, arg(3, memo)?, arg(4, memo)?);
                 Some(
@@ -389,13 +365,13 @@ impl<'m, 'a> Addresses<'m, 'a> {
                         .collect(),
                 )
             }
-            sop::S_NEGATE | sop::LOGICAL_NOT | sop::NOT => {
+            op::S_NEGATE | op::LOGICAL_NOT | op::NOT => {
                 let x = arg(2, memo)?;
                 Some(
                     x.iter()
                         .map(|&a| match inst.op {
-                            sop::S_NEGATE => (a as i32).wrapping_neg() as u32,
-                            sop::LOGICAL_NOT => u32::from(a == 0),
+                            op::S_NEGATE => (a as i32).wrapping_neg() as u32,
+                            op::LOGICAL_NOT => u32::from(a == 0),
                             _ => !a,
                         })
                         .collect(),
@@ -418,7 +394,7 @@ impl<'m, 'a> Addresses<'m, 'a> {
         let inst = &self.m.insts[k];
         let w = inst.w;
         match inst.op {
-            sop::VARIABLE => Some((ptr, 0)),
+            op::VARIABLE => Some((ptr, 0)),
             op::ACCESS_CHAIN | op::IN_BOUNDS_ACCESS_CHAIN => {
                 let (var, mut at) = self.offset(w[2], lane, memo)?;
                 let mut t = match self.types.get(self.m.result_type.get(&w[2])?) {
