@@ -435,24 +435,72 @@ fn tile_w4_edge(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, ok);
 }
 
-// The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates (the
-// registers that carry it from one chunk to the next); one test for all the gates of
-// whether the slot lies inside the matrix.
-fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
+// tile_w4_inside of every gate < gates (the others 0).
+fn tile_w_gates_inside(r: WRows, k0: u32, gates: u32) -> Gates4 {
     let z = vec4<f32>(0.0);
-    var v = Gates4(z, z, z, z);
-    if (all(r.ok) && k0 + TK <= p.rw) {
-        v.g0 = tile_w4_inside(r, 0u, k0);
-        if (gates > 1u) { v.g1 = tile_w4_inside(r, 1u, k0); }
-        if (gates > 2u) { v.g2 = tile_w4_inside(r, 2u, k0); }
-        if (gates > 3u) { v.g3 = tile_w4_inside(r, 3u, k0); }
+    var v = Gates4(tile_w4_inside(r, 0u, k0), z, z, z);
+    if (gates > 1u) { v.g1 = tile_w4_inside(r, 1u, k0); }
+    if (gates > 2u) { v.g2 = tile_w4_inside(r, 2u, k0); }
+    if (gates > 3u) { v.g3 = tile_w4_inside(r, 3u, k0); }
+    return v;
+}
+
+// tile_w4_edge of every gate < gates (the others 0).
+fn tile_w_gates_edge(r: WRows, k0: u32, gates: u32) -> Gates4 {
+    let z = vec4<f32>(0.0);
+    var v = Gates4(tile_w4_edge(r, 0u, k0), z, z, z);
+    if (gates > 1u) { v.g1 = tile_w4_edge(r, 1u, k0); }
+    if (gates > 2u) { v.g2 = tile_w4_edge(r, 2u, k0); }
+    if (gates > 3u) { v.g3 = tile_w4_edge(r, 3u, k0); }
+    return v;
+}
+
+// One Gates4 per part of TK k steps of a chunk (up to 4: 64 k steps).
+struct GateParts {
+    w0: Gates4,
+    w1: Gates4,
+    w2: Gates4,
+    w3: Gates4,
+}
+
+// The weights of this invocation's load slot (w_rows) in `parts` (1, 2 or 4) consecutive
+// parts of TK k steps from k0, one vec4 per gate < gates and part (the registers that carry
+// them from one chunk to the next); one test for all the gates and parts of whether the slot
+// lies inside the matrix.
+fn tile_w_parts(r: WRows, k0: u32, gates: u32, parts: u32) -> GateParts {
+    let z4 = vec4<f32>(0.0);
+    let z = Gates4(z4, z4, z4, z4);
+    var v = GateParts(z, z, z, z);
+    if (all(r.ok) && k0 + parts * TK <= p.rw) {
+        v.w0 = tile_w_gates_inside(r, k0, gates);
+        if (parts > 1u) { v.w1 = tile_w_gates_inside(r, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = tile_w_gates_inside(r, k0 + 2u * TK, gates);
+            v.w3 = tile_w_gates_inside(r, k0 + 3u * TK, gates);
+        }
     } else {
-        v.g0 = tile_w4_edge(r, 0u, k0);
-        if (gates > 1u) { v.g1 = tile_w4_edge(r, 1u, k0); }
-        if (gates > 2u) { v.g2 = tile_w4_edge(r, 2u, k0); }
-        if (gates > 3u) { v.g3 = tile_w4_edge(r, 3u, k0); }
+        v.w0 = tile_w_gates_edge(r, k0, gates);
+        if (parts > 1u) { v.w1 = tile_w_gates_edge(r, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = tile_w_gates_edge(r, k0 + 2u * TK, gates);
+            v.w3 = tile_w_gates_edge(r, k0 + 3u * TK, gates);
+        }
     }
     return v;
+}
+
+// The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates
+// (tile_w_parts of one part).
+fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
+    return tile_w_parts(r, k0, gates, 1u).w0;
+}
+
+// One vec4 per part of a chunk's inner dimension (up to 4): states, dgh or weight columns.
+struct Parts4 {
+    p0: vec4<f32>,
+    p1: vec4<f32>,
+    p2: vec4<f32>,
+    p3: vec4<f32>,
 }
 
 // Which buffer the states (or dgh) of a step's chunks come from (StateSrc.src).
@@ -563,30 +611,56 @@ fn state_src(d: u32, b0: u32, l: u32, stride: u32, count: u32, width: u32, from_
 
 // gather_st_h, gather_y, gather_cache, gather_gates(at, ok, k0, count): lanes i < count of
 // that buffer's elements at[i] + k0, 0 where !ok[i] (the lanes past count are neither
-// loaded nor worked out).
+// loaded nor worked out); gather_parts_st_h, ... (at, ok, k0, count, width, parts): those of
+// `parts` (1, 2 or 4) parts `width` apart, as a Parts4.
 // @generate state_gathers
 
-// The invocation's `count` elements (state_src) of the chunk at k0, as the lanes of one
-// vec4 (the registers that carry them from one chunk to the next); 0 outside the batch,
-// the state or the sequence. A chunk inside the inner dimension costs an add and a load
-// per element; the last one also masks the elements past it, which load element 0.
-fn tile_states(s: StateSrc, k0: u32, count: u32) -> vec4<f32> {
-    var at = s.at;
-    var ok = s.ok;
-    var off = k0;
-    if (k0 + s.width > s.limit) {
-        ok = ok & (s.col + vec4<u32>(k0) < vec4<u32>(s.limit));
-        at = select(vec4<u32>(0u), s.at + vec4<u32>(k0), ok);
-        off = 0u;
-    }
+// The invocation's `count` elements (state_src) of the part at k0 wherever it lies: 0
+// outside the batch, the state or the sequence, and past the inner dimension (masked lanes
+// load element 0).
+fn tile_states_edge(s: StateSrc, k0: u32, count: u32) -> vec4<f32> {
+    let ok = s.ok & (s.col + vec4<u32>(k0) < vec4<u32>(s.limit));
+    let at = select(vec4<u32>(0u), s.at + vec4<u32>(k0), ok);
     switch (s.src) {
-        case SRC_ST_H: { return gather_st_h(at, ok, off, count); }
-        case SRC_Y: { return gather_y(at, ok, off, count); }
-        case SRC_CACHE: { return gather_cache(at, ok, off, count); }
-        case SRC_GATES: { return gather_gates(at, ok, off, count); }
+        case SRC_ST_H: { return gather_st_h(at, ok, 0u, count); }
+        case SRC_Y: { return gather_y(at, ok, 0u, count); }
+        case SRC_CACHE: { return gather_cache(at, ok, 0u, count); }
+        case SRC_GATES: { return gather_gates(at, ok, 0u, count); }
         default: {}
     }
     return vec4<f32>(0.0);
+}
+
+// The invocation's `count` elements (state_src) of `parts` (1, 2 or 4) consecutive parts of
+// s.width inner indices from k0, a vec4 per part (the registers that carry them from one
+// chunk to the next); 0 outside the batch, the state or the sequence. One test for all the
+// parts of whether they lie inside the inner dimension and one choice of buffer: an element
+// then costs an add and a load; past the inner dimension tile_states_edge masks them.
+fn tile_state_parts(s: StateSrc, k0: u32, count: u32, parts: u32) -> Parts4 {
+    let z = vec4<f32>(0.0);
+    if (k0 + parts * s.width <= s.limit) {
+        let w = s.width;
+        switch (s.src) {
+            case SRC_ST_H: { return gather_parts_st_h(s.at, s.ok, k0, count, w, parts); }
+            case SRC_Y: { return gather_parts_y(s.at, s.ok, k0, count, w, parts); }
+            case SRC_CACHE: { return gather_parts_cache(s.at, s.ok, k0, count, w, parts); }
+            case SRC_GATES: { return gather_parts_gates(s.at, s.ok, k0, count, w, parts); }
+            default: {}
+        }
+        return Parts4(z, z, z, z);
+    }
+    var v = Parts4(tile_states_edge(s, k0, count), z, z, z);
+    if (parts > 1u) { v.p1 = tile_states_edge(s, k0 + s.width, count); }
+    if (parts > 2u) {
+        v.p2 = tile_states_edge(s, k0 + 2u * s.width, count);
+        v.p3 = tile_states_edge(s, k0 + 3u * s.width, count);
+    }
+    return v;
+}
+
+// The invocation's `count` elements of the chunk at k0 (tile_state_parts of one part).
+fn tile_states(s: StateSrc, k0: u32, count: u32) -> vec4<f32> {
+    return tile_state_parts(s, k0, count, 1u).p0;
 }
 
 // Element k of sequence b's states (from_dgh: of its dgh) at this step, 0 where it has none:
@@ -607,7 +681,7 @@ fn quad_fma(acc: vec4<f32>, w: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4
     return s;
 }
 
-// Where w_column4's loads come from, the same in every chunk of a step: column `unit` of
+// Where w_column_parts' loads come from, the same in every chunk of a step: column `unit` of
 // W_hh from row dg of a chunk on, rows `step` apart (params[at + (g0 + i step) R] for the
 // chunk at g0); ok says the column exists.
 struct WCol {
@@ -621,26 +695,54 @@ fn w_col(w: u32, unit: u32, dg: u32, step: u32) -> WCol {
     return WCol(w + dg * p.rw + unit, unit < p.hidden && unit < p.rw, dg, step);
 }
 
-// W_hh[g0 + dg + i step, unit] for i = 0..3 (w_col): four weights of a column; 0 outside
-// the matrix.
-fn w_column4(c: WCol, g0: u32) -> vec4<f32> {
+// W_hh[g0 + dg + i step, unit] for i = 0..3 (w_col), where all four lie inside the matrix.
+fn w_column4_inside(c: WCol, g0: u32) -> vec4<f32> {
+    let i = c.at + g0 * p.rw;
+    let s = c.step * p.rw;
+    return vec4<f32>(params[i], params[i + s], params[i + 2u * s], params[i + 3u * s]);
+}
+
+// The same wherever they lie: 0 outside the matrix.
+fn w_column4_edge(c: WCol, g0: u32) -> vec4<f32> {
     let i = c.at + g0 * p.rw;
     let s = c.step * p.rw;
     let g = g0 + c.dg;
-    if (c.ok && g + 3u * c.step < p.gh) {
-        return vec4<f32>(params[i], params[i + s], params[i + 2u * s], params[i + 3u * s]);
-    }
     var v = vec4<f32>(0.0);
     if (c.ok) {
         if (g < p.gh) { v.x = params[i]; }
         if (g + c.step < p.gh) { v.y = params[i + s]; }
         if (g + 2u * c.step < p.gh) { v.z = params[i + 2u * s]; }
+        if (g + 3u * c.step < p.gh) { v.w = params[i + 3u * s]; }
+    }
+    return v;
+}
+
+// Four weights of a column (w_col) in each of `parts` (1, 2 or 4) consecutive parts of TK
+// rows from g0, a vec4 per part (the registers that carry them from one chunk to the next);
+// one test for all the parts of whether they lie inside the matrix.
+fn w_column_parts(c: WCol, g0: u32, parts: u32) -> Parts4 {
+    let z = vec4<f32>(0.0);
+    var v = Parts4(z, z, z, z);
+    if (c.ok && g0 + (parts - 1u) * TK + c.dg + 3u * c.step < p.gh) {
+        v.p0 = w_column4_inside(c, g0);
+        if (parts > 1u) { v.p1 = w_column4_inside(c, g0 + TK); }
+        if (parts > 2u) {
+            v.p2 = w_column4_inside(c, g0 + 2u * TK);
+            v.p3 = w_column4_inside(c, g0 + 3u * TK);
+        }
+    } else {
+        v.p0 = w_column4_edge(c, g0);
+        if (parts > 1u) { v.p1 = w_column4_edge(c, g0 + TK); }
+        if (parts > 2u) {
+            v.p2 = w_column4_edge(c, g0 + 2u * TK);
+            v.p3 = w_column4_edge(c, g0 + 3u * TK);
+        }
     }
     return v;
 }
 
 // The column source of this invocation's load slot of the [16][TU] weight chunks of
-// tile_wt_dgh: W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3 (w_column4 of the
+// tile_wt_dgh: W_hh[g0 + l / TU + 4 i, unit u0 + l % TU] for i = 0..3 (w_column_parts of the
 // chunk at g0).
 fn tile_wt_col(w: u32, u0: u32, l: u32) -> WCol {
     return w_col(w, u0 + l % TU, l / TU, 4u);

@@ -189,30 +189,28 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let count = TB * TK / threads;
     let col = tile_wt_col(w, u0, l);
     let src = state_src(d, b0, l, threads, count, TK, true, false);
-    var w0 = w_column4(col, 0u);
-    var w1 = w_column4(col, TK);
-    var s0 = tile_states(src, 0u, count);
-    var s1 = tile_states(src, TK, count);
-    scales_first(l, max(max_bits(s0), max_bits(s1)), max(max_bits(w0), max_bits(w1)));
+    // Two parts of TK rows a chunk: weights wt.p0, wt.p1 and dgh st.p0, st.p1.
+    var wt = w_column_parts(col, 0u, 2u);
+    var st = tile_state_parts(src, 0u, count, 2u);
+    scales_first(l, max(max_bits(st.p0), max_bits(st.p1)),
+                 max(max_bits(wt.p0), max_bits(wt.p1)));
     for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
         let slot = (g0 / (2u * TK)) % 2u;
         let sc = scales_of(slot);
         let sa = sc.to.x;
         let sb = sc.to.y;
-        stage_a4(l, threads, count, TK, 0u, s0 * sa);
-        stage_a4(l, threads, count, TK, TK, s1 * sa);
-        stage_bb(l, 0u, w0 * sb);
-        stage_bb(l, TK, w1 * sb);
+        stage_a4(l, threads, count, TK, 0u, st.p0 * sa);
+        stage_a4(l, threads, count, TK, TK, st.p1 * sa);
+        stage_bb(l, 0u, wt.p0 * sb);
+        stage_bb(l, TK, wt.p1 * sb);
         workgroupBarrier();
         scales_done(l, slot);
         let g1 = g0 + 2u * TK;
         if (g1 < p.gh) {
-            w0 = w_column4(col, g1);
-            w1 = w_column4(col, g1 + TK);
-            s0 = tile_states(src, g1, count);
-            s1 = tile_states(src, g1 + TK, count);
-            let abits = max(max_bits(s0), max_bits(s1));
-            scales_add(1u - slot, abits, max(max_bits(w0), max_bits(w1)));
+            wt = w_column_parts(col, g1, 2u);
+            st = tile_state_parts(src, g1, count, 2u);
+            let abits = max(max_bits(st.p0), max_bits(st.p1));
+            scales_add(1u - slot, abits, max(max_bits(wt.p0), max_bits(wt.p1)));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;

@@ -23,10 +23,11 @@
 //   and stores over the memory banks (the forward's global loads stay coalesced, so its
 //   weights are stored lane by lane). Per 4 k steps a forward invocation reads one vec4 of
 //   weights per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an
-//   LSTM); a backward invocation takes half of each chunk's rows for 2 units and reads one
-//   vec4 of weights per unit and 4 of dgh per 4 rows (5.3), the halves' and slices' sums
+//   LSTM); a backward invocation takes a quarter of each chunk's rows for 4 units and reads
+//   one vec4 of weights per unit and 4 of dgh per 4 rows (8), the quarters' and slices' sums
 //   added through workgroup memory at the end. (Before session 18 a weight was one scalar
-//   read with its vec4 lane split out of the index: 4 and 2.) The loops' lanes pair up on
+//   read with its vec4 lane split out of the index: 4 and 2; until session 20 the backward
+//   took half the rows for 2 units: 5.3.) The loops' lanes pair up on
 //   those reads (lanes n and n ^ 1 share a unit, n and n ^ 2 a sequence quad), which the
 //   shared-memory pipe serves two lanes to a register, so the forward hands its sums to the
 //   tiles' mapping through workgroup memory at the end as the backward does; the states
@@ -141,12 +142,13 @@ fn stage_plain_w(wo: u32, l: u32, quad: u32, v: Gates4, gates: u32) {
 }
 
 // What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
-// parts of 16 (w{j}, s{j} for part j; parts past FK stay zero and are never loaded): per
-// part one vec4 of weights per gate (tile_w_gates) and `count` (1, 2 or 4) of its 256 state
-// elements. Named registers, never an array, so they stay out of local memory.
+// parts of 16 (w.w{j}, s.p{j} for part j; parts past FK stay zero and are never loaded): per
+// part one vec4 of weights per gate (tile_w_parts) and `count` (1, 2 or 4) of its 256 state
+// elements (tile_state_parts). Named registers, never an array, so they stay out of local
+// memory.
 struct FwdChunk {
-    w0: Gates4, w1: Gates4, w2: Gates4, w3: Gates4,
-    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+    w: GateParts,
+    s: Parts4,
 }
 
 // Where the forward's chunks come from (the same every chunk of a step): the weights'
@@ -158,38 +160,25 @@ struct FwdSrc {
 
 // Loads the forward chunk at k0 (`count` state elements per part).
 fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
-    let z4 = vec4<f32>(0.0);
-    let z = Gates4(z4, z4, z4, z4);
-    var c = FwdChunk(tile_w_gates(src.w, k0, gates), z, z, z,
-                     tile_states(src.s, k0, count), z4, z4, z4);
-    if (FK > 16u) {
-        c.w1 = tile_w_gates(src.w, k0 + 16u, gates);
-        c.s1 = tile_states(src.s, k0 + 16u, count);
-    }
-    if (FK > 32u) {
-        c.w2 = tile_w_gates(src.w, k0 + 32u, gates);
-        c.s2 = tile_states(src.s, k0 + 32u, count);
-        c.w3 = tile_w_gates(src.w, k0 + 48u, gates);
-        c.s3 = tile_states(src.s, k0 + 48u, count);
-    }
-    return c;
+    return FwdChunk(tile_w_parts(src.w, k0, gates, FK / TK),
+                    tile_state_parts(src.s, k0, count, FK / TK));
 }
 
 // Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
 // its states as rows 16 j.. of [FK][HS] from vec4 ho.
 fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, gates: u32,
                    c: FwdChunk) {
-    stage_plain_w(wo, ls, 0u, c.w0, gates);
-    stage_states(ho, ls, threads, count, TK, true, c.s0);
+    stage_plain_w(wo, ls, 0u, c.w.w0, gates);
+    stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (FK > 16u) {
-        stage_plain_w(wo, ls, 4u, c.w1, gates);
-        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s1);
+        stage_plain_w(wo, ls, 4u, c.w.w1, gates);
+        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (FK > 32u) {
-        stage_plain_w(wo, ls, 8u, c.w2, gates);
-        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s2);
-        stage_plain_w(wo, ls, 12u, c.w3, gates);
-        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s3);
+        stage_plain_w(wo, ls, 8u, c.w.w2, gates);
+        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
+        stage_plain_w(wo, ls, 12u, c.w.w3, gates);
+        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
     }
 }
 
@@ -393,7 +382,7 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
 }
 
 // W_hh[g0 + 4 (l / TU) + 0..3, unit u0 + l % TU]: this invocation's slot of a 16-row part
-// of the plain backward's chunk at g0 (TU units x 4 quads of rows) is w_column4 of this
+// of the plain backward's chunk at g0 (TU units x 4 quads of rows) is w_column_parts of this
 // column source. Consecutive invocations read consecutive units of a row.
 fn plain_wt_col(w: u32, u0: u32, l: u32) -> WCol {
     return w_col(w, u0 + l % TU, 4u * (l / TU), 1u);
@@ -411,12 +400,12 @@ fn stage_plain_wt(wo: u32, l: u32, quad: u32, v: vec4<f32>) {
 }
 
 // What an invocation of the plain backward loads of one chunk of BR rows g, in BR / 16
-// parts of 16 (w{j}, s{j} for part j; parts past BR stay zero and are never loaded): per
-// part one vec4 of weights (w_column4 of plain_wt_col) and `count` (1, 2 or 4) of its 256
-// dgh elements.
+// parts of 16 (w.p{j}, s.p{j} for part j; parts past BR stay zero and are never loaded):
+// per part one vec4 of weights (w_column_parts of plain_wt_col) and `count` (1, 2 or 4) of
+// its 256 dgh elements (tile_state_parts).
 struct BwdChunk {
-    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
-    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+    w: Parts4,
+    s: Parts4,
 }
 
 // Where the backward's chunks come from (the same every chunk of a step): the weights'
@@ -428,36 +417,23 @@ struct BwdSrc {
 
 // Loads the backward chunk at g0 (`count` dgh elements per part).
 fn bwd_chunk(src: BwdSrc, g0: u32, count: u32) -> BwdChunk {
-    let z4 = vec4<f32>(0.0);
-    var c = BwdChunk(w_column4(src.w, g0), z4, z4, z4, tile_states(src.s, g0, count), z4, z4,
-                     z4);
-    if (BR > 16u) {
-        c.w1 = w_column4(src.w, g0 + 16u);
-        c.s1 = tile_states(src.s, g0 + 16u, count);
-    }
-    if (BR > 32u) {
-        c.w2 = w_column4(src.w, g0 + 32u);
-        c.s2 = tile_states(src.s, g0 + 32u, count);
-        c.w3 = w_column4(src.w, g0 + 48u);
-        c.s3 = tile_states(src.s, g0 + 48u, count);
-    }
-    return c;
+    return BwdChunk(w_column_parts(src.w, g0, BR / TK), tile_state_parts(src.s, g0, count, BR / TK));
 }
 
 // Stages a backward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
 // its dgh as rows 16 j.. of [BR][HS] from vec4 ho.
 fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
-    stage_plain_wt(wo, ls, 0u, c.w0);
-    stage_states(ho, ls, threads, count, TK, true, c.s0);
+    stage_plain_wt(wo, ls, 0u, c.w.p0);
+    stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (BR > 16u) {
-        stage_plain_wt(wo, ls, 4u, c.w1);
-        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s1);
+        stage_plain_wt(wo, ls, 4u, c.w.p1);
+        stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (BR > 32u) {
-        stage_plain_wt(wo, ls, 8u, c.w2);
-        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s2);
-        stage_plain_wt(wo, ls, 12u, c.w3);
-        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s3);
+        stage_plain_wt(wo, ls, 8u, c.w.p2);
+        stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
+        stage_plain_wt(wo, ls, 12u, c.w.p3);
+        stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
     }
 }
 
@@ -475,19 +451,20 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
     // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
     // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][HS] from vec4
-    // ho. Loads and staging go by the slice invocation ls; the loop by a 2-unit block:
-    // half `hf` of each chunk's row quads, units uh and uh + TU / 2, sequences 4 qh..
-    // (two vec4s of weights and four of dgh per quad: 32 multiply-adds per 6 reads).
+    // ho. Loads and staging go by the slice invocation ls; the loop by a 4-unit block:
+    // quarter `qt` of each chunk's row quads, units ub + i TU / 4 (i < 4: the block's units
+    // 8 apart at TU = 32, so that a warp's weight reads fall on distinct banks), sequences
+    // 4 qh.. (four vec4s of weights and four of dgh per quad: 64 multiply-adds per 8 reads).
     let slice = l / threads;
     let ls = l % threads;
-    let half = TU / 2u;
-    let hf = ls / (2u * TU);
-    // Lanes pair up on the loop's reads: lanes n and n ^ 1 read the same weights (one unit),
-    // n and n ^ 2 the same dgh (one sequence quad), which the shared-memory pipe serves two
-    // lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the unit's).
-    let r = ls % (2u * TU);
+    let qt = ls / TU;
+    // Lanes pair up on the loop's reads: lanes n and n ^ 1 read the same weights (one
+    // block), n and n ^ 2 the same dgh (one sequence quad), which the shared-memory pipe
+    // serves two lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the
+    // block's).
+    let r = ls % TU;
     let qh = (r & 1u) | ((r >> 1u) & 2u);
-    let uh = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
+    let ub = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
     let w = w_hh(d);
     let s = bwd_unit_stride();
     let wo = slice * TU * s;
@@ -498,12 +475,15 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return acc;
     }
-    var acc_b = vec4<f32>(0.0);
-    // Row quads of a chunk per half; where the loop's reads start (the same every chunk).
-    let quads = BR / 8u;
-    let wa0 = wo + uh * s + hf * quads;
-    let wb0 = wa0 + half * s;
-    let hb0 = ho + 4u * HS * hf * quads + qh;
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    // Row quads of a chunk per quarter; where the loop's reads start (the same every chunk):
+    // the block's i-th unit's weights wa0 + i ws on.
+    let quads = BR / 16u;
+    let ws = (TU / 4u) * s;
+    let wa0 = wo + ub * s + qt * quads;
+    let hb0 = ho + 4u * HS * qt * quads + qh;
     // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
     let src = BwdSrc(plain_wt_col(w, u0, ls), state_src(d, b0, ls, threads, count, TK, true, true));
@@ -522,16 +502,33 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             let h1 = h_tile[hb + HS];
             let h2 = h_tile[hb + 2u * HS];
             let h3 = h_tile[hb + 3u * HS];
-            acc = quad_fma(acc, wsm[wa0 + j], h0, h1, h2, h3);
-            acc_b = quad_fma(acc_b, wsm[wb0 + j], h0, h1, h2, h3);
+            let wa = wa0 + j;
+            acc = quad_fma(acc, wsm[wa], h0, h1, h2, h3);
+            acc1 = quad_fma(acc1, wsm[wa + ws], h0, h1, h2, h3);
+            acc2 = quad_fma(acc2, wsm[wa + 2u * ws], h0, h1, h2, h3);
+            acc3 = quad_fma(acc3, wsm[wa + 3u * ws], h0, h1, h2, h3);
         }
         workgroupBarrier();
     }
-    // The partial sums of every slice and half as [slice][half][unit][sequence quad], then
-    // each lead invocation adds those of its own unit and quad in that order.
-    let at = ((slice * 2u + hf) * TU + uh) * 4u + qh;
-    wsm[at] = acc;
-    wsm[at + half * 4u] = acc_b;
+    // The partial sums of every slice and quarter, in two rounds through [slice][half][unit]
+    // [sequence quad] (the footprint of two quarters): quarters 2 and 3 hand theirs to 0 and
+    // 1, which add them and store the halves' sums; then each lead invocation adds those of
+    // its own unit and quad in that order.
+    let at = ((slice * 2u + (qt & 1u)) * TU + ub) * 4u + qh;
+    let us = TU;
+    if (qt >= 2u) {
+        wsm[at] = acc;
+        wsm[at + us] = acc1;
+        wsm[at + 2u * us] = acc2;
+        wsm[at + 3u * us] = acc3;
+    }
+    workgroupBarrier();
+    if (qt < 2u) {
+        wsm[at] = acc + wsm[at];
+        wsm[at + us] = acc1 + wsm[at + us];
+        wsm[at + 2u * us] = acc2 + wsm[at + 2u * us];
+        wsm[at + 3u * us] = acc3 + wsm[at + 3u * us];
+    }
     workgroupBarrier();
     var out = vec4<f32>(0.0);
     if (tile_lead(l)) {
@@ -563,18 +560,17 @@ fn tile_wt_dgh_blocked(l: u32, wg: vec3<u32>) -> vec4<f32> {
     var a3 = vec4<f32>(0.0);
     let col = tile_wt_col(w, u0, l);
     let src = state_src(d, b0, l, 128u, 4u, 32u, true, false);
-    var w0 = w_column4(col, 0u);
-    var w1 = w_column4(col, 16u);
+    // Two parts of 16 rows of weights a chunk (wt.p0, wt.p1), one of 32 rows of dgh.
+    var wt = w_column_parts(col, 0u, 2u);
     var st = tile_states(src, 0u, 4u);
     for (var g0 = 0u; g0 < p.gh; g0 += 32u) {
-        stage_wt4(0u, l, 0u, w0);
-        stage_wt4(0u, l, 16u, w1);
+        stage_wt4(0u, l, 0u, wt.p0);
+        stage_wt4(0u, l, 16u, wt.p1);
         stage_states(0u, l, 128u, 4u, 32u, false, st);
         workgroupBarrier();
         let g1 = g0 + 32u;
         if (g1 < p.gh) {
-            w0 = w_column4(col, g1);
-            w1 = w_column4(col, g1 + 16u);
+            wt = w_column_parts(col, g1, 2u);
             st = tile_states(src, g1, 4u);
         }
         for (var j = 0u; j < 8u; j++) {

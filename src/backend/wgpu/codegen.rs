@@ -299,7 +299,7 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
         }
         // layer.wgsl tile_states: one gather per buffer a step's states come from (a WGSL
         // function takes no storage buffer), lanes i < count of elements at[i] + k0, 0
-        // where !ok[i].
+        // where !ok[i]; and of up to 4 parts of a chunk (tile_state_parts).
         "state_gathers" => {
             let buffers = [
                 ("st_h", "st_h[{}]"),
@@ -323,6 +323,26 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 v.push("    if (count > 2u) {".to_string());
                 v.push(format!("        v.z = {};", lane("z")));
                 v.push(format!("        v.w = {};", lane("w")));
+                v.push("    }".to_string());
+                v.push("    return v;".to_string());
+                v.push("}".to_string());
+                v.push(format!(
+                    "fn gather_parts_{name}(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32, width: u32, parts: u32) -> Parts4 {{"
+                ));
+                v.push("    let z = vec4<f32>(0.0);".to_string());
+                v.push(format!(
+                    "    var v = Parts4(gather_{name}(at, ok, k0, count), z, z, z);"
+                ));
+                v.push(format!(
+                    "    if (parts > 1u) {{ v.p1 = gather_{name}(at, ok, k0 + width, count); }}"
+                ));
+                v.push("    if (parts > 2u) {".to_string());
+                v.push(format!(
+                    "        v.p2 = gather_{name}(at, ok, k0 + 2u * width, count);"
+                ));
+                v.push(format!(
+                    "        v.p3 = gather_{name}(at, ok, k0 + 3u * width, count);"
+                ));
                 v.push("    }".to_string());
                 v.push("    return v;".to_string());
                 v.push("}".to_string());
@@ -401,7 +421,8 @@ mod tests {
     #[test]
     fn state_gathers_load_only_their_lanes() {
         let out = expand("// @generate state_gathers\n");
-        assert_eq!(out.matches("fn gather_").count(), 4);
+        assert_eq!(out.matches("fn gather_").count(), 8);
+        assert!(out.contains("v.p3 = gather_gates(at, ok, k0 + 3u * width, count);"));
         assert!(out.contains("v.w = select(0.0, f32(cache[at.w + k0]), ok.w);"));
         assert!(out.contains("if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }"));
     }
