@@ -17,7 +17,8 @@
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
 #                                   before), with the 256x128 GEMM tile, with the tiles'
-#                                   K split 4 and 2 ways, with each step submitted whole
+#                                   K split 4 ways (64-row chunks, and 16: entry 34's
+#                                   before) and 2 ways, with each step submitted whole
 #                                   (entry 21's before), and with the matrix-vector steps
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
@@ -149,6 +150,9 @@ ksplit() {
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
     bench_variant ksplit4 --step-k-split 4 || status=1
+    # Four slices in the 16-row chunks they had before entry 34 (4x the chunks and barriers
+    # of the 64 rows the H100's workgroup memory now holds at KS 4).
+    bench_variant ksplit4-rows16 --step-k-split 4 --step-chunk-rows 16 || status=1
     bench_variant ksplit2 --step-k-split 2 || status=1
     # Each training step recorded whole and submitted once (entry 21's before): the device
     # idles while the host records, instead of starting on the first pieces.

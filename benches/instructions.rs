@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use wgrnn::backend::wgpu::instructions::{
     Checks, hot_loop, hot_loop_banks, optimize, optimize_unrolled, spirv,
 };
-use wgrnn::backend::wgpu::module_sources;
+use wgrnn::backend::wgpu::{PlainChunks, fit_chunks, module_sources};
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
 /// its pipeline constants, as the host sets them for `what`.
@@ -35,57 +35,72 @@ fn gemm(tile: &'static str, a_k: bool, what: &'static str) -> Case {
     }
 }
 
-/// The host's choices for the f32 tiles of a configuration (`Call::tile_units`,
-/// `Call::plain_chunks`): units, K slices, the blocked or the plain loops, rows per
-/// backward chunk and k steps per forward chunk.
+/// The tuning for the f32 tiles of a configuration (`Call::tile_units`): units, K slices
+/// asked, the blocked or the plain loops; the chunks follow as the host's `fit_chunks` (or
+/// `PlainChunks::blocked`) makes them on the H100, at the default 64 rows.
 #[derive(Clone, Copy)]
 struct Tiles {
-    tu: f64,
-    ks: f64,
+    tu: usize,
+    ks: usize,
     blocked: bool,
-    br: f64,
-    fk: f64,
 }
 
-/// The flagship's and gru4's tiles on the H100 (32 units, 64-row chunks).
+/// The flagship's, gru4's and tanh4's tiles on the H100 (32 units, one slice).
 const WIDE32: Tiles = Tiles {
-    tu: 32.0,
-    ks: 1.0,
+    tu: 32,
+    ks: 1,
     blocked: false,
-    br: 64.0,
-    fk: 16.0,
 };
 /// The same with the blocked loops (`--step-kernel blocked`).
 const BLOCKED: Tiles = Tiles {
     blocked: true,
     ..WIDE32
 };
-/// The Elman forward takes all 64 rows of a chunk as k steps.
-const ELMAN32: Tiles = Tiles { fk: 64.0, ..WIDE32 };
-/// K split 4 (`--step-k-split 4`): 16-unit tiles, 16-row chunks.
+/// K split 4 (`--step-k-split 4`): 16-unit tiles.
 const KSPLIT4: Tiles = Tiles {
-    tu: 16.0,
-    ks: 4.0,
+    tu: 16,
+    ks: 4,
     blocked: false,
-    br: 16.0,
-    fk: 16.0,
 };
+
+/// The H100's workgroup memory and invocations per workgroup.
+const H100_WORKGROUP_BYTES: usize = 49152;
+const H100_INVOCATIONS: usize = 1024;
 
 /// A step entry of a cell's f32 tiles with cell option OPT0 (the LSTM's gate activation,
 /// sigmoid, else 0).
 fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str) -> Case {
     let opt0 = if module.starts_with("lstm") { 3.0 } else { 0.0 };
+    let gates = match module {
+        "lstm_cell" => 4,
+        "gru_cell" => 3,
+        _ => 1,
+    };
+    let c = if t.blocked {
+        PlainChunks::blocked(64, gates)
+    } else {
+        fit_chunks(
+            t.ks,
+            64,
+            t.tu,
+            gates,
+            H100_INVOCATIONS,
+            H100_WORKGROUP_BYTES,
+        )
+    };
     Case {
         module,
         entry,
         constants: vec![
             ("OPT0", opt0),
-            ("TU", t.tu),
-            ("KS", t.ks),
+            ("TU", t.tu as f64),
+            ("KS", c.ks as f64),
             ("TB", 16.0),
             ("STEP_BLOCKED", if t.blocked { 1.0 } else { 0.0 }),
-            ("BR", t.br),
-            ("FK", t.fk),
+            ("BR", c.rows as f64),
+            ("FK", c.fk as f64),
+            ("WS", c.ws as f64),
+            ("HT", c.ht as f64),
         ],
         what,
     }
@@ -103,7 +118,7 @@ fn gemv(entry: &'static str, what: &'static str) -> Case {
 }
 
 /// The kernels of the flagship's, gru4's, tanh4's and batch1's training steps on the H100,
-/// with the constants the host gives them (`Call::tile_units`, `Call::plain_chunks`).
+/// with the constants the host gives them (`Call::tile_units`, `fit_chunks`).
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
     vec![
@@ -136,12 +151,7 @@ fn cases() -> Vec<Case> {
         ),
         tiles("gru_cell", fwd, WIDE32, "gru4 forward step, TU 32, KS 1"),
         tiles("gru_cell", bwd, WIDE32, "gru4 backward step, TU 32, KS 1"),
-        tiles(
-            "elman_cell",
-            fwd,
-            ELMAN32,
-            "tanh4 forward step, TU 32, KS 1",
-        ),
+        tiles("elman_cell", fwd, WIDE32, "tanh4 forward step, TU 32, KS 1"),
         tiles(
             "lstm_cell",
             fwd,

@@ -4,14 +4,16 @@
 // cell's file; shaders/step_coop.wgsl is the same interface on the matrix units. CPU twin:
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
-// The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (KS x
-// rows <= 64; 64 / KS by default, the host's `Call::plain_chunks`): the plain backward stages
+// The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (64 by
+// default, fewer where the adapter's workgroup memory does not hold KS slices of them: the
+// host's `layer::fit_chunks`, which sizes `wsm` and `h_tile`): the plain backward stages
 // BR = that many rows of W_hh^T, the plain forward FK = 16 k steps of every gate, or more
 // where the cell has fewer gates (Elman: 64 k steps of its one). So each chunk and barrier
 // pair moves about 64 rows whatever the cell and direction (before, an LSTM's backward and
 // the Elman forward moved 16, in 4 times the chunks). The blocked loops take 16 k steps
 // forward and 32 rows backward. Each chunk of the weights and of the state goes through
-// workgroup memory (`wsm`, `h_tile`: 29 KiB); every weight element loaded serves 16
+// workgroup memory (`wsm`, `h_tile`: 15 KiB for the flagship's 32-unit tiles, 40 KiB at
+// four K slices of 16 units and 64 rows, 29 KiB in the blocked loops); every weight element loaded serves 16
 // sequences. The next chunk's global loads are issued before the current chunk's
 // arithmetic, so their latency hides behind it. Sums run along the inner dimension in
 // ascending order within each partial sum.
@@ -47,16 +49,21 @@
 //   Its 16 forward accumulators are generated code (`// @generate step_*`, expanded by
 //   src/backend/wgpu/codegen.rs).
 override STEP_BLOCKED: bool = false;
-// Chunk depths of the plain loops per K slice (16, 32 or 64; KS x depth <= 64): BR rows of
+// Chunk depths of the plain loops per K slice (16, 32 or 64): BR rows of
 // W_hh^T dgh in the backward, FK k steps of W_hh h in the forward (more than 16 only where
 // gates x FK <= 64: the Elman cell).
 override BR: u32 = 16u;
 override FK: u32 = 16u;
+// Sizes of the two workgroup arrays (vec4s), set by the host for the plain loops' KS, BR and
+// FK (`layer::fit_chunks`: what their staging and partial sums need, within the adapter's
+// workgroup memory); the blocked loops take these defaults.
+override WS: u32 = 1536u;
+override HT: u32 = 320u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
-var<workgroup> wsm: array<vec4<f32>, 1536>;
+var<workgroup> wsm: array<vec4<f32>, WS>;
 // States (or dgh) of 16 sequences: [chunk][TB / 4] in the blocked loops, [chunk][HS] per K
 // slice in the plain loops (a spare vec4 per row spreads their stores over the banks).
-var<workgroup> h_tile: array<vec4<f32>, 320>;
+var<workgroup> h_tile: array<vec4<f32>, HT>;
 // Vec4s per row of the plain loops' staged states: TB / 4 = 4 and a spare one.
 const HS: u32 = 5u;
 

@@ -23,12 +23,14 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units), plain tiles with their
     // inner dimension split 4 ways (16 units) and 2 ways (32 units; 64 for the Elman cell,
-    // where it fits: `layer::fit_k_split`); the 64-unit tiles also run with naga's bounds
+    // where it fits: `layer::fit_chunks`); the 64-unit tiles also run with naga's bounds
     // checks off (the trusted path), so every kernel of a stack is compiled and compared
     // both ways. The plain loops' chunks: 64 weight rows (the default) in the 16-unit
-    // tiles, 16 and 32 in the 32- and 64-unit ones, 64 / KS (16 or 32) with K slices; so
-    // the backward in chunks of 16, 32 and 64 rows, and the Elman forward in chunks of 16,
-    // 32 and 64 k steps (65 and 17 units: the last chunk partial).
+    // tiles, 16 and 32 in the 32- and 64-unit ones; with K slices what lavapipe's 32 KiB of
+    // workgroup memory holds of 64 (4 slices: 32 rows; 2 of 32 units: 64; 2 of 64 Elman
+    // units: 32), and 16 asked at 4 slices; so the backward in chunks of 16, 32 and 64 rows
+    // with and without slices, and the Elman forward in chunks of 16, 32 and 64 k steps (65
+    // and 17 units: the last chunk partial).
     // Last, the matrix-vector products (`--step-kernel gemv`: 4 sequences and their own
     // tile width per workgroup, no K slices or chunk rows), with the checks off.
     for (tiled, units, blocked, k_split, chunk_rows, gemv) in [
@@ -38,6 +40,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
         (true, 32, true, 1, 64, false),
         (false, 0, false, 1, 64, false),
         (true, 16, false, 4, 64, false),
+        (true, 16, false, 4, 16, false),
         (true, 32, false, 2, 64, false),
         (true, 64, false, 2, 64, false),
         (true, 0, false, 1, 64, true),

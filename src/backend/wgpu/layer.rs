@@ -415,7 +415,7 @@ impl Call<'_> {
     /// Units per workgroup of the tiled step kernels (the `TU` override of
     /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else the widest
     /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups (and whose tiles take the
-    /// tuning's K slices), else 16, so a large GPU has work on every core.
+    /// tuning's K slices at its chunk rows), else 16, so a large GPU has work on every core.
     pub fn tile_units(&self) -> usize {
         let t = self.be.tuning();
         if t.blocked_steps {
@@ -434,37 +434,35 @@ impl Call<'_> {
                 [64, 32]
                     .into_iter()
                     .find(|&tu| {
-                        grid(tu) >= FULL_GRID && fit_k_split(asked, tu, gates, most) == asked.max(1)
+                        let c = self.fit(asked, tu, gates, most);
+                        grid(tu) >= FULL_GRID
+                            && c.ks == asked.max(1)
+                            && c.rows == t.step_chunk_rows.clamp(16, 64)
                     })
                     .unwrap_or(16)
             }
         }
     }
 
-    /// K slices of the f32 tiles' plain loops (the `KS` override of `shaders/layer.wgsl`):
-    /// the tuning's [`Tuning::step_k_split`](super::Tuning::step_k_split), lowered by
-    /// [`fit_k_split`] to what this layer's tiles and the adapter allow; 1 for the blocked
-    /// loops.
-    pub fn k_split(&self) -> usize {
-        let t = self.be.tuning();
-        if t.blocked_steps {
-            return 1;
-        }
-        let most = self.most_invocations();
-        fit_k_split(t.step_k_split, self.tile_units(), self.gates(), most)
+    /// [`fit_chunks`] for this layer's adapter and the tuning's chunk rows.
+    fn fit(&self, asked: usize, tu: usize, gates: usize, most: usize) -> PlainChunks {
+        let rows = self.be.tuning().step_chunk_rows;
+        let storage = self.be.gpu.limits().max_compute_workgroup_storage_size as usize;
+        fit_chunks(asked, rows, tu, gates, most, storage)
     }
 
-    /// The chunking of the f32 tiles' plain loops, `(KS, BR, FK)`: the K slices
-    /// ([`Call::k_split`]); the weight rows per chunk and slice, the tuning's
-    /// [`Tuning::step_chunk_rows`](super::Tuning::step_chunk_rows) at most 64 / KS so the
-    /// slices' staged states or dgh fit `h_tile` (64 rows of 16 sequences), which the backward
-    /// takes as rows of W_hh^T (the `BR` override of `shaders/step_tiles.wgsl`); and the
-    /// forward's k steps per chunk (`FK`), those rows over the cell's gates in whole parts of
-    /// 16 (LSTM and GRU 16, Elman up to 64).
-    pub fn plain_chunks(&self) -> (usize, usize, usize) {
-        let ks = self.k_split();
-        let rows = self.be.tuning().step_chunk_rows.min(64 / ks).max(16);
-        (ks, rows, forward_chunk(rows, self.gates()))
+    /// The chunking of the f32 tiles' plain loops and the workgroup memory it takes
+    /// ([`fit_chunks`]: K slices, weight rows per chunk and slice, forward k steps per chunk,
+    /// sizes of `wsm` and `h_tile`); for the blocked loops one slice and the arrays' default
+    /// sizes.
+    pub fn plain_chunks(&self) -> PlainChunks {
+        let t = self.be.tuning();
+        let rows = t.step_chunk_rows.clamp(16, 64);
+        if t.blocked_steps {
+            return PlainChunks::blocked(rows, self.gates());
+        }
+        let most = self.most_invocations();
+        self.fit(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
     /// The matrix-vector step products' workgroups (`shaders/step_gemv.wgsl`) for the
@@ -571,8 +569,14 @@ impl Call<'_> {
                 gpu.pipeline(shader.get(f16, products), entry, &constants)
             }
             None if tiled => {
-                let (ks, br, fk) = self.plain_chunks();
-                let chunks = [("KS", ks as f64), ("BR", br as f64), ("FK", fk as f64)];
+                let c = self.plain_chunks();
+                let chunks = [
+                    ("KS", c.ks as f64),
+                    ("BR", c.rows as f64),
+                    ("FK", c.fk as f64),
+                    ("WS", c.ws as f64),
+                    ("HT", c.ht as f64),
+                ];
                 let constants = [&options[..], &[tu, blocked], &chunks].concat();
                 gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &constants)
             }
@@ -870,29 +874,105 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
     (rows / gates.max(1) / 16).max(1) * 16
 }
 
-/// The most K slices, at most `asked`, of tiles of `tu` units and `gates` gate rows each
-/// whose workgroup of 4 x `tu` x KS invocations stays within `most` and whose staging fits
-/// the loops' workgroup memory (`shaders/step_tiles.wgsl`) at the deepest chunks KS allows
-/// (64 / KS rows): per slice, forward gates x `tu` x (FK / 4 + 1) vec4s of weights and FK x 5
-/// of states, backward `tu` x (BR / 4 + 1) and BR x 5, of 1536 and 320 vec4s; after the
-/// loop, in the first, the forward's partial sums and hand-out (gates x 4 x `tu` vec4s per
-/// slice), the backward's (8 x `tu` per slice).
-fn fit_k_split(asked: usize, tu: usize, gates: usize, most: usize) -> usize {
-    let fits = |ks: usize| {
-        let rows = 64 / ks;
+/// Sizes (vec4s) of `shaders/step_tiles.wgsl`'s `wsm` and `h_tile` for the blocked loops,
+/// the arrays' defaults.
+const BLOCKED_WS: usize = 1536;
+const BLOCKED_HT: usize = 320;
+
+/// Vec4s per staged row of states in the plain loops (`HS` of `shaders/step_tiles.wgsl`).
+const HS: usize = 5;
+
+/// How the f32 tiles' plain loops go through the inner dimension (the `KS`, `BR`, `FK`, `WS`
+/// and `HT` overrides of `shaders/step_tiles.wgsl`), and the workgroup memory that takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainChunks {
+    /// K slices: parts of every chunk's inner dimension taken by their own invocations.
+    pub ks: usize,
+    /// Weight rows per chunk and slice, which the backward takes as rows of W_hh^T.
+    pub rows: usize,
+    /// The forward's k steps per chunk: those rows over the cell's gates in whole parts of
+    /// 16 (LSTM and GRU 16, Elman up to 64).
+    pub fk: usize,
+    /// Vec4s of `wsm` (staged weights, then partial sums).
+    pub ws: usize,
+    /// Vec4s of `h_tile` (staged states or dgh).
+    pub ht: usize,
+}
+
+impl PlainChunks {
+    /// The chunking at `ks` slices and `rows` rows of tiles of `tu` units and `gates` gate
+    /// rows each. Per slice, `wsm` holds the forward's staged weights (gates x `tu` x
+    /// (FK / 4 + 1) vec4s) or the backward's (`tu` x (rows / 4 + 1)), and after the loop
+    /// the forward's partial sums and hand-out (gates x 4 x `tu`) or the backward's (8 x
+    /// `tu`); `h_tile` holds FK or `rows` rows of 16 sequences' states (5 vec4s each).
+    pub fn of(ks: usize, rows: usize, tu: usize, gates: usize) -> PlainChunks {
         let fk = forward_chunk(rows, gates);
-        ks * gates * tu * (fk / 4 + 1) <= 1536
-            && ks * tu * (rows / 4 + 1) <= 1536
-            && ks * gates * 4 * tu <= 1536
-            && ks * 8 * tu <= 1536
-            && ks * fk.max(rows) * 5 <= 320
-            && 4 * tu * ks <= most
-    };
-    let mut ks = asked.max(1);
-    while ks > 1 && !fits(ks) {
+        let ws = [
+            gates * tu * (fk / 4 + 1),
+            tu * (rows / 4 + 1),
+            gates * 4 * tu,
+            8 * tu,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+            * ks;
+        PlainChunks {
+            ks,
+            rows,
+            fk,
+            ws,
+            ht: ks * fk.max(rows) * HS,
+        }
+    }
+
+    /// What the blocked loops take (they ignore the depths): one slice, the arrays'
+    /// default sizes.
+    pub fn blocked(rows: usize, gates: usize) -> PlainChunks {
+        PlainChunks {
+            ks: 1,
+            rows,
+            fk: forward_chunk(rows, gates),
+            ws: BLOCKED_WS,
+            ht: BLOCKED_HT,
+        }
+    }
+
+    /// Bytes of workgroup memory the two arrays take.
+    pub fn bytes(&self) -> usize {
+        (self.ws + self.ht) * 16
+    }
+}
+
+/// The chunking of tiles of `tu` units and `gates` gate rows each: the most K slices, at most
+/// `asked_ks`, whose workgroup of 4 x `tu` x KS invocations stays within `most`, each with
+/// the deepest chunks, at most `asked_rows` (16, 32 or 64), whose arrays fit the adapter's
+/// `storage` bytes of workgroup memory. Slices before depth: they give a step whose grid is
+/// small KS times the warps. One slice of 16 rows always fits an adapter that holds the
+/// blocked loops' arrays (`TILED_STEP_WORKGROUP_BYTES`, which `Tuning` requires of tiles).
+pub fn fit_chunks(
+    asked_ks: usize,
+    asked_rows: usize,
+    tu: usize,
+    gates: usize,
+    most: usize,
+    storage: usize,
+) -> PlainChunks {
+    let mut ks = asked_ks.max(1);
+    loop {
+        let mut rows = asked_rows.clamp(16, 64);
+        loop {
+            let c = PlainChunks::of(ks, rows, tu, gates);
+            if (c.bytes() <= storage && 4 * tu * ks <= most) || (ks == 1 && rows == 16) {
+                return c;
+            }
+            if rows == 16 {
+                break;
+            }
+            rows /= 2;
+        }
         ks /= 2;
     }
-    ks
 }
 
 /// Scalars of cache a layer call needs (what the forward records for the backward).
@@ -1109,7 +1189,7 @@ pub(super) fn layer_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::{fit_k_split, forward_chunk};
+    use super::{fit_chunks, forward_chunk};
 
     #[test]
     fn forward_chunks_hold_the_rows_over_the_gates() {
@@ -1124,24 +1204,43 @@ mod tests {
     }
 
     #[test]
-    fn k_slices_fit_the_workgroup_memory_and_the_adapter() {
-        // LSTM (4 gate rows): four slices of 16-unit tiles' staged weights take 4 x 320 of
-        // the 1536 vec4s, 32-unit tiles take two (640 each), 64-unit ones only one (1280).
-        assert_eq!(fit_k_split(4, 16, 4, 1024), 4);
-        assert_eq!(fit_k_split(4, 32, 4, 1024), 2);
-        assert_eq!(fit_k_split(4, 64, 4, 1024), 1);
-        // GRU (3): 32-unit tiles still two slices (480 x 4 > 1536); Elman (1): four of 32,
-        // two of 64 (four slices' backward partial sums would take 4 x 512).
-        assert_eq!(fit_k_split(4, 32, 3, 1024), 2);
-        assert_eq!(fit_k_split(4, 32, 1, 1024), 4);
-        assert_eq!(fit_k_split(4, 64, 1, 1024), 2);
-        // An adapter with WebGPU's minimum of 256 invocations per workgroup.
-        assert_eq!(fit_k_split(4, 16, 4, 256), 4);
-        assert_eq!(fit_k_split(4, 16, 4, 128), 2);
-        assert_eq!(fit_k_split(2, 32, 1, 256), 2);
-        assert_eq!(fit_k_split(4, 32, 1, 256), 2);
-        // One slice stays one; nothing asked is taken as one.
-        assert_eq!(fit_k_split(1, 32, 4, 1024), 1);
-        assert_eq!(fit_k_split(0, 32, 4, 1024), 1);
+    fn chunks_fit_the_workgroup_memory_and_the_adapter() {
+        // (KS, rows) chosen, on the H100's 48 KiB of workgroup memory and lavapipe's 32.
+        let fit = |ks, tu, gates, most, storage| {
+            let c = fit_chunks(ks, 64, tu, gates, most, storage);
+            assert!(c.bytes() <= storage, "{c:?}");
+            (c.ks, c.rows)
+        };
+        let (h100, lavapipe) = (49152, 32768);
+        // LSTM (4 gate rows), 16-unit tiles: four slices of 64 rows take 1280 vec4s of
+        // staged weights and 1280 of states (40 KiB); lavapipe holds 32 rows.
+        assert_eq!(fit(4, 16, 4, 1024, h100), (4, 64));
+        assert_eq!(fit(4, 16, 4, 1024, lavapipe), (4, 32));
+        let c = fit_chunks(4, 64, 16, 4, 1024, h100);
+        assert_eq!((c.fk, c.ws, c.ht), (16, 1280, 1280));
+        // 32-unit tiles keep four slices at 16 rows on the H100 (2560 + 320 vec4s), two
+        // of 64 on lavapipe; 64-unit ones two slices of 32 rows.
+        assert_eq!(fit(4, 32, 4, 1024, h100), (4, 16));
+        assert_eq!(fit(4, 32, 4, 1024, lavapipe), (2, 64));
+        assert_eq!(fit(4, 64, 4, 1024, h100), (2, 32));
+        // Elman (1): the forward takes all the rows as k steps, so its states bound the
+        // depth: 32 rows at four slices of 32 units.
+        assert_eq!(fit(4, 32, 1, 1024, h100), (4, 32));
+        let c = fit_chunks(4, 64, 32, 1, 1024, h100);
+        assert_eq!((c.fk, c.ws, c.ht), (32, 1152, 640));
+        // One slice of the flagship's 32-unit tiles: 640 + 320 vec4s, 15 KiB.
+        assert_eq!(fit_chunks(1, 64, 32, 4, 1024, h100).bytes(), 15360);
+        // An adapter with WebGPU's minimum of 256 invocations per workgroup, or fewer.
+        assert_eq!(fit(4, 16, 4, 256, h100), (4, 64));
+        assert_eq!(fit(4, 16, 4, 128, h100), (2, 64));
+        assert_eq!(fit(4, 32, 1, 256, h100), (2, 64));
+        // Asked rows are kept where they fit; one slice stays one; nothing asked is one.
+        assert_eq!(fit_chunks(4, 16, 16, 4, 1024, h100).rows, 16);
+        assert_eq!(fit(1, 32, 4, 1024, lavapipe), (1, 64));
+        assert_eq!(fit(0, 32, 4, 1024, lavapipe), (1, 64));
+        // One slice of 16 rows is the floor, whatever the adapter (Tuning requires the
+        // blocked loops' arrays of any adapter that runs tiles).
+        let c = fit_chunks(4, 64, 64, 4, 1024, 16384);
+        assert_eq!((c.ks, c.rows), (1, 16));
     }
 }

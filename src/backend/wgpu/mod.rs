@@ -21,7 +21,7 @@ mod gru_cell;
 mod head;
 mod jordan_cell;
 mod layer;
-pub use layer::{CellKind, StepProducts, cell_module_source};
+pub use layer::{CellKind, PlainChunks, StepProducts, cell_module_source, fit_chunks};
 mod loss;
 mod lstm_cell;
 mod optim;
@@ -92,9 +92,10 @@ pub struct GpuTokens {
     pub(crate) host: TokenBags,
 }
 
-/// Workgroup memory of the tiled step kernels (`shaders/step_tiles.wgsl`: `wsm`, 1536 vec4,
-/// and `h_tile`, 256 vec4).
-pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 256) * 16;
+/// Workgroup memory of the tiled step kernels' blocked loops (`shaders/step_tiles.wgsl`:
+/// `wsm`, 1536 vec4, and `h_tile`, 320 vec4), which also holds one K slice of the plain
+/// loops at any chunk depth (`layer::fit_chunks` sizes the arrays for those).
+pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 320) * 16;
 
 /// Choices between kernels that compute the same thing, for benchmarking one against the
 /// other on a given adapter (every choice is tested against the CPU reference). The
@@ -120,12 +121,13 @@ pub struct Tuning {
     /// inner dimension, partial sums added through workgroup memory, for steps whose grid
     /// leaves the cores with few warps (the flagship's 128 workgroups of 128 on 132 SMs).
     /// Lowered where the tile or the adapter's workgroup limit does not allow it
-    /// (`layer::Call::k_split`). Default: 1 until measured on a GPU.
+    /// (`layer::fit_chunks`). Default: 1 until measured on a GPU.
     #[serde(default = "one")]
     pub step_k_split: usize,
     /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiles' plain
-    /// loops: 16, 32 or 64, lowered to 64 / KS by what the workgroup memory holds
-    /// (`layer::Call::plain_chunks`). The backward stages that many rows of W_hh^T per chunk,
+    /// loops: 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them
+    /// at the K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
+    /// 16-unit LSTM tiles, lavapipe's 32 KiB 32). The backward stages that many rows of W_hh^T per chunk,
     /// the forward that many over its gates (16 k steps of an LSTM's 4 gates; of an Elman
     /// cell's one, 64). 64 (the default) gives the backward as many chunks as the forward
     /// (H / 16 per step for an LSTM, each of 64 x TU weights), with four weight loads in
