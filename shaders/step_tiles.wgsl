@@ -27,7 +27,8 @@
 //   weights per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an
 //   LSTM); a backward invocation takes a quarter of each chunk's rows for 4 units and reads
 //   one vec4 of weights per unit and 4 of dgh per 4 rows (8), the quarters' and slices' sums
-//   added through workgroup memory at the end. (Before session 18 a weight was one scalar
+//   added through workgroup memory at the end (block4_*; the Elman forward, whose staging
+//   for its one gate is the backward's, goes the same way since session 20). (Before session 18 a weight was one scalar
 //   read with its vec4 lane split out of the index: 4 and 2; until session 20 the backward
 //   took half the rows for 2 units: 5.3.) The loops' lanes pair up on
 //   those reads (lanes n and n ^ 1 share a unit, n and n ^ 2 a sequence quad), which the
@@ -224,10 +225,16 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let hq = ho + q;
     let per = ((p.rw + FK - 1u) / FK + KS - 1u) / KS;
     let first = slice * per * FK;
-    var acc = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let z = vec4<f32>(0.0);
+    var acc = Gates4(z, z, z, z);
     if (!recurrent()) {
         return acc;
     }
+    // With one gate (the Elman cell) the staging is the backward's for one unit per row, and
+    // the loop goes by its 4-unit blocks (block4_at): a read of weights then serves 16
+    // multiply-adds instead of 4.
+    var blk = Block4(z, z, z, z);
+    let at = block4_at(ls, wo, ho, s, FK);
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
@@ -239,27 +246,34 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         if (i + 1u < per) {
             next = fwd_chunk(src, first + (i + 1u) * FK, count, gates);
         }
-        // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
-        // added in ascending k.
-        for (var kq = 0u; kq < FK / 4u; kq++) {
-            let hb = hq + 4u * HS * kq;
-            let h0 = h_tile[hb];
-            let h1 = h_tile[hb + HS];
-            let h2 = h_tile[hb + 2u * HS];
-            let h3 = h_tile[hb + 3u * HS];
-            let wb = wu + kq;
-            acc.g0 = quad_fma(acc.g0, wsm[wb], h0, h1, h2, h3);
-            if (gates > 1u) {
-                acc.g1 = quad_fma(acc.g1, wsm[wb + gs], h0, h1, h2, h3);
-            }
-            if (gates > 2u) {
-                acc.g2 = quad_fma(acc.g2, wsm[wb + 2u * gs], h0, h1, h2, h3);
-            }
-            if (gates > 3u) {
-                acc.g3 = quad_fma(acc.g3, wsm[wb + 3u * gs], h0, h1, h2, h3);
+        if (gates == 1u) {
+            block4_chunk(&blk, at, FK);
+        } else {
+            // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
+            // added in ascending k.
+            for (var kq = 0u; kq < FK / 4u; kq++) {
+                let hb = hq + 4u * HS * kq;
+                let h0 = h_tile[hb];
+                let h1 = h_tile[hb + HS];
+                let h2 = h_tile[hb + 2u * HS];
+                let h3 = h_tile[hb + 3u * HS];
+                let wb = wu + kq;
+                acc.g0 = quad_fma(acc.g0, wsm[wb], h0, h1, h2, h3);
+                if (gates > 1u) {
+                    acc.g1 = quad_fma(acc.g1, wsm[wb + gs], h0, h1, h2, h3);
+                }
+                if (gates > 2u) {
+                    acc.g2 = quad_fma(acc.g2, wsm[wb + 2u * gs], h0, h1, h2, h3);
+                }
+                if (gates > 3u) {
+                    acc.g3 = quad_fma(acc.g3, wsm[wb + 3u * gs], h0, h1, h2, h3);
+                }
             }
         }
         workgroupBarrier();
+    }
+    if (gates == 1u) {
+        return Gates4(block4_sums(blk, at, slice, l), z, z, z);
     }
     // After the loop, workgroup memory holds per slice [gate < gates][ls] sums (a warp's
     // stores and reads fall on distinct banks): the other slices' partial sums, which slice
@@ -458,39 +472,22 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
     // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
     // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][HS] from vec4
-    // ho. Loads and staging go by the slice invocation ls; the loop by a 4-unit block:
-    // quarter `qt` of each chunk's row quads, units ub + i TU / 4 (i < 4: the block's units
-    // 8 apart at TU = 32, so that a warp's weight reads fall on distinct banks), sequences
-    // 4 qh.. (four vec4s of weights and four of dgh per quad: 64 multiply-adds per 8 reads).
+    // ho. Loads and staging go by the slice invocation ls; the loop by 4-unit blocks
+    // (block4_at).
     let slice = l / threads;
     let ls = l % threads;
-    let qt = ls / TU;
-    // Lanes pair up on the loop's reads: lanes n and n ^ 1 read the same weights (one
-    // block), n and n ^ 2 the same dgh (one sequence quad), which the shared-memory pipe
-    // serves two lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the
-    // block's).
-    let r = ls % TU;
-    let qh = (r & 1u) | ((r >> 1u) & 2u);
-    let ub = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
     let w = w_hh(d);
     let s = bwd_unit_stride();
     let wo = slice * TU * s;
     let ho = slice * BR * HS;
     let per = ((p.gh + BR - 1u) / BR + KS - 1u) / KS;
     let first = slice * per * BR;
-    var acc = vec4<f32>(0.0);
     if (!recurrent()) {
-        return acc;
+        return vec4<f32>(0.0);
     }
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    // Row quads of a chunk per quarter; where the loop's reads start (the same every chunk):
-    // the block's i-th unit's weights wa0 + i ws on.
-    let quads = BR / 16u;
-    let ws = (TU / 4u) * s;
-    let wa0 = wo + ub * s + qt * quads;
-    let hb0 = ho + 4u * HS * qt * quads + qh;
+    let z = vec4<f32>(0.0);
+    var acc = Block4(z, z, z, z);
+    let at = block4_at(ls, wo, ho, s, BR);
     // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
     let src = BwdSrc(plain_wt_col(w, u0, ls), state_src(d, b0, ls, threads, count, TK, true, true));
@@ -501,40 +498,92 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         if (i + 1u < per) {
             next = bwd_chunk(src, first + (i + 1u) * BR, count);
         }
-        // Per quad of rows: one vec4 of weights per unit, the 4 rows' dgh, added in
-        // ascending rows.
-        for (var j = 0u; j < quads; j++) {
-            let hb = hb0 + 4u * HS * j;
-            let h0 = h_tile[hb];
-            let h1 = h_tile[hb + HS];
-            let h2 = h_tile[hb + 2u * HS];
-            let h3 = h_tile[hb + 3u * HS];
-            let wa = wa0 + j;
-            acc = quad_fma(acc, wsm[wa], h0, h1, h2, h3);
-            acc1 = quad_fma(acc1, wsm[wa + ws], h0, h1, h2, h3);
-            acc2 = quad_fma(acc2, wsm[wa + 2u * ws], h0, h1, h2, h3);
-            acc3 = quad_fma(acc3, wsm[wa + 3u * ws], h0, h1, h2, h3);
-        }
+        block4_chunk(&acc, at, BR);
         workgroupBarrier();
     }
-    // The partial sums of every slice and quarter, in two rounds through [slice][half][unit]
-    // [sequence quad] (the footprint of two quarters): quarters 2 and 3 hand theirs to 0 and
-    // 1, which add them and store the halves' sums; then each lead invocation adds those of
-    // its own unit and quad in that order.
-    let at = ((slice * 2u + (qt & 1u)) * TU + ub) * 4u + qh;
+    return block4_sums(acc, at, slice, l);
+}
+
+// A 4-unit block's sums (units ub + i TU / 4 in a{i}) for one sequence quad, over the
+// inner dimension of the chunks it takes a quarter of.
+struct Block4 {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    a3: vec4<f32>,
+}
+
+// Where a 4-unit block's reads start in every chunk, and where its sums go.
+struct Block4At {
+    // Row quarter of each chunk (its quads (depth / 16) qt ..).
+    qt: u32,
+    // The block's first unit (ub) and sequence quad (qh).
+    ub: u32,
+    qh: u32,
+    // The first unit's staged weights, the next units' ws apart; the quad's staged states.
+    wa0: u32,
+    ws: u32,
+    hb0: u32,
+}
+
+// The 4-unit block of slice invocation ls, for chunks of `depth` rows (or k steps) staged
+// as the plain backward stages its chunks: weights [TU][depth / 4 + 1] vec4s (unit stride
+// s, 4 rows each) from vec4 wo, states [depth][HS] from vec4 ho. The 4 TU invocations of a
+// slice each take a quarter of every chunk's row quads for 4 units and one sequence quad:
+// per 4 rows 4 vec4s of weights and 4 of states, 64 multiply-adds per 8 reads. The block's
+// units are ub + i TU / 4 (8 apart at TU 32), so a warp's 8 distinct weight vec4s fall on
+// distinct banks. Lanes pair up on the reads: lanes n and n ^ 1 read the same weights (one
+// block), n and n ^ 2 the same states (one sequence quad), which the shared-memory pipe
+// serves two lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the
+// block's).
+fn block4_at(ls: u32, wo: u32, ho: u32, s: u32, depth: u32) -> Block4At {
+    let qt = ls / TU;
+    let r = ls % TU;
+    let qh = (r & 1u) | ((r >> 1u) & 2u);
+    let ub = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
+    let quads = depth / 16u;
+    return Block4At(qt, ub, qh, wo + ub * s + qt * quads, (TU / 4u) * s,
+                    ho + 4u * HS * qt * quads + qh);
+}
+
+// Adds one staged chunk of `depth` rows to a block's sums: per quad of its quarter's rows
+// one vec4 of weights per unit and the 4 rows' states, added in ascending rows.
+fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
+    for (var j = 0u; j < depth / 16u; j++) {
+        let hb = at.hb0 + 4u * HS * j;
+        let h0 = h_tile[hb];
+        let h1 = h_tile[hb + HS];
+        let h2 = h_tile[hb + 2u * HS];
+        let h3 = h_tile[hb + 3u * HS];
+        let wa = at.wa0 + j;
+        (*acc).a0 = quad_fma((*acc).a0, wsm[wa], h0, h1, h2, h3);
+        (*acc).a1 = quad_fma((*acc).a1, wsm[wa + at.ws], h0, h1, h2, h3);
+        (*acc).a2 = quad_fma((*acc).a2, wsm[wa + 2u * at.ws], h0, h1, h2, h3);
+        (*acc).a3 = quad_fma((*acc).a3, wsm[wa + 3u * at.ws], h0, h1, h2, h3);
+    }
+}
+
+// The sums of every slice and quarter for invocation l's unit l % TU and sequence quad
+// l / TU (the tiles' mapping; 0 for invocations past tile_lead), after the last chunk's
+// barrier. In two rounds through [slice][half][unit][sequence quad] (the footprint of two
+// quarters, 8 TU KS vec4s of wsm): quarters 2 and 3 hand theirs to 0 and 1, which add them
+// and store the halves' sums; then each lead invocation adds those of its unit and quad in
+// that order.
+fn block4_sums(acc: Block4, at: Block4At, slice: u32, l: u32) -> vec4<f32> {
+    let i = ((slice * 2u + (at.qt & 1u)) * TU + at.ub) * 4u + at.qh;
     let us = TU;
-    if (qt >= 2u) {
-        wsm[at] = acc;
-        wsm[at + us] = acc1;
-        wsm[at + 2u * us] = acc2;
-        wsm[at + 3u * us] = acc3;
+    if (at.qt >= 2u) {
+        wsm[i] = acc.a0;
+        wsm[i + us] = acc.a1;
+        wsm[i + 2u * us] = acc.a2;
+        wsm[i + 3u * us] = acc.a3;
     }
     workgroupBarrier();
-    if (qt < 2u) {
-        wsm[at] = acc + wsm[at];
-        wsm[at + us] = acc1 + wsm[at + us];
-        wsm[at + 2u * us] = acc2 + wsm[at + 2u * us];
-        wsm[at + 3u * us] = acc3 + wsm[at + 3u * us];
+    if (at.qt < 2u) {
+        wsm[i] = acc.a0 + wsm[i];
+        wsm[i + us] = acc.a1 + wsm[i + us];
+        wsm[i + 2u * us] = acc.a2 + wsm[i + 2u * us];
+        wsm[i + 3u * us] = acc.a3 + wsm[i + 3u * us];
     }
     workgroupBarrier();
     var out = vec4<f32>(0.0);
