@@ -22,8 +22,9 @@
 // - plain (any TU): invocation l accumulates its own outputs over the inner dimension.
 //   The chunk's weights are staged k-packed: one vec4 per unit and 4 consecutive inner
 //   indices (k forward, rows g backward), with one spare vec4 per unit that spreads reads
-//   and stores over the memory banks (the forward's global loads stay coalesced, so its
-//   weights are stored lane by lane). Per 4 k steps a forward invocation reads one vec4 of
+//   and stores over the memory banks (the forward loads and stores its weights a vec4 of 4
+//   k steps at a time where W_hh's rows start 16-byte aligned, W4, else one k step of 4
+//   units, coalesced, stored lane by lane). Per 4 k steps a forward invocation reads one vec4 of
 //   weights per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an
 //   LSTM); a backward invocation takes a quarter of each chunk's rows for 4 units and reads
 //   one vec4 of weights per unit and 4 of dgh per 4 rows (8), the quarters' and slices' sums
@@ -127,6 +128,7 @@ fn fwd_unit_stride() -> u32 {
 // u, k step kk of the gate in lane kk % 4 of vec4 at + u fwd_unit_stride() + kk / 4. The
 // loads stay coalesced (16 invocations, 64 contiguous bytes, per load); the lanes cost 4
 // scalar stores, which fall on distinct memory banks but for 4 of the 32 (2 cycles a warp).
+// Where W4 holds, w_quads' slot and stage_quad_w take its place.
 fn stage_plain_w4(at: u32, l: u32, quad: u32, v: vec4<f32>) {
     let s = fwd_unit_stride();
     let slot = at + (l / TK) * s + quad + (l % TK) / 4u;
@@ -136,6 +138,102 @@ fn stage_plain_w4(at: u32, l: u32, quad: u32, v: vec4<f32>) {
     wsm[slot + step][lane] = v.y;
     wsm[slot + 2u * step][lane] = v.z;
     wsm[slot + 3u * step][lane] = v.w;
+}
+
+// W_hh's rows, as vec4s: the same buffer as `params`, read 4 floats a load by the plain
+// forward where its rows start 16-byte aligned (W4).
+@group(0) @binding(11) var<storage, read> params4: array<vec4<f32>>;
+// Whether both directions' W_hh and its row length R are multiples of 4 floats (the host's
+// `Call::run`): the plain forward then loads its weights a vec4 of 4 k steps at a time.
+override W4: bool = false;
+
+// Where the plain forward's weights come from where W4 holds (the same every chunk of a
+// step): slice invocation ls takes, per gate and part of 16 k steps, the 4 k steps 4 kq ..
+// of tile unit uq as one vec4 from params4, where a warp's 8 lanes of one kq take 8 units
+// (so their staging stores fall on distinct banks) and its 4 groups of 8 cover 64
+// contiguous bytes of each of those rows. at: the float index of W_hh[unit][4 kq] of gate
+// 0; ok: the unit exists.
+struct WQuads {
+    at: u32,
+    ok: bool,
+    uq: u32,
+    kq: u32,
+}
+
+fn w_quads(w: u32, u0: u32, ls: u32) -> WQuads {
+    let uq = (ls % 8u) + 8u * (ls / 32u);
+    let kq = (ls / 8u) % 4u;
+    return WQuads(w + (u0 + uq) * p.rw + 4u * kq, u0 + uq < p.hidden, uq, kq);
+}
+
+// The slot's 4 k steps of every gate < gates in the part at k0 (a multiple of 16), where
+// the part lies inside the matrix: one vec4 load each.
+fn w_quad_gates_inside(q: WQuads, k0: u32, gates: u32) -> Gates4 {
+    let z = vec4<f32>(0.0);
+    let i = (q.at + k0) / 4u;
+    let g4 = p.hidden * p.rw / 4u;
+    var v = Gates4(params4[i], z, z, z);
+    if (gates > 1u) { v.g1 = params4[i + g4]; }
+    if (gates > 2u) { v.g2 = params4[i + 2u * g4]; }
+    if (gates > 3u) { v.g3 = params4[i + 3u * g4]; }
+    return v;
+}
+
+// The same wherever the part lies: 4 masked scalars a gate, 0 outside the matrix.
+fn w_quad_gates_edge(q: WQuads, k0: u32, gates: u32) -> Gates4 {
+    let z = vec4<f32>(0.0);
+    let gs = p.hidden * p.rw;
+    let k = vec4<u32>(k0 + 4u * q.kq) + vec4<u32>(0u, 1u, 2u, 3u);
+    let ok = vec4<bool>(q.ok) & (k < vec4<u32>(p.rw));
+    var v = Gates4(w_quad_edge(q.at + k0, ok), z, z, z);
+    if (gates > 1u) { v.g1 = w_quad_edge(q.at + k0 + gs, ok); }
+    if (gates > 2u) { v.g2 = w_quad_edge(q.at + k0 + 2u * gs, ok); }
+    if (gates > 3u) { v.g3 = w_quad_edge(q.at + k0 + 3u * gs, ok); }
+    return v;
+}
+
+// params[at + i] for the lanes i where ok, else 0 (masked lanes load element 0).
+fn w_quad_edge(at: u32, ok: vec4<bool>) -> vec4<f32> {
+    let j = select(vec4<u32>(0u), vec4<u32>(at) + vec4<u32>(0u, 1u, 2u, 3u), ok);
+    let v = vec4<f32>(params[j.x], params[j.y], params[j.z], params[j.w]);
+    return select(vec4<f32>(0.0), v, ok);
+}
+
+// The slot's weights in `parts` (1, 2 or 4) consecutive parts of 16 k steps from k0, as
+// tile_w_parts gives them for w_rows' slot: one test for all the gates and parts of whether
+// the slot lies inside the matrix.
+fn w_quad_parts(q: WQuads, k0: u32, gates: u32, parts: u32) -> GateParts {
+    let z4 = vec4<f32>(0.0);
+    let z = Gates4(z4, z4, z4, z4);
+    var v = GateParts(z, z, z, z);
+    if (q.ok && k0 + parts * TK <= p.rw) {
+        v.w0 = w_quad_gates_inside(q, k0, gates);
+        if (parts > 1u) { v.w1 = w_quad_gates_inside(q, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = w_quad_gates_inside(q, k0 + 2u * TK, gates);
+            v.w3 = w_quad_gates_inside(q, k0 + 3u * TK, gates);
+        }
+    } else {
+        v.w0 = w_quad_gates_edge(q, k0, gates);
+        if (parts > 1u) { v.w1 = w_quad_gates_edge(q, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = w_quad_gates_edge(q, k0 + 2u * TK, gates);
+            v.w3 = w_quad_gates_edge(q, k0 + 3u * TK, gates);
+        }
+    }
+    return v;
+}
+
+// Stores w_quad_parts' registers of the part whose first quad of k is `quad` into the
+// forward's staged weights from vec4 wo (as stage_plain_w places them): one vec4 a gate.
+fn stage_quad_w(wo: u32, q: WQuads, quad: u32, v: Gates4, gates: u32) {
+    let s = fwd_unit_stride();
+    let gs = TU * s;
+    let at = wo + q.uq * s + quad + q.kq;
+    wsm[at] = v.g0;
+    if (gates > 1u) { wsm[at + gs] = v.g1; }
+    if (gates > 2u) { wsm[at + 2u * gs] = v.g2; }
+    if (gates > 3u) { wsm[at + 3u * gs] = v.g3; }
 }
 
 // Stores tile_w_gates' registers of the part whose first quad of k is `quad` into the
@@ -160,32 +258,47 @@ struct FwdChunk {
 }
 
 // Where the forward's chunks come from (the same every chunk of a step): the weights'
-// rows and the states' sources of slice invocation ls.
+// rows (w, or q where W4 holds) and the states' sources of slice invocation ls.
 struct FwdSrc {
     w: WRows,
+    q: WQuads,
     s: StateSrc,
 }
 
 // Loads the forward chunk at k0 (`count` state elements per part).
 fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
-    return FwdChunk(tile_w_parts(src.w, k0, gates, FK / TK),
-                    tile_state_parts(src.s, k0, count, FK / TK));
+    var w: GateParts;
+    if (W4) {
+        w = w_quad_parts(src.q, k0, gates, FK / TK);
+    } else {
+        w = tile_w_parts(src.w, k0, gates, FK / TK);
+    }
+    return FwdChunk(w, tile_state_parts(src.s, k0, count, FK / TK));
+}
+
+// Stores part j's weights (quads 4 j.. of the units' rows) from vec4 wo.
+fn stage_fwd_w(wo: u32, src: FwdSrc, ls: u32, quad: u32, v: Gates4, gates: u32) {
+    if (W4) {
+        stage_quad_w(wo, src.q, quad, v, gates);
+    } else {
+        stage_plain_w(wo, ls, quad, v, gates);
+    }
 }
 
 // Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
 // its states as rows 16 j.. of [FK][HS] from vec4 ho.
-fn stage_fwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, gates: u32,
-                   c: FwdChunk) {
-    stage_plain_w(wo, ls, 0u, c.w.w0, gates);
+fn stage_fwd_chunk(wo: u32, ho: u32, src: FwdSrc, ls: u32, threads: u32, count: u32,
+                   gates: u32, c: FwdChunk) {
+    stage_fwd_w(wo, src, ls, 0u, c.w.w0, gates);
     stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (FK > 16u) {
-        stage_plain_w(wo, ls, 4u, c.w.w1, gates);
+        stage_fwd_w(wo, src, ls, 4u, c.w.w1, gates);
         stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (FK > 32u) {
-        stage_plain_w(wo, ls, 8u, c.w.w2, gates);
+        stage_fwd_w(wo, src, ls, 8u, c.w.w2, gates);
         stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
-        stage_plain_w(wo, ls, 12u, c.w.w3, gates);
+        stage_fwd_w(wo, src, ls, 12u, c.w.w3, gates);
         stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
     }
 }
@@ -238,10 +351,11 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
-    let src = FwdSrc(w_rows(w, u0, ls), state_src(d, b0, ls, threads, count, TK, false, true));
+    let src = FwdSrc(w_rows(w, u0, ls), w_quads(w, u0, ls),
+                     state_src(d, b0, ls, threads, count, TK, false, true));
     var next = fwd_chunk(src, first, count, gates);
     for (var i = 0u; i < per; i++) {
-        stage_fwd_chunk(wo, ho, ls, threads, count, gates, next);
+        stage_fwd_chunk(wo, ho, src, ls, threads, count, gates, next);
         workgroupBarrier();
         if (i + 1u < per) {
             next = fwd_chunk(src, first + (i + 1u) * FK, count, gates);

@@ -465,6 +465,13 @@ impl Call<'_> {
         self.fit(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
+    /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
+    /// f32 tiles' forward may load its rows a vec4 at a time (the `W4` override of
+    /// `shaders/step_tiles.wgsl`).
+    fn w_hh_vec4(&self) -> bool {
+        self.lay.rw.is_multiple_of(4) && self.plan.dirs.iter().all(|d| d.w_hh.is_multiple_of(4))
+    }
+
     /// The matrix-vector step products' workgroups (`shaders/step_gemv.wgsl`) for the
     /// forward or the `backward` entry: `(TU, KS)`, 8 units per workgroup (4 where the
     /// adapter allows fewer than 512 invocations), and the factor KS of its 4 TU KS
@@ -559,6 +566,8 @@ impl Call<'_> {
                 }
             },
         };
+        // Whether the pipeline is the f32 tiles' (`shaders/step_tiles.wgsl`).
+        let f32_tiles = tensor.is_none() && tiled && products != StepProducts::Gemv;
         let pipeline = match tensor {
             Some(p) => p,
             None if tiled && products == StepProducts::Gemv => {
@@ -576,6 +585,7 @@ impl Call<'_> {
                     ("FK", c.fk as f64),
                     ("WS", c.ws as f64),
                     ("HT", c.ht as f64),
+                    ("W4", self.w_hh_vec4() as u32 as f64),
                 ];
                 let constants = [&options[..], &[tu, blocked], &chunks].concat();
                 gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &constants)
@@ -589,6 +599,10 @@ impl Call<'_> {
             (6, self.lengths),
             (10, self.gates),
         ];
+        // The f32 tiles' forward reads W_hh also as vec4s (`params4`).
+        if f32_tiles && entry == FWD_TILED {
+            bindings.push((11, self.params));
+        }
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
@@ -873,6 +887,9 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
 fn forward_chunk(rows: usize, gates: usize) -> usize {
     (rows / gates.max(1) / 16).max(1) * 16
 }
+
+/// The tiled forward step's entry point, the one that reads W_hh also as vec4s.
+pub(super) const FWD_TILED: &str = "fwd_step_tiled";
 
 /// Sizes (vec4s) of `shaders/step_tiles.wgsl`'s `wsm` and `h_tile` for the blocked loops,
 /// the arrays' defaults.
