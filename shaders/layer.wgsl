@@ -455,44 +455,17 @@ fn tile_w_gates_edge(r: WRows, k0: u32, gates: u32) -> Gates4 {
     return v;
 }
 
-// One Gates4 per part of TK k steps of a chunk (up to 4: 64 k steps).
-struct GateParts {
-    w0: Gates4,
-    w1: Gates4,
-    w2: Gates4,
-    w3: Gates4,
-}
-
-// The weights of this invocation's load slot (w_rows) in `parts` (1, 2 or 4) consecutive
-// parts of TK k steps from k0, one vec4 per gate < gates and part (the registers that carry
-// them from one chunk to the next); one test for all the gates and parts of whether the slot
-// lies inside the matrix.
-fn tile_w_parts(r: WRows, k0: u32, gates: u32, parts: u32) -> GateParts {
-    let z4 = vec4<f32>(0.0);
-    let z = Gates4(z4, z4, z4, z4);
-    var v = GateParts(z, z, z, z);
-    if (all(r.ok) && k0 + parts * TK <= p.rw) {
-        v.w0 = tile_w_gates_inside(r, k0, gates);
-        if (parts > 1u) { v.w1 = tile_w_gates_inside(r, k0 + TK, gates); }
-        if (parts > 2u) {
-            v.w2 = tile_w_gates_inside(r, k0 + 2u * TK, gates);
-            v.w3 = tile_w_gates_inside(r, k0 + 3u * TK, gates);
-        }
+// The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates (the
+// registers that carry it from one chunk to the next); one test for all the gates of
+// whether the slot lies inside the matrix.
+fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
+    var v: Gates4;
+    if (all(r.ok) && k0 + TK <= p.rw) {
+        v = tile_w_gates_inside(r, k0, gates);
     } else {
-        v.w0 = tile_w_gates_edge(r, k0, gates);
-        if (parts > 1u) { v.w1 = tile_w_gates_edge(r, k0 + TK, gates); }
-        if (parts > 2u) {
-            v.w2 = tile_w_gates_edge(r, k0 + 2u * TK, gates);
-            v.w3 = tile_w_gates_edge(r, k0 + 3u * TK, gates);
-        }
+        v = tile_w_gates_edge(r, k0, gates);
     }
     return v;
-}
-
-// The weight chunk at k0 of this invocation's load slot, one vec4 per gate < gates
-// (tile_w_parts of one part).
-fn tile_w_gates(r: WRows, k0: u32, gates: u32) -> Gates4 {
-    return tile_w_parts(r, k0, gates, 1u).w0;
 }
 
 // One vec4 per part of a chunk's inner dimension (up to 4): states, dgh or weight columns.

@@ -199,32 +199,7 @@ fn w_quad_edge(at: u32, ok: vec4<bool>) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, ok);
 }
 
-// The slot's weights in `parts` (1, 2 or 4) consecutive parts of 16 k steps from k0, as
-// tile_w_parts gives them for w_rows' slot: one test for all the gates and parts of whether
-// the slot lies inside the matrix.
-fn w_quad_parts(q: WQuads, k0: u32, gates: u32, parts: u32) -> GateParts {
-    let z4 = vec4<f32>(0.0);
-    let z = Gates4(z4, z4, z4, z4);
-    var v = GateParts(z, z, z, z);
-    if (q.ok && k0 + parts * TK <= p.rw) {
-        v.w0 = w_quad_gates_inside(q, k0, gates);
-        if (parts > 1u) { v.w1 = w_quad_gates_inside(q, k0 + TK, gates); }
-        if (parts > 2u) {
-            v.w2 = w_quad_gates_inside(q, k0 + 2u * TK, gates);
-            v.w3 = w_quad_gates_inside(q, k0 + 3u * TK, gates);
-        }
-    } else {
-        v.w0 = w_quad_gates_edge(q, k0, gates);
-        if (parts > 1u) { v.w1 = w_quad_gates_edge(q, k0 + TK, gates); }
-        if (parts > 2u) {
-            v.w2 = w_quad_gates_edge(q, k0 + 2u * TK, gates);
-            v.w3 = w_quad_gates_edge(q, k0 + 3u * TK, gates);
-        }
-    }
-    return v;
-}
-
-// Stores w_quad_parts' registers of the part whose first quad of k is `quad` into the
+// Stores w_quad_gates_*'s registers of the part whose first quad of k is `quad` into the
 // forward's staged weights from vec4 wo (as stage_plain_w places them): one vec4 a gate.
 fn stage_quad_w(wo: u32, q: WQuads, quad: u32, v: Gates4, gates: u32) {
     let s = fwd_unit_stride();
@@ -247,9 +222,17 @@ fn stage_plain_w(wo: u32, l: u32, quad: u32, v: Gates4, gates: u32) {
     if (gates > 3u) { stage_plain_w4(wo + 3u * gs, l, quad, v.g3); }
 }
 
+// One Gates4 per part of TK k steps of a chunk (up to 4: 64 k steps).
+struct GateParts {
+    w0: Gates4,
+    w1: Gates4,
+    w2: Gates4,
+    w3: Gates4,
+}
+
 // What an invocation of the plain forward loads of one chunk of FK k steps, in FK / 16
 // parts of 16 (w.w{j}, s.p{j} for part j; parts past FK stay zero and are never loaded): per
-// part one vec4 of weights per gate (tile_w_parts) and `count` (1, 2 or 4) of its 256 state
+// part one vec4 of weights per gate (fwd_w_parts) and `count` (1, 2 or 4) of its 256 state
 // elements (tile_state_parts). Named registers, never an array, so they stay out of local
 // memory.
 struct FwdChunk {
@@ -265,15 +248,53 @@ struct FwdSrc {
     s: StateSrc,
 }
 
+// The weights of the forward's load slot (src.q where W4 holds, else src.w) in the part at
+// k0 where it lies inside the matrix: one vec4 per gate < gates.
+fn fwd_w_inside(src: FwdSrc, k0: u32, gates: u32) -> Gates4 {
+    if (W4) {
+        return w_quad_gates_inside(src.q, k0, gates);
+    }
+    return tile_w_gates_inside(src.w, k0, gates);
+}
+
+// The same wherever the part lies: 0 outside the matrix.
+fn fwd_w_edge(src: FwdSrc, k0: u32, gates: u32) -> Gates4 {
+    if (W4) {
+        return w_quad_gates_edge(src.q, k0, gates);
+    }
+    return tile_w_gates_edge(src.w, k0, gates);
+}
+
+// The forward's weights in `parts` (1, 2 or 4) consecutive parts of TK k steps from k0 (the
+// registers that carry them from one chunk to the next); one test for all the gates and
+// parts of whether the load slot lies inside the matrix.
+fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32, parts: u32) -> GateParts {
+    let z4 = vec4<f32>(0.0);
+    let z = Gates4(z4, z4, z4, z4);
+    var v = GateParts(z, z, z, z);
+    let ok = select(all(src.w.ok), src.q.ok, W4);
+    if (ok && k0 + parts * TK <= p.rw) {
+        v.w0 = fwd_w_inside(src, k0, gates);
+        if (parts > 1u) { v.w1 = fwd_w_inside(src, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = fwd_w_inside(src, k0 + 2u * TK, gates);
+            v.w3 = fwd_w_inside(src, k0 + 3u * TK, gates);
+        }
+    } else {
+        v.w0 = fwd_w_edge(src, k0, gates);
+        if (parts > 1u) { v.w1 = fwd_w_edge(src, k0 + TK, gates); }
+        if (parts > 2u) {
+            v.w2 = fwd_w_edge(src, k0 + 2u * TK, gates);
+            v.w3 = fwd_w_edge(src, k0 + 3u * TK, gates);
+        }
+    }
+    return v;
+}
+
 // Loads the forward chunk at k0 (`count` state elements per part).
 fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
-    var w: GateParts;
-    if (W4) {
-        w = w_quad_parts(src.q, k0, gates, FK / TK);
-    } else {
-        w = tile_w_parts(src.w, k0, gates, FK / TK);
-    }
-    return FwdChunk(w, tile_state_parts(src.s, k0, count, FK / TK));
+    return FwdChunk(fwd_w_parts(src, k0, gates, FK / TK),
+                    tile_state_parts(src.s, k0, count, FK / TK));
 }
 
 // Stores part j's weights (quads 4 j.. of the units' rows) from vec4 wo.
