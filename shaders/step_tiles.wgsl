@@ -20,27 +20,29 @@
 //
 // Two inner loops, chosen by the STEP_BLOCKED override:
 // - plain (any TU): invocation l accumulates its own outputs over the inner dimension.
-//   The chunk's weights are staged k-packed: one vec4 per unit and 4 consecutive inner
-//   indices (k forward, rows g backward), with one spare vec4 per unit that spreads reads
-//   and stores over the memory banks (the forward loads and stores its weights a vec4 of 4
-//   k steps at a time where W_hh's rows start 16-byte aligned, W4, else one k step of 4
-//   units, coalesced, stored lane by lane). Per 4 k steps a forward invocation reads one vec4 of
-//   weights per gate and 4 vec4s of states (8 multiply-adds per shared-memory read in an
-//   LSTM); a backward invocation takes a quarter of each chunk's rows for 4 units and reads
-//   one vec4 of weights per unit and 4 of dgh per 4 rows (8), the quarters' and slices' sums
-//   added through workgroup memory at the end (block4_*; the Elman forward, whose staging
-//   for its one gate is the backward's, goes the same way since session 20). (Before session 18 a weight was one scalar
-//   read with its vec4 lane split out of the index: 4 and 2; until session 20 the backward
-//   took half the rows for 2 units: 5.3.) The loops' lanes pair up on
-//   those reads (lanes n and n ^ 1 share a unit, n and n ^ 2 a sequence quad), which the
-//   shared-memory pipe serves two lanes to a register, so the forward hands its sums to the
-//   tiles' mapping through workgroup memory at the end as the backward does; the states
-//   are staged [k][HS] from a load order that puts a warp's stores on distinct banks.
+//   The forward stages its chunk's weights k-packed ([gate][unit][FK / 4 + 1] vec4s of 4
+//   k steps), the backward W_hh as it lies ([row][TU / 4 + 1] vec4s of 4 units); the spare
+//   vec4 spreads stores and reads over the memory banks. Where W_hh's rows start 16-byte
+//   aligned (W4) both load a vec4 of 4 k steps (forward) or 4 units (backward) of one row
+//   at a time and store it as one; else the forward loads one k step of 4 units (still
+//   coalesced) and stores it lane by lane, the backward 4 contiguous scalars. Per 4 k
+//   steps a forward invocation reads one vec4 of weights per gate and 4 vec4s of states
+//   (8 multiply-adds per shared-memory read in an LSTM); the backward and the Elman
+//   forward (one gate) go by 4-unit blocks (block4_*): an invocation takes a quarter of
+//   each chunk's rows for 4 units and reads 4 vec4s of weights and 4 of states or dgh per
+//   4 rows (8), the quarters' and slices' sums added through workgroup memory at the end.
+//   (Before session 18 a weight was one scalar read with its vec4 lane split out of the
+//   index: 4 and 2; until session 20 the backward took half the rows for 2 units: 5.3.)
+//   The loops' lanes pair up on those reads (lanes n and n ^ 1 share a unit or block, n
+//   and n ^ 2 a sequence quad), which the shared-memory pipe serves two lanes to a
+//   register, so the forward hands its sums to the tiles' mapping through workgroup
+//   memory at the end as the blocks do; the states are staged [k][HS] from a load order
+//   that puts a warp's stores on distinct banks.
 //   With KS > 1 (layer.wgsl) the
 //   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
 //   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
 //   workgroup memory, and after the loop the other slices' partial sums are added into
-//   slice 0's there (the backward's lead invocations add every slice's and half's). A step
+//   slice 0's there (the blocks' lead invocations add every slice's and half's). A step
 //   whose grid is small thus gets KS times the warps per core and KS chains of loads in
 //   flight, each 1 / KS as long, at one more barrier.
 // - blocked (TU = 32, 128 invocations): invocation l = 32 slice + 8 sq + uq owns a 4-unit x
@@ -537,58 +539,114 @@ fn stage_wt4(at: u32, l: u32, g_off: u32, v: vec4<f32>) {
     wsm_set(slot + 12u * TU, v.w);
 }
 
-// W_hh[g0 + 4 (l / TU) + 0..3, unit u0 + l % TU]: this invocation's slot of a 16-row part
-// of the plain backward's chunk at g0 (TU units x 4 quads of rows) is w_column_parts of this
-// column source. Consecutive invocations read consecutive units of a row.
-fn plain_wt_col(w: u32, u0: u32, l: u32) -> WCol {
-    return w_col(w, u0 + l % TU, 4u * (l / TU), 1u);
+// Vec4s per staged row of the backward's weights: TU / 4 quads of units and a spare one
+// (which puts a warp's staging stores on distinct banks).
+fn bwd_row_stride() -> u32 {
+    return TU / 4u + 1u;
 }
 
-// Vec4s per unit of the backward's staged weights: BR / 4 quads of rows and a spare one.
-fn bwd_unit_stride() -> u32 {
-    return BR / 4u + 1u;
+// Where the plain backward's weights come from (the same every chunk of a step): slice
+// invocation ls takes, per part of 16 rows, row r0 of the part and the 4 consecutive units
+// 4 uq .. of the tile (a warp's lanes of one row cover 4 TU contiguous bytes of it, read as
+// one vec4 each where W4 holds, else as 4 scalars). at: the float index of W_hh[r0][unit
+// 4 uq]; ok: which of the 4 units exist (as columns of W_hh: < H and < R).
+struct WRowQuads {
+    at: u32,
+    ok: vec4<bool>,
+    r0: u32,
+    uq: u32,
 }
 
-// Stores the load slot (plain_wt_col) of the part whose first quad of rows is `quad` into the
-// backward's staged weights from vec4 wo: unit u, quad rq at wo + u bwd_unit_stride() + rq.
-fn stage_plain_wt(wo: u32, l: u32, quad: u32, v: vec4<f32>) {
-    wsm[wo + (l % TU) * bwd_unit_stride() + quad + l / TU] = v;
+fn w_row_quads(w: u32, u0: u32, ls: u32) -> WRowQuads {
+    let uq = ls % (TU / 4u);
+    let r0 = ls / (TU / 4u);
+    let u = vec4<u32>(u0 + 4u * uq) + vec4<u32>(0u, 1u, 2u, 3u);
+    let ok = u < vec4<u32>(p.hidden) & u < vec4<u32>(p.rw);
+    return WRowQuads(w + r0 * p.rw + u0 + 4u * uq, ok, r0, uq);
+}
+
+// The slot's 4 units in the part at row g, where the part lies inside the matrix.
+fn w_row4_inside(q: WRowQuads, g: u32) -> vec4<f32> {
+    let i = q.at + g * p.rw;
+    if (W4) {
+        return params4[i / 4u];
+    }
+    return vec4<f32>(params[i], params[i + 1u], params[i + 2u], params[i + 3u]);
+}
+
+// The same wherever the part lies: 0 outside the matrix (masked lanes load element 0).
+fn w_row4_edge(q: WRowQuads, g: u32) -> vec4<f32> {
+    let ok = q.ok & vec4<bool>(g + q.r0 < p.gh);
+    let j = select(vec4<u32>(0u), vec4<u32>(q.at + g * p.rw) + vec4<u32>(0u, 1u, 2u, 3u), ok);
+    let v = vec4<f32>(params[j.x], params[j.y], params[j.z], params[j.w]);
+    return select(vec4<f32>(0.0), v, ok);
+}
+
+// The backward's weights in `parts` (1, 2 or 4) consecutive parts of TK rows from g0, a vec4
+// per part (the registers that carry them from one chunk to the next); one test for all the
+// parts of whether the slot lies inside the matrix.
+fn w_row_parts(q: WRowQuads, g0: u32, parts: u32) -> Parts4 {
+    let z = vec4<f32>(0.0);
+    var v = Parts4(z, z, z, z);
+    if (all(q.ok) && g0 + parts * TK <= p.gh) {
+        v.p0 = w_row4_inside(q, g0);
+        if (parts > 1u) { v.p1 = w_row4_inside(q, g0 + TK); }
+        if (parts > 2u) {
+            v.p2 = w_row4_inside(q, g0 + 2u * TK);
+            v.p3 = w_row4_inside(q, g0 + 3u * TK);
+        }
+    } else {
+        v.p0 = w_row4_edge(q, g0);
+        if (parts > 1u) { v.p1 = w_row4_edge(q, g0 + TK); }
+        if (parts > 2u) {
+            v.p2 = w_row4_edge(q, g0 + 2u * TK);
+            v.p3 = w_row4_edge(q, g0 + 3u * TK);
+        }
+    }
+    return v;
+}
+
+// Stores the slot's vec4 of part j into the backward's staged weights from vec4 wo: row r's
+// units 4 uq .. at wo + r bwd_row_stride() + uq.
+fn stage_bwd_w(wo: u32, q: WRowQuads, j: u32, v: vec4<f32>) {
+    wsm[wo + (16u * j + q.r0) * bwd_row_stride() + q.uq] = v;
 }
 
 // What an invocation of the plain backward loads of one chunk of BR rows g, in BR / 16
 // parts of 16 (w.p{j}, s.p{j} for part j; parts past BR stay zero and are never loaded):
-// per part one vec4 of weights (w_column_parts of plain_wt_col) and `count` (1, 2 or 4) of
-// its 256 dgh elements (tile_state_parts).
+// per part one vec4 of weights (w_row_parts) and `count` (1, 2 or 4) of its 256 dgh
+// elements (tile_state_parts).
 struct BwdChunk {
     w: Parts4,
     s: Parts4,
 }
 
-// Where the backward's chunks come from (the same every chunk of a step): the weights'
-// column and the dgh sources of slice invocation ls.
+// Where the backward's chunks come from (the same every chunk of a step): the weights' rows
+// and the dgh sources of slice invocation ls.
 struct BwdSrc {
-    w: WCol,
+    w: WRowQuads,
     s: StateSrc,
 }
 
 // Loads the backward chunk at g0 (`count` dgh elements per part).
 fn bwd_chunk(src: BwdSrc, g0: u32, count: u32) -> BwdChunk {
-    return BwdChunk(w_column_parts(src.w, g0, BR / TK), tile_state_parts(src.s, g0, count, BR / TK));
+    return BwdChunk(w_row_parts(src.w, g0, BR / TK), tile_state_parts(src.s, g0, count, BR / TK));
 }
 
-// Stages a backward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
-// its dgh as rows 16 j.. of [BR][HS] from vec4 ho.
-fn stage_bwd_chunk(wo: u32, ho: u32, ls: u32, threads: u32, count: u32, c: BwdChunk) {
-    stage_plain_wt(wo, ls, 0u, c.w.p0);
+// Stages a backward chunk: part j's weights as rows 16 j.. of [BR][bwd_row_stride()] from
+// vec4 wo, its dgh as rows 16 j.. of [BR][HS] from vec4 ho.
+fn stage_bwd_chunk(wo: u32, ho: u32, src: BwdSrc, ls: u32, threads: u32, count: u32,
+                   c: BwdChunk) {
+    stage_bwd_w(wo, src.w, 0u, c.w.p0);
     stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (BR > 16u) {
-        stage_plain_wt(wo, ls, 4u, c.w.p1);
+        stage_bwd_w(wo, src.w, 1u, c.w.p1);
         stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (BR > 32u) {
-        stage_plain_wt(wo, ls, 8u, c.w.p2);
+        stage_bwd_w(wo, src.w, 2u, c.w.p2);
         stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
-        stage_plain_wt(wo, ls, 12u, c.w.p3);
+        stage_bwd_w(wo, src.w, 3u, c.w.p3);
         stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
     }
 }
@@ -606,14 +664,14 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let threads = 4u * TU;
     // The K slices as in tile_w_h, over the rows g, in chunks of BR rows (BR / 16 parts of
     // 16 rows): slice `slice` takes `per` chunks from g = `first`, its weights staged as
-    // [TU][BR / 4 + 1] vec4s (4 rows each) from vec4 wo, its dgh as [BR][HS] from vec4
+    // [BR][TU / 4 + 1] vec4s (4 units each) from vec4 wo, its dgh as [BR][HS] from vec4
     // ho. Loads and staging go by the slice invocation ls; the loop by 4-unit blocks
-    // (block4_at).
+    // (block4_rows_at).
     let slice = l / threads;
     let ls = l % threads;
     let w = w_hh(d);
-    let s = bwd_unit_stride();
-    let wo = slice * TU * s;
+    let rs = bwd_row_stride();
+    let wo = slice * BR * rs;
     let ho = slice * BR * HS;
     let per = ((p.gh + BR - 1u) / BR + KS - 1u) / KS;
     let first = slice * per * BR;
@@ -622,13 +680,13 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     }
     let z = vec4<f32>(0.0);
     var acc = Block4(z, z, z, z);
-    let at = block4_at(ls, wo, ho, s, BR);
+    let at = block4_rows_at(ls, wo, ho, rs, BR);
     // The registers holding the next chunk (bwd_chunk).
     let count = TB * TK / threads;
-    let src = BwdSrc(plain_wt_col(w, u0, ls), state_src(d, b0, ls, threads, count, TK, true, true));
+    let src = BwdSrc(w_row_quads(w, u0, ls), state_src(d, b0, ls, threads, count, TK, true, true));
     var next = bwd_chunk(src, first, count);
     for (var i = 0u; i < per; i++) {
-        stage_bwd_chunk(wo, ho, ls, threads, count, next);
+        stage_bwd_chunk(wo, ho, src, ls, threads, count, next);
         workgroupBarrier();
         if (i + 1u < per) {
             next = bwd_chunk(src, first + (i + 1u) * BR, count);
@@ -639,8 +697,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     return block4_sums(acc, at, slice, l);
 }
 
-// A 4-unit block's sums (units ub + i TU / 4 in a{i}) for one sequence quad, over the
-// inner dimension of the chunks it takes a quarter of.
+// A 4-unit block's sums (its unit i in a{i}) for one sequence quad, over the inner
+// dimension of the chunks it takes a quarter of.
 struct Block4 {
     a0: vec4<f32>,
     a1: vec4<f32>,
@@ -650,39 +708,56 @@ struct Block4 {
 
 // Where a 4-unit block's reads start in every chunk, and where its sums go.
 struct Block4At {
-    // Row quarter of each chunk (its quads (depth / 16) qt ..).
+    // Row quarter of each chunk (its quads (depth / 16) qt ..) and sequence quad.
     qt: u32,
-    // The block's first unit (ub) and sequence quad (qh).
-    ub: u32,
     qh: u32,
-    // The first unit's staged weights, the next units' ws apart; the quad's staged states.
+    // The block's first tile unit, and the vec4s between its units' partial sums (4 u
+    // apart for units u apart).
+    un0: u32,
+    us: u32,
+    // The first weight read of a chunk, the next three ws apart, the next quad's wq apart;
+    // whether a read is a row of 4 units (`rows`) or a unit's 4 rows; the quad's states.
     wa0: u32,
     ws: u32,
+    wq: u32,
+    rows: bool,
     hb0: u32,
 }
 
-// The 4-unit block of slice invocation ls, for chunks of `depth` rows (or k steps) staged
-// as the plain backward stages its chunks: weights [TU][depth / 4 + 1] vec4s (unit stride
-// s, 4 rows each) from vec4 wo, states [depth][HS] from vec4 ho. The 4 TU invocations of a
-// slice each take a quarter of every chunk's row quads for 4 units and one sequence quad:
-// per 4 rows 4 vec4s of weights and 4 of states, 64 multiply-adds per 8 reads. The block's
-// units are ub + i TU / 4 (8 apart at TU 32), so a warp's 8 distinct weight vec4s fall on
-// distinct banks. Lanes pair up on the reads: lanes n and n ^ 1 read the same weights (one
-// block), n and n ^ 2 the same states (one sequence quad), which the shared-memory pipe
-// serves two lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the
-// block's).
-fn block4_at(ls: u32, wo: u32, ho: u32, s: u32, depth: u32) -> Block4At {
-    let qt = ls / TU;
+// Slice invocation ls's row quarter qt, sequence quad qh and block ub (< TU / 4). The 4 TU
+// invocations of a slice each take a quarter of every chunk's row quads for 4 units and
+// one sequence quad: per 4 rows 4 vec4s of weights and 4 of states, 64 multiply-adds per 8
+// reads. Lanes pair up on the reads: lanes n and n ^ 1 read the same weights (one block),
+// n and n ^ 2 the same states (one sequence quad), which the shared-memory pipe serves two
+// lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the block's).
+fn block4_lanes(ls: u32) -> vec3<u32> {
     let r = ls % TU;
-    let qh = (r & 1u) | ((r >> 1u) & 2u);
-    let ub = ((r >> 1u) & 1u) | ((r >> 3u) << 1u);
+    return vec3<u32>(ls / TU, (r & 1u) | ((r >> 1u) & 2u), ((r >> 1u) & 1u) | ((r >> 3u) << 1u));
+}
+
+// The 4-unit block of slice invocation ls for chunks of `depth` k steps staged as the
+// forward stages one gate: weights [TU][depth / 4 + 1] vec4s (unit stride s, 4 k steps each)
+// from vec4 wo, states [depth][HS] from vec4 ho. The block's units are ub + i TU / 4 (8
+// apart at TU 32), so a warp's 8 distinct weight vec4s fall on distinct banks.
+fn block4_at(ls: u32, wo: u32, ho: u32, s: u32, depth: u32) -> Block4At {
+    let q = block4_lanes(ls);
     let quads = depth / 16u;
-    return Block4At(qt, ub, qh, wo + ub * s + qt * quads, (TU / 4u) * s,
-                    ho + 4u * HS * qt * quads + qh);
+    return Block4At(q.x, q.y, q.z, TU, wo + q.z * s + q.x * quads, (TU / 4u) * s, 1u, false,
+                    ho + 4u * HS * q.x * quads + q.y);
+}
+
+// The same for chunks of `depth` rows staged as the backward stages them: weights
+// [depth][TU / 4 + 1] vec4s (row stride rs, 4 units each) from vec4 wo. The block's units
+// are 4 ub .. 4 ub + 3, a warp's 8 blocks 8 consecutive vec4s of a row.
+fn block4_rows_at(ls: u32, wo: u32, ho: u32, rs: u32, depth: u32) -> Block4At {
+    let q = block4_lanes(ls);
+    let quads = depth / 16u;
+    return Block4At(q.x, q.y, 4u * q.z, 4u, wo + 4u * q.x * quads * rs + q.z, rs, 4u * rs,
+                    true, ho + 4u * HS * q.x * quads + q.y);
 }
 
 // Adds one staged chunk of `depth` rows to a block's sums: per quad of its quarter's rows
-// one vec4 of weights per unit and the 4 rows' states, added in ascending rows.
+// the 4 rows' states and the block's 16 weights, added in ascending rows.
 fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
     for (var j = 0u; j < depth / 16u; j++) {
         let hb = at.hb0 + 4u * HS * j;
@@ -690,11 +765,27 @@ fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
         let h1 = h_tile[hb + HS];
         let h2 = h_tile[hb + 2u * HS];
         let h3 = h_tile[hb + 3u * HS];
-        let wa = at.wa0 + j;
-        (*acc).a0 = quad_fma((*acc).a0, wsm[wa], h0, h1, h2, h3);
-        (*acc).a1 = quad_fma((*acc).a1, wsm[wa + at.ws], h0, h1, h2, h3);
-        (*acc).a2 = quad_fma((*acc).a2, wsm[wa + 2u * at.ws], h0, h1, h2, h3);
-        (*acc).a3 = quad_fma((*acc).a3, wsm[wa + 3u * at.ws], h0, h1, h2, h3);
+        let wa = at.wa0 + j * at.wq;
+        var w0 = wsm[wa];
+        var w1 = wsm[wa + at.ws];
+        var w2 = wsm[wa + 2u * at.ws];
+        var w3 = wsm[wa + 3u * at.ws];
+        if (at.rows) {
+            // Rows of 4 units: unit i's 4 rows are lane i of each (registers renamed, no
+            // instructions).
+            let r0 = w0;
+            let r1 = w1;
+            let r2 = w2;
+            let r3 = w3;
+            w0 = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
+            w1 = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
+            w2 = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
+            w3 = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
+        }
+        (*acc).a0 = quad_fma((*acc).a0, w0, h0, h1, h2, h3);
+        (*acc).a1 = quad_fma((*acc).a1, w1, h0, h1, h2, h3);
+        (*acc).a2 = quad_fma((*acc).a2, w2, h0, h1, h2, h3);
+        (*acc).a3 = quad_fma((*acc).a3, w3, h0, h1, h2, h3);
     }
 }
 
@@ -705,8 +796,8 @@ fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
 // and store the halves' sums; then each lead invocation adds those of its unit and quad in
 // that order.
 fn block4_sums(acc: Block4, at: Block4At, slice: u32, l: u32) -> vec4<f32> {
-    let i = ((slice * 2u + (at.qt & 1u)) * TU + at.ub) * 4u + at.qh;
-    let us = TU;
+    let i = ((slice * 2u + (at.qt & 1u)) * TU + at.un0) * 4u + at.qh;
+    let us = at.us;
     if (at.qt >= 2u) {
         wsm[i] = acc.a0;
         wsm[i + us] = acc.a1;

@@ -1,6 +1,6 @@
 //! The Elman step kernels (`shaders/elman_cell.wgsl`; CPU twin `src/backend/cpu/elman_cell.rs`).
 
-use super::layer::{Bwd, Call, CellShader, FWD_TILED, Fwd, GpuCell, act_code};
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
@@ -30,7 +30,7 @@ impl GpuCell for ElmanCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
-            c.forward_tiles(&SHADER, FWD_TILED, io, &w, c.tiles());
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
         }

@@ -6,7 +6,7 @@
 //! whole reset row forward, its reset gradient the whole candidate gradient row backward).
 
 use super::gemm::{Mat, Out};
-use super::layer::{Bwd, Call, CellShader, FWD_TILED, Fwd, GpuCell};
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell};
 use super::runtime::GpuBuffer;
 use crate::config::{CellConfig, GruVariant};
 use crate::params::LayerPlan;
@@ -98,7 +98,7 @@ impl GpuCell for GruCell {
             c.forward(&SHADER, "fwd_cand", io, &w, h);
             c.cost(h, c.lay.rw);
         } else if c.be.tuning().tiled_steps {
-            c.forward_tiles(&SHADER, FWD_TILED, io, &w, c.tiles());
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
             c.cost(3 * h, c.lay.rw);
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, h);

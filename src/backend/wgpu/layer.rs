@@ -599,8 +599,8 @@ impl Call<'_> {
             (6, self.lengths),
             (10, self.gates),
         ];
-        // The f32 tiles' forward reads W_hh also as vec4s (`params4`).
-        if f32_tiles && entry == FWD_TILED {
+        // The f32 tiles' steps read W_hh also as vec4s (`params4`).
+        if f32_tiles {
             bindings.push((11, self.params));
         }
         bindings.extend_from_slice(io);
@@ -888,9 +888,6 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
     (rows / gates.max(1) / 16).max(1) * 16
 }
 
-/// The tiled forward step's entry point, the one that reads W_hh also as vec4s.
-pub(super) const FWD_TILED: &str = "fwd_step_tiled";
-
 /// Sizes (vec4s) of `shaders/step_tiles.wgsl`'s `wsm` and `h_tile` for the blocked loops,
 /// the arrays' defaults.
 const BLOCKED_WS: usize = 1536;
@@ -919,14 +916,14 @@ pub struct PlainChunks {
 impl PlainChunks {
     /// The chunking at `ks` slices and `rows` rows of tiles of `tu` units and `gates` gate
     /// rows each. Per slice, `wsm` holds the forward's staged weights (gates x `tu` x
-    /// (FK / 4 + 1) vec4s) or the backward's (`tu` x (rows / 4 + 1)), and after the loop
+    /// (FK / 4 + 1) vec4s) or the backward's (`rows` x (`tu` / 4 + 1)), and after the loop
     /// the forward's partial sums and hand-out (gates x 4 x `tu`) or the backward's (8 x
     /// `tu`); `h_tile` holds FK or `rows` rows of 16 sequences' states (5 vec4s each).
     pub fn of(ks: usize, rows: usize, tu: usize, gates: usize) -> PlainChunks {
         let fk = forward_chunk(rows, gates);
         let ws = [
             gates * tu * (fk / 4 + 1),
-            tu * (rows / 4 + 1),
+            rows * (tu / 4 + 1),
             gates * 4 * tu,
             8 * tu,
         ]

@@ -7,7 +7,7 @@
 
 use super::GpuBuffer;
 use super::gemm::{Mat, Out};
-use super::layer::{Bwd, Call, CellShader, FWD_TILED, Fwd, GpuCell, act_code};
+use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
 use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
@@ -89,7 +89,7 @@ impl GpuCell for LstmCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
-            c.forward_tiles(self.shader(), FWD_TILED, io, &w, c.tiles());
+            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles());
         } else {
             c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         }
