@@ -437,7 +437,7 @@ impl Call<'_> {
                         let c = self.fit(asked, tu, gates, most);
                         grid(tu) >= FULL_GRID
                             && c.ks == asked.max(1)
-                            && c.rows == t.step_chunk_rows.clamp(16, 64)
+                            && c.rows == chunk_depth(t.step_chunk_rows)
                     })
                     .unwrap_or(16)
             }
@@ -457,16 +457,15 @@ impl Call<'_> {
     /// sizes.
     pub fn plain_chunks(&self) -> PlainChunks {
         let t = self.be.tuning();
-        let rows = t.step_chunk_rows.clamp(16, 64);
         if t.blocked_steps {
-            return PlainChunks::blocked(rows, self.gates());
+            return PlainChunks::blocked(chunk_depth(t.step_chunk_rows), self.gates());
         }
         let most = self.most_invocations();
         self.fit(t.step_k_split, self.tile_units(), self.gates(), most)
     }
 
     /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
-    /// f32 tiles' forward may load its rows a vec4 at a time (the `W4` override of
+    /// f32 tiles' steps may load its rows a vec4 at a time (the `W4` override of
     /// `shaders/step_tiles.wgsl`).
     fn w_hh_vec4(&self) -> bool {
         self.lay.rw.is_multiple_of(4) && self.plan.dirs.iter().all(|d| d.w_hh.is_multiple_of(4))
@@ -958,9 +957,14 @@ impl PlainChunks {
     }
 }
 
+/// The deepest chunk of the plain loops, 64, 32 or 16 rows, at most `asked` (16 below that).
+fn chunk_depth(asked: usize) -> usize {
+    [64, 32, 16].into_iter().find(|&r| r <= asked).unwrap_or(16)
+}
+
 /// The chunking of tiles of `tu` units and `gates` gate rows each: the most K slices, at most
 /// `asked_ks`, whose workgroup of 4 x `tu` x KS invocations stays within `most`, each with
-/// the deepest chunks, at most `asked_rows` (16, 32 or 64), whose arrays fit the adapter's
+/// the deepest chunks of 16, 32 or 64 rows, at most `asked_rows`, whose arrays fit the adapter's
 /// `storage` bytes of workgroup memory. Slices before depth: they give a step whose grid is
 /// small KS times the warps. One slice of 16 rows always fits an adapter that holds the
 /// blocked loops' arrays (`TILED_STEP_WORKGROUP_BYTES`, which `Tuning` requires of tiles).
@@ -974,7 +978,7 @@ pub fn fit_chunks(
 ) -> PlainChunks {
     let mut ks = asked_ks.max(1);
     loop {
-        let mut rows = asked_rows.clamp(16, 64);
+        let mut rows = chunk_depth(asked_rows);
         loop {
             let c = PlainChunks::of(ks, rows, tu, gates);
             if (c.bytes() <= storage && 4 * tu * ks <= most) || (ks == 1 && rows == 16) {
@@ -1248,8 +1252,11 @@ mod tests {
         assert_eq!(fit(4, 16, 4, 256, h100), (4, 64));
         assert_eq!(fit(4, 16, 4, 128, h100), (2, 64));
         assert_eq!(fit(4, 32, 1, 256, h100), (2, 64));
-        // Asked rows are kept where they fit; one slice stays one; nothing asked is one.
+        // Asked rows are kept where they fit (any other depth asked is taken down to 64, 32
+        // or 16); one slice stays one; nothing asked is one.
         assert_eq!(fit_chunks(4, 16, 16, 4, 1024, h100).rows, 16);
+        assert_eq!(fit_chunks(1, 48, 16, 4, 1024, h100).rows, 32);
+        assert_eq!(fit_chunks(1, 0, 16, 4, 1024, h100).rows, 16);
         assert_eq!(fit(1, 32, 4, 1024, lavapipe), (1, 64));
         assert_eq!(fit(0, 32, 4, 1024, lavapipe), (1, 64));
         // One slice of 16 rows is the floor, whatever the adapter (Tuning requires the
