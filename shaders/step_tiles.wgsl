@@ -1,7 +1,8 @@
 // step_tiles.wgsl: the recurrent products of the tiled step kernels in f32 (tile_w_h:
 // W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}), for 16 sequences x TU units per workgroup.
-// Put between shaders/layer.wgsl (bindings, tile constants and loads, documented there) and a
-// cell's file; shaders/step_coop.wgsl is the same interface on the matrix units. CPU twin:
+// Put between shaders/layer.wgsl (bindings, tile constants and loads, documented there) with
+// shaders/params_vec4.wgsl (or its scalar twin) and a cell's file; shaders/step_coop.wgsl is
+// the same interface on the matrix units. CPU twin:
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
 // The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (64 by
@@ -142,16 +143,14 @@ fn stage_plain_w4(at: u32, l: u32, quad: u32, v: vec4<f32>) {
     wsm[slot + 3u * step][lane] = v.w;
 }
 
-// W_hh's rows, as vec4s: the same buffer as `params`, read 4 floats a load by the plain
-// forward where its rows start 16-byte aligned (W4).
-@group(0) @binding(11) var<storage, read> params4: array<vec4<f32>>;
 // Whether both directions' W_hh and its row length R are multiples of 4 floats (the host's
-// `Call::run`): the plain forward then loads its weights a vec4 of 4 k steps at a time.
+// `Call::run`): the plain loops then load their weights a vec4 at a time (params_vec4: 4 k
+// steps of a unit forward, 4 units of a row backward).
 override W4: bool = false;
 
 // Where the plain forward's weights come from where W4 holds (the same every chunk of a
 // step): slice invocation ls takes, per gate and part of 16 k steps, the 4 k steps 4 kq ..
-// of tile unit uq as one vec4 from params4, where a warp's 8 lanes of one kq take 8 units
+// of tile unit uq as one vec4 (params_vec4), where a warp's 8 lanes of one kq take 8 units
 // (so their staging stores fall on distinct banks) and its 4 groups of 8 cover 64
 // contiguous bytes of each of those rows. at: the float index of W_hh[unit][4 kq] of gate
 // 0; ok: the unit exists.
@@ -174,10 +173,10 @@ fn w_quad_gates_inside(q: WQuads, k0: u32, gates: u32) -> Gates4 {
     let z = vec4<f32>(0.0);
     let i = (q.at + k0) / 4u;
     let g4 = p.hidden * p.rw / 4u;
-    var v = Gates4(params4[i], z, z, z);
-    if (gates > 1u) { v.g1 = params4[i + g4]; }
-    if (gates > 2u) { v.g2 = params4[i + 2u * g4]; }
-    if (gates > 3u) { v.g3 = params4[i + 3u * g4]; }
+    var v = Gates4(params_vec4(i), z, z, z);
+    if (gates > 1u) { v.g1 = params_vec4(i + g4); }
+    if (gates > 2u) { v.g2 = params_vec4(i + 2u * g4); }
+    if (gates > 3u) { v.g3 = params_vec4(i + 3u * g4); }
     return v;
 }
 
@@ -569,7 +568,7 @@ fn w_row_quads(w: u32, u0: u32, ls: u32) -> WRowQuads {
 fn w_row4_inside(q: WRowQuads, g: u32) -> vec4<f32> {
     let i = q.at + g * p.rw;
     if (W4) {
-        return params4[i / 4u];
+        return params_vec4(i / 4u);
     }
     return vec4<f32>(params[i], params[i + 1u], params[i + 2u], params[i + 3u]);
 }

@@ -60,13 +60,14 @@ impl StepProducts {
 }
 
 /// A cell's kernel file: `shaders/coop_scale.wgsl` (for the tensor-core products),
-/// `shaders/layer.wgsl`, the step products (`StepProducts`), then the cell's own file; its
-/// cache storage type `CT` is f32, or f16 under `Precision::F16`. Each of the eight builds
-/// is expanded (`codegen`) and made on first use.
+/// `shaders/layer.wgsl`, the step products (`StepProducts`; the f32 tiles with
+/// `shaders/params_vec4.wgsl` or, for adapters without a storage buffer to spare, its scalar
+/// twin), then the cell's own file; its cache storage type `CT` is f32, or f16 under
+/// `Precision::F16`. Each build is expanded (`codegen`) and made on first use.
 pub(super) struct CellShader {
     stem: &'static str,
     cell: &'static str,
-    built: [[OnceLock<Shader>; 4]; 2],
+    built: [[[OnceLock<Shader>; 2]; 4]; 2],
 }
 
 impl CellShader {
@@ -75,34 +76,24 @@ impl CellShader {
         CellShader {
             stem,
             cell,
-            built: [
-                [
-                    OnceLock::new(),
-                    OnceLock::new(),
-                    OnceLock::new(),
-                    OnceLock::new(),
-                ],
-                [
-                    OnceLock::new(),
-                    OnceLock::new(),
-                    OnceLock::new(),
-                    OnceLock::new(),
-                ],
-            ],
+            built: [const { [const { [const { OnceLock::new() }; 2] }; 4] }; 2],
         }
     }
 
     /// The build for an f16 (`f16`) or f32 cache whose tiled steps compute their products
-    /// as `products` says.
-    pub fn get(&self, f16: bool, products: StepProducts) -> &Shader {
-        self.built[f16 as usize][products.index()].get_or_init(|| {
+    /// as `products` says; the f32 tiles' with the parameters' vec4 binding where `spare`
+    /// (`Gpu::spare_binding`), else their scalar loads (`_8buffers`).
+    pub fn get(&self, f16: bool, products: StepProducts, spare: bool) -> &Shader {
+        let narrow = products == StepProducts::F32 && !spare;
+        self.built[f16 as usize][products.index()][narrow as usize].get_or_init(|| {
             let name = format!(
-                "{}{}{}",
+                "{}{}{}{}",
                 self.stem,
                 products.suffix(),
-                if f16 { "_f16" } else { "" }
+                if f16 { "_f16" } else { "" },
+                if narrow { "_8buffers" } else { "" }
             );
-            let source = cell_source(self.cell, f16, products);
+            let source = cell_source(self.cell, f16, products, !narrow);
             Shader {
                 name: Box::leak(name.into_boxed_str()),
                 source: Box::leak(source.into_boxed_str()),
@@ -117,11 +108,22 @@ const STEP_COOP_WGSL: &str = include_str!("../../../shaders/step_coop.wgsl");
 const STEP_GEMV_WGSL: &str = include_str!("../../../shaders/step_gemv.wgsl");
 const COOP_SCALE_WGSL: &str = include_str!("../../../shaders/coop_scale.wgsl");
 const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wgsl");
+const PARAMS_VEC4_WGSL: &str = include_str!("../../../shaders/params_vec4.wgsl");
+const PARAMS_VEC4_SCALAR_WGSL: &str = include_str!("../../../shaders/params_vec4_scalar.wgsl");
 
-/// The expanded source of a cell's kernels (see [`CellShader`]).
-fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
+/// The expanded source of a cell's kernels (see [`CellShader`]); the f32 tiles' with the
+/// parameters' vec4 binding where `spare`.
+fn cell_source(cell: &str, f16: bool, products: StepProducts, spare: bool) -> String {
+    let vec4 = if spare {
+        PARAMS_VEC4_WGSL
+    } else {
+        PARAMS_VEC4_SCALAR_WGSL
+    };
     let (coop, parts) = match products {
-        StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_TILES_WGSL, cell]),
+        StepProducts::F32 => (
+            CoopOps::Hardware,
+            vec![LAYER_WGSL, vec4, STEP_TILES_WGSL, cell],
+        ),
         StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL, cell]),
         StepProducts::Tensor => (
             CoopOps::Hardware,
@@ -148,7 +150,7 @@ fn cell_source(cell: &str, f16: bool, products: StepProducts) -> String {
 /// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
 /// validate builds an adapter cannot (the tensor-core products, without matrix units).
 pub fn cell_module_source(cell: CellKind, f16: bool, products: StepProducts) -> String {
-    cell_shader(cell).get(f16, products).module_source()
+    cell_shader(cell).get(f16, products, true).module_source()
 }
 
 /// The kernels of cell kind `cell`.
@@ -544,6 +546,8 @@ impl Call<'_> {
             ("OPT3", opts[3] as f64),
         ];
         let tu = ("TU", self.tile_units() as f64);
+        // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
+        let spare = gpu.spare_binding();
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
         let products = if tiled {
             self.be.step_products()
@@ -554,7 +558,7 @@ impl Call<'_> {
             StepProducts::F32 | StepProducts::Gemv => None,
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             _ => match gpu.try_pipeline(
-                shader.get(f16, products),
+                shader.get(f16, products, spare),
                 entry,
                 &[&options[..], &[tu]].concat(),
             ) {
@@ -574,7 +578,7 @@ impl Call<'_> {
                 let tb = GEMV_SEQUENCES as f64;
                 let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", tb)];
                 let constants = [&options[..], &shape].concat();
-                gpu.pipeline(shader.get(f16, products), entry, &constants)
+                gpu.pipeline(shader.get(f16, products, spare), entry, &constants)
             }
             None if tiled => {
                 let c = self.plain_chunks();
@@ -587,9 +591,9 @@ impl Call<'_> {
                     ("W4", self.w_hh_vec4() as u32 as f64),
                 ];
                 let constants = [&options[..], &[tu, blocked], &chunks].concat();
-                gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &constants)
+                gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &constants)
             }
-            None => gpu.pipeline(shader.get(f16, StepProducts::F32), entry, &options),
+            None => gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &options),
         };
         let mut bindings = vec![
             (1, self.params),
@@ -598,8 +602,8 @@ impl Call<'_> {
             (6, self.lengths),
             (10, self.gates),
         ];
-        // The f32 tiles' steps read W_hh also as vec4s (`params4`).
-        if f32_tiles {
+        // The f32 tiles' steps read W_hh also as vec4s (`params4`) where the build binds it.
+        if f32_tiles && spare {
             bindings.push((11, self.params));
         }
         bindings.extend_from_slice(io);

@@ -66,8 +66,10 @@ pub fn module_sources() -> Vec<(&'static str, String)> {
         shaders.extend(variants.iter().map(|v| v.get(f16)));
         for cell in CellKind::ALL {
             for products in StepProducts::ALL {
-                shaders.push(layer::cell_shader(cell).get(f16, products));
+                shaders.push(layer::cell_shader(cell).get(f16, products, true));
             }
+            // The f32 tiles for adapters with only 8 storage buffers per stage.
+            shaders.push(layer::cell_shader(cell).get(f16, StepProducts::F32, false));
         }
     }
     shaders

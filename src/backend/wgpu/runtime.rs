@@ -29,6 +29,10 @@ use super::gemm::GemmTiles;
 const SLOT: u64 = 256;
 /// Parameter words a dispatch may pass.
 pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
+/// Storage buffers the f32 step tiles' backward binds besides the parameters' vec4 binding
+/// (`shaders/params_vec4.wgsl`): WebGPU's default limit per shader stage, which the tiles
+/// keep to where the adapter has no more.
+pub const STEP_TILES_STORAGE_BUFFERS: u32 = 8;
 /// Dispatches recorded before a submission is forced (arena size / slot size).
 const ARENA_SLOTS: u64 = 8192;
 /// Dispatches of the first submission after the host has waited for the device, where
@@ -249,6 +253,10 @@ pub struct Gpu {
     auto_tensor: Cell<bool>,
     /// Whether the tensor-core tile runs with emulated matrix operations (no matrix units).
     tensor_emulated: Cell<bool>,
+    /// Whether the f32 step tiles bind the parameters a second time, as vec4s
+    /// (`shaders/params_vec4.wgsl`): where the adapter has more storage buffers per shader
+    /// stage than the tiles' other [`STEP_TILES_STORAGE_BUFFERS`].
+    spare_binding: Cell<bool>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     /// The compute pass of the dispatches recorded since the encoder's last other command
     /// (WebGPU orders a pass's dispatches as it does separate passes); dropped before the
@@ -380,6 +388,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let spare_binding =
+            limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS;
         let gpu = Gpu {
             device,
             queue,
@@ -391,6 +401,7 @@ impl Gpu {
             tensor_cores: Cell::new(tensor_cores),
             auto_tensor: Cell::new(false),
             tensor_emulated: Cell::new(false),
+            spare_binding: Cell::new(spare_binding),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
             pass: RefCell::default(),
@@ -447,6 +458,23 @@ impl Gpu {
         );
         self.tensor_cores.set(false);
         self.tensor_emulated.set(false);
+    }
+
+    /// Whether the f32 step tiles take the parameters also as vec4s through a binding of
+    /// their own (`shaders/params_vec4.wgsl`), else as 4 scalar loads
+    /// (`shaders/params_vec4_scalar.wgsl`).
+    pub fn spare_binding(&self) -> bool {
+        self.spare_binding.get()
+    }
+
+    /// Lets the f32 step tiles take the vec4 binding (`on`, where the adapter has the
+    /// storage buffer for it) or not, as on an adapter with only WebGPU's 8: so tests run
+    /// both builds on any adapter. Returns whether they take it.
+    pub fn set_spare_binding(&self, on: bool) -> bool {
+        let possible =
+            self.limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS;
+        self.spare_binding.set(on && possible);
+        self.spare_binding.get()
     }
 
     /// On a device without matrix units, runs the tensor-core tile with its matrix
