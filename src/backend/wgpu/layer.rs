@@ -893,8 +893,8 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
 
 /// Sizes (vec4s) of `shaders/step_tiles.wgsl`'s `wsm` and `h_tile` for the blocked loops,
 /// the arrays' defaults.
-const BLOCKED_WS: usize = 1536;
-const BLOCKED_HT: usize = 320;
+pub(super) const BLOCKED_WS: usize = 1536;
+pub(super) const BLOCKED_HT: usize = 320;
 
 /// Vec4s per staged row of states in the plain loops (`HS` of `shaders/step_tiles.wgsl`).
 const HS: usize = 5;
@@ -1211,7 +1211,8 @@ pub(super) fn layer_backward(
 
 #[cfg(test)]
 mod tests {
-    use super::{fit_chunks, forward_chunk};
+    use super::super::TILED_STEP_WORKGROUP_BYTES;
+    use super::{PlainChunks, fit_chunks, forward_chunk};
 
     #[test]
     fn forward_chunks_hold_the_rows_over_the_gates() {
@@ -1267,5 +1268,13 @@ mod tests {
         // blocked loops' arrays of any adapter that runs tiles).
         let c = fit_chunks(4, 64, 64, 4, 1024, 16384);
         assert_eq!((c.ks, c.rows), (1, 16));
+        // And one slice of any depth fits wherever the blocked loops' arrays do.
+        for (tu, gates, rows) in [16, 32, 64]
+            .into_iter()
+            .flat_map(|tu| (1..=4).flat_map(move |g| [16, 32, 64].map(|r| (tu, g, r))))
+        {
+            let c = PlainChunks::of(1, rows, tu, gates);
+            assert!(c.bytes() <= TILED_STEP_WORKGROUP_BYTES as usize, "{c:?}");
+        }
     }
 }

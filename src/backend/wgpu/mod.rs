@@ -97,7 +97,7 @@ pub struct GpuTokens {
 /// Workgroup memory of the tiled step kernels' blocked loops (`shaders/step_tiles.wgsl`:
 /// `wsm`, 1536 vec4, and `h_tile`, 320 vec4), which also holds one K slice of the plain
 /// loops at any chunk depth (`layer::fit_chunks` sizes the arrays for those).
-pub const TILED_STEP_WORKGROUP_BYTES: u32 = (1536 + 320) * 16;
+pub const TILED_STEP_WORKGROUP_BYTES: u32 = ((layer::BLOCKED_WS + layer::BLOCKED_HT) * 16) as u32;
 
 /// Choices between kernels that compute the same thing, for benchmarking one against the
 /// other on a given adapter (every choice is tested against the CPU reference). The

@@ -33,6 +33,12 @@ pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
 /// (`shaders/params_vec4.wgsl`): WebGPU's default limit per shader stage, which the tiles
 /// keep to where the adapter has no more.
 pub const STEP_TILES_STORAGE_BUFFERS: u32 = 8;
+
+/// Whether an adapter with `limits` has a storage buffer per shader stage beyond the step
+/// tiles' [`STEP_TILES_STORAGE_BUFFERS`], for the parameters' vec4 binding.
+fn has_spare_binding(limits: &wgpu::Limits) -> bool {
+    limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS
+}
 /// Dispatches recorded before a submission is forced (arena size / slot size).
 const ARENA_SLOTS: u64 = 8192;
 /// Dispatches of the first submission after the host has waited for the device, where
@@ -388,8 +394,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let spare_binding =
-            limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS;
+        let spare_binding = has_spare_binding(&limits);
         let gpu = Gpu {
             device,
             queue,
@@ -471,9 +476,8 @@ impl Gpu {
     /// storage buffer for it) or not, as on an adapter with only WebGPU's 8: so tests run
     /// both builds on any adapter. Returns whether they take it.
     pub fn set_spare_binding(&self, on: bool) -> bool {
-        let possible =
-            self.limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS;
-        self.spare_binding.set(on && possible);
+        self.spare_binding
+            .set(on && has_spare_binding(&self.limits));
         self.spare_binding.get()
     }
 
