@@ -521,3 +521,25 @@ fn nan_loss_leaves_parameters_unchanged() {
     let trained: Vec<u64> = tr.model.params().iter().map(|v| v.to_bits()).collect();
     assert_ne!(before, trained);
 }
+
+#[test]
+fn adapter_with_too_few_storage_buffers() {
+    use wgrnn::backend::wgpu::GpuError;
+    use wgrnn::backend::wgpu::runtime::{KERNEL_STORAGE_BUFFERS, check_limits};
+    // wgpu's downlevel limits: Vulkan's minimum of 4 storage buffers per shader stage.
+    let few = wgpu::Limits::downlevel_defaults();
+    assert!(few.max_storage_buffers_per_shader_stage < KERNEL_STORAGE_BUFFERS);
+    let err = check_limits("Tiny GPU", &few).expect_err("4 storage buffers are too few");
+    assert!(matches!(err, GpuError::Limit { has: 4, .. }), "{err:?}");
+    names(
+        &err.to_string(),
+        &[
+            "Tiny GPU",
+            "max_storage_buffers_per_shader_stage",
+            "allows 4",
+            "need 8",
+        ],
+    );
+    // WebGPU's defaults are what the kernels are written to.
+    check_limits("Any GPU", &wgpu::Limits::default()).expect("WebGPU's default limits suffice");
+}

@@ -8,11 +8,14 @@
 //! generator that emitted an array fails here. On the same modules, parsed by naga (the
 //! compiler wgpu uses), nothing may index a variable, or an array or matrix value, by a
 //! runtime value: that is what forces a register into local memory, whatever its type (a
-//! `vec4` variable indexed by a loop variable as much as an array). Needs no GPU.
+//! `vec4` variable indexed by a loop variable as much as an array). And no entry point binds
+//! more storage buffers than the adapter check in `Gpu::new` asks of the adapter. Needs no
+//! GPU.
 
 use std::path::PathBuf;
 
 use naga::{AddressSpace, Expression, TypeInner};
+use wgrnn::backend::wgpu::runtime::KERNEL_STORAGE_BUFFERS;
 use wgrnn::backend::wgpu::{instructions, module_sources};
 
 /// `src` without its `//` comments.
@@ -262,4 +265,51 @@ fn compiled_modules_keep_their_registers_out_of_local_memory() {
             Err(why) => panic!("{name} does not parse and validate: {why}"),
         }
     }
+}
+
+/// The storage buffers each entry point of WGSL module `src` binds (those it uses), as
+/// (entry point, count).
+fn storage_buffers(src: &str) -> Result<Vec<(String, u32)>, String> {
+    let (module, info) = instructions::parse(src)?;
+    Ok(module
+        .entry_points
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let used = info.get_entry_point(i);
+            let n = module
+                .global_variables
+                .iter()
+                .filter(|(h, g)| {
+                    matches!(g.space, AddressSpace::Storage { .. }) && !used[*h].is_empty()
+                })
+                .count();
+            (ep.name.clone(), n as u32)
+        })
+        .collect())
+}
+
+#[test]
+fn kernels_bind_what_the_adapter_check_asks_for() {
+    // Gpu::new refuses adapters with fewer than KERNEL_STORAGE_BUFFERS storage buffers per
+    // stage; only the f32 step tiles' build with the parameters' vec4 binding takes one more,
+    // and only where the adapter has it (the `_8buffers` build stands in elsewhere).
+    let modules = module_sources();
+    let mut most = 0;
+    for (name, src) in &modules {
+        let spare = modules
+            .iter()
+            .any(|(other, _)| *other == format!("{name}_8buffers"));
+        for (entry, n) in storage_buffers(src).unwrap_or_else(|why| panic!("{name}: {why}")) {
+            let allowed = KERNEL_STORAGE_BUFFERS + u32::from(spare && entry.ends_with("_tiled"));
+            assert!(n <= allowed, "{name}::{entry} binds {n} storage buffers");
+            if !spare {
+                most = most.max(n);
+            }
+        }
+    }
+    assert_eq!(
+        most, KERNEL_STORAGE_BUFFERS,
+        "the constant should be what some kernel needs"
+    );
 }

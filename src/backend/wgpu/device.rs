@@ -35,6 +35,21 @@ pub enum GpuError {
         /// wgpu's reason.
         reason: String,
     },
+    /// The adapter allows less of a resource than the kernels take.
+    #[error(
+        "adapter `{adapter}` allows {has} for {limit}, and wgrnn's kernels need {needs}; pick \
+         another adapter (`wgrnn devices` lists them)"
+    )]
+    Limit {
+        /// The adapter's name.
+        adapter: String,
+        /// The wgpu limit, by its field name.
+        limit: &'static str,
+        /// What the adapter allows.
+        has: u32,
+        /// What the kernels need.
+        needs: u32,
+    },
     /// f16 storage was asked for on an adapter without `SHADER_F16`.
     #[error(
         "adapter `{adapter}` has no f16 shader support (SHADER_F16), which --precision f16 \

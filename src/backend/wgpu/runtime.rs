@@ -29,15 +29,36 @@ use super::gemm::GemmTiles;
 const SLOT: u64 = 256;
 /// Parameter words a dispatch may pass.
 pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
-/// Storage buffers the f32 step tiles' backward binds besides the parameters' vec4 binding
-/// (`shaders/params_vec4.wgsl`): WebGPU's default limit per shader stage, which the tiles
-/// keep to where the adapter has no more.
-pub const STEP_TILES_STORAGE_BUFFERS: u32 = 8;
+/// The most storage buffers a kernel binds per shader stage (the row-wise backward steps and
+/// the f32 step tiles), leaving out the tiles' optional vec4 binding of the parameters
+/// (`shaders/params_vec4.wgsl`): WebGPU's default limit, which [`Gpu::new`] requires of the
+/// adapter and the tiles keep to where it has no more. `tests/shader_style.rs` counts the
+/// bindings of every entry point against it.
+pub const KERNEL_STORAGE_BUFFERS: u32 = 8;
 
-/// Whether an adapter with `limits` has a storage buffer per shader stage beyond the step
-/// tiles' [`STEP_TILES_STORAGE_BUFFERS`], for the parameters' vec4 binding.
+/// Whether an adapter with `limits` has a storage buffer per shader stage beyond the
+/// kernels' [`KERNEL_STORAGE_BUFFERS`], for the step tiles' vec4 binding of the parameters.
 fn has_spare_binding(limits: &wgpu::Limits) -> bool {
-    limits.max_storage_buffers_per_shader_stage > STEP_TILES_STORAGE_BUFFERS
+    limits.max_storage_buffers_per_shader_stage > KERNEL_STORAGE_BUFFERS
+}
+
+/// Refuses an adapter whose `limits` the kernels exceed, naming the limit: every layer's
+/// backward binds [`KERNEL_STORAGE_BUFFERS`] storage buffers, where Vulkan's minimum is 4
+/// (older mobile GPUs; wgpu's downlevel limits), and pipelines built beyond the limit would
+/// fail in the middle of a run. Workgroup memory needs no check here: the kernels every model
+/// runs take at most 8 KiB, within WebGPU's 16 KiB minimum, and those that take more are
+/// chosen only where it fits.
+pub fn check_limits(adapter: &str, limits: &wgpu::Limits) -> Result<(), GpuError> {
+    let has = limits.max_storage_buffers_per_shader_stage;
+    if has < KERNEL_STORAGE_BUFFERS {
+        return Err(GpuError::Limit {
+            adapter: adapter.to_string(),
+            limit: "max_storage_buffers_per_shader_stage",
+            has,
+            needs: KERNEL_STORAGE_BUFFERS,
+        });
+    }
+    Ok(())
 }
 /// Dispatches recorded before a submission is forced (arena size / slot size).
 const ARENA_SLOTS: u64 = 8192;
@@ -261,7 +282,7 @@ pub struct Gpu {
     tensor_emulated: Cell<bool>,
     /// Whether the f32 step tiles bind the parameters a second time, as vec4s
     /// (`shaders/params_vec4.wgsl`): where the adapter has more storage buffers per shader
-    /// stage than the tiles' other [`STEP_TILES_STORAGE_BUFFERS`].
+    /// stage than the kernels' [`KERNEL_STORAGE_BUFFERS`].
     spare_binding: Cell<bool>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     /// The compute pass of the dispatches recorded since the encoder's last other command
@@ -352,6 +373,7 @@ impl Gpu {
         let adapter = device::select(&instance, adapter)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        check_limits(&info.name, &limits)?;
         let base =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
         let open = |features: wgpu::Features| {
