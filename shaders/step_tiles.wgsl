@@ -26,24 +26,26 @@
 //   vec4 spreads stores and reads over the memory banks. Where W_hh's rows start 16-byte
 //   aligned (W4) both load a vec4 of 4 k steps (forward) or 4 units (backward) of one row
 //   at a time and store it as one; else the forward loads one k step of 4 units (still
-//   coalesced) and stores it lane by lane, the backward 4 contiguous scalars. Per 4 k
-//   steps a forward invocation reads one vec4 of weights per gate and 4 vec4s of states
-//   (8 multiply-adds per shared-memory read in an LSTM); the backward and the Elman
-//   forward (one gate) go by 4-unit blocks (block4_*): an invocation takes a quarter of
-//   each chunk's rows for 4 units and reads 4 vec4s of weights and 4 of states or dgh per
-//   4 rows (8), the quarters' and slices' sums added through workgroup memory at the end.
-//   (Before session 18 a weight was one scalar read with its vec4 lane split out of the
-//   index: 4 and 2; until session 20 the backward took half the rows for 2 units: 5.3.)
-//   The loops' lanes pair up on those reads (lanes n and n ^ 1 share a unit or block, n
-//   and n ^ 2 a sequence quad), which the shared-memory pipe serves two lanes to a
-//   register, so the forward hands its sums to the tiles' mapping through workgroup
-//   memory at the end as the blocks do; the states are staged [k][HS] from a load order
-//   that puts a warp's stores on distinct banks.
+//   coalesced) and stores it lane by lane, the backward 4 contiguous scalars. The
+//   backward and the Elman forward (one gate) go by 4-unit blocks (block4_*): an
+//   invocation takes a quarter of each chunk's rows for 4 units and reads 4 vec4s of
+//   weights and 4 of states or dgh per 4 rows (8 multiply-adds per shared-memory read).
+//   The forward of gated cells goes by unit pairs (pair_*): an invocation takes half of
+//   each chunk's k steps for 2 units and every gate, and per 4 k steps reads 4 vec4s of
+//   states and one vec4 of weights per unit and gate (LSTM 10.7, GRU 9.6). The parts'
+//   and slices' sums are added through workgroup memory at the end. (Before session 18 a
+//   weight was one scalar read with its vec4 lane split out of the index: 4 and 2; until
+//   session 20 the backward took half the rows for 2 units, 5.3, and until session 21 a
+//   forward invocation took one unit's gates over all k steps: LSTM 8, GRU 6.9.) The
+//   loops' lanes pair up on those reads (lanes n and n ^ 1 share a block or pair, n and
+//   n ^ 2 a sequence quad), which the shared-memory pipe serves two lanes to a register;
+//   the states are staged [k][HS] from a load order that puts a warp's stores on distinct
+//   banks.
 //   With KS > 1 (layer.wgsl) the
 //   workgroup has KS times the invocations: slice l / (4 TU) takes its own consecutive
 //   run of a 1 / KS share of the chunks, loading and staging them in its own part of the
-//   workgroup memory, and after the loop the other slices' partial sums are added into
-//   slice 0's there (the blocks' lead invocations add every slice's and half's). A step
+//   workgroup memory, and after the loop slice 0's invocations add every slice's partial
+//   sums for their outputs (after each slice's parts have added theirs). A step
 //   whose grid is small thus gets KS times the warps per core and KS chains of loads in
 //   flight, each 1 / KS as long, at one more barrier.
 // - blocked (TU = 32, 128 invocations): invocation l = 32 slice + 8 sq + uq owns a 4-unit x
@@ -340,36 +342,27 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // workgroup memory; ls is the invocation's place in its slice.
     let slice = l / threads;
     let ls = l % threads;
-    // The loop's unit and sequence quad. Lanes pair up on its reads: lanes n and n ^ 1 read
-    // the same weights (one unit), n and n ^ 2 the same states (one quad), which the
-    // shared-memory pipe serves two lanes to a register (bits 0 and 2 of ls are the quad's,
-    // bits 1 and 3.. the unit's). The sums go to the invocation of the tiles' mapping (unit
-    // ls % TU, quad ls / TU) through workgroup memory at the end.
-    let q = (ls & 1u) | ((ls >> 1u) & 2u);
-    let u = ((ls >> 1u) & 1u) | ((ls >> 3u) << 1u);
     let w = w_hh(d);
     // The slice's staged weights from vec4 wo (gate g's unit u at wo + (g TU + u) s), its
     // states from vec4 ho ([FK][HS]: k step k's quad q at ho + k HS + q).
     let s = fwd_unit_stride();
     let wo = slice * gates * TU * s;
     let ho = slice * FK * HS;
-    // Where the loop's reads start (the same every chunk): unit u's row of gate 0 (gate g's
-    // is g gs further), the states of sequence quad q.
-    let gs = TU * s;
-    let wu = wo + u * s;
-    let hq = ho + q;
     let per = ((p.rw + FK - 1u) / FK + KS - 1u) / KS;
     let first = slice * per * FK;
     let z = vec4<f32>(0.0);
-    var acc = Gates4(z, z, z, z);
     if (!recurrent()) {
-        return acc;
+        return Gates4(z, z, z, z);
     }
-    // With one gate (the Elman cell) the staging is the backward's for one unit per row, and
-    // the loop goes by its 4-unit blocks (block4_at): a read of weights then serves 16
-    // multiply-adds instead of 4.
+    // The loop goes by blocks of units: with one gate (the Elman cell) by the backward's
+    // 4-unit blocks (block4_at), a read of weights then serving 16 multiply-adds instead of
+    // 4; with more by pairs of units taking every gate (pair_at), 4 reads of states then
+    // serving 2 gates x units instead of gates.
     var blk = Block4(z, z, z, z);
     let at = block4_at(ls, wo, ho, s, FK);
+    let z4 = Gates4(z, z, z, z);
+    var pair = GatePair(z4, z4);
+    let pat = pair_at(ls, wo, ho, s);
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
@@ -385,60 +378,109 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         if (gates == 1u) {
             block4_chunk(&blk, at, FK);
         } else {
-            // Per quad of k: the states of its 4 k steps, then per gate one vec4 of weights,
-            // added in ascending k.
-            for (var kq = 0u; kq < FK / 4u; kq++) {
-                let hb = hq + 4u * HS * kq;
-                let h0 = h_tile[hb];
-                let h1 = h_tile[hb + HS];
-                let h2 = h_tile[hb + 2u * HS];
-                let h3 = h_tile[hb + 3u * HS];
-                let wb = wu + kq;
-                acc.g0 = quad_fma(acc.g0, wsm[wb], h0, h1, h2, h3);
-                if (gates > 1u) {
-                    acc.g1 = quad_fma(acc.g1, wsm[wb + gs], h0, h1, h2, h3);
-                }
-                if (gates > 2u) {
-                    acc.g2 = quad_fma(acc.g2, wsm[wb + 2u * gs], h0, h1, h2, h3);
-                }
-                if (gates > 3u) {
-                    acc.g3 = quad_fma(acc.g3, wsm[wb + 3u * gs], h0, h1, h2, h3);
-                }
-            }
+            pair_chunk(&pair, pat, gates);
         }
         workgroupBarrier();
     }
     if (gates == 1u) {
         return Gates4(block4_sums(blk, at, slice, l), z, z, z);
     }
-    // After the loop, workgroup memory holds per slice [gate < gates][ls] sums (a warp's
-    // stores and reads fall on distinct banks): the other slices' partial sums, which slice
-    // 0 adds in slice order, then slice 0's for the tiles' mapping.
-    let per_slice = gates * threads;
-    if (KS > 1u) {
-        if (slice > 0u) {
-            wsm_put_gates((slice - 1u) * per_slice + ls, threads, acc, gates);
-        }
-        workgroupBarrier();
-        if (slice == 0u) {
-            for (var s = 1u; s < KS; s++) {
-                let part = wsm_gates((s - 1u) * per_slice + ls, threads, gates);
-                acc = Gates4(acc.g0 + part.g0, acc.g1 + part.g1, acc.g2 + part.g2,
-                             acc.g3 + part.g3);
-            }
-        }
+    return pair_sums(pair, pat, slice, ls, gates);
+}
+
+// A unit pair's sums for every gate < gates (units a and b = a + TU / 2) and one sequence
+// quad, over the inner dimension of the chunks it takes half of.
+struct GatePair {
+    a: Gates4,
+    b: Gates4,
+}
+
+// Where a unit pair's reads start in every chunk, and where its sums go.
+struct PairAt {
+    // Half of each chunk's k quads (its quads (FK / 8) half ..), sequence quad, unit a.
+    half: u32,
+    q: u32,
+    ua: u32,
+    // The first weight read of a chunk (unit a, gate 0), the quad's first states.
+    wa0: u32,
+    hb0: u32,
+}
+
+// Slice invocation ls's half, sequence quad and unit pair, for chunks staged as the
+// forward stages them (weights [gate][TU][FK / 4 + 1] vec4s, unit stride s, from vec4 wo;
+// states [FK][HS] from vec4 ho). The 4 TU invocations of a slice each take half of every
+// chunk's k quads for 2 units (8 apart at TU 16 and above, a warp's 8 pairs thus 8 distinct
+// banks apart), every gate and one sequence quad: per 4 k steps 4 vec4s of states and 2
+// gates vec4s of weights, 32 gates multiply-adds. Lanes pair up on the reads as in the
+// blocks (block_lanes).
+fn pair_at(ls: u32, wo: u32, ho: u32, s: u32) -> PairAt {
+    let q = block_lanes(ls, 2u * TU);
+    let quads = FK / 8u;
+    return PairAt(q.x, q.y, q.z, wo + q.z * s + q.x * quads, ho + 4u * HS * q.x * quads + q.y);
+}
+
+// Adds one staged chunk to a pair's sums: per quad of its half's k steps the 4 steps'
+// states, then per unit and gate one vec4 of weights, added in ascending k.
+fn pair_chunk(acc: ptr<function, GatePair>, at: PairAt, gates: u32) {
+    let gs = TU * fwd_unit_stride();
+    let us = (TU / 2u) * fwd_unit_stride();
+    for (var j = 0u; j < FK / 8u; j++) {
+        let hb = at.hb0 + 4u * HS * j;
+        let h0 = h_tile[hb];
+        let h1 = h_tile[hb + HS];
+        let h2 = h_tile[hb + 2u * HS];
+        let h3 = h_tile[hb + 3u * HS];
+        let wa = at.wa0 + j;
+        (*acc).a = gates_fma((*acc).a, wa, gs, gates, h0, h1, h2, h3);
+        (*acc).b = gates_fma((*acc).b, wa + us, gs, gates, h0, h1, h2, h3);
     }
-    // Slice 0 hands its sums to the tiles' mapping (after the slices' region, which slice 0
-    // may still be reading).
-    let out = (KS - 1u) * per_slice;
-    if (slice == 0u) {
-        wsm_put_gates(out + q * TU + u, threads, acc, gates);
+}
+
+// acc plus, per gate g < gates, the staged weights at vec4 wa + g gs (4 k steps of one
+// unit) times the states of those k steps.
+fn gates_fma(acc: Gates4, wa: u32, gs: u32, gates: u32, h0: vec4<f32>, h1: vec4<f32>,
+             h2: vec4<f32>, h3: vec4<f32>) -> Gates4 {
+    var v = acc;
+    v.g0 = quad_fma(v.g0, wsm[wa], h0, h1, h2, h3);
+    if (gates > 1u) { v.g1 = quad_fma(v.g1, wsm[wa + gs], h0, h1, h2, h3); }
+    if (gates > 2u) { v.g2 = quad_fma(v.g2, wsm[wa + 2u * gs], h0, h1, h2, h3); }
+    if (gates > 3u) { v.g3 = quad_fma(v.g3, wsm[wa + 3u * gs], h0, h1, h2, h3); }
+    return v;
+}
+
+// The sums of every slice and half for slice invocation ls's unit ls % TU and sequence
+// quad ls / TU (the tiles' mapping; 0 outside slice 0), after the last chunk's barrier.
+// Through [slice][gate][sequence quad][unit] (gates 4 TU KS vec4s of wsm, a warp's stores
+// and reads spread evenly over the banks): each slice's second half stores its sums, its
+// first half adds its own to them, then slice 0 adds the slices' in order.
+fn pair_sums(acc: GatePair, at: PairAt, slice: u32, ls: u32, gates: u32) -> Gates4 {
+    let threads = 4u * TU;
+    let per_slice = gates * threads;
+    let ia = slice * per_slice + at.q * TU + at.ua;
+    let ib = ia + TU / 2u;
+    if (at.half == 1u) {
+        wsm_put_gates(ia, threads, acc.a, gates);
+        wsm_put_gates(ib, threads, acc.b, gates);
     }
     workgroupBarrier();
-    if (slice == 0u) {
-        return wsm_gates(out + ls, threads, gates);
+    if (at.half == 0u) {
+        wsm_put_gates(ia, threads, gates_sum(acc.a, wsm_gates(ia, threads, gates)), gates);
+        wsm_put_gates(ib, threads, gates_sum(acc.b, wsm_gates(ib, threads, gates)), gates);
     }
-    return Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    workgroupBarrier();
+    let z = vec4<f32>(0.0);
+    var out = Gates4(z, z, z, z);
+    if (slice == 0u) {
+        for (var k = 0u; k < KS; k++) {
+            out = gates_sum(out, wsm_gates(k * per_slice + ls, threads, gates));
+        }
+    }
+    return out;
+}
+
+// a + b, gate by gate.
+fn gates_sum(a: Gates4, b: Gates4) -> Gates4 {
+    return Gates4(a.g0 + b.g0, a.g1 + b.g1, a.g2 + b.g2, a.g3 + b.g3);
 }
 
 // Stores the gates < gates of v in wsm at vec4s at, at + stride, ...
@@ -723,15 +765,16 @@ struct Block4At {
     hb0: u32,
 }
 
-// Slice invocation ls's row quarter qt, sequence quad qh and block ub (< TU / 4). The 4 TU
-// invocations of a slice each take a quarter of every chunk's row quads for 4 units and
-// one sequence quad: per 4 rows 4 vec4s of weights and 4 of states, 64 multiply-adds per 8
-// reads. Lanes pair up on the reads: lanes n and n ^ 1 read the same weights (one block),
-// n and n ^ 2 the same states (one sequence quad), which the shared-memory pipe serves two
-// lanes to a register (bits 0 and 2 of r are the quad's, bits 1 and 3.. the block's).
-fn block4_lanes(ls: u32) -> vec3<u32> {
-    let r = ls % TU;
-    return vec3<u32>(ls / TU, (r & 1u) | ((r >> 1u) & 2u), ((r >> 1u) & 1u) | ((r >> 3u) << 1u));
+// Slice invocation ls's part of every chunk's inner dimension (ls / span), sequence quad and
+// block (< span / 4): with span TU a row quarter and a 4-unit block (block4_at; per 4 rows 4
+// vec4s of weights and 4 of states, 64 multiply-adds per 8 reads), with span 2 TU a half
+// and a unit pair (pair_at). Lanes pair up on the reads: lanes n and n ^ 1 read the same
+// weights (one block), n and n ^ 2 the same states (one sequence quad), which the
+// shared-memory pipe serves two lanes to a register (bits 0 and 2 of r are the quad's, bits
+// 1 and 3.. the block's).
+fn block_lanes(ls: u32, span: u32) -> vec3<u32> {
+    let r = ls % span;
+    return vec3<u32>(ls / span, (r & 1u) | ((r >> 1u) & 2u), ((r >> 1u) & 1u) | ((r >> 3u) << 1u));
 }
 
 // The 4-unit block of slice invocation ls for chunks of `depth` k steps staged as the
@@ -739,7 +782,7 @@ fn block4_lanes(ls: u32) -> vec3<u32> {
 // from vec4 wo, states [depth][HS] from vec4 ho. The block's units are ub + i TU / 4 (8
 // apart at TU 32), so a warp's 8 distinct weight vec4s fall on distinct banks.
 fn block4_at(ls: u32, wo: u32, ho: u32, s: u32, depth: u32) -> Block4At {
-    let q = block4_lanes(ls);
+    let q = block_lanes(ls, TU);
     let quads = depth / 16u;
     return Block4At(q.x, q.y, q.z, TU, wo + q.z * s + q.x * quads, (TU / 4u) * s, 1u, false,
                     ho + 4u * HS * q.x * quads + q.y);
@@ -749,7 +792,7 @@ fn block4_at(ls: u32, wo: u32, ho: u32, s: u32, depth: u32) -> Block4At {
 // [depth][TU / 4 + 1] vec4s (row stride rs, 4 units each) from vec4 wo. The block's units
 // are 4 ub .. 4 ub + 3, a warp's 8 blocks 8 consecutive vec4s of a row.
 fn block4_rows_at(ls: u32, wo: u32, ho: u32, rs: u32, depth: u32) -> Block4At {
-    let q = block4_lanes(ls);
+    let q = block_lanes(ls, TU);
     let quads = depth / 16u;
     return Block4At(q.x, q.y, 4u * q.z, 4u, wo + 4u * q.x * quads * rs + q.z, rs, 4u * rs,
                     true, ho + 4u * HS * q.x * quads + q.y);

@@ -920,7 +920,7 @@ impl PlainChunks {
     /// The chunking at `ks` slices and `rows` rows of tiles of `tu` units and `gates` gate
     /// rows each. Per slice, `wsm` holds the forward's staged weights (gates x `tu` x
     /// (FK / 4 + 1) vec4s) or the backward's (`rows` x (`tu` / 4 + 1)), and after the loop
-    /// the forward's partial sums and hand-out (gates x 4 x `tu`) or the backward's (8 x
+    /// the forward's partial sums (gates x 4 x `tu`, [gate][quad][unit]) or the backward's (8 x
     /// `tu`); `h_tile` holds FK or `rows` rows of 16 sequences' states (5 vec4s each).
     pub fn of(ks: usize, rows: usize, tu: usize, gates: usize) -> PlainChunks {
         let fk = forward_chunk(rows, gates);
