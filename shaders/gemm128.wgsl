@@ -27,8 +27,8 @@
 // Invocation (tx, ty) owns rows {ty*4 .. ty*4+3, 64+ty*4 .. 64+ty*4+3} and columns
 // {tx*4 .. tx*4+3, 64+tx*4 .. 64+tx*4+3}: an 8x8 block in 16 vec4 accumulators acc{r}_{h}
 // (row r, column half h). A is staged in workgroup memory as [BK][128] (m fastest) and B as
-// [BK][128] (n fastest), so each k step reads 2 vec4 of A and 2 vec4 of B and does 16 vec4
-// multiply-adds. Every invocation loads two vec4 of each operand from global memory along
+// [BK][128] (n fastest), each row's vec4s swizzled by k (gemm_tile_io.wgsl a_slot, b_slot),
+// so each k step reads 2 vec4 of A and 2 vec4 of B and does 16 vec4 multiply-adds. Every invocation loads two vec4 of each operand from global memory along
 // its contiguous dimension; the next tile's loads are issued before the current tile's
 // arithmetic (register prefetch) and staged into the second workgroup buffer after it (one
 // barrier per chunk). Out-of-range elements load zeros and are not stored. Workgroup
@@ -73,10 +73,12 @@ fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u
         (*next).b1 = load_b(t + 256u, n0, k1);
     }
     for (var kk = 0u; kk < BK; kk++) {
-        let a0 = As[cur + kk * 32u + ty];
-        let a1 = As[cur + kk * 32u + 16u + ty];
-        let b0 = Bs[cur + kk * 32u + tx];
-        let b1 = Bs[cur + kk * 32u + 16u + tx];
+        let ra = cur + a_slot(kk, ty);
+        let a0 = As[ra];
+        let a1 = As[ra + 16u];
+        let rb = cur + b_slot(kk, tx);
+        let b0 = Bs[rb];
+        let b1 = Bs[rb + 16u];
         // @generate gemm_fma
     }
     if (more) {

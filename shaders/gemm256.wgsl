@@ -28,8 +28,9 @@
 // Invocation (tx, ty) owns rows {64 i + ty*4 .. 64 i + ty*4+3 : i = 0..3} and columns
 // {tx*4 .. tx*4+3, 64+tx*4 .. 64+tx*4+3}: a 16x8 block in 32 vec4 accumulators acc{r}_{h}
 // (row r = 4 i + lane, column half h). A is staged in workgroup memory as [BK][256] (m
-// fastest) and B as [BK][128] (n fastest), so each k step reads 4 vec4 of A and 2 vec4 of B
-// and does 32 vec4 multiply-adds (gemm128: 4 reads, 16). Each invocation loads two vec4 of A
+// fastest) and B as [BK][128] (n fastest), each row's vec4s swizzled by k (a_slot, b_slot in
+// gemm_tile_io.wgsl), so each k step reads 4 vec4 of A and 2 vec4 of B and does 32 vec4
+// multiply-adds (gemm128: 4 reads, 16). Each invocation loads two vec4 of A
 // and one of B per chunk along their contiguous dimensions; the next chunk's loads are
 // issued before the current chunk's arithmetic (register prefetch) and staged into the second
 // workgroup buffer after it (one barrier per chunk, 1024 multiply-adds per invocation between
@@ -71,13 +72,14 @@ fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u
         (*next).b0 = load_b(t, n0, k1);
     }
     for (var kk = 0u; kk < BK; kk++) {
-        let ra = cur_a + kk * 64u + ty;
+        let ra = cur_a + a_slot(kk, ty);
         let a0 = As[ra];
         let a1 = As[ra + 16u];
         let a2 = As[ra + 32u];
         let a3 = As[ra + 48u];
-        let b0 = Bs[cur_b + kk * 32u + tx];
-        let b1 = Bs[cur_b + kk * 32u + 16u + tx];
+        let rb = cur_b + b_slot(kk, tx);
+        let b0 = Bs[rb];
+        let b1 = Bs[rb + 16u];
         // @generate gemm256_fma
     }
     if (more) {

@@ -4,7 +4,8 @@
 // four columns at a time. The host puts it after shaders/gemm_operands.wgsl (whose
 // parameter block `p`, load slots and layout constants it uses) and before the kernel
 // file, which declares BK, AM4 and the staging buffers `As` ([BK][4 AM4] vec4 rows of A, m
-// fastest) and `Bs` ([BK][128], n fastest), two of each. CPU twin: src/backend/cpu/gemm.rs.
+// fastest) and `Bs` ([BK][128], n fastest), two of each, each row's vec4s in an order
+// swizzled by k (a_slot, b_slot). CPU twin: src/backend/cpu/gemm.rs.
 //
 // Bindings (group 0):
 //   3 c    vec4<f32>[]    read_write: element (m, n) at c_off + m * c_rs + n
@@ -16,8 +17,31 @@
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
+/// Where the vec4 of rows 4 q .. 4 q + 3 of A at chunk row k (< BK) is staged, from the
+/// buffer's start: row k's AM4 vec4s in an order swizzled by k (q xor swizzle(k)).
+fn a_slot(k: u32, q: u32) -> u32 {
+    return k * AM4 + (q ^ swizzle(k));
+}
+
+/// The same for columns 4 q .. 4 q + 3 of B (rows of 32 vec4s).
+fn b_slot(k: u32, q: u32) -> u32 {
+    return k * 32u + (q ^ swizzle(k));
+}
+
+/// The order of a staged row's vec4s at chunk row k, so that the transposed staging's stores
+/// fall on distinct banks: a warp stages 32 / (BK / 4) consecutive rows m of A (or columns n
+/// of B), whose vec4s q span 8 / (BK / 4), at each of BK / 4 groups of 4 k rows; unswizzled
+/// the groups' rows, AM4 (or 32) x 4 words apart, start in one bank (a 4-way conflict at BK
+/// 16, 2-way at 8), and each group's xor moves its vec4s to 8 / (BK / 4) of their own. The
+/// xor (below 16) keeps 16 vec4s apart what was, so the kernels' reads (vec4 ty + 16 i of a
+/// row of A, tx + 16 i of B) stay one vec4 each, and a warp's 16 vec4s of B a permutation of
+/// 16 consecutive ones.
+fn swizzle(k: u32) -> u32 {
+    return (k / 4u) * (32u / BK);
+}
+
 /// Puts load slot `e` of A (`load_a`) into the staging buffer at vec4 `buf`: a row of AM4
-/// vec4s per k.
+/// vec4s per k (a_slot).
 fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
     if (A_K_CONTIGUOUS) {
         // Four k values of one row m: a column of the staged tile.
@@ -25,29 +49,29 @@ fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
         let kk = (e % (BK / 4u)) * 4u;
         let q = mm / 4u;
         let lane = mm % 4u;
-        As[buf + kk * AM4 + q][lane] = v.x;
-        As[buf + (kk + 1u) * AM4 + q][lane] = v.y;
-        As[buf + (kk + 2u) * AM4 + q][lane] = v.z;
-        As[buf + (kk + 3u) * AM4 + q][lane] = v.w;
+        As[buf + a_slot(kk, q)][lane] = v.x;
+        As[buf + a_slot(kk + 1u, q)][lane] = v.y;
+        As[buf + a_slot(kk + 2u, q)][lane] = v.z;
+        As[buf + a_slot(kk + 3u, q)][lane] = v.w;
     } else {
-        As[buf + e] = v;
+        As[buf + a_slot(e / AM4, e % AM4)] = v;
     }
 }
 
 /// Puts load slot `e` of B (`load_b`) into the staging buffer at vec4 `buf`: a row of 32
-/// vec4s (128 columns) per k.
+/// vec4s (128 columns) per k (b_slot).
 fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
     if (B_N_CONTIGUOUS) {
-        Bs[buf + e] = v;
+        Bs[buf + b_slot(e / 32u, e % 32u)] = v;
     } else {
         let nn = e / (BK / 4u);
         let kk = (e % (BK / 4u)) * 4u;
         let q = nn / 4u;
         let lane = nn % 4u;
-        Bs[buf + kk * 32u + q][lane] = v.x;
-        Bs[buf + (kk + 1u) * 32u + q][lane] = v.y;
-        Bs[buf + (kk + 2u) * 32u + q][lane] = v.z;
-        Bs[buf + (kk + 3u) * 32u + q][lane] = v.w;
+        Bs[buf + b_slot(kk, q)][lane] = v.x;
+        Bs[buf + b_slot(kk + 1u, q)][lane] = v.y;
+        Bs[buf + b_slot(kk + 2u, q)][lane] = v.z;
+        Bs[buf + b_slot(kk + 3u, q)][lane] = v.w;
     }
 }
 
