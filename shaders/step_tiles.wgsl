@@ -169,11 +169,12 @@ fn w_quads(w: u32, u0: u32, ls: u32) -> WQuads {
     return WQuads(w + (u0 + uq) * p.rw + 4u * kq, u0 + uq < p.hidden, uq, kq);
 }
 
-// The slot's 4 k steps of every gate < gates in the part at k0 (a multiple of 16), where
-// the part lies inside the matrix: one vec4 load each.
-fn w_quad_gates_inside(q: WQuads, k0: u32, gates: u32) -> Gates4 {
+// The slot's 4 k steps of every gate < gates in part j of a run of parts from k0 (a
+// multiple of 16), where the part lies inside the matrix: one vec4 load each (the run's
+// first index worked out once, each part a constant further).
+fn w_quad_gates_inside(q: WQuads, k0: u32, j: u32, gates: u32) -> Gates4 {
     let z = vec4<f32>(0.0);
-    let i = (q.at + k0) / 4u;
+    let i = (q.at + k0) / 4u + j * (TK / 4u);
     let g4 = p.hidden * p.rw / 4u;
     var v = Gates4(params_vec4(i), z, z, z);
     if (gates > 1u) { v.g1 = params_vec4(i + g4); }
@@ -251,13 +252,13 @@ struct FwdSrc {
     s: StateSrc,
 }
 
-// The weights of the forward's load slot (src.q where W4 holds, else src.w) in the part at
-// k0 where it lies inside the matrix: one vec4 per gate < gates.
-fn fwd_w_inside(src: FwdSrc, k0: u32, gates: u32) -> Gates4 {
+// The weights of the forward's load slot (src.q where W4 holds, else src.w) in part j of a
+// run of parts from k0, where it lies inside the matrix: one vec4 per gate < gates.
+fn fwd_w_inside(src: FwdSrc, k0: u32, j: u32, gates: u32) -> Gates4 {
     if (W4) {
-        return w_quad_gates_inside(src.q, k0, gates);
+        return w_quad_gates_inside(src.q, k0, j, gates);
     }
-    return tile_w_gates_inside(src.w, k0, gates);
+    return tile_w_gates_inside(src.w, k0 + j * TK, gates);
 }
 
 // The same wherever the part lies: 0 outside the matrix.
@@ -277,11 +278,11 @@ fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32, parts: u32) -> GateParts {
     var v = GateParts(z, z, z, z);
     let ok = select(all(src.w.ok), src.q.ok, W4);
     if (ok && k0 + parts * TK <= p.rw) {
-        v.w0 = fwd_w_inside(src, k0, gates);
-        if (parts > 1u) { v.w1 = fwd_w_inside(src, k0 + TK, gates); }
+        v.w0 = fwd_w_inside(src, k0, 0u, gates);
+        if (parts > 1u) { v.w1 = fwd_w_inside(src, k0, 1u, gates); }
         if (parts > 2u) {
-            v.w2 = fwd_w_inside(src, k0 + 2u * TK, gates);
-            v.w3 = fwd_w_inside(src, k0 + 3u * TK, gates);
+            v.w2 = fwd_w_inside(src, k0, 2u, gates);
+            v.w3 = fwd_w_inside(src, k0, 3u, gates);
         }
     } else {
         v.w0 = fwd_w_edge(src, k0, gates);
@@ -606,13 +607,17 @@ fn w_row_quads(w: u32, u0: u32, ls: u32) -> WRowQuads {
     return WRowQuads(w + r0 * p.rw + u0 + 4u * uq, ok, r0, uq);
 }
 
-// The slot's 4 units in the part at row g, where the part lies inside the matrix.
-fn w_row4_inside(q: WRowQuads, g: u32) -> vec4<f32> {
-    let i = q.at + g * p.rw;
+// The slot's 4 units in part j of a run of parts whose first starts at float i (the slot's
+// index in its first row), where the part lies inside the matrix. The parts' offsets are
+// multiples of one uniform step, so a chunk's address arithmetic is one product and an add
+// a part.
+fn w_row4_inside(i: u32, j: u32) -> vec4<f32> {
+    let step = TK * p.rw;
     if (W4) {
-        return params_vec4(i / 4u);
+        return params_vec4(i / 4u + j * (step / 4u));
     }
-    return vec4<f32>(params[i], params[i + 1u], params[i + 2u], params[i + 3u]);
+    let k = i + j * step;
+    return vec4<f32>(params[k], params[k + 1u], params[k + 2u], params[k + 3u]);
 }
 
 // The same wherever the part lies: 0 outside the matrix (masked lanes load element 0).
@@ -630,11 +635,12 @@ fn w_row_parts(q: WRowQuads, g0: u32, parts: u32) -> Parts4 {
     let z = vec4<f32>(0.0);
     var v = Parts4(z, z, z, z);
     if (all(q.ok) && g0 + parts * TK <= p.gh) {
-        v.p0 = w_row4_inside(q, g0);
-        if (parts > 1u) { v.p1 = w_row4_inside(q, g0 + TK); }
+        let i = q.at + g0 * p.rw;
+        v.p0 = w_row4_inside(i, 0u);
+        if (parts > 1u) { v.p1 = w_row4_inside(i, 1u); }
         if (parts > 2u) {
-            v.p2 = w_row4_inside(q, g0 + 2u * TK);
-            v.p3 = w_row4_inside(q, g0 + 3u * TK);
+            v.p2 = w_row4_inside(i, 2u);
+            v.p3 = w_row4_inside(i, 3u);
         }
     } else {
         v.p0 = w_row4_edge(q, g0);

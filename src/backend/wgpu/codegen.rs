@@ -329,19 +329,28 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 v.push(format!(
                     "fn gather_parts_{name}(at: vec4<u32>, ok: vec4<bool>, k0: u32, count: u32, width: u32, parts: u32) -> Parts4 {{"
                 ));
+                // The lanes' first elements once; each later part a constant further (an
+                // immediate offset of the load on most GPUs).
                 v.push("    let z = vec4<f32>(0.0);".to_string());
+                v.push("    var a = at;".to_string());
+                v.push("    a.x += k0;".to_string());
+                v.push("    if (count > 1u) { a.y += k0; }".to_string());
+                v.push("    if (count > 2u) {".to_string());
+                v.push("        a.z += k0;".to_string());
+                v.push("        a.w += k0;".to_string());
+                v.push("    }".to_string());
                 v.push(format!(
-                    "    var v = Parts4(gather_{name}(at, ok, k0, count), z, z, z);"
+                    "    var v = Parts4(gather_{name}(a, ok, 0u, count), z, z, z);"
                 ));
                 v.push(format!(
-                    "    if (parts > 1u) {{ v.p1 = gather_{name}(at, ok, k0 + width, count); }}"
+                    "    if (parts > 1u) {{ v.p1 = gather_{name}(a, ok, width, count); }}"
                 ));
                 v.push("    if (parts > 2u) {".to_string());
                 v.push(format!(
-                    "        v.p2 = gather_{name}(at, ok, k0 + 2u * width, count);"
+                    "        v.p2 = gather_{name}(a, ok, 2u * width, count);"
                 ));
                 v.push(format!(
-                    "        v.p3 = gather_{name}(at, ok, k0 + 3u * width, count);"
+                    "        v.p3 = gather_{name}(a, ok, 3u * width, count);"
                 ));
                 v.push("    }".to_string());
                 v.push("    return v;".to_string());
