@@ -56,21 +56,41 @@ struct Next128 {
     b1: vec4<f32>,
 }
 
+// Where the invocation's load slots start (vec4s of a and b, first chunk) in a tile that
+// lies inside (tile_inside).
+struct At128 {
+    a0: u32,
+    a1: u32,
+    b0: u32,
+    b1: u32,
+}
+
 // Chunk kt (of `tiles`), staged in the buffers at vec4 `cur`: loads chunk kt + 1 into
-// `next`, adds this chunk's products into `acc`, stages `next` into the other buffers (last
+// `next` (from `at` where the tile lies inside, else through the edge checks of load_a and
+// load_b), adds this chunk's products into `acc`, stages `next` into the other buffers (last
 // read in the previous chunk, before its barrier), and waits for the workgroup. Called with
 // a constant `cur` at each of its two call sites, so every staging address of the arithmetic
 // is the same in each pass of the chunk loop.
 fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u32,
-                 tiles: u32, cur: u32, m0: u32, n0: u32, tx: u32, ty: u32) {
+                 tiles: u32, cur: u32, m0: u32, n0: u32, tx: u32, ty: u32, inside: bool,
+                 at: At128) {
     let t = ty * 16u + tx;
     let more = kt + 1u < tiles;
     if (more) {
-        let k1 = (kt + 1u) * BK;
-        (*next).a0 = load_a(t, m0, k1);
-        (*next).a1 = load_a(t + 256u, m0, k1);
-        (*next).b0 = load_b(t, n0, k1);
-        (*next).b1 = load_b(t + 256u, n0, k1);
+        if (inside) {
+            let sa = (kt + 1u) * a_chunk_step();
+            let sb = (kt + 1u) * b_chunk_step();
+            (*next).a0 = a[at.a0 + sa];
+            (*next).a1 = a[at.a1 + sa];
+            (*next).b0 = vec4<f32>(b[at.b0 + sb]);
+            (*next).b1 = vec4<f32>(b[at.b1 + sb]);
+        } else {
+            let k1 = (kt + 1u) * BK;
+            (*next).a0 = load_a(t, m0, k1);
+            (*next).a1 = load_a(t + 256u, m0, k1);
+            (*next).b0 = load_b(t, n0, k1);
+            (*next).b1 = load_b(t + 256u, n0, k1);
+        }
     }
     for (var kk = 0u; kk < BK; kk++) {
         let ra = cur + a_slot(kk, ty);
@@ -107,11 +127,14 @@ fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     stage_b(0u, t + 256u, next.b1);
     workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
+    let inside = tile_inside(m0, n0);
+    let at = At128(a_load_at(t, m0), a_load_at(t + 256u, m0), b_load_at(t, n0),
+                   b_load_at(t + 256u, n0));
     // Chunks in pairs: the even one from buffer 0, the odd one from buffer 1.
     for (var kt = 0u; kt < tiles; kt += 2u) {
-        gemm128_chunk(&acc, &next, kt, tiles, 0u, m0, n0, tx, ty);
+        gemm128_chunk(&acc, &next, kt, tiles, 0u, m0, n0, tx, ty, inside, at);
         if (kt + 1u < tiles) {
-            gemm128_chunk(&acc, &next, kt + 1u, tiles, 512u, m0, n0, tx, ty);
+            gemm128_chunk(&acc, &next, kt + 1u, tiles, 512u, m0, n0, tx, ty, inside, at);
         }
     }
     // @generate gemm_store

@@ -58,18 +58,35 @@ struct Next256 {
     b0: vec4<f32>,
 }
 
+// Where the invocation's load slots start (vec4s of a and b, first chunk) in a tile that
+// lies inside (tile_inside).
+struct At256 {
+    a0: u32,
+    a1: u32,
+    b0: u32,
+}
+
 // Chunk kt (of `tiles`), staged in the buffers at vec4 `cur_a` (A) and `cur_b` (B), as
-// gemm128_chunk: the next chunk's loads, this chunk's products, the next chunk staged into
-// the other buffers, a barrier; constant offsets at each call site.
+// gemm128_chunk: the next chunk's loads (from `at` where the tile lies inside), this chunk's
+// products, the next chunk staged into the other buffers, a barrier; constant offsets at
+// each call site.
 fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u32,
-                 tiles: u32, cur_a: u32, cur_b: u32, m0: u32, n0: u32, tx: u32, ty: u32) {
+                 tiles: u32, cur_a: u32, cur_b: u32, m0: u32, n0: u32, tx: u32, ty: u32,
+                 inside: bool, at: At256) {
     let t = ty * 16u + tx;
     let more = kt + 1u < tiles;
     if (more) {
-        let k1 = (kt + 1u) * BK;
-        (*next).a0 = load_a(t, m0, k1);
-        (*next).a1 = load_a(t + 256u, m0, k1);
-        (*next).b0 = load_b(t, n0, k1);
+        if (inside) {
+            let sa = (kt + 1u) * a_chunk_step();
+            (*next).a0 = a[at.a0 + sa];
+            (*next).a1 = a[at.a1 + sa];
+            (*next).b0 = vec4<f32>(b[at.b0 + (kt + 1u) * b_chunk_step()]);
+        } else {
+            let k1 = (kt + 1u) * BK;
+            (*next).a0 = load_a(t, m0, k1);
+            (*next).a1 = load_a(t + 256u, m0, k1);
+            (*next).b0 = load_b(t, n0, k1);
+        }
     }
     for (var kk = 0u; kk < BK; kk++) {
         let ra = cur_a + a_slot(kk, ty);
@@ -104,11 +121,13 @@ fn gemm256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     stage_b(0u, t, next.b0);
     workgroupBarrier();
     let tiles = (p.k + BK - 1u) / BK;
+    let inside = tile_inside(m0, n0);
+    let at = At256(a_load_at(t, m0), a_load_at(t + 256u, m0), b_load_at(t, n0));
     // Chunks in pairs: the even one from buffers 0, the odd one from buffers 1.
     for (var kt = 0u; kt < tiles; kt += 2u) {
-        gemm256_chunk(&acc, &next, kt, tiles, 0u, 0u, m0, n0, tx, ty);
+        gemm256_chunk(&acc, &next, kt, tiles, 0u, 0u, m0, n0, tx, ty, inside, at);
         if (kt + 1u < tiles) {
-            gemm256_chunk(&acc, &next, kt + 1u, tiles, 512u, 256u, m0, n0, tx, ty);
+            gemm256_chunk(&acc, &next, kt + 1u, tiles, 512u, 256u, m0, n0, tx, ty, inside, at);
         }
     }
     // @generate gemm256_store

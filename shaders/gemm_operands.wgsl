@@ -38,6 +38,49 @@ fn b_elem(i: u32) -> f32 {
     return f32(b[i >> 2u][i & 3u]);
 }
 
+/// Whether the tile at (m0, n0), 4 AM4 rows of C by 128 columns, lies wholly inside C and
+/// K is whole chunks: every load slot of every chunk then lies inside A and B, and the
+/// kernels load them without load_a's and load_b's edge arithmetic (a_load_at, b_load_at).
+/// Uniform over the workgroup; true for every tile of the suite's large products.
+fn tile_inside(m0: u32, n0: u32) -> bool {
+    return m0 + 4u * AM4 <= p.m && n0 + 128u <= p.n && p.k % BK == 0u;
+}
+
+/// Where load slot `e` of A (as load_a numbers them) starts in the first chunk of a tile at
+/// row m0 that lies inside (tile_inside), in vec4s of `a`; chunk kt's is kt a_chunk_step()
+/// vec4s further.
+fn a_load_at(e: u32, m0: u32) -> u32 {
+    var m = m0 + (e % AM4) * 4u;
+    var k = e / AM4;
+    if (A_K_CONTIGUOUS) {
+        m = m0 + e / (BK / 4u);
+        k = (e % (BK / 4u)) * 4u;
+    }
+    return (p.a_off + m * p.a_rs + k * p.a_cs) >> 2u;
+}
+
+/// Vec4s of `a` between a load slot's elements in consecutive chunks (BK along k; a whole
+/// number by the preconditions).
+fn a_chunk_step() -> u32 {
+    return BK * p.a_cs / 4u;
+}
+
+/// As a_load_at for B (the tile's columns from n0).
+fn b_load_at(e: u32, n0: u32) -> u32 {
+    var n = n0 + e / (BK / 4u);
+    var k = (e % (BK / 4u)) * 4u;
+    if (B_N_CONTIGUOUS) {
+        k = e / 32u;
+        n = n0 + (e % 32u) * 4u;
+    }
+    return (p.b_off + k * p.b_rs + n * p.b_cs) >> 2u;
+}
+
+/// As a_chunk_step for B.
+fn b_chunk_step() -> u32 {
+    return BK * p.b_rs / 4u;
+}
+
 /// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
 /// (0..AM4 * BK) of the 4 AM4 x BK tile at (m0, k0); zeros outside the matrix. Slots run
 /// along the contiguous dimension first: BK / 4 slots per row of A when k is contiguous, AM4
