@@ -358,7 +358,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // The loop goes by blocks of units: with one gate (the Elman cell) by the backward's
     // 4-unit blocks (block4_at), a read of weights then serving 16 multiply-adds instead of
     // 4; with more by pairs of units taking every gate (pair_at), 4 reads of states then
-    // serving 2 gates x units instead of gates.
+    // serving two units' gates instead of one's.
     var blk = Block4(z, z, z, z);
     let at = block4_at(ls, wo, ho, s, FK);
     let z4 = Gates4(z, z, z, z);
@@ -410,8 +410,8 @@ struct PairAt {
 // Slice invocation ls's half, sequence quad and unit pair, for chunks staged as the
 // forward stages them (weights [gate][TU][FK / 4 + 1] vec4s, unit stride s, from vec4 wo;
 // states [FK][HS] from vec4 ho). The 4 TU invocations of a slice each take half of every
-// chunk's k quads for 2 units (8 apart at TU 16 and above, a warp's 8 pairs thus 8 distinct
-// banks apart), every gate and one sequence quad: per 4 k steps 4 vec4s of states and 2
+// chunk's k quads for 2 units (TU / 2 apart, so a warp's 8 pairs read 8 distinct
+// banks), every gate and one sequence quad: per 4 k steps 4 vec4s of states and 2
 // gates vec4s of weights, 32 gates multiply-adds. Lanes pair up on the reads as in the
 // blocks (block_lanes).
 fn pair_at(ls: u32, wo: u32, ho: u32, s: u32) -> PairAt {

@@ -431,7 +431,9 @@ mod tests {
     fn state_gathers_load_only_their_lanes() {
         let out = expand("// @generate state_gathers\n");
         assert_eq!(out.matches("fn gather_").count(), 8);
-        assert!(out.contains("v.p3 = gather_gates(at, ok, k0 + 3u * width, count);"));
+        // The parts' lanes from one base, the chunk's offset added once per lane in use.
+        assert!(out.contains("v.p3 = gather_gates(a, ok, 3u * width, count);"));
+        assert!(out.contains("if (count > 1u) { a.y += k0; }"));
         assert!(out.contains("v.w = select(0.0, f32(cache[at.w + k0]), ok.w);"));
         assert!(out.contains("if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }"));
     }
