@@ -426,26 +426,27 @@ fn pair_chunk(acc: ptr<function, GatePair>, at: PairAt, gates: u32) {
     let gs = TU * fwd_unit_stride();
     let us = (TU / 2u) * fwd_unit_stride();
     for (var j = 0u; j < FK / 8u; j++) {
-        let hb = at.hb0 + 4u * HS * j;
-        let h0 = h_tile[hb];
-        let h1 = h_tile[hb + HS];
-        let h2 = h_tile[hb + 2u * HS];
-        let h3 = h_tile[hb + 3u * HS];
+        let h = staged_quad(at.hb0 + 4u * HS * j);
         let wa = at.wa0 + j;
-        (*acc).a = gates_fma((*acc).a, wa, gs, gates, h0, h1, h2, h3);
-        (*acc).b = gates_fma((*acc).b, wa + us, gs, gates, h0, h1, h2, h3);
+        (*acc).a = gates_fma((*acc).a, wa, gs, gates, h);
+        (*acc).b = gates_fma((*acc).b, wa + us, gs, gates, h);
     }
 }
 
+// The staged states (or dgh) of 4 consecutive k steps (or rows) of one sequence quad, the
+// first at vec4 hb of h_tile: part i is step i's.
+fn staged_quad(hb: u32) -> Parts4 {
+    return Parts4(h_tile[hb], h_tile[hb + HS], h_tile[hb + 2u * HS], h_tile[hb + 3u * HS]);
+}
+
 // acc plus, per gate g < gates, the staged weights at vec4 wa + g gs (4 k steps of one
-// unit) times the states of those k steps.
-fn gates_fma(acc: Gates4, wa: u32, gs: u32, gates: u32, h0: vec4<f32>, h1: vec4<f32>,
-             h2: vec4<f32>, h3: vec4<f32>) -> Gates4 {
+// unit) times the states h of those k steps.
+fn gates_fma(acc: Gates4, wa: u32, gs: u32, gates: u32, h: Parts4) -> Gates4 {
     var v = acc;
-    v.g0 = quad_fma(v.g0, wsm[wa], h0, h1, h2, h3);
-    if (gates > 1u) { v.g1 = quad_fma(v.g1, wsm[wa + gs], h0, h1, h2, h3); }
-    if (gates > 2u) { v.g2 = quad_fma(v.g2, wsm[wa + 2u * gs], h0, h1, h2, h3); }
-    if (gates > 3u) { v.g3 = quad_fma(v.g3, wsm[wa + 3u * gs], h0, h1, h2, h3); }
+    v.g0 = quad_fma(v.g0, wsm[wa], h.p0, h.p1, h.p2, h.p3);
+    if (gates > 1u) { v.g1 = quad_fma(v.g1, wsm[wa + gs], h.p0, h.p1, h.p2, h.p3); }
+    if (gates > 2u) { v.g2 = quad_fma(v.g2, wsm[wa + 2u * gs], h.p0, h.p1, h.p2, h.p3); }
+    if (gates > 3u) { v.g3 = quad_fma(v.g3, wsm[wa + 3u * gs], h.p0, h.p1, h.p2, h.p3); }
     return v;
 }
 
@@ -808,11 +809,7 @@ fn block4_rows_at(ls: u32, wo: u32, ho: u32, rs: u32, depth: u32) -> Block4At {
 // the 4 rows' states and the block's 16 weights, added in ascending rows.
 fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
     for (var j = 0u; j < depth / 16u; j++) {
-        let hb = at.hb0 + 4u * HS * j;
-        let h0 = h_tile[hb];
-        let h1 = h_tile[hb + HS];
-        let h2 = h_tile[hb + 2u * HS];
-        let h3 = h_tile[hb + 3u * HS];
+        let h = staged_quad(at.hb0 + 4u * HS * j);
         let wa = at.wa0 + j * at.wq;
         var w0 = wsm[wa];
         var w1 = wsm[wa + at.ws];
@@ -830,10 +827,10 @@ fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
             w2 = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
             w3 = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
         }
-        (*acc).a0 = quad_fma((*acc).a0, w0, h0, h1, h2, h3);
-        (*acc).a1 = quad_fma((*acc).a1, w1, h0, h1, h2, h3);
-        (*acc).a2 = quad_fma((*acc).a2, w2, h0, h1, h2, h3);
-        (*acc).a3 = quad_fma((*acc).a3, w3, h0, h1, h2, h3);
+        (*acc).a0 = quad_fma((*acc).a0, w0, h.p0, h.p1, h.p2, h.p3);
+        (*acc).a1 = quad_fma((*acc).a1, w1, h.p0, h.p1, h.p2, h.p3);
+        (*acc).a2 = quad_fma((*acc).a2, w2, h.p0, h.p1, h.p2, h.p3);
+        (*acc).a3 = quad_fma((*acc).a3, w3, h.p0, h.p1, h.p2, h.p3);
     }
 }
 
