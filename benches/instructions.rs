@@ -88,6 +88,7 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str
             H100_WORKGROUP_BYTES,
         )
     };
+    let arrays = c.arrays(entry.starts_with("bwd"));
     Case {
         module,
         entry,
@@ -99,8 +100,8 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str
             ("STEP_BLOCKED", if t.blocked { 1.0 } else { 0.0 }),
             ("BR", c.rows as f64),
             ("FK", c.fk as f64),
-            ("WS", c.ws as f64),
-            ("HT", c.ht as f64),
+            ("WS", arrays.ws as f64),
+            ("HT", arrays.ht as f64),
             // The suite's W_hh rows start 16-byte aligned (`Call::w_hh_vec4`).
             ("W4", 1.0),
         ],

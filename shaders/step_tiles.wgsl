@@ -5,17 +5,17 @@
 // the same interface on the matrix units. CPU twin:
 // the cells' step loops in src/backend/cpu/ (the products are sums over the inner dimension).
 //
-// The inner dimension goes in chunks of up to 64 weight rows of TU units per K slice (64 by
-// default, fewer where the adapter's workgroup memory does not hold KS slices of them: the
-// host's `layer::fit_chunks`, which sizes `wsm` and `h_tile`): the plain backward stages
-// BR = that many rows of W_hh^T, the plain forward FK = 16 k steps of every gate, or more
-// where the cell has fewer gates (Elman: 64 k steps of its one). So each chunk and barrier
-// pair moves about 64 rows whatever the cell and direction (before, an LSTM's backward and
-// the Elman forward moved 16, in 4 times the chunks). The blocked loops take 16 k steps
-// forward and 32 rows backward. Each chunk of the weights and of the state goes through
-// workgroup memory (`wsm`, `h_tile`: 15 KiB for the flagship's 32-unit tiles, 40 KiB at
-// four K slices of 16 units and 64 rows, 29 KiB in the blocked loops); every weight element loaded serves 16
-// sequences. The next chunk's global loads are issued before the current chunk's
+// The inner dimension goes in chunks per K slice: the plain backward stages BR rows of
+// W_hh^T (64 by default, fewer where the adapter's workgroup memory does not hold KS slices
+// of them), the plain forward FK k steps of every gate (as many as BR, at most 128 weight
+// rows: LSTM and GRU 32, Elman 64, fewer where memory is short). The host's
+// `layer::fit_chunks` chooses them and sizes each entry point's `wsm` and `h_tile`. (Before
+// session 20 an LSTM's backward and the Elman forward moved 16 rows a chunk, and until
+// session 21 the gated forwards 64 weight rows, in twice the chunks.) The blocked loops
+// take 16 k steps forward and 32 rows backward. Each chunk of the weights and of the
+// state goes through workgroup memory (`wsm`, `h_tile`: 20.5 KiB for the flagship's
+// 32-unit forward, 46 KiB at four K slices of 16 units, 29 KiB in the blocked loops);
+// every weight element loaded serves 16 sequences. The next chunk's global loads are issued before the current chunk's
 // arithmetic, so their latency hides behind it. Sums run along the inner dimension in
 // ascending order within each partial sum.
 //
@@ -57,13 +57,13 @@
 //   src/backend/wgpu/codegen.rs).
 override STEP_BLOCKED: bool = false;
 // Chunk depths of the plain loops per K slice (16, 32 or 64): BR rows of
-// W_hh^T dgh in the backward, FK k steps of W_hh h in the forward (more than 16 only where
-// gates x FK <= 64: the Elman cell).
+// W_hh^T dgh in the backward, FK k steps of W_hh h in the forward (gates x FK at most 128).
 override BR: u32 = 16u;
 override FK: u32 = 16u;
-// Sizes of the two workgroup arrays (vec4s), set by the host for the plain loops' KS, BR and
-// FK (`layer::fit_chunks`: what their staging and partial sums need, within the adapter's
-// workgroup memory); the blocked loops take these defaults.
+// Sizes of the two workgroup arrays (vec4s), set by the host per entry point for the plain
+// loops' KS and BR (backward) or FK (forward) (`layer::fit_chunks`: what their staging and
+// partial sums need, within the adapter's workgroup memory); the blocked loops take these
+// defaults.
 override WS: u32 = 1536u;
 override HT: u32 = 320u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.

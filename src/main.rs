@@ -400,11 +400,11 @@ pub(crate) struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
     step_k_split: Option<String>,
-    /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiled steps (16,
-    /// 32 or 64; fewer where the adapter's workgroup memory does not hold them at the K
-    /// slices): rows of W_hh in the backward, k steps times gates in the forward [default:
-    /// 64, or the adapter's autotune entry]. Implies tiled f32 steps unless --step-kernel
-    /// says otherwise.
+    /// Chunk depth (one barrier pair each chunk) per K slice of the f32 tiled steps (16, 32
+    /// or 64; fewer where the adapter's workgroup memory does not hold them at the K
+    /// slices): rows of W_hh in the backward, k steps in the forward, at most 128 weight
+    /// rows (LSTM and GRU 32 k steps) [default: 64, or the adapter's autotune entry].
+    /// Implies tiled f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_chunk_rows: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the

@@ -30,7 +30,9 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // workgroup memory holds of 64 (4 slices: 32 rows; 2 of 32 units: 64; 2 of 64 Elman
     // units: 32), and 16 asked at 4 slices; so the backward in chunks of 16, 32 and 64 rows
     // with and without slices, and the Elman forward in chunks of 16, 32 and 64 k steps (65
-    // and 17 units: the last chunk partial).
+    // and 17 units: the last chunk partial). The LSTM's and GRU's forward take 32 k steps
+    // where lavapipe's memory holds them beside the backward's rows (16-unit tiles at one
+    // and two slices, the GRU's also wider), else 16.
     // Last, the matrix-vector products (`--step-kernel gemv`: 4 sequences and their own
     // tile width per workgroup, no K slices or chunk rows), with the checks off. The first
     // tiling runs the build for adapters with only 8 storage buffers per stage
@@ -44,6 +46,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
         (false, 0, false, 1, 64, false),
         (true, 16, false, 4, 64, false),
         (true, 16, false, 4, 16, false),
+        (true, 16, false, 2, 64, false),
         (true, 32, false, 2, 64, false),
         (true, 64, false, 2, 64, false),
         (true, 0, false, 1, 64, true),

@@ -455,8 +455,8 @@ impl Call<'_> {
 
     /// The chunking of the f32 tiles' plain loops and the workgroup memory it takes
     /// ([`fit_chunks`]: K slices, weight rows per chunk and slice, forward k steps per chunk,
-    /// sizes of `wsm` and `h_tile`); for the blocked loops one slice and the arrays' default
-    /// sizes.
+    /// each entry point's sizes of `wsm` and `h_tile`); for the blocked loops one slice and
+    /// the arrays' default sizes.
     pub fn plain_chunks(&self) -> PlainChunks {
         let t = self.be.tuning();
         if t.blocked_steps {
@@ -582,12 +582,13 @@ impl Call<'_> {
             }
             None if tiled => {
                 let c = self.plain_chunks();
+                let arrays = c.arrays(entry.starts_with("bwd"));
                 let chunks = [
                     ("KS", c.ks as f64),
                     ("BR", c.rows as f64),
                     ("FK", c.fk as f64),
-                    ("WS", c.ws as f64),
-                    ("HT", c.ht as f64),
+                    ("WS", arrays.ws as f64),
+                    ("HT", arrays.ht as f64),
                     ("W4", self.w_hh_vec4() as u32 as f64),
                 ];
                 let constants = [&options[..], &[tu, blocked], &chunks].concat();
@@ -885,10 +886,13 @@ pub(super) fn final_state_shader(plan: &LayerPlan) -> &'static CellShader {
     cell_of(plan).shader()
 }
 
-/// k steps per chunk of the plain forward for `rows` weight rows per chunk over `gates` gate
-/// rows per k step: whole parts of 16, at least one.
+/// The deepest k steps per chunk of the plain forward beside the backward's chunks of `rows`
+/// rows: as many k steps as those take rows, but at most 128 weight rows (`gates` per k
+/// step) a chunk; whole parts of 16, at least one. The LSTM's and GRU's forward thus stage
+/// twice the backward's weight rows a chunk (32 k steps beside 64 rows), halving their
+/// chunks and barriers; an Elman forward takes the rows' depth.
 fn forward_chunk(rows: usize, gates: usize) -> usize {
-    (rows / gates.max(1) / 16).max(1) * 16
+    (rows.min(128 / gates.max(1)) / 16).max(1) * 16
 }
 
 /// Sizes (vec4s) of `shaders/step_tiles.wgsl`'s `wsm` and `h_tile` for the blocked loops,
@@ -899,65 +903,89 @@ pub(super) const BLOCKED_HT: usize = 320;
 /// Vec4s per staged row of states in the plain loops (`HS` of `shaders/step_tiles.wgsl`).
 const HS: usize = 5;
 
-/// How the f32 tiles' plain loops go through the inner dimension (the `KS`, `BR`, `FK`, `WS`
-/// and `HT` overrides of `shaders/step_tiles.wgsl`), and the workgroup memory that takes.
+/// How the f32 tiles' plain loops go through the inner dimension (the `KS`, `BR` and `FK`
+/// overrides of `shaders/step_tiles.wgsl`), and the workgroup memory each direction's entry
+/// point takes for it (its `WS` and `HT`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlainChunks {
     /// K slices: parts of every chunk's inner dimension taken by their own invocations.
     pub ks: usize,
     /// Weight rows per chunk and slice, which the backward takes as rows of W_hh^T.
     pub rows: usize,
-    /// The forward's k steps per chunk: those rows over the cell's gates in whole parts of
-    /// 16 (LSTM and GRU 16, Elman up to 64).
+    /// The forward's k steps per chunk and slice (16, 32 or 64; `forward_chunk` at most).
     pub fk: usize,
+    /// The forward's workgroup arrays.
+    pub fwd: StepArrays,
+    /// The backward's workgroup arrays.
+    pub bwd: StepArrays,
+}
+
+/// Sizes (vec4s) of the two workgroup arrays of a step entry point of the f32 tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepArrays {
     /// Vec4s of `wsm` (staged weights, then partial sums).
     pub ws: usize,
     /// Vec4s of `h_tile` (staged states or dgh).
     pub ht: usize,
 }
 
+impl StepArrays {
+    /// Bytes of workgroup memory the two arrays take.
+    pub fn bytes(&self) -> usize {
+        (self.ws + self.ht) * 16
+    }
+}
+
 impl PlainChunks {
-    /// The chunking at `ks` slices and `rows` rows of tiles of `tu` units and `gates` gate
-    /// rows each. Per slice, `wsm` holds the forward's staged weights (gates x `tu` x
-    /// (FK / 4 + 1) vec4s) or the backward's (`rows` x (`tu` / 4 + 1)), and after the loop
-    /// the forward's partial sums (gates x 4 x `tu`, [gate][quad][unit]) or the backward's (8 x
-    /// `tu`); `h_tile` holds FK or `rows` rows of 16 sequences' states (5 vec4s each).
-    pub fn of(ks: usize, rows: usize, tu: usize, gates: usize) -> PlainChunks {
-        let fk = forward_chunk(rows, gates);
-        let ws = [
-            gates * tu * (fk / 4 + 1),
-            rows * (tu / 4 + 1),
-            gates * 4 * tu,
-            8 * tu,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0)
-            * ks;
+    /// The chunking at `ks` slices, `rows` rows and `fk` forward k steps of tiles of `tu`
+    /// units and `gates` gate rows each. Per slice, the forward's `wsm` holds its staged
+    /// weights (gates x `tu` x (FK / 4 + 1) vec4s) and after the loop its partial sums
+    /// (gates x 4 x `tu`; the Elman blocks' 8 x `tu`), the backward's its staged weights
+    /// (`rows` x (`tu` / 4 + 1)) and then its sums (8 x `tu`); `h_tile` holds FK or `rows`
+    /// rows of 16 sequences' states (5 vec4s each).
+    pub fn of(ks: usize, rows: usize, fk: usize, tu: usize, gates: usize) -> PlainChunks {
+        let fwd_ws = [gates * tu * (fk / 4 + 1), gates * 4 * tu, 8 * tu];
+        let bwd_ws = [rows * (tu / 4 + 1), 8 * tu];
+        let most = |w: &[usize]| w.iter().copied().max().unwrap_or(0);
         PlainChunks {
             ks,
             rows,
             fk,
-            ws,
-            ht: ks * fk.max(rows) * HS,
+            fwd: StepArrays {
+                ws: ks * most(&fwd_ws),
+                ht: ks * fk * HS,
+            },
+            bwd: StepArrays {
+                ws: ks * most(&bwd_ws),
+                ht: ks * rows * HS,
+            },
         }
     }
 
     /// What the blocked loops take (they ignore the depths): one slice, the arrays'
     /// default sizes.
     pub fn blocked(rows: usize, gates: usize) -> PlainChunks {
+        let arrays = StepArrays {
+            ws: BLOCKED_WS,
+            ht: BLOCKED_HT,
+        };
         PlainChunks {
             ks: 1,
             rows,
             fk: forward_chunk(rows, gates),
-            ws: BLOCKED_WS,
-            ht: BLOCKED_HT,
+            fwd: arrays,
+            bwd: arrays,
         }
     }
 
-    /// Bytes of workgroup memory the two arrays take.
+    /// The arrays of the forward's or the `backward`'s entry point.
+    pub fn arrays(&self, backward: bool) -> StepArrays {
+        if backward { self.bwd } else { self.fwd }
+    }
+
+    /// Bytes of workgroup memory the larger of the two entry points takes.
     pub fn bytes(&self) -> usize {
-        (self.ws + self.ht) * 16
+        self.fwd.bytes().max(self.bwd.bytes())
     }
 }
 
@@ -968,10 +996,12 @@ fn chunk_depth(asked: usize) -> usize {
 
 /// The chunking of tiles of `tu` units and `gates` gate rows each: the most K slices, at most
 /// `asked_ks`, whose workgroup of 4 x `tu` x KS invocations stays within `most`, each with
-/// the deepest chunks of 16, 32 or 64 rows, at most `asked_rows`, whose arrays fit the adapter's
-/// `storage` bytes of workgroup memory. Slices before depth: they give a step whose grid is
-/// small KS times the warps. One slice of 16 rows always fits an adapter that holds the
-/// blocked loops' arrays (`TILED_STEP_WORKGROUP_BYTES`, which `Tuning` requires of tiles).
+/// the deepest chunks of 16, 32 or 64 rows, at most `asked_rows`, whose backward's arrays
+/// fit the adapter's `storage` bytes of workgroup memory, and beside them the deepest
+/// forward chunks (`forward_chunk` at most) whose arrays fit too. Slices before depth: they
+/// give a step whose grid is small KS times the warps. One slice of 16 rows and 16 k steps
+/// always fits an adapter that holds the blocked loops' arrays (`TILED_STEP_WORKGROUP_BYTES`,
+/// which `Tuning` requires of tiles).
 pub fn fit_chunks(
     asked_ks: usize,
     asked_rows: usize,
@@ -984,9 +1014,17 @@ pub fn fit_chunks(
     loop {
         let mut rows = chunk_depth(asked_rows);
         loop {
-            let c = PlainChunks::of(ks, rows, tu, gates);
-            if (c.bytes() <= storage && 4 * tu * ks <= most) || (ks == 1 && rows == 16) {
-                return c;
+            let mut fk = forward_chunk(rows, gates);
+            loop {
+                let c = PlainChunks::of(ks, rows, fk, tu, gates);
+                let floor = ks == 1 && rows == 16 && fk == 16;
+                if (c.bytes() <= storage && 4 * tu * ks <= most) || floor {
+                    return c;
+                }
+                if fk == 16 {
+                    break;
+                }
+                fk /= 2;
             }
             if rows == 16 {
                 break;
@@ -1215,66 +1253,83 @@ mod tests {
     use super::{PlainChunks, fit_chunks, forward_chunk};
 
     #[test]
-    fn forward_chunks_hold_the_rows_over_the_gates() {
-        // Elman (1 gate) takes all the rows as k steps; LSTM and GRU stay at 16.
+    fn forward_chunks_hold_the_rows_within_128_weight_rows() {
+        // Elman (1 gate) takes the rows' depth as k steps; LSTM and GRU at most 32, 2 gates 64.
         assert_eq!(forward_chunk(64, 1), 64);
         assert_eq!(forward_chunk(32, 1), 32);
         assert_eq!(forward_chunk(16, 1), 16);
-        assert_eq!(forward_chunk(64, 2), 32);
-        assert_eq!(forward_chunk(64, 3), 16);
-        assert_eq!(forward_chunk(64, 4), 16);
+        assert_eq!(forward_chunk(64, 2), 64);
+        assert_eq!(forward_chunk(64, 3), 32);
+        assert_eq!(forward_chunk(64, 4), 32);
+        assert_eq!(forward_chunk(32, 4), 32);
         assert_eq!(forward_chunk(16, 4), 16);
     }
 
     #[test]
     fn chunks_fit_the_workgroup_memory_and_the_adapter() {
-        // (KS, rows) chosen, on the H100's 48 KiB of workgroup memory and lavapipe's 32.
+        // (KS, rows, forward k steps) chosen, on the H100's 48 KiB of workgroup memory and
+        // lavapipe's 32.
         let fit = |ks, tu, gates, most, storage| {
             let c = fit_chunks(ks, 64, tu, gates, most, storage);
             assert!(c.bytes() <= storage, "{c:?}");
-            (c.ks, c.rows)
+            (c.ks, c.rows, c.fk)
         };
         let (h100, lavapipe) = (49152, 32768);
-        // LSTM (4 gate rows), 16-unit tiles: four slices of 64 rows take 1280 vec4s of
-        // staged weights and 1280 of states (40 KiB); lavapipe holds 32 rows.
-        assert_eq!(fit(4, 16, 4, 1024, h100), (4, 64));
-        assert_eq!(fit(4, 16, 4, 1024, lavapipe), (4, 32));
+        // LSTM (4 gate rows), 16-unit tiles: four slices of 64 rows backward (1280 vec4s of
+        // staged weights and 1280 of dgh, 40 KiB), of 32 k steps forward (2304 + 640, 46
+        // KiB); lavapipe holds 32 rows and 16 k steps.
+        assert_eq!(fit(4, 16, 4, 1024, h100), (4, 64, 32));
+        assert_eq!(fit(4, 16, 4, 1024, lavapipe), (4, 32, 16));
         let c = fit_chunks(4, 64, 16, 4, 1024, h100);
-        assert_eq!((c.fk, c.ws, c.ht), (16, 1280, 1280));
-        // 32-unit tiles keep four slices at 16 rows on the H100 (2560 + 320 vec4s), two
-        // of 64 on lavapipe; 64-unit ones two slices of 32 rows.
-        assert_eq!(fit(4, 32, 4, 1024, h100), (4, 16));
-        assert_eq!(fit(4, 32, 4, 1024, lavapipe), (2, 64));
-        assert_eq!(fit(4, 64, 4, 1024, h100), (2, 32));
-        // Elman (1): the forward takes all the rows as k steps, so its states bound the
+        assert_eq!(
+            (c.fwd.ws, c.fwd.ht, c.bwd.ws, c.bwd.ht),
+            (2304, 640, 1280, 1280)
+        );
+        // 32-unit tiles keep four slices at 32 rows and 16 k steps on the H100 (the
+        // forward's 2560 + 320 vec4s), two of 64 on lavapipe; 64-unit ones two slices of 64.
+        assert_eq!(fit(4, 32, 4, 1024, h100), (4, 32, 16));
+        assert_eq!(fit(4, 32, 4, 1024, lavapipe), (2, 64, 16));
+        assert_eq!(fit(4, 64, 4, 1024, h100), (2, 64, 16));
+        // Elman (1): the forward takes the rows' depth as k steps, so its states bound the
         // depth: 32 rows at four slices of 32 units.
-        assert_eq!(fit(4, 32, 1, 1024, h100), (4, 32));
+        assert_eq!(fit(4, 32, 1, 1024, h100), (4, 32, 32));
         let c = fit_chunks(4, 64, 32, 1, 1024, h100);
-        assert_eq!((c.fk, c.ws, c.ht), (32, 1152, 640));
-        // One slice of the flagship's 32-unit tiles: 640 + 320 vec4s, 15 KiB.
-        assert_eq!(fit_chunks(1, 64, 32, 4, 1024, h100).bytes(), 15360);
+        assert_eq!(
+            (c.fwd.ws, c.fwd.ht, c.bwd.ws, c.bwd.ht),
+            (1152, 640, 1152, 640)
+        );
+        // One slice of the flagship's 32-unit tiles: its forward 1152 + 160 vec4s, 20.5 KiB;
+        // gru4's 32 k steps too; 64-unit tiles take 16 k steps on lavapipe.
+        assert_eq!(fit_chunks(1, 64, 32, 4, 1024, h100).bytes(), 20992);
+        assert_eq!(fit(1, 32, 3, 1024, h100), (1, 64, 32));
+        assert_eq!(fit(1, 64, 4, 1024, h100), (1, 64, 32));
+        assert_eq!(fit(1, 64, 4, 1024, lavapipe), (1, 64, 16));
         // An adapter with WebGPU's minimum of 256 invocations per workgroup, or fewer.
-        assert_eq!(fit(4, 16, 4, 256, h100), (4, 64));
-        assert_eq!(fit(4, 16, 4, 128, h100), (2, 64));
-        assert_eq!(fit(4, 32, 1, 256, h100), (2, 64));
+        assert_eq!(fit(4, 16, 4, 256, h100), (4, 64, 32));
+        assert_eq!(fit(4, 16, 4, 128, h100), (2, 64, 32));
+        assert_eq!(fit(4, 32, 1, 256, h100), (2, 64, 64));
         // Asked rows are kept where they fit (any other depth asked is taken down to 64, 32
         // or 16); one slice stays one; nothing asked is one.
         assert_eq!(fit_chunks(4, 16, 16, 4, 1024, h100).rows, 16);
         assert_eq!(fit_chunks(1, 48, 16, 4, 1024, h100).rows, 32);
         assert_eq!(fit_chunks(1, 0, 16, 4, 1024, h100).rows, 16);
-        assert_eq!(fit(1, 32, 4, 1024, lavapipe), (1, 64));
-        assert_eq!(fit(0, 32, 4, 1024, lavapipe), (1, 64));
-        // One slice of 16 rows is the floor, whatever the adapter (Tuning requires the
-        // blocked loops' arrays of any adapter that runs tiles).
+        assert_eq!(fit(1, 32, 4, 1024, lavapipe), (1, 64, 32));
+        assert_eq!(fit(0, 32, 4, 1024, lavapipe), (1, 64, 32));
+        // One slice of 16 rows and 16 k steps is the floor, whatever the adapter (Tuning
+        // requires the blocked loops' arrays of any adapter that runs tiles).
         let c = fit_chunks(4, 64, 64, 4, 1024, 16384);
-        assert_eq!((c.ks, c.rows), (1, 16));
-        // And one slice of any depth fits wherever the blocked loops' arrays do.
+        assert_eq!((c.ks, c.rows, c.fk), (1, 16, 16));
+        // And wherever the blocked loops' arrays fit, so does the floor, and every chunking
+        // chosen for one slice.
+        let blocked = TILED_STEP_WORKGROUP_BYTES as usize;
         for (tu, gates, rows) in [16, 32, 64]
             .into_iter()
             .flat_map(|tu| (1..=4).flat_map(move |g| [16, 32, 64].map(|r| (tu, g, r))))
         {
-            let c = PlainChunks::of(1, rows, tu, gates);
-            assert!(c.bytes() <= TILED_STEP_WORKGROUP_BYTES as usize, "{c:?}");
+            let c = PlainChunks::of(1, 16, 16, tu, gates);
+            assert!(c.bytes() <= blocked, "{c:?}");
+            let c = fit_chunks(1, rows, tu, gates, 1024, blocked);
+            assert!(c.bytes() <= blocked, "{c:?}");
         }
     }
 }

@@ -21,7 +21,7 @@ mod gru_cell;
 mod head;
 mod jordan_cell;
 mod layer;
-pub use layer::{CellKind, PlainChunks, StepProducts, cell_module_source, fit_chunks};
+pub use layer::{CellKind, PlainChunks, StepArrays, StepProducts, cell_module_source, fit_chunks};
 mod loss;
 mod lstm_cell;
 mod optim;
