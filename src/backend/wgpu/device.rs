@@ -102,21 +102,29 @@ pub fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
 
-/// Every adapter, best first (discrete GPUs, then integrated, virtual, CPU, other).
+/// Every adapter, best first: those whose limits the kernels fit
+/// ([`super::runtime::check_limits`]) before those they do not, then discrete GPUs,
+/// integrated, virtual, CPU, other; so the default choice is one that can run.
 pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     let mut all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    all.sort_by_key(|a| rank(a.get_info().device_type));
+    all.sort_by_key(|a| {
+        let info = a.get_info();
+        let fits = super::runtime::check_limits(&info.name, &a.limits()).is_ok();
+        rank(fits, info.device_type)
+    });
     all
 }
 
-fn rank(t: wgpu::DeviceType) -> u8 {
-    match t {
+/// An adapter's place in the order of [`adapters`]: lower is better.
+fn rank(fits: bool, t: wgpu::DeviceType) -> (bool, u8) {
+    let kind = match t {
         wgpu::DeviceType::DiscreteGpu => 0,
         wgpu::DeviceType::IntegratedGpu => 1,
         wgpu::DeviceType::VirtualGpu => 2,
         wgpu::DeviceType::Cpu => 3,
         wgpu::DeviceType::Other => 4,
-    }
+    };
+    (!fits, kind)
 }
 
 /// The features the tensor-core tile needs beyond `SHADER_F16`.
@@ -248,5 +256,20 @@ pub fn select(instance: &wgpu::Instance, wanted: Option<&str>) -> Result<wgpu::A
                 .collect::<Vec<_>>()
                 .join(", "),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rank;
+    use wgpu::DeviceType::{Cpu, DiscreteGpu, IntegratedGpu};
+
+    #[test]
+    fn adapters_the_kernels_fit_come_first() {
+        // Among adapters that fit, discrete before integrated before the CPU's.
+        assert!(rank(true, DiscreteGpu) < rank(true, IntegratedGpu));
+        assert!(rank(true, IntegratedGpu) < rank(true, Cpu));
+        // A discrete GPU with too few storage buffers ranks after lavapipe.
+        assert!(rank(true, Cpu) < rank(false, DiscreteGpu));
     }
 }
