@@ -107,7 +107,7 @@ pub fn instance() -> wgpu::Instance {
 /// integrated, virtual, CPU, other; so the default choice is one that can run.
 pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     let mut all = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    all.sort_by_key(|a| {
+    all.sort_by_cached_key(|a| {
         let info = a.get_info();
         let fits = super::runtime::check_limits(&info.name, &a.limits()).is_ok();
         rank(fits, info.device_type)

@@ -96,7 +96,8 @@ pub struct GpuTokens {
 
 /// Workgroup memory of the tiled step kernels' blocked loops (`shaders/step_tiles.wgsl`:
 /// `wsm`, 1536 vec4, and `h_tile`, 320 vec4), which also holds one K slice of the plain
-/// loops at any chunk depth (`layer::fit_chunks` sizes the arrays for those).
+/// loops at 16 rows and 16 k steps, and whatever `layer::fit_chunks` chooses for one slice
+/// within it (it sizes the arrays for those).
 pub const TILED_STEP_WORKGROUP_BYTES: u32 = ((layer::BLOCKED_WS + layer::BLOCKED_HT) * 16) as u32;
 
 /// Choices between kernels that compute the same thing, for benchmarking one against the
@@ -126,15 +127,16 @@ pub struct Tuning {
     /// (`layer::fit_chunks`). Default: 1 until measured on a GPU.
     #[serde(default = "one")]
     pub step_k_split: usize,
-    /// Weight rows per chunk (one barrier pair each) and K slice in the f32 tiles' plain
-    /// loops: 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them
-    /// at the K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
-    /// 16-unit LSTM tiles, lavapipe's 32 KiB 32). The backward stages that many rows of W_hh^T per chunk,
-    /// the forward that many over its gates (16 k steps of an LSTM's 4 gates; of an Elman
-    /// cell's one, 64). 64 (the default) gives the backward as many chunks as the forward
-    /// (H / 16 per step for an LSTM, each of 64 x TU weights), with four weight loads in
-    /// flight per invocation; 16 is what both had before: 4H / 16 chunks of one load each
-    /// in an LSTM's backward, H / 16 in the Elman forward (BENCHMARKS.md, entry 19).
+    /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
+    /// 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them at the
+    /// K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
+    /// 16-unit LSTM tiles, lavapipe's 32 KiB 32). The backward stages that many rows of
+    /// W_hh^T per chunk, the forward that many k steps within 128 weight rows (an LSTM's or
+    /// GRU's 32, an Elman cell's 64). 64 (the default) gives an LSTM's backward H / 16
+    /// chunks a step (each of 64 x TU weights) and its forward H / 32, with four weight
+    /// loads in flight per invocation; 16 is what both had before: 4H / 16 chunks of one
+    /// load each in an LSTM's backward, H / 16 in the Elman forward (BENCHMARKS.md, entries
+    /// 19 and 42).
     #[serde(default = "sixty_four")]
     pub step_chunk_rows: usize,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:

@@ -60,6 +60,7 @@ pub fn check_limits(adapter: &str, limits: &wgpu::Limits) -> Result<(), GpuError
     }
     Ok(())
 }
+
 /// Dispatches recorded before a submission is forced (arena size / slot size).
 const ARENA_SLOTS: u64 = 8192;
 /// Dispatches of the first submission after the host has waited for the device, where
