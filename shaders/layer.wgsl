@@ -668,9 +668,12 @@ fn w_col(w: u32, unit: u32, dg: u32, step: u32) -> WCol {
     return WCol(w + dg * p.rw + unit, unit < p.hidden && unit < p.rw, dg, step);
 }
 
-// W_hh[g0 + dg + i step, unit] for i = 0..3 (w_col), where all four lie inside the matrix.
-fn w_column4_inside(c: WCol, g0: u32) -> vec4<f32> {
-    let i = c.at + g0 * p.rw;
+// W_hh[g0 + j TK + dg + i step, unit] for i = 0..3 (w_col) in part j of a run of parts
+// whose first starts at float at = c.at + g0 R, where all four lie inside the matrix. The
+// parts' offsets are multiples of one uniform step (as w_row4_inside's in step_tiles.wgsl),
+// so a chunk's address arithmetic is one product and an add a part.
+fn w_column4_inside(c: WCol, at: u32, j: u32) -> vec4<f32> {
+    let i = at + j * (TK * p.rw);
     let s = c.step * p.rw;
     return vec4<f32>(params[i], params[i + s], params[i + 2u * s], params[i + 3u * s]);
 }
@@ -697,11 +700,12 @@ fn w_column_parts(c: WCol, g0: u32, parts: u32) -> Parts4 {
     let z = vec4<f32>(0.0);
     var v = Parts4(z, z, z, z);
     if (c.ok && g0 + (parts - 1u) * TK + c.dg + 3u * c.step < p.gh) {
-        v.p0 = w_column4_inside(c, g0);
-        if (parts > 1u) { v.p1 = w_column4_inside(c, g0 + TK); }
+        let at = c.at + g0 * p.rw;
+        v.p0 = w_column4_inside(c, at, 0u);
+        if (parts > 1u) { v.p1 = w_column4_inside(c, at, 1u); }
         if (parts > 2u) {
-            v.p2 = w_column4_inside(c, g0 + 2u * TK);
-            v.p3 = w_column4_inside(c, g0 + 3u * TK);
+            v.p2 = w_column4_inside(c, at, 2u);
+            v.p3 = w_column4_inside(c, at, 3u);
         }
     } else {
         v.p0 = w_column4_edge(c, g0);
