@@ -7,7 +7,10 @@
 // src/backend/wgpu/codegen.rs, because per-invocation accumulators kept in
 // a private array indexed by a loop variable land in slow local memory on NVIDIA (45x slower
 // on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 fields of a
-// struct (Acc128).
+// struct (Acc128). The block between `// @unroll kk 16` and `// @end unroll` is written
+// once per k step of a chunk (kk = 0u .. 15u; 16 = BK): a chunk's arithmetic is straight
+// code with constant staging addresses whether or not the driver unrolls loops (Mesa's
+// drivers do not unroll one this large: BENCHMARKS.md, entry 43).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -92,7 +95,10 @@ fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u
             (*next).b1 = load_b(t + 256u, n0, k1);
         }
     }
-    for (var kk = 0u; kk < BK; kk++) {
+    // The chunk's BK k steps as straight code (codegen.rs), each step's staging addresses a
+    // constant past the chunk's.
+    // @unroll kk 16
+    {
         let ra = cur + a_slot(kk, ty);
         let a0 = As[ra];
         let a1 = As[ra + 16u];
@@ -101,6 +107,7 @@ fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u
         let b1 = Bs[rb + 16u];
         // @generate gemm_fma
     }
+    // @end unroll
     if (more) {
         let other = 512u - cur;
         stage_a(other, t, (*next).a0);

@@ -7,7 +7,11 @@
 // This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
 // src/backend/wgpu/codegen.rs (private arrays indexed by a loop variable land in slow local
 // memory on NVIDIA: 45x slower on the H100, ../shared/device/README.md). The accumulators
-// are 32 named vec4 fields of a struct (Acc256).
+// are 32 named vec4 fields of a struct (Acc256). The block between `// @unroll kk 8` and
+// `// @end unroll` is written once per k step of a chunk (kk = 0u .. 7u; 8 = BK): a
+// chunk's arithmetic is straight code with constant staging addresses whether or not the
+// driver unrolls loops (Mesa's drivers do not unroll one this large: BENCHMARKS.md, entry
+// 43).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -88,7 +92,10 @@ fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u
             (*next).b0 = load_b(t, n0, k1);
         }
     }
-    for (var kk = 0u; kk < BK; kk++) {
+    // The chunk's BK k steps as straight code (codegen.rs), each step's staging addresses a
+    // constant past the chunk's.
+    // @unroll kk 8
+    {
         let ra = cur_a + a_slot(kk, ty);
         let a0 = As[ra];
         let a1 = As[ra + 16u];
@@ -99,6 +106,7 @@ fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u
         let b1 = Bs[rb + 16u];
         // @generate gemm256_fma
     }
+    // @end unroll
     if (more) {
         stage_a(512u - cur_a, t, (*next).a0);
         stage_a(512u - cur_a, t + 256u, (*next).a1);

@@ -213,7 +213,10 @@ fn gemm_coop_compiles_to_spirv() {
 #[test]
 fn gemm256_source_is_unrolled() {
     let src = gemm256_source();
-    assert!(!src.lines().any(|l| l.trim().starts_with("// @generate")));
+    assert!(!src.lines().any(|l| l.trim().starts_with("// @")));
+    // The chunk's 8 k steps written out, each reading its own staged rows.
+    assert_eq!(src.matches("(*acc).acc15_1 += a3.w * b1;").count(), 8);
+    assert!(src.contains("let ra = cur_a + a_slot(7u, ty);"));
     assert_eq!(
         src.matches(": vec4<f32>,").count(),
         32 + 3,
@@ -224,15 +227,17 @@ fn gemm256_source_is_unrolled() {
     assert!(src.contains("store4(m0 + 192u + ty * 4u + 3u, n0 + 64u + tx * 4u, acc.acc15_1);"));
 }
 
-/// The generated source replaces every `// @generate` line with unrolled code and keeps no
-/// private arrays (the accumulators must be named registers).
+/// The generated source replaces every `// @generate` line and `// @unroll` block with
+/// unrolled code and keeps no private arrays (the accumulators must be named registers).
 #[test]
 fn gemm128_source_is_unrolled() {
     let src = gemm128_source();
     assert!(
-        !src.lines().any(|l| l.trim().starts_with("// @generate")),
+        !src.lines().any(|l| l.trim().starts_with("// @")),
         "a template line was left"
     );
+    // The chunk's 16 k steps written out, each reading its own staged rows.
+    assert!(src.contains("let rb = cur + b_slot(15u, tx);"));
     assert_eq!(
         src.matches(": vec4<f32>,").count(),
         16 + 4,
@@ -241,7 +246,8 @@ fn gemm128_source_is_unrolled() {
     assert_eq!(src.matches("store4(m0").count(), 16, "16 stores");
     assert_eq!(
         src.matches(" * b0;").count() + src.matches(" * b1;").count(),
-        16
+        16 * 16,
+        "16 vec4 multiply-adds per k step"
     );
     assert!(!src.contains("array<f32, ") && !src.contains("var<private>"));
 }

@@ -3,6 +3,9 @@
 //! accumulators in named vec4 variables this way; a private array indexed by a loop
 //! variable ends up in slow local memory on NVIDIA (45x slower on the H100,
 //! ../shared/device/README.md), and writing 16 copies of a line by hand invites slips.
+//! The lines between `// @unroll NAME COUNT` and `// @end unroll` are written COUNT times,
+//! with the identifier NAME replaced by 0u, 1u, ...: a loop of constant trip count as
+//! straight code, whatever a driver's compiler would decide to unroll.
 
 use std::sync::OnceLock;
 
@@ -94,8 +97,29 @@ pub fn expand(template: &str) -> String {
 /// [`expand`], the `coop_*` lines written as `coop` says.
 pub fn expand_with(template: &str, coop: CoopOps) -> String {
     let mut out = String::with_capacity(template.len() + 8192);
-    for line in template.lines() {
+    let lines: Vec<String> = template.lines().map(str::to_string).collect();
+    expand_lines(&lines, coop, &mut out);
+    out
+}
+
+/// Appends `lines` to `out` with their `@generate` markers and `@unroll` blocks expanded.
+fn expand_lines(lines: &[String], coop: CoopOps, out: &mut String) {
+    let mut i = 0;
+    while i < lines.len() {
+        let line = &lines[i];
         let trimmed = line.trim();
+        if let Some(spec) = trimmed.strip_prefix("// @unroll ") {
+            let (name, count, end) = unroll_block(lines, i, spec);
+            for k in 0..count {
+                let copy: Vec<String> = lines[i + 1..end]
+                    .iter()
+                    .map(|l| replace_identifier(l, name, &format!("{k}u")))
+                    .collect();
+                expand_lines(&copy, coop, out);
+            }
+            i = end + 1;
+            continue;
+        }
         match trimmed.strip_prefix("// @generate ") {
             Some(name) => {
                 let indent = &line[..line.len() - line.trim_start().len()];
@@ -112,7 +136,52 @@ pub fn expand_with(template: &str, coop: CoopOps) -> String {
                 out.push('\n');
             }
         }
+        i += 1;
     }
+}
+
+/// The identifier and trip count of the `// @unroll NAME COUNT` marker at line `at` (its
+/// `spec`: what follows `@unroll`), and the line of its own `// @end unroll` (blocks may
+/// nest). Panics on a malformed block: the templates are compiled into the binary, and the
+/// shader tests expand all of them.
+fn unroll_block<'a>(lines: &[String], at: usize, spec: &'a str) -> (&'a str, usize, usize) {
+    let mut words = spec.split_whitespace();
+    let (name, count) = match (words.next(), words.next().map(str::parse::<usize>)) {
+        (Some(name), Some(Ok(count))) => (name, count),
+        _ => panic!("malformed @unroll marker {spec:?}: `// @unroll NAME COUNT`"),
+    };
+    let mut depth = 0;
+    for (j, l) in lines.iter().enumerate().skip(at + 1) {
+        let t = l.trim();
+        if t.starts_with("// @unroll ") {
+            depth += 1;
+        } else if t == "// @end unroll" {
+            if depth == 0 {
+                return (name, count, j);
+            }
+            depth -= 1;
+        }
+    }
+    panic!("@unroll {spec:?} without its `// @end unroll`");
+}
+
+/// `line` with every whole identifier `name` replaced by `by`.
+fn replace_identifier(line: &str, name: &str, by: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(if word == name { by } else { word.as_str() });
+        word.clear();
+    };
+    for c in line.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
     out
 }
 
@@ -436,6 +505,27 @@ mod tests {
         assert!(out.contains("if (count > 1u) { a.y += k0; }"));
         assert!(out.contains("v.w = select(0.0, f32(cache[at.w + k0]), ok.w);"));
         assert!(out.contains("if (count > 1u) { v.y = select(0.0, y[at.y + k0], ok.y); }"));
+    }
+
+    #[test]
+    fn unrolls_blocks_with_their_index_as_a_constant() {
+        let template = "a\n// @unroll kk 3\n{ x[kk] = kk2 + kk; }\n// @end unroll\nb\n";
+        let out = expand(template);
+        assert_eq!(
+            out,
+            "a\n{ x[0u] = kk2 + 0u; }\n{ x[1u] = kk2 + 1u; }\n{ x[2u] = kk2 + 2u; }\nb\n"
+        );
+        // Nested blocks and generators inside them.
+        let nested = "// @unroll i 2\n// @unroll j 2\ni j\n// @end unroll\n// @end unroll\n";
+        assert_eq!(expand(nested), "0u 0u\n0u 1u\n1u 0u\n1u 1u\n");
+        let inner = expand("// @unroll k 2\n    // @generate step_red_put\n// @end unroll\n");
+        assert_eq!(inner.lines().count(), 32);
+    }
+
+    #[test]
+    #[should_panic(expected = "without its")]
+    fn unroll_without_its_end_is_a_bug() {
+        expand("// @unroll kk 4\nx\n");
     }
 
     #[test]
