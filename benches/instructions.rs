@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use wgrnn::backend::wgpu::instructions::{
-    Checks, hot_loop, hot_loop_banks, optimize, optimize_unrolled, spirv,
+    Checks, code_size, hot_loop, hot_loop_banks, optimize, optimize_unrolled, spirv,
 };
 use wgrnn::backend::wgpu::{PlainChunks, fit_chunks, module_sources};
 
@@ -193,12 +193,14 @@ fn main() {
          multiply-adds; where it branches, the arm doing the most work by its fast path): \
          instructions issued, SPIR-V from naga after spirv-opt -O, loop-invariant arithmetic \
          left out; cycles of the SM's shared-memory pipe per warp; and the multiply-adds' \
-         share of the SM's peak those allow, fma / max(issued, 4 cycles). benches/instructions.rs\n"
+         share of the SM's peak those allow, fma / max(issued, 4 cycles); and the whole \
+         kernel's code, each instruction once (what an instruction cache holds). \
+         benches/instructions.rs\n"
     );
     println!(
-        "| kernel | build | multiply-adds | other float | integer | shared | global | branches | issued | multiply-add share | shared-pipe cycles (without conflicts) | peak share bound |"
+        "| kernel | build | multiply-adds | other float | integer | shared | global | branches | issued | multiply-add share | shared-pipe cycles (without conflicts) | peak share bound | code |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (c, case) in cases().iter().enumerate() {
         let src = &sources[case.module];
         for (checks, unrolled) in BUILDS {
@@ -210,10 +212,11 @@ fn main() {
                     optimize(&w, &tag)
                 }
             });
-            let (hot, banks) = match words {
+            let (hot, banks, code) = match words {
                 Ok(w) => (
                     hot_loop(&w).unwrap_or_default(),
                     hot_loop_banks(&w).unwrap_or_default(),
+                    code_size(&w),
                 ),
                 Err(why) => {
                     eprintln!("{}: {why}", case.what);
@@ -233,7 +236,7 @@ fn main() {
                 n => format!(" ({n} unresolved)"),
             };
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} ({:.1}){} | {:.0}% |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} ({:.1}){} | {:.0}% | {} |",
                 case.what,
                 build,
                 hot.fma,
@@ -248,6 +251,7 @@ fn main() {
                 banks.floor,
                 unresolved,
                 100.0 * bound,
+                code,
             );
             if detail {
                 for (i, a) in banks.each.iter().enumerate() {

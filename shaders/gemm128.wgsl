@@ -7,10 +7,10 @@
 // src/backend/wgpu/codegen.rs, because per-invocation accumulators kept in
 // a private array indexed by a loop variable land in slow local memory on NVIDIA (45x slower
 // on the H100, ../shared/device/README.md). The accumulators are 16 named vec4 fields of a
-// struct (Acc128). The block between `// @unroll kk 16` and `// @end unroll` is written
-// once per k step of a chunk (kk = 0u .. 15u; 16 = BK): a chunk's arithmetic is straight
-// code with constant staging addresses whether or not the driver unrolls loops (Mesa's
-// drivers do not unroll one this large: BENCHMARKS.md, entry 43).
+// struct (Acc128). The block between `// @unroll kq 4` and `// @end unroll` is written once
+// per k step of a group of 4 (kq = 0u .. 3u), so the k loop takes 4 steps a pass with
+// constant staging offsets, and a driver that unrolls a loop of 4 passes has the whole
+// chunk as straight code (BENCHMARKS.md, entry 43).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -95,19 +95,23 @@ fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u
             (*next).b1 = load_b(t + 256u, n0, k1);
         }
     }
-    // The chunk's BK k steps as straight code (codegen.rs), each step's staging addresses a
-    // constant past the chunk's.
-    // @unroll kk 16
-    {
-        let ra = cur + a_slot(kk, ty);
-        let a0 = As[ra];
-        let a1 = As[ra + 16u];
-        let rb = cur + b_slot(kk, tx);
-        let b0 = Bs[rb];
-        let b1 = Bs[rb + 16u];
-        // @generate gemm_fma
+    // The chunk's BK k steps in groups of 4 written out (codegen.rs): the group's rows share
+    // their swizzle, so each step's staging addresses are a constant past the group's.
+    for (var k4 = 0u; k4 < BK; k4 += 4u) {
+        let ra4 = cur + a_slot(k4, ty);
+        let rb4 = cur + b_slot(k4, tx);
+        // @unroll kq 4
+        {
+            let ra = ra4 + kq * AM4;
+            let a0 = As[ra];
+            let a1 = As[ra + 16u];
+            let rb = rb4 + kq * 32u;
+            let b0 = Bs[rb];
+            let b1 = Bs[rb + 16u];
+            // @generate gemm_fma
+        }
+        // @end unroll
     }
-    // @end unroll
     if (more) {
         let other = 512u - cur;
         stage_a(other, t, (*next).a0);

@@ -7,11 +7,10 @@
 // This file is a template: the lines `// @generate NAME` are replaced by unrolled code from
 // src/backend/wgpu/codegen.rs (private arrays indexed by a loop variable land in slow local
 // memory on NVIDIA: 45x slower on the H100, ../shared/device/README.md). The accumulators
-// are 32 named vec4 fields of a struct (Acc256). The block between `// @unroll kk 8` and
-// `// @end unroll` is written once per k step of a chunk (kk = 0u .. 7u; 8 = BK): a
-// chunk's arithmetic is straight code with constant staging addresses whether or not the
-// driver unrolls loops (Mesa's drivers do not unroll one this large: BENCHMARKS.md, entry
-// 43).
+// are 32 named vec4 fields of a struct (Acc256). The block between `// @unroll kq 4` and
+// `// @end unroll` is written once per k step of a group of 4 (kq = 0u .. 3u), so the k
+// loop takes 4 steps a pass with constant staging offsets, and a driver that unrolls a
+// loop of 2 passes has the whole chunk as straight code (BENCHMARKS.md, entry 43).
 //
 // Bindings (group 0; 0-2 and the loads along the contiguous dimension of each operand are
 // shaders/gemm_operands.wgsl, 3-4, the staging and the stores shaders/gemm_tile_io.wgsl,
@@ -92,21 +91,25 @@ fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u
             (*next).b0 = load_b(t, n0, k1);
         }
     }
-    // The chunk's BK k steps as straight code (codegen.rs), each step's staging addresses a
-    // constant past the chunk's.
-    // @unroll kk 8
-    {
-        let ra = cur_a + a_slot(kk, ty);
-        let a0 = As[ra];
-        let a1 = As[ra + 16u];
-        let a2 = As[ra + 32u];
-        let a3 = As[ra + 48u];
-        let rb = cur_b + b_slot(kk, tx);
-        let b0 = Bs[rb];
-        let b1 = Bs[rb + 16u];
-        // @generate gemm256_fma
+    // The chunk's BK k steps in groups of 4 written out (codegen.rs): the group's rows share
+    // their swizzle, so each step's staging addresses are a constant past the group's.
+    for (var k4 = 0u; k4 < BK; k4 += 4u) {
+        let ra4 = cur_a + a_slot(k4, ty);
+        let rb4 = cur_b + b_slot(k4, tx);
+        // @unroll kq 4
+        {
+            let ra = ra4 + kq * AM4;
+            let a0 = As[ra];
+            let a1 = As[ra + 16u];
+            let a2 = As[ra + 32u];
+            let a3 = As[ra + 48u];
+            let rb = rb4 + kq * 32u;
+            let b0 = Bs[rb];
+            let b1 = Bs[rb + 16u];
+            // @generate gemm256_fma
+        }
+        // @end unroll
     }
-    // @end unroll
     if (more) {
         stage_a(512u - cur_a, t, (*next).a0);
         stage_a(512u - cur_a, t + 256u, (*next).a1);

@@ -35,7 +35,8 @@ fn b_slot(k: u32, q: u32) -> u32 {
 /// 16, 2-way at 8), and each group's xor moves its vec4s to 8 / (BK / 4) of their own. The
 /// xor (below 16) keeps 16 vec4s apart what was, so the kernels' reads (vec4 ty + 16 i of a
 /// row of A, tx + 16 i of B) stay one vec4 each, and a warp's 16 vec4s of B a permutation of
-/// 16 consecutive ones.
+/// 16 consecutive ones. It is the same for the 4 rows k4 .. k4 + 3 of a group, which the
+/// kernels' k loops take as a_slot(k4, q) + i AM4 and b_slot(k4, q) + 32 i.
 fn swizzle(k: u32) -> u32 {
     return (k / 4u) * (32u / BK);
 }

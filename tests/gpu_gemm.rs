@@ -214,9 +214,9 @@ fn gemm_coop_compiles_to_spirv() {
 fn gemm256_source_is_unrolled() {
     let src = gemm256_source();
     assert!(!src.lines().any(|l| l.trim().starts_with("// @")));
-    // The chunk's 8 k steps written out, each reading its own staged rows.
-    assert_eq!(src.matches("(*acc).acc15_1 += a3.w * b1;").count(), 8);
-    assert!(src.contains("let ra = cur_a + a_slot(7u, ty);"));
+    // The k loop's groups of 4 steps written out, each reading its own staged rows.
+    assert_eq!(src.matches("(*acc).acc15_1 += a3.w * b1;").count(), 4);
+    assert!(src.contains("let ra = ra4 + 3u * AM4;"));
     assert_eq!(
         src.matches(": vec4<f32>,").count(),
         32 + 3,
@@ -236,8 +236,8 @@ fn gemm128_source_is_unrolled() {
         !src.lines().any(|l| l.trim().starts_with("// @")),
         "a template line was left"
     );
-    // The chunk's 16 k steps written out, each reading its own staged rows.
-    assert!(src.contains("let rb = cur + b_slot(15u, tx);"));
+    // The k loop's groups of 4 steps written out, each reading its own staged rows.
+    assert!(src.contains("let rb = rb4 + 3u * 32u;"));
     assert_eq!(
         src.matches(": vec4<f32>,").count(),
         16 + 4,
@@ -246,7 +246,7 @@ fn gemm128_source_is_unrolled() {
     assert_eq!(src.matches("store4(m0").count(), 16, "16 stores");
     assert_eq!(
         src.matches(" * b0;").count() + src.matches(" * b1;").count(),
-        16 * 16,
+        4 * 16,
         "16 vec4 multiply-adds per k step"
     );
     assert!(!src.contains("array<f32, ") && !src.contains("var<private>"));

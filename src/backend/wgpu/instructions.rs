@@ -825,9 +825,22 @@ pub fn hot_loop(words: &[u32]) -> Option<Mix> {
     m.hot_ranges().map(|(mix, _)| mix)
 }
 
+/// The size of SPIR-V module `words`' code as a scalar GPU holds it: what every instruction
+/// of its functions issues once, vector lanes counted one by one, calls not followed (after
+/// `optimize` a module is one function with every call inlined). What an instruction cache
+/// has to hold of a kernel, in instructions: a chunk written out twice in a loop of pairs
+/// counts twice.
+pub fn code_size(words: &[u32]) -> u32 {
+    let m = Module::decode(words);
+    m.functions
+        .values()
+        .map(|&(s, e)| m.mix(s..e, 16, &HashSet::new()).issued())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Checks, Mix, hot_loop, optimize, optimize_unrolled, spirv};
+    use super::{Checks, Mix, code_size, hot_loop, optimize, optimize_unrolled, spirv};
 
     /// A kernel whose inner loop does 4 multiply-adds from 2 workgroup reads per pass, inside
     /// an outer loop with a global load and a barrier.
@@ -1028,6 +1041,15 @@ mod tests {
             (m.fma, m.shared, m.global, m.barriers),
             (32, 18, 2, 4),
             "{m:?}"
+        );
+        // Unrolled, the code holds 8 copies of the inner loop's body where it held one: 7
+        // more of its 4 multiply-adds and 2 reads, less the two loops' counters, tests and
+        // branches.
+        let (rolled, written_out) = (code_size(&as_written), code_size(&unrolled));
+        assert!(written_out <= rolled + 7 * 6, "{rolled} -> {written_out}");
+        assert!(
+            written_out >= rolled + 7 * 6 - 10,
+            "{rolled} -> {written_out}"
         );
     }
 }
