@@ -421,16 +421,21 @@ fn pair_at(ls: u32, wo: u32, ho: u32, s: u32) -> PairAt {
 }
 
 // Adds one staged chunk to a pair's sums: per quad of its half's k steps the 4 steps'
-// states, then per unit and gate one vec4 of weights, added in ascending k.
+// states, then per unit and gate one vec4 of weights, added in ascending k. The half's
+// FK / 8 quads are written out (codegen.rs; FK is at most 64, `layer::PlainChunks`), the
+// ones past FK / 8 dropped when the pipeline's FK is known, so a chunk is straight code
+// whatever the driver unrolls.
 fn pair_chunk(acc: ptr<function, GatePair>, at: PairAt, gates: u32) {
     let gs = TU * fwd_unit_stride();
     let us = (TU / 2u) * fwd_unit_stride();
-    for (var j = 0u; j < FK / 8u; j++) {
+    // @unroll j 8
+    if (j < FK / 8u) {
         let h = staged_quad(at.hb0 + 4u * HS * j);
         let wa = at.wa0 + j;
         (*acc).a = gates_fma((*acc).a, wa, gs, gates, h);
         (*acc).b = gates_fma((*acc).b, wa + us, gs, gates, h);
     }
+    // @end unroll
 }
 
 // The staged states (or dgh) of 4 consecutive k steps (or rows) of one sequence quad, the
@@ -806,9 +811,13 @@ fn block4_rows_at(ls: u32, wo: u32, ho: u32, rs: u32, depth: u32) -> Block4At {
 }
 
 // Adds one staged chunk of `depth` rows to a block's sums: per quad of its quarter's rows
-// the 4 rows' states and the block's 16 weights, added in ascending rows.
+// the 4 rows' states and the block's 16 weights, added in ascending rows. The quarter's
+// depth / 16 quads are written out (codegen.rs; depth, BR or FK, is at most 64,
+// `layer::PlainChunks`), the ones past depth / 16 dropped once the pipeline's constants
+// are known, so a chunk is straight code whatever the driver unrolls.
 fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
-    for (var j = 0u; j < depth / 16u; j++) {
+    // @unroll j 4
+    if (j < depth / 16u) {
         let h = staged_quad(at.hb0 + 4u * HS * j);
         let wa = at.wa0 + j * at.wq;
         var w0 = wsm[wa];
@@ -832,6 +841,7 @@ fn block4_chunk(acc: ptr<function, Block4>, at: Block4At, depth: u32) {
         (*acc).a2 = quad_fma((*acc).a2, w2, h.p0, h.p1, h.p2, h.p3);
         (*acc).a3 = quad_fma((*acc).a3, w3, h.p0, h.p1, h.p2, h.p3);
     }
+    // @end unroll
 }
 
 // The sums of every slice and quarter for invocation l's unit l % TU and sequence quad

@@ -944,6 +944,12 @@ impl PlainChunks {
     /// (`rows` x (`tu` / 4 + 1)) and then its sums (8 x `tu`); `h_tile` holds FK or `rows`
     /// rows of 16 sequences' states (5 vec4s each).
     pub fn of(ks: usize, rows: usize, fk: usize, tu: usize, gates: usize) -> PlainChunks {
+        // The step loops write out at most 4 quads of a quarter's rows and 8 of a half's k
+        // steps (`block4_chunk`, `pair_chunk`).
+        assert!(
+            rows <= 64 && fk <= 64,
+            "the step tiles take at most 64 rows and k steps a chunk"
+        );
         let fwd_ws = [gates * tu * (fk / 4 + 1), gates * 4 * tu, 8 * tu];
         let bwd_ws = [rows * (tu / 4 + 1), 8 * tu];
         let most = |w: &[usize]| w.iter().copied().max().unwrap_or(0);
