@@ -64,16 +64,16 @@ var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {
+    let s = a_load_mk(e);
+    let i = s.x * LDA + s.y;
     if (A_K_CONTIGUOUS) {
         // Four k values of one row m.
-        let i = (e / (BK / 4u)) * LDA + (e % (BK / 4u)) * 4u;
         As[i] = f16(v.x);
         As[i + 1u] = f16(v.y);
         As[i + 2u] = f16(v.z);
         As[i + 3u] = f16(v.w);
     } else {
         // Four rows m at one k.
-        let i = ((e % 32u) * 4u) * LDA + e / 32u;
         As[i] = f16(v.x);
         As[i + LDA] = f16(v.y);
         As[i + 2u * LDA] = f16(v.z);
@@ -83,16 +83,16 @@ fn stage_a(e: u32, v: vec4<f32>) {
 
 /// Puts load slot `e` of B (as `load_b` numbers them) into the [BK][LDB] staging tile.
 fn stage_b(e: u32, v: vec4<f32>) {
+    let s = b_load_kn(e);
+    let i = s.x * LDB + s.y;
     if (B_N_CONTIGUOUS) {
         // Four columns n at one k.
-        let i = (e / 32u) * LDB + (e % 32u) * 4u;
         Bs[i] = f16(v.x);
         Bs[i + 1u] = f16(v.y);
         Bs[i + 2u] = f16(v.z);
         Bs[i + 3u] = f16(v.w);
     } else {
         // Four k values of one column n.
-        let i = ((e % (BK / 4u)) * 4u) * LDB + e / (BK / 4u);
         Bs[i] = f16(v.x);
         Bs[i + LDB] = f16(v.y);
         Bs[i + 2u * LDB] = f16(v.z);

@@ -46,17 +46,31 @@ fn tile_inside(m0: u32, n0: u32) -> bool {
     return m0 + 4u * AM4 <= p.m && n0 + 128u <= p.n && p.k % BK == 0u;
 }
 
-/// Where load slot `e` of A (as load_a numbers them) starts in the first chunk of a tile at
-/// row m0 that lies inside (tile_inside), in vec4s of `a`; chunk kt's is kt a_chunk_step()
-/// vec4s further.
-fn a_load_at(e: u32, m0: u32) -> u32 {
-    var m = m0 + (e % AM4) * 4u;
-    var k = e / AM4;
+/// Where load slot `e` of A starts in its 4 AM4 x BK tile: (row m, k) from the tile's
+/// corner. Slots run along the contiguous dimension first: BK / 4 slots per row of A when k
+/// is contiguous, AM4 per k when m is; each covers 4 elements along it. load_a, a_load_at
+/// and the kernels' staging all place slots by this.
+fn a_load_mk(e: u32) -> vec2<u32> {
     if (A_K_CONTIGUOUS) {
-        m = m0 + e / (BK / 4u);
-        k = (e % (BK / 4u)) * 4u;
+        return vec2<u32>(e / (BK / 4u), (e % (BK / 4u)) * 4u);
     }
-    return (p.a_off + m * p.a_rs + k * p.a_cs) >> 2u;
+    return vec2<u32>((e % AM4) * 4u, e / AM4);
+}
+
+/// The same for load slot `e` of B in its BK x 128 tile: (k, column n). 32 slots per k
+/// when n is contiguous, BK / 4 per column when k is.
+fn b_load_kn(e: u32) -> vec2<u32> {
+    if (B_N_CONTIGUOUS) {
+        return vec2<u32>(e / 32u, (e % 32u) * 4u);
+    }
+    return vec2<u32>((e % (BK / 4u)) * 4u, e / (BK / 4u));
+}
+
+/// Where load slot `e` of A starts in the first chunk of a tile at row m0 that lies inside
+/// (tile_inside), in vec4s of `a`; chunk kt's is kt a_chunk_step() vec4s further.
+fn a_load_at(e: u32, m0: u32) -> u32 {
+    let s = a_load_mk(e);
+    return (p.a_off + (m0 + s.x) * p.a_rs + s.y * p.a_cs) >> 2u;
 }
 
 /// Vec4s of `a` between a load slot's elements in consecutive chunks (BK along k; a whole
@@ -67,13 +81,8 @@ fn a_chunk_step() -> u32 {
 
 /// As a_load_at for B (the tile's columns from n0).
 fn b_load_at(e: u32, n0: u32) -> u32 {
-    var n = n0 + e / (BK / 4u);
-    var k = (e % (BK / 4u)) * 4u;
-    if (B_N_CONTIGUOUS) {
-        k = e / 32u;
-        n = n0 + (e % 32u) * 4u;
-    }
-    return (p.b_off + k * p.b_rs + n * p.b_cs) >> 2u;
+    let s = b_load_kn(e);
+    return (p.b_off + s.x * p.b_rs + (n0 + s.y) * p.b_cs) >> 2u;
 }
 
 /// As a_chunk_step for B.
@@ -82,20 +91,16 @@ fn b_chunk_step() -> u32 {
 }
 
 /// Four elements of A along its contiguous dimension, starting at tile-local load slot `e`
-/// (0..AM4 * BK) of the 4 AM4 x BK tile at (m0, k0); zeros outside the matrix. Slots run
-/// along the contiguous dimension first: BK / 4 slots per row of A when k is contiguous, AM4
-/// per k when m is.
+/// (0..AM4 * BK, placed by a_load_mk) of the 4 AM4 x BK tile at (m0, k0); zeros outside the
+/// matrix.
 fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
-    var m: u32;
-    var k: u32;
+    let s = a_load_mk(e);
+    let m = m0 + s.x;
+    let k = k0 + s.y;
     var room: u32; // elements of the 4 inside the matrix along the contiguous dimension
     if (A_K_CONTIGUOUS) {
-        m = m0 + e / (BK / 4u);
-        k = k0 + (e % (BK / 4u)) * 4u;
         room = select(0u, min(4u, p.k - min(k, p.k)), m < p.m);
     } else {
-        k = k0 + e / AM4;
-        m = m0 + (e % AM4) * 4u;
         room = select(0u, min(4u, p.m - min(m, p.m)), k < p.k);
     }
     let base = p.a_off + m * p.a_rs + k * p.a_cs;
@@ -110,18 +115,16 @@ fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
     return v;
 }
 
-/// Four elements of B along its contiguous dimension, as `load_a`.
+/// Four elements of B along its contiguous dimension (slot `e` placed by b_load_kn), as
+/// `load_a`.
 fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
-    var n: u32;
-    var k: u32;
+    let s = b_load_kn(e);
+    let k = k0 + s.x;
+    let n = n0 + s.y;
     var room: u32;
     if (B_N_CONTIGUOUS) {
-        k = k0 + e / 32u;
-        n = n0 + (e % 32u) * 4u;
         room = select(0u, min(4u, p.n - min(n, p.n)), k < p.k);
     } else {
-        n = n0 + e / (BK / 4u);
-        k = k0 + (e % (BK / 4u)) * 4u;
         room = select(0u, min(4u, p.k - min(k, p.k)), n < p.n);
     }
     let base = p.b_off + k * p.b_rs + n * p.b_cs;

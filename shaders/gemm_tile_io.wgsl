@@ -44,31 +44,32 @@ fn swizzle(k: u32) -> u32 {
 /// Puts load slot `e` of A (`load_a`) into the staging buffer at vec4 `buf`: a row of AM4
 /// vec4s per k (a_slot).
 fn stage_a(buf: u32, e: u32, v: vec4<f32>) {
+    let s = a_load_mk(e);
+    let q = s.x / 4u;
     if (A_K_CONTIGUOUS) {
         // Four k values of one row m: a column of the staged tile.
-        let mm = e / (BK / 4u);
-        let kk = (e % (BK / 4u)) * 4u;
-        let q = mm / 4u;
-        let lane = mm % 4u;
+        let kk = s.y;
+        let lane = s.x % 4u;
         As[buf + a_slot(kk, q)][lane] = v.x;
         As[buf + a_slot(kk + 1u, q)][lane] = v.y;
         As[buf + a_slot(kk + 2u, q)][lane] = v.z;
         As[buf + a_slot(kk + 3u, q)][lane] = v.w;
     } else {
-        As[buf + a_slot(e / AM4, e % AM4)] = v;
+        As[buf + a_slot(s.y, q)] = v;
     }
 }
 
 /// Puts load slot `e` of B (`load_b`) into the staging buffer at vec4 `buf`: a row of 32
 /// vec4s (128 columns) per k (b_slot).
 fn stage_b(buf: u32, e: u32, v: vec4<f32>) {
+    let s = b_load_kn(e);
+    let q = s.y / 4u;
     if (B_N_CONTIGUOUS) {
-        Bs[buf + b_slot(e / 32u, e % 32u)] = v;
+        Bs[buf + b_slot(s.x, q)] = v;
     } else {
-        let nn = e / (BK / 4u);
-        let kk = (e % (BK / 4u)) * 4u;
-        let q = nn / 4u;
-        let lane = nn % 4u;
+        // Four k values of one column n.
+        let kk = s.x;
+        let lane = s.y % 4u;
         Bs[buf + b_slot(kk, q)][lane] = v.x;
         Bs[buf + b_slot(kk + 1u, q)][lane] = v.y;
         Bs[buf + b_slot(kk + 2u, q)][lane] = v.z;
