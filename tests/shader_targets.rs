@@ -37,17 +37,28 @@ use wgrnn::backend::wgpu::{
 /// builds without checking the adapter may take.
 const WEBGPU_WORKGROUP_BYTES: u32 = 16 * 1024;
 
-/// The module `src` with `constants` applied for `entry`, and its validation info.
+/// A module as naga parsed and validated it, once per source.
+struct Parsed {
+    module: naga::Module,
+    info: naga::valid::ModuleInfo,
+}
+
+/// `src` parsed by naga (the compiler wgpu uses).
+fn parse(src: &str) -> Parsed {
+    let (module, info) = instructions::parse(src).unwrap_or_else(|why| panic!("{why}"));
+    Parsed { module, info }
+}
+
+/// The module with `constants` applied for `entry`, and its validation info.
 fn with_constants(
-    src: &str,
+    parsed: &Parsed,
     entry: &str,
     constants: &[(&str, f64)],
 ) -> (naga::Module, naga::valid::ModuleInfo) {
-    let (module, info) = instructions::parse(src).unwrap_or_else(|why| panic!("{why}"));
     let constants = constants.iter().map(|&(k, v)| (k.to_string(), v)).collect();
     let (m, i) = pipeline_constants::process_overrides(
-        &module,
-        &info,
+        &parsed.module,
+        &parsed.info,
         Some((ShaderStage::Compute, entry)),
         &constants,
     )
@@ -55,10 +66,10 @@ fn with_constants(
     (m.into_owned(), i.into_owned())
 }
 
-/// Bytes of workgroup memory `entry` of `src` takes with `constants`: the sizes of the
-/// workgroup variables it uses.
-fn workgroup_bytes(src: &str, entry: &str, constants: &[(&str, f64)]) -> u32 {
-    let (module, info) = with_constants(src, entry, constants);
+/// Bytes of workgroup memory `entry` takes with `constants`: the sizes of the workgroup
+/// variables it uses.
+fn workgroup_bytes(parsed: &Parsed, entry: &str, constants: &[(&str, f64)]) -> u32 {
+    let (module, info) = with_constants(parsed, entry, constants);
     let at = module
         .entry_points
         .iter()
@@ -73,10 +84,14 @@ fn workgroup_bytes(src: &str, entry: &str, constants: &[(&str, f64)]) -> u32 {
         .sum()
 }
 
-/// The compute entry points of `src`.
-fn entries(src: &str) -> Vec<String> {
-    let (module, _) = instructions::parse(src).unwrap_or_else(|why| panic!("{why}"));
-    module.entry_points.iter().map(|e| e.name.clone()).collect()
+/// The compute entry points of the module.
+fn entries(parsed: &Parsed) -> Vec<String> {
+    parsed
+        .module
+        .entry_points
+        .iter()
+        .map(|e| e.name.clone())
+        .collect()
 }
 
 /// Gate rows per unit of a cell module's layer (`Call::gates`).
@@ -102,8 +117,9 @@ fn f32_tiles(name: &str) -> bool {
 fn kernels_take_the_workgroup_memory_the_host_checks() {
     let mut tiled = 0;
     for (name, src) in module_sources() {
-        for entry in entries(&src) {
-            let at_defaults = workgroup_bytes(&src, &entry, &[]);
+        let parsed = parse(&src);
+        for entry in entries(&parsed) {
+            let at_defaults = workgroup_bytes(&parsed, &entry, &[]);
             let step = entry.ends_with("_tiled");
             let what = format!("{name}::{entry}");
             if name.starts_with("gemm128") {
@@ -115,7 +131,7 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
             } else if step && name.contains("_coop") {
                 // Built only where `device::tensor_cores` holds, which checks the tile's.
                 for tu in [16.0, 32.0, 64.0] {
-                    let bytes = workgroup_bytes(&src, &entry, &[("TU", tu)]);
+                    let bytes = workgroup_bytes(&parsed, &entry, &[("TU", tu)]);
                     assert!(
                         bytes <= GEMM_COOP_WORKGROUP_BYTES,
                         "{what} at TU {tu}: {bytes}"
@@ -125,12 +141,12 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                 // Built only where the tiles fit (`Tuning`: gemv_steps needs tiled_steps).
                 for (tu, ks) in [(4.0, 4.0), (8.0, 16.0), (4.0, 16.0), (8.0, 12.0)] {
                     let c = [("TU", tu), ("KS", ks), ("TB", 4.0)];
-                    let bytes = workgroup_bytes(&src, &entry, &c);
+                    let bytes = workgroup_bytes(&parsed, &entry, &c);
                     assert!(bytes <= TILED_STEP_WORKGROUP_BYTES, "{what} {c:?}: {bytes}");
                 }
             } else if step && f32_tiles(name) {
                 let blocked = [("TU", 32.0), ("STEP_BLOCKED", 1.0)];
-                let bytes = workgroup_bytes(&src, &entry, &blocked);
+                let bytes = workgroup_bytes(&parsed, &entry, &blocked);
                 assert_eq!(bytes, TILED_STEP_WORKGROUP_BYTES, "{what}, blocked loops");
                 let gates = gates_of(name);
                 // Apple's 32 KiB, the H100's 48 KiB, 64 KiB (lavapipe, AMD).
@@ -146,7 +162,7 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                             ("WS", arrays.ws as f64),
                             ("HT", arrays.ht as f64),
                         ];
-                        let bytes = workgroup_bytes(&src, &entry, &constants) as usize;
+                        let bytes = workgroup_bytes(&parsed, &entry, &constants) as usize;
                         assert_eq!(bytes, arrays.bytes(), "{what} {constants:?}");
                         let floor = PlainChunks::of(1, 16, 16, tu, gates);
                         assert!(bytes <= storage || c == floor, "{what} {constants:?}");
@@ -231,8 +247,9 @@ fn kernels_translate_to_metal_and_direct3d() {
         } else {
             hlsl::ShaderModel::V5_1
         };
-        for entry in entries(&src) {
-            let (module, _) = with_constants(&src, &entry, &[]);
+        let parsed = parse(&src);
+        for entry in entries(&parsed) {
+            let (module, _) = with_constants(&parsed, &entry, &[]);
             for policy in [BoundsCheckPolicy::Restrict, BoundsCheckPolicy::Unchecked] {
                 let text = to_msl(&module, &entry, policy)
                     .unwrap_or_else(|why| panic!("{name}::{entry} as MSL: {why}"));
