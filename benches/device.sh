@@ -19,7 +19,8 @@
 #                                   before), with the 256x128 GEMM tile, with the tiles'
 #                                   K split 4 ways (64-row chunks, and 16: entry 34's
 #                                   before) and 2 ways, with each step submitted whole
-#                                   (entry 21's before), and with the matrix-vector steps
+#                                   (entry 21's before), with the matrix-vector steps
+#                                   and with the tiles at every batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -157,10 +158,12 @@ ksplit() {
     # Each training step recorded whole and submitted once (entry 21's before): the device
     # idles while the host records, instead of starting on the first pieces.
     bench_variant submit-whole --submit-first 0 || status=1
-    # The recurrent products as matrix-vector products for few sequences (entry 22): for
-    # batch1 and small against the tiles above; slower where the batch is large (each
-    # workgroup of 4 sequences reads all of W_hh).
+    # The recurrent products as matrix-vector products at every batch (entry 22; the
+    # default at up to 4 sequences since entry 45): small against the tiles; slower where
+    # the batch is large (each workgroup of 4 sequences reads all of W_hh). Then the f32
+    # tiles at every batch: batch1 as it ran before entry 45 (the measure of that entry).
     bench_variant gemv --step-kernel gemv || status=1
+    bench_variant tiled --step-kernel tiled || status=1
     return $status
 }
 

@@ -362,7 +362,7 @@ pub struct BenchResult {
     pub kernels: Vec<KernelTime>,
     /// Timed repetitions behind each median.
     pub reps: usize,
-    /// The kernel choices the backend ran with (e.g. `steps=tiled gemm=auto checked`), so
+    /// The kernel choices the backend ran with (e.g. `steps=auto units=auto gemm=auto checked`), so
     /// lines from runs that compare kernels can be told apart.
     pub variant: String,
 }

@@ -384,8 +384,9 @@ pub(crate) struct KernelFlags {
     /// quarter of the inner dimension), `gemv` (the f32 products as matrix-vector products
     /// for few sequences: 4 sequences x 8 units per workgroup, each weight loaded by one
     /// invocation into a register; for small batches) or `rowwise` (one invocation per unit
-    /// and sequence), to compare them on an adapter [default: tiled, with tensor-core products under
-    /// --precision f16 where the adapter has them, or the adapter's autotune entry].
+    /// and sequence), to compare them on an adapter; each at every batch [default: tiled,
+    /// with tensor-core products under --precision f16 where the adapter has them, else
+    /// gemv for batches of up to 4 sequences; or the adapter's autotune entry].
     #[arg(long, value_enum)]
     step_kernel: Option<StepKernels>,
     /// Units per workgroup of the tiled step kernels (16, 32 or 64; default: the widest of 64
@@ -438,13 +439,14 @@ impl KernelFlags {
         if let Some(k) = self.step_kernel {
             t.tiled_steps = k != StepKernels::Rowwise;
             t.blocked_steps = k == StepKernels::Blocked;
-            t.gemv_steps = k == StepKernels::Gemv;
+            // An explicit kernel is that kernel at every batch.
+            t.gemv_steps = Some(k == StepKernels::Gemv);
             t.tensor_steps = match k {
                 StepKernels::Tensor => Some(true),
                 StepKernels::Tiled | StepKernels::Gemv => Some(false),
                 StepKernels::Blocked | StepKernels::Rowwise => None,
             };
-            if t.gemv_steps {
+            if k == StepKernels::Gemv {
                 // The matrix-vector products pick their own tile width.
                 t.step_tile_units = None;
             }
@@ -459,7 +461,7 @@ impl KernelFlags {
         let plain_tiles = |t: &mut Tuning| {
             t.tiled_steps = true;
             t.blocked_steps = false;
-            t.gemv_steps = false;
+            t.gemv_steps = Some(false);
         };
         if let Some(u) = self.step_units.as_deref().and_then(|u| u.parse().ok()) {
             t.step_tile_units = Some(u);
@@ -507,7 +509,7 @@ impl KernelFlags {
 
 /// Applies `flags` to a freshly opened backend that is to run a model of `shape` (whose
 /// autotune choices, if the table has them, are the base the flags change) and says where
-/// its choices come from, e.g. `steps=tiled units=auto gemm=auto checked (from the
+/// its choices come from, e.g. `steps=auto units=auto gemm=auto checked (from the
 /// autotune table ~/.cache/wgrnn/tuning.json, tuned on 4 gates, 4x1024, batch 64)`.
 pub(crate) fn apply_kernel_flags(
     be: &mut WgpuBackend,
@@ -533,7 +535,7 @@ pub(crate) fn apply_kernel_flags(
         }
     }
     let tuning = flags.tuning(be.tuning());
-    if let (true, Some(units)) = (tuning.gemv_steps, tuning.step_tile_units) {
+    if let (Some(true), Some(units)) = (tuning.gemv_steps, tuning.step_tile_units) {
         bail!(
             "--step-units {units}: the matrix-vector steps (--step-kernel gemv) pick their own \
              width (8 units and 4 sequences per workgroup)"

@@ -466,7 +466,7 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let t = check(&[], &[("WGRNN_TUNING_FILE", file)]);
     assert!(
-        t.contains("kernels: steps=tiled units=auto gemm=auto checked;"),
+        t.contains("kernels: steps=auto units=auto gemm=auto checked;"),
         "WGRNN_TUNING=off: {t}"
     );
     // A corrupt table is reported and ignored.
@@ -651,18 +651,61 @@ fn bench_writes_comparable_json() {
     // Lavapipe has timestamp queries: the per-kernel table is printed and in the JSON, and
     // it accounts for every dispatch of a step.
     assert!(
-        out.contains("lstm_cell.fwd_step") && out.contains("GB/s"),
+        out.contains("lstm_cell_gemv.fwd_step") && out.contains("GB/s"),
         "{out}"
     );
     let kernels = j["kernels"].as_array().expect("a kernels array");
     let calls: f64 = kernels.iter().filter_map(|k| k["calls"].as_f64()).sum();
     assert_eq!(Some(calls), j["dispatches_per_step"].as_f64(), "{text}");
+    // Two sequences: the matrix-vector step products by default.
     let fwd = kernels
         .iter()
-        .find(|k| k["kernel"] == "lstm_cell.fwd_step_tiled")
+        .find(|k| k["kernel"] == "lstm_cell_gemv.fwd_step_tiled")
         .expect("the LSTM forward step");
     assert_eq!(fwd["calls"], 3, "one per time step");
     assert!(fwd["ms"].as_f64().is_some_and(|v| v > 0.0), "{text}");
+}
+
+#[test]
+fn bench_takes_the_matrix_vector_steps_at_a_few_sequences() {
+    // By default up to 4 sequences run the recurrent products as matrix-vector products
+    // (`Tuning::gemv_at`), 5 the f32 tiles; an explicit kernel holds at every batch.
+    for (batch, flags, gemv) in [
+        ("4", &[][..], true),
+        ("5", &[][..], false),
+        ("4", &["--step-kernel", "tiled"][..], false),
+        ("4", &["--step-units", "16"][..], false),
+        ("5", &["--step-kernel", "gemv"][..], true),
+    ] {
+        let name = format!("gemv-auto-{batch}-{}.jsonl", flags.len());
+        let args = [
+            &[
+                "--cell", "gru", "--hidden", "6", "--input", "3", "--seq", "2", "--warmup", "0",
+                "--reps", "1", "--batch", batch,
+            ][..],
+            flags,
+        ]
+        .concat();
+        let (out, j) = bench_json(&name, &args);
+        let names: Vec<&str> = j["kernels"]
+            .as_array()
+            .expect("a kernels array")
+            .iter()
+            .filter_map(|k| k["kernel"].as_str())
+            .collect();
+        let (want, not) = if gemv {
+            ("gru_cell_gemv.", "gru_cell.")
+        } else {
+            ("gru_cell.", "gru_cell_gemv.")
+        };
+        for entry in ["fwd_step_tiled", "bwd_step_tiled"] {
+            assert!(
+                names.contains(&format!("{want}{entry}").as_str())
+                    && !names.contains(&format!("{not}{entry}").as_str()),
+                "batch {batch} {flags:?}: {names:?}\n{out}"
+            );
+        }
+    }
 }
 
 /// `wgrnn bench ARGS --json FILE` (FILE named `name` in the temporary directory): what it
@@ -1027,7 +1070,7 @@ fn report_makes_the_suite_table_from_json_lines() {
         );
         assert!(host > 0.0 && host <= step, "{row}");
     }
-    assert!(out.contains("| lstm_cell.fwd_step_tiled |"), "{out}");
+    assert!(out.contains("| lstm_cell_gemv.fwd_step_tiled |"), "{out}");
     fails(
         &[
             "report",

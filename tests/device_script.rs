@@ -93,6 +93,7 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --step-k-split 4",
         "bench --suite suite.tsv --submit-first 0 --no-kernels",
         "bench --suite suite.tsv --step-kernel gemv --no-kernels",
+        "bench --suite suite.tsv --step-kernel tiled --no-kernels",
         "bench --suite suite.tsv --precision f16 --roofline 989,3350",
         "bench --suite suite.tsv --step-kernel rowwise",
         "bench --suite suite.tsv --tune --warmup 2",

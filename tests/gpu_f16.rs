@@ -68,7 +68,7 @@ fn f16_caches_match_the_f32_reference() {
             tiled_steps: tiled,
             blocked_steps: blocked,
             step_k_split: k_split,
-            gemv_steps: gemv,
+            gemv_steps: Some(gemv),
             checked: !blocked,
             ..Tuning::default()
         });

@@ -59,7 +59,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
             blocked_steps: blocked,
             step_k_split: k_split,
             step_chunk_rows: chunk_rows,
-            gemv_steps: gemv,
+            gemv_steps: Some(gemv),
             checked: units != 64 && !gemv,
             ..Tuning::default()
         });
@@ -128,7 +128,7 @@ fn gemv_steps_over_several_chunks_at_one_and_two_sequences() {
     let Some(mut be) = gpu() else { return };
     let mut r = rng("gemv_steps_over_several_chunks_at_one_and_two_sequences");
     be.set_tuning(Tuning {
-        gemv_steps: true,
+        gemv_steps: Some(true),
         tensor_steps: Some(false),
         ..Tuning::default()
     });

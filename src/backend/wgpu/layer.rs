@@ -188,7 +188,7 @@ impl CellKind {
 
 /// Sequences per workgroup of the matrix-vector step products (`shaders/step_gemv.wgsl`
 /// stages one vec4 of them per k).
-const GEMV_SEQUENCES: usize = 4;
+pub(super) const GEMV_SEQUENCES: usize = 4;
 
 /// The fewest workgroups a tile width must give for the tiled step kernels to take it
 /// (about one per core of a 132-core GPU).
@@ -414,6 +414,12 @@ impl Call<'_> {
         self.be.gpu.cost(flops, bytes);
     }
 
+    /// How the tiled step kernels compute this call's recurrent products (its batch decides
+    /// between the f32 tiles and the matrix-vector products by default).
+    fn products(&self) -> StepProducts {
+        self.be.step_products_for(self.lay.batch)
+    }
+
     /// Units per workgroup of the tiled step kernels (the `TU` override of
     /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else the widest
     /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups (and whose tiles take the
@@ -423,7 +429,7 @@ impl Call<'_> {
         if t.blocked_steps {
             return 32;
         }
-        if self.be.step_products() == StepProducts::Gemv {
+        if self.products() == StepProducts::Gemv {
             return self.gemv_shape(false).0;
         }
         match t.step_tile_units {
@@ -487,7 +493,7 @@ impl Call<'_> {
     /// Sequences per workgroup of the tiled step kernels (the `TB` override of
     /// `shaders/layer.wgsl`): [`GEMV_SEQUENCES`] for the matrix-vector products, else 16.
     fn tile_sequences(&self) -> usize {
-        if self.be.step_products() == StepProducts::Gemv {
+        if self.products() == StepProducts::Gemv {
             GEMV_SEQUENCES
         } else {
             16
@@ -550,7 +556,7 @@ impl Call<'_> {
         let spare = gpu.spare_binding();
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
         let products = if tiled {
-            self.be.step_products()
+            self.products()
         } else {
             StepProducts::F32
         };

@@ -100,6 +100,13 @@ pub struct GpuTokens {
 /// within it (it sizes the arrays for those).
 pub const TILED_STEP_WORKGROUP_BYTES: u32 = ((layer::BLOCKED_WS + layer::BLOCKED_HT) * 16) as u32;
 
+/// The most sequences at which the recurrent steps take the matrix-vector products by
+/// default ([`Tuning::gemv_steps`]): one of their workgroups' worth, so that they read W_hh
+/// once a step, as the tiles do (whose 16 sequence lanes are then at least three quarters
+/// idle), on far more invocations and without the tiles' chain of staged chunks
+/// (BENCHMARKS.md, entries 22 and 45).
+pub const GEMV_AUTO_BATCH: usize = layer::GEMV_SEQUENCES;
+
 /// Choices between kernels that compute the same thing, for benchmarking one against the
 /// other on a given adapter (every choice is tested against the CPU reference). The
 /// backend starts from the adapter's entry in the autotune table where there is one
@@ -150,9 +157,12 @@ pub struct Tuning {
     /// by one invocation straight into a register, 16 loads in flight, no barrier between
     /// them), for small batches, where the tiles leave 15 of 16 sequence lanes idle and walk
     /// W_hh in a chain of staged chunks. Only in place of the plain f32 tiles (f32 products;
-    /// no K slices or chunk rows of their own). Default: off until measured on a GPU.
+    /// no K slices or chunk rows of their own). `Some(true)` at every batch, `Some(false)`
+    /// never, `None` (the default) for batches of at most [`GEMV_AUTO_BATCH`] sequences
+    /// where the f32 tiles would run with their automatic width, one K slice and 64-row
+    /// chunks ([`WgpuBackend::step_products_for`]).
     #[serde(default)]
-    pub gemv_steps: bool,
+    pub gemv_steps: Option<bool>,
     /// The tile of the matrix products (`gemm.wgsl` 64x64, the generated 128x128
     /// `gemm128.wgsl` or 256x128 `gemm256.wgsl`, or the tensor-core twin `gemm_coop.wgsl`).
     /// Default: by size, on the tensor cores under [`Precision::F16`] where the adapter has
@@ -185,30 +195,53 @@ impl Tuning {
             && matches!(self.step_k_split, 1 | 2 | 4)
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && ((self.step_k_split == 1 && self.step_chunk_rows == 64) || self.plain_f32_tiles())
-            && (!self.gemv_steps
+            && (self.gemv_steps != Some(true)
                 || (self.tiled_steps
                     && !self.blocked_steps
                     && self.tensor_steps != Some(true)
                     && self.step_tile_units.is_none()))
     }
 
-    /// Whether the recurrent steps run in the f32 tiles' plain loops, the only ones with K
-    /// slices and a choice of chunk rows.
+    /// Whether the recurrent steps may run in the f32 tiles' plain loops, the only ones with
+    /// K slices and a choice of chunk rows.
     pub fn plain_f32_tiles(&self) -> bool {
         self.tiled_steps
             && !self.blocked_steps
             && self.tensor_steps != Some(true)
-            && !self.gemv_steps
+            && self.gemv_steps != Some(true)
     }
 
-    /// The choices in a few words, e.g. `steps=tiled units=auto gemm=auto checked`.
+    /// Whether the matrix-vector products take the place of the f32 tiles at `batch`
+    /// sequences: where asked for, or by default at batches of at most
+    /// [`GEMV_AUTO_BATCH`] sequences, unless a choice only the tiles have (a width, K
+    /// slices, chunk rows) was made.
+    pub fn gemv_at(&self, batch: usize) -> bool {
+        match self.gemv_steps {
+            Some(asked) => asked,
+            None => {
+                batch <= GEMV_AUTO_BATCH
+                    && self.step_tile_units.is_none()
+                    && self.step_k_split == 1
+                    && self.step_chunk_rows == 64
+            }
+        }
+    }
+
+    /// The choices in a few words, e.g. `steps=auto units=auto gemm=auto checked`: steps
+    /// `auto` (the default: tensor-core tiles under f16 where the adapter has them, else the
+    /// f32 tiles, or the matrix-vector products for few sequences), `f32` (the f32 tiles or
+    /// the matrix-vector products), `tiled` (tiles only), `tiled-f32`, `tensor`, `gemv`,
+    /// `blocked` or `rowwise`.
     pub fn label(&self) -> String {
         let steps = match (self.tiled_steps, self.blocked_steps, self.tensor_steps) {
             (false, _, _) => "rowwise",
             (true, true, _) => "blocked",
-            _ if self.gemv_steps => "gemv",
+            _ if self.gemv_steps == Some(true) => "gemv",
             (true, false, Some(true)) => "tensor",
+            // Whether the matrix-vector products may stand in for the f32 tiles.
+            (true, false, Some(false)) if self.gemv_steps.is_none() => "f32",
             (true, false, Some(false)) => "tiled-f32",
+            (true, false, None) if self.gemv_steps.is_none() => "auto",
             (true, false, None) => "tiled",
         };
         let units = match (self.tiled_steps, self.blocked_steps, self.step_tile_units) {
@@ -246,7 +279,7 @@ impl Default for Tuning {
             step_k_split: 1,
             step_chunk_rows: 64,
             tensor_steps: None,
-            gemv_steps: false,
+            gemv_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
         }
@@ -430,7 +463,9 @@ impl WgpuBackend {
         // steps; the 128x128 GEMM tile checks its own need (gemm::GEMM128_WORKGROUP_BYTES).
         tuning.tiled_steps &= self.tiles_fit();
         tuning.blocked_steps &= tuning.tiled_steps;
-        tuning.gemv_steps &= tuning.tiled_steps && !tuning.blocked_steps;
+        if tuning.gemv_steps == Some(true) && (!tuning.tiled_steps || tuning.blocked_steps) {
+            tuning.gemv_steps = None;
+        }
         if tuning.tensor_steps == Some(true)
             && (!tuning.tiled_steps || tuning.blocked_steps || !self.gpu.has_tensor_cores())
         {
@@ -472,22 +507,31 @@ impl WgpuBackend {
         )
     }
 
-    /// How the tiled step kernels compute their recurrent products: as matrix-vector
-    /// products with `--step-kernel gemv`; on the tensor cores (emulated where the adapter
-    /// has none but emulation is on) with `--step-kernel tensor`, or by default under
-    /// [`Precision::F16`], on an adapter that has them; else in the f32 tiles.
+    /// How the tiled step kernels compute their recurrent products at batches of more than
+    /// [`GEMV_AUTO_BATCH`] sequences ([`WgpuBackend::step_products_for`]); whether they
+    /// are on the tensor cores does not depend on the batch.
     pub fn step_products(&self) -> StepProducts {
+        self.step_products_for(usize::MAX)
+    }
+
+    /// How the tiled step kernels compute their recurrent products for `batch` sequences:
+    /// on the tensor cores (emulated where the adapter has none but emulation is on) with
+    /// `--step-kernel tensor`, or by default under [`Precision::F16`], on an adapter that
+    /// has them; else as matrix-vector products with `--step-kernel gemv`, or by default at
+    /// batches of at most [`GEMV_AUTO_BATCH`] sequences ([`Tuning::gemv_at`]); else in the
+    /// f32 tiles.
+    pub fn step_products_for(&self, batch: usize) -> StepProducts {
         let t = &self.tuning;
         let g = &self.gpu;
-        // install_tuning keeps gemv_steps only with the tiles and without the blocked loops.
-        if t.gemv_steps {
+        let tiles = t.tiled_steps && !t.blocked_steps;
+        // install_tuning keeps gemv_steps = Some(true) only with the plain tiles.
+        if t.gemv_steps == Some(true) {
             return StepProducts::Gemv;
         }
-        let wanted = t.tiled_steps
-            && !t.blocked_steps
-            && g.has_tensor_cores()
-            && t.tensor_steps.unwrap_or_else(|| g.auto_tensor());
+        let wanted =
+            tiles && g.has_tensor_cores() && t.tensor_steps.unwrap_or_else(|| g.auto_tensor());
         match (wanted, g.tensor_emulated()) {
+            (false, _) if tiles && t.gemv_at(batch) => StepProducts::Gemv,
             (false, _) => StepProducts::F32,
             (true, false) => StepProducts::Tensor,
             (true, true) => StepProducts::TensorEmulated,
@@ -796,5 +840,67 @@ impl Backend for WgpuBackend {
         guard: &GpuBuffer,
     ) {
         optim::optimizer_step(self, step, params, grads, state, Some(guard));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_matrix_vector_steps_take_few_sequences_unless_the_tiles_are_asked_for() {
+        let d = Tuning::default();
+        assert_eq!(d.gemv_steps, None);
+        for batch in 1..=GEMV_AUTO_BATCH {
+            assert!(d.gemv_at(batch), "batch {batch}");
+        }
+        assert!(!d.gemv_at(GEMV_AUTO_BATCH + 1));
+        assert!(!d.gemv_at(64));
+        // A choice only the tiles have keeps the tiles at every batch.
+        for t in [
+            Tuning {
+                step_tile_units: Some(16),
+                ..d
+            },
+            Tuning {
+                step_k_split: 4,
+                ..d
+            },
+            Tuning {
+                step_chunk_rows: 32,
+                ..d
+            },
+            Tuning {
+                gemv_steps: Some(false),
+                ..d
+            },
+        ] {
+            assert!(t.is_valid(), "{t:?}");
+            assert!(!t.gemv_at(1), "{t:?}");
+        }
+        let always = Tuning {
+            gemv_steps: Some(true),
+            ..d
+        };
+        assert!(always.gemv_at(1) && always.gemv_at(1000));
+        // The labels tell the automatic choice from the fixed ones.
+        let label = |t: Tuning| t.label().split(' ').next().map(str::to_string);
+        assert_eq!(label(d).as_deref(), Some("steps=auto"));
+        assert_eq!(label(always).as_deref(), Some("steps=gemv"));
+        let tiles = Tuning {
+            gemv_steps: Some(false),
+            ..d
+        };
+        assert_eq!(label(tiles).as_deref(), Some("steps=tiled"));
+        let f32_steps = Tuning {
+            tensor_steps: Some(false),
+            ..d
+        };
+        assert_eq!(label(f32_steps).as_deref(), Some("steps=f32"));
+        let f32_tiles = Tuning {
+            tensor_steps: Some(false),
+            ..tiles
+        };
+        assert_eq!(label(f32_tiles).as_deref(), Some("steps=tiled-f32"));
     }
 }
