@@ -7,11 +7,12 @@
 //!     apt-get install -y spirv-tools              # spirv-opt, spirv-val
 //!     cargo bench --bench instructions            # no GPU needed
 //!     cargo bench --bench instructions -- --detail   # and each workgroup access's cycles
+//!     cargo bench --bench instructions -- --loops    # and one pass of every innermost loop
 
 use std::collections::HashMap;
 
 use wgrnn::backend::wgpu::instructions::{
-    Checks, code_size, hot_loop, hot_loop_banks, optimize, optimize_unrolled, spirv,
+    Checks, code_size, hot_loop, hot_loop_banks, loops, optimize, optimize_unrolled, spirv,
 };
 use wgrnn::backend::wgpu::{PlainChunks, fit_chunks, module_sources};
 
@@ -187,6 +188,9 @@ const BUILDS: [(Checks, bool); 6] = [
 fn main() {
     // `-- --detail`: each workgroup access's cycles under the table's rows.
     let detail = std::env::args().any(|a| a == "--detail");
+    // `-- --loops`: one pass of each innermost loop under the table's rows (staging loops,
+    // reductions: what runs beside the hot loop).
+    let all_loops = std::env::args().any(|a| a == "--loops");
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
     println!(
         "Per pass through each kernel's hot loop (its innermost loop with the most \
@@ -212,11 +216,12 @@ fn main() {
                     optimize(&w, &tag)
                 }
             });
-            let (hot, banks, code) = match words {
+            let (hot, banks, code, passes) = match words {
                 Ok(w) => (
                     hot_loop(&w).unwrap_or_default(),
                     hot_loop_banks(&w).unwrap_or_default(),
                     code_size(&w),
+                    loops(&w),
                 ),
                 Err(why) => {
                     eprintln!("{}: {why}", case.what);
@@ -253,6 +258,20 @@ fn main() {
                 100.0 * bound,
                 code,
             );
+            if all_loops {
+                for (i, m) in passes.iter().enumerate() {
+                    println!(
+                        "    loop {i}: {} issued ({} multiply-adds, {} other float, {} integer, {} shared, {} global, {} branches)",
+                        m.issued(),
+                        m.fma,
+                        m.float,
+                        m.int,
+                        m.shared,
+                        m.global,
+                        m.branches
+                    );
+                }
+            }
             if detail {
                 for (i, a) in banks.each.iter().enumerate() {
                     let kind = if a.load { "load" } else { "store" };

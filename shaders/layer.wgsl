@@ -636,12 +636,6 @@ fn tile_states(s: StateSrc, k0: u32, count: u32) -> vec4<f32> {
     return tile_state_parts(s, k0, count, 1u).p0;
 }
 
-// Element k of sequence b's states (from_dgh: of its dgh) at this step, 0 where it has none:
-// tile_states for kernels that stage element by element.
-fn tile_state(d: u32, b: u32, k: u32, from_dgh: bool) -> f32 {
-    return tile_states(state_src(d, b, 0u, 0u, 1u, 1u, from_dgh, false), k, 1u).x;
-}
-
 // acc + w.x h0 + w.y h1 + w.z h2 + w.w h3, added in that order: 4 weights of one unit (4
 // consecutive k steps or rows of W_hh) times the tile's 4 sequences' states or dgh at them.
 fn quad_fma(acc: vec4<f32>, w: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4<f32>,

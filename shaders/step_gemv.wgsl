@@ -36,13 +36,19 @@ const GC: u32 = 1024u; // k values (forward) or rows g (backward) staged per chu
 // A staged chunk of the 4 sequences' operands ([k][sequence]), then the partial sums.
 var<workgroup> gsm: array<vec4<f32>, 1024>;
 
-// Stages the chunk at c0 of the tile's 4 sequences: h_{t-1}[c0 + k] (forward) or, with
-// from_dgh, dgh of the next step at row c0 + k, as gsm[k][sequence].
-fn gemv_stage(d: u32, b0: u32, c0: u32, l: u32, threads: u32, from_dgh: bool) {
-    for (var e = l; e < 4u * GC; e += threads) {
-        let s = e / GC;
-        let k = e % GC;
-        gsm[k][s] = tile_state(d, b0 + s, c0 + k, from_dgh);
+// Where the tile's 4 sequences' operands come from at this step (state_src: lane i is
+// sequence b0 + i at inner index 0): h_{t-1} (forward) or, with from_dgh, dgh of the next
+// step. Worked out once a step, not once an element.
+fn gemv_src(d: u32, b0: u32, from_dgh: bool) -> StateSrc {
+    return state_src(d, b0, 0u, 1u, 4u, 1u, from_dgh, false);
+}
+
+// Stages the chunk at c0 of the tile's 4 sequences' operands (src: gemv_src) as
+// gsm[k][sequence]: per k the sequences' loads and one vec4 store, 0 past the batch, the
+// state or the sequence's steps.
+fn gemv_stage(src: StateSrc, c0: u32, l: u32, threads: u32) {
+    for (var k = l; k < GC; k += threads) {
+        gsm[k] = tile_states(src, c0 + k, 4u);
     }
 }
 
@@ -150,6 +156,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     if (!recurrent()) {
         return out;
     }
+    let src = gemv_src(d, b0, false);
     var acc = vec4<f32>(0.0);
     for (var c0 = 0u; c0 < p.rw; c0 += GC) {
         // The chunk's first round of weights is loaded before the states are staged, so
@@ -158,7 +165,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         var w = gemv_round_w(row, c0 + kl, c0 + 256u <= p.rw);
         // The previous chunk's reads are done before it is overwritten.
         workgroupBarrier();
-        gemv_stage(d, b0, c0, l, threads, false);
+        gemv_stage(src, c0, l, threads);
         workgroupBarrier();
         let n = min(GC, p.rw - c0);
         // Rounds of 256 k (k + 240 < GC: GC is a multiple of 256): those whose weights are
@@ -212,13 +219,14 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return vec4<f32>(0.0);
     }
+    let src = gemv_src(d, b0, true);
     var acc = vec4<f32>(0.0);
     for (var c0 = 0u; c0 < p.gh; c0 += GC) {
         // The chunk's first round of weights before the staging, as in tile_w_h (unguarded
         // where the whole chunk is inside the column).
         var w = gemv_round_wt(col, c0 + rl, lanes, c0 + GC <= p.gh);
         workgroupBarrier();
-        gemv_stage(d, b0, c0, l, threads, true);
+        gemv_stage(src, c0, l, threads);
         workgroupBarrier();
         let n = min(GC, p.gh - c0);
         // Rounds of 16 lanes rows: g + 15 lanes < GC (GC is a multiple of 16 lanes; one

@@ -758,7 +758,17 @@ impl<'a> Module<'a> {
     /// The hot loop (the innermost loop with the most multiply-adds, then the most workgroup
     /// accesses): what the typical path of a pass issues, and its instructions.
     fn hot_ranges(&self) -> Option<(Mix, Vec<Range<usize>>)> {
-        self.innermost_loops()
+        self.loop_passes()
+            .into_iter()
+            .max_by_key(|(mix, _)| (mix.fma, mix.shared))
+    }
+
+    /// One pass through each innermost loop (as [`hot_loop`] counts it), in the order of
+    /// their headers in the module.
+    fn loop_passes(&self) -> Vec<(Mix, Vec<Range<usize>>)> {
+        let mut loops = self.innermost_loops();
+        loops.sort_by_key(|lp| lp.blocks.get(&lp.header).map(|b| b.range.start));
+        loops
             .into_iter()
             .map(|lp| {
                 let all: Vec<Range<usize>> = lp
@@ -777,7 +787,7 @@ impl<'a> Module<'a> {
                 );
                 (path.mix, path.ranges)
             })
-            .max_by_key(|(mix, _)| (mix.fma, mix.shared))
+            .collect()
     }
 
     /// The results of the loop made of `ranges` that every pass computes alike: arithmetic
@@ -825,6 +835,14 @@ pub fn hot_loop(words: &[u32]) -> Option<Mix> {
     m.hot_ranges().map(|(mix, _)| mix)
 }
 
+/// What one pass through each innermost loop of SPIR-V module `words` issues, in the order
+/// they appear in it (counted as [`hot_loop`] counts the hottest): for loops beside the hot
+/// one, such as a kernel's staging.
+pub fn loops(words: &[u32]) -> Vec<Mix> {
+    let m = Module::decode(words);
+    m.loop_passes().into_iter().map(|(mix, _)| mix).collect()
+}
+
 /// The size of SPIR-V module `words`' code as a scalar GPU holds it: what every instruction
 /// of its functions issues once, vector lanes counted one by one, calls not followed (after
 /// `optimize` a module is one function with every call inlined). What an instruction cache
@@ -840,7 +858,7 @@ pub fn code_size(words: &[u32]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Checks, Mix, code_size, hot_loop, optimize, optimize_unrolled, spirv};
+    use super::{Checks, Mix, code_size, hot_loop, loops, optimize, optimize_unrolled, spirv};
 
     /// A kernel whose inner loop does 4 multiply-adds from 2 workgroup reads per pass, inside
     /// an outer loop with a global load and a barrier.
@@ -882,6 +900,25 @@ mod tests {
         // The counter's increment and comparison, k + 16, and the two reads' addresses.
         assert_eq!(m.int, 5);
         assert_eq!(m.issued(), 4 + 2 + 1 + 5);
+    }
+
+    #[test]
+    fn every_innermost_loop_in_the_order_written() {
+        // KERNEL with a staging loop before the hot one: two innermost loops (the outer
+        // loop holds them, so it is not one), the staging first.
+        let staged = KERNEL.replace(
+            "ws[l] = out[c * 64u + l];",
+            "for (var e = l; e < 64u; e += 16u) { ws[e] = out[c * 64u + e]; }",
+        );
+        assert_ne!(staged, KERNEL);
+        let words = spirv(&staged, "main", &[("N", 8.0)], Checks::Unchecked).expect("SPIR-V");
+        let all = loops(&words);
+        assert_eq!(all.len(), 2, "{all:?}");
+        // The staging: one global load and one workgroup store a pass, no arithmetic.
+        assert_eq!((all[0].fma, all[0].global, all[0].shared), (0, 1, 1));
+        // The hot loop, as hot_loop counts it.
+        assert_eq!(Some(all[1]), hot_loop(&words));
+        assert_eq!((all[1].fma, all[1].shared), (4, 2));
     }
 
     #[test]
