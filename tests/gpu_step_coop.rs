@@ -118,7 +118,8 @@ fn tensor_steps_keep_tiny_and_huge_gradients() {
 
 /// Which products the steps take: f32 by default and for the blocked and row-wise steps;
 /// the tensor cores when asked, and by default under f16 precision, where the adapter has
-/// them; back to f32 when the tensor cores go away.
+/// them; back to f32 (at a few sequences the matrix-vector products) when the tensor cores
+/// go away.
 #[test]
 fn tensor_steps_are_taken_where_asked_and_possible() {
     let Some(mut be) = tensor_gpu() else { return };
@@ -153,8 +154,14 @@ fn tensor_steps_are_taken_where_asked_and_possible() {
     });
     assert_eq!(be.step_products(), StepProducts::F32, "unless told not to");
     be.set_tuning(Tuning::default());
+    assert_eq!(be.step_products_for(1), tensor, "at a few sequences too");
     be.gpu().give_up_tensor_cores("recurrent step", "a test");
     assert_eq!(be.step_products(), StepProducts::F32, "after giving up");
+    assert_eq!(
+        be.step_products_for(1),
+        StepProducts::Gemv,
+        "after giving up, a few sequences take the matrix-vector products"
+    );
     assert!(!be.uses_tensor_cores());
 }
 

@@ -459,17 +459,17 @@ impl Call<'_> {
         fit_chunks(asked, rows, tu, gates, most, storage)
     }
 
-    /// The chunking of the f32 tiles' plain loops and the workgroup memory it takes
-    /// ([`fit_chunks`]: K slices, weight rows per chunk and slice, forward k steps per chunk,
-    /// each entry point's sizes of `wsm` and `h_tile`); for the blocked loops one slice and
-    /// the arrays' default sizes.
-    pub fn plain_chunks(&self) -> PlainChunks {
+    /// The chunking of the f32 tiles' plain loops of `tu` units and the workgroup memory it
+    /// takes ([`fit_chunks`]: K slices, weight rows per chunk and slice, forward k steps per
+    /// chunk, each entry point's sizes of `wsm` and `h_tile`); for the blocked loops one
+    /// slice and the arrays' default sizes.
+    fn plain_chunks(&self, tu: usize) -> PlainChunks {
         let t = self.be.tuning();
         if t.blocked_steps {
             return PlainChunks::blocked(chunk_depth(t.step_chunk_rows), self.gates());
         }
         let most = self.most_invocations();
-        self.fit(t.step_k_split, self.tile_units(), self.gates(), most)
+        self.fit(t.step_k_split, tu, self.gates(), most)
     }
 
     /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
@@ -551,7 +551,10 @@ impl Call<'_> {
             ("OPT2", opts[2] as f64),
             ("OPT3", opts[3] as f64),
         ];
-        let tu = ("TU", self.tile_units() as f64);
+        // The width this call's grid was made for (`tiles`), kept below where a tensor-core
+        // build fails to compile and the choice of later calls changes.
+        let units = self.tile_units();
+        let tu = ("TU", units as f64);
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
@@ -587,7 +590,7 @@ impl Call<'_> {
                 gpu.pipeline(shader.get(f16, products, spare), entry, &constants)
             }
             None if tiled => {
-                let c = self.plain_chunks();
+                let c = self.plain_chunks(units);
                 let arrays = c.arrays(entry.starts_with("bwd"));
                 let chunks = [
                     ("KS", c.ks as f64),
