@@ -8,8 +8,9 @@
 #                                   (default 540): check-new, suite, before, products, ksplit,
 #                                   f16, check, variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
-#   bash benches/device.sh check-new the defaults, the 256x128 GEMM tile and the tensor-core
-#                                   builds (which lavapipe can only emulate)
+#   bash benches/device.sh check-new the defaults (also at 3 sequences), the 256x128 GEMM
+#                                   tile and the tensor-core builds (which lavapipe can
+#                                   only emulate)
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh before   the suite with an older build, .bin/wgrnn-before (or
 #                                   $BEFORE) where one was staged: the "before" of the kernels
@@ -61,8 +62,8 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
-    # widths that are not multiples of the tiles.
-    local lengths=7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30
+    # widths that are not multiples of the tiles ($LENGTHS instead where set).
+    local lengths="${LENGTHS:-7,1,4,29,2,5,7,1,4,31,2,5,7,1,4,7,2,5,30}"
     local status=0
     for variant in "$@"; do
         for cell in "lstm" "lstm --bidirectional" "gru" "rnn-tanh" "lstm --peephole --proj 50"; do
@@ -82,7 +83,14 @@ check_variants() {
 }
 
 check() { check_variants "${VARIANTS[@]}"; }
-check-new() { check_variants "" "--gemm tall" "${VARIANTS[@]:12}"; }
+check-new() {
+    local status=0
+    check_variants "" "--gemm tall" "${VARIANTS[@]:12}" || status=1
+    # The defaults at 3 sequences: the matrix-vector steps with the checks on, what batch1
+    # runs since entry 45.
+    LENGTHS=7,29,1 check_variants "" || status=1
+    return $status
+}
 
 suite() {
     local status=0

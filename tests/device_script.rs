@@ -101,6 +101,14 @@ fn every_part_runs_what_it_names() {
     ] {
         assert!(calls.contains(want), "no `{want}` in\n{calls}");
     }
+    // check-new also checks the defaults at 3 sequences (the matrix-vector steps).
+    assert!(
+        calls
+            .lines()
+            .any(|l| l.starts_with("check --cell lstm --layers 2")
+                && l.contains("--lengths 7,29,1 ")),
+        "no check at 3 sequences in\n{calls}"
+    );
     // The reference script's output is kept beside ours.
     let torch = std::fs::read_to_string(dir.join("out/torch.jsonl")).expect("torch.jsonl");
     assert!(torch.contains("stub output"), "{torch}");
