@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::runtime;
-use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
+use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -786,6 +786,10 @@ fn run_check(args: CheckArgs) -> Result<()> {
         }
     };
     let tensor = gpu.as_ref().is_some_and(|(g, _)| g.uses_tensor_cores());
+    // The defaults' choice of the matrix-vector steps at this batch.
+    let gemv = gpu.as_ref().is_some_and(|(g, _)| {
+        g.tuning().gemv_steps.is_none() && g.step_products_for(seq.batch()) == StepProducts::Gemv
+    });
     let mut tolerances = match (args.precision, tensor) {
         (_, true) => check::Tolerances::TENSOR_PRODUCTS,
         (Precision::F32, false) => check::Tolerances::default(),
@@ -820,12 +824,17 @@ fn run_check(args: CheckArgs) -> Result<()> {
     let report = match gpu {
         Some((gpu, kernels)) => {
             outln!(
-                "kernels: {kernels}; precision: {:?}{}",
+                "kernels: {kernels}; precision: {:?}{}{}",
                 args.precision,
                 match (tensor, gpu.gpu().tensor_emulated()) {
                     (true, false) => "; tensor-core products",
                     (true, true) => "; tensor-core products (emulated)",
                     (false, _) => "",
+                },
+                if gemv {
+                    "; matrix-vector steps at this batch"
+                } else {
+                    ""
                 }
             );
             check::run_check(reference, gpu, &spec)?
@@ -1087,6 +1096,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
                 let tensor = be.tensor_products();
                 let tensor_steps = be.step_products().on_tensor_cores();
+                // The defaults' choice of the matrix-vector steps at this batch.
+                let gemv_steps = be.tuning().gemv_steps.is_none()
+                    && be.step_products_for(c.batch) == StepProducts::Gemv;
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
@@ -1097,6 +1109,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if tensor_steps {
                         r.variant.push_str(" tensor-steps");
+                    }
+                    if gemv_steps {
+                        r.variant.push_str(" gemv-steps");
                     }
                     r
                 })
