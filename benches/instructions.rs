@@ -8,11 +8,15 @@
 //!     cargo bench --bench instructions            # no GPU needed
 //!     cargo bench --bench instructions -- --detail   # and each workgroup access's cycles
 //!     cargo bench --bench instructions -- --loops    # and one pass of every innermost loop
+//!
+//! A second table counts, for each step kernel, the loads of its cell update that follow a
+//! store into their own buffer (`tail_store_load_turns`: memory latencies in a row).
 
 use std::collections::HashMap;
 
 use wgrnn::backend::wgpu::instructions::{
     Checks, code_size, hot_loop, hot_loop_banks, loops, optimize, optimize_unrolled, spirv,
+    tail_store_load_turns,
 };
 use wgrnn::backend::wgpu::{PlainChunks, fit_chunks, module_sources};
 
@@ -173,6 +177,22 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The step kernels whose cell updates the second table counts: the table's, and the
+/// Elman backward.
+fn update_cases() -> Vec<Case> {
+    let mut all: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.module.contains("_cell"))
+        .collect();
+    all.push(tiles(
+        "elman_cell",
+        "bwd_step_tiled",
+        WIDE32,
+        "tanh4 backward step, TU 32, KS 1",
+    ));
+    all
+}
+
 /// A build of a kernel: its checks, and whether loops with a constant trip count are
 /// unrolled first (what a driver that unrolls them compiles: the hot loop is then a whole
 /// chunk of the kernel, its staging and global loads included).
@@ -281,6 +301,32 @@ fn main() {
                     };
                     println!("    access {i}: {kind} of {} bytes: {cost}", a.bytes);
                 }
+            }
+        }
+    }
+    println!(
+        "\nCell updates (after each step kernel's last barrier): loads that follow, in \
+         program order, a store into their own buffer, which a compiler keeps behind it \
+         (one memory latency each, in a row); the checked build with loops of constant trip \
+         count unrolled. A loop left rolled is read once, and code behind a branch (step 0's \
+         copy of the initial state) counts as taken. benches/instructions.rs\n"
+    );
+    println!("| kernel | store -> load turns |");
+    println!("|---|---|");
+    for (c, case) in update_cases().iter().enumerate() {
+        let tag = format!("turns-{c}");
+        let words = spirv(
+            &sources[case.module],
+            case.entry,
+            &case.constants,
+            Checks::Checked,
+        )
+        .and_then(|w| optimize_unrolled(&w, &tag));
+        match words {
+            Ok(w) => println!("| {} | {} |", case.what, tail_store_load_turns(&w)),
+            Err(why) => {
+                eprintln!("{}: {why}", case.what);
+                std::process::exit(1);
             }
         }
     }

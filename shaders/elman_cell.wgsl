@@ -11,21 +11,40 @@
 // *_tiled entry points do the same for TU (16, 32 or 64) units x 16 sequences per workgroup
 // (layer.wgsl; their products in step_tiles.wgsl or step_coop.wgsl).
 
-// h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j].
-fn fwd_cell(d: u32, b: u32, j: u32, wh: f32) {
-    let t = time_of(d, b, p.s);
-    let row = row_of(d, t, b);
-    record_h0(d, b, p.s, j);
-    let h = act(OPT0, xp_get(row, j) + params[b_hh(d) + j] + wh);
-    hs_set(row, j, h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+// What the step of unit j of sequence b at step p.s reads besides its recurrent sum (b a
+// valid step): its time and row, and forward xp + b_hh, backward h_t (`v`).
+struct ElmanIn {
+    t: u32,
+    row: u32,
+    v: f32,
 }
 
-// The backward at unit j of sequence b (a valid step) given dh_t.
-fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
-    let row = row_of(d, time_of(d, b, p.s), b);
-    let da = dh * dact(OPT0, hs_get(row, j));
-    dxp_set(row, j, da);
+fn elman_fwd_in(d: u32, b: u32, j: u32) -> ElmanIn {
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    return ElmanIn(t, row, xp_get(row, j) + params[b_hh(d) + j]);
+}
+
+fn elman_bwd_in(d: u32, b: u32, j: u32) -> ElmanIn {
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    return ElmanIn(t, row, hs_get(row, j));
+}
+
+// h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j], from what
+// elman_fwd_in read.
+fn fwd_cell_from(d: u32, b: u32, j: u32, e: ElmanIn, wh: f32) {
+    record_h0(d, b, p.s, j);
+    let h = act(OPT0, e.v + wh);
+    hs_set(e.row, j, h);
+    y[(e.t * p.batch + b) * p.out_w + d * p.out + j] = h;
+}
+
+// The backward at unit j of sequence b (a valid step) given dh_t, from what elman_bwd_in
+// read.
+fn bwd_cell_from(d: u32, b: u32, j: u32, e: ElmanIn, dh: f32) {
+    let da = dh * dact(OPT0, e.v);
+    dxp_set(e.row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
@@ -39,11 +58,22 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            fwd_cell(wg.z, b + c, j, a.g0[c]);
-        }
+    let d = wg.z;
+    // The four sequences' reads before any of their updates: an update's stores would hold
+    // the next sequence's loads back (the compiler cannot tell them apart), one memory
+    // latency a sequence instead of one for all.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = ElmanIn();
+    if (live[c]) {
+        e{c} = elman_fwd_in(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        fwd_cell_from(d, b + c, j, e{c}, a.g0[c]);
+    }
+    // @end unroll
 }
 
 @compute @workgroup_size(4u * TU * KS, 1, 1)
@@ -57,11 +87,21 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            bwd_cell(d, b + c, j, tile_dh(d, b + c, j, wt[c]));
-        }
+    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = ElmanIn();
+    var dh{c} = DhIn();
+    if (live[c]) {
+        e{c} = elman_bwd_in(d, b + c, j);
+        dh{c} = tile_dh_in(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]));
+    }
+    // @end unroll
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -70,10 +70,16 @@ fn hh3(d: u32, b: u32, s: u32, wr: u32, wz: u32, wn: u32) -> vec3<f32> {
 fn gates_rz(d: u32, row: u32, j: u32, a: vec3<f32>) -> vec2<f32> {
     let hd = p.hidden;
     let bh = b_hh(d);
-    let r = sigmoid(xp_get(row, j) + a.x + params[bh + j]);
-    let z = sigmoid(xp_get(row, hd + j) + a.y + params[bh + hd + j]);
+    let x = vec2<f32>(xp_get(row, j), xp_get(row, hd + j));
+    return gates_rz_from(row, j, x, vec2<f32>(params[bh + j], params[bh + hd + j]), a);
+}
+
+// gates_rz from xp_r, xp_z (`x`) and b_hr, b_hz (`bias`) read beforehand.
+fn gates_rz_from(row: u32, j: u32, x: vec2<f32>, bias: vec2<f32>, a: vec3<f32>) -> vec2<f32> {
+    let r = sigmoid(x.x + a.x + bias.x);
+    let z = sigmoid(x.y + a.y + bias.y);
     cache[rec_at(row, j)] = CT(r);
-    cache[rec_at(row, hd + j)] = CT(z);
+    cache[rec_at(row, p.hidden + j)] = CT(z);
     return vec2<f32>(r, z);
 }
 
@@ -106,30 +112,65 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            fwd_cell(wg.z, b + c, j, vec3<f32>(a.g0[c], a.g1[c], a.g2[c]));
-        }
+    let d = wg.z;
+    // The four sequences' reads before any of their updates: an update's stores into the
+    // cache would hold the next sequence's loads back (the compiler cannot tell them
+    // apart), one memory latency a sequence instead of one for all.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = GruFwdIn();
+    if (live[c]) {
+        e{c} = gru_fwd_in(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        fwd_cell_from(d, b + c, j, e{c}, vec3<f32>(a.g0[c], a.g1[c], a.g2[c]));
+    }
+    // @end unroll
+}
+
+// Pytorch: what the update of unit j of sequence b at step p.s reads besides the products
+// (b a valid step): its time and row, xp and b_hh of r, z, n, and h_{t-1}.
+struct GruFwdIn {
+    t: u32,
+    row: u32,
+    x: vec3<f32>,
+    bias: vec3<f32>,
+    hp: f32,
+}
+
+fn gru_fwd_in(d: u32, b: u32, j: u32) -> GruFwdIn {
+    let hd = p.hidden;
+    let t = time_of(d, b, p.s);
+    let row = row_of(d, t, b);
+    let bh = b_hh(d);
+    let x = vec3<f32>(xp_get(row, j), xp_get(row, hd + j), xp_get(row, 2u * hd + j));
+    let bias = vec3<f32>(params[bh + j], params[bh + hd + j], params[bh + 2u * hd + j]);
+    return GruFwdIn(t, row, x, bias, h_prev(d, b, p.s, j));
 }
 
 // Pytorch: the update of unit j of sequence b (a valid step) given a = (W_hr h, W_hz h,
 // W_hn h) at unit j.
 fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
+    fwd_cell_from(d, b, j, gru_fwd_in(d, b, j), a);
+}
+
+// fwd_cell from what gru_fwd_in read.
+fn fwd_cell_from(d: u32, b: u32, j: u32, e: GruFwdIn, a: vec3<f32>) {
     let hd = p.hidden;
-    let t = time_of(d, b, p.s);
-    let row = row_of(d, t, b);
+    let row = e.row;
     record_h0(d, b, p.s, j);
-    let rz = gates_rz(d, row, j, a);
+    let rz = gates_rz_from(row, j, e.x.xy, e.bias.xy, a);
     let r = rz.x;
     let z = rz.y;
-    let hn = a.z + params[b_hh(d) + 2u * hd + j];
-    let n = tanh_stable(xp_get(row, 2u * hd + j) + r * hn);
-    let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
+    let hn = a.z + e.bias.z;
+    let n = tanh_stable(e.x.z + r * hn);
+    let h = (1.0 - z) * n + z * e.hp;
     cache[rec_at(row, 2u * hd + j)] = CT(n);
     cache[rec_at(row, 3u * hd + j)] = CT(hn);
     hs_set(row, j, h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[(e.t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
 // ResetBefore, phase 1: r, z, q = r * h (and the initial state into h0 at step 0).
@@ -240,29 +281,67 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            var dh = tile_dh(d, b + c, j, wt[c]);
-            if (recurrent() && p.s + 1u < lens[b + c]) {
-                dh += gates[scr_at(next_row(d, b + c, p.s), j)];
-            }
-            bwd_cell(d, b + c, j, dh);
-        }
+    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = GruBwdIn();
+    var dh{c} = DhIn();
+    var zdh{c} = 0.0;
+    if (live[c]) {
+        e{c} = gru_bwd_in(d, b + c, j);
+        dh{c} = tile_dh_in(d, b + c, j);
+        zdh{c} = z_dh_next(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]) + zdh{c});
+    }
+    // @end unroll
+}
+
+// The direct z dh term of the next step's gradient that reaches h_t (its scratch), 0 at the
+// sequence's last step or without recurrence.
+fn z_dh_next(d: u32, b: u32, j: u32) -> f32 {
+    if (recurrent() && p.s + 1u < lens[b]) {
+        return gates[scr_at(next_row(d, b, p.s), j)];
+    }
+    return 0.0;
+}
+
+// What the backward of unit j of sequence b at step p.s reads besides dh (b a valid step):
+// its row, the record's r, z, n, q and h_{t-1}. Every record element of (row, j) is read
+// before any is overwritten (GATES_IN_REC).
+struct GruBwdIn {
+    row: u32,
+    rec: vec4<f32>,
+    h: f32,
+}
+
+fn gru_bwd_in(d: u32, b: u32, j: u32) -> GruBwdIn {
+    let hd = p.hidden;
+    let row = row_of(d, time_of(d, b, p.s), b);
+    let rec = vec4<f32>(f32(cache[rec_at(row, j)]), f32(cache[rec_at(row, hd + j)]),
+                        f32(cache[rec_at(row, 2u * hd + j)]),
+                        f32(cache[rec_at(row, 3u * hd + j)]));
+    return GruBwdIn(row, rec, h_before(d, b, j));
 }
 
 // The backward of unit j of sequence b (a valid step) given dh, the whole gradient of h_t.
 fn bwd_cell(d: u32, b: u32, j: u32, dh: f32) {
+    bwd_cell_from(d, b, j, gru_bwd_in(d, b, j), dh);
+}
+
+// bwd_cell from what gru_bwd_in read.
+fn bwd_cell_from(d: u32, b: u32, j: u32, e: GruBwdIn, dh: f32) {
     let hd = p.hidden;
-    let t = time_of(d, b, p.s);
-    let row = row_of(d, t, b);
-    // Every record element of (row, j) is read before any is overwritten (GATES_IN_REC).
-    let r = f32(cache[rec_at(row, j)]);
-    let z = f32(cache[rec_at(row, hd + j)]);
-    let n = f32(cache[rec_at(row, 2u * hd + j)]);
-    let hn = f32(cache[rec_at(row, 3u * hd + j)]);
+    let row = e.row;
+    let r = e.rec.x;
+    let z = e.rec.y;
+    let n = e.rec.z;
+    let hn = e.rec.w;
     gates[scr_at(row, j)] = z * dh;
-    let h = h_before(d, b, j);
+    let h = e.h;
     let da_n = dh * (1.0 - z) * (1.0 - n * n);
     let da_z = dh * (h - n) * z * (1.0 - z);
     if (reset_before()) {

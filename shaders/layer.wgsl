@@ -719,19 +719,28 @@ fn tile_wt_col(w: u32, u0: u32, l: u32) -> WCol {
     return w_col(w, u0 + l % TU, l / TU, 4u);
 }
 
-// dh_t[j] of sequence b (a valid step) given wt = tile_wt_dgh's lane for b: dy plus what comes
-// from the next step, or the final-state gradient at the sequence's last step (as
-// dh_from_next).
-fn tile_dh(d: u32, b: u32, j: u32, wt: f32) -> f32 {
-    var from_next = wt;
-    if (p.s + 1u >= lens[b]) {
-        from_next = 0.0;
-        if (has_state()) {
-            from_next = st_h[(d * p.batch + b) * p.rw + j];
-        }
+// What dh_t[j] of sequence b (a valid step) takes besides wt, tile_wt_dgh's lane for b,
+// read before wt is known: dy_t, whether this is the sequence's last step, and then its
+// final-state gradient (0 without one), which replaces wt there (as dh_from_next).
+struct DhIn {
+    dy: f32,
+    last: bool,
+    end: f32,
+}
+
+fn tile_dh_in(d: u32, b: u32, j: u32) -> DhIn {
+    var end = 0.0;
+    let last = p.s + 1u >= lens[b];
+    if (last && has_state()) {
+        end = st_h[(d * p.batch + b) * p.rw + j];
     }
     let t = time_of(d, b, p.s);
-    return dy[(t * p.batch + b) * p.out_w + d * p.out + j] + from_next;
+    return DhIn(dy[(t * p.batch + b) * p.out_w + d * p.out + j], last, end);
+}
+
+// dh_t[j] from what tile_dh_in read and the recurrent sum wt.
+fn tile_dh_from(i: DhIn, wt: f32) -> f32 {
+    return i.dy + select(wt, i.end, i.last);
 }
 
 // Whether invocation l holds results of the tile's products (KS and TB above).
@@ -744,4 +753,11 @@ fn tile_lead(l: u32) -> bool {
 // private array, so indexing it by the lane keeps it in registers).
 fn tile_has(b: u32) -> bool {
     return b < p.batch && p.s < lens[b];
+}
+
+// tile_has of the lead invocation's four lane sequences b .. b + 3, where unit j is inside
+// the layer.
+fn tile_live(j: u32, b: u32) -> vec4<bool> {
+    let has = vec4<bool>(tile_has(b), tile_has(b + 1u), tile_has(b + 2u), tile_has(b + 3u));
+    return has & vec4<bool>(j < p.hidden);
 }

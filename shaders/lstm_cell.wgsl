@@ -56,20 +56,44 @@ fn scr_dh() -> u32 {
     return select(0u, 3u * p.hidden, lstm_peephole());
 }
 
-// The cell update of unit j of sequence b at step p.s, given `wh` = (W_hh h_{t-1}) at the
-// four gate rows of unit j (i, f, g, o) (b a valid step). Shared by
-// the row-wise and the tiled forward step.
-fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
+// What the forward of unit j of sequence b at step p.s reads besides W_hh h_{t-1} (b a
+// valid step): its time and row, the four gates' xp + b_hh (i, f, g, o), c_{t-1}.
+struct LstmFwdIn {
+    t: u32,
+    row: u32,
+    x: vec4<f32>,
+    cp: f32,
+}
+
+fn lstm_fwd_in(d: u32, b: u32, j: u32) -> LstmFwdIn {
     let n = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    record_h0(d, b, p.s, j);
     let bh = b_hh(d);
-    let ai = xp_get(row, j) + params[bh + j] + wh.x;
-    let af = xp_get(row, n + j) + params[bh + n + j] + wh.y;
-    let ag = xp_get(row, 2u * n + j) + params[bh + 2u * n + j] + wh.z;
-    let ao = xp_get(row, 3u * n + j) + params[bh + 3u * n + j] + wh.w;
-    let cp = c_prev(d, b, p.s, j);
+    let x = vec4<f32>(xp_get(row, j) + params[bh + j], xp_get(row, n + j) + params[bh + n + j],
+                      xp_get(row, 2u * n + j) + params[bh + 2u * n + j],
+                      xp_get(row, 3u * n + j) + params[bh + 3u * n + j]);
+    return LstmFwdIn(t, row, x, c_prev(d, b, p.s, j));
+}
+
+// The cell update of unit j of sequence b at step p.s, given `wh` = (W_hh h_{t-1}) at the
+// four gate rows of unit j (i, f, g, o) (b a valid step). Shared by the row-wise and the
+// tiled forward step.
+fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
+    fwd_cell_from(d, b, j, lstm_fwd_in(d, b, j), wh);
+}
+
+// fwd_cell from what lstm_fwd_in read.
+fn fwd_cell_from(d: u32, b: u32, j: u32, e: LstmFwdIn, wh: vec4<f32>) {
+    let n = p.hidden;
+    let t = e.t;
+    let row = e.row;
+    let cp = e.cp;
+    record_h0(d, b, p.s, j);
+    let ai = e.x.x + wh.x;
+    let af = e.x.y + wh.y;
+    let ag = e.x.z + wh.z;
+    let ao = e.x.w + wh.w;
     if (p.s == 0u) {
         // The backward reads c_{t-1} from cs of the previous row, or from here at step 0.
         cache[p.c0 + (d * p.batch + b) * p.cw + j] = CT(cp);
@@ -132,11 +156,22 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     }
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            fwd_cell(wg.z, b + c, j, vec4<f32>(a.g0[c], a.g1[c], a.g2[c], a.g3[c]));
-        }
+    let d = wg.z;
+    // The four sequences' reads before any of their updates: an update's stores into the
+    // cache would hold the next sequence's loads back (the compiler cannot tell them
+    // apart), one memory latency a sequence instead of one for all.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = LstmFwdIn();
+    if (live[c]) {
+        e{c} = lstm_fwd_in(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        fwd_cell_from(d, b + c, j, e{c}, vec4<f32>(a.g0[c], a.g1[c], a.g2[c], a.g3[c]));
+    }
+    // @end unroll
 }
 
 // h_t = W_hr m (projection only). Invocations (k, b, d), k < P.
@@ -217,11 +252,21 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     let j = wg.x * TU + l % TU;
     let b = wg.y * TB + 4u * (l / TU);
     let d = wg.z;
-    for (var c = 0u; c < 4u; c++) {
-        if (j < p.hidden && tile_has(b + c)) {
-            bwd_cell(d, b + c, j, tile_dh(d, b + c, j, wt[c]));
-        }
+    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
+    let live = tile_live(j, b);
+    // @unroll c 4
+    var e{c} = LstmBwdIn();
+    var dh{c} = DhIn();
+    if (live[c]) {
+        e{c} = lstm_bwd_in(d, b + c, j);
+        dh{c} = tile_dh_in(d, b + c, j);
     }
+    // @end unroll
+    // @unroll c 4
+    if (live[c]) {
+        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]));
+    }
+    // @end unroll
 }
 
 // c_{t-1} of step p.s of sequence b at unit j, from the cache (the backward's st_c binding
@@ -236,12 +281,21 @@ fn c_before(d: u32, b: u32, j: u32) -> f32 {
     return f32(cache[p.cs + prev_row(d, b, p.s) * p.cw + j]);
 }
 
-// The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.
-fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
+// What the backward of unit j of sequence b at step p.s reads besides dm (b a valid
+// step): its row, the running dc of the next step (or the final-state gradient), the
+// gates i, f, g, o, c_t and c_{t-1}.
+struct LstmBwdIn {
+    row: u32,
+    dc_next: f32,
+    g: vec4<f32>,
+    c: f32,
+    cp: f32,
+}
+
+fn lstm_bwd_in(d: u32, b: u32, j: u32) -> LstmBwdIn {
     let n = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    let sr = p.scr + row * p.sw;
     // Gradient of c_t from the next step (or the final-state gradient).
     let di = (d * p.batch + b) * p.cw + j;
     var dc_next = 0.0;
@@ -253,15 +307,32 @@ fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
         dc_next = gates[p.dc + di];
     }
     let r = p.rec + row * p.kw;
-    let gi = f32(cache[r + j]);
-    let gf = f32(cache[r + n + j]);
-    let gg = f32(cache[r + 2u * n + j]);
-    let go = f32(cache[r + 3u * n + j]);
+    let g = vec4<f32>(f32(cache[r + j]), f32(cache[r + n + j]), f32(cache[r + 2u * n + j]),
+                      f32(cache[r + 3u * n + j]));
     let c = f32(cache[p.cs + row * p.cw + j]);
+    return LstmBwdIn(row, dc_next, g, c, c_before(d, b, j));
+}
+
+// The cell's backward at unit j of sequence b (a valid step), given dm, the gradient of m.
+fn bwd_cell(d: u32, b: u32, j: u32, dm: f32) {
+    bwd_cell_from(d, b, j, lstm_bwd_in(d, b, j), dm);
+}
+
+// bwd_cell from what lstm_bwd_in read.
+fn bwd_cell_from(d: u32, b: u32, j: u32, e: LstmBwdIn, dm: f32) {
+    let n = p.hidden;
+    let row = e.row;
+    let sr = p.scr + row * p.sw;
+    let di = (d * p.batch + b) * p.cw + j;
+    let gi = e.g.x;
+    let gf = e.g.y;
+    let gg = e.g.z;
+    let go = e.g.w;
+    let c = e.c;
+    let cp = e.cp;
     let hc = act(OPT2, c);
-    let cp = c_before(d, b, j);
     let da_o = dm * hc * dact(OPT0, go);
-    let dc = dc_next + dm * go * dact(OPT2, hc) + da_o * peep(d, 2u, j);
+    let dc = e.dc_next + dm * go * dact(OPT2, hc) + da_o * peep(d, 2u, j);
     let da_i = dc * gg * dact(OPT0, gi);
     let da_f = dc * cp * dact(OPT0, gf);
     let da_g = dc * gi * dact(OPT1, gg);

@@ -4,8 +4,9 @@
 //! variable ends up in slow local memory on NVIDIA (45x slower on the H100,
 //! ../shared/device/README.md), and writing 16 copies of a line by hand invites slips.
 //! The lines between `// @unroll NAME COUNT` and `// @end unroll` are written COUNT times,
-//! with the identifier NAME replaced by 0u, 1u, ...: a loop of constant trip count as
-//! straight code, whatever a driver's compiler would decide to unroll.
+//! with the identifier NAME replaced by 0u, 1u, ... and `{NAME}` inside an identifier by 0,
+//! 1, ... (`e{c}`: e0, e1, ..., one named variable per copy): a loop of constant trip count
+//! as straight code, whatever a driver's compiler would decide to unroll.
 
 use std::sync::OnceLock;
 
@@ -113,7 +114,10 @@ fn expand_lines(lines: &[String], coop: CoopOps, out: &mut String) {
             for k in 0..count {
                 let copy: Vec<String> = lines[i + 1..end]
                     .iter()
-                    .map(|l| replace_identifier(l, name, &format!("{k}u")))
+                    .map(|l| {
+                        let pasted = l.replace(&format!("{{{name}}}"), &k.to_string());
+                        replace_identifier(&pasted, name, &format!("{k}u"))
+                    })
                     .collect();
                 expand_lines(&copy, coop, out);
             }
@@ -520,6 +524,9 @@ mod tests {
         assert_eq!(expand(nested), "0u 0u\n0u 1u\n1u 0u\n1u 1u\n");
         let inner = expand("// @unroll k 2\n    // @generate step_red_put\n// @end unroll\n");
         assert_eq!(inner.lines().count(), 32);
+        // `{NAME}` inside an identifier: one name per copy.
+        let named = expand("// @unroll c 2\nlet e{c} = f(c, x{c}y);\n// @end unroll\n");
+        assert_eq!(named, "let e0 = f(0u, x0y);\nlet e1 = f(1u, x1y);\n");
     }
 
     #[test]

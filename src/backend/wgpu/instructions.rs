@@ -843,6 +843,59 @@ pub fn loops(words: &[u32]) -> Vec<Mix> {
     m.loop_passes().into_iter().map(|(mix, _)| mix).collect()
 }
 
+/// How often, after the last barrier of each function of SPIR-V module `words` (a step
+/// kernel's cell update, once its products are summed), a load from a storage buffer
+/// follows, in program order, a store into the same buffer: a compiler keeps such a load
+/// behind the store, as it cannot tell their elements apart, so each turn is one more
+/// memory latency in a row. Loops are read once (count an unrolled build,
+/// [`optimize_unrolled`]), and code behind a branch counts as taken.
+pub fn tail_store_load_turns(words: &[u32]) -> u32 {
+    let m = Module::decode(words);
+    // The storage variable each pointer reaches into.
+    let mut root: HashMap<u32, u32> = HashMap::new();
+    for inst in &m.insts {
+        let w = inst.w;
+        match inst.op {
+            op::VARIABLE if w.len() >= 3 && w[2] == STORAGE_BUFFER => {
+                root.insert(w[1], w[1]);
+            }
+            op::ACCESS_CHAIN | op::IN_BOUNDS_ACCESS_CHAIN if w.len() >= 3 => {
+                if let Some(&r) = root.get(&w[2]) {
+                    root.insert(w[1], r);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut turns = 0;
+    for &(s, e) in m.functions.values() {
+        let body = &m.insts[s..e];
+        let start = body
+            .iter()
+            .rposition(|i| i.op == op::CONTROL_BARRIER)
+            .unwrap_or(0);
+        let mut stored: HashSet<u32> = HashSet::new();
+        for inst in &body[start..] {
+            match inst.op {
+                op::STORE => {
+                    if let Some(&r) = inst.w.first().and_then(|p| root.get(p)) {
+                        stored.insert(r);
+                    }
+                }
+                op::LOAD
+                    if inst.w.len() >= 3
+                        && root.get(&inst.w[2]).is_some_and(|r| stored.contains(r)) =>
+                {
+                    turns += 1;
+                    stored.clear();
+                }
+                _ => {}
+            }
+        }
+    }
+    turns
+}
+
 /// The size of SPIR-V module `words`' code as a scalar GPU holds it: what every instruction
 /// of its functions issues once, vector lanes counted one by one, calls not followed (after
 /// `optimize` a module is one function with every call inlined). What an instruction cache
@@ -858,7 +911,10 @@ pub fn code_size(words: &[u32]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Checks, Mix, code_size, hot_loop, loops, optimize, optimize_unrolled, spirv};
+    use super::{
+        Checks, Mix, code_size, hot_loop, loops, optimize, optimize_unrolled, spirv,
+        tail_store_load_turns,
+    };
 
     /// A kernel whose inner loop does 4 multiply-adds from 2 workgroup reads per pass, inside
     /// an outer loop with a global load and a barrier.
@@ -919,6 +975,42 @@ mod tests {
         // The hot loop, as hot_loop counts it.
         assert_eq!(Some(all[1]), hot_loop(&words));
         assert_eq!((all[1].fma, all[1].shared), (4, 2));
+    }
+
+    #[test]
+    fn loads_behind_stores_into_their_buffer_are_counted_after_the_last_barrier() {
+        // Two elements updated one after the other: the second's load follows the first's
+        // store into the same buffer (one turn); loaded both first, none. A store into
+        // another buffer, or before the barrier, does not count.
+        let kernel = |body: &str| {
+            format!(
+                "@group(0) @binding(0) var<storage, read_write> a: array<f32>;
+                 @group(0) @binding(1) var<storage, read_write> o: array<f32>;
+                 @compute @workgroup_size(64)
+                 fn main(@builtin(local_invocation_index) l: u32) {{
+                     a[l + 500u] = 1.0;
+                     workgroupBarrier();
+                     {body}
+                 }}"
+            )
+        };
+        let turns = |body: &str| {
+            let words = spirv(&kernel(body), "main", &[], Checks::Unchecked).expect("SPIR-V");
+            tail_store_load_turns(&words)
+        };
+        assert_eq!(
+            turns("a[l] = a[l] + 1.0; a[l + 64u] = a[l + 64u] + 1.0;"),
+            1
+        );
+        assert_eq!(
+            turns("let x = a[l]; let y = a[l + 64u]; a[l] = x + 1.0; a[l + 64u] = y + 1.0;"),
+            0
+        );
+        assert_eq!(turns("o[l] = a[l]; o[l + 64u] = a[l + 64u];"), 0);
+        assert_eq!(
+            turns("a[l] = a[l] + 1.0; a[l + 64u] = a[l + 64u] + 1.0; a[l + 128u] = a[l + 128u];"),
+            2
+        );
     }
 
     #[test]
