@@ -19,32 +19,42 @@ struct ElmanIn {
     v: f32,
 }
 
-fn elman_fwd_in(d: u32, b: u32, j: u32) -> ElmanIn {
+// tile_update.wgsl's interface: the forward reads ElmanIn, the backward ElmanIn and what
+// dh_t takes besides the recurrent sum.
+alias FwdIn = ElmanIn;
+
+struct BwdIn {
+    cell: ElmanIn,
+    dh: DhIn,
+}
+
+fn fwd_in(d: u32, b: u32, j: u32) -> FwdIn {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     return ElmanIn(t, row, xp_get(row, j) + params[b_hh(d) + j]);
 }
 
-fn elman_bwd_in(d: u32, b: u32, j: u32) -> ElmanIn {
+fn bwd_in(d: u32, b: u32, j: u32) -> BwdIn {
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    return ElmanIn(t, row, hs_get(row, j));
+    return BwdIn(ElmanIn(t, row, hs_get(row, j)), tile_dh_in(d, b, j));
 }
 
-// h_t at unit j of sequence b (a valid step) given wh = (W_hh h_{t-1})[j], from what
-// elman_fwd_in read.
-fn fwd_cell_from(d: u32, b: u32, j: u32, e: ElmanIn, wh: f32) {
+// h_t at unit j of sequence b (a valid step) given a.x = (W_hh h_{t-1})[j], from what
+// fwd_in read.
+fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, a: vec4<f32>) {
     record_h0(d, b, p.s, j);
-    let h = act(OPT0, e.v + wh);
+    let h = act(OPT0, e.v + a.x);
     hs_set(e.row, j, h);
     y[(e.t * p.batch + b) * p.out_w + d * p.out + j] = h;
 }
 
-// The backward at unit j of sequence b (a valid step) given dh_t, from what elman_bwd_in
-// read.
-fn bwd_cell_from(d: u32, b: u32, j: u32, e: ElmanIn, dh: f32) {
-    let da = dh * dact(OPT0, e.v);
-    dxp_set(e.row, j, da);
+// The backward at unit j of sequence b (a valid step) given wt = (W_hh^T da_{t+1})[j],
+// from what bwd_in read.
+fn bwd_update(d: u32, b: u32, j: u32, e: BwdIn, wt: f32) {
+    let dh = tile_dh_from(e.dh, wt);
+    let da = dh * dact(OPT0, e.cell.v);
+    dxp_set(e.cell.row, j, da);
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
@@ -56,24 +66,7 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates: an update's stores would hold
-    // the next sequence's loads back (the compiler cannot tell them apart), one memory
-    // latency a sequence instead of one for all.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = ElmanIn();
-    if (live[c]) {
-        e{c} = elman_fwd_in(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        fwd_cell_from(d, b + c, j, e{c}, a.g0[c]);
-    }
-    // @end unroll
+    tile_fwd_update(l, wg, a);
 }
 
 @compute @workgroup_size(4u * TU * KS, 1, 1)
@@ -84,24 +77,7 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = ElmanIn();
-    var dh{c} = DhIn();
-    if (live[c]) {
-        e{c} = elman_bwd_in(d, b + c, j);
-        dh{c} = tile_dh_in(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]));
-    }
-    // @end unroll
+    tile_bwd_update(l, wg, wt);
 }
 
 @compute @workgroup_size(64, 1, 1)

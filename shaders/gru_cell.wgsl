@@ -110,29 +110,12 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates: an update's stores into the
-    // cache would hold the next sequence's loads back (the compiler cannot tell them
-    // apart), one memory latency a sequence instead of one for all.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = GruFwdIn();
-    if (live[c]) {
-        e{c} = gru_fwd_in(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        fwd_cell_from(d, b + c, j, e{c}, vec3<f32>(a.g0[c], a.g1[c], a.g2[c]));
-    }
-    // @end unroll
+    tile_fwd_update(l, wg, a);
 }
 
 // Pytorch: what the update of unit j of sequence b at step p.s reads besides the products
 // (b a valid step): its time and row, xp and b_hh of r, z, n, and h_{t-1}.
-struct GruFwdIn {
+struct FwdIn {
     t: u32,
     row: u32,
     x: vec3<f32>,
@@ -140,28 +123,29 @@ struct GruFwdIn {
     hp: f32,
 }
 
-fn gru_fwd_in(d: u32, b: u32, j: u32) -> GruFwdIn {
+fn fwd_in(d: u32, b: u32, j: u32) -> FwdIn {
     let hd = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let bh = b_hh(d);
     let x = vec3<f32>(xp_get(row, j), xp_get(row, hd + j), xp_get(row, 2u * hd + j));
     let bias = vec3<f32>(params[bh + j], params[bh + hd + j], params[bh + 2u * hd + j]);
-    return GruFwdIn(t, row, x, bias, h_prev(d, b, p.s, j));
+    return FwdIn(t, row, x, bias, h_prev(d, b, p.s, j));
 }
 
 // Pytorch: the update of unit j of sequence b (a valid step) given a = (W_hr h, W_hz h,
 // W_hn h) at unit j.
 fn fwd_cell(d: u32, b: u32, j: u32, a: vec3<f32>) {
-    fwd_cell_from(d, b, j, gru_fwd_in(d, b, j), a);
+    fwd_update(d, b, j, fwd_in(d, b, j), vec4<f32>(a, 0.0));
 }
 
-// fwd_cell from what gru_fwd_in read.
-fn fwd_cell_from(d: u32, b: u32, j: u32, e: GruFwdIn, a: vec3<f32>) {
+// fwd_cell from what fwd_in read, given the products in a.xyz (tile_update.wgsl's
+// interface).
+fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, a: vec4<f32>) {
     let hd = p.hidden;
     let row = e.row;
     record_h0(d, b, p.s, j);
-    let rz = gates_rz_from(row, j, e.x.xy, e.bias.xy, a);
+    let rz = gates_rz_from(row, j, e.x.xy, e.bias.xy, a.xyz);
     let r = rz.x;
     let z = rz.y;
     let hn = a.z + e.bias.z;
@@ -278,26 +262,24 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = GruBwdIn();
-    var dh{c} = DhIn();
-    var zdh{c} = 0.0;
-    if (live[c]) {
-        e{c} = gru_bwd_in(d, b + c, j);
-        dh{c} = tile_dh_in(d, b + c, j);
-        zdh{c} = z_dh_next(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]) + zdh{c});
-    }
-    // @end unroll
+    tile_bwd_update(l, wg, wt);
+}
+
+// What the tiled backward's update reads (tile_update.wgsl's interface): the cell's inputs,
+// dh_t's besides the recurrent sum, and the direct z dh term of the next step.
+struct BwdIn {
+    cell: GruBwdIn,
+    dh: DhIn,
+    zdh: f32,
+}
+
+fn bwd_in(d: u32, b: u32, j: u32) -> BwdIn {
+    return BwdIn(gru_bwd_in(d, b, j), tile_dh_in(d, b, j), z_dh_next(d, b, j));
+}
+
+// The tiled backward's update given wt, the lane of the W_hh^T dgh part of dh_through.
+fn bwd_update(d: u32, b: u32, j: u32, e: BwdIn, wt: f32) {
+    bwd_cell_from(d, b, j, e.cell, tile_dh_from(e.dh, wt) + e.zdh);
 }
 
 // The direct z dh term of the next step's gradient that reaches h_t (its scratch), 0 at the

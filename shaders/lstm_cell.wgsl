@@ -58,14 +58,14 @@ fn scr_dh() -> u32 {
 
 // What the forward of unit j of sequence b at step p.s reads besides W_hh h_{t-1} (b a
 // valid step): its time and row, the four gates' xp + b_hh (i, f, g, o), c_{t-1}.
-struct LstmFwdIn {
+struct FwdIn {
     t: u32,
     row: u32,
     x: vec4<f32>,
     cp: f32,
 }
 
-fn lstm_fwd_in(d: u32, b: u32, j: u32) -> LstmFwdIn {
+fn fwd_in(d: u32, b: u32, j: u32) -> FwdIn {
     let n = p.hidden;
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
@@ -73,18 +73,18 @@ fn lstm_fwd_in(d: u32, b: u32, j: u32) -> LstmFwdIn {
     let x = vec4<f32>(xp_get(row, j) + params[bh + j], xp_get(row, n + j) + params[bh + n + j],
                       xp_get(row, 2u * n + j) + params[bh + 2u * n + j],
                       xp_get(row, 3u * n + j) + params[bh + 3u * n + j]);
-    return LstmFwdIn(t, row, x, c_prev(d, b, p.s, j));
+    return FwdIn(t, row, x, c_prev(d, b, p.s, j));
 }
 
 // The cell update of unit j of sequence b at step p.s, given `wh` = (W_hh h_{t-1}) at the
 // four gate rows of unit j (i, f, g, o) (b a valid step). Shared by the row-wise and the
 // tiled forward step.
 fn fwd_cell(d: u32, b: u32, j: u32, wh: vec4<f32>) {
-    fwd_cell_from(d, b, j, lstm_fwd_in(d, b, j), wh);
+    fwd_update(d, b, j, fwd_in(d, b, j), wh);
 }
 
-// fwd_cell from what lstm_fwd_in read.
-fn fwd_cell_from(d: u32, b: u32, j: u32, e: LstmFwdIn, wh: vec4<f32>) {
+// fwd_cell from what fwd_in read (tile_update.wgsl's interface).
+fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, wh: vec4<f32>) {
     let n = p.hidden;
     let t = e.t;
     let row = e.row;
@@ -154,24 +154,7 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates: an update's stores into the
-    // cache would hold the next sequence's loads back (the compiler cannot tell them
-    // apart), one memory latency a sequence instead of one for all.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = LstmFwdIn();
-    if (live[c]) {
-        e{c} = lstm_fwd_in(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        fwd_cell_from(d, b + c, j, e{c}, vec4<f32>(a.g0[c], a.g1[c], a.g2[c], a.g3[c]));
-    }
-    // @end unroll
+    tile_fwd_update(l, wg, a);
 }
 
 // h_t = W_hr m (projection only). Invocations (k, b, d), k < P.
@@ -249,24 +232,24 @@ fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
     if (!tile_lead(l)) {
         return;
     }
-    let j = wg.x * TU + l % TU;
-    let b = wg.y * TB + 4u * (l / TU);
-    let d = wg.z;
-    // The four sequences' reads before any of their updates, as in fwd_step_tiled.
-    let live = tile_live(j, b);
-    // @unroll c 4
-    var e{c} = LstmBwdIn();
-    var dh{c} = DhIn();
-    if (live[c]) {
-        e{c} = lstm_bwd_in(d, b + c, j);
-        dh{c} = tile_dh_in(d, b + c, j);
-    }
-    // @end unroll
-    // @unroll c 4
-    if (live[c]) {
-        bwd_cell_from(d, b + c, j, e{c}, tile_dh_from(dh{c}, wt[c]));
-    }
-    // @end unroll
+    tile_bwd_update(l, wg, wt);
+}
+
+// What the tiled backward's update reads (tile_update.wgsl's interface): the cell's inputs
+// and dh_t's besides the recurrent sum.
+struct BwdIn {
+    cell: LstmBwdIn,
+    dh: DhIn,
+}
+
+fn bwd_in(d: u32, b: u32, j: u32) -> BwdIn {
+    return BwdIn(lstm_bwd_in(d, b, j), tile_dh_in(d, b, j));
+}
+
+// The tiled backward's update given wt, the lane of W_hh^T dgh_{t+1} (dm = dh_t: no
+// projection in the tiles).
+fn bwd_update(d: u32, b: u32, j: u32, e: BwdIn, wt: f32) {
+    bwd_cell_from(d, b, j, e.cell, tile_dh_from(e.dh, wt));
 }
 
 // c_{t-1} of step p.s of sequence b at unit j, from the cache (the backward's st_c binding

@@ -8,6 +8,7 @@ use crate::params::LayerPlan;
 static SHADER: CellShader = CellShader::new(
     "elman_cell",
     include_str!("../../../shaders/elman_cell.wgsl"),
+    true,
 );
 
 /// Elman: `h_t = act(xp + W_hh h_{t-1} + b_hh)`.

@@ -12,8 +12,11 @@ use crate::config::{CellConfig, GruVariant};
 use crate::params::LayerPlan;
 
 /// `gru_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
-static SHADER: CellShader =
-    CellShader::new("gru_cell", include_str!("../../../shaders/gru_cell.wgsl"));
+static SHADER: CellShader = CellShader::new(
+    "gru_cell",
+    include_str!("../../../shaders/gru_cell.wgsl"),
+    true,
+);
 
 /// GRU, gate order r, z, n; see `shaders/gru_cell.wgsl` for the math of both variants.
 pub(super) struct GruCell;

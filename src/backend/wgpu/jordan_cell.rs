@@ -15,6 +15,7 @@ use crate::params::{HeadPlan, LayerPlan};
 static SHADER: CellShader = CellShader::new(
     "jordan_cell",
     include_str!("../../../shaders/jordan_cell.wgsl"),
+    false,
 );
 
 /// Jordan: `h_t = act(xp + W_hh y_{t-1} + b_hh)`, `y_t = feedback(W_head h_t + b_head)`.

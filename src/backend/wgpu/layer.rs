@@ -67,15 +67,19 @@ impl StepProducts {
 pub(super) struct CellShader {
     stem: &'static str,
     cell: &'static str,
+    /// The cell file has tiled step kernels, ended by `shaders/tile_update.wgsl`.
+    tiled: bool,
     built: [[[OnceLock<Shader>; 2]; 4]; 2],
 }
 
 impl CellShader {
-    /// The kernels of the cell file `stem`.wgsl, whose source is `cell`.
-    pub const fn new(stem: &'static str, cell: &'static str) -> Self {
+    /// The kernels of the cell file `stem`.wgsl, whose source is `cell`; `tiled` where it
+    /// has tiled step kernels (and so provides `shaders/tile_update.wgsl`'s interface).
+    pub const fn new(stem: &'static str, cell: &'static str, tiled: bool) -> Self {
         CellShader {
             stem,
             cell,
+            tiled,
             built: [const { [const { [const { OnceLock::new() }; 2] }; 4] }; 2],
         }
     }
@@ -93,7 +97,7 @@ impl CellShader {
                 if f16 { "_f16" } else { "" },
                 if narrow { "_8buffers" } else { "" }
             );
-            let source = cell_source(self.cell, f16, products, !narrow);
+            let source = cell_source(self.cell, self.tiled, f16, products, !narrow);
             Shader {
                 name: Box::leak(name.into_boxed_str()),
                 source: Box::leak(source.into_boxed_str()),
@@ -106,14 +110,15 @@ const LAYER_WGSL: &str = include_str!("../../../shaders/layer.wgsl");
 const STEP_TILES_WGSL: &str = include_str!("../../../shaders/step_tiles.wgsl");
 const STEP_COOP_WGSL: &str = include_str!("../../../shaders/step_coop.wgsl");
 const STEP_GEMV_WGSL: &str = include_str!("../../../shaders/step_gemv.wgsl");
+const TILE_UPDATE_WGSL: &str = include_str!("../../../shaders/tile_update.wgsl");
 const COOP_SCALE_WGSL: &str = include_str!("../../../shaders/coop_scale.wgsl");
 const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wgsl");
 const PARAMS_VEC4_WGSL: &str = include_str!("../../../shaders/params_vec4.wgsl");
 const PARAMS_VEC4_SCALAR_WGSL: &str = include_str!("../../../shaders/params_vec4_scalar.wgsl");
 
-/// The expanded source of a cell's kernels (see [`CellShader`]); the f32 tiles' with the
-/// parameters' vec4 binding where `spare`.
-fn cell_source(cell: &str, f16: bool, products: StepProducts, spare: bool) -> String {
+/// The expanded source of a cell's kernels (see [`CellShader`]; with the tiled steps' cell
+/// updates where `tiled`); the f32 tiles' with the parameters' vec4 binding where `spare`.
+fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare: bool) -> String {
     let vec4 = if spare {
         PARAMS_VEC4_WGSL
     } else {
@@ -140,6 +145,11 @@ fn cell_source(cell: &str, f16: bool, products: StepProducts, spare: bool) -> St
             ],
         ),
     };
+    let mut parts = parts;
+    if tiled {
+        // Before the cell's file, after the products.
+        parts.insert(parts.len() - 1, TILE_UPDATE_WGSL);
+    }
     format!(
         "{}{}",
         storage_prelude("CT", f16),

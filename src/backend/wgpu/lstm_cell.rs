@@ -12,8 +12,11 @@ use crate::config::{Activation, CellConfig};
 use crate::params::LayerPlan;
 
 /// `lstm_cell.wgsl` after `layer.wgsl` and the step products (see [`CellShader`]).
-static SHADER: CellShader =
-    CellShader::new("lstm_cell", include_str!("../../../shaders/lstm_cell.wgsl"));
+static SHADER: CellShader = CellShader::new(
+    "lstm_cell",
+    include_str!("../../../shaders/lstm_cell.wgsl"),
+    true,
+);
 
 /// Option bits of `opt3` (`shaders/lstm_cell.wgsl`).
 const PEEPHOLE: u32 = 1;
