@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::runtime;
-use wgrnn::backend::wgpu::{GpuError, Precision, StepProducts, Tuning, autotune};
+use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -786,10 +786,9 @@ fn run_check(args: CheckArgs) -> Result<()> {
         }
     };
     let tensor = gpu.as_ref().is_some_and(|(g, _)| g.uses_tensor_cores());
-    // The defaults' choice of the matrix-vector steps at this batch.
-    let gemv = gpu.as_ref().is_some_and(|(g, _)| {
-        g.tuning().gemv_steps.is_none() && g.step_products_for(seq.batch()) == StepProducts::Gemv
-    });
+    let gemv = gpu
+        .as_ref()
+        .is_some_and(|(g, _)| g.auto_gemv_steps(seq.batch()));
     let mut tolerances = match (args.precision, tensor) {
         (_, true) => check::Tolerances::TENSOR_PRODUCTS,
         (Precision::F32, false) => check::Tolerances::default(),
@@ -1096,9 +1095,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
                 let tensor = be.tensor_products();
                 let tensor_steps = be.step_products().on_tensor_cores();
-                // The defaults' choice of the matrix-vector steps at this batch.
-                let gemv_steps = be.tuning().gemv_steps.is_none()
-                    && be.step_products_for(c.batch) == StepProducts::Gemv;
+                let gemv_steps = be.auto_gemv_steps(c.batch);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {

@@ -124,15 +124,13 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
     } else {
         PARAMS_VEC4_SCALAR_WGSL
     };
-    let (coop, parts) = match products {
-        StepProducts::F32 => (
-            CoopOps::Hardware,
-            vec![LAYER_WGSL, vec4, STEP_TILES_WGSL, cell],
-        ),
-        StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL, cell]),
+    // The products, then (for cells with tiled steps) their cell updates, then the cell.
+    let (coop, mut parts) = match products {
+        StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, vec4, STEP_TILES_WGSL]),
+        StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL]),
         StepProducts::Tensor => (
             CoopOps::Hardware,
-            vec![COOP_SCALE_WGSL, LAYER_WGSL, STEP_COOP_WGSL, cell],
+            vec![COOP_SCALE_WGSL, LAYER_WGSL, STEP_COOP_WGSL],
         ),
         StepProducts::TensorEmulated => (
             CoopOps::Emulated,
@@ -141,15 +139,13 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
                 LAYER_WGSL,
                 STEP_COOP_WGSL,
                 COOP_EMULATED_WGSL,
-                cell,
             ],
         ),
     };
-    let mut parts = parts;
     if tiled {
-        // Before the cell's file, after the products.
-        parts.insert(parts.len() - 1, TILE_UPDATE_WGSL);
+        parts.push(TILE_UPDATE_WGSL);
     }
+    parts.push(cell);
     format!(
         "{}{}",
         storage_prelude("CT", f16),

@@ -538,6 +538,12 @@ impl WgpuBackend {
         }
     }
 
+    /// Whether the defaults (not an explicit choice) take the matrix-vector step products
+    /// for `batch` sequences: what `wgrnn bench` and `wgrnn check` report.
+    pub fn auto_gemv_steps(&self, batch: usize) -> bool {
+        self.tuning.gemv_steps.is_none() && self.step_products_for(batch) == StepProducts::Gemv
+    }
+
     /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
     /// products or the recurrent steps'): what `wgrnn check` sets its tolerances by.
     pub fn uses_tensor_cores(&self) -> bool {
