@@ -18,8 +18,9 @@
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
 #                                   before), with the 256x128 GEMM tile, with the tiles'
-#                                   K split 4 ways (64-row chunks, and 16: entry 34's
-#                                   before) and 2 ways, with each step submitted whole
+#                                   K split 1 way (entry 48's before), 4 ways (64-row
+#                                   chunks, and 16: entry 34's before) and 2 ways at
+#                                   every grid, with each step submitted whole
 #                                   (entry 21's before), with the matrix-vector steps
 #                                   and with the tiles at every batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
@@ -54,7 +55,7 @@ fi
 # never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
-    "--step-k-split 2 --step-units 64" "--step-chunk-rows 16" "--gemm tall"
+    "--step-k-split 2 --step-units 64" "--step-k-split 1" "--step-chunk-rows 16" "--gemm tall"
     "--precision f16 --step-kernel tiled"
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
@@ -85,7 +86,7 @@ check_variants() {
 check() { check_variants "${VARIANTS[@]}"; }
 check-new() {
     local status=0
-    check_variants "" "--gemm tall" "${VARIANTS[@]:12}" || status=1
+    check_variants "" "--gemm tall" "${VARIANTS[@]:13}" || status=1
     # The defaults at 3 sequences: the matrix-vector steps with the checks on, what batch1
     # runs since entry 45.
     LENGTHS=7,29,1 check_variants "" || status=1
@@ -158,6 +159,11 @@ ksplit() {
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
+    # One K slice at every grid: the defaults before entry 48, which picks them by the grid
+    # (four for every suite config but wide, whose grid is busy at one, and batch1, which
+    # keeps its matrix-vector steps): the measure of that entry. Then four and two at
+    # every grid (wide too).
+    bench_variant ksplit1 --step-k-split 1 || status=1
     bench_variant ksplit4 --step-k-split 4 || status=1
     # Four slices in the 16-row chunks they had before entry 34 (4x the chunks and barriers
     # of the 64 rows the H100's workgroup memory now holds at KS 4).
@@ -169,7 +175,8 @@ ksplit() {
     # The recurrent products as matrix-vector products at every batch (entry 22; the
     # default at up to 4 sequences since entry 45): small against the tiles; slower where
     # the batch is large (each workgroup of 4 sequences reads all of W_hh). Then the f32
-    # tiles at every batch: batch1 as it ran before entry 45 (the measure of that entry).
+    # tiles at every batch: at batch1 what entry 45 replaced, now with the 4 K slices its
+    # grid gives them (entry 48).
     bench_variant gemv --step-kernel gemv || status=1
     bench_variant tiled --step-kernel tiled || status=1
     return $status

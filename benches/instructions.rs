@@ -18,7 +18,7 @@ use wgrnn::backend::wgpu::instructions::{
     Checks, code_size, hot_loop, hot_loop_banks, loops, optimize, optimize_unrolled, spirv,
     tail_store_load_turns,
 };
-use wgrnn::backend::wgpu::{PlainChunks, fit_chunks, module_sources};
+use wgrnn::backend::wgpu::{PlainChunks, StepGrid, fit_chunks, module_sources, plain_tiles};
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
 /// its pipeline constants, as the host sets them for `what`.
@@ -26,23 +26,23 @@ struct Case {
     module: &'static str,
     entry: &'static str,
     constants: Vec<(&'static str, f64)>,
-    what: &'static str,
+    what: String,
 }
 
 /// A product tile (`gemm128`, `gemm256`) with A's k (`a_k`) or B's n contiguous.
-fn gemm(tile: &'static str, a_k: bool, what: &'static str) -> Case {
+fn gemm(tile: &'static str, a_k: bool, what: &str) -> Case {
     let (a, b) = if a_k { (1.0, 0.0) } else { (0.0, 1.0) };
     Case {
         module: tile,
         entry: tile,
         constants: vec![("A_K_CONTIGUOUS", a), ("B_N_CONTIGUOUS", b)],
-        what,
+        what: what.to_string(),
     }
 }
 
-/// The tuning for the f32 tiles of a configuration (`Call::tile_units`): units, K slices
-/// asked, the blocked or the plain loops; the chunks follow as the host's `fit_chunks` (or
-/// `PlainChunks::blocked`) makes them on the H100, at the default 64 rows.
+/// The f32 tiles of a step: units, K slices asked, the blocked or the plain loops; the
+/// chunks follow as the host's `fit_chunks` (or `PlainChunks::blocked`) makes them on the
+/// H100, at the default 64 rows.
 #[derive(Clone, Copy)]
 struct Tiles {
     tu: usize,
@@ -50,31 +50,45 @@ struct Tiles {
     blocked: bool,
 }
 
-/// The flagship's, gru4's and tanh4's tiles on the H100 (32 units, one slice).
-const WIDE32: Tiles = Tiles {
-    tu: 32,
-    ks: 1,
-    blocked: false,
-};
-/// The same with the blocked loops (`--step-kernel blocked`).
-const BLOCKED: Tiles = Tiles {
-    blocked: true,
-    ..WIDE32
-};
-/// K split 4 (`--step-k-split 4`): 16-unit tiles.
-const KSPLIT4: Tiles = Tiles {
-    tu: 16,
-    ks: 4,
-    blocked: false,
-};
-
 /// The H100's workgroup memory and invocations per workgroup.
 const H100_WORKGROUP_BYTES: usize = 49152;
 const H100_INVOCATIONS: usize = 1024;
 
+/// The tiles the host gives a step of the flagship's sizes (1024 units, 64 sequences; gru4's
+/// and tanh4's with their gates) on the H100 (`plain_tiles`): K slices by the grid (the
+/// default since entry 48), or `k_split`.
+fn suite_tiles(gates: usize, k_split: Option<usize>) -> Tiles {
+    let grid = StepGrid {
+        hidden: 1024,
+        batch: 64,
+        dirs: 1,
+        gates,
+    };
+    let (tu, c) = plain_tiles(
+        grid,
+        None,
+        k_split,
+        64,
+        H100_INVOCATIONS,
+        H100_WORKGROUP_BYTES,
+    );
+    Tiles {
+        tu,
+        ks: c.ks,
+        blocked: false,
+    }
+}
+
+/// The blocked loops (`--step-kernel blocked`): 32 units, one slice.
+const BLOCKED: Tiles = Tiles {
+    tu: 32,
+    ks: 1,
+    blocked: true,
+};
+
 /// A step entry of a cell's f32 tiles with cell option OPT0 (the LSTM's gate activation,
-/// sigmoid, else 0).
-fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str) -> Case {
+/// sigmoid, else 0), for the row `what` (followed by the tiles' width and slices).
+fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Case {
     let opt0 = if module.starts_with("lstm") { 3.0 } else { 0.0 };
     let gates = match module {
         "lstm_cell" => 4,
@@ -94,6 +108,11 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str
         )
     };
     let arrays = c.arrays(entry.starts_with("bwd"));
+    let what = if t.blocked {
+        format!("{what}, blocked loops")
+    } else {
+        format!("{what}, TU {}, KS {}", t.tu, c.ks)
+    };
     Case {
         module,
         entry,
@@ -116,62 +135,39 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &'static str
 
 /// A step entry of the matrix-vector products at batch 1 (`Call::gemv_shape`: 8 units, 16
 /// K slices, 4 sequences).
-fn gemv(entry: &'static str, what: &'static str) -> Case {
+fn gemv(entry: &'static str, what: &str) -> Case {
     Case {
         module: "lstm_cell_gemv",
         entry,
         constants: vec![("OPT0", 3.0), ("TU", 8.0), ("KS", 16.0), ("TB", 4.0)],
-        what,
+        what: what.to_string(),
     }
 }
 
 /// The kernels of the flagship's, gru4's, tanh4's and batch1's training steps on the H100,
-/// with the constants the host gives them (`Call::tile_units`, `fit_chunks`).
+/// with the constants the host gives them (`plain_tiles`, `fit_chunks`), and the flagship's
+/// under one K slice (the default before entry 48) and the blocked loops.
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
+    let (lstm, gru, elman) = (
+        suite_tiles(4, None),
+        suite_tiles(3, None),
+        suite_tiles(1, None),
+    );
+    let one = suite_tiles(4, Some(1));
     vec![
         gemm("gemm128", true, "128x128 tile, x W^T (input projections)"),
         gemm("gemm128", false, "128x128 tile, dG^T H (weight gradients)"),
         gemm("gemm256", true, "256x128 tile, x W^T"),
-        tiles(
-            "lstm_cell",
-            fwd,
-            WIDE32,
-            "flagship forward step, TU 32, KS 1",
-        ),
-        tiles(
-            "lstm_cell",
-            bwd,
-            WIDE32,
-            "flagship backward step, TU 32, KS 1",
-        ),
-        tiles(
-            "lstm_cell",
-            fwd,
-            BLOCKED,
-            "flagship forward step, blocked loops",
-        ),
-        tiles(
-            "lstm_cell",
-            bwd,
-            BLOCKED,
-            "flagship backward step, blocked loops",
-        ),
-        tiles("gru_cell", fwd, WIDE32, "gru4 forward step, TU 32, KS 1"),
-        tiles("gru_cell", bwd, WIDE32, "gru4 backward step, TU 32, KS 1"),
-        tiles("elman_cell", fwd, WIDE32, "tanh4 forward step, TU 32, KS 1"),
-        tiles(
-            "lstm_cell",
-            fwd,
-            KSPLIT4,
-            "flagship forward step, TU 16, KS 4",
-        ),
-        tiles(
-            "lstm_cell",
-            bwd,
-            KSPLIT4,
-            "flagship backward step, TU 16, KS 4",
-        ),
+        tiles("lstm_cell", fwd, lstm, "flagship forward step"),
+        tiles("lstm_cell", bwd, lstm, "flagship backward step"),
+        tiles("lstm_cell", fwd, one, "flagship forward step"),
+        tiles("lstm_cell", bwd, one, "flagship backward step"),
+        tiles("lstm_cell", fwd, BLOCKED, "flagship forward step"),
+        tiles("lstm_cell", bwd, BLOCKED, "flagship backward step"),
+        tiles("gru_cell", fwd, gru, "gru4 forward step"),
+        tiles("gru_cell", bwd, gru, "gru4 backward step"),
+        tiles("elman_cell", fwd, elman, "tanh4 forward step"),
         gemv(fwd, "batch1 forward step, matrix-vector"),
         gemv(bwd, "batch1 backward step, matrix-vector"),
     ]
@@ -187,8 +183,8 @@ fn update_cases() -> Vec<Case> {
     all.push(tiles(
         "elman_cell",
         "bwd_step_tiled",
-        WIDE32,
-        "tanh4 backward step, TU 32, KS 1",
+        suite_tiles(1, None),
+        "tanh4 backward step",
     ));
     all
 }

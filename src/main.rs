@@ -396,8 +396,9 @@ pub(crate) struct KernelFlags {
     step_units: Option<String>,
     /// K slices of the f32 tiled steps (1, 2 or 4): that many times the invocations per
     /// workgroup, each a part of the inner dimension, for grids that leave the GPU's cores
-    /// with few warps [default: 1, or the adapter's autotune entry]. Lowered where the tile
-    /// or the adapter's workgroup limit does not allow it. Implies tiled f32 steps unless
+    /// with few warps [default: by the grid (the fewest that give 16 warps per core, else
+    /// 4), or the adapter's autotune entry]. Lowered where the tile or the adapter's
+    /// workgroup limit does not allow it. 2 and 4 imply tiled f32 steps unless
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
     step_k_split: Option<String>,
@@ -470,7 +471,7 @@ impl KernelFlags {
             }
         }
         if let Some(k) = self.step_k_split.as_deref().and_then(|k| k.parse().ok()) {
-            t.step_k_split = k;
+            t.step_k_split = Some(k);
             if self.step_kernel.is_none() && k > 1 {
                 plain_tiles(&mut t);
                 t.tensor_steps = Some(false);
@@ -543,8 +544,8 @@ pub(crate) fn apply_kernel_flags(
     }
     if !tuning.is_valid() {
         let mut asked = Vec::new();
-        if tuning.step_k_split != 1 {
-            asked.push(format!("--step-k-split {}", tuning.step_k_split));
+        if let Some(k) = tuning.step_k_split.filter(|&k| k != 1) {
+            asked.push(format!("--step-k-split {k}"));
         }
         if tuning.step_chunk_rows != 64 {
             asked.push(format!("--step-chunk-rows {}", tuning.step_chunk_rows));
@@ -554,7 +555,7 @@ pub(crate) fn apply_kernel_flags(
              tiled), not with `{}`",
             asked.join(" "),
             Tuning {
-                step_k_split: 1,
+                step_k_split: None,
                 step_chunk_rows: 64,
                 ..tuning
             }
@@ -764,13 +765,13 @@ fn run_check(args: CheckArgs) -> Result<()> {
         .map(check::parse_lengths)
         .transpose()?;
     let seq = check::seq_shape(args.seq, args.batch, lengths)?;
+    let shape = autotune::Shape::of(&network, seq.batch());
     // The GPU is opened first: whether its products run on the tensor cores sets the bound.
     let gpu = match args.candidate {
         Candidate::Gpu => {
             let mut gpu = open_gpu(args.adapter.as_deref())?;
             gpu.set_precision(args.precision)?;
-            let shape = autotune::Shape::of(&network, seq.batch());
-            let kernels = apply_kernel_flags(&mut gpu, &args.kernels, shape)?;
+            let kernels = apply_kernel_flags(&mut gpu, &args.kernels, shape.clone())?;
             Some((gpu, kernels))
         }
         Candidate::Cpu64 => {
@@ -789,6 +790,10 @@ fn run_check(args: CheckArgs) -> Result<()> {
     let gemv = gpu
         .as_ref()
         .is_some_and(|(g, _)| g.auto_gemv_steps(seq.batch()));
+    let k_slices = gpu
+        .as_ref()
+        .and_then(|(g, _)| g.auto_k_split(&shape))
+        .filter(|&k| k > 1);
     let mut tolerances = match (args.precision, tensor) {
         (_, true) => check::Tolerances::TENSOR_PRODUCTS,
         (Precision::F32, false) => check::Tolerances::default(),
@@ -823,7 +828,7 @@ fn run_check(args: CheckArgs) -> Result<()> {
     let report = match gpu {
         Some((gpu, kernels)) => {
             outln!(
-                "kernels: {kernels}; precision: {:?}{}{}",
+                "kernels: {kernels}; precision: {:?}{}{}{}",
                 args.precision,
                 match (tensor, gpu.gpu().tensor_emulated()) {
                     (true, false) => "; tensor-core products",
@@ -834,6 +839,10 @@ fn run_check(args: CheckArgs) -> Result<()> {
                     "; matrix-vector steps at this batch"
                 } else {
                     ""
+                },
+                match k_slices {
+                    Some(k) => format!("; {k} K slices at this grid"),
+                    None => String::new(),
                 }
             );
             check::run_check(reference, gpu, &spec)?
@@ -1092,10 +1101,11 @@ fn run_bench(args: BenchArgs) -> Result<()> {
         let result = match backend {
             Chosen::Gpu(mut be) => {
                 let shape = autotune::Shape::of(&c.network(), c.batch);
-                let kernels = apply_kernel_flags(&mut be, &args.kernels, shape)?;
+                let kernels = apply_kernel_flags(&mut be, &args.kernels, shape.clone())?;
                 let tensor = be.tensor_products();
                 let tensor_steps = be.step_products().on_tensor_cores();
                 let gemv_steps = be.auto_gemv_steps(c.batch);
+                let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
@@ -1109,6 +1119,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if gemv_steps {
                         r.variant.push_str(" gemv-steps");
+                    }
+                    if let Some(k) = k_slices {
+                        r.variant.push_str(&format!(" k-slices={k}"));
                     }
                     r
                 })
@@ -1148,7 +1161,7 @@ mod tests {
     #[test]
     fn a_step_kernel_drops_the_base_choices_it_does_not_have() {
         let base = Tuning {
-            step_k_split: 2,
+            step_k_split: Some(2),
             step_chunk_rows: 16,
             ..Tuning::default()
         };
@@ -1156,12 +1169,12 @@ mod tests {
         for kernel in ["rowwise", "blocked", "tensor"] {
             let t = flags(&["--step-kernel", kernel]).tuning(base);
             assert!(t.is_valid(), "{kernel}: {t:?}");
-            assert_eq!((t.step_k_split, t.step_chunk_rows), (1, 64), "{kernel}");
+            assert_eq!((t.step_k_split, t.step_chunk_rows), (None, 64), "{kernel}");
         }
         let t = flags(&["--step-kernel", "tiled"]).tuning(base);
-        assert_eq!((t.step_k_split, t.step_chunk_rows), (2, 16));
+        assert_eq!((t.step_k_split, t.step_chunk_rows), (Some(2), 16));
         let t = flags(&["--step-kernel", "rowwise", "--step-chunk-rows", "32"]).tuning(base);
-        assert_eq!((t.step_k_split, t.step_chunk_rows), (1, 32));
+        assert_eq!((t.step_k_split, t.step_chunk_rows), (None, 32));
         assert!(!t.is_valid());
         let t = flags(&["--step-chunk-rows", "32"]).tuning(Tuning {
             tiled_steps: false,

@@ -68,12 +68,17 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
             tiled_steps: false,
             ..d
         },
+        // K slices fixed: one (the default before entry 48), two or four at every grid.
         Tuning {
-            step_k_split: 2,
+            step_k_split: Some(1),
             ..d
         },
         Tuning {
-            step_k_split: 4,
+            step_k_split: Some(2),
+            ..d
+        },
+        Tuning {
+            step_k_split: Some(4),
             ..d
         },
         Tuning {
@@ -299,31 +304,41 @@ mod tests {
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
         let mut times = [
-            1.0, 0.98, 0.99, 0.9, 0.95, 1.2, 1.3, 0.97, 0.96, 1.02, 1.01, 0.8, 1.1, 0.85, 1.05,
+            1.0, 0.98, 0.99, 0.9, 0.95, 1.2, 1.3, 1.03, 0.97, 0.96, 1.02, 1.01, 0.8, 1.1, 0.85,
+            1.05,
         ];
         assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!(t.step_tile_units, Some(64));
         assert!(t.tiled_steps && !t.blocked_steps);
-        assert_eq!(t.step_k_split, 1);
+        assert_eq!(t.step_k_split, None);
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.checked);
+        // One K slice at every grid best on the step axis (the default picks them by the
+        // grid): it is kept as a choice.
+        let mut one = times;
+        one[7] = 0.85;
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(one).collect();
+        let t = combine(&measured);
+        assert_eq!((t.step_k_split, t.step_tile_units), (Some(1), None));
+        assert!(t.label().contains(" ksplit=1 "), "{}", t.label());
         // Four K slices best on the step axis: they come with the default tile width.
-        times[8] = 0.85;
+        times[9] = 0.85;
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
-        assert_eq!((t.step_k_split, t.step_tile_units), (4, None));
+        assert_eq!((t.step_k_split, t.step_tile_units), (Some(4), None));
         assert_eq!(t.step_chunk_rows, 64);
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.is_valid());
-        // The backward's 16-row chunks best on the step axis: one K slice, default width.
-        times[9] = 0.8;
+        // The backward's 16-row chunks best on the step axis: K slices by the grid, default
+        // width.
+        times[10] = 0.8;
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
         let t = combine(&measured);
         assert_eq!(
             (t.step_chunk_rows, t.step_k_split, t.step_tile_units),
-            (16, 1, None)
+            (16, None, None)
         );
         assert!(t.is_valid());
         // The matrix-vector products best on the step axis: f32 products, no K slices.
@@ -336,7 +351,7 @@ mod tests {
         );
         assert_eq!(
             (t.step_chunk_rows, t.step_k_split, t.step_tile_units),
-            (64, 1, None)
+            (64, None, None)
         );
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.is_valid());

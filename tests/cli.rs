@@ -334,8 +334,8 @@ fn tune_writes_the_table_and_later_runs_use_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    // Fifteen single-axis candidates on each configuration, each timed, then the ranking.
-    assert!(text.matches(" ms\n").count() >= 30, "{text}");
+    // Sixteen single-axis candidates on each configuration, each timed, then the ranking.
+    assert!(text.matches(" ms\n").count() >= 32, "{text}");
     let chosen = text
         .lines()
         .find_map(|l| l.strip_prefix("chosen: "))
@@ -347,10 +347,10 @@ fn tune_writes_the_table_and_later_runs_use_it() {
             .expect("the table is JSON");
     let entries = json["entries"].as_array().expect("entries");
     assert_eq!(entries.len(), 1, "{json}");
-    // Fifteen candidates, and a sixteenth where the best of each axis together is a new
+    // Sixteen candidates, and a seventeenth where the best of each axis together is a new
     // one.
     let measured = entries[0]["measured"].as_array().map_or(0, Vec::len);
-    assert!(measured == 15 || measured == 16, "{json}");
+    assert!(measured == 16 || measured == 17, "{json}");
     assert_eq!(
         entries[0]["measured"][0]["variant"],
         chosen.as_str(),
@@ -727,6 +727,61 @@ fn bench_takes_the_matrix_vector_steps_at_a_few_sequences() {
         "1",
     ]);
     assert!(out.contains("; matrix-vector steps at this batch"), "{out}");
+}
+
+#[test]
+fn bench_and_check_say_where_the_grid_chose_k_slices() {
+    // 6 units x 8 sequences is a grid of one workgroup: the defaults give the f32 tiles
+    // four K slices (`layer::plain_tiles`); slices asked for, or a kernel without them, are
+    // no choice of the grid's.
+    for (flags, by_grid) in [
+        (&[][..], true),
+        (&["--step-kernel", "tiled"][..], true),
+        (&["--step-k-split", "1"][..], false),
+        (&["--step-k-split", "4"][..], false),
+        (&["--step-kernel", "rowwise"][..], false),
+        (&["--step-kernel", "blocked"][..], false),
+    ] {
+        let name = format!("k-slices-{}.jsonl", flags.join("-"));
+        let args = [
+            &[
+                "--cell", "lstm", "--hidden", "6", "--input", "3", "--seq", "2", "--warmup", "0",
+                "--reps", "1", "--batch", "8",
+            ][..],
+            flags,
+        ]
+        .concat();
+        let (_, j) = bench_json(&name, &args);
+        let variant = j["variant"].as_str().unwrap_or_default();
+        assert_eq!(
+            variant.ends_with(" k-slices=4"),
+            by_grid,
+            "{flags:?}: {variant}"
+        );
+    }
+    let check_at = |flags: &[&str]| {
+        ok(&[
+            &[
+                "check",
+                "--cell",
+                "lstm",
+                "--hidden",
+                "6",
+                "--input",
+                "3",
+                "--lengths",
+                "3,2,1,3,2,1",
+                "--steps",
+                "1",
+            ][..],
+            flags,
+        ]
+        .concat())
+    };
+    assert!(check_at(&[]).contains("; 4 K slices at this grid"));
+    let one = check_at(&["--step-k-split", "1"]);
+    assert!(!one.contains("K slices at this grid"), "{one}");
+    assert!(one.contains("ksplit=1"), "{one}");
 }
 
 /// `wgrnn bench ARGS --json FILE` (FILE named `name` in the temporary directory): what it

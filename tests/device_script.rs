@@ -70,6 +70,7 @@ fn every_part_runs_what_it_names() {
         "--gemm tensor",
         "--step-chunk-rows 16",
         "--step-k-split 2 --step-units 64",
+        "--step-k-split 1",
         "--precision f16 --step-kernel tiled",
         "--step-kernel gemv --unchecked",
     ] {
@@ -90,6 +91,7 @@ fn every_part_runs_what_it_names() {
         "report --products",
         "bench --suite suite.tsv --step-chunk-rows 16",
         "bench --suite suite.tsv --gemm tall --roofline",
+        "bench --suite suite.tsv --step-k-split 1",
         "bench --suite suite.tsv --step-k-split 4",
         "bench --suite suite.tsv --submit-first 0 --no-kernels",
         "bench --suite suite.tsv --step-kernel gemv --no-kernels",

@@ -67,7 +67,7 @@ fn f16_caches_match_the_f32_reference() {
         be.set_tuning(Tuning {
             tiled_steps: tiled,
             blocked_steps: blocked,
-            step_k_split: k_split,
+            step_k_split: Some(k_split),
             gemv_steps: Some(gemv),
             checked: !blocked,
             ..Tuning::default()

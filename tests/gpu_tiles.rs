@@ -57,7 +57,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
             tiled_steps: tiled,
             step_tile_units: (tiled && !gemv).then_some(units),
             blocked_steps: blocked,
-            step_k_split: k_split,
+            step_k_split: Some(k_split),
             step_chunk_rows: chunk_rows,
             gemv_steps: Some(gemv),
             checked: units != 64 && !gemv,

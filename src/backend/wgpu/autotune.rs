@@ -332,13 +332,13 @@ mod tests {
         let units = |p| both.get(&key("a"), p).map(|e| e.tuning.step_tile_units);
         assert_eq!(units(Precision::F32), Some(Some(64)));
         assert_eq!(units(Precision::F16), Some(Some(32)));
-        // Tables written before entries had a precision hold f32 entries, and before the
-        // steps had K slices, one slice, and before their backward had a choice of rows,
+        // Tables written before entries had a precision hold f32 entries, before the steps
+        // had K slices the grid's choice, and before their backward had a choice of rows,
         // the default's 64.
         let old_text = serde_json::to_string(&back)
             .expect("json")
             .replace(",\"precision\":\"f32\"", "")
-            .replace("\"step_k_split\":1,", "")
+            .replace("\"step_k_split\":null,", "")
             .replace("\"step_chunk_rows\":64,", "")
             .replace(",\"shapes\":[]", "");
         assert!(!old_text.contains("precision"), "{old_text}");
@@ -347,6 +347,12 @@ mod tests {
         assert!(!old_text.contains("step_chunk_rows"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
+        // One slice written when it was the default stays one slice: it was measured so.
+        let one_slice = serde_json::to_string(&back)
+            .expect("json")
+            .replace("\"step_k_split\":null", "\"step_k_split\":1");
+        let one: Table = serde_json::from_str(&one_slice).expect("a table");
+        assert!(one.entries.iter().all(|e| e.tuning.step_k_split == Some(1)));
         // Another version's entry does not apply.
         let mut old = entry("c", None);
         old.version = "0.0.0-old".into();

@@ -427,55 +427,49 @@ impl Call<'_> {
     }
 
     /// Units per workgroup of the tiled step kernels (the `TU` override of
-    /// `shaders/layer.wgsl`): 32 for the blocked loops, the tuning's choice, else the widest
-    /// of 64 and 32 whose grid still has [`FULL_GRID`] workgroups (and whose tiles take the
-    /// tuning's K slices at its chunk rows), else 16, so a large GPU has work on every core.
+    /// `shaders/layer.wgsl`): 32 for the blocked loops, 8 (or 4) for the matrix-vector
+    /// products, else the f32 or tensor-core tiles' width ([`Call::plain_tiles`]).
     pub fn tile_units(&self) -> usize {
-        let t = self.be.tuning();
-        if t.blocked_steps {
-            return 32;
-        }
-        if self.products() == StepProducts::Gemv {
-            return self.gemv_shape(false).0;
-        }
-        match t.step_tile_units {
-            Some(tu) => tu,
-            None => {
-                let grid = |tu: usize| {
-                    self.plan.hidden.div_ceil(tu) * self.lay.batch.div_ceil(16) * self.lay.dirs
-                };
-                let (asked, gates, most) = (t.step_k_split, self.gates(), self.most_invocations());
-                [64, 32]
-                    .into_iter()
-                    .find(|&tu| {
-                        let c = self.fit(asked, tu, gates, most);
-                        grid(tu) >= FULL_GRID
-                            && c.ks == asked.max(1)
-                            && c.rows == chunk_depth(t.step_chunk_rows)
-                    })
-                    .unwrap_or(16)
-            }
+        if self.be.tuning().blocked_steps {
+            32
+        } else if self.products() == StepProducts::Gemv {
+            self.gemv_shape(false).0
+        } else {
+            self.plain_tiles().0
         }
     }
 
-    /// [`fit_chunks`] for this layer's adapter and the tuning's chunk rows.
-    fn fit(&self, asked: usize, tu: usize, gates: usize, most: usize) -> PlainChunks {
-        let rows = self.be.tuning().step_chunk_rows;
-        let storage = self.be.gpu.limits().max_compute_workgroup_storage_size as usize;
-        fit_chunks(asked, rows, tu, gates, most, storage)
+    /// The tiles' width and the f32 plain loops' chunking for this call
+    /// ([`WgpuBackend::step_tiles`]): K slices as the tuning says or by the grid with the f32
+    /// products; one slice (or the tuning's) with the tensor-core products, whose width the
+    /// f32 tiles keep where their build fails to compile.
+    fn plain_tiles(&self) -> (usize, PlainChunks) {
+        let k_split = match self.products() {
+            StepProducts::F32 => self.be.tuning().step_k_split,
+            _ => Some(self.be.tuning().step_k_split.unwrap_or(1)),
+        };
+        self.be.step_tiles(self.step_grid(), k_split)
     }
 
-    /// The chunking of the f32 tiles' plain loops of `tu` units and the workgroup memory it
-    /// takes ([`fit_chunks`]: K slices, weight rows per chunk and slice, forward k steps per
-    /// chunk, each entry point's sizes of `wsm` and `h_tile`); for the blocked loops one
-    /// slice and the arrays' default sizes.
-    fn plain_chunks(&self, tu: usize) -> PlainChunks {
+    /// What the tile rule sees of this call's steps.
+    fn step_grid(&self) -> StepGrid {
+        StepGrid {
+            hidden: self.plan.hidden,
+            batch: self.lay.batch,
+            dirs: self.lay.dirs,
+            gates: self.gates(),
+        }
+    }
+
+    /// The chunking of the f32 tiles' plain loops ([`Call::plain_tiles`]: K slices, weight
+    /// rows per chunk and slice, forward k steps per chunk, each entry point's sizes of
+    /// `wsm` and `h_tile`); for the blocked loops one slice and the arrays' default sizes.
+    fn plain_chunks(&self) -> PlainChunks {
         let t = self.be.tuning();
         if t.blocked_steps {
             return PlainChunks::blocked(chunk_depth(t.step_chunk_rows), self.gates());
         }
-        let most = self.most_invocations();
-        self.fit(t.step_k_split, tu, self.gates(), most)
+        self.plain_tiles().1
     }
 
     /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
@@ -492,7 +486,11 @@ impl Call<'_> {
     /// 16 in the backward (64 row lanes, so that a round of 16 rows per lane spans the
     /// staged chunk of 1024 rows).
     fn gemv_shape(&self, backward: bool) -> (usize, usize) {
-        let tu = if self.most_invocations() >= 512 { 8 } else { 4 };
+        let tu = if self.be.most_invocations() >= 512 {
+            8
+        } else {
+            4
+        };
         (tu, if backward { 16 } else { 4 * self.gates() })
     }
 
@@ -509,13 +507,6 @@ impl Call<'_> {
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
     fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
-    }
-
-    /// The most invocations one workgroup of the adapter may have (along x).
-    fn most_invocations(&self) -> usize {
-        let lim = self.be.gpu.limits();
-        lim.max_compute_invocations_per_workgroup
-            .min(lim.max_compute_workgroup_size_x) as usize
     }
 
     /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): `tile_units`
@@ -557,9 +548,11 @@ impl Call<'_> {
             ("OPT2", opts[2] as f64),
             ("OPT3", opts[3] as f64),
         ];
-        // The width this call's grid was made for (`tiles`), kept below where a tensor-core
-        // build fails to compile and the choice of later calls changes.
+        // The width this call's grid was made for (`tiles`) and the f32 tiles' chunks at it,
+        // kept below where a tensor-core build fails to compile and the choice of later calls
+        // changes.
         let units = self.tile_units();
+        let plain = self.plain_chunks();
         let tu = ("TU", units as f64);
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
@@ -596,7 +589,7 @@ impl Call<'_> {
                 gpu.pipeline(shader.get(f16, products, spare), entry, &constants)
             }
             None if tiled => {
-                let c = self.plain_chunks(units);
+                let c = plain;
                 let arrays = c.arrays(entry.starts_with("bwd"));
                 let chunks = [
                     ("KS", c.ks as f64),
@@ -1056,6 +1049,71 @@ pub fn fit_chunks(
     }
 }
 
+/// Invocations the f32 tiles should give a step where the K slices are left to the grid:
+/// 16 warps of 32 on each of [`FULL_GRID`] cores (four per scheduler of an NVIDIA SM), so
+/// that each core has warps to issue while others wait on L2 or a barrier (BENCHMARKS.md,
+/// entries 18 and 48).
+pub const BUSY_INVOCATIONS: usize = FULL_GRID * 512;
+
+/// One layer call's recurrent steps as the tile rule sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepGrid {
+    /// Hidden units: the products' inner dimension and rows per gate.
+    pub hidden: usize,
+    /// Sequences (16 per tile).
+    pub batch: usize,
+    /// Directions, side by side in one dispatch.
+    pub dirs: usize,
+    /// Gate rows per unit (4 LSTM, 3 GRU, 1 Elman).
+    pub gates: usize,
+}
+
+impl StepGrid {
+    /// Workgroups of tiles `tu` units wide.
+    pub fn workgroups(&self, tu: usize) -> usize {
+        self.hidden.div_ceil(tu) * self.batch.div_ceil(16) * self.dirs
+    }
+}
+
+/// The f32 tiles' width and chunking for steps of `grid`, on an adapter with `most`
+/// invocations and `storage` bytes of workgroup memory per workgroup. The width is `units`
+/// where given, else the widest of 64 and 32 whose grid still has [`FULL_GRID`] workgroups
+/// and whose tiles take the K slices at the asked chunk depth (`rows`), else 16, so a large
+/// GPU has work on every core. The K slices are `k_split` where given, else the fewest of
+/// 1 and 2 whose tiles give [`BUSY_INVOCATIONS`], else 4: more warps where the grid is
+/// small, for one reduction through workgroup memory a step. The chunks are
+/// [`fit_chunks`]'s at that width.
+pub fn plain_tiles(
+    grid: StepGrid,
+    units: Option<usize>,
+    k_split: Option<usize>,
+    rows: usize,
+    most: usize,
+    storage: usize,
+) -> (usize, PlainChunks) {
+    let fit = |ks: usize, tu: usize| fit_chunks(ks, rows, tu, grid.gates, most, storage);
+    let at = |ks: usize| {
+        let tu = units.unwrap_or_else(|| {
+            [64, 32]
+                .into_iter()
+                .find(|&tu| {
+                    let c = fit(ks, tu);
+                    grid.workgroups(tu) >= FULL_GRID && c.ks == ks && c.rows == chunk_depth(rows)
+                })
+                .unwrap_or(16)
+        });
+        (tu, fit(ks, tu))
+    };
+    match k_split {
+        Some(ks) => at(ks.max(1)),
+        None => [1, 2]
+            .into_iter()
+            .map(at)
+            .find(|(tu, c)| grid.workgroups(*tu) * 4 * tu * c.ks >= BUSY_INVOCATIONS)
+            .unwrap_or_else(|| at(4)),
+    }
+}
+
 /// Scalars of cache a layer call needs (what the forward records for the backward).
 pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     // The same for both storage types.
@@ -1271,7 +1329,86 @@ pub(super) fn layer_backward(
 #[cfg(test)]
 mod tests {
     use super::super::TILED_STEP_WORKGROUP_BYTES;
-    use super::{PlainChunks, fit_chunks, forward_chunk};
+    use super::{
+        BUSY_INVOCATIONS, FULL_GRID, PlainChunks, StepGrid, fit_chunks, forward_chunk, plain_tiles,
+    };
+
+    /// The suite's step grids (BENCHMARKS.md): hidden, batch, directions, gates.
+    const SUITE: [(&str, usize, usize, usize, usize); 8] = [
+        ("small", 128, 32, 1, 4),
+        ("charlm", 512, 64, 1, 4),
+        ("flagship", 1024, 64, 1, 4),
+        ("gru4", 1024, 64, 1, 3),
+        ("tanh4", 1024, 64, 1, 1),
+        ("wide", 2048, 128, 1, 4),
+        ("batch1", 1024, 1, 1, 4),
+        ("bilstm", 512, 64, 2, 4),
+    ];
+
+    #[test]
+    fn k_slices_by_the_grid_give_the_small_grids_more_warps() {
+        let (h100, lavapipe) = (49152, 32768);
+        // (width, K slices, backward rows, forward k steps, invocations) on the H100.
+        let chosen = |name: &str, k_split: Option<usize>, storage: usize| {
+            let &(_, hidden, batch, dirs, gates) =
+                SUITE.iter().find(|c| c.0 == name).expect("a suite config");
+            let grid = StepGrid {
+                hidden,
+                batch,
+                dirs,
+                gates,
+            };
+            let (tu, c) = plain_tiles(grid, None, k_split, 64, 1024, storage);
+            assert!(c.bytes() <= storage, "{name}: {c:?}");
+            (tu, c.ks, c.rows, c.fk, grid.workgroups(tu) * 4 * tu * c.ks)
+        };
+        // One slice, as before entry 48: the widest tile that keeps 128 workgroups.
+        assert_eq!(chosen("flagship", Some(1), h100), (32, 1, 64, 32, 16384));
+        assert_eq!(chosen("wide", Some(1), h100), (64, 1, 64, 32, 65536));
+        assert_eq!(chosen("tanh4", Some(1), h100), (32, 1, 64, 64, 16384));
+        // By the grid: four slices of 16-unit tiles with their full chunks wherever one
+        // slice leaves fewer than 16 warps per core; wide keeps one (it has them already).
+        for name in ["flagship", "gru4", "tanh4", "bilstm", "charlm"] {
+            let (tu, ks, rows, _, inv) = chosen(name, None, h100);
+            assert_eq!((tu, ks, rows), (16, 4, 64), "{name}");
+            assert!(inv >= BUSY_INVOCATIONS || name == "charlm", "{name}: {inv}");
+        }
+        assert_eq!(chosen("flagship", None, h100), (16, 4, 64, 32, 65536));
+        assert_eq!(chosen("charlm", None, h100).4, 32768);
+        assert_eq!(chosen("wide", None, h100), chosen("wide", Some(1), h100));
+        // small (16 workgroups) and batch1 (64: its matrix-vector products stand in by
+        // default) take four slices too.
+        assert_eq!(chosen("small", None, h100).1, 4);
+        assert_eq!(chosen("batch1", None, h100).1, 4);
+        // Lavapipe's 32 KiB: four slices in 32-row chunks, never fewer slices for it.
+        assert_eq!(chosen("flagship", None, lavapipe), (16, 4, 32, 16, 65536));
+        // A grid that is busy at two slices stops there: 1024 units x 128 sequences in
+        // 64-unit tiles (128 workgroups of 512 invocations).
+        let two = StepGrid {
+            hidden: 1024,
+            batch: 128,
+            dirs: 1,
+            gates: 4,
+        };
+        let (tu, c) = plain_tiles(two, None, None, 64, 1024, h100);
+        assert_eq!((tu, c.ks, c.rows), (64, 2, 64));
+        assert_eq!(two.workgroups(tu) * 4 * tu * c.ks, BUSY_INVOCATIONS);
+        assert!(two.workgroups(tu) >= FULL_GRID);
+        // An asked width keeps its width, with the slices by its grid; asked slices are kept.
+        let flagship = StepGrid {
+            hidden: 1024,
+            batch: 64,
+            dirs: 1,
+            gates: 4,
+        };
+        let (tu, c) = plain_tiles(flagship, Some(64), None, 64, 1024, h100);
+        assert_eq!((tu, c.ks), (64, 2));
+        let (tu, c) = plain_tiles(flagship, None, Some(2), 64, 1024, h100);
+        assert_eq!((tu, c.ks, c.rows), (32, 2, 64));
+        // An adapter with 256 invocations per workgroup: four slices of 16 units still fit.
+        let (tu, c) = plain_tiles(flagship, None, None, 64, 256, h100);
+        assert_eq!((tu, c.ks), (16, 4));
+    }
 
     #[test]
     fn forward_chunks_hold_the_rows_within_128_weight_rows() {

@@ -21,7 +21,10 @@ mod gru_cell;
 mod head;
 mod jordan_cell;
 mod layer;
-pub use layer::{CellKind, PlainChunks, StepArrays, StepProducts, cell_module_source, fit_chunks};
+pub use layer::{
+    BUSY_INVOCATIONS, CellKind, PlainChunks, StepArrays, StepGrid, StepProducts,
+    cell_module_source, fit_chunks, plain_tiles,
+};
 mod loss;
 mod lstm_cell;
 mod optim;
@@ -130,10 +133,12 @@ pub struct Tuning {
     /// 1, 2 or 4 times the invocations per workgroup, each slice a part of every chunk's
     /// inner dimension, partial sums added through workgroup memory, for steps whose grid
     /// leaves the cores with few warps (the flagship's 128 workgroups of 128 on 132 SMs).
+    /// `None` (the default) picks them by the grid: the fewest that give a step
+    /// [`layer::BUSY_INVOCATIONS`], else 4 (`layer::plain_tiles`; BENCHMARKS.md, entry 48).
     /// Lowered where the tile or the adapter's workgroup limit does not allow it
-    /// (`layer::fit_chunks`). Default: 1 until measured on a GPU.
-    #[serde(default = "one")]
-    pub step_k_split: usize,
+    /// (`layer::fit_chunks`).
+    #[serde(default)]
+    pub step_k_split: Option<usize>,
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
     /// 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them at the
     /// K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
@@ -174,11 +179,6 @@ pub struct Tuning {
     pub checked: bool,
 }
 
-/// serde's default of [`Tuning::step_k_split`] (entries written before it existed).
-fn one() -> usize {
-    1
-}
-
 /// serde's default of [`Tuning::step_chunk_rows`] (entries written before it existed).
 fn sixty_four() -> usize {
     64
@@ -192,9 +192,10 @@ impl Tuning {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
-            && matches!(self.step_k_split, 1 | 2 | 4)
+            && matches!(self.step_k_split, None | Some(1 | 2 | 4))
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
-            && ((self.step_k_split == 1 && self.step_chunk_rows == 64) || self.plain_f32_tiles())
+            && ((self.step_k_split.unwrap_or(1) == 1 && self.step_chunk_rows == 64)
+                || self.plain_f32_tiles())
             && (self.gemv_steps != Some(true)
                 || (self.tiled_steps
                     && !self.blocked_steps
@@ -213,15 +214,15 @@ impl Tuning {
 
     /// Whether the matrix-vector products take the place of the f32 tiles at `batch`
     /// sequences: where asked for, or by default at batches of at most
-    /// [`GEMV_AUTO_BATCH`] sequences, unless a choice only the tiles have (a width, K
-    /// slices, chunk rows) was made.
+    /// [`GEMV_AUTO_BATCH`] sequences, unless a choice only the tiles have (a width, more
+    /// than one K slice, chunk rows) was made.
     pub fn gemv_at(&self, batch: usize) -> bool {
         match self.gemv_steps {
             Some(asked) => asked,
             None => {
                 batch <= GEMV_AUTO_BATCH
                     && self.step_tile_units.is_none()
-                    && self.step_k_split == 1
+                    && matches!(self.step_k_split, None | Some(1))
                     && self.step_chunk_rows == 64
             }
         }
@@ -259,8 +260,8 @@ impl Tuning {
         };
         let checks = if self.checked { "checked" } else { "unchecked" };
         let split = match self.step_k_split {
-            1 => String::new(),
-            k => format!(" ksplit={k}"),
+            None => String::new(),
+            Some(k) => format!(" ksplit={k}"),
         };
         let rows = match self.step_chunk_rows {
             64 => String::new(),
@@ -276,7 +277,7 @@ impl Default for Tuning {
             tiled_steps: true,
             step_tile_units: None,
             blocked_steps: false,
-            step_k_split: 1,
+            step_k_split: None,
             step_chunk_rows: 64,
             tensor_steps: None,
             gemv_steps: None,
@@ -542,6 +543,46 @@ impl WgpuBackend {
     /// for `batch` sequences: what `wgrnn bench` and `wgrnn check` report.
     pub fn auto_gemv_steps(&self, batch: usize) -> bool {
         self.tuning.gemv_steps.is_none() && self.step_products_for(batch) == StepProducts::Gemv
+    }
+
+    /// The f32 tiles' width and chunking for steps of `grid` on this adapter, with the
+    /// tuning's width and chunk rows and `k_split` ([`layer::plain_tiles`]).
+    pub fn step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, PlainChunks) {
+        let t = &self.tuning;
+        let storage = self.gpu.limits().max_compute_workgroup_storage_size as usize;
+        layer::plain_tiles(
+            grid,
+            t.step_tile_units,
+            k_split,
+            t.step_chunk_rows,
+            self.most_invocations(),
+            storage,
+        )
+    }
+
+    /// The most invocations one workgroup of the adapter may have (along x).
+    fn most_invocations(&self) -> usize {
+        let lim = self.gpu.limits();
+        lim.max_compute_invocations_per_workgroup
+            .min(lim.max_compute_workgroup_size_x) as usize
+    }
+
+    /// The K slices the defaults (not an explicit choice) give the steps of a model of
+    /// `shape` where they run in the f32 tiles' plain loops (the widest layer's): what
+    /// `wgrnn bench` and `wgrnn check` report.
+    pub fn auto_k_split(&self, shape: &autotune::Shape) -> Option<usize> {
+        let t = &self.tuning;
+        let plain = t.tiled_steps && !t.blocked_steps;
+        let f32_steps = self.step_products_for(shape.batch) == StepProducts::F32;
+        (t.step_k_split.is_none() && plain && f32_steps).then(|| {
+            let grid = StepGrid {
+                hidden: shape.hidden,
+                batch: shape.batch,
+                dirs: if shape.bidirectional { 2 } else { 1 },
+                gates: shape.gates,
+            };
+            self.step_tiles(grid, None).1.ks
+        })
     }
 
     /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
@@ -869,7 +910,7 @@ mod tests {
                 ..d
             },
             Tuning {
-                step_k_split: 4,
+                step_k_split: Some(4),
                 ..d
             },
             Tuning {
@@ -889,6 +930,13 @@ mod tests {
             ..d
         };
         assert!(always.gemv_at(1) && always.gemv_at(1000));
+        // One K slice asked for is no choice of the tiles' (the measure of entry 48 keeps
+        // the matrix-vector products where they ran before it).
+        let one_slice = Tuning {
+            step_k_split: Some(1),
+            ..d
+        };
+        assert!(one_slice.gemv_at(1) && !one_slice.gemv_at(GEMV_AUTO_BATCH + 1));
         // The labels tell the automatic choice from the fixed ones.
         let label = |t: Tuning| t.label().split(' ').next().map(str::to_string);
         assert_eq!(label(d).as_deref(), Some("steps=auto"));
