@@ -24,7 +24,8 @@
 // Per chunk of GC = 1024 k (forward) or rows g (backward) the 4 sequences' operands are
 // staged as gsm[k][sequence] (16 KiB, zeros past the batch, the state or the sequence's
 // steps), then each invocation runs over its weights of the chunk (its first round loaded
-// before the staging, so the two latencies overlap). Afterwards gsm holds
+// before the staging, so the two latencies overlap; in the backward, whose 4 H rows are
+// several chunks, before the previous chunk's staging and products). Afterwards gsm holds
 // the partial sums (forward [row][16 k lanes], backward [row lane][TU]), which the lead
 // invocations add in lane order; within a lane each round's 16 products are added in a fixed
 // order, so the sums are the same from run to run.
@@ -221,10 +222,17 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     }
     let src = gemv_src(d, b0, true);
     var acc = vec4<f32>(0.0);
+    // The first chunk's first round of weights before its staging, as in tile_w_h
+    // (unguarded where the whole chunk is inside the column).
+    var w = gemv_round_wt(col, rl, lanes, GC <= p.gh);
     for (var c0 = 0u; c0 < p.gh; c0 += GC) {
-        // The chunk's first round of weights before the staging, as in tile_w_h (unguarded
-        // where the whole chunk is inside the column).
-        var w = gemv_round_wt(col, c0 + rl, lanes, c0 + GC <= p.gh);
+        // The next chunk's first round, loaded before this chunk is staged and multiplied,
+        // so that W_hh's traffic goes on through the barriers, the staging and the
+        // products instead of starting after them (two rounds in registers).
+        var next = w;
+        if (c0 + GC < p.gh) {
+            next = gemv_round_wt(col, c0 + GC + rl, lanes, c0 + 2u * GC <= p.gh);
+        }
         workgroupBarrier();
         gemv_stage(src, c0, l, threads);
         workgroupBarrier();
@@ -237,6 +245,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             }
             acc = gemv_round_t(acc, w, g, lanes);
         }
+        w = next;
     }
     // Partial sums [row lane][TU] (l = rl * TU + unit), added by the lead invocations.
     workgroupBarrier();
