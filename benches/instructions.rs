@@ -55,9 +55,9 @@ const H100_WORKGROUP_BYTES: usize = 49152;
 const H100_INVOCATIONS: usize = 1024;
 
 /// The tiles the host gives a step of the flagship's sizes (1024 units, 64 sequences; gru4's
-/// and tanh4's with their gates) on the H100 (`plain_tiles`): K slices by the grid (the
-/// default since entry 48), or `k_split`.
-fn suite_tiles(gates: usize, k_split: Option<usize>) -> Tiles {
+/// and tanh4's with their gates) on the H100 (`plain_tiles`): width and K slices by the
+/// grid (the default since entry 48), or `units` and `k_split`.
+fn suite_tiles(gates: usize, units: Option<usize>, k_split: Option<usize>) -> Tiles {
     let grid = StepGrid {
         hidden: 1024,
         batch: 64,
@@ -66,7 +66,7 @@ fn suite_tiles(gates: usize, k_split: Option<usize>) -> Tiles {
     };
     let (tu, c) = plain_tiles(
         grid,
-        None,
+        units,
         k_split,
         64,
         H100_INVOCATIONS,
@@ -146,15 +146,14 @@ fn gemv(entry: &'static str, what: &str) -> Case {
 
 /// The kernels of the flagship's, gru4's, tanh4's and batch1's training steps on the H100,
 /// with the constants the host gives them (`plain_tiles`, `fit_chunks`), and the flagship's
-/// under one K slice (the default before entry 48) and the blocked loops.
+/// under one K slice (the default before entry 48), under four in 16-unit tiles (64-row
+/// chunks) and in the blocked loops.
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
-    let (lstm, gru, elman) = (
-        suite_tiles(4, None),
-        suite_tiles(3, None),
-        suite_tiles(1, None),
-    );
-    let one = suite_tiles(4, Some(1));
+    let lstm = suite_tiles(4, None, None);
+    let (gru, elman) = (suite_tiles(3, None, None), suite_tiles(1, None, None));
+    let one = suite_tiles(4, None, Some(1));
+    let narrow = suite_tiles(4, Some(16), Some(4));
     vec![
         gemm("gemm128", true, "128x128 tile, x W^T (input projections)"),
         gemm("gemm128", false, "128x128 tile, dG^T H (weight gradients)"),
@@ -163,6 +162,8 @@ fn cases() -> Vec<Case> {
         tiles("lstm_cell", bwd, lstm, "flagship backward step"),
         tiles("lstm_cell", fwd, one, "flagship forward step"),
         tiles("lstm_cell", bwd, one, "flagship backward step"),
+        tiles("lstm_cell", fwd, narrow, "flagship forward step"),
+        tiles("lstm_cell", bwd, narrow, "flagship backward step"),
         tiles("lstm_cell", fwd, BLOCKED, "flagship forward step"),
         tiles("lstm_cell", bwd, BLOCKED, "flagship backward step"),
         tiles("gru_cell", fwd, gru, "gru4 forward step"),
@@ -183,7 +184,7 @@ fn update_cases() -> Vec<Case> {
     all.push(tiles(
         "elman_cell",
         "bwd_step_tiled",
-        suite_tiles(1, None),
+        suite_tiles(1, None, None),
         "tanh4 backward step",
     ));
     all

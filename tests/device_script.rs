@@ -92,6 +92,7 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --step-chunk-rows 16",
         "bench --suite suite.tsv --gemm tall --roofline",
         "bench --suite suite.tsv --step-k-split 1",
+        "bench --suite suite.tsv --step-k-split 4 --step-units 16",
         "bench --suite suite.tsv --step-k-split 4",
         "bench --suite suite.tsv --submit-first 0 --no-kernels",
         "bench --suite suite.tsv --step-kernel gemv --no-kernels",

@@ -1078,11 +1078,14 @@ impl StepGrid {
 /// The f32 tiles' width and chunking for steps of `grid`, on an adapter with `most`
 /// invocations and `storage` bytes of workgroup memory per workgroup. The width is `units`
 /// where given, else the widest of 64 and 32 whose grid still has [`FULL_GRID`] workgroups
-/// and whose tiles take the K slices at the asked chunk depth (`rows`), else 16, so a large
-/// GPU has work on every core. The K slices are `k_split` where given, else the fewest of
-/// 1 and 2 whose tiles give [`BUSY_INVOCATIONS`], else 4: more warps where the grid is
+/// and whose tiles take the K slices, else 16, so a large GPU has work on every core; a
+/// wider tile over deeper chunks, since every workgroup stages all of its sequences'
+/// states or dgh each step (at four slices on the H100, 32-unit tiles in 32-row chunks
+/// restage a quarter less in the backward than 16-unit tiles in 64-row ones:
+/// BENCHMARKS.md, entry 48). The K slices are `k_split` where given, else the fewest of 1
+/// and 2 whose tiles give [`BUSY_INVOCATIONS`], else 4: more warps where the grid is
 /// small, for one reduction through workgroup memory a step. The chunks are
-/// [`fit_chunks`]'s at that width.
+/// [`fit_chunks`]'s at that width: the deepest that fit, at most `rows`.
 pub fn plain_tiles(
     grid: StepGrid,
     units: Option<usize>,
@@ -1098,7 +1101,7 @@ pub fn plain_tiles(
                 .into_iter()
                 .find(|&tu| {
                     let c = fit(ks, tu);
-                    grid.workgroups(tu) >= FULL_GRID && c.ks == ks && c.rows == chunk_depth(rows)
+                    grid.workgroups(tu) >= FULL_GRID && c.ks == ks
                 })
                 .unwrap_or(16)
         });
@@ -1366,22 +1369,27 @@ mod tests {
         assert_eq!(chosen("flagship", Some(1), h100), (32, 1, 64, 32, 16384));
         assert_eq!(chosen("wide", Some(1), h100), (64, 1, 64, 32, 65536));
         assert_eq!(chosen("tanh4", Some(1), h100), (32, 1, 64, 64, 16384));
-        // By the grid: four slices of 16-unit tiles with their full chunks wherever one
-        // slice leaves fewer than 16 warps per core; wide keeps one (it has them already).
-        for name in ["flagship", "gru4", "tanh4", "bilstm", "charlm"] {
+        // By the grid: four slices wherever one leaves fewer than 16 warps per core, in
+        // 32-unit tiles (32-row chunks: what 48 KiB hold of them) where those keep 128
+        // workgroups, else 16-unit ones (64 rows); wide keeps one (it has them already).
+        for name in ["flagship", "gru4", "tanh4", "bilstm"] {
             let (tu, ks, rows, _, inv) = chosen(name, None, h100);
-            assert_eq!((tu, ks, rows), (16, 4, 64), "{name}");
-            assert!(inv >= BUSY_INVOCATIONS || name == "charlm", "{name}: {inv}");
+            assert_eq!((tu, ks, rows), (32, 4, 32), "{name}");
+            assert_eq!(inv, BUSY_INVOCATIONS, "{name}");
         }
-        assert_eq!(chosen("flagship", None, h100), (16, 4, 64, 32, 65536));
-        assert_eq!(chosen("charlm", None, h100).4, 32768);
+        assert_eq!(chosen("flagship", None, h100), (32, 4, 32, 16, 65536));
+        assert_eq!(chosen("tanh4", None, h100).3, 32);
+        assert_eq!(chosen("charlm", None, h100), (16, 4, 64, 32, 32768));
         assert_eq!(chosen("wide", None, h100), chosen("wide", Some(1), h100));
         // small (16 workgroups) and batch1 (64: its matrix-vector products stand in by
         // default) take four slices too.
         assert_eq!(chosen("small", None, h100).1, 4);
         assert_eq!(chosen("batch1", None, h100).1, 4);
-        // Lavapipe's 32 KiB: four slices in 32-row chunks, never fewer slices for it.
+        // Lavapipe's 32 KiB: four slices of 32 units do not fit, so 16-unit tiles in 32-row
+        // chunks, never fewer slices for a wider tile.
         assert_eq!(chosen("flagship", None, lavapipe), (16, 4, 32, 16, 65536));
+        // Slices asked for take the same widths: 16-unit tiles only where asked.
+        assert_eq!(chosen("flagship", Some(4), h100), (32, 4, 32, 16, 65536));
         // A grid that is busy at two slices stops there: 1024 units x 128 sequences in
         // 64-unit tiles (128 workgroups of 512 invocations).
         let two = StepGrid {
@@ -1405,6 +1413,8 @@ mod tests {
         assert_eq!((tu, c.ks), (64, 2));
         let (tu, c) = plain_tiles(flagship, None, Some(2), 64, 1024, h100);
         assert_eq!((tu, c.ks, c.rows), (32, 2, 64));
+        let (tu, c) = plain_tiles(flagship, Some(16), Some(4), 64, 1024, h100);
+        assert_eq!((tu, c.ks, c.rows, c.fk), (16, 4, 64, 32));
         // An adapter with 256 invocations per workgroup: four slices of 16 units still fit.
         let (tu, c) = plain_tiles(flagship, None, None, 64, 256, h100);
         assert_eq!((tu, c.ks), (16, 4));
