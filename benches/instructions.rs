@@ -10,7 +10,8 @@
 //!     cargo bench --bench instructions -- --loops    # and one pass of every innermost loop
 //!
 //! A second table counts, for each step kernel, the loads of its cell update that follow a
-//! store into their own buffer (`tail_store_load_turns`: memory latencies in a row).
+//! store into their own buffer (`tail_store_load_turns`: memory latencies in a row); a third
+//! what the suite's f32 step tiles read from L2 a step (`traffic_table`).
 
 use std::collections::HashMap;
 
@@ -190,6 +191,84 @@ fn update_cases() -> Vec<Case> {
     all
 }
 
+/// The suite's step grids (`../shared/device/suite.tsv`; batch1 runs the matrix-vector
+/// products by default and is left out): name, gate rows per unit, hidden units,
+/// sequences, directions.
+const SUITE: [(&str, usize, usize, usize, usize); 7] = [
+    ("small", 4, 128, 32, 1),
+    ("charlm", 4, 512, 64, 1),
+    ("flagship", 4, 1024, 64, 1),
+    ("gru4", 3, 1024, 64, 1),
+    ("tanh4", 1, 1024, 64, 1),
+    ("wide", 4, 2048, 128, 1),
+    ("bilstm", 4, 512, 64, 2),
+];
+
+/// An L2 bandwidth to price the traffic at: about what microbenchmarks report for the H100;
+/// an assumption, not a measurement.
+const L2_BYTES_PER_S: f64 = 6e12;
+
+/// What the f32 step tiles read from L2 a step, forward and backward, for each suite
+/// configuration at its tiles by the grid (the default), at one K slice (before entry 48)
+/// and in 16-unit tiles at four: every workgroup of 16 sequences reads its units' rows of
+/// W_hh (so W_hh once per 16 sequences) and stages all its sequences' states (forward, H a
+/// sequence) or dgh (backward, gates x H), so each unit tile restages them.
+fn traffic_table() {
+    println!(
+        "\nL2 reads of the f32 step tiles a step (one layer and direction set; MiB): W_hh once \
+         per 16 sequences, states (forward) or dgh (backward) once per unit tile; time at an \
+         assumed {:.0} TB/s. benches/instructions.rs\n",
+        L2_BYTES_PER_S / 1e12
+    );
+    println!(
+        "| config | tiles (TU, KS, rows) | workgroups x invocations | forward W_hh + states | backward W_hh^T + dgh | us at that bandwidth (fwd, bwd) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    for (name, gates, hidden, batch, dirs) in SUITE {
+        let grid = StepGrid {
+            hidden,
+            batch,
+            dirs,
+            gates,
+        };
+        for (what, units, k_split) in [
+            ("by the grid", None, None),
+            ("one slice", None, Some(1)),
+            ("16 units", Some(16), Some(4)),
+        ] {
+            let (tu, c) = plain_tiles(
+                grid,
+                units,
+                k_split,
+                64,
+                H100_INVOCATIONS,
+                H100_WORKGROUP_BYTES,
+            );
+            let w = 4.0 * (gates * hidden * hidden * batch.div_ceil(16) * dirs) as f64;
+            let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
+            let (states, dgh) = (
+                4.0 * tiles * hidden as f64,
+                4.0 * tiles * (gates * hidden) as f64,
+            );
+            let us = |b: f64| 1e6 * b / L2_BYTES_PER_S;
+            println!(
+                "| {name} | {what}: {tu}, {}, {} | {} x {} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} |",
+                c.ks,
+                c.rows,
+                grid.workgroups(tu),
+                4 * tu * c.ks,
+                mib(w),
+                mib(states),
+                mib(w),
+                mib(dgh),
+                us(w + states),
+                us(w + dgh),
+            );
+        }
+    }
+}
+
 /// A build of a kernel: its checks, and whether loops with a constant trip count are
 /// unrolled first (what a driver that unrolls them compiles: the hot loop is then a whole
 /// chunk of the kernel, its staging and global loads included).
@@ -208,6 +287,11 @@ fn main() {
     // `-- --loops`: one pass of each innermost loop under the table's rows (staging loops,
     // reductions: what runs beside the hot loop).
     let all_loops = std::env::args().any(|a| a == "--loops");
+    // `-- --traffic`: the L2 traffic table alone (no SPIR-V tools needed).
+    if std::env::args().any(|a| a == "--traffic") {
+        traffic_table();
+        return;
+    }
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
     println!(
         "Per pass through each kernel's hot loop (its innermost loop with the most \
@@ -327,4 +411,5 @@ fn main() {
             }
         }
     }
+    traffic_table();
 }

@@ -142,7 +142,8 @@ pub struct Tuning {
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
     /// 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them at the
     /// K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
-    /// 16-unit LSTM tiles, lavapipe's 32 KiB 32). The backward stages that many rows of
+    /// 16-unit LSTM tiles and 32 of the 32-unit ones the grid takes by default, lavapipe's
+    /// 32 KiB 32 of 16-unit ones). The backward stages that many rows of
     /// W_hh^T per chunk, the forward that many k steps within 128 weight rows (an LSTM's or
     /// GRU's 32, an Elman cell's 64). 64 (the default) gives an LSTM's backward H / 16
     /// chunks a step (each of 64 x TU weights) and its forward H / 32, with four weight
