@@ -16,14 +16,14 @@
 #                                   $BEFORE) where one was staged: the "before" of the kernels
 #                                   changed since (BENCHMARKS.md says which commit)
 #   bash benches/device.sh products the suite's large products one by one under each tile
-#   bash benches/device.sh ksplit   the suite with the step tiles' 16-row chunks (entry 19's
-#                                   before), with the 256x128 GEMM tile, with the tiles'
-#                                   K split 1 way (entry 48's before), 4 ways (also
-#                                   in 16-unit tiles, and in 16-row chunks: entry 34's
-#                                   before) and 2 ways at every grid, with each step
-#                                   submitted whole
-#                                   (entry 21's before), with the matrix-vector steps
-#                                   and with the tiles at every batch
+#   bash benches/device.sh ksplit   the suite with the tiles' K split 1 way (entry 48's
+#                                   before) and 4 ways in 16-unit tiles, with the step
+#                                   tiles' 16-row chunks (entry 19's before), with the
+#                                   256x128 GEMM tile, with K split 4 ways (also in 16-row
+#                                   chunks: entry 34's before) and 2 at every grid, with
+#                                   each step submitted whole (entry 21's before), with
+#                                   the matrix-vector steps and with the tiles at every
+#                                   batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together
@@ -150,27 +150,25 @@ variants() {
 
 ksplit() {
     local status=0
+    # First what measures the latest default (entry 48): one K slice at every grid, the
+    # defaults before it, which picks them by the grid (four for every suite config but
+    # wide, whose grid is busy at one, and batch1, which keeps its matrix-vector steps);
+    # then four slices of 16-unit tiles in 64-row chunks, where the defaults take 32-unit
+    # ones in 32-row chunks (a quarter less dgh restaged, twice the barriers).
+    bench_variant ksplit1 --step-k-split 1 || status=1
+    bench_variant ksplit4-units16 --step-k-split 4 --step-units 16 || status=1
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
-    # 64), then the f32 tiles with their inner
-    # dimension split 4 and 2 ways (Tuning::step_k_split): more warps per core where the
-    # step's grid is small (the flagship's 128 workgroups).
+    # 64).
     bench_variant chunkrows16 --step-chunk-rows 16 || status=1
     # The 256x128 GEMM tile (--gemm tall) with the per-kernel table: the products' rate is
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
-    # One K slice at every grid: the defaults before entry 48, which picks them by the grid
-    # (four for every suite config but wide, whose grid is busy at one, and batch1, which
-    # keeps its matrix-vector steps): the measure of that entry. Then four slices of
-    # 16-unit tiles in 64-row chunks, where the defaults take 32-unit ones in 32-row chunks
-    # (a quarter less dgh restaged, twice the barriers: entry 48), and four and two at every
-    # grid (wide too).
-    bench_variant ksplit1 --step-k-split 1 || status=1
-    bench_variant ksplit4-units16 --step-k-split 4 --step-units 16 || status=1
+    # Four and two K slices at every grid (wide too); four slices of 16-unit tiles in the
+    # 16-row chunks they had before entry 34 (4x the chunks and barriers of the 64 rows the
+    # H100's workgroup memory holds of them).
     bench_variant ksplit4 --step-k-split 4 || status=1
-    # Four slices of 16-unit tiles in the 16-row chunks they had before entry 34 (4x the
-    # chunks and barriers of the 64 rows the H100's workgroup memory holds of them).
     bench_variant ksplit4-rows16 --step-k-split 4 --step-units 16 --step-chunk-rows 16 || status=1
     bench_variant ksplit2 --step-k-split 2 || status=1
     # Each training step recorded whole and submitted once (entry 21's before): the device
