@@ -55,6 +55,23 @@ struct Tiles {
 const H100_WORKGROUP_BYTES: usize = 49152;
 const H100_INVOCATIONS: usize = 1024;
 
+/// The f32 tiles' width and chunking for steps of `grid` on the H100 at the default 64
+/// rows (`plain_tiles`), with `units` and `k_split` where given.
+fn h100_tiles(
+    grid: StepGrid,
+    units: Option<usize>,
+    k_split: Option<usize>,
+) -> (usize, PlainChunks) {
+    plain_tiles(
+        grid,
+        units,
+        k_split,
+        64,
+        H100_INVOCATIONS,
+        H100_WORKGROUP_BYTES,
+    )
+}
+
 /// The tiles the host gives a step of the flagship's sizes (1024 units, 64 sequences; gru4's
 /// and tanh4's with their gates) on the H100 (`plain_tiles`): width and K slices by the
 /// grid (the default since entry 48), or `units` and `k_split`.
@@ -65,14 +82,7 @@ fn suite_tiles(gates: usize, units: Option<usize>, k_split: Option<usize>) -> Ti
         dirs: 1,
         gates,
     };
-    let (tu, c) = plain_tiles(
-        grid,
-        units,
-        k_split,
-        64,
-        H100_INVOCATIONS,
-        H100_WORKGROUP_BYTES,
-    );
+    let (tu, c) = h100_tiles(grid, units, k_split);
     Tiles {
         tu,
         ks: c.ks,
@@ -237,14 +247,7 @@ fn traffic_table() {
             ("one slice", None, Some(1)),
             ("16 units", Some(16), Some(4)),
         ] {
-            let (tu, c) = plain_tiles(
-                grid,
-                units,
-                k_split,
-                64,
-                H100_INVOCATIONS,
-                H100_WORKGROUP_BYTES,
-            );
+            let (tu, c) = h100_tiles(grid, units, k_split);
             let w = 4.0 * (gates * hidden * hidden * batch.div_ceil(16) * dirs) as f64;
             let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
             let (states, dgh) = (
