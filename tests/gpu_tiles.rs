@@ -22,8 +22,9 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let mut r = rng(name);
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units), plain tiles with their
-    // inner dimension split 4 ways (16 units) and 2 ways (32 units; 64 for the Elman cell,
-    // where it fits: `layer::fit_chunks`); the 64-unit tiles also run with naga's bounds
+    // inner dimension split 4 ways (16 units; 32 for the Elman cell, the layout the grid
+    // gives the H100's larger steps, where lavapipe's memory holds it, else 2 ways) and 2
+    // ways (32 units; 64 for the Elman cell, where it fits: `layer::fit_chunks`); the 64-unit tiles also run with naga's bounds
     // checks off (the trusted path), so every kernel of a stack is compiled and compared
     // both ways. The plain loops' chunks: 64 weight rows (the default) in the 16-unit
     // tiles, 16 and 32 in the 32- and 64-unit ones; with K slices what lavapipe's 32 KiB of
@@ -48,6 +49,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
         (true, 16, false, 4, 16, false),
         (true, 16, false, 2, 64, false),
         (true, 32, false, 2, 64, false),
+        (true, 32, false, 4, 64, false),
         (true, 64, false, 2, 64, false),
         (true, 0, false, 1, 64, true),
     ] {
