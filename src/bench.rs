@@ -365,6 +365,9 @@ pub struct BenchResult {
     /// The kernel choices the backend ran with (e.g. `steps=auto units=auto gemm=auto checked`), so
     /// lines from runs that compare kernels can be told apart.
     pub variant: String,
+    /// The layout of the f32 step tiles the steps ran in (width, K slices, chunks, grid),
+    /// where they ran in them; `step_tiles` in JSON.
+    pub step_tiles: Option<String>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -406,6 +409,7 @@ impl BenchResult {
             "submissions_per_step": self.submissions_per_step.map(|d| round(d, 2)),
             "reps": self.reps,
             "variant": self.variant,
+            "step_tiles": self.step_tiles,
             "kernels": self.kernels.iter().map(|k| serde_json::json!({
                 "kernel": k.label,
                 "calls": k.calls,
@@ -498,6 +502,9 @@ impl BenchResult {
                 mib(p),
                 mib(t)
             ));
+        }
+        if let Some(tiles) = &self.step_tiles {
+            s.push_str(&format!("; step tiles: {tiles}"));
         }
         s
     }
@@ -633,6 +640,7 @@ pub fn run<B: Backend + Timing>(
         kernels,
         reps,
         variant: String::new(),
+        step_tiles: None,
     })
 }
 

@@ -1106,6 +1106,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let tensor_steps = be.step_products().on_tensor_cores();
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
+                let step_tiles = be.step_tiles_label(&shape);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
@@ -1123,6 +1124,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     if let Some(k) = k_slices {
                         r.variant.push_str(&format!(" k-slices={k}"));
                     }
+                    r.step_tiles = step_tiles;
                     r
                 })
             }

@@ -751,13 +751,28 @@ fn bench_and_check_say_where_the_grid_chose_k_slices() {
             flags,
         ]
         .concat();
-        let (_, j) = bench_json(&name, &args);
+        let (out, j) = bench_json(&name, &args);
         let variant = j["variant"].as_str().unwrap_or_default();
         assert_eq!(
             variant.ends_with(" k-slices=4"),
             by_grid,
             "{flags:?}: {variant}"
         );
+        // The f32 tiles' layout, where they ran (lavapipe's 32 KiB: 32-row chunks at four
+        // slices), in the JSON and after the summary.
+        let four = "16 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), \
+                    1 workgroup of 256 invocations";
+        let one = "16 units x 16 sequences, 1 K slice, 64-row chunks (32 k steps forward), \
+                   1 workgroup of 64 invocations";
+        let want = match flags {
+            [] | ["--step-kernel", "tiled"] | ["--step-k-split", "4"] => Some(four),
+            ["--step-k-split", "1"] => Some(one),
+            _ => None,
+        };
+        assert_eq!(j["step_tiles"].as_str(), want, "{flags:?}: {j}");
+        if let Some(w) = want {
+            assert!(out.contains(&format!("; step tiles: {w}")), "{out}");
+        }
     }
     let check_at = |flags: &[&str]| {
         ok(&[

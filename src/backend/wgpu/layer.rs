@@ -1069,6 +1069,16 @@ pub struct StepGrid {
 }
 
 impl StepGrid {
+    /// The steps of a model of `shape` (its widest layer's).
+    pub fn of(shape: &super::autotune::Shape) -> StepGrid {
+        StepGrid {
+            hidden: shape.hidden,
+            batch: shape.batch,
+            dirs: if shape.bidirectional { 2 } else { 1 },
+            gates: shape.gates,
+        }
+    }
+
     /// Workgroups of tiles `tu` units wide.
     pub fn workgroups(&self, tu: usize) -> usize {
         self.hidden.div_ceil(tu) * self.batch.div_ceil(16) * self.dirs

@@ -575,15 +575,35 @@ impl WgpuBackend {
         let t = &self.tuning;
         let plain = t.tiled_steps && !t.blocked_steps;
         let f32_steps = self.step_products_for(shape.batch) == StepProducts::F32;
-        (t.step_k_split.is_none() && plain && f32_steps).then(|| {
-            let grid = StepGrid {
-                hidden: shape.hidden,
-                batch: shape.batch,
-                dirs: if shape.bidirectional { 2 } else { 1 },
-                gates: shape.gates,
-            };
-            self.step_tiles(grid, None).1.ks
-        })
+        (t.step_k_split.is_none() && plain && f32_steps)
+            .then(|| self.step_tiles(StepGrid::of(shape), None).1.ks)
+    }
+
+    /// The f32 step tiles a model of `shape` runs its steps in (the widest layer's), in
+    /// words: `32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), 128
+    /// workgroups of 512 invocations`; `None` where another kernel runs them (matrix-vector,
+    /// tensor-core, blocked or row-wise). What `wgrnn bench` reports with each
+    /// configuration, so a timing says what ran.
+    pub fn step_tiles_label(&self, shape: &autotune::Shape) -> Option<String> {
+        let t = &self.tuning;
+        let plain = t.tiled_steps && !t.blocked_steps;
+        if !plain || self.step_products_for(shape.batch) != StepProducts::F32 {
+            return None;
+        }
+        let grid = StepGrid::of(shape);
+        let (tu, c) = self.step_tiles(grid, t.step_k_split);
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let groups = grid.workgroups(tu);
+        Some(format!(
+            "{tu} units x 16 sequences, {} K slice{}, {}-row chunks ({} k steps forward), \
+             {groups} workgroup{} of {} invocations",
+            c.ks,
+            plural(c.ks),
+            c.rows,
+            c.fk,
+            plural(groups),
+            4 * tu * c.ks
+        ))
     }
 
     /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
