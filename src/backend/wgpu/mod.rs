@@ -572,11 +572,16 @@ impl WgpuBackend {
     /// `shape` where they run in the f32 tiles' plain loops (the widest layer's): what
     /// `wgrnn bench` and `wgrnn check` report.
     pub fn auto_k_split(&self, shape: &autotune::Shape) -> Option<usize> {
-        let t = &self.tuning;
-        let plain = t.tiled_steps && !t.blocked_steps;
-        let f32_steps = self.step_products_for(shape.batch) == StepProducts::F32;
-        (t.step_k_split.is_none() && plain && f32_steps)
+        (self.tuning.step_k_split.is_none() && self.plain_f32_steps_at(shape.batch))
             .then(|| self.step_tiles(StepGrid::of(shape), None).1.ks)
+    }
+
+    /// Whether the steps of `batch` sequences run in the f32 tiles' plain loops (not the
+    /// matrix-vector, tensor-core, blocked or row-wise ones): where the K slices and the
+    /// tile rule apply.
+    fn plain_f32_steps_at(&self, batch: usize) -> bool {
+        let t = &self.tuning;
+        t.tiled_steps && !t.blocked_steps && self.step_products_for(batch) == StepProducts::F32
     }
 
     /// The f32 step tiles a model of `shape` runs its steps in (the widest layer's), in
@@ -585,13 +590,11 @@ impl WgpuBackend {
     /// tensor-core, blocked or row-wise). What `wgrnn bench` reports with each
     /// configuration, so a timing says what ran.
     pub fn step_tiles_label(&self, shape: &autotune::Shape) -> Option<String> {
-        let t = &self.tuning;
-        let plain = t.tiled_steps && !t.blocked_steps;
-        if !plain || self.step_products_for(shape.batch) != StepProducts::F32 {
+        if !self.plain_f32_steps_at(shape.batch) {
             return None;
         }
         let grid = StepGrid::of(shape);
-        let (tu, c) = self.step_tiles(grid, t.step_k_split);
+        let (tu, c) = self.step_tiles(grid, self.tuning.step_k_split);
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         let groups = grid.workgroups(tu);
         Some(format!(
