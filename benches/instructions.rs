@@ -19,7 +19,10 @@ use wgrnn::backend::wgpu::instructions::{
     Checks, code_size, hot_loop, hot_loop_banks, loops, optimize, optimize_unrolled, spirv,
     tail_store_load_turns,
 };
-use wgrnn::backend::wgpu::{PlainChunks, StepGrid, fit_chunks, module_sources, plain_tiles};
+use wgrnn::backend::wgpu::{
+    H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, fit_chunks,
+    h100_tiles, module_sources,
+};
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
 /// its pipeline constants, as the host sets them for `what`.
@@ -49,27 +52,6 @@ struct Tiles {
     tu: usize,
     ks: usize,
     blocked: bool,
-}
-
-/// The H100's workgroup memory and invocations per workgroup.
-const H100_WORKGROUP_BYTES: usize = 49152;
-const H100_INVOCATIONS: usize = 1024;
-
-/// The f32 tiles' width and chunking for steps of `grid` on the H100 at the default 64
-/// rows (`plain_tiles`), with `units` and `k_split` where given.
-fn h100_tiles(
-    grid: StepGrid,
-    units: Option<usize>,
-    k_split: Option<usize>,
-) -> (usize, PlainChunks) {
-    plain_tiles(
-        grid,
-        units,
-        k_split,
-        64,
-        H100_INVOCATIONS,
-        H100_WORKGROUP_BYTES,
-    )
 }
 
 /// The tiles the host gives a step of the flagship's sizes (1024 units, 64 sequences; gru4's
@@ -201,19 +183,6 @@ fn update_cases() -> Vec<Case> {
     all
 }
 
-/// The suite's step grids (`../shared/device/suite.tsv`; batch1 runs the matrix-vector
-/// products by default and is left out): name, gate rows per unit, hidden units,
-/// sequences, directions.
-const SUITE: [(&str, usize, usize, usize, usize); 7] = [
-    ("small", 4, 128, 32, 1),
-    ("charlm", 4, 512, 64, 1),
-    ("flagship", 4, 1024, 64, 1),
-    ("gru4", 3, 1024, 64, 1),
-    ("tanh4", 1, 1024, 64, 1),
-    ("wide", 4, 2048, 128, 1),
-    ("bilstm", 4, 512, 64, 2),
-];
-
 /// An L2 bandwidth to price the traffic at: about what microbenchmarks report for the H100;
 /// an assumption, not a measurement.
 const L2_BYTES_PER_S: f64 = 6e12;
@@ -235,13 +204,17 @@ fn traffic_table() {
     );
     println!("|---|---|---|---|---|---|");
     let mib = |b: f64| b / (1u64 << 20) as f64;
-    for (name, gates, hidden, batch, dirs) in SUITE {
-        let grid = StepGrid {
+    // batch1 runs the matrix-vector products by default.
+    for (name, grid) in SUITE_GRIDS
+        .into_iter()
+        .filter(|(name, _)| *name != "batch1")
+    {
+        let StepGrid {
             hidden,
             batch,
             dirs,
             gates,
-        };
+        } = grid;
         for (what, units, k_split) in [
             ("by the grid", None, None),
             ("one slice", None, Some(1)),

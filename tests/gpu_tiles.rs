@@ -7,14 +7,18 @@
 //! (`Tuning::gemv_steps`, 4 sequences per workgroup). 19 sequences of mixed lengths (two
 //! sequence tiles, five of 4), 65 units (the last unit tile nearly empty), widths that are
 //! not multiples of the 16-wide inner chunk; uni- and bidirectional, two layers. Forward
-//! values to 1e-5 relative error, gradients to 1e-4. The matrix-vector products also at
+//! values to 1e-5 relative error, gradients to 1e-4. Each suite configuration's layout of
+//! the f32 tiles on the H100 too, laid out for its 48 KiB of workgroup memory (lavapipe
+//! reports 32 but allocates what a workgroup declares). The matrix-vector products also at
 //! one and two sequences over more than one chunk (1024) of the inner dimension in both
 //! directions.
 
 mod gpu_common;
 
 use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
-use wgrnn::backend::wgpu::{StepProducts, Tuning};
+use wgrnn::backend::wgpu::{
+    H100_WORKGROUP_BYTES, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles,
+};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
 fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
@@ -119,6 +123,91 @@ fn elman_and_gru_steps_over_several_tiles() {
             (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
         ],
     );
+}
+
+#[test]
+fn the_h100_layouts_of_the_suite() {
+    // Each suite configuration's f32 step tiles as the H100 lays them out by the grid
+    // (`h100_tiles`: width, K slices, backward rows and forward k steps a chunk), with its
+    // cell, against the CPU reference. Most of them take more than lavapipe's 32 KiB of
+    // workgroup memory (the LSTM's forward at 32 units x 4 slices 45 KiB, charlm's 16 x 4
+    // in 64-row chunks 46), so the kernels are laid out for the H100's 48 KiB, which a CPU
+    // adapter allows (`Gpu::set_workgroup_storage`); batch1 takes the matrix-vector
+    // products and small's tiles are charlm's. Shapes as `run`'s: 19 sequences, 65 and 17
+    // units (partial unit tiles and chunks), and 64 and 20 one way (W_hh's rows aligned:
+    // the forward's vec4 loads).
+    let Some(mut be) = gpu() else { return };
+    let storage = be.gpu().set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
+    if storage as usize != H100_WORKGROUP_BYTES {
+        assert_ne!(
+            be.gpu().info().device_type,
+            wgpu::DeviceType::Cpu,
+            "a CPU adapter takes any workgroup memory"
+        );
+        eprintln!(
+            "the_h100_layouts_of_the_suite: {} has {storage} bytes of workgroup memory, \
+             not the H100's {H100_WORKGROUP_BYTES}; not run on it",
+            be.gpu().info().name
+        );
+        return;
+    }
+    let mut r = rng("the_h100_layouts_of_the_suite");
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    let mut seen = Vec::new();
+    for (name, grid) in SUITE_GRIDS {
+        if name == "batch1" || name == "small" {
+            continue;
+        }
+        let (tu, chunks) = h100_tiles(grid, None, None);
+        let cell = match grid.gates {
+            4 => CellConfig::lstm(false, None),
+            3 => CellConfig::Gru {
+                variant: GruVariant::Pytorch,
+            },
+            _ => CellConfig::Elman {
+                activation: Activation::Tanh,
+            },
+        };
+        let bi = grid.dirs == 2;
+        if seen.contains(&(grid.gates, bi, tu, chunks)) {
+            continue;
+        }
+        seen.push((grid.gates, bi, tu, chunks));
+        be.set_tuning(Tuning {
+            step_tile_units: Some(tu),
+            step_k_split: Some(chunks.ks),
+            step_chunk_rows: chunks.rows,
+            gemv_steps: Some(false),
+            ..Tuning::default()
+        });
+        // What the test's own grid gets at these choices is the suite's layout.
+        let mine = StepGrid {
+            hidden: 65,
+            batch: lengths.len(),
+            dirs: grid.dirs,
+            gates: grid.gates,
+        };
+        assert_eq!(be.step_tiles(mine, Some(chunks.ks)), (tu, chunks), "{name}");
+        assert!(
+            chunks.bytes() > 32 << 10 || grid.gates == 1,
+            "{name}: {chunks:?}"
+        );
+        let mut shapes = vec![(65, 17, bi)];
+        if !bi {
+            shapes.push((64, 20, false));
+        }
+        for (h1, h2, bi) in shapes {
+            let cfg = dense_net(
+                3,
+                vec![layer(cell.clone(), h1, bi), layer(cell.clone(), h2, bi)],
+                None,
+            );
+            be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
+        }
+    }
+    // charlm (LSTM 16 x 4), flagship (LSTM 32 x 4), gru4, tanh4, wide (LSTM 64 x 1) and
+    // bilstm (flagship's layout both ways).
+    assert_eq!(seen.len(), 6, "{seen:?}");
 }
 
 #[test]

@@ -315,7 +315,7 @@ pub fn gemm(
         0,
         0,
     ];
-    let fits = gpu.limits().max_compute_workgroup_storage_size >= GEMM128_WORKGROUP_BYTES;
+    let fits = gpu.workgroup_storage() >= GEMM128_WORKGROUP_BYTES;
     let mut tile = tile_for(
         gpu.gemm_tiles(),
         gpu.has_tensor_cores(),
@@ -351,9 +351,7 @@ pub fn gemm(
     }
     match tile {
         Tile::Tensor(..) => {}
-        Tile::Tall(a_k, b_n)
-            if gpu.limits().max_compute_workgroup_storage_size >= GEMM256_WORKGROUP_BYTES =>
-        {
+        Tile::Tall(a_k, b_n) if gpu.workgroup_storage() >= GEMM256_WORKGROUP_BYTES => {
             let shader = GEMM256.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm256", &layout(a_k, b_n));
             let grid = [n.div_ceil(128) as u32, m.div_ceil(256) as u32, 1];

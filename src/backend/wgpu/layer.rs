@@ -1085,6 +1085,52 @@ impl StepGrid {
     }
 }
 
+/// Workgroup memory and invocations per workgroup of the H100 through wgpu
+/// (../shared/device/README.md), the adapter the suite's targets are set on: what the tile
+/// rule's tests, the instruction counts and the GPU tests of the suite's layouts take.
+pub const H100_WORKGROUP_BYTES: usize = 48 << 10;
+/// See [`H100_WORKGROUP_BYTES`].
+pub const H100_INVOCATIONS: usize = 1024;
+
+/// The step grids of the benchmark suite (`../shared/device/suite.tsv`, BENCHMARKS.md), by
+/// configuration name: the shapes the tile rule is checked and counted on.
+pub const SUITE_GRIDS: [(&str, StepGrid); 8] = [
+    ("small", suite_grid(128, 32, 1, 4)),
+    ("charlm", suite_grid(512, 64, 1, 4)),
+    ("flagship", suite_grid(1024, 64, 1, 4)),
+    ("gru4", suite_grid(1024, 64, 1, 3)),
+    ("tanh4", suite_grid(1024, 64, 1, 1)),
+    ("wide", suite_grid(2048, 128, 1, 4)),
+    ("batch1", suite_grid(1024, 1, 1, 4)),
+    ("bilstm", suite_grid(512, 64, 2, 4)),
+];
+
+const fn suite_grid(hidden: usize, batch: usize, dirs: usize, gates: usize) -> StepGrid {
+    StepGrid {
+        hidden,
+        batch,
+        dirs,
+        gates,
+    }
+}
+
+/// The f32 tiles the H100 gives steps of `grid` ([`plain_tiles`] at its limits and the
+/// default 64-row chunks), with `units` and `k_split` where asked.
+pub fn h100_tiles(
+    grid: StepGrid,
+    units: Option<usize>,
+    k_split: Option<usize>,
+) -> (usize, PlainChunks) {
+    plain_tiles(
+        grid,
+        units,
+        k_split,
+        64,
+        H100_INVOCATIONS,
+        H100_WORKGROUP_BYTES,
+    )
+}
+
 /// The f32 tiles' width and chunking for steps of `grid`, on an adapter with `most`
 /// invocations and `storage` bytes of workgroup memory per workgroup. The width is `units`
 /// where given, else the widest of 64 and 32 whose grid still has [`FULL_GRID`] workgroups
@@ -1343,34 +1389,19 @@ pub(super) fn layer_backward(
 mod tests {
     use super::super::TILED_STEP_WORKGROUP_BYTES;
     use super::{
-        BUSY_INVOCATIONS, FULL_GRID, PlainChunks, StepGrid, fit_chunks, forward_chunk, plain_tiles,
+        BUSY_INVOCATIONS, FULL_GRID, PlainChunks, SUITE_GRIDS, StepGrid, fit_chunks, forward_chunk,
+        plain_tiles,
     };
-
-    /// The suite's step grids (BENCHMARKS.md): hidden, batch, directions, gates.
-    const SUITE: [(&str, usize, usize, usize, usize); 8] = [
-        ("small", 128, 32, 1, 4),
-        ("charlm", 512, 64, 1, 4),
-        ("flagship", 1024, 64, 1, 4),
-        ("gru4", 1024, 64, 1, 3),
-        ("tanh4", 1024, 64, 1, 1),
-        ("wide", 2048, 128, 1, 4),
-        ("batch1", 1024, 1, 1, 4),
-        ("bilstm", 512, 64, 2, 4),
-    ];
 
     #[test]
     fn k_slices_by_the_grid_give_the_small_grids_more_warps() {
         let (h100, lavapipe) = (49152, 32768);
         // (width, K slices, backward rows, forward k steps, invocations) on the H100.
         let chosen = |name: &str, k_split: Option<usize>, storage: usize| {
-            let &(_, hidden, batch, dirs, gates) =
-                SUITE.iter().find(|c| c.0 == name).expect("a suite config");
-            let grid = StepGrid {
-                hidden,
-                batch,
-                dirs,
-                gates,
-            };
+            let &(_, grid) = SUITE_GRIDS
+                .iter()
+                .find(|c| c.0 == name)
+                .expect("a suite config");
             let (tu, c) = plain_tiles(grid, None, k_split, 64, 1024, storage);
             assert!(c.bytes() <= storage, "{name}: {c:?}");
             (tu, c.ks, c.rows, c.fk, grid.workgroups(tu) * 4 * tu * c.ks)

@@ -22,8 +22,8 @@ mod head;
 mod jordan_cell;
 mod layer;
 pub use layer::{
-    BUSY_INVOCATIONS, CellKind, PlainChunks, StepArrays, StepGrid, StepProducts,
-    cell_module_source, fit_chunks, plain_tiles,
+    BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
+    StepArrays, StepGrid, StepProducts, cell_module_source, fit_chunks, h100_tiles, plain_tiles,
 };
 mod loss;
 mod lstm_cell;
@@ -437,7 +437,7 @@ impl WgpuBackend {
 
     /// Whether the adapter's workgroup memory holds the tiled step kernels' staging arrays.
     fn tiles_fit(&self) -> bool {
-        self.gpu.limits().max_compute_workgroup_storage_size >= TILED_STEP_WORKGROUP_BYTES
+        self.gpu.workgroup_storage() >= TILED_STEP_WORKGROUP_BYTES
     }
 
     /// The kernel choices in effect.
@@ -550,7 +550,7 @@ impl WgpuBackend {
     /// tuning's width and chunk rows and `k_split` ([`layer::plain_tiles`]).
     pub fn step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, PlainChunks) {
         let t = &self.tuning;
-        let storage = self.gpu.limits().max_compute_workgroup_storage_size as usize;
+        let storage = self.gpu.workgroup_storage() as usize;
         layer::plain_tiles(
             grid,
             t.step_tile_units,

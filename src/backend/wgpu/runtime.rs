@@ -285,6 +285,9 @@ pub struct Gpu {
     /// (`shaders/params_vec4.wgsl`): where the adapter has more storage buffers per shader
     /// stage than the kernels' [`KERNEL_STORAGE_BUFFERS`].
     spare_binding: Cell<bool>,
+    /// Bytes of workgroup memory the kernels are laid out for (see
+    /// [`Gpu::set_workgroup_storage`]): the adapter's limit unless a test changed it.
+    workgroup_storage: Cell<u32>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     /// The compute pass of the dispatches recorded since the encoder's last other command
     /// (WebGPU orders a pass's dispatches as it does separate passes); dropped before the
@@ -418,6 +421,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let spare_binding = has_spare_binding(&limits);
+        let workgroup_storage = limits.max_compute_workgroup_storage_size;
         let gpu = Gpu {
             device,
             queue,
@@ -430,6 +434,7 @@ impl Gpu {
             auto_tensor: Cell::new(false),
             tensor_emulated: Cell::new(false),
             spare_binding: Cell::new(spare_binding),
+            workgroup_storage: Cell::new(workgroup_storage),
             pipelines: RefCell::default(),
             encoder: RefCell::default(),
             pass: RefCell::default(),
@@ -513,8 +518,7 @@ impl Gpu {
     pub fn set_tensor_emulation(&self, on: bool) -> bool {
         let possible = !self.tensor_cores.get()
             && self.has_f16()
-            && self.limits.max_compute_workgroup_storage_size
-                >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
+            && self.workgroup_storage() >= super::gemm::GEMM_COOP_WORKGROUP_BYTES
             && self.limits.max_compute_invocations_per_workgroup >= 256;
         self.tensor_emulated.set(on && possible);
         self.tensor_emulated.get()
@@ -544,6 +548,28 @@ impl Gpu {
     /// The limits the device was opened with.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+
+    /// Bytes of workgroup memory a workgroup of the kernels recorded from now on may take:
+    /// what their tiles and chunk depths are chosen for (the adapter's limit unless
+    /// [`Gpu::set_workgroup_storage`] changed it).
+    pub fn workgroup_storage(&self) -> u32 {
+        self.workgroup_storage.get()
+    }
+
+    /// Lays the kernels recorded from now on out for `bytes` of workgroup memory per
+    /// workgroup, so tests run on one adapter the layouts another one's limit gives: any
+    /// amount up to the adapter's limit, and on a CPU adapter (lavapipe, whose driver
+    /// allocates each workgroup's memory as it runs it, whatever limit it reports) also
+    /// beyond, such as the H100's 48 KiB, whose step-tile layouts would otherwise first run
+    /// on the H100 itself. On a GPU an amount past its limit is refused (pipelines past it
+    /// are undefined behaviour there) and the limit kept. Returns the bytes now in effect.
+    pub fn set_workgroup_storage(&self, bytes: u32) -> u32 {
+        let cpu = self.info.device_type == wgpu::DeviceType::Cpu;
+        let limit = self.limits.max_compute_workgroup_storage_size;
+        self.workgroup_storage
+            .set(if cpu { bytes } else { bytes.min(limit) });
+        self.workgroup_storage.get()
     }
 
     /// Bytes held in GPU buffers: live ones and dropped ones kept for reuse.
