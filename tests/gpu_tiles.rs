@@ -17,7 +17,7 @@ mod gpu_common;
 
 use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
 use wgrnn::backend::wgpu::{
-    H100_WORKGROUP_BYTES, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles,
+    H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles,
 };
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
@@ -208,6 +208,27 @@ fn the_h100_layouts_of_the_suite() {
     // charlm (LSTM 16 x 4), flagship (LSTM 32 x 4), gru4, tanh4, wide (LSTM 64 x 1) and
     // bilstm (flagship's layout both ways).
     assert_eq!(seen.len(), 6, "{seen:?}");
+    // The flagship's layout with f16 caches (`device.sh f16`'s f16-f32-steps): the f16
+    // build of the same tiles, to gpu_f16's bounds (one f16 rounding of the records).
+    let (tu, chunks) = h100_tiles(SUITE_GRIDS[2].1, None, None);
+    assert_eq!(SUITE_GRIDS[2].0, "flagship");
+    be.set_precision(Precision::F16)
+        .expect("the GPU tests' adapter must offer SHADER_F16");
+    be.set_tuning(Tuning {
+        step_tile_units: Some(tu),
+        step_k_split: Some(chunks.ks),
+        step_chunk_rows: chunks.rows,
+        gemv_steps: Some(false),
+        tensor_steps: Some(false),
+        ..Tuning::default()
+    });
+    let lstm = CellConfig::lstm(false, None);
+    let cfg = dense_net(
+        3,
+        vec![layer(lstm.clone(), 65, false), layer(lstm, 17, false)],
+        None,
+    );
+    compare_stack(be, &cfg, &lengths, &mut r, 4e-3, 5e-3);
 }
 
 #[test]
