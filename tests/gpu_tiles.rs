@@ -135,7 +135,7 @@ fn the_h100_layouts_of_the_suite() {
     // adapter allows (`Gpu::set_workgroup_storage`); batch1 takes the matrix-vector
     // products and small's tiles are charlm's. Shapes as `run`'s: 19 sequences, 65 and 17
     // units (partial unit tiles and chunks), and 64 and 20 one way (W_hh's rows aligned:
-    // the forward's vec4 loads).
+    // the forward's vec4 loads); then the suite's own width.
     let Some(mut be) = gpu() else { return };
     let storage = be.gpu().set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
     if storage as usize != H100_WORKGROUP_BYTES {
@@ -153,6 +153,7 @@ fn the_h100_layouts_of_the_suite() {
     }
     let mut r = rng("the_h100_layouts_of_the_suite");
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    let short: Vec<usize> = lengths.iter().map(|&n| n.min(3)).collect();
     let mut seen = Vec::new();
     for (name, grid) in SUITE_GRIDS {
         if name == "batch1" || name == "small" {
@@ -204,6 +205,11 @@ fn the_h100_layouts_of_the_suite() {
             );
             be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
         }
+        // And one layer of the configuration's own width over 3 steps: every slice walks
+        // the whole run of chunks it walks on the H100 (the flagship's 8 backward, 16
+        // forward).
+        let cfg = dense_net(3, vec![layer(cell.clone(), grid.hidden, bi)], None);
+        be = compare_stack(be, &cfg, &short, &mut r, 1e-5, 1e-4);
     }
     // charlm (LSTM 16 x 4), flagship (LSTM 32 x 4), gru4, tanh4, wide (LSTM 64 x 1) and
     // bilstm (flagship's layout both ways).
