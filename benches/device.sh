@@ -26,7 +26,8 @@
 #                                   batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
-#                                   each alone and together
+#                                   each alone and together, and the tensor-core steps at
+#                                   one K slice (entry 51's before)
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table,
 #                                   overall and per shape), then the suite run from it
@@ -50,9 +51,10 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
     "$W" devices | tee -a "$OUT/device.txt"
 fi
 
-# Every kernel variant `check` compares with the CPU reference; the last five are the
-# matrix-vector steps and the tensor-core builds, which no machine without matrix units can
-# run (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
+# Every kernel variant `check` compares with the CPU reference; the last seven are the
+# matrix-vector steps and the tensor-core builds (their K slices by the grid, at 32 units
+# the flagship's layout, and at one slice), which no machine without matrix units can run
+# (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
 # never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
@@ -60,7 +62,8 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--precision f16 --step-kernel tiled"
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
-    "--precision f16")
+    "--precision f16" "--step-kernel tensor --step-units 32"
+    "--step-kernel tensor --step-k-split 1")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -192,6 +195,9 @@ f16() {
     "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
         --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt" || status=1
     bench_variant tensor-steps --step-kernel tensor || status=1
+    # The tensor-core steps at one K slice: entry 51's before, alone and under f16.
+    bench_variant tensor-steps-ks1 --step-kernel tensor --step-k-split 1 || status=1
+    bench_variant f16-ks1 --precision f16 --step-k-split 1 || status=1
     bench_variant tensor --gemm tensor || status=1
     bench_variant f16-caches --precision f16 --gemm big --step-kernel tiled || status=1
     bench_variant f16-f32-steps --precision f16 --step-kernel tiled || status=1

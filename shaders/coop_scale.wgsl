@@ -11,10 +11,13 @@
 // into slot 0); per chunk kt in slot kt % 2: scales_of before staging it, scales_done after
 // the barrier that follows the staging (every invocation has read the slot), and
 // scales_add(1 - slot, ..) once the next chunk is loaded. The chunk after next fills the slot
-// again only after the next barrier.
+// again only after the next barrier. A kernel whose invocations go through their own runs
+// of chunks side by side (step_coop.wgsl's K slices) gives each run its own pair of slots,
+// from slot `base` (2 x its index), and its own lead invocation `l` = 0; the includer
+// declares SCALE_SLOTS, 2 per run.
 
-var<workgroup> amax: array<atomic<u32>, 2>; // largest |A| of a chunk, as bits
-var<workgroup> bmax: array<atomic<u32>, 2>; // largest |B| of a chunk, as bits
+var<workgroup> amax: array<atomic<u32>, SCALE_SLOTS>; // largest |A| of a chunk, as bits
+var<workgroup> bmax: array<atomic<u32>, SCALE_SLOTS>; // largest |B| of a chunk, as bits
 
 /// The largest magnitude of four values, as the bits of an f32.
 fn max_bits(v: vec4<f32>) -> u32 {
@@ -33,18 +36,18 @@ fn chunk_exp(bits: u32) -> i32 {
     return clamp(14 - e, -126, 126);
 }
 
-/// Clears both slots of both operands, then gathers the first chunk's maxima (`abits`,
-/// `bbits`: this invocation's share, as max_bits gives them) into slot 0. Invocation `l`
-/// (local index); uniform control flow (two barriers).
-fn scales_first(l: u32, abits: u32, bbits: u32) {
+/// Clears both slots (from `base`) of both operands, then gathers the first chunk's maxima
+/// (`abits`, `bbits`: this invocation's share, as max_bits gives them) into slot `base`.
+/// Invocation `l` (local index in its run); uniform control flow (two barriers).
+fn scales_first(l: u32, base: u32, abits: u32, bbits: u32) {
     if (l == 0u) {
-        atomicStore(&amax[0], 0u);
-        atomicStore(&bmax[0], 0u);
-        atomicStore(&amax[1], 0u);
-        atomicStore(&bmax[1], 0u);
+        atomicStore(&amax[base], 0u);
+        atomicStore(&bmax[base], 0u);
+        atomicStore(&amax[base + 1u], 0u);
+        atomicStore(&bmax[base + 1u], 0u);
     }
     workgroupBarrier();
-    scales_add(0u, abits, bbits);
+    scales_add(base, abits, bbits);
     workgroupBarrier();
 }
 

@@ -57,6 +57,7 @@ const BK: u32 = 32u;
 const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands.wgsl)
 const LDA: u32 = 40u;
 const LDB: u32 = 136u;
+const SCALE_SLOTS: u32 = 2u; // one run of chunks (shaders/coop_scale.wgsl)
 
 var<workgroup> As: array<f16, 5120>; // 128 * LDA
 var<workgroup> Bs: array<f16, 4352>; // BK * LDB
@@ -150,7 +151,7 @@ fn gemm_coop(
     // runs (after its loads), in the other slot.
     let abits0 = max(max(max_bits(pa0), max_bits(pa1)), max(max_bits(pa2), max_bits(pa3)));
     let bbits0 = max(max(max_bits(pb0), max_bits(pb1)), max(max_bits(pb2), max_bits(pb3)));
-    scales_first(t, abits0, bbits0);
+    scales_first(t, 0u, abits0, bbits0);
     let tiles = (p.k + BK - 1u) / BK;
     for (var kt = 0u; kt < tiles; kt++) {
         // The chunk's scales (its slot was filled before the last barrier).

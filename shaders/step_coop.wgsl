@@ -32,20 +32,37 @@
 // into the plain-WGSL ones of shaders/coop_emulated.wgsl, which the host then appends).
 // Needs what gemm_coop.wgsl needs (`Gpu::has_tensor_cores`: 16x16x16 f16 x f16 -> f32,
 // subgroups of exactly 32, f16); a subgroup is taken to be 32 consecutive local invocation
-// indices (sg = l / 32), as on NVIDIA. Workgroup memory: As 640 halves, Bs 4224 halves, Cs
-// 17 x 256 floats, 4 atomic words: 27152 bytes, the same as gemm_coop.wgsl.
+// indices (sg = l / 32), as on NVIDIA.
+// K slices (KS > 1, as the f32 tiles': layer.wgsl): the workgroup has KS x 4 TU invocations;
+// slice l / (4 TU) goes through its own run of a 1 / KS share of the chunks, in its own part
+// of As and Bs and with its own scale slots, and after the loop the slices hand their sums
+// out one after the other through Cs, slice 0's invocations (the lead ones) adding them in
+// slice order. A step whose grid is small thus has KS times the warps per core, each
+// walking 1 / KS of the chunks.
+// Workgroup memory (`layer::coop_step_bytes`): per slice As 640 halves and Bs max(16 LDBF,
+// 32 LDBB) halves (LDBF = 4 TU + 8, LDBB = TU + 8), Cs (TU / 4 + 1) x 256 floats, 4 atomic
+// words per slice: at TU 64 and one slice 27152 bytes, the same as gemm_coop.wgsl; at TU 32
+// and four slices 31808.
 
 enable f16;
 // @generate coop_enable
 
 const LDA: u32 = 40u;   // As row stride in halves (16 or 32 used; rows start 16-byte aligned)
-const LDBF: u32 = 264u; // forward Bs row stride: up to 4 gates x 64 units, + 8
-const LDBB: u32 = 72u;  // backward Bs row stride: up to 64 units, + 8
-const SPARE: u32 = 16u; // the Cs slot of blocks computed twice (never read)
+override LDBF: u32 = 4u * TU + 8u; // forward Bs row stride: up to 4 gates x TU units, + 8
+override LDBB: u32 = TU + 8u;      // backward Bs row stride: TU units, + 8
+override SPARE: u32 = TU / 4u;     // the Cs slot of blocks computed twice (never read)
+// Halves of a K slice's As ([16 sequences][LDA]) and Bs (forward [16][LDBF], backward
+// [32][LDBB]); the slices' parts follow one another.
+const A_SLICE: u32 = 640u;
+override B_SLICE: u32 = max(16u * LDBF, 32u * LDBB);
+override AS_LEN: u32 = KS * A_SLICE;
+override BS_LEN: u32 = KS * B_SLICE;
+override CS_LEN: u32 = (SPARE + 1u) * 256u;
+override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 
-var<workgroup> As: array<f16, 640>;  // [16 sequences][LDA]
-var<workgroup> Bs: array<f16, 4224>; // forward [16][LDBF], backward [32][LDBB]
-var<workgroup> Cs: array<f32, 4352>; // 17 slots of 16 x 16
+var<workgroup> As: array<f16, AS_LEN>;
+var<workgroup> Bs: array<f16, BS_LEN>;
+var<workgroup> Cs: array<f32, CS_LEN>; // SPARE + 1 slots of 16 x 16
 
 // The largest magnitude over the four gate registers, as the bits of an f32.
 fn gates_bits(v: Gates4) -> u32 {
@@ -69,9 +86,10 @@ fn stage_a4(l: u32, stride: u32, count: u32, width: u32, koff: u32, v: vec4<f32>
 }
 
 // Stores the load slot (w_rows) of `gate` (units l / 16 + i * TU / 4 at k = l % 16), already
-// scaled, into the forward's Bs: weight (k, gate, unit) at k * LDBF + gate * TU + unit.
-fn stage_bf(gate: u32, l: u32, v: vec4<f32>) {
-    let base = (l % TK) * LDBF + gate * TU + l / TK;
+// scaled, into the forward's Bs of a slice from b0: weight (k, gate, unit) at b0 + k * LDBF
+// + gate * TU + unit.
+fn stage_bf(gate: u32, l: u32, b0: u32, v: vec4<f32>) {
+    let base = b0 + (l % TK) * LDBF + gate * TU + l / TK;
     let step = TU / 4u;
     Bs[base] = f16(v.x);
     Bs[base + step] = f16(v.y);
@@ -79,18 +97,18 @@ fn stage_bf(gate: u32, l: u32, v: vec4<f32>) {
     Bs[base + 3u * step] = f16(v.w);
 }
 
-// Stores tile_w_gates' registers, scaled by s, into the forward's Bs.
-fn stage_bf_gates(l: u32, v: Gates4, gates: u32, s: f32) {
-    stage_bf(0u, l, v.g0 * s);
-    if (gates > 1u) { stage_bf(1u, l, v.g1 * s); }
-    if (gates > 2u) { stage_bf(2u, l, v.g2 * s); }
-    if (gates > 3u) { stage_bf(3u, l, v.g3 * s); }
+// Stores tile_w_gates' registers, scaled by s, into the forward's Bs of a slice from b0.
+fn stage_bf_gates(l: u32, b0: u32, v: Gates4, gates: u32, s: f32) {
+    stage_bf(0u, l, b0, v.g0 * s);
+    if (gates > 1u) { stage_bf(1u, l, b0, v.g1 * s); }
+    if (gates > 2u) { stage_bf(2u, l, b0, v.g2 * s); }
+    if (gates > 3u) { stage_bf(3u, l, b0, v.g3 * s); }
 }
 
 // Stores the load slot (tile_wt_col: rows g_off + l / TU + 4 i, unit l % TU), already scaled,
-// into the backward's Bs: weight (g, unit) at g * LDBB + unit.
-fn stage_bb(l: u32, g_off: u32, v: vec4<f32>) {
-    let i = (g_off + l / TU) * LDBB + l % TU;
+// into the backward's Bs of a slice from b0: weight (g, unit) at b0 + g * LDBB + unit.
+fn stage_bb(l: u32, b0: u32, g_off: u32, v: vec4<f32>) {
+    let i = b0 + (g_off + l / TU) * LDBB + l % TU;
     Bs[i] = f16(v.x);
     Bs[i + 4u * LDBB] = f16(v.y);
     Bs[i + 8u * LDBB] = f16(v.z);
@@ -116,8 +134,18 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     if (!recurrent()) {
         return out;
     }
-    let sg = l / 32u;
-    let lane = l % 32u;
+    // K slice `slice` takes its own run of `per` chunks from k = `first`, staged from As[a0]
+    // and Bs[b0s], its scales in slots sbase and sbase + 1; ls is the invocation's place in
+    // its slice, which loads and stages as a workgroup of one slice would.
+    let slice = l / threads;
+    let ls = l % threads;
+    let per = ((p.rw + TK - 1u) / TK + KS - 1u) / KS;
+    let first = slice * per * TK;
+    let a0 = slice * A_SLICE;
+    let b0s = slice * B_SLICE;
+    let sbase = 2u * slice;
+    let sg = ls / 32u;
+    let lane = ls % 32u;
     let nsg = threads / 32u;
     let nb = gates * TU / 16u;
     let blk0 = min(sg, nb - 1u);
@@ -129,23 +157,23 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let s16 = 16u;
     // @generate step_coop_fwd_acc
     let count = TB * TK / threads;
-    let rows = w_rows(w, u0, l);
-    let src = state_src(d, b0, l, threads, count, TK, false, false);
-    var wt = tile_w_gates(rows, 0u, gates);
-    var st = tile_states(src, 0u, count);
-    scales_first(l, max_bits(st), gates_bits(wt));
-    for (var k0 = 0u; k0 < p.rw; k0 += TK) {
-        let slot = (k0 / TK) % 2u;
+    let rows = w_rows(w, u0, ls);
+    let src = state_src(d, b0, ls, threads, count, TK, false, false);
+    var wt = tile_w_gates(rows, first, gates);
+    var st = tile_states(src, first, count);
+    scales_first(ls, sbase, max_bits(st), gates_bits(wt));
+    for (var i = 0u; i < per; i++) {
+        let slot = sbase + i % 2u;
         let sc = scales_of(slot);
-        stage_a4(l, threads, count, TK, 0u, st * sc.to.x);
-        stage_bf_gates(l, wt, gates, sc.to.y);
+        stage_a4(ls, threads, count, TK, a0, st * sc.to.x);
+        stage_bf_gates(ls, b0s, wt, gates, sc.to.y);
         workgroupBarrier();
-        scales_done(l, slot);
-        let k1 = k0 + TK;
-        if (k1 < p.rw) {
+        scales_done(ls, slot);
+        if (i + 1u < per) {
+            let k1 = first + (i + 1u) * TK;
             wt = tile_w_gates(rows, k1, gates);
             st = tile_states(src, k1, count);
-            scales_add(1u - slot, max_bits(st), gates_bits(wt));
+            scales_add(sbase + 1u - i % 2u, max_bits(st), gates_bits(wt));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
@@ -153,14 +181,24 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         // The staged chunk is overwritten next.
         workgroupBarrier();
     }
-    // @generate step_coop_fwd_store
-    workgroupBarrier();
-    let u = l % TU;
-    let m = 4u * (l / TU);
-    out.g0 = cs_lanes(u, m);
-    if (gates > 1u) { out.g1 = cs_lanes(TU + u, m); }
-    if (gates > 2u) { out.g2 = cs_lanes(2u * TU + u, m); }
-    if (gates > 3u) { out.g3 = cs_lanes(3u * TU + u, m); }
+    // The slices' sums, one slice at a time through Cs (whole subgroups store or wait).
+    let u = ls % TU;
+    let m = 4u * (ls / TU);
+    for (var s = 0u; s < KS; s++) {
+        if (slice == s) {
+            // @generate step_coop_fwd_store
+        }
+        workgroupBarrier();
+        if (slice == 0u) {
+            out.g0 += cs_lanes(u, m);
+            if (gates > 1u) { out.g1 += cs_lanes(TU + u, m); }
+            if (gates > 2u) { out.g2 += cs_lanes(2u * TU + u, m); }
+            if (gates > 3u) { out.g3 += cs_lanes(3u * TU + u, m); }
+        }
+        if (s + 1u < KS) {
+            workgroupBarrier();
+        }
+    }
     return out;
 }
 
@@ -176,8 +214,16 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     if (!recurrent()) {
         return vec4<f32>(0.0);
     }
-    let sg = l / 32u;
-    let lane = l % 32u;
+    // K slices as tile_w_h's, in chunks of 2 TK rows.
+    let slice = l / threads;
+    let ls = l % threads;
+    let per = ((p.gh + 2u * TK - 1u) / (2u * TK) + KS - 1u) / KS;
+    let first = slice * per * 2u * TK;
+    let a0 = slice * A_SLICE;
+    let b0s = slice * B_SLICE;
+    let sbase = 2u * slice;
+    let sg = ls / 32u;
+    let lane = ls % 32u;
     let nb = TU / 16u;
     let blk = sg % nb;
     let half = sg / nb;
@@ -187,40 +233,52 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let s16 = 16u;
     // @generate step_coop_bwd_acc
     let count = TB * TK / threads;
-    let col = tile_wt_col(w, u0, l);
-    let src = state_src(d, b0, l, threads, count, TK, true, false);
+    let col = tile_wt_col(w, u0, ls);
+    let src = state_src(d, b0, ls, threads, count, TK, true, false);
     // Two parts of TK rows a chunk: weights wt.p0, wt.p1 and dgh st.p0, st.p1.
-    var wt = w_column_parts(col, 0u, 2u);
-    var st = tile_state_parts(src, 0u, count, 2u);
-    scales_first(l, max(max_bits(st.p0), max_bits(st.p1)),
+    var wt = w_column_parts(col, first, 2u);
+    var st = tile_state_parts(src, first, count, 2u);
+    scales_first(ls, sbase, max(max_bits(st.p0), max_bits(st.p1)),
                  max(max_bits(wt.p0), max_bits(wt.p1)));
-    for (var g0 = 0u; g0 < p.gh; g0 += 2u * TK) {
-        let slot = (g0 / (2u * TK)) % 2u;
+    for (var i = 0u; i < per; i++) {
+        let slot = sbase + i % 2u;
         let sc = scales_of(slot);
         let sa = sc.to.x;
         let sb = sc.to.y;
-        stage_a4(l, threads, count, TK, 0u, st.p0 * sa);
-        stage_a4(l, threads, count, TK, TK, st.p1 * sa);
-        stage_bb(l, 0u, wt.p0 * sb);
-        stage_bb(l, TK, wt.p1 * sb);
+        stage_a4(ls, threads, count, TK, a0, st.p0 * sa);
+        stage_a4(ls, threads, count, TK, a0 + TK, st.p1 * sa);
+        stage_bb(ls, b0s, 0u, wt.p0 * sb);
+        stage_bb(ls, b0s, TK, wt.p1 * sb);
         workgroupBarrier();
-        scales_done(l, slot);
-        let g1 = g0 + 2u * TK;
-        if (g1 < p.gh) {
+        scales_done(ls, slot);
+        if (i + 1u < per) {
+            let g1 = first + (i + 1u) * 2u * TK;
             wt = w_column_parts(col, g1, 2u);
             st = tile_state_parts(src, g1, count, 2u);
             let abits = max(max_bits(st.p0), max_bits(st.p1));
-            scales_add(1u - slot, abits, max(max_bits(wt.p0), max_bits(wt.p1)));
+            scales_add(sbase + 1u - i % 2u, abits, max(max_bits(wt.p0), max_bits(wt.p1)));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
         // @generate step_coop_bwd_mma
         workgroupBarrier();
     }
-    // @generate step_coop_bwd_store
-    workgroupBarrier();
-    let u = l % TU;
-    let m = 4u * (l / TU);
-    // The second halves' slots follow the first halves': column TU + u is unit u's.
-    return cs_lanes(u, m) + cs_lanes(TU + u, m);
+    // The slices' sums as tile_w_h's; the second halves' slots follow the first halves':
+    // column TU + u is unit u's.
+    let u = ls % TU;
+    let m = 4u * (ls / TU);
+    var out = vec4<f32>(0.0);
+    for (var s = 0u; s < KS; s++) {
+        if (slice == s) {
+            // @generate step_coop_bwd_store
+        }
+        workgroupBarrier();
+        if (slice == 0u) {
+            out += cs_lanes(u, m) + cs_lanes(TU + u, m);
+        }
+        if (s + 1u < KS) {
+            workgroupBarrier();
+        }
+    }
+    return out;
 }

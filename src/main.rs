@@ -394,12 +394,13 @@ pub(crate) struct KernelFlags {
     /// --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_units: Option<String>,
-    /// K slices of the f32 tiled steps (1, 2 or 4): that many times the invocations per
-    /// workgroup, each a part of the inner dimension, for grids that leave the GPU's cores
-    /// with few warps [default: by the grid (the fewest that give 16 warps per core, else
-    /// 4), or the adapter's autotune entry]. Lowered where the tile or the adapter's
-    /// workgroup limit does not allow it. 2 and 4 imply tiled f32 steps unless
-    /// --step-kernel says otherwise.
+    /// K slices of the tiled steps, f32 or tensor-core (1, 2 or 4): that many times the
+    /// invocations per workgroup, each a part of the inner dimension, for grids that leave
+    /// the GPU's cores with few warps [default: by the grid (the fewest that give 16 warps
+    /// per core, else 4), or the adapter's autotune entry]. Lowered where the tile or the
+    /// adapter's workgroup limit does not allow it. 2 and 4 imply tiled steps (on the
+    /// tensor cores where --precision f16 puts them there) unless --step-kernel says
+    /// otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
     step_k_split: Option<String>,
     /// Chunk depth (one barrier pair each chunk) per K slice of the f32 tiled steps (16, 32
@@ -474,7 +475,6 @@ impl KernelFlags {
             t.step_k_split = Some(k);
             if self.step_kernel.is_none() && k > 1 {
                 plain_tiles(&mut t);
-                t.tensor_steps = Some(false);
             }
         }
         if let Some(r) = self.step_chunk_rows.as_deref().and_then(|r| r.parse().ok()) {
@@ -544,16 +544,28 @@ pub(crate) fn apply_kernel_flags(
     }
     if !tuning.is_valid() {
         let mut asked = Vec::new();
-        if let Some(k) = tuning.step_k_split.filter(|&k| k != 1) {
-            asked.push(format!("--step-k-split {k}"));
+        if let Some(k) = tuning
+            .step_k_split
+            .filter(|&k| k != 1 && !tuning.sliced_tiles())
+        {
+            asked.push(format!(
+                "--step-k-split {k}: K slices are for the tiled steps only (--step-kernel \
+                 tiled or tensor)"
+            ));
         }
-        if tuning.step_chunk_rows != 64 {
-            asked.push(format!("--step-chunk-rows {}", tuning.step_chunk_rows));
+        if tuning.step_chunk_rows != 64 && !tuning.plain_f32_tiles() {
+            asked.push(format!(
+                "--step-chunk-rows {}: chunk rows are for the f32 tiled steps only \
+                 (--step-kernel tiled)",
+                tuning.step_chunk_rows
+            ));
+        }
+        if asked.is_empty() {
+            asked.push("these kernel choices do not go together".into());
         }
         bail!(
-            "{}: K slices and chunk rows are for the f32 tiled steps only (--step-kernel \
-             tiled), not with `{}`",
-            asked.join(" "),
+            "{}; not with `{}`",
+            asked.join("; "),
             Tuning {
                 step_k_split: None,
                 step_chunk_rows: 64,

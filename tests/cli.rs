@@ -193,7 +193,7 @@ fn check_with_kernel_flags() {
         check(
             cell,
             &["--step-k-split", "4"],
-            "kernels: steps=tiled-f32 units=auto ksplit=4 gemm=auto",
+            "kernels: steps=tiled units=auto ksplit=4 gemm=auto",
         );
         check(
             cell,
@@ -206,12 +206,27 @@ fn check_with_kernel_flags() {
             "kernels: steps=gemv units=auto gemm=auto checked",
         );
     }
-    // K slices and chunk rows are choices of the plain f32 tiles: with the blocked or
-    // row-wise loops, a clear refusal that names the flag.
-    for (kernel, flag, value) in [
-        ("blocked", "--step-k-split", "4"),
-        ("rowwise", "--step-chunk-rows", "32"),
-        ("gemv", "--step-k-split", "2"),
+    // K slices are choices of the plain f32 and the tensor-core tiles, chunk rows of the
+    // plain f32 tiles: elsewhere a clear refusal that names the flag.
+    for (kernel, flag, value, why) in [
+        (
+            "blocked",
+            "--step-k-split",
+            "4",
+            "K slices are for the tiled steps only",
+        ),
+        (
+            "rowwise",
+            "--step-chunk-rows",
+            "32",
+            "chunk rows are for the f32 tiled steps only",
+        ),
+        (
+            "gemv",
+            "--step-k-split",
+            "2",
+            "K slices are for the tiled steps only",
+        ),
     ] {
         let o = wgrnn(&[
             "check",
@@ -225,9 +240,7 @@ fn check_with_kernel_flags() {
         let err = stderr(&o);
         assert!(
             !o.status.success()
-                && err.contains(&format!(
-                    "{flag} {value}: K slices and chunk rows are for the f32 tiled steps only"
-                ))
+                && err.contains(&format!("{flag} {value}: {why}"))
                 && err.contains(&format!("steps={kernel}")),
             "{err}"
         );
@@ -797,6 +810,56 @@ fn bench_and_check_say_where_the_grid_chose_k_slices() {
     let one = check_at(&["--step-k-split", "1"]);
     assert!(!one.contains("K slices at this grid"), "{one}");
     assert!(one.contains("ksplit=1"), "{one}");
+    // The tensor-core steps take their K slices by the grid too (entry 51; emulated here),
+    // and say so the same way; chunk rows stay a choice of the f32 tiles.
+    let emulated = [("WGRNN_EMULATE_TENSOR_CORES", "1")];
+    for (ks, flags) in [
+        (4, &["--step-kernel", "tensor"][..]),
+        (1, &["--step-kernel", "tensor", "--step-k-split", "1"][..]),
+    ] {
+        let path = temp_path(&format!("k-slices-tensor-{ks}.jsonl"));
+        let p = path.to_string_lossy().into_owned();
+        let args = [
+            &[
+                "bench", "--cell", "lstm", "--hidden", "6", "--input", "3", "--seq", "2",
+                "--warmup", "0", "--reps", "1", "--batch", "8", "--json", &p,
+            ][..],
+            flags,
+        ]
+        .concat();
+        let o = wgrnn_env(&args, &emulated);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = std::fs::read_to_string(&path).expect("the JSON file");
+        let j: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON object");
+        let variant = j["variant"].as_str().unwrap_or_default();
+        assert!(variant.contains("tensor-steps"), "{variant}");
+        assert_eq!(variant.ends_with(" k-slices=4"), ks == 4, "{variant}");
+        let (s, inv) = if ks == 4 { ("s", 256) } else { ("", 64) };
+        let want = format!(
+            "tensor cores, 16 units x 16 sequences, {ks} K slice{s}, 1 workgroup of {inv} \
+             invocations"
+        );
+        assert_eq!(j["step_tiles"].as_str(), Some(want.as_str()), "{j}");
+    }
+    let o = wgrnn_env(
+        &[
+            "check",
+            "--step-kernel",
+            "tensor",
+            "--step-chunk-rows",
+            "16",
+            "--steps",
+            "1",
+        ],
+        &emulated,
+    );
+    let err = stderr(&o);
+    assert!(
+        !o.status.success()
+            && err.contains("--step-chunk-rows 16: chunk rows are for the f32 tiled steps only")
+            && err.contains("steps=tensor"),
+        "{err}"
+    );
 }
 
 /// `wgrnn bench ARGS --json FILE` (FILE named `name` in the temporary directory): what it

@@ -67,6 +67,8 @@ fn every_part_runs_what_it_names() {
     for variant in [
         "--gemm tall",
         "--step-kernel tensor --step-units 64",
+        "--step-kernel tensor --step-units 32",
+        "--step-kernel tensor --step-k-split 1",
         "--gemm tensor",
         "--step-chunk-rows 16",
         "--step-k-split 2 --step-units 64",
@@ -98,6 +100,8 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --step-kernel gemv --no-kernels",
         "bench --suite suite.tsv --step-kernel tiled --no-kernels",
         "bench --suite suite.tsv --precision f16 --roofline 989,3350",
+        "bench --suite suite.tsv --step-kernel tensor --step-k-split 1 --no-kernels",
+        "bench --suite suite.tsv --precision f16 --step-k-split 1 --no-kernels",
         "bench --suite suite.tsv --step-kernel rowwise",
         "bench --suite suite.tsv --tune --warmup 2",
         "bench --suite suite.tsv --tune --precision f16",

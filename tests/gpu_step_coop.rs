@@ -17,7 +17,10 @@ use gpu_common::{
     compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu, layer, rng,
     tensor_cores_or_emulated,
 };
-use wgrnn::backend::wgpu::{CellKind, Precision, StepProducts, Tuning, cell_module_source};
+use wgrnn::backend::wgpu::{
+    CellKind, H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning,
+    cell_module_source, coop_step_bytes, coop_tiles,
+};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
 const TOL_FWD: f64 = 4e-3;
@@ -40,21 +43,48 @@ fn tensor_steps(units: usize, checked: bool) -> Tuning {
     }
 }
 
+/// The test stacks' step grid (65 units, 19 sequences, LSTM gates; the slices do not depend
+/// on the gates).
+const GRID: StepGrid = StepGrid {
+    hidden: 65,
+    batch: 19,
+    dirs: 1,
+    gates: 4,
+};
+
 fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     let Some(mut be) = tensor_gpu() else { return };
     let mut r = rng(name);
     let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
     // f32 caches at every tile width (the 64-unit tiles without bounds checks), then f16
-    // caches at 32 units: what `--precision f16` runs on an adapter with tensor cores.
-    for (units, precision) in [
-        (16, Precision::F32),
-        (32, Precision::F32),
-        (64, Precision::F32),
-        (32, Precision::F16),
+    // caches at 32 units: what `--precision f16` runs on an adapter with tensor cores. The
+    // K slices by the grid: 4 at 16 and 32 units (this grid is small), at 64 units what the
+    // adapter's workgroup memory holds (one on lavapipe); then one slice at 32 units, and
+    // four at 64 where the kernels may be laid out for 64 KiB (a CPU adapter).
+    let full = be.gpu().workgroup_storage();
+    for (units, precision, k_split, storage) in [
+        (16, Precision::F32, None, full),
+        (32, Precision::F32, None, full),
+        (64, Precision::F32, None, full),
+        (32, Precision::F16, None, full),
+        (32, Precision::F32, Some(1), full),
+        (64, Precision::F32, Some(4), 64 << 10),
     ] {
-        be.set_tuning(tensor_steps(units, units != 64));
+        let storage = be.gpu().set_workgroup_storage(storage);
+        be.set_tuning(Tuning {
+            step_k_split: k_split,
+            ..tensor_steps(units, units != 64)
+        });
         be.set_precision(precision).expect("f16 caches");
         assert_ne!(be.step_products(), StepProducts::F32);
+        let (tu, ks) = be.coop_step_tiles(GRID, k_split);
+        assert_eq!(tu, units);
+        match (units, k_split) {
+            (16 | 32, None) => assert_eq!(ks, 4, "{units} units"),
+            (_, Some(1)) => assert_eq!(ks, 1),
+            (64, Some(4)) if storage == 64 << 10 => assert_eq!(ks, 4),
+            _ => {}
+        }
         for (c1, c2) in stacks {
             for bi in [false, true] {
                 let cfg = dense_net(
@@ -66,6 +96,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
             }
         }
     }
+    be.gpu().set_workgroup_storage(full);
 }
 
 #[test]
@@ -95,6 +126,60 @@ fn elman_and_gru_tensor_steps_match_the_f32_reference() {
             (elman.clone(), elman),
             (gru(GruVariant::Pytorch), gru(GruVariant::ResetBefore)),
         ],
+    );
+}
+
+/// The tensor-core steps as the H100 lays them out for the suite's LSTM, GRU and Elman
+/// configurations (`coop_tiles` at its limits: 32 units at 4 K slices for the flagship,
+/// gru4, tanh4 and bilstm, 16 at 4 for charlm; wide's 64 at one is `run`'s), at the
+/// configuration's own width (one layer over 3 steps, 19 sequences), so each slice walks
+/// the run of chunks it walks there (the flagship's forward 16 chunks a slice, backward
+/// 32): laid out for the H100's 48 KiB where the adapter allows it (a CPU adapter does).
+#[test]
+fn the_h100_tensor_layouts_of_the_suite() {
+    let Some(mut be) = tensor_gpu() else { return };
+    let mut r = rng("the_h100_tensor_layouts_of_the_suite");
+    let storage = be.gpu().set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
+    if storage as usize != H100_WORKGROUP_BYTES {
+        eprintln!(
+            "{} has {storage} bytes of workgroup memory, not the H100's: not run",
+            be.gpu().info().name
+        );
+        return;
+    }
+    let lengths: Vec<usize> = (0..19).map(|i| [3, 1, 2, 3, 2, 3][i % 6]).collect();
+    let mut seen = Vec::new();
+    for (name, grid) in SUITE_GRIDS {
+        let (tu, ks) = coop_tiles(grid, None, None, 1024, H100_WORKGROUP_BYTES);
+        assert!(coop_step_bytes(tu, ks) <= H100_WORKGROUP_BYTES, "{name}");
+        // wide's one slice of 64 units is `run`'s, which lavapipe holds.
+        if ks == 1 || name == "batch1" || name == "small" || seen.contains(&(grid.gates, tu, ks)) {
+            continue;
+        }
+        seen.push((grid.gates, tu, ks));
+        be.set_tuning(Tuning {
+            step_tile_units: Some(tu),
+            step_k_split: Some(ks),
+            ..tensor_steps(tu, true)
+        });
+        assert_eq!(be.coop_step_tiles(grid, Some(ks)), (tu, ks), "{name}");
+        let cell = match grid.gates {
+            4 => CellConfig::lstm(false, None),
+            3 => CellConfig::Gru {
+                variant: GruVariant::Pytorch,
+            },
+            _ => CellConfig::Elman {
+                activation: Activation::Tanh,
+            },
+        };
+        let cfg = dense_net(3, vec![layer(cell, grid.hidden, false)], None);
+        be = compare_stack(be, &cfg, &lengths, &mut r, TOL_FWD, TOL_GRAD);
+    }
+    // charlm's LSTM (16 x 4), the flagship's (32 x 4, also bilstm's), gru4, tanh4.
+    assert_eq!(
+        seen,
+        [(4, 16, 4), (4, 32, 4), (3, 32, 4), (1, 32, 4)],
+        "{seen:?}"
     );
 }
 
@@ -168,7 +253,8 @@ fn tensor_steps_are_taken_where_asked_and_possible() {
 /// The hardware build of every cell's kernels, for f32 and f16 caches, is valid WGSL with
 /// cooperative matrices, its `// @generate step_coop_*` lines unrolled into named
 /// accumulators, and compiles to SPIR-V (as wgpu's Vulkan backend does) for each tiled entry
-/// point at every tile width. No adapter needed: lavapipe has no cooperative matrices.
+/// point at every tile width, at one and four K slices. No adapter needed: lavapipe has no
+/// cooperative matrices.
 #[test]
 fn tensor_steps_compile_to_spirv() {
     for cell in [CellKind::Lstm, CellKind::Gru, CellKind::Elman] {
@@ -191,7 +277,11 @@ fn tensor_steps_compile_to_spirv() {
             );
             let pipelines: Vec<_> = ["fwd_step_tiled", "bwd_step_tiled"]
                 .into_iter()
-                .flat_map(|entry| [16.0, 32.0, 64.0].map(|tu| (entry, vec![("TU", tu)])))
+                .flat_map(|entry| {
+                    [16.0, 32.0, 64.0].into_iter().flat_map(move |tu| {
+                        [1.0, 4.0].map(|ks| (entry, vec![("TU", tu), ("KS", ks)]))
+                    })
+                })
                 .collect();
             compile_coop_to_spirv(&what, &src, &pipelines);
         }

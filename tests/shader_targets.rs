@@ -8,7 +8,7 @@
 //!   variables, sized by naga with the pipeline constants the host gives them, must take
 //!   exactly (or at most) what the host checks before it builds that kernel: the GEMM tiles'
 //!   `GEMM*_WORKGROUP_BYTES`, the step tiles' `PlainChunks` arrays (`fit_chunks`) and
-//!   `TILED_STEP_WORKGROUP_BYTES`, the tensor-core steps' `GEMM_COOP_WORKGROUP_BYTES`, and
+//!   `TILED_STEP_WORKGROUP_BYTES`, the tensor-core steps' `coop_step_bytes`, and
 //!   for every other kernel, which the host never checks, WebGPU's 16 KiB minimum.
 //! - **Metal and Direct3D 12.** wgpu hands a kernel to Metal as MSL and to D3D12 as HLSL,
 //!   both written by naga from the module after its pipeline constants are applied. Every
@@ -30,7 +30,8 @@ use wgrnn::backend::wgpu::gemm::{
     GEMM_COOP_WORKGROUP_BYTES, GEMM128_WORKGROUP_BYTES, GEMM256_WORKGROUP_BYTES,
 };
 use wgrnn::backend::wgpu::{
-    PlainChunks, TILED_STEP_WORKGROUP_BYTES, fit_chunks, instructions, module_sources,
+    PlainChunks, TILED_STEP_WORKGROUP_BYTES, coop_step_bytes, fit_chunks, instructions,
+    module_sources,
 };
 
 /// WebGPU's (and so wgpu's downlevel) minimum of workgroup memory: what a kernel the host
@@ -129,13 +130,17 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
             } else if name.starts_with("gemm_coop") {
                 assert_eq!(at_defaults, GEMM_COOP_WORKGROUP_BYTES, "{what}");
             } else if step && name.contains("_coop") {
-                // Built only where `device::tensor_cores` holds, which checks the tile's.
-                for tu in [16.0, 32.0, 64.0] {
-                    let bytes = workgroup_bytes(&parsed, &entry, &[("TU", tu)]);
-                    assert!(
-                        bytes <= GEMM_COOP_WORKGROUP_BYTES,
-                        "{what} at TU {tu}: {bytes}"
-                    );
+                // Built only where `device::tensor_cores` holds, which checks the tile's
+                // bytes: every width at one slice fits them; K slices where
+                // `coop_tiles` finds the adapter's memory holds `coop_step_bytes`.
+                for tu in [16, 32, 64] {
+                    for ks in [1, 2, 4] {
+                        let c = [("TU", tu as f64), ("KS", ks as f64)];
+                        let bytes = workgroup_bytes(&parsed, &entry, &c);
+                        assert_eq!(bytes as usize, coop_step_bytes(tu, ks), "{what} {c:?}");
+                    }
+                    let one = coop_step_bytes(tu, 1) as u32;
+                    assert!(one <= GEMM_COOP_WORKGROUP_BYTES, "{what} at TU {tu}: {one}");
                 }
             } else if step && name.contains("_gemv") {
                 // Built only where the tiles fit (`Tuning`: gemv_steps needs tiled_steps).

@@ -332,9 +332,12 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
             // accumulator; every offset a `let` of its own (naga's SPIR-V writer needs the
             // index of a matrix load's pointer to be a named expression).
             let (ia, blocks): (&str, &[(usize, &str)]) = if name == "step_coop_fwd_mma" {
-                ("0u", &[(0, "blk0 * 16u"), (1, "blk1 * 16u")])
+                ("a0", &[(0, "b0s + blk0 * 16u"), (1, "b0s + blk1 * 16u")])
             } else {
-                ("half * 16u", &[(0, "half * 16u * ldb + blk * 16u")])
+                (
+                    "a0 + half * 16u",
+                    &[(0, "b0s + half * 16u * ldb + blk * 16u")],
+                )
             };
             v.push(format!("let ia = {ia};"));
             if hw {

@@ -441,14 +441,28 @@ impl Call<'_> {
 
     /// The tiles' width and the f32 plain loops' chunking for this call
     /// ([`WgpuBackend::step_tiles`]): K slices as the tuning says or by the grid with the f32
-    /// products; one slice (or the tuning's) with the tensor-core products, whose width the
-    /// f32 tiles keep where their build fails to compile.
+    /// products; with the tensor-core products their width and slices
+    /// ([`Call::coop_tiles`]), which the f32 tiles keep where the tensor build fails to
+    /// compile (the slices where their arrays fit).
     fn plain_tiles(&self) -> (usize, PlainChunks) {
-        let k_split = match self.products() {
-            StepProducts::F32 => self.be.tuning().step_k_split,
-            _ => Some(self.be.tuning().step_k_split.unwrap_or(1)),
-        };
-        self.be.step_tiles(self.step_grid(), k_split)
+        let t = self.be.tuning();
+        match self.products() {
+            StepProducts::F32 => self.be.step_tiles(self.step_grid(), t.step_k_split),
+            StepProducts::Gemv => self
+                .be
+                .step_tiles(self.step_grid(), Some(t.step_k_split.unwrap_or(1))),
+            StepProducts::Tensor | StepProducts::TensorEmulated => {
+                let (tu, ks) = self.coop_tiles();
+                (tu, self.be.step_chunks_at(tu, ks, self.gates()))
+            }
+        }
+    }
+
+    /// The tensor-core steps' width and K slices for this call
+    /// ([`WgpuBackend::coop_step_tiles`]).
+    fn coop_tiles(&self) -> (usize, usize) {
+        self.be
+            .coop_step_tiles(self.step_grid(), self.be.tuning().step_k_split)
     }
 
     /// What the tile rule sees of this call's steps.
@@ -568,7 +582,7 @@ impl Call<'_> {
             _ => match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
-                &[&options[..], &[tu]].concat(),
+                &[&options[..], &[tu, ("KS", self.coop_tiles().1 as f64)]].concat(),
             ) {
                 Ok(p) => Some(p),
                 Err(why) => {
@@ -1173,6 +1187,54 @@ pub fn plain_tiles(
     }
 }
 
+/// Bytes of workgroup memory of the tensor-core steps (`shaders/step_coop.wgsl`) in tiles of
+/// `tu` units at `ks` K slices: per slice its staged states (640 halves), its staged weights
+/// (the larger of the forward's 16 rows of 4 `tu` + 8 halves and the backward's 32 of `tu` +
+/// 8) and its 4 words of chunk scales, and the hand-out's `tu` / 4 + 1 slots of 16 x 16
+/// floats. At 64 units and one slice what the tensor-core GEMM tile takes.
+pub fn coop_step_bytes(tu: usize, ks: usize) -> usize {
+    let weights = (16 * (4 * tu + 8)).max(32 * (tu + 8));
+    ks * (2 * (640 + weights) + 16) + (tu / 4 + 1) * 1024
+}
+
+/// The tensor-core steps' width and K slices for steps of `grid`, on an adapter with `most`
+/// invocations and `storage` bytes of workgroup memory per workgroup: the width `units`
+/// where given, else the widest of 64 and 32 whose grid has [`FULL_GRID`] workgroups, else
+/// 16; the slices `k_split` where given, else the fewest of 1 and 2 that give
+/// [`BUSY_INVOCATIONS`], else 4, as the f32 tiles take them ([`plain_tiles`]): each slice
+/// walks its own share of the chunks, so a small grid has more warps per core to hide the
+/// chunks' barriers and loads. Fewer slices where the adapter does not hold them.
+pub fn coop_tiles(
+    grid: StepGrid,
+    units: Option<usize>,
+    k_split: Option<usize>,
+    most: usize,
+    storage: usize,
+) -> (usize, usize) {
+    let tu = units.unwrap_or_else(|| {
+        [64, 32]
+            .into_iter()
+            .find(|&tu| grid.workgroups(tu) >= FULL_GRID)
+            .unwrap_or(16)
+    });
+    let fit = |asked: usize| {
+        let mut ks = asked.clamp(1, 4);
+        while ks > 1 && (4 * tu * ks > most || coop_step_bytes(tu, ks) > storage) {
+            ks /= 2;
+        }
+        ks
+    };
+    let ks = match k_split {
+        Some(ks) => fit(ks),
+        None => [1, 2]
+            .into_iter()
+            .map(fit)
+            .find(|&ks| grid.workgroups(tu) * 4 * tu * ks >= BUSY_INVOCATIONS)
+            .unwrap_or_else(|| fit(4)),
+    };
+    (tu, ks)
+}
+
 /// Scalars of cache a layer call needs (what the forward records for the backward).
 pub(super) fn cache_len(plan: &LayerPlan, seq: &SeqShape) -> usize {
     // The same for both storage types.
@@ -1389,8 +1451,8 @@ pub(super) fn layer_backward(
 mod tests {
     use super::super::TILED_STEP_WORKGROUP_BYTES;
     use super::{
-        BUSY_INVOCATIONS, FULL_GRID, PlainChunks, SUITE_GRIDS, StepGrid, fit_chunks, forward_chunk,
-        plain_tiles,
+        BUSY_INVOCATIONS, FULL_GRID, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid,
+        coop_step_bytes, coop_tiles, fit_chunks, forward_chunk, plain_tiles,
     };
 
     #[test]
@@ -1459,6 +1521,46 @@ mod tests {
         // An adapter with 256 invocations per workgroup: four slices of 16 units still fit.
         let (tu, c) = plain_tiles(flagship, None, None, 64, 256, h100);
         assert_eq!((tu, c.ks), (16, 4));
+    }
+
+    #[test]
+    fn tensor_core_tiles_take_k_slices_by_the_grid() {
+        let (h100, lavapipe) = (H100_WORKGROUP_BYTES, 32768);
+        let grid = |name: &str| {
+            SUITE_GRIDS
+                .iter()
+                .find(|c| c.0 == name)
+                .expect("a suite config")
+                .1
+        };
+        let at = |name: &str, units, k_split, most, storage| {
+            let (tu, ks) = coop_tiles(grid(name), units, k_split, most, storage);
+            assert!(coop_step_bytes(tu, ks) <= storage.max(coop_step_bytes(tu, 1)));
+            (tu, ks)
+        };
+        // One slice of 64 units is what the tensor-core GEMM tile takes.
+        assert_eq!(
+            coop_step_bytes(64, 1),
+            super::super::gemm::GEMM_COOP_WORKGROUP_BYTES as usize
+        );
+        assert_eq!(coop_step_bytes(32, 4), 31808);
+        // On the H100 the widths of the f32 tiles at one slice, with four slices wherever
+        // one leaves fewer than 16 warps per core; wide keeps one.
+        for name in ["flagship", "gru4", "tanh4", "bilstm"] {
+            assert_eq!(at(name, None, None, 1024, h100), (32, 4), "{name}");
+        }
+        for name in ["small", "charlm", "batch1"] {
+            assert_eq!(at(name, None, None, 1024, h100), (16, 4), "{name}");
+        }
+        assert_eq!(at("wide", None, None, 1024, h100), (64, 1));
+        // Asked: kept where they fit; 64 units hold two slices in 48 KiB, one in 32.
+        assert_eq!(at("flagship", None, Some(1), 1024, h100), (32, 1));
+        assert_eq!(at("flagship", Some(64), Some(4), 1024, h100), (64, 2));
+        assert_eq!(at("flagship", Some(64), None, 1024, lavapipe), (64, 1));
+        // Lavapipe's 32 KiB hold the flagship's four slices of 32 units; 256 invocations
+        // a workgroup hold two.
+        assert_eq!(at("flagship", None, None, 1024, lavapipe), (32, 4));
+        assert_eq!(at("flagship", None, None, 256, h100), (32, 2));
     }
 
     #[test]

@@ -23,7 +23,8 @@ mod jordan_cell;
 mod layer;
 pub use layer::{
     BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
-    StepArrays, StepGrid, StepProducts, cell_module_source, fit_chunks, h100_tiles, plain_tiles,
+    StepArrays, StepGrid, StepProducts, cell_module_source, coop_step_bytes, coop_tiles,
+    fit_chunks, h100_tiles, plain_tiles,
 };
 mod loss;
 mod lstm_cell;
@@ -129,14 +130,15 @@ pub struct Tuning {
     /// quarter of the inner dimension, partial sums added through workgroup memory. Default:
     /// off until measured on a GPU against the plain loops.
     pub blocked_steps: bool,
-    /// K slices of the f32 tiles' plain loops (the `KS` override of `shaders/layer.wgsl`):
-    /// 1, 2 or 4 times the invocations per workgroup, each slice a part of every chunk's
-    /// inner dimension, partial sums added through workgroup memory, for steps whose grid
-    /// leaves the cores with few warps (the flagship's 128 workgroups of 128 on 132 SMs).
-    /// `None` (the default) picks them by the grid: the fewest that give a step
-    /// [`layer::BUSY_INVOCATIONS`], else 4 (`layer::plain_tiles`; BENCHMARKS.md, entry 48).
+    /// K slices of the f32 tiles' plain loops and of the tensor-core tiles (the `KS`
+    /// override of `shaders/layer.wgsl`): 1, 2 or 4 times the invocations per workgroup,
+    /// each slice a share of the inner dimension's chunks, partial sums added through
+    /// workgroup memory, for steps whose grid leaves the cores with few warps (the
+    /// flagship's 128 workgroups of 128 on 132 SMs). `None` (the default) picks them by the
+    /// grid: the fewest that give a step [`layer::BUSY_INVOCATIONS`], else 4
+    /// (`layer::plain_tiles`, `layer::coop_tiles`; BENCHMARKS.md, entries 48 and 51).
     /// Lowered where the tile or the adapter's workgroup limit does not allow it
-    /// (`layer::fit_chunks`).
+    /// (`layer::fit_chunks`, `layer::coop_step_bytes`).
     #[serde(default)]
     pub step_k_split: Option<usize>,
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
@@ -187,16 +189,16 @@ fn sixty_four() -> usize {
 
 impl Tuning {
     /// Whether the choices are possible (tiles of 16, 32 or 64 units; blocked loops only in
-    /// tiles; K slices and chunk rows other than 64 only in the plain f32 loops): a
-    /// tuning read from a file is checked before use.
+    /// tiles; K slices only in the plain f32 or the tensor-core tiles, chunk rows other than
+    /// 64 only in the plain f32 loops): a tuning read from a file is checked before use.
     pub fn is_valid(&self) -> bool {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
             && matches!(self.step_k_split, None | Some(1 | 2 | 4))
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
-            && ((self.step_k_split.unwrap_or(1) == 1 && self.step_chunk_rows == 64)
-                || self.plain_f32_tiles())
+            && (self.step_chunk_rows == 64 || self.plain_f32_tiles())
+            && (self.step_k_split.unwrap_or(1) == 1 || self.sliced_tiles())
             && (self.gemv_steps != Some(true)
                 || (self.tiled_steps
                     && !self.blocked_steps
@@ -204,8 +206,14 @@ impl Tuning {
                     && self.step_tile_units.is_none()))
     }
 
+    /// Whether the recurrent steps may run in tiles with K slices: the f32 tiles' plain
+    /// loops or the tensor-core tiles.
+    pub fn sliced_tiles(&self) -> bool {
+        self.tiled_steps && !self.blocked_steps && self.gemv_steps != Some(true)
+    }
+
     /// Whether the recurrent steps may run in the f32 tiles' plain loops, the only ones with
-    /// K slices and a choice of chunk rows.
+    /// a choice of chunk rows.
     pub fn plain_f32_tiles(&self) -> bool {
         self.tiled_steps
             && !self.blocked_steps
@@ -561,6 +569,33 @@ impl WgpuBackend {
         )
     }
 
+    /// The f32 tiles' chunking at width `tu` and `ks` K slices (fewer where their arrays do
+    /// not fit) for a cell of `gates` gate rows, with the tuning's chunk rows
+    /// ([`layer::fit_chunks`]).
+    pub fn step_chunks_at(&self, tu: usize, ks: usize, gates: usize) -> PlainChunks {
+        let storage = self.gpu.workgroup_storage() as usize;
+        layer::fit_chunks(
+            ks,
+            self.tuning.step_chunk_rows,
+            tu,
+            gates,
+            self.most_invocations(),
+            storage,
+        )
+    }
+
+    /// The tensor-core steps' width and K slices for steps of `grid` on this adapter, with
+    /// the tuning's width and `k_split` ([`layer::coop_tiles`]).
+    pub fn coop_step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, usize) {
+        layer::coop_tiles(
+            grid,
+            self.tuning.step_tile_units,
+            k_split,
+            self.most_invocations(),
+            self.gpu.workgroup_storage() as usize,
+        )
+    }
+
     /// The most invocations one workgroup of the adapter may have (along x).
     fn most_invocations(&self) -> usize {
         let lim = self.gpu.limits();
@@ -569,11 +604,20 @@ impl WgpuBackend {
     }
 
     /// The K slices the defaults (not an explicit choice) give the steps of a model of
-    /// `shape` where they run in the f32 tiles' plain loops (the widest layer's): what
-    /// `wgrnn bench` and `wgrnn check` report.
+    /// `shape` where they run in the f32 tiles' plain loops or the tensor-core tiles (the
+    /// widest layer's): what `wgrnn bench` and `wgrnn check` report.
     pub fn auto_k_split(&self, shape: &autotune::Shape) -> Option<usize> {
-        (self.tuning.step_k_split.is_none() && self.plain_f32_steps_at(shape.batch))
-            .then(|| self.step_tiles(StepGrid::of(shape), None).1.ks)
+        if self.tuning.step_k_split.is_some() {
+            return None;
+        }
+        let grid = StepGrid::of(shape);
+        if self.plain_f32_steps_at(shape.batch) {
+            Some(self.step_tiles(grid, None).1.ks)
+        } else if self.step_products_for(shape.batch).on_tensor_cores() {
+            Some(self.coop_step_tiles(grid, None).1)
+        } else {
+            None
+        }
     }
 
     /// Whether the steps of `batch` sequences run in the f32 tiles' plain loops (not the
@@ -584,18 +628,30 @@ impl WgpuBackend {
         t.tiled_steps && !t.blocked_steps && self.step_products_for(batch) == StepProducts::F32
     }
 
-    /// The f32 step tiles a model of `shape` runs its steps in (the widest layer's), in
-    /// words: `32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), 128
-    /// workgroups of 512 invocations`; `None` where another kernel runs them (matrix-vector,
-    /// tensor-core, blocked or row-wise). What `wgrnn bench` reports with each
+    /// The step tiles a model of `shape` runs its steps in (the widest layer's), in words:
+    /// `32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), 128
+    /// workgroups of 512 invocations` for the f32 tiles, `tensor cores, 32 units x 16
+    /// sequences, 4 K slices, ...` for the tensor-core ones; `None` where another kernel
+    /// runs them (matrix-vector, blocked or row-wise). What `wgrnn bench` reports with each
     /// configuration, so a timing says what ran.
     pub fn step_tiles_label(&self, shape: &autotune::Shape) -> Option<String> {
+        let grid = StepGrid::of(shape);
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        if self.step_products_for(shape.batch).on_tensor_cores() {
+            let (tu, ks) = self.coop_step_tiles(grid, self.tuning.step_k_split);
+            let groups = grid.workgroups(tu);
+            return Some(format!(
+                "tensor cores, {tu} units x 16 sequences, {ks} K slice{}, {groups} workgroup{} \
+                 of {} invocations",
+                plural(ks),
+                plural(groups),
+                4 * tu * ks
+            ));
+        }
         if !self.plain_f32_steps_at(shape.batch) {
             return None;
         }
-        let grid = StepGrid::of(shape);
         let (tu, c) = self.step_tiles(grid, self.tuning.step_k_split);
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
         let groups = grid.workgroups(tu);
         Some(format!(
             "{tu} units x 16 sequences, {} K slice{}, {}-row chunks ({} k steps forward), \
