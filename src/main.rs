@@ -430,6 +430,13 @@ pub(crate) struct KernelFlags {
     /// submit each training step whole, as one piece [default: 32].
     #[arg(long, value_name = "N")]
     submit_first: Option<u32>,
+    /// Lay the kernels out as for an adapter with this many bytes of workgroup memory per
+    /// workgroup, e.g. 49152 (the H100's): on a CPU adapter (lavapipe, which allocates what
+    /// a workgroup declares) `wgrnn check` then compares the tiles that GPU runs with the
+    /// CPU reference. Any amount up to the adapter's limit; more only on a CPU adapter
+    /// [default: the adapter's limit].
+    #[arg(long, value_name = "BYTES")]
+    workgroup_memory: Option<u32>,
 }
 
 impl KernelFlags {
@@ -505,6 +512,7 @@ impl KernelFlags {
             || self.gemm.is_some()
             || self.unchecked
             || self.checked
+            || self.workgroup_memory.is_some()
     }
 }
 
@@ -517,6 +525,17 @@ pub(crate) fn apply_kernel_flags(
     flags: &KernelFlags,
     shape: autotune::Shape,
 ) -> Result<String> {
+    if let Some(bytes) = flags.workgroup_memory {
+        let took = be.gpu().set_workgroup_storage(bytes);
+        if took != bytes {
+            bail!(
+                "--workgroup-memory {bytes}: adapter `{}` has {} bytes of workgroup memory per \
+                 workgroup; only a CPU adapter (lavapipe) may lay its kernels out for more",
+                be.gpu().info().name,
+                be.gpu().limits().max_compute_workgroup_storage_size
+            );
+        }
+    }
     be.set_shape(shape);
     let asked = [
         (
@@ -578,11 +597,14 @@ pub(crate) fn apply_kernel_flags(
     if let Some(n) = flags.submit_first {
         be.gpu().set_first_submission(n);
     }
-    let label = match be.gpu().first_submission() {
+    let mut label = match be.gpu().first_submission() {
         runtime::FIRST_SUBMISSION => be.tuning().label(),
         0 => format!("{} submit=whole", be.tuning().label()),
         n => format!("{} submit={n}", be.tuning().label()),
     };
+    if let Some(bytes) = flags.workgroup_memory {
+        label.push_str(&format!(" workgroup-memory={bytes}"));
+    }
     Ok(match (be.tuned_from(), be.tuned_shape()) {
         (Some(path), Some(shape)) => format!(
             "{label} (from the autotune table {}, tuned on {})",

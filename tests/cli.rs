@@ -862,6 +862,91 @@ fn bench_and_check_say_where_the_grid_chose_k_slices() {
     );
 }
 
+#[test]
+fn kernels_are_laid_out_for_the_workgroup_memory_asked() {
+    // 32-unit tiles at 4 K slices: lavapipe's own 32 KiB hold two slices of them, laid out
+    // for the H100's 48 KiB four, in 32-row chunks; 16 KiB hold no tiles (row-wise steps).
+    let args = |bytes: Option<&'static str>| {
+        let mut a = vec![
+            "--cell",
+            "lstm",
+            "--hidden",
+            "65",
+            "--input",
+            "3",
+            "--seq",
+            "2",
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--batch",
+            "19",
+            "--step-units",
+            "32",
+            "--step-k-split",
+            "4",
+        ];
+        if let Some(b) = bytes {
+            a.extend(["--workgroup-memory", b]);
+        }
+        a
+    };
+    for (bytes, tiles) in [
+        (
+            None,
+            Some(
+                "32 units x 16 sequences, 2 K slices, 64-row chunks (16 k steps forward), \
+                 6 workgroups of 256 invocations",
+            ),
+        ),
+        (
+            Some("49152"),
+            Some(
+                "32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), \
+                 6 workgroups of 512 invocations",
+            ),
+        ),
+        (Some("16384"), None),
+    ] {
+        let name = format!("workgroup-memory-{}.jsonl", bytes.unwrap_or("own"));
+        let (_, j) = bench_json(&name, &args(bytes));
+        assert_eq!(j["step_tiles"].as_str(), tiles, "{bytes:?}: {j}");
+        let variant = j["variant"].as_str().unwrap_or_default();
+        if let Some(b) = bytes {
+            assert!(
+                variant.ends_with(&format!("workgroup-memory={b}")),
+                "{variant}"
+            );
+        }
+    }
+    // And the H100's layout agrees with the CPU reference.
+    let out = ok(&[
+        "check",
+        "--cell",
+        "lstm",
+        "--hidden",
+        "65",
+        "--input",
+        "3",
+        "--lengths",
+        "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,3",
+        "--steps",
+        "1",
+        "--step-units",
+        "32",
+        "--step-k-split",
+        "4",
+        "--workgroup-memory",
+        "49152",
+    ]);
+    assert!(
+        out.contains("ksplit=4") && out.contains("workgroup-memory=49152"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 FAILED"), "{out}");
+}
+
 /// `wgrnn bench ARGS --json FILE` (FILE named `name` in the temporary directory): what it
 /// printed, and the one JSON object it wrote.
 fn bench_json(name: &str, args: &[&str]) -> (String, serde_json::Value) {
