@@ -866,33 +866,9 @@ fn bench_and_check_say_where_the_grid_chose_k_slices() {
 fn kernels_are_laid_out_for_the_workgroup_memory_asked() {
     // 32-unit tiles at 4 K slices: lavapipe's own 32 KiB hold two slices of them, laid out
     // for the H100's 48 KiB four, in 32-row chunks; 16 KiB hold no tiles (row-wise steps).
-    let args = |bytes: Option<&'static str>| {
-        let mut a = vec![
-            "--cell",
-            "lstm",
-            "--hidden",
-            "65",
-            "--input",
-            "3",
-            "--seq",
-            "2",
-            "--warmup",
-            "0",
-            "--reps",
-            "1",
-            "--batch",
-            "19",
-            "--step-units",
-            "32",
-            "--step-k-split",
-            "4",
-        ];
-        if let Some(b) = bytes {
-            a.extend(["--workgroup-memory", b]);
-        }
-        a
-    };
-    for (bytes, tiles) in [
+    let tiles = ["--cell", "lstm", "--hidden", "65", "--input", "3"];
+    let tiles = [&tiles[..], &["--step-units", "32", "--step-k-split", "4"]].concat();
+    for (bytes, want) in [
         (
             None,
             Some(
@@ -909,9 +885,16 @@ fn kernels_are_laid_out_for_the_workgroup_memory_asked() {
         ),
         (Some("16384"), None),
     ] {
+        let run = [
+            "--seq", "2", "--warmup", "0", "--reps", "1", "--batch", "19",
+        ];
+        let mut args = [&tiles[..], &run].concat();
+        if let Some(b) = bytes {
+            args.extend(["--workgroup-memory", b]);
+        }
         let name = format!("workgroup-memory-{}.jsonl", bytes.unwrap_or("own"));
-        let (_, j) = bench_json(&name, &args(bytes));
-        assert_eq!(j["step_tiles"].as_str(), tiles, "{bytes:?}: {j}");
+        let (_, j) = bench_json(&name, &args);
+        assert_eq!(j["step_tiles"].as_str(), want, "{bytes:?}: {j}");
         let variant = j["variant"].as_str().unwrap_or_default();
         if let Some(b) = bytes {
             assert!(
@@ -921,25 +904,9 @@ fn kernels_are_laid_out_for_the_workgroup_memory_asked() {
         }
     }
     // And the H100's layout agrees with the CPU reference.
-    let out = ok(&[
-        "check",
-        "--cell",
-        "lstm",
-        "--hidden",
-        "65",
-        "--input",
-        "3",
-        "--lengths",
-        "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,3",
-        "--steps",
-        "1",
-        "--step-units",
-        "32",
-        "--step-k-split",
-        "4",
-        "--workgroup-memory",
-        "49152",
-    ]);
+    let lengths = "7,1,4,7,2,5,7,1,4,7,2,5,7,1,4,7,2,5,3";
+    let check = ["check", "--lengths", lengths, "--steps", "1"];
+    let out = ok(&[&check[..], &tiles, &["--workgroup-memory", "49152"]].concat());
     assert!(
         out.contains("ksplit=4") && out.contains("workgroup-memory=49152"),
         "{out}"

@@ -15,7 +15,7 @@ mod gpu_common;
 
 use gpu_common::{
     compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu, layer, rng,
-    tensor_cores_or_emulated,
+    suite_cell, tensor_cores_or_emulated,
 };
 use wgrnn::backend::wgpu::{
     CellKind, H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning,
@@ -163,15 +163,7 @@ fn the_h100_tensor_layouts_of_the_suite() {
             ..tensor_steps(tu, true)
         });
         assert_eq!(be.coop_step_tiles(grid, Some(ks)), (tu, ks), "{name}");
-        let cell = match grid.gates {
-            4 => CellConfig::lstm(false, None),
-            3 => CellConfig::Gru {
-                variant: GruVariant::Pytorch,
-            },
-            _ => CellConfig::Elman {
-                activation: Activation::Tanh,
-            },
-        };
+        let cell = suite_cell(grid.gates);
         let cfg = dense_net(3, vec![layer(cell, grid.hidden, false)], None);
         be = compare_stack(be, &cfg, &lengths, &mut r, TOL_FWD, TOL_GRAD);
     }

@@ -15,7 +15,7 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
+use gpu_common::{compare_stack, dense_net, gpu, layer, rng, suite_cell};
 use wgrnn::backend::wgpu::{
     H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles,
 };
@@ -160,15 +160,7 @@ fn the_h100_layouts_of_the_suite() {
             continue;
         }
         let (tu, chunks) = h100_tiles(grid, None, None);
-        let cell = match grid.gates {
-            4 => CellConfig::lstm(false, None),
-            3 => CellConfig::Gru {
-                variant: GruVariant::Pytorch,
-            },
-            _ => CellConfig::Elman {
-                activation: Activation::Tanh,
-            },
-        };
+        let cell = suite_cell(grid.gates);
         let bi = grid.dirs == 2;
         if seen.contains(&(grid.gates, bi, tu, chunks)) {
             continue;

@@ -24,6 +24,21 @@ pub fn gpu() -> Option<WgpuBackend> {
     }
 }
 
+/// The cell of a suite configuration with `gates` gate rows per unit (its `kind`): the
+/// LSTM (4), PyTorch's GRU (3) or the tanh Elman cell (1).
+pub fn suite_cell(gates: usize) -> wgrnn::config::CellConfig {
+    use wgrnn::config::{Activation, CellConfig, GruVariant};
+    match gates {
+        4 => CellConfig::lstm(false, None),
+        3 => CellConfig::Gru {
+            variant: GruVariant::Pytorch,
+        },
+        _ => CellConfig::Elman {
+            activation: Activation::Tanh,
+        },
+    }
+}
+
 /// A fresh RNG: seeded from the clock so every run draws new inputs, printed so a failure
 /// can be replayed with `WGRNN_TEST_SEED`.
 pub fn rng(test: &str) -> ChaCha8Rng {
