@@ -286,7 +286,7 @@ pub struct Gpu {
     /// stage than the kernels' [`KERNEL_STORAGE_BUFFERS`].
     spare_binding: Cell<bool>,
     /// Bytes of workgroup memory the kernels are laid out for (see
-    /// [`Gpu::set_workgroup_storage`]): the adapter's limit unless a test changed it.
+    /// [`Gpu::set_workgroup_storage`]): the adapter's limit unless asked otherwise.
     workgroup_storage: Cell<u32>,
     pipelines: RefCell<HashMap<PipelineKey, Kernel>>,
     /// The compute pass of the dispatches recorded since the encoder's last other command
@@ -558,12 +558,14 @@ impl Gpu {
     }
 
     /// Lays the kernels recorded from now on out for `bytes` of workgroup memory per
-    /// workgroup, so tests run on one adapter the layouts another one's limit gives: any
-    /// amount up to the adapter's limit, and on a CPU adapter (lavapipe, whose driver
-    /// allocates each workgroup's memory as it runs it, whatever limit it reports) also
-    /// beyond, such as the H100's 48 KiB, whose step-tile layouts would otherwise first run
-    /// on the H100 itself. On a GPU an amount past its limit is refused (pipelines past it
-    /// are undefined behaviour there) and the limit kept. Returns the bytes now in effect.
+    /// workgroup, so tests (and `--workgroup-memory`) run on one adapter the layouts another
+    /// one's limit gives: any amount up to the adapter's limit, and on a CPU adapter
+    /// (lavapipe, whose driver allocates each workgroup's memory as it runs it, whatever
+    /// limit it reports) also beyond, such as the H100's 48 KiB, whose step-tile layouts
+    /// would otherwise first run on the H100 itself. On a GPU an amount past its limit is
+    /// refused (pipelines past it are undefined behaviour there) and the limit kept.
+    /// Returns the bytes now in effect. Set it before the kernel choices
+    /// (`WgpuBackend::set_tuning` drops the tiles where it is too small for them).
     pub fn set_workgroup_storage(&self, bytes: u32) -> u32 {
         let cpu = self.info.device_type == wgpu::DeviceType::Cpu;
         let limit = self.limits.max_compute_workgroup_storage_size;
