@@ -12,7 +12,7 @@ use super::gemm::{Mat, Out, col_sums, gemm};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
-use super::runtime::Shader;
+use super::runtime::{Kernel, Shader};
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
@@ -554,7 +554,6 @@ impl Call<'_> {
     ) {
         let gpu = &self.be.gpu;
         let f16 = self.cache.is_f16();
-        let tiled = entry.ends_with("_tiled");
         let opts = cell_of(self.plan).options(self.plan);
         let options = [
             ("OPT0", opts[0] as f64),
@@ -562,61 +561,13 @@ impl Call<'_> {
             ("OPT2", opts[2] as f64),
             ("OPT3", opts[3] as f64),
         ];
-        // The width this call's grid was made for (`tiles`) and the f32 tiles' chunks at it,
-        // kept below where a tensor-core build fails to compile and the choice of later calls
-        // changes.
-        let units = self.tile_units();
-        let plain = self.plain_chunks();
-        let tu = ("TU", units as f64);
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
-        let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
-        let products = if tiled {
-            self.products()
+        let (pipeline, f32_tiles) = if entry.ends_with("_tiled") {
+            self.tiled_pipeline(shader, entry, &options, f16, spare)
         } else {
-            StepProducts::F32
-        };
-        let tensor = match products {
-            StepProducts::F32 | StepProducts::Gemv => None,
-            // The experimental feature may fail to compile on a driver: then the f32 tiles.
-            _ => match gpu.try_pipeline(
-                shader.get(f16, products, spare),
-                entry,
-                &[&options[..], &[tu, ("KS", self.coop_tiles().1 as f64)]].concat(),
-            ) {
-                Ok(p) => Some(p),
-                Err(why) => {
-                    gpu.give_up_tensor_cores("recurrent step", &why);
-                    None
-                }
-            },
-        };
-        // Whether the pipeline is the f32 tiles' (`shaders/step_tiles.wgsl`).
-        let f32_tiles = tensor.is_none() && tiled && products != StepProducts::Gemv;
-        let pipeline = match tensor {
-            Some(p) => p,
-            None if tiled && products == StepProducts::Gemv => {
-                let (tu, ks) = self.gemv_shape(entry.starts_with("bwd"));
-                let tb = GEMV_SEQUENCES as f64;
-                let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", tb)];
-                let constants = [&options[..], &shape].concat();
-                gpu.pipeline(shader.get(f16, products, spare), entry, &constants)
-            }
-            None if tiled => {
-                let c = plain;
-                let arrays = c.arrays(entry.starts_with("bwd"));
-                let chunks = [
-                    ("KS", c.ks as f64),
-                    ("BR", c.rows as f64),
-                    ("FK", c.fk as f64),
-                    ("WS", arrays.ws as f64),
-                    ("HT", arrays.ht as f64),
-                    ("W4", self.w_hh_vec4() as u32 as f64),
-                ];
-                let constants = [&options[..], &[tu, blocked], &chunks].concat();
-                gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &constants)
-            }
-            None => gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &options),
+            let p = gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &options);
+            (p, false)
         };
         let mut bindings = vec![
             (1, self.params),
@@ -631,6 +582,63 @@ impl Call<'_> {
         }
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
+    }
+
+    /// The pipeline of the tiled step entry `entry` of `shader` for this call, with the
+    /// cell's `options`, and whether it is the f32 tiles' (`shaders/step_tiles.wgsl`, which
+    /// bind W_hh a second time as vec4s where `spare`): the tensor-core build where the
+    /// products are theirs and it compiles, else the matrix-vector products or the f32
+    /// tiles.
+    fn tiled_pipeline(
+        &self,
+        shader: &'static CellShader,
+        entry: &'static str,
+        options: &[(&'static str, f64)],
+        f16: bool,
+        spare: bool,
+    ) -> (Kernel, bool) {
+        let gpu = &self.be.gpu;
+        let products = self.products();
+        if products == StepProducts::Gemv {
+            let (tu, ks) = self.gemv_shape(entry.starts_with("bwd"));
+            let tb = GEMV_SEQUENCES as f64;
+            let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", tb)];
+            let constants = [options, &shape].concat();
+            return (
+                gpu.pipeline(shader.get(f16, products, spare), entry, &constants),
+                false,
+            );
+        }
+        // The width this call's grid was made for (`tiles`) and the f32 tiles' chunks at it,
+        // worked out before a tensor-core build is tried: where it fails to compile, the
+        // choice of later calls changes, not this call's grid.
+        let tu = ("TU", self.tile_units() as f64);
+        let c = self.plain_chunks();
+        if products.on_tensor_cores() {
+            // The experimental feature may fail to compile on a driver: then the f32 tiles.
+            let ks = ("KS", self.coop_tiles().1 as f64);
+            match gpu.try_pipeline(
+                shader.get(f16, products, spare),
+                entry,
+                &[options, &[tu, ks]].concat(),
+            ) {
+                Ok(p) => return (p, false),
+                Err(why) => gpu.give_up_tensor_cores("recurrent step", &why),
+            }
+        }
+        let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
+        let arrays = c.arrays(entry.starts_with("bwd"));
+        let chunks = [
+            ("KS", c.ks as f64),
+            ("BR", c.rows as f64),
+            ("FK", c.fk as f64),
+            ("WS", arrays.ws as f64),
+            ("HT", arrays.ht as f64),
+            ("W4", self.w_hh_vec4() as u32 as f64),
+        ];
+        let constants = [options, &[tu, blocked], &chunks].concat();
+        let shader = shader.get(f16, StepProducts::F32, spare);
+        (gpu.pipeline(shader, entry, &constants), true)
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7) over explicit
