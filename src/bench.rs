@@ -365,8 +365,8 @@ pub struct BenchResult {
     /// The kernel choices the backend ran with (e.g. `steps=auto units=auto gemm=auto checked`), so
     /// lines from runs that compare kernels can be told apart.
     pub variant: String,
-    /// The layout of the f32 step tiles the steps ran in (width, K slices, chunks, grid),
-    /// where they ran in them; `step_tiles` in JSON.
+    /// The layout of the step tiles the steps ran in (f32: width, K slices, chunks, grid;
+    /// tensor-core: width, K slices, grid), where they ran in tiles; `step_tiles` in JSON.
     pub step_tiles: Option<String>,
 }
 
