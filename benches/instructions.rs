@@ -54,16 +54,15 @@ struct Tiles {
     blocked: bool,
 }
 
-/// The tiles the host gives a step of the flagship's sizes (1024 units, 64 sequences; gru4's
-/// and tanh4's with their gates) on the H100 (`plain_tiles`): width and K slices by the
-/// grid (the default since entry 48), or `units` and `k_split`.
-fn suite_tiles(gates: usize, units: Option<usize>, k_split: Option<usize>) -> Tiles {
-    let grid = StepGrid {
-        hidden: 1024,
-        batch: 64,
-        dirs: 1,
-        gates,
-    };
+/// The tiles the host gives the steps of the suite configuration `name` (`SUITE_GRIDS`) on
+/// the H100 (`plain_tiles`): width and K slices by the grid (the default since entry 48),
+/// or `units` and `k_split`.
+fn suite_tiles(name: &str, units: Option<usize>, k_split: Option<usize>) -> Tiles {
+    let grid = SUITE_GRIDS
+        .iter()
+        .find(|c| c.0 == name)
+        .map(|c| c.1)
+        .unwrap_or_else(|| panic!("{name} is no suite configuration"));
     let (tu, c) = h100_tiles(grid, units, k_split);
     Tiles {
         tu,
@@ -143,10 +142,13 @@ fn gemv(entry: &'static str, what: &str) -> Case {
 /// chunks) and in the blocked loops.
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
-    let lstm = suite_tiles(4, None, None);
-    let (gru, elman) = (suite_tiles(3, None, None), suite_tiles(1, None, None));
-    let one = suite_tiles(4, None, Some(1));
-    let narrow = suite_tiles(4, Some(16), Some(4));
+    let lstm = suite_tiles("flagship", None, None);
+    let (gru, elman) = (
+        suite_tiles("gru4", None, None),
+        suite_tiles("tanh4", None, None),
+    );
+    let one = suite_tiles("flagship", None, Some(1));
+    let narrow = suite_tiles("flagship", Some(16), Some(4));
     vec![
         gemm("gemm128", true, "128x128 tile, x W^T (input projections)"),
         gemm("gemm128", false, "128x128 tile, dG^T H (weight gradients)"),
@@ -177,7 +179,7 @@ fn update_cases() -> Vec<Case> {
     all.push(tiles(
         "elman_cell",
         "bwd_step_tiled",
-        suite_tiles(1, None, None),
+        suite_tiles("tanh4", None, None),
         "tanh4 backward step",
     ));
     all
