@@ -14,8 +14,8 @@
 mod gpu_common;
 
 use gpu_common::{
-    compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu, layer, rng,
-    suite_cell, tensor_cores_or_emulated,
+    compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu,
+    lay_out_for_the_h100, layer, rng, suite_cell, tensor_cores_or_emulated,
 };
 use wgrnn::backend::wgpu::{
     CellKind, H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning,
@@ -139,12 +139,7 @@ fn elman_and_gru_tensor_steps_match_the_f32_reference() {
 fn the_h100_tensor_layouts_of_the_suite() {
     let Some(mut be) = tensor_gpu() else { return };
     let mut r = rng("the_h100_tensor_layouts_of_the_suite");
-    let storage = be.gpu().set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
-    if storage as usize != H100_WORKGROUP_BYTES {
-        eprintln!(
-            "{} has {storage} bytes of workgroup memory, not the H100's: not run",
-            be.gpu().info().name
-        );
+    if !lay_out_for_the_h100(be.gpu(), "the_h100_tensor_layouts_of_the_suite") {
         return;
     }
     let lengths: Vec<usize> = (0..19).map(|i| [3, 1, 2, 3, 2, 3][i % 6]).collect();

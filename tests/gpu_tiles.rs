@@ -15,10 +15,8 @@
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng, suite_cell};
-use wgrnn::backend::wgpu::{
-    H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles,
-};
+use gpu_common::{compare_stack, dense_net, gpu, lay_out_for_the_h100, layer, rng, suite_cell};
+use wgrnn::backend::wgpu::{Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning, h100_tiles};
 use wgrnn::config::{Activation, CellConfig, GruVariant};
 
 fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
@@ -137,18 +135,7 @@ fn the_h100_layouts_of_the_suite() {
     // units (partial unit tiles and chunks), and 64 and 20 one way (W_hh's rows aligned:
     // the forward's vec4 loads); then the suite's own width.
     let Some(mut be) = gpu() else { return };
-    let storage = be.gpu().set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
-    if storage as usize != H100_WORKGROUP_BYTES {
-        assert_ne!(
-            be.gpu().info().device_type,
-            wgpu::DeviceType::Cpu,
-            "a CPU adapter takes any workgroup memory"
-        );
-        eprintln!(
-            "the_h100_layouts_of_the_suite: {} has {storage} bytes of workgroup memory, \
-             not the H100's {H100_WORKGROUP_BYTES}; not run on it",
-            be.gpu().info().name
-        );
+    if !lay_out_for_the_h100(be.gpu(), "the_h100_layouts_of_the_suite") {
         return;
     }
     let mut r = rng("the_h100_layouts_of_the_suite");

@@ -24,6 +24,28 @@ pub fn gpu() -> Option<WgpuBackend> {
     }
 }
 
+/// Lays `g`'s kernels out for the H100's workgroup memory (`Gpu::set_workgroup_storage`),
+/// for `test`: true where that took, as it must on a CPU adapter (lavapipe, CI); a GPU with
+/// less is said so on stderr and the test does not run there.
+pub fn lay_out_for_the_h100(g: &wgrnn::backend::wgpu::Gpu, test: &str) -> bool {
+    use wgrnn::backend::wgpu::H100_WORKGROUP_BYTES;
+    let storage = g.set_workgroup_storage(H100_WORKGROUP_BYTES as u32);
+    if storage as usize == H100_WORKGROUP_BYTES {
+        return true;
+    }
+    assert_ne!(
+        g.info().device_type,
+        wgpu::DeviceType::Cpu,
+        "a CPU adapter takes any workgroup memory"
+    );
+    eprintln!(
+        "{test}: {} has {storage} bytes of workgroup memory, not the H100's \
+         {H100_WORKGROUP_BYTES}; not run on it",
+        g.info().name
+    );
+    false
+}
+
 /// The cell of a suite configuration with `gates` gate rows per unit (its `kind`): the
 /// LSTM (4), PyTorch's GRU (3) or the tanh Elman cell (1).
 pub fn suite_cell(gates: usize) -> wgrnn::config::CellConfig {
