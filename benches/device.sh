@@ -19,7 +19,8 @@
 #   bash benches/device.sh ksplit   the suite with the tiles' K split 1 way (entry 48's
 #                                   before) and 4 ways in 16-unit tiles, with the step
 #                                   tiles' 16-row chunks (entry 19's before), with the
-#                                   256x128 GEMM tile, with K split 4 ways (also in 16-row
+#                                   256x128 GEMM tile, with the split tensor-core products
+#                                   (f32 accuracy), with K split 4 ways (also in 16-row
 #                                   chunks: entry 34's before) and 2 at every grid, with
 #                                   each step submitted whole (entry 21's before), with
 #                                   the matrix-vector steps and with the tiles at every
@@ -51,9 +52,10 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
     "$W" devices | tee -a "$OUT/device.txt"
 fi
 
-# Every kernel variant `check` compares with the CPU reference; the last seven are the
+# Every kernel variant `check` compares with the CPU reference; the last eight are the
 # matrix-vector steps and the tensor-core builds (their K slices by the grid, at 32 units
-# the flagship's layout, and at one slice), which no machine without matrix units can run
+# the flagship's layout, and at one slice; the split products, at f32's tolerances), which
+# no machine without matrix units can run
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
 # never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
@@ -63,7 +65,7 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16" "--step-kernel tensor --step-units 32"
-    "--step-kernel tensor --step-k-split 1")
+    "--step-kernel tensor --step-k-split 1" "--gemm tensor-split")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -168,6 +170,11 @@ ksplit() {
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
+    # The products on the tensor cores at f32 accuracy (--gemm tensor-split: each operand
+    # in two f16 halves, three products; entry 52), with the per-kernel table: the other
+    # way to the products' rate the flagship and wide need.
+    "$W" bench --suite "$S" --gemm tensor-split --roofline 67,3350 \
+        --json "$OUT/wgrnn-tensor-split.jsonl" | tee "$OUT/wgrnn-tensor-split.txt" || status=1
     # Four and two K slices at every grid (wide too); four slices of 16-unit tiles in the
     # 16-row chunks they had before entry 34 (4x the chunks and barriers of the 64 rows the
     # H100's workgroup memory holds of them).

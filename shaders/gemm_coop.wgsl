@@ -4,6 +4,16 @@
 // block and preconditions as gemm128.wgsl; CPU twin: src/backend/cpu/gemm.rs. Each operand
 // is rounded to f16 (10-bit mantissa, as tf32) when staged; products and sums are f32.
 //
+// Split (override SPLIT, `--gemm tensor-split`): the f32 product on the matrix units. Each
+// scaled operand x is staged twice, as hi = f16(x) and as lo = f16(x - hi) (22 of f32's 24
+// mantissa bits together), and every 16x16x16 step adds lo_A hi_B + hi_A lo_B + hi_A hi_B
+// (three matrix products; lo_A lo_B, 2^-22 of the product, is left out), as Ootomo and
+// Yokota (2022) recover single precision from f16 tensor cores. Within a chunk lo loses
+// precision only where x is below 2^-3 (f16's normal range ends at 2^-14 = 2^-11 x 2^-3),
+// at an absolute error below 2^-25: 2^-39 of the chunk's largest value, which the scaling
+// below puts near 2^15. Product errors are then about 2^-22 relative to the sum of the
+// terms' magnitudes, as an f32 GEMM's sums are.
+//
 // Range: f16 is normal only from 6.1e-5 to 65504, while gradients of a mean loss are often
 // 1e-6 and smaller. So each 32-deep chunk of each operand is scaled by a power of two 2^ka
 // (2^kb for B) that brings the chunk's largest magnitude into [2^14, 2^15) before rounding,
@@ -45,7 +55,9 @@
 // accumulators t{i}_{j}, which are then scaled back and added to c{i}_{j}. At the end each
 // accumulator goes through the subgroup's 16x16 f32 slot of workgroup memory (Cs), from
 // where the subgroup's invocations apply alpha, bias and accumulation and store the rows
-// and columns inside C. Workgroup memory: 26.5 KiB.
+// and columns inside C. Workgroup memory: 26.5 KiB. Split: the lo halves of A and B are
+// staged A_TILE and B_TILE halves after the hi ones (45 KiB), and per 16-deep step a
+// subgroup loads 8 A and 4 B matrices and does 24 multiply-adds.
 
 enable f16;
 // @generate coop_enable
@@ -58,10 +70,36 @@ const AM4: u32 = 32u; // 128 rows of A per tile, in vec4s (shaders/gemm_operands
 const LDA: u32 = 40u;
 const LDB: u32 = 136u;
 const SCALE_SLOTS: u32 = 2u; // one run of chunks (shaders/coop_scale.wgsl)
+const A_TILE: u32 = 5120u; // 128 * LDA halves: A staged once
+const B_TILE: u32 = 4352u; // BK * LDB halves: B staged once
 
-var<workgroup> As: array<f16, 5120>; // 128 * LDA
-var<workgroup> Bs: array<f16, 4352>; // BK * LDB
+// Whether each operand is staged as hi and lo halves, for f32 accuracy (above).
+override SPLIT: bool = false;
+override AS_LEN: u32 = select(A_TILE, 2u * A_TILE, SPLIT);
+override BS_LEN: u32 = select(B_TILE, 2u * B_TILE, SPLIT);
+
+var<workgroup> As: array<f16, AS_LEN>; // [128][LDA] hi, then with SPLIT [128][LDA] lo
+var<workgroup> Bs: array<f16, BS_LEN>; // [BK][LDB] hi, then with SPLIT [BK][LDB] lo
 var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
+
+/// Stages x at As[i] rounded to f16, and with SPLIT what that rounding leaves at
+/// As[A_TILE + i].
+fn put_a(i: u32, x: f32) {
+    let hi = f16(x);
+    As[i] = hi;
+    if (SPLIT) {
+        As[A_TILE + i] = f16(x - f32(hi));
+    }
+}
+
+/// The same for B, its lo half at Bs[B_TILE + i].
+fn put_b(i: u32, x: f32) {
+    let hi = f16(x);
+    Bs[i] = hi;
+    if (SPLIT) {
+        Bs[B_TILE + i] = f16(x - f32(hi));
+    }
+}
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {
@@ -69,16 +107,16 @@ fn stage_a(e: u32, v: vec4<f32>) {
     let i = s.x * LDA + s.y;
     if (A_K_CONTIGUOUS) {
         // Four k values of one row m.
-        As[i] = f16(v.x);
-        As[i + 1u] = f16(v.y);
-        As[i + 2u] = f16(v.z);
-        As[i + 3u] = f16(v.w);
+        put_a(i, v.x);
+        put_a(i + 1u, v.y);
+        put_a(i + 2u, v.z);
+        put_a(i + 3u, v.w);
     } else {
         // Four rows m at one k.
-        As[i] = f16(v.x);
-        As[i + LDA] = f16(v.y);
-        As[i + 2u * LDA] = f16(v.z);
-        As[i + 3u * LDA] = f16(v.w);
+        put_a(i, v.x);
+        put_a(i + LDA, v.y);
+        put_a(i + 2u * LDA, v.z);
+        put_a(i + 3u * LDA, v.w);
     }
 }
 
@@ -88,16 +126,16 @@ fn stage_b(e: u32, v: vec4<f32>) {
     let i = s.x * LDB + s.y;
     if (B_N_CONTIGUOUS) {
         // Four columns n at one k.
-        Bs[i] = f16(v.x);
-        Bs[i + 1u] = f16(v.y);
-        Bs[i + 2u] = f16(v.z);
-        Bs[i + 3u] = f16(v.w);
+        put_b(i, v.x);
+        put_b(i + 1u, v.y);
+        put_b(i + 2u, v.z);
+        put_b(i + 3u, v.w);
     } else {
         // Four k values of one column n.
-        Bs[i] = f16(v.x);
-        Bs[i + LDB] = f16(v.y);
-        Bs[i + 2u * LDB] = f16(v.z);
-        Bs[i + 3u * LDB] = f16(v.w);
+        put_b(i, v.x);
+        put_b(i + LDB, v.y);
+        put_b(i + 2u * LDB, v.z);
+        put_b(i + 3u * LDB, v.w);
     }
 }
 

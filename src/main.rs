@@ -413,9 +413,11 @@ pub(crate) struct KernelFlags {
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
     /// 64x64), `big` (128x128 wherever the operands allow), `tall` (256x128, 16x8 outputs per
-    /// invocation, wherever the operands allow) or `tensor` (the 128x128 tile on the
+    /// invocation, wherever the operands allow), `tensor` (the 128x128 tile on the
     /// tensor cores, operands rounded to f16, wherever the operands allow; needs an adapter
-    /// with them), to compare them [default: auto, or the adapter's autotune entry].
+    /// with them) or `tensor-split` (the same tile at f32 accuracy: each operand split into
+    /// two f16 halves, three products; needs 45 KiB of workgroup memory too), to compare
+    /// them [default: auto, or the adapter's autotune entry].
     #[arg(long, value_enum, hide_possible_values = true)]
     gemm: Option<GemmTiles>,
     /// Compile kernels without naga's bounds checks (the trusted path; every kernel checks
@@ -543,6 +545,10 @@ pub(crate) fn apply_kernel_flags(
             "--step-kernel tensor",
         ),
         (flags.gemm == Some(GemmTiles::Tensor), "--gemm tensor"),
+        (
+            flags.gemm == Some(GemmTiles::TensorSplit),
+            "--gemm tensor-split",
+        ),
     ];
     for (_, flag) in asked.iter().filter(|(on, _)| *on) {
         if !be.gpu().has_tensor_cores() {
@@ -553,6 +559,17 @@ pub(crate) fn apply_kernel_flags(
                 be.gpu().info().name
             );
         }
+    }
+    if flags.gemm == Some(GemmTiles::TensorSplit) && !be.split_tile_runs() {
+        let g = be.gpu();
+        bail!(
+            "--gemm tensor-split: the split tile needs {} bytes of workgroup memory and the \
+             kernels are laid out for {} (--workgroup-memory; adapter `{}` has {})",
+            wgrnn::backend::wgpu::gemm::GEMM_COOP_SPLIT_WORKGROUP_BYTES,
+            g.workgroup_storage(),
+            g.info().name,
+            g.limits().max_compute_workgroup_storage_size
+        );
     }
     let tuning = flags.tuning(be.tuning());
     if let (Some(true), Some(units)) = (tuning.gemv_steps, tuning.step_tile_units) {
@@ -921,7 +938,7 @@ fn run_products(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
         None => products::tiles_to_time(gpu),
     };
     outln!(
-        "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10} {:>8}",
+        "{:<10} {:<28} {:>18} {:>4} {:<12} {:<20} {:>10} {:>8}",
         "config",
         "product",
         "m x n x k",
@@ -942,12 +959,12 @@ fn run_products(args: &BenchArgs, configs: &[BenchConfig]) -> Result<()> {
                 .with_context(|| format!("timing {} of {}", p.what, p.config))?
             {
                 outln!(
-                    "{:<10} {:<28} {:>18} {:>4} {:<7} {:<20} {:>10.4} {:>8.2}",
+                    "{:<10} {:<28} {:>18} {:>4} {:<12} {:<20} {:>10.4} {:>8.2}",
                     p.config,
                     p.what,
                     format!("{}x{}x{}", p.m, p.n, p.k),
                     layout,
-                    format!("{:?}", t.tiles).to_lowercase(),
+                    t.tiles.name(),
                     t.kernel,
                     t.ms,
                     t.tflops()
@@ -1137,6 +1154,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let shape = autotune::Shape::of(&c.network(), c.batch);
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape.clone())?;
                 let tensor = be.tensor_products();
+                let split = be.split_products();
                 let tensor_steps = be.step_products().on_tensor_cores();
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
@@ -1148,6 +1166,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if tensor {
                         r.variant.push_str(" tensor-products");
+                    }
+                    if split {
+                        r.variant.push_str(" split-products");
                     }
                     if tensor_steps {
                         r.variant.push_str(" tensor-steps");

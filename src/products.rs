@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::backend::wgpu::Gpu;
-use crate::backend::wgpu::gemm::{GemmTiles, Mat, Out, gemm};
+use crate::backend::wgpu::gemm::{GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, gemm};
 use crate::bench::BenchConfig;
 
 /// One large product of a layer: `C [m, n] = A [m, k] B [k, n]`, with A and B stored as the
@@ -117,7 +117,7 @@ impl ProductTime {
             "k": p.k,
             "a_transposed": p.a_t,
             "b_transposed": p.b_t,
-            "tiles": format!("{:?}", self.tiles).to_lowercase(),
+            "tiles": self.tiles.name(),
             "kernel": self.kernel,
             "ms": (self.ms * 1e4).round() / 1e4,
             "tflops": (self.tflops() * 100.0).round() / 100.0,
@@ -225,11 +225,15 @@ pub fn time_product(
 }
 
 /// The tile choices worth timing on `gpu`: the 64x64, 128x128 and 256x128 tiles, and the
-/// tensor-core tile where the adapter has matrix units.
+/// tensor-core tile where the adapter has matrix units, also split into f16 halves (f32
+/// accuracy) where its workgroup memory holds that.
 pub fn tiles_to_time(gpu: &Gpu) -> Vec<GemmTiles> {
     let mut t = vec![GemmTiles::Small, GemmTiles::Big, GemmTiles::Tall];
     if gpu.has_tensor_cores() {
         t.push(GemmTiles::Tensor);
+        if gpu.workgroup_storage() >= GEMM_COOP_SPLIT_WORKGROUP_BYTES {
+            t.push(GemmTiles::TensorSplit);
+        }
     }
     t
 }

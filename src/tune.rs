@@ -41,8 +41,9 @@ pub struct TuneReport {
 
 /// The defaults and the single-axis alternatives to them, for runs at `precision` (under
 /// f16 also the f32 recurrent steps, which the default replaces with the tensor-core ones
-/// where the adapter has them).
-pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
+/// where the adapter has them; under f32 also the split tensor-core products, f32-accurate,
+/// where the adapter runs them: `split`).
+pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> {
     let d = Tuning::default();
     let units = |u| Tuning {
         step_tile_units: Some(u),
@@ -109,6 +110,12 @@ pub fn single_axis_candidates(precision: Precision) -> Vec<Tuning> {
     if precision == Precision::F16 {
         all.push(Tuning {
             tensor_steps: Some(false),
+            ..d
+        });
+    }
+    if precision == Precision::F32 && split {
+        all.push(Tuning {
+            gemm_tiles: GemmTiles::TensorSplit,
             ..d
         });
     }
@@ -189,8 +196,9 @@ pub fn tune(
         progress(&t, &r);
         Ok(r)
     };
+    let split = open()?.split_tile_runs();
     let mut candidates: Vec<(Tuning, Vec<BenchResult>)> = Vec::new();
-    for t in single_axis_candidates(precision) {
+    for t in single_axis_candidates(precision, split) {
         let results = configs.iter().map(|c| run(t, c)).collect::<Result<_>>()?;
         candidates.push((t, results));
     }
@@ -278,8 +286,12 @@ mod tests {
 
     #[test]
     fn candidates_differ_from_the_defaults_in_one_axis_and_are_valid() {
-        for precision in [Precision::F32, Precision::F16] {
-            let all = single_axis_candidates(precision);
+        for (precision, split) in [
+            (Precision::F32, false),
+            (Precision::F32, true),
+            (Precision::F16, true),
+        ] {
+            let all = single_axis_candidates(precision, split);
             assert_eq!(all[0], Tuning::default());
             for t in &all {
                 assert!(t.is_valid(), "{t:?}");
@@ -292,15 +304,25 @@ mod tests {
             );
         }
         assert_eq!(
-            single_axis_candidates(Precision::F16).len(),
-            single_axis_candidates(Precision::F32).len() + 1,
+            single_axis_candidates(Precision::F16, true).len(),
+            single_axis_candidates(Precision::F32, false).len() + 1,
             "f16 also tries the f32 steps"
+        );
+        let split = single_axis_candidates(Precision::F32, true);
+        assert_eq!(
+            split.last().map(|t| t.gemm_tiles),
+            Some(GemmTiles::TensorSplit),
+            "f32 also tries the split tensor-core products where they run"
+        );
+        assert_eq!(
+            split.len(),
+            single_axis_candidates(Precision::F32, false).len() + 1
         );
     }
 
     #[test]
     fn combine_takes_the_best_of_each_axis() {
-        let c = single_axis_candidates(Precision::F32);
+        let c = single_axis_candidates(Precision::F32, false);
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
         let mut times = [

@@ -322,6 +322,78 @@ fn check_with_tensor_products() {
     }
 }
 
+/// `--gemm tensor-split` runs the large products on the tensor cores at f32 accuracy (each
+/// operand in two f16 halves) and agrees with the CPU reference within the f32 tolerances
+/// (1e-5 forward, 1e-4 gradients), where the rounded-operand products need 4e-3 and 5e-3:
+/// on the matrix units where the adapter has them, else emulated and laid out for the
+/// H100's 48 KiB (lavapipe reports 32). Where the tile does not fit, and without matrix
+/// units, the flag is refused with the reason.
+#[test]
+fn check_with_split_tensor_products() {
+    let args = |memory: &'static str| {
+        let mut a = vec![
+            "check",
+            "--cell",
+            "gru",
+            "--layers",
+            "2",
+            "--hidden",
+            "140",
+            "--input",
+            "36",
+            "--lengths",
+            "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
+            "--gemm",
+            "tensor-split",
+            "--steps",
+            "1",
+        ];
+        if !memory.is_empty() {
+            a.extend(["--workgroup-memory", memory]);
+        }
+        a
+    };
+    let emulate = [("WGRNN_EMULATE_TENSOR_CORES", "1")];
+    let o = wgrnn_env(&args("49152"), &emulate);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("gemm=tensor-split"), "{out}");
+    assert!(
+        out.contains("; tensor-core matrix products in split f16 halves (f32 accuracy)"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 FAILED"), "{out}");
+    let tolerances = |name: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().nth_back(1).map(str::to_string))
+            .collect()
+    };
+    assert_eq!(tolerances("outputs"), ["1e-5"], "{out}");
+    assert_eq!(tolerances("grad rnn.weight_hh_l1"), ["1e-4"], "{out}");
+    if out.contains("(emulated)") {
+        // Lavapipe's 32 KiB do not hold the tile (a driver that reports 46096 bytes or more
+        // runs it).
+        let o = wgrnn_env(&args(""), &emulate);
+        let err = stderr(&o);
+        assert!(
+            stdout(&o).contains(" 0 FAILED")
+                || (!o.status.success()
+                    && err.contains("--gemm tensor-split: the split tile needs 46096 bytes")
+                    && err.contains("bytes of workgroup memory and the kernels are laid out")),
+            "{err}"
+        );
+        let o = wgrnn(&args(""));
+        let err = stderr(&o);
+        assert!(
+            !o.status.success()
+                && err.contains("--gemm tensor-split: adapter")
+                && err.contains("has no tensor-core matrix products"),
+            "{err}"
+        );
+    }
+}
+
 /// `bench --tune` measures every kernel choice on two small configurations, stores the
 /// fastest for this adapter in the table named by WGRNN_TUNING_FILE, overall and per shape,
 /// and later runs start from it (unless WGRNN_TUNING=off), from their own shape's choice

@@ -8,14 +8,15 @@
 mod gpu_common;
 
 use gpu_common::{
-    assert_close, compile_coop_to_spirv, gpu, poison, rng, tensor_cores_or_emulated, uniform,
+    assert_close, compile_coop_to_spirv, gpu, lay_out_for_the_h100, poison, rel_err, rng,
+    tensor_cores_or_emulated, uniform,
 };
 use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
-    GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source,
-    gemm256_source, tile_for,
+    GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm,
+    gemm_coop_source, gemm128_source, gemm256_source, tile_for,
 };
 
 #[test]
@@ -133,6 +134,80 @@ fn tensor_tile_matches_loops() {
     }
 }
 
+/// The split tensor-core tile (`--gemm tensor-split`): operands in f32 as drawn, not rounded
+/// to f16 first, compared with the f64 loops at the f32 tiles' bound (1e-5 of the largest
+/// output), at ragged sizes with every transpose, accumulation and bias, f16 B, and operands
+/// far below and above f16's range. On the same product the plain tensor tile is off by
+/// f16's rounding, ten times and more what the split one is: the lo halves carry what f16
+/// drops. Laid out for the H100's 48 KiB (the tile takes 45 KiB; lavapipe reports 32 and
+/// allocates what a workgroup declares).
+#[test]
+fn split_tensor_tile_matches_f32_loops() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    tensor_cores_or_emulated(g, "split tensor-core tile");
+    if !lay_out_for_the_h100(g, "split_tensor_tile_matches_f32_loops") {
+        return;
+    }
+    assert!(g.workgroup_storage() >= GEMM_COOP_SPLIT_WORKGROUP_BYTES);
+    let mut r = rng("split_tensor_tile_matches_f32_loops");
+    // One product under both tensor tiles, against the f64 loops (row strides multiples of
+    // 4, as the large tiles read them).
+    let (m, n, k) = (130, 132, 68);
+    let a = uniform(&mut r, m * k, 1.0);
+    let b = uniform(&mut r, k * n, 1.0);
+    let want: Vec<f32> = (0..m * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            (0..k)
+                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                .sum::<f64>() as f32
+        })
+        .collect();
+    let (ga, gb) = (g.buffer_from(&a), g.buffer_from(&b));
+    let err = |tiles: GemmTiles| {
+        g.set_gemm_tiles(tiles);
+        let gc = g.buffer_from(&poison(m * n));
+        let out = Out {
+            buf: &gc,
+            off: 0,
+            rs: n,
+        };
+        gemm(
+            g,
+            m,
+            n,
+            k,
+            Mat::rows(&ga, 0, k),
+            Mat::rows(&gb, 0, n),
+            out,
+            1.0,
+            false,
+            None,
+        );
+        rel_err(&g.read::<f32>(&gc, m * n), &want, 0.0)
+    };
+    let (plain, split) = (err(GemmTiles::Tensor), err(GemmTiles::TensorSplit));
+    eprintln!("relative error: tensor tile {plain:e}, split tile {split:e}");
+    assert!(split <= 1e-6, "split tile: {split:e}");
+    assert!(plain >= 10.0 * split, "tensor {plain:e}, split {split:e}");
+    // Bounds checks on (an index past the tile's halves would read or write a clamped
+    // element and show), f32 and f16 B (whose lo halves are zero).
+    g.set_gemm_tiles(GemmTiles::TensorSplit);
+    for b16 in [false, true] {
+        check_sizes(
+            g,
+            &mut r,
+            &[(130, 133, 37), (7, 129, 3), (257, 6, 130)],
+            4,
+            b16,
+        );
+    }
+    for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
+        check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
+    }
+}
+
 /// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced
 /// precision) and present, `Tensor` wherever they are present, never for views the 128x128
 /// staging cannot read, and the 64x64 tile for small `Auto` grids.
@@ -189,21 +264,24 @@ fn gemm_coop_compiles_to_spirv() {
         assert!(src.contains("c3_1 = c3_1 + (t3_1 * back_a) * back_b;"));
         assert_eq!(
             src.matches("coopMultiplyAdd(").count(),
-            16,
-            "8 per 16-deep step"
+            16 + 32,
+            "8 per 16-deep step, and 16 more split"
         );
+        assert!(src.contains("t3_1 = coopMultiplyAdd(fal3, fb1, t3_1);"));
+        assert!(src.contains("t3_1 = coopMultiplyAdd(fa3, fbl1, t3_1);"));
         assert_eq!(src.matches("coopStoreT(").count(), 8);
         assert!(!src.contains("var<private>"));
-        let layouts: Vec<_> = [(true, true), (true, false), (false, true), (false, false)]
-            .into_iter()
-            .map(|(a_k, b_n)| {
+        let mut layouts = Vec::new();
+        for split in [false, true] {
+            for (a_k, b_n) in [(true, true), (true, false), (false, true), (false, false)] {
                 let overrides = vec![
                     ("A_K_CONTIGUOUS", a_k as u32 as f64),
                     ("B_N_CONTIGUOUS", b_n as u32 as f64),
+                    ("SPLIT", split as u32 as f64),
                 ];
-                ("gemm_coop", overrides)
-            })
-            .collect();
+                layouts.push(("gemm_coop", overrides));
+            }
+        }
         compile_coop_to_spirv(&format!("b16={b16}"), &src, &layouts);
     }
 }
@@ -390,7 +468,10 @@ fn check_sizes_at(
                         big,
                         matches!(
                             g.gemm_tiles(),
-                            GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor
+                            GemmTiles::Big
+                                | GemmTiles::Tall
+                                | GemmTiles::Tensor
+                                | GemmTiles::TensorSplit
                         ),
                         "tile not as intended"
                     );

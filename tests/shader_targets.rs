@@ -27,7 +27,8 @@ use naga::proc::{BoundsCheckPolicies, BoundsCheckPolicy};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use naga::{AddressSpace, ShaderStage};
 use wgrnn::backend::wgpu::gemm::{
-    GEMM_COOP_WORKGROUP_BYTES, GEMM128_WORKGROUP_BYTES, GEMM256_WORKGROUP_BYTES,
+    GEMM_COOP_SPLIT_WORKGROUP_BYTES, GEMM_COOP_WORKGROUP_BYTES, GEMM128_WORKGROUP_BYTES,
+    GEMM256_WORKGROUP_BYTES,
 };
 use wgrnn::backend::wgpu::{
     PlainChunks, TILED_STEP_WORKGROUP_BYTES, coop_step_bytes, fit_chunks, instructions,
@@ -129,6 +130,8 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                 assert_eq!(at_defaults, GEMM256_WORKGROUP_BYTES, "{what}");
             } else if name.starts_with("gemm_coop") {
                 assert_eq!(at_defaults, GEMM_COOP_WORKGROUP_BYTES, "{what}");
+                let split = workgroup_bytes(&parsed, &entry, &[("SPLIT", 1.0)]);
+                assert_eq!(split, GEMM_COOP_SPLIT_WORKGROUP_BYTES, "{what} split");
             } else if step && name.contains("_coop") {
                 // Built only where `device::tensor_cores` holds, which checks the tile's
                 // bytes: every width at one slice fits them; K slices where

@@ -253,7 +253,8 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
         }
         "coop_mma" => {
             // The chunk's products in t{i}_{j}, in two 16-deep steps; every index a `let`
-            // of its own. Then scaled back into the accumulators.
+            // of its own (with SPLIT also the lo halves' products). Then scaled back into
+            // the accumulators.
             for i in 0..4 {
                 for j in 0..2 {
                     v.push(format!("var t{i}_{j} = {};", coop_zero(coop)));
@@ -280,6 +281,42 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                         ));
                     }
                 }
+                // Split (f32 accuracy): the two products with a lo half first, then hi hi.
+                v.push("    if (SPLIT) {".to_string());
+                for i in 0..4 {
+                    if hw {
+                        v.push(format!(
+                            "        let fal{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i} + A_TILE], sa_ld);"
+                        ));
+                    }
+                }
+                for j in 0..2 {
+                    if hw {
+                        v.push(format!(
+                            "        let fbl{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j} + B_TILE], sb_ld);"
+                        ));
+                    }
+                }
+                for i in 0..4 {
+                    for j in 0..2 {
+                        if hw {
+                            v.push(format!(
+                                "        t{i}_{j} = coopMultiplyAdd(fal{i}, fb{j}, t{i}_{j});"
+                            ));
+                            v.push(format!(
+                                "        t{i}_{j} = coopMultiplyAdd(fa{i}, fbl{j}, t{i}_{j});"
+                            ));
+                        } else {
+                            v.push(format!(
+                                "        t{i}_{j} = emu_mma(ia{i} + A_TILE, sa_ld, ib{j}, sb_ld, t{i}_{j}, lane);"
+                            ));
+                            v.push(format!(
+                                "        t{i}_{j} = emu_mma(ia{i}, sa_ld, ib{j} + B_TILE, sb_ld, t{i}_{j}, lane);"
+                            ));
+                        }
+                    }
+                }
+                v.push("    }".to_string());
                 for i in 0..4 {
                     for j in 0..2 {
                         v.push(if hw {

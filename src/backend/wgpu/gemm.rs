@@ -3,8 +3,8 @@
 //! over all steps, the head. Operands are views into flat buffers given by an offset and
 //! row/column strides, so transposes cost nothing.
 //! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
-//! the adapter has them and reduced precision was asked for, or the 256x128 one where asked
-//! for); the rest the 64x64 one.
+//! the adapter has them and reduced precision was asked for, or at f32 accuracy in split f16
+//! halves, or the 256x128 one, where asked for); the rest the 64x64 one.
 
 use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
@@ -101,6 +101,25 @@ pub enum GemmTiles {
     /// wherever the operands allow it, whatever the size; only on adapters with
     /// [`Gpu::has_tensor_cores`] (elsewhere as `Big`).
     Tensor,
+    /// The tensor-core tile at f32 accuracy (`gemm_coop.wgsl` with SPLIT: each operand
+    /// staged as two f16 halves, three matrix products per step) wherever the operands
+    /// allow it; only on adapters with [`Gpu::has_tensor_cores`] and
+    /// [`GEMM_COOP_SPLIT_WORKGROUP_BYTES`] of workgroup memory (elsewhere as `Big`).
+    TensorSplit,
+}
+
+impl GemmTiles {
+    /// The choice as `--gemm` names it (`tensor-split`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmTiles::Auto => "auto",
+            GemmTiles::Small => "small",
+            GemmTiles::Big => "big",
+            GemmTiles::Tall => "tall",
+            GemmTiles::Tensor => "tensor",
+            GemmTiles::TensorSplit => "tensor-split",
+        }
+    }
 }
 
 /// Workgroup memory of the 128x128 tile (two staging buffers for A and for B); adapters
@@ -141,6 +160,10 @@ pub fn gemm_coop_source(b16: bool) -> String {
 /// subgroup, four atomic scale words).
 pub const GEMM_COOP_WORKGROUP_BYTES: u32 = 27152;
 
+/// Workgroup memory of the split tensor-core tile (`GemmTiles::TensorSplit`): the tile's,
+/// with A and B staged twice.
+pub const GEMM_COOP_SPLIT_WORKGROUP_BYTES: u32 = GEMM_COOP_WORKGROUP_BYTES + 2 * (5120 + 4352);
+
 /// The tile a product takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tile {
@@ -153,6 +176,8 @@ pub enum Tile {
     Tall(bool, bool),
     /// `gemm_coop.wgsl`'s 128x128 on the matrix units, with the same layout constants.
     Tensor(bool, bool),
+    /// The same tile with its operands split into two f16 halves (f32 accuracy).
+    TensorSplit(bool, bool),
 }
 
 /// The tile a product takes under `choice`, on an adapter with matrix units (`tensor_cores`)
@@ -173,6 +198,8 @@ pub fn tile_for(
     };
     if tensor_choice(choice, tensor_cores, auto_tensor) {
         Tile::Tensor(a_k, b_n)
+    } else if choice == GemmTiles::TensorSplit && tensor_cores {
+        Tile::TensorSplit(a_k, b_n)
     } else if choice == GemmTiles::Tall {
         Tile::Tall(a_k, b_n)
     } else {
@@ -180,14 +207,16 @@ pub fn tile_for(
     }
 }
 
-/// Whether `choice` puts the large aligned products on the tensor cores, on an adapter with
-/// (`tensor_cores`) or without them, where `Auto` may (`auto_tensor`) or may not take them.
+/// Whether `choice` puts the large aligned products on the tensor cores at reduced precision
+/// (operands rounded to f16), on an adapter with (`tensor_cores`) or without them, where
+/// `Auto` may (`auto_tensor`) or may not take them. The split tile is not: it keeps f32's
+/// accuracy.
 pub fn tensor_choice(choice: GemmTiles, tensor_cores: bool, auto_tensor: bool) -> bool {
     tensor_cores
         && match choice {
             GemmTiles::Tensor => true,
             GemmTiles::Auto => auto_tensor,
-            GemmTiles::Small | GemmTiles::Big | GemmTiles::Tall => false,
+            GemmTiles::Small | GemmTiles::Big | GemmTiles::Tall | GemmTiles::TensorSplit => false,
         }
 }
 
@@ -205,7 +234,7 @@ pub fn big_tile_layout(
 ) -> Option<(bool, bool)> {
     let want_big = match choice {
         GemmTiles::Small => false,
-        GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor => true,
+        GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor | GemmTiles::TensorSplit => true,
         GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
     };
     let c_aligned = c.off.is_multiple_of(4) && c.rs.is_multiple_of(4);
@@ -334,14 +363,22 @@ pub fn gemm(
         ]
     };
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
-    if let Tile::Tensor(a_k, b_n) = tile {
+    if let Tile::TensorSplit(a_k, b_n) = tile
+        && gpu.workgroup_storage() < GEMM_COOP_SPLIT_WORKGROUP_BYTES
+    {
+        tile = Tile::Big(a_k, b_n);
+    }
+    if let Tile::Tensor(a_k, b_n) | Tile::TensorSplit(a_k, b_n) = tile {
         let variants = if gpu.tensor_emulated() {
             &GEMM_COOP_EMULATED
         } else {
             &GEMM_COOP
         };
+        let split = matches!(tile, Tile::TensorSplit(..));
+        let [a_layout, b_layout] = layout(a_k, b_n);
+        let constants = [a_layout, b_layout, ("SPLIT", split as u32 as f64)];
         // The experimental feature may fail to compile on a driver: then the f32 tile.
-        match gpu.try_pipeline(variants.get(b.buf.is_f16()), "gemm_coop", &layout(a_k, b_n)) {
+        match gpu.try_pipeline(variants.get(b.buf.is_f16()), "gemm_coop", &constants) {
             Ok(pipeline) => gpu.dispatch(&pipeline, &params, &buffers, big_grid),
             Err(why) => {
                 gpu.give_up_tensor_cores("matrix product", &why);
@@ -350,7 +387,7 @@ pub fn gemm(
         }
     }
     match tile {
-        Tile::Tensor(..) => {}
+        Tile::Tensor(..) | Tile::TensorSplit(..) => {}
         Tile::Tall(a_k, b_n) if gpu.workgroup_storage() >= GEMM256_WORKGROUP_BYTES => {
             let shader = GEMM256.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm256", &layout(a_k, b_n));

@@ -260,13 +260,7 @@ impl Tuning {
             (true, false, Some(u)) => u.to_string(),
             (true, false, None) => "auto".to_string(),
         };
-        let gemm = match self.gemm_tiles {
-            gemm::GemmTiles::Auto => "auto",
-            gemm::GemmTiles::Small => "small",
-            gemm::GemmTiles::Big => "big",
-            gemm::GemmTiles::Tall => "tall",
-            gemm::GemmTiles::Tensor => "tensor",
-        };
+        let gemm = self.gemm_tiles.name();
         let checks = if self.checked { "checked" } else { "unchecked" };
         let split = match self.step_k_split {
             None => String::new(),
@@ -481,7 +475,12 @@ impl WgpuBackend {
         {
             tuning.tensor_steps = None;
         }
-        if tuning.gemm_tiles == gemm::GemmTiles::Tensor && !self.gpu.has_tensor_cores() {
+        let runs = match tuning.gemm_tiles {
+            gemm::GemmTiles::Tensor => self.gpu.has_tensor_cores(),
+            gemm::GemmTiles::TensorSplit => self.split_tile_runs(),
+            _ => true,
+        };
+        if !runs {
             tuning.gemm_tiles = gemm::GemmTiles::Big;
         }
         self.gpu.set_gemm_tiles(tuning.gemm_tiles);
@@ -504,6 +503,19 @@ impl WgpuBackend {
             self.apply_autotune_table();
         }
         Ok(())
+    }
+
+    /// Whether the adapter runs the split tensor-core tile (`--gemm tensor-split`): matrix
+    /// units, and the tile's workgroup memory.
+    pub fn split_tile_runs(&self) -> bool {
+        self.gpu.has_tensor_cores()
+            && self.gpu.workgroup_storage() >= gemm::GEMM_COOP_SPLIT_WORKGROUP_BYTES
+    }
+
+    /// Whether the large matrix products run on the tensor cores at f32 accuracy, split into
+    /// f16 halves (`--gemm tensor-split` on an adapter that runs it).
+    pub fn split_products(&self) -> bool {
+        self.tuning.gemm_tiles == gemm::GemmTiles::TensorSplit && self.split_tile_runs()
     }
 
     /// Whether the large matrix products run on the tensor cores (operands rounded to f16):
@@ -736,6 +748,12 @@ impl Backend for WgpuBackend {
         };
         if let Some(what) = what {
             s.push_str(&format!("; tensor-core {what}"));
+            if self.gpu.tensor_emulated() {
+                s.push_str(" (emulated)");
+            }
+        }
+        if self.split_products() {
+            s.push_str("; tensor-core matrix products in split f16 halves (f32 accuracy)");
             if self.gpu.tensor_emulated() {
                 s.push_str(" (emulated)");
             }
