@@ -20,7 +20,8 @@
 #                                   before) and 4 ways in 16-unit tiles, with the step
 #                                   tiles' 16-row chunks (entry 19's before), with the
 #                                   256x128 GEMM tile, with the split tensor-core products
-#                                   (f32 accuracy), with K split 4 ways (also in 16-row
+#                                   and steps (f32 accuracy), and the steps alone, with K
+#                                   split 4 ways (also in 16-row
 #                                   chunks: entry 34's before) and 2 at every grid, with
 #                                   each step submitted whole (entry 21's before), with
 #                                   the matrix-vector steps and with the tiles at every
@@ -52,10 +53,10 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
     "$W" devices | tee -a "$OUT/device.txt"
 fi
 
-# Every kernel variant `check` compares with the CPU reference; the last eight are the
+# Every kernel variant `check` compares with the CPU reference; the last nine are the
 # matrix-vector steps and the tensor-core builds (their K slices by the grid, at 32 units
-# the flagship's layout, and at one slice; the split products, at f32's tolerances), which
-# no machine without matrix units can run
+# the flagship's layout, and at one slice; the split products and steps, at f32's
+# tolerances), which no machine without matrix units can run
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
 # never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
@@ -65,7 +66,7 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16" "--step-kernel tensor --step-units 32"
-    "--step-kernel tensor --step-k-split 1" "--gemm tensor-split")
+    "--step-kernel tensor --step-k-split 1" "--gemm tensor-split" "--step-kernel tensor-split")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -170,11 +171,13 @@ ksplit() {
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
-    # The products on the tensor cores at f32 accuracy (--gemm tensor-split: each operand
-    # in two f16 halves, three products; entry 52), with the per-kernel table: the other
-    # way to the products' rate the flagship and wide need.
-    "$W" bench --suite "$S" --gemm tensor-split --roofline 67,3350 \
+    # The products and the recurrent steps on the tensor cores at f32 accuracy (--gemm
+    # tensor-split, --step-kernel tensor-split: each operand in two f16 halves, three
+    # products; entries 52 and 53), with the per-kernel table: the other way to the
+    # products' rate the flagship and wide need; then the split steps alone.
+    "$W" bench --suite "$S" --gemm tensor-split --step-kernel tensor-split --roofline 67,3350 \
         --json "$OUT/wgrnn-tensor-split.jsonl" | tee "$OUT/wgrnn-tensor-split.txt" || status=1
+    bench_variant split-steps --step-kernel tensor-split || status=1
     # Four and two K slices at every grid (wide too); four slices of 16-unit tiles in the
     # 16-row chunks they had before entry 34 (4x the chunks and barriers of the 64 rows the
     # H100's workgroup memory holds of them).

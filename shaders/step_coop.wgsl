@@ -39,10 +39,14 @@
 // out one after the other through Cs, slice 0's invocations (the lead ones) adding them in
 // slice order. A step whose grid is small thus has KS times the warps per core, each
 // walking 1 / KS of the chunks.
+// Split (override SPLIT, `--step-kernel tensor-split`): the products at f32 accuracy, as
+// gemm_coop.wgsl's split tile computes them: each scaled operand staged as hi = f16(x) and
+// lo = f16(x - hi), a slice's lo halves A_SLICE (B_SLICE) halves after its hi ones, and each
+// 16-deep product lo_A hi_B + hi_A lo_B + hi_A hi_B.
 // Workgroup memory (`layer::coop_step_bytes`): per slice As 640 halves and Bs max(16 LDBF,
-// 32 LDBB) halves (LDBF = 4 TU + 8, LDBB = TU + 8), Cs (TU / 4 + 1) x 256 floats, 4 atomic
-// words per slice: at TU 64 and one slice 27152 bytes, the same as gemm_coop.wgsl; at TU 32
-// and four slices 31808.
+// 32 LDBB) halves (LDBF = 4 TU + 8, LDBB = TU + 8), twice that split, Cs (TU / 4 + 1) x 256
+// floats, 4 atomic words per slice: at TU 64 and one slice 27152 bytes, the same as
+// gemm_coop.wgsl; at TU 32 and four slices 31808 (split: 54336, two slices 31776).
 
 enable f16;
 // @generate coop_enable
@@ -55,8 +59,13 @@ override SPARE: u32 = TU / 4u;     // the Cs slot of blocks computed twice (neve
 // [32][LDBB]); the slices' parts follow one another.
 const A_SLICE: u32 = 640u;
 override B_SLICE: u32 = max(16u * LDBF, 32u * LDBB);
-override AS_LEN: u32 = KS * A_SLICE;
-override BS_LEN: u32 = KS * B_SLICE;
+// Whether the operands are staged as hi and lo halves, for f32 accuracy (above); a slice's
+// staging then spans twice its halves.
+override SPLIT: bool = false;
+override A_STRIDE: u32 = select(1u, 2u, SPLIT) * A_SLICE;
+override B_STRIDE: u32 = select(1u, 2u, SPLIT) * B_SLICE;
+override AS_LEN: u32 = KS * A_STRIDE;
+override BS_LEN: u32 = KS * B_STRIDE;
 override CS_LEN: u32 = (SPARE + 1u) * 256u;
 override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 
@@ -69,10 +78,29 @@ fn gates_bits(v: Gates4) -> u32 {
     return max(max(max_bits(v.g0), max_bits(v.g1)), max(max_bits(v.g2), max_bits(v.g3)));
 }
 
+// Stages x at As[i] rounded to f16, and with SPLIT what that rounding leaves at
+// As[A_SLICE + i].
+fn put_a(i: u32, x: f32) {
+    let hi = f16(x);
+    As[i] = hi;
+    if (SPLIT) {
+        As[A_SLICE + i] = f16(x - f32(hi));
+    }
+}
+
+// The same for Bs, the lo half at Bs[B_SLICE + i].
+fn put_b(i: u32, x: f32) {
+    let hi = f16(x);
+    Bs[i] = hi;
+    if (SPLIT) {
+        Bs[B_SLICE + i] = f16(x - f32(hi));
+    }
+}
+
 // Stores element e (sequence e / width, column e % width) of a [TB][width] state or dgh
 // chunk, already scaled, at column koff + e % width of As.
 fn stage_a(e: u32, v: f32, width: u32, koff: u32) {
-    As[(e / width) * LDA + koff + e % width] = f16(v);
+    put_a((e / width) * LDA + koff + e % width, v);
 }
 
 // Stores tile_states' lanes (elements l + i * stride, i < count) into As.
@@ -91,10 +119,10 @@ fn stage_a4(l: u32, stride: u32, count: u32, width: u32, koff: u32, v: vec4<f32>
 fn stage_bf(gate: u32, l: u32, b0: u32, v: vec4<f32>) {
     let base = b0 + (l % TK) * LDBF + gate * TU + l / TK;
     let step = TU / 4u;
-    Bs[base] = f16(v.x);
-    Bs[base + step] = f16(v.y);
-    Bs[base + 2u * step] = f16(v.z);
-    Bs[base + 3u * step] = f16(v.w);
+    put_b(base, v.x);
+    put_b(base + step, v.y);
+    put_b(base + 2u * step, v.z);
+    put_b(base + 3u * step, v.w);
 }
 
 // Stores tile_w_gates' registers, scaled by s, into the forward's Bs of a slice from b0.
@@ -109,10 +137,10 @@ fn stage_bf_gates(l: u32, b0: u32, v: Gates4, gates: u32, s: f32) {
 // into the backward's Bs of a slice from b0: weight (g, unit) at b0 + g * LDBB + unit.
 fn stage_bb(l: u32, b0: u32, g_off: u32, v: vec4<f32>) {
     let i = b0 + (g_off + l / TU) * LDBB + l % TU;
-    Bs[i] = f16(v.x);
-    Bs[i + 4u * LDBB] = f16(v.y);
-    Bs[i + 8u * LDBB] = f16(v.z);
-    Bs[i + 12u * LDBB] = f16(v.w);
+    put_b(i, v.x);
+    put_b(i + 4u * LDBB, v.y);
+    put_b(i + 8u * LDBB, v.z);
+    put_b(i + 12u * LDBB, v.w);
 }
 
 // Column n of the tile's result for sequences m .. m + 3, from Cs's slots (column n is in
@@ -135,14 +163,14 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         return out;
     }
     // K slice `slice` takes its own run of `per` chunks from k = `first`, staged from As[a0]
-    // and Bs[b0s], its scales in slots sbase and sbase + 1; ls is the invocation's place in
+    // and Bs[b0s] (their lo halves A_SLICE and B_SLICE on), its scales in slots sbase and sbase + 1; ls is the invocation's place in
     // its slice, which loads and stages as a workgroup of one slice would.
     let slice = l / threads;
     let ls = l % threads;
     let per = ((p.rw + TK - 1u) / TK + KS - 1u) / KS;
     let first = slice * per * TK;
-    let a0 = slice * A_SLICE;
-    let b0s = slice * B_SLICE;
+    let a0 = slice * A_STRIDE;
+    let b0s = slice * B_STRIDE;
     let sbase = 2u * slice;
     let sg = ls / 32u;
     let lane = ls % 32u;
@@ -219,8 +247,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let ls = l % threads;
     let per = ((p.gh + 2u * TK - 1u) / (2u * TK) + KS - 1u) / KS;
     let first = slice * per * 2u * TK;
-    let a0 = slice * A_SLICE;
-    let b0s = slice * B_SLICE;
+    let a0 = slice * A_STRIDE;
+    let b0s = slice * B_STRIDE;
     let sbase = 2u * slice;
     let sg = ls / 32u;
     let lane = ls % 32u;

@@ -380,7 +380,8 @@ pub(crate) struct KernelFlags {
     /// Recurrent step kernels: `tiled` (16, 32 or 64 units x 16 sequences per workgroup sharing
     /// W_hh through workgroup memory, f32 products), `tensor` (the same tiles with their
     /// recurrent products on the tensor cores, operands rounded to f16; needs an adapter with
-    /// them), `blocked` (the f32 tiles, each invocation a 4-unit x 4-sequence block over a
+    /// them), `tensor-split` (the same at f32 accuracy: each operand split into two f16
+    /// halves, three products), `blocked` (the f32 tiles, each invocation a 4-unit x 4-sequence block over a
     /// quarter of the inner dimension), `gemv` (the f32 products as matrix-vector products
     /// for few sequences: 4 sequences x 8 units per workgroup, each weight loaded by one
     /// invocation into a register; for small batches) or `rowwise` (one invocation per unit
@@ -453,10 +454,11 @@ impl KernelFlags {
             // An explicit kernel is that kernel at every batch.
             t.gemv_steps = Some(k == StepKernels::Gemv);
             t.tensor_steps = match k {
-                StepKernels::Tensor => Some(true),
+                StepKernels::Tensor | StepKernels::TensorSplit => Some(true),
                 StepKernels::Tiled | StepKernels::Gemv => Some(false),
                 StepKernels::Blocked | StepKernels::Rowwise => None,
             };
+            t.split_steps = k == StepKernels::TensorSplit;
             if k == StepKernels::Gemv {
                 // The matrix-vector products pick their own tile width.
                 t.step_tile_units = None;
@@ -491,6 +493,7 @@ impl KernelFlags {
             if self.step_kernel.is_none() && r != 64 {
                 plain_tiles(&mut t);
                 t.tensor_steps = Some(false);
+                t.split_steps = false;
             }
         }
         if let Some(g) = self.gemm {
@@ -543,6 +546,10 @@ pub(crate) fn apply_kernel_flags(
         (
             flags.step_kernel == Some(StepKernels::Tensor),
             "--step-kernel tensor",
+        ),
+        (
+            flags.step_kernel == Some(StepKernels::TensorSplit),
+            "--step-kernel tensor-split",
         ),
         (flags.gemm == Some(GemmTiles::Tensor), "--gemm tensor"),
         (
@@ -640,6 +647,7 @@ enum StepKernels {
     Blocked,
     Rowwise,
     Tensor,
+    TensorSplit,
     Gemv,
 }
 
@@ -1155,7 +1163,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape.clone())?;
                 let tensor = be.tensor_products();
                 let split = be.split_products();
-                let tensor_steps = be.step_products().on_tensor_cores();
+                let tensor_steps = be.tensor_step_products() && !be.tuning().split_steps;
+                let split_steps = be.tensor_step_products() && be.tuning().split_steps;
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
                 let step_tiles = be.step_tiles_label(&shape);
@@ -1172,6 +1181,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if tensor_steps {
                         r.variant.push_str(" tensor-steps");
+                    }
+                    if split_steps {
+                        r.variant.push_str(" split-steps");
                     }
                     if gemv_steps {
                         r.variant.push_str(" gemv-steps");

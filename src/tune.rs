@@ -41,8 +41,8 @@ pub struct TuneReport {
 
 /// The defaults and the single-axis alternatives to them, for runs at `precision` (under
 /// f16 also the f32 recurrent steps, which the default replaces with the tensor-core ones
-/// where the adapter has them; under f32 also the split tensor-core products, f32-accurate,
-/// where the adapter runs them: `split`).
+/// where the adapter has them; under f32 also the split tensor-core products and steps,
+/// f32-accurate, where the adapter runs them: `split`).
 pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> {
     let d = Tuning::default();
     let units = |u| Tuning {
@@ -118,6 +118,11 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             gemm_tiles: GemmTiles::TensorSplit,
             ..d
         });
+        all.push(Tuning {
+            tensor_steps: Some(true),
+            split_steps: true,
+            ..d
+        });
     }
     all
 }
@@ -144,6 +149,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_k_split,
             t.step_chunk_rows,
             t.tensor_steps,
+            t.split_steps,
             t.gemv_steps,
         ) == (
             d.tiled_steps,
@@ -152,6 +158,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_k_split,
             d.step_chunk_rows,
             d.tensor_steps,
+            d.split_steps,
             d.gemv_steps,
         )
     };
@@ -164,6 +171,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_k_split: steps.step_k_split,
         step_chunk_rows: steps.step_chunk_rows,
         tensor_steps: steps.tensor_steps,
+        split_steps: steps.split_steps,
         gemv_steps: steps.gemv_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -309,15 +317,14 @@ mod tests {
             "f16 also tries the f32 steps"
         );
         let split = single_axis_candidates(Precision::F32, true);
+        let n = split.len();
         assert_eq!(
-            split.last().map(|t| t.gemm_tiles),
-            Some(GemmTiles::TensorSplit),
+            split[n - 2].gemm_tiles,
+            GemmTiles::TensorSplit,
             "f32 also tries the split tensor-core products where they run"
         );
-        assert_eq!(
-            split.len(),
-            single_axis_candidates(Precision::F32, false).len() + 1
-        );
+        assert!(split[n - 1].split_steps, "and the split tensor-core steps");
+        assert_eq!(n, single_axis_candidates(Precision::F32, false).len() + 2);
     }
 
     #[test]

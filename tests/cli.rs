@@ -323,7 +323,8 @@ fn check_with_tensor_products() {
 }
 
 /// `--gemm tensor-split` runs the large products on the tensor cores at f32 accuracy (each
-/// operand in two f16 halves) and agrees with the CPU reference within the f32 tolerances
+/// operand in two f16 halves), `--step-kernel tensor-split` the recurrent steps' products,
+/// and each agrees with the CPU reference within the f32 tolerances
 /// (1e-5 forward, 1e-4 gradients), where the rounded-operand products need 4e-3 and 5e-3:
 /// on the matrix units where the adapter has them, else emulated and laid out for the
 /// H100's 48 KiB (lavapipe reports 32). Where the tile does not fit, and without matrix
@@ -388,6 +389,37 @@ fn check_with_split_tensor_products() {
         assert!(
             !o.status.success()
                 && err.contains("--gemm tensor-split: adapter")
+                && err.contains("has no tensor-core matrix products"),
+            "{err}"
+        );
+    }
+    // The recurrent steps' products likewise (`--step-kernel tensor-split`), in any
+    // workgroup memory (narrower tiles or fewer K slices where it is short).
+    let steps: Vec<&str> = args("")
+        .into_iter()
+        .map(|a| match a {
+            "--gemm" => "--step-kernel",
+            a => a,
+        })
+        .collect();
+    let o = wgrnn_env(&steps, &emulate);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("steps=tensor-split"), "{out}");
+    assert!(
+        out.contains("; tensor-core recurrent steps in split f16 halves (f32 accuracy)"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 FAILED"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("outputs") && l.contains(" 1e-5 ")),
+        "{out}"
+    );
+    if out.contains("(emulated)") {
+        let err = stderr(&wgrnn(&steps));
+        assert!(
+            err.contains("--step-kernel tensor-split: adapter")
                 && err.contains("has no tensor-core matrix products"),
             "{err}"
         );

@@ -145,8 +145,11 @@ fn the_h100_tensor_layouts_of_the_suite() {
     let lengths: Vec<usize> = (0..19).map(|i| [3, 1, 2, 3, 2, 3][i % 6]).collect();
     let mut seen = Vec::new();
     for (name, grid) in SUITE_GRIDS {
-        let (tu, ks) = coop_tiles(grid, None, None, 1024, H100_WORKGROUP_BYTES);
-        assert!(coop_step_bytes(tu, ks) <= H100_WORKGROUP_BYTES, "{name}");
+        let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
+        assert!(
+            coop_step_bytes(tu, ks, false) <= H100_WORKGROUP_BYTES,
+            "{name}"
+        );
         // wide's one slice of 64 units is `run`'s, which lavapipe holds.
         if ks == 1 || name == "batch1" || name == "small" || seen.contains(&(grid.gates, tu, ks)) {
             continue;
@@ -168,6 +171,65 @@ fn the_h100_tensor_layouts_of_the_suite() {
         [(4, 16, 4), (4, 32, 4), (3, 32, 4), (1, 32, 4)],
         "{seen:?}"
     );
+    // The flagship's split steps (`--step-kernel tensor-split`): 32 units at the 2 slices
+    // their doubled staging leaves, at the f32 tiles' bounds.
+    let (name, grid) = SUITE_GRIDS[2];
+    assert_eq!(name, "flagship");
+    be.set_tuning(Tuning {
+        split_steps: true,
+        ..tensor_steps(32, true)
+    });
+    assert_eq!(be.coop_step_tiles(grid, None), (32, 2));
+    let cfg = dense_net(3, vec![layer(suite_cell(4), grid.hidden, false)], None);
+    compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
+}
+
+/// The tensor-core steps at f32 accuracy (`--step-kernel tensor-split`: each operand staged
+/// as two f16 halves, three products a step) at the f32 tiles' bounds (1e-5 forward, 1e-4
+/// gradients; the rounded products above need 4e-3 and 5e-3), every cell uni- and
+/// bidirectional, laid out for the H100's 48 KiB: 16-unit tiles at 4 K slices (charlm's
+/// layout) and 32-unit ones at the 2 that hold their doubled staging (the flagship's:
+/// `coop_tiles` halves the 4 of the rounded products). The operands at 2^-30 and 2^20 too.
+#[test]
+fn split_tensor_steps_match_the_f32_reference() {
+    let Some(mut be) = tensor_gpu() else { return };
+    let mut r = rng("split_tensor_steps_match_the_f32_reference");
+    if !lay_out_for_the_h100(be.gpu(), "split_tensor_steps_match_the_f32_reference") {
+        return;
+    }
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    let lstm = CellConfig::lstm(false, None);
+    let gru = CellConfig::Gru {
+        variant: GruVariant::Pytorch,
+    };
+    let elman = CellConfig::Elman {
+        activation: Activation::Tanh,
+    };
+    for (units, ks, stacks) in [
+        (16, 4, [(lstm.clone(), gru.clone())]),
+        (32, 2, [(gru, elman)]),
+    ] {
+        be.set_tuning(Tuning {
+            split_steps: true,
+            ..tensor_steps(units, true)
+        });
+        assert_eq!(be.coop_step_tiles(GRID, None), (units, ks));
+        assert!(!be.uses_tensor_cores(), "split steps are not rounded ones");
+        for (c1, c2) in stacks {
+            for bi in [false, true] {
+                let cfg = dense_net(
+                    3,
+                    vec![layer(c1.clone(), 65, bi), layer(c2.clone(), 17, bi)],
+                    None,
+                );
+                be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
+            }
+        }
+    }
+    let cfg = dense_net(3, vec![layer(lstm, 40, false)], None);
+    for scale in [2f32.powi(-30), 2f32.powi(20)] {
+        be = compare_stack_scaled(be, &cfg, &lengths, &mut r, 1e-5, 1e-4, scale);
+    }
 }
 
 /// Gradients far below f16's normal range (2^-30 of O(1): what a mean loss over a large batch
@@ -256,7 +318,8 @@ fn tensor_steps_compile_to_spirv() {
                 6,
                 "{what}"
             );
-            assert_eq!(src.matches("coopMultiplyAdd(").count(), 3, "{what}");
+            // Each product, and with SPLIT its two lo-half products.
+            assert_eq!(src.matches("coopMultiplyAdd(").count(), 3 * 3, "{what}");
             assert_eq!(src.matches("coopStoreT(").count(), 3, "{what}");
             assert!(
                 !src.contains("var<private>") && !src.contains("wsm"),
@@ -266,7 +329,9 @@ fn tensor_steps_compile_to_spirv() {
                 .into_iter()
                 .flat_map(|entry| {
                     [16.0, 32.0, 64.0].into_iter().flat_map(move |tu| {
-                        [1.0, 4.0].map(|ks| (entry, vec![("TU", tu), ("KS", ks)]))
+                        [(1.0, 0.0), (4.0, 0.0), (2.0, 1.0)].map(|(ks, split)| {
+                            (entry, vec![("TU", tu), ("KS", ks), ("SPLIT", split)])
+                        })
                     })
                 })
                 .collect();

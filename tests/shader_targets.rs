@@ -138,11 +138,18 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                 // `coop_tiles` finds the adapter's memory holds `coop_step_bytes`.
                 for tu in [16, 32, 64] {
                     for ks in [1, 2, 4] {
-                        let c = [("TU", tu as f64), ("KS", ks as f64)];
-                        let bytes = workgroup_bytes(&parsed, &entry, &c);
-                        assert_eq!(bytes as usize, coop_step_bytes(tu, ks), "{what} {c:?}");
+                        for split in [false, true] {
+                            let c = [
+                                ("TU", tu as f64),
+                                ("KS", ks as f64),
+                                ("SPLIT", split as u32 as f64),
+                            ];
+                            let bytes = workgroup_bytes(&parsed, &entry, &c) as usize;
+                            let want = coop_step_bytes(tu, ks, split);
+                            assert_eq!(bytes, want, "{what} {c:?}");
+                        }
                     }
-                    let one = coop_step_bytes(tu, 1) as u32;
+                    let one = coop_step_bytes(tu, 1, false) as u32;
                     assert!(one <= GEMM_COOP_WORKGROUP_BYTES, "{what} at TU {tu}: {one}");
                 }
             } else if step && name.contains("_gemv") {

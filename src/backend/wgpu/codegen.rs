@@ -376,23 +376,43 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                     &[(0, "b0s + half * 16u * ldb + blk * 16u")],
                 )
             };
+            // With SPLIT the lo halves' two products go first (A_SLICE and B_SLICE halves
+            // after the hi ones).
             v.push(format!("let ia = {ia};"));
+            v.push("let ial = ia + A_SLICE;".to_string());
             if hw {
                 v.push("let fa = coopLoadT<coop_mat16x16<f16, A>>(&As[ia], lda);".to_string());
             }
             for &(i, ib) in blocks {
                 v.push(format!("let ib{i} = {ib};"));
+                v.push(format!("let ibl{i} = ib{i} + B_SLICE;"));
+                v.push(format!("var t{i} = {};", coop_zero(coop)));
                 if hw {
                     v.push(format!(
                         "let fb{i} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{i}], ldb);"
                     ));
-                    v.push(format!("var t{i} = coop_mat16x16<f32, C>();"));
+                    v.push("if (SPLIT) {".to_string());
+                    v.push(format!(
+                        "    let fal{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ial], lda);"
+                    ));
+                    v.push(format!(
+                        "    let fbl{i} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ibl{i}], ldb);"
+                    ));
+                    v.push(format!("    t{i} = coopMultiplyAdd(fal{i}, fb{i}, t{i});"));
+                    v.push(format!("    t{i} = coopMultiplyAdd(fa, fbl{i}, t{i});"));
+                    v.push("}".to_string());
                     v.push(format!("t{i} = coopMultiplyAdd(fa, fb{i}, t{i});"));
                     v.push(format!("c{i} = c{i} + (t{i} * back_a) * back_b;"));
                 } else {
+                    v.push("if (SPLIT) {".to_string());
                     v.push(format!(
-                        "let t{i} = emu_mma(ia, lda, ib{i}, ldb, emu_zero(), lane);"
+                        "    t{i} = emu_mma(ial, lda, ib{i}, ldb, t{i}, lane);"
                     ));
+                    v.push(format!(
+                        "    t{i} = emu_mma(ia, lda, ibl{i}, ldb, t{i}, lane);"
+                    ));
+                    v.push("}".to_string());
+                    v.push(format!("t{i} = emu_mma(ia, lda, ib{i}, ldb, t{i}, lane);"));
                     v.push(format!(
                         "c{i} = emu_add_scaled(c{i}, t{i}, back_a, back_b);"
                     ));

@@ -617,10 +617,11 @@ impl Call<'_> {
         if products.on_tensor_cores() {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             let ks = ("KS", self.coop_tiles().1 as f64);
+            let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
             match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
-                &[options, &[tu, ks]].concat(),
+                &[options, &[tu, ks, split]].concat(),
             ) {
                 Ok(p) => return (p, false),
                 Err(why) => gpu.give_up_tensor_cores("recurrent step", &why),
@@ -1198,11 +1199,13 @@ pub fn plain_tiles(
 /// Bytes of workgroup memory of the tensor-core steps (`shaders/step_coop.wgsl`) in tiles of
 /// `tu` units at `ks` K slices: per slice its staged states (640 halves), its staged weights
 /// (the larger of the forward's 16 rows of 4 `tu` + 8 halves and the backward's 32 of `tu` +
-/// 8) and its 4 words of chunk scales, and the hand-out's `tu` / 4 + 1 slots of 16 x 16
-/// floats. At 64 units and one slice what the tensor-core GEMM tile takes.
-pub fn coop_step_bytes(tu: usize, ks: usize) -> usize {
+/// 8), both twice where `split` (hi and lo halves: f32 accuracy), and its 4 words of chunk
+/// scales, and the hand-out's `tu` / 4 + 1 slots of 16 x 16 floats. At 64 units and one
+/// slice what the tensor-core GEMM tile takes.
+pub fn coop_step_bytes(tu: usize, ks: usize, split: bool) -> usize {
     let weights = (16 * (4 * tu + 8)).max(32 * (tu + 8));
-    ks * (2 * (640 + weights) + 16) + (tu / 4 + 1) * 1024
+    let copies = if split { 2 } else { 1 };
+    ks * (2 * copies * (640 + weights) + 16) + (tu / 4 + 1) * 1024
 }
 
 /// The tensor-core steps' width and K slices for steps of `grid`, on an adapter with `most`
@@ -1211,11 +1214,14 @@ pub fn coop_step_bytes(tu: usize, ks: usize) -> usize {
 /// 16; the slices `k_split` where given, else the fewest of 1 and 2 that give
 /// [`BUSY_INVOCATIONS`], else 4, as the f32 tiles take them ([`plain_tiles`]): each slice
 /// walks its own share of the chunks, so a small grid has more warps per core to hide the
-/// chunks' barriers and loads. Fewer slices where the adapter does not hold them.
+/// chunks' barriers and loads. Fewer slices where the adapter does not hold them (the
+/// split products' twice the staging, `split`, among them), and for the split products
+/// narrower tiles where not even one slice fits.
 pub fn coop_tiles(
     grid: StepGrid,
     units: Option<usize>,
     k_split: Option<usize>,
+    split: bool,
     most: usize,
     storage: usize,
 ) -> (usize, usize) {
@@ -1225,9 +1231,19 @@ pub fn coop_tiles(
             .find(|&tu| grid.workgroups(tu) >= FULL_GRID)
             .unwrap_or(16)
     });
+    // The split staging of one slice of 64 units (36880 bytes) is more than some adapters
+    // have: narrower tiles there (16 units take 12304).
+    let tu = match split {
+        true => [64, 32, 16]
+            .into_iter()
+            .filter(|&w| w <= tu)
+            .find(|&w| coop_step_bytes(w, 1, true) <= storage)
+            .unwrap_or(16),
+        false => tu,
+    };
     let fit = |asked: usize| {
         let mut ks = asked.clamp(1, 4);
-        while ks > 1 && (4 * tu * ks > most || coop_step_bytes(tu, ks) > storage) {
+        while ks > 1 && (4 * tu * ks > most || coop_step_bytes(tu, ks, split) > storage) {
             ks /= 2;
         }
         ks
@@ -1541,17 +1557,40 @@ mod tests {
                 .expect("a suite config")
                 .1
         };
-        let at = |name: &str, units, k_split, most, storage| {
-            let (tu, ks) = coop_tiles(grid(name), units, k_split, most, storage);
-            assert!(coop_step_bytes(tu, ks) <= storage.max(coop_step_bytes(tu, 1)));
+        let split_at = |name: &str, units, k_split, split, most, storage| {
+            let (tu, ks) = coop_tiles(grid(name), units, k_split, split, most, storage);
+            let bytes = |ks| coop_step_bytes(tu, ks, split);
+            assert!(bytes(ks) <= storage.max(bytes(1)));
             (tu, ks)
+        };
+        let at = |name: &str, units, k_split, most, storage| {
+            split_at(name, units, k_split, false, most, storage)
         };
         // One slice of 64 units is what the tensor-core GEMM tile takes.
         assert_eq!(
-            coop_step_bytes(64, 1),
+            coop_step_bytes(64, 1, false),
             super::super::gemm::GEMM_COOP_WORKGROUP_BYTES as usize
         );
-        assert_eq!(coop_step_bytes(32, 4), 31808);
+        assert_eq!(coop_step_bytes(32, 4, false), 31808);
+        assert_eq!(coop_step_bytes(32, 4, true), 54336);
+        assert_eq!(coop_step_bytes(32, 2, true), 31776);
+        // Split (hi and lo halves staged): the flagship's 32 units hold two slices in 48
+        // KiB, charlm's 16 four; in lavapipe's 32 KiB two and two.
+        assert_eq!(split_at("flagship", None, None, true, 1024, h100), (32, 2));
+        assert_eq!(split_at("charlm", None, None, true, 1024, h100), (16, 4));
+        assert_eq!(
+            split_at("flagship", None, None, true, 1024, lavapipe),
+            (32, 2)
+        );
+        assert_eq!(
+            split_at("charlm", None, None, true, 1024, lavapipe),
+            (16, 2)
+        );
+        // wide's one slice of 64 units split takes 36880 bytes: the H100 holds it, lavapipe
+        // takes 32 units.
+        assert_eq!(coop_step_bytes(64, 1, true), 36880);
+        assert_eq!(split_at("wide", None, None, true, 1024, h100), (64, 1));
+        assert_eq!(split_at("wide", None, None, true, 1024, lavapipe).0, 32);
         // On the H100 the widths of the f32 tiles at one slice, with four slices wherever
         // one leaves fewer than 16 warps per core; wide keeps one.
         for name in ["flagship", "gru4", "tanh4", "bilstm"] {

@@ -160,6 +160,12 @@ pub struct Tuning {
     /// has them. Only in the plain tiles (not the blocked loops).
     #[serde(default)]
     pub tensor_steps: Option<bool>,
+    /// The tensor-core steps at f32 accuracy (the `SPLIT` override of
+    /// `shaders/step_coop.wgsl`: each operand staged as two f16 halves, three products per
+    /// 16-deep step; twice the staging, so fewer K slices where the workgroup memory is
+    /// short). Only with `tensor_steps: Some(true)`. Default: off until measured on a GPU.
+    #[serde(default)]
+    pub split_steps: bool,
     /// The tiled steps' recurrent products as matrix-vector products for few sequences
     /// (`shaders/step_gemv.wgsl`: 4 sequences and 8 units per workgroup, each weight loaded
     /// by one invocation straight into a register, 16 loads in flight, no barrier between
@@ -195,6 +201,7 @@ impl Tuning {
         matches!(self.step_tile_units, None | Some(16) | Some(32) | Some(64))
             && (self.tiled_steps || !self.blocked_steps)
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
+            && (!self.split_steps || self.tensor_steps == Some(true))
             && matches!(self.step_k_split, None | Some(1 | 2 | 4))
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && (self.step_chunk_rows == 64 || self.plain_f32_tiles())
@@ -247,6 +254,7 @@ impl Tuning {
             (false, _, _) => "rowwise",
             (true, true, _) => "blocked",
             _ if self.gemv_steps == Some(true) => "gemv",
+            (true, false, Some(true)) if self.split_steps => "tensor-split",
             (true, false, Some(true)) => "tensor",
             // Whether the matrix-vector products may stand in for the f32 tiles.
             (true, false, Some(false)) if self.gemv_steps.is_none() => "f32",
@@ -283,6 +291,7 @@ impl Default for Tuning {
             step_k_split: None,
             step_chunk_rows: 64,
             tensor_steps: None,
+            split_steps: false,
             gemv_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
@@ -475,6 +484,7 @@ impl WgpuBackend {
         {
             tuning.tensor_steps = None;
         }
+        tuning.split_steps &= tuning.tensor_steps == Some(true);
         let runs = match tuning.gemm_tiles {
             gemm::GemmTiles::Tensor => self.gpu.has_tensor_cores(),
             gemm::GemmTiles::TensorSplit => self.split_tile_runs(),
@@ -603,6 +613,7 @@ impl WgpuBackend {
             grid,
             self.tuning.step_tile_units,
             k_split,
+            self.tuning.split_steps,
             self.most_invocations(),
             self.gpu.workgroup_storage() as usize,
         )
@@ -652,9 +663,14 @@ impl WgpuBackend {
         if self.step_products_for(shape.batch).on_tensor_cores() {
             let (tu, ks) = self.coop_step_tiles(grid, self.tuning.step_k_split);
             let groups = grid.workgroups(tu);
+            let split = if self.tuning.split_steps {
+                " in split f16 halves"
+            } else {
+                ""
+            };
             return Some(format!(
-                "tensor cores, {tu} units x 16 sequences, {ks} K slice{}, {groups} workgroup{} \
-                 of {} invocations",
+                "tensor cores{split}, {tu} units x 16 sequences, {ks} K slice{}, {groups} \
+                 workgroup{} of {} invocations",
                 plural(ks),
                 plural(groups),
                 4 * tu * ks
@@ -678,9 +694,16 @@ impl WgpuBackend {
     }
 
     /// Whether any product rounds its operands to f16 on the tensor cores (the large matrix
-    /// products or the recurrent steps'): what `wgrnn check` sets its tolerances by.
+    /// products or the recurrent steps', not split into halves): what `wgrnn check` sets its
+    /// tolerances by.
     pub fn uses_tensor_cores(&self) -> bool {
-        self.tensor_products() || self.step_products().on_tensor_cores()
+        self.tensor_products() || (self.tensor_step_products() && !self.tuning.split_steps)
+    }
+
+    /// Whether the recurrent steps' products run on the tensor cores (or their emulation),
+    /// rounded or split ([`Tuning::split_steps`]).
+    pub fn tensor_step_products(&self) -> bool {
+        self.step_products().on_tensor_cores()
     }
 
     /// How layer caches are stored.
@@ -739,7 +762,8 @@ impl Backend for WgpuBackend {
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
         }
-        let steps = self.step_products().on_tensor_cores();
+        let split_steps = self.tensor_step_products() && self.tuning.split_steps;
+        let steps = self.tensor_step_products() && !split_steps;
         let what = match (self.tensor_products(), steps) {
             (true, true) => Some("matrix products and recurrent steps"),
             (true, false) => Some("matrix products"),
@@ -752,8 +776,16 @@ impl Backend for WgpuBackend {
                 s.push_str(" (emulated)");
             }
         }
-        if self.split_products() {
-            s.push_str("; tensor-core matrix products in split f16 halves (f32 accuracy)");
+        let split = match (self.split_products(), split_steps) {
+            (true, true) => Some("matrix products and recurrent steps"),
+            (true, false) => Some("matrix products"),
+            (false, true) => Some("recurrent steps"),
+            (false, false) => None,
+        };
+        if let Some(what) = split {
+            s.push_str(&format!(
+                "; tensor-core {what} in split f16 halves (f32 accuracy)"
+            ));
             if self.gpu.tensor_emulated() {
                 s.push_str(" (emulated)");
             }
