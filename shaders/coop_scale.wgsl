@@ -1,5 +1,7 @@
 // coop_scale.wgsl: the power-of-two chunk scales of the tensor-core kernels
-// (shaders/gemm_coop.wgsl, shaders/step_coop.wgsl), which round their operands to f16. f16 is
+// (shaders/gemm_coop.wgsl, shaders/step_coop.wgsl), which round their operands to f16, and
+// the staging of those operands (put_a, put_b: f16, and with the includer's SPLIT also the
+// lo halves that make the products f32-accurate). f16 is
 // normal only from 6.1e-5 to 65504, while gradients are often 1e-6 and smaller, so each chunk
 // of an operand is multiplied by 2^k, k chosen so that its largest magnitude lands in
 // [2^14, 2^15), before rounding; the chunk's products are multiplied by 2^-k (exact) as they
@@ -77,5 +79,25 @@ fn scales_done(l: u32, slot: u32) {
     if (l == 0u) {
         atomicStore(&amax[slot], 0u);
         atomicStore(&bmax[slot], 0u);
+    }
+}
+
+/// Stages the scaled operand x at As[i] rounded to f16, and with SPLIT what that rounding
+/// leaves (x - hi, exact in f32) rounded again at As[A_LO + i]: together 22 of x's 24
+/// mantissa bits. The includer declares As, Bs (f16 arrays), SPLIT, A_LO and B_LO.
+fn put_a(i: u32, x: f32) {
+    let hi = f16(x);
+    As[i] = hi;
+    if (SPLIT) {
+        As[A_LO + i] = f16(x - f32(hi));
+    }
+}
+
+/// The same for B, its lo half at Bs[B_LO + i].
+fn put_b(i: u32, x: f32) {
+    let hi = f16(x);
+    Bs[i] = hi;
+    if (SPLIT) {
+        Bs[B_LO + i] = f16(x - f32(hi));
     }
 }

@@ -72,6 +72,8 @@ const LDB: u32 = 136u;
 const SCALE_SLOTS: u32 = 2u; // one run of chunks (shaders/coop_scale.wgsl)
 const A_TILE: u32 = 5120u; // 128 * LDA halves: A staged once
 const B_TILE: u32 = 4352u; // BK * LDB halves: B staged once
+const A_LO: u32 = A_TILE; // where the lo halves start (shaders/coop_scale.wgsl put_a)
+const B_LO: u32 = B_TILE;
 
 // Whether each operand is staged as hi and lo halves, for f32 accuracy (above).
 override SPLIT: bool = false;
@@ -81,25 +83,6 @@ override BS_LEN: u32 = select(B_TILE, 2u * B_TILE, SPLIT);
 var<workgroup> As: array<f16, AS_LEN>; // [128][LDA] hi, then with SPLIT [128][LDA] lo
 var<workgroup> Bs: array<f16, BS_LEN>; // [BK][LDB] hi, then with SPLIT [BK][LDB] lo
 var<workgroup> Cs: array<f32, 2048>; // 8 subgroups x 16 x 16
-
-/// Stages x at As[i] rounded to f16, and with SPLIT what that rounding leaves at
-/// As[A_TILE + i].
-fn put_a(i: u32, x: f32) {
-    let hi = f16(x);
-    As[i] = hi;
-    if (SPLIT) {
-        As[A_TILE + i] = f16(x - f32(hi));
-    }
-}
-
-/// The same for B, its lo half at Bs[B_TILE + i].
-fn put_b(i: u32, x: f32) {
-    let hi = f16(x);
-    Bs[i] = hi;
-    if (SPLIT) {
-        Bs[B_TILE + i] = f16(x - f32(hi));
-    }
-}
 
 /// Puts load slot `e` of A (as `load_a` numbers them) into the [128][LDA] staging tile.
 fn stage_a(e: u32, v: vec4<f32>) {

@@ -59,6 +59,8 @@ override SPARE: u32 = TU / 4u;     // the Cs slot of blocks computed twice (neve
 // [32][LDBB]); the slices' parts follow one another.
 const A_SLICE: u32 = 640u;
 override B_SLICE: u32 = max(16u * LDBF, 32u * LDBB);
+const A_LO: u32 = A_SLICE; // where a slice's lo halves start (coop_scale.wgsl put_a)
+override B_LO: u32 = B_SLICE;
 // Whether the operands are staged as hi and lo halves, for f32 accuracy (above); a slice's
 // staging then spans twice its halves.
 override SPLIT: bool = false;
@@ -76,25 +78,6 @@ var<workgroup> Cs: array<f32, CS_LEN>; // SPARE + 1 slots of 16 x 16
 // The largest magnitude over the four gate registers, as the bits of an f32.
 fn gates_bits(v: Gates4) -> u32 {
     return max(max(max_bits(v.g0), max_bits(v.g1)), max(max_bits(v.g2), max_bits(v.g3)));
-}
-
-// Stages x at As[i] rounded to f16, and with SPLIT what that rounding leaves at
-// As[A_SLICE + i].
-fn put_a(i: u32, x: f32) {
-    let hi = f16(x);
-    As[i] = hi;
-    if (SPLIT) {
-        As[A_SLICE + i] = f16(x - f32(hi));
-    }
-}
-
-// The same for Bs, the lo half at Bs[B_SLICE + i].
-fn put_b(i: u32, x: f32) {
-    let hi = f16(x);
-    Bs[i] = hi;
-    if (SPLIT) {
-        Bs[B_SLICE + i] = f16(x - f32(hi));
-    }
 }
 
 // Stores element e (sequence e / width, column e % width) of a [TB][width] state or dgh

@@ -262,6 +262,28 @@ fn check_with_kernel_flags() {
     );
 }
 
+/// `wgrnn check` of a 2-layer stack of `cell` (140 units, 36 inputs, 19 sequences of ragged
+/// lengths that span several step tiles, one Adam step) with `flags`.
+fn stack_check<'a>(cell: &'a str, flags: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "check",
+        "--cell",
+        cell,
+        "--layers",
+        "2",
+        "--hidden",
+        "140",
+        "--input",
+        "36",
+        "--lengths",
+        "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
+        "--steps",
+        "1",
+    ];
+    a.extend_from_slice(flags);
+    a
+}
+
 /// `--gemm tensor` runs the large products on the tensor cores, `--step-kernel tensor` the
 /// recurrent steps' products, and each agrees with the CPU reference within the
 /// rounded-operand bounds: on the matrix units where the adapter has them, else emulated
@@ -283,23 +305,7 @@ fn check_with_tensor_products() {
             "; tensor-core recurrent steps",
         ),
     ] {
-        let args = [
-            "check",
-            "--cell",
-            "lstm",
-            "--layers",
-            "2",
-            "--hidden",
-            "140",
-            "--input",
-            "36",
-            "--lengths",
-            "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
-            flag,
-            value,
-            "--steps",
-            "1",
-        ];
+        let args = stack_check("lstm", &[flag, value]);
         let o = wgrnn_env(&args, &[("WGRNN_EMULATE_TENSOR_CORES", "1")]);
         let out = stdout(&o);
         assert!(o.status.success(), "{out}\n{}", stderr(&o));
@@ -332,27 +338,11 @@ fn check_with_tensor_products() {
 #[test]
 fn check_with_split_tensor_products() {
     let args = |memory: &'static str| {
-        let mut a = vec![
-            "check",
-            "--cell",
-            "gru",
-            "--layers",
-            "2",
-            "--hidden",
-            "140",
-            "--input",
-            "36",
-            "--lengths",
-            "7,1,4,30,2,5,7,1,4,7,2,5,7,1,4,7,2,5,7",
-            "--gemm",
-            "tensor-split",
-            "--steps",
-            "1",
-        ];
+        let mut flags = vec!["--gemm", "tensor-split"];
         if !memory.is_empty() {
-            a.extend(["--workgroup-memory", memory]);
+            flags.extend(["--workgroup-memory", memory]);
         }
-        a
+        stack_check("gru", &flags)
     };
     let emulate = [("WGRNN_EMULATE_TENSOR_CORES", "1")];
     let o = wgrnn_env(&args("49152"), &emulate);
@@ -395,13 +385,7 @@ fn check_with_split_tensor_products() {
     }
     // The recurrent steps' products likewise (`--step-kernel tensor-split`), in any
     // workgroup memory (narrower tiles or fewer K slices where it is short).
-    let steps: Vec<&str> = args("")
-        .into_iter()
-        .map(|a| match a {
-            "--gemm" => "--step-kernel",
-            a => a,
-        })
-        .collect();
+    let steps = stack_check("gru", &["--step-kernel", "tensor-split"]);
     let o = wgrnn_env(&steps, &emulate);
     let out = stdout(&o);
     assert!(o.status.success(), "{out}\n{}", stderr(&o));

@@ -286,14 +286,14 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 for i in 0..4 {
                     if hw {
                         v.push(format!(
-                            "        let fal{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i} + A_TILE], sa_ld);"
+                            "        let fal{i} = coopLoadT<coop_mat16x16<f16, A>>(&As[ia{i} + A_LO], sa_ld);"
                         ));
                     }
                 }
                 for j in 0..2 {
                     if hw {
                         v.push(format!(
-                            "        let fbl{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j} + B_TILE], sb_ld);"
+                            "        let fbl{j} = coopLoadT<coop_mat16x16<f16, B>>(&Bs[ib{j} + B_LO], sb_ld);"
                         ));
                     }
                 }
@@ -308,10 +308,10 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                             ));
                         } else {
                             v.push(format!(
-                                "        t{i}_{j} = emu_mma(ia{i} + A_TILE, sa_ld, ib{j}, sb_ld, t{i}_{j}, lane);"
+                                "        t{i}_{j} = emu_mma(ia{i} + A_LO, sa_ld, ib{j}, sb_ld, t{i}_{j}, lane);"
                             ));
                             v.push(format!(
-                                "        t{i}_{j} = emu_mma(ia{i}, sa_ld, ib{j} + B_TILE, sb_ld, t{i}_{j}, lane);"
+                                "        t{i}_{j} = emu_mma(ia{i}, sa_ld, ib{j} + B_LO, sb_ld, t{i}_{j}, lane);"
                             ));
                         }
                     }
@@ -376,16 +376,16 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                     &[(0, "b0s + half * 16u * ldb + blk * 16u")],
                 )
             };
-            // With SPLIT the lo halves' two products go first (A_SLICE and B_SLICE halves
-            // after the hi ones).
+            // With SPLIT the lo halves' two products go first (A_LO and B_LO halves after
+            // the hi ones).
             v.push(format!("let ia = {ia};"));
-            v.push("let ial = ia + A_SLICE;".to_string());
+            v.push("let ial = ia + A_LO;".to_string());
             if hw {
                 v.push("let fa = coopLoadT<coop_mat16x16<f16, A>>(&As[ia], lda);".to_string());
             }
             for &(i, ib) in blocks {
                 v.push(format!("let ib{i} = {ib};"));
-                v.push(format!("let ibl{i} = ib{i} + B_SLICE;"));
+                v.push(format!("let ibl{i} = ib{i} + B_LO;"));
                 v.push(format!("var t{i} = {};", coop_zero(coop)));
                 if hw {
                     v.push(format!(

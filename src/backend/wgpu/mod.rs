@@ -762,30 +762,24 @@ impl Backend for WgpuBackend {
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
         }
+        // What runs on the tensor cores, operands rounded to f16 or split into halves.
         let split_steps = self.tensor_step_products() && self.tuning.split_steps;
         let steps = self.tensor_step_products() && !split_steps;
-        let what = match (self.tensor_products(), steps) {
-            (true, true) => Some("matrix products and recurrent steps"),
-            (true, false) => Some("matrix products"),
-            (false, true) => Some("recurrent steps"),
-            (false, false) => None,
-        };
-        if let Some(what) = what {
-            s.push_str(&format!("; tensor-core {what}"));
-            if self.gpu.tensor_emulated() {
-                s.push_str(" (emulated)");
-            }
-        }
-        let split = match (self.split_products(), split_steps) {
-            (true, true) => Some("matrix products and recurrent steps"),
-            (true, false) => Some("matrix products"),
-            (false, true) => Some("recurrent steps"),
-            (false, false) => None,
-        };
-        if let Some(what) = split {
-            s.push_str(&format!(
-                "; tensor-core {what} in split f16 halves (f32 accuracy)"
-            ));
+        for (products, steps, how) in [
+            (self.tensor_products(), steps, ""),
+            (
+                self.split_products(),
+                split_steps,
+                " in split f16 halves (f32 accuracy)",
+            ),
+        ] {
+            let what = match (products, steps) {
+                (true, true) => "matrix products and recurrent steps",
+                (true, false) => "matrix products",
+                (false, true) => "recurrent steps",
+                (false, false) => continue,
+            };
+            s.push_str(&format!("; tensor-core {what}{how}"));
             if self.gpu.tensor_emulated() {
                 s.push_str(" (emulated)");
             }
