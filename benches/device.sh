@@ -16,11 +16,11 @@
 #                                   $BEFORE) where one was staged: the "before" of the kernels
 #                                   changed since (BENCHMARKS.md says which commit)
 #   bash benches/device.sh products the suite's large products one by one under each tile
-#   bash benches/device.sh ksplit   the suite with the tiles' K split 1 way (entry 48's
-#                                   before) and 4 ways in 16-unit tiles, with the step
-#                                   tiles' 16-row chunks (entry 19's before), with the
-#                                   256x128 GEMM tile, with the split tensor-core products
-#                                   and steps (f32 accuracy), and the steps alone, with K
+#   bash benches/device.sh ksplit   the suite with the split tensor-core products and
+#                                   steps (f32 accuracy), and the steps alone, with the
+#                                   tiles' K split 1 way (entry 48's before) and 4 ways in
+#                                   16-unit tiles, with the step tiles' 16-row chunks
+#                                   (entry 19's before), with the 256x128 GEMM tile, with K
 #                                   split 4 ways (also in 16-row
 #                                   chunks: entry 34's before) and 2 at every grid, with
 #                                   each step submitted whole (entry 21's before), with
@@ -156,7 +156,15 @@ variants() {
 
 ksplit() {
     local status=0
-    # First what measures the latest default (entry 48): one K slice at every grid, the
+    # First the products and the recurrent steps on the tensor cores at f32 accuracy
+    # (--gemm tensor-split, --step-kernel tensor-split: each operand in two f16 halves,
+    # three products; entries 52 and 53), with the per-kernel table: the other way to the
+    # products' rate the flagship and wide need, predicted to take the f32 flagship from
+    # ~1.1x to ~0.75x cuDNN fp32; then the split steps alone.
+    "$W" bench --suite "$S" --gemm tensor-split --step-kernel tensor-split --roofline 67,3350 \
+        --json "$OUT/wgrnn-tensor-split.jsonl" | tee "$OUT/wgrnn-tensor-split.txt" || status=1
+    bench_variant split-steps --step-kernel tensor-split || status=1
+    # Then what measures the latest default (entry 48): one K slice at every grid, the
     # defaults before it, which picks them by the grid (four for every suite config but
     # wide, whose grid is busy at one, and batch1, which keeps its matrix-vector steps);
     # then four slices of 16-unit tiles in 64-row chunks, where the defaults take 32-unit
@@ -171,13 +179,6 @@ ksplit() {
     # the flagship's first lever (BENCHMARKS.md, "Where the time must go").
     "$W" bench --suite "$S" --gemm tall --roofline 67,3350 --json "$OUT/wgrnn-tall.jsonl" \
         | tee "$OUT/wgrnn-tall.txt" || status=1
-    # The products and the recurrent steps on the tensor cores at f32 accuracy (--gemm
-    # tensor-split, --step-kernel tensor-split: each operand in two f16 halves, three
-    # products; entries 52 and 53), with the per-kernel table: the other way to the
-    # products' rate the flagship and wide need; then the split steps alone.
-    "$W" bench --suite "$S" --gemm tensor-split --step-kernel tensor-split --roofline 67,3350 \
-        --json "$OUT/wgrnn-tensor-split.jsonl" | tee "$OUT/wgrnn-tensor-split.txt" || status=1
-    bench_variant split-steps --step-kernel tensor-split || status=1
     # Four and two K slices at every grid (wide too); four slices of 16-unit tiles in the
     # 16-row chunks they had before entry 34 (4x the chunks and barriers of the 64 rows the
     # H100's workgroup memory holds of them).
