@@ -333,18 +333,20 @@ mod tests {
         assert_eq!(units(Precision::F32), Some(Some(64)));
         assert_eq!(units(Precision::F16), Some(Some(32)));
         // Tables written before entries had a precision hold f32 entries, before the steps
-        // had K slices the grid's choice, and before their backward had a choice of rows,
-        // the default's 64.
+        // had K slices the grid's choice, before their backward had a choice of rows, the
+        // default's 64, and before the tensor-core steps could be split, rounded ones.
         let old_text = serde_json::to_string(&back)
             .expect("json")
             .replace(",\"precision\":\"f32\"", "")
             .replace("\"step_k_split\":null,", "")
             .replace("\"step_chunk_rows\":64,", "")
+            .replace("\"split_steps\":false,", "")
             .replace(",\"shapes\":[]", "");
         assert!(!old_text.contains("precision"), "{old_text}");
         assert!(!old_text.contains("shapes"), "{old_text}");
         assert!(!old_text.contains("step_k_split"), "{old_text}");
         assert!(!old_text.contains("step_chunk_rows"), "{old_text}");
+        assert!(!old_text.contains("split_steps"), "{old_text}");
         let old: Table = serde_json::from_str(&old_text).expect("an older table");
         assert_eq!(old, back);
         // One slice written when it was the default stays one slice: it was measured so.
