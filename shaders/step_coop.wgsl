@@ -146,8 +146,9 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
         return out;
     }
     // K slice `slice` takes its own run of `per` chunks from k = `first`, staged from As[a0]
-    // and Bs[b0s] (their lo halves A_SLICE and B_SLICE on), its scales in slots sbase and sbase + 1; ls is the invocation's place in
-    // its slice, which loads and stages as a workgroup of one slice would.
+    // and Bs[b0s] (their lo halves A_LO and B_LO on), its scales in slots sbase and
+    // sbase + 1; ls is the invocation's place in its slice, which loads and stages as a
+    // workgroup of one slice would.
     let slice = l / threads;
     let ls = l % threads;
     let per = ((p.rw + TK - 1u) / TK + KS - 1u) / KS;

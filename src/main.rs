@@ -1163,8 +1163,8 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let kernels = apply_kernel_flags(&mut be, &args.kernels, shape.clone())?;
                 let tensor = be.tensor_products();
                 let split = be.split_products();
-                let tensor_steps = be.tensor_step_products() && !be.tuning().split_steps;
-                let split_steps = be.tensor_step_products() && be.tuning().split_steps;
+                let split_steps = be.split_step_products();
+                let tensor_steps = be.tensor_step_products() && !split_steps;
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
                 let step_tiles = be.step_tiles_label(&shape);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::backend::wgpu::Gpu;
-use crate::backend::wgpu::gemm::{GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, gemm};
+use crate::backend::wgpu::gemm::{GemmTiles, Mat, Out, gemm, split_tile_runs};
 use crate::bench::BenchConfig;
 
 /// One large product of a layer: `C [m, n] = A [m, k] B [k, n]`, with A and B stored as the
@@ -231,9 +231,9 @@ pub fn tiles_to_time(gpu: &Gpu) -> Vec<GemmTiles> {
     let mut t = vec![GemmTiles::Small, GemmTiles::Big, GemmTiles::Tall];
     if gpu.has_tensor_cores() {
         t.push(GemmTiles::Tensor);
-        if gpu.workgroup_storage() >= GEMM_COOP_SPLIT_WORKGROUP_BYTES {
-            t.push(GemmTiles::TensorSplit);
-        }
+    }
+    if split_tile_runs(gpu) {
+        t.push(GemmTiles::TensorSplit);
     }
     t
 }

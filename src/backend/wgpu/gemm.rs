@@ -164,6 +164,12 @@ pub const GEMM_COOP_WORKGROUP_BYTES: u32 = 27152;
 /// with A and B staged twice.
 pub const GEMM_COOP_SPLIT_WORKGROUP_BYTES: u32 = GEMM_COOP_WORKGROUP_BYTES + 2 * (5120 + 4352);
 
+/// Whether `gpu` runs the split tensor-core tile (`GemmTiles::TensorSplit`): matrix units,
+/// and the tile's workgroup memory in what the kernels are laid out for.
+pub fn split_tile_runs(gpu: &Gpu) -> bool {
+    gpu.has_tensor_cores() && gpu.workgroup_storage() >= GEMM_COOP_SPLIT_WORKGROUP_BYTES
+}
+
 /// The tile a product takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tile {
@@ -364,7 +370,7 @@ pub fn gemm(
     };
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
     if let Tile::TensorSplit(a_k, b_n) = tile
-        && gpu.workgroup_storage() < GEMM_COOP_SPLIT_WORKGROUP_BYTES
+        && !split_tile_runs(gpu)
     {
         tile = Tile::Big(a_k, b_n);
     }

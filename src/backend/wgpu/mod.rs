@@ -518,8 +518,7 @@ impl WgpuBackend {
     /// Whether the adapter runs the split tensor-core tile (`--gemm tensor-split`): matrix
     /// units, and the tile's workgroup memory.
     pub fn split_tile_runs(&self) -> bool {
-        self.gpu.has_tensor_cores()
-            && self.gpu.workgroup_storage() >= gemm::GEMM_COOP_SPLIT_WORKGROUP_BYTES
+        gemm::split_tile_runs(&self.gpu)
     }
 
     /// Whether the large matrix products run on the tensor cores at f32 accuracy, split into
@@ -697,13 +696,19 @@ impl WgpuBackend {
     /// products or the recurrent steps', not split into halves): what `wgrnn check` sets its
     /// tolerances by.
     pub fn uses_tensor_cores(&self) -> bool {
-        self.tensor_products() || (self.tensor_step_products() && !self.tuning.split_steps)
+        self.tensor_products() || (self.tensor_step_products() && !self.split_step_products())
     }
 
     /// Whether the recurrent steps' products run on the tensor cores (or their emulation),
     /// rounded or split ([`Tuning::split_steps`]).
     pub fn tensor_step_products(&self) -> bool {
         self.step_products().on_tensor_cores()
+    }
+
+    /// Whether the recurrent steps' products run on the tensor cores split into f16 halves
+    /// (`--step-kernel tensor-split`: f32 accuracy).
+    pub fn split_step_products(&self) -> bool {
+        self.tensor_step_products() && self.tuning.split_steps
     }
 
     /// How layer caches are stored.
@@ -763,7 +768,7 @@ impl Backend for WgpuBackend {
             s.push_str("; f16 layer caches");
         }
         // What runs on the tensor cores, operands rounded to f16 or split into halves.
-        let split_steps = self.tensor_step_products() && self.tuning.split_steps;
+        let split_steps = self.split_step_products();
         let steps = self.tensor_step_products() && !split_steps;
         for (products, steps, how) in [
             (self.tensor_products(), steps, ""),
