@@ -28,8 +28,9 @@
 #                                   batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
-#                                   each alone and together, and the tensor-core steps at
-#                                   one K slice (entry 51's before)
+#                                   each alone and together, the tensor-core steps on the f32
+#                                   weights (entry 54's before) and at one K slice (entry
+#                                   51's)
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table,
 #                                   overall and per shape), then the suite run from it
@@ -53,10 +54,11 @@ if [ -z "${DEVICE_SH_PART:-}" ]; then
     "$W" devices | tee -a "$OUT/device.txt"
 fi
 
-# Every kernel variant `check` compares with the CPU reference; the last nine are the
+# Every kernel variant `check` compares with the CPU reference; the last ten are the
 # matrix-vector steps and the tensor-core builds (their K slices by the grid, at 32 units
 # the flagship's layout, and at one slice; the split products and steps, at f32's
-# tolerances), which no machine without matrix units can run
+# tolerances; the steps on the f32 weights rather than their f16 copy, the default since
+# entry 54), which no machine without matrix units can run
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
 # never met a GPU).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
@@ -66,7 +68,8 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16" "--step-kernel tensor --step-units 32"
-    "--step-kernel tensor --step-k-split 1" "--gemm tensor-split" "--step-kernel tensor-split")
+    "--step-kernel tensor --step-k-split 1" "--gemm tensor-split" "--step-kernel tensor-split"
+    "--step-kernel tensor --step-weights f32")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -206,6 +209,8 @@ f16() {
     "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
         --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt" || status=1
     bench_variant tensor-steps --step-kernel tensor || status=1
+    # The tensor-core steps on the f32 weights, not their f16 copy: entry 54's before.
+    bench_variant f16-weights32 --precision f16 --step-weights f32 || status=1
     # The tensor-core steps at one K slice: entry 51's before, alone and under f16.
     bench_variant tensor-steps-ks1 --step-kernel tensor --step-k-split 1 || status=1
     bench_variant f16-ks1 --precision f16 --step-k-split 1 || status=1

@@ -20,8 +20,8 @@ use wgrnn::backend::wgpu::instructions::{
     tail_store_load_turns,
 };
 use wgrnn::backend::wgpu::{
-    H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, fit_chunks,
-    h100_tiles, module_sources,
+    H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, coop_tiles,
+    fit_chunks, h100_tiles, module_sources,
 };
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
@@ -247,6 +247,64 @@ fn traffic_table() {
     }
 }
 
+/// What the rounded tensor-core step tiles read from L2 a step at their H100 layout by the
+/// grid, with W_hh read from the f32 parameters (`--step-weights f32`) and from its f16
+/// copy (the default, entry 54): the same rule as `traffic_table`, W_hh at 4 or 2 bytes a
+/// weight (the states and dgh they stage stay f32), and the copy's own pass (it reads W_hh
+/// twice and writes it once in f16, for the forward and again for the backward of a layer
+/// call), spread over the call's `steps`.
+fn coop_traffic_table(steps: usize) {
+    println!(
+        "\nL2 reads of the rounded tensor-core step tiles a step (MiB), W_hh from the f32 \
+         parameters or its f16 copy; the copy's pass per step of a {steps}-step call in the \
+         last column; time at an assumed {:.0} TB/s. benches/instructions.rs\n",
+        L2_BYTES_PER_S / 1e12
+    );
+    println!(
+        "| config | tensor tiles (TU, KS) | forward W_hh + states | backward W_hh^T + dgh | us (fwd, bwd) | f16 copy: forward | f16 copy: backward | f16 copy: us (fwd, bwd) | copy pass a step, us |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    let us = |b: f64| 1e6 * b / L2_BYTES_PER_S;
+    for (name, grid) in SUITE_GRIDS
+        .into_iter()
+        .filter(|(name, _)| *name != "batch1")
+    {
+        let StepGrid {
+            hidden,
+            batch,
+            dirs,
+            gates,
+        } = grid;
+        let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
+        let weights = (gates * hidden * hidden * dirs) as f64;
+        let reads = weights * batch.div_ceil(16) as f64;
+        let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
+        let (states, dgh) = (
+            4.0 * tiles * hidden as f64,
+            4.0 * tiles * (gates * hidden) as f64,
+        );
+        let (w32, w16) = (4.0 * reads, 2.0 * reads);
+        let copy = 10.0 * weights / steps as f64;
+        println!(
+            "| {name} | {tu}, {ks} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.2} |",
+            mib(w32),
+            mib(states),
+            mib(w32),
+            mib(dgh),
+            us(w32 + states),
+            us(w32 + dgh),
+            mib(w16),
+            mib(states),
+            mib(w16),
+            mib(dgh),
+            us(w16 + states),
+            us(w16 + dgh),
+            us(copy),
+        );
+    }
+}
+
 /// A build of a kernel: its checks, and whether loops with a constant trip count are
 /// unrolled first (what a driver that unrolls them compiles: the hot loop is then a whole
 /// chunk of the kernel, its staging and global loads included).
@@ -268,6 +326,7 @@ fn main() {
     // `-- --traffic`: the L2 traffic table alone (no SPIR-V tools needed).
     if std::env::args().any(|a| a == "--traffic") {
         traffic_table();
+        coop_traffic_table(100);
         return;
     }
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
@@ -390,4 +449,5 @@ fn main() {
         }
     }
     traffic_table();
+    coop_traffic_table(100);
 }

@@ -4,9 +4,10 @@
 // lo halves that make the products f32-accurate). f16 is
 // normal only from 6.1e-5 to 65504, while gradients are often 1e-6 and smaller, so each chunk
 // of an operand is multiplied by 2^k, k chosen so that its largest magnitude lands in
-// [2^14, 2^15), before rounding; the chunk's products are multiplied by 2^-k (exact) as they
-// join the f32 sums. The largest magnitude of a chunk is found with atomicMax on the bit
-// patterns of |x| (non-negative floats order like their bits). No bindings.
+// [2^14, 2^15), before rounding (shaders/f16_range.wgsl, which the host puts before this
+// file); the chunk's products are multiplied by 2^-k (exact) as they join the f32 sums. The
+// largest magnitude of a chunk is found with atomicMax on the bit patterns of |x|
+// (non-negative floats order like their bits). No bindings.
 //
 // Slot protocol (two slots per operand, so a chunk's maxima are gathered while the chunk
 // before it runs and cost no barrier of their own): scales_first before the loop (chunk 0
@@ -20,23 +21,6 @@
 
 var<workgroup> amax: array<atomic<u32>, SCALE_SLOTS>; // largest |A| of a chunk, as bits
 var<workgroup> bmax: array<atomic<u32>, SCALE_SLOTS>; // largest |B| of a chunk, as bits
-
-/// The largest magnitude of four values, as the bits of an f32.
-fn max_bits(v: vec4<f32>) -> u32 {
-    let m = abs(v);
-    return bitcast<u32>(max(max(m.x, m.y), max(m.z, m.w)));
-}
-
-/// The exponent k for which 2^k brings a chunk whose largest magnitude has the f32 bits
-/// `bits` into [2^14, 2^15), inside f16's range; 0 for an all-zero chunk. Clamped so 2^k and
-/// 2^-k are finite f32 (a NaN or infinity in the chunk scales it down and stays itself).
-fn chunk_exp(bits: u32) -> i32 {
-    if (bits == 0u) {
-        return 0;
-    }
-    let e = i32((bits >> 23u) & 0xffu) - 127;
-    return clamp(14 - e, -126, 126);
-}
 
 /// Clears both slots (from `base`) of both operands, then gathers the first chunk's maxima
 /// (`abits`, `bbits`: this invocation's share, as max_bits gives them) into slot `base`.
@@ -67,10 +51,14 @@ struct ChunkScales {
     back: vec2<f32>,
 }
 
-/// The multipliers of the chunk gathered in `slot`.
-fn scales_of(slot: u32) -> ChunkScales {
-    let k = vec2<i32>(chunk_exp(atomicLoad(&amax[slot])), chunk_exp(atomicLoad(&bmax[slot])));
-    return ChunkScales(ldexp(vec2<f32>(1.0), k), ldexp(vec2<f32>(1.0), -k));
+/// The multipliers of the chunk gathered in `slot`, whose B operand was loaded already
+/// multiplied by 2^kw (the f16 copy of the weights, shaders/weights_f16.wgsl; else 0): B's
+/// `back` undoes both, its `to` lowered where together they would leave f32's range.
+fn scales_of(slot: u32, kw: i32) -> ChunkScales {
+    let ka = chunk_exp(atomicLoad(&amax[slot]));
+    let kb = min(chunk_exp(atomicLoad(&bmax[slot])), 126 - kw);
+    let one = vec2<f32>(1.0);
+    return ChunkScales(ldexp(one, vec2<i32>(ka, kb)), ldexp(one, vec2<i32>(-ka, -kb - kw)));
 }
 
 /// Clears `slot` for the chunk after next (invocation `l`; after the barrier that follows

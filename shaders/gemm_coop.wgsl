@@ -177,7 +177,7 @@ fn gemm_coop(
     for (var kt = 0u; kt < tiles; kt++) {
         // The chunk's scales (its slot was filled before the last barrier).
         let slot = kt % 2u;
-        let sc = scales_of(slot);
+        let sc = scales_of(slot, 0);
         let sa = sc.to.x;
         let sb = sc.to.y;
         stage_a(t, pa0 * sa);

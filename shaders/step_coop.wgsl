@@ -71,6 +71,34 @@ override BS_LEN: u32 = KS * B_STRIDE;
 override CS_LEN: u32 = (SPARE + 1u) * 256u;
 override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 
+// Whether W_hh comes from the layer call's f16 copy (binding 11, shaders/weights_f16.wgsl:
+// [k_0, k_1, W_0 2^k_0 .., W_1 2^k_1 ..] in f16) rather than the f32 parameters: half the
+// bytes a step reads for it, and the same f16 operands (the chunk scales and k_d are powers
+// of two, which leave an f16 rounding as it is). Not with SPLIT, whose lo halves need the
+// f32 weights; only in the build that declares the binding (shaders/weights_f16_read.wgsl;
+// in its place weights_f16_absent.wgsl, where W16 stays false).
+override W16: bool = false;
+const W16_HEAD: u32 = 2u; // halves before the copy's matrices: k_0, k_1
+
+// The recurrent weight at float i of w_source's matrix, for shaders/layer.wgsl's tile loads.
+fn w_at(i: u32) -> f32 {
+    if (W16) {
+        return w16_at(i);
+    }
+    return params[i];
+}
+
+// Where direction d's W_hh starts, for w_at.
+fn w_source(d: u32) -> u32 {
+    return select(w_hh(d), W16_HEAD + d * p.gh * p.rw, W16);
+}
+
+// The power of two direction d's weights carry as w_at reads them (k_d; 0 from the
+// parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
+fn w_exp(d: u32) -> i32 {
+    return select(0, i32(w16_at(d)), W16);
+}
+
 var<workgroup> As: array<f16, AS_LEN>;
 var<workgroup> Bs: array<f16, BS_LEN>;
 var<workgroup> Cs: array<f32, CS_LEN>; // SPARE + 1 slots of 16 x 16
@@ -139,7 +167,8 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
-    let w = w_hh(d);
+    let w = w_source(d);
+    let kw = w_exp(d);
     let threads = 4u * TU;
     var out = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (!recurrent()) {
@@ -176,7 +205,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     scales_first(ls, sbase, max_bits(st), gates_bits(wt));
     for (var i = 0u; i < per; i++) {
         let slot = sbase + i % 2u;
-        let sc = scales_of(slot);
+        let sc = scales_of(slot, kw);
         stage_a4(ls, threads, count, TK, a0, st * sc.to.x);
         stage_bf_gates(ls, b0s, wt, gates, sc.to.y);
         workgroupBarrier();
@@ -221,7 +250,8 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
-    let w = w_hh(d);
+    let w = w_source(d);
+    let kw = w_exp(d);
     let threads = 4u * TU;
     if (!recurrent()) {
         return vec4<f32>(0.0);
@@ -254,7 +284,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
                  max(max_bits(wt.p0), max_bits(wt.p1)));
     for (var i = 0u; i < per; i++) {
         let slot = sbase + i % 2u;
-        let sc = scales_of(slot);
+        let sc = scales_of(slot, kw);
         let sa = sc.to.x;
         let sb = sc.to.y;
         stage_a4(ls, threads, count, TK, a0, st.p0 * sa);

@@ -411,6 +411,13 @@ pub(crate) struct KernelFlags {
     /// Implies tiled f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_chunk_rows: Option<String>,
+    /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
+    /// once per layer call, half the bytes a step reads (where the adapter has a ninth
+    /// storage buffer per stage for it), or `f32`, the parameters, rounded as each chunk is
+    /// staged; the same products either way [default: f16, or the adapter's autotune
+    /// entry]. The split steps (--step-kernel tensor-split) always read the parameters.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["f16", "f32"]))]
+    step_weights: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
     /// 64x64), `big` (128x128 wherever the operands allow), `tall` (256x128, 16x8 outputs per
@@ -499,6 +506,9 @@ impl KernelFlags {
         if let Some(g) = self.gemm {
             t.gemm_tiles = g;
         }
+        if let Some(w) = self.step_weights.as_deref() {
+            t.step_weights_f32 = w == "f32";
+        }
         if self.unchecked {
             t.checked = false;
         }
@@ -514,6 +524,7 @@ impl KernelFlags {
             || self.step_units.is_some()
             || self.step_k_split.is_some()
             || self.step_chunk_rows.is_some()
+            || self.step_weights.is_some()
             || self.gemm.is_some()
             || self.unchecked
             || self.checked

@@ -112,6 +112,11 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             tensor_steps: Some(false),
             ..d
         });
+        // The tensor-core steps on the f32 weights rather than their f16 copy.
+        all.push(Tuning {
+            step_weights_f32: true,
+            ..d
+        });
     }
     if precision == Precision::F32 && split {
         all.push(Tuning {
@@ -150,6 +155,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_chunk_rows,
             t.tensor_steps,
             t.split_steps,
+            t.step_weights_f32,
             t.gemv_steps,
         ) == (
             d.tiled_steps,
@@ -159,6 +165,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_chunk_rows,
             d.tensor_steps,
             d.split_steps,
+            d.step_weights_f32,
             d.gemv_steps,
         )
     };
@@ -172,6 +179,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_chunk_rows: steps.step_chunk_rows,
         tensor_steps: steps.tensor_steps,
         split_steps: steps.split_steps,
+        step_weights_f32: steps.step_weights_f32,
         gemv_steps: steps.gemv_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -311,10 +319,17 @@ mod tests {
                 "every candidate is a different choice"
             );
         }
+        let f16 = single_axis_candidates(Precision::F16, true);
+        let n = f16.len();
         assert_eq!(
-            single_axis_candidates(Precision::F16, true).len(),
-            single_axis_candidates(Precision::F32, false).len() + 1,
+            n,
+            single_axis_candidates(Precision::F32, false).len() + 2,
             "f16 also tries the f32 steps"
+        );
+        assert_eq!(f16[n - 2].tensor_steps, Some(false));
+        assert!(
+            f16[n - 1].step_weights_f32,
+            "and the tensor-core steps on the f32 weights"
         );
         let split = single_axis_candidates(Precision::F32, true);
         let n = split.len();

@@ -14,14 +14,18 @@
 mod gpu_common;
 
 use gpu_common::{
-    compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_net, gpu,
-    lay_out_for_the_h100, layer, rng, suite_cell, tensor_cores_or_emulated,
+    assert_close, compare_stack, compare_stack_scaled, compile_coop_to_spirv, dense_batch,
+    dense_net, gpu, lay_out_for_the_h100, layer, nan_batch, rng, suite_cell,
+    tensor_cores_or_emulated, uniform,
 };
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use wgrnn::backend::wgpu::{
     CellKind, H100_WORKGROUP_BYTES, Precision, SUITE_GRIDS, StepGrid, StepProducts, Tuning,
     cell_module_source, coop_step_bytes, coop_tiles,
 };
 use wgrnn::config::{Activation, CellConfig, GruVariant};
+use wgrnn::{Batch, CpuBackend, Mode, Model, Wants};
 
 const TOL_FWD: f64 = 4e-3;
 const TOL_GRAD: f64 = 5e-3;
@@ -232,6 +236,96 @@ fn split_tensor_steps_match_the_f32_reference() {
     }
 }
 
+/// One forward and backward of `cfg` on `be` with `params`, after a poison pass over NaN
+/// inputs at every step (so rows a run leaves unwritten hold NaN): the outputs, final
+/// states, parameter gradients and input gradients, one after the other.
+fn gpu_pass(
+    be: wgrnn::WgpuBackend,
+    cfg: &wgrnn::config::NetworkConfig,
+    params: &[f32],
+    batch: &Batch<f32>,
+    dout_seed: u64,
+) -> (wgrnn::WgpuBackend, Vec<f32>) {
+    let mut m = Model::new(be, cfg.clone(), 1).expect("gpu model");
+    m.set_params(params).expect("params");
+    let wants = Wants {
+        inputs: true,
+        initial_states: false,
+    };
+    let mut poisoned = nan_batch(batch);
+    poisoned.seq.lengths.fill(batch.seq.time);
+    m.forward(&poisoned, None, Mode::Eval)
+        .expect("poison forward");
+    let dout = uniform(
+        &mut ChaCha8Rng::seed_from_u64(dout_seed),
+        m.outputs().len(),
+        1.0,
+    );
+    m.backward_from(&dout, None, wants)
+        .expect("poison backward");
+    m.zero_grads();
+    m.forward(batch, None, Mode::Eval).expect("forward");
+    let mut all = m.outputs();
+    for s in m.final_states() {
+        all.extend(s.h);
+        all.extend(s.c.unwrap_or_default());
+    }
+    let g = m.backward_from(&dout, None, wants).expect("backward");
+    all.extend(m.grads());
+    all.extend(g.inputs.expect("dx"));
+    (m.into_backend(), all)
+}
+
+/// The rounded tensor-core steps read W_hh from its f16 copy (`shaders/weights_f16.wgsl`,
+/// the default where the adapter has the ninth binding) and give the products they give
+/// from the f32 weights (`--step-weights f32`): the same f16 operands, scaled by other
+/// powers of two. Outputs, states and every gradient agree to 1e-6 (a copy 0.1% off is
+/// 3.5e-4 away), uni- and bidirectional, LSTM and GRU, with W_hh at 1, 2^-24 (below f16's
+/// normal range without the copy's exponent) and 2^12 times its initial scale.
+#[test]
+fn half_weights_give_the_products_of_the_f32_weights() {
+    let Some(mut be) = tensor_gpu() else { return };
+    assert!(
+        be.gpu().spare_binding(),
+        "a ninth storage buffer for the copy"
+    );
+    let mut r = rng("half_weights_give_the_products_of_the_f32_weights");
+    let lengths: Vec<usize> = (0..19).map(|i| [7, 1, 4, 7, 2, 5][i % 6]).collect();
+    let gru = CellConfig::Gru {
+        variant: GruVariant::Pytorch,
+    };
+    for (cell, bi) in [(CellConfig::lstm(false, None), false), (gru, true)] {
+        let cfg = dense_net(3, vec![layer(cell, 65, bi)], None);
+        let batch = dense_batch(&mut r, 3, &lengths);
+        let m = Model::new(CpuBackend::<f32>::new(), cfg.clone(), r.random()).expect("model");
+        let dout_seed: u64 = r.random();
+        for scale in [1.0, 2f32.powi(-24), 2f32.powi(12)] {
+            let mut params = m.params();
+            for e in m
+                .table()
+                .entries()
+                .iter()
+                .filter(|e| e.name.contains("weight_hh"))
+            {
+                params[e.range()].iter_mut().for_each(|w| *w *= scale);
+            }
+            let what = format!("{cfg:?} with W_hh x {scale:e}");
+            let mut runs = Vec::new();
+            for f32_weights in [false, true] {
+                be.set_tuning(Tuning {
+                    step_weights_f32: f32_weights,
+                    ..tensor_steps(32, true)
+                });
+                assert_eq!(be.half_step_weights(19), !f32_weights, "{what}");
+                let (back, all) = gpu_pass(be, &cfg, &params, &batch, dout_seed);
+                be = back;
+                runs.push(all);
+            }
+            assert_close(&what, &runs[0], &runs[1], 1e-6);
+        }
+    }
+}
+
 /// Gradients far below f16's normal range (2^-30 of O(1): what a mean loss over a large batch
 /// gives) and far above it (2^20) reach the backward's recurrent products (dgh_{t+1}, the A
 /// operand) and keep their relative precision: each chunk is scaled into f16's range before
@@ -329,9 +423,13 @@ fn tensor_steps_compile_to_spirv() {
                 .into_iter()
                 .flat_map(|entry| {
                     [16.0, 32.0, 64.0].into_iter().flat_map(move |tu| {
-                        [(1.0, 0.0), (4.0, 0.0), (2.0, 1.0)].map(|(ks, split)| {
-                            (entry, vec![("TU", tu), ("KS", ks), ("SPLIT", split)])
-                        })
+                        // W_hh from the f16 copy or the parameters, rounded or split.
+                        [(1.0, 0.0, 0.0), (4.0, 0.0, 1.0), (2.0, 1.0, 0.0)].map(
+                            |(ks, split, w16)| {
+                                let c = [("TU", tu), ("KS", ks), ("SPLIT", split), ("W16", w16)];
+                                (entry, c.to_vec())
+                            },
+                        )
                     })
                 })
                 .collect();

@@ -160,9 +160,11 @@ fn shader_files_have_headers_and_no_private_arrays() {
 #[test]
 fn compiled_modules_have_no_private_arrays() {
     let modules = module_sources();
-    // 7 single kernels, 5 product families and 4 cells x 5 step products (the f32 tiles
-    // with and without the parameters' vec4 binding), each f32 and f16.
-    assert_eq!(modules.len(), 7 + 2 * (5 + 4 * 5));
+    // 8 single kernels, 5 product families and 4 cells x 7 step products (the f32 tiles
+    // with and without the parameters' vec4 binding, the tensor-core tiles and their
+    // emulation with and without the f16 copy of W_hh, the matrix-vector products), each
+    // f32 and f16.
+    assert_eq!(modules.len(), 8 + 2 * (5 + 4 * 7));
     let mut names: Vec<&str> = modules.iter().map(|(name, _)| *name).collect();
     names.sort();
     names.dedup();
@@ -292,8 +294,9 @@ fn storage_buffers(src: &str) -> Result<Vec<(String, u32)>, String> {
 #[test]
 fn kernels_bind_what_the_adapter_check_asks_for() {
     // Gpu::new refuses adapters with fewer than KERNEL_STORAGE_BUFFERS storage buffers per
-    // stage; only the f32 step tiles' build with the parameters' vec4 binding takes one more,
-    // and only where the adapter has it (the `_8buffers` build stands in elsewhere).
+    // stage; only the step tiles' builds with a ninth binding (the f32 tiles' vec4 view of
+    // the parameters, the tensor-core tiles' f16 copy of W_hh) take one more, and only where
+    // the adapter has it (the `_8buffers` build stands in elsewhere).
     let modules = module_sources();
     let mut most = 0;
     for (name, src) in &modules {

@@ -15,6 +15,7 @@ mod layer;
 mod loss;
 mod lstm_cell;
 mod optim;
+pub mod weights_f16;
 
 use std::marker::PhantomData;
 

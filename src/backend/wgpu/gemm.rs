@@ -43,9 +43,11 @@ pub(super) static GEMM256: StorageVariants =
     StorageVariants::new(["gemm256", "gemm256_b16"], "BT", GEMM256_WGSL);
 
 /// `shaders/gemm_coop.wgsl` after the operand loads it shares with the 128x128 tile and the
-/// chunk scales it shares with the tensor-core step products.
+/// chunk scales it shares with the tensor-core step products (and their exponent rule with
+/// the f16 copy of the recurrent weights).
 const GEMM_COOP_WGSL: &str = concat!(
     include_str!("../../../shaders/gemm_operands.wgsl"),
+    include_str!("../../../shaders/f16_range.wgsl"),
     include_str!("../../../shaders/coop_scale.wgsl"),
     include_str!("../../../shaders/gemm_coop.wgsl")
 );
@@ -66,6 +68,7 @@ pub(super) static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_co
     "BT",
     concat!(
         include_str!("../../../shaders/gemm_operands.wgsl"),
+        include_str!("../../../shaders/f16_range.wgsl"),
         include_str!("../../../shaders/coop_scale.wgsl"),
         include_str!("../../../shaders/gemm_coop.wgsl"),
         include_str!("../../../shaders/coop_emulated.wgsl")

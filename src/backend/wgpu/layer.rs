@@ -4,6 +4,7 @@
 //! GEMMs summed over all steps. The cell kinds provide the step kernels (`GpuCell`); this
 //! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
 
+use std::cell::{Cell, OnceCell};
 use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
@@ -13,6 +14,7 @@ use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
 use super::runtime::{Kernel, Shader};
+use super::weights_f16::weights_f16;
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
 use crate::config::{Activation, CellConfig};
@@ -59,10 +61,11 @@ impl StepProducts {
     }
 }
 
-/// A cell's kernel file: `shaders/coop_scale.wgsl` (for the tensor-core products),
-/// `shaders/layer.wgsl`, the step products (`StepProducts`; the f32 tiles with
-/// `shaders/params_vec4.wgsl` or, for adapters without a storage buffer to spare, its scalar
-/// twin), then the cell's own file; its cache storage type `CT` is f32, or f16 under
+/// A cell's kernel file: `shaders/f16_range.wgsl` and `shaders/coop_scale.wgsl` (for the
+/// tensor-core products), `shaders/layer.wgsl`, the step products (`StepProducts`; the f32
+/// tiles with `shaders/params_vec4.wgsl`, the tensor-core tiles with
+/// `shaders/weights_f16_read.wgsl`, or for adapters without a storage buffer to spare their
+/// twins without a binding), then the cell's own file; its cache storage type `CT` is f32, or f16 under
 /// `Precision::F16`. Each build is expanded (`codegen`) and made on first use.
 pub(super) struct CellShader {
     stem: &'static str,
@@ -85,10 +88,11 @@ impl CellShader {
     }
 
     /// The build for an f16 (`f16`) or f32 cache whose tiled steps compute their products
-    /// as `products` says; the f32 tiles' with the parameters' vec4 binding where `spare`
-    /// (`Gpu::spare_binding`), else their scalar loads (`_8buffers`).
+    /// as `products` says; the f32 tiles' with the parameters' vec4 binding and the
+    /// tensor-core tiles' with the f16 copy of W_hh where `spare` (`Gpu::spare_binding`),
+    /// else without that ninth binding (`_8buffers`).
     pub fn get(&self, f16: bool, products: StepProducts, spare: bool) -> &Shader {
-        let narrow = products == StepProducts::F32 && !spare;
+        let narrow = products != StepProducts::Gemv && !spare;
         self.built[f16 as usize][products.index()][narrow as usize].get_or_init(|| {
             let name = format!(
                 "{}{}{}{}",
@@ -111,18 +115,22 @@ const STEP_TILES_WGSL: &str = include_str!("../../../shaders/step_tiles.wgsl");
 const STEP_COOP_WGSL: &str = include_str!("../../../shaders/step_coop.wgsl");
 const STEP_GEMV_WGSL: &str = include_str!("../../../shaders/step_gemv.wgsl");
 const TILE_UPDATE_WGSL: &str = include_str!("../../../shaders/tile_update.wgsl");
+const F16_RANGE_WGSL: &str = include_str!("../../../shaders/f16_range.wgsl");
 const COOP_SCALE_WGSL: &str = include_str!("../../../shaders/coop_scale.wgsl");
+const WEIGHTS_F16_READ_WGSL: &str = include_str!("../../../shaders/weights_f16_read.wgsl");
+const WEIGHTS_F16_ABSENT_WGSL: &str = include_str!("../../../shaders/weights_f16_absent.wgsl");
 const COOP_EMULATED_WGSL: &str = include_str!("../../../shaders/coop_emulated.wgsl");
 const PARAMS_VEC4_WGSL: &str = include_str!("../../../shaders/params_vec4.wgsl");
 const PARAMS_VEC4_SCALAR_WGSL: &str = include_str!("../../../shaders/params_vec4_scalar.wgsl");
 
 /// The expanded source of a cell's kernels (see [`CellShader`]; with the tiled steps' cell
-/// updates where `tiled`); the f32 tiles' with the parameters' vec4 binding where `spare`.
+/// updates where `tiled`); the f32 tiles' with the parameters' vec4 binding and the
+/// tensor-core tiles' with the f16 copy of W_hh where `spare`.
 fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare: bool) -> String {
-    let vec4 = if spare {
-        PARAMS_VEC4_WGSL
+    let (vec4, w16) = if spare {
+        (PARAMS_VEC4_WGSL, WEIGHTS_F16_READ_WGSL)
     } else {
-        PARAMS_VEC4_SCALAR_WGSL
+        (PARAMS_VEC4_SCALAR_WGSL, WEIGHTS_F16_ABSENT_WGSL)
     };
     // The products, then (for cells with tiled steps) their cell updates, then the cell.
     let (coop, mut parts) = match products {
@@ -130,13 +138,21 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
         StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL]),
         StepProducts::Tensor => (
             CoopOps::Hardware,
-            vec![COOP_SCALE_WGSL, LAYER_WGSL, STEP_COOP_WGSL],
+            vec![
+                F16_RANGE_WGSL,
+                COOP_SCALE_WGSL,
+                LAYER_WGSL,
+                w16,
+                STEP_COOP_WGSL,
+            ],
         ),
         StepProducts::TensorEmulated => (
             CoopOps::Emulated,
             vec![
+                F16_RANGE_WGSL,
                 COOP_SCALE_WGSL,
                 LAYER_WGSL,
+                w16,
                 STEP_COOP_WGSL,
                 COOP_EMULATED_WGSL,
             ],
@@ -342,6 +358,17 @@ impl Layout {
     }
 }
 
+/// What a tiled step pipeline binds at 11, besides the bindings every step has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ninth {
+    None,
+    /// The parameters again, as vec4s (the f32 tiles, `shaders/params_vec4.wgsl`).
+    Params,
+    /// The call's f16 copy of W_hh (the tensor-core tiles, `shaders/weights_f16_read.wgsl`;
+    /// the dummy buffer where the steps read the parameters).
+    HalfWeights,
+}
+
 /// What a cell's kernels see of one layer call.
 pub(super) struct Call<'a> {
     pub be: &'a WgpuBackend,
@@ -359,6 +386,12 @@ pub(super) struct Call<'a> {
     pub has_state: bool,
     /// Steps of the longest sequence.
     pub steps: usize,
+    /// The f16 copy of W_hh the rounded tensor-core steps read (binding 11,
+    /// `weights_f16`), made by the first step kernel of this call that reads it
+    /// ([`Call::half_weights`]).
+    pub w16: OnceCell<GpuBuffer>,
+    /// Whether the dispatch recorded last read W_hh from that copy (for its cost).
+    pub read_w16: Cell<bool>,
 }
 
 impl Call<'_> {
@@ -416,7 +449,8 @@ impl Call<'_> {
         let (b, d) = (self.lay.batch as f64, self.lay.dirs as f64);
         let (rows, k) = (rows as f64, k as f64);
         let flops = 2.0 * b * d * rows * k;
-        let bytes = 4.0 * d * (rows * k + b * (rows + k));
+        let weight = if self.read_w16.get() { 2.0 } else { 4.0 };
+        let bytes = d * (weight * rows * k + 4.0 * b * (rows + k));
         self.be.gpu.cost(flops, bytes);
     }
 
@@ -563,11 +597,11 @@ impl Call<'_> {
         ];
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
-        let (pipeline, f32_tiles) = if entry.ends_with("_tiled") {
+        let (pipeline, ninth) = if entry.ends_with("_tiled") {
             self.tiled_pipeline(shader, entry, &options, f16, spare)
         } else {
             let p = gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &options);
-            (p, false)
+            (p, Ninth::None)
         };
         let mut bindings = vec![
             (1, self.params),
@@ -576,19 +610,21 @@ impl Call<'_> {
             (6, self.lengths),
             (10, self.gates),
         ];
-        // The f32 tiles' steps read W_hh also as vec4s (`params4`) where the build binds it.
-        if f32_tiles && spare {
-            bindings.push((11, self.params));
+        let read_w16 = ninth == Ninth::HalfWeights && self.half_weights();
+        match ninth {
+            Ninth::None => {}
+            Ninth::Params => bindings.push((11, self.params)),
+            Ninth::HalfWeights if read_w16 => bindings.push((11, self.w16_copy())),
+            Ninth::HalfWeights => bindings.push((11, &self.be.dummy)),
         }
+        self.read_w16.set(read_w16);
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
 
     /// The pipeline of the tiled step entry `entry` of `shader` for this call, with the
-    /// cell's `options`, and whether it is the f32 tiles' (`shaders/step_tiles.wgsl`, which
-    /// bind W_hh a second time as vec4s where `spare`): the tensor-core build where the
-    /// products are theirs and it compiles, else the matrix-vector products or the f32
-    /// tiles.
+    /// cell's `options`, and what it binds at 11: the tensor-core build where the products
+    /// are theirs and it compiles, else the matrix-vector products or the f32 tiles.
     fn tiled_pipeline(
         &self,
         shader: &'static CellShader,
@@ -596,7 +632,7 @@ impl Call<'_> {
         options: &[(&'static str, f64)],
         f16: bool,
         spare: bool,
-    ) -> (Kernel, bool) {
+    ) -> (Kernel, Ninth) {
         let gpu = &self.be.gpu;
         let products = self.products();
         if products == StepProducts::Gemv {
@@ -606,7 +642,7 @@ impl Call<'_> {
             let constants = [options, &shape].concat();
             return (
                 gpu.pipeline(shader.get(f16, products, spare), entry, &constants),
-                false,
+                Ninth::None,
             );
         }
         // The width this call's grid was made for (`tiles`) and the f32 tiles' chunks at it,
@@ -618,12 +654,14 @@ impl Call<'_> {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             let ks = ("KS", self.coop_tiles().1 as f64);
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
+            let w16 = ("W16", self.half_weights() as u32 as f64);
             match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
-                &[options, &[tu, ks, split]].concat(),
+                &[options, &[tu, ks, split, w16]].concat(),
             ) {
-                Ok(p) => return (p, false),
+                Ok(p) if spare => return (p, Ninth::HalfWeights),
+                Ok(p) => return (p, Ninth::None),
                 Err(why) => gpu.give_up_tensor_cores("recurrent step", &why),
             }
         }
@@ -639,7 +677,26 @@ impl Call<'_> {
         ];
         let constants = [options, &[tu, blocked], &chunks].concat();
         let shader = shader.get(f16, StepProducts::F32, spare);
-        (gpu.pipeline(shader, entry, &constants), true)
+        let ninth = if spare { Ninth::Params } else { Ninth::None };
+        (gpu.pipeline(shader, entry, &constants), ninth)
+    }
+
+    /// Whether this call's tensor-core steps read W_hh from its f16 copy: where they are
+    /// the rounded products of a recurrent layer, on an adapter with the binding for it,
+    /// and the tuning does not keep them on the f32 weights
+    /// ([`WgpuBackend::half_step_weights`]).
+    fn half_weights(&self) -> bool {
+        self.plan.recurrent && self.be.half_step_weights(self.lay.batch)
+    }
+
+    /// The f16 copy of W_hh (`weights_f16`), recorded before the first step kernel that
+    /// reads it, so a call whose steps all take other kernels (an LSTM's backward with a
+    /// projection) makes none.
+    fn w16_copy(&self) -> &GpuBuffer {
+        self.w16.get_or_init(|| {
+            let at: Vec<usize> = self.plan.dirs.iter().map(|d| d.w_hh).collect();
+            weights_f16(&self.be.gpu, self.params, &at, self.lay.gh * self.lay.rw)
+        })
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7) over explicit
@@ -1305,6 +1362,8 @@ pub(super) fn layer_forward(
         lengths: &lengths,
         has_state: init.is_some(),
         steps: steps(seq),
+        w16: OnceCell::new(),
+        read_w16: Cell::new(false),
     };
     let l = &c.lay;
     be.gpu.clear(y);
@@ -1400,6 +1459,8 @@ pub(super) fn layer_backward(
         lengths: &lengths,
         has_state: dlast.is_some(),
         steps: steps(seq),
+        w16: OnceCell::new(),
+        read_w16: Cell::new(false),
     };
     let l = &c.lay;
     let (st_h, st_c) = match &dlast {

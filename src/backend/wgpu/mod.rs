@@ -29,6 +29,7 @@ pub use layer::{
 mod loss;
 mod lstm_cell;
 mod optim;
+pub mod weights_f16;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -49,7 +50,7 @@ pub use runtime::{Gpu, GpuBuffer, Kernel, KernelTime, Readback};
 /// developers' guide's rules on the modules as compiled.
 pub fn module_sources() -> Vec<(&'static str, String)> {
     use runtime::Shader;
-    let plain: [&Shader; 7] = [
+    let plain: [&Shader; 8] = [
         &clip::CLIP,
         &dropout::DROPOUT,
         &encode::ENCODE,
@@ -57,6 +58,7 @@ pub fn module_sources() -> Vec<(&'static str, String)> {
         &head::POOL,
         &loss::LOSS,
         &optim::OPTIM,
+        &weights_f16::WEIGHTS_F16,
     ];
     let variants = [
         &gemm::GEMM,
@@ -72,8 +74,15 @@ pub fn module_sources() -> Vec<(&'static str, String)> {
             for products in StepProducts::ALL {
                 shaders.push(layer::cell_shader(cell).get(f16, products, true));
             }
-            // The f32 tiles for adapters with only 8 storage buffers per stage.
-            shaders.push(layer::cell_shader(cell).get(f16, StepProducts::F32, false));
+            // The f32 and tensor-core tiles for adapters with only 8 storage buffers per
+            // stage.
+            for products in [
+                StepProducts::F32,
+                StepProducts::Tensor,
+                StepProducts::TensorEmulated,
+            ] {
+                shaders.push(layer::cell_shader(cell).get(f16, products, false));
+            }
         }
     }
     shaders
@@ -166,6 +175,13 @@ pub struct Tuning {
     /// short). Only with `tensor_steps: Some(true)`. Default: off until measured on a GPU.
     #[serde(default)]
     pub split_steps: bool,
+    /// The rounded tensor-core steps read W_hh from the f32 parameters, scaling and rounding
+    /// it as they stage each chunk, instead of from an f16 copy made once per layer call
+    /// (`shaders/weights_f16.wgsl`: half the bytes a step reads for W_hh, the same f16
+    /// operands; BENCHMARKS.md, entry 54). Default: off (the copy), where the adapter has a
+    /// ninth storage buffer per stage for it.
+    #[serde(default)]
+    pub step_weights_f32: bool,
     /// The tiled steps' recurrent products as matrix-vector products for few sequences
     /// (`shaders/step_gemv.wgsl`: 4 sequences and 8 units per workgroup, each weight loaded
     /// by one invocation straight into a register, 16 loads in flight, no barrier between
@@ -278,7 +294,12 @@ impl Tuning {
             64 => String::new(),
             r => format!(" chunkrows={r}"),
         };
-        format!("steps={steps} units={units}{split}{rows} gemm={gemm} {checks}")
+        let weights = if self.step_weights_f32 {
+            " weights=f32"
+        } else {
+            ""
+        };
+        format!("steps={steps} units={units}{split}{rows}{weights} gemm={gemm} {checks}")
     }
 }
 
@@ -292,6 +313,7 @@ impl Default for Tuning {
             step_chunk_rows: 64,
             tensor_steps: None,
             split_steps: false,
+            step_weights_f32: false,
             gemv_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
@@ -652,8 +674,8 @@ impl WgpuBackend {
 
     /// The step tiles a model of `shape` runs its steps in (the widest layer's), in words:
     /// `32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), 128
-    /// workgroups of 512 invocations` for the f32 tiles, `tensor cores, 32 units x 16
-    /// sequences, 4 K slices, ...` for the tensor-core ones; `None` where another kernel
+    /// workgroups of 512 invocations` for the f32 tiles, `tensor cores reading an f16 copy
+    /// of W_hh, 32 units x 16 sequences, 4 K slices, ...` for the tensor-core ones; `None` where another kernel
     /// runs them (matrix-vector, blocked or row-wise). What `wgrnn bench` reports with each
     /// configuration, so a timing says what ran.
     pub fn step_tiles_label(&self, shape: &autotune::Shape) -> Option<String> {
@@ -664,6 +686,8 @@ impl WgpuBackend {
             let groups = grid.workgroups(tu);
             let split = if self.tuning.split_steps {
                 " in split f16 halves"
+            } else if self.half_step_weights(shape.batch) {
+                " reading an f16 copy of W_hh"
             } else {
                 ""
             };
@@ -709,6 +733,17 @@ impl WgpuBackend {
     /// (`--step-kernel tensor-split`: f32 accuracy).
     pub fn split_step_products(&self) -> bool {
         self.tensor_step_products() && self.tuning.split_steps
+    }
+
+    /// Whether the recurrent steps of `batch` sequences read W_hh from an f16 copy made once
+    /// per layer call (`weights_f16`): where they are the rounded tensor-core products (not
+    /// split), the adapter has the ninth storage buffer the copy binds, and the tuning does
+    /// not keep them on the parameters ([`Tuning::step_weights_f32`]).
+    pub fn half_step_weights(&self, batch: usize) -> bool {
+        self.step_products_for(batch).on_tensor_cores()
+            && !self.tuning.split_steps
+            && !self.tuning.step_weights_f32
+            && self.gpu.spare_binding()
     }
 
     /// How layer caches are stored.

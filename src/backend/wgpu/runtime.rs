@@ -775,6 +775,13 @@ impl Gpu {
         self.zeroed(len, true)
     }
 
+    /// A buffer of `len` f16 elements whose contents are undefined (for outputs every
+    /// element of which is written before it is read; needs [`Gpu::has_f16`]).
+    pub fn buffer_f16_uninit(&self, len: usize) -> GpuBuffer {
+        assert!(self.has_f16(), "f16 buffers need SHADER_F16");
+        self.alloc(len, true).0
+    }
+
     /// Whether kernels may use f16 (the adapter offers `SHADER_F16`).
     pub fn has_f16(&self) -> bool {
         self.device.features().contains(wgpu::Features::SHADER_F16)
