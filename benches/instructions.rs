@@ -189,11 +189,47 @@ fn update_cases() -> Vec<Case> {
 /// an assumption, not a measurement.
 const L2_BYTES_PER_S: f64 = 6e12;
 
-/// What the f32 step tiles read from L2 a step, forward and backward, for each suite
-/// configuration at its tiles by the grid (the default), at one K slice (before entry 48)
-/// and in 16-unit tiles at four: every workgroup of 16 sequences reads its units' rows of
-/// W_hh (so W_hh once per 16 sequences) and stages all its sequences' states (forward, H a
-/// sequence) or dgh (backward, gates x H), so each unit tile restages them.
+/// What step tiles of `tu` units read from L2 a step for `grid`, in bytes: (W_hh, the
+/// states, dgh). Every workgroup of 16 sequences reads its units' rows of W_hh (so W_hh once
+/// per 16 sequences, at `weight_bytes` a weight) and stages all its sequences' states
+/// (forward, H a sequence) or dgh (backward, gates x H) in f32, so each unit tile restages
+/// them.
+fn step_reads(grid: StepGrid, tu: usize, weight_bytes: f64) -> (f64, f64, f64) {
+    let StepGrid {
+        hidden,
+        batch,
+        dirs,
+        gates,
+    } = grid;
+    let w = weight_bytes * (gates * hidden * hidden * batch.div_ceil(16) * dirs) as f64;
+    let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
+    (
+        w,
+        4.0 * tiles * hidden as f64,
+        4.0 * tiles * (gates * hidden) as f64,
+    )
+}
+
+/// The suite's configurations whose steps run in tiles by default (batch1 runs the
+/// matrix-vector products).
+fn tiled_suite() -> impl Iterator<Item = (&'static str, StepGrid)> {
+    SUITE_GRIDS
+        .into_iter()
+        .filter(|(name, _)| *name != "batch1")
+}
+
+fn mib(bytes: f64) -> f64 {
+    bytes / (1u64 << 20) as f64
+}
+
+/// Microseconds `bytes` take at [`L2_BYTES_PER_S`].
+fn l2_us(bytes: f64) -> f64 {
+    1e6 * bytes / L2_BYTES_PER_S
+}
+
+/// What the f32 step tiles read from L2 a step, forward and backward (`step_reads`), for
+/// each suite configuration at its tiles by the grid (the default), at one K slice (before
+/// entry 48) and in 16-unit tiles at four.
 fn traffic_table() {
     println!(
         "\nL2 reads of the f32 step tiles a step (one layer and direction set; MiB): W_hh once \
@@ -205,31 +241,14 @@ fn traffic_table() {
         "| config | tiles (TU, KS, rows) | workgroups x invocations | forward W_hh + states | backward W_hh^T + dgh | us at that bandwidth (fwd, bwd) |"
     );
     println!("|---|---|---|---|---|---|");
-    let mib = |b: f64| b / (1u64 << 20) as f64;
-    // batch1 runs the matrix-vector products by default.
-    for (name, grid) in SUITE_GRIDS
-        .into_iter()
-        .filter(|(name, _)| *name != "batch1")
-    {
-        let StepGrid {
-            hidden,
-            batch,
-            dirs,
-            gates,
-        } = grid;
+    for (name, grid) in tiled_suite() {
         for (what, units, k_split) in [
             ("by the grid", None, None),
             ("one slice", None, Some(1)),
             ("16 units", Some(16), Some(4)),
         ] {
             let (tu, c) = h100_tiles(grid, units, k_split);
-            let w = 4.0 * (gates * hidden * hidden * batch.div_ceil(16) * dirs) as f64;
-            let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
-            let (states, dgh) = (
-                4.0 * tiles * hidden as f64,
-                4.0 * tiles * (gates * hidden) as f64,
-            );
-            let us = |b: f64| 1e6 * b / L2_BYTES_PER_S;
+            let (w, states, dgh) = step_reads(grid, tu, 4.0);
             println!(
                 "| {name} | {what}: {tu}, {}, {} | {} x {} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} |",
                 c.ks,
@@ -240,19 +259,18 @@ fn traffic_table() {
                 mib(states),
                 mib(w),
                 mib(dgh),
-                us(w + states),
-                us(w + dgh),
+                l2_us(w + states),
+                l2_us(w + dgh),
             );
         }
     }
 }
 
-/// What the rounded tensor-core step tiles read from L2 a step at their H100 layout by the
-/// grid, with W_hh read from the f32 parameters (`--step-weights f32`) and from its f16
-/// copy (the default, entry 54): the same rule as `traffic_table`, W_hh at 4 or 2 bytes a
-/// weight (the states and dgh they stage stay f32), and the copy's own pass (it reads W_hh
-/// twice and writes it once in f16, for the forward and again for the backward of a layer
-/// call), spread over the call's `steps`.
+/// What the rounded tensor-core step tiles read from L2 a step (`step_reads`) at their H100
+/// layout by the grid, with W_hh read from the f32 parameters (`--step-weights f32`) and
+/// from its f16 copy (the default, entry 54), and the copy's own pass (it reads W_hh twice
+/// and writes it once in f16, for the forward and again for the backward of a layer call),
+/// spread over the call's `steps`.
 fn coop_traffic_table(steps: usize) {
     println!(
         "\nL2 reads of the rounded tensor-core step tiles a step (MiB), W_hh from the f32 \
@@ -264,27 +282,11 @@ fn coop_traffic_table(steps: usize) {
         "| config | tensor tiles (TU, KS) | forward W_hh + states | backward W_hh^T + dgh | us (fwd, bwd) | f16 copy: forward | f16 copy: backward | f16 copy: us (fwd, bwd) | copy pass a step, us |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let mib = |b: f64| b / (1u64 << 20) as f64;
-    let us = |b: f64| 1e6 * b / L2_BYTES_PER_S;
-    for (name, grid) in SUITE_GRIDS
-        .into_iter()
-        .filter(|(name, _)| *name != "batch1")
-    {
-        let StepGrid {
-            hidden,
-            batch,
-            dirs,
-            gates,
-        } = grid;
+    for (name, grid) in tiled_suite() {
         let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
-        let weights = (gates * hidden * hidden * dirs) as f64;
-        let reads = weights * batch.div_ceil(16) as f64;
-        let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
-        let (states, dgh) = (
-            4.0 * tiles * hidden as f64,
-            4.0 * tiles * (gates * hidden) as f64,
-        );
-        let (w32, w16) = (4.0 * reads, 2.0 * reads);
+        let (w32, states, dgh) = step_reads(grid, tu, 4.0);
+        let (w16, _, _) = step_reads(grid, tu, 2.0);
+        let weights = (grid.gates * grid.hidden * grid.hidden * grid.dirs) as f64;
         let copy = 10.0 * weights / steps as f64;
         println!(
             "| {name} | {tu}, {ks} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.2} |",
@@ -292,15 +294,15 @@ fn coop_traffic_table(steps: usize) {
             mib(states),
             mib(w32),
             mib(dgh),
-            us(w32 + states),
-            us(w32 + dgh),
+            l2_us(w32 + states),
+            l2_us(w32 + dgh),
             mib(w16),
             mib(states),
             mib(w16),
             mib(dgh),
-            us(w16 + states),
-            us(w16 + dgh),
-            us(copy),
+            l2_us(w16 + states),
+            l2_us(w16 + dgh),
+            l2_us(copy),
         );
     }
 }

@@ -133,29 +133,20 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
         (PARAMS_VEC4_SCALAR_WGSL, WEIGHTS_F16_ABSENT_WGSL)
     };
     // The products, then (for cells with tiled steps) their cell updates, then the cell.
-    let (coop, mut parts) = match products {
+    let coop = [
+        F16_RANGE_WGSL,
+        COOP_SCALE_WGSL,
+        LAYER_WGSL,
+        w16,
+        STEP_COOP_WGSL,
+    ];
+    let (ops, mut parts) = match products {
         StepProducts::F32 => (CoopOps::Hardware, vec![LAYER_WGSL, vec4, STEP_TILES_WGSL]),
         StepProducts::Gemv => (CoopOps::Hardware, vec![LAYER_WGSL, STEP_GEMV_WGSL]),
-        StepProducts::Tensor => (
-            CoopOps::Hardware,
-            vec![
-                F16_RANGE_WGSL,
-                COOP_SCALE_WGSL,
-                LAYER_WGSL,
-                w16,
-                STEP_COOP_WGSL,
-            ],
-        ),
+        StepProducts::Tensor => (CoopOps::Hardware, coop.to_vec()),
         StepProducts::TensorEmulated => (
             CoopOps::Emulated,
-            vec![
-                F16_RANGE_WGSL,
-                COOP_SCALE_WGSL,
-                LAYER_WGSL,
-                w16,
-                STEP_COOP_WGSL,
-                COOP_EMULATED_WGSL,
-            ],
+            [&coop[..], &[COOP_EMULATED_WGSL]].concat(),
         ),
     };
     if tiled {
@@ -165,7 +156,7 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
     format!(
         "{}{}",
         storage_prelude("CT", f16),
-        expand_with(&parts.concat(), coop)
+        expand_with(&parts.concat(), ops)
     )
 }
 
