@@ -629,6 +629,30 @@ pub(crate) fn apply_kernel_flags(
         );
     }
     be.set_tuning(tuning);
+    if let Some(w) = flags.step_weights.as_deref() {
+        let why = if !be.tensor_step_products() {
+            "only the tensor-core steps (--step-kernel tensor, or --precision f16 where the \
+             adapter has tensor cores) read W_hh in f16"
+                .to_string()
+        } else if w == "f16" && be.split_step_products() {
+            "the split tensor-core steps read the f32 weights (their lo halves need them)"
+                .to_string()
+        } else if w == "f16" && !be.gpu().spare_binding() {
+            format!(
+                "the f16 copy needs a ninth storage buffer per shader stage, which adapter \
+                 `{}` does not have",
+                be.gpu().info().name
+            )
+        } else {
+            String::new()
+        };
+        if !why.is_empty() {
+            bail!(
+                "--step-weights {w}: {why}; not with `{}`",
+                be.tuning().label()
+            );
+        }
+    }
     if let Some(n) = flags.submit_first {
         be.gpu().set_first_submission(n);
     }

@@ -335,6 +335,47 @@ fn check_with_tensor_products() {
 /// on the matrix units where the adapter has them, else emulated and laid out for the
 /// H100's 48 KiB (lavapipe reports 32). Where the tile does not fit, and without matrix
 /// units, the flag is refused with the reason.
+/// `--step-weights` chooses where the tensor-core steps read W_hh, and is refused by name
+/// where it chooses nothing: steps that are not on the tensor cores, or an f16 copy for
+/// the split steps, whose lo halves need the f32 weights.
+#[test]
+fn step_weights_are_refused_where_they_choose_nothing() {
+    let emulate = [("WGRNN_EMULATE_TENSOR_CORES", "1")];
+    for (flags, env, want) in [
+        (
+            &["--step-weights", "f32"][..],
+            &[][..],
+            "--step-weights f32: only the tensor-core steps",
+        ),
+        (
+            &["--step-kernel", "tiled", "--step-weights", "f16"][..],
+            &emulate[..],
+            "--step-weights f16: only the tensor-core steps",
+        ),
+        (
+            &["--step-kernel", "tensor-split", "--step-weights", "f16"][..],
+            &emulate[..],
+            "--step-weights f16: the split tensor-core steps read the f32 weights",
+        ),
+    ] {
+        let o = wgrnn_env(&stack_check("lstm", flags), env);
+        let err = stderr(&o);
+        assert!(
+            !o.status.success() && err.contains(want) && err.contains("not with `steps="),
+            "{flags:?}: {err}"
+        );
+    }
+    // Where they choose, the label says the f32 reads.
+    let flags = ["--step-kernel", "tensor", "--step-weights", "f32"];
+    let o = wgrnn_env(&stack_check("lstm", &flags), &emulate);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(
+        out.contains("steps=tensor units=auto weights=f32 "),
+        "{out}"
+    );
+}
+
 #[test]
 fn check_with_split_tensor_products() {
     let args = |memory: &'static str| {
