@@ -13,12 +13,13 @@
 // weights_max (workgroups of 256 x (G, D), a grid-stride loop over each matrix):
 //   0 uniform P   len (elements of one matrix), at0, at1 (W_d's offsets in params), groups G
 //   1 params f32[]      read
-//   2 maxima u32[D]     read_write (atomic): the bits of max |W_d|, zeroed by the host before
+//   2 maxima u32[D * G] read_write: maxima[d G + w] = the bits of max |W_d| over workgroup
+//                       w's elements (every one written: no clearing before)
 //
-// weights_copy (the same grid):
+// weights_copy (the same grid; each workgroup first gathers its direction's G maxima):
 //   0 uniform P   as above
 //   1 params f32[]      read
-//   2 maxima u32[D]     read_write (atomic; only loaded)
+//   2 maxima u32[D * G] read
 //   3 copy   f16[HEAD + D * len] read_write
 
 enable f16;
@@ -33,7 +34,7 @@ const HEAD: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
-@group(0) @binding(2) var<storage, read_write> maxima: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> maxima: array<u32>;
 @group(0) @binding(3) var<storage, read_write> copy: array<f16>;
 
 var<workgroup> wg_max: atomic<u32>;
@@ -58,7 +59,7 @@ fn weights_max(@builtin(local_invocation_index) l: u32,
     atomicMax(&wg_max, bits);
     workgroupBarrier();
     if (l == 0u) {
-        atomicMax(&maxima[wg.y], atomicLoad(&wg_max));
+        maxima[wg.y * p.groups + wg.x] = atomicLoad(&wg_max);
     }
 }
 
@@ -67,7 +68,17 @@ fn weights_copy(@builtin(local_invocation_index) l: u32,
                 @builtin(workgroup_id) wg: vec3<u32>) {
     let d = wg.y;
     let at = at_of(d);
-    let k = chunk_exp(atomicLoad(&maxima[d]));
+    if (l == 0u) {
+        atomicStore(&wg_max, 0u);
+    }
+    workgroupBarrier();
+    var bits = 0u;
+    for (var w = l; w < p.groups; w += 256u) {
+        bits = max(bits, maxima[d * p.groups + w]);
+    }
+    atomicMax(&wg_max, bits);
+    workgroupBarrier();
+    let k = chunk_exp(atomicLoad(&wg_max));
     let s = ldexp(1.0, k);
     if (wg.x == 0u && l == 0u) {
         copy[d] = f16(f32(k));

@@ -30,10 +30,10 @@ pub fn weights_f16(gpu: &Gpu, params: &GpuBuffer, at: &[usize], len: usize) -> G
         at.len()
     );
     let dirs = at.len();
-    // Zeroed: the maxima start from 0 (a new buffer or a recorded clear).
-    let maxima = gpu.buffer(dirs);
-    let copy = gpu.buffer_f16_uninit(WEIGHTS_F16_HEAD + dirs * len);
     let groups = len.div_ceil(256).clamp(1, MAX_GROUPS);
+    // Each workgroup's maximum, every one written by the first pass.
+    let maxima = gpu.buffer_uninit(dirs * groups);
+    let copy = gpu.buffer_f16_uninit(WEIGHTS_F16_HEAD + dirs * len);
     let words = [len as u32, at[0] as u32, at[dirs - 1] as u32, groups as u32];
     let grid = [groups as u32, dirs as u32, 1];
     let max = gpu.pipeline(&WEIGHTS_F16, "weights_max", &[]);
