@@ -413,10 +413,12 @@ pub(crate) struct KernelFlags {
     step_chunk_rows: Option<String>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
     /// once per layer call, half the bytes a step reads (where the adapter has a ninth
-    /// storage buffer per stage for it), or `f32`, the parameters, rounded as each chunk is
-    /// staged; the same products either way [default: f16, or the adapter's autotune
-    /// entry]. The split steps (--step-kernel tensor-split) always read the parameters.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["f16", "f32"]))]
+    /// storage buffer per stage for it), `f32`, the parameters, rounded as each chunk is
+    /// staged, or `auto`, the copy where it saves more traffic than it costs (not for a
+    /// call of a few steps or a small layer); the same products either way [default: auto,
+    /// or the adapter's autotune entry]. The split steps (--step-kernel tensor-split)
+    /// always read the parameters.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["auto", "f16", "f32"]))]
     step_weights: Option<String>,
     /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
     /// tensor cores under --precision f16 where the adapter has them), `small` (always
@@ -507,7 +509,11 @@ impl KernelFlags {
             t.gemm_tiles = g;
         }
         if let Some(w) = self.step_weights.as_deref() {
-            t.step_weights_f32 = w == "f32";
+            t.half_step_weights = match w {
+                "f16" => Some(true),
+                "f32" => Some(false),
+                _ => None,
+            };
         }
         if self.unchecked {
             t.checked = false;
@@ -629,7 +635,7 @@ pub(crate) fn apply_kernel_flags(
         );
     }
     be.set_tuning(tuning);
-    if let Some(w) = flags.step_weights.as_deref() {
+    if let Some(w) = flags.step_weights.as_deref().filter(|&w| w != "auto") {
         let why = if !be.tensor_step_products() {
             "only the tensor-core steps (--step-kernel tensor, or --precision f16 where the \
              adapter has tensor cores) read W_hh in f16"
@@ -1202,7 +1208,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let tensor_steps = be.tensor_step_products() && !split_steps;
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
-                let step_tiles = be.step_tiles_label(&shape);
+                let step_tiles = be.step_tiles_label(&shape, c.seq);
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {

@@ -112,9 +112,9 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             tensor_steps: Some(false),
             ..d
         });
-        // The tensor-core steps on the f32 weights rather than their f16 copy.
+        // The tensor-core steps on the f32 weights rather than their f16 copy where it pays.
         all.push(Tuning {
-            step_weights_f32: true,
+            half_step_weights: Some(false),
             ..d
         });
     }
@@ -155,7 +155,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_chunk_rows,
             t.tensor_steps,
             t.split_steps,
-            t.step_weights_f32,
+            t.half_step_weights,
             t.gemv_steps,
         ) == (
             d.tiled_steps,
@@ -165,7 +165,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_chunk_rows,
             d.tensor_steps,
             d.split_steps,
-            d.step_weights_f32,
+            d.half_step_weights,
             d.gemv_steps,
         )
     };
@@ -179,7 +179,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_chunk_rows: steps.step_chunk_rows,
         tensor_steps: steps.tensor_steps,
         split_steps: steps.split_steps,
-        step_weights_f32: steps.step_weights_f32,
+        half_step_weights: steps.half_step_weights,
         gemv_steps: steps.gemv_steps,
         gemm_tiles: gemm.gemm_tiles,
         checked: checks.checked,
@@ -327,8 +327,9 @@ mod tests {
             "f16 also tries the f32 steps"
         );
         assert_eq!(f16[n - 2].tensor_steps, Some(false));
-        assert!(
-            f16[n - 1].step_weights_f32,
+        assert_eq!(
+            f16[n - 1].half_step_weights,
+            Some(false),
             "and the tensor-core steps on the f32 weights"
         );
         let split = single_axis_candidates(Precision::F32, true);

@@ -72,7 +72,7 @@ fn every_part_runs_what_it_names() {
         "--gemm tensor",
         "--gemm tensor-split",
         "--step-kernel tensor-split",
-        "--step-kernel tensor --step-weights f32",
+        "--step-kernel tensor --step-weights f16",
         "--step-chunk-rows 16",
         "--step-k-split 2 --step-units 64",
         "--step-k-split 1",

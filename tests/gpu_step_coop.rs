@@ -277,9 +277,9 @@ fn gpu_pass(
 }
 
 /// The rounded tensor-core steps read W_hh from its f16 copy (`shaders/weights_f16.wgsl`,
-/// the default where the adapter has the ninth binding) and give the products they give
-/// from the f32 weights (`--step-weights f32`): the same f16 operands, scaled by other
-/// powers of two. Outputs, states and every gradient agree to 1e-6 (a copy 0.1% off is
+/// `--step-weights f16`; by default where the copy pays, which at these sizes it does not)
+/// and give the products they give from the f32 weights (`--step-weights f32`): the same
+/// f16 operands, scaled by other powers of two. Outputs, states and every gradient agree to 1e-6 (a copy 0.1% off is
 /// 3.5e-4 away), uni- and bidirectional, LSTM and GRU, with W_hh at 1, 2^-24 (below f16's
 /// normal range without the copy's exponent) and 2^12 times its initial scale.
 #[test]
@@ -313,10 +313,16 @@ fn half_weights_give_the_products_of_the_f32_weights() {
             let mut runs = Vec::new();
             for f32_weights in [false, true] {
                 be.set_tuning(Tuning {
-                    step_weights_f32: f32_weights,
+                    half_step_weights: Some(!f32_weights),
                     ..tensor_steps(32, true)
                 });
-                assert_eq!(be.half_step_weights(19), !f32_weights, "{what}");
+                let weights = m
+                    .table()
+                    .entries()
+                    .iter()
+                    .filter(|e| e.name.contains("weight_hh"));
+                let weights = weights.map(|e| e.range().len()).sum();
+                assert_eq!(be.half_step_weights(19, weights, 7), !f32_weights, "{what}");
                 let (back, all) = gpu_pass(be, &cfg, &params, &batch, dout_seed);
                 be = back;
                 runs.push(all);

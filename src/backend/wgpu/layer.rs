@@ -674,10 +674,13 @@ impl Call<'_> {
 
     /// Whether this call's tensor-core steps read W_hh from its f16 copy: where they are
     /// the rounded products of a recurrent layer, on an adapter with the binding for it,
-    /// and the tuning does not keep them on the f32 weights
-    /// ([`WgpuBackend::half_step_weights`]).
+    /// and the tuning asks for it or the copy pays ([`WgpuBackend::half_step_weights`]).
     fn half_weights(&self) -> bool {
-        self.plan.recurrent && self.be.half_step_weights(self.lay.batch)
+        let weights = self.lay.dirs * self.lay.gh * self.lay.rw;
+        self.plan.recurrent
+            && self
+                .be
+                .half_step_weights(self.lay.batch, weights, self.steps)
     }
 
     /// The f16 copy of W_hh (`weights_f16`), recorded before the first step kernel that
@@ -1154,6 +1157,28 @@ impl StepGrid {
     pub fn workgroups(&self, tu: usize) -> usize {
         self.hidden.div_ceil(tu) * self.batch.div_ceil(16) * self.dirs
     }
+
+    /// Recurrent weights of the layer, all directions.
+    pub fn weights(&self) -> usize {
+        self.gates * self.hidden * self.hidden * self.dirs
+    }
+}
+
+/// What one dependent dispatch costs, in bytes of L2 traffic at the same time: ~5 us a
+/// dispatch on the H100 through wgpu (../shared/device/README.md) at ~6 TB/s (the rate
+/// BENCHMARKS.md's traffic tables assume).
+const DISPATCH_BYTES: f64 = 5e-6 * 6e12;
+
+/// Whether an f16 copy of W_hh (`weights_f16`) saves a layer call of `steps` steps over
+/// `batch` sequences with `weights` recurrent weights more than it costs: its steps read
+/// W_hh once per 16 sequences a step at 2 bytes a weight less, while the copy reads it
+/// twice and writes it once (10 bytes a weight) in two dispatches. A model of L2 traffic,
+/// not a measurement: it keeps the copy out of short calls (generation's single steps: 2
+/// bytes saved a weight, 10 spent) and small layers, where its dispatches cost more.
+pub fn half_weights_pay(weights: usize, batch: usize, steps: usize) -> bool {
+    let w = weights as f64;
+    let saved = 2.0 * w * (batch.div_ceil(16) * steps) as f64;
+    saved > 10.0 * w + 2.0 * DISPATCH_BYTES
 }
 
 /// Workgroup memory and invocations per workgroup of the H100 through wgpu
@@ -1528,7 +1553,7 @@ mod tests {
     use super::super::TILED_STEP_WORKGROUP_BYTES;
     use super::{
         BUSY_INVOCATIONS, FULL_GRID, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid,
-        coop_step_bytes, coop_tiles, fit_chunks, forward_chunk, plain_tiles,
+        coop_step_bytes, coop_tiles, fit_chunks, forward_chunk, half_weights_pay, plain_tiles,
     };
 
     #[test]
@@ -1597,6 +1622,23 @@ mod tests {
         // An adapter with 256 invocations per workgroup: four slices of 16 units still fit.
         let (tu, c) = plain_tiles(flagship, None, None, 64, 256, h100);
         assert_eq!((tu, c.ks), (16, 4));
+    }
+
+    #[test]
+    fn the_f16_weight_copy_is_made_where_it_pays() {
+        // The suite's sequence lengths (../shared/device/suite.tsv): every configuration
+        // but small saves more than the copy costs; small's 128-unit layer does not.
+        let steps = [50, 100, 100, 100, 100, 50, 200, 100];
+        for ((name, grid), steps) in SUITE_GRIDS.into_iter().zip(steps) {
+            let pays = half_weights_pay(grid.weights(), grid.batch, steps);
+            assert_eq!(pays, name != "small", "{name}");
+        }
+        // Generation's single steps, at one sequence or the flagship's 64, never pay; a
+        // layer the size of the GPU tests' (65 units, 19 sequences, 7 steps) does not.
+        let flagship = SUITE_GRIDS[2].1;
+        assert!(!half_weights_pay(flagship.weights(), 1, 1));
+        assert!(!half_weights_pay(flagship.weights(), 64, 1));
+        assert!(!half_weights_pay(4 * 65 * 65, 19, 7));
     }
 
     #[test]

@@ -175,13 +175,15 @@ pub struct Tuning {
     /// short). Only with `tensor_steps: Some(true)`. Default: off until measured on a GPU.
     #[serde(default)]
     pub split_steps: bool,
-    /// The rounded tensor-core steps read W_hh from the f32 parameters, scaling and rounding
-    /// it as they stage each chunk, instead of from an f16 copy made once per layer call
-    /// (`shaders/weights_f16.wgsl`: half the bytes a step reads for W_hh, the same f16
-    /// operands; BENCHMARKS.md, entry 54). Default: off (the copy), where the adapter has a
-    /// ninth storage buffer per stage for it.
+    /// Where the rounded tensor-core steps read W_hh: `Some(true)` from an f16 copy made once
+    /// per layer call (`shaders/weights_f16.wgsl`: half the bytes a step reads for W_hh, the
+    /// same f16 operands; BENCHMARKS.md, entry 54), `Some(false)` from the f32 parameters,
+    /// scaling and rounding it as they stage each chunk, `None` (the default) from the copy
+    /// where it saves more than it costs ([`layer::half_weights_pay`]: not for short calls
+    /// such as generation's one step, nor for small layers). The copy needs a ninth storage
+    /// buffer per stage.
     #[serde(default)]
-    pub step_weights_f32: bool,
+    pub half_step_weights: Option<bool>,
     /// The tiled steps' recurrent products as matrix-vector products for few sequences
     /// (`shaders/step_gemv.wgsl`: 4 sequences and 8 units per workgroup, each weight loaded
     /// by one invocation straight into a register, 16 loads in flight, no barrier between
@@ -294,10 +296,10 @@ impl Tuning {
             64 => String::new(),
             r => format!(" chunkrows={r}"),
         };
-        let weights = if self.step_weights_f32 {
-            " weights=f32"
-        } else {
-            ""
+        let weights = match self.half_step_weights {
+            None => "",
+            Some(true) => " weights=f16",
+            Some(false) => " weights=f32",
         };
         format!("steps={steps} units={units}{split}{rows}{weights} gemm={gemm} {checks}")
     }
@@ -313,7 +315,7 @@ impl Default for Tuning {
             step_chunk_rows: 64,
             tensor_steps: None,
             split_steps: false,
-            step_weights_f32: false,
+            half_step_weights: None,
             gemv_steps: None,
             gemm_tiles: gemm::GemmTiles::Auto,
             checked: true,
@@ -672,13 +674,14 @@ impl WgpuBackend {
         t.tiled_steps && !t.blocked_steps && self.step_products_for(batch) == StepProducts::F32
     }
 
-    /// The step tiles a model of `shape` runs its steps in (the widest layer's), in words:
-    /// `32 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), 128
-    /// workgroups of 512 invocations` for the f32 tiles, `tensor cores reading an f16 copy
-    /// of W_hh, 32 units x 16 sequences, 4 K slices, ...` for the tensor-core ones; `None` where another kernel
-    /// runs them (matrix-vector, blocked or row-wise). What `wgrnn bench` reports with each
-    /// configuration, so a timing says what ran.
-    pub fn step_tiles_label(&self, shape: &autotune::Shape) -> Option<String> {
+    /// The step tiles a model of `shape` runs its steps in (the widest layer's) over
+    /// sequences of `steps` steps, in words: `32 units x 16 sequences, 4 K slices, 32-row
+    /// chunks (16 k steps forward), 128 workgroups of 512 invocations` for the f32 tiles,
+    /// `tensor cores reading an f16 copy of W_hh, 32 units x 16 sequences, 4 K slices, ...`
+    /// for the tensor-core ones; `None` where another kernel runs them (matrix-vector,
+    /// blocked or row-wise). What `wgrnn bench` reports with each configuration, so a timing
+    /// says what ran.
+    pub fn step_tiles_label(&self, shape: &autotune::Shape, steps: usize) -> Option<String> {
         let grid = StepGrid::of(shape);
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         if self.step_products_for(shape.batch).on_tensor_cores() {
@@ -686,7 +689,7 @@ impl WgpuBackend {
             let groups = grid.workgroups(tu);
             let split = if self.tuning.split_steps {
                 " in split f16 halves"
-            } else if self.half_step_weights(shape.batch) {
+            } else if self.half_step_weights(shape.batch, grid.weights(), steps) {
                 " reading an f16 copy of W_hh"
             } else {
                 ""
@@ -735,15 +738,19 @@ impl WgpuBackend {
         self.tensor_step_products() && self.tuning.split_steps
     }
 
-    /// Whether the recurrent steps of `batch` sequences read W_hh from an f16 copy made once
-    /// per layer call (`weights_f16`): where they are the rounded tensor-core products (not
-    /// split), the adapter has the ninth storage buffer the copy binds, and the tuning does
-    /// not keep them on the parameters ([`Tuning::step_weights_f32`]).
-    pub fn half_step_weights(&self, batch: usize) -> bool {
+    /// Whether the recurrent steps of a layer call over `batch` sequences and `steps` steps
+    /// with `weights` recurrent weights (all directions) read W_hh from an f16 copy made for
+    /// the call (`weights_f16`): where they are the rounded tensor-core products (not split),
+    /// the adapter has the ninth storage buffer the copy binds, and the tuning asks for it
+    /// or, by default, the copy pays ([`Tuning::half_step_weights`]).
+    pub fn half_step_weights(&self, batch: usize, weights: usize, steps: usize) -> bool {
         self.step_products_for(batch).on_tensor_cores()
             && !self.tuning.split_steps
-            && !self.tuning.step_weights_f32
             && self.gpu.spare_binding()
+            && self
+                .tuning
+                .half_step_weights
+                .unwrap_or_else(|| layer::half_weights_pay(weights, batch, steps))
     }
 
     /// How layer caches are stored.
