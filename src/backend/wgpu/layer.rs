@@ -65,8 +65,8 @@ impl StepProducts {
 /// tensor-core products), `shaders/layer.wgsl`, the step products (`StepProducts`; the f32
 /// tiles with `shaders/params_vec4.wgsl`, the tensor-core tiles with
 /// `shaders/weights_f16_read.wgsl`, or for adapters without a storage buffer to spare their
-/// twins without a binding), then the cell's own file; its cache storage type `CT` is f32, or f16 under
-/// `Precision::F16`. Each build is expanded (`codegen`) and made on first use.
+/// twins without a binding), then the cell's own file; its cache storage type `CT` is f32,
+/// or f16 under `Precision::F16`. Each build is expanded (`codegen`) and made on first use.
 pub(super) struct CellShader {
     stem: &'static str,
     cell: &'static str,
