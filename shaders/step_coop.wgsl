@@ -73,8 +73,9 @@ override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 
 // Whether W_hh comes from the layer call's f16 copy (binding 11, shaders/weights_f16.wgsl:
 // [k_0, k_1, W_0 2^k_0 .., W_1 2^k_1 ..] in f16) rather than the f32 parameters: half the
-// bytes a step reads for it, and the same f16 operands (the chunk scales and k_d are powers
-// of two, which leave an f16 rounding as it is). Not with SPLIT, whose lo halves need the
+// bytes a step reads for it, and the same f16 operands up to powers of two (k_d, and the
+// chunk scales, which leave an f16 rounding as it is); its chunks are staged unscaled
+// (w_gates_bits) and the products scaled back by 2^-k_d. Not with SPLIT, whose lo halves need the
 // f32 weights; only in the build that declares the binding (shaders/weights_f16_read.wgsl;
 // in its place weights_f16_absent.wgsl, where W16 stays false).
 override W16: bool = false;
@@ -97,6 +98,24 @@ fn w_source(d: u32) -> u32 {
 // parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
 fn w_exp(d: u32) -> i32 {
     return select(0, i32(w16_at(d)), W16);
+}
+
+// The largest magnitude of a forward weight chunk (gates_bits) for its scale; 0 with W16,
+// whose weights are f16 already: they are staged as they are (a chunk scale of 1), and
+// scaling them by a power of two would change no product.
+fn w_gates_bits(v: Gates4) -> u32 {
+    if (W16) {
+        return 0u;
+    }
+    return gates_bits(v);
+}
+
+// The same for a backward weight chunk's two parts.
+fn w_parts_bits(v: Parts4) -> u32 {
+    if (W16) {
+        return 0u;
+    }
+    return max(max_bits(v.p0), max_bits(v.p1));
 }
 
 var<workgroup> As: array<f16, AS_LEN>;
@@ -202,7 +221,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let src = state_src(d, b0, ls, threads, count, TK, false, false);
     var wt = tile_w_gates(rows, first, gates);
     var st = tile_states(src, first, count);
-    scales_first(ls, sbase, max_bits(st), gates_bits(wt));
+    scales_first(ls, sbase, max_bits(st), w_gates_bits(wt));
     for (var i = 0u; i < per; i++) {
         let slot = sbase + i % 2u;
         let sc = scales_of(slot, kw);
@@ -214,7 +233,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
             let k1 = first + (i + 1u) * TK;
             wt = tile_w_gates(rows, k1, gates);
             st = tile_states(src, k1, count);
-            scales_add(sbase + 1u - i % 2u, max_bits(st), gates_bits(wt));
+            scales_add(sbase + 1u - i % 2u, max_bits(st), w_gates_bits(wt));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
@@ -280,8 +299,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     // Two parts of TK rows a chunk: weights wt.p0, wt.p1 and dgh st.p0, st.p1.
     var wt = w_column_parts(col, first, 2u);
     var st = tile_state_parts(src, first, count, 2u);
-    scales_first(ls, sbase, max(max_bits(st.p0), max_bits(st.p1)),
-                 max(max_bits(wt.p0), max_bits(wt.p1)));
+    scales_first(ls, sbase, max(max_bits(st.p0), max_bits(st.p1)), w_parts_bits(wt));
     for (var i = 0u; i < per; i++) {
         let slot = sbase + i % 2u;
         let sc = scales_of(slot, kw);
@@ -298,7 +316,7 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
             wt = w_column_parts(col, g1, 2u);
             st = tile_state_parts(src, g1, count, 2u);
             let abits = max(max_bits(st.p0), max_bits(st.p1));
-            scales_add(sbase + 1u - i % 2u, abits, max(max_bits(wt.p0), max_bits(wt.p1)));
+            scales_add(sbase + 1u - i % 2u, abits, w_parts_bits(wt));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
