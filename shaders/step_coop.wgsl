@@ -75,9 +75,10 @@ override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 // [k_0, k_1, W_0 2^k_0 .., W_1 2^k_1 ..] in f16) rather than the f32 parameters: half the
 // bytes a step reads for it, and the same f16 operands up to powers of two (k_d, and the
 // chunk scales, which leave an f16 rounding as it is); its chunks are staged unscaled
-// (w_gates_bits) and the products scaled back by 2^-k_d. Not with SPLIT, whose lo halves need the
-// f32 weights; only in the build that declares the binding (shaders/weights_f16_read.wgsl;
-// in its place weights_f16_absent.wgsl, where W16 stays false).
+// (w_gates_bits) and the products scaled back by 2^-k_d. Not with SPLIT, whose lo halves
+// need the f32 weights; only in the build that declares the binding
+// (shaders/weights_f16_read.wgsl; in its place weights_f16_absent.wgsl, where W16 stays
+// false).
 override W16: bool = false;
 const W16_HEAD: u32 = 2u; // halves before the copy's matrices: k_0, k_1
 

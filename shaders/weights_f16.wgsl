@@ -1,9 +1,9 @@
 // weights_f16.wgsl: an f16 copy of a layer's recurrent weights W_hh (one matrix per
 // direction), made once per layer call, which the rounded tensor-core steps
 // (shaders/step_coop.wgsl, W16) read instead of the f32 parameters: half the bytes a step
-// reads from L2 for W_hh, with the same f16 operands (each chunk is still scaled by a power
-// of two as it is staged; scaling by powers of two does not change an f16 rounding). CPU
-// twin: src/backend/cpu/weights_f16.rs.
+// reads from L2 for W_hh, with the same f16 operands up to a power of two (which changes
+// neither an f16 rounding nor a product), staged as they are. CPU twin:
+// src/backend/cpu/weights_f16.rs.
 //
 // Math: for direction d, k_d = chunk_exp(max |W_d|) (shaders/f16_range.wgsl, put before
 // this file), so the largest weight lands in [2^14, 2^15); copy[0 .. D] = k_d (small
