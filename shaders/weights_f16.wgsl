@@ -43,23 +43,29 @@ fn at_of(d: u32) -> u32 {
     return select(p.at0, p.at1, d == 1u);
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn weights_max(@builtin(local_invocation_index) l: u32,
-               @builtin(workgroup_id) wg: vec3<u32>) {
-    let at = at_of(wg.y);
+// The largest of the workgroup's `bits` (invocation l's share); uniform control flow.
+fn workgroup_max(l: u32, bits: u32) -> u32 {
     if (l == 0u) {
         atomicStore(&wg_max, 0u);
     }
     workgroupBarrier();
+    atomicMax(&wg_max, bits);
+    workgroupBarrier();
+    return atomicLoad(&wg_max);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn weights_max(@builtin(local_invocation_index) l: u32,
+               @builtin(workgroup_id) wg: vec3<u32>) {
+    let at = at_of(wg.y);
     // |x| as bits orders like |x|, NaN above infinity (so a NaN is not lost, as max() would).
     var bits = 0u;
     for (var i = wg.x * 256u + l; i < p.len; i += p.groups * 256u) {
         bits = max(bits, bitcast<u32>(abs(params[at + i])));
     }
-    atomicMax(&wg_max, bits);
-    workgroupBarrier();
+    let most = workgroup_max(l, bits);
     if (l == 0u) {
-        maxima[wg.y * p.groups + wg.x] = atomicLoad(&wg_max);
+        maxima[wg.y * p.groups + wg.x] = most;
     }
 }
 
@@ -68,17 +74,11 @@ fn weights_copy(@builtin(local_invocation_index) l: u32,
                 @builtin(workgroup_id) wg: vec3<u32>) {
     let d = wg.y;
     let at = at_of(d);
-    if (l == 0u) {
-        atomicStore(&wg_max, 0u);
-    }
-    workgroupBarrier();
     var bits = 0u;
     for (var w = l; w < p.groups; w += 256u) {
         bits = max(bits, maxima[d * p.groups + w]);
     }
-    atomicMax(&wg_max, bits);
-    workgroupBarrier();
-    let k = chunk_exp(atomicLoad(&wg_max));
+    let k = chunk_exp(workgroup_max(l, bits));
     let s = ldexp(1.0, k);
     if (wg.x == 0u && l == 0u) {
         copy[d] = f16(f32(k));

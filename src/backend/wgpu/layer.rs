@@ -355,9 +355,12 @@ enum Ninth {
     None,
     /// The parameters again, as vec4s (the f32 tiles, `shaders/params_vec4.wgsl`).
     Params,
-    /// The call's f16 copy of W_hh (the tensor-core tiles, `shaders/weights_f16_read.wgsl`;
-    /// the dummy buffer where the steps read the parameters).
+    /// The call's f16 copy of W_hh (the tensor-core tiles with W16,
+    /// `shaders/weights_f16_read.wgsl`).
     HalfWeights,
+    /// The dummy buffer: the tensor-core tiles' build declares the copy's binding, but
+    /// these steps read the parameters (W16 off).
+    Unread,
 }
 
 /// What a cell's kernels see of one layer call.
@@ -601,14 +604,13 @@ impl Call<'_> {
             (6, self.lengths),
             (10, self.gates),
         ];
-        let read_w16 = ninth == Ninth::HalfWeights && self.half_weights();
         match ninth {
             Ninth::None => {}
             Ninth::Params => bindings.push((11, self.params)),
-            Ninth::HalfWeights if read_w16 => bindings.push((11, self.w16_copy())),
-            Ninth::HalfWeights => bindings.push((11, &self.be.dummy)),
+            Ninth::HalfWeights => bindings.push((11, self.w16_copy())),
+            Ninth::Unread => bindings.push((11, &self.be.dummy)),
         }
-        self.read_w16.set(read_w16);
+        self.read_w16.set(ninth == Ninth::HalfWeights);
         bindings.extend_from_slice(io);
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
@@ -645,13 +647,15 @@ impl Call<'_> {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             let ks = ("KS", self.coop_tiles().1 as f64);
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
-            let w16 = ("W16", self.half_weights() as u32 as f64);
+            let half = self.half_weights();
+            let w16 = ("W16", half as u32 as f64);
             match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
                 &[options, &[tu, ks, split, w16]].concat(),
             ) {
-                Ok(p) if spare => return (p, Ninth::HalfWeights),
+                Ok(p) if half => return (p, Ninth::HalfWeights),
+                Ok(p) if spare => return (p, Ninth::Unread),
                 Ok(p) => return (p, Ninth::None),
                 Err(why) => gpu.give_up_tensor_cores("recurrent step", &why),
             }
