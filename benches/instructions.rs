@@ -11,7 +11,9 @@
 //!
 //! A second table counts, for each step kernel, the loads of its cell update that follow a
 //! store into their own buffer (`tail_store_load_turns`: memory latencies in a row); a third
-//! what the suite's f32 step tiles read from L2 a step (`traffic_table`).
+//! what the suite's f32 step tiles read from L2 a step (`traffic_table`). The tensor-core
+//! kernels' chunks (`coop_table`, `-- --coop` alone) need a SPIRV-Tools that reads
+//! SPV_KHR_cooperative_matrix: `cargo bench --bench instructions --features spirv-tools`.
 
 use std::collections::HashMap;
 
@@ -307,6 +309,132 @@ fn coop_traffic_table(steps: usize) {
     }
 }
 
+/// A tensor-core kernel to count (`Case`), with the matrix units' 16x16x16 products it
+/// asks for: the GEMM tile (rounded or split) or a suite configuration's step tiles as the
+/// host gives them on the H100 (`coop_tiles`), rounded (f16 storage, as `--precision f16`
+/// builds them; `w16`: reading the f16 copy of W_hh) or split (f32 storage).
+fn coop_cases() -> Vec<Case> {
+    let gemm = |split: bool, a_k: bool, what: &str| {
+        let (a, b) = if a_k { (1.0, 0.0) } else { (0.0, 1.0) };
+        Case {
+            module: "gemm_coop",
+            entry: "gemm_coop",
+            constants: vec![
+                ("A_K_CONTIGUOUS", a),
+                ("B_N_CONTIGUOUS", b),
+                ("SPLIT", split as u32 as f64),
+            ],
+            what: what.to_string(),
+        }
+    };
+    let step = |config: &str, cell: &str, entry: &'static str, split: bool, w16: bool| {
+        let grid = SUITE_GRIDS
+            .iter()
+            .find(|c| c.0 == config)
+            .map(|c| c.1)
+            .unwrap_or_else(|| panic!("{config} is no suite configuration"));
+        let (tu, ks) = coop_tiles(grid, None, None, split, 1024, H100_WORKGROUP_BYTES);
+        let module = match (cell, split) {
+            ("lstm", false) => "lstm_cell_coop_f16",
+            ("lstm", true) => "lstm_cell_coop",
+            ("gru", false) => "gru_cell_coop_f16",
+            ("gru", true) => "gru_cell_coop",
+            (_, false) => "elman_cell_coop_f16",
+            (_, true) => "elman_cell_coop",
+        };
+        let opt0 = if cell == "lstm" { 3.0 } else { 0.0 };
+        let direction = if entry.starts_with("fwd") {
+            "forward"
+        } else {
+            "backward"
+        };
+        let how = match (split, w16) {
+            (true, _) => "split",
+            (false, true) => "rounded, f16 copy of W_hh",
+            (false, false) => "rounded, f32 W_hh",
+        };
+        Case {
+            module,
+            entry,
+            constants: vec![
+                ("OPT0", opt0),
+                ("TU", tu as f64),
+                ("KS", ks as f64),
+                ("SPLIT", split as u32 as f64),
+                ("W16", w16 as u32 as f64),
+            ],
+            what: format!("{config} {direction} step, {how}, TU {tu}, KS {ks}"),
+        }
+    };
+    let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
+    vec![
+        gemm(false, true, "128x128 tensor tile, rounded, x W^T"),
+        gemm(false, false, "128x128 tensor tile, rounded, dG^T H"),
+        gemm(true, true, "128x128 tensor tile, split, x W^T"),
+        gemm(true, false, "128x128 tensor tile, split, dG^T H"),
+        step("flagship", "lstm", fwd, false, false),
+        step("flagship", "lstm", fwd, false, true),
+        step("flagship", "lstm", fwd, true, false),
+        step("flagship", "lstm", bwd, false, false),
+        step("flagship", "lstm", bwd, false, true),
+        step("flagship", "lstm", bwd, true, false),
+        step("gru4", "gru", fwd, false, true),
+        step("gru4", "gru", bwd, false, true),
+        step("tanh4", "elman", fwd, false, true),
+        step("tanh4", "elman", bwd, false, true),
+    ]
+}
+
+/// The tensor-core kernels' chunk loops: per pass, the matrix products a subgroup asks of the
+/// tensor cores and the instructions each invocation issues beside them (staging, scales,
+/// loads, the products' scaling back), checked and unchecked, as written (spirv-opt's
+/// unrolling is not tried on them). Needs a SPIRV-Tools that reads
+/// SPV_KHR_cooperative_matrix (`--features spirv-tools` where the system's is older); without
+/// one it says so and counts nothing.
+fn coop_table(sources: &HashMap<&str, String>) {
+    println!(
+        "\nTensor-core kernels, per pass through the chunk loop of a subgroup: 16x16x16 \
+         matrix products (mma) and the instructions each invocation issues beside them, \
+         SPIR-V from naga after SPIRV-Tools' -O, as written. benches/instructions.rs\n"
+    );
+    println!(
+        "| kernel | build | mma | multiply-adds | other float | integer | shared (matrix loads included) | global | barriers | branches | issued | issued per mma |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (c, case) in coop_cases().iter().enumerate() {
+        for checks in [Checks::Checked, Checks::Unchecked] {
+            let tag = format!("coop-{c}-{}", checks.name());
+            let words = spirv(&sources[case.module], case.entry, &case.constants, checks)
+                .and_then(|w| optimize(&w, &tag));
+            let hot = match words {
+                Ok(w) => hot_loop(&w).unwrap_or_default(),
+                Err(why) => {
+                    println!(
+                        "\n(not counted: {why}; `cargo bench --bench instructions \
+                         --features spirv-tools` compiles a SPIRV-Tools that reads them)"
+                    );
+                    return;
+                }
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                case.what,
+                checks.name(),
+                hot.mma,
+                hot.fma,
+                hot.float,
+                hot.int,
+                hot.shared,
+                hot.global,
+                hot.barriers,
+                hot.branches,
+                hot.issued(),
+                hot.issued() as f64 / hot.mma.max(1) as f64,
+            );
+        }
+    }
+}
+
 /// A build of a kernel: its checks, and whether loops with a constant trip count are
 /// unrolled first (what a driver that unrolls them compiles: the hot loop is then a whole
 /// chunk of the kernel, its staging and global loads included).
@@ -332,6 +460,11 @@ fn main() {
         return;
     }
     let sources: HashMap<&str, String> = module_sources().into_iter().collect();
+    // `-- --coop`: the tensor-core kernels' table alone.
+    if std::env::args().any(|a| a == "--coop") {
+        coop_table(&sources);
+        return;
+    }
     println!(
         "Per pass through each kernel's hot loop (its innermost loop with the most \
          multiply-adds; where it branches, the arm doing the most work by its fast path): \
@@ -450,6 +583,7 @@ fn main() {
             }
         }
     }
+    coop_table(&sources);
     traffic_table();
     coop_traffic_table(100);
 }

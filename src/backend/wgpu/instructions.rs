@@ -130,8 +130,34 @@ pub fn spirv(
 
 /// `words` after `spirv-opt -O` (inlining, constant propagation, dead branches removed,
 /// variables promoted to registers: what any driver's compiler does first), or why not.
+///
+/// The tensor-core kernels' SPIR-V uses SPV_KHR_cooperative_matrix, which spirv-opt 2023.1
+/// (Debian 12's) refuses: where this machine's spirv-opt refuses a module, the SPIRV-Tools
+/// compiled into the engine with the `spirv-tools` feature run the same passes
+/// (`cargo bench --bench instructions --features spirv-tools`).
 pub fn optimize(words: &[u32], tag: &str) -> Result<Vec<u32>, String> {
     spirv_opt(words, tag, &["-O"])
+        .or_else(|why| optimize_compiled(words).map_err(|then| format!("{why}; then {then}")))
+}
+
+/// `words` after SPIRV-Tools' performance passes (`spirv-opt -O`), by the library the
+/// `spirv-tools` crate compiles in.
+#[cfg(feature = "spirv-tools")]
+fn optimize_compiled(words: &[u32]) -> Result<Vec<u32>, String> {
+    use spirv_tools::opt::Optimizer;
+    let mut opt = spirv_tools::opt::create(Some(spirv_tools::TargetEnv::Vulkan_1_3));
+    opt.register_performance_passes();
+    let mut messages = Vec::new();
+    let mut on_message = |m: spirv_tools::error::Message| messages.push(m.message);
+    opt.optimize(words, &mut on_message, None)
+        .map(|b| b.as_words().to_vec())
+        .map_err(|e| format!("SPIRV-Tools: {e} {}", messages.join("; ")))
+}
+
+/// Without the `spirv-tools` feature there is no second optimizer.
+#[cfg(not(feature = "spirv-tools"))]
+fn optimize_compiled(_words: &[u32]) -> Result<Vec<u32>, String> {
+    Err("no newer SPIRV-Tools: build with the spirv-tools feature".to_string())
 }
 
 /// `words` after `optimize`, then with every loop whose trip count is a constant fully
@@ -233,7 +259,8 @@ pub struct Mix {
     pub float: u32,
     /// Integer arithmetic, comparisons, selects, conversions, bit operations, clamps.
     pub int: u32,
-    /// Loads and stores of workgroup memory (one per access, whatever its width).
+    /// Loads and stores of workgroup memory (one per access, whatever its width; atomics
+    /// and cooperative matrix loads and stores included).
     pub shared: u32,
     /// Loads and stores of storage buffers.
     pub global: u32,
@@ -241,8 +268,14 @@ pub struct Mix {
     pub barriers: u32,
     /// Conditional branches.
     pub branches: u32,
-    /// 32-bit lanes moved by the loads and stores of workgroup and storage memory.
+    /// 32-bit lanes moved by the loads and stores of workgroup and storage memory (a
+    /// cooperative matrix's elements an invocation holds, counted as lanes).
     pub lanes_moved: u32,
+    /// Matrix multiply-adds on the matrix units: a subgroup's 16x16x16 product
+    /// (OpCooperativeMatrixMulAddKHR), which the tensor cores run beside the instructions
+    /// counted in [`Mix::issued`] (whose cooperative matrix loads count as workgroup
+    /// accesses, and whose arithmetic on a matrix counts the elements each invocation holds).
+    pub mma: u32,
 }
 
 impl Mix {
@@ -256,6 +289,7 @@ impl Mix {
         self.barriers += o.barriers;
         self.branches += o.branches;
         self.lanes_moved += o.lanes_moved;
+        self.mma += o.mma;
     }
 
     /// How a pass ranks the arms of a branch (the larger is taken): the one with the most
@@ -263,11 +297,17 @@ impl Mix {
     /// instructions. So the pass does all the work and moves all the data a chunk has, by
     /// the fast path where there is one (the interior's, not the matrix edge's, which moves
     /// as much or less in more, narrower accesses).
-    fn typical(&self) -> (u32, u32, std::cmp::Reverse<u32>) {
-        (self.fma, self.lanes_moved, std::cmp::Reverse(self.issued()))
+    fn typical(&self) -> (u32, u32, u32, std::cmp::Reverse<u32>) {
+        (
+            self.mma,
+            self.fma,
+            self.lanes_moved,
+            std::cmp::Reverse(self.issued()),
+        )
     }
 
-    /// Instructions issued: every lane of arithmetic, every access, branch and barrier.
+    /// Instructions issued: every lane of arithmetic, every access, branch and barrier (not
+    /// the matrix units' products, `mma`).
     pub fn issued(&self) -> u32 {
         self.fma + self.float + self.int + self.shared + self.global + self.barriers + self.branches
     }
@@ -355,10 +395,14 @@ mod op {
     pub const F_ADD: u32 = 129;
     pub const F_MUL: u32 = 133;
     pub const VECTOR_TIMES_SCALAR: u32 = 142;
+    pub const MATRIX_TIMES_SCALAR: u32 = 143;
     pub const LOGICAL_NOT: u32 = 168;
     pub const SELECT: u32 = 169;
     pub const NOT: u32 = 200;
     pub const CONTROL_BARRIER: u32 = 224;
+    pub const ATOMIC_LOAD: u32 = 227;
+    pub const ATOMIC_STORE: u32 = 228;
+    pub const ATOMIC_XOR: u32 = 242;
     pub const PHI: u32 = 245;
     pub const LOOP_MERGE: u32 = 246;
     pub const SELECTION_MERGE: u32 = 247;
@@ -370,7 +414,15 @@ mod op {
     pub const RETURN: u32 = 253;
     pub const RETURN_VALUE: u32 = 254;
     pub const UNREACHABLE: u32 = 255;
+    pub const TYPE_COOPERATIVE_MATRIX: u32 = 4456;
+    pub const COOPERATIVE_MATRIX_LOAD: u32 = 4457;
+    pub const COOPERATIVE_MATRIX_STORE: u32 = 4458;
+    pub const COOPERATIVE_MATRIX_MUL_ADD: u32 = 4459;
 }
+
+/// Invocations of the subgroup that holds a cooperative matrix (NVIDIA's 32, which the
+/// tensor-core builds require): each holds rows x columns / 32 of its elements.
+const COOP_SUBGROUP: u32 = 32;
 
 /// The storage classes whose accesses are counted (the others are registers, or constant-bank
 /// operands on NVIDIA for uniforms).
@@ -398,7 +450,24 @@ struct Module<'a> {
 /// constants, variables, loads, access chains, composites, arithmetic and calls; not the
 /// types, labels, stores, branches and annotations).
 fn has_result(op: u32) -> bool {
-    matches!(op, 12 | 41..=46 | 50..=52 | 54 | 55 | 57 | 59 | 61 | 65..=67 | 77..=83 | 109..=205 | 245)
+    matches!(
+        op,
+        12 | 41..=46
+            | 50..=52
+            | 54
+            | 55
+            | 57
+            | 59
+            | 61
+            | 65..=67
+            | 77..=83
+            | 109..=205
+            | 245
+            | op::COOPERATIVE_MATRIX_LOAD
+            | op::COOPERATIVE_MATRIX_MUL_ADD
+            | op::ATOMIC_LOAD
+            | 229..=op::ATOMIC_XOR
+    )
 }
 
 impl<'a> Module<'a> {
@@ -426,9 +495,22 @@ impl<'a> Module<'a> {
         };
         let mut start = None;
         let mut producer: HashMap<u32, u32> = HashMap::new();
+        // Values of 32-bit constants (a cooperative matrix type's rows and columns).
+        let mut values: HashMap<u32, u32> = HashMap::new();
         for (k, inst) in m.insts.iter().enumerate() {
             let w = inst.w;
             match inst.op {
+                op::CONSTANT if w.len() == 3 => {
+                    values.insert(w[1], w[2]);
+                }
+                op::TYPE_COOPERATIVE_MATRIX if w.len() >= 5 => {
+                    let dim = |id: u32| values.get(&id).copied().unwrap_or(16);
+                    m.lanes
+                        .insert(w[0], (dim(w[3]) * dim(w[4]) / COOP_SUBGROUP).max(1));
+                    if m.float_types.contains(&w[1]) {
+                        m.float_types.push(w[0]);
+                    }
+                }
                 op::TYPE_BOOL | op::TYPE_INT => {
                     m.lanes.insert(w[0], 1);
                 }
@@ -474,7 +556,9 @@ impl<'a> Module<'a> {
                 for &id in &inst.w[2..4] {
                     let is_mul = matches!(
                         producer.get(&id),
-                        Some(&op::F_MUL) | Some(&op::VECTOR_TIMES_SCALAR)
+                        Some(&op::F_MUL)
+                            | Some(&op::VECTOR_TIMES_SCALAR)
+                            | Some(&op::MATRIX_TIMES_SCALAR)
                     );
                     if is_mul && m.uses.get(&id) == Some(&1) {
                         m.fma_muls.insert(id);
@@ -539,6 +623,24 @@ impl<'a> Module<'a> {
                         m.int += 1;
                     }
                 }
+                op::COOPERATIVE_MATRIX_LOAD
+                | op::COOPERATIVE_MATRIX_STORE
+                | op::ATOMIC_LOAD..=op::ATOMIC_XOR => {
+                    // Loads and read-modify-writes: (result type, result, pointer, ..).
+                    let (ptr, value) = match inst.op {
+                        op::COOPERATIVE_MATRIX_STORE => (w[0], w[1]),
+                        op::ATOMIC_STORE if w.len() >= 4 => (w[0], w[3]),
+                        _ if w.len() >= 3 => (w[2], w[1]),
+                        _ => continue,
+                    };
+                    match self.class_of(ptr) {
+                        Some(WORKGROUP) => m.shared += 1,
+                        Some(STORAGE_BUFFER) => m.global += 1,
+                        _ => continue,
+                    }
+                    m.lanes_moved += self.lanes_of(value);
+                }
+                op::COOPERATIVE_MATRIX_MUL_ADD => m.mma += 1,
                 op::CONTROL_BARRIER => m.barriers += 1,
                 op::BRANCH_CONDITIONAL | op::SWITCH => m.branches += 1,
                 op::FUNCTION_CALL => {
@@ -563,7 +665,10 @@ impl<'a> Module<'a> {
                     m.fma += self.lanes_of(w[1]);
                 }
                 o if self.fma_muls.contains(&w.get(1).copied().unwrap_or(0))
-                    && matches!(o, op::F_MUL | op::VECTOR_TIMES_SCALAR) => {}
+                    && matches!(
+                        o,
+                        op::F_MUL | op::VECTOR_TIMES_SCALAR | op::MATRIX_TIMES_SCALAR
+                    ) => {}
                 // Arithmetic, comparisons, selects, conversions, bit operations.
                 109..=115 | 124 | 126..=143 | 154..=205 => {
                     let lanes = self.lanes_of(w[1]);
