@@ -44,8 +44,8 @@ fn scales_add(slot: u32, abits: u32, bbits: u32) {
 }
 
 /// A chunk's multipliers, A's in x and B's in y: `to` brings an operand into f16's range
-/// before staging, `back` undoes it on the products (applied one after the other: together
-/// they may leave f32's range).
+/// before staging, `back` undoes it on the products (applied one after the other where
+/// together they leave f32's normal range: one_back).
 struct ChunkScales {
     to: vec2<f32>,
     back: vec2<f32>,
@@ -53,12 +53,23 @@ struct ChunkScales {
 
 /// The multipliers of the chunk gathered in `slot`, whose B operand was loaded already
 /// multiplied by 2^kw (the f16 copy of the weights, shaders/weights_f16.wgsl; else 0): B's
-/// `back` undoes both, its `to` lowered where together they would leave f32's range.
+/// `back` undoes both, its `to` lowered where together they would leave f32's range (never
+/// for a chunk whose maximum is 0, such as the f16 copy's, staged unscaled: its `to` is 1).
 fn scales_of(slot: u32, kw: i32) -> ChunkScales {
     let ka = chunk_exp(atomicLoad(&amax[slot]));
     let kb = min(chunk_exp(atomicLoad(&bmax[slot])), 126 - kw);
     let one = vec2<f32>(1.0);
     return ChunkScales(ldexp(one, vec2<i32>(ka, kb)), ldexp(one, vec2<i32>(-ka, -kb - kw)));
+}
+
+/// The products' one multiplier back.x back.y where it is a normal f32, so that one multiply
+/// scales them back exactly as the two one after the other would (powers of two); else 0,
+/// and they take the two (operands far below or above f16's range on both sides: products
+/// below 2^-98 or above 2^155). The same for every invocation that reads the chunk's scales,
+/// so a branch on it is uniform.
+fn one_back(sc: ChunkScales) -> f32 {
+    let b = sc.back.x * sc.back.y;
+    return select(0.0, b, b >= 0x1p-126f && b <= 0x1p127f);
 }
 
 /// Clears `slot` for the chunk after next (invocation `l`; after the barrier that follows

@@ -17,8 +17,9 @@
 // Range: f16 is normal only from 6.1e-5 to 65504, while gradients of a mean loss are often
 // 1e-6 and smaller. So each 32-deep chunk of each operand is scaled by a power of two 2^ka
 // (2^kb for B) that brings the chunk's largest magnitude into [2^14, 2^15) before rounding,
-// and the chunk's products are scaled back by 2^-ka 2^-kb (exact) as they are added to the
-// f32 accumulators. Within a chunk, values down to 2^-28 of its largest keep f16's relative
+// and the chunk's products are scaled back by 2^-ka 2^-kb (exact: one multiply by their
+// product where that is a normal f32, coop_scale.wgsl one_back, else the two in turn) as
+// they are added to the f32 accumulators. Within a chunk, values down to 2^-28 of its largest keep f16's relative
 // precision; smaller ones lose it, at an absolute error below 2^-38 of that largest value.
 //
 // This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
@@ -206,6 +207,7 @@ fn gemm_coop(
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
+        let back = one_back(sc);
         // @generate coop_mma
         // The staging tiles are overwritten next chunk.
         workgroupBarrier();

@@ -74,29 +74,28 @@ override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 // Whether W_hh comes from the layer call's f16 copy (binding 11, shaders/weights_f16.wgsl:
 // [k_0, k_1, W_0 2^k_0 .., W_1 2^k_1 ..] in f16) rather than the f32 parameters: half the
 // bytes a step reads for it, and the same f16 operands up to powers of two (k_d, and the
-// chunk scales, which leave an f16 rounding as it is); its chunks are staged unscaled
-// (w_gates_bits) and the products scaled back by 2^-k_d. Not with SPLIT, whose lo halves
-// need the f32 weights; only in the build that declares the binding
+// chunk scales, which leave an f16 rounding as it is). Its chunks are loaded and staged in
+// f16 as they are, unscaled (w16_gates, w16_column_parts; until BENCHMARKS.md entry 55
+// through f32 and back), and the products scaled back by 2^-k_d. Not with SPLIT, whose lo
+// halves need the f32 weights; only in the build that declares the binding
 // (shaders/weights_f16_read.wgsl; in its place weights_f16_absent.wgsl, where W16 stays
 // false).
 override W16: bool = false;
 const W16_HEAD: u32 = 2u; // halves before the copy's matrices: k_0, k_1
 
-// The recurrent weight at float i of w_source's matrix, for shaders/layer.wgsl's tile loads.
+// The recurrent weight at float i of the parameters, for shaders/layer.wgsl's tile loads
+// (without W16; with it the loads below read the copy in f16).
 fn w_at(i: u32) -> f32 {
-    if (W16) {
-        return w16_at(i);
-    }
     return params[i];
 }
 
-// Where direction d's W_hh starts, for w_at.
+// Where direction d's W_hh starts, for w_at (or with W16 the copy's loads).
 fn w_source(d: u32) -> u32 {
     return select(w_hh(d), W16_HEAD + d * p.gh * p.rw, W16);
 }
 
-// The power of two direction d's weights carry as w_at reads them (k_d; 0 from the
-// parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
+// The power of two direction d's weights carry as the steps read them (k_d from the copy;
+// 0 from the parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
 fn w_exp(d: u32) -> i32 {
     return select(0, i32(w16_at(d)), W16);
 }
@@ -164,6 +163,94 @@ fn stage_bf_gates(l: u32, b0: u32, v: Gates4, gates: u32, s: f32) {
     if (gates > 3u) { stage_bf(3u, l, b0, v.g3 * s); }
 }
 
+// With W16 the weights go from the copy to Bs in f16, as they are (its chunks take a scale
+// of 1: coop_scale.wgsl scales_of), through the load slots of layer.wgsl's tile loads
+// (tile_w_gates forward, w_column_parts backward).
+struct Gates4h {
+    g0: vec4<f16>,
+    g1: vec4<f16>,
+    g2: vec4<f16>,
+    g3: vec4<f16>,
+}
+
+// The copy's halves at i.
+fn w16_4(i: vec4<u32>) -> vec4<f16> {
+    return vec4<f16>(w16_half(i.x), w16_half(i.y), w16_half(i.z), w16_half(i.w));
+}
+
+// The same where ok, 0 elsewhere (masked lanes read element 0).
+fn w16_4_edge(i: vec4<u32>, ok: vec4<bool>) -> vec4<f16> {
+    return select(vec4<f16>(0.0h), w16_4(select(vec4<u32>(0u), i, ok)), ok);
+}
+
+// tile_w_gates from the copy: gate g's lanes at r.at + g H R + k0 + r.col; one test for all
+// gates of whether the slot lies inside the matrix.
+fn w16_gates(r: WRows, k0: u32, gates: u32) -> Gates4h {
+    let i = r.at + vec4<u32>(k0 + r.col);
+    let g = vec4<u32>(p.hidden * p.rw);
+    let z = vec4<f16>(0.0h);
+    var v = Gates4h(z, z, z, z);
+    if (all(r.ok) && k0 + TK <= p.rw) {
+        v.g0 = w16_4(i);
+        if (gates > 1u) { v.g1 = w16_4(i + g); }
+        if (gates > 2u) { v.g2 = w16_4(i + 2u * g); }
+        if (gates > 3u) { v.g3 = w16_4(i + 3u * g); }
+    } else {
+        let ok = r.ok & vec4<bool>(k0 + r.col < p.rw);
+        v.g0 = w16_4_edge(i, ok);
+        if (gates > 1u) { v.g1 = w16_4_edge(i + g, ok); }
+        if (gates > 2u) { v.g2 = w16_4_edge(i + 2u * g, ok); }
+        if (gates > 3u) { v.g3 = w16_4_edge(i + 3u * g, ok); }
+    }
+    return v;
+}
+
+// A backward chunk's two parts of weights from the copy.
+struct Parts2h {
+    p0: vec4<f16>,
+    p1: vec4<f16>,
+}
+
+// w_column_parts' two parts (p0 rows from g0, p1 from g0 + TK) from the copy.
+fn w16_column_parts(c: WCol, g0: u32) -> Parts2h {
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+    let i = vec4<u32>(c.at + g0 * p.rw) + lanes * (c.step * p.rw);
+    let i1 = i + vec4<u32>(TK * p.rw);
+    if (c.ok && g0 + TK + c.dg + 3u * c.step < p.gh) {
+        return Parts2h(w16_4(i), w16_4(i1));
+    }
+    let rows = lanes * c.step + vec4<u32>(g0 + c.dg);
+    let ok = vec4<bool>(c.ok) & (rows < vec4<u32>(p.gh));
+    let ok1 = vec4<bool>(c.ok) & (rows + vec4<u32>(TK) < vec4<u32>(p.gh));
+    return Parts2h(w16_4_edge(i, ok), w16_4_edge(i1, ok1));
+}
+
+// Stores a gate's load slot from the copy into the forward's Bs (as stage_bf).
+fn stage_bf16(gate: u32, l: u32, b0: u32, v: vec4<f16>) {
+    let base = b0 + (l % TK) * LDBF + gate * TU + l / TK;
+    let step = TU / 4u;
+    Bs[base] = v.x;
+    Bs[base + step] = v.y;
+    Bs[base + 2u * step] = v.z;
+    Bs[base + 3u * step] = v.w;
+}
+
+fn stage_bf16_gates(l: u32, b0: u32, v: Gates4h, gates: u32) {
+    stage_bf16(0u, l, b0, v.g0);
+    if (gates > 1u) { stage_bf16(1u, l, b0, v.g1); }
+    if (gates > 2u) { stage_bf16(2u, l, b0, v.g2); }
+    if (gates > 3u) { stage_bf16(3u, l, b0, v.g3); }
+}
+
+// Stores a backward load slot from the copy into Bs (as stage_bb).
+fn stage_bb16(l: u32, b0: u32, g_off: u32, v: vec4<f16>) {
+    let i = b0 + (g_off + l / TU) * LDBB + l % TU;
+    Bs[i] = v.x;
+    Bs[i + 4u * LDBB] = v.y;
+    Bs[i + 8u * LDBB] = v.z;
+    Bs[i + 12u * LDBB] = v.w;
+}
+
 // Stores the load slot (tile_wt_col: rows g_off + l / TU + 4 i, unit l % TU), already scaled,
 // into the backward's Bs of a slice from b0: weight (g, unit) at b0 + g * LDBB + unit.
 fn stage_bb(l: u32, b0: u32, g_off: u32, v: vec4<f32>) {
@@ -220,24 +307,40 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let count = TB * TK / threads;
     let rows = w_rows(w, u0, ls);
     let src = state_src(d, b0, ls, threads, count, TK, false, false);
-    var wt = tile_w_gates(rows, first, gates);
+    // The weights' registers: f32 from the parameters (wt), or f16 from the copy (wh).
+    var wt: Gates4;
+    var wh: Gates4h;
+    if (W16) {
+        wh = w16_gates(rows, first, gates);
+    } else {
+        wt = tile_w_gates(rows, first, gates);
+    }
     var st = tile_states(src, first, count);
     scales_first(ls, sbase, max_bits(st), w_gates_bits(wt));
     for (var i = 0u; i < per; i++) {
         let slot = sbase + i % 2u;
         let sc = scales_of(slot, kw);
         stage_a4(ls, threads, count, TK, a0, st * sc.to.x);
-        stage_bf_gates(ls, b0s, wt, gates, sc.to.y);
+        if (W16) {
+            stage_bf16_gates(ls, b0s, wh, gates);
+        } else {
+            stage_bf_gates(ls, b0s, wt, gates, sc.to.y);
+        }
         workgroupBarrier();
         scales_done(ls, slot);
         if (i + 1u < per) {
             let k1 = first + (i + 1u) * TK;
-            wt = tile_w_gates(rows, k1, gates);
+            if (W16) {
+                wh = w16_gates(rows, k1, gates);
+            } else {
+                wt = tile_w_gates(rows, k1, gates);
+            }
             st = tile_states(src, k1, count);
             scales_add(sbase + 1u - i % 2u, max_bits(st), w_gates_bits(wt));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
+        let back = one_back(sc);
         // @generate step_coop_fwd_mma
         // The staged chunk is overwritten next.
         workgroupBarrier();
@@ -298,7 +401,13 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
     let col = tile_wt_col(w, u0, ls);
     let src = state_src(d, b0, ls, threads, count, TK, true, false);
     // Two parts of TK rows a chunk: weights wt.p0, wt.p1 and dgh st.p0, st.p1.
-    var wt = w_column_parts(col, first, 2u);
+    var wt: Parts4;
+    var wh: Parts2h;
+    if (W16) {
+        wh = w16_column_parts(col, first);
+    } else {
+        wt = w_column_parts(col, first, 2u);
+    }
     var st = tile_state_parts(src, first, count, 2u);
     scales_first(ls, sbase, max(max_bits(st.p0), max_bits(st.p1)), w_parts_bits(wt));
     for (var i = 0u; i < per; i++) {
@@ -308,19 +417,29 @@ fn tile_wt_dgh(l: u32, wg: vec3<u32>) -> vec4<f32> {
         let sb = sc.to.y;
         stage_a4(ls, threads, count, TK, a0, st.p0 * sa);
         stage_a4(ls, threads, count, TK, a0 + TK, st.p1 * sa);
-        stage_bb(ls, b0s, 0u, wt.p0 * sb);
-        stage_bb(ls, b0s, TK, wt.p1 * sb);
+        if (W16) {
+            stage_bb16(ls, b0s, 0u, wh.p0);
+            stage_bb16(ls, b0s, TK, wh.p1);
+        } else {
+            stage_bb(ls, b0s, 0u, wt.p0 * sb);
+            stage_bb(ls, b0s, TK, wt.p1 * sb);
+        }
         workgroupBarrier();
         scales_done(ls, slot);
         if (i + 1u < per) {
             let g1 = first + (i + 1u) * 2u * TK;
-            wt = w_column_parts(col, g1, 2u);
+            if (W16) {
+                wh = w16_column_parts(col, g1);
+            } else {
+                wt = w_column_parts(col, g1, 2u);
+            }
             st = tile_state_parts(src, g1, count, 2u);
             let abits = max(max_bits(st.p0), max_bits(st.p1));
             scales_add(sbase + 1u - i % 2u, abits, w_parts_bits(wt));
         }
         let back_a = sc.back.x;
         let back_b = sc.back.y;
+        let back = one_back(sc);
         // @generate step_coop_bwd_mma
         workgroupBarrier();
     }

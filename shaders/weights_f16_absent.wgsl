@@ -4,3 +4,7 @@
 fn w16_at(i: u32) -> f32 {
     return 0.0;
 }
+
+fn w16_half(i: u32) -> f16 {
+    return 0.0h;
+}

@@ -7,3 +7,7 @@
 fn w16_at(i: u32) -> f32 {
     return f32(w16[i]);
 }
+
+fn w16_half(i: u32) -> f16 {
+    return w16[i];
+}

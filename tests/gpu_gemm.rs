@@ -123,8 +123,10 @@ fn tensor_tile_matches_loops() {
             b16,
         );
     }
-    // Operands far below f16's normal range (2^-30: a gradient of 1e-9), and far above it.
-    for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
+    // Operands far below f16's normal range (2^-30: a gradient of 1e-9), and far above it;
+    // at 2^-56 both, their products (2^-112) take the chunk scales back in two multiplies,
+    // as one would leave f32's normal range.
+    for magnitude in [2f32.powi(-30), 2f32.powi(20), 2f32.powi(-56)] {
         check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
     }
     // Off again: the choice falls back to the 128x128 tile (exact f32).
@@ -203,7 +205,7 @@ fn split_tensor_tile_matches_f32_loops() {
             b16,
         );
     }
-    for magnitude in [2f32.powi(-30), 2f32.powi(20)] {
+    for magnitude in [2f32.powi(-30), 2f32.powi(20), 2f32.powi(-56)] {
         check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
     }
 }
@@ -261,7 +263,8 @@ fn gemm_coop_compiles_to_spirv() {
             16,
             "8 accumulators and the chunk's 8"
         );
-        assert!(src.contains("c3_1 = c3_1 + (t3_1 * back_a) * back_b;"));
+        assert!(src.contains("    c3_1 = c3_1 + t3_1 * back;"));
+        assert!(src.contains("    c3_1 = c3_1 + (t3_1 * back_a) * back_b;"));
         assert_eq!(
             src.matches("coopMultiplyAdd(").count(),
             16 + 32,

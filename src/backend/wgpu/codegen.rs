@@ -328,15 +328,10 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                 }
                 v.push("}".to_string());
             }
-            for i in 0..4 {
-                for j in 0..2 {
-                    v.push(if hw {
-                        format!("c{i}_{j} = c{i}_{j} + (t{i}_{j} * back_a) * back_b;")
-                    } else {
-                        format!("c{i}_{j} = emu_add_scaled(c{i}_{j}, t{i}_{j}, back_a, back_b);")
-                    });
-                }
-            }
+            let accs: Vec<String> = (0..4)
+                .flat_map(|i| (0..2).map(move |j| format!("{i}_{j}")))
+                .collect();
+            scale_back(&mut v, hw, &accs);
         }
         "coop_store" => {
             for i in 0..4 {
@@ -402,7 +397,6 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                     v.push(format!("    t{i} = coopMultiplyAdd(fa, fbl{i}, t{i});"));
                     v.push("}".to_string());
                     v.push(format!("t{i} = coopMultiplyAdd(fa, fb{i}, t{i});"));
-                    v.push(format!("c{i} = c{i} + (t{i} * back_a) * back_b;"));
                 } else {
                     v.push("if (SPLIT) {".to_string());
                     v.push(format!(
@@ -413,11 +407,10 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
                     ));
                     v.push("}".to_string());
                     v.push(format!("t{i} = emu_mma(ia, lda, ib{i}, ldb, t{i}, lane);"));
-                    v.push(format!(
-                        "c{i} = emu_add_scaled(c{i}, t{i}, back_a, back_b);"
-                    ));
                 }
             }
+            let accs: Vec<String> = blocks.iter().map(|&(i, _)| i.to_string()).collect();
+            scale_back(&mut v, hw, &accs);
         }
         "step_coop_fwd_store" | "step_coop_bwd_store" => {
             let n = if name == "step_coop_fwd_store" { 2 } else { 1 };
@@ -535,6 +528,30 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
         _ => return None,
     }
     Some(v)
+}
+
+/// Adds each chunk product t{a} into its accumulator c{a} for the suffixes `accs`, scaled
+/// back by the chunk's multipliers: in one multiply by `back` where that is a normal f32
+/// (`one_back` in shaders/coop_scale.wgsl, nonzero), else by `back_a` then `back_b`. The
+/// branch is uniform (every invocation reads the same scales) and costs one test a chunk.
+fn scale_back(v: &mut Vec<String>, hw: bool, accs: &[String]) {
+    v.push("if (back != 0.0) {".to_string());
+    for a in accs {
+        v.push(if hw {
+            format!("    c{a} = c{a} + t{a} * back;")
+        } else {
+            format!("    c{a} = emu_add_scaled(c{a}, t{a}, back, 1.0);")
+        });
+    }
+    v.push("} else {".to_string());
+    for a in accs {
+        v.push(if hw {
+            format!("    c{a} = c{a} + (t{a} * back_a) * back_b;")
+        } else {
+            format!("    c{a} = emu_add_scaled(c{a}, t{a}, back_a, back_b);")
+        });
+    }
+    v.push("}".to_string());
 }
 
 /// A zero 16x16 accumulator of the tensor-core tile.
