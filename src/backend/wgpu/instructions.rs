@@ -1063,6 +1063,46 @@ mod tests {
         assert_eq!(m.issued(), 4 + 2 + 1 + 5);
     }
 
+    /// A chunk loop on the matrix units: two 16x16x16 products from three matrix loads of
+    /// workgroup memory, an atomic on a scale word, and the products scaled into the
+    /// accumulator by one multiply-add a held element.
+    const COOP_KERNEL: &str = "
+        enable f16;
+        enable wgpu_cooperative_matrix;
+        var<workgroup> hs: array<f16, 512>;
+        var<workgroup> top: atomic<u32>;
+        @group(0) @binding(0) var<storage, read_write> out: array<f32>;
+        @compute @workgroup_size(32)
+        fn main(@builtin(local_invocation_index) l: u32) {
+            var c = coop_mat16x16<f32, C>();
+            for (var k = 0u; k < 8u; k++) {
+                let ia = k * 16u;
+                let ib = ia + 256u;
+                let a = coopLoad<coop_mat16x16<f16, A>>(&hs[ia], 16u);
+                let b = coopLoad<coop_mat16x16<f16, B>>(&hs[ib], 16u);
+                let b2 = coopLoad<coop_mat16x16<f16, B>>(&hs[ia], 16u);
+                var t = coop_mat16x16<f32, C>();
+                t = coopMultiplyAdd(a, b, t);
+                t = coopMultiplyAdd(a, b2, t);
+                atomicMax(&top, l);
+                c = c + t * 0.5;
+            }
+            coopStore(c, &out[0], 16u);
+        }
+    ";
+
+    #[test]
+    fn matrix_unit_products_are_counted_beside_the_issued_ones() {
+        let words = spirv(COOP_KERNEL, "main", &[], Checks::Unchecked).expect("SPIR-V");
+        let m = hot_loop(&words).expect("a loop");
+        assert_eq!(m.mma, 2, "{m:?}");
+        // Three matrix loads and the atomic, from workgroup memory.
+        assert_eq!(m.shared, 4, "{m:?}");
+        // t * 0.5 feeding c + ...: one multiply-add for each of the 8 elements an invocation
+        // of a subgroup of 32 holds of a 16x16 matrix.
+        assert_eq!((m.fma, m.float), (8, 0), "{m:?}");
+    }
+
     #[test]
     fn every_innermost_loop_in_the_order_written() {
         // KERNEL with a staging loop before the hot one: two innermost loops (the outer
