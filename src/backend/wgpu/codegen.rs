@@ -535,21 +535,23 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
 /// (`one_back` in shaders/coop_scale.wgsl, nonzero), else by `back_a` then `back_b`. The
 /// branch is uniform (every invocation reads the same scales) and costs one test a chunk.
 fn scale_back(v: &mut Vec<String>, hw: bool, accs: &[String]) {
-    v.push("if (back != 0.0) {".to_string());
-    for a in accs {
-        v.push(if hw {
-            format!("    c{a} = c{a} + t{a} * back;")
-        } else {
-            format!("    c{a} = emu_add_scaled(c{a}, t{a}, back, 1.0);")
-        });
-    }
-    v.push("} else {".to_string());
-    for a in accs {
-        v.push(if hw {
-            format!("    c{a} = c{a} + (t{a} * back_a) * back_b;")
-        } else {
-            format!("    c{a} = emu_add_scaled(c{a}, t{a}, back_a, back_b);")
-        });
+    // Each arm: its opening line, the multiplier, and the second one of the two-step arm.
+    let arms = [
+        ("if (back != 0.0) {", "back", None),
+        ("} else {", "back_a", Some("back_b")),
+    ];
+    for (open, s1, s2) in arms {
+        v.push(open.to_string());
+        for a in accs {
+            v.push(match (hw, s2) {
+                (true, None) => format!("    c{a} = c{a} + t{a} * {s1};"),
+                (true, Some(s2)) => format!("    c{a} = c{a} + (t{a} * {s1}) * {s2};"),
+                (false, s2) => format!(
+                    "    c{a} = emu_add_scaled(c{a}, t{a}, {s1}, {});",
+                    s2.unwrap_or("1.0")
+                ),
+            });
+        }
     }
     v.push("}".to_string());
 }
