@@ -14,7 +14,9 @@
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh before   the suite with an older build, .bin/wgrnn-before (or
 #                                   $BEFORE) where one was staged: the "before" of the kernels
-#                                   changed since (BENCHMARKS.md says which commit)
+#                                   changed since (BENCHMARKS.md says which commit), with
+#                                   $BEFORE_ARGS added to its bench flags (e.g.
+#                                   "--precision f16" for the f16 path's kernels)
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the split tensor-core products and
 #                                   steps (f32 accuracy), and the steps alone, with the
@@ -125,7 +127,8 @@ before() {
         echo "before: no $old staged" | tee -a "$OUT/skipped.txt"
         return 0
     fi
-    "$old" bench --suite "$S" --no-kernels --json "$OUT/wgrnn-before.jsonl" \
+    # shellcheck disable=SC2086 # BEFORE_ARGS is a list of flags
+    "$old" bench --suite "$S" --no-kernels ${BEFORE_ARGS:-} --json "$OUT/wgrnn-before.jsonl" \
         | tee "$OUT/wgrnn-before.txt"
 }
 

@@ -136,7 +136,8 @@ fn every_part_runs_what_it_names() {
     );
 }
 
-/// With an older build staged, `before` runs the suite with it into wgrnn-before.jsonl.
+/// With an older build staged, `before` runs the suite with it into wgrnn-before.jsonl, with
+/// the flags of BEFORE_ARGS where set.
 #[test]
 fn the_before_build_runs_the_suite_where_staged() {
     let dir = temp_dir("before");
@@ -148,12 +149,29 @@ fn the_before_build_runs_the_suite_where_staged() {
         &[("BEFORE", &stub.to_string_lossy())],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let calls = calls(&dir);
     let want = format!(
         "bench --suite suite.tsv --no-kernels --json {}",
         dir.join("out/wgrnn-before.jsonl").display()
     );
-    assert_eq!(calls.trim(), want);
+    assert_eq!(calls(&dir).trim(), want);
+    // BEFORE_ARGS adds flags: the f16 path's before (entry 55).
+    let dir = temp_dir("before-f16");
+    let stub = dir.join("wgrnn-stub");
+    let o = run_parts_with(
+        &dir,
+        &["before"],
+        "",
+        &[
+            ("BEFORE", &stub.to_string_lossy()),
+            ("BEFORE_ARGS", "--precision f16"),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = format!(
+        "bench --suite suite.tsv --no-kernels --precision f16 --json {}",
+        dir.join("out/wgrnn-before.jsonl").display()
+    );
+    assert_eq!(calls(&dir).trim(), want);
 }
 
 #[test]
