@@ -16,7 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
     GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm,
-    gemm_coop_source, gemm128_source, gemm256_source, tile_for,
+    gemm_coop_source, gemm128_source, gemm256_source, tile_for, verify_tensor_cores,
 };
 
 #[test]
@@ -544,6 +544,28 @@ fn col_sums_match_loops() {
                 "{what}: element {i} changed"
             );
         }
+    }
+}
+
+/// The self-check the backend runs where it opens an adapter with matrix units
+/// (`verify_tensor_cores`: a product exact in f32, compared to the last bit) passes on the
+/// tile as it is, on the matrix units or emulated, and leaves them in use and the tile
+/// choice as it was; without tensor cores it reports none and changes nothing.
+#[test]
+fn the_tensor_tile_passes_its_self_check() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let emulated = tensor_cores_or_emulated(g, "tensor-core tile");
+    g.set_gemm_tiles(GemmTiles::Big);
+    assert!(
+        verify_tensor_cores(g),
+        "the tile must give the exact product"
+    );
+    assert!(g.has_tensor_cores());
+    assert_eq!(g.gemm_tiles(), GemmTiles::Big);
+    if emulated {
+        assert!(!g.set_tensor_emulation(false));
+        assert!(!verify_tensor_cores(g) && !g.has_tensor_cores());
     }
 }
 

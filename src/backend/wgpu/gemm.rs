@@ -310,6 +310,88 @@ pub struct Out<'a> {
     pub rs: usize,
 }
 
+/// Runs the tensor-core tile once, where the device has matrix units, on a product whose
+/// every partial sum is exact in f32 whatever its order, and gives the tensor cores up for
+/// the run (`Gpu::give_up_tensor_cores`, with a warning saying by how much it was off) if
+/// any element differs from the loops'. A driver whose cooperative matrices lay out their
+/// loads or stores other than the tile expects would otherwise pass O(1) errors silently
+/// into every product of `--precision f16` (the recurrent steps use the same matrix
+/// loads). Returns whether the tensor cores are still in use. The backend calls it when it
+/// opens an adapter with matrix units; tests call it on the emulated tile.
+pub fn verify_tensor_cores(gpu: &Gpu) -> bool {
+    if !gpu.has_tensor_cores() {
+        return false;
+    }
+    let (a, b, want, (m, n, k)) = exact_product();
+    let (ga, gb) = (gpu.buffer_from(&a), gpu.buffer_from(&b));
+    let gc = gpu.buffer_from(&vec![f32::NAN; m * n]);
+    let tiles = gpu.gemm_tiles();
+    gpu.set_gemm_tiles(GemmTiles::Tensor);
+    let out = Out {
+        buf: &gc,
+        off: 0,
+        rs: n,
+    };
+    let (ma, mb) = (Mat::rows(&ga, 0, k), Mat::rows(&gb, 0, n));
+    gemm(gpu, m, n, k, ma, mb, out, 1.0, false, None);
+    gpu.set_gemm_tiles(tiles);
+    let got = gpu.read::<f32>(&gc, m * n);
+    match products_differ(&got, &want, n) {
+        Some(why) if gpu.has_tensor_cores() => {
+            gpu.give_up_tensor_cores("matrix product", &why);
+            false
+        }
+        _ => gpu.has_tensor_cores(),
+    }
+}
+
+/// A [`verify_tensor_cores`] product: A [m, k] and B [k, n] row-major, multiples of 1/8 in
+/// [-2, 2] (exact in f16, so rounding to it changes nothing, and the chunk scales are powers
+/// of two), and C = A B from the loops: each product a multiple of 1/64, every partial sum
+/// below 2^9, so exact in f32 in any order. One interior 128x128 tile, edges in m and n,
+/// and three 32-deep chunks. Returns (A, B, C, (m, n, k)).
+#[allow(clippy::type_complexity)]
+fn exact_product() -> (Vec<f32>, Vec<f32>, Vec<f32>, (usize, usize, usize)) {
+    let (m, n, k) = (136, 144, 72);
+    let value = |i: usize, salt: usize| ((i * 37 + salt * 101) % 33) as f32 / 8.0 - 2.0;
+    let a: Vec<f32> = (0..m * k).map(|i| value(i, 7)).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| value(i, 11)).collect();
+    let c = (0..m * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum::<f32>()
+        })
+        .collect();
+    (a, b, c, (m, n, k))
+}
+
+/// Why `got` is not `want` (row-major with `n` columns, as long), or `None` where they are
+/// equal to the last bit: how many elements differ (and how many of those are NaN), the
+/// first of them, and the largest difference.
+fn products_differ(got: &[f32], want: &[f32], n: usize) -> Option<String> {
+    let wrong: Vec<(usize, f32, f32)> = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .filter(|(_, (g, w))| g.to_bits() != w.to_bits())
+        .map(|(e, (&g, &w))| (e, g, w))
+        .collect();
+    let &(first, g, w) = wrong.first()?;
+    let nan = wrong.iter().filter(|x| x.1.is_nan()).count();
+    let largest = wrong
+        .iter()
+        .map(|x| (x.1 - x.2).abs())
+        .fold(0.0f32, f32::max);
+    Some(format!(
+        "it gives wrong products: {} of {} elements differ ({nan} NaN), the first at ({}, {}): \
+         {g} for {w}; by up to {largest}",
+        wrong.len(),
+        want.len(),
+        first / n,
+        first % n,
+    ))
+}
+
 /// Records `C = alpha * A B (+ C if accumulate) (+ bias[n])` with A `[m, k]`, B `[k, n]`.
 /// B may be an f16 buffer (an f16 layer cache; its values are widened to f32); A, C and the
 /// bias are f32.
@@ -390,7 +472,7 @@ pub fn gemm(
         match gpu.try_pipeline(variants.get(b.buf.is_f16()), "gemm_coop", &constants) {
             Ok(pipeline) => gpu.dispatch(&pipeline, &params, &buffers, big_grid),
             Err(why) => {
-                gpu.give_up_tensor_cores("matrix product", &why);
+                gpu.give_up_tensor_cores("matrix product", &format!("it does not compile: {why}"));
                 tile = Tile::Big(a_k, b_n);
             }
         }
@@ -463,4 +545,58 @@ pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer,
     gpu.dispatch(&finish, &params, &[&part, dst], Gpu::grid_1d(n, 256));
     let (r, n, s) = (rows as f64, n as f64, slices as f64);
     gpu.cost(r * n + s * n, 4.0 * (r * n + 2.0 * s * n + 2.0 * n));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exact_product, products_differ};
+
+    /// The self-check's product is exact: the f32 loops give what f64 gives, and its
+    /// operands are exact in f16.
+    #[test]
+    fn the_check_product_is_exact_in_f32() {
+        let (a, b, c, (m, n, k)) = exact_product();
+        assert!(
+            m % 128 != 0 && n % 128 != 0 && k > 64,
+            "edges and three chunks"
+        );
+        for x in a.iter().chain(&b) {
+            assert_eq!(half::f16::from_f32(*x).to_f32(), *x);
+            assert!(x.abs() <= 2.0);
+        }
+        assert_eq!(c.len(), m * n);
+        for (e, &got) in c.iter().enumerate() {
+            let (i, j) = (e / n, e % n);
+            let exact: f64 = (0..k)
+                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                .sum();
+            assert_eq!(got as f64, exact, "({i}, {j})");
+        }
+        assert!(c.iter().any(|&x| x != 0.0));
+    }
+
+    /// A product laid out wrong (here each 16x16 block of C transposed, as a cooperative
+    /// matrix stored with rows and columns swapped would be) is told from the right one, and
+    /// the right one passes.
+    #[test]
+    fn a_transposed_block_layout_is_a_wrong_product() {
+        let (_, _, c, (m, n, _)) = exact_product();
+        assert_eq!(products_differ(&c, &c, n), None);
+        let mut t = c.clone();
+        for e in 0..128 * 128 {
+            let (i, j) = (e / 128, e % 128);
+            let (bi, bj) = (i / 16 * 16, j / 16 * 16);
+            t[i * n + j] = c[(bi + j % 16) * n + bj + i % 16];
+        }
+        let why = products_differ(&t, &c, n).expect("a transposed layout differs");
+        assert!(why.contains("elements differ (0 NaN)"), "{why}");
+        let mut one = c.clone();
+        one[m * n - 1] = f32::NAN;
+        let why = products_differ(&one, &c, n).expect("a NaN differs");
+        assert!(
+            why.contains(&format!("1 of {} elements differ (1 NaN)", m * n)),
+            "{why}"
+        );
+        assert!(why.contains(&format!("({}, {})", m - 1, n - 1)), "{why}");
+    }
 }

@@ -657,7 +657,8 @@ impl Call<'_> {
                 Ok(p) if half => return (p, Ninth::HalfWeights),
                 Ok(p) if spare => return (p, Ninth::Unread),
                 Ok(p) => return (p, Ninth::None),
-                Err(why) => gpu.give_up_tensor_cores("recurrent step", &why),
+                Err(why) => gpu
+                    .give_up_tensor_cores("recurrent step", &format!("it does not compile: {why}")),
             }
         }
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);

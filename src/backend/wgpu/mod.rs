@@ -381,6 +381,11 @@ impl WgpuBackend {
     /// takes `WGRNN_ADAPTER`, else the best adapter.
     pub fn new(adapter: Option<&str>) -> Result<Self, GpuError> {
         let gpu = Gpu::new(adapter)?;
+        // Matrix units are used only once they give the loops' products (emulated ones are
+        // the tests' to check).
+        if gpu.has_tensor_cores() && !gpu.tensor_emulated() {
+            gemm::verify_tensor_cores(&gpu);
+        }
         let dummy = gpu.buffer(1);
         let mut be = WgpuBackend {
             gpu,

@@ -480,12 +480,13 @@ impl Gpu {
         self.tensor_cores.get() || self.tensor_emulated.get()
     }
 
-    /// Stops using the tensor cores for the rest of the run (the tensor-core `kernel` did not
-    /// compile on this device: `why`), with a warning; the matrix products and the recurrent
-    /// step products fall back to the f32 tiles.
+    /// Stops using the tensor cores for the rest of the run (the tensor-core `kernel` cannot
+    /// be used on this device: `why`, such as that it does not compile, or that it gives
+    /// wrong products, `gemm::verify_tensor_cores`), with a warning; the matrix products and
+    /// the recurrent step products fall back to the f32 tiles.
     pub fn give_up_tensor_cores(&self, kernel: &str, why: &str) {
         eprintln!(
-            "warning: the tensor-core {kernel} does not compile on `{}` ({why}); \
+            "warning: the tensor-core {kernel} is not used on `{}`: {why}; \
              the matrix products and recurrent steps use the f32 tiles instead",
             self.info.name
         );
