@@ -19,8 +19,9 @@
 // (2^kb for B) that brings the chunk's largest magnitude into [2^14, 2^15) before rounding,
 // and the chunk's products are scaled back by 2^-ka 2^-kb (exact: one multiply by their
 // product where that is a normal f32, coop_scale.wgsl one_back, else the two in turn) as
-// they are added to the f32 accumulators. Within a chunk, values down to 2^-28 of its largest keep f16's relative
-// precision; smaller ones lose it, at an absolute error below 2^-38 of that largest value.
+// they are added to the f32 accumulators. Within a chunk, values down to 2^-28 of its
+// largest keep f16's relative precision; smaller ones lose it, at an absolute error below
+// 2^-38 of that largest value.
 //
 // This file is a template (src/backend/wgpu/codegen.rs expands its `// @generate` lines):
 // the 8 accumulators of a subgroup are named variables, never a private array. The `coop_*`
