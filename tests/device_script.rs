@@ -140,38 +140,24 @@ fn every_part_runs_what_it_names() {
 /// the flags of BEFORE_ARGS where set.
 #[test]
 fn the_before_build_runs_the_suite_where_staged() {
-    let dir = temp_dir("before");
-    let stub = dir.join("wgrnn-stub");
-    let o = run_parts_with(
-        &dir,
-        &["before"],
-        "",
-        &[("BEFORE", &stub.to_string_lossy())],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = format!(
-        "bench --suite suite.tsv --no-kernels --json {}",
-        dir.join("out/wgrnn-before.jsonl").display()
-    );
-    assert_eq!(calls(&dir).trim(), want);
-    // BEFORE_ARGS adds flags: the f16 path's before (entry 55).
-    let dir = temp_dir("before-f16");
-    let stub = dir.join("wgrnn-stub");
-    let o = run_parts_with(
-        &dir,
-        &["before"],
-        "",
-        &[
-            ("BEFORE", &stub.to_string_lossy()),
-            ("BEFORE_ARGS", "--precision f16"),
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = format!(
-        "bench --suite suite.tsv --no-kernels --precision f16 --json {}",
-        dir.join("out/wgrnn-before.jsonl").display()
-    );
-    assert_eq!(calls(&dir).trim(), want);
+    // (BEFORE_ARGS, the flags it adds): none, and the f16 path's before (entry 55).
+    for (args, flags) in [(None, ""), (Some("--precision f16"), "--precision f16 ")] {
+        let dir = temp_dir(if args.is_some() {
+            "before-f16"
+        } else {
+            "before"
+        });
+        let stub = dir.join("wgrnn-stub").to_string_lossy().into_owned();
+        let mut env = vec![("BEFORE", stub.as_str())];
+        env.extend(args.map(|a| ("BEFORE_ARGS", a)));
+        let o = run_parts_with(&dir, &["before"], "", &env);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let want = format!(
+            "bench --suite suite.tsv --no-kernels {flags}--json {}",
+            dir.join("out/wgrnn-before.jsonl").display()
+        );
+        assert_eq!(calls(&dir).trim(), want);
+    }
 }
 
 #[test]
