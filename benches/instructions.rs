@@ -309,14 +309,56 @@ fn coop_traffic_table(steps: usize) {
     }
 }
 
+/// Where a step kernel's chunk loop runs on the H100: its configuration's grid, the tiles'
+/// units and K slices, and whether it is the backward (32-row chunks) or the forward (16).
+#[derive(Clone, Copy)]
+struct StepRun {
+    grid: StepGrid,
+    tu: usize,
+    ks: usize,
+    backward: bool,
+}
+
+/// SMs of the H100 and their warp schedulers, each issuing one warp instruction a cycle at
+/// an assumed 1.75 GHz.
+const H100_SMS: usize = 132;
+const SCHEDULERS: usize = 4;
+const CYCLES_PER_US: f64 = 1750.0;
+
+impl StepRun {
+    /// The microseconds a step's chunk loops take to issue at `issued` instructions a pass:
+    /// each scheduler's warps (a workgroup's KS x 4 TU / 32 warps over 4 schedulers, the
+    /// workgroups in waves of 132) each walk their slice's chunks, one instruction a cycle;
+    /// what the loops' latency, the cell update and L2 add is not in it.
+    fn issue_us(self, issued: u32) -> f64 {
+        let StepRun {
+            grid,
+            tu,
+            ks,
+            backward,
+        } = self;
+        let (inner, depth) = if backward {
+            (grid.gates * grid.hidden, 32)
+        } else {
+            (grid.hidden, 16)
+        };
+        let chunks = inner.div_ceil(depth).div_ceil(ks);
+        let warps = ks * 4 * tu / 32;
+        let waves = grid.workgroups(tu).div_ceil(H100_SMS);
+        let cycles = waves * warps.div_ceil(SCHEDULERS) * chunks * issued as usize;
+        cycles as f64 / CYCLES_PER_US
+    }
+}
+
 /// A tensor-core kernel to count (`Case`), with the matrix units' 16x16x16 products it
 /// asks for: the GEMM tile (rounded or split) or a suite configuration's step tiles as the
-/// host gives them on the H100 (`coop_tiles`), rounded (f16 storage, as `--precision f16`
-/// builds them; `w16`: reading the f16 copy of W_hh) or split (f32 storage).
-fn coop_cases() -> Vec<Case> {
+/// host gives them on the H100 (`coop_tiles`; with where they run), rounded (f16 storage, as
+/// `--precision f16` builds them; `w16`: reading the f16 copy of W_hh) or split (f32
+/// storage).
+fn coop_cases() -> Vec<(Case, Option<StepRun>)> {
     let gemm = |split: bool, a_k: bool, what: &str| {
         let (a, b) = if a_k { (1.0, 0.0) } else { (0.0, 1.0) };
-        Case {
+        let case = Case {
             module: "gemm_coop",
             entry: "gemm_coop",
             constants: vec![
@@ -325,7 +367,8 @@ fn coop_cases() -> Vec<Case> {
                 ("SPLIT", split as u32 as f64),
             ],
             what: what.to_string(),
-        }
+        };
+        (case, None)
     };
     let step = |config: &str, cell: &str, entry: &'static str, split: bool, w16: bool| {
         let grid = SUITE_GRIDS
@@ -353,7 +396,7 @@ fn coop_cases() -> Vec<Case> {
             (false, true) => "rounded, f16 copy of W_hh",
             (false, false) => "rounded, f32 W_hh",
         };
-        Case {
+        let case = Case {
             module,
             entry,
             constants: vec![
@@ -364,7 +407,14 @@ fn coop_cases() -> Vec<Case> {
                 ("W16", w16 as u32 as f64),
             ],
             what: format!("{config} {direction} step, {how}, TU {tu}, KS {ks}"),
-        }
+        };
+        let run = StepRun {
+            grid,
+            tu,
+            ks,
+            backward: direction == "backward",
+        };
+        (case, Some(run))
     };
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
     vec![
@@ -395,13 +445,16 @@ fn coop_table(sources: &HashMap<&str, String>) {
     println!(
         "\nTensor-core kernels, per pass through the chunk loop of a subgroup: 16x16x16 \
          matrix products (mma) and the instructions each invocation issues beside them, \
-         SPIR-V from naga after SPIRV-Tools' -O, as written. benches/instructions.rs\n"
+         SPIR-V from naga after SPIRV-Tools' -O, as written; for the steps, how long a \
+         step's chunk loops take to issue on the H100 at one instruction a cycle a \
+         scheduler and 1.75 GHz (StepRun::issue_us; latency, the cell update and L2 not \
+         in it). benches/instructions.rs\n"
     );
     println!(
-        "| kernel | build | mma | multiply-adds | other float | integer | shared (matrix loads included) | global | barriers | branches | issued | issued per mma |"
+        "| kernel | build | mma | multiply-adds | other float | integer | shared (matrix loads included) | global | barriers | branches | issued | issued per mma | issue-bound us a step |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (c, case) in coop_cases().iter().enumerate() {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (c, (case, run)) in coop_cases().iter().enumerate() {
         for checks in [Checks::Checked, Checks::Unchecked] {
             let tag = format!("coop-{c}-{}", checks.name());
             let words = spirv(&sources[case.module], case.entry, &case.constants, checks)
@@ -416,8 +469,11 @@ fn coop_table(sources: &HashMap<&str, String>) {
                     return;
                 }
             };
+            let us = run.map_or(String::new(), |r| {
+                format!("{:.1}", r.issue_us(hot.issued()))
+            });
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {us} |",
                 case.what,
                 checks.name(),
                 hot.mma,
