@@ -366,14 +366,14 @@ fn exact_product() -> (Vec<f32>, Vec<f32>, Vec<f32>, (usize, usize, usize)) {
 }
 
 /// Why `got` is not `want` (row-major with `n` columns, as long), or `None` where they are
-/// equal to the last bit: how many elements differ (and how many of those are NaN), the
-/// first of them, and the largest difference.
+/// equal to the last bit (zeros of either sign alike; a NaN never is): how many elements
+/// differ (and how many of those are NaN), the first of them, and the largest difference.
 fn products_differ(got: &[f32], want: &[f32], n: usize) -> Option<String> {
     let wrong: Vec<(usize, f32, f32)> = got
         .iter()
         .zip(want)
         .enumerate()
-        .filter(|(_, (g, w))| g.to_bits() != w.to_bits())
+        .filter(|(_, (g, w))| g != w)
         .map(|(e, (&g, &w))| (e, g, w))
         .collect();
     let &(first, g, w) = wrong.first()?;
