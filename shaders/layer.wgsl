@@ -406,7 +406,7 @@ struct Gates4 {
 
 // Where tile_w_gates' loads come from, the same in every chunk of a step (computed once, before
 // the chunk loop, so a chunk's loads are an add and a load each): lane i's weight of gate g
-// at inner index k is w_at(at[i] + g H R + k) (unit u0 + l / 16 + i TU / 4 of the tile, k =
+// at inner index k is params[at[i] + g H R + k] (unit u0 + l / 16 + i TU / 4 of the tile, k =
 // k0 + l % 16 in the chunk at k0); ok[i] says the unit exists.
 struct WRows {
     at: vec4<u32>,
@@ -423,7 +423,7 @@ fn w_rows(w: u32, u0: u32, l: u32) -> WRows {
 // the slot lies inside the matrix.
 fn tile_w4_inside(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
     let i = r.at + vec4<u32>(gate * p.hidden * p.rw + k0 + r.col);
-    return vec4<f32>(w_at(i.x), w_at(i.y), w_at(i.z), w_at(i.w));
+    return vec4<f32>(params[i.x], params[i.y], params[i.z], params[i.w]);
 }
 
 // The same at the matrix's edges, 0 outside it: masked lanes load element 0 and read as 0.
@@ -431,7 +431,7 @@ fn tile_w4_edge(r: WRows, gate: u32, k0: u32) -> vec4<f32> {
     let k = k0 + r.col;
     let ok = r.ok & vec4<bool>(k < p.rw);
     let j = select(vec4<u32>(0u), r.at + vec4<u32>(gate * p.hidden * p.rw + k), ok);
-    let v = vec4<f32>(w_at(j.x), w_at(j.y), w_at(j.z), w_at(j.w));
+    let v = vec4<f32>(params[j.x], params[j.y], params[j.z], params[j.w]);
     return select(vec4<f32>(0.0), v, ok);
 }
 
@@ -649,7 +649,7 @@ fn quad_fma(acc: vec4<f32>, w: vec4<f32>, h0: vec4<f32>, h1: vec4<f32>, h2: vec4
 }
 
 // Where w_column_parts' loads come from, the same in every chunk of a step: column `unit` of
-// W_hh from row dg of a chunk on, rows `step` apart (w_at(at + (g0 + i step) R) for the
+// W_hh from row dg of a chunk on, rows `step` apart (params[at + (g0 + i step) R] for the
 // chunk at g0); ok says the column exists.
 struct WCol {
     at: u32,
@@ -669,7 +669,7 @@ fn w_col(w: u32, unit: u32, dg: u32, step: u32) -> WCol {
 fn w_column4_inside(c: WCol, at: u32, j: u32) -> vec4<f32> {
     let i = at + j * (TK * p.rw);
     let s = c.step * p.rw;
-    return vec4<f32>(w_at(i), w_at(i + s), w_at(i + 2u * s), w_at(i + 3u * s));
+    return vec4<f32>(params[i], params[i + s], params[i + 2u * s], params[i + 3u * s]);
 }
 
 // The same wherever they lie: 0 outside the matrix.
@@ -679,10 +679,10 @@ fn w_column4_edge(c: WCol, g0: u32) -> vec4<f32> {
     let g = g0 + c.dg;
     var v = vec4<f32>(0.0);
     if (c.ok) {
-        if (g < p.gh) { v.x = w_at(i); }
-        if (g + c.step < p.gh) { v.y = w_at(i + s); }
-        if (g + 2u * c.step < p.gh) { v.z = w_at(i + 2u * s); }
-        if (g + 3u * c.step < p.gh) { v.w = w_at(i + 3u * s); }
+        if (g < p.gh) { v.x = params[i]; }
+        if (g + c.step < p.gh) { v.y = params[i + s]; }
+        if (g + 2u * c.step < p.gh) { v.z = params[i + 2u * s]; }
+        if (g + 3u * c.step < p.gh) { v.w = params[i + 3u * s]; }
     }
     return v;
 }

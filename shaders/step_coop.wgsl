@@ -83,13 +83,8 @@ override SCALE_SLOTS: u32 = 2u * KS; // two per slice (shaders/coop_scale.wgsl)
 override W16: bool = false;
 const W16_HEAD: u32 = 2u; // halves before the copy's matrices: k_0, k_1
 
-// The recurrent weight at float i of the parameters, for shaders/layer.wgsl's tile loads
-// (without W16; with it the loads below read the copy in f16).
-fn w_at(i: u32) -> f32 {
-    return params[i];
-}
-
-// Where direction d's W_hh starts, for w_at (or with W16 the copy's loads).
+// Where direction d's W_hh starts: in the parameters, for shaders/layer.wgsl's tile loads,
+// or with W16 in the copy, for the f16 loads below.
 fn w_source(d: u32) -> u32 {
     return select(w_hh(d), W16_HEAD + d * p.gh * p.rw, W16);
 }
@@ -97,7 +92,7 @@ fn w_source(d: u32) -> u32 {
 // The power of two direction d's weights carry as the steps read them (k_d from the copy;
 // 0 from the parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
 fn w_exp(d: u32) -> i32 {
-    return select(0, i32(w16_at(d)), W16);
+    return select(0, i32(w16_half(d)), W16);
 }
 
 // The largest magnitude of a forward weight chunk (gates_bits) for its scale; 0 with W16,

@@ -31,12 +31,6 @@
 // order, so the sums are the same from run to run.
 // Units past the layer read the last unit's weights; their sums are never used.
 
-// The recurrent weight at float i of the parameters, for shaders/layer.wgsl's tile loads
-// (which these products do not use).
-fn w_at(i: u32) -> f32 {
-    return params[i];
-}
-
 const GL: u32 = 16u;   // k lanes per weight row in the forward
 const GC: u32 = 1024u; // k values (forward) or rows g (backward) staged per chunk
 

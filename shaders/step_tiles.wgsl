@@ -55,12 +55,6 @@
 //   through workgroup memory at the end, and the results handed out in the plain mapping.
 //   Its 16 forward accumulators are generated code (`// @generate step_*`, expanded by
 //   src/backend/wgpu/codegen.rs).
-
-// The recurrent weight at float i of the parameters, for shaders/layer.wgsl's tile loads.
-fn w_at(i: u32) -> f32 {
-    return params[i];
-}
-
 override STEP_BLOCKED: bool = false;
 // Chunk depths of the plain loops per K slice (16, 32 or 64): BR rows of
 // W_hh^T dgh in the backward, FK k steps of W_hh h in the forward (gates x FK at most 128).

@@ -4,10 +4,6 @@
 // others); else shaders/weights_f16_absent.wgsl takes its place. CPU twin: none (a load).
 @group(0) @binding(11) var<storage, read> w16: array<f16>;
 
-fn w16_at(i: u32) -> f32 {
-    return f32(w16[i]);
-}
-
 fn w16_half(i: u32) -> f16 {
     return w16[i];
 }
