@@ -9,8 +9,8 @@
 #                                   f16, check, variants
 #   bash benches/device.sh check    every kernel variant against the CPU reference, on the GPU
 #   bash benches/device.sh check-new the defaults (also at 3 sequences), the 256x128 GEMM
-#                                   tile and the tensor-core builds (which lavapipe can
-#                                   only emulate)
+#                                   tile, the gated forwards in 32 sequences and the
+#                                   tensor-core builds (which lavapipe can only emulate)
 #   bash benches/device.sh suite    the suite (default kernels, per-kernel table) and PyTorch
 #   bash benches/device.sh before   the suite with an older build, .bin/wgrnn-before (or
 #                                   $BEFORE) where one was staged: the "before" of the kernels
@@ -21,7 +21,8 @@
 #   bash benches/device.sh ksplit   the suite with the split tensor-core products and
 #                                   steps (f32 accuracy), and the steps alone, with the
 #                                   tiles' K split 1 way (entry 48's before) and 4 ways in
-#                                   16-unit tiles, with the step tiles' 16-row chunks
+#                                   16-unit tiles, with the gated forwards in 16 sequences
+#                                   (entry 56's before), with the step tiles' 16-row chunks
 #                                   (entry 19's before), with the 256x128 GEMM tile, with K
 #                                   split 4 ways (also in 16-row
 #                                   chunks: entry 34's before) and 2 at every grid, with
@@ -67,6 +68,7 @@ fi
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
     "--step-k-split 2 --step-units 64" "--step-k-split 1" "--step-chunk-rows 16" "--gemm tall"
+    "--forward-sequences 16"
     "--precision f16 --step-kernel tiled"
     "--step-kernel gemv --unchecked"
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
@@ -99,7 +101,9 @@ check_variants() {
 check() { check_variants "${VARIANTS[@]}"; }
 check-new() {
     local status=0
-    check_variants "" "--gemm tall" "${VARIANTS[@]:13}" || status=1
+    # "--step-units 32": the gated forwards in tiles of 16 units x 32 sequences (entry 56;
+    # the defaults take 16-unit tiles at these sizes).
+    check_variants "" "--gemm tall" "--step-units 32" "${VARIANTS[@]:14}" || status=1
     # The defaults at 3 sequences: the matrix-vector steps with the checks on, what batch1
     # runs since entry 45.
     LENGTHS=7,29,1 check_variants "" || status=1
@@ -178,6 +182,10 @@ ksplit() {
     # ones in 32-row chunks (a quarter less dgh restaged, twice the barriers).
     bench_variant ksplit1 --step-k-split 1 || status=1
     bench_variant ksplit4-units16 --step-k-split 4 --step-units 16 || status=1
+    # The gated forwards in 16 sequences (entry 56's before): the defaults take tiles of
+    # half the units x 32 sequences where the tiles are 32 units or wider (a third less L2
+    # traffic for the flagship's forward, ~4% more instructions a chunk).
+    bench_variant fwdseqs16 --forward-sequences 16 || status=1
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
     # 64).

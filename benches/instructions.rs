@@ -22,8 +22,8 @@ use wgrnn::backend::wgpu::instructions::{
     tail_store_load_turns,
 };
 use wgrnn::backend::wgpu::{
-    H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, coop_tiles,
-    fit_chunks, h100_tiles, module_sources,
+    H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, TILE_QUADS,
+    coop_tiles, fit_chunks, h100_tiles, module_sources,
 };
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
@@ -46,29 +46,36 @@ fn gemm(tile: &'static str, a_k: bool, what: &str) -> Case {
     }
 }
 
-/// The f32 tiles of a step: units, K slices asked, the blocked or the plain loops; the
-/// chunks follow as the host's `fit_chunks` (or `PlainChunks::blocked`) makes them on the
-/// H100, at the default 64 rows.
+/// The f32 tiles of a step: units, K slices asked, the forward's sequence quads, the
+/// blocked or the plain loops; the chunks follow as the host's `fit_chunks` (or
+/// `PlainChunks::blocked`) makes them on the H100, at the default 64 rows.
 #[derive(Clone, Copy)]
 struct Tiles {
     tu: usize,
     ks: usize,
+    sq: usize,
     blocked: bool,
 }
 
 /// The tiles the host gives the steps of the suite configuration `name` (`SUITE_GRIDS`) on
-/// the H100 (`plain_tiles`): width and K slices by the grid (the default since entry 48),
-/// or `units` and `k_split`.
-fn suite_tiles(name: &str, units: Option<usize>, k_split: Option<usize>) -> Tiles {
+/// the H100 (`plain_tiles`): width, K slices and the forward's sequences by the grid (the
+/// defaults since entries 48 and 56), or `units`, `k_split` and `sequences`.
+fn suite_tiles(
+    name: &str,
+    units: Option<usize>,
+    k_split: Option<usize>,
+    sequences: Option<usize>,
+) -> Tiles {
     let grid = SUITE_GRIDS
         .iter()
         .find(|c| c.0 == name)
         .map(|c| c.1)
         .unwrap_or_else(|| panic!("{name} is no suite configuration"));
-    let (tu, c) = h100_tiles(grid, units, k_split);
+    let (tu, c) = h100_tiles(grid, units, k_split, sequences);
     Tiles {
         tu,
         ks: c.ks,
+        sq: c.sq,
         blocked: false,
     }
 }
@@ -77,6 +84,7 @@ fn suite_tiles(name: &str, units: Option<usize>, k_split: Option<usize>) -> Tile
 const BLOCKED: Tiles = Tiles {
     tu: 32,
     ks: 1,
+    sq: TILE_QUADS,
     blocked: true,
 };
 
@@ -89,6 +97,8 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Cas
         "gru_cell" => 3,
         _ => 1,
     };
+    // The forward's 32 sequences are the gated cells' (`layer::forward_quads`).
+    let sq = if gates > 1 { t.sq } else { TILE_QUADS };
     let c = if t.blocked {
         PlainChunks::blocked(64, gates)
     } else {
@@ -97,24 +107,33 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Cas
             64,
             t.tu,
             gates,
+            sq,
             H100_INVOCATIONS,
             H100_WORKGROUP_BYTES,
         )
     };
-    let arrays = c.arrays(entry.starts_with("bwd"));
+    let backward = entry.starts_with("bwd");
+    let arrays = c.arrays(backward);
+    let (tu, sq) = match backward {
+        true => (t.tu, TILE_QUADS),
+        false => (c.forward_units(t.tu), c.sq),
+    };
     let what = if t.blocked {
         format!("{what}, blocked loops")
+    } else if sq != TILE_QUADS {
+        format!("{what}, TU {tu} x {} sequences, KS {}", 4 * sq, c.ks)
     } else {
-        format!("{what}, TU {}, KS {}", t.tu, c.ks)
+        format!("{what}, TU {tu}, KS {}", c.ks)
     };
     Case {
         module,
         entry,
         constants: vec![
             ("OPT0", opt0),
-            ("TU", t.tu as f64),
+            ("TU", tu as f64),
             ("KS", c.ks as f64),
-            ("TB", 16.0),
+            ("SQ", sq as f64),
+            ("TB", (4 * sq) as f64),
             ("STEP_BLOCKED", if t.blocked { 1.0 } else { 0.0 }),
             ("BR", c.rows as f64),
             ("FK", c.fk as f64),
@@ -144,18 +163,20 @@ fn gemv(entry: &'static str, what: &str) -> Case {
 /// chunks) and in the blocked loops.
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
-    let lstm = suite_tiles("flagship", None, None);
+    let lstm = suite_tiles("flagship", None, None, None);
     let (gru, elman) = (
-        suite_tiles("gru4", None, None),
-        suite_tiles("tanh4", None, None),
+        suite_tiles("gru4", None, None, None),
+        suite_tiles("tanh4", None, None, None),
     );
-    let one = suite_tiles("flagship", None, Some(1));
-    let narrow = suite_tiles("flagship", Some(16), Some(4));
+    let sixteen = suite_tiles("flagship", None, None, Some(16));
+    let one = suite_tiles("flagship", None, Some(1), None);
+    let narrow = suite_tiles("flagship", Some(16), Some(4), None);
     vec![
         gemm("gemm128", true, "128x128 tile, x W^T (input projections)"),
         gemm("gemm128", false, "128x128 tile, dG^T H (weight gradients)"),
         gemm("gemm256", true, "256x128 tile, x W^T"),
         tiles("lstm_cell", fwd, lstm, "flagship forward step"),
+        tiles("lstm_cell", fwd, sixteen, "flagship forward step"),
         tiles("lstm_cell", bwd, lstm, "flagship backward step"),
         tiles("lstm_cell", fwd, one, "flagship forward step"),
         tiles("lstm_cell", bwd, one, "flagship backward step"),
@@ -181,7 +202,7 @@ fn update_cases() -> Vec<Case> {
     all.push(tiles(
         "elman_cell",
         "bwd_step_tiled",
-        suite_tiles("tanh4", None, None),
+        suite_tiles("tanh4", None, None, None),
         "tanh4 backward step",
     ));
     all
@@ -191,19 +212,19 @@ fn update_cases() -> Vec<Case> {
 /// an assumption, not a measurement.
 const L2_BYTES_PER_S: f64 = 6e12;
 
-/// What step tiles of `tu` units read from L2 a step for `grid`, in bytes: (W_hh, the
-/// states, dgh). Every workgroup of 16 sequences reads its units' rows of W_hh (so W_hh once
-/// per 16 sequences, at `weight_bytes` a weight) and stages all its sequences' states
+/// What step tiles of `tu` units and `tb` sequences read from L2 a step for `grid`, in
+/// bytes: (W_hh, the states, dgh). Every workgroup reads its units' rows of W_hh (so W_hh
+/// once per `tb` sequences, at `weight_bytes` a weight) and stages all its sequences' states
 /// (forward, H a sequence) or dgh (backward, gates x H) in f32, so each unit tile restages
 /// them.
-fn step_reads(grid: StepGrid, tu: usize, weight_bytes: f64) -> (f64, f64, f64) {
+fn step_reads(grid: StepGrid, tu: usize, tb: usize, weight_bytes: f64) -> (f64, f64, f64) {
     let StepGrid {
         hidden,
         batch,
         dirs,
         gates,
     } = grid;
-    let w = weight_bytes * (gates * hidden * hidden * batch.div_ceil(16) * dirs) as f64;
+    let w = weight_bytes * (gates * hidden * hidden * batch.div_ceil(tb) * dirs) as f64;
     let tiles = (hidden.div_ceil(tu) * dirs * batch) as f64;
     (
         w,
@@ -230,38 +251,43 @@ fn l2_us(bytes: f64) -> f64 {
 }
 
 /// What the f32 step tiles read from L2 a step, forward and backward (`step_reads`), for
-/// each suite configuration at its tiles by the grid (the default), at one K slice (before
-/// entry 48) and in 16-unit tiles at four.
+/// each suite configuration at its tiles by the grid (the default), with the forward in 16
+/// sequences (before entry 56), at one K slice (before entry 48) and in 16-unit tiles at
+/// four.
 fn traffic_table() {
     println!(
         "\nL2 reads of the f32 step tiles a step (one layer and direction set; MiB): W_hh once \
-         per 16 sequences, states (forward) or dgh (backward) once per unit tile; time at an \
-         assumed {:.0} TB/s. benches/instructions.rs\n",
+         per 16 sequences (32 in a forward of tiles TU / 2 x 32), states (forward) or dgh \
+         (backward) once per unit tile; time at an assumed {:.0} TB/s. \
+         benches/instructions.rs\n",
         L2_BYTES_PER_S / 1e12
     );
     println!(
-        "| config | tiles (TU, KS, rows) | workgroups x invocations | forward W_hh + states | backward W_hh^T + dgh | us at that bandwidth (fwd, bwd) |"
+        "| config | tiles (TU, KS, rows; forward TU x TB) | workgroups x invocations | forward W_hh + states | backward W_hh^T + dgh | us at that bandwidth (fwd, bwd) |"
     );
     println!("|---|---|---|---|---|---|");
     for (name, grid) in tiled_suite() {
-        for (what, units, k_split) in [
-            ("by the grid", None, None),
-            ("one slice", None, Some(1)),
-            ("16 units", Some(16), Some(4)),
+        for (what, units, k_split, seqs) in [
+            ("by the grid", None, None, None),
+            ("forward 16 sequences", None, None, Some(16)),
+            ("one slice", None, Some(1), None),
+            ("16 units", Some(16), Some(4), None),
         ] {
-            let (tu, c) = h100_tiles(grid, units, k_split);
-            let (w, states, dgh) = step_reads(grid, tu, 4.0);
+            let (tu, c) = h100_tiles(grid, units, k_split, seqs);
+            let (fu, fb) = (c.forward_units(tu), c.forward_sequences());
+            let (wf, states, _) = step_reads(grid, fu, fb, 4.0);
+            let (w, _, dgh) = step_reads(grid, tu, 16, 4.0);
             println!(
-                "| {name} | {what}: {tu}, {}, {} | {} x {} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} |",
+                "| {name} | {what}: {tu}, {}, {}; {fu} x {fb} | {} x {} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} |",
                 c.ks,
                 c.rows,
                 grid.workgroups(tu),
                 4 * tu * c.ks,
-                mib(w),
+                mib(wf),
                 mib(states),
                 mib(w),
                 mib(dgh),
-                l2_us(w + states),
+                l2_us(wf + states),
                 l2_us(w + dgh),
             );
         }
@@ -286,8 +312,8 @@ fn coop_traffic_table(steps: usize) {
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, grid) in tiled_suite() {
         let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
-        let (w32, states, dgh) = step_reads(grid, tu, 4.0);
-        let (w16, _, _) = step_reads(grid, tu, 2.0);
+        let (w32, states, dgh) = step_reads(grid, tu, 16, 4.0);
+        let (w16, _, _) = step_reads(grid, tu, 16, 2.0);
         let weights = (grid.gates * grid.hidden * grid.hidden * grid.dirs) as f64;
         let copy = 10.0 * weights / steps as f64;
         println!(

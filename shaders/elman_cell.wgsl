@@ -58,7 +58,7 @@ fn bwd_update(d: u32, b: u32, j: u32, e: BwdIn, wt: f32) {
     // (dgh is the same section: GpuCell::dgh_is_dxp, so it needs no second store.)
 }
 
-@compute @workgroup_size(4u * TU * KS, 1, 1)
+@compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();

@@ -100,9 +100,9 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     fwd_cell(d, b, j, hh3(d, b, p.s, wr, wz, wn));
 }
 
-// Pytorch, tiled (tile_w_h, see layer.wgsl): TU units, their three gate rows, for 16
-// sequences per workgroup.
-@compute @workgroup_size(4u * TU * KS, 1, 1)
+// Pytorch, tiled (tile_w_h, see layer.wgsl): TU units, their three gate rows, for TB = 4 SQ
+// sequences per workgroup (16, or 32 in the f32 tiles' SQ 8).
+@compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();

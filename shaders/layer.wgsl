@@ -373,7 +373,8 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // ---- Tiled recurrent steps: what the cells' *_tiled entry points share ----
 // A workgroup of 4 * TU invocations owns TU units (TU = 16, 32 or 64, an override the host
-// picks so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences: units
+// picks so the grid fills the GPU) of one direction (workgroup id z) for TB = 16 sequences
+// (the f32 tiles' gated forwards: SQ * TU invocations and TB = 4 SQ, SQ below): units
 // u0 = TU * wg.x .., sequences b0 = TB * wg.y ..; the recurrent products tile_w_h (forward)
 // and tile_wt_dgh (backward) return, in invocation l, unit u0 + l % TU for the four sequences
 // b0 + 4 (l / TU) + 0..3, one vec4 lane each. Three files implement them, and the host puts
@@ -394,6 +395,11 @@ fn final_state(@builtin(global_invocation_id) gid: vec3<u32>) {
 override TU: u32 = 64u;
 override KS: u32 = 1u;
 override TB: u32 = 16u;
+// Sequence quads of the f32 tiles' forward workgroup (TB / 4; 4 everywhere else): with 8
+// (TB 32, the host's `PlainChunks::sq`, gated cells' plain loops only) a forward workgroup
+// of SQ TU KS invocations reads each weight it stages for 32 sequences instead of 16, so
+// tiles of half the units at the same workgroup count read W_hh half as often a step.
+override SQ: u32 = 4u;
 const TK: u32 = 16u;
 
 // One vec4 (four sequences) per gate row block.
@@ -538,13 +544,13 @@ fn state_lane(d: u32, b: u32, from_dgh: bool) -> vec2<u32> {
 }
 
 // Element e (< TB x width) of a [TB][width] chunk: its sequence (x) and inner index (y) in
-// the chunk. Row by row (e / width, e % width), or for the plain step loops' 16 x 16 chunks
-// (`plain`) so that a warp's 32 consecutive elements are 8 consecutive inner indices of 4
-// sequences: global loads still take whole 32-byte sectors, and the lanes' stores into the
-// loops' padded staging (stage_states) fall on 32 distinct memory banks.
+// the chunk. Row by row (e / width, e % width), or for the plain step loops' 16 x 16 (or 32
+// x 16) chunks (`plain`) so that a warp's 32 consecutive elements are 8 consecutive inner
+// indices of 4 sequences: global loads still take whole 32-byte sectors, and the lanes'
+// stores into the loops' padded staging (stage_states) fall on 32 distinct memory banks.
 fn chunk_slot(e: u32, width: u32, plain: bool) -> vec2<u32> {
     if (plain) {
-        return vec2<u32>(((e >> 3u) & 3u) | ((e >> 4u) & 12u), (e & 7u) | ((e >> 2u) & 8u));
+        return vec2<u32>(((e >> 3u) & 3u) | ((e >> 4u) & 28u), (e & 7u) | ((e >> 2u) & 8u));
     }
     return vec2<u32>(e / width, e % width);
 }

@@ -145,8 +145,9 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Tiled forward step (tile_w_h, see layer.wgsl): TU units, all four gate rows of each, for
-// 16 sequences per workgroup, so each W_hh element loaded serves 16 sequences.
-@compute @workgroup_size(4u * TU * KS, 1, 1)
+// TB = 4 SQ sequences per workgroup (16, or 32 in the f32 tiles' SQ 8), so each W_hh element
+// loaded serves TB sequences.
+@compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
                   @builtin(workgroup_id) wg: vec3<u32>) {
     touch_forward();

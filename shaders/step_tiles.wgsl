@@ -1,5 +1,6 @@
 // step_tiles.wgsl: the recurrent products of the tiled step kernels in f32 (tile_w_h:
-// W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}), for 16 sequences x TU units per workgroup.
+// W_hh h_{t-1}; tile_wt_dgh: W_hh^T dgh_{t+1}), for 16 sequences x TU units per workgroup
+// (the gated cells' forward also 32 x TU: SQ = 8 sequence quads, layer.wgsl).
 // Put between shaders/layer.wgsl (bindings, tile constants and loads, documented there) with
 // shaders/params_vec4.wgsl (or its scalar twin) and a cell's file; shaders/step_coop.wgsl is
 // the same interface on the matrix units. CPU twin:
@@ -31,7 +32,9 @@
 //   invocation takes a quarter of each chunk's rows for 4 units and reads 4 vec4s of
 //   weights and 4 of states or dgh per 4 rows (8 multiply-adds per shared-memory read).
 //   The forward of gated cells goes by unit pairs (pair_*): an invocation takes half of
-//   each chunk's k steps for 2 units and every gate, and per 4 k steps reads 4 vec4s of
+//   each chunk's k steps for 2 units and every gate (with SQ 8, 32 sequences: 8 TU
+//   invocations a slice, whose two groups of 4 TU load every other part of a chunk's
+//   weights, fwd_parts), and per 4 k steps reads 4 vec4s of
 //   states and one vec4 of weights per unit and gate (LSTM 10.7, GRU 9.6). The parts'
 //   and slices' sums are added through workgroup memory at the end. (Before session 18 a
 //   weight was one scalar read with its vec4 lane split out of the index: 4 and 2; until
@@ -68,11 +71,12 @@ override WS: u32 = 1536u;
 override HT: u32 = 320u;
 // Shared by both loops: the staged weights during the loop, the partial sums after it.
 var<workgroup> wsm: array<vec4<f32>, WS>;
-// States (or dgh) of 16 sequences: [chunk][TB / 4] in the blocked loops, [chunk][HS] per K
-// slice in the plain loops (a spare vec4 per row spreads their stores over the banks).
+// States (or dgh) of 16 sequences (32 in a forward of SQ 8): [chunk][TB / 4] in the blocked
+// loops, [chunk][HS] per K slice in the plain loops (a spare vec4 per row spreads their
+// stores over the banks).
 var<workgroup> h_tile: array<vec4<f32>, HT>;
-// Vec4s per row of the plain loops' staged states: TB / 4 = 4 and a spare one.
-const HS: u32 = 5u;
+// Vec4s per row of the plain loops' staged states: SQ = TB / 4 and a spare one.
+override HS: u32 = SQ + 1u;
 
 fn wsm_set(i: u32, v: f32) {
     wsm[i >> 2u][i & 3u] = v;
@@ -245,11 +249,32 @@ struct FwdChunk {
 }
 
 // Where the forward's chunks come from (the same every chunk of a step): the weights'
-// rows (w, or q where W4 holds) and the states' sources of slice invocation ls.
+// rows (w, or q where W4 holds) of load slot `slot`, which takes parts pg, pg + PG, .. of
+// every chunk (fwd_parts), and the states' sources of slice invocation ls.
 struct FwdSrc {
     w: WRows,
     q: WQuads,
     s: StateSrc,
+    slot: u32,
+    pg: u32,
+}
+
+// A part of 16 k steps of a chunk has 4 TU weight slots (a vec4 of every gate each), a
+// slice SQ TU invocations: with SQ 8 two groups of them (pg = ls / 4 TU) take every other
+// part of each chunk, with SQ 4 one takes them all.
+override PG: u32 = SQ / 4u;
+
+fn fwd_src(w: u32, d: u32, u0: u32, b0: u32, ls: u32, threads: u32, count: u32) -> FwdSrc {
+    let slot = select(ls, ls % (4u * TU), PG > 1u);
+    let pg = select(0u, ls / (4u * TU), PG > 1u);
+    return FwdSrc(w_rows(w, u0, slot), w_quads(w, u0, slot),
+                  state_src(d, b0, ls, threads, count, TK, false, true), slot, pg);
+}
+
+// How many parts of a chunk load slot group pg takes: FK / 16 with one group, else its
+// share of them (at FK 16 the second group takes none).
+fn fwd_parts(pg: u32) -> u32 {
+    return (FK / TK + PG - 1u - pg) / PG;
 }
 
 // The weights of the forward's load slot (src.q where W4 holds, else src.w) in part j of a
@@ -269,27 +294,33 @@ fn fwd_w_edge(src: FwdSrc, k0: u32, gates: u32) -> Gates4 {
     return tile_w_gates_edge(src.w, k0, gates);
 }
 
-// The forward's weights in `parts` (1, 2 or 4) consecutive parts of TK k steps from k0 (the
-// registers that carry them from one chunk to the next); one test for all the gates and
-// parts of whether the load slot lies inside the matrix.
-fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32, parts: u32) -> GateParts {
+// The forward's weights in the parts of the chunk at k0 its load slot takes (fwd_parts:
+// parts pg, pg + PG, .. of 16 k steps), w{j} for its j-th (the registers that carry them
+// from one chunk to the next); one test for all the gates and parts of whether the load
+// slot lies inside the matrix.
+fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32) -> GateParts {
     let z4 = vec4<f32>(0.0);
     let z = Gates4(z4, z4, z4, z4);
     var v = GateParts(z, z, z, z);
+    let n = fwd_parts(src.pg);
+    if (n == 0u) {
+        return v;
+    }
+    let j0 = src.pg;
     let ok = select(all(src.w.ok), src.q.ok, W4);
-    if (ok && k0 + parts * TK <= p.rw) {
-        v.w0 = fwd_w_inside(src, k0, 0u, gates);
-        if (parts > 1u) { v.w1 = fwd_w_inside(src, k0, 1u, gates); }
-        if (parts > 2u) {
-            v.w2 = fwd_w_inside(src, k0, 2u, gates);
-            v.w3 = fwd_w_inside(src, k0, 3u, gates);
+    if (ok && k0 + (j0 + (n - 1u) * PG + 1u) * TK <= p.rw) {
+        v.w0 = fwd_w_inside(src, k0, j0, gates);
+        if (n > 1u) { v.w1 = fwd_w_inside(src, k0, j0 + PG, gates); }
+        if (n > 2u) {
+            v.w2 = fwd_w_inside(src, k0, j0 + 2u * PG, gates);
+            v.w3 = fwd_w_inside(src, k0, j0 + 3u * PG, gates);
         }
     } else {
-        v.w0 = fwd_w_edge(src, k0, gates);
-        if (parts > 1u) { v.w1 = fwd_w_edge(src, k0 + TK, gates); }
-        if (parts > 2u) {
-            v.w2 = fwd_w_edge(src, k0 + 2u * TK, gates);
-            v.w3 = fwd_w_edge(src, k0 + 3u * TK, gates);
+        v.w0 = fwd_w_edge(src, k0 + j0 * TK, gates);
+        if (n > 1u) { v.w1 = fwd_w_edge(src, k0 + (j0 + PG) * TK, gates); }
+        if (n > 2u) {
+            v.w2 = fwd_w_edge(src, k0 + (j0 + 2u * PG) * TK, gates);
+            v.w3 = fwd_w_edge(src, k0 + (j0 + 3u * PG) * TK, gates);
         }
     }
     return v;
@@ -297,33 +328,36 @@ fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32, parts: u32) -> GateParts {
 
 // Loads the forward chunk at k0 (`count` state elements per part).
 fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
-    return FwdChunk(fwd_w_parts(src, k0, gates, FK / TK),
-                    tile_state_parts(src.s, k0, count, FK / TK));
+    return FwdChunk(fwd_w_parts(src, k0, gates), tile_state_parts(src.s, k0, count, FK / TK));
 }
 
 // Stores part j's weights (quads 4 j.. of the units' rows) from vec4 wo.
-fn stage_fwd_w(wo: u32, src: FwdSrc, ls: u32, quad: u32, v: Gates4, gates: u32) {
+fn stage_fwd_w(wo: u32, src: FwdSrc, j: u32, v: Gates4, gates: u32) {
     if (W4) {
-        stage_quad_w(wo, src.q, quad, v, gates);
+        stage_quad_w(wo, src.q, 4u * j, v, gates);
     } else {
-        stage_plain_w(wo, ls, quad, v, gates);
+        stage_plain_w(wo, src.slot, 4u * j, v, gates);
     }
 }
 
-// Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo,
-// its states as rows 16 j.. of [FK][HS] from vec4 ho.
+// Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo
+// (each by the load slots that took it), its states as rows 16 j.. of [FK][HS] from vec4 ho.
 fn stage_fwd_chunk(wo: u32, ho: u32, src: FwdSrc, ls: u32, threads: u32, count: u32,
                    gates: u32, c: FwdChunk) {
-    stage_fwd_w(wo, src, ls, 0u, c.w.w0, gates);
+    let n = fwd_parts(src.pg);
+    let j0 = src.pg;
+    if (n > 0u) { stage_fwd_w(wo, src, j0, c.w.w0, gates); }
     stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (FK > 16u) {
-        stage_fwd_w(wo, src, ls, 4u, c.w.w1, gates);
+        if (n > 1u) { stage_fwd_w(wo, src, j0 + PG, c.w.w1, gates); }
         stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (FK > 32u) {
-        stage_fwd_w(wo, src, ls, 8u, c.w.w2, gates);
+        if (n > 2u) {
+            stage_fwd_w(wo, src, j0 + 2u * PG, c.w.w2, gates);
+            stage_fwd_w(wo, src, j0 + 3u * PG, c.w.w3, gates);
+        }
         stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
-        stage_fwd_w(wo, src, ls, 12u, c.w.w3, gates);
         stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
     }
 }
@@ -337,7 +371,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let d = wg.z;
     let u0 = wg.x * TU;
     let b0 = wg.y * TB;
-    let threads = 4u * TU;
+    let threads = SQ * TU;
     // K slice `slice` (of KS) takes its own run of `per` chunks of FK k steps (FK / 16 parts
     // of 16, each loaded as a 16-deep chunk) from k = `first`, staged in its own part of the
     // workgroup memory; ls is the invocation's place in its slice.
@@ -367,8 +401,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
-    let src = FwdSrc(w_rows(w, u0, ls), w_quads(w, u0, ls),
-                     state_src(d, b0, ls, threads, count, TK, false, true));
+    let src = fwd_src(w, d, u0, b0, ls, threads, count);
     var next = fwd_chunk(src, first, count, gates);
     for (var i = 0u; i < per; i++) {
         stage_fwd_chunk(wo, ho, src, ls, threads, count, gates, next);
@@ -409,15 +442,20 @@ struct PairAt {
 
 // Slice invocation ls's half, sequence quad and unit pair, for chunks staged as the
 // forward stages them (weights [gate][TU][FK / 4 + 1] vec4s, unit stride s, from vec4 wo;
-// states [FK][HS] from vec4 ho). The 4 TU invocations of a slice each take half of every
+// states [FK][HS] from vec4 ho). The SQ TU invocations of a slice each take half of every
 // chunk's k quads for 2 units (TU / 2 apart, so a warp's 8 pairs read 8 distinct
 // banks), every gate and one sequence quad: per 4 k steps 4 vec4s of states and 2
 // gates vec4s of weights, 32 gates multiply-adds. Lanes pair up on the reads as in the
-// blocks (block_lanes).
+// blocks (block_lanes, within each 2 TU invocations of a half; with SQ 8 the second 2 TU
+// take quads 4-7).
 fn pair_at(ls: u32, wo: u32, ho: u32, s: u32) -> PairAt {
-    let q = block_lanes(ls, 2u * TU);
+    let span = SQ * TU / 2u;
+    let half = ls / span;
+    let q = block_lanes(ls % span, 2u * TU);
+    let quad = q.y + 4u * q.x;
     let quads = FK / 8u;
-    return PairAt(q.x, q.y, q.z, wo + q.z * s + q.x * quads, ho + 4u * HS * q.x * quads + q.y);
+    return PairAt(half, quad, q.z, wo + q.z * s + half * quads,
+                  ho + 4u * HS * half * quads + quad);
 }
 
 // Adds one staged chunk to a pair's sums: per quad of its half's k steps the 4 steps'
@@ -457,11 +495,11 @@ fn gates_fma(acc: Gates4, wa: u32, gs: u32, gates: u32, h: Parts4) -> Gates4 {
 
 // The sums of every slice and half for slice invocation ls's unit ls % TU and sequence
 // quad ls / TU (the tiles' mapping; 0 outside slice 0), after the last chunk's barrier.
-// Through [slice][gate][sequence quad][unit] (gates 4 TU KS vec4s of wsm, a warp's stores
+// Through [slice][gate][sequence quad][unit] (gates SQ TU KS vec4s of wsm, a warp's stores
 // and reads spread evenly over the banks): each slice's second half stores its sums, its
 // first half adds its own to them, then slice 0 adds the slices' in order.
 fn pair_sums(acc: GatePair, at: PairAt, slice: u32, ls: u32, gates: u32) -> Gates4 {
-    let threads = 4u * TU;
+    let threads = SQ * TU;
     let per_slice = gates * threads;
     let ia = slice * per_slice + at.q * TU + at.ua;
     let ib = ia + TU / 2u;

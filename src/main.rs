@@ -411,6 +411,13 @@ pub(crate) struct KernelFlags {
     /// Implies tiled f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_chunk_rows: Option<String>,
+    /// Sequences per workgroup of the f32 tiled forward steps of LSTM and GRU layers (16 or
+    /// 32): 32 in tiles of half the units, the same workgroups, which read W_hh half as
+    /// often a step and stage twice the states; only where the tiles are at least 32 units
+    /// wide [default: 32 for more than 16 sequences, or the adapter's autotune entry].
+    /// Implies tiled f32 steps unless --step-kernel says otherwise.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32"]))]
+    forward_sequences: Option<String>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
     /// once per layer call, half the bytes a step reads (where the adapter has a ninth
     /// storage buffer per stage for it), `f32`, the parameters, rounded as each chunk is
@@ -476,6 +483,7 @@ impl KernelFlags {
                 let d = Tuning::default();
                 t.step_k_split = d.step_k_split;
                 t.step_chunk_rows = d.step_chunk_rows;
+                t.forward_sequences = d.forward_sequences;
             }
         }
         // A choice only the plain tiles have implies them, unless --step-kernel says
@@ -500,6 +508,18 @@ impl KernelFlags {
         if let Some(r) = self.step_chunk_rows.as_deref().and_then(|r| r.parse().ok()) {
             t.step_chunk_rows = r;
             if self.step_kernel.is_none() && r != 64 {
+                plain_tiles(&mut t);
+                t.tensor_steps = Some(false);
+                t.split_steps = false;
+            }
+        }
+        if let Some(n) = self
+            .forward_sequences
+            .as_deref()
+            .and_then(|n| n.parse().ok())
+        {
+            t.forward_sequences = Some(n);
+            if self.step_kernel.is_none() {
                 plain_tiles(&mut t);
                 t.tensor_steps = Some(false);
                 t.split_steps = false;
@@ -530,6 +550,7 @@ impl KernelFlags {
             || self.step_units.is_some()
             || self.step_k_split.is_some()
             || self.step_chunk_rows.is_some()
+            || self.forward_sequences.is_some()
             || self.step_weights.is_some()
             || self.gemm.is_some()
             || self.unchecked
@@ -620,6 +641,15 @@ pub(crate) fn apply_kernel_flags(
                 tuning.step_chunk_rows
             ));
         }
+        if let Some(n) = tuning
+            .forward_sequences
+            .filter(|_| !tuning.plain_f32_tiles())
+        {
+            asked.push(format!(
+                "--forward-sequences {n}: the forward's sequences are for the f32 tiled steps \
+                 only (--step-kernel tiled)"
+            ));
+        }
         if asked.is_empty() {
             asked.push("these kernel choices do not go together".into());
         }
@@ -629,6 +659,7 @@ pub(crate) fn apply_kernel_flags(
             Tuning {
                 step_k_split: None,
                 step_chunk_rows: 64,
+                forward_sequences: None,
                 ..tuning
             }
             .label()

@@ -40,20 +40,23 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // tile width per workgroup, no K slices or chunk rows), with the checks off. The first
     // tiling runs the build for adapters with only 8 storage buffers per stage
     // (`Gpu::set_spare_binding(false)`: W_hh's aligned rows as 4 scalar loads, not through
-    // the vec4 binding); the others the vec4 binding.
-    for (tiled, units, blocked, k_split, chunk_rows, gemv) in [
-        (true, 16, false, 1, 64, false),
-        (true, 32, false, 1, 16, false),
-        (true, 64, false, 1, 32, false),
-        (true, 32, true, 1, 64, false),
-        (false, 0, false, 1, 64, false),
-        (true, 16, false, 4, 64, false),
-        (true, 16, false, 4, 16, false),
-        (true, 16, false, 2, 64, false),
-        (true, 32, false, 2, 64, false),
-        (true, 32, false, 4, 64, false),
-        (true, 64, false, 2, 64, false),
-        (true, 0, false, 1, 64, true),
+    // the vec4 binding); the others the vec4 binding. The LSTM's and GRU's forward takes
+    // tiles of half the units x 32 sequences in the plain tiles of 32 and 64 units (the
+    // default over 19 sequences, `layer::forward_quads`), but for one of 32 units asked for
+    // 16 sequences (`fwd16`); the 16-unit tiles' forward takes 16.
+    for (tiled, units, blocked, k_split, chunk_rows, gemv, fwd16) in [
+        (true, 16, false, 1, 64, false, false),
+        (true, 32, false, 1, 16, false, false),
+        (true, 64, false, 1, 32, false, false),
+        (true, 32, true, 1, 64, false, false),
+        (false, 0, false, 1, 64, false, false),
+        (true, 16, false, 4, 64, false, false),
+        (true, 16, false, 4, 16, false, false),
+        (true, 16, false, 2, 64, false, false),
+        (true, 32, false, 2, 64, false, true),
+        (true, 32, false, 4, 64, false, false),
+        (true, 64, false, 2, 64, false, false),
+        (true, 0, false, 1, 64, true, false),
     ] {
         let narrow = (tiled, units, k_split) == (true, 16, 1);
         assert_eq!(be.gpu().set_spare_binding(!narrow), !narrow);
@@ -63,6 +66,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
             blocked_steps: blocked,
             step_k_split: Some(k_split),
             step_chunk_rows: chunk_rows,
+            forward_sequences: fwd16.then_some(16),
             gemv_steps: Some(gemv),
             checked: units != 64 && !gemv,
             ..Tuning::default()
@@ -128,8 +132,8 @@ fn the_h100_layouts_of_the_suite() {
     // Each suite configuration's f32 step tiles as the H100 lays them out by the grid
     // (`h100_tiles`: width, K slices, backward rows and forward k steps a chunk), with its
     // cell, against the CPU reference. Most of them take more than lavapipe's 32 KiB of
-    // workgroup memory (the LSTM's forward at 32 units x 4 slices 45 KiB, charlm's 16 x 4
-    // in 64-row chunks 46), so the kernels are laid out for the H100's 48 KiB, which a CPU
+    // workgroup memory (the LSTM's forward at 16 units x 32 sequences x 4 slices 41 KiB,
+    // charlm's 16 x 16 x 4 in 64-row chunks 46), so the kernels are laid out for the H100's 48 KiB, which a CPU
     // adapter allows (`Gpu::set_workgroup_storage`); batch1 takes the matrix-vector
     // products and small's tiles are charlm's. Shapes as `run`'s: 19 sequences, 65 and 17
     // units (partial unit tiles and chunks), and 64 and 20 one way (W_hh's rows aligned:
@@ -146,7 +150,7 @@ fn the_h100_layouts_of_the_suite() {
         if name == "batch1" || name == "small" {
             continue;
         }
-        let (tu, chunks) = h100_tiles(grid, None, None);
+        let (tu, chunks) = h100_tiles(grid, None, None, None);
         let cell = suite_cell(grid.gates);
         let bi = grid.dirs == 2;
         if seen.contains(&(grid.gates, bi, tu, chunks)) {
@@ -157,6 +161,7 @@ fn the_h100_layouts_of_the_suite() {
             step_tile_units: Some(tu),
             step_k_split: Some(chunks.ks),
             step_chunk_rows: chunks.rows,
+            forward_sequences: Some(chunks.forward_sequences()),
             gemv_steps: Some(false),
             ..Tuning::default()
         });
@@ -168,8 +173,10 @@ fn the_h100_layouts_of_the_suite() {
             gates: grid.gates,
         };
         assert_eq!(be.step_tiles(mine, Some(chunks.ks)), (tu, chunks), "{name}");
+        // Beyond lavapipe's 32 KiB but for the Elman layout and wide's (one slice: its
+        // forward of 32 units x 32 sequences takes 23 KiB).
         assert!(
-            chunks.bytes() > 32 << 10 || grid.gates == 1,
+            chunks.bytes() > 32 << 10 || grid.gates == 1 || name == "wide",
             "{name}: {chunks:?}"
         );
         let mut shapes = vec![(65, 17, bi)];
@@ -190,13 +197,31 @@ fn the_h100_layouts_of_the_suite() {
         let cfg = dense_net(3, vec![layer(cell.clone(), grid.hidden, bi)], None);
         be = compare_stack(be, &cfg, &short, &mut r, 1e-5, 1e-4);
     }
-    // charlm (LSTM 16 x 4), flagship (LSTM 32 x 4), gru4, tanh4, wide (LSTM 64 x 1) and
-    // bilstm (flagship's layout both ways).
+    // charlm (LSTM 16 x 4), flagship (LSTM 32 x 4, its forward 16 x 32), gru4, tanh4, wide
+    // (LSTM 64 x 1, its forward 32 x 32) and bilstm (flagship's layout both ways).
     assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(SUITE_GRIDS[2].0, "flagship");
+    let lstm = CellConfig::lstm(false, None);
+    let cfg = dense_net(
+        3,
+        vec![layer(lstm.clone(), 65, false), layer(lstm, 17, false)],
+        None,
+    );
+    // The flagship's forward in 16 sequences (the layout before entry 56, 45 KiB).
+    let (tu, chunks) = h100_tiles(SUITE_GRIDS[2].1, None, None, Some(16));
+    assert!(chunks.fwd.bytes() > 44 << 10, "{chunks:?}");
+    be.set_tuning(Tuning {
+        step_tile_units: Some(tu),
+        step_k_split: Some(chunks.ks),
+        step_chunk_rows: chunks.rows,
+        forward_sequences: Some(16),
+        gemv_steps: Some(false),
+        ..Tuning::default()
+    });
+    be = compare_stack(be, &cfg, &lengths, &mut r, 1e-5, 1e-4);
     // The flagship's layout with f16 caches (`device.sh f16`'s f16-f32-steps): the f16
     // build of the same tiles, to gpu_f16's bounds (one f16 rounding of the records).
-    let (tu, chunks) = h100_tiles(SUITE_GRIDS[2].1, None, None);
-    assert_eq!(SUITE_GRIDS[2].0, "flagship");
+    let (tu, chunks) = h100_tiles(SUITE_GRIDS[2].1, None, None, None);
     be.set_precision(Precision::F16)
         .expect("the GPU tests' adapter must offer SHADER_F16");
     be.set_tuning(Tuning {
@@ -207,12 +232,6 @@ fn the_h100_layouts_of_the_suite() {
         tensor_steps: Some(false),
         ..Tuning::default()
     });
-    let lstm = CellConfig::lstm(false, None);
-    let cfg = dense_net(
-        3,
-        vec![layer(lstm.clone(), 65, false), layer(lstm, 17, false)],
-        None,
-    );
     compare_stack(be, &cfg, &lengths, &mut r, 4e-3, 5e-3);
 }
 

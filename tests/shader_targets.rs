@@ -31,8 +31,8 @@ use wgrnn::backend::wgpu::gemm::{
     GEMM256_WORKGROUP_BYTES,
 };
 use wgrnn::backend::wgpu::{
-    PlainChunks, TILED_STEP_WORKGROUP_BYTES, coop_step_bytes, fit_chunks, instructions,
-    module_sources,
+    PlainChunks, TILE_QUADS, TILED_STEP_WORKGROUP_BYTES, WIDE_QUADS, coop_step_bytes, fit_chunks,
+    instructions, module_sources,
 };
 
 /// WebGPU's (and so wgpu's downlevel) minimum of workgroup memory: what a kernel the host
@@ -175,21 +175,32 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                         (64, 2, 64),
                         (32, 4, 64),
                     ] {
-                        let c = fit_chunks(ks, rows, tu, gates, 1024, storage);
-                        let arrays = c.arrays(entry.starts_with("bwd"));
-                        let constants = [
-                            ("TU", tu as f64),
-                            ("KS", c.ks as f64),
-                            ("BR", c.rows as f64),
-                            ("FK", c.fk as f64),
-                            ("WS", arrays.ws as f64),
-                            ("HT", arrays.ht as f64),
-                        ];
-                        let bytes = workgroup_bytes(&parsed, &entry, &constants) as usize;
-                        assert_eq!(bytes, arrays.bytes(), "{what} {constants:?}");
-                        let floor = PlainChunks::of(1, 16, 16, tu, gates);
-                        assert!(bytes <= storage || c == floor, "{what} {constants:?}");
-                        tiled += 1;
+                        // The gated forwards also in tiles of half the units x 32
+                        // sequences (`layer::forward_quads`).
+                        let backward = entry.starts_with("bwd");
+                        let wide = !backward && gates > 1 && tu >= 32;
+                        for sq in [TILE_QUADS, WIDE_QUADS] {
+                            if sq == WIDE_QUADS && !wide {
+                                continue;
+                            }
+                            let c = fit_chunks(ks, rows, tu, gates, sq, 1024, storage);
+                            let arrays = c.arrays(backward);
+                            let units = if backward { tu } else { c.forward_units(tu) };
+                            let constants = [
+                                ("TU", units as f64),
+                                ("SQ", if backward { TILE_QUADS } else { sq } as f64),
+                                ("KS", c.ks as f64),
+                                ("BR", c.rows as f64),
+                                ("FK", c.fk as f64),
+                                ("WS", arrays.ws as f64),
+                                ("HT", arrays.ht as f64),
+                            ];
+                            let bytes = workgroup_bytes(&parsed, &entry, &constants) as usize;
+                            assert_eq!(bytes, arrays.bytes(), "{what} {constants:?}");
+                            let floor = PlainChunks::of(1, 16, 16, tu, gates, sq);
+                            assert!(bytes <= storage || c == floor, "{what} {constants:?}");
+                            tiled += 1;
+                        }
                     }
                 }
             } else {
@@ -201,8 +212,13 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
         }
     }
     // Three cells (the Jordan cell's steps are row-wise only) x four builds x two entry
-    // points x fifteen chunkings.
-    assert_eq!(tiled, 3 * 4 * 2 * 15, "every f32 tile build was seen");
+    // points x fifteen chunkings, and the LSTM's and GRU's forwards in 32 sequences at the
+    // twelve of at least 32 units.
+    assert_eq!(
+        tiled,
+        3 * 4 * 2 * 15 + 2 * 4 * 12,
+        "every f32 tile build was seen"
+    );
 }
 
 /// naga's validation of `module` with the capabilities a backend offers, or why it fails.

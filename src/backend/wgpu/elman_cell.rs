@@ -31,7 +31,7 @@ impl GpuCell for ElmanCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
-            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles(true));
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
         }
@@ -40,7 +40,7 @@ impl GpuCell for ElmanCell {
     fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
-            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());
+            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles(false));
         } else {
             c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
         }

@@ -101,7 +101,7 @@ impl GpuCell for GruCell {
             c.forward(&SHADER, "fwd_cand", io, &w, h);
             c.cost(h, c.lay.rw);
         } else if c.be.tuning().tiled_steps {
-            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles());
+            c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles(true));
             c.cost(3 * h, c.lay.rw);
         } else {
             c.forward(&SHADER, "fwd_step", io, &w, h);
@@ -112,7 +112,7 @@ impl GpuCell for GruCell {
         let w = c.words(s);
         let h = c.plan.hidden;
         if !reset_before(c.plan) && c.be.tuning().tiled_steps {
-            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles());
+            c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles(false));
         } else {
             c.backward(&SHADER, "bwd_step", io, &w, h);
         }

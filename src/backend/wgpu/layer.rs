@@ -536,11 +536,34 @@ impl Call<'_> {
         (tu, if backward { 16 } else { 4 * self.gates() })
     }
 
-    /// Sequences per workgroup of the tiled step kernels (the `TB` override of
-    /// `shaders/layer.wgsl`): [`GEMV_SEQUENCES`] for the matrix-vector products, else 16.
-    fn tile_sequences(&self) -> usize {
+    /// Sequence quads of the forward's workgroups (the `SQ` override of
+    /// `shaders/layer.wgsl`): the f32 tiles' choice ([`PlainChunks::sq`]), else 4.
+    fn forward_quads(&self) -> usize {
+        if self.products() == StepProducts::Gemv {
+            TILE_QUADS
+        } else {
+            self.plain_chunks().sq
+        }
+    }
+
+    /// Units per workgroup of the `forward` or backward tiled step kernels: `tile_units`,
+    /// halved where the forward's tiles take 32 sequences.
+    fn units_of(&self, forward: bool) -> usize {
+        let tu = self.tile_units();
+        match forward {
+            true => tu * TILE_QUADS / self.forward_quads(),
+            false => tu,
+        }
+    }
+
+    /// Sequences per workgroup of the `forward` or backward tiled step kernels (the `TB`
+    /// override of `shaders/layer.wgsl`): [`GEMV_SEQUENCES`] for the matrix-vector
+    /// products, else 16, or 32 in the forward's tiles of 8 sequence quads.
+    fn tile_sequences(&self, forward: bool) -> usize {
         if self.products() == StepProducts::Gemv {
             GEMV_SEQUENCES
+        } else if forward {
+            4 * self.forward_quads()
         } else {
             16
         }
@@ -551,12 +574,13 @@ impl Call<'_> {
         self.lay.gh / self.plan.hidden.max(1)
     }
 
-    /// Workgroups of the tiled step kernels (`*_tiled`, `shaders/layer.wgsl`): `tile_units`
-    /// units x 16 sequences (4 for the matrix-vector products) of one direction each.
-    pub fn tiles(&self) -> [u32; 3] {
+    /// Workgroups of the `forward` or backward tiled step kernels (`*_tiled`,
+    /// `shaders/layer.wgsl`): `units_of` units x `tile_sequences` sequences of one
+    /// direction each.
+    pub fn tiles(&self, forward: bool) -> [u32; 3] {
         [
-            self.plan.hidden.div_ceil(self.tile_units()) as u32,
-            self.lay.batch.div_ceil(self.tile_sequences()) as u32,
+            self.plan.hidden.div_ceil(self.units_of(forward)) as u32,
+            self.lay.batch.div_ceil(self.tile_sequences(forward)) as u32,
             self.lay.dirs as u32,
         ]
     }
@@ -641,7 +665,8 @@ impl Call<'_> {
         // The width this call's grid was made for (`tiles`) and the f32 tiles' chunks at it,
         // worked out before a tensor-core build is tried: where it fails to compile, the
         // choice of later calls changes, not this call's grid.
-        let tu = ("TU", self.tile_units() as f64);
+        let backward = entry.starts_with("bwd");
+        let tu = ("TU", self.units_of(!backward) as f64);
         let c = self.plain_chunks();
         if products.on_tensor_cores() {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
@@ -662,8 +687,11 @@ impl Call<'_> {
             }
         }
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
-        let arrays = c.arrays(entry.starts_with("bwd"));
+        let arrays = c.arrays(backward);
+        let sq = if backward { TILE_QUADS } else { c.sq };
         let chunks = [
+            ("SQ", sq as f64),
+            ("TB", (4 * sq) as f64),
             ("KS", c.ks as f64),
             ("BR", c.rows as f64),
             ("FK", c.fk as f64),
@@ -987,8 +1015,11 @@ fn forward_chunk(rows: usize, gates: usize) -> usize {
 pub(super) const BLOCKED_WS: usize = 1536;
 pub(super) const BLOCKED_HT: usize = 320;
 
-/// Vec4s per staged row of states in the plain loops (`HS` of `shaders/step_tiles.wgsl`).
-const HS: usize = 5;
+/// Sequence quads of a workgroup of the f32 tiles (their 16 sequences), and of the
+/// forward's where it takes 32 ([`PlainChunks::sq`]).
+pub const TILE_QUADS: usize = 4;
+/// See [`TILE_QUADS`].
+pub const WIDE_QUADS: usize = 8;
 
 /// How the f32 tiles' plain loops go through the inner dimension (the `KS`, `BR` and `FK`
 /// overrides of `shaders/step_tiles.wgsl`), and the workgroup memory each direction's entry
@@ -1001,6 +1032,10 @@ pub struct PlainChunks {
     pub rows: usize,
     /// The forward's k steps per chunk and slice (16, 32 or 64; `forward_chunk` at most).
     pub fk: usize,
+    /// Sequence quads of the forward's workgroups (the `SQ` override): 4, or 8 for tiles
+    /// of half the width and 32 sequences ([`forward_quads`]), which read W_hh half as often
+    /// a step at the same workgroups and invocations.
+    pub sq: usize,
     /// The forward's workgroup arrays.
     pub fwd: StepArrays,
     /// The backward's workgroup arrays.
@@ -1025,34 +1060,47 @@ impl StepArrays {
 
 impl PlainChunks {
     /// The chunking at `ks` slices, `rows` rows and `fk` forward k steps of tiles of `tu`
-    /// units and `gates` gate rows each. Per slice, the forward's `wsm` holds its staged
-    /// weights (gates x `tu` x (FK / 4 + 1) vec4s) and after the loop its partial sums
-    /// (gates x 4 x `tu`; the Elman blocks' 8 x `tu`), the backward's its staged weights
-    /// (`rows` x (`tu` / 4 + 1)) and then its sums (8 x `tu`); `h_tile` holds FK or `rows`
-    /// rows of 16 sequences' states (5 vec4s each).
-    pub fn of(ks: usize, rows: usize, fk: usize, tu: usize, gates: usize) -> PlainChunks {
+    /// units and `gates` gate rows each, the forward's in workgroups of `sq` sequence quads
+    /// (of `tu` 4 / `sq` units). Per slice, the forward's `wsm` holds its staged weights
+    /// (gates x units x (FK / 4 + 1) vec4s) and after the loop its partial sums (gates x
+    /// `sq` x units; the Elman blocks' 8 x `tu`), the backward's its staged weights (`rows`
+    /// x (`tu` / 4 + 1)) and then its sums (8 x `tu`); `h_tile` holds FK or `rows` rows of
+    /// their sequences' states (a vec4 a quad and a spare one).
+    pub fn of(ks: usize, rows: usize, fk: usize, tu: usize, gates: usize, sq: usize) -> Self {
         // The step loops write out at most 4 quads of a quarter's rows and 8 of a half's k
         // steps (`block4_chunk`, `pair_chunk`).
         assert!(
             rows <= 64 && fk <= 64,
             "the step tiles take at most 64 rows and k steps a chunk"
         );
-        let fwd_ws = [gates * tu * (fk / 4 + 1), gates * 4 * tu, 8 * tu];
+        let fu = tu * TILE_QUADS / sq;
+        let fwd_ws = [gates * fu * (fk / 4 + 1), gates * sq * fu, 8 * tu];
         let bwd_ws = [rows * (tu / 4 + 1), 8 * tu];
         let most = |w: &[usize]| w.iter().copied().max().unwrap_or(0);
         PlainChunks {
             ks,
             rows,
             fk,
+            sq,
             fwd: StepArrays {
                 ws: ks * most(&fwd_ws),
-                ht: ks * fk * HS,
+                ht: ks * fk * (sq + 1),
             },
             bwd: StepArrays {
                 ws: ks * most(&bwd_ws),
-                ht: ks * rows * HS,
+                ht: ks * rows * (TILE_QUADS + 1),
             },
         }
+    }
+
+    /// Units of the forward's tiles beside the backward's `tu`.
+    pub fn forward_units(&self, tu: usize) -> usize {
+        tu * TILE_QUADS / self.sq
+    }
+
+    /// Sequences of the forward's tiles.
+    pub fn forward_sequences(&self) -> usize {
+        4 * self.sq
     }
 
     /// What the blocked loops take (they ignore the depths): one slice, the arrays'
@@ -1066,6 +1114,7 @@ impl PlainChunks {
             ks: 1,
             rows,
             fk: forward_chunk(rows, gates),
+            sq: TILE_QUADS,
             fwd: arrays,
             bwd: arrays,
         }
@@ -1087,7 +1136,8 @@ fn chunk_depth(asked: usize) -> usize {
     [64, 32, 16].into_iter().find(|&r| r <= asked).unwrap_or(16)
 }
 
-/// The chunking of tiles of `tu` units and `gates` gate rows each: the most K slices, at most
+/// The chunking of tiles of `tu` units and `gates` gate rows each, the forward's in
+/// workgroups of `sq` sequence quads: the most K slices, at most
 /// `asked_ks`, whose workgroup of 4 x `tu` x KS invocations stays within `most`, each with
 /// the deepest chunks of 16, 32 or 64 rows, at most `asked_rows`, whose backward's arrays
 /// fit the adapter's `storage` bytes of workgroup memory, and beside them the deepest
@@ -1100,6 +1150,7 @@ pub fn fit_chunks(
     asked_rows: usize,
     tu: usize,
     gates: usize,
+    sq: usize,
     most: usize,
     storage: usize,
 ) -> PlainChunks {
@@ -1109,7 +1160,7 @@ pub fn fit_chunks(
         loop {
             let mut fk = forward_chunk(rows, gates);
             loop {
-                let c = PlainChunks::of(ks, rows, fk, tu, gates);
+                let c = PlainChunks::of(ks, rows, fk, tu, gates, sq);
                 let floor = ks == 1 && rows == 16 && fk == 16;
                 if (c.bytes() <= storage && 4 * tu * ks <= most) || floor {
                     return c;
@@ -1216,20 +1267,56 @@ const fn suite_grid(hidden: usize, batch: usize, dirs: usize, gates: usize) -> S
 }
 
 /// The f32 tiles the H100 gives steps of `grid` ([`plain_tiles`] at its limits and the
-/// default 64-row chunks), with `units` and `k_split` where asked.
+/// default 64-row chunks), with `units`, `k_split` and the forward's `sequences` where asked.
 pub fn h100_tiles(
     grid: StepGrid,
     units: Option<usize>,
     k_split: Option<usize>,
+    sequences: Option<usize>,
 ) -> (usize, PlainChunks) {
     plain_tiles(
         grid,
-        units,
-        k_split,
-        64,
+        TileAsk {
+            units,
+            k_split,
+            sequences,
+            rows: 64,
+        },
         H100_INVOCATIONS,
         H100_WORKGROUP_BYTES,
     )
+}
+
+/// What a tuning asks of the f32 tiles ([`plain_tiles`]): their width, K slices and the
+/// forward's sequences (`None`: by the grid), and the chunks' deepest rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileAsk {
+    /// Units per tile (16, 32 or 64).
+    pub units: Option<usize>,
+    /// K slices (1, 2 or 4).
+    pub k_split: Option<usize>,
+    /// Sequences of the forward's tiles (16 or 32; [`forward_quads`]).
+    pub sequences: Option<usize>,
+    /// The deepest chunk rows (16, 32 or 64).
+    pub rows: usize,
+}
+
+/// Sequence quads of the forward's workgroups beside tiles of `tu` units for steps of
+/// `grid`: 8 (tiles of `tu` / 2 units x 32 sequences) where `sequences` asks for 32 or, by
+/// default, the batch has more than 16 sequences, for a gated cell (its unit pairs' loop;
+/// the Elman forward's 4-unit blocks take 16) in tiles of at least 32 units (so that the
+/// forward's have 16 and stage at most 4 states an invocation a part), else 4. The forward
+/// then reads W_hh once per 32 sequences a step instead of 16 and stages twice the states,
+/// at the same workgroups and invocations: a third less L2 traffic for the flagship's
+/// forward (BENCHMARKS.md, "What the step tiles read from L2"), none more where the
+/// states' term was the smaller.
+pub fn forward_quads(grid: StepGrid, tu: usize, sequences: Option<usize>) -> usize {
+    let wide = sequences.unwrap_or(if grid.batch > 16 { 32 } else { 16 }) == 32;
+    if wide && grid.gates > 1 && tu >= 32 {
+        WIDE_QUADS
+    } else {
+        TILE_QUADS
+    }
 }
 
 /// The f32 tiles' width and chunking for steps of `grid`, on an adapter with `most`
@@ -1242,18 +1329,20 @@ pub fn h100_tiles(
 /// BENCHMARKS.md, entry 48). The K slices are `k_split` where given, else the fewest of 1
 /// and 2 whose tiles give [`BUSY_INVOCATIONS`], else 4: more warps where the grid is
 /// small, for one reduction through workgroup memory a step. The chunks are
-/// [`fit_chunks`]'s at that width: the deepest that fit, at most `rows`.
+/// [`fit_chunks`]'s at that width: the deepest that fit, at most `rows`, the forward's
+/// workgroups of [`forward_quads`]. All as `ask` says where it does.
 pub fn plain_tiles(
     grid: StepGrid,
-    units: Option<usize>,
-    k_split: Option<usize>,
-    rows: usize,
+    ask: TileAsk,
     most: usize,
     storage: usize,
 ) -> (usize, PlainChunks) {
-    let fit = |ks: usize, tu: usize| fit_chunks(ks, rows, tu, grid.gates, most, storage);
+    let fit = |ks: usize, tu: usize| {
+        let sq = forward_quads(grid, tu, ask.sequences);
+        fit_chunks(ks, ask.rows, tu, grid.gates, sq, most, storage)
+    };
     let at = |ks: usize| {
-        let tu = units.unwrap_or_else(|| {
+        let tu = ask.units.unwrap_or_else(|| {
             [64, 32]
                 .into_iter()
                 .find(|&tu| {
@@ -1264,7 +1353,7 @@ pub fn plain_tiles(
         });
         (tu, fit(ks, tu))
     };
-    match k_split {
+    match ask.k_split {
         Some(ks) => at(ks.max(1)),
         None => [1, 2]
             .into_iter()
@@ -1558,8 +1647,88 @@ mod tests {
     use super::super::TILED_STEP_WORKGROUP_BYTES;
     use super::{
         BUSY_INVOCATIONS, FULL_GRID, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid,
-        coop_step_bytes, coop_tiles, fit_chunks, forward_chunk, half_weights_pay, plain_tiles,
+        TILE_QUADS, TileAsk, WIDE_QUADS, coop_step_bytes, coop_tiles, forward_chunk, forward_quads,
+        h100_tiles, half_weights_pay,
     };
+
+    /// `super::plain_tiles` with the forward's sequences by the grid.
+    fn plain_tiles(
+        grid: StepGrid,
+        units: Option<usize>,
+        k_split: Option<usize>,
+        rows: usize,
+        most: usize,
+        storage: usize,
+    ) -> (usize, PlainChunks) {
+        let ask = TileAsk {
+            units,
+            k_split,
+            sequences: None,
+            rows,
+        };
+        super::plain_tiles(grid, ask, most, storage)
+    }
+
+    /// `super::fit_chunks` with the forward in 16 sequences.
+    fn fit_chunks(
+        ks: usize,
+        rows: usize,
+        tu: usize,
+        gates: usize,
+        most: usize,
+        storage: usize,
+    ) -> PlainChunks {
+        super::fit_chunks(ks, rows, tu, gates, TILE_QUADS, most, storage)
+    }
+
+    #[test]
+    fn gated_forwards_take_32_sequences_in_tiles_of_half_the_units() {
+        let grid = |name: &str| SUITE_GRIDS.iter().find(|c| c.0 == name).expect("suite").1;
+        // By the grid on the H100: the LSTM's and GRU's forward in tiles of half the
+        // backward's units over 32 sequences, the same workgroups and invocations; the
+        // Elman forward, 16-unit tiles (charlm, small) and one sequence keep 16.
+        for (name, tu, forward) in [
+            ("flagship", 32, 16),
+            ("gru4", 32, 16),
+            ("bilstm", 32, 16),
+            ("wide", 64, 32),
+        ] {
+            let g = grid(name);
+            let (w, c) = h100_tiles(g, None, None, None);
+            assert_eq!(
+                (w, c.sq, c.forward_units(w)),
+                (tu, WIDE_QUADS, forward),
+                "{name}"
+            );
+            let fwd = g.hidden.div_ceil(forward) * g.batch.div_ceil(32) * g.dirs;
+            assert_eq!(fwd, g.workgroups(w), "{name}");
+            assert!(c.fwd.bytes() <= H100_WORKGROUP_BYTES, "{name}: {c:?}");
+        }
+        for name in ["tanh4", "charlm", "small", "batch1"] {
+            assert_eq!(
+                h100_tiles(grid(name), None, None, None).1.sq,
+                TILE_QUADS,
+                "{name}"
+            );
+        }
+        // The flagship's forward at four slices: the same 16 k steps a chunk, in 41 KiB
+        // (2048 vec4s of partial sums, 576 of states) instead of 45.
+        let (_, c) = h100_tiles(grid("flagship"), None, None, None);
+        assert_eq!((c.ks, c.fk, c.fwd.ws, c.fwd.ht), (4, 16, 2048, 576));
+        let (_, before) = h100_tiles(grid("flagship"), None, None, Some(16));
+        assert_eq!(
+            (before.sq, before.fwd.ws, before.fwd.ht),
+            (TILE_QUADS, 2560, 320)
+        );
+        // Asked: 16 always; 32 only where the tiles are at least 32 units wide and the cell
+        // gated, at any batch.
+        let flagship = grid("flagship");
+        assert_eq!(forward_quads(flagship, 32, Some(16)), TILE_QUADS);
+        assert_eq!(forward_quads(flagship, 16, Some(32)), TILE_QUADS);
+        assert_eq!(forward_quads(grid("tanh4"), 32, Some(32)), TILE_QUADS);
+        assert_eq!(forward_quads(grid("batch1"), 32, Some(32)), WIDE_QUADS);
+        assert_eq!(forward_quads(grid("batch1"), 32, None), TILE_QUADS);
+    }
 
     #[test]
     fn k_slices_by_the_grid_give_the_small_grids_more_warps() {
@@ -1783,8 +1952,10 @@ mod tests {
             .into_iter()
             .flat_map(|tu| (1..=4).flat_map(move |g| [16, 32, 64].map(|r| (tu, g, r))))
         {
-            let c = PlainChunks::of(1, 16, 16, tu, gates);
-            assert!(c.bytes() <= blocked, "{c:?}");
+            for sq in [TILE_QUADS, WIDE_QUADS] {
+                let c = PlainChunks::of(1, 16, 16, tu, gates, sq);
+                assert!(c.bytes() <= blocked, "{c:?}");
+            }
             let c = fit_chunks(1, rows, tu, gates, 1024, blocked);
             assert!(c.bytes() <= blocked, "{c:?}");
         }

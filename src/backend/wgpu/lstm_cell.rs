@@ -92,7 +92,7 @@ impl GpuCell for LstmCell {
     fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
-            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles());
+            c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles(true));
         } else {
             c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         }
@@ -110,7 +110,7 @@ impl GpuCell for LstmCell {
             c.cost(c.lay.gh, c.lay.rw);
         }
         if c.be.tuning().tiled_steps && !has_proj(c.plan) {
-            c.backward_tiles(self.shader(), "bwd_step_tiled", io, &w, c.tiles());
+            c.backward_tiles(self.shader(), "bwd_step_tiled", io, &w, c.tiles(false));
         } else {
             c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
         }

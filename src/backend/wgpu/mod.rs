@@ -23,8 +23,8 @@ mod jordan_cell;
 mod layer;
 pub use layer::{
     BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
-    StepArrays, StepGrid, StepProducts, cell_module_source, coop_step_bytes, coop_tiles,
-    fit_chunks, h100_tiles, plain_tiles,
+    StepArrays, StepGrid, StepProducts, TILE_QUADS, TileAsk, WIDE_QUADS, cell_module_source,
+    coop_step_bytes, coop_tiles, fit_chunks, forward_quads, h100_tiles, plain_tiles,
 };
 mod loss;
 mod lstm_cell;
@@ -163,6 +163,14 @@ pub struct Tuning {
     /// 19 and 42).
     #[serde(default = "sixty_four")]
     pub step_chunk_rows: usize,
+    /// Sequences per workgroup of the f32 tiles' forward steps of gated cells (LSTM, GRU):
+    /// 16, or 32 in tiles of half the units (the same workgroups and invocations), which
+    /// read each staged weight for twice the sequences and so W_hh half as often a step,
+    /// for twice the staged states (`layer::forward_quads`: a third less L2 traffic for
+    /// the flagship's forward). Only where the tiles are at least 32 units wide; `None`
+    /// (the default) takes 32 where the batch has more than 16 sequences.
+    #[serde(default)]
+    pub forward_sequences: Option<usize>,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
     /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
     /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
@@ -223,6 +231,8 @@ impl Tuning {
             && matches!(self.step_k_split, None | Some(1 | 2 | 4))
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && (self.step_chunk_rows == 64 || self.plain_f32_tiles())
+            && matches!(self.forward_sequences, None | Some(16 | 32))
+            && (self.forward_sequences.is_none() || self.plain_f32_tiles())
             && (self.step_k_split.unwrap_or(1) == 1 || self.sliced_tiles())
             && (self.gemv_steps != Some(true)
                 || (self.tiled_steps
@@ -258,6 +268,7 @@ impl Tuning {
                     && self.step_tile_units.is_none()
                     && matches!(self.step_k_split, None | Some(1))
                     && self.step_chunk_rows == 64
+                    && self.forward_sequences.is_none()
             }
         }
     }
@@ -301,7 +312,11 @@ impl Tuning {
             Some(true) => " weights=f16",
             Some(false) => " weights=f32",
         };
-        format!("steps={steps} units={units}{split}{rows}{weights} gemm={gemm} {checks}")
+        let seqs = match self.forward_sequences {
+            None => String::new(),
+            Some(n) => format!(" fwdseqs={n}"),
+        };
+        format!("steps={steps} units={units}{split}{rows}{seqs}{weights} gemm={gemm} {checks}")
     }
 }
 
@@ -313,6 +328,7 @@ impl Default for Tuning {
             blocked_steps: false,
             step_k_split: None,
             step_chunk_rows: 64,
+            forward_sequences: None,
             tensor_steps: None,
             split_steps: false,
             half_step_weights: None,
@@ -609,19 +625,19 @@ impl WgpuBackend {
     pub fn step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, PlainChunks) {
         let t = &self.tuning;
         let storage = self.gpu.workgroup_storage() as usize;
-        layer::plain_tiles(
-            grid,
-            t.step_tile_units,
+        let ask = layer::TileAsk {
+            units: t.step_tile_units,
             k_split,
-            t.step_chunk_rows,
-            self.most_invocations(),
-            storage,
-        )
+            sequences: t.forward_sequences,
+            rows: t.step_chunk_rows,
+        };
+        layer::plain_tiles(grid, ask, self.most_invocations(), storage)
     }
 
     /// The f32 tiles' chunking at width `tu` and `ks` K slices (fewer where their arrays do
     /// not fit) for a cell of `gates` gate rows, with the tuning's chunk rows
-    /// ([`layer::fit_chunks`]).
+    /// ([`layer::fit_chunks`]) and the forward's 16 sequences of the tensor-core tiles
+    /// whose grid they stand in for.
     pub fn step_chunks_at(&self, tu: usize, ks: usize, gates: usize) -> PlainChunks {
         let storage = self.gpu.workgroup_storage() as usize;
         layer::fit_chunks(
@@ -629,6 +645,7 @@ impl WgpuBackend {
             self.tuning.step_chunk_rows,
             tu,
             gates,
+            layer::TILE_QUADS,
             self.most_invocations(),
             storage,
         )
@@ -680,8 +697,9 @@ impl WgpuBackend {
     }
 
     /// The step tiles a model of `shape` runs its steps in (the widest layer's) over
-    /// sequences of `steps` steps, in words: `32 units x 16 sequences, 4 K slices, 32-row
-    /// chunks (16 k steps forward), 128 workgroups of 512 invocations` for the f32 tiles,
+    /// sequences of `steps` steps, in words: `32 units x 16 sequences (forward 16 x 32 in
+    /// 128), 4 K slices, 32-row chunks (16 k steps forward), 128 workgroups of 512
+    /// invocations` for the f32 tiles,
     /// `tensor cores reading an f16 copy of W_hh, 32 units x 16 sequences, 4 K slices, ...`
     /// for the tensor-core ones; `None` where another kernel runs them (matrix-vector,
     /// blocked or row-wise). What `wgrnn bench` reports with each configuration, so a timing
@@ -712,9 +730,17 @@ impl WgpuBackend {
         }
         let (tu, c) = self.step_tiles(grid, self.tuning.step_k_split);
         let groups = grid.workgroups(tu);
+        let forward = match c.sq {
+            layer::TILE_QUADS => String::new(),
+            _ => {
+                let (fu, fb) = (c.forward_units(tu), c.forward_sequences());
+                let groups = grid.hidden.div_ceil(fu) * grid.batch.div_ceil(fb) * grid.dirs;
+                format!(" (forward {fu} x {fb} in {groups})")
+            }
+        };
         Some(format!(
-            "{tu} units x 16 sequences, {} K slice{}, {}-row chunks ({} k steps forward), \
-             {groups} workgroup{} of {} invocations",
+            "{tu} units x 16 sequences{forward}, {} K slice{}, {}-row chunks ({} k steps \
+             forward), {groups} workgroup{} of {} invocations",
             c.ks,
             plural(c.ks),
             c.rows,
