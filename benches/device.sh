@@ -184,7 +184,7 @@ ksplit() {
     bench_variant ksplit4-units16 --step-k-split 4 --step-units 16 || status=1
     # The gated forwards in 16 sequences (entry 56's before): the defaults take tiles of
     # half the units x 32 sequences where the tiles are 32 units or wider (a third less L2
-    # traffic for the flagship's forward, ~4% more instructions a chunk).
+    # traffic for the flagship's forward at the same instructions a chunk).
     bench_variant fwdseqs16 --forward-sequences 16 || status=1
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default

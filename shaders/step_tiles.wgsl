@@ -34,7 +34,7 @@
 //   The forward of gated cells goes by unit pairs (pair_*): an invocation takes half of
 //   each chunk's k steps for 2 units and every gate (with SQ 8, 32 sequences: 8 TU
 //   invocations a slice, whose two groups of 4 TU load every other part of a chunk's
-//   weights, fwd_parts), and per 4 k steps reads 4 vec4s of
+//   weights, or half its gates, fwd_src), and per 4 k steps reads 4 vec4s of
 //   states and one vec4 of weights per unit and gate (LSTM 10.7, GRU 9.6). The parts'
 //   and slices' sums are added through workgroup memory at the end. (Before session 18 a
 //   weight was one scalar read with its vec4 lane split out of the index: 4 and 2; until
@@ -249,32 +249,39 @@ struct FwdChunk {
 }
 
 // Where the forward's chunks come from (the same every chunk of a step): the weights'
-// rows (w, or q where W4 holds) of load slot `slot`, which takes parts pg, pg + PG, .. of
-// every chunk (fwd_parts), and the states' sources of slice invocation ls.
+// rows (w, or q where W4 holds) of load slot `slot`, which takes n parts of every chunk
+// from part j0, PG apart, each of ng gates from gate g0 (fwd_src), and the states'
+// sources of slice invocation ls.
 struct FwdSrc {
     w: WRows,
     q: WQuads,
     s: StateSrc,
     slot: u32,
-    pg: u32,
+    j0: u32,
+    n: u32,
+    g0: u32,
+    ng: u32,
 }
 
 // A part of 16 k steps of a chunk has 4 TU weight slots (a vec4 of every gate each), a
-// slice SQ TU invocations: with SQ 8 two groups of them (pg = ls / 4 TU) take every other
-// part of each chunk, with SQ 4 one takes them all.
+// slice SQ TU invocations: with SQ 4 one group of them takes every part; with SQ 8 two
+// groups (pg = ls / 4 TU) take every other part of each chunk, or where a chunk has one
+// part (16 k steps) half its gates each, so both load alike.
 override PG: u32 = SQ / 4u;
+override BY_GATES: bool = FK / TK < PG;
 
-fn fwd_src(w: u32, d: u32, u0: u32, b0: u32, ls: u32, threads: u32, count: u32) -> FwdSrc {
+fn fwd_src(w: u32, d: u32, u0: u32, b0: u32, ls: u32, threads: u32, count: u32,
+           gates: u32) -> FwdSrc {
     let slot = select(ls, ls % (4u * TU), PG > 1u);
     let pg = select(0u, ls / (4u * TU), PG > 1u);
-    return FwdSrc(w_rows(w, u0, slot), w_quads(w, u0, slot),
-                  state_src(d, b0, ls, threads, count, TK, false, true), slot, pg);
-}
-
-// How many parts of a chunk load slot group pg takes: FK / 16 with one group, else its
-// share of them (at FK 16 the second group takes none).
-fn fwd_parts(pg: u32) -> u32 {
-    return (FK / TK + PG - 1u - pg) / PG;
+    let half = (gates + 1u) / 2u;
+    let g0 = select(0u, pg * half, BY_GATES);
+    let ng = select(gates, select(half, gates - half, pg == 1u), BY_GATES);
+    let n = select(FK / TK / PG, 1u, BY_GATES);
+    let j0 = select(pg, 0u, BY_GATES);
+    let wg = w + g0 * p.hidden * p.rw;
+    return FwdSrc(w_rows(wg, u0, slot), w_quads(wg, u0, slot),
+                  state_src(d, b0, ls, threads, count, TK, false, true), slot, j0, n, g0, ng);
 }
 
 // The weights of the forward's load slot (src.q where W4 holds, else src.w) in part j of a
@@ -294,19 +301,17 @@ fn fwd_w_edge(src: FwdSrc, k0: u32, gates: u32) -> Gates4 {
     return tile_w_gates_edge(src.w, k0, gates);
 }
 
-// The forward's weights in the parts of the chunk at k0 its load slot takes (fwd_parts:
-// parts pg, pg + PG, .. of 16 k steps), w{j} for its j-th (the registers that carry them
-// from one chunk to the next); one test for all the gates and parts of whether the load
-// slot lies inside the matrix.
-fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32) -> GateParts {
+// The forward's weights in the parts of the chunk at k0 its load slot takes (src.n parts
+// of 16 k steps from src.j0, PG apart; src.ng gates from src.g0), w{j} for its j-th (the
+// registers that carry them from one chunk to the next); one test for all the gates and
+// parts of whether the load slot lies inside the matrix.
+fn fwd_w_parts(src: FwdSrc, k0: u32) -> GateParts {
     let z4 = vec4<f32>(0.0);
     let z = Gates4(z4, z4, z4, z4);
     var v = GateParts(z, z, z, z);
-    let n = fwd_parts(src.pg);
-    if (n == 0u) {
-        return v;
-    }
-    let j0 = src.pg;
+    let n = src.n;
+    let j0 = src.j0;
+    let gates = src.ng;
     let ok = select(all(src.w.ok), src.q.ok, W4);
     if (ok && k0 + (j0 + (n - 1u) * PG + 1u) * TK <= p.rw) {
         v.w0 = fwd_w_inside(src, k0, j0, gates);
@@ -327,35 +332,37 @@ fn fwd_w_parts(src: FwdSrc, k0: u32, gates: u32) -> GateParts {
 }
 
 // Loads the forward chunk at k0 (`count` state elements per part).
-fn fwd_chunk(src: FwdSrc, k0: u32, count: u32, gates: u32) -> FwdChunk {
-    return FwdChunk(fwd_w_parts(src, k0, gates), tile_state_parts(src.s, k0, count, FK / TK));
+fn fwd_chunk(src: FwdSrc, k0: u32, count: u32) -> FwdChunk {
+    return FwdChunk(fwd_w_parts(src, k0), tile_state_parts(src.s, k0, count, FK / TK));
 }
 
-// Stores part j's weights (quads 4 j.. of the units' rows) from vec4 wo.
-fn stage_fwd_w(wo: u32, src: FwdSrc, j: u32, v: Gates4, gates: u32) {
+// Stores part j's weights (quads 4 j.. of the units' rows; the slot's src.ng gates from
+// src.g0) from vec4 wo.
+fn stage_fwd_w(wo: u32, src: FwdSrc, j: u32, v: Gates4) {
+    let at = wo + src.g0 * TU * fwd_unit_stride();
     if (W4) {
-        stage_quad_w(wo, src.q, 4u * j, v, gates);
+        stage_quad_w(at, src.q, 4u * j, v, src.ng);
     } else {
-        stage_plain_w(wo, src.slot, 4u * j, v, gates);
+        stage_plain_w(at, src.slot, 4u * j, v, src.ng);
     }
 }
 
 // Stages a forward chunk: part j's weights as quads 4 j.. of the units' rows from vec4 wo
 // (each by the load slots that took it), its states as rows 16 j.. of [FK][HS] from vec4 ho.
 fn stage_fwd_chunk(wo: u32, ho: u32, src: FwdSrc, ls: u32, threads: u32, count: u32,
-                   gates: u32, c: FwdChunk) {
-    let n = fwd_parts(src.pg);
-    let j0 = src.pg;
-    if (n > 0u) { stage_fwd_w(wo, src, j0, c.w.w0, gates); }
+                   c: FwdChunk) {
+    let n = src.n;
+    let j0 = src.j0;
+    if (n > 0u) { stage_fwd_w(wo, src, j0, c.w.w0); }
     stage_states(ho, ls, threads, count, TK, true, c.s.p0);
     if (FK > 16u) {
-        if (n > 1u) { stage_fwd_w(wo, src, j0 + PG, c.w.w1, gates); }
+        if (n > 1u) { stage_fwd_w(wo, src, j0 + PG, c.w.w1); }
         stage_states(ho + 16u * HS, ls, threads, count, TK, true, c.s.p1);
     }
     if (FK > 32u) {
         if (n > 2u) {
-            stage_fwd_w(wo, src, j0 + 2u * PG, c.w.w2, gates);
-            stage_fwd_w(wo, src, j0 + 3u * PG, c.w.w3, gates);
+            stage_fwd_w(wo, src, j0 + 2u * PG, c.w.w2);
+            stage_fwd_w(wo, src, j0 + 3u * PG, c.w.w3);
         }
         stage_states(ho + 32u * HS, ls, threads, count, TK, true, c.s.p2);
         stage_states(ho + 48u * HS, ls, threads, count, TK, true, c.s.p3);
@@ -401,13 +408,13 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // The registers holding the next chunk (fwd_chunk). Chunks past the inner dimension
     // load zeros.
     let count = TB * TK / threads;
-    let src = fwd_src(w, d, u0, b0, ls, threads, count);
-    var next = fwd_chunk(src, first, count, gates);
+    let src = fwd_src(w, d, u0, b0, ls, threads, count, gates);
+    var next = fwd_chunk(src, first, count);
     for (var i = 0u; i < per; i++) {
-        stage_fwd_chunk(wo, ho, src, ls, threads, count, gates, next);
+        stage_fwd_chunk(wo, ho, src, ls, threads, count, next);
         workgroupBarrier();
         if (i + 1u < per) {
-            next = fwd_chunk(src, first + (i + 1u) * FK, count, gates);
+            next = fwd_chunk(src, first + (i + 1u) * FK, count);
         }
         if (gates == 1u) {
             block4_chunk(&blk, at, FK);
