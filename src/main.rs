@@ -414,7 +414,8 @@ pub(crate) struct KernelFlags {
     /// Sequences per workgroup of the f32 tiled forward steps of LSTM and GRU layers (16 or
     /// 32): 32 in tiles of half the units, the same workgroups, which read W_hh half as
     /// often a step and stage twice the states; only where the tiles are at least 32 units
-    /// wide [default: 32 for more than 16 sequences, or the adapter's autotune entry].
+    /// wide [default: 32 for more than 16 sequences that 32-sequence tiles pad no more than
+    /// 16-sequence ones (not 48), or the adapter's autotune entry].
     /// Implies tiled f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32"]))]
     forward_sequences: Option<String>,

@@ -1303,15 +1303,18 @@ pub struct TileAsk {
 
 /// Sequence quads of the forward's workgroups beside tiles of `tu` units for steps of
 /// `grid`: 8 (tiles of `tu` / 2 units x 32 sequences) where `sequences` asks for 32 or, by
-/// default, the batch has more than 16 sequences, for a gated cell (its unit pairs' loop;
-/// the Elman forward's 4-unit blocks take 16) in tiles of at least 32 units (so that the
+/// default, the batch has more than 16 sequences and tiles of 32 pad it no more than tiles
+/// of 16 do (24, 32, 56, 64, ..., not 48), for a gated cell (its unit pairs' loop; the
+/// Elman forward's 4-unit blocks take 16) in tiles of at least 32 units (so that the
 /// forward's have 16 and stage at most 4 states an invocation a part), else 4. The forward
 /// then reads W_hh once per 32 sequences a step instead of 16 and stages twice the states,
 /// at the same workgroups and invocations: a third less L2 traffic for the flagship's
 /// forward (BENCHMARKS.md, "What the step tiles read from L2"), none more where the
 /// states' term was the smaller.
 pub fn forward_quads(grid: StepGrid, tu: usize, sequences: Option<usize>) -> usize {
-    let wide = sequences.unwrap_or(if grid.batch > 16 { 32 } else { 16 }) == 32;
+    let b = grid.batch;
+    let fits = b > 16 && 2 * b.div_ceil(32) == b.div_ceil(16);
+    let wide = sequences.unwrap_or(if fits { 32 } else { 16 }) == 32;
     if wide && grid.gates > 1 && tu >= 32 {
         WIDE_QUADS
     } else {
@@ -1728,6 +1731,30 @@ mod tests {
         assert_eq!(forward_quads(grid("tanh4"), 32, Some(32)), TILE_QUADS);
         assert_eq!(forward_quads(grid("batch1"), 32, Some(32)), WIDE_QUADS);
         assert_eq!(forward_quads(grid("batch1"), 32, None), TILE_QUADS);
+        // By default only where tiles of 32 pad the batch no more than tiles of 16.
+        let at = |batch| forward_quads(StepGrid { batch, ..flagship }, 32, None);
+        for (batch, quads) in [
+            (16, 4),
+            (17, 8),
+            (32, 8),
+            (40, 4),
+            (48, 4),
+            (56, 8),
+            (64, 8),
+        ] {
+            assert_eq!(at(batch), quads, "{batch} sequences");
+        }
+        assert_eq!(
+            forward_quads(
+                StepGrid {
+                    batch: 48,
+                    ..flagship
+                },
+                32,
+                Some(32)
+            ),
+            8
+        );
     }
 
     #[test]

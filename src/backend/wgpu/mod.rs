@@ -168,7 +168,8 @@ pub struct Tuning {
     /// read each staged weight for twice the sequences and so W_hh half as often a step,
     /// for twice the staged states (`layer::forward_quads`: a third less L2 traffic for
     /// the flagship's forward). Only where the tiles are at least 32 units wide; `None`
-    /// (the default) takes 32 where the batch has more than 16 sequences.
+    /// (the default) takes 32 where the batch has more than 16 sequences and tiles of 32
+    /// pad it no more than tiles of 16.
     #[serde(default)]
     pub forward_sequences: Option<usize>,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
