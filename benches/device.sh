@@ -31,8 +31,9 @@
 #                                   batch
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
-#                                   each alone and together, the tensor-core steps on the f32
-#                                   weights (entry 54's before) and at one K slice (entry
+#                                   each alone and together, the LSTM's tensor-core forward in
+#                                   16 sequences (entry 57's before), the tensor-core steps on
+#                                   the f32 weights (entry 54's) and at one K slice (entry
 #                                   51's)
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
 #                                   the fastest in $OUT/tuning.json (the autotune table,
@@ -221,6 +222,9 @@ f16() {
     "$W" bench --suite "$S" --precision f16 --roofline 989,3350 \
         --json "$OUT/wgrnn-f16.jsonl" | tee "$OUT/wgrnn-f16.txt" || status=1
     bench_variant tensor-steps --step-kernel tensor || status=1
+    # The LSTM's tensor-core forward in 16 sequences: entry 57's before (the defaults take
+    # tiles of half the units x 32 sequences, a fifth less L2 traffic with the f16 copy).
+    bench_variant f16-fwdseqs16 --precision f16 --forward-sequences 16 || status=1
     # The tensor-core steps on the f32 weights, not their f16 copy: entry 54's before.
     bench_variant f16-weights32 --precision f16 --step-weights f32 || status=1
     # The tensor-core steps at one K slice: entry 51's before, alone and under f16.

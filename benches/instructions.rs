@@ -23,7 +23,7 @@ use wgrnn::backend::wgpu::instructions::{
 };
 use wgrnn::backend::wgpu::{
     H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, TILE_QUADS,
-    coop_tiles, fit_chunks, h100_tiles, module_sources,
+    coop_forward_quads, coop_tiles, fit_chunks, h100_tiles, module_sources,
 };
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
@@ -307,29 +307,34 @@ fn coop_traffic_table(steps: usize) {
         L2_BYTES_PER_S / 1e12
     );
     println!(
-        "| config | tensor tiles (TU, KS) | forward W_hh + states | backward W_hh^T + dgh | us (fwd, bwd) | f16 copy: forward | f16 copy: backward | f16 copy: us (fwd, bwd) | copy pass a step, us |"
+        "| config | tensor tiles (TU, KS; forward TU x TB) | forward W_hh + states | backward W_hh^T + dgh | us (fwd, bwd) | f16 copy: forward | f16 copy: backward | f16 copy: us (fwd, bwd) | copy pass a step, us |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (name, grid) in tiled_suite() {
         let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
-        let (w32, states, dgh) = step_reads(grid, tu, 16, 4.0);
-        let (w16, _, _) = step_reads(grid, tu, 16, 2.0);
+        // The forward in tiles of half the units x 32 sequences where the LSTM's are.
+        let sq = coop_forward_quads(grid, tu, None);
+        let (fu, fb) = (tu * TILE_QUADS / sq, 4 * sq);
+        let (w32, states, _) = step_reads(grid, fu, fb, 4.0);
+        let (w16, _, _) = step_reads(grid, fu, fb, 2.0);
+        let (b32, _, dgh) = step_reads(grid, tu, 16, 4.0);
+        let (b16, _, _) = step_reads(grid, tu, 16, 2.0);
         let weights = (grid.gates * grid.hidden * grid.hidden * grid.dirs) as f64;
         let copy = 10.0 * weights / steps as f64;
         println!(
-            "| {name} | {tu}, {ks} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.2} |",
+            "| {name} | {tu}, {ks}; {fu} x {fb} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.1} + {:.1} | {:.1} + {:.1} | {:.1}, {:.1} | {:.2} |",
             mib(w32),
             mib(states),
-            mib(w32),
+            mib(b32),
             mib(dgh),
             l2_us(w32 + states),
-            l2_us(w32 + dgh),
+            l2_us(b32 + dgh),
             mib(w16),
             mib(states),
-            mib(w16),
+            mib(b16),
             mib(dgh),
             l2_us(w16 + states),
-            l2_us(w16 + dgh),
+            l2_us(b16 + dgh),
             l2_us(copy),
         );
     }
@@ -396,13 +401,24 @@ fn coop_cases() -> Vec<(Case, Option<StepRun>)> {
         };
         (case, None)
     };
-    let step = |config: &str, cell: &str, entry: &'static str, split: bool, w16: bool| {
+    let step = |config: &str,
+                cell: &str,
+                entry: &'static str,
+                split: bool,
+                w16: bool,
+                seqs: Option<usize>| {
         let grid = SUITE_GRIDS
             .iter()
             .find(|c| c.0 == config)
             .map(|c| c.1)
             .unwrap_or_else(|| panic!("{config} is no suite configuration"));
         let (tu, ks) = coop_tiles(grid, None, None, split, 1024, H100_WORKGROUP_BYTES);
+        // The gated forwards' tiles of half the units x 32 sequences (entry 56).
+        let sq = match entry.starts_with("fwd") {
+            true => coop_forward_quads(grid, tu, seqs),
+            false => TILE_QUADS,
+        };
+        let units = tu * TILE_QUADS / sq;
         let module = match (cell, split) {
             ("lstm", false) => "lstm_cell_coop_f16",
             ("lstm", true) => "lstm_cell_coop",
@@ -427,12 +443,20 @@ fn coop_cases() -> Vec<(Case, Option<StepRun>)> {
             entry,
             constants: vec![
                 ("OPT0", opt0),
-                ("TU", tu as f64),
+                ("TU", units as f64),
                 ("KS", ks as f64),
+                ("SQ", sq as f64),
+                ("TB", (4 * sq) as f64),
                 ("SPLIT", split as u32 as f64),
                 ("W16", w16 as u32 as f64),
             ],
-            what: format!("{config} {direction} step, {how}, TU {tu}, KS {ks}"),
+            what: match sq {
+                TILE_QUADS => format!("{config} {direction} step, {how}, TU {tu}, KS {ks}"),
+                _ => format!(
+                    "{config} {direction} step, {how}, TU {units} x {} sequences, KS {ks}",
+                    4 * sq
+                ),
+            },
         };
         let run = StepRun {
             grid,
@@ -448,16 +472,17 @@ fn coop_cases() -> Vec<(Case, Option<StepRun>)> {
         gemm(false, false, "128x128 tensor tile, rounded, dG^T H"),
         gemm(true, true, "128x128 tensor tile, split, x W^T"),
         gemm(true, false, "128x128 tensor tile, split, dG^T H"),
-        step("flagship", "lstm", fwd, false, false),
-        step("flagship", "lstm", fwd, false, true),
-        step("flagship", "lstm", fwd, true, false),
-        step("flagship", "lstm", bwd, false, false),
-        step("flagship", "lstm", bwd, false, true),
-        step("flagship", "lstm", bwd, true, false),
-        step("gru4", "gru", fwd, false, true),
-        step("gru4", "gru", bwd, false, true),
-        step("tanh4", "elman", fwd, false, true),
-        step("tanh4", "elman", bwd, false, true),
+        step("flagship", "lstm", fwd, false, false, None),
+        step("flagship", "lstm", fwd, false, true, None),
+        step("flagship", "lstm", fwd, false, true, Some(16)),
+        step("flagship", "lstm", fwd, true, false, None),
+        step("flagship", "lstm", bwd, false, false, None),
+        step("flagship", "lstm", bwd, false, true, None),
+        step("flagship", "lstm", bwd, true, false, None),
+        step("gru4", "gru", fwd, false, true, None),
+        step("gru4", "gru", bwd, false, true, None),
+        step("tanh4", "elman", fwd, false, true, None),
+        step("tanh4", "elman", bwd, false, true, None),
     ]
 }
 

@@ -6,14 +6,18 @@
 // put between layer.wgsl and a cell's file in its place. CPU twin: the cells' step loops in
 // src/backend/cpu/ (f32 products); the f16 rounding of operands is the only difference.
 //
-// Forward, per tile: C [16 sequences][gates * TU] = H [16][R] x B [R][gates * TU], where
+// Forward, per tile: C [TB sequences][gates * TU] = H [TB][R] x B [R][gates * TU], where
 // column n = g * TU + u of B is row g * H + u0 + u of W_hh. In chunks of TK = 16 along R: the
-// states' chunk is staged as As [16][LDA] (k fastest), the weights' as Bs [16][LDBF] (n
+// states' chunk is staged as As [TB][LDA] (k fastest), the weights' as Bs [16][LDBF] (n
 // fastest: W_hh rows are k-contiguous, so their loads are stored transposed). The gates * TU
-// / 16 column blocks of 16 go to the TU / 8 subgroups, two each (blocks sg and sg + TU / 8);
-// a subgroup past the last block computes the last block again and stores it into the spare
-// slot of Cs (GRU: 3 gates, Elman: 1), so that every subgroup runs the same matrix operations
-// and none sits in a branch around them.
+// / 16 column blocks of 16 go to the TU / 8 subgroups of a row block of 16 sequences, two
+// each (blocks sg and sg + TU / 8); a subgroup past the last block computes the last block
+// again and stores it into the spare slot of Cs (GRU: 3 gates, Elman: 1), so that every
+// subgroup runs the same matrix operations and none sits in a branch around them. TB is 16
+// (one row block), or for the LSTM's forward 32 (SQ 8, `layer::coop_forward_quads`:
+// tiles of half the units, the same workgroups, W_hh read once per 32 sequences): two row
+// blocks, the first half of the subgroups on the first, the second on the second, and two
+// groups of weight load slots, each half of the gates.
 // Backward, per tile: C [16][TU] = D [16][G * H] x W_hh[:, u0..u0 + TU] (rows of W_hh are
 // n-contiguous: staged as loaded, Bs [32][LDBB]), in chunks of 32 rows g. The TU / 16 column
 // blocks times the two 16-deep halves of each chunk go to the TU / 8 subgroups (block
@@ -54,12 +58,16 @@ enable f16;
 const LDA: u32 = 40u;   // As row stride in halves (16 or 32 used; rows start 16-byte aligned)
 override LDBF: u32 = 4u * TU + 8u; // forward Bs row stride: up to 4 gates x TU units, + 8
 override LDBB: u32 = TU + 8u;      // backward Bs row stride: TU units, + 8
-override SPARE: u32 = TU / 4u;     // the Cs slot of blocks computed twice (never read)
-// Halves of a K slice's As ([16 sequences][LDA]) and Bs (forward [16][LDBF], backward
+// Row blocks of 16 sequences of a forward tile (SQ 8: 32 sequences, two), and Cs slots per
+// row block (a 16x16 block of 16 columns each: 4 gates x TU units).
+override NR: u32 = SQ / 4u;
+override RS: u32 = TU / 4u;
+override SPARE: u32 = NR * RS;     // the Cs slot of blocks computed twice (never read)
+// Halves of a K slice's As ([TB sequences][LDA]) and Bs (forward [16][LDBF], backward
 // [32][LDBB]); the slices' parts follow one another.
-const A_SLICE: u32 = 640u;
+override A_SLICE: u32 = 4u * SQ * LDA;
 override B_SLICE: u32 = max(16u * LDBF, 32u * LDBB);
-const A_LO: u32 = A_SLICE; // where a slice's lo halves start (coop_scale.wgsl put_a)
+override A_LO: u32 = A_SLICE; // where a slice's lo halves start (coop_scale.wgsl put_a)
 override B_LO: u32 = B_SLICE;
 // Whether the operands are staged as hi and lo halves, for f32 accuracy (above); a slice's
 // staging then spans twice its halves.
@@ -256,10 +264,10 @@ fn stage_bb(l: u32, b0: u32, g_off: u32, v: vec4<f32>) {
     put_b(i + 12u * LDBB, v.w);
 }
 
-// Column n of the tile's result for sequences m .. m + 3, from Cs's slots (column n is in
-// slot n / 16).
+// Column n of the tile's result for sequences m .. m + 3, from Cs's slots (column n of
+// row block r = m / 16 is in slot r RS + n / 16).
 fn cs_lanes(n: u32, m: u32) -> vec4<f32> {
-    let i = (n / 16u) * 256u + m * 16u + n % 16u;
+    let i = ((m / 16u) * RS + n / 16u) * 256u + (m % 16u) * 16u + n % 16u;
     return vec4<f32>(Cs[i], Cs[i + 16u], Cs[i + 32u], Cs[i + 48u]);
 }
 
@@ -271,7 +279,7 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let b0 = wg.y * TB;
     let w = w_source(d);
     let kw = w_exp(d);
-    let threads = 4u * TU;
+    let threads = SQ * TU;
     var out = Gates4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     if (!recurrent()) {
         return out;
@@ -290,45 +298,60 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     let sg = ls / 32u;
     let lane = ls % 32u;
     let nsg = threads / 32u;
+    // With NR 2 the first half of the subgroups takes row block 0, the second row block 1:
+    // subgroup sg's row block r and its place sgc among the row's rsg subgroups, which
+    // take the row's column blocks two each, as one row's subgroups do with NR 1.
+    let rsg = nsg / NR;
+    let r = select(0u, sg / rsg, NR > 1u);
+    let sgc = select(sg, sg % rsg, NR > 1u);
     let nb = gates * TU / 16u;
-    let blk0 = min(sg, nb - 1u);
-    let blk1 = min(sg + nsg, nb - 1u);
-    let slot0 = select(SPARE, sg, sg < nb);
-    let slot1 = select(SPARE, sg + nsg, sg + nsg < nb);
+    let blk0 = min(sgc, nb - 1u);
+    let blk1 = min(sgc + rsg, nb - 1u);
+    let slot0 = select(SPARE, r * RS + sgc, sgc < nb);
+    let slot1 = select(SPARE, r * RS + sgc + rsg, sgc + rsg < nb);
+    let ar = a0 + r * 16u * LDA;
     let lda = LDA;
     let ldb = LDBF;
     let s16 = 16u;
     // @generate step_coop_fwd_acc
     let count = TB * TK / threads;
-    let rows = w_rows(w, u0, ls);
+    // The weights' load slots: 4 TU of them take a chunk's gates; with SQ 8 two groups of
+    // 4 TU invocations, each half of the gates (LSTM 2 and 2, GRU 2 and 1) from gate g0.
+    let slot = select(ls, ls % (4u * TU), NR > 1u);
+    let pg = select(0u, ls / (4u * TU), NR > 1u);
+    let half = (gates + 1u) / 2u;
+    let g0 = select(0u, pg * half, NR > 1u);
+    let ng = select(gates, select(half, gates - half, pg == 1u), NR > 1u);
+    let bg = b0s + g0 * TU;
+    let rows = w_rows(w + g0 * p.hidden * p.rw, u0, slot);
     let src = state_src(d, b0, ls, threads, count, TK, false, false);
     // The weights' registers: f32 from the parameters (wt), or f16 from the copy (wh).
     var wt: Gates4;
     var wh: Gates4h;
     if (W16) {
-        wh = w16_gates(rows, first, gates);
+        wh = w16_gates(rows, first, ng);
     } else {
-        wt = tile_w_gates(rows, first, gates);
+        wt = tile_w_gates(rows, first, ng);
     }
     var st = tile_states(src, first, count);
     scales_first(ls, sbase, max_bits(st), w_gates_bits(wt));
     for (var i = 0u; i < per; i++) {
-        let slot = sbase + i % 2u;
-        let sc = scales_of(slot, kw);
+        let sslot = sbase + i % 2u;
+        let sc = scales_of(sslot, kw);
         stage_a4(ls, threads, count, TK, a0, st * sc.to.x);
         if (W16) {
-            stage_bf16_gates(ls, b0s, wh, gates);
+            stage_bf16_gates(slot, bg, wh, ng);
         } else {
-            stage_bf_gates(ls, b0s, wt, gates, sc.to.y);
+            stage_bf_gates(slot, bg, wt, ng, sc.to.y);
         }
         workgroupBarrier();
-        scales_done(ls, slot);
+        scales_done(ls, sslot);
         if (i + 1u < per) {
             let k1 = first + (i + 1u) * TK;
             if (W16) {
-                wh = w16_gates(rows, k1, gates);
+                wh = w16_gates(rows, k1, ng);
             } else {
-                wt = tile_w_gates(rows, k1, gates);
+                wt = tile_w_gates(rows, k1, ng);
             }
             st = tile_states(src, k1, count);
             scales_add(sbase + 1u - i % 2u, max_bits(st), w_gates_bits(wt));

@@ -411,12 +411,12 @@ pub(crate) struct KernelFlags {
     /// Implies tiled f32 steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32", "64"]))]
     step_chunk_rows: Option<String>,
-    /// Sequences per workgroup of the f32 tiled forward steps of LSTM and GRU layers (16 or
-    /// 32): 32 in tiles of half the units, the same workgroups, which read W_hh half as
-    /// often a step and stage twice the states; only where the tiles are at least 32 units
-    /// wide [default: 32 for more than 16 sequences that 32-sequence tiles pad no more than
-    /// 16-sequence ones (not 48), or the adapter's autotune entry].
-    /// Implies tiled f32 steps unless --step-kernel says otherwise.
+    /// Sequences per workgroup of the tiled forward steps of LSTM and GRU layers, f32 or
+    /// tensor-core (16 or 32): 32 in tiles of half the units, the same workgroups, which
+    /// read W_hh half as often a step and stage twice the states; only where the tiles are
+    /// at least 32 units wide [default: 32 for more than 16 sequences that 32-sequence
+    /// tiles pad no more than 16-sequence ones (not 48), or the adapter's autotune entry].
+    /// Implies tiled steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32"]))]
     forward_sequences: Option<String>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
@@ -484,7 +484,9 @@ impl KernelFlags {
                 let d = Tuning::default();
                 t.step_k_split = d.step_k_split;
                 t.step_chunk_rows = d.step_chunk_rows;
-                t.forward_sequences = d.forward_sequences;
+            }
+            if !t.sliced_tiles() {
+                t.forward_sequences = None;
             }
         }
         // A choice only the plain tiles have implies them, unless --step-kernel says
@@ -522,8 +524,6 @@ impl KernelFlags {
             t.forward_sequences = Some(n);
             if self.step_kernel.is_none() {
                 plain_tiles(&mut t);
-                t.tensor_steps = Some(false);
-                t.split_steps = false;
             }
         }
         if let Some(g) = self.gemm {
@@ -642,13 +642,10 @@ pub(crate) fn apply_kernel_flags(
                 tuning.step_chunk_rows
             ));
         }
-        if let Some(n) = tuning
-            .forward_sequences
-            .filter(|_| !tuning.plain_f32_tiles())
-        {
+        if let Some(n) = tuning.forward_sequences.filter(|_| !tuning.sliced_tiles()) {
             asked.push(format!(
-                "--forward-sequences {n}: the forward's sequences are for the f32 tiled steps \
-                 only (--step-kernel tiled)"
+                "--forward-sequences {n}: the forward's sequences are for the tiled steps only \
+                 (--step-kernel tiled or tensor)"
             ));
         }
         if asked.is_empty() {

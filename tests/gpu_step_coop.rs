@@ -5,7 +5,9 @@
 //! hand-out, runs as on the matrix units). 19 sequences of mixed lengths (two sequence tiles),
 //! 65 units (the last unit tile nearly empty), widths that are not multiples of the 16-deep
 //! chunk; uni- and bidirectional, two layers; tiles of 16, 32 and 64 units (1, 2 and 4
-//! blocks of 16 columns per gate, 2, 4 and 8 subgroups). The operands of every recurrent
+//! blocks of 16 columns per gate, 2, 4 and 8 subgroups), the LSTM's forward in 32- and
+//! 64-unit ones over one tile of 32 sequences (two row blocks, `layer::coop_forward_quads`)
+//! but for one run in 16. The operands of every recurrent
 //! product are rounded to f16 (relative 2^-11), so the bounds are those of the f16 path
 //! (tests/gpu_f16.rs); a misplaced block or an unwritten slot is off by O(1).
 //! The hardware build, which no CI adapter can run, is compiled to SPIR-V for every cell, cache
@@ -64,19 +66,22 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // caches at 32 units: what `--precision f16` runs on an adapter with tensor cores. The
     // K slices by the grid: 4 at 16 and 32 units (this grid is small), at 64 units what the
     // adapter's workgroup memory holds (one on lavapipe); then one slice at 32 units, and
-    // four at 64 where the kernels may be laid out for 64 KiB (a CPU adapter).
+    // four at 64 where the kernels may be laid out for 64 KiB (a CPU adapter). The LSTM's
+    // forward in tiles of half the units x 32 sequences at 32 and 64 units (the default
+    // over 19 sequences), but in 16 at one slice (`fwd16`).
     let full = be.gpu().workgroup_storage();
-    for (units, precision, k_split, storage) in [
-        (16, Precision::F32, None, full),
-        (32, Precision::F32, None, full),
-        (64, Precision::F32, None, full),
-        (32, Precision::F16, None, full),
-        (32, Precision::F32, Some(1), full),
-        (64, Precision::F32, Some(4), 64 << 10),
+    for (units, precision, k_split, storage, fwd16) in [
+        (16, Precision::F32, None, full, false),
+        (32, Precision::F32, None, full, false),
+        (64, Precision::F32, None, full, false),
+        (32, Precision::F16, None, full, false),
+        (32, Precision::F32, Some(1), full, true),
+        (64, Precision::F32, Some(4), 64 << 10, false),
     ] {
         let storage = be.gpu().set_workgroup_storage(storage);
         be.set_tuning(Tuning {
             step_k_split: k_split,
+            forward_sequences: fwd16.then_some(16),
             ..tensor_steps(units, units != 64)
         });
         be.set_precision(precision).expect("f16 caches");
@@ -135,7 +140,8 @@ fn elman_and_gru_tensor_steps_match_the_f32_reference() {
 
 /// The tensor-core steps as the H100 lays them out for the suite's LSTM, GRU and Elman
 /// configurations (`coop_tiles` at its limits: 32 units at 4 K slices for the flagship,
-/// gru4, tanh4 and bilstm, 16 at 4 for charlm; wide's 64 at one is `run`'s), at the
+/// gru4, tanh4 and bilstm, 16 at 4 for charlm; wide's 64 at one is `run`'s; the LSTM's
+/// forward in 16 units x 32 sequences, `layer::coop_forward_quads`), at the
 /// configuration's own width (one layer over 3 steps, 19 sequences), so each slice walks
 /// the run of chunks it walks there (the flagship's forward 16 chunks a slice, backward
 /// 32): laid out for the H100's 48 KiB where the adapter allows it (a CPU adapter does).

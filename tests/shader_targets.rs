@@ -147,6 +147,19 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                             let bytes = workgroup_bytes(&parsed, &entry, &c) as usize;
                             let want = coop_step_bytes(tu, ks, split);
                             assert_eq!(bytes, want, "{what} {c:?}");
+                            // A gated forward in tiles of half the units x 32 sequences
+                            // (`layer::forward_quads`) takes no more.
+                            if tu >= 32 && entry.starts_with("fwd") {
+                                let c = [
+                                    ("TU", (tu / 2) as f64),
+                                    ("SQ", 8.0),
+                                    ("TB", 32.0),
+                                    ("KS", ks as f64),
+                                    ("SPLIT", split as u32 as f64),
+                                ];
+                                let bytes = workgroup_bytes(&parsed, &entry, &c) as usize;
+                                assert!(bytes <= want, "{what} {c:?}: {bytes} > {want}");
+                            }
                         }
                     }
                     let one = coop_step_bytes(tu, 1, false) as u32;

@@ -364,7 +364,7 @@ fn generate(name: &str, coop: CoopOps) -> Option<Vec<String>> {
             // accumulator; every offset a `let` of its own (naga's SPIR-V writer needs the
             // index of a matrix load's pointer to be a named expression).
             let (ia, blocks): (&str, &[(usize, &str)]) = if name == "step_coop_fwd_mma" {
-                ("a0", &[(0, "b0s + blk0 * 16u"), (1, "b0s + blk1 * 16u")])
+                ("ar", &[(0, "b0s + blk0 * 16u"), (1, "b0s + blk1 * 16u")])
             } else {
                 (
                     "a0 + half * 16u",

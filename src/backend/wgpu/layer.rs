@@ -481,7 +481,8 @@ impl Call<'_> {
                 .step_tiles(self.step_grid(), Some(t.step_k_split.unwrap_or(1))),
             StepProducts::Tensor | StepProducts::TensorEmulated => {
                 let (tu, ks) = self.coop_tiles();
-                (tu, self.be.step_chunks_at(tu, ks, self.gates()))
+                let sq = coop_forward_quads(self.step_grid(), tu, t.forward_sequences);
+                (tu, self.be.step_chunks_at(tu, ks, self.gates(), sq))
             }
         }
     }
@@ -537,7 +538,8 @@ impl Call<'_> {
     }
 
     /// Sequence quads of the forward's workgroups (the `SQ` override of
-    /// `shaders/layer.wgsl`): the f32 tiles' choice ([`PlainChunks::sq`]), else 4.
+    /// `shaders/layer.wgsl`): the f32 or tensor-core tiles' choice ([`PlainChunks::sq`],
+    /// [`forward_quads`]), 4 for the matrix-vector products.
     fn forward_quads(&self) -> usize {
         if self.products() == StepProducts::Gemv {
             TILE_QUADS
@@ -674,10 +676,12 @@ impl Call<'_> {
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
             let half = self.half_weights();
             let w16 = ("W16", half as u32 as f64);
+            let sq = if backward { TILE_QUADS } else { c.sq };
+            let seqs = [("SQ", sq as f64), ("TB", (4 * sq) as f64)];
             match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
-                &[options, &[tu, ks, split, w16]].concat(),
+                &[options, &[tu, ks, split, w16], &seqs].concat(),
             ) {
                 Ok(p) if half => return (p, Ninth::HalfWeights),
                 Ok(p) if spare => return (p, Ninth::Unread),
@@ -1322,6 +1326,18 @@ pub fn forward_quads(grid: StepGrid, tu: usize, sequences: Option<usize>) -> usi
     }
 }
 
+/// Sequence quads of the tensor-core steps' forward workgroups beside tiles of `tu` units
+/// ([`forward_quads`]), for the LSTM only: their two groups of weight load slots take half
+/// a chunk's gates each, which the GRU's three split unevenly (2 and 1, the gate count then
+/// worked out per group: 181 instructions a chunk pass of gru4's f16 forward instead of
+/// 146 in 16 sequences, BENCHMARKS.md entry 57).
+pub fn coop_forward_quads(grid: StepGrid, tu: usize, sequences: Option<usize>) -> usize {
+    match grid.gates % 2 {
+        0 => forward_quads(grid, tu, sequences),
+        _ => TILE_QUADS,
+    }
+}
+
 /// The f32 tiles' width and chunking for steps of `grid`, on an adapter with `most`
 /// invocations and `storage` bytes of workgroup memory per workgroup. The width is `units`
 /// where given, else the widest of 64 and 32 whose grid still has [`FULL_GRID`] workgroups
@@ -1371,7 +1387,9 @@ pub fn plain_tiles(
 /// (the larger of the forward's 16 rows of 4 `tu` + 8 halves and the backward's 32 of `tu` +
 /// 8), both twice where `split` (hi and lo halves: f32 accuracy), and its 4 words of chunk
 /// scales, and the hand-out's `tu` / 4 + 1 slots of 16 x 16 floats. At 64 units and one
-/// slice what the tensor-core GEMM tile takes.
+/// slice what the tensor-core GEMM tile takes. A forward in tiles of `tu` / 2 units x 32
+/// sequences ([`forward_quads`]) takes no more: twice the staged states, half the staged
+/// weights, the same slots (`tests/shader_targets.rs`).
 pub fn coop_step_bytes(tu: usize, ks: usize, split: bool) -> usize {
     let weights = (16 * (4 * tu + 8)).max(32 * (tu + 8));
     let copies = if split { 2 } else { 1 };

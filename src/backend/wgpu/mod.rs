@@ -24,7 +24,8 @@ mod layer;
 pub use layer::{
     BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
     StepArrays, StepGrid, StepProducts, TILE_QUADS, TileAsk, WIDE_QUADS, cell_module_source,
-    coop_step_bytes, coop_tiles, fit_chunks, forward_quads, h100_tiles, plain_tiles,
+    coop_forward_quads, coop_step_bytes, coop_tiles, fit_chunks, forward_quads, h100_tiles,
+    plain_tiles,
 };
 mod loss;
 mod lstm_cell;
@@ -163,11 +164,13 @@ pub struct Tuning {
     /// 19 and 42).
     #[serde(default = "sixty_four")]
     pub step_chunk_rows: usize,
-    /// Sequences per workgroup of the f32 tiles' forward steps of gated cells (LSTM, GRU):
-    /// 16, or 32 in tiles of half the units (the same workgroups and invocations), which
-    /// read each staged weight for twice the sequences and so W_hh half as often a step,
-    /// for twice the staged states (`layer::forward_quads`: a third less L2 traffic for
-    /// the flagship's forward). Only where the tiles are at least 32 units wide; `None`
+    /// Sequences per workgroup of the tiled forward steps of gated cells (the f32 tiles'
+    /// LSTM and GRU, the tensor-core tiles' LSTM): 16, or 32 in tiles of half the units (the
+    /// same
+    /// workgroups and invocations), which read each staged weight for twice the sequences
+    /// and so W_hh half as often a step, for twice the staged states
+    /// (`layer::forward_quads`: a third less L2 traffic for the flagship's f32 forward, a
+    /// fifth for its f16 one). Only where the tiles are at least 32 units wide; `None`
     /// (the default) takes 32 where the batch has more than 16 sequences and tiles of 32
     /// pad it no more than tiles of 16.
     #[serde(default)]
@@ -233,7 +236,7 @@ impl Tuning {
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && (self.step_chunk_rows == 64 || self.plain_f32_tiles())
             && matches!(self.forward_sequences, None | Some(16 | 32))
-            && (self.forward_sequences.is_none() || self.plain_f32_tiles())
+            && (self.forward_sequences.is_none() || self.sliced_tiles())
             && (self.step_k_split.unwrap_or(1) == 1 || self.sliced_tiles())
             && (self.gemv_steps != Some(true)
                 || (self.tiled_steps
@@ -319,6 +322,18 @@ impl Tuning {
         };
         format!("steps={steps} units={units}{split}{rows}{seqs}{weights} gemm={gemm} {checks}")
     }
+}
+
+/// The forward's tiles beside tiles of `tu` units in a step layout's words, where its
+/// `sq` sequence quads make them others: ` (forward 16 x 32 in 128)`, its units, sequences
+/// and workgroups for steps of `grid`.
+fn forward_tiles(grid: StepGrid, tu: usize, sq: usize) -> String {
+    if sq == layer::TILE_QUADS {
+        return String::new();
+    }
+    let (fu, fb) = (tu * layer::TILE_QUADS / sq, 4 * sq);
+    let groups = grid.hidden.div_ceil(fu) * grid.batch.div_ceil(fb) * grid.dirs;
+    format!(" (forward {fu} x {fb} in {groups})")
 }
 
 impl Default for Tuning {
@@ -636,17 +651,17 @@ impl WgpuBackend {
     }
 
     /// The f32 tiles' chunking at width `tu` and `ks` K slices (fewer where their arrays do
-    /// not fit) for a cell of `gates` gate rows, with the tuning's chunk rows
-    /// ([`layer::fit_chunks`]) and the forward's 16 sequences of the tensor-core tiles
-    /// whose grid they stand in for.
-    pub fn step_chunks_at(&self, tu: usize, ks: usize, gates: usize) -> PlainChunks {
+    /// not fit) for a cell of `gates` gate rows, the forward's in workgroups of `sq`
+    /// sequence quads (the tensor-core tiles' whose grid they stand in for), with the
+    /// tuning's chunk rows ([`layer::fit_chunks`]).
+    pub fn step_chunks_at(&self, tu: usize, ks: usize, gates: usize, sq: usize) -> PlainChunks {
         let storage = self.gpu.workgroup_storage() as usize;
         layer::fit_chunks(
             ks,
             self.tuning.step_chunk_rows,
             tu,
             gates,
-            layer::TILE_QUADS,
+            sq,
             self.most_invocations(),
             storage,
         )
@@ -711,6 +726,8 @@ impl WgpuBackend {
         if self.step_products_for(shape.batch).on_tensor_cores() {
             let (tu, ks) = self.coop_step_tiles(grid, self.tuning.step_k_split);
             let groups = grid.workgroups(tu);
+            let sq = layer::coop_forward_quads(grid, tu, self.tuning.forward_sequences);
+            let forward = forward_tiles(grid, tu, sq);
             let split = if self.tuning.split_steps {
                 " in split f16 halves"
             } else if self.half_step_weights(shape.batch, grid.weights(), steps) {
@@ -719,8 +736,8 @@ impl WgpuBackend {
                 ""
             };
             return Some(format!(
-                "tensor cores{split}, {tu} units x 16 sequences, {ks} K slice{}, {groups} \
-                 workgroup{} of {} invocations",
+                "tensor cores{split}, {tu} units x 16 sequences{forward}, {ks} K slice{}, \
+                 {groups} workgroup{} of {} invocations",
                 plural(ks),
                 plural(groups),
                 4 * tu * ks
@@ -731,14 +748,7 @@ impl WgpuBackend {
         }
         let (tu, c) = self.step_tiles(grid, self.tuning.step_k_split);
         let groups = grid.workgroups(tu);
-        let forward = match c.sq {
-            layer::TILE_QUADS => String::new(),
-            _ => {
-                let (fu, fb) = (c.forward_units(tu), c.forward_sequences());
-                let groups = grid.hidden.div_ceil(fu) * grid.batch.div_ceil(fb) * grid.dirs;
-                format!(" (forward {fu} x {fb} in {groups})")
-            }
-        };
+        let forward = forward_tiles(grid, tu, c.sq);
         Some(format!(
             "{tu} units x 16 sequences{forward}, {} K slice{}, {}-row chunks ({} k steps \
              forward), {groups} workgroup{} of {} invocations",
