@@ -23,7 +23,7 @@ use wgrnn::backend::wgpu::instructions::{
 };
 use wgrnn::backend::wgpu::{
     H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepGrid, TILE_QUADS,
-    coop_forward_quads, coop_tiles, fit_chunks, h100_tiles, module_sources,
+    coop_forward_quads, coop_tiles, fit_chunks, forward_tile, h100_tiles, module_sources,
 };
 
 /// A kernel to count: the module's name (`module_sources`), the entry point and the values of
@@ -97,8 +97,6 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Cas
         "gru_cell" => 3,
         _ => 1,
     };
-    // The forward's 32 sequences are the gated cells' (`layer::forward_quads`).
-    let sq = if gates > 1 { t.sq } else { TILE_QUADS };
     let c = if t.blocked {
         PlainChunks::blocked(64, gates)
     } else {
@@ -107,7 +105,7 @@ fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Cas
             64,
             t.tu,
             gates,
-            sq,
+            t.sq,
             H100_INVOCATIONS,
             H100_WORKGROUP_BYTES,
         )
@@ -314,7 +312,7 @@ fn coop_traffic_table(steps: usize) {
         let (tu, ks) = coop_tiles(grid, None, None, false, 1024, H100_WORKGROUP_BYTES);
         // The forward in tiles of half the units x 32 sequences where the LSTM's are.
         let sq = coop_forward_quads(grid, tu, None);
-        let (fu, fb) = (tu * TILE_QUADS / sq, 4 * sq);
+        let (fu, fb) = forward_tile(tu, sq);
         let (w32, states, _) = step_reads(grid, fu, fb, 4.0);
         let (w16, _, _) = step_reads(grid, fu, fb, 2.0);
         let (b32, _, dgh) = step_reads(grid, tu, 16, 4.0);
@@ -418,7 +416,7 @@ fn coop_cases() -> Vec<(Case, Option<StepRun>)> {
             true => coop_forward_quads(grid, tu, seqs),
             false => TILE_QUADS,
         };
-        let units = tu * TILE_QUADS / sq;
+        let units = forward_tile(tu, sq).0;
         let module = match (cell, split) {
             ("lstm", false) => "lstm_cell_coop_f16",
             ("lstm", true) => "lstm_cell_coop",

@@ -410,6 +410,21 @@ struct Gates4 {
     g3: vec4<f32>,
 }
 
+// A forward workgroup's weight load slots (x) and their group (y) for slice invocation
+// ls: 4 TU slots take a part of 16 k steps of a chunk (a vec4 of every gate each, w_rows);
+// with SQ 8 a slice's SQ TU invocations are two groups of them.
+fn load_slot(ls: u32) -> vec2<u32> {
+    return select(vec2<u32>(ls, 0u), vec2<u32>(ls % (4u * TU), ls / (4u * TU)), SQ > 4u);
+}
+
+// The first gate (x) and the number of gates (y) load slot group `group` takes of a cell's
+// `gates`: where `halves`, half of them each (the first group the larger half), else all.
+fn load_gates(group: u32, gates: u32, halves: bool) -> vec2<u32> {
+    let half = (gates + 1u) / 2u;
+    let mine = vec2<u32>(group * half, select(half, gates - half, group == 1u));
+    return select(vec2<u32>(0u, gates), mine, halves);
+}
+
 // Where tile_w_gates' loads come from, the same in every chunk of a step (computed once, before
 // the chunk loop, so a chunk's loads are an add and a load each): lane i's weight of gate g
 // at inner index k is params[at[i] + g H R + k] (unit u0 + l / 16 + i TU / 4 of the tile, k =

@@ -316,12 +316,12 @@ fn tile_w_h(l: u32, wg: vec3<u32>, gates: u32) -> Gates4 {
     // @generate step_coop_fwd_acc
     let count = TB * TK / threads;
     // The weights' load slots: 4 TU of them take a chunk's gates; with SQ 8 two groups of
-    // 4 TU invocations, each half of the gates (LSTM 2 and 2, GRU 2 and 1) from gate g0.
-    let slot = select(ls, ls % (4u * TU), NR > 1u);
-    let pg = select(0u, ls / (4u * TU), NR > 1u);
-    let half = (gates + 1u) / 2u;
-    let g0 = select(0u, pg * half, NR > 1u);
-    let ng = select(gates, select(half, gates - half, pg == 1u), NR > 1u);
+    // 4 TU invocations, each half of the gates (layer.wgsl load_slot, load_gates).
+    let ls2 = load_slot(ls);
+    let slot = ls2.x;
+    let g = load_gates(ls2.y, gates, NR > 1u);
+    let g0 = g.x;
+    let ng = g.y;
     let bg = b0s + g0 * TU;
     let rows = w_rows(w + g0 * p.hidden * p.rw, u0, slot);
     let src = state_src(d, b0, ls, threads, count, TK, false, false);

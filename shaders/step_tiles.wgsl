@@ -272,16 +272,14 @@ override BY_GATES: bool = FK / TK < PG;
 
 fn fwd_src(w: u32, d: u32, u0: u32, b0: u32, ls: u32, threads: u32, count: u32,
            gates: u32) -> FwdSrc {
-    let slot = select(ls, ls % (4u * TU), PG > 1u);
-    let pg = select(0u, ls / (4u * TU), PG > 1u);
-    let half = (gates + 1u) / 2u;
-    let g0 = select(0u, pg * half, BY_GATES);
-    let ng = select(gates, select(half, gates - half, pg == 1u), BY_GATES);
+    let ls2 = load_slot(ls);
+    let slot = ls2.x;
+    let g = load_gates(ls2.y, gates, BY_GATES);
     let n = select(FK / TK / PG, 1u, BY_GATES);
-    let j0 = select(pg, 0u, BY_GATES);
-    let wg = w + g0 * p.hidden * p.rw;
+    let j0 = select(ls2.y, 0u, BY_GATES);
+    let wg = w + g.x * p.hidden * p.rw;
     return FwdSrc(w_rows(wg, u0, slot), w_quads(wg, u0, slot),
-                  state_src(d, b0, ls, threads, count, TK, false, true), slot, j0, n, g0, ng);
+                  state_src(d, b0, ls, threads, count, TK, false, true), slot, j0, n, g.x, g.y);
 }
 
 // The weights of the forward's load slot (src.q where W4 holds, else src.w) in part j of a

@@ -454,16 +454,19 @@ impl Call<'_> {
         self.be.step_products_for(self.lay.batch)
     }
 
-    /// Units per workgroup of the tiled step kernels (the `TU` override of
-    /// `shaders/layer.wgsl`): 32 for the blocked loops, 8 (or 4) for the matrix-vector
-    /// products, else the f32 or tensor-core tiles' width ([`Call::plain_tiles`]).
-    pub fn tile_units(&self) -> usize {
-        if self.be.tuning().blocked_steps {
-            32
-        } else if self.products() == StepProducts::Gemv {
-            self.gemv_shape(false).0
-        } else {
-            self.plain_tiles().0
+    /// Units and sequences per workgroup of the `forward` or backward tiled step kernels (the
+    /// `TU` and `TB` overrides of `shaders/layer.wgsl`): 8 (or 4) units x
+    /// [`GEMV_SEQUENCES`] for the matrix-vector products, else the tiles' width x 16
+    /// ([`Call::tile_layout`]), the forward's as its sequence quads make it
+    /// ([`forward_tile`]).
+    fn tile_shape(&self, forward: bool) -> (usize, usize) {
+        if self.products() == StepProducts::Gemv {
+            return (self.gemv_shape(false).0, GEMV_SEQUENCES);
+        }
+        let (tu, c) = self.tile_layout();
+        match forward {
+            true => forward_tile(tu, c.sq),
+            false => (tu, 16),
         }
     }
 
@@ -504,15 +507,17 @@ impl Call<'_> {
         }
     }
 
-    /// The chunking of the f32 tiles' plain loops ([`Call::plain_tiles`]: K slices, weight
-    /// rows per chunk and slice, forward k steps per chunk, each entry point's sizes of
-    /// `wsm` and `h_tile`); for the blocked loops one slice and the arrays' default sizes.
-    fn plain_chunks(&self) -> PlainChunks {
+    /// The tiles' width and the chunking of the f32 tiles' plain loops ([`Call::plain_tiles`]:
+    /// K slices, weight rows per chunk and slice, forward k steps per chunk and sequence
+    /// quads, each entry point's sizes of `wsm` and `h_tile`); for the blocked loops 32
+    /// units, one slice and the arrays' default sizes.
+    fn tile_layout(&self) -> (usize, PlainChunks) {
         let t = self.be.tuning();
         if t.blocked_steps {
-            return PlainChunks::blocked(chunk_depth(t.step_chunk_rows), self.gates());
+            let rows = chunk_depth(t.step_chunk_rows);
+            return (32, PlainChunks::blocked(rows, self.gates()));
         }
-        self.plain_tiles().1
+        self.plain_tiles()
     }
 
     /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
@@ -537,52 +542,19 @@ impl Call<'_> {
         (tu, if backward { 16 } else { 4 * self.gates() })
     }
 
-    /// Sequence quads of the forward's workgroups (the `SQ` override of
-    /// `shaders/layer.wgsl`): the f32 or tensor-core tiles' choice ([`PlainChunks::sq`],
-    /// [`forward_quads`]), 4 for the matrix-vector products.
-    fn forward_quads(&self) -> usize {
-        if self.products() == StepProducts::Gemv {
-            TILE_QUADS
-        } else {
-            self.plain_chunks().sq
-        }
-    }
-
-    /// Units per workgroup of the `forward` or backward tiled step kernels: `tile_units`,
-    /// halved where the forward's tiles take 32 sequences.
-    fn units_of(&self, forward: bool) -> usize {
-        let tu = self.tile_units();
-        match forward {
-            true => tu * TILE_QUADS / self.forward_quads(),
-            false => tu,
-        }
-    }
-
-    /// Sequences per workgroup of the `forward` or backward tiled step kernels (the `TB`
-    /// override of `shaders/layer.wgsl`): [`GEMV_SEQUENCES`] for the matrix-vector
-    /// products, else 16, or 32 in the forward's tiles of 8 sequence quads.
-    fn tile_sequences(&self, forward: bool) -> usize {
-        if self.products() == StepProducts::Gemv {
-            GEMV_SEQUENCES
-        } else if forward {
-            4 * self.forward_quads()
-        } else {
-            16
-        }
-    }
-
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
     fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
     }
 
     /// Workgroups of the `forward` or backward tiled step kernels (`*_tiled`,
-    /// `shaders/layer.wgsl`): `units_of` units x `tile_sequences` sequences of one
-    /// direction each.
+    /// `shaders/layer.wgsl`): tiles of `tile_shape`'s units and sequences, of one direction
+    /// each.
     pub fn tiles(&self, forward: bool) -> [u32; 3] {
+        let (units, sequences) = self.tile_shape(forward);
         [
-            self.plan.hidden.div_ceil(self.units_of(forward)) as u32,
-            self.lay.batch.div_ceil(self.tile_sequences(forward)) as u32,
+            self.plan.hidden.div_ceil(units) as u32,
+            self.lay.batch.div_ceil(sequences) as u32,
             self.lay.dirs as u32,
         ]
     }
@@ -668,16 +640,19 @@ impl Call<'_> {
         // worked out before a tensor-core build is tried: where it fails to compile, the
         // choice of later calls changes, not this call's grid.
         let backward = entry.starts_with("bwd");
-        let tu = ("TU", self.units_of(!backward) as f64);
-        let c = self.plain_chunks();
+        let (tu, c) = self.tile_layout();
+        let (units, sq) = match backward {
+            true => (tu, TILE_QUADS),
+            false => (c.forward_units(tu), c.sq),
+        };
+        let tu = ("TU", units as f64);
+        let seqs = [("SQ", sq as f64), ("TB", (4 * sq) as f64)];
         if products.on_tensor_cores() {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
             let ks = ("KS", self.coop_tiles().1 as f64);
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
             let half = self.half_weights();
             let w16 = ("W16", half as u32 as f64);
-            let sq = if backward { TILE_QUADS } else { c.sq };
-            let seqs = [("SQ", sq as f64), ("TB", (4 * sq) as f64)];
             match gpu.try_pipeline(
                 shader.get(f16, products, spare),
                 entry,
@@ -692,10 +667,7 @@ impl Call<'_> {
         }
         let blocked = ("STEP_BLOCKED", self.be.tuning().blocked_steps as u32 as f64);
         let arrays = c.arrays(backward);
-        let sq = if backward { TILE_QUADS } else { c.sq };
         let chunks = [
-            ("SQ", sq as f64),
-            ("TB", (4 * sq) as f64),
             ("KS", c.ks as f64),
             ("BR", c.rows as f64),
             ("FK", c.fk as f64),
@@ -703,7 +675,7 @@ impl Call<'_> {
             ("HT", arrays.ht as f64),
             ("W4", self.w_hh_vec4() as u32 as f64),
         ];
-        let constants = [options, &[tu, blocked], &chunks].concat();
+        let constants = [options, &[tu, blocked], &seqs, &chunks].concat();
         let shader = shader.get(f16, StepProducts::F32, spare);
         let ninth = if spare { Ninth::Params } else { Ninth::None };
         (gpu.pipeline(shader, entry, &constants), ninth)
@@ -1077,7 +1049,7 @@ impl PlainChunks {
             rows <= 64 && fk <= 64,
             "the step tiles take at most 64 rows and k steps a chunk"
         );
-        let fu = tu * TILE_QUADS / sq;
+        let fu = forward_tile(tu, sq).0;
         let fwd_ws = [gates * fu * (fk / 4 + 1), gates * sq * fu, 8 * tu];
         let bwd_ws = [rows * (tu / 4 + 1), 8 * tu];
         let most = |w: &[usize]| w.iter().copied().max().unwrap_or(0);
@@ -1097,14 +1069,14 @@ impl PlainChunks {
         }
     }
 
-    /// Units of the forward's tiles beside the backward's `tu`.
+    /// Units of the forward's tiles beside the backward's `tu` ([`forward_tile`]).
     pub fn forward_units(&self, tu: usize) -> usize {
-        tu * TILE_QUADS / self.sq
+        forward_tile(tu, self.sq).0
     }
 
-    /// Sequences of the forward's tiles.
+    /// Sequences of the forward's tiles ([`forward_tile`]).
     pub fn forward_sequences(&self) -> usize {
-        4 * self.sq
+        forward_tile(TILE_QUADS, self.sq).1
     }
 
     /// What the blocked loops take (they ignore the depths): one slice, the arrays'
@@ -1303,6 +1275,13 @@ pub struct TileAsk {
     pub sequences: Option<usize>,
     /// The deepest chunk rows (16, 32 or 64).
     pub rows: usize,
+}
+
+/// The forward's tiles, (units, sequences), beside tiles of `tu` units x 16 sequences, in
+/// workgroups of `sq` sequence quads ([`forward_quads`]): as many invocations, `tu` 4 /
+/// `sq` units x 4 `sq` sequences.
+pub fn forward_tile(tu: usize, sq: usize) -> (usize, usize) {
+    (tu * TILE_QUADS / sq, 4 * sq)
 }
 
 /// Sequence quads of the forward's workgroups beside tiles of `tu` units for steps of

@@ -24,8 +24,8 @@ mod layer;
 pub use layer::{
     BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
     StepArrays, StepGrid, StepProducts, TILE_QUADS, TileAsk, WIDE_QUADS, cell_module_source,
-    coop_forward_quads, coop_step_bytes, coop_tiles, fit_chunks, forward_quads, h100_tiles,
-    plain_tiles,
+    coop_forward_quads, coop_step_bytes, coop_tiles, fit_chunks, forward_quads, forward_tile,
+    h100_tiles, plain_tiles,
 };
 mod loss;
 mod lstm_cell;
@@ -165,10 +165,9 @@ pub struct Tuning {
     #[serde(default = "sixty_four")]
     pub step_chunk_rows: usize,
     /// Sequences per workgroup of the tiled forward steps of gated cells (the f32 tiles'
-    /// LSTM and GRU, the tensor-core tiles' LSTM): 16, or 32 in tiles of half the units (the
-    /// same
-    /// workgroups and invocations), which read each staged weight for twice the sequences
-    /// and so W_hh half as often a step, for twice the staged states
+    /// LSTM and GRU, the tensor-core tiles' LSTM): 16, or 32 in tiles of half the units
+    /// (the same workgroups and invocations), which read each staged weight for twice the
+    /// sequences and so W_hh half as often a step, for twice the staged states
     /// (`layer::forward_quads`: a third less L2 traffic for the flagship's f32 forward, a
     /// fifth for its f16 one). Only where the tiles are at least 32 units wide; `None`
     /// (the default) takes 32 where the batch has more than 16 sequences and tiles of 32
@@ -331,7 +330,7 @@ fn forward_tiles(grid: StepGrid, tu: usize, sq: usize) -> String {
     if sq == layer::TILE_QUADS {
         return String::new();
     }
-    let (fu, fb) = (tu * layer::TILE_QUADS / sq, 4 * sq);
+    let (fu, fb) = layer::forward_tile(tu, sq);
     let groups = grid.hidden.div_ceil(fu) * grid.batch.div_ceil(fb) * grid.dirs;
     format!(" (forward {fu} x {fb} in {groups})")
 }
