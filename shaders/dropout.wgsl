@@ -2,15 +2,16 @@
 // (`keep`/`hash32`, bit-identical: 32-bit integer operations only). CPU twin: the `dropout`
 // method of src/backend/cpu/mod.rs.
 //
-// Bindings (group 0), one invocation per element (1-D grid of 256-wide groups):
-//   0 uniform P   n, seed_lo, seed_hi, p (drop probability), scale = 1 / (1 - p)
+// Bindings (group 0), one invocation per element i in [first, n) (1-D grid of 256-wide
+// groups; first > 0 for the layer pipeline's chunks of rows):
+//   0 uniform P   n, seed_lo, seed_hi, p (drop probability), scale = 1 / (1 - p), first
 //   1 x f32[]     read_write
 // h = hash32(hash32(i ^ seed_hi) ^ seed_lo); u = (h >> 8) / 2^24 in [0, 1);
 // x[i] = u >= p ? x[i] * scale : 0. Padding elements are zero and stay zero.
 
 struct P {
     n: u32, seed_lo: u32, seed_hi: u32, prob: f32,
-    scale: f32, pad0: u32, pad1: u32, pad2: u32,
+    scale: f32, first: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -30,7 +31,7 @@ fn hash32(v: u32) -> u32 {
 @compute @workgroup_size(256, 1, 1)
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>,
            @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
+    let i = p.first + linear_index(gid, nwg);
     if (i >= p.n) {
         return;
     }

@@ -46,7 +46,7 @@ fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, a: vec4<f32>) {
     record_h0(d, b, p.s, j);
     let h = act(OPT0, e.v + a.x);
     hs_set(e.row, j, h);
-    y[(e.t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[y_at(e.t, b, d, j)] = h;
 }
 
 // The backward at unit j of sequence b (a valid step) given wt = (W_hh^T da_{t+1})[j],
@@ -60,7 +60,8 @@ fn bwd_update(d: u32, b: u32, j: u32, e: BwdIn, wt: f32) {
 
 @compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_forward();
     let a = tile_w_h(l, wg, 1u);
     if (!tile_lead(l)) {
@@ -71,7 +72,8 @@ fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
 
 @compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
     if (!tile_lead(l)) {
@@ -95,7 +97,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(OPT0, single_gate_pre(d, b, p.s, row, j));
     hs_set(row, j, h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[y_at(t, b, d, j)] = h;
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -109,7 +111,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
+    let dh = dy[dy_at(t, b, d, j)] + dh_from_next(d, b, p.s, j);
     let h = hs_get(row, j);
     let da = dh * dact(OPT0, h);
     dxp_set(row, j, da);

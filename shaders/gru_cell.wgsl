@@ -104,7 +104,8 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 // sequences per workgroup (16, or 32 in the f32 tiles' SQ 8).
 @compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_forward();
     let a = tile_w_h(l, wg, 3u);
     if (!tile_lead(l)) {
@@ -154,7 +155,7 @@ fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, a: vec4<f32>) {
     cache[rec_at(row, 2u * hd + j)] = CT(n);
     cache[rec_at(row, 3u * hd + j)] = CT(hn);
     hs_set(row, j, h);
-    y[(e.t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[y_at(e.t, b, d, j)] = h;
 }
 
 // ResetBefore, phase 1: r, z, q = r * h (and the initial state into h0 at step 0).
@@ -205,7 +206,7 @@ fn fwd_cand(@builtin(global_invocation_id) gid: vec3<u32>) {
     let h = (1.0 - z) * n + z * h_prev(d, b, p.s, j);
     cache[rec_at(row, 2u * hd + j)] = CT(n);
     hs_set(row, j, h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[y_at(t, b, d, j)] = h;
 }
 
 // Gradient reaching h_{t-1}[k] through the step of `row` (whose backward is complete).
@@ -228,7 +229,7 @@ fn dh_through(d: u32, row: u32, k: u32) -> f32 {
 fn dh_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
     if (s + 1u >= lens[b]) {
         if (has_state()) {
-            return st_h[(d * p.batch + b) * p.rw + k];
+            return st_h[st_h_at(d, b, k)];
         }
         return 0.0;
     }
@@ -249,14 +250,15 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let t = time_of(d, b, p.s);
-    bwd_cell(d, b, j, dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_next(d, b, p.s, j));
+    bwd_cell(d, b, j, dy[dy_at(t, b, d, j)] + dh_next(d, b, p.s, j));
 }
 
 // Pytorch, tiled (tile_wt_dgh, see layer.wgsl: TU units x 16 sequences per workgroup): the
 // W_hh^T dgh part of dh_through from the tile, plus the direct z dh term of the next step.
 @compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
     if (!tile_lead(l)) {

@@ -42,7 +42,7 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
     // The product reads the previous state where it lives (h_prev: st_h or hs).
     let h = act(OPT0, single_gate_pre(d, b, p.s, row, j));
     cache[p.rec + row * p.kw + j] = CT(h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + j] = h;
+    y[y_at(t, b, d, j)] = h;
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -123,7 +123,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     // dh = dout + W_head^T dz
-    var dh = dy[(t * p.batch + b) * p.out_w + d * p.out + j];
+    var dh = dy[dy_at(t, b, d, j)];
     let w = ex0(d) + j;
     for (var k = 0u; k < p.rw; k++) {
         var dz = gates[sr + p.rw + k];

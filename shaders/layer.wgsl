@@ -48,6 +48,8 @@ struct LP {
     dgh: u32, scr: u32, dc: u32, dgh0: u32,
     w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,
     ex00: u32, ex01: u32, ex10: u32, ex11: u32,
+    y0: u32, sh0: u32, sc0: u32, dy0: u32,
+    w16: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 // The cell's four options (activations, variant, option bits; each cell file says which),
@@ -60,7 +62,11 @@ override OPT1: u32 = 0u;
 override OPT2: u32 = 0u;
 override OPT3: u32 = 0u;
 
+// The step's parameters. A joined step of several layers' steps (the layer pipeline,
+// src/backend/wgpu/stack.rs) is built with these two lines replaced: its uniform holds one LP
+// per layer, and take_layer copies the workgroup's (workgroup_id.z) into a private p.
 @group(0) @binding(0) var<uniform> p: LP;
+fn take_layer(wg: vec3<u32>) -> vec3<u32> { return wg; }
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cache: array<CT>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
@@ -87,7 +93,23 @@ fn hs_in_y() -> bool { return (p.flags & HS_IN_Y) != 0u; }
 // no copy of it.
 fn hs_index(row: u32, k: u32) -> u32 {
     let rows = p.time * p.batch;
-    return (row % rows) * p.out_w + (row / rows) * p.out + k;
+    return p.y0 + (row % rows) * p.out_w + (row / rows) * p.out + k;
+}
+
+// Index in y (or, from p.dy0, in dy) of unit j of direction d at time t of sequence b.
+fn y_at(t: u32, b: u32, d: u32, j: u32) -> u32 {
+    return p.y0 + (t * p.batch + b) * p.out_w + d * p.out + j;
+}
+fn dy_at(t: u32, b: u32, d: u32, j: u32) -> u32 {
+    return p.dy0 + (t * p.batch + b) * p.out_w + d * p.out + j;
+}
+
+// Index in st_h (st_c) of element k of sequence b's state in direction d.
+fn st_h_at(d: u32, b: u32, k: u32) -> u32 {
+    return p.sh0 + (d * p.batch + b) * p.rw + k;
+}
+fn st_c_at(d: u32, b: u32, k: u32) -> u32 {
+    return p.sc0 + (d * p.batch + b) * p.cw + k;
 }
 
 // Where the state after the step of `row` starts: in y with HS_IN_Y, else in the cache.
@@ -225,7 +247,7 @@ fn h_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
     }
     if (s == 0u) {
         if (has_state()) {
-            return st_h[(d * p.batch + b) * p.rw + k];
+            return st_h[st_h_at(d, b, k)];
         }
         return 0.0;
     }
@@ -239,7 +261,7 @@ fn c_prev(d: u32, b: u32, s: u32, k: u32) -> f32 {
     }
     if (s == 0u) {
         if (has_state()) {
-            return st_c[(d * p.batch + b) * p.cw + k];
+            return st_c[st_c_at(d, b, k)];
         }
         return 0.0;
     }
@@ -336,7 +358,7 @@ fn w_hh_t_dgh(d: u32, row: u32, k: u32) -> f32 {
 fn dh_from_next(d: u32, b: u32, s: u32, k: u32) -> f32 {
     if (s + 1u >= lens[b]) {
         if (has_state()) {
-            return st_h[(d * p.batch + b) * p.rw + k];
+            return st_h[st_h_at(d, b, k)];
         }
         return 0.0;
     }
@@ -553,7 +575,7 @@ fn state_lane(d: u32, b: u32, from_dgh: bool) -> vec2<u32> {
         return none;
     }
     if (p.s == 0u) {
-        return vec2<u32>((d * p.batch + b) * p.rw, u32(has_state()));
+        return vec2<u32>(st_h_at(d, b, 0u), u32(has_state()));
     }
     return vec2<u32>(hs_at(prev_row(d, b, p.s)), 1u);
 }
@@ -753,10 +775,10 @@ fn tile_dh_in(d: u32, b: u32, j: u32) -> DhIn {
     var end = 0.0;
     let last = p.s + 1u >= lens[b];
     if (last && has_state()) {
-        end = st_h[(d * p.batch + b) * p.rw + j];
+        end = st_h[st_h_at(d, b, j)];
     }
     let t = time_of(d, b, p.s);
-    return DhIn(dy[(t * p.batch + b) * p.out_w + d * p.out + j], last, end);
+    return DhIn(dy[dy_at(t, b, d, j)], last, end);
 }
 
 // dh_t[j] from what tile_dh_in read and the recurrent sum wt.

@@ -115,7 +115,7 @@ fn fwd_update(d: u32, b: u32, j: u32, e: FwdIn, wh: vec4<f32>) {
         cache[r + 4u * n + j] = CT(m);
     } else {
         hs_set(row, j, m);
-        y[(t * p.batch + b) * p.out_w + d * p.out + j] = m;
+        y[y_at(t, b, d, j)] = m;
     }
 }
 
@@ -149,7 +149,8 @@ fn fwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 // loaded serves TB sequences.
 @compute @workgroup_size(SQ * TU * KS, 1, 1)
 fn fwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_forward();
     let a = tile_w_h(l, wg, 4u);
     if (!tile_lead(l)) {
@@ -177,7 +178,7 @@ fn fwd_proj(@builtin(global_invocation_id) gid: vec3<u32>) {
         h += params[w + j] * f32(cache[mr + j]);
     }
     hs_set(row, k, h);
-    y[(t * p.batch + b) * p.out_w + d * p.out + k] = h;
+    y[y_at(t, b, d, k)] = h;
 }
 
 // dh_t = dy_t + W_hh^T da_{t+1} into scratch (projection only). Invocations (k, b, d), k < P.
@@ -192,7 +193,7 @@ fn bwd_dh(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
-    let dh = dy[(t * p.batch + b) * p.out_w + d * p.out + k] + dh_from_next(d, b, p.s, k);
+    let dh = dy[dy_at(t, b, d, k)] + dh_from_next(d, b, p.s, k);
     gates[p.scr + row * p.sw + scr_dh() + k] = dh;
 }
 
@@ -218,7 +219,7 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
             dm += params[w + k * n] * gates[dr + k];
         }
     } else {
-        dm = dy[(t * p.batch + b) * p.out_w + d * p.out + j] + dh_from_next(d, b, p.s, j);
+        dm = dy[dy_at(t, b, d, j)] + dh_from_next(d, b, p.s, j);
     }
     bwd_cell(d, b, j, dm);
 }
@@ -227,7 +228,8 @@ fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
 // W_hh^T da_{t+1} for TU units x 16 sequences per workgroup.
 @compute @workgroup_size(4u * TU * KS, 1, 1)
 fn bwd_step_tiled(@builtin(local_invocation_index) l: u32,
-                  @builtin(workgroup_id) wg: vec3<u32>) {
+                  @builtin(workgroup_id) wid: vec3<u32>) {
+    let wg = take_layer(wid);
     touch_backward();
     let wt = tile_wt_dgh(l, wg);
     if (!tile_lead(l)) {
@@ -285,7 +287,7 @@ fn lstm_bwd_in(d: u32, b: u32, j: u32) -> LstmBwdIn {
     var dc_next = 0.0;
     if (p.s + 1u >= lens[b]) {
         if (has_state()) {
-            dc_next = st_c[di];
+            dc_next = st_c[p.sc0 + di];
         }
     } else {
         dc_next = gates[p.dc + di];

@@ -94,13 +94,13 @@ const W16_HEAD: u32 = 2u; // halves before the copy's matrices: k_0, k_1
 // Where direction d's W_hh starts: in the parameters, for shaders/layer.wgsl's tile loads,
 // or with W16 in the copy, for the f16 loads below.
 fn w_source(d: u32) -> u32 {
-    return select(w_hh(d), W16_HEAD + d * p.gh * p.rw, W16);
+    return select(w_hh(d), p.w16 + W16_HEAD + d * p.gh * p.rw, W16);
 }
 
 // The power of two direction d's weights carry as the steps read them (k_d from the copy;
 // 0 from the parameters), which the chunk scales undo (coop_scale.wgsl scales_of).
 fn w_exp(d: u32) -> i32 {
-    return select(0, i32(w16_half(d)), W16);
+    return select(0, i32(w16_half(p.w16 + d)), W16);
 }
 
 // The largest magnitude of a forward weight chunk (gates_bits) for its scale; 0 with W16,

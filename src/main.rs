@@ -419,6 +419,12 @@ pub(crate) struct KernelFlags {
     /// Implies tiled steps unless --step-kernel says otherwise.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["16", "32"]))]
     forward_sequences: Option<String>,
+    /// Run the forward of a stack of unidirectional layers of one kind and width as a
+    /// wavefront over N chunks of time steps (2 to 64): layer l on chunk c while layer l + 1
+    /// runs chunk c - 1, each time step one dispatch for all the layers in it; 1: layer by
+    /// layer [default: 1, or the adapter's autotune entry].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    wavefront: Option<u32>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
     /// once per layer call, half the bytes a step reads (where the adapter has a ninth
     /// storage buffer per stage for it), `f32`, the parameters, rounded as each chunk is
@@ -526,6 +532,9 @@ impl KernelFlags {
                 plain_tiles(&mut t);
             }
         }
+        if let Some(n) = self.wavefront {
+            t.wavefront = Some(n as usize);
+        }
         if let Some(g) = self.gemm {
             t.gemm_tiles = g;
         }
@@ -552,6 +561,7 @@ impl KernelFlags {
             || self.step_k_split.is_some()
             || self.step_chunk_rows.is_some()
             || self.forward_sequences.is_some()
+            || self.wavefront.is_some()
             || self.step_weights.is_some()
             || self.gemm.is_some()
             || self.unchecked

@@ -6,7 +6,7 @@
 //! into one flat buffer laid out like the parameters.
 
 use crate::backend::{
-    Backend, LossPlan, Real, SeqShape, StateBufs, StateBufsMut, TargetBufs, TokenBags,
+    Backend, LossPlan, Real, SeqShape, StackForward, StateBufs, StateBufsMut, TargetBufs, TokenBags,
 };
 use crate::config::{InputEncoding, NetworkConfig, Task, UnknownTokens};
 use crate::dropout;
@@ -274,36 +274,36 @@ impl<B: Backend> Model<B> {
             Some(states) => Some(upload_states(be, &self.plan, states, nb)?),
         };
         // The recurrent stack.
-        for (k, lp) in self.plan.layers.iter().enumerate() {
-            let (below, above) = ws.xs.split_at_mut(k + 1);
-            let init_k = ws.init.as_ref().map(|s| StateBufs {
-                h: &s[k].0,
-                c: s[k].1.as_ref(),
-            });
-            let (lh, lc) = &mut ws.last[k];
-            let last = StateBufsMut {
-                h: lh,
-                c: lc.as_mut(),
-            };
-            be.layer_forward(
-                lp,
-                &self.params,
-                &below[k],
-                seq,
-                init_k,
-                &mut above[0],
-                last,
-                &mut ws.caches[k],
-            );
-            ws.dropout_seeds[k] = match mode {
-                Mode::Train { dropout_seed } if lp.dropout > 0.0 => {
-                    let s = dropout::layer_seed(dropout_seed, 0, k);
-                    be.dropout(&mut above[0], lp.dropout, s);
-                    Some(s)
+        let dropout = (0..self.plan.layers.len())
+            .map(|k| {
+                let lp = &self.plan.layers[k];
+                match mode {
+                    Mode::Train { dropout_seed } if lp.dropout > 0.0 => {
+                        Some((lp.dropout, dropout::layer_seed(dropout_seed, 0, k)))
+                    }
+                    _ => None,
                 }
-                _ => None,
-            };
-        }
+            })
+            .collect::<Vec<_>>();
+        ws.dropout_seeds = dropout.iter().map(|d| d.map(|(_, s)| s)).collect();
+        be.stack_forward(StackForward {
+            plans: &self.plan.layers,
+            params: &self.params,
+            seq,
+            xs: &mut ws.xs,
+            caches: &mut ws.caches,
+            init: ws.init.as_ref().map(|s| {
+                s.iter()
+                    .map(|(h, c)| StateBufs { h, c: c.as_ref() })
+                    .collect()
+            }),
+            last: ws
+                .last
+                .iter_mut()
+                .map(|(h, c)| StateBufsMut { h, c: c.as_mut() })
+                .collect(),
+            dropout,
+        });
         // The head.
         let top = &ws.xs[self.plan.layers.len()];
         if let (Some(hp), Some(task)) = (&self.plan.head, &self.plan.task) {
@@ -676,11 +676,10 @@ impl<B: Backend> Model<B> {
         let be = &self.backend;
         let (nt, nb) = (seq.time, seq.batch());
         let mut xs = vec![be.zeros(nt * nb * self.plan.encode.width)];
-        let mut caches = Vec::new();
+        xs.extend(be.layer_outputs(&self.plan.layers, seq));
+        let caches = be.layer_caches(&self.plan.layers, seq);
         let mut last = Vec::new();
         for lp in &self.plan.layers {
-            xs.push(be.zeros(nt * nb * lp.output_width()));
-            caches.push(be.layer_cache(lp, seq));
             let c = lp.cell_state();
             last.push((
                 be.zeros(lp.directions() * nb * lp.recurrent_input),

@@ -96,6 +96,11 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             forward_sequences: Some(16),
             ..d
         },
+        // The layer pipeline over 4 chunks of time steps (stacks of one kind and width).
+        Tuning {
+            wavefront: Some(4),
+            ..d
+        },
         Tuning {
             gemm_tiles: GemmTiles::Small,
             ..d
@@ -160,6 +165,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_k_split,
             t.step_chunk_rows,
             t.forward_sequences,
+            t.wavefront,
             t.tensor_steps,
             t.split_steps,
             t.half_step_weights,
@@ -171,6 +177,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_k_split,
             d.step_chunk_rows,
             d.forward_sequences,
+            d.wavefront,
             d.tensor_steps,
             d.split_steps,
             d.half_step_weights,
@@ -186,6 +193,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_k_split: steps.step_k_split,
         step_chunk_rows: steps.step_chunk_rows,
         forward_sequences: steps.forward_sequences,
+        wavefront: steps.wavefront,
         tensor_steps: steps.tensor_steps,
         split_steps: steps.split_steps,
         half_step_weights: steps.half_step_weights,

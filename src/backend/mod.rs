@@ -90,6 +90,63 @@ pub struct StateBufsMut<'a, Buf> {
     pub c: Option<&'a mut Buf>,
 }
 
+/// What the forward of a whole recurrent stack reads and writes
+/// ([`Backend::stack_forward`]).
+pub struct StackForward<'a, B: Backend + ?Sized> {
+    /// The layers, bottom first.
+    pub plans: &'a [LayerPlan],
+    /// The flat parameters.
+    pub params: &'a B::Buffer,
+    /// The batch's shape.
+    pub seq: &'a SeqShape,
+    /// `xs[0]`: the stack's input `[T, B, I]`; `xs[k + 1]`: layer k's output, after its
+    /// dropout.
+    pub xs: &'a mut [B::Buffer],
+    /// Layer k's cache ([`Backend::layer_caches`]).
+    pub caches: &'a mut [B::Buffer],
+    /// Layer k's initial states (zeros when `None`).
+    pub init: Option<Vec<StateBufs<'a, B::Buffer>>>,
+    /// Layer k's state at each sequence's last step.
+    pub last: Vec<StateBufsMut<'a, B::Buffer>>,
+    /// Dropout on layer k's output: probability and seed.
+    pub dropout: Vec<Option<(f32, u64)>>,
+}
+
+/// [`Backend::stack_forward`] one layer after the other: each layer's forward over all
+/// steps, then its dropout.
+pub fn forward_layer_by_layer<B: Backend + ?Sized>(be: &B, job: StackForward<'_, B>) {
+    let StackForward {
+        plans,
+        params,
+        seq,
+        xs,
+        caches,
+        init,
+        last,
+        dropout,
+    } = job;
+    for (k, ((lp, cache), last)) in plans.iter().zip(caches).zip(last).enumerate() {
+        let (below, above) = xs.split_at_mut(k + 1);
+        let init_k = init.as_ref().map(|s| StateBufs {
+            h: s[k].h,
+            c: s[k].c,
+        });
+        be.layer_forward(
+            lp,
+            params,
+            &below[k],
+            seq,
+            init_k,
+            &mut above[0],
+            last,
+            cache,
+        );
+        if let Some((p, seed)) = dropout[k] {
+            be.dropout(&mut above[0], p, seed);
+        }
+    }
+}
+
 /// Targets of a loss, already on the device.
 #[derive(Debug)]
 pub enum TargetBufs<'a, B: Backend + ?Sized> {
@@ -212,6 +269,29 @@ pub trait Backend {
     /// caches (a GPU backend may store them in f16).
     fn layer_cache(&self, plan: &LayerPlan, seq: &SeqShape) -> Self::Buffer {
         self.zeros(self.layer_cache_len(plan, seq))
+    }
+
+    /// Zeroed caches of a stack's layers (`layer_cache` each), which a backend may place
+    /// where its kernels reach several at once ([`Backend::stack_forward`]).
+    fn layer_caches(&self, plans: &[LayerPlan], seq: &SeqShape) -> Vec<Self::Buffer> {
+        plans.iter().map(|p| self.layer_cache(p, seq)).collect()
+    }
+
+    /// Zeroed outputs `[T, B, D*out]` of a stack's layers, placed as `layer_caches` places
+    /// their caches.
+    fn layer_outputs(&self, plans: &[LayerPlan], seq: &SeqShape) -> Vec<Self::Buffer> {
+        let rows = seq.time * seq.batch();
+        plans
+            .iter()
+            .map(|p| self.zeros(rows * p.output_width()))
+            .collect()
+    }
+
+    /// Runs the whole recurrent stack forward: each layer as `layer_forward` runs it, then
+    /// its dropout. A backend may interleave the layers (a GPU's layer pipeline) as long as
+    /// every buffer ends as layer by layer leaves it.
+    fn stack_forward(&self, job: StackForward<'_, Self>) {
+        forward_layer_by_layer(self, job);
     }
 
     /// The most bytes one buffer may hold where the device limits it (a GPU's largest

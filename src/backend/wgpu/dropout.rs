@@ -11,8 +11,18 @@ pub(super) static DROPOUT: Shader = Shader {
 /// Keeps element `i` of `x` (scaled by `1 / (1 - p)`) when `crate::dropout::keep(seed, i, p)`,
 /// else zeroes it, exactly like `CpuBackend::dropout`.
 pub(super) fn dropout(be: &WgpuBackend, x: &mut GpuBuffer, p: f32, seed: u64) {
-    let n = x.len();
-    if n == 0 {
+    dropout_range(be, x, 0..x.len(), p, seed);
+}
+
+/// [`dropout`] on the elements `range` of `x` only (the mask of element `i` is the same).
+pub(super) fn dropout_range(
+    be: &WgpuBackend,
+    x: &GpuBuffer,
+    range: std::ops::Range<usize>,
+    p: f32,
+    seed: u64,
+) {
+    if range.is_empty() {
         return;
     }
     // The CPU reference rounds 1 - p in f64 to f32 before dividing.
@@ -21,16 +31,16 @@ pub(super) fn dropout(be: &WgpuBackend, x: &mut GpuBuffer, p: f32, seed: u64) {
     be.gpu.dispatch(
         &pipeline,
         &[
-            n as u32,
+            range.end as u32,
             seed as u32,
             (seed >> 32) as u32,
             p.to_bits(),
             scale.to_bits(),
-            0,
+            range.start as u32,
             0,
             0,
         ],
         &[x],
-        Gpu::grid_1d(n, 256),
+        Gpu::grid_1d(range.len(), 256),
     );
 }

@@ -28,7 +28,10 @@ impl GpuCell for ElmanCell {
         };
         [act_code(a), 0, 0, 0]
     }
-    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+    fn joins(&self, _plan: &LayerPlan, tuning: &super::Tuning) -> bool {
+        tuning.tiled_steps
+    }
+    fn forward_step<'a>(&self, c: &Call<'a>, io: &Fwd<'a>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.forward_tiles(&SHADER, "fwd_step_tiled", io, &w, c.tiles(true));
@@ -37,7 +40,7 @@ impl GpuCell for ElmanCell {
         }
         c.cost(c.lay.gh, c.lay.rw);
     }
-    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+    fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.backward_tiles(&SHADER, "bwd_step_tiled", io, &w, c.tiles(false));

@@ -92,7 +92,10 @@ impl GpuCell for GruCell {
     fn options(&self, plan: &LayerPlan) -> [u32; 4] {
         [reset_before(plan) as u32, 0, 0, 0]
     }
-    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+    fn joins(&self, plan: &LayerPlan, tuning: &super::Tuning) -> bool {
+        tuning.tiled_steps && !reset_before(plan)
+    }
+    fn forward_step<'a>(&self, c: &Call<'a>, io: &Fwd<'a>, s: usize) {
         let w = c.words(s);
         let h = c.plan.hidden;
         if reset_before(c.plan) {
@@ -108,7 +111,7 @@ impl GpuCell for GruCell {
             c.cost(3 * h, c.lay.rw);
         }
     }
-    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+    fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
         let w = c.words(s);
         let h = c.plan.hidden;
         if !reset_before(c.plan) && c.be.tuning().tiled_steps {

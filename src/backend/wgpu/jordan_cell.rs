@@ -64,7 +64,7 @@ impl GpuCell for JordanCell {
         let h = head(plan);
         (h.w, h.w, h.b, h.b)
     }
-    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+    fn forward_step<'a>(&self, c: &Call<'a>, io: &Fwd<'a>, s: usize) {
         let w = c.words(s);
         let classes = c.lay.rw;
         c.forward(&SHADER, "fwd_step", io, &w, c.plan.hidden);
@@ -75,7 +75,7 @@ impl GpuCell for JordanCell {
             c.forward(&SHADER, "fwd_softmax", io, &w, classes);
         }
     }
-    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+    fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
         let w = c.words(s);
         c.backward(&SHADER, "bwd_state", io, &w, c.lay.rw);
         c.cost(c.lay.rw, c.plan.hidden);

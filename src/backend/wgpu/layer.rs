@@ -14,6 +14,7 @@ use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
 use super::runtime::{Kernel, Shader};
+use super::stack::Joined;
 use super::weights_f16::weights_f16;
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
@@ -72,7 +73,8 @@ pub(super) struct CellShader {
     cell: &'static str,
     /// The cell file has tiled step kernels, ended by `shaders/tile_update.wgsl`.
     tiled: bool,
-    built: [[[OnceLock<Shader>; 2]; 4]; 2],
+    /// By [joined][f16][products][narrow].
+    built: [[[[OnceLock<Shader>; 2]; 4]; 2]; 2],
 }
 
 impl CellShader {
@@ -83,7 +85,7 @@ impl CellShader {
             stem,
             cell,
             tiled,
-            built: [const { [const { [const { OnceLock::new() }; 2] }; 4] }; 2],
+            built: [const { [const { [const { [const { OnceLock::new() }; 2] }; 4] }; 2] }; 2],
         }
     }
 
@@ -92,16 +94,32 @@ impl CellShader {
     /// tensor-core tiles' with the f16 copy of W_hh where `spare` (`Gpu::spare_binding`),
     /// else without that ninth binding (`_8buffers`).
     pub fn get(&self, f16: bool, products: StepProducts, spare: bool) -> &Shader {
+        self.build(false, f16, products, spare)
+    }
+
+    /// [`CellShader::get`]'s build for a joined step: the tiled steps of up to
+    /// [`JOINED_LAYERS`] layers in one dispatch, one per `workgroup_id.z`, each with its own
+    /// `LP` (`shaders/layer.wgsl`, `take_layer`; the layer pipeline, `stack.rs`).
+    pub fn joined(&self, f16: bool, products: StepProducts, spare: bool) -> &Shader {
+        self.build(true, f16, products, spare)
+    }
+
+    fn build(&self, joined: bool, f16: bool, products: StepProducts, spare: bool) -> &Shader {
         let narrow = products != StepProducts::Gemv && !spare;
-        self.built[f16 as usize][products.index()][narrow as usize].get_or_init(|| {
+        let slot = &self.built[joined as usize][f16 as usize][products.index()];
+        slot[narrow as usize].get_or_init(|| {
             let name = format!(
-                "{}{}{}{}",
+                "{}{}{}{}{}",
                 self.stem,
                 products.suffix(),
                 if f16 { "_f16" } else { "" },
-                if narrow { "_8buffers" } else { "" }
+                if narrow { "_8buffers" } else { "" },
+                if joined { "_joined" } else { "" }
             );
-            let source = cell_source(self.cell, self.tiled, f16, products, !narrow);
+            let mut source = cell_source(self.cell, self.tiled, f16, products, !narrow);
+            if joined {
+                source = joined_source(&source);
+            }
             Shader {
                 name: Box::leak(name.into_boxed_str()),
                 source: Box::leak(source.into_boxed_str()),
@@ -158,6 +176,22 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
         storage_prelude("CT", f16),
         expand_with(&parts.concat(), ops)
     )
+}
+
+/// The most layers one joined step dispatch takes (`LP`s in its uniform).
+pub(super) const JOINED_LAYERS: usize = 4;
+
+/// `source` with its step parameters `p` taken per layer (see `shaders/layer.wgsl`).
+fn joined_source(source: &str) -> String {
+    let one = "@group(0) @binding(0) var<uniform> p: LP;\n\
+               fn take_layer(wg: vec3<u32>) -> vec3<u32> { return wg; }\n";
+    let per_layer = format!(
+        "@group(0) @binding(0) var<uniform> lps: array<LP, {JOINED_LAYERS}>;\n\
+         var<private> p: LP;\n\
+         fn take_layer(wg: vec3<u32>) -> vec3<u32> {{ p = lps[wg.z]; return vec3<u32>(wg.xy, 0u); }}\n"
+    );
+    assert_eq!(source.matches(one).count(), 1, "layer.wgsl declares p once");
+    source.replace(one, &per_layer)
 }
 
 /// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
@@ -269,7 +303,7 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    fn of(plan: &LayerPlan, seq: &SeqShape, f16_cache: bool) -> Layout {
+    pub fn of(plan: &LayerPlan, seq: &SeqShape, f16_cache: bool) -> Layout {
         let cell = cell_of(plan);
         let (time, batch, dirs) = (seq.time, seq.batch(), plan.directions());
         let rows = dirs * time * batch;
@@ -386,9 +420,23 @@ pub(super) struct Call<'a> {
     pub w16: OnceCell<GpuBuffer>,
     /// Whether the dispatch recorded last read W_hh from that copy (for its cost).
     pub read_w16: Cell<bool>,
+    /// Where this call's tiled steps go when it is one layer of the layer pipeline
+    /// (`stack.rs`): held there and dispatched with the other layers' steps.
+    pub join: Option<&'a Joined<'a>>,
+    /// The layer pipeline's part of one buffer for W_hh's f16 copy, which it has recorded
+    /// (else the call makes its own, `w16`).
+    pub w16_part: Option<&'a GpuBuffer>,
+    /// Whether the step recorded last went to `join` (for its cost).
+    pub joined_last: Cell<bool>,
+    /// The first row whose xp the gates buffer holds where it holds a window of rows (the
+    /// layer pipeline's chunk; 0: all rows).
+    pub xp_from: Cell<usize>,
 }
 
-impl Call<'_> {
+/// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
+pub(super) const LP_WORDS: usize = 40;
+
+impl<'a> Call<'a> {
     /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` (the cell's options
     /// go to the pipelines, `Call::run`).
     pub fn words(&self, s: usize) -> Vec<u32> {
@@ -401,6 +449,12 @@ impl Call<'_> {
             | (self.lay.gates_in_rec as u32) << 3;
         let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
         let w = |v: usize| v as u32;
+        // xp in a window of rows from xp_from: its offset as if the window went back to
+        // row 0 (u32 sums wrap, so the kernels' row offsets land in the window).
+        let xp = match l.gates_in_rec {
+            true => w(l.xp),
+            false => w(l.xp).wrapping_sub(w(self.xp_from.get() * l.gs)),
+        };
         vec![
             w(s),
             w(l.batch),
@@ -415,7 +469,7 @@ impl Call<'_> {
             w(l.kw),
             w(l.sw),
             flags,
-            w(l.xp),
+            xp,
             w(l.h0),
             w(l.c0),
             w(l.hs),
@@ -434,6 +488,17 @@ impl Call<'_> {
             w(ex01),
             w(ex10),
             w(ex11),
+            // y0, sh0, sc0, dy0, w16: where y, st_h, st_c, dy and W_hh's f16 copy start in
+            // what the step binds (0 but in a joined step of several layers,
+            // `stack::rebase`), and 3 words of padding.
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
         ]
     }
 
@@ -445,7 +510,10 @@ impl Call<'_> {
         let flops = 2.0 * b * d * rows * k;
         let weight = if self.read_w16.get() { 2.0 } else { 4.0 };
         let bytes = d * (weight * rows * k + 4.0 * b * (rows + k));
-        self.be.gpu.cost(flops, bytes);
+        match self.join {
+            Some(j) if self.joined_last.get() => j.cost(flops, bytes),
+            _ => self.be.gpu.cost(flops, bytes),
+        }
     }
 
     /// How the tiled step kernels compute this call's recurrent products (its batch decides
@@ -574,7 +642,7 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        io: &[(u32, &GpuBuffer)],
+        io: &[(u32, &'a GpuBuffer)],
         words: &[u32],
         groups: [u32; 3],
     ) {
@@ -589,8 +657,11 @@ impl Call<'_> {
         ];
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
-        let (pipeline, ninth) = if entry.ends_with("_tiled") {
-            self.tiled_pipeline(shader, entry, &options, f16, spare)
+        let tiled = entry.ends_with("_tiled");
+        let join = self.join.filter(|_| tiled);
+        self.joined_last.set(join.is_some());
+        let (pipeline, ninth) = if tiled {
+            self.tiled_pipeline(shader, entry, &options, f16, spare, join.is_some())
         } else {
             let p = gpu.pipeline(shader.get(f16, StepProducts::F32, spare), entry, &options);
             (p, Ninth::None)
@@ -603,13 +674,26 @@ impl Call<'_> {
             (10, self.gates),
         ];
         match ninth {
-            Ninth::None => {}
+            Ninth::None | Ninth::HalfWeights => {}
             Ninth::Params => bindings.push((11, self.params)),
-            Ninth::HalfWeights => bindings.push((11, self.w16_copy())),
             Ninth::Unread => bindings.push((11, &self.be.dummy)),
         }
         self.read_w16.set(ninth == Ninth::HalfWeights);
         bindings.extend_from_slice(io);
+        if let Some(j) = join {
+            if ninth == Ninth::HalfWeights {
+                let part = self
+                    .w16_part
+                    .expect("the layer pipeline made W_hh's f16 copy");
+                bindings.push((11, part));
+            }
+            j.push(pipeline, words, bindings, groups);
+            return;
+        }
+        let mut bindings: Vec<(u32, &GpuBuffer)> = bindings;
+        if ninth == Ninth::HalfWeights {
+            bindings.push((11, self.w16_copy()));
+        }
         gpu.dispatch_at(&pipeline, words, &bindings, groups);
     }
 
@@ -623,16 +707,21 @@ impl Call<'_> {
         options: &[(&'static str, f64)],
         f16: bool,
         spare: bool,
+        joined: bool,
     ) -> (Kernel, Ninth) {
         let gpu = &self.be.gpu;
         let products = self.products();
+        let build = |products: StepProducts| match joined {
+            true => shader.joined(f16, products, spare),
+            false => shader.get(f16, products, spare),
+        };
         if products == StepProducts::Gemv {
             let (tu, ks) = self.gemv_shape(entry.starts_with("bwd"));
             let tb = GEMV_SEQUENCES as f64;
             let shape = [("TU", tu as f64), ("KS", ks as f64), ("TB", tb)];
             let constants = [options, &shape].concat();
             return (
-                gpu.pipeline(shader.get(f16, products, spare), entry, &constants),
+                gpu.pipeline(build(products), entry, &constants),
                 Ninth::None,
             );
         }
@@ -654,7 +743,7 @@ impl Call<'_> {
             let half = self.half_weights();
             let w16 = ("W16", half as u32 as f64);
             match gpu.try_pipeline(
-                shader.get(f16, products, spare),
+                build(products),
                 entry,
                 &[options, &[tu, ks, split, w16], &seqs].concat(),
             ) {
@@ -676,9 +765,11 @@ impl Call<'_> {
             ("W4", self.w_hh_vec4() as u32 as f64),
         ];
         let constants = [options, &[tu, blocked], &seqs, &chunks].concat();
-        let shader = shader.get(f16, StepProducts::F32, spare);
         let ninth = if spare { Ninth::Params } else { Ninth::None };
-        (gpu.pipeline(shader, entry, &constants), ninth)
+        (
+            gpu.pipeline(build(StepProducts::F32), entry, &constants),
+            ninth,
+        )
     }
 
     /// Whether this call's tensor-core steps read W_hh from its f16 copy: where they are
@@ -696,10 +787,84 @@ impl Call<'_> {
     /// reads it, so a call whose steps all take other kernels (an LSTM's backward with a
     /// projection) makes none.
     fn w16_copy(&self) -> &GpuBuffer {
+        if let Some(part) = self.w16_part {
+            return part;
+        }
         self.w16.get_or_init(|| {
             let at: Vec<usize> = self.plan.dirs.iter().map(|d| d.w_hh).collect();
             weights_f16(&self.be.gpu, self.params, &at, self.lay.gh * self.lay.rw)
         })
+    }
+
+    /// Records the zeroing of the forward's outputs: y, and the cache, whose rows past each
+    /// sequence's end must read as zero in the backward's products over all rows (dW_hh
+    /// against hs shifted by a step, see `Call::dw_prev_state`; records such as the GRU's
+    /// r h or the projection's m), whatever an earlier batch of this shape left there:
+    /// finite values would bias the reverse direction's dW_hh, and a NaN from a skipped
+    /// batch would poison every later one.
+    pub fn clear_outputs(&self) {
+        self.be.gpu.clear(self.y);
+        self.be.gpu.clear_range(self.cache, 0, self.lay.total);
+    }
+
+    /// Records xp = x W_ih^T + b_ih for the rows `rows` of every direction (all of them as
+    /// one GEMM per direction, or the layer pipeline's chunk of steps into the window of
+    /// the gates buffer that starts at `xp_from`).
+    pub fn project(&self, x: &GpuBuffer, rows: std::ops::Range<usize>) {
+        let (l, plan, params) = (&self.lay, self.plan, self.params);
+        let window = if l.gates_in_rec {
+            0
+        } else {
+            self.xp_from.get()
+        };
+        for (d, off) in plan.dirs.iter().enumerate() {
+            gemm(
+                &self.be.gpu,
+                rows.len(),
+                l.gh,
+                plan.input,
+                Mat::rows(x, rows.start * plan.input, plan.input),
+                Mat::t(params, off.w_ih, plan.input),
+                Out {
+                    buf: self.gate_buf(),
+                    off: self.dir(l.xp, d, l.gs) + (rows.start - window) * l.gs,
+                    rs: l.gs,
+                },
+                1.0,
+                false,
+                Some((params, off.b_ih)),
+            );
+        }
+    }
+
+    /// Records the zeroing of xp in the rows past each sequence's end where the record
+    /// holds it (`clear_padding`): the backward's products over all rows read dxp there.
+    pub fn clear_padding(&self, seq: &SeqShape) {
+        let l = &self.lay;
+        if l.gates_in_rec && seq.lengths.iter().any(|&n| n < l.time) {
+            let w = self.words(0);
+            let shader = final_state_shader(self.plan);
+            self.run(shader, "clear_padding", &[], &w, self.groups(l.gh));
+        }
+    }
+
+    /// Records the copy of each sequence's states at its last step into `last`.
+    pub fn final_states(&self, last: StateBufsMut<'a, GpuBuffer>) {
+        let StateBufsMut { h, c } = last;
+        let c: &GpuBuffer = match c {
+            Some(b) => b,
+            None => &self.be.dummy,
+        };
+        let w = self.words(0);
+        let width = self.lay.rw.max(self.lay.cw);
+        self.states(
+            final_state_shader(self.plan),
+            "final_state",
+            h,
+            c,
+            &w,
+            width,
+        );
     }
 
     /// Records a backward-step entry of `shader` (bindings 1, 2, 4-7) over explicit
@@ -708,7 +873,7 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        io: &Bwd<'_>,
+        io: &Bwd<'a>,
         words: &[u32],
         groups: [u32; 3],
     ) {
@@ -722,7 +887,7 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        io: &Fwd<'_>,
+        io: &Fwd<'a>,
         words: &[u32],
         groups: [u32; 3],
     ) {
@@ -735,7 +900,7 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        io: &Fwd<'_>,
+        io: &Fwd<'a>,
         words: &[u32],
         width: usize,
     ) {
@@ -747,7 +912,7 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        io: &Bwd<'_>,
+        io: &Bwd<'a>,
         words: &[u32],
         width: usize,
     ) {
@@ -759,8 +924,8 @@ impl Call<'_> {
         &self,
         shader: &'static CellShader,
         entry: &'static str,
-        out_h: &GpuBuffer,
-        out_c: &GpuBuffer,
+        out_h: &'a GpuBuffer,
+        out_c: &'a GpuBuffer,
         words: &[u32],
         width: usize,
     ) {
@@ -927,20 +1092,25 @@ pub(super) trait GpuCell {
     fn extra_offsets(&self, _plan: &LayerPlan) -> (usize, usize, usize, usize) {
         (0, 0, 0, 0)
     }
+    /// Whether each forward step is one tiled dispatch, which the layer pipeline can join
+    /// with other layers' (`stack.rs`).
+    fn joins(&self, _plan: &LayerPlan, _tuning: &super::Tuning) -> bool {
+        false
+    }
     /// Records the forward dispatches of step `s` (both directions).
-    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+    fn forward_step<'a>(&self, c: &Call<'a>, io: &Fwd<'a>, s: usize) {
         let w = c.words(s);
         c.forward(self.shader(), "fwd_step", io, &w, c.plan.hidden);
         c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the backward dispatches of step `s` (called for s from the last step down).
-    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+    fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
         let w = c.words(s);
         c.backward(self.shader(), "bwd_step", io, &w, c.plan.hidden);
         c.cost(c.lay.gh, c.lay.rw);
     }
     /// Records the gradient of the initial states (after all backward steps).
-    fn initial_state_grads(&self, c: &Call<'_>, dh: &GpuBuffer, dc: &GpuBuffer) {
+    fn initial_state_grads<'a>(&self, c: &Call<'a>, dh: &'a GpuBuffer, dc: &'a GpuBuffer) {
         let w = c.words(0);
         let width = c.lay.rw.max(c.lay.cw);
         c.states(self.shader(), "dinit", dh, dc, &w, width);
@@ -963,7 +1133,7 @@ pub(super) trait GpuCell {
 }
 
 /// The kernels of the plan's cell kind.
-fn cell_of(plan: &LayerPlan) -> &'static dyn GpuCell {
+pub(super) fn cell_of(plan: &LayerPlan) -> &'static dyn GpuCell {
     match plan.cell {
         CellConfig::Elman { .. } => &ElmanCell,
         CellConfig::Jordan { .. } => &JordanCell,
@@ -1439,7 +1609,7 @@ pub(super) fn largest_lens(plan: &LayerPlan, seq: &SeqShape, f16_cache: bool) ->
     (l.total, l.gates_len)
 }
 
-fn steps(seq: &SeqShape) -> usize {
+pub(super) fn steps(seq: &SeqShape) -> usize {
     seq.lengths.iter().copied().max().unwrap_or(0)
 }
 
@@ -1474,44 +1644,14 @@ pub(super) fn layer_forward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
+        join: None,
+        w16_part: None,
+        joined_last: Cell::new(false),
+        xp_from: Cell::new(0),
     };
-    let l = &c.lay;
-    be.gpu.clear(y);
-    // Rows past each sequence's end must read as zero in the backward's products over all
-    // rows (dW_hh against hs shifted by a step, see `Call::dw_prev_state`; records such as
-    // the GRU's r h or the projection's m), whatever an earlier batch of this shape left
-    // there: finite values would bias the reverse direction's dW_hh, and a NaN from a
-    // skipped batch would poison every later one.
-    be.gpu.clear_range(cache, 0, l.total);
-    // xp = x W_ih^T + b_ih for every step of every sequence, per direction.
-    for (d, off) in plan.dirs.iter().enumerate() {
-        gemm(
-            &be.gpu,
-            l.rows(),
-            l.gh,
-            plan.input,
-            Mat::rows(x, 0, plan.input),
-            Mat::t(params, off.w_ih, plan.input),
-            Out {
-                buf: c.gate_buf(),
-                off: c.dir(l.xp, d, l.gs),
-                rs: l.gs,
-            },
-            1.0,
-            false,
-            Some((params, off.b_ih)),
-        );
-    }
-    if l.gates_in_rec && seq.lengths.iter().any(|&n| n < l.time) {
-        let w = c.words(0);
-        c.run(
-            final_state_shader(plan),
-            "clear_padding",
-            &[],
-            &w,
-            c.groups(l.gh),
-        );
-    }
+    c.clear_outputs();
+    c.project(x, 0..c.lay.rows());
+    c.clear_padding(seq);
     let (st_h, st_c) = match &init {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),
@@ -1520,20 +1660,7 @@ pub(super) fn layer_forward(
     for s in 0..c.steps {
         cell.forward_step(&c, &io, s);
     }
-    let StateBufsMut { h, c: last_c } = last;
-    let out_c: &GpuBuffer = match &last_c {
-        Some(b) => b,
-        None => &be.dummy,
-    };
-    let w = c.words(0);
-    c.states(
-        final_state_shader(plan),
-        "final_state",
-        h,
-        out_c,
-        &w,
-        l.rw.max(l.cw),
-    );
+    c.final_states(last);
 }
 
 /// See `Backend::layer_backward`.
@@ -1571,6 +1698,10 @@ pub(super) fn layer_backward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
+        join: None,
+        w16_part: None,
+        joined_last: Cell::new(false),
+        xp_from: Cell::new(0),
     };
     let l = &c.lay;
     let (st_h, st_c) = match &dlast {
@@ -1582,7 +1713,7 @@ pub(super) fn layer_backward(
         cell.backward_step(&c, &io, s);
     }
     if let Some(StateBufsMut { h, c: dc }) = dinit {
-        let dc: &GpuBuffer = match &dc {
+        let dc: &GpuBuffer = match dc {
             Some(b) => b,
             None => &be.dummy,
         };

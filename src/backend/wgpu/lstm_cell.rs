@@ -89,7 +89,11 @@ impl GpuCell for LstmCell {
         )
     }
 
-    fn forward_step(&self, c: &Call<'_>, io: &Fwd<'_>, s: usize) {
+    fn joins(&self, plan: &LayerPlan, tuning: &super::Tuning) -> bool {
+        tuning.tiled_steps && !has_proj(plan)
+    }
+
+    fn forward_step<'a>(&self, c: &Call<'a>, io: &Fwd<'a>, s: usize) {
         let w = c.words(s);
         if c.be.tuning().tiled_steps {
             c.forward_tiles(self.shader(), "fwd_step_tiled", io, &w, c.tiles(true));
@@ -103,7 +107,7 @@ impl GpuCell for LstmCell {
         }
     }
 
-    fn backward_step(&self, c: &Call<'_>, io: &Bwd<'_>, s: usize) {
+    fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
         let w = c.words(s);
         if has_proj(c.plan) {
             c.backward(self.shader(), "bwd_dh", io, &w, c.lay.rw);

@@ -7,7 +7,8 @@
 //! still use (`write`); the next piece after that is small again. With
 //! [`Gpu::set_first_submission`]`(0)` a whole training step is one submission. Each dispatch
 //! gets its parameters (sizes, offsets, flags: at most [`MAX_PARAMS`] 32-bit words) in its
-//! own 256-byte slot of one uniform arena buffer, written once, just before its submission.
+//! own 256-byte slots of one uniform arena buffer (one slot, or a few for the parameters of
+//! several layers' steps in one dispatch), written once, just before its submission.
 //! A dispatch that binds what one before it bound (pipeline, slot, buffers: the same
 //! dispatch of the next step) reuses its bind group.
 //!
@@ -27,8 +28,8 @@ use super::gemm::GemmTiles;
 
 /// Bytes of one dispatch's parameter slot (the usual uniform offset alignment).
 const SLOT: u64 = 256;
-/// Parameter words a dispatch may pass.
-pub const MAX_PARAMS: usize = (SLOT / 4) as usize;
+/// Parameter words a dispatch may pass (in up to 8 slots).
+pub const MAX_PARAMS: usize = 8 * (SLOT / 4) as usize;
 /// The most storage buffers a kernel binds per shader stage (the row-wise backward steps and
 /// the f32 step tiles), leaving out the tiles' optional vec4 binding of the parameters
 /// (`shaders/params_vec4.wgsl`): WebGPU's default limit, which [`Gpu::new`] requires of the
@@ -75,6 +76,9 @@ const BIND_GROUPS_KEPT: usize = 16384;
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
 
+/// Byte alignment of the parts of a joined buffer ([`Gpu::joined`]): WebGPU's largest
+/// `min_storage_buffer_offset_alignment`.
+const JOIN_ALIGN: usize = 256;
 /// Bytes of dropped buffers kept for reuse; beyond this they are freed.
 const POOL_CAP: u64 = 1 << 30;
 /// Timestamp queries per query set (wgpu's maximum): two per timed dispatch.
@@ -118,6 +122,13 @@ pub struct Kernel {
     label: Arc<str>,
 }
 
+impl Kernel {
+    /// Whether `other` is the same pipeline.
+    pub fn same(&self, other: &Kernel) -> bool {
+        self.pipeline == other.pipeline
+    }
+}
+
 /// Buffers that were dropped, kept by size for reuse, with the byte counts of the runtime.
 #[derive(Debug, Default)]
 struct Pool {
@@ -143,11 +154,17 @@ impl Pool {
 }
 
 /// A buffer on the GPU of 4-byte elements (f32 or u32) or of f16 elements, with its length
-/// in elements. Dropping it returns its memory to the runtime's pool.
+/// in elements. Dropping it returns its memory to the runtime's pool. It may be a part of a
+/// larger buffer ([`Gpu::joined`]): then it binds, clears and copies only its own range,
+/// and the whole goes back to the pool when its last part is dropped.
 #[derive(Debug)]
 pub struct GpuBuffer {
     pub(crate) buf: wgpu::Buffer,
     len: usize,
+    /// Byte offset of this part in `buf` (0 for a buffer of its own).
+    base: u64,
+    /// The buffer this is a part of, kept alive (and touched) with it.
+    whole: Option<Arc<GpuBuffer>>,
     /// Whether its elements are f16 (2 bytes) rather than 4-byte words.
     half: bool,
     /// Epoch (submission number) of the last recorded command that used it.
@@ -172,23 +189,54 @@ impl GpuBuffer {
     fn elem(&self) -> usize {
         if self.half { 2 } else { 4 }
     }
-    /// Byte offset and size of elements `at..at + len`, which must lie on 4-byte boundaries
-    /// (clears and copies work in whole words).
+    /// Byte offset in `buf` and size of elements `at..at + len`, which must lie on 4-byte
+    /// boundaries (clears and copies work in whole words).
     fn bytes(&self, at: usize, len: usize) -> (u64, u64) {
         let (o, n) = (at * self.elem(), len * self.elem());
         assert!(
             o % 4 == 0 && n % 4 == 0,
             "f16 range {at}+{len} is not word-aligned"
         );
-        (o as u64, n as u64)
+        (self.base + o as u64, n as u64)
+    }
+    /// Bytes this buffer binds: its elements in whole words (a part of a joined buffer), or
+    /// the whole allocation.
+    fn size(&self) -> u64 {
+        match self.whole {
+            Some(_) => ((self.len.max(1) * self.elem()).next_multiple_of(16)) as u64,
+            None => self.buf.size(),
+        }
     }
     fn touch(&self, epoch: u64) {
         self.used.store(epoch, Ordering::Relaxed);
+        if let Some(w) = &self.whole {
+            w.touch(epoch);
+        }
+    }
+    /// The buffer this one is a part of ([`Gpu::joined`]) and the element where this part
+    /// starts in it, for kernels that reach every part in one dispatch.
+    pub fn whole(&self) -> Option<(&GpuBuffer, usize)> {
+        let w = self.whole.as_deref()?;
+        Some((w, self.base as usize / self.elem()))
+    }
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        match self.whole {
+            Some(_) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.buf,
+                offset: self.base,
+                size: wgpu::BufferSize::new(self.size()),
+            }),
+            None => self.buf.as_entire_binding(),
+        }
     }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
+        if self.whole.is_some() {
+            // The whole goes back when its last part (its `Arc`) is dropped.
+            return;
+        }
         let size = self.buf.size();
         let mut pool = lock(&self.pool);
         pool.live -= size;
@@ -319,7 +367,8 @@ pub struct Gpu {
 struct BindKey {
     pipeline: wgpu::ComputePipeline,
     slot: u64,
-    buffers: Vec<(u32, wgpu::Buffer)>,
+    /// Each binding's buffer and the byte offset of the part it binds.
+    buffers: Vec<(u32, wgpu::Buffer, u64)>,
 }
 
 /// Bind groups by the hash of their [`BindKey`] (a collision replaces the older one), and
@@ -341,6 +390,7 @@ impl BindCache {
         for (binding, b) in buffers {
             binding.hash(&mut h);
             b.buf.hash(&mut h);
+            b.base.hash(&mut h);
         }
         h.finish()
     }
@@ -361,7 +411,9 @@ impl BindCache {
                 .buffers
                 .iter()
                 .zip(buffers)
-                .all(|((kb, kbuf), (b, buf))| kb == b && *kbuf == buf.buf);
+                .all(|((kb, kbuf, kbase), (b, buf))| {
+                    kb == b && *kbuf == buf.buf && *kbase == buf.base
+                });
         same.then(|| group.clone())
     }
 }
@@ -741,11 +793,41 @@ impl Gpu {
         let b = GpuBuffer {
             buf,
             len,
+            base: 0,
+            whole: None,
             half,
             used: AtomicU64::new(used),
             pool: self.pool.clone(),
         };
         (b, recycled)
+    }
+
+    /// Zeroed buffers of `lens` elements (f16 when `half`), parts of one allocation, each
+    /// starting on a 256-byte boundary (any adapter's storage offset alignment), so one
+    /// dispatch can reach all of them through the whole ([`GpuBuffer::whole`]).
+    pub fn joined(&self, lens: &[usize], half: bool) -> Vec<GpuBuffer> {
+        let elem = if half { 2 } else { 4 };
+        let per = JOIN_ALIGN / elem;
+        let mut bases = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for &n in lens {
+            bases.push(at);
+            at += n.max(1).next_multiple_of(per);
+        }
+        let whole = Arc::new(self.zeroed(at, half));
+        bases
+            .iter()
+            .zip(lens)
+            .map(|(&b, &len)| GpuBuffer {
+                buf: whole.buf.clone(),
+                len,
+                base: (b * elem) as u64,
+                whole: Some(whole.clone()),
+                half,
+                used: AtomicU64::new(0),
+                pool: self.pool.clone(),
+            })
+            .collect()
     }
 
     /// A buffer of `len` f32 elements, zeroed (recycled ones by a recorded clear).
@@ -812,19 +894,20 @@ impl Gpu {
         }
         let bytes = bytemuck::cast_slice::<T, u8>(data);
         if bytes.len().is_multiple_of(4) {
-            self.queue.write_buffer(&buf.buf, 0, bytes);
+            self.queue.write_buffer(&buf.buf, buf.base, bytes);
         } else {
             // An odd number of f16: writes are whole words.
             let mut padded = bytes.to_vec();
             padded.resize(bytes.len().next_multiple_of(4), 0);
-            self.queue.write_buffer(&buf.buf, 0, &padded);
+            self.queue.write_buffer(&buf.buf, buf.base, &padded);
         }
     }
 
     /// Records zeroing of a whole buffer.
     pub fn clear(&self, buf: &GpuBuffer) {
         buf.touch(self.epoch.get());
-        self.with_encoder(|e| e.clear_buffer(&buf.buf, 0, None));
+        let size = buf.whole.as_ref().map(|_| buf.size());
+        self.with_encoder(|e| e.clear_buffer(&buf.buf, buf.base, size));
     }
 
     /// Records zeroing of `len` elements from `at`.
@@ -866,7 +949,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         buf.touch(self.epoch.get());
-        self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buf, 0, &staging, 0, Some(size)));
+        self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buf, buf.base, &staging, 0, Some(size)));
         self.flush();
         let mut out = self.map_and_read(&staging);
         out.truncate(len);
@@ -887,7 +970,7 @@ impl Gpu {
         for (i, b) in firsts.iter().enumerate() {
             b.touch(epoch);
             self.with_encoder(|e| {
-                e.copy_buffer_to_buffer(&b.buf, 0, &staging, (i * 4) as u64, Some(4))
+                e.copy_buffer_to_buffer(&b.buf, b.base, &staging, (i * 4) as u64, Some(4))
             });
         }
         self.flush();
@@ -1198,16 +1281,17 @@ impl Gpu {
         if groups.contains(&0) {
             return;
         }
+        let span = ((4 * params.len()) as u64).div_ceil(SLOT).max(1) * SLOT;
         let slot = {
             let mut bytes = self.arena_bytes.borrow_mut();
-            if bytes.len() as u64 >= SLOT * ARENA_SLOTS {
+            if bytes.len() as u64 + span > SLOT * ARENA_SLOTS {
                 drop(bytes);
                 self.submit();
                 bytes = self.arena_bytes.borrow_mut();
             }
             let at = bytes.len() as u64;
             bytes.extend_from_slice(bytemuck::cast_slice(params));
-            bytes.resize((at + SLOT) as usize, 0);
+            bytes.resize((at + span) as usize, 0);
             at
         };
         let full = self
@@ -1223,7 +1307,7 @@ impl Gpu {
         for (_, b) in buffers {
             b.touch(epoch);
         }
-        let group = self.bind_group(pipeline, slot, buffers);
+        let group = self.bind_group(pipeline, slot, span, buffers);
         let mut profiler = self.profiler.borrow_mut();
         let timestamp_writes = profiler.as_mut().map(|p| {
             let i = 2 * p.pending.len() as u32;
@@ -1277,6 +1361,7 @@ impl Gpu {
         &self,
         pipeline: &wgpu::ComputePipeline,
         slot: u64,
+        span: u64,
         buffers: &[(u32, &GpuBuffer)],
     ) -> wgpu::BindGroup {
         let released = lock(&self.pool).released;
@@ -1296,13 +1381,13 @@ impl Gpu {
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer: &self.arena,
                 offset: slot,
-                size: wgpu::BufferSize::new(SLOT),
+                size: wgpu::BufferSize::new(span),
             }),
         }];
         for (binding, b) in buffers {
             entries.push(wgpu::BindGroupEntry {
                 binding: *binding,
-                resource: b.buf.as_entire_binding(),
+                resource: b.binding(),
             });
         }
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -1313,7 +1398,10 @@ impl Gpu {
         let key = BindKey {
             pipeline: pipeline.clone(),
             slot,
-            buffers: buffers.iter().map(|(i, b)| (*i, b.buf.clone())).collect(),
+            buffers: buffers
+                .iter()
+                .map(|(i, b)| (*i, b.buf.clone(), b.base))
+                .collect(),
         };
         cache.groups.insert(hash, (key, group.clone()));
         cache.made += 1;

@@ -24,6 +24,14 @@ const MAX_GROUPS: usize = 1024;
 /// power of two that puts its matrix's largest magnitude in [2^14, 2^15). Needs
 /// [`Gpu::has_f16`].
 pub fn weights_f16(gpu: &Gpu, params: &GpuBuffer, at: &[usize], len: usize) -> GpuBuffer {
+    let copy = gpu.buffer_f16_uninit(WEIGHTS_F16_HEAD + at.len() * len);
+    weights_f16_into(gpu, params, at, len, &copy);
+    copy
+}
+
+/// [`weights_f16`] into `copy`, an f16 buffer of at least `WEIGHTS_F16_HEAD + at.len() *
+/// len` elements (the layer pipeline's part of one buffer for every layer's copy).
+pub fn weights_f16_into(gpu: &Gpu, params: &GpuBuffer, at: &[usize], len: usize, copy: &GpuBuffer) {
     assert!(
         (1..=2).contains(&at.len()),
         "one or two directions, not {}",
@@ -33,13 +41,11 @@ pub fn weights_f16(gpu: &Gpu, params: &GpuBuffer, at: &[usize], len: usize) -> G
     let groups = len.div_ceil(256).clamp(1, MAX_GROUPS);
     // Each workgroup's maximum, every one written by the first pass.
     let maxima = gpu.buffer_uninit(dirs * groups);
-    let copy = gpu.buffer_f16_uninit(WEIGHTS_F16_HEAD + dirs * len);
     let words = [len as u32, at[0] as u32, at[dirs - 1] as u32, groups as u32];
     let grid = [groups as u32, dirs as u32, 1];
     let max = gpu.pipeline(&WEIGHTS_F16, "weights_max", &[]);
     gpu.dispatch(&max, &words, &[params, &maxima], grid);
     let write = gpu.pipeline(&WEIGHTS_F16, "weights_copy", &[]);
-    gpu.dispatch(&write, &words, &[params, &maxima, &copy], grid);
+    gpu.dispatch(&write, &words, &[params, &maxima, copy], grid);
     gpu.cost(2.0 * (dirs * len) as f64, 10.0 * (dirs * len) as f64);
-    copy
 }

@@ -1,0 +1,432 @@
+//! The layer pipeline (a wavefront over chunks of time steps): the forward of a stack of
+//! unidirectional recurrent layers with layer l on chunk c while layer l + 1 runs chunk
+//! c - 1, so that each time step of a phase is one dispatch for every layer in it (their
+//! tiled step kernels side by side, one layer per `workgroup_id.z`:
+//! `CellShader::joined`) instead of one dispatch per layer. Each layer's input projections
+//! stay GEMMs, one per chunk. wgpu puts a barrier before every dispatch that writes what an
+//! earlier one used, and each waits for all earlier work, so layers recorded one after the
+//! other never overlap: only one dispatch for all of them does (`BENCHMARKS.md`, the
+//! wavefront lever).
+//!
+//! Dispatches of a forward of L layers over T steps in C chunks: L C GEMMs and
+//! (C + L - 1) ceil(T / C) steps, against L GEMMs and L T steps layer by layer (the
+//! flagship, 4 layers x 100 steps in 4 chunks: 16 + 175 instead of 4 + 400).
+
+use std::cell::{Cell, OnceCell, RefCell};
+
+use super::dropout::dropout_range;
+use super::layer::{Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
+use super::runtime::{Gpu, Kernel};
+use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
+use super::{GpuBuffer, WgpuBackend};
+use crate::backend::{Backend, StackForward, forward_layer_by_layer};
+use crate::config::CellConfig;
+use crate::params::LayerPlan;
+
+/// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
+/// layers, all unidirectional and recurrent, of one cell kind, options and width, whose
+/// forward steps are each one tiled dispatch (`GpuCell::joins`). The batch decides the rest
+/// ([`chunks_of`]).
+pub(super) fn joins(be: &WgpuBackend, plans: &[LayerPlan]) -> bool {
+    let t = be.tuning();
+    let Some(first) = plans.first() else {
+        return false;
+    };
+    fn shape(p: &LayerPlan) -> (&CellConfig, [usize; 5]) {
+        let widths = [
+            p.hidden,
+            p.gates,
+            p.recurrent_input,
+            p.cell_state(),
+            p.output_width(),
+        ];
+        (&p.cell, widths)
+    }
+    t.wavefront.unwrap_or(1) > 1
+        && plans.len() > 1
+        && plans.iter().all(|p| {
+            p.directions() == 1
+                && p.recurrent
+                && shape(p) == shape(first)
+                && cell_of(p).joins(p, &t)
+        })
+}
+
+/// The chunks of time steps the layer pipeline takes for this forward, if it takes it:
+/// where it [`joins`] the layers, their caches and outputs are parts of one buffer each
+/// (`WgpuBackend::layer_caches`) and there are at least two steps.
+fn chunks_of(be: &WgpuBackend, job: &StackForward<'_, WgpuBackend>) -> Option<usize> {
+    let steps = steps(job.seq);
+    let one_whole = |bufs: &[GpuBuffer]| {
+        let first = bufs.first().and_then(|b| b.whole()).map(|w| w.0);
+        first.is_some_and(|f| {
+            bufs.iter()
+                .all(|b| b.whole().is_some_and(|w| std::ptr::eq(w.0, f)))
+        })
+    };
+    let ok = joins(be, job.plans) && one_whole(job.caches) && one_whole(&job.xs[1..]) && steps > 1;
+    ok.then(|| be.tuning().wavefront.unwrap_or(1).min(steps))
+}
+
+/// Zeroed buffers of `lens` elements (f16 where `half`), as parts of one buffer where the
+/// layer pipeline [`joins`] `plans` and the whole fits the adapter's largest binding, else
+/// each on its own (`WgpuBackend::layer_caches`, `layer_outputs`).
+pub(super) fn layer_buffers(
+    be: &WgpuBackend,
+    plans: &[LayerPlan],
+    lens: &[usize],
+    half: bool,
+) -> Vec<GpuBuffer> {
+    let elem = if half { 2 } else { 4 };
+    // Each part starts on a 256-byte boundary.
+    let bytes: usize = lens.iter().map(|n| (n * elem).next_multiple_of(256)).sum();
+    let fits = be.max_buffer_bytes().is_none_or(|m| bytes as u64 <= m);
+    if joins(be, plans) && fits {
+        return be.gpu.joined(lens, half);
+    }
+    let one = |n: usize| match half {
+        true => be.gpu.buffer_f16(n),
+        false => be.gpu.buffer(n),
+    };
+    lens.iter().map(|&n| one(n)).collect()
+}
+
+/// `Backend::stack_forward`: the layer pipeline where it takes the stack ([`chunks_of`]),
+/// else layer by layer. Every buffer ends as layer by layer leaves it.
+pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>) {
+    let Some(chunks) = chunks_of(be, &job) else {
+        forward_layer_by_layer(be, job);
+        return;
+    };
+    let StackForward {
+        plans,
+        params,
+        seq,
+        xs,
+        caches,
+        init,
+        last,
+        dropout,
+    } = job;
+    let (xs, caches): (&[GpuBuffer], &[GpuBuffer]) = (xs, caches);
+    let gpu = &be.gpu;
+    let (nl, batch, steps) = (plans.len(), seq.batch(), steps(seq));
+    let k = steps.div_ceil(chunks);
+    let chunks = steps.div_ceil(k);
+    let lengths = be.lengths(seq);
+    let lays: Vec<Layout> = plans
+        .iter()
+        .zip(caches)
+        .map(|(p, c)| Layout::of(p, seq, c.is_f16()))
+        .collect();
+    // Each layer's xp of one chunk where it is not in the cache's records (a window of k
+    // steps' rows, `Call::xp_from`), parts of one buffer, as the step binds them.
+    let window = match lays[0].gates_in_rec {
+        true => 1,
+        false => k * batch * lays[0].gs,
+    };
+    let gates = gpu.joined(&vec![window; nl], false);
+    // The initial states, copied into parts of one buffer each.
+    let states = |width: usize, from: Vec<Option<&GpuBuffer>>| {
+        let len = batch * width;
+        let parts = gpu.joined(&vec![len; nl], false);
+        for (part, src) in parts.iter().zip(from) {
+            if let Some(src) = src {
+                gpu.copy(src, 0, part, 0, len);
+            }
+        }
+        parts
+    };
+    let (st_h, st_c) = match &init {
+        Some(s) => (
+            Some(states(lays[0].rw, s.iter().map(|s| Some(s.h)).collect())),
+            (lays[0].cw > 0).then(|| states(lays[0].cw, s.iter().map(|s| s.c).collect())),
+        ),
+        None => (None, None),
+    };
+    let ios: Vec<Fwd<'_>> = (0..nl)
+        .map(|l| Fwd {
+            st_h: st_h.as_ref().map_or(&be.dummy, |s| &s[l]),
+            st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
+        })
+        .collect();
+    // W_hh's f16 copy where the tensor-core steps read it, parts of one buffer.
+    let lp = &plans[0];
+    let w_len = lp.gates * lp.hidden * lp.recurrent_input;
+    // As `Call::half_weights` decides it for each layer.
+    let half = be.half_step_weights(batch, w_len, steps);
+    let w16 = match half {
+        true => gpu.joined(&vec![WEIGHTS_F16_HEAD + w_len; nl], true),
+        false => Vec::new(),
+    };
+    for (p, part) in plans.iter().zip(&w16) {
+        weights_f16_into(gpu, params, &[p.dirs[0].w_hh], w_len, part);
+    }
+    let joined = Joined::default();
+    let calls: Vec<Call<'_>> = (0..nl)
+        .map(|l| Call {
+            be,
+            plan: &plans[l],
+            lay: lays[l].clone(),
+            params,
+            cache: &caches[l],
+            gates: &gates[l],
+            y: &xs[l + 1],
+            lengths: &lengths,
+            has_state: init.is_some(),
+            steps,
+            w16: OnceCell::new(),
+            read_w16: Cell::new(false),
+            join: Some(&joined),
+            w16_part: w16.get(l),
+            joined_last: Cell::new(false),
+            xp_from: Cell::new(0),
+        })
+        .collect();
+    for c in &calls {
+        c.clear_outputs();
+    }
+    let mut last: Vec<_> = last.into_iter().map(Some).collect();
+    for phase in 0..chunks + nl - 1 {
+        // (layer, chunk) of the layers in this phase, bottom first.
+        let active: Vec<(usize, usize)> = (0..nl)
+            .filter_map(|l| phase.checked_sub(l).filter(|&c| c < chunks).map(|c| (l, c)))
+            .collect();
+        let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
+        for &(l, c) in &active {
+            calls[l].xp_from.set(rows(c).start);
+            calls[l].project(&xs[l], rows(c));
+        }
+        for j in 0..k {
+            for &(l, c) in &active {
+                let s = c * k + j;
+                if s < steps {
+                    cell_of(&plans[l]).forward_step(&calls[l], &ios[l], s);
+                }
+            }
+            joined.flush(gpu);
+        }
+        for &(l, c) in &active {
+            if let Some((p, seed)) = dropout[l] {
+                let w = plans[l].output_width();
+                let r = rows(c);
+                // The rows past the last step are zeros, which dropout keeps.
+                dropout_range(be, &xs[l + 1], r.start * w..r.end * w, p, seed);
+            }
+            if c + 1 == chunks
+                && let Some(out) = last[l].take()
+            {
+                // After the layer's last projection, which wrote those rows too.
+                calls[l].clear_padding(seq);
+                calls[l].final_states(out);
+            }
+        }
+    }
+}
+
+/// Words of `shaders/layer.wgsl`'s `LP` that hold element offsets, by the binding whose
+/// buffer they point into (the tests check them against the struct).
+mod lp {
+    pub const FLAGS: usize = 12;
+    pub const XP: usize = 13;
+    pub const H0: usize = 14;
+    pub const C0: usize = 15;
+    pub const HS: usize = 16;
+    pub const CS: usize = 17;
+    pub const REC: usize = 18;
+    pub const DXP: usize = 19;
+    pub const DGH: usize = 20;
+    pub const SCR: usize = 21;
+    pub const DC: usize = 22;
+    pub const DGH0: usize = 23;
+    pub const Y0: usize = 32;
+    pub const SH0: usize = 33;
+    pub const SC0: usize = 34;
+    pub const DY0: usize = 35;
+    pub const W16: usize = 36;
+    /// The flag saying xp, dxp and dgh live in the cache's records (`GATES_IN_REC`).
+    pub const GATES_IN_REC: u32 = 8;
+}
+
+/// One layer's step dispatch, held until the steps of every layer of a phase are recorded.
+struct Step<'a> {
+    kernel: Kernel,
+    words: Vec<u32>,
+    bindings: Vec<(u32, &'a GpuBuffer)>,
+    groups: [u32; 3],
+    flops: f64,
+    bytes: f64,
+}
+
+/// The step dispatches of the layers of one phase at one time step, recorded by each
+/// layer's `Call` (`Call::join`) and dispatched together by [`Joined::flush`].
+#[derive(Default)]
+pub(super) struct Joined<'a> {
+    steps: RefCell<Vec<Step<'a>>>,
+}
+
+impl<'a> Joined<'a> {
+    /// Holds a layer's step dispatch (of a joined build, with the layer's own words and
+    /// bindings) for the next [`Joined::flush`].
+    pub fn push(
+        &self,
+        kernel: Kernel,
+        words: &[u32],
+        bindings: Vec<(u32, &'a GpuBuffer)>,
+        groups: [u32; 3],
+    ) {
+        self.steps.borrow_mut().push(Step {
+            kernel,
+            words: words.to_vec(),
+            bindings,
+            groups,
+            flops: 0.0,
+            bytes: 0.0,
+        });
+    }
+
+    /// Declares the work of the step held last (see `Gpu::cost`).
+    pub fn cost(&self, flops: f64, bytes: f64) {
+        if let Some(s) = self.steps.borrow_mut().last_mut() {
+            s.flops += flops;
+            s.bytes += bytes;
+        }
+    }
+
+    /// Records the held steps: [`JOINED_LAYERS`] at a time as one dispatch where they are
+    /// the same kernel over the same grid and bind the same buffers or parts of the same
+    /// joined buffers (`Gpu::joined`), each layer's offsets moved to where its parts start;
+    /// else one dispatch each.
+    pub fn flush(&self, gpu: &Gpu) {
+        let steps = std::mem::take(&mut *self.steps.borrow_mut());
+        for group in steps.chunks(JOINED_LAYERS) {
+            let Some(bindings) = joined_bindings(group) else {
+                for s in group {
+                    let mut words = s.words.clone();
+                    words.resize(JOINED_LAYERS * LP_WORDS, 0);
+                    gpu.dispatch_at(&s.kernel, &words, &s.bindings, s.groups);
+                    gpu.cost(s.flops, s.bytes);
+                }
+                continue;
+            };
+            let mut words = Vec::with_capacity(JOINED_LAYERS * LP_WORDS);
+            for s in group {
+                words.extend(rebase(&s.words, &s.bindings));
+            }
+            words.resize(JOINED_LAYERS * LP_WORDS, 0);
+            let [x, y, _] = group[0].groups;
+            gpu.dispatch_at(
+                &group[0].kernel,
+                &words,
+                &bindings,
+                [x, y, group.len() as u32],
+            );
+            gpu.cost(
+                group.iter().map(|s| s.flops).sum(),
+                group.iter().map(|s| s.bytes).sum(),
+            );
+        }
+    }
+}
+
+/// What `buf` is bound as in a joined dispatch: the joined buffer it is part of and where
+/// it starts there, or itself.
+fn resolve(buf: &GpuBuffer) -> (&GpuBuffer, usize) {
+    buf.whole().unwrap_or((buf, 0))
+}
+
+/// The bindings of one dispatch for all of `group`, if they can share one: the same
+/// kernel, a grid of one direction, and at each binding the same buffer once parts are
+/// taken as their wholes.
+fn joined_bindings<'a>(group: &[Step<'a>]) -> Option<Vec<(u32, &'a GpuBuffer)>> {
+    let first = &group[0];
+    let alike = group.iter().all(|s| {
+        s.kernel.same(&first.kernel)
+            && s.groups == first.groups
+            && s.bindings.len() == first.bindings.len()
+            && s.bindings
+                .iter()
+                .zip(&first.bindings)
+                .all(|((i, b), (j, c))| i == j && std::ptr::eq(resolve(b).0, resolve(c).0))
+    });
+    (alike && first.groups[2] == 1).then(|| {
+        first
+            .bindings
+            .iter()
+            .map(|&(i, b)| (i, resolve(b).0))
+            .collect()
+    })
+}
+
+/// A layer's step words with every offset moved by where the part its binding holds starts
+/// in the joined buffer.
+fn rebase(words: &[u32], bindings: &[(u32, &GpuBuffer)]) -> Vec<u32> {
+    let mut w = words.to_vec();
+    let in_rec = w[lp::FLAGS] & lp::GATES_IN_REC != 0;
+    let gate_sections = [lp::XP, lp::DXP, lp::DGH];
+    for &(binding, buf) in bindings {
+        let base = resolve(buf).1 as u32;
+        if base == 0 {
+            continue;
+        }
+        let mut fields = match binding {
+            2 => vec![lp::H0, lp::C0, lp::HS, lp::CS, lp::REC],
+            10 => vec![lp::SCR, lp::DC, lp::DGH0],
+            3 => vec![lp::Y0],
+            4 => vec![lp::SH0],
+            5 => vec![lp::SC0],
+            7 => vec![lp::DY0],
+            11 => vec![lp::W16],
+            _ => vec![],
+        };
+        if (binding == 2 && in_rec) || (binding == 10 && !in_rec) {
+            fields.extend(gate_sections);
+        }
+        for f in fields {
+            // Offsets may wrap (an xp window's start, `Call::xp_from`): so do their sums.
+            w[f] = w[f].wrapping_add(base);
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layer::LP_WORDS;
+    use super::lp;
+
+    /// The word positions the rebase moves are those of `shaders/layer.wgsl`'s `LP`.
+    #[test]
+    fn offsets_are_where_the_step_parameters_have_them() {
+        let src = include_str!("../../../shaders/layer.wgsl");
+        let start = src.find("struct LP {").expect("layer.wgsl declares LP");
+        let end = start + src[start..].find('}').expect("LP ends");
+        let fields: Vec<&str> = src[start + "struct LP {".len()..end]
+            .split(',')
+            .map(|f| f.split(':').next().unwrap_or("").trim())
+            .filter(|f| !f.is_empty())
+            .collect();
+        assert_eq!(fields.len(), LP_WORDS);
+        for (name, at) in [
+            ("flags", lp::FLAGS),
+            ("xp", lp::XP),
+            ("h0", lp::H0),
+            ("c0", lp::C0),
+            ("hs", lp::HS),
+            ("cs", lp::CS),
+            ("rec", lp::REC),
+            ("dxp", lp::DXP),
+            ("dgh", lp::DGH),
+            ("scr", lp::SCR),
+            ("dc", lp::DC),
+            ("dgh0", lp::DGH0),
+            ("y0", lp::Y0),
+            ("sh0", lp::SH0),
+            ("sc0", lp::SC0),
+            ("dy0", lp::DY0),
+            ("w16", lp::W16),
+        ] {
+            assert_eq!(fields[at], name, "LP word {at}");
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The layer pipeline (`Tuning::wavefront`, `src/backend/wgpu/stack.rs`): a stack's forward
+//! as a wavefront over chunks of time steps, each time step one dispatch for every layer in
+//! it. Against the CPU reference (`compare_stack`: padding poisoned, initial states, every
+//! gradient) for LSTM, GRU and Elman stacks at chunk counts that do and do not divide the
+//! steps (and more chunks than steps); and against the same GPU layer by layer, to the last
+//! bit, in training mode with dropout between the layers, f32 and f16 with the tensor-core
+//! steps reading W_hh's f16 copy (emulated on lavapipe). Each pipelined forward must take
+//! fewer dispatches than layer by layer, so no comparison passes on the fallback.
+
+mod gpu_common;
+
+use gpu_common::{
+    compare_stack, dense_batch, dense_net, gpu, layer, random_states, rng, suite_cell,
+    tensor_cores_or_emulated, uniform,
+};
+use wgrnn::backend::wgpu::{Precision, Tuning};
+use wgrnn::config::NetworkConfig;
+use wgrnn::{Batch, LayerState, Mode, Model, Wants, WgpuBackend};
+
+/// 19 sequences of mixed lengths, the longest `longest` steps.
+fn lengths(longest: usize) -> Vec<usize> {
+    (0..19)
+        .map(|i| [longest, 1, 4, longest, 2, 5][i % 6])
+        .collect()
+}
+
+#[test]
+fn wavefront_matches_the_cpu_reference() {
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng("wavefront_matches_the_cpu_reference");
+    // (gates, layers, units, chunks): 7 steps in 3 chunks of 3, 2, 2 (the last shorter), in
+    // 2, in 4 of 2 and in 7 of 1 (64 asked: no more chunks than steps).
+    for (gates, layers, hidden, chunks) in
+        [(4, 3, 20, 3), (3, 2, 33, 2), (1, 3, 17, 64), (4, 4, 40, 4)]
+    {
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            ..Tuning::default()
+        });
+        let cfg = dense_net(
+            3,
+            vec![layer(suite_cell(gates), hidden, false); layers],
+            None,
+        );
+        be = compare_stack(be, &cfg, &lengths(7), &mut r, 1e-5, 1e-4);
+    }
+}
+
+/// What one training pass of `cfg` on `be` gives: outputs, final states, every gradient
+/// (parameters, inputs, initial states), and the dispatches its forward took.
+struct Pass {
+    outputs: Vec<f32>,
+    states: Vec<LayerState<f32>>,
+    grads: Vec<f32>,
+    dinputs: Vec<f32>,
+    dinit: Vec<LayerState<f32>>,
+    forward_dispatches: u64,
+}
+
+fn train_pass(
+    be: WgpuBackend,
+    cfg: &NetworkConfig,
+    params: &[f32],
+    batch: &Batch<f32>,
+    init: &[LayerState<f32>],
+    seed: u64,
+) -> Pass {
+    let mut m = Model::new(be, cfg.clone(), 1).expect("model");
+    m.set_params(params).expect("params");
+    let before = m.backend().gpu().dispatch_count();
+    m.forward(batch, Some(init), Mode::Train { dropout_seed: seed })
+        .expect("forward");
+    m.backend().sync();
+    let forward_dispatches = m.backend().gpu().dispatch_count() - before;
+    let outputs = m.outputs();
+    let states = m.final_states();
+    // Gradients of fixed values for the outputs, and of the final states scaled.
+    let dout: Vec<f32> = (0..outputs.len())
+        .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+        .collect();
+    let dfinal: Vec<LayerState<f32>> = states
+        .iter()
+        .map(|s| LayerState {
+            h: s.h.iter().map(|v| 0.5 * v).collect(),
+            c: s.c.as_ref().map(|c| c.iter().map(|v| -0.25 * v).collect()),
+        })
+        .collect();
+    let wants = Wants {
+        inputs: true,
+        initial_states: true,
+    };
+    let g = m
+        .backward_from(&dout, Some(&dfinal), wants)
+        .expect("backward");
+    Pass {
+        outputs,
+        states,
+        grads: m.grads(),
+        dinputs: g.inputs.expect("input gradient"),
+        dinit: g.initial_states.expect("initial-state gradients"),
+        forward_dispatches,
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn state_bits(s: &[LayerState<f32>]) -> Vec<u32> {
+    s.iter()
+        .flat_map(|s| {
+            bits(&s.h)
+                .into_iter()
+                .chain(bits(s.c.as_deref().unwrap_or(&[])))
+        })
+        .collect()
+}
+
+/// Trains one pass of `cfg` layer by layer and in a wavefront of `chunks` on backends
+/// `setup` makes, and asserts every result equal to the bit and fewer forward dispatches.
+fn same_as_layer_by_layer(
+    cfg: &NetworkConfig,
+    chunks: usize,
+    setup: &dyn Fn(usize) -> Option<WgpuBackend>,
+) {
+    let Some(one) = setup(1) else { return };
+    let Some(wave) = setup(chunks) else { return };
+    let mut r = rng("wavefront same as layer by layer");
+    // 24 steps: layer by layer 24 step dispatches a layer, in a wavefront (chunks + layers
+    // - 1) x 24 / chunks for all of them, which outweighs its GEMMs and dropouts per chunk.
+    let lengths = lengths(24);
+    let probe = Model::new(wgrnn::CpuBackend::<f32>::new(), cfg.clone(), 3).expect("cpu model");
+    let params = uniform(&mut r, probe.params().len(), 0.4);
+    let batch = dense_batch(&mut r, 3, &lengths);
+    let mut shape = Model::new(wgrnn::CpuBackend::<f32>::new(), cfg.clone(), 3).expect("cpu model");
+    shape
+        .forward(&batch, None, Mode::Eval)
+        .expect("cpu forward");
+    let init = random_states(&mut r, &shape.final_states());
+    let a = train_pass(one, cfg, &params, &batch, &init, 11);
+    let b = train_pass(wave, cfg, &params, &batch, &init, 11);
+    assert!(a.outputs.iter().all(|v| v.is_finite()), "finite outputs");
+    assert!(a.outputs.iter().any(|&v| v != 0.0), "outputs not all zero");
+    assert_eq!(bits(&a.outputs), bits(&b.outputs), "outputs");
+    assert_eq!(state_bits(&a.states), state_bits(&b.states), "final states");
+    assert_eq!(bits(&a.grads), bits(&b.grads), "parameter gradients");
+    assert_eq!(bits(&a.dinputs), bits(&b.dinputs), "input gradients");
+    assert_eq!(
+        state_bits(&a.dinit),
+        state_bits(&b.dinit),
+        "initial-state gradients"
+    );
+    assert!(
+        b.forward_dispatches < a.forward_dispatches,
+        "the wavefront's forward took {} dispatches, layer by layer {}",
+        b.forward_dispatches,
+        a.forward_dispatches
+    );
+    eprintln!(
+        "forward dispatches: {} layer by layer, {} in a wavefront of {chunks}",
+        a.forward_dispatches, b.forward_dispatches
+    );
+}
+
+/// An LSTM stack with dropout after its lower layers.
+fn dropout_stack(hidden: usize) -> NetworkConfig {
+    let mut layers = vec![layer(suite_cell(4), hidden, false); 3];
+    layers[0].dropout = 0.3;
+    layers[1].dropout = 0.2;
+    dense_net(3, layers, None)
+}
+
+#[test]
+fn wavefront_is_the_layer_by_layer_forward_to_the_bit() {
+    let setup = |chunks: usize| {
+        let mut be = gpu()?;
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            ..Tuning::default()
+        });
+        Some(be)
+    };
+    same_as_layer_by_layer(&dropout_stack(24), 3, &setup);
+    let gru = dense_net(3, vec![layer(suite_cell(3), 20, false); 2], None);
+    same_as_layer_by_layer(&gru, 2, &setup);
+}
+
+#[test]
+fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_the_layer_by_layer_forward() {
+    let setup = |chunks: usize| {
+        let mut be = gpu()?;
+        tensor_cores_or_emulated(be.gpu(), "tensor-core steps");
+        be.set_precision(Precision::F16).expect("f16");
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            tensor_steps: Some(true),
+            half_step_weights: Some(true),
+            ..Tuning::default()
+        });
+        Some(be)
+    };
+    same_as_layer_by_layer(&dropout_stack(32), 4, &setup);
+}
