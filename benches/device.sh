@@ -22,7 +22,8 @@
 #                                   steps (f32 accuracy), and the steps alone, with the
 #                                   tiles' K split 1 way (entry 48's before) and 4 ways in
 #                                   16-unit tiles, with the gated forwards in 16 sequences
-#                                   (entry 56's before), with the step tiles' 16-row chunks
+#                                   (entry 56's before), with the layer pipeline over 4
+#                                   chunks of time steps (entry 58), with the step tiles' 16-row chunks
 #                                   (entry 19's before), with the 256x128 GEMM tile, with K
 #                                   split 4 ways (also in 16-row
 #                                   chunks: entry 34's before) and 2 at every grid, with
@@ -32,7 +33,8 @@
 #   bash benches/device.sh variants the suite once per other alternative kernel choice
 #   bash benches/device.sh f16      the suite with f16 caches, tensor-core products and steps,
 #                                   each alone and together, the LSTM's tensor-core forward in
-#                                   16 sequences (entry 57's before), the tensor-core steps on
+#                                   16 sequences (entry 57's before), the layer pipeline over
+#                                   4 chunks (entry 58), the tensor-core steps on
 #                                   the f32 weights (entry 54's) and at one K slice (entry
 #                                   51's)
 #   bash benches/device.sh tune     `wgrnn bench --tune` over the suite: every kernel choice,
@@ -65,7 +67,7 @@ fi
 # only where it pays: at the suite's sizes, not at these), which no machine without matrix
 # units can run
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
-# never met a GPU).
+# never met a GPU; the last two are the layer pipeline's joined steps, entry 58).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
     "--step-k-split 2 --step-units 64" "--step-k-split 1" "--step-chunk-rows 16" "--gemm tall"
@@ -75,7 +77,8 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--step-kernel tensor" "--step-kernel tensor --step-units 64" "--gemm tensor"
     "--precision f16" "--step-kernel tensor --step-units 32"
     "--step-kernel tensor --step-k-split 1" "--gemm tensor-split" "--step-kernel tensor-split"
-    "--step-kernel tensor --step-weights f16")
+    "--step-kernel tensor --step-weights f16"
+    "--wavefront 4" "--precision f16 --wavefront 4")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -187,6 +190,10 @@ ksplit() {
     # half the units x 32 sequences where the tiles are 32 units or wider (a third less L2
     # traffic for the flagship's forward at the same instructions a chunk).
     bench_variant fwdseqs16 --forward-sequences 16 || status=1
+    # The layer pipeline over 4 chunks of time steps (entry 58, off by default): the stacks'
+    # forward in (4 + L - 1) x T / 4 step dispatches instead of L x T (the flagship's 175
+    # instead of 400). If it wins, Tuning::wavefront should default to 4 where it joins.
+    bench_variant wavefront4 --wavefront 4 || status=1
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
     # 64).
@@ -225,6 +232,8 @@ f16() {
     # The LSTM's tensor-core forward in 16 sequences: entry 57's before (the defaults take
     # tiles of half the units x 32 sequences, a fifth less L2 traffic with the f16 copy).
     bench_variant f16-fwdseqs16 --precision f16 --forward-sequences 16 || status=1
+    # The layer pipeline under f16 (entry 58), where the dispatch gaps weigh most.
+    bench_variant f16-wavefront4 --precision f16 --wavefront 4 || status=1
     # The tensor-core steps on the f32 weights, not their f16 copy: entry 54's before.
     bench_variant f16-weights32 --precision f16 --step-weights f32 || status=1
     # The tensor-core steps at one K slice: entry 51's before, alone and under f16.
