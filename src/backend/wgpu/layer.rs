@@ -14,7 +14,7 @@ use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
 use super::runtime::{Kernel, Shader};
-use super::stack::Joined;
+use super::stack::InStack;
 use super::weights_f16::weights_f16;
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{SeqShape, StateBufs, StateBufsMut};
@@ -420,17 +420,8 @@ pub(super) struct Call<'a> {
     pub w16: OnceCell<GpuBuffer>,
     /// Whether the dispatch recorded last read W_hh from that copy (for its cost).
     pub read_w16: Cell<bool>,
-    /// Where this call's tiled steps go when it is one layer of the layer pipeline
-    /// (`stack.rs`): held there and dispatched with the other layers' steps.
-    pub join: Option<&'a Joined<'a>>,
-    /// The layer pipeline's part of one buffer for W_hh's f16 copy, which it has recorded
-    /// (else the call makes its own, `w16`).
-    pub w16_part: Option<&'a GpuBuffer>,
-    /// Whether the step recorded last went to `join` (for its cost).
-    pub joined_last: Cell<bool>,
-    /// The first row whose xp the gates buffer holds where it holds a window of rows (the
-    /// layer pipeline's chunk; 0: all rows).
-    pub xp_from: Cell<usize>,
+    /// The call's place in the layer pipeline (`stack.rs`; none by default).
+    pub stack: InStack<'a>,
 }
 
 /// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
@@ -449,12 +440,9 @@ impl<'a> Call<'a> {
             | (self.lay.gates_in_rec as u32) << 3;
         let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
         let w = |v: usize| v as u32;
-        // xp in a window of rows from xp_from: its offset as if the window went back to
-        // row 0 (u32 sums wrap, so the kernels' row offsets land in the window).
-        let xp = match l.gates_in_rec {
-            true => w(l.xp),
-            false => w(l.xp).wrapping_sub(w(self.xp_from.get() * l.gs)),
-        };
+        // xp in a window of rows: its offset as if the window went back to row 0 (u32 sums
+        // wrap, so the kernels' row offsets land in the window).
+        let xp = w(l.xp).wrapping_sub(w(self.xp_first_row() * l.gs));
         vec![
             w(s),
             w(l.batch),
@@ -510,8 +498,8 @@ impl<'a> Call<'a> {
         let flops = 2.0 * b * d * rows * k;
         let weight = if self.read_w16.get() { 2.0 } else { 4.0 };
         let bytes = d * (weight * rows * k + 4.0 * b * (rows + k));
-        match self.join {
-            Some(j) if self.joined_last.get() => j.cost(flops, bytes),
+        match self.stack.joined {
+            Some(j) if self.stack.went_joined.get() => j.cost(flops, bytes),
             _ => self.be.gpu.cost(flops, bytes),
         }
     }
@@ -658,8 +646,8 @@ impl<'a> Call<'a> {
         // The f32 build with the parameters' vec4 binding (`shaders/params_vec4.wgsl`).
         let spare = gpu.spare_binding();
         let tiled = entry.ends_with("_tiled");
-        let join = self.join.filter(|_| tiled);
-        self.joined_last.set(join.is_some());
+        let join = self.stack.joined.filter(|_| tiled);
+        self.stack.went_joined.set(join.is_some());
         let (pipeline, ninth) = if tiled {
             self.tiled_pipeline(shader, entry, &options, f16, spare, join.is_some())
         } else {
@@ -683,7 +671,8 @@ impl<'a> Call<'a> {
         if let Some(j) = join {
             if ninth == Ninth::HalfWeights {
                 let part = self
-                    .w16_part
+                    .stack
+                    .w16
                     .expect("the layer pipeline made W_hh's f16 copy");
                 bindings.push((11, part));
             }
@@ -787,7 +776,7 @@ impl<'a> Call<'a> {
     /// reads it, so a call whose steps all take other kernels (an LSTM's backward with a
     /// projection) makes none.
     fn w16_copy(&self) -> &GpuBuffer {
-        if let Some(part) = self.w16_part {
+        if let Some(part) = self.stack.w16 {
             return part;
         }
         self.w16.get_or_init(|| {
@@ -807,16 +796,20 @@ impl<'a> Call<'a> {
         self.be.gpu.clear_range(self.cache, 0, self.lay.total);
     }
 
+    /// The first row whose xp the call's xp section holds: 0, or where the gates buffer
+    /// holds a window of rows of the layer pipeline's chunk (`InStack::xp_from`).
+    fn xp_first_row(&self) -> usize {
+        match self.lay.gates_in_rec {
+            true => 0,
+            false => self.stack.xp_from.get(),
+        }
+    }
+
     /// Records xp = x W_ih^T + b_ih for the rows `rows` of every direction (all of them as
-    /// one GEMM per direction, or the layer pipeline's chunk of steps into the window of
-    /// the gates buffer that starts at `xp_from`).
+    /// one GEMM per direction, or the layer pipeline's chunk of steps into its window).
     pub fn project(&self, x: &GpuBuffer, rows: std::ops::Range<usize>) {
         let (l, plan, params) = (&self.lay, self.plan, self.params);
-        let window = if l.gates_in_rec {
-            0
-        } else {
-            self.xp_from.get()
-        };
+        let window = self.xp_first_row();
         for (d, off) in plan.dirs.iter().enumerate() {
             gemm(
                 &self.be.gpu,
@@ -1644,10 +1637,7 @@ pub(super) fn layer_forward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        join: None,
-        w16_part: None,
-        joined_last: Cell::new(false),
-        xp_from: Cell::new(0),
+        stack: InStack::default(),
     };
     c.clear_outputs();
     c.project(x, 0..c.lay.rows());
@@ -1698,10 +1688,7 @@ pub(super) fn layer_backward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        join: None,
-        w16_part: None,
-        joined_last: Cell::new(false),
-        xp_from: Cell::new(0),
+        stack: InStack::default(),
     };
     let l = &c.lay;
     let (st_h, st_c) = match &dlast {

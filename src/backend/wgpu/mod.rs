@@ -181,8 +181,8 @@ pub struct Tuning {
     /// width runs its forward as a wavefront over this many chunks of time steps, layer l
     /// on chunk c while layer l + 1 runs chunk c - 1, each time step one dispatch for all
     /// the layers in it (the flagship's forward: 191 dispatches instead of 404 at 4
-    /// chunks). Only the tiled steps (f32, matrix-vector or tensor-core, not reading W_hh's
-    /// f16 copy). `None` or 1 (the default): layer by layer, until measured on a GPU.
+    /// chunks). Only the tiled steps (f32, matrix-vector or tensor-core, also on W_hh's f16
+    /// copy). `None` or 1 (the default): layer by layer, until measured on a GPU.
     #[serde(default)]
     pub wavefront: Option<usize>,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:

@@ -253,6 +253,19 @@ impl Drop for GpuBuffer {
     }
 }
 
+/// Where the parts of a joined buffer of `lens` elements (f16 when `half`) start, and the
+/// elements of the whole: each part on a [`JOIN_ALIGN`] boundary.
+fn join_layout(lens: &[usize], half: bool) -> (Vec<usize>, usize) {
+    let per = JOIN_ALIGN / if half { 2 } else { 4 };
+    let mut bases = Vec::with_capacity(lens.len());
+    let mut at = 0;
+    for &n in lens {
+        bases.push(at);
+        at += n.max(1).next_multiple_of(per);
+    }
+    (bases, at)
+}
+
 fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
     // The pool holds only counters and handles; a panic elsewhere leaves it consistent.
     pool.lock().unwrap_or_else(|e| e.into_inner())
@@ -807,13 +820,7 @@ impl Gpu {
     /// dispatch can reach all of them through the whole ([`GpuBuffer::whole`]).
     pub fn joined(&self, lens: &[usize], half: bool) -> Vec<GpuBuffer> {
         let elem = if half { 2 } else { 4 };
-        let per = JOIN_ALIGN / elem;
-        let mut bases = Vec::with_capacity(lens.len());
-        let mut at = 0;
-        for &n in lens {
-            bases.push(at);
-            at += n.max(1).next_multiple_of(per);
-        }
+        let (bases, at) = join_layout(lens, half);
         let whole = Arc::new(self.zeroed(at, half));
         bases
             .iter()
@@ -828,6 +835,12 @@ impl Gpu {
                 pool: self.pool.clone(),
             })
             .collect()
+    }
+
+    /// Bytes of the buffer [`Gpu::joined`] makes for `lens` (its parts and their alignment).
+    pub fn joined_bytes(lens: &[usize], half: bool) -> u64 {
+        let elems = join_layout(lens, half).1;
+        (elems * if half { 2 } else { 4 }) as u64
     }
 
     /// A buffer of `len` f32 elements, zeroed (recycled ones by a recorded clear).

@@ -23,6 +23,22 @@ use crate::backend::{Backend, StackForward, forward_layer_by_layer};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
 
+/// A layer call's place in the layer pipeline (`Call::stack`); the default, none, is a call
+/// of its own.
+#[derive(Default)]
+pub(super) struct InStack<'a> {
+    /// Where the call's tiled steps go: held there and dispatched with the other layers'.
+    pub joined: Option<&'a Joined<'a>>,
+    /// The call's part of one buffer for every layer's f16 copy of W_hh, recorded by the
+    /// pipeline (else the call makes its own, `Call::w16`).
+    pub w16: Option<&'a GpuBuffer>,
+    /// Whether the step recorded last went to `joined` (for its cost).
+    pub went_joined: Cell<bool>,
+    /// Where the gates buffer holds a window of rows of xp (f16 caches, whose records do
+    /// not hold it): the first row of the chunk being run.
+    pub xp_from: Cell<usize>,
+}
+
 /// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
 /// layers, all unidirectional and recurrent, of one cell kind, options and width, whose
 /// forward steps are each one tiled dispatch (`GpuCell::joins`). The batch decides the rest
@@ -77,10 +93,8 @@ pub(super) fn layer_buffers(
     lens: &[usize],
     half: bool,
 ) -> Vec<GpuBuffer> {
-    let elem = if half { 2 } else { 4 };
-    // Each part starts on a 256-byte boundary.
-    let bytes: usize = lens.iter().map(|n| (n * elem).next_multiple_of(256)).sum();
-    let fits = be.max_buffer_bytes().is_none_or(|m| bytes as u64 <= m);
+    let bytes = Gpu::joined_bytes(lens, half);
+    let fits = be.max_buffer_bytes().is_none_or(|m| bytes <= m);
     if joins(be, plans) && fits {
         return be.gpu.joined(lens, half);
     }
@@ -114,16 +128,13 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     let k = steps.div_ceil(chunks);
     let chunks = steps.div_ceil(k);
     let lengths = be.lengths(seq);
-    let lays: Vec<Layout> = plans
-        .iter()
-        .zip(caches)
-        .map(|(p, c)| Layout::of(p, seq, c.is_f16()))
-        .collect();
+    // What all layers share (`joins`: one kind and width, caches of one type).
+    let lay = Layout::of(&plans[0], seq, caches[0].is_f16());
     // Each layer's xp of one chunk where it is not in the cache's records (a window of k
-    // steps' rows, `Call::xp_from`), parts of one buffer, as the step binds them.
-    let window = match lays[0].gates_in_rec {
+    // steps' rows, `InStack::xp_from`), parts of one buffer, as the step binds them.
+    let window = match lay.gates_in_rec {
         true => 1,
-        false => k * batch * lays[0].gs,
+        false => k * batch * lay.gs,
     };
     let gates = gpu.joined(&vec![window; nl], false);
     // The initial states, copied into parts of one buffer each.
@@ -139,8 +150,8 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     };
     let (st_h, st_c) = match &init {
         Some(s) => (
-            Some(states(lays[0].rw, s.iter().map(|s| Some(s.h)).collect())),
-            (lays[0].cw > 0).then(|| states(lays[0].cw, s.iter().map(|s| s.c).collect())),
+            Some(states(lay.rw, s.iter().map(|s| Some(s.h)).collect())),
+            (lay.cw > 0).then(|| states(lay.cw, s.iter().map(|s| s.c).collect())),
         ),
         None => (None, None),
     };
@@ -151,8 +162,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         })
         .collect();
     // W_hh's f16 copy where the tensor-core steps read it, parts of one buffer.
-    let lp = &plans[0];
-    let w_len = lp.gates * lp.hidden * lp.recurrent_input;
+    let w_len = lay.gh * lay.rw;
     // As `Call::half_weights` decides it for each layer.
     let half = be.half_step_weights(batch, w_len, steps);
     let w16 = match half {
@@ -167,7 +177,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         .map(|l| Call {
             be,
             plan: &plans[l],
-            lay: lays[l].clone(),
+            lay: Layout::of(&plans[l], seq, caches[l].is_f16()),
             params,
             cache: &caches[l],
             gates: &gates[l],
@@ -177,10 +187,11 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
             steps,
             w16: OnceCell::new(),
             read_w16: Cell::new(false),
-            join: Some(&joined),
-            w16_part: w16.get(l),
-            joined_last: Cell::new(false),
-            xp_from: Cell::new(0),
+            stack: InStack {
+                joined: Some(&joined),
+                w16: w16.get(l),
+                ..InStack::default()
+            },
         })
         .collect();
     for c in &calls {
@@ -194,7 +205,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
             .collect();
         let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
         for &(l, c) in &active {
-            calls[l].xp_from.set(rows(c).start);
+            calls[l].stack.xp_from.set(rows(c).start);
             calls[l].project(&xs[l], rows(c));
         }
         for j in 0..k {
@@ -259,7 +270,7 @@ struct Step<'a> {
 }
 
 /// The step dispatches of the layers of one phase at one time step, recorded by each
-/// layer's `Call` (`Call::join`) and dispatched together by [`Joined::flush`].
+/// layer's `Call` (`InStack::joined`) and dispatched together by [`Joined::flush`].
 #[derive(Default)]
 pub(super) struct Joined<'a> {
     steps: RefCell<Vec<Step<'a>>>,
@@ -363,26 +374,27 @@ fn joined_bindings<'a>(group: &[Step<'a>]) -> Option<Vec<(u32, &'a GpuBuffer)>> 
 fn rebase(words: &[u32], bindings: &[(u32, &GpuBuffer)]) -> Vec<u32> {
     let mut w = words.to_vec();
     let in_rec = w[lp::FLAGS] & lp::GATES_IN_REC != 0;
-    let gate_sections = [lp::XP, lp::DXP, lp::DGH];
     for &(binding, buf) in bindings {
         let base = resolve(buf).1 as u32;
         if base == 0 {
             continue;
         }
-        let mut fields = match binding {
-            2 => vec![lp::H0, lp::C0, lp::HS, lp::CS, lp::REC],
-            10 => vec![lp::SCR, lp::DC, lp::DGH0],
-            3 => vec![lp::Y0],
-            4 => vec![lp::SH0],
-            5 => vec![lp::SC0],
-            7 => vec![lp::DY0],
-            11 => vec![lp::W16],
-            _ => vec![],
+        let fields: &[usize] = match binding {
+            2 => &[lp::H0, lp::C0, lp::HS, lp::CS, lp::REC],
+            10 => &[lp::SCR, lp::DC, lp::DGH0],
+            3 => &[lp::Y0],
+            4 => &[lp::SH0],
+            5 => &[lp::SC0],
+            7 => &[lp::DY0],
+            11 => &[lp::W16],
+            _ => &[],
         };
-        if (binding == 2 && in_rec) || (binding == 10 && !in_rec) {
-            fields.extend(gate_sections);
-        }
-        for f in fields {
+        // xp, dxp and dgh are in the records or in the gates buffer.
+        let gates: &[usize] = match (binding == 2 && in_rec) || (binding == 10 && !in_rec) {
+            true => &[lp::XP, lp::DXP, lp::DGH],
+            false => &[],
+        };
+        for &f in fields.iter().chain(gates) {
             // Offsets may wrap (an xp window's start, `Call::xp_from`): so do their sums.
             w[f] = w[f].wrapping_add(base);
         }
