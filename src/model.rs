@@ -6,7 +6,8 @@
 //! into one flat buffer laid out like the parameters.
 
 use crate::backend::{
-    Backend, LossPlan, Real, SeqShape, StackForward, StateBufs, StateBufsMut, TargetBufs, TokenBags,
+    Backend, LossPlan, Real, SeqShape, StackBackward, StackForward, StateBufs, StateBufsMut,
+    TargetBufs, TokenBags,
 };
 use crate::config::{InputEncoding, NetworkConfig, Task, UnknownTokens};
 use crate::dropout;
@@ -577,53 +578,51 @@ impl<B: Backend> Model<B> {
             }
         }
         // Down the stack.
-        let mut dinit_all = Vec::new();
-        for k in (0..nl).rev() {
-            let lp = &self.plan.layers[k];
-            if let Some(s) = ws.dropout_seeds[k] {
-                be.dropout(&mut dy, lp.dropout, s);
-            }
-            let need_dx =
-                k > 0 || wants.inputs || ws.ids.is_some() && self.plan.encode.table.is_some();
-            let mut dx = need_dx.then(|| be.zeros(be.len(&ws.xs[k])));
-            let mut dinit = wants.initial_states.then(|| {
-                let (h, c) = &ws.last[k];
-                (be.zeros(be.len(h)), c.as_ref().map(|c| be.zeros(be.len(c))))
-            });
-            let dlast = dfinal.as_ref().map(|s| StateBufs {
-                h: &s[k].0,
-                c: s[k].1.as_ref(),
-            });
-            let dinit_bufs = dinit
-                .as_mut()
-                .map(|(h, c)| StateBufsMut { h, c: c.as_mut() });
-            be.layer_backward(
-                lp,
-                &self.params,
-                &ws.xs[k],
-                &ws.xs[k + 1],
-                &seq,
-                &ws.caches[k],
-                &dy,
-                dlast,
-                &mut self.grads,
-                dx.as_mut(),
-                dinit_bufs,
-            );
-            if let Some(d) = dinit {
-                dinit_all.push(d);
-            }
-            if let Some(d) = dx {
-                dy = d;
-            }
-        }
+        let mut dinit_all: Vec<StatePair<B::Buffer>> = match wants.initial_states {
+            true => ws
+                .last
+                .iter()
+                .map(|(h, c)| (be.zeros(be.len(h)), c.as_ref().map(|c| be.zeros(be.len(c)))))
+                .collect(),
+            false => Vec::new(),
+        };
+        let dx = be.stack_backward(StackBackward {
+            plans: &self.plan.layers,
+            params: &self.params,
+            seq: &seq,
+            xs: &ws.xs,
+            caches: &ws.caches,
+            dy,
+            dlast: dfinal.as_ref().map(|s| {
+                s.iter()
+                    .map(|(h, c)| StateBufs { h, c: c.as_ref() })
+                    .collect()
+            }),
+            grads: &mut self.grads,
+            dinit: wants.initial_states.then(|| {
+                dinit_all
+                    .iter_mut()
+                    .map(|(h, c)| StateBufsMut { h, c: c.as_mut() })
+                    .collect()
+            }),
+            dropout: self
+                .plan
+                .layers
+                .iter()
+                .zip(&ws.dropout_seeds)
+                .map(|(lp, s)| s.map(|s| (lp.dropout, s)))
+                .collect(),
+            dx: wants.inputs || ws.ids.is_some() && self.plan.encode.table.is_some(),
+        });
         // Into the embedding table.
-        if let Some(ids) = &ws.ids {
-            be.encode_backward(&self.plan.encode, ids, &seq, &dy, &mut self.grads);
+        if let (Some(ids), Some(dx)) = (&ws.ids, &dx) {
+            be.encode_backward(&self.plan.encode, ids, &seq, dx, &mut self.grads);
         }
-        dinit_all.reverse();
         Ok(InputGrads {
-            inputs: wants.inputs.then(|| be.download(&dy)),
+            inputs: match (wants.inputs, &dx) {
+                (true, Some(dx)) => Some(be.download(dx)),
+                _ => None,
+            },
             initial_states: wants.initial_states.then(|| {
                 dinit_all
                     .iter()

@@ -1,11 +1,12 @@
 //! The layer pipeline (`Tuning::wavefront`, `src/backend/wgpu/stack.rs`): a stack's forward
-//! as a wavefront over chunks of time steps, each time step one dispatch for every layer in
-//! it. Against the CPU reference (`compare_stack`: padding poisoned, initial states, every
-//! gradient) for LSTM, GRU and Elman stacks at chunk counts that do and do not divide the
-//! steps (and more chunks than steps); and against the same GPU layer by layer, to the last
-//! bit, in training mode with dropout between the layers, f32 and f16 with the tensor-core
-//! steps reading W_hh's f16 copy (emulated on lavapipe). Each pipelined forward must take
-//! fewer dispatches than layer by layer, so no comparison passes on the fallback.
+//! and backward as wavefronts over chunks of time steps, each time step one dispatch for
+//! every layer in it. Against the CPU reference (`compare_stack`: padding poisoned, initial
+//! states, every gradient) for LSTM, GRU and Elman stacks at chunk counts that do and do not
+//! divide the steps (and more chunks than steps); and against the same GPU layer by layer,
+//! to the last bit, in training mode with dropout between the layers, f32 and f16 with the
+//! tensor-core steps reading W_hh's f16 copy (emulated on lavapipe). Each pipelined forward
+//! and backward must take fewer dispatches than layer by layer, so no comparison passes on
+//! the fallback.
 
 mod gpu_common;
 
@@ -47,7 +48,7 @@ fn wavefront_matches_the_cpu_reference() {
 }
 
 /// What one training pass of `cfg` on `be` gives: outputs, final states, every gradient
-/// (parameters, inputs, initial states), and the dispatches its forward took.
+/// (parameters, inputs, initial states), and the dispatches its forward and backward took.
 struct Pass {
     outputs: Vec<f32>,
     states: Vec<LayerState<f32>>,
@@ -55,6 +56,7 @@ struct Pass {
     dinputs: Vec<f32>,
     dinit: Vec<LayerState<f32>>,
     forward_dispatches: u64,
+    backward_dispatches: u64,
 }
 
 fn train_pass(
@@ -89,9 +91,12 @@ fn train_pass(
         inputs: true,
         initial_states: true,
     };
+    let before = m.backend().gpu().dispatch_count();
     let g = m
         .backward_from(&dout, Some(&dfinal), wants)
         .expect("backward");
+    m.backend().sync();
+    let backward_dispatches = m.backend().gpu().dispatch_count() - before;
     Pass {
         outputs,
         states,
@@ -99,6 +104,7 @@ fn train_pass(
         dinputs: g.inputs.expect("input gradient"),
         dinit: g.initial_states.expect("initial-state gradients"),
         forward_dispatches,
+        backward_dispatches,
     }
 }
 
@@ -117,17 +123,20 @@ fn state_bits(s: &[LayerState<f32>]) -> Vec<u32> {
 }
 
 /// Trains one pass of `cfg` layer by layer and in a wavefront of `chunks` on backends
-/// `setup` makes, and asserts every result equal to the bit and fewer forward dispatches.
+/// `setup` makes, and asserts every result equal to the bit and fewer dispatches each way
+/// (the backward only where the pipeline takes it, `backward_joins`: else as many).
 fn same_as_layer_by_layer(
     cfg: &NetworkConfig,
     chunks: usize,
+    backward_joins: bool,
     setup: &dyn Fn(usize) -> Option<WgpuBackend>,
 ) {
     let Some(one) = setup(1) else { return };
     let Some(wave) = setup(chunks) else { return };
     let mut r = rng("wavefront same as layer by layer");
-    // 24 steps: layer by layer 24 step dispatches a layer, in a wavefront (chunks + layers
-    // - 1) x 24 / chunks for all of them, which outweighs its GEMMs and dropouts per chunk.
+    // 24 steps: layer by layer 24 step dispatches a layer each way, in a wavefront (chunks +
+    // layers - 1) x 24 / chunks for all of them, which outweighs its GEMMs and dropouts per
+    // chunk.
     let lengths = lengths(24);
     let probe = Model::new(wgrnn::CpuBackend::<f32>::new(), cfg.clone(), 3).expect("cpu model");
     let params = uniform(&mut r, probe.params().len(), 0.4);
@@ -156,9 +165,18 @@ fn same_as_layer_by_layer(
         b.forward_dispatches,
         a.forward_dispatches
     );
+    match backward_joins {
+        true => assert!(
+            b.backward_dispatches < a.backward_dispatches,
+            "the wavefront's backward took {} dispatches, layer by layer {}",
+            b.backward_dispatches,
+            a.backward_dispatches
+        ),
+        false => assert_eq!(b.backward_dispatches, a.backward_dispatches, "backward"),
+    }
     eprintln!(
-        "forward dispatches: {} layer by layer, {} in a wavefront of {chunks}",
-        a.forward_dispatches, b.forward_dispatches
+        "dispatches forward, backward: {}, {} layer by layer, {}, {} in a wavefront of {chunks}",
+        a.forward_dispatches, a.backward_dispatches, b.forward_dispatches, b.backward_dispatches
     );
 }
 
@@ -171,7 +189,7 @@ fn dropout_stack(hidden: usize) -> NetworkConfig {
 }
 
 #[test]
-fn wavefront_is_the_layer_by_layer_forward_to_the_bit() {
+fn wavefront_is_layer_by_layer_to_the_bit() {
     let setup = |chunks: usize| {
         let mut be = gpu()?;
         be.set_tuning(Tuning {
@@ -180,13 +198,13 @@ fn wavefront_is_the_layer_by_layer_forward_to_the_bit() {
         });
         Some(be)
     };
-    same_as_layer_by_layer(&dropout_stack(24), 3, &setup);
+    same_as_layer_by_layer(&dropout_stack(24), 3, true, &setup);
     let gru = dense_net(3, vec![layer(suite_cell(3), 20, false); 2], None);
-    same_as_layer_by_layer(&gru, 2, &setup);
+    same_as_layer_by_layer(&gru, 2, true, &setup);
 }
 
 #[test]
-fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_the_layer_by_layer_forward() {
+fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_layer_by_layer_to_the_bit() {
     let setup = |chunks: usize| {
         let mut be = gpu()?;
         tensor_cores_or_emulated(be.gpu(), "tensor-core steps");
@@ -199,5 +217,11 @@ fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_the_layer_by_layer_f
         });
         Some(be)
     };
-    same_as_layer_by_layer(&dropout_stack(32), 4, &setup);
+    // The f16 LSTM's backward stays layer by layer: its gate gradients are 4 values per row
+    // and unit a layer outside the cache (`stack::narrow_gates`). The Elman stack's backward
+    // joins, on the f16 copy too.
+    same_as_layer_by_layer(&dropout_stack(32), 4, false, &setup);
+    let mut elman = vec![layer(suite_cell(1), 32, false); 3];
+    elman[1].dropout = 0.25;
+    same_as_layer_by_layer(&dense_net(3, elman, None), 3, true, &setup);
 }

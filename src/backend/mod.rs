@@ -147,6 +147,87 @@ pub fn forward_layer_by_layer<B: Backend + ?Sized>(be: &B, job: StackForward<'_,
     }
 }
 
+/// What the backward of a whole recurrent stack reads and writes
+/// ([`Backend::stack_backward`]).
+pub struct StackBackward<'a, B: Backend + ?Sized> {
+    /// The layers, bottom first.
+    pub plans: &'a [LayerPlan],
+    /// The flat parameters.
+    pub params: &'a B::Buffer,
+    /// The batch's shape.
+    pub seq: &'a SeqShape,
+    /// As the forward left them: `xs[0]` the stack's input, `xs[k + 1]` layer k's output.
+    pub xs: &'a [B::Buffer],
+    /// Layer k's cache, as its forward wrote it.
+    pub caches: &'a [B::Buffer],
+    /// The gradient of the top layer's output, after its dropout (the backward applies the
+    /// dropout's mask; the buffer is the backward's to change).
+    pub dy: B::Buffer,
+    /// The gradient of layer k's final states (zero when `None`).
+    pub dlast: Option<Vec<StateBufs<'a, B::Buffer>>>,
+    /// Where the parameter gradients accumulate.
+    pub grads: &'a mut B::Buffer,
+    /// Where layer k's initial-state gradients go, when they are asked for.
+    pub dinit: Option<Vec<StateBufsMut<'a, B::Buffer>>>,
+    /// Dropout on layer k's output, as the forward applied it: probability and seed.
+    pub dropout: Vec<Option<(f32, u64)>>,
+    /// Whether to return the gradient of the stack's input.
+    pub dx: bool,
+}
+
+/// [`Backend::stack_backward`] one layer after the other, from the top: the dropout's mask
+/// on the layer's output gradient, then its `layer_backward` over all steps.
+pub fn backward_layer_by_layer<B: Backend + ?Sized>(
+    be: &B,
+    job: StackBackward<'_, B>,
+) -> Option<B::Buffer> {
+    let StackBackward {
+        plans,
+        params,
+        seq,
+        xs,
+        caches,
+        mut dy,
+        dlast,
+        grads,
+        dinit,
+        dropout,
+        dx: want_dx,
+    } = job;
+    let mut dinit: Vec<Option<StateBufsMut<'_, B::Buffer>>> = match dinit {
+        Some(d) => d.into_iter().map(Some).collect(),
+        None => plans.iter().map(|_| None).collect(),
+    };
+    for k in (0..plans.len()).rev() {
+        if let Some((p, seed)) = dropout[k] {
+            be.dropout(&mut dy, p, seed);
+        }
+        let mut dx = (k > 0 || want_dx).then(|| be.zeros(be.len(&xs[k])));
+        let dlast_k = dlast.as_ref().map(|s| StateBufs {
+            h: s[k].h,
+            c: s[k].c,
+        });
+        be.layer_backward(
+            &plans[k],
+            params,
+            &xs[k],
+            &xs[k + 1],
+            seq,
+            &caches[k],
+            &dy,
+            dlast_k,
+            grads,
+            dx.as_mut(),
+            dinit[k].take(),
+        );
+        match dx {
+            Some(d) => dy = d,
+            None => return None,
+        }
+    }
+    Some(dy)
+}
+
 /// Targets of a loss, already on the device.
 #[derive(Debug)]
 pub enum TargetBufs<'a, B: Backend + ?Sized> {
@@ -292,6 +373,14 @@ pub trait Backend {
     /// every buffer ends as layer by layer leaves it.
     fn stack_forward(&self, job: StackForward<'_, Self>) {
         forward_layer_by_layer(self, job);
+    }
+
+    /// Runs the whole recurrent stack backward from the top, each layer as the dropout's
+    /// mask and `layer_backward` take it, and returns the gradient of the stack's input when
+    /// `job.dx` asks for it. A backend may interleave the layers (a GPU's layer pipeline)
+    /// as long as every result is what layer by layer gives.
+    fn stack_backward(&self, job: StackBackward<'_, Self>) -> Option<Self::Buffer> {
+        backward_layer_by_layer(self, job)
     }
 
     /// The most bytes one buffer may hold where the device limits it (a GPU's largest

@@ -22,6 +22,21 @@ pub(super) fn dropout_range(
     p: f32,
     seed: u64,
 ) {
+    let at = range.start;
+    dropout_window(be, x, range, at, p, seed);
+}
+
+/// [`dropout`] on the elements `range` of a tensor whose window `x` holds them from `at`
+/// (the layer pipeline's chunk of rows of an output gradient): the mask is element
+/// `range.start + i`'s, applied to `x[at + i]`.
+pub(super) fn dropout_window(
+    be: &WgpuBackend,
+    x: &GpuBuffer,
+    range: std::ops::Range<usize>,
+    at: usize,
+    p: f32,
+    seed: u64,
+) {
     if range.is_empty() {
         return;
     }
@@ -37,7 +52,7 @@ pub(super) fn dropout_range(
             p.to_bits(),
             scale.to_bits(),
             range.start as u32,
-            0,
+            (range.start as u32).wrapping_sub(at as u32),
             0,
         ],
         &[x],

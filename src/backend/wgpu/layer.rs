@@ -478,11 +478,12 @@ impl<'a> Call<'a> {
             w(ex11),
             // y0, sh0, sc0, dy0, w16: where y, st_h, st_c, dy and W_hh's f16 copy start in
             // what the step binds (0 but in a joined step of several layers,
-            // `stack::rebase`), and 3 words of padding.
+            // `stack::rebase`; dy0 as xp where dy is a window of rows, `InStack::dy_from`),
+            // and 3 words of padding.
             0,
             0,
             0,
-            0,
+            0u32.wrapping_sub(w(self.stack.dy_from.get() * plan.output_width())),
             0,
             0,
             0,
@@ -648,6 +649,11 @@ impl<'a> Call<'a> {
         let tiled = entry.ends_with("_tiled");
         let join = self.stack.joined.filter(|_| tiled);
         self.stack.went_joined.set(join.is_some());
+        if let (None, Some(held)) = (join, self.stack.joined) {
+            // Any other dispatch of a call in the pipeline goes after the steps it holds
+            // (none today: `GpuCell::joins` takes cells whose steps are one tiled dispatch).
+            held.flush(gpu);
+        }
         let (pipeline, ninth) = if tiled {
             self.tiled_pipeline(shader, entry, &options, f16, spare, join.is_some())
         } else {
@@ -1690,7 +1696,6 @@ pub(super) fn layer_backward(
         read_w16: Cell::new(false),
         stack: InStack::default(),
     };
-    let l = &c.lay;
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
         None => (&be.dummy, &be.dummy),
@@ -1699,58 +1704,80 @@ pub(super) fn layer_backward(
     for s in (0..c.steps).rev() {
         cell.backward_step(&c, &io, s);
     }
-    if let Some(StateBufsMut { h, c: dc }) = dinit {
-        let dc: &GpuBuffer = match dc {
-            Some(b) => b,
-            None => &be.dummy,
-        };
-        cell.initial_state_grads(&c, h, dc);
-    }
-    if plan.recurrent {
-        let w = c.words(0);
-        c.run(
-            final_state_shader(plan),
-            "gather_first_dgh",
-            &[],
-            &w,
-            c.groups(l.gh),
-        );
-    }
-    for (d, off) in plan.dirs.iter().enumerate() {
-        let dxp = c.dir(l.dxp, d, l.gs);
-        for &(col, n, at) in &l.dxp_blocks {
-            // dW_ih += dxp^T x, db_ih += column sums of dxp
-            c.gemm(
-                n,
-                plan.input,
-                l.rows(),
-                Mat::t(c.gate_buf(), dxp + at, l.gs),
-                Mat::rows(x, 0, plan.input),
-                Out {
-                    buf: grads,
-                    off: off.w_ih + col * plan.input,
-                    rs: plan.input,
-                },
-                true,
-            );
-            c.col_sums(c.gate_buf(), dxp + at, n, l.gs, grads, off.b_ih + col);
-        }
-        cell.param_grads(&c, d, grads);
-    }
+    c.param_grads_after_steps(x, grads, dinit);
     if let Some(dx) = dx {
-        // dx = sum over directions of dxp W_ih
+        c.input_grads(dx, 0..c.lay.rows(), 0);
+    }
+}
+
+impl<'a> Call<'a> {
+    /// Records what a backward does after its steps: the initial states' gradients into
+    /// `dinit` where asked for, and every parameter gradient into `grads` (`x` the layer's
+    /// input).
+    pub fn param_grads_after_steps(
+        &self,
+        x: &GpuBuffer,
+        grads: &GpuBuffer,
+        dinit: Option<StateBufsMut<'a, GpuBuffer>>,
+    ) {
+        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        if let Some(StateBufsMut { h, c: dc }) = dinit {
+            let dc: &GpuBuffer = match dc {
+                Some(b) => b,
+                None => &self.be.dummy,
+            };
+            cell.initial_state_grads(self, h, dc);
+        }
+        if plan.recurrent {
+            let w = self.words(0);
+            self.run(
+                final_state_shader(plan),
+                "gather_first_dgh",
+                &[],
+                &w,
+                self.groups(l.gh),
+            );
+        }
         for (d, off) in plan.dirs.iter().enumerate() {
-            let dxp = c.dir(l.dxp, d, l.gs);
-            for (i, &(col, n, at)) in l.dxp_blocks.iter().enumerate() {
-                c.gemm(
+            let dxp = self.dir(l.dxp, d, l.gs);
+            for &(col, n, at) in &l.dxp_blocks {
+                // dW_ih += dxp^T x, db_ih += column sums of dxp
+                self.gemm(
+                    n,
+                    plan.input,
                     l.rows(),
+                    Mat::t(self.gate_buf(), dxp + at, l.gs),
+                    Mat::rows(x, 0, plan.input),
+                    Out {
+                        buf: grads,
+                        off: off.w_ih + col * plan.input,
+                        rs: plan.input,
+                    },
+                    true,
+                );
+                self.col_sums(self.gate_buf(), dxp + at, n, l.gs, grads, off.b_ih + col);
+            }
+            cell.param_grads(self, d, grads);
+        }
+    }
+
+    /// Records dx = the sum over directions of dxp W_ih for the rows `rows` of dx `[T, B, I]`
+    /// (all of them, or the layer pipeline's chunk of steps), of which `dx` holds the rows
+    /// from `first` on (0, or the pipeline's window of a chunk).
+    pub fn input_grads(&self, dx: &GpuBuffer, rows: std::ops::Range<usize>, first: usize) {
+        let (plan, l) = (self.plan, &self.lay);
+        for (d, off) in plan.dirs.iter().enumerate() {
+            let dxp = self.dir(l.dxp, d, l.gs) + rows.start * l.gs;
+            for (i, &(col, n, at)) in l.dxp_blocks.iter().enumerate() {
+                self.gemm(
+                    rows.len(),
                     plan.input,
                     n,
-                    Mat::rows(c.gate_buf(), dxp + at, l.gs),
-                    Mat::rows(params, off.w_ih + col * plan.input, plan.input),
+                    Mat::rows(self.gate_buf(), dxp + at, l.gs),
+                    Mat::rows(self.params, off.w_ih + col * plan.input, plan.input),
                     Out {
                         buf: dx,
-                        off: 0,
+                        off: (rows.start - first) * plan.input,
                         rs: plan.input,
                     },
                     d > 0 || i > 0,

@@ -38,7 +38,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::{
-    Backend, LossPlan, SeqShape, StackForward, StateBufs, StateBufsMut, TargetBufs, TokenBags,
+    Backend, LossPlan, SeqShape, StackBackward, StackForward, StateBufs, StateBufsMut, TargetBufs,
+    TokenBags,
 };
 use crate::config::Pooling;
 use crate::optim::OptimizerStep;
@@ -181,8 +182,11 @@ pub struct Tuning {
     /// width runs its forward as a wavefront over this many chunks of time steps, layer l
     /// on chunk c while layer l + 1 runs chunk c - 1, each time step one dispatch for all
     /// the layers in it (the flagship's forward: 191 dispatches instead of 404 at 4
-    /// chunks). Only the tiled steps (f32, matrix-vector or tensor-core, also on W_hh's f16
-    /// copy). `None` or 1 (the default): layer by layer, until measured on a GPU.
+    /// chunks), and its backward as the mirror wavefront from the top where its gate
+    /// gradients are narrow (`stack::narrow_gates`: f32 LSTM and GRU caches, Elman; the
+    /// flagship's training step: 427 dispatches instead of 856). Only the tiled steps (f32,
+    /// matrix-vector or tensor-core, also on W_hh's f16 copy). `None` or 1 (the default):
+    /// layer by layer, until measured on a GPU.
     #[serde(default)]
     pub wavefront: Option<usize>,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
@@ -1000,6 +1004,9 @@ impl Backend for WgpuBackend {
     }
     fn stack_forward(&self, job: StackForward<'_, Self>) {
         stack::stack_forward(self, job);
+    }
+    fn stack_backward(&self, job: StackBackward<'_, Self>) -> Option<GpuBuffer> {
+        stack::stack_backward(self, job)
     }
     fn max_buffer_bytes(&self) -> Option<u64> {
         let l = self.gpu.limits();

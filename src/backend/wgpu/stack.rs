@@ -2,24 +2,29 @@
 //! unidirectional recurrent layers with layer l on chunk c while layer l + 1 runs chunk
 //! c - 1, so that each time step of a phase is one dispatch for every layer in it (their
 //! tiled step kernels side by side, one layer per `workgroup_id.z`:
-//! `CellShader::joined`) instead of one dispatch per layer. Each layer's input projections
-//! stay GEMMs, one per chunk. wgpu puts a barrier before every dispatch that writes what an
+//! `CellShader::joined`) instead of one dispatch per layer; and the backward as its
+//! mirror, from the top layer and the last chunk. Each layer's input projections (and in
+//! the backward its input gradients) stay GEMMs, one per chunk. wgpu puts a barrier before every dispatch that writes what an
 //! earlier one used, and each waits for all earlier work, so layers recorded one after the
 //! other never overlap: only one dispatch for all of them does (`BENCHMARKS.md`, the
 //! wavefront lever).
 //!
 //! Dispatches of a forward of L layers over T steps in C chunks: L C GEMMs and
 //! (C + L - 1) ceil(T / C) steps, against L GEMMs and L T steps layer by layer (the
-//! flagship, 4 layers x 100 steps in 4 chunks: 16 + 175 instead of 4 + 400).
+//! flagship, 4 layers x 100 steps in 4 chunks: 16 + 175 instead of 4 + 400). The backward
+//! the same, with (L - 1) C input-gradient GEMMs instead of L - 1.
 
 use std::cell::{Cell, OnceCell, RefCell};
 
-use super::dropout::dropout_range;
-use super::layer::{Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
+use super::dropout::{dropout_range, dropout_window};
+use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
 use super::{GpuBuffer, WgpuBackend};
-use crate::backend::{Backend, StackForward, forward_layer_by_layer};
+use crate::backend::{
+    Backend, SeqShape, StackBackward, StackForward, StateBufs, backward_layer_by_layer,
+    forward_layer_by_layer,
+};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
 
@@ -37,6 +42,9 @@ pub(super) struct InStack<'a> {
     /// Where the gates buffer holds a window of rows of xp (f16 caches, whose records do
     /// not hold it): the first row of the chunk being run.
     pub xp_from: Cell<usize>,
+    /// Where the backward's output gradient dy is a window of rows: the first row of the
+    /// chunk being run.
+    pub dy_from: Cell<usize>,
 }
 
 /// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
@@ -68,11 +76,18 @@ pub(super) fn joins(be: &WgpuBackend, plans: &[LayerPlan]) -> bool {
         })
 }
 
-/// The chunks of time steps the layer pipeline takes for this forward, if it takes it:
-/// where it [`joins`] the layers, their caches and outputs are parts of one buffer each
-/// (`WgpuBackend::layer_caches`) and there are at least two steps.
-fn chunks_of(be: &WgpuBackend, job: &StackForward<'_, WgpuBackend>) -> Option<usize> {
-    let steps = steps(job.seq);
+/// The chunks of time steps the layer pipeline takes for a pass over `plans` with these
+/// caches and layer `outputs`, if it takes it: where it [`joins`] the layers, their caches
+/// and outputs are parts of one buffer each (`WgpuBackend::layer_caches`) and there are at
+/// least two steps.
+fn chunks_of(
+    be: &WgpuBackend,
+    plans: &[LayerPlan],
+    caches: &[GpuBuffer],
+    outputs: &[GpuBuffer],
+    seq: &SeqShape,
+) -> Option<usize> {
+    let steps = steps(seq);
     let one_whole = |bufs: &[GpuBuffer]| {
         let first = bufs.first().and_then(|b| b.whole()).map(|w| w.0);
         first.is_some_and(|f| {
@@ -80,7 +95,7 @@ fn chunks_of(be: &WgpuBackend, job: &StackForward<'_, WgpuBackend>) -> Option<us
                 .all(|b| b.whole().is_some_and(|w| std::ptr::eq(w.0, f)))
         })
     };
-    let ok = joins(be, job.plans) && one_whole(job.caches) && one_whole(&job.xs[1..]) && steps > 1;
+    let ok = joins(be, plans) && one_whole(caches) && one_whole(outputs) && steps > 1;
     ok.then(|| be.tuning().wavefront.unwrap_or(1).min(steps))
 }
 
@@ -108,7 +123,7 @@ pub(super) fn layer_buffers(
 /// `Backend::stack_forward`: the layer pipeline where it takes the stack ([`chunks_of`]),
 /// else layer by layer. Every buffer ends as layer by layer leaves it.
 pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>) {
-    let Some(chunks) = chunks_of(be, &job) else {
+    let Some(chunks) = chunks_of(be, job.plans, job.caches, &job.xs[1..], job.seq) else {
         forward_layer_by_layer(be, job);
         return;
     };
@@ -137,41 +152,14 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         false => k * batch * lay.gs,
     };
     let gates = gpu.joined(&vec![window; nl], false);
-    // The initial states, copied into parts of one buffer each.
-    let states = |width: usize, from: Vec<Option<&GpuBuffer>>| {
-        let len = batch * width;
-        let parts = gpu.joined(&vec![len; nl], false);
-        for (part, src) in parts.iter().zip(from) {
-            if let Some(src) = src {
-                gpu.copy(src, 0, part, 0, len);
-            }
-        }
-        parts
-    };
-    let (st_h, st_c) = match &init {
-        Some(s) => (
-            Some(states(lay.rw, s.iter().map(|s| Some(s.h)).collect())),
-            (lay.cw > 0).then(|| states(lay.cw, s.iter().map(|s| s.c).collect())),
-        ),
-        None => (None, None),
-    };
+    let (st_h, st_c) = state_parts(be, &lay, init.as_deref());
     let ios: Vec<Fwd<'_>> = (0..nl)
         .map(|l| Fwd {
             st_h: st_h.as_ref().map_or(&be.dummy, |s| &s[l]),
             st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
         })
         .collect();
-    // W_hh's f16 copy where the tensor-core steps read it, parts of one buffer.
-    let w_len = lay.gh * lay.rw;
-    // As `Call::half_weights` decides it for each layer.
-    let half = be.half_step_weights(batch, w_len, steps);
-    let w16 = match half {
-        true => gpu.joined(&vec![WEIGHTS_F16_HEAD + w_len; nl], true),
-        false => Vec::new(),
-    };
-    for (p, part) in plans.iter().zip(&w16) {
-        weights_f16_into(gpu, params, &[p.dirs[0].w_hh], w_len, part);
-    }
+    let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
     let calls: Vec<Call<'_>> = (0..nl)
         .map(|l| Call {
@@ -233,6 +221,197 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
             }
         }
     }
+}
+
+/// `Backend::stack_backward`: the layer pipeline where it takes the stack ([`chunks_of`]),
+/// else layer by layer. The mirror of [`stack_forward`]: in phase p the layer i from the top
+/// runs the chunk p - i from the last, its steps from the chunk's last down, each time step
+/// one dispatch for every layer in the phase; after them, each layer but the bottom one
+/// records dx = dxp W_ih for its chunk's rows, the output gradient of the layer below for
+/// that chunk (with that layer's dropout mask), which it runs in the next phase. The
+/// parameter gradients and the stack input's gradient are GEMMs over all steps at the end,
+/// as layer by layer. Every result is what layer by layer gives.
+pub(super) fn stack_backward(
+    be: &WgpuBackend,
+    job: StackBackward<'_, WgpuBackend>,
+) -> Option<GpuBuffer> {
+    let chunks = chunks_of(be, job.plans, job.caches, &job.xs[1..], job.seq);
+    let lay = Layout::of(&job.plans[0], job.seq, job.caches[0].is_f16());
+    let Some(chunks) = chunks.filter(|_| narrow_gates(&lay, &job.plans[0])) else {
+        return backward_layer_by_layer(be, job);
+    };
+    let StackBackward {
+        plans,
+        params,
+        seq,
+        xs,
+        caches,
+        dy,
+        dlast,
+        grads,
+        dinit,
+        dropout,
+        dx: want_dx,
+    } = job;
+    let gpu = &be.gpu;
+    let (nl, batch, steps) = (plans.len(), seq.batch(), steps(seq));
+    let k = steps.div_ceil(chunks);
+    let chunks = steps.div_ceil(k);
+    let lengths = be.lengths(seq);
+    let out_w = plans[0].output_width();
+    // Each layer's output gradient for the chunk it runs, a window of k steps' rows (parts
+    // of one buffer, as the steps bind them): the top layer's copied from `dy`, each
+    // other's the dx of the layer above, with the dropout's mask of the layer's output.
+    let dys = gpu.joined(&vec![k * batch * out_w; nl], false);
+    let (st_h, st_c) = state_parts(be, &lay, dlast.as_deref());
+    let ios: Vec<Bwd<'_>> = (0..nl)
+        .map(|l| Bwd {
+            dy: &dys[l],
+            st_h: st_h.as_ref().map_or(&be.dummy, |s| &s[l]),
+            st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
+        })
+        .collect();
+    // dxp / dgh, the scratch and the running dc, zeroed as `layer_backward` makes them.
+    let gates = gpu.joined(&vec![lay.gates_len; nl], false);
+    let w16 = w16_parts(be, plans, params, &lay, steps);
+    let joined = Joined::default();
+    let calls: Vec<Call<'_>> = (0..nl)
+        .map(|l| Call {
+            be,
+            plan: &plans[l],
+            lay: Layout::of(&plans[l], seq, caches[l].is_f16()),
+            params,
+            cache: &caches[l],
+            gates: &gates[l],
+            y: &xs[l + 1],
+            lengths: &lengths,
+            has_state: dlast.is_some(),
+            steps,
+            w16: OnceCell::new(),
+            read_w16: Cell::new(false),
+            stack: InStack {
+                joined: Some(&joined),
+                w16: w16.get(l),
+                ..InStack::default()
+            },
+        })
+        .collect();
+    let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
+    // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
+    // the layer above (which ran the chunk in the phase before), then the mask of layer l's
+    // dropout.
+    let fill = |l: usize, c: usize| {
+        let r = rows(c);
+        match l + 1 == nl {
+            true => gpu.copy(&dy, r.start * out_w, &dys[l], 0, r.len() * out_w),
+            false => calls[l + 1].input_grads(&dys[l], r.clone(), r.start),
+        }
+        if let Some((p, seed)) = dropout[l] {
+            dropout_window(be, &dys[l], r.start * out_w..r.end * out_w, 0, p, seed);
+        }
+        calls[l].stack.dy_from.set(r.start);
+    };
+    for phase in 0..chunks + nl - 1 {
+        // (layer, chunk) of the layers in this phase, top first.
+        let active: Vec<(usize, usize)> = (0..nl)
+            .rev()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let back = phase.checked_sub(i).filter(|&j| j < chunks)?;
+                Some((l, chunks - 1 - back))
+            })
+            .collect();
+        if let Some(&(top, c)) = active.first().filter(|a| a.0 + 1 == nl) {
+            fill(top, c);
+        }
+        for j in (0..k).rev() {
+            for &(l, c) in &active {
+                let s = c * k + j;
+                if s < steps {
+                    cell_of(&plans[l]).backward_step(&calls[l], &ios[l], s);
+                }
+            }
+            joined.flush(gpu);
+        }
+        // The windows of the layers below, for their next phase.
+        for &(l, c) in active.iter().filter(|a| a.0 > 0) {
+            fill(l - 1, c);
+        }
+    }
+    // Its rows are all copied: back to the pool, for the input's gradient below.
+    drop(dy);
+    let mut dinit: Vec<_> = match dinit {
+        Some(d) => d.into_iter().map(Some).collect(),
+        None => (0..nl).map(|_| None).collect(),
+    };
+    for l in (0..nl).rev() {
+        calls[l].param_grads_after_steps(&xs[l], grads, dinit[l].take());
+    }
+    want_dx.then(|| {
+        let dx = gpu.buffer(lay.rows() * plans[0].input);
+        calls[0].input_grads(&dx, 0..lay.rows(), 0);
+        dx
+    })
+}
+
+/// Whether a layer's gates buffer in the backward (`Layout::gates_len`) holds no more than
+/// one value per row and unit besides its per-sequence sections: where the record holds the
+/// gate gradients (f32 LSTM and GRU caches, `Layout::gates_in_rec`) or there is one gate
+/// (Elman). The layer pipeline's backward holds every layer's at once, where layer by layer
+/// holds one at a time: with the gate gradients of an f16 cache (4 or 7 values per row and
+/// unit a layer) that would cost more memory than PyTorch's whole training step.
+fn narrow_gates(lay: &Layout, plan: &LayerPlan) -> bool {
+    lay.gates_len <= lay.rows() * plan.hidden + lay.dirs * lay.batch * (lay.gh + lay.cw)
+}
+
+/// A stack's per-layer states (initial states or final-state gradients), copied into parts
+/// of one buffer for the hidden states and one for the cell states (where the cell has
+/// them), as the joined steps bind them; none where there are none.
+fn state_parts(
+    be: &WgpuBackend,
+    lay: &Layout,
+    from: Option<&[StateBufs<'_, GpuBuffer>]>,
+) -> (Option<Vec<GpuBuffer>>, Option<Vec<GpuBuffer>>) {
+    let Some(from) = from else {
+        return (None, None);
+    };
+    let gpu = &be.gpu;
+    let parts = |width: usize, srcs: Vec<Option<&GpuBuffer>>| {
+        let len = lay.batch * width;
+        let parts = gpu.joined(&vec![len; srcs.len()], false);
+        for (part, src) in parts.iter().zip(srcs) {
+            if let Some(src) = src {
+                gpu.copy(src, 0, part, 0, len);
+            }
+        }
+        parts
+    };
+    (
+        Some(parts(lay.rw, from.iter().map(|s| Some(s.h)).collect())),
+        (lay.cw > 0).then(|| parts(lay.cw, from.iter().map(|s| s.c).collect())),
+    )
+}
+
+/// Each layer's f16 copy of W_hh where the tensor-core steps read it (as `Call::half_weights`
+/// decides it for each layer), parts of one buffer; else none.
+fn w16_parts(
+    be: &WgpuBackend,
+    plans: &[LayerPlan],
+    params: &GpuBuffer,
+    lay: &Layout,
+    steps: usize,
+) -> Vec<GpuBuffer> {
+    let w_len = lay.gh * lay.rw;
+    if !be.half_step_weights(lay.batch, w_len, steps) {
+        return Vec::new();
+    }
+    let parts = be
+        .gpu
+        .joined(&vec![WEIGHTS_F16_HEAD + w_len; plans.len()], true);
+    for (p, part) in plans.iter().zip(&parts) {
+        weights_f16_into(&be.gpu, params, &[p.dirs[0].w_hh], w_len, part);
+    }
+    parts
 }
 
 /// Words of `shaders/layer.wgsl`'s `LP` that hold element offsets, by the binding whose
