@@ -161,27 +161,20 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         .collect();
     let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
-    let calls: Vec<Call<'_>> = (0..nl)
-        .map(|l| Call {
-            be,
-            plan: &plans[l],
-            lay: Layout::of(&plans[l], seq, caches[l].is_f16()),
-            params,
-            cache: &caches[l],
-            gates: &gates[l],
-            y: &xs[l + 1],
-            lengths: &lengths,
-            has_state: init.is_some(),
-            steps,
-            w16: OnceCell::new(),
-            read_w16: Cell::new(false),
-            stack: InStack {
-                joined: Some(&joined),
-                w16: w16.get(l),
-                ..InStack::default()
-            },
-        })
-        .collect();
+    let calls = Layers {
+        be,
+        plans,
+        params,
+        seq,
+        caches,
+        gates: &gates,
+        outputs: &xs[1..],
+        lengths: &lengths,
+        has_state: init.is_some(),
+        w16: &w16,
+        joined: &joined,
+    }
+    .calls();
     for c in &calls {
         c.clear_outputs();
     }
@@ -275,27 +268,20 @@ pub(super) fn stack_backward(
     let gates = gpu.joined(&vec![lay.gates_len; nl], false);
     let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
-    let calls: Vec<Call<'_>> = (0..nl)
-        .map(|l| Call {
-            be,
-            plan: &plans[l],
-            lay: Layout::of(&plans[l], seq, caches[l].is_f16()),
-            params,
-            cache: &caches[l],
-            gates: &gates[l],
-            y: &xs[l + 1],
-            lengths: &lengths,
-            has_state: dlast.is_some(),
-            steps,
-            w16: OnceCell::new(),
-            read_w16: Cell::new(false),
-            stack: InStack {
-                joined: Some(&joined),
-                w16: w16.get(l),
-                ..InStack::default()
-            },
-        })
-        .collect();
+    let calls = Layers {
+        be,
+        plans,
+        params,
+        seq,
+        caches,
+        gates: &gates,
+        outputs: &xs[1..],
+        lengths: &lengths,
+        has_state: dlast.is_some(),
+        w16: &w16,
+        joined: &joined,
+    }
+    .calls();
     let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
     // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
     // the layer above (which ran the chunk in the phase before), then the mask of layer l's
@@ -352,6 +338,53 @@ pub(super) fn stack_backward(
         calls[0].input_grads(&dx, 0..lay.rows(), 0);
         dx
     })
+}
+
+/// What each layer's `Call` in a pass through the pipeline is made of ([`Layers::calls`]).
+struct Layers<'a> {
+    be: &'a WgpuBackend,
+    plans: &'a [LayerPlan],
+    params: &'a GpuBuffer,
+    seq: &'a SeqShape,
+    caches: &'a [GpuBuffer],
+    /// Each layer's gates buffer, parts of one buffer.
+    gates: &'a [GpuBuffer],
+    /// Each layer's output (`xs[1..]`).
+    outputs: &'a [GpuBuffer],
+    lengths: &'a GpuBuffer,
+    /// Whether the states (initial states, final-state gradients) are given.
+    has_state: bool,
+    /// Each layer's f16 copy of W_hh, where the steps read it ([`w16_parts`]).
+    w16: &'a [GpuBuffer],
+    /// Where the calls' tiled steps are held.
+    joined: &'a Joined<'a>,
+}
+
+impl<'a> Layers<'a> {
+    /// Each layer's call, its tiled steps held in `joined`.
+    fn calls(&self) -> Vec<Call<'a>> {
+        (0..self.plans.len())
+            .map(|l| Call {
+                be: self.be,
+                plan: &self.plans[l],
+                lay: Layout::of(&self.plans[l], self.seq, self.caches[l].is_f16()),
+                params: self.params,
+                cache: &self.caches[l],
+                gates: &self.gates[l],
+                y: &self.outputs[l],
+                lengths: self.lengths,
+                has_state: self.has_state,
+                steps: steps(self.seq),
+                w16: OnceCell::new(),
+                read_w16: Cell::new(false),
+                stack: InStack {
+                    joined: Some(self.joined),
+                    w16: self.w16.get(l),
+                    ..InStack::default()
+                },
+            })
+            .collect()
+    }
 }
 
 /// Whether a layer's gates buffer in the backward (`Layout::gates_len`) holds no more than
