@@ -105,8 +105,9 @@ struct Workspace<B: Backend> {
     last: Vec<StatePair<B::Buffer>>,
     /// Initial states given to the last forward pass.
     init: Option<Vec<StatePair<B::Buffer>>>,
-    /// Dropout seed applied to each layer's output in the last forward pass.
-    dropout_seeds: Vec<Option<u64>>,
+    /// Dropout applied to each layer's output in the last forward pass: probability and
+    /// seed.
+    dropout: Vec<Option<(f32, u64)>>,
     pooled: Option<B::Buffer>,
     logits: Option<B::Buffer>,
     dlogits: Option<B::Buffer>,
@@ -286,7 +287,6 @@ impl<B: Backend> Model<B> {
                 }
             })
             .collect::<Vec<_>>();
-        ws.dropout_seeds = dropout.iter().map(|d| d.map(|(_, s)| s)).collect();
         be.stack_forward(StackForward {
             plans: &self.plan.layers,
             params: &self.params,
@@ -303,8 +303,9 @@ impl<B: Backend> Model<B> {
                 .iter_mut()
                 .map(|(h, c)| StateBufsMut { h, c: c.as_mut() })
                 .collect(),
-            dropout,
+            dropout: dropout.clone(),
         });
+        ws.dropout = dropout;
         // The head.
         let top = &ws.xs[self.plan.layers.len()];
         if let (Some(hp), Some(task)) = (&self.plan.head, &self.plan.task) {
@@ -605,13 +606,7 @@ impl<B: Backend> Model<B> {
                     .map(|(h, c)| StateBufsMut { h, c: c.as_mut() })
                     .collect()
             }),
-            dropout: self
-                .plan
-                .layers
-                .iter()
-                .zip(&ws.dropout_seeds)
-                .map(|(lp, s)| s.map(|s| (lp.dropout, s)))
-                .collect(),
+            dropout: ws.dropout.clone(),
             dx: wants.inputs || ws.ids.is_some() && self.plan.encode.table.is_some(),
         });
         // Into the embedding table.
@@ -701,7 +696,7 @@ impl<B: Backend> Model<B> {
             caches,
             last,
             init: None,
-            dropout_seeds: vec![None; self.plan.layers.len()],
+            dropout: vec![None; self.plan.layers.len()],
             pooled: classification.then(|| be.zeros(nb * top_width)),
             logits: logits_len.map(|n| be.zeros(n)),
             dlogits: logits_len.map(|n| be.zeros(n)),

@@ -194,10 +194,7 @@ pub fn backward_layer_by_layer<B: Backend + ?Sized>(
         dropout,
         dx: want_dx,
     } = job;
-    let mut dinit: Vec<Option<StateBufsMut<'_, B::Buffer>>> = match dinit {
-        Some(d) => d.into_iter().map(Some).collect(),
-        None => plans.iter().map(|_| None).collect(),
-    };
+    let mut dinit = each_layer(dinit, plans.len());
     for k in (0..plans.len()).rev() {
         if let Some((p, seed)) = dropout[k] {
             be.dropout(&mut dy, p, seed);
@@ -226,6 +223,15 @@ pub fn backward_layer_by_layer<B: Backend + ?Sized>(
         }
     }
     Some(dy)
+}
+
+/// Per-layer values that are given for all `layers` or none, as one option per layer (for
+/// a stack's passes to take each layer's as they reach it).
+pub fn each_layer<T>(all: Option<Vec<T>>, layers: usize) -> Vec<Option<T>> {
+    match all {
+        Some(v) => v.into_iter().map(Some).collect(),
+        None => (0..layers).map(|_| None).collect(),
+    }
 }
 
 /// Targets of a loss, already on the device.

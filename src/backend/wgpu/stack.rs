@@ -22,7 +22,7 @@ use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::{
-    Backend, SeqShape, StackBackward, StackForward, StateBufs, backward_layer_by_layer,
+    Backend, SeqShape, StackBackward, StackForward, StateBufs, backward_layer_by_layer, each_layer,
     forward_layer_by_layer,
 };
 use crate::config::CellConfig;
@@ -86,7 +86,7 @@ fn chunks_of(
     caches: &[GpuBuffer],
     outputs: &[GpuBuffer],
     seq: &SeqShape,
-) -> Option<usize> {
+) -> Option<Chunks> {
     let steps = steps(seq);
     let one_whole = |bufs: &[GpuBuffer]| {
         let first = bufs.first().and_then(|b| b.whole()).map(|w| w.0);
@@ -96,7 +96,56 @@ fn chunks_of(
         })
     };
     let ok = joins(be, plans) && one_whole(caches) && one_whole(outputs) && steps > 1;
-    ok.then(|| be.tuning().wavefront.unwrap_or(1).min(steps))
+    ok.then(|| {
+        let k = steps.div_ceil(be.tuning().wavefront.unwrap_or(1).min(steps));
+        Chunks {
+            k,
+            count: steps.div_ceil(k),
+            layers: plans.len(),
+            batch: seq.batch(),
+            steps,
+        }
+    })
+}
+
+/// The chunks of time steps a pass through the pipeline runs in, and which layer runs
+/// which chunk in each of its phases.
+struct Chunks {
+    /// Steps per chunk (the last may have fewer).
+    k: usize,
+    /// Chunks: ceil(steps / k).
+    count: usize,
+    layers: usize,
+    batch: usize,
+    /// Steps of the longest sequence.
+    steps: usize,
+}
+
+impl Chunks {
+    /// The rows (t * B + b) of chunk `c`'s steps.
+    fn rows(&self, c: usize) -> std::ops::Range<usize> {
+        c * self.k * self.batch..((c + 1) * self.k).min(self.steps) * self.batch
+    }
+
+    /// The phases of a pass: one per chunk, and one more per layer after the first.
+    fn phases(&self) -> std::ops::Range<usize> {
+        0..self.count + self.layers - 1
+    }
+
+    /// (layer, chunk) of the layers in `phase`: the forward's bottom first, layer l on
+    /// chunk phase - l; the `backward`'s top first, the layer i from the top on the chunk
+    /// phase - i from the last.
+    fn active(&self, phase: usize, backward: bool) -> Vec<(usize, usize)> {
+        (0..self.layers)
+            .filter_map(|i| {
+                let j = phase.checked_sub(i).filter(|&j| j < self.count)?;
+                Some(match backward {
+                    false => (i, j),
+                    true => (self.layers - 1 - i, self.count - 1 - j),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Zeroed buffers of `lens` elements (f16 where `half`), as parts of one buffer where the
@@ -139,9 +188,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     } = job;
     let (xs, caches): (&[GpuBuffer], &[GpuBuffer]) = (xs, caches);
     let gpu = &be.gpu;
-    let (nl, batch, steps) = (plans.len(), seq.batch(), steps(seq));
-    let k = steps.div_ceil(chunks);
-    let chunks = steps.div_ceil(k);
+    let (nl, k, steps) = (plans.len(), chunks.k, chunks.steps);
     let lengths = be.lengths(seq);
     // What all layers share (`joins`: one kind and width, caches of one type).
     let lay = Layout::of(&plans[0], seq, caches[0].is_f16());
@@ -149,7 +196,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     // steps' rows, `InStack::xp_from`), parts of one buffer, as the step binds them.
     let window = match lay.gates_in_rec {
         true => 1,
-        false => k * batch * lay.gs,
+        false => k * lay.batch * lay.gs,
     };
     let gates = gpu.joined(&vec![window; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, init.as_deref());
@@ -179,15 +226,11 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         c.clear_outputs();
     }
     let mut last: Vec<_> = last.into_iter().map(Some).collect();
-    for phase in 0..chunks + nl - 1 {
-        // (layer, chunk) of the layers in this phase, bottom first.
-        let active: Vec<(usize, usize)> = (0..nl)
-            .filter_map(|l| phase.checked_sub(l).filter(|&c| c < chunks).map(|c| (l, c)))
-            .collect();
-        let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
+    for phase in chunks.phases() {
+        let active = chunks.active(phase, false);
         for &(l, c) in &active {
-            calls[l].stack.xp_from.set(rows(c).start);
-            calls[l].project(&xs[l], rows(c));
+            calls[l].stack.xp_from.set(chunks.rows(c).start);
+            calls[l].project(&xs[l], chunks.rows(c));
         }
         for j in 0..k {
             for &(l, c) in &active {
@@ -201,11 +244,11 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         for &(l, c) in &active {
             if let Some((p, seed)) = dropout[l] {
                 let w = plans[l].output_width();
-                let r = rows(c);
+                let r = chunks.rows(c);
                 // The rows past the last step are zeros, which dropout keeps.
                 dropout_range(be, &xs[l + 1], r.start * w..r.end * w, p, seed);
             }
-            if c + 1 == chunks
+            if c + 1 == chunks.count
                 && let Some(out) = last[l].take()
             {
                 // After the layer's last projection, which wrote those rows too.
@@ -247,15 +290,13 @@ pub(super) fn stack_backward(
         dx: want_dx,
     } = job;
     let gpu = &be.gpu;
-    let (nl, batch, steps) = (plans.len(), seq.batch(), steps(seq));
-    let k = steps.div_ceil(chunks);
-    let chunks = steps.div_ceil(k);
+    let (nl, k, steps) = (plans.len(), chunks.k, chunks.steps);
     let lengths = be.lengths(seq);
     let out_w = plans[0].output_width();
     // Each layer's output gradient for the chunk it runs, a window of k steps' rows (parts
     // of one buffer, as the steps bind them): the top layer's copied from `dy`, each
     // other's the dx of the layer above, with the dropout's mask of the layer's output.
-    let dys = gpu.joined(&vec![k * batch * out_w; nl], false);
+    let dys = gpu.joined(&vec![k * lay.batch * out_w; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, dlast.as_deref());
     let ios: Vec<Bwd<'_>> = (0..nl)
         .map(|l| Bwd {
@@ -282,12 +323,11 @@ pub(super) fn stack_backward(
         joined: &joined,
     }
     .calls();
-    let rows = |c: usize| c * k * batch..((c + 1) * k).min(steps) * batch;
     // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
     // the layer above (which ran the chunk in the phase before), then the mask of layer l's
     // dropout.
     let fill = |l: usize, c: usize| {
-        let r = rows(c);
+        let r = chunks.rows(c);
         match l + 1 == nl {
             true => gpu.copy(&dy, r.start * out_w, &dys[l], 0, r.len() * out_w),
             false => calls[l + 1].input_grads(&dys[l], r.clone(), r.start),
@@ -297,16 +337,8 @@ pub(super) fn stack_backward(
         }
         calls[l].stack.dy_from.set(r.start);
     };
-    for phase in 0..chunks + nl - 1 {
-        // (layer, chunk) of the layers in this phase, top first.
-        let active: Vec<(usize, usize)> = (0..nl)
-            .rev()
-            .enumerate()
-            .filter_map(|(i, l)| {
-                let back = phase.checked_sub(i).filter(|&j| j < chunks)?;
-                Some((l, chunks - 1 - back))
-            })
-            .collect();
+    for phase in chunks.phases() {
+        let active = chunks.active(phase, true);
         if let Some(&(top, c)) = active.first().filter(|a| a.0 + 1 == nl) {
             fill(top, c);
         }
@@ -326,10 +358,7 @@ pub(super) fn stack_backward(
     }
     // Its rows are all copied: back to the pool, for the input's gradient below.
     drop(dy);
-    let mut dinit: Vec<_> = match dinit {
-        Some(d) => d.into_iter().map(Some).collect(),
-        None => (0..nl).map(|_| None).collect(),
-    };
+    let mut dinit = each_layer(dinit, nl);
     for l in (0..nl).rev() {
         calls[l].param_grads_after_steps(&xs[l], grads, dinit[l].take());
     }
