@@ -219,6 +219,11 @@ impl GpuBuffer {
         let w = self.whole.as_deref()?;
         Some((w, self.base as usize / self.elem()))
     }
+    /// Byte offset and size of what it binds: a joined buffer's first part starts where
+    /// its whole does, but binds less.
+    fn bound(&self) -> (u64, u64) {
+        (self.base, self.size())
+    }
     fn binding(&self) -> wgpu::BindingResource<'_> {
         match self.whole {
             Some(_) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -380,8 +385,8 @@ pub struct Gpu {
 struct BindKey {
     pipeline: wgpu::ComputePipeline,
     slot: u64,
-    /// Each binding's buffer and the byte offset of the part it binds.
-    buffers: Vec<(u32, wgpu::Buffer, u64)>,
+    /// Each binding's buffer and the byte range it binds ([`GpuBuffer::bound`]).
+    buffers: Vec<(u32, wgpu::Buffer, (u64, u64))>,
 }
 
 /// Bind groups by the hash of their [`BindKey`] (a collision replaces the older one), and
@@ -403,7 +408,7 @@ impl BindCache {
         for (binding, b) in buffers {
             binding.hash(&mut h);
             b.buf.hash(&mut h);
-            b.base.hash(&mut h);
+            b.bound().hash(&mut h);
         }
         h.finish()
     }
@@ -424,8 +429,8 @@ impl BindCache {
                 .buffers
                 .iter()
                 .zip(buffers)
-                .all(|((kb, kbuf, kbase), (b, buf))| {
-                    kb == b && *kbuf == buf.buf && *kbase == buf.base
+                .all(|((kb, kbuf, krange), (b, buf))| {
+                    kb == b && *kbuf == buf.buf && *krange == buf.bound()
                 });
         same.then(|| group.clone())
     }
@@ -1413,7 +1418,7 @@ impl Gpu {
             slot,
             buffers: buffers
                 .iter()
-                .map(|(i, b)| (*i, b.buf.clone(), b.base))
+                .map(|(i, b)| (*i, b.buf.clone(), b.bound()))
                 .collect(),
         };
         cache.groups.insert(hash, (key, group.clone()));
