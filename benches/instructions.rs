@@ -93,8 +93,8 @@ const BLOCKED: Tiles = Tiles {
 fn tiles(module: &'static str, entry: &'static str, t: Tiles, what: &str) -> Case {
     let opt0 = if module.starts_with("lstm") { 3.0 } else { 0.0 };
     let gates = match module {
-        "lstm_cell" => 4,
-        "gru_cell" => 3,
+        m if m.starts_with("lstm_cell") => 4,
+        m if m.starts_with("gru_cell") => 3,
         _ => 1,
     };
     let c = if t.blocked {
@@ -158,7 +158,8 @@ fn gemv(entry: &'static str, what: &str) -> Case {
 /// The kernels of the flagship's, gru4's, tanh4's and batch1's training steps on the H100,
 /// with the constants the host gives them (`plain_tiles`, `fit_chunks`), and the flagship's
 /// under one K slice (the default before entry 48), under four in 16-unit tiles (64-row
-/// chunks) and in the blocked loops.
+/// chunks) and in the blocked loops; and the joined builds of the layer pipeline's steps
+/// (`--wavefront`), each layer's parameters from its own `LP`.
 fn cases() -> Vec<Case> {
     let (fwd, bwd) = ("fwd_step_tiled", "bwd_step_tiled");
     let lstm = suite_tiles("flagship", None, None, None);
@@ -185,6 +186,21 @@ fn cases() -> Vec<Case> {
         tiles("gru_cell", fwd, gru, "gru4 forward step"),
         tiles("gru_cell", bwd, gru, "gru4 backward step"),
         tiles("elman_cell", fwd, elman, "tanh4 forward step"),
+        tiles(
+            "lstm_cell_joined",
+            fwd,
+            lstm,
+            "flagship forward step joined",
+        ),
+        tiles(
+            "lstm_cell_joined",
+            bwd,
+            lstm,
+            "flagship backward step joined",
+        ),
+        tiles("gru_cell_joined", fwd, gru, "gru4 forward step joined"),
+        tiles("gru_cell_joined", bwd, gru, "gru4 backward step joined"),
+        tiles("elman_cell_joined", fwd, elman, "tanh4 forward step joined"),
         gemv(fwd, "batch1 forward step, matrix-vector"),
         gemv(bwd, "batch1 backward step, matrix-vector"),
     ]

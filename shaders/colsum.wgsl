@@ -8,16 +8,17 @@
 //     [s * per, min(rows, (s + 1) * per)) of column x * 256 + j in row order into
 //     part[s * n + j]. Consecutive invocations read consecutive columns (coalesced).
 //   colsum_finish: one invocation per column j (1-D grid): dst[at + j] += sum over s of
-//     part[s * n + j], in s order.
+//     part[s * n + j], in s order, and the same sum into dst[at2 + j] unless at2 is
+//     0xffffffff (the two bias gradients of a cell whose dgh is dxp).
 //
 // Bindings (group 0):
-//   0 uniform P   rows, n, ld, off, per (rows per slice), slices S, at
+//   0 uniform P   rows, n, ld, off, per (rows per slice), slices S, at, at2
 //   1 src  f32[] read (partial) / part f32[] read (finish)
 //   2 part f32[] read_write (partial) / dst f32[] read_write (finish)
 
 struct P {
     rows: u32, n: u32, ld: u32, off: u32,
-    per: u32, slices: u32, at: u32, pad0: u32,
+    per: u32, slices: u32, at: u32, at2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -52,4 +53,7 @@ fn colsum_finish(@builtin(global_invocation_id) gid: vec3<u32>,
         acc += src[s * p.n + j];
     }
     dst[p.at + j] += acc;
+    if (p.at2 != 0xffffffffu) {
+        dst[p.at2 + j] += acc;
+    }
 }

@@ -49,7 +49,7 @@ struct LP {
     w_hh0: u32, w_hh1: u32, b_hh0: u32, b_hh1: u32,
     ex00: u32, ex01: u32, ex10: u32, ex11: u32,
     y0: u32, sh0: u32, sc0: u32, dy0: u32,
-    w16: u32, pad0: u32, pad1: u32, pad2: u32,
+    w16: u32, hs_y: u32, pad1: u32, pad2: u32,
 }
 
 // The cell's four options (activations, variant, option bits; each cell file says which),
@@ -64,7 +64,9 @@ override OPT3: u32 = 0u;
 
 // The step's parameters. A joined step of several layers' steps (the layer pipeline,
 // src/backend/wgpu/stack.rs) is built with these two lines replaced: its uniform holds one LP
-// per layer, and take_layer copies the workgroup's (workgroup_id.z) into a private p.
+// per layer, and take_layer copies the workgroup's (workgroup_id.z) into a private p; the
+// words every layer has alike (batch to flags) are read from the first LP instead, so what
+// they decide stays uniform control flow for the compiler (barriers, matrix operations).
 @group(0) @binding(0) var<uniform> p: LP;
 fn take_layer(wg: vec3<u32>) -> vec3<u32> { return wg; }
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -78,17 +80,17 @@ fn take_layer(wg: vec3<u32>) -> vec3<u32> { return wg; }
 @group(0) @binding(9) var<storage, read_write> out_c: array<f32>;
 @group(0) @binding(10) var<storage, read_write> gates: array<f32>;
 
-// flags
+// flags (the same for every layer of a joined step; hs_y, which is not, is a word of its own)
 const HAS_STATE: u32 = 1u;   // st_h/st_c hold values (initial state / final-state gradient)
 const RECURRENT: u32 = 2u;   // the step sees the previous state
-const HS_IN_Y: u32 = 4u;     // hs lives in y (the layer output holds the same values)
 const GATES_IN_REC: u32 = 8u; // xp, dxp and dgh (= dxp) live in the cache's record (below)
 
 fn has_state() -> bool { return (p.flags & HAS_STATE) != 0u; }
 fn recurrent() -> bool { return (p.flags & RECURRENT) != 0u; }
-fn hs_in_y() -> bool { return (p.flags & HS_IN_Y) != 0u; }
+// hs lives in y (the layer output holds the same values).
+fn hs_in_y() -> bool { return p.hs_y != 0u; }
 
-// Index in y of element k of hs row (d*T + t)*B + b: y is [T][B][D*out], and with HS_IN_Y
+// Index in y of element k of hs row (d*T + t)*B + b: y is [T][B][D*out], and with hs_y
 // the state is the output (out = R; no dropout on the layer's output), so the cache keeps
 // no copy of it.
 fn hs_index(row: u32, k: u32) -> u32 {
@@ -112,7 +114,7 @@ fn st_c_at(d: u32, b: u32, k: u32) -> u32 {
     return p.sc0 + (d * p.batch + b) * p.cw + k;
 }
 
-// Where the state after the step of `row` starts: in y with HS_IN_Y, else in the cache.
+// Where the state after the step of `row` starts: in y with hs_y, else in the cache.
 fn hs_at(row: u32) -> u32 {
     if (hs_in_y()) {
         return hs_index(row, 0u);

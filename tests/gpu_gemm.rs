@@ -517,32 +517,74 @@ fn check_sizes_at(
 
 /// Column sums (`shaders/colsum.wgsl`, the bias gradients): columns spanning two 256-wide
 /// groups, rows split into several slices, a strided view at an odd offset, added into a
-/// vector at an offset with the rest of the vector untouched.
+/// vector at one offset or at two (the LSTM's two bias gradients), with the rest of the
+/// vector untouched.
 #[test]
 fn col_sums_match_loops() {
     let Some(be) = gpu() else { return };
     let g = be.gpu();
     let mut r = rng("col_sums_match_loops");
     for &(rows, n, ld, off) in &[(1000, 300, 305, 7), (3, 5, 5, 0), (64, 1, 2, 1)] {
-        let src = uniform(&mut r, off + rows * ld, 1.0);
-        let dst0 = uniform(&mut r, n + 6, 1.0);
-        let at = 4;
-        let mut want = dst0.clone();
-        for j in 0..n {
-            let s: f64 = (0..rows).map(|i| src[off + i * ld + j] as f64).sum();
-            want[at + j] += s as f32;
+        for ats in [vec![4], vec![4, n + 9]] {
+            let src = uniform(&mut r, off + rows * ld, 1.0);
+            let len = 2 * n + 12;
+            let dst0 = uniform(&mut r, len, 1.0);
+            let mut want = dst0.clone();
+            for j in 0..n {
+                let s: f64 = (0..rows).map(|i| src[off + i * ld + j] as f64).sum();
+                for &at in &ats {
+                    want[at + j] += s as f32;
+                }
+            }
+            let (gs, gd) = (g.buffer_from(&src), g.buffer_from(&dst0));
+            col_sums(g, Mat::rows(&gs, off, ld), rows, n, &gd, &ats);
+            let got = g.read::<f32>(&gd, len);
+            let what = format!("col_sums rows={rows} n={n} into {ats:?}");
+            for &at in &ats {
+                assert_close(&what, &got[at..at + n], &want[at..at + n], 1e-5);
+            }
+            for i in (0..len).filter(|i| !ats.iter().any(|&at| (at..at + n).contains(i))) {
+                assert_eq!(
+                    got[i].to_bits(),
+                    dst0[i].to_bits(),
+                    "{what}: element {i} changed"
+                );
+            }
         }
-        let (gs, gd) = (g.buffer_from(&src), g.buffer_from(&dst0));
-        col_sums(g, Mat::rows(&gs, off, ld), rows, n, &gd, at);
-        let got = g.read::<f32>(&gd, n + 6);
-        let what = format!("col_sums rows={rows} n={n}");
-        assert_close(&what, &got[at..at + n], &want[at..at + n], 1e-5);
-        for i in (0..at).chain(at + n..n + 6) {
-            assert_eq!(
-                got[i].to_bits(),
-                dst0[i].to_bits(),
-                "{what}: element {i} changed"
-            );
+    }
+}
+
+/// A copy between two ranges of one buffer (`Gpu::copy` through `shaders/copy_within.wgsl`,
+/// which the transfer command cannot make), between parts of one joined buffer and within a
+/// buffer of its own: the destination range gets the source's bits, and nothing else
+/// changes.
+#[test]
+fn copies_within_one_buffer_move_only_their_range() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let mut r = rng("copies_within_one_buffer_move_only_their_range");
+    let parts = g.joined(&[300, 41], false);
+    let own = g.buffer(500);
+    for (a, b) in [(&parts[0], &parts[1]), (&parts[1], &parts[0]), (&own, &own)] {
+        let va = uniform(&mut r, a.len(), 1.0);
+        g.write(a, &va);
+        let vb = match std::ptr::eq(a, b) {
+            true => va.clone(),
+            false => {
+                let v = uniform(&mut r, b.len(), 1.0);
+                g.write(b, &v);
+                v
+            }
+        };
+        let (src_at, dst_at, n) = (3, b.len() - 40, 37);
+        g.copy(a, src_at, b, dst_at, n);
+        let got = g.read::<f32>(b, b.len());
+        for (i, v) in got.iter().enumerate() {
+            let want = match (dst_at..dst_at + n).contains(&i) {
+                true => va[src_at + i - dst_at],
+                false => vb[i],
+            };
+            assert_eq!(v.to_bits(), want.to_bits(), "element {i}");
         }
     }
 }

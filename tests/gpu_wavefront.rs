@@ -4,7 +4,9 @@
 //! states, every gradient) for LSTM, GRU and Elman stacks at chunk counts that do and do not
 //! divide the steps (and more chunks than steps); and against the same GPU layer by layer,
 //! to the last bit, in training mode with dropout between the layers, f32 and f16 with the
-//! tensor-core steps reading W_hh's f16 copy (emulated on lavapipe). Each pipelined forward
+//! tensor-core steps reading W_hh's f16 copy (emulated on lavapipe), but for the parameter
+//! gradients of f16 LSTM and GRU stacks, whose gate gradients are held in windows of a chunk
+//! and summed per chunk (to rounding, and against the CPU reference). Each pipelined forward
 //! and backward must take fewer dispatches than layer by layer, so no comparison passes on
 //! the fallback.
 
@@ -44,6 +46,29 @@ fn wavefront_matches_the_cpu_reference() {
             None,
         );
         be = compare_stack(be, &cfg, &lengths(7), &mut r, 1e-5, 1e-4);
+    }
+}
+
+/// With f16 caches the LSTM's and GRU's backward hold their gate gradients in windows of a
+/// chunk (`stack::window_rows`): against the f32 CPU reference at the bounds of f16 storage
+/// (`tests/gpu_f16.rs`), with chunks that do and do not divide the steps, padding rows
+/// between them and more chunks than steps.
+#[test]
+fn wavefront_with_gate_gradient_windows_matches_the_cpu_reference() {
+    let Some(mut be) = gpu() else { return };
+    be.set_precision(Precision::F16).expect("SHADER_F16");
+    let mut r = rng("wavefront_with_gate_gradient_windows_matches_the_cpu_reference");
+    for (gates, layers, hidden, chunks) in [(4, 3, 20, 3), (3, 2, 33, 2), (4, 2, 16, 64)] {
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            ..Tuning::default()
+        });
+        let cfg = dense_net(
+            3,
+            vec![layer(suite_cell(gates), hidden, false); layers],
+            None,
+        );
+        be = compare_stack(be, &cfg, &lengths(7), &mut r, 4e-3, 5e-3);
     }
 }
 
@@ -122,22 +147,42 @@ fn state_bits(s: &[LayerState<f32>]) -> Vec<u32> {
         .collect()
 }
 
-/// Trains one pass of `cfg` layer by layer and in a wavefront of `chunks` on backends
-/// `setup` makes, and asserts every result equal to the bit and fewer dispatches each way
-/// (the backward only where the pipeline takes it, `backward_joins`: else as many).
+/// The largest difference between `a` and `b` relative to the largest magnitude of `b`.
+fn rel_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths");
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(scale > 0.0 && diff.is_finite(), "all zero or not finite");
+    diff / scale
+}
+
+/// How the backward through the pipeline compares with layer by layer.
+#[derive(Clone, Copy, PartialEq)]
+enum Backward {
+    /// Every gradient equal to the bit.
+    ToTheBit,
+    /// The gate gradients in windows of a chunk (f16 LSTM and GRU caches,
+    /// `stack::window_rows`): the parameter gradients are summed per chunk, so they and the
+    /// gradients made from them agree to rounding.
+    Windows,
+}
+
+/// Trains one pass of `cfg` over sequences of up to `steps` steps layer by layer and in a
+/// wavefront of `chunks` on backends `setup` makes, and asserts the forward's results equal
+/// to the bit, the backward's as `backward` says, and fewer dispatches each way.
 fn same_as_layer_by_layer(
     cfg: &NetworkConfig,
-    chunks: usize,
-    backward_joins: bool,
+    (steps, chunks): (usize, usize),
+    backward: Backward,
     setup: &dyn Fn(usize) -> Option<WgpuBackend>,
 ) {
     let Some(one) = setup(1) else { return };
     let Some(wave) = setup(chunks) else { return };
     let mut r = rng("wavefront same as layer by layer");
-    // 24 steps: layer by layer 24 step dispatches a layer each way, in a wavefront (chunks +
-    // layers - 1) x 24 / chunks for all of them, which outweighs its GEMMs and dropouts per
-    // chunk.
-    let lengths = lengths(24);
+    // Layer by layer `steps` step dispatches a layer each way, in a wavefront (chunks + layers
+    // - 1) x steps / chunks for all of them, which outweighs its GEMMs and dropouts per chunk
+    // (and with windows its parameter gradients per chunk).
+    let lengths = lengths(steps);
     let probe = Model::new(wgrnn::CpuBackend::<f32>::new(), cfg.clone(), 3).expect("cpu model");
     let params = uniform(&mut r, probe.params().len(), 0.4);
     let batch = dense_batch(&mut r, 3, &lengths);
@@ -152,28 +197,42 @@ fn same_as_layer_by_layer(
     assert!(a.outputs.iter().any(|&v| v != 0.0), "outputs not all zero");
     assert_eq!(bits(&a.outputs), bits(&b.outputs), "outputs");
     assert_eq!(state_bits(&a.states), state_bits(&b.states), "final states");
-    assert_eq!(bits(&a.grads), bits(&b.grads), "parameter gradients");
-    assert_eq!(bits(&a.dinputs), bits(&b.dinputs), "input gradients");
-    assert_eq!(
-        state_bits(&a.dinit),
-        state_bits(&b.dinit),
-        "initial-state gradients"
-    );
+    match backward {
+        Backward::ToTheBit => {
+            assert_eq!(bits(&a.grads), bits(&b.grads), "parameter gradients");
+            assert_eq!(bits(&a.dinputs), bits(&b.dinputs), "input gradients");
+            assert_eq!(
+                state_bits(&a.dinit),
+                state_bits(&b.dinit),
+                "initial-state gradients"
+            );
+        }
+        Backward::Windows => {
+            // Only the parameter gradients are summed in another order; the input's and the
+            // initial states' are made from the same gate gradients.
+            let e = rel_err(&b.grads, &a.grads);
+            assert!(e < 1e-5, "parameter gradients: relative error {e}");
+            assert_ne!(bits(&a.grads), bits(&b.grads), "summed per chunk");
+            assert_eq!(bits(&a.dinputs), bits(&b.dinputs), "input gradients");
+            assert_eq!(
+                state_bits(&a.dinit),
+                state_bits(&b.dinit),
+                "initial-state gradients"
+            );
+        }
+    }
     assert!(
         b.forward_dispatches < a.forward_dispatches,
         "the wavefront's forward took {} dispatches, layer by layer {}",
         b.forward_dispatches,
         a.forward_dispatches
     );
-    match backward_joins {
-        true => assert!(
-            b.backward_dispatches < a.backward_dispatches,
-            "the wavefront's backward took {} dispatches, layer by layer {}",
-            b.backward_dispatches,
-            a.backward_dispatches
-        ),
-        false => assert_eq!(b.backward_dispatches, a.backward_dispatches, "backward"),
-    }
+    assert!(
+        b.backward_dispatches < a.backward_dispatches,
+        "the wavefront's backward took {} dispatches, layer by layer {}",
+        b.backward_dispatches,
+        a.backward_dispatches
+    );
     eprintln!(
         "dispatches forward, backward: {}, {} layer by layer, {}, {} in a wavefront of {chunks}",
         a.forward_dispatches, a.backward_dispatches, b.forward_dispatches, b.backward_dispatches
@@ -198,9 +257,9 @@ fn wavefront_is_layer_by_layer_to_the_bit() {
         });
         Some(be)
     };
-    same_as_layer_by_layer(&dropout_stack(24), 3, true, &setup);
+    same_as_layer_by_layer(&dropout_stack(24), (24, 3), Backward::ToTheBit, &setup);
     let gru = dense_net(3, vec![layer(suite_cell(3), 20, false); 2], None);
-    same_as_layer_by_layer(&gru, 2, true, &setup);
+    same_as_layer_by_layer(&gru, (24, 2), Backward::ToTheBit, &setup);
 }
 
 #[test]
@@ -217,11 +276,19 @@ fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_layer_by_layer_to_th
         });
         Some(be)
     };
-    // The f16 LSTM's backward stays layer by layer: its gate gradients are 4 values per row
-    // and unit a layer outside the cache (`stack::narrow_gates`). The Elman stack's backward
-    // joins, on the f16 copy too.
-    same_as_layer_by_layer(&dropout_stack(32), 4, false, &setup);
+    // The f16 LSTM's and GRU's backward hold their gate gradients (4 and 7 values per row
+    // and unit a layer outside the cache) in windows of a chunk; the Elman stack's, one value
+    // per row and unit, for all steps.
+    // 3 chunks of 11, 11 and 10 steps: the last window shorter.
+    same_as_layer_by_layer(&dropout_stack(32), (32, 3), Backward::Windows, &setup);
+    let gru = dense_net(3, vec![layer(suite_cell(3), 24, false); 3], None);
+    same_as_layer_by_layer(&gru, (40, 2), Backward::Windows, &setup);
     let mut elman = vec![layer(suite_cell(1), 32, false); 3];
     elman[1].dropout = 0.25;
-    same_as_layer_by_layer(&dense_net(3, elman, None), 3, true, &setup);
+    same_as_layer_by_layer(
+        &dense_net(3, elman, None),
+        (24, 3),
+        Backward::ToTheBit,
+        &setup,
+    );
 }

@@ -1,16 +1,18 @@
 //! The kernels keep the rules of the developers' guide that a compiler does not check: no
-//! private arrays anywhere (function-scope `var x: array<...>`, `var<private>`, array
-//! constructors), since on NVIDIA a private array indexed by a loop variable lives in local
-//! memory (a GEMM tile ran 45x slower that way on the H100); and every file in `shaders/`
-//! opens with its header comment (`// name.wgsl: ...`). The text rule is checked on the files
-//! as written and on every module the engine compiles (`module_sources`: the cells composed
-//! with their step products, f32 and f16, the unrolled GEMM tiles, every other kernel), so a
-//! generator that emitted an array fails here. On the same modules, parsed by naga (the
-//! compiler wgpu uses), nothing may index a variable, or an array or matrix value, by a
-//! runtime value: that is what forces a register into local memory, whatever its type (a
-//! `vec4` variable indexed by a loop variable as much as an array). And no entry point binds
-//! more storage buffers than the adapter check in `Gpu::new` asks of the adapter. Needs no
-//! GPU.
+//! private arrays anywhere (function-scope `var x: array<...>` or `var<private> x:
+//! array<...>`, array constructors), since on NVIDIA a private array indexed by a loop
+//! variable lives in local memory (a GEMM tile ran 45x slower that way on the H100); and every
+//! file in `shaders/` opens with its header comment (`// name.wgsl: ...`). The text rule is
+//! checked on the files as written and on every module the engine compiles
+//! (`module_sources`: the cells composed with their step products, f32 and f16, the layer
+//! pipeline's joined steps, the unrolled GEMM tiles, every other kernel), so a generator that
+//! emitted an array fails here. On the same modules, parsed by naga (the compiler wgpu uses),
+//! no module-scope private variable may hold an array or a matrix, and nothing may index a
+//! variable, or an array or matrix value, by a runtime value: that is what forces a register
+//! into local memory, whatever its type (a `vec4` variable indexed by a loop variable as much
+//! as an array). A private scalar or structure of scalars read by member (the joined steps'
+//! per-layer parameters) is registers. And no entry point binds more storage buffers than the
+//! adapter check in `Gpu::new` asks of the adapter. Needs no GPU.
 
 use std::path::PathBuf;
 
@@ -44,8 +46,9 @@ fn skip_blank(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The private arrays in WGSL source `src`, each as the line it is on (1-based) and what it
-/// is: a `var<private>`, a function-scope `var name: array<...>`, or an array constructor
-/// `array<...>(...)` / `array(...)`. Workgroup, storage and uniform arrays are not private.
+/// is: a `var<private> name: array<...>`, a function-scope `var name: array<...>`, or an
+/// array constructor `array<...>(...)` / `array(...)`. Workgroup, storage and uniform arrays
+/// are not private.
 fn private_arrays(src: &str) -> Vec<(usize, &'static str)> {
     let code = code_of(src);
     let b = code.as_bytes();
@@ -54,15 +57,17 @@ fn private_arrays(src: &str) -> Vec<(usize, &'static str)> {
     for i in 0..b.len() {
         if word_at(b, i, "var") {
             let j = skip_blank(b, i + 3);
-            if code[j..].starts_with("<private>") {
-                found.push((line(i), "var<private>"));
-            } else if b.get(j) != Some(&b'<') {
-                // `var name: type`: a function-scope (private) variable.
+            // `var name: type` (a function-scope variable) or `var<private> name: type`.
+            let (j, what) = match code[j..].starts_with("<private>") {
+                true => (skip_blank(b, j + 9), "private array variable"),
+                false => (j, "function-scope array variable"),
+            };
+            if b.get(j) != Some(&b'<') {
                 let colon = code[j..].find([':', '=', ';']).map(|k| j + k);
                 if let Some(c) = colon.filter(|&c| b[c] == b':') {
                     let t = skip_blank(b, c + 1);
                     if word_at(b, t, "array") {
-                        found.push((line(i), "function-scope array variable"));
+                        found.push((line(i), what));
                     }
                 }
             }
@@ -118,7 +123,7 @@ fn shader_files() -> Vec<(String, String)> {
 #[test]
 fn the_check_finds_each_kind_of_private_array() {
     let src = "var<workgroup> ws: array<vec4<f32>, 64>;\n\
-               var<private> seed: u32;\n\
+               var<private> table: array<u32, 4>; var<private> seed: u32;\n\
                fn f(i: u32) -> f32 {\n\
                    var acc: array<f32, 4>;\n\
                    let w = array<vec4<f32>, 2>(vec4<f32>(0.0), vec4<f32>(1.0));\n\
@@ -130,7 +135,7 @@ fn the_check_finds_each_kind_of_private_array() {
     assert_eq!(
         private_arrays(src),
         [
-            (2, "var<private>"),
+            (2, "private array variable"),
             (4, "function-scope array variable"),
             (5, "array constructor"),
             (6, "array constructor"),
@@ -160,11 +165,12 @@ fn shader_files_have_headers_and_no_private_arrays() {
 #[test]
 fn compiled_modules_have_no_private_arrays() {
     let modules = module_sources();
-    // 8 single kernels, 5 product families and 4 cells x 7 step products (the f32 tiles
+    // 9 single kernels, 5 product families and 4 cells x 7 step products (the f32 tiles
     // with and without the parameters' vec4 binding, the tensor-core tiles and their
-    // emulation with and without the f16 copy of W_hh, the matrix-vector products), each
-    // f32 and f16.
-    assert_eq!(modules.len(), 8 + 2 * (5 + 4 * 7));
+    // emulation with and without the f16 copy of W_hh, the matrix-vector products), and
+    // the joined builds of the 6 tiled ones for the 3 cells whose steps join, each f32 and
+    // f16.
+    assert_eq!(modules.len(), 9 + 2 * (5 + 4 * 7 + 3 * 6));
     let mut names: Vec<&str> = modules.iter().map(|(name, _)| *name).collect();
     names.sort();
     names.dedup();
@@ -183,16 +189,26 @@ fn compiled_modules_have_no_private_arrays() {
     }
 }
 
+/// Whether values of type `ty` hold an array or a matrix (in a structure's members too).
+fn holds_array(module: &naga::Module, ty: naga::Handle<naga::Type>) -> bool {
+    match &module.types[ty].inner {
+        TypeInner::Array { .. } | TypeInner::Matrix { .. } => true,
+        TypeInner::Struct { members, .. } => members.iter().any(|m| holds_array(module, m.ty)),
+        _ => false,
+    }
+}
+
 /// Where WGSL module `src` keeps something a GPU compiler can only put in local memory: a
-/// `var<private>`, or an index by a runtime value into a function-scope variable (of any
-/// type: array, vector, matrix, structure) or into an array or matrix value, which naga
-/// spills into one. Each as "function line N: what". Indexing a vector value is fine (one
-/// select per component), as is any index into workgroup, storage or uniform memory.
+/// `var<private>` holding an array or a matrix, or an index by a runtime value into a
+/// private or function-scope variable (of any type: array, vector, matrix, structure) or
+/// into an array or matrix value, which naga spills into one. Each as "function line N:
+/// what". Indexing a vector value is fine (one select per component), as is any index into
+/// workgroup, storage or uniform memory.
 fn local_memory_uses(src: &str) -> Result<Vec<String>, String> {
     let (module, info) = instructions::parse(src)?;
     let mut found = Vec::new();
     for (_, global) in module.global_variables.iter() {
-        if global.space == AddressSpace::Private {
+        if global.space == AddressSpace::Private && holds_array(&module, global.ty) {
             found.push(format!(
                 "var<private> {}",
                 global.name.as_deref().unwrap_or("?")
@@ -234,7 +250,7 @@ fn local_memory_uses(src: &str) -> Result<Vec<String>, String> {
 
 #[test]
 fn the_parsed_check_finds_each_local_memory_use() {
-    let src = "var<private> seed: u32;\n\
+    let src = "var<private> table: array<u32, 4>; var<private> seed: u32;\n\
                var<workgroup> ws: array<vec4<f32>, 64>;\n\
                fn f(i: u32, v: vec4<f32>) -> f32 {\n\
                    var r = v;\n\
@@ -251,7 +267,7 @@ fn the_parsed_check_finds_each_local_memory_use() {
     assert_eq!(
         found,
         [
-            "var<private> seed",
+            "var<private> table",
             "f line 8: a variable indexed by a runtime value",
             "f line 9: an array value indexed by a runtime value",
             "f line 10: a matrix value indexed by a runtime value",
@@ -300,9 +316,13 @@ fn kernels_bind_what_the_adapter_check_asks_for() {
     let modules = module_sources();
     let mut most = 0;
     for (name, src) in &modules {
-        let spare = modules
-            .iter()
-            .any(|(other, _)| *other == format!("{name}_8buffers"));
+        // Its build without the ninth binding (`_8buffers` before a joined build's
+        // `_joined`).
+        let narrow = match name.strip_suffix("_joined") {
+            Some(stem) => format!("{stem}_8buffers_joined"),
+            None => format!("{name}_8buffers"),
+        };
+        let spare = modules.iter().any(|(other, _)| *other == narrow);
         for (entry, n) in storage_buffers(src).unwrap_or_else(|why| panic!("{name}: {why}")) {
             let allowed = KERNEL_STORAGE_BUFFERS + u32::from(spare && entry.ends_with("_tiled"));
             assert!(n <= allowed, "{name}::{entry} binds {n} storage buffers");

@@ -509,12 +509,18 @@ pub fn gemm(
     );
 }
 
-/// Records `dst[at..at + n] += column sums of the [rows, n] view `src`` (bias gradients;
-/// `src` must have unit column stride): `shaders/colsum.wgsl`, rows split into slices summed
-/// by separate workgroups, then the slices added per column.
-pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, at: usize) {
+/// Records `dst[at..at + n] += column sums of the [rows, n] view `src`` for each `at` of
+/// `ats` (one or two: bias gradients; `src` must have unit column stride):
+/// `shaders/colsum.wgsl`, rows split into slices summed by separate workgroups, then the
+/// slices added per column.
+pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, ats: &[usize]) {
     assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
     assert!(!src.buf.is_f16(), "column sums read f32 buffers");
+    let (at, at2) = match *ats {
+        [at] => (at, u32::MAX),
+        [at, at2] => (at, at2 as u32),
+        _ => panic!("column sums into one or two places"),
+    };
     if rows == 0 || n == 0 {
         return;
     }
@@ -532,7 +538,7 @@ pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer,
         per as u32,
         slices as u32,
         at as u32,
-        0,
+        at2,
     ];
     let partial = gpu.pipeline(&COLSUM, "colsum_partial", &[]);
     gpu.dispatch(

@@ -5,6 +5,8 @@
 //! `Pytorch` takes one dispatch per step each way; `ResetBefore` two (its candidate needs the
 //! whole reset row forward, its reset gradient the whole candidate gradient row backward).
 
+use std::ops::Range;
+
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell};
 use super::runtime::GpuBuffer;
@@ -32,19 +34,26 @@ fn reset_before(plan: &LayerPlan) -> bool {
     matches!(variant(plan), GruVariant::ResetBefore)
 }
 
-/// `dW_hh[rows first..first+n] += dgh[:, first..first+n]^T B` over all rows of direction
-/// `d`, with `B` the `[rows, H]` matrix at `b_off` of the cache with row stride `b_rs`.
-fn dw_block(c: &Call<'_>, d: usize, grads: &GpuBuffer, first: usize, n: usize, b: (usize, usize)) {
+/// `dW_hh[rows first..first+n] += dgh[:, first..first+n]^T B` over the rows `rows` of
+/// direction `d`, with `B` the `[rows, H]` matrix at `b_off` of the cache with row stride
+/// `b_rs` (from its row 0).
+fn dw_block(
+    c: &Call<'_>,
+    d: usize,
+    grads: &GpuBuffer,
+    (first, n): (usize, usize),
+    (b_off, b_rs): (usize, usize),
+    rows: Range<usize>,
+) {
     let (l, off) = (&c.lay, &c.plan.dirs[d]);
-    let (b_off, b_rs) = b;
     c.gemm(
         n,
         l.rw,
-        l.rows(),
-        Mat::t(c.gate_buf(), c.dir(l.dgh, d, l.gs) + first, l.gs),
+        rows.len(),
+        Mat::t(c.gate_buf(), c.gate_row(l.dgh, d, rows.start) + first, l.gs),
         Mat {
             buf: c.cache,
-            off: b_off,
+            off: b_off + rows.start * b_rs,
             rs: b_rs,
             cs: 1,
         },
@@ -125,23 +134,15 @@ impl GpuCell for GruCell {
             c.cost(h, c.lay.rw);
         }
     }
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
         let (l, h, w_hh) = (&c.lay, c.plan.hidden, c.plan.dirs[d].w_hh);
         if reset_before(c.plan) {
             // Rows r, z against h_{t-1}; rows n against q = r * h_{t-1} (record slot 3).
-            c.dw_prev_state(d, 0, 2 * h, grads, w_hh);
+            c.dw_prev_state(d, 0, 2 * h, grads, w_hh, rows.clone());
             let q = (c.dir(l.rec, d, l.kw) + 3 * h, l.kw);
-            dw_block(c, d, grads, 2 * h, h, q);
+            dw_block(c, d, grads, (2 * h, h), q, rows.clone());
         } else {
-            c.dw_prev_state(d, 0, l.gh, grads, w_hh);
+            c.dw_prev_state(d, 0, l.gh, grads, w_hh, rows);
         }
-        c.col_sums(
-            c.gate_buf(),
-            c.dir(l.dgh, d, l.gs),
-            l.gh,
-            l.gs,
-            grads,
-            c.plan.dirs[d].b_hh,
-        );
     }
 }

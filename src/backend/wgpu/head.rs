@@ -116,7 +116,7 @@ pub(super) fn head_backward(
         None,
     );
     // db [nc] += column sums of dl.
-    col_sums(&be.gpu, Mat::rows(dl, 0, nc), rows, nc, grads, plan.b);
+    col_sums(&be.gpu, Mat::rows(dl, 0, nc), rows, nc, grads, &[plan.b]);
     // dx [rows, ni] = dl [rows, nc] W [nc, ni]; zero rows of dl give zero rows of dx.
     gemm(
         &be.gpu,

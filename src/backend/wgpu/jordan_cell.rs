@@ -5,6 +5,8 @@
 //! output's gradient row, then the hidden unit gradients (the softmax and head backward
 //! recomputed per invocation from that row). The head's gradients over all steps are GEMMs.
 
+use std::ops::Range;
+
 use super::GpuBuffer;
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
@@ -82,28 +84,21 @@ impl GpuCell for JordanCell {
         c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
         c.cost(c.plan.hidden, c.lay.rw);
     }
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
         let (l, off, hp) = (&c.lay, &c.plan.dirs[d], head(c.plan));
-        let (n, nc, rows) = (c.plan.hidden, l.rw, l.rows());
-        // dW_hh += dgh^T y_{t-1} (the fed-back output), db_hh += column sums of dgh
-        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(
-            c.gate_buf(),
-            c.dir(l.dgh, d, l.gs),
-            l.gh,
-            l.gs,
-            grads,
-            off.b_hh,
-        );
+        let (n, nc) = (c.plan.hidden, l.rw);
+        // dW_hh += dgh^T y_{t-1} (the fed-back output)
+        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh, rows.clone());
         // dW_head += dz^T h (dz: the first C of each scratch row, h: the first H of each
         // record row)
-        let dz = Mat::t(c.gates, c.dir(l.scr, d, l.sw), l.sw);
+        let scr = c.scr_row(d, rows.start);
+        let rec = c.dir(l.rec, d, l.kw) + rows.start * l.kw;
         c.gemm(
             nc,
             n,
-            rows,
-            dz,
-            Mat::rows(c.cache, c.dir(l.rec, d, l.kw), l.kw),
+            rows.len(),
+            Mat::t(c.gates, scr, l.sw),
+            Mat::rows(c.cache, rec, l.kw),
             Out {
                 buf: grads,
                 off: hp.w,
@@ -112,6 +107,6 @@ impl GpuCell for JordanCell {
             true,
         );
         // db_head += column sums of dz
-        c.col_sums(c.gates, c.dir(l.scr, d, l.sw), nc, l.sw, grads, hp.b);
+        c.col_sums(c.gates, scr, nc, l.sw, grads, &[hp.b], rows.len());
     }
 }

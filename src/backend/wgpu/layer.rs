@@ -5,6 +5,7 @@
 //! driver owns the cache layout (`shaders/layer.wgsl` documents it) and the schedule.
 
 use std::cell::{Cell, OnceCell};
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
@@ -181,7 +182,16 @@ fn cell_source(cell: &str, tiled: bool, f16: bool, products: StepProducts, spare
 /// The most layers one joined step dispatch takes (`LP`s in its uniform).
 pub(super) const JOINED_LAYERS: usize = 4;
 
-/// `source` with its step parameters `p` taken per layer (see `shaders/layer.wgsl`).
+/// The fields of `shaders/layer.wgsl`'s `LP` that are the same for every layer of a joined
+/// step (words 1 to 12, `stack::SHARED_WORDS`): the sizes and the flags.
+pub(super) const SHARED_FIELDS: [&str; 12] = [
+    "batch", "time", "dirs", "hidden", "rw", "cw", "gh", "out_w", "out", "kw", "sw", "flags",
+];
+
+/// `source` with its step parameters `p` taken per layer (see `shaders/layer.wgsl`): the
+/// words all its layers share read from the first layer's `LP`, a uniform value to the
+/// compiler's analysis (a private copy is not, and barriers and matrix operations must be
+/// in uniform control flow), the others from the workgroup's layer's, copied into `p`.
 fn joined_source(source: &str) -> String {
     let one = "@group(0) @binding(0) var<uniform> p: LP;\n\
                fn take_layer(wg: vec3<u32>) -> vec3<u32> { return wg; }\n";
@@ -191,7 +201,28 @@ fn joined_source(source: &str) -> String {
          fn take_layer(wg: vec3<u32>) -> vec3<u32> {{ p = lps[wg.z]; return vec3<u32>(wg.xy, 0u); }}\n"
     );
     assert_eq!(source.matches(one).count(), 1, "layer.wgsl declares p once");
-    source.replace(one, &per_layer)
+    let source = source.replace(one, &per_layer);
+    // Every `p.<shared field>` (not part of a longer name on either side) becomes
+    // `lps[0].<field>`.
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source.as_str();
+    while let Some(at) = rest.find("p.") {
+        let (before, after) = rest.split_at(at);
+        out.push_str(before);
+        let field_len = after[2..]
+            .find(|c: char| !ident(c))
+            .unwrap_or(after.len() - 2);
+        let field = &after[2..2 + field_len];
+        let alone = !before.ends_with(ident);
+        match alone && SHARED_FIELDS.contains(&field) {
+            true => out.push_str("lps[0]."),
+            false => out.push_str("p."),
+        }
+        rest = &after[2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A cell's kernels as the device compiles them (`Shader::module_source`), for tests that
@@ -290,6 +321,13 @@ pub(super) struct Layout {
     pub rec: usize,
     pub dxp: usize,
     pub dgh: usize,
+    /// dgh equals dxp (every cell but the PyTorch-variant GRU): one section where both are
+    /// in the gates buffer, and the same bias gradients.
+    pub dgh_is_dxp: bool,
+    /// Rows per direction of the gates buffer's row sections (xp, dxp and dgh where they are
+    /// there, and the scratch): T * B, or the layer pipeline's window of a chunk
+    /// ([`Layout::with_gate_rows`]).
+    pub gate_rows: usize,
     /// dgh of each sequence's first step, [D][B][G*H] (gates buffer).
     pub dgh0: usize,
     /// The cell's backward scratch, [D][T][B][S] (gates buffer).
@@ -329,26 +367,12 @@ impl Layout {
         // keep them in f32, where small gradients stay exact), else at the start of the
         // gates buffer.
         let gates_in_rec = !f16_cache && cell.gates_in_record(plan);
-        // (xp = dxp, row stride, dgh, where the rest of the gates buffer starts)
-        let (xp, gs, dgh, dgh0) = if gates_in_rec {
-            (rec, kw, rec, 0)
-        } else if cell.dgh_is_dxp(plan) {
-            (0, gh, 0, rows * gh)
-        } else {
-            (0, gh, rows * gh, 2 * rows * gh)
-        };
-        let dxp = xp;
         let dxp_blocks = if gates_in_rec {
             cell.dxp_blocks_in_record(plan)
         } else {
             vec![(0, gh, 0)]
         };
-        // The backward's scratch lives with its gate gradients, not in the cache, so the
-        // cache holds only what the forward records.
-        let scr = dgh0 + dirs * batch * gh;
-        let dc = scr + rows * sw;
-        let gates_len = dc + dirs * batch * cw;
-        Layout {
+        let mut lay = Layout {
             time,
             batch,
             dirs,
@@ -358,23 +382,57 @@ impl Layout {
             kw,
             sw,
             gates_in_rec,
-            gs,
+            gs: if gates_in_rec { kw } else { gh },
             dxp_blocks,
-            xp,
+            xp: 0,
             h0,
             c0,
             hs,
             hs_in_y,
             cs,
             rec,
-            dxp,
-            dgh,
-            dgh0,
-            scr,
-            dc,
-            gates_len,
+            dxp: 0,
+            dgh: 0,
+            dgh_is_dxp: cell.dgh_is_dxp(plan),
+            gate_rows: 0,
+            dgh0: 0,
+            scr: 0,
+            dc: 0,
+            gates_len: 0,
             total: at,
-        }
+        };
+        lay.place_gates(time * batch);
+        lay
+    }
+
+    /// This layout with a gates buffer of `rows` rows per direction in its row sections:
+    /// the window of a chunk of steps the layer pipeline's backward holds (`stack.rs`), whose
+    /// first row the call says (`Call::gates_first_row`). The cache's sections stay.
+    pub fn with_gate_rows(mut self, rows: usize) -> Layout {
+        self.place_gates(rows);
+        self
+    }
+
+    /// Places the gates buffer's sections for `rows` rows per direction: xp = dxp, and dgh
+    /// where it differs (in the record instead where it holds them), dgh0, the scratch and dc.
+    fn place_gates(&mut self, rows: usize) {
+        let all = self.dirs * rows;
+        let each = self.dirs * self.batch;
+        // (xp = dxp, dgh, where the rest of the gates buffer starts)
+        let (xp, dgh, dgh0) = if self.gates_in_rec {
+            (self.rec, self.rec, 0)
+        } else if self.dgh_is_dxp {
+            (0, 0, all * self.gh)
+        } else {
+            (0, all * self.gh, 2 * all * self.gh)
+        };
+        // The backward's scratch lives with its gate gradients, not in the cache, so the
+        // cache holds only what the forward records.
+        let scr = dgh0 + each * self.gh;
+        let dc = scr + all * self.sw;
+        (self.xp, self.dxp, self.dgh, self.dgh0) = (xp, xp, dgh, dgh0);
+        (self.scr, self.dc, self.gate_rows) = (scr, dc, rows);
+        self.gates_len = dc + each * self.cw;
     }
 
     /// Rows per direction (T * B).
@@ -436,13 +494,16 @@ impl<'a> Call<'a> {
         let d0 = &plan.dirs[0];
         let flags = self.has_state as u32
             | (plan.recurrent as u32) << 1
-            | (self.lay.hs_in_y as u32) << 2
             | (self.lay.gates_in_rec as u32) << 3;
         let (ex00, ex01, ex10, ex11) = cell_of(plan).extra_offsets(plan);
         let w = |v: usize| v as u32;
-        // xp in a window of rows: its offset as if the window went back to row 0 (u32 sums
-        // wrap, so the kernels' row offsets land in the window).
-        let xp = w(l.xp).wrapping_sub(w(self.xp_first_row() * l.gs));
+        // The gates buffer's row sections in a window of rows: their offsets as if the
+        // window went back to row 0 (u32 sums wrap, so the kernels' row offsets land in the
+        // window).
+        let first = self.gates_first_row();
+        let gate = |section: usize| w(section).wrapping_sub(w(first * l.gs));
+        let (xp, dxp, dgh) = (gate(l.xp), gate(l.dxp), gate(l.dgh));
+        let scr = w(l.scr).wrapping_sub(w(first * l.sw));
         vec![
             w(s),
             w(l.batch),
@@ -463,9 +524,9 @@ impl<'a> Call<'a> {
             w(l.hs),
             w(l.cs),
             w(l.rec),
-            w(l.dxp),
-            w(l.dgh),
-            w(l.scr),
+            dxp,
+            dgh,
+            scr,
             w(l.dc),
             w(l.dgh0),
             w(d0.w_hh),
@@ -479,13 +540,13 @@ impl<'a> Call<'a> {
             // y0, sh0, sc0, dy0, w16: where y, st_h, st_c, dy and W_hh's f16 copy start in
             // what the step binds (0 but in a joined step of several layers,
             // `stack::rebase`; dy0 as xp where dy is a window of rows, `InStack::dy_from`),
-            // and 3 words of padding.
+            // hs_y (the states live in y), and 2 words of padding.
             0,
             0,
             0,
             0u32.wrapping_sub(w(self.stack.dy_from.get() * plan.output_width())),
             0,
-            0,
+            self.lay.hs_in_y as u32,
             0,
             0,
         ]
@@ -802,20 +863,38 @@ impl<'a> Call<'a> {
         self.be.gpu.clear_range(self.cache, 0, self.lay.total);
     }
 
-    /// The first row whose xp the call's xp section holds: 0, or where the gates buffer
-    /// holds a window of rows of the layer pipeline's chunk (`InStack::xp_from`).
-    fn xp_first_row(&self) -> usize {
+    /// The first row the gates buffer's row sections hold (xp, dxp, dgh and the scratch): 0,
+    /// or where it holds a window of rows of the layer pipeline's chunk
+    /// (`InStack::gates_from`); 0 where the record holds xp, dxp and dgh.
+    fn gates_first_row(&self) -> usize {
         match self.lay.gates_in_rec {
             true => 0,
-            false => self.stack.xp_from.get(),
+            false => self.stack.gates_from.get(),
         }
+    }
+
+    /// Element offset in [`Call::gate_buf`] of row `row` of direction `d` of the gate section
+    /// starting at `section` (xp, dxp or dgh), in a window of rows too.
+    pub fn gate_row(&self, section: usize, d: usize, row: usize) -> usize {
+        let l = &self.lay;
+        let per_dir = match l.gates_in_rec {
+            true => l.rows(),
+            false => l.gate_rows,
+        };
+        section + (d * per_dir + row - self.gates_first_row()) * l.gs
+    }
+
+    /// Element offset in the gates buffer of row `row` of direction `d` of the scratch, in a
+    /// window of rows too.
+    pub fn scr_row(&self, d: usize, row: usize) -> usize {
+        let l = &self.lay;
+        l.scr + (d * l.gate_rows + row - self.gates_first_row()) * l.sw
     }
 
     /// Records xp = x W_ih^T + b_ih for the rows `rows` of every direction (all of them as
     /// one GEMM per direction, or the layer pipeline's chunk of steps into its window).
     pub fn project(&self, x: &GpuBuffer, rows: std::ops::Range<usize>) {
         let (l, plan, params) = (&self.lay, self.plan, self.params);
-        let window = self.xp_first_row();
         for (d, off) in plan.dirs.iter().enumerate() {
             gemm(
                 &self.be.gpu,
@@ -826,7 +905,7 @@ impl<'a> Call<'a> {
                 Mat::t(params, off.w_ih, plan.input),
                 Out {
                     buf: self.gate_buf(),
-                    off: self.dir(l.xp, d, l.gs) + (rows.start - window) * l.gs,
+                    off: self.gate_row(l.xp, d, rows.start),
                     rs: l.gs,
                 },
                 1.0,
@@ -953,17 +1032,26 @@ impl<'a> Call<'a> {
     }
 
     /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T
-    /// h_{t-1}` over every step of direction `d`: h_{t-1} is hs one step back in the
-    /// direction's order (hs is cleared before each forward, so the row past a reverse
-    /// sequence's end reads zero), and at each sequence's first step the initial state h0,
-    /// against the dgh rows `gather_first_dgh` collected. No-op for a non-recurrent layer.
-    pub fn dw_prev_state(&self, d: usize, first: usize, n: usize, grads: &GpuBuffer, out: usize) {
+    /// h_{t-1}` over the steps of the rows `rows` of direction `d` (whole steps): h_{t-1} is
+    /// hs one step back in the direction's order (hs is cleared before each forward, so the
+    /// row past a reverse sequence's end reads zero), and at each sequence's first step (in
+    /// the rows from 0) the initial state h0, against the dgh rows `gather_first_dgh`
+    /// collected. No-op for a non-recurrent layer.
+    pub fn dw_prev_state(
+        &self,
+        d: usize,
+        first: usize,
+        n: usize,
+        grads: &GpuBuffer,
+        out: usize,
+        rows: std::ops::Range<usize>,
+    ) {
         if !self.plan.recurrent {
             return;
         }
         let l = &self.lay;
         let (t, b) = (l.time, l.batch);
-        let dgh = self.dir(l.dgh, d, l.gs) + first;
+        let (s0, s1) = (rows.start / b, rows.end.div_ceil(b));
         // hs rows of steps `from..` of direction d, where they live.
         let hs = |from: usize| {
             if l.hs_in_y {
@@ -978,37 +1066,43 @@ impl<'a> Call<'a> {
             off: out,
             rs: l.rw,
         };
-        if t > 1 {
-            // Forward direction: dgh rows of steps 1.. against hs rows of steps ..T-1; the
-            // reverse direction steps from t + 1 to t.
-            let (a_off, h) = if d == 0 {
-                (dgh + b * l.gs, hs(0))
-            } else {
-                (dgh, hs(1))
-            };
+        // Forward direction: dgh rows of steps 1.. against hs rows of the step before; the
+        // reverse direction steps from t + 1 to t, so its steps ..T-1 against the step after.
+        let (from, to, h) = match d {
+            0 => (s0.max(1), s1, s0.max(1).saturating_sub(1)),
+            _ => (s0, s1.min(t.saturating_sub(1)), s0 + 1),
+        };
+        if to > from {
             self.gemm(
                 n,
                 l.rw,
-                (t - 1) * b,
-                Mat::t(self.gate_buf(), a_off, l.gs),
-                h,
+                (to - from) * b,
+                Mat::t(
+                    self.gate_buf(),
+                    self.gate_row(l.dgh, d, from * b) + first,
+                    l.gs,
+                ),
+                hs(h),
                 dst(),
                 true,
             );
         }
-        self.gemm(
-            n,
-            l.rw,
-            b,
-            Mat::t(self.gates, l.dgh0 + d * b * l.gh + first, l.gh),
-            Mat::rows(self.cache, l.h0 + d * b * l.rw, l.rw),
-            dst(),
-            true,
-        );
+        if s0 == 0 {
+            self.gemm(
+                n,
+                l.rw,
+                b,
+                Mat::t(self.gates, l.dgh0 + d * b * l.gh + first, l.gh),
+                Mat::rows(self.cache, l.h0 + d * b * l.rw, l.rw),
+                dst(),
+                true,
+            );
+        }
     }
 
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
-    /// `off` of `buf`` (the cache or the gates buffer; `shaders/colsum.wgsl`).
+    /// `off` of `buf`` for each `at` of `ats` (one or two; `buf` the cache or the gates
+    /// buffer; `shaders/colsum.wgsl`).
     #[allow(clippy::too_many_arguments)]
     pub fn col_sums(
         &self,
@@ -1017,10 +1111,10 @@ impl<'a> Call<'a> {
         n: usize,
         ld: usize,
         grads: &GpuBuffer,
-        at: usize,
+        ats: &[usize],
+        rows: usize,
     ) {
-        let rows = self.lay.rows();
-        col_sums(&self.be.gpu, Mat::rows(buf, off, ld), rows, n, grads, at);
+        col_sums(&self.be.gpu, Mat::rows(buf, off, ld), rows, n, grads, ats);
     }
 
     /// The buffer of xp, dxp and dgh (row stride `Layout::gs`): the cache or the gates
@@ -1114,20 +1208,12 @@ pub(super) trait GpuCell {
         let width = c.lay.rw.max(c.lay.cw);
         c.states(self.shader(), "dinit", dh, dc, &w, width);
     }
-    /// Records the gradients of `weight_hh` and `bias_hh` of direction `d` (and any other
-    /// parameter of the cell other than `weight_ih`/`bias_ih`).
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
-        let (l, off) = (&c.lay, &c.plan.dirs[d]);
+    /// Records the gradients of `weight_hh` of direction `d` (and any other parameter of the
+    /// cell other than `weight_ih`, `bias_ih` and `bias_hh`) from the steps of `rows`
+    /// (`Call::param_grads_of_rows`).
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
         // dW_hh += dgh^T h_{t-1}
-        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(
-            c.gate_buf(),
-            c.dir(l.dgh, d, l.gs),
-            l.gh,
-            l.gs,
-            grads,
-            off.b_hh,
-        );
+        c.dw_prev_state(d, 0, c.lay.gh, grads, c.plan.dirs[d].w_hh, rows);
     }
 }
 
@@ -1720,15 +1806,33 @@ impl<'a> Call<'a> {
         grads: &GpuBuffer,
         dinit: Option<StateBufsMut<'a, GpuBuffer>>,
     ) {
-        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        self.initial_state_grads(dinit);
+        self.param_grads_of_rows(x, grads, 0..self.lay.rows());
+    }
+
+    /// Records the initial states' gradients into `dinit` where asked for, once the steps
+    /// from the first have run (the dgh of each sequence's first step in the gates buffer).
+    pub fn initial_state_grads(&self, dinit: Option<StateBufsMut<'a, GpuBuffer>>) {
         if let Some(StateBufsMut { h, c: dc }) = dinit {
             let dc: &GpuBuffer = match dc {
                 Some(b) => b,
                 None => &self.be.dummy,
             };
-            cell.initial_state_grads(self, h, dc);
+            cell_of(self.plan).initial_state_grads(self, h, dc);
         }
-        if plan.recurrent {
+    }
+
+    /// Adds to every parameter gradient in `grads` the share of the steps of the rows `rows`
+    /// of each direction (all of them, or the layer pipeline's chunk of a unidirectional
+    /// layer, whose gate sections hold its rows); `x` is the layer's input.
+    pub fn param_grads_of_rows(
+        &self,
+        x: &GpuBuffer,
+        grads: &GpuBuffer,
+        rows: std::ops::Range<usize>,
+    ) {
+        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        if plan.recurrent && rows.start == 0 {
             let w = self.words(0);
             self.run(
                 final_state_shader(plan),
@@ -1739,15 +1843,15 @@ impl<'a> Call<'a> {
             );
         }
         for (d, off) in plan.dirs.iter().enumerate() {
-            let dxp = self.dir(l.dxp, d, l.gs);
+            let dxp = self.gate_row(l.dxp, d, rows.start);
             for &(col, n, at) in &l.dxp_blocks {
                 // dW_ih += dxp^T x, db_ih += column sums of dxp
                 self.gemm(
                     n,
                     plan.input,
-                    l.rows(),
+                    rows.len(),
                     Mat::t(self.gate_buf(), dxp + at, l.gs),
-                    Mat::rows(x, 0, plan.input),
+                    Mat::rows(x, rows.start * plan.input, plan.input),
                     Out {
                         buf: grads,
                         off: off.w_ih + col * plan.input,
@@ -1755,9 +1859,18 @@ impl<'a> Call<'a> {
                     },
                     true,
                 );
-                self.col_sums(self.gate_buf(), dxp + at, n, l.gs, grads, off.b_ih + col);
+                // Where dgh is dxp, db_hh takes the same sums.
+                let b = [off.b_ih + col, off.b_hh + col];
+                let ats = if l.dgh_is_dxp { &b[..] } else { &b[..1] };
+                self.col_sums(self.gate_buf(), dxp + at, n, l.gs, grads, ats, rows.len());
             }
-            cell.param_grads(self, d, grads);
+            if !l.dgh_is_dxp {
+                // db_hh += column sums of dgh
+                let dgh = self.gate_row(l.dgh, d, rows.start);
+                let b_hh = [off.b_hh];
+                self.col_sums(self.gate_buf(), dgh, l.gh, l.gs, grads, &b_hh, rows.len());
+            }
+            cell.param_grads(self, d, grads, rows.clone());
         }
     }
 
@@ -1767,7 +1880,7 @@ impl<'a> Call<'a> {
     pub fn input_grads(&self, dx: &GpuBuffer, rows: std::ops::Range<usize>, first: usize) {
         let (plan, l) = (self.plan, &self.lay);
         for (d, off) in plan.dirs.iter().enumerate() {
-            let dxp = self.dir(l.dxp, d, l.gs) + rows.start * l.gs;
+            let dxp = self.gate_row(l.dxp, d, rows.start);
             for (i, &(col, n, at)) in l.dxp_blocks.iter().enumerate() {
                 self.gemm(
                     rows.len(),

@@ -5,6 +5,8 @@
 //! scratch, then the cell with `dm = W_hr^T dh`). The peephole and `W_hr` gradients are
 //! reductions over all steps after the loop.
 
+use std::ops::Range;
+
 use super::GpuBuffer;
 use super::gemm::{Mat, Out};
 use super::layer::{Bwd, Call, CellShader, Fwd, GpuCell, act_code};
@@ -125,29 +127,21 @@ impl GpuCell for LstmCell {
         }
     }
 
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer) {
+    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
         let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
-        // dW_hh += dgh^T h_{t-1}, db_hh += column sums of dgh
-        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh);
-        c.col_sums(
-            c.gate_buf(),
-            c.dir(l.dgh, d, l.gs),
-            l.gh,
-            l.gs,
-            grads,
-            off.b_hh,
-        );
-        let scr = c.dir(l.scr, d, l.sw);
+        // dW_hh += dgh^T h_{t-1}
+        c.dw_prev_state(d, 0, l.gh, grads, off.w_hh, rows.clone());
+        let scr = c.scr_row(d, rows.start);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
-            c.col_sums(c.gates, scr, 3 * n, l.sw, grads, pe);
+            c.col_sums(c.gates, scr, 3 * n, l.sw, grads, &[pe], rows.len());
         }
         if let Some(w_hr) = off.w_hr {
-            // dW_hr += dh^T m over all steps
+            // dW_hr += dh^T m over the steps
             c.gemm(
                 l.rw,
                 n,
-                l.rows(),
+                rows.len(),
                 Mat {
                     buf: c.gates,
                     off: scr + scr_dh(c.plan),
@@ -156,7 +150,7 @@ impl GpuCell for LstmCell {
                 },
                 Mat {
                     buf: c.cache,
-                    off: c.dir(l.rec, d, l.kw) + 4 * n,
+                    off: c.dir(l.rec, d, l.kw) + rows.start * l.kw + 4 * n,
                     rs: l.kw,
                     cs: 1,
                 },

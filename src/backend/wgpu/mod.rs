@@ -50,13 +50,15 @@ pub use runtime::{Gpu, GpuBuffer, Kernel, KernelTime, Readback};
 
 /// Every WGSL module the engine can hand to a device, by name, as the device gets it
 /// (`Shader::module_source`): each kernel family in each of its builds (f32 or f16 storage,
-/// each way of computing the step products, the tensor-core builds included). For checks
+/// each way of computing the step products, the tensor-core builds and the layer pipeline's
+/// joined steps included). For checks
 /// that need no GPU, such as `tests/shader_style.rs`, which holds every kernel to the
 /// developers' guide's rules on the modules as compiled.
 pub fn module_sources() -> Vec<(&'static str, String)> {
     use runtime::Shader;
-    let plain: [&Shader; 8] = [
+    let plain: [&Shader; 9] = [
         &clip::CLIP,
+        &runtime::COPY_WITHIN,
         &dropout::DROPOUT,
         &encode::ENCODE,
         &gemm::COLSUM,
@@ -80,13 +82,19 @@ pub fn module_sources() -> Vec<(&'static str, String)> {
                 shaders.push(layer::cell_shader(cell).get(f16, products, true));
             }
             // The f32 and tensor-core tiles for adapters with only 8 storage buffers per
-            // stage.
+            // stage, and their joined builds for the layer pipeline's steps (cells whose
+            // tiled steps join, `GpuCell::joins`), with and without the ninth binding.
             for products in [
                 StepProducts::F32,
                 StepProducts::Tensor,
                 StepProducts::TensorEmulated,
             ] {
-                shaders.push(layer::cell_shader(cell).get(f16, products, false));
+                let shader = layer::cell_shader(cell);
+                shaders.push(shader.get(f16, products, false));
+                if cell != CellKind::Jordan {
+                    shaders.push(shader.joined(f16, products, true));
+                    shaders.push(shader.joined(f16, products, false));
+                }
             }
         }
     }

@@ -87,6 +87,12 @@ const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
 /// WGSL shared by every kernel: activations, the 1-D grid index.
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 
+/// The copy between two ranges of one buffer (`Gpu::copy`).
+pub(super) static COPY_WITHIN: Shader = Shader {
+    name: "copy_within",
+    source: include_str!("../../../shaders/copy_within.wgsl"),
+};
+
 /// A kernel family: one WGSL file.
 #[derive(Debug)]
 pub struct Shader {
@@ -938,7 +944,9 @@ impl Gpu {
         self.with_encoder(|e| e.clear_buffer(&buf.buf, at, Some(len)));
     }
 
-    /// Records a copy of `len` elements.
+    /// Records a copy of `len` elements: a transfer command, or where source and destination
+    /// are one buffer (parts of a joined buffer included), which transfers cannot copy
+    /// within, a dispatch of `shaders/copy_within.wgsl` (the ranges must not overlap).
     pub fn copy(&self, src: &GpuBuffer, src_at: usize, dst: &GpuBuffer, dst_at: usize, len: usize) {
         if len == 0 {
             return;
@@ -946,6 +954,23 @@ impl Gpu {
         assert_eq!(src.half, dst.half, "copy between f16 and f32 buffers");
         let (src_at, bytes) = src.bytes(src_at, len);
         let (dst_at, _) = dst.bytes(dst_at, len);
+        if src.buf == dst.buf {
+            assert!(
+                src_at + bytes <= dst_at || dst_at + bytes <= src_at,
+                "copy within one buffer: overlapping ranges"
+            );
+            let whole = src.whole().map_or(src, |w| w.0);
+            let kernel = self.pipeline(&COPY_WITHIN, "copy_within", &[]);
+            let words = |b: u64| (b / 4) as u32;
+            let p = [words(bytes), words(src_at), words(dst_at), 0];
+            self.dispatch(
+                &kernel,
+                &p,
+                &[whole],
+                Gpu::grid_1d(words(bytes) as usize, 256),
+            );
+            return;
+        }
         src.touch(self.epoch.get());
         dst.touch(self.epoch.get());
         self.with_encoder(|e| {

@@ -39,9 +39,10 @@ pub(super) struct InStack<'a> {
     pub w16: Option<&'a GpuBuffer>,
     /// Whether the step recorded last went to `joined` (for its cost).
     pub went_joined: Cell<bool>,
-    /// Where the gates buffer holds a window of rows of xp (f16 caches, whose records do
-    /// not hold it): the first row of the chunk being run.
-    pub xp_from: Cell<usize>,
+    /// Where the gates buffer holds a window of rows (of xp in the forward, of dxp, dgh
+    /// and the scratch in the backward; where the records do not hold them): the first row
+    /// of the chunk being run.
+    pub gates_from: Cell<usize>,
     /// Where the backward's output gradient dy is a window of rows: the first row of the
     /// chunk being run.
     pub dy_from: Cell<usize>,
@@ -193,10 +194,13 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     // What all layers share (`joins`: one kind and width, caches of one type).
     let lay = Layout::of(&plans[0], seq, caches[0].is_f16());
     // Each layer's xp of one chunk where it is not in the cache's records (a window of k
-    // steps' rows, `InStack::xp_from`), parts of one buffer, as the step binds them.
-    let window = match lay.gates_in_rec {
-        true => 1,
-        false => k * lay.batch * lay.gs,
+    // steps' rows, `InStack::gates_from`), parts of one buffer, as the step binds them; of
+    // the size the backward's windows take where it has them, whose allocation then reuses
+    // this one.
+    let window = match (window_rows(&lay, &plans[0], &chunks), lay.gates_in_rec) {
+        (Some(rows), _) => lay.clone().with_gate_rows(rows).gates_len,
+        (None, true) => 1,
+        (None, false) => k * lay.batch * lay.gs,
     };
     let gates = gpu.joined(&vec![window; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, init.as_deref());
@@ -220,6 +224,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         has_state: init.is_some(),
         w16: &w16,
         joined: &joined,
+        gate_rows: None,
     }
     .calls();
     for c in &calls {
@@ -229,7 +234,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     for phase in chunks.phases() {
         let active = chunks.active(phase, false);
         for &(l, c) in &active {
-            calls[l].stack.xp_from.set(chunks.rows(c).start);
+            calls[l].stack.gates_from.set(chunks.rows(c).start);
             calls[l].project(&xs[l], chunks.rows(c));
         }
         for j in 0..k {
@@ -264,16 +269,21 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
 /// runs the chunk p - i from the last, its steps from the chunk's last down, each time step
 /// one dispatch for every layer in the phase; after them, each layer but the bottom one
 /// records dx = dxp W_ih for its chunk's rows, the output gradient of the layer below for
-/// that chunk (with that layer's dropout mask), which it runs in the next phase. The
-/// parameter gradients and the stack input's gradient are GEMMs over all steps at the end,
-/// as layer by layer. Every result is what layer by layer gives.
+/// that chunk (with that layer's dropout mask), which it runs in the next phase.
+///
+/// Where each layer's gate gradients are at most one value per row and unit (`narrow_gates`)
+/// they are held for all steps, and the parameter gradients and the stack input's gradient
+/// are GEMMs over all steps at the end, as layer by layer: every result is what layer by
+/// layer gives, to the bit. Where they are wider (f16 LSTM and GRU caches), each layer holds
+/// them for a window of its chunk ([`window_rows`]), and those GEMMs run per chunk after its
+/// steps, which sums the gradients in another order (the same to rounding).
 pub(super) fn stack_backward(
     be: &WgpuBackend,
     job: StackBackward<'_, WgpuBackend>,
 ) -> Option<GpuBuffer> {
     let chunks = chunks_of(be, job.plans, job.caches, &job.xs[1..], job.seq);
     let lay = Layout::of(&job.plans[0], job.seq, job.caches[0].is_f16());
-    let Some(chunks) = chunks.filter(|_| narrow_gates(&lay, &job.plans[0])) else {
+    let Some(chunks) = chunks else {
         return backward_layer_by_layer(be, job);
     };
     let StackBackward {
@@ -305,8 +315,16 @@ pub(super) fn stack_backward(
             st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
         })
         .collect();
-    // dxp / dgh, the scratch and the running dc, zeroed as `layer_backward` makes them.
-    let gates = gpu.joined(&vec![lay.gates_len; nl], false);
+    // dxp / dgh, the scratch and the running dc, zeroed as `layer_backward` makes them (in
+    // a window, rows a chunk's steps do not write are rows no earlier chunk wrote: a
+    // sequence that has ended by a step of this chunk had ended in every later one).
+    let gate_rows = window_rows(&lay, &plans[0], &chunks);
+    let windowed = gate_rows.is_some();
+    let gates_len = match gate_rows {
+        Some(rows) => lay.clone().with_gate_rows(rows).gates_len,
+        None => lay.gates_len,
+    };
+    let gates = gpu.joined(&vec![gates_len; nl], false);
     let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
     let calls = Layers {
@@ -321,6 +339,7 @@ pub(super) fn stack_backward(
         has_state: dlast.is_some(),
         w16: &w16,
         joined: &joined,
+        gate_rows,
     }
     .calls();
     // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
@@ -337,10 +356,45 @@ pub(super) fn stack_backward(
         }
         calls[l].stack.dy_from.set(r.start);
     };
+    // With windows: the stack input's gradient is made per chunk.
+    let dx = (windowed && want_dx).then(|| gpu.buffer(lay.rows() * plans[0].input));
+    // With windows, what layer l's chunk c leaves when its steps have run: its share of the
+    // parameter gradients (and of the stack input's), and its first step's dgh (and scratch,
+    // which the GRU's steps read too) where the window of chunk c - 1 reads it, past that
+    // chunk's k steps.
+    let close_window = |l: usize, c: usize| {
+        let (call, r) = (&calls[l], chunks.rows(c));
+        call.param_grads_of_rows(&xs[l], grads, r.clone());
+        if let (0, Some(dx)) = (l, &dx) {
+            call.input_grads(dx, r, 0);
+        }
+        let (w, b) = (&call.lay, lay.batch);
+        if c > 0 {
+            gpu.copy(
+                call.gates,
+                w.dgh,
+                call.gates,
+                w.dgh + k * b * w.gs,
+                b * w.gs,
+            );
+            gpu.copy(
+                call.gates,
+                w.scr,
+                call.gates,
+                w.scr + k * b * w.sw,
+                b * w.sw,
+            );
+        }
+    };
     for phase in chunks.phases() {
         let active = chunks.active(phase, true);
         if let Some(&(top, c)) = active.first().filter(|a| a.0 + 1 == nl) {
             fill(top, c);
+        }
+        if windowed {
+            for &(l, c) in &active {
+                calls[l].stack.gates_from.set(chunks.rows(c).start);
+            }
         }
         for j in (0..k).rev() {
             for &(l, c) in &active {
@@ -351,6 +405,11 @@ pub(super) fn stack_backward(
             }
             joined.flush(gpu);
         }
+        if windowed {
+            for &(l, c) in &active {
+                close_window(l, c);
+            }
+        }
         // The windows of the layers below, for their next phase.
         for &(l, c) in active.iter().filter(|a| a.0 > 0) {
             fill(l - 1, c);
@@ -359,6 +418,13 @@ pub(super) fn stack_backward(
     // Its rows are all copied: back to the pool, for the input's gradient below.
     drop(dy);
     let mut dinit = each_layer(dinit, nl);
+    if windowed {
+        // Every window holds chunk 0, whose first step's dgh the initial states' take.
+        for l in (0..nl).rev() {
+            calls[l].initial_state_grads(dinit[l].take());
+        }
+        return dx;
+    }
     for l in (0..nl).rev() {
         calls[l].param_grads_after_steps(&xs[l], grads, dinit[l].take());
     }
@@ -387,6 +453,9 @@ struct Layers<'a> {
     w16: &'a [GpuBuffer],
     /// Where the calls' tiled steps are held.
     joined: &'a Joined<'a>,
+    /// Rows per direction of each gates buffer's row sections where they are a window of a
+    /// chunk ([`window_rows`]); else all.
+    gate_rows: Option<usize>,
 }
 
 impl<'a> Layers<'a> {
@@ -396,7 +465,13 @@ impl<'a> Layers<'a> {
             .map(|l| Call {
                 be: self.be,
                 plan: &self.plans[l],
-                lay: Layout::of(&self.plans[l], self.seq, self.caches[l].is_f16()),
+                lay: match (
+                    Layout::of(&self.plans[l], self.seq, self.caches[l].is_f16()),
+                    self.gate_rows,
+                ) {
+                    (lay, Some(rows)) => lay.with_gate_rows(rows),
+                    (lay, None) => lay,
+                },
                 params: self.params,
                 cache: &self.caches[l],
                 gates: &self.gates[l],
@@ -421,9 +496,19 @@ impl<'a> Layers<'a> {
 /// gate gradients (f32 LSTM and GRU caches, `Layout::gates_in_rec`) or there is one gate
 /// (Elman). The layer pipeline's backward holds every layer's at once, where layer by layer
 /// holds one at a time: with the gate gradients of an f16 cache (4 or 7 values per row and
-/// unit a layer) that would cost more memory than PyTorch's whole training step.
+/// unit a layer) for all steps that would cost more memory than PyTorch's whole training
+/// step.
 fn narrow_gates(lay: &Layout, plan: &LayerPlan) -> bool {
     lay.gates_len <= lay.rows() * plan.hidden + lay.dirs * lay.batch * (lay.gh + lay.cw)
+}
+
+/// Rows per direction of each layer's gate sections in the layer pipeline's backward where
+/// they are not [`narrow_gates`]: a window of one chunk's k steps and the step after them,
+/// whose dgh (and scratch) the chunk's last step reads (`Layout::with_gate_rows`). All the
+/// layers' windows together then hold about what layer by layer's one gates buffer for all
+/// steps holds where there are as many chunks as layers, and less with more chunks.
+fn window_rows(lay: &Layout, plan: &LayerPlan, chunks: &Chunks) -> Option<usize> {
+    (!narrow_gates(lay, plan)).then_some((chunks.k + 1) * chunks.batch)
 }
 
 /// A stack's per-layer states (initial states or final-state gradients), copied into parts
@@ -587,14 +672,19 @@ fn resolve(buf: &GpuBuffer) -> (&GpuBuffer, usize) {
     buf.whole().unwrap_or((buf, 0))
 }
 
+/// The words of `LP` a joined build reads from the first layer's (`layer::SHARED_FIELDS`):
+/// sizes and flags.
+const SHARED_WORDS: std::ops::Range<usize> = 1..13;
+
 /// The bindings of one dispatch for all of `group`, if they can share one: the same
-/// kernel, a grid of one direction, and at each binding the same buffer once parts are
-/// taken as their wholes.
+/// kernel, a grid of one direction, the same sizes and flags (`SHARED_WORDS`), and at each
+/// binding the same buffer once parts are taken as their wholes.
 fn joined_bindings<'a>(group: &[Step<'a>]) -> Option<Vec<(u32, &'a GpuBuffer)>> {
     let first = &group[0];
     let alike = group.iter().all(|s| {
         s.kernel.same(&first.kernel)
             && s.groups == first.groups
+            && s.words[SHARED_WORDS] == first.words[SHARED_WORDS]
             && s.bindings.len() == first.bindings.len()
             && s.bindings
                 .iter()
@@ -636,7 +726,7 @@ fn rebase(words: &[u32], bindings: &[(u32, &GpuBuffer)]) -> Vec<u32> {
             false => &[],
         };
         for &f in fields.iter().chain(gates) {
-            // Offsets may wrap (an xp window's start, `Call::xp_from`): so do their sums.
+            // Offsets may wrap (an xp window's start, `InStack::gates_from`): so do their sums.
             w[f] = w[f].wrapping_add(base);
         }
     }
@@ -646,7 +736,7 @@ fn rebase(words: &[u32], bindings: &[(u32, &GpuBuffer)]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::super::layer::LP_WORDS;
-    use super::lp;
+    use super::{SHARED_WORDS, lp};
 
     /// The word positions the rebase moves are those of `shaders/layer.wgsl`'s `LP`.
     #[test]
@@ -681,5 +771,6 @@ mod tests {
         ] {
             assert_eq!(fields[at], name, "LP word {at}");
         }
+        assert_eq!(fields[SHARED_WORDS], super::super::layer::SHARED_FIELDS);
     }
 }
