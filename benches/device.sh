@@ -67,7 +67,9 @@ fi
 # only where it pays: at the suite's sizes, not at these), which no machine without matrix
 # units can run
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
-# never met a GPU; the last two are the layer pipeline's joined steps, entry 58).
+# never met a GPU; the last two are the layer pipeline's joined steps, entries 58-60, the
+# second its f16 backward in windows and, where the adapter has matrix units, the joined
+# tensor-core steps, which wgpu refused to build before entry 60).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
     "--step-k-split 2 --step-units 64" "--step-k-split 1" "--step-chunk-rows 16" "--gemm tall"

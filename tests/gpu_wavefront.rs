@@ -31,13 +31,20 @@ fn lengths(longest: usize) -> Vec<usize> {
 fn wavefront_matches_the_cpu_reference() {
     let Some(mut be) = gpu() else { return };
     let mut r = rng("wavefront_matches_the_cpu_reference");
-    // (gates, layers, units, chunks): 7 steps in 3 chunks of 3, 2, 2 (the last shorter), in
-    // 2, in 4 of 2 and in 7 of 1 (64 asked: no more chunks than steps).
-    for (gates, layers, hidden, chunks) in
-        [(4, 3, 20, 3), (3, 2, 33, 2), (1, 3, 17, 64), (4, 4, 40, 4)]
-    {
+    // (gates, layers, units, chunks, matrix-vector steps): 7 steps in 3 chunks of 3, 2, 2
+    // (the last shorter), in 2, in 4 of 2 and in 7 of 1 (64 asked: no more chunks than
+    // steps); the matrix-vector steps (the defaults at up to 4 sequences) joined too.
+    for (gates, layers, hidden, chunks, gemv) in [
+        (4, 3, 20, 3, false),
+        (3, 2, 33, 2, false),
+        (1, 3, 17, 64, false),
+        (4, 4, 40, 4, false),
+        (4, 3, 24, 3, true),
+        (3, 2, 20, 2, true),
+    ] {
         be.set_tuning(Tuning {
             wavefront: Some(chunks),
+            gemv_steps: Some(gemv),
             ..Tuning::default()
         });
         let cfg = dense_net(

@@ -81,6 +81,10 @@ pub fn module_sources() -> Vec<(&'static str, String)> {
             for products in StepProducts::ALL {
                 shaders.push(layer::cell_shader(cell).get(f16, products, true));
             }
+            // The joined matrix-vector steps (the layer pipeline's at small batches).
+            if cell != CellKind::Jordan {
+                shaders.push(layer::cell_shader(cell).joined(f16, StepProducts::Gemv, true));
+            }
             // The f32 and tensor-core tiles for adapters with only 8 storage buffers per
             // stage, and their joined builds for the layer pipeline's steps (cells whose
             // tiled steps join, `GpuCell::joins`), with and without the ninth binding.
