@@ -6,19 +6,22 @@
 // workgroups instead of one loop per column:
 //   colsum_partial: workgroups (ceil(n / 256), S); invocation j of group (x, s) sums rows
 //     [s * per, min(rows, (s + 1) * per)) of column x * 256 + j in row order into
-//     part[s * n + j]. Consecutive invocations read consecutive columns (coalesced).
+//     part[part0 + s * n + j] (part0 > 0 for a later block of rows whose partial sums join
+//     an earlier block's, the layer pipeline's chunks). Consecutive invocations read
+//     consecutive columns (coalesced).
 //   colsum_finish: one invocation per column j (1-D grid): dst[at + j] += sum over s of
 //     part[s * n + j], in s order, and the same sum into dst[at2 + j] unless at2 is
 //     0xffffffff (the two bias gradients of a cell whose dgh is dxp).
 //
 // Bindings (group 0):
-//   0 uniform P   rows, n, ld, off, per (rows per slice), slices S, at, at2
+//   0 uniform P   rows, n, ld, off, per (rows per slice), slices S, at, at2, part0
 //   1 src  f32[] read (partial) / part f32[] read (finish)
 //   2 part f32[] read_write (partial) / dst f32[] read_write (finish)
 
 struct P {
     rows: u32, n: u32, ld: u32, off: u32,
     per: u32, slices: u32, at: u32, at2: u32,
+    part0: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -38,7 +41,7 @@ fn colsum_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = r0; r < r1; r++) {
         acc += src[p.off + r * p.ld + j];
     }
-    dst[s * p.n + j] = acc;
+    dst[p.part0 + s * p.n + j] = acc;
 }
 
 @compute @workgroup_size(256, 1, 1)

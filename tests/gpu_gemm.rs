@@ -554,10 +554,14 @@ fn col_sums_match_loops() {
     }
 }
 
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 /// A copy between two ranges of one buffer (`Gpu::copy` through `shaders/copy_within.wgsl`,
 /// which the transfer command cannot make), between parts of one joined buffer and within a
-/// buffer of its own: the destination range gets the source's bits, and nothing else
-/// changes.
+/// buffer of its own, and two such copies in one dispatch (`Gpu::copy_within`): the
+/// destination ranges get the sources' bits, and nothing else changes.
 #[test]
 fn copies_within_one_buffer_move_only_their_range() {
     let Some(be) = gpu() else { return };
@@ -587,6 +591,18 @@ fn copies_within_one_buffer_move_only_their_range() {
             assert_eq!(v.to_bits(), want.to_bits(), "element {i}");
         }
     }
+    // Two ranges of a part in one dispatch (the layer pipeline's carried dgh and scratch
+    // rows), one reading from where the other does not write.
+    let v = uniform(&mut r, parts[0].len(), 1.0);
+    g.write(&parts[0], &v);
+    let ranges = [(0, 200, 30), (40, 260, 25)];
+    g.copy_within(&parts[0], &ranges);
+    let mut want = v.clone();
+    for &(from, to, n) in &ranges {
+        want[to..to + n].copy_from_slice(&v[from..from + n]);
+    }
+    let got = g.read::<f32>(&parts[0], v.len());
+    assert_eq!(bits(&got), bits(&want), "two ranges in one dispatch");
 }
 
 /// The self-check the backend runs where it opens an adapter with matrix units

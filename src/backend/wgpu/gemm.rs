@@ -6,6 +6,8 @@
 //! the adapter has them and reduced precision was asked for, or at f32 accuracy in split f16
 //! halves, or the 256x128 one, where asked for); the rest the 64x64 one.
 
+use std::cell::Cell;
+
 use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
 
@@ -514,43 +516,136 @@ pub fn gemm(
 /// `shaders/colsum.wgsl`, rows split into slices summed by separate workgroups, then the
 /// slices added per column.
 pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, ats: &[usize]) {
-    assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
-    assert!(!src.buf.is_f16(), "column sums read f32 buffers");
-    let (at, at2) = match *ats {
-        [at] => (at, u32::MAX),
-        [at, at2] => (at, at2 as u32),
-        _ => panic!("column sums into one or two places"),
-    };
     if rows == 0 || n == 0 {
         return;
     }
-    // Enough slices for about 512 workgroups, each slice at least 32 rows.
+    let part = gpu.buffer(col_slices(rows, n).1 * n);
+    let slices = col_sum_partials(gpu, src, rows, n, &part, 0);
+    col_sum_finish(gpu, &part, slices, n, dst, ats);
+}
+
+/// How column sums split `rows` rows of `n` columns: enough slices for about 512
+/// workgroups, each slice at least 32 rows. (rows per slice, slices)
+fn col_slices(rows: usize, n: usize) -> (usize, usize) {
     let col_groups = n.div_ceil(256);
     let slices = 512usize.div_ceil(col_groups).min(rows.div_ceil(32)).max(1);
     let per = rows.div_ceil(slices);
-    let slices = rows.div_ceil(per);
-    let part = gpu.buffer(slices * n);
-    let params = [
-        rows as u32,
-        n as u32,
-        src.rs as u32,
-        src.off as u32,
-        per as u32,
-        slices as u32,
-        at as u32,
-        at2,
-    ];
+    (per, rows.div_ceil(per))
+}
+
+/// The words of `shaders/colsum.wgsl`'s `P` but the destinations.
+fn col_sum_words(
+    rows: usize,
+    n: usize,
+    ld: usize,
+    off: usize,
+    slices: (usize, usize),
+) -> [u32; 12] {
+    let w = |v: usize| v as u32;
+    let (per, count) = slices;
+    [
+        w(rows),
+        w(n),
+        w(ld),
+        w(off),
+        w(per),
+        w(count),
+        0,
+        u32::MAX,
+        0,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// Records the partial sums of `src`'s columns into `part` from slice `part0` on; returns
+/// the slices written.
+fn col_sum_partials(
+    gpu: &Gpu,
+    src: Mat<'_>,
+    rows: usize,
+    n: usize,
+    part: &GpuBuffer,
+    part0: usize,
+) -> usize {
+    assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
+    assert!(!src.buf.is_f16(), "column sums read f32 buffers");
+    let (per, slices) = col_slices(rows, n);
+    let mut words = col_sum_words(rows, n, src.rs, src.off, (per, slices));
+    words[8] = (part0 * n) as u32;
     let partial = gpu.pipeline(&COLSUM, "colsum_partial", &[]);
-    gpu.dispatch(
-        &partial,
-        &params,
-        &[src.buf, &part],
-        [col_groups as u32, slices as u32, 1],
-    );
+    let groups = [n.div_ceil(256) as u32, slices as u32, 1];
+    gpu.dispatch(&partial, &words, &[src.buf, part], groups);
+    let (r, n) = (rows as f64, n as f64);
+    gpu.cost(r * n, 4.0 * (r * n + slices as f64 * n));
+    slices
+}
+
+/// Records `dst[at + j] += the sum of the first `slices` partial sums of column j in
+/// `part`` for each `at` of `ats`.
+fn col_sum_finish(
+    gpu: &Gpu,
+    part: &GpuBuffer,
+    slices: usize,
+    n: usize,
+    dst: &GpuBuffer,
+    ats: &[usize],
+) {
+    let mut words = col_sum_words(0, n, n, 0, (0, slices));
+    (words[6], words[7]) = match *ats {
+        [at] => (at as u32, u32::MAX),
+        [at, at2] => (at as u32, at2 as u32),
+        _ => panic!("column sums into one or two places"),
+    };
     let finish = gpu.pipeline(&COLSUM, "colsum_finish", &[]);
-    gpu.dispatch(&finish, &params, &[&part, dst], Gpu::grid_1d(n, 256));
-    let (r, n, s) = (rows as f64, n as f64, slices as f64);
-    gpu.cost(r * n + s * n, 4.0 * (r * n + 2.0 * s * n + 2.0 * n));
+    gpu.dispatch(&finish, &words, &[part, dst], Gpu::grid_1d(n, 256));
+    let (s, n) = (slices as f64, n as f64);
+    gpu.cost(s * n, 4.0 * (s * n + 2.0 * n));
+}
+
+/// Column sums of several blocks of rows of one width (the layer pipeline's chunks of a
+/// layer's gate gradients) added into their destinations once: each block's partial sums
+/// ([`ColSums::add`]) take their own slices of one buffer and [`ColSums::finish`] adds them
+/// all, one dispatch a block and one in all instead of two a block.
+pub struct ColSums {
+    part: GpuBuffer,
+    n: usize,
+    /// Slices written so far.
+    used: Cell<usize>,
+}
+
+impl ColSums {
+    /// Room for `blocks` blocks of up to `rows` rows of `n` columns.
+    pub fn new(gpu: &Gpu, n: usize, blocks: usize, rows: usize) -> ColSums {
+        ColSums {
+            part: gpu.buffer(blocks * col_slices(rows, n).1 * n),
+            n,
+            used: Cell::new(0),
+        }
+    }
+
+    /// Records the partial sums of the columns of the `[rows, n]` view `src`.
+    pub fn add(&self, gpu: &Gpu, src: Mat<'_>, rows: usize) {
+        if rows == 0 || self.n == 0 {
+            return;
+        }
+        let used = self.used.get();
+        assert!(
+            (used + col_slices(rows, self.n).1) * self.n <= self.part.len(),
+            "column sums: more blocks or rows than made room for"
+        );
+        let slices = col_sum_partials(gpu, src, rows, self.n, &self.part, used);
+        self.used.set(used + slices);
+    }
+
+    /// Records `dst[at..at + n] +=` the column sums of every block added, for each `at` of
+    /// `ats`.
+    pub fn finish(&self, gpu: &Gpu, dst: &GpuBuffer, ats: &[usize]) {
+        if self.used.get() > 0 {
+            col_sum_finish(gpu, &self.part, self.used.get(), self.n, dst, ats);
+        }
+    }
 }
 
 #[cfg(test)]

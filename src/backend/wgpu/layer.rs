@@ -1102,7 +1102,8 @@ impl<'a> Call<'a> {
 
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
     /// `off` of `buf`` for each `at` of `ats` (one or two; `buf` the cache or the gates
-    /// buffer; `shaders/colsum.wgsl`).
+    /// buffer; `shaders/colsum.wgsl`). In the layer pipeline's windows the sums of each
+    /// chunk wait for the others' and go into `grads` at the end (`InStack::sums`).
     #[allow(clippy::too_many_arguments)]
     pub fn col_sums(
         &self,
@@ -1114,7 +1115,11 @@ impl<'a> Call<'a> {
         ats: &[usize],
         rows: usize,
     ) {
-        col_sums(&self.be.gpu, Mat::rows(buf, off, ld), rows, n, grads, ats);
+        let src = Mat::rows(buf, off, ld);
+        match self.stack.sums {
+            Some(sums) => sums.add(&self.be.gpu, src, rows, n, ats),
+            None => col_sums(&self.be.gpu, src, rows, n, grads, ats),
+        }
     }
 
     /// The buffer of xp, dxp and dgh (row stride `Layout::gs`): the cache or the gates

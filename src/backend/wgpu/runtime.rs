@@ -946,36 +946,58 @@ impl Gpu {
 
     /// Records a copy of `len` elements: a transfer command, or where source and destination
     /// are one buffer (parts of a joined buffer included), which transfers cannot copy
-    /// within, a dispatch of `shaders/copy_within.wgsl` (the ranges must not overlap).
+    /// within, [`Gpu::copy_within`] (the ranges must not overlap).
     pub fn copy(&self, src: &GpuBuffer, src_at: usize, dst: &GpuBuffer, dst_at: usize, len: usize) {
         if len == 0 {
             return;
         }
         assert_eq!(src.half, dst.half, "copy between f16 and f32 buffers");
-        let (src_at, bytes) = src.bytes(src_at, len);
-        let (dst_at, _) = dst.bytes(dst_at, len);
         if src.buf == dst.buf {
-            assert!(
-                src_at + bytes <= dst_at || dst_at + bytes <= src_at,
-                "copy within one buffer: overlapping ranges"
-            );
-            let whole = src.whole().map_or(src, |w| w.0);
-            let kernel = self.pipeline(&COPY_WITHIN, "copy_within", &[]);
-            let words = |b: u64| (b / 4) as u32;
-            let p = [words(bytes), words(src_at), words(dst_at), 0];
-            self.dispatch(
-                &kernel,
-                &p,
-                &[whole],
-                Gpu::grid_1d(words(bytes) as usize, 256),
-            );
+            let (whole, s0) = src.whole().unwrap_or((src, 0));
+            let d0 = dst.whole().map_or(0, |w| w.1);
+            self.copy_within(whole, &[(s0 + src_at, d0 + dst_at, len)]);
             return;
         }
+        let (src_at, bytes) = src.bytes(src_at, len);
+        let (dst_at, _) = dst.bytes(dst_at, len);
         src.touch(self.epoch.get());
         dst.touch(self.epoch.get());
         self.with_encoder(|e| {
             e.copy_buffer_to_buffer(&src.buf, src_at, &dst.buf, dst_at, Some(bytes))
         });
+    }
+
+    /// Records copies between one or two `(from, to, len)` ranges of elements of `buf` in one
+    /// dispatch of `shaders/copy_within.wgsl`; no range copied into may overlap another.
+    pub fn copy_within(&self, buf: &GpuBuffer, ranges: &[(usize, usize, usize)]) {
+        assert!(ranges.len() <= 2, "copy_within: one or two ranges");
+        // (from, to, len) in 4-byte words from the start of the wgpu buffer.
+        let words: Vec<[u64; 3]> = ranges
+            .iter()
+            .filter(|r| r.2 > 0)
+            .map(|&(from, to, len)| {
+                let ((from, bytes), (to, _)) = (buf.bytes(from, len), buf.bytes(to, len));
+                [from / 4, to / 4, bytes / 4]
+            })
+            .collect();
+        let spans: Vec<(u64, u64)> = words
+            .iter()
+            .flat_map(|&[from, to, n]| [(from, from + n), (to, to + n)])
+            .collect();
+        for (i, d) in spans.iter().enumerate().filter(|(i, _)| i % 2 == 1) {
+            for (_, o) in spans.iter().enumerate().filter(|(j, _)| *j != i) {
+                assert!(d.1 <= o.0 || o.1 <= d.0, "copy_within: overlapping ranges");
+            }
+        }
+        let Some(&[src, dst, n]) = words.first() else {
+            return;
+        };
+        let [src2, dst2, n2] = words.get(1).copied().unwrap_or([0; 3]);
+        let p = [n, src, dst, n2, src2, dst2, 0, 0].map(|w| w as u32);
+        let kernel = self.pipeline(&COPY_WITHIN, "copy_within", &[]);
+        // The offsets count from the start of the wgpu buffer: bind all of it.
+        let whole = buf.whole().map_or(buf, |w| w.0);
+        self.dispatch(&kernel, &p, &[whole], Gpu::grid_1d((n + n2) as usize, 256));
     }
 
     /// Submits the recorded work and copies `len` elements from the start of `buf` back.

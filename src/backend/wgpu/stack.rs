@@ -17,6 +17,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 
 use super::dropout::{dropout_range, dropout_window};
+use super::gemm::{ColSums, Mat};
 use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
@@ -46,6 +47,51 @@ pub(super) struct InStack<'a> {
     /// Where the backward's output gradient dy is a window of rows: the first row of the
     /// chunk being run.
     pub dy_from: Cell<usize>,
+    /// Where the backward's gate gradients are in windows of a chunk: the column sums (bias
+    /// gradients) of every chunk, added into the gradients after the last.
+    pub sums: Option<&'a WindowSums>,
+}
+
+/// A layer's column sums (its bias gradients) over the windows of its chunks: each
+/// destination's partial sums kept until the last chunk ([`ColSums`]), one dispatch a
+/// chunk and one in all instead of two a chunk.
+pub(super) struct WindowSums {
+    /// Chunks, and rows of the longest.
+    chunks: usize,
+    rows: usize,
+    by_dst: RefCell<Vec<(Vec<usize>, ColSums)>>,
+}
+
+impl WindowSums {
+    fn new(chunks: &Chunks) -> WindowSums {
+        WindowSums {
+            chunks: chunks.count,
+            rows: chunks.k * chunks.batch,
+            by_dst: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Records the partial column sums of a chunk's `[rows, n]` view `src` for the
+    /// destinations `ats` (`Call::col_sums`).
+    pub fn add(&self, gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, ats: &[usize]) {
+        let mut by_dst = self.by_dst.borrow_mut();
+        let i = match by_dst.iter().position(|(a, _)| a == ats) {
+            Some(i) => i,
+            None => {
+                let sums = ColSums::new(gpu, n, self.chunks, self.rows);
+                by_dst.push((ats.to_vec(), sums));
+                by_dst.len() - 1
+            }
+        };
+        by_dst[i].1.add(gpu, src, rows);
+    }
+
+    /// Records every destination's sums into `grads`.
+    fn finish(&self, gpu: &Gpu, grads: &GpuBuffer) {
+        for (ats, sums) in self.by_dst.borrow().iter() {
+            sums.finish(gpu, grads, ats);
+        }
+    }
 }
 
 /// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
@@ -225,6 +271,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         w16: &w16,
         joined: &joined,
         gate_rows: None,
+        sums: &[],
     }
     .calls();
     for c in &calls {
@@ -325,6 +372,10 @@ pub(super) fn stack_backward(
         None => lay.gates_len,
     };
     let gates = gpu.joined(&vec![gates_len; nl], false);
+    let sums: Vec<WindowSums> = match windowed {
+        true => (0..nl).map(|_| WindowSums::new(&chunks)).collect(),
+        false => Vec::new(),
+    };
     let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
     let calls = Layers {
@@ -340,6 +391,7 @@ pub(super) fn stack_backward(
         w16: &w16,
         joined: &joined,
         gate_rows,
+        sums: &sums,
     }
     .calls();
     // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
@@ -370,20 +422,9 @@ pub(super) fn stack_backward(
         }
         let (w, b) = (&call.lay, lay.batch);
         if c > 0 {
-            gpu.copy(
-                call.gates,
-                w.dgh,
-                call.gates,
-                w.dgh + k * b * w.gs,
-                b * w.gs,
-            );
-            gpu.copy(
-                call.gates,
-                w.scr,
-                call.gates,
-                w.scr + k * b * w.sw,
-                b * w.sw,
-            );
+            let dgh = (w.dgh, w.dgh + k * b * w.gs, b * w.gs);
+            let scr = (w.scr, w.scr + k * b * w.sw, b * w.sw);
+            gpu.copy_within(call.gates, &[dgh, scr]);
         }
     };
     for phase in chunks.phases() {
@@ -422,6 +463,7 @@ pub(super) fn stack_backward(
         // Every window holds chunk 0, whose first step's dgh the initial states' take.
         for l in (0..nl).rev() {
             calls[l].initial_state_grads(dinit[l].take());
+            sums[l].finish(gpu, grads);
         }
         return dx;
     }
@@ -456,6 +498,8 @@ struct Layers<'a> {
     /// Rows per direction of each gates buffer's row sections where they are a window of a
     /// chunk ([`window_rows`]); else all.
     gate_rows: Option<usize>,
+    /// Each layer's column sums over its windows, where there are windows; else none.
+    sums: &'a [WindowSums],
 }
 
 impl<'a> Layers<'a> {
@@ -484,6 +528,7 @@ impl<'a> Layers<'a> {
                 stack: InStack {
                     joined: Some(self.joined),
                     w16: self.w16.get(l),
+                    sums: self.sums.get(l),
                     ..InStack::default()
                 },
             })
