@@ -328,7 +328,8 @@ pub(super) struct Layout {
     /// there, and the scratch): T * B, or the layer pipeline's window of a chunk
     /// ([`Layout::with_gate_rows`]).
     pub gate_rows: usize,
-    /// dgh of each sequence's first step, [D][B][G*H] (gates buffer).
+    /// dgh of each sequence's first step, [D][B][G*H] (gates buffer; read for bidirectional
+    /// layers, `Call::first_dgh`).
     pub dgh0: usize,
     /// The cell's backward scratch, [D][T][B][S] (gates buffer).
     pub scr: usize,
@@ -1035,8 +1036,8 @@ impl<'a> Call<'a> {
     /// h_{t-1}` over the steps of the rows `rows` of direction `d` (whole steps): h_{t-1} is
     /// hs one step back in the direction's order (hs is cleared before each forward, so the
     /// row past a reverse sequence's end reads zero), and at each sequence's first step (in
-    /// the rows from 0) the initial state h0, against the dgh rows `gather_first_dgh`
-    /// collected. No-op for a non-recurrent layer.
+    /// the rows from 0) the initial state h0, against those steps' dgh rows
+    /// ([`Call::first_dgh`]). No-op for a non-recurrent layer.
     pub fn dw_prev_state(
         &self,
         d: usize,
@@ -1088,15 +1089,27 @@ impl<'a> Call<'a> {
             );
         }
         if s0 == 0 {
+            let (buf, off, ld) = self.first_dgh(d);
             self.gemm(
                 n,
                 l.rw,
                 b,
-                Mat::t(self.gates, l.dgh0 + d * b * l.gh + first, l.gh),
+                Mat::t(buf, off + first, ld),
                 Mat::rows(self.cache, l.h0 + d * b * l.rw, l.rw),
                 dst(),
                 true,
             );
+        }
+    }
+
+    /// Where the dgh of each sequence's first step in direction `d` is, as (buffer, offset,
+    /// row stride) of `[B][G*H]` rows: for a unidirectional layer the rows of step 0, where
+    /// every sequence starts; else what `gather_first_dgh` collected in dgh0.
+    fn first_dgh(&self, d: usize) -> (&GpuBuffer, usize, usize) {
+        let l = &self.lay;
+        match l.dirs {
+            1 => (self.gate_buf(), self.gate_row(l.dgh, 0, 0), l.gs),
+            _ => (self.gates, l.dgh0 + d * l.batch * l.gh, l.gh),
         }
     }
 
@@ -1837,7 +1850,9 @@ impl<'a> Call<'a> {
         rows: std::ops::Range<usize>,
     ) {
         let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
-        if plan.recurrent && rows.start == 0 {
+        // The reverse direction's first steps are at each sequence's end: gathered. The
+        // forward direction's are the rows of step 0 (`Call::first_dgh`).
+        if plan.recurrent && rows.start == 0 && l.dirs > 1 {
             let w = self.words(0);
             self.run(
                 final_state_shader(plan),
