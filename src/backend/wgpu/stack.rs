@@ -12,7 +12,9 @@
 //! Dispatches of a forward of L layers over T steps in C chunks: L C GEMMs and
 //! (C + L - 1) ceil(T / C) steps, against L GEMMs and L T steps layer by layer (the
 //! flagship, 4 layers x 100 steps in 4 chunks: 16 + 175 instead of 4 + 400). The backward
-//! the same, with (L - 1) C input-gradient GEMMs instead of L - 1.
+//! the same, with (L - 1) C input-gradient GEMMs instead of L - 1; where the layers' gate
+//! gradients are held in windows of a chunk (f16 LSTM and GRU caches, [`window_rows`]),
+//! also the weight-gradient GEMMs, the bias sums' first pass and a copy per chunk.
 
 use std::cell::{Cell, OnceCell, RefCell};
 
@@ -509,12 +511,12 @@ impl<'a> Layers<'a> {
             .map(|l| Call {
                 be: self.be,
                 plan: &self.plans[l],
-                lay: match (
-                    Layout::of(&self.plans[l], self.seq, self.caches[l].is_f16()),
-                    self.gate_rows,
-                ) {
-                    (lay, Some(rows)) => lay.with_gate_rows(rows),
-                    (lay, None) => lay,
+                lay: {
+                    let lay = Layout::of(&self.plans[l], self.seq, self.caches[l].is_f16());
+                    match self.gate_rows {
+                        Some(rows) => lay.with_gate_rows(rows),
+                        None => lay,
+                    }
                 },
                 params: self.params,
                 cache: &self.caches[l],
