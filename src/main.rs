@@ -422,10 +422,9 @@ pub(crate) struct KernelFlags {
     /// Run the forward of a stack of unidirectional layers of one kind and width as a
     /// wavefront over N chunks of time steps (2 to 64): layer l on chunk c while layer l + 1
     /// runs chunk c - 1, each time step one dispatch for all the layers in it; and its
-    /// backward as the mirror wavefront from the top, where the gate gradients live in the
-    /// f32 cache or are one per unit (not for f16 LSTM and GRU caches, whose every layer's
-    /// gate gradients at once would cost more memory than layer by layer); 1: layer by
-    /// layer [default: 1, or the adapter's autotune entry].
+    /// backward as the mirror wavefront from the top (with f16 LSTM and GRU caches each
+    /// layer's gate gradients held for a window of its chunk, and its weight gradients
+    /// summed per chunk); 1: layer by layer [default: 1, or the adapter's autotune entry].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     wavefront: Option<u32>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made

@@ -194,11 +194,12 @@ pub struct Tuning {
     /// width runs its forward as a wavefront over this many chunks of time steps, layer l
     /// on chunk c while layer l + 1 runs chunk c - 1, each time step one dispatch for all
     /// the layers in it (the flagship's forward: 191 dispatches instead of 404 at 4
-    /// chunks), and its backward as the mirror wavefront from the top where its gate
-    /// gradients are narrow (`stack::narrow_gates`: f32 LSTM and GRU caches, Elman; the
-    /// flagship's training step: 427 dispatches instead of 856). Only the tiled steps (f32,
-    /// matrix-vector or tensor-core, also on W_hh's f16 copy). `None` or 1 (the default):
-    /// layer by layer, until measured on a GPU.
+    /// chunks), and its backward as the mirror wavefront from the top (the flagship's
+    /// training step: 415 dispatches instead of 844; where the gate gradients are wide, f16
+    /// LSTM and GRU caches, each layer holds them for a window of its chunk,
+    /// `stack::window_rows`). Only the tiled steps (f32, matrix-vector or tensor-core, also
+    /// on W_hh's f16 copy). `None` or 1 (the default): layer by layer, until measured on a
+    /// GPU.
     #[serde(default)]
     pub wavefront: Option<usize>,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
