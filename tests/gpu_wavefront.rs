@@ -17,7 +17,7 @@ use gpu_common::{
     tensor_cores_or_emulated, uniform,
 };
 use wgrnn::backend::wgpu::{Precision, Tuning};
-use wgrnn::config::NetworkConfig;
+use wgrnn::config::{CellConfig, NetworkConfig};
 use wgrnn::{Batch, LayerState, Mode, Model, Wants, WgpuBackend};
 
 /// 19 sequences of mixed lengths, the longest `longest` steps.
@@ -27,9 +27,9 @@ fn lengths(longest: usize) -> Vec<usize> {
         .collect()
 }
 
-/// One stack of the CPU-reference tests: gates (4 LSTM, 3 GRU, 1 Elman), layers, units,
-/// chunks asked, and whether the steps are the matrix-vector products.
-type Stack = (usize, usize, usize, usize, bool);
+/// One stack of the CPU-reference tests: the cell, layers, units, chunks asked, and whether
+/// the steps are the matrix-vector products.
+type Stack = (CellConfig, usize, usize, usize, bool);
 
 /// Compares each of `stacks` through the pipeline on `be` with the CPU reference
 /// (`compare_stack`) over 7 steps of mixed lengths, within `tol` (outputs, gradients).
@@ -40,17 +40,13 @@ fn stacks_match_the_cpu_reference(
     tol: (f64, f64),
 ) {
     let mut r = rng(test);
-    for &(gates, layers, hidden, chunks, gemv) in stacks {
+    for (cell, layers, hidden, chunks, gemv) in stacks {
         be.set_tuning(Tuning {
-            wavefront: Some(chunks),
-            gemv_steps: Some(gemv),
+            wavefront: Some(*chunks),
+            gemv_steps: Some(*gemv),
             ..Tuning::default()
         });
-        let cfg = dense_net(
-            3,
-            vec![layer(suite_cell(gates), hidden, false); layers],
-            None,
-        );
+        let cfg = dense_net(3, vec![layer(cell.clone(), *hidden, false); *layers], None);
         be = compare_stack(be, &cfg, &lengths(7), &mut r, tol.0, tol.1);
     }
 }
@@ -61,13 +57,14 @@ fn wavefront_matches_the_cpu_reference() {
     // 7 steps in 3 chunks of 3, 2, 2 (the last shorter), in 2, in 7 of 1 (64 asked: no
     // more chunks than steps) and in 4 of 2; the matrix-vector steps (the defaults at up to
     // 4 sequences) joined too.
+    let (lstm, gru, elman) = (suite_cell(4), suite_cell(3), suite_cell(1));
     let stacks = [
-        (4, 3, 20, 3, false),
-        (3, 2, 33, 2, false),
-        (1, 3, 17, 64, false),
-        (4, 4, 40, 4, false),
-        (4, 3, 24, 3, true),
-        (3, 2, 20, 2, true),
+        (lstm.clone(), 3, 20, 3, false),
+        (gru.clone(), 2, 33, 2, false),
+        (elman, 3, 17, 64, false),
+        (lstm.clone(), 4, 40, 4, false),
+        (lstm, 3, 24, 3, true),
+        (gru, 2, 20, 2, true),
     ];
     let test = "wavefront_matches_the_cpu_reference";
     stacks_match_the_cpu_reference(be, test, &stacks, (1e-5, 1e-4));
@@ -76,15 +73,17 @@ fn wavefront_matches_the_cpu_reference() {
 /// With f16 caches the LSTM's and GRU's backward hold their gate gradients in windows of a
 /// chunk (`stack::window_rows`): against the f32 CPU reference at the bounds of f16 storage
 /// (`tests/gpu_f16.rs`), with chunks that do and do not divide the steps, padding rows
-/// between them and more chunks than steps.
+/// between them and more chunks than steps; and a peephole LSTM, whose scratch (the
+/// peepholes' column sums) is in the windows too.
 #[test]
 fn wavefront_with_gate_gradient_windows_matches_the_cpu_reference() {
     let Some(mut be) = gpu() else { return };
     be.set_precision(Precision::F16).expect("SHADER_F16");
     let stacks = [
-        (4, 3, 20, 3, false),
-        (3, 2, 33, 2, false),
-        (4, 2, 16, 64, false),
+        (suite_cell(4), 3, 20, 3, false),
+        (suite_cell(3), 2, 33, 2, false),
+        (suite_cell(4), 2, 16, 64, false),
+        (CellConfig::lstm(true, None), 3, 24, 3, false),
     ];
     let test = "wavefront_with_gate_gradient_windows_matches_the_cpu_reference";
     stacks_match_the_cpu_reference(be, test, &stacks, (4e-3, 5e-3));
