@@ -245,10 +245,10 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     // steps' rows, `InStack::gates_from`), parts of one buffer, as the step binds them; of
     // the size the backward's windows take where it has them, whose allocation then reuses
     // this one.
-    let window = match (window_rows(&lay, &plans[0], &chunks), lay.gates_in_rec) {
-        (Some(rows), _) => lay.clone().with_gate_rows(rows).gates_len,
-        (None, true) => 1,
-        (None, false) => k * lay.batch * lay.gs,
+    let window = match (backward_gates(&lay, &plans[0], &chunks), lay.gates_in_rec) {
+        ((Some(_), len), _) => len,
+        ((None, _), true) => 1,
+        ((None, _), false) => k * lay.batch * lay.gs,
     };
     let gates = gpu.joined(&vec![window; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, init.as_deref());
@@ -367,12 +367,8 @@ pub(super) fn stack_backward(
     // dxp / dgh, the scratch and the running dc, zeroed as `layer_backward` makes them (in
     // a window, rows a chunk's steps do not write are rows no earlier chunk wrote: a
     // sequence that has ended by a step of this chunk had ended in every later one).
-    let gate_rows = window_rows(&lay, &plans[0], &chunks);
+    let (gate_rows, gates_len) = backward_gates(&lay, &plans[0], &chunks);
     let windowed = gate_rows.is_some();
-    let gates_len = match gate_rows {
-        Some(rows) => lay.clone().with_gate_rows(rows).gates_len,
-        None => lay.gates_len,
-    };
     let gates = gpu.joined(&vec![gates_len; nl], false);
     let sums: Vec<WindowSums> = match windowed {
         true => (0..nl).map(|_| WindowSums::new(&chunks)).collect(),
@@ -556,6 +552,17 @@ fn narrow_gates(lay: &Layout, plan: &LayerPlan) -> bool {
 /// steps holds where there are as many chunks as layers, and less with more chunks.
 fn window_rows(lay: &Layout, plan: &LayerPlan, chunks: &Chunks) -> Option<usize> {
     (!narrow_gates(lay, plan)).then_some((chunks.k + 1) * chunks.batch)
+}
+
+/// Each layer's gates buffer in the layer pipeline's backward: its rows per direction where
+/// they are a window ([`window_rows`]), and its scalars.
+fn backward_gates(lay: &Layout, plan: &LayerPlan, chunks: &Chunks) -> (Option<usize>, usize) {
+    let rows = window_rows(lay, plan, chunks);
+    let len = match rows {
+        Some(rows) => lay.clone().with_gate_rows(rows).gates_len,
+        None => lay.gates_len,
+    };
+    (rows, len)
 }
 
 /// A stack's per-layer states (initial states or final-state gradients), copied into parts
