@@ -272,7 +272,7 @@ fn wavefront_is_layer_by_layer_to_the_bit() {
 }
 
 #[test]
-fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_is_layer_by_layer_to_the_bit() {
+fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_matches_layer_by_layer() {
     let setup = |chunks: usize| {
         let mut be = gpu()?;
         tensor_cores_or_emulated(be.gpu(), "tensor-core steps");
