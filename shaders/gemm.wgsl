@@ -9,20 +9,33 @@
 //   3 c    f32[]    read_write: element (m, n) at c_off + m * c_rs + n
 //   4 bias f32[]    read: bias[bias_off + n]
 // Strides express the transposes BPTT needs (A^T: swap a_rs and a_cs) without copies.
+// One dispatch may run up to 8 independent products that differ only in a_off, b_off,
+// c_off and bias_off (their `Starts`, P.at[z] for the workgroups of workgroup_id.z): the
+// layer pipeline's products of several layers at once (src/backend/wgpu/gemm.rs, Products).
 // Flags: bit 0 accumulate into C (C += ...), bit 1 add bias[n].
 //
 // Tiling: a 16x16 workgroup computes a 64x64 tile of C; each invocation owns a 4x4 block
 // held in four vec4 accumulators (rows), fed from 64x16 (A) and 16x64 (B) tiles staged in
 // workgroup memory. Out-of-range rows/columns load zeros and are not stored.
 
+// Where one product's operands start: a_off, b_off, c_off and bias_off.
+struct Starts {
+    a: u32, b: u32, c: u32, bias: u32,
+}
+
+// A dispatch runs up to 8 independent products of one shape and layout over the same
+// buffers, product z on the workgroups of workgroup_id.z: all but their starts are shared.
 struct P {
     m: u32, n: u32, k: u32, flags: u32,
-    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
-    b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
-    bias_off: u32, alpha: f32, pad0: u32, pad1: u32,
+    a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
+    c_rs: u32, alpha: f32, pad0: u32, pad1: u32,
+    at: array<Starts, 8>,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
+
+// The starts of this workgroup's product (p.at[workgroup_id.z]), set first by the entry point.
+var<private> start: Starts;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<BT>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
@@ -41,13 +54,13 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
     }
     let accumulate = (p.flags & 1u) != 0u;
     let with_bias = (p.flags & 2u) != 0u;
-    let base = p.c_off + row * p.c_rs;
+    let base = start.c + row * p.c_rs;
     for (var j = 0u; j < 4u; j++) {
         let n = col + j;
         if (n < p.n) {
             var r = p.alpha * v[j];
             if (with_bias) {
-                r += bias[p.bias_off + n];
+                r += bias[start.bias + n];
             }
             if (accumulate) {
                 r += c[base + n];
@@ -59,6 +72,7 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
 
 @compute @workgroup_size(16, 16, 1)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    start = p.at[wid.z];
     let m0 = wid.y * TM;
     let n0 = wid.x * TN;
     let t = lid.y * 16u + lid.x;
@@ -78,7 +92,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gk = k0 + kk;
             var av = 0.0;
             if (gm < p.m && gk < p.k) {
-                av = a[p.a_off + gm * p.a_rs + gk * p.a_cs];
+                av = a[start.a + gm * p.a_rs + gk * p.a_cs];
             }
             As[kk * TM + mm] = av;
             // B tile element (kk, nn), stored at kk * TN + nn.
@@ -86,7 +100,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gn = n0 + nn;
             var bv = 0.0;
             if (gn < p.n && gk < p.k) {
-                bv = f32(b[p.b_off + gk * p.b_rs + gn * p.b_cs]);
+                bv = f32(b[start.b + gk * p.b_rs + gn * p.b_cs]);
             }
             Bs[kk * TN + nn] = bv;
         }

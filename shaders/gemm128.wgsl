@@ -124,6 +124,7 @@ fn gemm128_chunk(acc: ptr<function, Acc128>, next: ptr<function, Next128>, kt: u
 
 @compute @workgroup_size(16, 16, 1)
 fn gemm128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    start = p.at[wid.z];
     let m0 = wid.y * 128u;
     let n0 = wid.x * 128u;
     let tx = lid.x;

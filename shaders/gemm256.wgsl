@@ -120,6 +120,7 @@ fn gemm256_chunk(acc: ptr<function, Acc256>, next: ptr<function, Next256>, kt: u
 
 @compute @workgroup_size(16, 16, 1)
 fn gemm256(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    start = p.at[wid.z];
     let m0 = wid.y * 256u;
     let n0 = wid.x * 128u;
     let tx = lid.x;

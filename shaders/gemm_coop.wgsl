@@ -134,10 +134,10 @@ fn store_block(row0: u32, col0: u32, base: u32, lane: u32, size: u32) {
         let row = row0 + e / 16u;
         let col = col0 + e % 16u;
         if (row < p.m && col < p.n) {
-            let i = p.c_off + row * p.c_rs + col;
+            let i = start.c + row * p.c_rs + col;
             var x = p.alpha * Cs[base + e];
             if (with_bias) {
-                x += bias[p.bias_off + col];
+                x += bias[start.bias + col];
             }
             if (accumulate) {
                 x += c[i];
@@ -153,6 +153,7 @@ fn gemm_coop(
     @builtin(local_invocation_index) t: u32,
     // @generate coop_entry_ids
 ) {
+    start = p.at[wid.z];
     // @generate coop_ids
     let m0 = wid.y * 128u;
     let n0 = wid.x * 128u;

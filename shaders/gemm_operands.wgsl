@@ -5,7 +5,8 @@
 // bindings 3 (c) and 4 (bias), and its staging.
 //
 // Bindings (group 0):
-//   0 uniform P           sizes, strides, offsets, flags (as gemm.wgsl)
+//   0 uniform P           sizes, strides, flags, and the starts of up to 8 products (as
+//                         gemm.wgsl: product z on the workgroups of workgroup_id.z)
 //   1 a    vec4<f32>[]    read: element (m, k) at a_off + m * a_rs + k * a_cs
 //   2 b    vec4<BT>[]     read: element (k, n) at b_off + k * b_rs + n * b_cs; BT, declared
 //                         by the host, is f32 or f16 (an f16 layer cache)
@@ -14,14 +15,24 @@
 // multiples of 4; likewise for B (B_N_CONTIGUOUS). A tile is 4 AM4 rows of A by BK along k,
 // loaded as AM4 * BK vec4 slots, and 128 columns of B by BK, loaded as 32 * BK slots.
 
+// Where one product's operands start: a_off, b_off, c_off and bias_off.
+struct Starts {
+    a: u32, b: u32, c: u32, bias: u32,
+}
+
+// A dispatch runs up to 8 independent products of one shape and layout over the same
+// buffers, product z on the workgroups of workgroup_id.z: all but their starts are shared.
 struct P {
     m: u32, n: u32, k: u32, flags: u32,
-    a_off: u32, a_rs: u32, a_cs: u32, b_off: u32,
-    b_rs: u32, b_cs: u32, c_off: u32, c_rs: u32,
-    bias_off: u32, alpha: f32, pad0: u32, pad1: u32,
+    a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
+    c_rs: u32, alpha: f32, pad0: u32, pad1: u32,
+    at: array<Starts, 8>,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
+
+// The starts of this workgroup's product (p.at[workgroup_id.z]), set first by the entry point.
+var<private> start: Starts;
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<BT>>;
 
@@ -70,7 +81,7 @@ fn b_load_kn(e: u32) -> vec2<u32> {
 /// (tile_inside), in vec4s of `a`; chunk kt's is kt a_chunk_step() vec4s further.
 fn a_load_at(e: u32, m0: u32) -> u32 {
     let s = a_load_mk(e);
-    return (p.a_off + (m0 + s.x) * p.a_rs + s.y * p.a_cs) >> 2u;
+    return (start.a + (m0 + s.x) * p.a_rs + s.y * p.a_cs) >> 2u;
 }
 
 /// Vec4s of `a` between a load slot's elements in consecutive chunks (BK along k; a whole
@@ -82,7 +93,7 @@ fn a_chunk_step() -> u32 {
 /// As a_load_at for B (the tile's columns from n0).
 fn b_load_at(e: u32, n0: u32) -> u32 {
     let s = b_load_kn(e);
-    return (p.b_off + s.x * p.b_rs + (n0 + s.y) * p.b_cs) >> 2u;
+    return (start.b + s.x * p.b_rs + (n0 + s.y) * p.b_cs) >> 2u;
 }
 
 /// As a_chunk_step for B.
@@ -103,7 +114,7 @@ fn load_a(e: u32, m0: u32, k0: u32) -> vec4<f32> {
     } else {
         room = select(0u, min(4u, p.m - min(m, p.m)), k < p.k);
     }
-    let base = p.a_off + m * p.a_rs + k * p.a_cs;
+    let base = start.a + m * p.a_rs + k * p.a_cs;
     if (room == 4u) {
         return a[base >> 2u];
     }
@@ -127,7 +138,7 @@ fn load_b(e: u32, n0: u32, k0: u32) -> vec4<f32> {
     } else {
         room = select(0u, min(4u, p.k - min(k, p.k)), n < p.n);
     }
-    let base = p.b_off + k * p.b_rs + n * p.b_cs;
+    let base = start.b + k * p.b_rs + n * p.b_cs;
     if (room == 4u) {
         return vec4<f32>(b[base >> 2u]);
     }

@@ -85,14 +85,14 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     }
     let accumulate = (p.flags & 1u) != 0u;
     let with_bias = (p.flags & 2u) != 0u;
-    let i = p.c_off + row * p.c_rs + col;
+    let i = start.c + row * p.c_rs + col;
     // A value, not a variable: the tail below indexes it by j, which a variable would
     // only allow through local memory (tests/shader_style.rs).
     let r = p.alpha * v;
     if (col + 4u <= p.n) {
         var r4 = r;
         if (with_bias) {
-            let bi = p.bias_off + col;
+            let bi = start.bias + col;
             r4 += vec4<f32>(bias[bi], bias[bi + 1u], bias[bi + 2u], bias[bi + 3u]);
         }
         if (accumulate) {
@@ -104,7 +104,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     for (var j = 0u; j < p.n - col; j++) {
         var x = r[j];
         if (with_bias) {
-            x += bias[p.bias_off + col + j];
+            x += bias[start.bias + col + j];
         }
         if (accumulate) {
             x += c[(i + j) >> 2u][(i + j) & 3u];

@@ -15,8 +15,9 @@ use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
-    GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Tile, big_tile_layout, col_sums, gemm,
-    gemm_coop_source, gemm128_source, gemm256_source, tile_for, verify_tensor_cores,
+    GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Product, Products, Tile, big_tile_layout,
+    col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source, tile_for,
+    verify_tensor_cores,
 };
 
 #[test]
@@ -273,7 +274,7 @@ fn gemm_coop_compiles_to_spirv() {
         assert!(src.contains("t3_1 = coopMultiplyAdd(fal3, fb1, t3_1);"));
         assert!(src.contains("t3_1 = coopMultiplyAdd(fa3, fbl1, t3_1);"));
         assert_eq!(src.matches("coopStoreT(").count(), 8);
-        assert!(!src.contains("var<private>"));
+        assert_eq!(only_private(&src), ["start: Starts"]);
         let mut layouts = Vec::new();
         for split in [false, true] {
             for (a_k, b_n) in [(true, true), (true, false), (false, true), (false, false)] {
@@ -330,7 +331,17 @@ fn gemm128_source_is_unrolled() {
         4 * 16,
         "16 vec4 multiply-adds per k step"
     );
-    assert!(!src.contains("array<f32, ") && !src.contains("var<private>"));
+    assert!(!src.contains("array<f32, "));
+    assert_eq!(only_private(&src), ["start: Starts"]);
+}
+
+/// The module-scope private variables of `src`: the tiles keep theirs in named registers,
+/// and their only private variable is where the workgroup's product starts.
+fn only_private(src: &str) -> Vec<&str> {
+    src.lines()
+        .filter_map(|l| l.trim().strip_prefix("var<private> "))
+        .map(|l| l.trim_end_matches(';'))
+        .collect()
 }
 
 /// Checks `gemm` against loops for each `(m, n, k)`, every transpose, accumulate and bias;
@@ -513,6 +524,170 @@ fn check_sizes_at(
             }
         }
     }
+}
+
+/// Products held together (`Products`, as the layer pipeline holds several layers'
+/// input projections and gradients) under every tile: three of one shape in parts of joined
+/// buffers share a dispatch; one of another shape takes its own; two more of the first
+/// shape that write (or add onto) its output run after it, each in a dispatch of its own,
+/// since the first of them cannot run before it and the second not beside the first.
+/// Every output is what `gemm` gives for each product alone, in order, to the bit,
+/// outputs poisoned before either run (or, where the products add to them, drawn), and
+/// nothing else in the buffers changes.
+#[test]
+fn held_products_are_each_what_gemm_gives_alone() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    tensor_cores_or_emulated(g, "tensor-core tile");
+    let split = lay_out_for_the_h100(g, "held_products_are_each_what_gemm_gives_alone");
+    let mut r = rng("held_products_are_each_what_gemm_gives_alone");
+    let (m, n, k) = (68, 136, 40);
+    let len = 4 * 160 * 64;
+    let a_parts = g.joined(&[len, len, len], false);
+    let c_parts = g.joined(&[len, len, len], false);
+    let (gb, gbias) = (g.buffer(4 * len), g.buffer(1024));
+    let mut tiles = vec![
+        GemmTiles::Small,
+        GemmTiles::Big,
+        GemmTiles::Tall,
+        GemmTiles::Tensor,
+    ];
+    if split {
+        tiles.push(GemmTiles::TensorSplit);
+    }
+    for choice in tiles {
+        for (ta, tb, acc) in [(false, true, false), (true, false, true)] {
+            for part in &a_parts {
+                g.write(part, &uniform(&mut r, len, 1.0));
+            }
+            g.write(&gb, &uniform(&mut r, 4 * len, 1.0));
+            g.write(&gbias, &uniform(&mut r, 1024, 1.0));
+            // Product i: A at 4 (i + 1) of A's part i (part 0 from the fourth), B at
+            // i * 8192, C at 8 i of C's part i, the bias at 136 i. The fourth is deeper
+            // (k + 8) and writes past the first's C, where the fifth and sixth write too.
+            let product = |i: usize, part: usize, depth: usize, c_at: usize| {
+                let a_ld = if ta { m + 4 } else { depth + 4 };
+                let b_ld = if tb { depth + 4 } else { n + 4 };
+                Product {
+                    m,
+                    n,
+                    k: depth,
+                    a: match ta {
+                        true => Mat::t(&a_parts[part], 4 * (i + 1), a_ld),
+                        false => Mat::rows(&a_parts[part], 4 * (i + 1), a_ld),
+                    },
+                    b: match tb {
+                        true => Mat::t(&gb, i * 8192, b_ld),
+                        false => Mat::rows(&gb, i * 8192, b_ld),
+                    },
+                    c: Out {
+                        buf: &c_parts[part],
+                        off: c_at,
+                        rs: n + 8,
+                    },
+                    alpha: 0.5,
+                    accumulate: acc,
+                    bias: Some((&gbias, 136 * i)),
+                }
+            };
+            let far = m * (n + 8) + 64;
+            let products = [
+                product(0, 0, k, 0),
+                product(1, 1, k, 8),
+                product(2, 2, k, 16),
+                product(3, 0, k + 8, far),
+                product(4, 0, k, far),
+                product(5, 0, k, far),
+            ];
+            g.set_gemm_tiles(choice);
+            for p in &products {
+                let big = big_tile_layout(choice, m, n, &p.a, &p.b, &p.c).is_some();
+                assert_eq!(
+                    big,
+                    choice != GemmTiles::Small,
+                    "{choice:?}: tile not as intended"
+                );
+            }
+            let c0: Vec<Vec<f32>> = (0..3)
+                .map(|_| match acc {
+                    true => uniform(&mut r, len, 1.0),
+                    false => poison(len),
+                })
+                .collect();
+            let run = |together: bool| {
+                for (part, c) in c_parts.iter().zip(&c0) {
+                    g.write(part, c);
+                }
+                let before = g.dispatch_count();
+                let held = Products::new(g);
+                if together {
+                    held.hold();
+                }
+                for p in products {
+                    held.record(p);
+                }
+                held.flush();
+                let dispatches = g.dispatch_count() - before;
+                let out: Vec<Vec<u32>> = c_parts
+                    .iter()
+                    .map(|p| bits(&g.read::<f32>(p, len)))
+                    .collect();
+                (out, dispatches)
+            };
+            let (alone, one_each) = run(false);
+            let (together, fewer) = run(true);
+            let what = format!("{choice:?} ta={ta} tb={tb} acc={acc}");
+            assert_eq!(
+                (one_each, fewer),
+                (6, 4),
+                "{what}: dispatches alone, together"
+            );
+            for (i, (x, y)) in together.iter().zip(&alone).enumerate() {
+                assert!(x == y, "{what}: C's part {i} differs");
+            }
+            let changed = |i: usize| {
+                let was = bits(&c0[i]);
+                alone[i].iter().zip(&was).filter(|(x, y)| x != y).count()
+            };
+            assert_eq!(
+                changed(0),
+                2 * m * n,
+                "{what}: the outputs in the first part"
+            );
+            assert_eq!(changed(1), m * n, "{what}: the second output");
+        }
+    }
+}
+
+/// Nothing but matrix products may be recorded while products are held: anything else
+/// would run before them though recorded after.
+#[test]
+#[should_panic(expected = "a dispatch was recorded among held matrix products")]
+fn a_dispatch_among_held_products_is_refused() {
+    let Some(be) = gpu() else {
+        panic!("a dispatch was recorded among held matrix products (no GPU to show it)")
+    };
+    let g = be.gpu();
+    let (a, c) = (g.buffer_from(&[1.0f32; 64]), g.buffer_from(&[0.0f32; 64]));
+    let held = Products::new(g);
+    held.hold();
+    held.record(Product {
+        m: 8,
+        n: 8,
+        k: 8,
+        a: Mat::rows(&a, 0, 8),
+        b: Mat::rows(&a, 0, 8),
+        c: Out {
+            buf: &c,
+            off: 0,
+            rs: 8,
+        },
+        alpha: 1.0,
+        accumulate: false,
+        bias: None,
+    });
+    col_sums(g, Mat::rows(&a, 0, 8), 8, 8, &c, &[0]);
+    held.flush();
 }
 
 /// Column sums (`shaders/colsum.wgsl`, the bias gradients): columns spanning two 256-wide

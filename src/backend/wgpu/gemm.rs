@@ -6,7 +6,7 @@
 //! the adapter has them and reduced precision was asked for, or at f32 accuracy in split f16
 //! halves, or the 256x128 one, where asked for); the rest the 64x64 one.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use super::codegen::{self, CoopOps, StorageVariants};
 use super::runtime::{Gpu, GpuBuffer, Shader};
@@ -303,6 +303,7 @@ impl<'a> Mat<'a> {
 }
 
 /// Where a product goes: row-major `[m, n]` at `off` in `buf`, with row stride `rs`.
+#[derive(Clone, Copy)]
 pub struct Out<'a> {
     /// Destination buffer.
     pub buf: &'a GpuBuffer,
@@ -410,52 +411,286 @@ pub fn gemm(
     accumulate: bool,
     bias: Option<(&GpuBuffer, usize)>,
 ) {
+    let p = Product {
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        alpha,
+        accumulate,
+        bias,
+    };
+    record(gpu, &[p]);
+}
+
+/// Records `p` now, as [`gemm`] does.
+pub fn record_product(gpu: &Gpu, p: Product<'_>) {
+    record(gpu, &[p]);
+}
+
+/// One matrix product, `C = alpha * A B (+ C if accumulate) (+ bias[n])` with A `[m, k]`
+/// and B `[k, n]`, as [`gemm`] records it or [`Products`] holds it.
+#[derive(Clone, Copy)]
+pub struct Product<'a> {
+    /// Rows of A and C.
+    pub m: usize,
+    /// Columns of B and C.
+    pub n: usize,
+    /// Columns of A, rows of B.
+    pub k: usize,
+    /// The left operand.
+    pub a: Mat<'a>,
+    /// The right operand (f32, or an f16 layer cache).
+    pub b: Mat<'a>,
+    /// Where the product goes.
+    pub c: Out<'a>,
+    /// The product's scale.
+    pub alpha: f32,
+    /// Whether the product is added to C.
+    pub accumulate: bool,
+    /// The bias buffer and where the bias starts in it.
+    pub bias: Option<(&'a GpuBuffer, usize)>,
+}
+
+/// Most products one dispatch runs (`P.at` in `shaders/gemm.wgsl`).
+pub const PRODUCTS_PER_DISPATCH: usize = 8;
+
+/// Words of the products' `P`: 12 shared, then each product's starts.
+const GEMM_WORDS: usize = 12 + 4 * PRODUCTS_PER_DISPATCH;
+
+impl Product<'_> {
+    /// The tile it takes on `gpu`, as the tile choice stands.
+    fn tile(&self, gpu: &Gpu) -> Tile {
+        tile_for(
+            gpu.gemm_tiles(),
+            gpu.has_tensor_cores(),
+            gpu.auto_tensor(),
+            self.m,
+            self.n,
+            &self.a,
+            &self.b,
+            &self.c,
+        )
+    }
+
+    fn flags(&self) -> u32 {
+        self.accumulate as u32 | (self.bias.is_some() as u32) << 1
+    }
+
+    /// The buffer bound as the bias: the bias's, else A's (never read).
+    fn bias_buf(&self) -> &GpuBuffer {
+        self.bias.map_or(self.a.buf, |b| b.0)
+    }
+
+    /// What one dispatch of several products needs them to share: the tile, sizes,
+    /// strides, flags, alpha, and the buffers (parts of one joined buffer count as it).
+    fn shared(&self, gpu: &Gpu) -> (Tile, [usize; 10], [*const GpuBuffer; 4]) {
+        let (a, b, c) = (&self.a, &self.b, &self.c);
+        let (flags, alpha) = (self.flags() as usize, self.alpha.to_bits() as usize);
+        let words = [
+            self.m, self.n, self.k, a.rs, a.cs, b.rs, b.cs, c.rs, flags, alpha,
+        ];
+        let whole = |buf: &GpuBuffer| buf.resolved().0 as *const GpuBuffer;
+        let bufs = [
+            whole(a.buf),
+            whole(b.buf),
+            whole(c.buf),
+            whole(self.bias_buf()),
+        ];
+        (self.tile(gpu), words, bufs)
+    }
+
+    /// The elements it reads (A, B, the bias) and writes (C), each as (buffer, first, end)
+    /// in the buffers dispatches of several products bind.
+    fn spans(&self) -> ([Span; 3], Span) {
+        let view = |buf: &GpuBuffer, off: usize, last: usize| {
+            let (whole, base) = buf.resolved();
+            (whole as *const GpuBuffer, base + off, base + off + last + 1)
+        };
+        let (a, b, c) = (&self.a, &self.b, &self.c);
+        let (m, n, k) = (self.m.max(1) - 1, self.n.max(1) - 1, self.k.max(1) - 1);
+        let bias = match self.bias {
+            Some((buf, at)) => view(buf, at, n),
+            None => (std::ptr::null(), 0, 0),
+        };
+        let reads = [
+            view(a.buf, a.off, m * a.rs + k * a.cs),
+            view(b.buf, b.off, k * b.rs + n * b.cs),
+            bias,
+        ];
+        (reads, view(c.buf, c.off, m * c.rs + n))
+    }
+
+    /// Whether it and `other` touch one element where either writes it: then they cannot
+    /// share a dispatch, nor trade places.
+    fn conflicts(&self, other: &Product<'_>) -> bool {
+        let overlap = |x: &Span, y: &Span| std::ptr::eq(x.0, y.0) && x.1 < y.2 && y.1 < x.2;
+        let ((r1, w1), (r2, w2)) = (self.spans(), other.spans());
+        overlap(&w1, &w2)
+            || r1.iter().any(|r| overlap(r, &w2))
+            || r2.iter().any(|r| overlap(r, &w1))
+    }
+}
+
+/// Elements of a buffer: (buffer, first, end).
+type Span = (*const GpuBuffer, usize, usize);
+
+/// Matrix products held while [`Products::hold`] is on and recorded by
+/// [`Products::flush`], as few dispatches as they allow: the layer pipeline's products of
+/// several layers (their input projections of a chunk, their input or weight gradients)
+/// have one shape and layout over parts of the same buffers, so one dispatch runs them
+/// all, one per `workgroup_id.z` (`shaders/gemm.wgsl`'s `P.at`). A step's dispatches wait
+/// for each other (wgpu's barriers), and a chunk's product alone may leave much of a large
+/// GPU idle in its last wave of tiles; side by side they fill it.
+///
+/// Products held together must not depend on each other, except that where two touch the
+/// same elements (accumulating into one gradient, say) they keep their order; each runs
+/// as [`gemm`] would run it alone, the same tile and the same sums, so the results are the
+/// same to the bit. Nothing else may be recorded while they are held.
+pub struct Products<'a> {
+    gpu: &'a Gpu,
+    held: RefCell<Vec<Product<'a>>>,
+    /// The device's dispatch count when holding began, while it holds.
+    since: Cell<Option<u64>>,
+}
+
+impl<'a> Products<'a> {
+    /// Products recorded on `gpu`, none held yet.
+    pub fn new(gpu: &'a Gpu) -> Products<'a> {
+        Products {
+            gpu,
+            held: RefCell::new(Vec::new()),
+            since: Cell::new(None),
+        }
+    }
+
+    /// Holds the products recorded through [`Products::record`] from now until
+    /// [`Products::flush`].
+    pub fn hold(&self) {
+        self.since.set(Some(self.gpu.dispatch_count()));
+    }
+
+    /// Records `p` now, or holds it where [`Products::hold`] is on.
+    pub fn record(&self, p: Product<'a>) {
+        match self.since.get() {
+            Some(_) => self.held.borrow_mut().push(p),
+            None => record(self.gpu, &[p]),
+        }
+    }
+
+    /// Records the held products, those that can share a dispatch together, and stops
+    /// holding.
+    pub fn flush(&self) {
+        if let Some(since) = self.since.take() {
+            assert_eq!(
+                self.gpu.dispatch_count(),
+                since,
+                "a dispatch was recorded among held matrix products"
+            );
+        }
+        let held = std::mem::take(&mut *self.held.borrow_mut());
+        for batch in batches(self.gpu, held) {
+            record(self.gpu, &batch);
+        }
+    }
+}
+
+/// `held` in dispatches: each product joins the last dispatch before it that it can share
+/// ([`Product::shared`], at most [`PRODUCTS_PER_DISPATCH`], none touching what it writes or
+/// writing what it touches) where it conflicts with no product of a dispatch after that
+/// one; else a dispatch of its own after the others.
+fn batches<'a>(gpu: &Gpu, held: Vec<Product<'a>>) -> Vec<Vec<Product<'a>>> {
+    let mut out: Vec<(Vec<Product<'a>>, _)> = Vec::new();
+    for p in held {
+        let key = p.shared(gpu);
+        let mut at = None;
+        for (i, (batch, k)) in out.iter().enumerate().rev() {
+            let clash = batch.iter().any(|q| q.conflicts(&p));
+            if *k == key && !clash && batch.len() < PRODUCTS_PER_DISPATCH {
+                at = Some(i);
+                break;
+            }
+            if clash {
+                break;
+            }
+        }
+        match at {
+            Some(i) => out[i].0.push(p),
+            None => out.push((vec![p], key)),
+        }
+    }
+    out.into_iter().map(|(batch, _)| batch).collect()
+}
+
+/// Records `batch` (one product, or up to [`PRODUCTS_PER_DISPATCH`] that share what
+/// [`Product::shared`] says) as one dispatch, product z on the workgroups of z.
+fn record(gpu: &Gpu, batch: &[Product<'_>]) {
+    let Some(first) = batch.first() else {
+        return;
+    };
+    let (m, n, k) = (first.m, first.n, first.k);
     if m == 0 || n == 0 {
         return;
     }
+    let (a, b, c) = (&first.a, &first.b, &first.c);
     assert!(
         !a.buf.is_f16() && !c.buf.is_f16(),
         "gemm: only B may be an f16 buffer"
     );
-    let flags = accumulate as u32 | (bias.is_some() as u32) << 1;
-    let (bias_buf, bias_off) = bias.unwrap_or((a.buf, 0));
-    let params = [
-        m as u32,
-        n as u32,
-        k as u32,
-        flags,
-        a.off as u32,
-        a.rs as u32,
-        a.cs as u32,
-        b.off as u32,
-        b.rs as u32,
-        b.cs as u32,
-        c.off as u32,
-        c.rs as u32,
-        bias_off as u32,
-        alpha.to_bits(),
+    assert!(batch.len() <= PRODUCTS_PER_DISPATCH);
+    let w = |v: usize| v as u32;
+    let mut params = vec![
+        w(m),
+        w(n),
+        w(k),
+        first.flags(),
+        w(a.rs),
+        w(a.cs),
+        w(b.rs),
+        w(b.cs),
+        w(c.rs),
+        first.alpha.to_bits(),
         0,
         0,
     ];
+    // Alone, a product binds its buffers as they are; with others, the joined buffers they
+    // are parts of, its starts moved to where its parts begin.
+    let at = |buf: &GpuBuffer, off: usize| match batch.len() {
+        1 => w(off),
+        _ => w(buf.resolved().1 + off),
+    };
+    for p in batch {
+        let (bias_buf, bias_off) = (p.bias_buf(), p.bias.map_or(0, |x| x.1));
+        params.extend([
+            at(p.a.buf, p.a.off),
+            at(p.b.buf, p.b.off),
+            at(p.c.buf, p.c.off),
+            at(bias_buf, bias_off),
+        ]);
+    }
+    params.resize(GEMM_WORDS, 0);
+    let bind = |buf| match batch.len() {
+        1 => buf,
+        _ => GpuBuffer::resolved(buf).0,
+    };
+    let buffers = [
+        bind(a.buf),
+        bind(b.buf),
+        bind(c.buf),
+        bind(first.bias_buf()),
+    ];
+    let z = batch.len() as u32;
     let fits = gpu.workgroup_storage() >= GEMM128_WORKGROUP_BYTES;
-    let mut tile = tile_for(
-        gpu.gemm_tiles(),
-        gpu.has_tensor_cores(),
-        gpu.auto_tensor(),
-        m,
-        n,
-        &a,
-        &b,
-        &c,
-    );
-    let buffers = [a.buf, b.buf, c.buf, bias_buf];
+    let mut tile = first.tile(gpu);
     let layout = |a_k: bool, b_n: bool| {
         [
             ("A_K_CONTIGUOUS", a_k as u32 as f64),
             ("B_N_CONTIGUOUS", b_n as u32 as f64),
         ]
     };
-    let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1];
+    let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, z];
     if let Tile::TensorSplit(a_k, b_n) = tile
         && !split_tile_runs(gpu)
     {
@@ -484,7 +719,7 @@ pub fn gemm(
         Tile::Tall(a_k, b_n) if gpu.workgroup_storage() >= GEMM256_WORKGROUP_BYTES => {
             let shader = GEMM256.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm256", &layout(a_k, b_n));
-            let grid = [n.div_ceil(128) as u32, m.div_ceil(256) as u32, 1];
+            let grid = [n.div_ceil(128) as u32, m.div_ceil(256) as u32, z];
             gpu.dispatch(&pipeline, &params, &buffers, grid);
         }
         Tile::Big(a_k, b_n) | Tile::Tall(a_k, b_n) if fits => {
@@ -494,20 +729,17 @@ pub fn gemm(
         }
         Tile::Big(..) | Tile::Tall(..) | Tile::Small => {
             let pipeline = gpu.pipeline(GEMM.get(b.buf.is_f16()), "gemm", &[]);
-            gpu.dispatch(
-                &pipeline,
-                &params,
-                &buffers,
-                [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-            );
+            let grid = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, z];
+            gpu.dispatch(&pipeline, &params, &buffers, grid);
         }
     }
     let (mf, nf, kf) = (m as f64, n as f64, k as f64);
-    let c_traffic = if accumulate { 2.0 } else { 1.0 };
+    let c_traffic = if first.accumulate { 2.0 } else { 1.0 };
     let b_bytes = if b.buf.is_f16() { 2.0 } else { 4.0 };
+    let z = z as f64;
     gpu.cost(
-        2.0 * mf * nf * kf,
-        4.0 * (mf * kf + c_traffic * mf * nf) + b_bytes * kf * nf,
+        z * 2.0 * mf * nf * kf,
+        z * (4.0 * (mf * kf + c_traffic * mf * nf) + b_bytes * kf * nf),
     );
 }
 

@@ -37,10 +37,10 @@ fn reset_before(plan: &LayerPlan) -> bool {
 /// `dW_hh[rows first..first+n] += dgh[:, first..first+n]^T B` over the rows `rows` of
 /// direction `d`, with `B` the `[rows, H]` matrix at `b_off` of the cache with row stride
 /// `b_rs` (from its row 0).
-fn dw_block(
-    c: &Call<'_>,
+fn dw_block<'a>(
+    c: &Call<'a>,
     d: usize,
-    grads: &GpuBuffer,
+    grads: &'a GpuBuffer,
     (first, n): (usize, usize),
     (b_off, b_rs): (usize, usize),
     rows: Range<usize>,
@@ -134,7 +134,7 @@ impl GpuCell for GruCell {
             c.cost(h, c.lay.rw);
         }
     }
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    fn weight_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         let (l, h, w_hh) = (&c.lay, c.plan.hidden, c.plan.dirs[d].w_hh);
         if reset_before(c.plan) {
             // Rows r, z against h_{t-1}; rows n against q = r * h_{t-1} (record slot 3).

@@ -84,7 +84,7 @@ impl GpuCell for JordanCell {
         c.backward(&SHADER, "bwd_step", io, &w, c.plan.hidden);
         c.cost(c.plan.hidden, c.lay.rw);
     }
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    fn weight_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         let (l, off, hp) = (&c.lay, &c.plan.dirs[d], head(c.plan));
         let (n, nc) = (c.plan.hidden, l.rw);
         // dW_hh += dgh^T y_{t-1} (the fed-back output)
@@ -106,7 +106,12 @@ impl GpuCell for JordanCell {
             },
             true,
         );
-        // db_head += column sums of dz
-        c.col_sums(c.gates, scr, nc, l.sw, grads, &[hp.b], rows.len());
+    }
+
+    fn bias_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+        let (l, hp) = (&c.lay, head(c.plan));
+        // db_head += column sums of dz (the first C of each scratch row)
+        let scr = c.scr_row(d, rows.start);
+        c.col_sums(c.gates, scr, l.rw, l.sw, grads, &[hp.b], rows.len());
     }
 }

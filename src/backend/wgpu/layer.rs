@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
-use super::gemm::{Mat, Out, col_sums, gemm};
+use super::gemm::{Mat, Out, Product, col_sums, record_product};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -894,25 +894,24 @@ impl<'a> Call<'a> {
 
     /// Records xp = x W_ih^T + b_ih for the rows `rows` of every direction (all of them as
     /// one GEMM per direction, or the layer pipeline's chunk of steps into its window).
-    pub fn project(&self, x: &GpuBuffer, rows: std::ops::Range<usize>) {
+    pub fn project(&self, x: &'a GpuBuffer, rows: std::ops::Range<usize>) {
         let (l, plan, params) = (&self.lay, self.plan, self.params);
         for (d, off) in plan.dirs.iter().enumerate() {
-            gemm(
-                &self.be.gpu,
-                rows.len(),
-                l.gh,
-                plan.input,
-                Mat::rows(x, rows.start * plan.input, plan.input),
-                Mat::t(params, off.w_ih, plan.input),
-                Out {
+            self.product(Product {
+                m: rows.len(),
+                n: l.gh,
+                k: plan.input,
+                a: Mat::rows(x, rows.start * plan.input, plan.input),
+                b: Mat::t(params, off.w_ih, plan.input),
+                c: Out {
                     buf: self.gate_buf(),
                     off: self.gate_row(l.xp, d, rows.start),
                     rs: l.gs,
                 },
-                1.0,
-                false,
-                Some((params, off.b_ih)),
-            );
+                alpha: 1.0,
+                accumulate: false,
+                bias: Some((params, off.b_ih)),
+            });
         }
     }
 
@@ -1017,19 +1016,38 @@ impl<'a> Call<'a> {
         );
     }
 
-    /// `C (+)= alpha A B` over this call's rows; see [`gemm`].
+    /// `C (+)= A B` over this call's rows; see [`Call::product`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
         m: usize,
         n: usize,
         k: usize,
-        a: Mat<'_>,
-        b: Mat<'_>,
-        c: Out<'_>,
+        a: Mat<'a>,
+        b: Mat<'a>,
+        c: Out<'a>,
         accumulate: bool,
     ) {
-        gemm(&self.be.gpu, m, n, k, a, b, c, 1.0, accumulate, None);
+        self.product(Product {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            alpha: 1.0,
+            accumulate,
+            bias: None,
+        });
+    }
+
+    /// Records the matrix product `p` ([`gemm`]), or holds it with the other layers' in the
+    /// layer pipeline where they are held (`InStack::products`).
+    pub fn product(&self, p: Product<'a>) {
+        match self.stack.products {
+            Some(products) => products.record(p),
+            None => record_product(&self.be.gpu, p),
+        }
     }
 
     /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T
@@ -1043,7 +1061,7 @@ impl<'a> Call<'a> {
         d: usize,
         first: usize,
         n: usize,
-        grads: &GpuBuffer,
+        grads: &'a GpuBuffer,
         out: usize,
         rows: std::ops::Range<usize>,
     ) {
@@ -1105,7 +1123,7 @@ impl<'a> Call<'a> {
     /// Where the dgh of each sequence's first step in direction `d` is, as (buffer, offset,
     /// row stride) of `[B][G*H]` rows: for a unidirectional layer the rows of step 0, where
     /// every sequence starts; else what `gather_first_dgh` collected in dgh0.
-    fn first_dgh(&self, d: usize) -> (&GpuBuffer, usize, usize) {
+    fn first_dgh(&self, d: usize) -> (&'a GpuBuffer, usize, usize) {
         let l = &self.lay;
         match l.dirs {
             1 => (self.gate_buf(), self.gate_row(l.dgh, 0, 0), l.gs),
@@ -1137,7 +1155,7 @@ impl<'a> Call<'a> {
 
     /// The buffer of xp, dxp and dgh (row stride `Layout::gs`): the cache or the gates
     /// buffer.
-    pub fn gate_buf(&self) -> &GpuBuffer {
+    pub fn gate_buf(&self) -> &'a GpuBuffer {
         if self.lay.gates_in_rec {
             self.cache
         } else {
@@ -1226,13 +1244,16 @@ pub(super) trait GpuCell {
         let width = c.lay.rw.max(c.lay.cw);
         c.states(self.shader(), "dinit", dh, dc, &w, width);
     }
-    /// Records the gradients of `weight_hh` of direction `d` (and any other parameter of the
-    /// cell other than `weight_ih`, `bias_ih` and `bias_hh`) from the steps of `rows`
-    /// (`Call::param_grads_of_rows`).
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    /// Records the gradients of `weight_hh` of direction `d` (and of any other weight of the
+    /// cell but `weight_ih`) from the steps of `rows`, matrix products only
+    /// (`Call::weight_grads_of_rows`).
+    fn weight_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         // dW_hh += dgh^T h_{t-1}
         c.dw_prev_state(d, 0, c.lay.gh, grads, c.plan.dirs[d].w_hh, rows);
     }
+    /// Records the gradients of the cell's parameters other than the weights and
+    /// `bias_ih`, `bias_hh` (column sums; `Call::bias_grads_of_rows`).
+    fn bias_grads(&self, _c: &Call<'_>, _d: usize, _grads: &GpuBuffer, _rows: Range<usize>) {}
 }
 
 /// The kernels of the plan's cell kind.
@@ -1820,8 +1841,8 @@ impl<'a> Call<'a> {
     /// input).
     pub fn param_grads_after_steps(
         &self,
-        x: &GpuBuffer,
-        grads: &GpuBuffer,
+        x: &'a GpuBuffer,
+        grads: &'a GpuBuffer,
         dinit: Option<StateBufsMut<'a, GpuBuffer>>,
     ) {
         self.initial_state_grads(dinit);
@@ -1845,11 +1866,11 @@ impl<'a> Call<'a> {
     /// layer, whose gate sections hold its rows); `x` is the layer's input.
     pub fn param_grads_of_rows(
         &self,
-        x: &GpuBuffer,
-        grads: &GpuBuffer,
+        x: &'a GpuBuffer,
+        grads: &'a GpuBuffer,
         rows: std::ops::Range<usize>,
     ) {
-        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        let (plan, l) = (self.plan, &self.lay);
         // The reverse direction's first steps are at each sequence's end: gathered. The
         // forward direction's are the rows of step 0 (`Call::first_dgh`).
         if plan.recurrent && rows.start == 0 && l.dirs > 1 {
@@ -1862,10 +1883,24 @@ impl<'a> Call<'a> {
                 self.groups(l.gh),
             );
         }
+        self.weight_grads_of_rows(x, grads, rows.clone());
+        self.bias_grads_of_rows(grads, rows);
+    }
+
+    /// The weights' share of [`Call::param_grads_of_rows`], matrix products only (which the
+    /// layer pipeline holds to record with the other layers', `InStack::products`); the
+    /// reverse direction's first steps' dgh must have been gathered.
+    pub fn weight_grads_of_rows(
+        &self,
+        x: &'a GpuBuffer,
+        grads: &'a GpuBuffer,
+        rows: std::ops::Range<usize>,
+    ) {
+        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
         for (d, off) in plan.dirs.iter().enumerate() {
             let dxp = self.gate_row(l.dxp, d, rows.start);
             for &(col, n, at) in &l.dxp_blocks {
-                // dW_ih += dxp^T x, db_ih += column sums of dxp
+                // dW_ih += dxp^T x
                 self.gemm(
                     n,
                     plan.input,
@@ -1879,7 +1914,18 @@ impl<'a> Call<'a> {
                     },
                     true,
                 );
-                // Where dgh is dxp, db_hh takes the same sums.
+            }
+            cell.weight_grads(self, d, grads, rows.clone());
+        }
+    }
+
+    /// The biases' share of [`Call::param_grads_of_rows`]: column sums.
+    pub fn bias_grads_of_rows(&self, grads: &'a GpuBuffer, rows: std::ops::Range<usize>) {
+        let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        for (d, off) in plan.dirs.iter().enumerate() {
+            let dxp = self.gate_row(l.dxp, d, rows.start);
+            for &(col, n, at) in &l.dxp_blocks {
+                // db_ih += column sums of dxp; where dgh is dxp, db_hh takes the same sums.
                 let b = [off.b_ih + col, off.b_hh + col];
                 let ats = if l.dgh_is_dxp { &b[..] } else { &b[..1] };
                 self.col_sums(self.gate_buf(), dxp + at, n, l.gs, grads, ats, rows.len());
@@ -1890,14 +1936,14 @@ impl<'a> Call<'a> {
                 let b_hh = [off.b_hh];
                 self.col_sums(self.gate_buf(), dgh, l.gh, l.gs, grads, &b_hh, rows.len());
             }
-            cell.param_grads(self, d, grads, rows.clone());
+            cell.bias_grads(self, d, grads, rows.clone());
         }
     }
 
     /// Records dx = the sum over directions of dxp W_ih for the rows `rows` of dx `[T, B, I]`
     /// (all of them, or the layer pipeline's chunk of steps), of which `dx` holds the rows
     /// from `first` on (0, or the pipeline's window of a chunk).
-    pub fn input_grads(&self, dx: &GpuBuffer, rows: std::ops::Range<usize>, first: usize) {
+    pub fn input_grads(&self, dx: &'a GpuBuffer, rows: std::ops::Range<usize>, first: usize) {
         let (plan, l) = (self.plan, &self.lay);
         for (d, off) in plan.dirs.iter().enumerate() {
             let dxp = self.gate_row(l.dxp, d, rows.start);

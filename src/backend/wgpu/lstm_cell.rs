@@ -127,15 +127,11 @@ impl GpuCell for LstmCell {
         }
     }
 
-    fn param_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    fn weight_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
         // dW_hh += dgh^T h_{t-1}
         c.dw_prev_state(d, 0, l.gh, grads, off.w_hh, rows.clone());
         let scr = c.scr_row(d, rows.start);
-        if let Some(pe) = off.peephole {
-            // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
-            c.col_sums(c.gates, scr, 3 * n, l.sw, grads, &[pe], rows.len());
-        }
         if let Some(w_hr) = off.w_hr {
             // dW_hr += dh^T m over the steps
             c.gemm(
@@ -161,6 +157,15 @@ impl GpuCell for LstmCell {
                 },
                 true,
             );
+        }
+    }
+
+    fn bias_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+        let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
+        if let Some(pe) = off.peephole {
+            // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]
+            let scr = c.scr_row(d, rows.start);
+            c.col_sums(c.gates, scr, 3 * n, l.sw, grads, &[pe], rows.len());
         }
     }
 }

@@ -225,6 +225,11 @@ impl GpuBuffer {
         let w = self.whole.as_deref()?;
         Some((w, self.base as usize / self.elem()))
     }
+    /// What this buffer is bound as where one dispatch reaches several parts of a joined
+    /// buffer: that buffer and the element where this part starts in it, or itself and 0.
+    pub fn resolved(&self) -> (&GpuBuffer, usize) {
+        self.whole().unwrap_or((self, 0))
+    }
     /// Byte offset and size of what it binds: a joined buffer's first part starts where
     /// its whole does, but binds less.
     fn bound(&self) -> (u64, u64) {

@@ -4,22 +4,26 @@
 //! tiled step kernels side by side, one layer per `workgroup_id.z`:
 //! `CellShader::joined`) instead of one dispatch per layer; and the backward as its
 //! mirror, from the top layer and the last chunk. Each layer's input projections (and in
-//! the backward its input gradients) stay GEMMs, one per chunk. wgpu puts a barrier before every dispatch that writes what an
-//! earlier one used, and each waits for all earlier work, so layers recorded one after the
-//! other never overlap: only one dispatch for all of them does (`BENCHMARKS.md`, the
-//! wavefront lever).
+//! the backward its input gradients) stay GEMMs, one per chunk, and those of the layers of
+//! a phase run side by side in one dispatch where their shapes agree (`gemm::Products`:
+//! all but the bottom layer's, whose input is the stack's). wgpu puts a barrier before
+//! every dispatch that writes what an earlier one used, and each waits for all earlier
+//! work, so layers recorded one after the other never overlap: only one dispatch for all
+//! of them does (`BENCHMARKS.md`, the wavefront lever).
 //!
-//! Dispatches of a forward of L layers over T steps in C chunks: L C GEMMs and
-//! (C + L - 1) ceil(T / C) steps, against L GEMMs and L T steps layer by layer (the
-//! flagship, 4 layers x 100 steps in 4 chunks: 16 + 175 instead of 4 + 400). The backward
-//! the same, with (L - 1) C input-gradient GEMMs instead of L - 1; where the layers' gate
-//! gradients are held in windows of a chunk (f16 LSTM and GRU caches, [`window_rows`]),
-//! also the weight-gradient GEMMs, the bias sums' first pass and a copy per chunk.
+//! Dispatches of a forward of L > 1 layers over T steps in C chunks: 2 C + L - 2 GEMMs
+//! (the bottom layer's C, the others' one a phase) and (C + L - 1) ceil(T / C) steps,
+//! against L GEMMs and L T steps layer by layer (the flagship, 4 layers x 100 steps in 4
+//! chunks: 10 + 175 instead of 4 + 400). The backward the same, with C + L - 2
+//! input-gradient GEMMs instead of L - 1, and its weight gradients' GEMMs of all layers
+//! side by side after the steps; where the layers' gate gradients are held in windows of
+//! a chunk (f16 LSTM and GRU caches, [`window_rows`]), the weight-gradient GEMMs a phase
+//! instead, the bias sums' first pass and a copy per chunk and layer.
 
 use std::cell::{Cell, OnceCell, RefCell};
 
 use super::dropout::{dropout_range, dropout_window};
-use super::gemm::{ColSums, Mat};
+use super::gemm::{ColSums, Mat, Products};
 use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
@@ -52,6 +56,9 @@ pub(super) struct InStack<'a> {
     /// Where the backward's gate gradients are in windows of a chunk: the column sums (bias
     /// gradients) of every chunk, added into the gradients after the last.
     pub sums: Option<&'a WindowSums>,
+    /// Where the call's matrix products go: held there while the pipeline holds the
+    /// products of several layers, to record them side by side.
+    pub products: Option<&'a Products<'a>>,
 }
 
 /// A layer's column sums (its bias gradients) over the windows of its chunks: each
@@ -260,6 +267,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         .collect();
     let w16 = w16_parts(be, plans, params, &lay, steps);
     let joined = Joined::default();
+    let products = Products::new(gpu);
     let calls = Layers {
         be,
         plans,
@@ -272,6 +280,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         has_state: init.is_some(),
         w16: &w16,
         joined: &joined,
+        products: &products,
         gate_rows: None,
         sums: &[],
     }
@@ -282,10 +291,13 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     let mut last: Vec<_> = last.into_iter().map(Some).collect();
     for phase in chunks.phases() {
         let active = chunks.active(phase, false);
+        // The layers' input projections of their chunks, side by side where they can be.
+        products.hold();
         for &(l, c) in &active {
             calls[l].stack.gates_from.set(chunks.rows(c).start);
             calls[l].project(&xs[l], chunks.rows(c));
         }
+        products.flush();
         for j in 0..k {
             for &(l, c) in &active {
                 let s = c * k + j;
@@ -375,7 +387,12 @@ pub(super) fn stack_backward(
         false => Vec::new(),
     };
     let w16 = w16_parts(be, plans, params, &lay, steps);
+    // The stack input's gradient, where asked for: with windows made per chunk from the
+    // start, else after the steps, once `dy` has gone back to the pool.
+    let dx_after = OnceCell::new();
+    let dx = (windowed && want_dx).then(|| gpu.buffer(lay.rows() * plans[0].input));
     let joined = Joined::default();
+    let products = Products::new(gpu);
     let calls = Layers {
         be,
         plans,
@@ -388,47 +405,52 @@ pub(super) fn stack_backward(
         has_state: dlast.is_some(),
         w16: &w16,
         joined: &joined,
+        products: &products,
         gate_rows,
         sums: &sums,
     }
     .calls();
-    // Fills layer l's window of dy for chunk c: the top layer's rows of `dy`, or the dx of
-    // the layer above (which ran the chunk in the phase before), then the mask of layer l's
-    // dropout.
-    let fill = |l: usize, c: usize| {
+    // Layer l's window of dy for chunk c, once it holds the top layer's rows of `dy` or
+    // the dx of the layer above (which ran the chunk in the phase before): the mask of
+    // layer l's dropout.
+    let mask = |l: usize, c: usize| {
         let r = chunks.rows(c);
-        match l + 1 == nl {
-            true => gpu.copy(&dy, r.start * out_w, &dys[l], 0, r.len() * out_w),
-            false => calls[l + 1].input_grads(&dys[l], r.clone(), r.start),
-        }
         if let Some((p, seed)) = dropout[l] {
             dropout_window(be, &dys[l], r.start * out_w..r.end * out_w, 0, p, seed);
         }
         calls[l].stack.dy_from.set(r.start);
     };
-    // With windows: the stack input's gradient is made per chunk.
-    let dx = (windowed && want_dx).then(|| gpu.buffer(lay.rows() * plans[0].input));
-    // With windows, what layer l's chunk c leaves when its steps have run: its share of the
-    // parameter gradients (and of the stack input's), and its first step's dgh (and scratch,
-    // which the GRU's steps read too) where the window of chunk c - 1 reads it, past that
-    // chunk's k steps.
-    let close_window = |l: usize, c: usize| {
-        let (call, r) = (&calls[l], chunks.rows(c));
-        call.param_grads_of_rows(&xs[l], grads, r.clone());
-        if let (0, Some(dx)) = (l, &dx) {
-            call.input_grads(dx, r, 0);
+    // With windows, what the layers' chunks leave when their steps have run: their shares
+    // of the parameter gradients (the weights' products of all layers side by side, and of
+    // the stack input's), and each one's first step's dgh (and scratch, which the GRU's
+    // steps read too) where the window of chunk c - 1 reads it, past that chunk's k steps.
+    let close_windows = |active: &[(usize, usize)]| {
+        products.hold();
+        for &(l, c) in active {
+            let r = chunks.rows(c);
+            calls[l].weight_grads_of_rows(&xs[l], grads, r.clone());
+            if let (0, Some(dx)) = (l, &dx) {
+                calls[l].input_grads(dx, r, 0);
+            }
         }
-        let (w, b) = (&call.lay, lay.batch);
-        if c > 0 {
-            let dgh = (w.dgh, w.dgh + k * b * w.gs, b * w.gs);
-            let scr = (w.scr, w.scr + k * b * w.sw, b * w.sw);
-            gpu.copy_within(call.gates, &[dgh, scr]);
+        products.flush();
+        for &(l, c) in active {
+            let call = &calls[l];
+            call.bias_grads_of_rows(grads, chunks.rows(c));
+            let (w, b) = (&call.lay, lay.batch);
+            if c > 0 {
+                let dgh = (w.dgh, w.dgh + k * b * w.gs, b * w.gs);
+                let scr = (w.scr, w.scr + k * b * w.sw, b * w.sw);
+                gpu.copy_within(call.gates, &[dgh, scr]);
+            }
         }
     };
     for phase in chunks.phases() {
         let active = chunks.active(phase, true);
         if let Some(&(top, c)) = active.first().filter(|a| a.0 + 1 == nl) {
-            fill(top, c);
+            let r = chunks.rows(c);
+            gpu.copy(&dy, r.start * out_w, &dys[top], 0, r.len() * out_w);
+            mask(top, c);
         }
         if windowed {
             for &(l, c) in &active {
@@ -445,13 +467,19 @@ pub(super) fn stack_backward(
             joined.flush(gpu);
         }
         if windowed {
-            for &(l, c) in &active {
-                close_window(l, c);
-            }
+            close_windows(&active);
         }
-        // The windows of the layers below, for their next phase.
-        for &(l, c) in active.iter().filter(|a| a.0 > 0) {
-            fill(l - 1, c);
+        // The windows of the layers below, for their next phase: the input gradients of
+        // the layers above them, side by side where they can be.
+        let below: Vec<_> = active.iter().filter(|a| a.0 > 0).collect();
+        products.hold();
+        for &&(l, c) in &below {
+            let r = chunks.rows(c);
+            calls[l].input_grads(&dys[l - 1], r.clone(), r.start);
+        }
+        products.flush();
+        for &&(l, c) in &below {
+            mask(l - 1, c);
         }
     }
     // Its rows are all copied: back to the pool, for the input's gradient below.
@@ -465,14 +493,25 @@ pub(super) fn stack_backward(
         }
         return dx;
     }
+    // The parameter gradients over all steps: every layer's weights' products side by side
+    // where they can be, then the column sums.
     for l in (0..nl).rev() {
-        calls[l].param_grads_after_steps(&xs[l], grads, dinit[l].take());
+        calls[l].initial_state_grads(dinit[l].take());
     }
-    want_dx.then(|| {
-        let dx = gpu.buffer(lay.rows() * plans[0].input);
-        calls[0].input_grads(&dx, 0..lay.rows(), 0);
-        dx
-    })
+    products.hold();
+    for l in (0..nl).rev() {
+        calls[l].weight_grads_of_rows(&xs[l], grads, 0..lay.rows());
+    }
+    products.flush();
+    for l in (0..nl).rev() {
+        calls[l].bias_grads_of_rows(grads, 0..lay.rows());
+    }
+    if want_dx {
+        let dx = dx_after.get_or_init(|| gpu.buffer(lay.rows() * plans[0].input));
+        calls[0].input_grads(dx, 0..lay.rows(), 0);
+    }
+    drop(calls);
+    dx_after.into_inner()
 }
 
 /// What each layer's `Call` in a pass through the pipeline is made of ([`Layers::calls`]).
@@ -493,6 +532,8 @@ struct Layers<'a> {
     w16: &'a [GpuBuffer],
     /// Where the calls' tiled steps are held.
     joined: &'a Joined<'a>,
+    /// Where the calls' matrix products go (held while the pipeline holds them).
+    products: &'a Products<'a>,
     /// Rows per direction of each gates buffer's row sections where they are a window of a
     /// chunk ([`window_rows`]); else all.
     gate_rows: Option<usize>,
@@ -527,6 +568,7 @@ impl<'a> Layers<'a> {
                     joined: Some(self.joined),
                     w16: self.w16.get(l),
                     sums: self.sums.get(l),
+                    products: Some(self.products),
                     ..InStack::default()
                 },
             })
@@ -720,12 +762,6 @@ impl<'a> Joined<'a> {
     }
 }
 
-/// What `buf` is bound as in a joined dispatch: the joined buffer it is part of and where
-/// it starts there, or itself.
-fn resolve(buf: &GpuBuffer) -> (&GpuBuffer, usize) {
-    buf.whole().unwrap_or((buf, 0))
-}
-
 /// The words of `LP` a joined build reads from the first layer's (`layer::SHARED_FIELDS`):
 /// sizes and flags.
 const SHARED_WORDS: std::ops::Range<usize> = 1..13;
@@ -743,13 +779,13 @@ fn joined_bindings<'a>(group: &[Step<'a>]) -> Option<Vec<(u32, &'a GpuBuffer)>> 
             && s.bindings
                 .iter()
                 .zip(&first.bindings)
-                .all(|((i, b), (j, c))| i == j && std::ptr::eq(resolve(b).0, resolve(c).0))
+                .all(|((i, b), (j, c))| i == j && std::ptr::eq(b.resolved().0, c.resolved().0))
     });
     (alike && first.groups[2] == 1).then(|| {
         first
             .bindings
             .iter()
-            .map(|&(i, b)| (i, resolve(b).0))
+            .map(|&(i, b)| (i, b.resolved().0))
             .collect()
     })
 }
@@ -760,7 +796,7 @@ fn rebase(words: &[u32], bindings: &[(u32, &GpuBuffer)]) -> Vec<u32> {
     let mut w = words.to_vec();
     let in_rec = w[lp::FLAGS] & lp::GATES_IN_REC != 0;
     for &(binding, buf) in bindings {
-        let base = resolve(buf).1 as u32;
+        let base = buf.resolved().1 as u32;
         if base == 0 {
             continue;
         }
