@@ -16,6 +16,7 @@ use gpu_common::{
     compare_stack, dense_batch, dense_net, gpu, layer, random_states, rng, suite_cell,
     tensor_cores_or_emulated, uniform,
 };
+use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::{Precision, Tuning};
 use wgrnn::config::{CellConfig, NetworkConfig};
 use wgrnn::{Batch, LayerState, Mode, Model, Wants, WgpuBackend};
@@ -269,6 +270,18 @@ fn wavefront_is_layer_by_layer_to_the_bit() {
     same_as_layer_by_layer(&dropout_stack(24), (24, 3), Backward::ToTheBit, &setup);
     let gru = dense_net(3, vec![layer(suite_cell(3), 20, false); 2], None);
     same_as_layer_by_layer(&gru, (24, 2), Backward::ToTheBit, &setup);
+    // The 128x128 tiles, which the suite's large products take: the layers' products of a
+    // phase side by side in one dispatch (`gemm::Products`), each as it runs alone.
+    let big = |chunks: usize| {
+        let mut be = gpu()?;
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            gemm_tiles: GemmTiles::Big,
+            ..Tuning::default()
+        });
+        Some(be)
+    };
+    same_as_layer_by_layer(&dropout_stack(24), (24, 3), Backward::ToTheBit, &big);
 }
 
 #[test]

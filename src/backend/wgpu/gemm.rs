@@ -537,8 +537,10 @@ impl Product<'_> {
 /// Elements of a buffer: (buffer, first, end).
 type Span = (*const GpuBuffer, usize, usize);
 
-/// Matrix products held while [`Products::hold`] is on and recorded by
-/// [`Products::flush`], as few dispatches as they allow: the layer pipeline's products of
+/// Matrix products held from [`Products::hold`] and recorded by [`Products::flush`], as
+/// few dispatches as they allow (a hold within a hold adds to it and its flush leaves them
+/// held, so a layer can hold both directions' products whether or not the layer pipeline
+/// holds several layers'): the layer pipeline's products of
 /// several layers (their input projections of a chunk, their input or weight gradients)
 /// have one shape and layout over parts of the same buffers, so one dispatch runs them
 /// all, one per `workgroup_id.z` (`shaders/gemm.wgsl`'s `P.at`). A step's dispatches wait
@@ -552,8 +554,10 @@ type Span = (*const GpuBuffer, usize, usize);
 pub struct Products<'a> {
     gpu: &'a Gpu,
     held: RefCell<Vec<Product<'a>>>,
-    /// The device's dispatch count when holding began, while it holds.
-    since: Cell<Option<u64>>,
+    /// Holds not yet flushed.
+    depth: Cell<usize>,
+    /// The device's dispatch count when holding began.
+    since: Cell<u64>,
 }
 
 impl<'a> Products<'a> {
@@ -562,34 +566,42 @@ impl<'a> Products<'a> {
         Products {
             gpu,
             held: RefCell::new(Vec::new()),
-            since: Cell::new(None),
+            depth: Cell::new(0),
+            since: Cell::new(0),
         }
     }
 
-    /// Holds the products recorded through [`Products::record`] from now until
-    /// [`Products::flush`].
+    /// Holds the products recorded through [`Products::record`] from now until the
+    /// matching [`Products::flush`].
     pub fn hold(&self) {
-        self.since.set(Some(self.gpu.dispatch_count()));
+        if self.depth.get() == 0 {
+            self.since.set(self.gpu.dispatch_count());
+        }
+        self.depth.set(self.depth.get() + 1);
     }
 
-    /// Records `p` now, or holds it where [`Products::hold`] is on.
+    /// Records `p` now, or holds it where a [`Products::hold`] is on.
     pub fn record(&self, p: Product<'a>) {
-        match self.since.get() {
-            Some(_) => self.held.borrow_mut().push(p),
-            None => record(self.gpu, &[p]),
+        match self.depth.get() {
+            0 => record(self.gpu, &[p]),
+            _ => self.held.borrow_mut().push(p),
         }
     }
 
-    /// Records the held products, those that can share a dispatch together, and stops
-    /// holding.
+    /// Ends the last [`Products::hold`]; where it was the outermost, records the held
+    /// products, those that can share a dispatch together.
     pub fn flush(&self) {
-        if let Some(since) = self.since.take() {
-            assert_eq!(
-                self.gpu.dispatch_count(),
-                since,
-                "a dispatch was recorded among held matrix products"
-            );
+        let depth = self.depth.get();
+        assert!(depth > 0, "matrix products flushed without a hold");
+        self.depth.set(depth - 1);
+        if depth > 1 {
+            return;
         }
+        assert_eq!(
+            self.gpu.dispatch_count(),
+            self.since.get(),
+            "a dispatch was recorded among held matrix products"
+        );
         let held = std::mem::take(&mut *self.held.borrow_mut());
         for batch in batches(self.gpu, held) {
             record(self.gpu, &batch);

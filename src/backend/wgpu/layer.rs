@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
-use super::gemm::{Mat, Out, Product, col_sums, record_product};
+use super::gemm::{Mat, Out, Product, Products, col_sums, record_product};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -486,6 +486,15 @@ pub(super) struct Call<'a> {
 /// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
 pub(super) const LP_WORDS: usize = 40;
 
+/// Matrix products held by [`Call::hold_products`], recorded when it is dropped.
+pub(super) struct Held<'p, 'a>(&'p Products<'a>);
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
 impl<'a> Call<'a> {
     /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` (the cell's options
     /// go to the pipelines, `Call::run`).
@@ -896,6 +905,7 @@ impl<'a> Call<'a> {
     /// one GEMM per direction, or the layer pipeline's chunk of steps into its window).
     pub fn project(&self, x: &'a GpuBuffer, rows: std::ops::Range<usize>) {
         let (l, plan, params) = (&self.lay, self.plan, self.params);
+        let _both = self.hold_products();
         for (d, off) in plan.dirs.iter().enumerate() {
             self.product(Product {
                 m: rows.len(),
@@ -1041,13 +1051,22 @@ impl<'a> Call<'a> {
         });
     }
 
-    /// Records the matrix product `p` ([`gemm`]), or holds it with the other layers' in the
-    /// layer pipeline where they are held (`InStack::products`).
+    /// Records the matrix product `p` (as `gemm::gemm`), or holds it where the call's
+    /// products are held (`InStack::products`: both directions' of a layer, or in the layer
+    /// pipeline several layers').
     pub fn product(&self, p: Product<'a>) {
         match self.stack.products {
             Some(products) => products.record(p),
             None => record_product(&self.be.gpu, p),
         }
+    }
+
+    /// Holds the call's products (where it has somewhere to hold them) until what this
+    /// returns is dropped, which records them side by side where they can be.
+    fn hold_products(&self) -> Option<Held<'_, 'a>> {
+        let products = self.stack.products?;
+        products.hold();
+        Some(Held(products))
     }
 
     /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T
@@ -1755,6 +1774,7 @@ pub(super) fn layer_forward(
     let lay = Layout::of(plan, seq, cache.is_f16());
     // xp: every row is written by the projection below before a step reads it.
     let gates = be.gpu.buffer_uninit(lay.gates_len);
+    let products = Products::new(&be.gpu);
     let c = Call {
         be,
         plan,
@@ -1768,7 +1788,10 @@ pub(super) fn layer_forward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        stack: InStack::default(),
+        stack: InStack {
+            products: Some(&products),
+            ..InStack::default()
+        },
     };
     c.clear_outputs();
     c.project(x, 0..c.lay.rows());
@@ -1806,6 +1829,7 @@ pub(super) fn layer_backward(
     // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below; the
     // scratch and the running dc start from zero.
     let gates = be.gpu.buffer(lay.gates_len);
+    let products = Products::new(&be.gpu);
     let c = Call {
         be,
         plan,
@@ -1819,7 +1843,10 @@ pub(super) fn layer_backward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        stack: InStack::default(),
+        stack: InStack {
+            products: Some(&products),
+            ..InStack::default()
+        },
     };
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
@@ -1897,6 +1924,7 @@ impl<'a> Call<'a> {
         rows: std::ops::Range<usize>,
     ) {
         let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        let _both = self.hold_products();
         for (d, off) in plan.dirs.iter().enumerate() {
             let dxp = self.gate_row(l.dxp, d, rows.start);
             for &(col, n, at) in &l.dxp_blocks {

@@ -11,10 +11,11 @@
 //! work, so layers recorded one after the other never overlap: only one dispatch for all
 //! of them does (`BENCHMARKS.md`, the wavefront lever).
 //!
-//! Dispatches of a forward of L > 1 layers over T steps in C chunks: 2 C + L - 2 GEMMs
-//! (the bottom layer's C, the others' one a phase) and (C + L - 1) ceil(T / C) steps,
-//! against L GEMMs and L T steps layer by layer (the flagship, 4 layers x 100 steps in 4
-//! chunks: 10 + 175 instead of 4 + 400). The backward the same, with C + L - 2
+//! Dispatches of a forward of L > 1 layers over T steps in C chunks: C + L - 1 GEMMs
+//! (the bottom layer's one for all chunks where the records hold xp, f32 caches, else C;
+//! the others' one a phase) and (C + L - 1) ceil(T / C) steps, against L GEMMs and L T
+//! steps layer by layer (the flagship, 4 layers x 100 steps in 4 chunks: 7 + 175 instead
+//! of 4 + 400). The backward the same, with C + L - 2
 //! input-gradient GEMMs instead of L - 1, and its weight gradients' GEMMs of all layers
 //! side by side after the steps; where the layers' gate gradients are held in windows of
 //! a chunk (f16 LSTM and GRU caches, [`window_rows`]), the weight-gradient GEMMs a phase
@@ -289,11 +290,20 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         c.clear_outputs();
     }
     let mut last: Vec<_> = last.into_iter().map(Some).collect();
+    // Where the records hold xp for every step (f32 caches), the bottom layer's input
+    // projections of all chunks are one product: its input is all there from the start.
+    let bottom_whole = lay.gates_in_rec;
+    if bottom_whole {
+        calls[0].project(
+            &xs[0],
+            chunks.rows(0).start..chunks.rows(chunks.count - 1).end,
+        );
+    }
     for phase in chunks.phases() {
         let active = chunks.active(phase, false);
         // The layers' input projections of their chunks, side by side where they can be.
         products.hold();
-        for &(l, c) in &active {
+        for &(l, c) in active.iter().filter(|a| !(bottom_whole && a.0 == 0)) {
             calls[l].stack.gates_from.set(chunks.rows(c).start);
             calls[l].project(&xs[l], chunks.rows(c));
         }
