@@ -735,8 +735,9 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 /// A copy between two ranges of one buffer (`Gpu::copy` through `shaders/copy_within.wgsl`,
 /// which the transfer command cannot make), between parts of one joined buffer and within a
-/// buffer of its own, and two such copies in one dispatch (`Gpu::copy_within`): the
-/// destination ranges get the sources' bits, and nothing else changes.
+/// buffer of its own, two such copies in one dispatch, and ten over the parts of a joined
+/// buffer in two (`Gpu::copy_within`): the destination ranges get the sources' bits, and
+/// nothing else changes.
 #[test]
 fn copies_within_one_buffer_move_only_their_range() {
     let Some(be) = gpu() else { return };
@@ -771,13 +772,45 @@ fn copies_within_one_buffer_move_only_their_range() {
     let v = uniform(&mut r, parts[0].len(), 1.0);
     g.write(&parts[0], &v);
     let ranges = [(0, 200, 30), (40, 260, 25)];
+    let before = g.dispatch_count();
     g.copy_within(&parts[0], &ranges);
+    assert_eq!(g.dispatch_count() - before, 1, "two ranges, one dispatch");
     let mut want = v.clone();
     for &(from, to, n) in &ranges {
         want[to..to + n].copy_from_slice(&v[from..from + n]);
     }
     let got = g.read::<f32>(&parts[0], v.len());
     assert_eq!(bits(&got), bits(&want), "two ranges in one dispatch");
+    // Every layer's carried rows at once: ten ranges over the parts of one joined buffer
+    // (eight a dispatch), of different lengths, each read where nothing is written.
+    let parts = g.joined(&[600, 600, 600, 600, 600], false);
+    let whole = parts[0].whole().expect("a joined buffer").0;
+    let at = |p: usize| parts[p].whole().expect("a part").1;
+    let len = at(4) + 600;
+    let v = uniform(&mut r, len, 1.0);
+    g.write(whole, &v);
+    let ranges: Vec<(usize, usize, usize)> = (0..10)
+        .map(|i| {
+            (
+                at(i / 2) + 300 * (i % 2),
+                at(i / 2) + 300 * (i % 2) + 150,
+                50 + 7 * i,
+            )
+        })
+        .collect();
+    let before = g.dispatch_count();
+    g.copy_within(whole, &ranges);
+    assert_eq!(
+        g.dispatch_count() - before,
+        2,
+        "ten ranges, eight a dispatch"
+    );
+    let mut want = v.clone();
+    for &(from, to, n) in &ranges {
+        want[to..to + n].copy_from_slice(&v[from..from + n]);
+    }
+    let got = g.read::<f32>(whole, len);
+    assert_eq!(bits(&got), bits(&want), "ten ranges over the parts");
 }
 
 /// The self-check the backend runs where it opens an adapter with matrix units

@@ -88,6 +88,9 @@ const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 
 /// The copy between two ranges of one buffer (`Gpu::copy`).
+/// Most ranges one dispatch of `shaders/copy_within.wgsl` copies ([`Gpu::copy_within`]).
+pub const COPY_RANGES: usize = 8;
+
 pub(super) static COPY_WITHIN: Shader = Shader {
     name: "copy_within",
     source: include_str!("../../../shaders/copy_within.wgsl"),
@@ -972,10 +975,10 @@ impl Gpu {
         });
     }
 
-    /// Records copies between one or two `(from, to, len)` ranges of elements of `buf` in one
-    /// dispatch of `shaders/copy_within.wgsl`; no range copied into may overlap another.
+    /// Records copies between `(from, to, len)` ranges of elements of `buf`, up to
+    /// [`COPY_RANGES`] a dispatch of `shaders/copy_within.wgsl`; no range copied into may
+    /// overlap another.
     pub fn copy_within(&self, buf: &GpuBuffer, ranges: &[(usize, usize, usize)]) {
-        assert!(ranges.len() <= 2, "copy_within: one or two ranges");
         // (from, to, len) in 4-byte words from the start of the wgpu buffer.
         let words: Vec<[u64; 3]> = ranges
             .iter()
@@ -994,15 +997,18 @@ impl Gpu {
                 assert!(d.1 <= o.0 || o.1 <= d.0, "copy_within: overlapping ranges");
             }
         }
-        let Some(&[src, dst, n]) = words.first() else {
-            return;
-        };
-        let [src2, dst2, n2] = words.get(1).copied().unwrap_or([0; 3]);
-        let p = [n, src, dst, n2, src2, dst2, 0, 0].map(|w| w as u32);
         let kernel = self.pipeline(&COPY_WITHIN, "copy_within", &[]);
         // The offsets count from the start of the wgpu buffer: bind all of it.
         let whole = buf.whole().map_or(buf, |w| w.0);
-        self.dispatch(&kernel, &p, &[whole], Gpu::grid_1d((n + n2) as usize, 256));
+        for group in words.chunks(COPY_RANGES) {
+            let mut p = vec![0u32; 4 * COPY_RANGES];
+            for (r, &[src, dst, n]) in group.iter().enumerate() {
+                p[4 * r..4 * r + 3].copy_from_slice(&[n as u32, src as u32, dst as u32]);
+            }
+            let longest = group.iter().map(|w| w[2]).max().unwrap_or(0) as usize;
+            let [x, y, _] = Gpu::grid_1d(longest, 256);
+            self.dispatch(&kernel, &p, &[whole], [x, y, group.len() as u32]);
+        }
     }
 
     /// Submits the recorded work and copies `len` elements from the start of `buf` back.

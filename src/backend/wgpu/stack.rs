@@ -444,15 +444,20 @@ pub(super) fn stack_backward(
             }
         }
         products.flush();
+        let mut carried = Vec::new();
         for &(l, c) in active {
             let call = &calls[l];
             call.bias_grads_of_rows(grads, chunks.rows(c));
             let (w, b) = (&call.lay, lay.batch);
+            // The gates buffers are parts of one: the carried rows of every layer, in it.
+            let at = call.gates.resolved().1;
             if c > 0 {
-                let dgh = (w.dgh, w.dgh + k * b * w.gs, b * w.gs);
-                let scr = (w.scr, w.scr + k * b * w.sw, b * w.sw);
-                gpu.copy_within(call.gates, &[dgh, scr]);
+                carried.push((at + w.dgh, at + w.dgh + k * b * w.gs, b * w.gs));
+                carried.push((at + w.scr, at + w.scr + k * b * w.sw, b * w.sw));
             }
+        }
+        if let Some(first) = active.first() {
+            gpu.copy_within(calls[first.0].gates.resolved().0, &carried);
         }
     };
     for phase in chunks.phases() {
