@@ -194,8 +194,12 @@ ksplit() {
     bench_variant fwdseqs16 --forward-sequences 16 || status=1
     # The layer pipeline over 4 chunks of time steps (entry 58, off by default): the stacks'
     # forward in (4 + L - 1) x T / 4 step dispatches instead of L x T (the flagship's 175
-    # instead of 400). If it wins, Tuning::wavefront should default to 4 where it joins.
+    # instead of 400). If it wins, Tuning::wavefront should default to where it joins.
+    # Then over 10 chunks: since entry 61 a phase's products are one dispatch, so more
+    # chunks cost few dispatches (the flagship's step 392 at 4, 314 at 10), but each
+    # chunk's products are smaller (640 rows of the flagship's 6400).
     bench_variant wavefront4 --wavefront 4 || status=1
+    bench_variant wavefront10 --wavefront 10 || status=1
     # The plain loops in the 16-row chunks they had before entry 19 (Tuning::step_chunk_rows:
     # an LSTM's backward and the Elman forward in 4x the chunks and barriers of the default
     # 64).
@@ -234,8 +238,10 @@ f16() {
     # The LSTM's tensor-core forward in 16 sequences: entry 57's before (the defaults take
     # tiles of half the units x 32 sequences, a fifth less L2 traffic with the f16 copy).
     bench_variant f16-fwdseqs16 --precision f16 --forward-sequences 16 || status=1
-    # The layer pipeline under f16 (entry 58), where the dispatch gaps weigh most.
+    # The layer pipeline under f16 (entry 58), where the dispatch gaps weigh most; over 8
+    # chunks too (entry 61: 427 dispatches a flagship step at 4, 402 at 8).
     bench_variant f16-wavefront4 --precision f16 --wavefront 4 || status=1
+    bench_variant f16-wavefront8 --precision f16 --wavefront 8 || status=1
     # The tensor-core steps on the f32 weights, not their f16 copy: entry 54's before.
     bench_variant f16-weights32 --precision f16 --step-weights f32 || status=1
     # The tensor-core steps at one K slice: entry 51's before, alone and under f16.
