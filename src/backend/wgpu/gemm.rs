@@ -4,7 +4,8 @@
 //! row/column strides, so transposes cost nothing.
 //! Large products with vec4-aligned operands take the 128x128 tile (on the matrix units where
 //! the adapter has them and reduced precision was asked for, or at f32 accuracy in split f16
-//! halves, or the 256x128 one, where asked for); the rest the 64x64 one.
+//! halves, or the 256x128 one, where asked for); the rest the 64x64 one. Products of one
+//! shape and layout over the same buffers can share a dispatch ([`Products`]).
 
 use std::cell::{Cell, RefCell};
 
@@ -537,15 +538,15 @@ impl Product<'_> {
 /// Elements of a buffer: (buffer, first, end).
 type Span = (*const GpuBuffer, usize, usize);
 
-/// Matrix products held from [`Products::hold`] and recorded by [`Products::flush`], as
-/// few dispatches as they allow (a hold within a hold adds to it and its flush leaves them
-/// held, so a layer can hold both directions' products whether or not the layer pipeline
-/// holds several layers'): the layer pipeline's products of
-/// several layers (their input projections of a chunk, their input or weight gradients)
-/// have one shape and layout over parts of the same buffers, so one dispatch runs them
-/// all, one per `workgroup_id.z` (`shaders/gemm.wgsl`'s `P.at`). A step's dispatches wait
-/// for each other (wgpu's barriers), and a chunk's product alone may leave much of a large
-/// GPU idle in its last wave of tiles; side by side they fill it.
+/// Matrix products held from [`Products::hold`] to the matching [`Products::flush`], then
+/// recorded in as few dispatches as they allow. The layer pipeline's products of several
+/// layers (their input projections of a chunk, their input or weight gradients) and a
+/// layer's two directions have one shape and layout over parts of the same buffers, so
+/// one dispatch runs them all, one per `workgroup_id.z` (`shaders/gemm.wgsl`'s `P.at`). A
+/// step's dispatches wait for each other (wgpu's barriers), and a chunk's product alone
+/// may leave much of a large GPU idle in its last wave of tiles; side by side they fill
+/// it. Holds nest: a layer holds its directions' products whether or not the pipeline
+/// holds several layers'.
 ///
 /// Products held together must not depend on each other, except that where two touch the
 /// same elements (accumulating into one gradient, say) they keep their order; each runs
