@@ -3,25 +3,33 @@
 // src/backend/cpu/layer.rs and head.rs (gemm against a ones vector, src/backend/cpu/gemm.rs).
 //
 // Two passes, so that a long column (rows = T * B, thousands) is spread over many
-// workgroups instead of one loop per column:
-//   colsum_partial: workgroups (ceil(n / 256), S); invocation j of group (x, s) sums rows
-//     [s * per, min(rows, (s + 1) * per)) of column x * 256 + j in row order into
-//     part[part0 + s * n + j] (part0 > 0 for a later block of rows whose partial sums join
-//     an earlier block's, the layer pipeline's chunks). Consecutive invocations read
-//     consecutive columns (coalesced).
-//   colsum_finish: one invocation per column j (1-D grid): dst[at + j] += sum over s of
-//     part[s * n + j], in s order, and the same sum into dst[at2 + j] unless at2 is
-//     0xffffffff (the two bias gradients of a cell whose dgh is dxp).
+// workgroups instead of one loop per column. A dispatch runs up to 8 sums of one shape
+// (rows, n, ld) side by side, sum z on the workgroups of workgroup_id.z with its own
+// starts `p.s[z]` (off, part0, at, at2): the layers' or directions' bias gradients at once.
+//   colsum_partial: workgroups (ceil(n / 256), S, sums); invocation j of group (x, s, z)
+//     sums rows [s * per, min(rows, (s + 1) * per)) of column x * 256 + j of sum z in row
+//     order into part[part0 + s * n + j] (part0 past the slices of earlier sums, or of an
+//     earlier block of rows whose partial sums this one joins: the layer pipeline's
+//     chunks). Consecutive invocations read consecutive columns (coalesced).
+//   colsum_finish: one invocation per column j and sum z: dst[at + j] += sum over s of
+//     part[part0 + s * n + j], in s order, and the same sum into dst[at2 + j] unless at2
+//     is 0xffffffff (the two bias gradients of a cell whose dgh is dxp).
 //
 // Bindings (group 0):
-//   0 uniform P   rows, n, ld, off, per (rows per slice), slices S, at, at2, part0
+//   0 uniform P   rows, n, ld, per (rows per slice), slices S, and each sum's starts
 //   1 src  f32[] read (partial) / part f32[] read (finish)
 //   2 part f32[] read_write (partial) / dst f32[] read_write (finish)
 
+// Where one sum reads and writes: its rows' first element, its partial sums' first
+// element, and the one or two places its sums go.
+struct Sum {
+    off: u32, part0: u32, at: u32, at2: u32,
+}
+
 struct P {
-    rows: u32, n: u32, ld: u32, off: u32,
-    per: u32, slices: u32, at: u32, at2: u32,
-    part0: u32, pad0: u32, pad1: u32, pad2: u32,
+    rows: u32, n: u32, ld: u32, per: u32,
+    slices: u32, pad0: u32, pad1: u32, pad2: u32,
+    s: array<Sum, 8>,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -32,6 +40,7 @@ struct P {
 fn colsum_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
     let s = gid.y;
+    let q = p.s[gid.z];
     if (j >= p.n) {
         return;
     }
@@ -39,24 +48,25 @@ fn colsum_partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r1 = min(p.rows, r0 + p.per);
     var acc = 0.0;
     for (var r = r0; r < r1; r++) {
-        acc += src[p.off + r * p.ld + j];
+        acc += src[q.off + r * p.ld + j];
     }
-    dst[p.part0 + s * p.n + j] = acc;
+    dst[q.part0 + s * p.n + j] = acc;
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn colsum_finish(@builtin(global_invocation_id) gid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = linear_index(gid, nwg);
+    let q = p.s[gid.z];
     if (j >= p.n) {
         return;
     }
     var acc = 0.0;
     for (var s = 0u; s < p.slices; s++) {
-        acc += src[s * p.n + j];
+        acc += src[q.part0 + s * p.n + j];
     }
-    dst[p.at + j] += acc;
-    if (p.at2 != 0xffffffffu) {
-        dst[p.at2 + j] += acc;
+    dst[q.at + j] += acc;
+    if (q.at2 != 0xffffffffu) {
+        dst[q.at2 + j] += acc;
     }
 }

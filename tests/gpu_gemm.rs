@@ -15,8 +15,8 @@ use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
-    GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Product, Products, Tile, big_tile_layout,
-    col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source, tile_for,
+    ColSum, GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Product, Products, Tile,
+    big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source, tile_for,
     verify_tensor_cores,
 };
 
@@ -729,6 +729,73 @@ fn col_sums_match_loops() {
             }
         }
     }
+}
+
+/// Column sums held together (`Products::sum`: several layers' or directions' bias
+/// gradients): three of one shape over parts of joined buffers, one into two places,
+/// share a pair of dispatches; one of another width takes its own pair; one that adds
+/// into the first one's destination again runs after it in a pair of its own. Every
+/// destination is what `col_sums` gives for each alone, in order, to the bit; nothing
+/// else changes.
+#[test]
+fn held_column_sums_are_each_what_col_sums_gives_alone() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let mut r = rng("held_column_sums_are_each_what_col_sums_gives_alone");
+    let (rows, n, ld, len) = (300, 40, 48, 16384);
+    let src = g.joined(&[len, len, len], false);
+    let dst = g.joined(&[256, 256, 256], false);
+    for part in &src {
+        g.write(part, &uniform(&mut r, len, 1.0));
+    }
+    let dst0: Vec<Vec<f32>> = (0..3).map(|_| uniform(&mut r, 256, 1.0)).collect();
+    let sum = |part: usize, off: usize, width: usize, ats: &[usize]| {
+        ColSum::new(Mat::rows(&src[part], off, ld), rows, width, &dst[part], ats)
+    };
+    let sums = [
+        sum(0, 4, n, &[0]),
+        sum(1, 8, n, &[40, 100]),
+        sum(2, 12, n, &[80]),
+        sum(0, 16, n - 8, &[150]),
+        sum(0, 20, n, &[0]),
+    ];
+    let run = |together: bool| {
+        for (part, d) in dst.iter().zip(&dst0) {
+            g.write(part, d);
+        }
+        let before = g.dispatch_count();
+        let held = Products::new(g);
+        if together {
+            held.hold();
+        }
+        for s in sums {
+            held.sum(s);
+        }
+        if together {
+            held.flush();
+        }
+        let dispatches = g.dispatch_count() - before;
+        let out: Vec<Vec<u32>> = dst.iter().map(|p| bits(&g.read::<f32>(p, 256))).collect();
+        (out, dispatches)
+    };
+    let (alone, one_each) = run(false);
+    let (together, fewer) = run(true);
+    assert_eq!((one_each, fewer), (10, 6), "dispatches alone, together");
+    assert!(together == alone, "held sums differ from alone");
+    let changed: Vec<usize> = (0..3)
+        .map(|i| {
+            alone[i]
+                .iter()
+                .zip(&bits(&dst0[i]))
+                .filter(|(x, y)| x != y)
+                .count()
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [2 * n - 8, 2 * n, n],
+        "elements each part's sums changed"
+    );
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

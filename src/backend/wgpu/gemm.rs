@@ -527,7 +527,6 @@ impl Product<'_> {
     /// Whether it and `other` touch one element where either writes it: then they cannot
     /// share a dispatch, nor trade places.
     fn conflicts(&self, other: &Product<'_>) -> bool {
-        let overlap = |x: &Span, y: &Span| std::ptr::eq(x.0, y.0) && x.1 < y.2 && y.1 < x.2;
         let ((r1, w1), (r2, w2)) = (self.spans(), other.spans());
         overlap(&w1, &w2)
             || r1.iter().any(|r| overlap(r, &w2))
@@ -551,10 +550,12 @@ type Span = (*const GpuBuffer, usize, usize);
 /// Products held together must not depend on each other, except that where two touch the
 /// same elements (accumulating into one gradient, say) they keep their order; each runs
 /// as [`gemm`] would run it alone, the same tile and the same sums, so the results are the
-/// same to the bit. Nothing else may be recorded while they are held.
+/// same to the bit. It holds column sums ([`ColSum`], the bias gradients) the same way,
+/// recorded after the products. Nothing else may be recorded while they are held.
 pub struct Products<'a> {
     gpu: &'a Gpu,
     held: RefCell<Vec<Product<'a>>>,
+    sums: RefCell<Vec<ColSum<'a>>>,
     /// Holds not yet flushed.
     depth: Cell<usize>,
     /// The device's dispatch count when holding began.
@@ -567,6 +568,7 @@ impl<'a> Products<'a> {
         Products {
             gpu,
             held: RefCell::new(Vec::new()),
+            sums: RefCell::new(Vec::new()),
             depth: Cell::new(0),
             since: Cell::new(0),
         }
@@ -589,8 +591,17 @@ impl<'a> Products<'a> {
         }
     }
 
+    /// Records `s` now, or holds it where a [`Products::hold`] is on.
+    pub fn sum(&self, s: ColSum<'a>) {
+        match self.depth.get() {
+            0 => record_sums(self.gpu, &[s]),
+            _ => self.sums.borrow_mut().push(s),
+        }
+    }
+
     /// Ends the last [`Products::hold`]; where it was the outermost, records the held
-    /// products, those that can share a dispatch together.
+    /// products, those that can share a dispatch together, then the held column sums
+    /// likewise.
     pub fn flush(&self) {
         let depth = self.depth.get();
         assert!(depth > 0, "matrix products flushed without a hold");
@@ -604,24 +615,33 @@ impl<'a> Products<'a> {
             "a dispatch was recorded among held matrix products"
         );
         let held = std::mem::take(&mut *self.held.borrow_mut());
-        for batch in batches(self.gpu, held) {
+        let key = |p: &Product<'_>| p.shared(self.gpu);
+        for batch in batches(held, key, Product::conflicts, PRODUCTS_PER_DISPATCH) {
             record(self.gpu, &batch);
+        }
+        let sums = std::mem::take(&mut *self.sums.borrow_mut());
+        for batch in batches(sums, ColSum::shared, ColSum::conflicts, SUMS_PER_DISPATCH) {
+            record_sums(self.gpu, &batch);
         }
     }
 }
 
-/// `held` in dispatches: each product joins the last dispatch before it that it can share
-/// ([`Product::shared`], at most [`PRODUCTS_PER_DISPATCH`], none touching what it writes or
-/// writing what it touches) where it conflicts with no product of a dispatch after that
-/// one; else a dispatch of its own after the others.
-fn batches<'a>(gpu: &Gpu, held: Vec<Product<'a>>) -> Vec<Vec<Product<'a>>> {
-    let mut out: Vec<(Vec<Product<'a>>, _)> = Vec::new();
+/// `held` in dispatches: each item joins the last dispatch before it that it can share
+/// (the same `key`, at most `most`, none in `conflicts` with it) where it conflicts with no
+/// item of a dispatch after that one; else a dispatch of its own after the others.
+fn batches<T, K: PartialEq>(
+    held: Vec<T>,
+    key: impl Fn(&T) -> K,
+    conflicts: impl Fn(&T, &T) -> bool,
+    most: usize,
+) -> Vec<Vec<T>> {
+    let mut out: Vec<(Vec<T>, K)> = Vec::new();
     for p in held {
-        let key = p.shared(gpu);
+        let key = key(&p);
         let mut at = None;
         for (i, (batch, k)) in out.iter().enumerate().rev() {
-            let clash = batch.iter().any(|q| q.conflicts(&p));
-            if *k == key && !clash && batch.len() < PRODUCTS_PER_DISPATCH {
+            let clash = batch.iter().any(|q| conflicts(q, &p));
+            if *k == key && !clash && batch.len() < most {
                 at = Some(i);
                 break;
             }
@@ -761,12 +781,84 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
 /// `shaders/colsum.wgsl`, rows split into slices summed by separate workgroups, then the
 /// slices added per column.
 pub fn col_sums(gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, dst: &GpuBuffer, ats: &[usize]) {
-    if rows == 0 || n == 0 {
-        return;
+    record_sums(gpu, &[ColSum::new(src, rows, n, dst, ats)]);
+}
+
+/// One column sum, `dst[at..at + n] +=` the column sums of the `[rows, n]` view `src` (unit
+/// column stride), and the same into `dst[at2..]` where there is one (an LSTM's two bias
+/// gradients), as [`col_sums`] records it or [`Products`] holds it.
+#[derive(Clone, Copy)]
+pub struct ColSum<'a> {
+    /// The rows summed.
+    pub src: Mat<'a>,
+    /// Rows of `src`.
+    pub rows: usize,
+    /// Columns of `src`.
+    pub n: usize,
+    /// Where the sums go.
+    pub dst: &'a GpuBuffer,
+    /// Where in `dst`.
+    pub at: usize,
+    /// A second place in `dst`.
+    pub at2: Option<usize>,
+}
+
+/// Most column sums one pair of dispatches runs (`P.s` in `shaders/colsum.wgsl`).
+pub const SUMS_PER_DISPATCH: usize = 8;
+
+impl<'a> ColSum<'a> {
+    /// The sum of [`col_sums`]: into `dst` at each of `ats` (one or two places).
+    pub fn new(src: Mat<'a>, rows: usize, n: usize, dst: &'a GpuBuffer, ats: &[usize]) -> Self {
+        let (at, at2) = match *ats {
+            [at] => (at, None),
+            [at, at2] => (at, Some(at2)),
+            _ => panic!("column sums into one or two places"),
+        };
+        ColSum {
+            src,
+            rows,
+            n,
+            dst,
+            at,
+            at2,
+        }
     }
-    let part = gpu.buffer(col_slices(rows, n).1 * n);
-    let slices = col_sum_partials(gpu, src, rows, n, &part, 0);
-    col_sum_finish(gpu, &part, slices, n, dst, ats);
+
+    /// What sums that share a pair of dispatches share: sizes, row stride and buffers.
+    fn shared(&self) -> ([usize; 3], [*const GpuBuffer; 2]) {
+        let whole = |buf: &GpuBuffer| buf.resolved().0 as *const GpuBuffer;
+        (
+            [self.rows, self.n, self.src.rs],
+            [whole(self.src.buf), whole(self.dst)],
+        )
+    }
+
+    /// The elements it reads and writes, as [`Product::spans`].
+    fn spans(&self) -> ([Span; 1], [Span; 2]) {
+        let view = |buf: &GpuBuffer, off: usize, len: usize| {
+            let (whole, base) = buf.resolved();
+            (whole as *const GpuBuffer, base + off, base + off + len)
+        };
+        let last = self.rows.max(1) - 1;
+        let read = view(self.src.buf, self.src.off, last * self.src.rs + self.n);
+        let second = match self.at2 {
+            Some(at2) => view(self.dst, at2, self.n),
+            None => (std::ptr::null(), 0, 0),
+        };
+        ([read], [view(self.dst, self.at, self.n), second])
+    }
+
+    /// Whether it and `other` touch one element where either writes it.
+    fn conflicts(&self, other: &ColSum<'_>) -> bool {
+        let ((r1, w1), (r2, w2)) = (self.spans(), other.spans());
+        let any = |xs: &[Span], ys: &[Span]| xs.iter().any(|x| ys.iter().any(|y| overlap(x, y)));
+        any(&w1, &w2) || any(&r1, &w2) || any(&r2, &w1)
+    }
+}
+
+/// Whether two spans share an element.
+fn overlap(x: &Span, y: &Span) -> bool {
+    std::ptr::eq(x.0, y.0) && x.1 < y.2 && y.1 < x.2
 }
 
 /// How column sums split `rows` rows of `n` columns: enough slices for about 512
@@ -778,30 +870,78 @@ fn col_slices(rows: usize, n: usize) -> (usize, usize) {
     (per, rows.div_ceil(per))
 }
 
-/// The words of `shaders/colsum.wgsl`'s `P` but the destinations.
+/// Words of `shaders/colsum.wgsl`'s `P`: 8 shared, then each sum's starts.
+const SUM_WORDS: usize = 8 + 4 * SUMS_PER_DISPATCH;
+
+/// `shaders/colsum.wgsl`'s `P` for sums of `rows` x `n` with row stride `ld` in
+/// `(per, slices)`, each sum's starts `(off, part0, at, at2)` (at2 `u32::MAX` for none).
 fn col_sum_words(
-    rows: usize,
-    n: usize,
-    ld: usize,
-    off: usize,
-    slices: (usize, usize),
-) -> [u32; 12] {
+    (rows, n, ld): (usize, usize, usize),
+    (per, slices): (usize, usize),
+    starts: &[[u32; 4]],
+) -> Vec<u32> {
+    assert!(starts.len() <= SUMS_PER_DISPATCH);
     let w = |v: usize| v as u32;
-    let (per, count) = slices;
-    [
-        w(rows),
-        w(n),
-        w(ld),
-        w(off),
-        w(per),
-        w(count),
-        0,
-        u32::MAX,
-        0,
-        0,
-        0,
-        0,
-    ]
+    let mut words = vec![w(rows), w(n), w(ld), w(per), w(slices), 0, 0, 0];
+    words.extend(starts.iter().flatten());
+    words.resize(SUM_WORDS, 0);
+    words
+}
+
+/// Records `batch` (one sum, or up to [`SUMS_PER_DISPATCH`] that share what
+/// [`ColSum::shared`] says) as a partial and a finishing dispatch, sum z on the workgroups
+/// of z.
+fn record_sums(gpu: &Gpu, batch: &[ColSum<'_>]) {
+    let Some(first) = batch.first() else {
+        return;
+    };
+    let (rows, n, ld) = (first.rows, first.n, first.src.rs);
+    if rows == 0 || n == 0 {
+        return;
+    }
+    assert_eq!(
+        first.src.cs, 1,
+        "column sums read rows with unit column stride"
+    );
+    assert!(!first.src.buf.is_f16(), "column sums read f32 buffers");
+    let (per, slices) = col_slices(rows, n);
+    let part = gpu.buffer(batch.len() * slices * n);
+    // Alone, a sum binds its buffers as they are; with others, the joined buffers they are
+    // parts of, its starts moved to where its parts begin.
+    let one = batch.len() == 1;
+    let at = |buf: &GpuBuffer, off: usize| match one {
+        true => off as u32,
+        false => (buf.resolved().1 + off) as u32,
+    };
+    let bind = |buf| match one {
+        true => buf,
+        false => GpuBuffer::resolved(buf).0,
+    };
+    let starts: Vec<[u32; 4]> = batch
+        .iter()
+        .enumerate()
+        .map(|(z, s)| {
+            let at2 = s.at2.map_or(u32::MAX, |a| at(s.dst, a));
+            [
+                at(s.src.buf, s.src.off),
+                (z * slices * n) as u32,
+                at(s.dst, s.at),
+                at2,
+            ]
+        })
+        .collect();
+    let words = col_sum_words((rows, n, ld), (per, slices), &starts);
+    let z = batch.len() as u32;
+    let partial = gpu.pipeline(&COLSUM, "colsum_partial", &[]);
+    let groups = [n.div_ceil(256) as u32, slices as u32, z];
+    gpu.dispatch(&partial, &words, &[bind(first.src.buf), &part], groups);
+    let (r, nf, zf) = (rows as f64, n as f64, z as f64);
+    gpu.cost(zf * r * nf, zf * 4.0 * (r * nf + slices as f64 * nf));
+    let finish = gpu.pipeline(&COLSUM, "colsum_finish", &[]);
+    let [x, y, _] = Gpu::grid_1d(n, 256);
+    gpu.dispatch(&finish, &words, &[&part, bind(first.dst)], [x, y, z]);
+    let s = slices as f64;
+    gpu.cost(zf * s * nf, zf * 4.0 * (s * nf + 2.0 * nf));
 }
 
 /// Records the partial sums of `src`'s columns into `part` from slice `part0` on; returns
@@ -817,8 +957,8 @@ fn col_sum_partials(
     assert_eq!(src.cs, 1, "column sums read rows with unit column stride");
     assert!(!src.buf.is_f16(), "column sums read f32 buffers");
     let (per, slices) = col_slices(rows, n);
-    let mut words = col_sum_words(rows, n, src.rs, src.off, (per, slices));
-    words[8] = (part0 * n) as u32;
+    let starts = [[src.off as u32, (part0 * n) as u32, 0, u32::MAX]];
+    let words = col_sum_words((rows, n, src.rs), (per, slices), &starts);
     let partial = gpu.pipeline(&COLSUM, "colsum_partial", &[]);
     let groups = [n.div_ceil(256) as u32, slices as u32, 1];
     gpu.dispatch(&partial, &words, &[src.buf, part], groups);
@@ -837,12 +977,10 @@ fn col_sum_finish(
     dst: &GpuBuffer,
     ats: &[usize],
 ) {
-    let mut words = col_sum_words(0, n, n, 0, (0, slices));
-    (words[6], words[7]) = match *ats {
-        [at] => (at as u32, u32::MAX),
-        [at, at2] => (at as u32, at2 as u32),
-        _ => panic!("column sums into one or two places"),
-    };
+    let s = ColSum::new(Mat::rows(part, 0, n), 0, n, dst, ats);
+    let at2 = s.at2.map_or(u32::MAX, |a| a as u32);
+    let starts = [[0, 0, s.at as u32, at2]];
+    let words = col_sum_words((0, n, n), (0, slices), &starts);
     let finish = gpu.pipeline(&COLSUM, "colsum_finish", &[]);
     gpu.dispatch(&finish, &words, &[part, dst], Gpu::grid_1d(n, 256));
     let (s, n) = (slices as f64, n as f64);

@@ -108,7 +108,7 @@ impl GpuCell for JordanCell {
         );
     }
 
-    fn bias_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    fn bias_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         let (l, hp) = (&c.lay, head(c.plan));
         // db_head += column sums of dz (the first C of each scratch row)
         let scr = c.scr_row(d, rows.start);

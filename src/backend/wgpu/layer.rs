@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
-use super::gemm::{Mat, Out, Product, Products, col_sums, record_product};
+use super::gemm::{ColSum, Mat, Out, Product, Products, col_sums, record_product};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -1153,22 +1153,24 @@ impl<'a> Call<'a> {
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
     /// `off` of `buf`` for each `at` of `ats` (one or two; `buf` the cache or the gates
     /// buffer; `shaders/colsum.wgsl`). In the layer pipeline's windows the sums of each
-    /// chunk wait for the others' and go into `grads` at the end (`InStack::sums`).
+    /// chunk wait for the others' and go into `grads` at the end (`InStack::sums`); else
+    /// they are held with the call's products where those are held.
     #[allow(clippy::too_many_arguments)]
     pub fn col_sums(
         &self,
-        buf: &GpuBuffer,
+        buf: &'a GpuBuffer,
         off: usize,
         n: usize,
         ld: usize,
-        grads: &GpuBuffer,
+        grads: &'a GpuBuffer,
         ats: &[usize],
         rows: usize,
     ) {
         let src = Mat::rows(buf, off, ld);
-        match self.stack.sums {
-            Some(sums) => sums.add(&self.be.gpu, src, rows, n, ats),
-            None => col_sums(&self.be.gpu, src, rows, n, grads, ats),
+        match (self.stack.sums, self.stack.products) {
+            (Some(sums), _) => sums.add(&self.be.gpu, src, rows, n, ats),
+            (None, Some(products)) => products.sum(ColSum::new(src, rows, n, grads, ats)),
+            (None, None) => col_sums(&self.be.gpu, src, rows, n, grads, ats),
         }
     }
 
@@ -1272,7 +1274,8 @@ pub(super) trait GpuCell {
     }
     /// Records the gradients of the cell's parameters other than the weights and
     /// `bias_ih`, `bias_hh` (column sums; `Call::bias_grads_of_rows`).
-    fn bias_grads(&self, _c: &Call<'_>, _d: usize, _grads: &GpuBuffer, _rows: Range<usize>) {}
+    fn bias_grads<'a>(&self, _c: &Call<'a>, _d: usize, _grads: &'a GpuBuffer, _rows: Range<usize>) {
+    }
 }
 
 /// The kernels of the plan's cell kind.
@@ -1950,6 +1953,11 @@ impl<'a> Call<'a> {
     /// The biases' share of [`Call::param_grads_of_rows`]: column sums.
     pub fn bias_grads_of_rows(&self, grads: &'a GpuBuffer, rows: std::ops::Range<usize>) {
         let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
+        // The windows' sums go to their partial sums (`InStack::sums`); others are held.
+        let _both = match self.stack.sums {
+            Some(_) => None,
+            None => self.hold_products(),
+        };
         for (d, off) in plan.dirs.iter().enumerate() {
             let dxp = self.gate_row(l.dxp, d, rows.start);
             for &(col, n, at) in &l.dxp_blocks {

@@ -160,7 +160,7 @@ impl GpuCell for LstmCell {
         }
     }
 
-    fn bias_grads(&self, c: &Call<'_>, d: usize, grads: &GpuBuffer, rows: Range<usize>) {
+    fn bias_grads<'a>(&self, c: &Call<'a>, d: usize, grads: &'a GpuBuffer, rows: Range<usize>) {
         let (l, off, n) = (&c.lay, &c.plan.dirs[d], c.plan.hidden);
         if let Some(pe) = off.peephole {
             // [dp_i | dp_f | dp_o] += column sums of scratch [da_i c_prev | da_f c_prev | da_o c]

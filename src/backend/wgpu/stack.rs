@@ -509,18 +509,16 @@ pub(super) fn stack_backward(
         return dx;
     }
     // The parameter gradients over all steps: every layer's weights' products side by side
-    // where they can be, then the column sums.
+    // where they can be, then their column sums likewise.
     for l in (0..nl).rev() {
         calls[l].initial_state_grads(dinit[l].take());
     }
     products.hold();
     for l in (0..nl).rev() {
         calls[l].weight_grads_of_rows(&xs[l], grads, 0..lay.rows());
-    }
-    products.flush();
-    for l in (0..nl).rev() {
         calls[l].bias_grads_of_rows(grads, 0..lay.rows());
     }
+    products.flush();
     if want_dx {
         let dx = dx_after.get_or_init(|| gpu.buffer(lay.rows() * plans[0].input));
         calls[0].input_grads(dx, 0..lay.rows(), 0);
