@@ -196,7 +196,7 @@ ksplit() {
     # forward in (4 + L - 1) x T / 4 step dispatches instead of L x T (the flagship's 175
     # instead of 400). If it wins, Tuning::wavefront should default to where it joins.
     # Then over 10 chunks: since entry 61 a phase's products are one dispatch, so more
-    # chunks cost few dispatches (the flagship's step 392 at 4, 314 at 10), but each
+    # chunks cost few dispatches (the flagship's step 386 at 4, 308 at 10), but each
     # chunk's products are smaller (640 rows of the flagship's 6400).
     bench_variant wavefront4 --wavefront 4 || status=1
     bench_variant wavefront10 --wavefront 10 || status=1
