@@ -13,12 +13,12 @@ use gpu_common::{
 };
 use half::f16;
 use rand::rngs::ChaCha8Rng;
-use wgrnn::backend::wgpu::Gpu;
 use wgrnn::backend::wgpu::gemm::{
     ColSum, GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Product, Products, Tile,
     big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source, tile_for,
     verify_tensor_cores,
 };
+use wgrnn::backend::wgpu::{Gpu, GpuBuffer};
 
 #[test]
 fn gemm_matches_loops() {
@@ -615,26 +615,9 @@ fn held_products_are_each_what_gemm_gives_alone() {
                 })
                 .collect();
             let run = |together: bool| {
-                for (part, c) in c_parts.iter().zip(&c0) {
-                    g.write(part, c);
-                }
-                let before = g.dispatch_count();
-                let held = Products::new(g);
-                if together {
-                    held.hold();
-                }
-                for p in products {
-                    held.record(p);
-                }
-                if together {
-                    held.flush();
-                }
-                let dispatches = g.dispatch_count() - before;
-                let out: Vec<Vec<u32>> = c_parts
-                    .iter()
-                    .map(|p| bits(&g.read::<f32>(p, len)))
-                    .collect();
-                (out, dispatches)
+                held_or_alone(g, &c_parts, &c0, together, |held| {
+                    products.iter().for_each(|&p| held.record(p))
+                })
             };
             let (alone, one_each) = run(false);
             let (together, fewer) = run(true);
@@ -760,23 +743,9 @@ fn held_column_sums_are_each_what_col_sums_gives_alone() {
         sum(0, 20, n, &[0]),
     ];
     let run = |together: bool| {
-        for (part, d) in dst.iter().zip(&dst0) {
-            g.write(part, d);
-        }
-        let before = g.dispatch_count();
-        let held = Products::new(g);
-        if together {
-            held.hold();
-        }
-        for s in sums {
-            held.sum(s);
-        }
-        if together {
-            held.flush();
-        }
-        let dispatches = g.dispatch_count() - before;
-        let out: Vec<Vec<u32>> = dst.iter().map(|p| bits(&g.read::<f32>(p, 256))).collect();
-        (out, dispatches)
+        held_or_alone(g, &dst, &dst0, together, |held| {
+            sums.iter().for_each(|&s| held.sum(s))
+        })
     };
     let (alone, one_each) = run(false);
     let (together, fewer) = run(true);
@@ -800,6 +769,36 @@ fn held_column_sums_are_each_what_col_sums_gives_alone() {
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Writes `init` into `parts`, records what `record` gives a `Products` (held together
+/// where `together`, else one by one) and returns each part's bits after and the
+/// dispatches it took.
+fn held_or_alone<'a>(
+    g: &'a Gpu,
+    parts: &[GpuBuffer],
+    init: &[Vec<f32>],
+    together: bool,
+    record: impl Fn(&Products<'a>),
+) -> (Vec<Vec<u32>>, u64) {
+    for (part, v) in parts.iter().zip(init) {
+        g.write(part, v);
+    }
+    let before = g.dispatch_count();
+    let held = Products::new(g);
+    if together {
+        held.hold();
+    }
+    record(&held);
+    if together {
+        held.flush();
+    }
+    let dispatches = g.dispatch_count() - before;
+    let out = parts
+        .iter()
+        .map(|p| bits(&g.read::<f32>(p, p.len())))
+        .collect();
+    (out, dispatches)
 }
 
 /// A copy between two ranges of one buffer (`Gpu::copy` through `shaders/copy_within.wgsl`,
