@@ -1152,9 +1152,7 @@ impl<'a> Call<'a> {
 
     /// `grads[at..at+n] += column sums of the first `n` columns of the [rows, ld] matrix at
     /// `off` of `buf`` for each `at` of `ats` (one or two; `buf` the cache or the gates
-    /// buffer; `shaders/colsum.wgsl`). In the layer pipeline's windows the sums of each
-    /// chunk wait for the others' and go into `grads` at the end (`InStack::sums`); else
-    /// they are held with the call's products where those are held.
+    /// buffer; `shaders/colsum.wgsl`), held with the call's products where those are held.
     #[allow(clippy::too_many_arguments)]
     pub fn col_sums(
         &self,
@@ -1167,10 +1165,9 @@ impl<'a> Call<'a> {
         rows: usize,
     ) {
         let src = Mat::rows(buf, off, ld);
-        match (self.stack.sums, self.stack.products) {
-            (Some(sums), _) => sums.add(&self.be.gpu, src, rows, n, ats),
-            (None, Some(products)) => products.sum(ColSum::new(src, rows, n, grads, ats)),
-            (None, None) => col_sums(&self.be.gpu, src, rows, n, grads, ats),
+        match self.stack.products {
+            Some(products) => products.sum(ColSum::new(src, rows, n, grads, ats)),
+            None => col_sums(&self.be.gpu, src, rows, n, grads, ats),
         }
     }
 
@@ -1953,11 +1950,7 @@ impl<'a> Call<'a> {
     /// The biases' share of [`Call::param_grads_of_rows`]: column sums.
     pub fn bias_grads_of_rows(&self, grads: &'a GpuBuffer, rows: std::ops::Range<usize>) {
         let (cell, plan, l) = (cell_of(self.plan), self.plan, &self.lay);
-        // The windows' sums go to their partial sums (`InStack::sums`); others are held.
-        let _both = match self.stack.sums {
-            Some(_) => None,
-            None => self.hold_products(),
-        };
+        let _both = self.hold_products();
         for (d, off) in plan.dirs.iter().enumerate() {
             let dxp = self.gate_row(l.dxp, d, rows.start);
             for &(col, n, at) in &l.dxp_blocks {

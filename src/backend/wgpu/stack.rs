@@ -18,13 +18,13 @@
 //! of 4 + 400). The backward the same, with C + L - 2
 //! input-gradient GEMMs instead of L - 1, and its weight gradients' GEMMs of all layers
 //! side by side after the steps; where the layers' gate gradients are held in windows of
-//! a chunk (f16 LSTM and GRU caches, [`window_rows`]), the weight-gradient GEMMs a phase
-//! instead, the bias sums' first pass and a copy per chunk and layer.
+//! a chunk (f16 LSTM and GRU caches, [`window_rows`]), the weight-gradient GEMMs, the
+//! bias sums' two passes and a copy a phase instead.
 
 use std::cell::{Cell, OnceCell, RefCell};
 
 use super::dropout::{dropout_range, dropout_window};
-use super::gemm::{ColSums, Mat, Products};
+use super::gemm::Products;
 use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
@@ -54,54 +54,9 @@ pub(super) struct InStack<'a> {
     /// Where the backward's output gradient dy is a window of rows: the first row of the
     /// chunk being run.
     pub dy_from: Cell<usize>,
-    /// Where the backward's gate gradients are in windows of a chunk: the column sums (bias
-    /// gradients) of every chunk, added into the gradients after the last.
-    pub sums: Option<&'a WindowSums>,
     /// Where the call's matrix products go: held there while the pipeline holds the
     /// products of several layers, to record them side by side.
     pub products: Option<&'a Products<'a>>,
-}
-
-/// A layer's column sums (its bias gradients) over the windows of its chunks: each
-/// destination's partial sums kept until the last chunk ([`ColSums`]), one dispatch a
-/// chunk and one in all instead of two a chunk.
-pub(super) struct WindowSums {
-    /// Chunks, and rows of the longest.
-    chunks: usize,
-    rows: usize,
-    by_dst: RefCell<Vec<(Vec<usize>, ColSums)>>,
-}
-
-impl WindowSums {
-    fn new(chunks: &Chunks) -> WindowSums {
-        WindowSums {
-            chunks: chunks.count,
-            rows: chunks.k * chunks.batch,
-            by_dst: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// Records the partial column sums of a chunk's `[rows, n]` view `src` for the
-    /// destinations `ats` (`Call::col_sums`).
-    pub fn add(&self, gpu: &Gpu, src: Mat<'_>, rows: usize, n: usize, ats: &[usize]) {
-        let mut by_dst = self.by_dst.borrow_mut();
-        let i = match by_dst.iter().position(|(a, _)| a == ats) {
-            Some(i) => i,
-            None => {
-                let sums = ColSums::new(gpu, n, self.chunks, self.rows);
-                by_dst.push((ats.to_vec(), sums));
-                by_dst.len() - 1
-            }
-        };
-        by_dst[i].1.add(gpu, src, rows);
-    }
-
-    /// Records every destination's sums into `grads`.
-    fn finish(&self, gpu: &Gpu, grads: &GpuBuffer) {
-        for (ats, sums) in self.by_dst.borrow().iter() {
-            sums.finish(gpu, grads, ats);
-        }
-    }
 }
 
 /// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
@@ -283,7 +238,6 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         joined: &joined,
         products: &products,
         gate_rows: None,
-        sums: &[],
     }
     .calls();
     for c in &calls {
@@ -392,10 +346,6 @@ pub(super) fn stack_backward(
     let (gate_rows, gates_len) = backward_gates(&lay, &plans[0], &chunks);
     let windowed = gate_rows.is_some();
     let gates = gpu.joined(&vec![gates_len; nl], false);
-    let sums: Vec<WindowSums> = match windowed {
-        true => (0..nl).map(|_| WindowSums::new(&chunks)).collect(),
-        false => Vec::new(),
-    };
     let w16 = w16_parts(be, plans, params, &lay, steps);
     // The stack input's gradient, where asked for: with windows made per chunk from the
     // start, else after the steps, once `dy` has gone back to the pool.
@@ -417,7 +367,6 @@ pub(super) fn stack_backward(
         joined: &joined,
         products: &products,
         gate_rows,
-        sums: &sums,
     }
     .calls();
     // Layer l's window of dy for chunk c, once it holds the top layer's rows of `dy` or
@@ -432,13 +381,15 @@ pub(super) fn stack_backward(
     };
     // With windows, what the layers' chunks leave when their steps have run: their shares
     // of the parameter gradients (the weights' products of all layers side by side, and of
-    // the stack input's), and each one's first step's dgh (and scratch, which the GRU's
-    // steps read too) where the window of chunk c - 1 reads it, past that chunk's k steps.
+    // the stack input's, then the bias sums likewise), and each one's first step's dgh (and
+    // scratch, which the GRU's steps read too) where the window of chunk c - 1 reads it,
+    // past that chunk's k steps.
     let close_windows = |active: &[(usize, usize)]| {
         products.hold();
         for &(l, c) in active {
             let r = chunks.rows(c);
             calls[l].weight_grads_of_rows(&xs[l], grads, r.clone());
+            calls[l].bias_grads_of_rows(grads, r.clone());
             if let (0, Some(dx)) = (l, &dx) {
                 calls[l].input_grads(dx, r, 0);
             }
@@ -447,7 +398,6 @@ pub(super) fn stack_backward(
         let mut carried = Vec::new();
         for &(l, c) in active {
             let call = &calls[l];
-            call.bias_grads_of_rows(grads, chunks.rows(c));
             let (w, b) = (&call.lay, lay.batch);
             // The gates buffers are parts of one: the carried rows of every layer, in it.
             let at = call.gates.resolved().1;
@@ -504,7 +454,6 @@ pub(super) fn stack_backward(
         // Every window holds chunk 0, whose first step's dgh the initial states' take.
         for l in (0..nl).rev() {
             calls[l].initial_state_grads(dinit[l].take());
-            sums[l].finish(gpu, grads);
         }
         return dx;
     }
@@ -550,8 +499,6 @@ struct Layers<'a> {
     /// Rows per direction of each gates buffer's row sections where they are a window of a
     /// chunk ([`window_rows`]); else all.
     gate_rows: Option<usize>,
-    /// Each layer's column sums over its windows, where there are windows; else none.
-    sums: &'a [WindowSums],
 }
 
 impl<'a> Layers<'a> {
@@ -580,7 +527,6 @@ impl<'a> Layers<'a> {
                 stack: InStack {
                     joined: Some(self.joined),
                     w16: self.w16.get(l),
-                    sums: self.sums.get(l),
                     products: Some(self.products),
                     ..InStack::default()
                 },
