@@ -239,7 +239,7 @@ f16() {
     # tiles of half the units x 32 sequences, a fifth less L2 traffic with the f16 copy).
     bench_variant f16-fwdseqs16 --precision f16 --forward-sequences 16 || status=1
     # The layer pipeline under f16 (entry 58), where the dispatch gaps weigh most; over 8
-    # chunks too (entry 61: 427 dispatches a flagship step at 4, 402 at 8).
+    # chunks too (entry 61: 421 dispatches a flagship step at 4, 394 at 8).
     bench_variant f16-wavefront4 --precision f16 --wavefront 4 || status=1
     bench_variant f16-wavefront8 --precision f16 --wavefront 8 || status=1
     # The tensor-core steps on the f32 weights, not their f16 copy: entry 54's before.
