@@ -8,9 +8,8 @@
 // starts `p.s[z]` (off, part0, at, at2): the layers' or directions' bias gradients at once.
 //   colsum_partial: workgroups (ceil(n / 256), S, sums); invocation j of group (x, s, z)
 //     sums rows [s * per, min(rows, (s + 1) * per)) of column x * 256 + j of sum z in row
-//     order into part[part0 + s * n + j] (part0 past the slices of earlier sums, or of an
-//     earlier block of rows whose partial sums this one joins: the layer pipeline's
-//     chunks). Consecutive invocations read consecutive columns (coalesced).
+//     order into part[part0 + s * n + j] (part0 past the slices of the sums before it).
+//     Consecutive invocations read consecutive columns (coalesced).
 //   colsum_finish: one invocation per column j and sum z: dst[at + j] += sum over s of
 //     part[part0 + s * n + j], in s order, and the same sum into dst[at2 + j] unless at2
 //     is 0xffffffff (the two bias gradients of a cell whose dgh is dxp).
