@@ -491,7 +491,10 @@ pub(super) struct Held<'p, 'a>(&'p Products<'a>);
 
 impl Drop for Held<'_, '_> {
     fn drop(&mut self) {
-        self.0.flush();
+        // Unwinding from a panic among them, nothing more is recorded.
+        if !std::thread::panicking() {
+            self.0.flush();
+        }
     }
 }
 
