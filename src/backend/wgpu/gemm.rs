@@ -426,11 +426,6 @@ pub fn gemm(
     record(gpu, &[p]);
 }
 
-/// Records `p` now, as [`gemm`] does.
-pub fn record_product(gpu: &Gpu, p: Product<'_>) {
-    record(gpu, &[p]);
-}
-
 /// One matrix product, `C = alpha * A B (+ C if accumulate) (+ bias[n])` with A `[m, k]`
 /// and B `[k, n]`, as [`gemm`] records it or [`Products`] holds it.
 #[derive(Clone, Copy)]

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
-use super::gemm::{ColSum, Mat, Out, Product, Products, col_sums, record_product};
+use super::gemm::{ColSum, Mat, Out, Product, Products};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -479,6 +479,10 @@ pub(super) struct Call<'a> {
     pub w16: OnceCell<GpuBuffer>,
     /// Whether the dispatch recorded last read W_hh from that copy (for its cost).
     pub read_w16: Cell<bool>,
+    /// Where the call's matrix products and column sums go: recorded at once, or held to
+    /// run side by side (both directions' of a layer, or in the layer pipeline several
+    /// layers').
+    pub products: &'a Products<'a>,
     /// The call's place in the layer pipeline (`stack.rs`; none by default).
     pub stack: InStack<'a>,
 }
@@ -1055,21 +1059,16 @@ impl<'a> Call<'a> {
     }
 
     /// Records the matrix product `p` (as `gemm::gemm`), or holds it where the call's
-    /// products are held (`InStack::products`: both directions' of a layer, or in the layer
-    /// pipeline several layers').
+    /// products are held ([`Call::products`]).
     pub fn product(&self, p: Product<'a>) {
-        match self.stack.products {
-            Some(products) => products.record(p),
-            None => record_product(&self.be.gpu, p),
-        }
+        self.products.record(p);
     }
 
-    /// Holds the call's products (where it has somewhere to hold them) until what this
-    /// returns is dropped, which records them side by side where they can be.
-    fn hold_products(&self) -> Option<Held<'_, 'a>> {
-        let products = self.stack.products?;
-        products.hold();
-        Some(Held(products))
+    /// Holds the call's products until what this returns is dropped, which records them
+    /// side by side where they can be.
+    fn hold_products(&self) -> Held<'_, 'a> {
+        self.products.hold();
+        Held(self.products)
     }
 
     /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T
@@ -1168,10 +1167,7 @@ impl<'a> Call<'a> {
         rows: usize,
     ) {
         let src = Mat::rows(buf, off, ld);
-        match self.stack.products {
-            Some(products) => products.sum(ColSum::new(src, rows, n, grads, ats)),
-            None => col_sums(&self.be.gpu, src, rows, n, grads, ats),
-        }
+        self.products.sum(ColSum::new(src, rows, n, grads, ats));
     }
 
     /// The buffer of xp, dxp and dgh (row stride `Layout::gs`): the cache or the gates
@@ -1791,10 +1787,8 @@ pub(super) fn layer_forward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        stack: InStack {
-            products: Some(&products),
-            ..InStack::default()
-        },
+        products: &products,
+        stack: InStack::default(),
     };
     c.clear_outputs();
     c.project(x, 0..c.lay.rows());
@@ -1846,10 +1840,8 @@ pub(super) fn layer_backward(
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
-        stack: InStack {
-            products: Some(&products),
-            ..InStack::default()
-        },
+        products: &products,
+        stack: InStack::default(),
     };
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),
@@ -1918,7 +1910,7 @@ impl<'a> Call<'a> {
     }
 
     /// The weights' share of [`Call::param_grads_of_rows`], matrix products only (which the
-    /// layer pipeline holds to record with the other layers', `InStack::products`); the
+    /// layer pipeline holds to record with the other layers', `Call::products`); the
     /// reverse direction's first steps' dgh must have been gathered.
     pub fn weight_grads_of_rows(
         &self,

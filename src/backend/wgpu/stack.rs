@@ -54,9 +54,6 @@ pub(super) struct InStack<'a> {
     /// Where the backward's output gradient dy is a window of rows: the first row of the
     /// chunk being run.
     pub dy_from: Cell<usize>,
-    /// Where the call's matrix products go: held there while the pipeline holds the
-    /// products of several layers, to record them side by side.
-    pub products: Option<&'a Products<'a>>,
 }
 
 /// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
@@ -524,10 +521,10 @@ impl<'a> Layers<'a> {
                 steps: steps(self.seq),
                 w16: OnceCell::new(),
                 read_w16: Cell::new(false),
+                products: self.products,
                 stack: InStack {
                     joined: Some(self.joined),
                     w16: self.w16.get(l),
-                    products: Some(self.products),
                     ..InStack::default()
                 },
             })
