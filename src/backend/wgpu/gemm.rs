@@ -488,7 +488,6 @@ impl Product<'_> {
         let words = [
             self.m, self.n, self.k, a.rs, a.cs, b.rs, b.cs, c.rs, flags, alpha,
         ];
-        let whole = |buf: &GpuBuffer| buf.resolved().0 as *const GpuBuffer;
         let bufs = [
             whole(a.buf),
             whole(b.buf),
@@ -498,39 +497,72 @@ impl Product<'_> {
         (self.tile(gpu), words, bufs)
     }
 
-    /// The elements it reads (A, B, the bias) and writes (C), each as (buffer, first, end)
-    /// in the buffers dispatches of several products bind.
-    fn spans(&self) -> ([Span; 3], Span) {
-        let view = |buf: &GpuBuffer, off: usize, last: usize| {
-            let (whole, base) = buf.resolved();
-            (whole as *const GpuBuffer, base + off, base + off + last + 1)
-        };
+    /// The elements it reads (A, B, the bias) and writes (C).
+    fn spans(&self) -> ([Span; 3], [Span; 1]) {
         let (a, b, c) = (&self.a, &self.b, &self.c);
         let (m, n, k) = (self.m.max(1) - 1, self.n.max(1) - 1, self.k.max(1) - 1);
         let bias = match self.bias {
-            Some((buf, at)) => view(buf, at, n),
-            None => (std::ptr::null(), 0, 0),
+            Some((buf, at)) => span(buf, at, n + 1),
+            None => NO_SPAN,
         };
         let reads = [
-            view(a.buf, a.off, m * a.rs + k * a.cs),
-            view(b.buf, b.off, k * b.rs + n * b.cs),
+            span(a.buf, a.off, m * a.rs + k * a.cs + 1),
+            span(b.buf, b.off, k * b.rs + n * b.cs + 1),
             bias,
         ];
-        (reads, view(c.buf, c.off, m * c.rs + n))
+        (reads, [span(c.buf, c.off, m * c.rs + n + 1)])
     }
 
     /// Whether it and `other` touch one element where either writes it: then they cannot
     /// share a dispatch, nor trade places.
     fn conflicts(&self, other: &Product<'_>) -> bool {
         let ((r1, w1), (r2, w2)) = (self.spans(), other.spans());
-        overlap(&w1, &w2)
-            || r1.iter().any(|r| overlap(r, &w2))
-            || r2.iter().any(|r| overlap(r, &w1))
+        touch((&r1, &w1), (&r2, &w2))
     }
 }
 
-/// Elements of a buffer: (buffer, first, end).
+/// Elements of a buffer as a dispatch of several products or sums binds it: (the joined
+/// buffer it is part of, or itself; first; end).
 type Span = (*const GpuBuffer, usize, usize);
+
+/// No elements.
+const NO_SPAN: Span = (std::ptr::null(), 0, 0);
+
+/// What a dispatch of several products or sums binds for `buf`, as an identity.
+fn whole(buf: &GpuBuffer) -> *const GpuBuffer {
+    buf.resolved().0
+}
+
+/// The `len` elements of `buf` from `off`.
+fn span(buf: &GpuBuffer, off: usize, len: usize) -> Span {
+    let (whole, base) = buf.resolved();
+    (whole, base + off, base + off + len)
+}
+
+/// Whether two spans share an element.
+fn overlap(x: &Span, y: &Span) -> bool {
+    std::ptr::eq(x.0, y.0) && x.1 < y.2 && y.1 < x.2
+}
+
+/// Whether two items, each as the spans it (reads, writes), touch one element where either
+/// writes it.
+fn touch((r1, w1): (&[Span], &[Span]), (r2, w2): (&[Span], &[Span])) -> bool {
+    let any = |xs: &[Span], ys: &[Span]| xs.iter().any(|x| ys.iter().any(|y| overlap(x, y)));
+    any(w1, w2) || any(r1, w2) || any(r2, w1)
+}
+
+/// What a dispatch binds for `buf` and where element `off` of it is there: the buffer as
+/// it is where the dispatch runs one product or sum (`alone`); else the joined buffer it
+/// is part of, the element moved to where the part begins.
+fn bound(buf: &GpuBuffer, off: usize, alone: bool) -> (&GpuBuffer, u32) {
+    match alone {
+        true => (buf, off as u32),
+        false => {
+            let (whole, base) = buf.resolved();
+            (whole, (base + off) as u32)
+        }
+    }
+}
 
 /// Matrix products held from [`Products::hold`] to the matching [`Products::flush`], then
 /// recorded in as few dispatches as they allow. The layer pipeline's products of several
@@ -683,12 +715,8 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
         0,
         0,
     ];
-    // Alone, a product binds its buffers as they are; with others, the joined buffers they
-    // are parts of, its starts moved to where its parts begin.
-    let at = |buf: &GpuBuffer, off: usize| match batch.len() {
-        1 => w(off),
-        _ => w(buf.resolved().1 + off),
-    };
+    let alone = batch.len() == 1;
+    let at = |buf: &GpuBuffer, off: usize| bound(buf, off, alone).1;
     for p in batch {
         let (bias_buf, bias_off) = (p.bias_buf(), p.bias.map_or(0, |x| x.1));
         params.extend([
@@ -699,10 +727,7 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
         ]);
     }
     params.resize(GEMM_WORDS, 0);
-    let bind = |buf| match batch.len() {
-        1 => buf,
-        _ => GpuBuffer::resolved(buf).0,
-    };
+    let bind = |buf| bound(buf, 0, alone).0;
     let buffers = [
         bind(a.buf),
         bind(b.buf),
@@ -821,7 +846,6 @@ impl<'a> ColSum<'a> {
 
     /// What sums that share a pair of dispatches share: sizes, row stride and buffers.
     fn shared(&self) -> ([usize; 3], [*const GpuBuffer; 2]) {
-        let whole = |buf: &GpuBuffer| buf.resolved().0 as *const GpuBuffer;
         (
             [self.rows, self.n, self.src.rs],
             [whole(self.src.buf), whole(self.dst)],
@@ -830,30 +854,20 @@ impl<'a> ColSum<'a> {
 
     /// The elements it reads and writes, as [`Product::spans`].
     fn spans(&self) -> ([Span; 1], [Span; 2]) {
-        let view = |buf: &GpuBuffer, off: usize, len: usize| {
-            let (whole, base) = buf.resolved();
-            (whole as *const GpuBuffer, base + off, base + off + len)
-        };
         let last = self.rows.max(1) - 1;
-        let read = view(self.src.buf, self.src.off, last * self.src.rs + self.n);
+        let read = span(self.src.buf, self.src.off, last * self.src.rs + self.n);
         let second = match self.at2 {
-            Some(at2) => view(self.dst, at2, self.n),
-            None => (std::ptr::null(), 0, 0),
+            Some(at2) => span(self.dst, at2, self.n),
+            None => NO_SPAN,
         };
-        ([read], [view(self.dst, self.at, self.n), second])
+        ([read], [span(self.dst, self.at, self.n), second])
     }
 
     /// Whether it and `other` touch one element where either writes it.
     fn conflicts(&self, other: &ColSum<'_>) -> bool {
         let ((r1, w1), (r2, w2)) = (self.spans(), other.spans());
-        let any = |xs: &[Span], ys: &[Span]| xs.iter().any(|x| ys.iter().any(|y| overlap(x, y)));
-        any(&w1, &w2) || any(&r1, &w2) || any(&r2, &w1)
+        touch((&r1, &w1), (&r2, &w2))
     }
-}
-
-/// Whether two spans share an element.
-fn overlap(x: &Span, y: &Span) -> bool {
-    std::ptr::eq(x.0, y.0) && x.1 < y.2 && y.1 < x.2
 }
 
 /// How column sums split `rows` rows of `n` columns: enough slices for about 512
@@ -901,17 +915,9 @@ fn record_sums(gpu: &Gpu, batch: &[ColSum<'_>]) {
     assert!(!first.src.buf.is_f16(), "column sums read f32 buffers");
     let (per, slices) = col_slices(rows, n);
     let part = gpu.buffer(batch.len() * slices * n);
-    // Alone, a sum binds its buffers as they are; with others, the joined buffers they are
-    // parts of, its starts moved to where its parts begin.
-    let one = batch.len() == 1;
-    let at = |buf: &GpuBuffer, off: usize| match one {
-        true => off as u32,
-        false => (buf.resolved().1 + off) as u32,
-    };
-    let bind = |buf| match one {
-        true => buf,
-        false => GpuBuffer::resolved(buf).0,
-    };
+    let alone = batch.len() == 1;
+    let at = |buf: &GpuBuffer, off: usize| bound(buf, off, alone).1;
+    let bind = |buf| bound(buf, 0, alone).0;
     let starts: Vec<[u32; 4]> = batch
         .iter()
         .enumerate()
