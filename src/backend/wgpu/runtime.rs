@@ -87,10 +87,10 @@ const QUERIES: u32 = wgpu::QUERY_SET_MAX_QUERIES;
 /// WGSL shared by every kernel: activations, the 1-D grid index.
 const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
 
-/// The copy between two ranges of one buffer (`Gpu::copy`).
 /// Most ranges one dispatch of `shaders/copy_within.wgsl` copies ([`Gpu::copy_within`]).
 pub const COPY_RANGES: usize = 8;
 
+/// The copies between ranges of one buffer (`Gpu::copy_within`).
 pub(super) static COPY_WITHIN: Shader = Shader {
     name: "copy_within",
     source: include_str!("../../../shaders/copy_within.wgsl"),
@@ -961,8 +961,7 @@ impl Gpu {
         }
         assert_eq!(src.half, dst.half, "copy between f16 and f32 buffers");
         if src.buf == dst.buf {
-            let (whole, s0) = src.whole().unwrap_or((src, 0));
-            let d0 = dst.whole().map_or(0, |w| w.1);
+            let ((whole, s0), d0) = (src.resolved(), dst.resolved().1);
             self.copy_within(whole, &[(s0 + src_at, d0 + dst_at, len)]);
             return;
         }
@@ -999,7 +998,7 @@ impl Gpu {
         }
         let kernel = self.pipeline(&COPY_WITHIN, "copy_within", &[]);
         // The offsets count from the start of the wgpu buffer: bind all of it.
-        let whole = buf.whole().map_or(buf, |w| w.0);
+        let whole = buf.resolved().0;
         for group in words.chunks(COPY_RANGES) {
             let mut p = vec![0u32; 4 * COPY_RANGES];
             for (r, &[src, dst, n]) in group.iter().enumerate() {
