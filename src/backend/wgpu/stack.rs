@@ -346,8 +346,11 @@ pub(super) fn stack_backward(
     let w16 = w16_parts(be, plans, params, &lay, steps);
     // The stack input's gradient, where asked for: with windows made per chunk from the
     // start, else after the steps, once `dy` has gone back to the pool.
-    let dx_after = OnceCell::new();
-    let dx = (windowed && want_dx).then(|| gpu.buffer(lay.rows() * plans[0].input));
+    let dx = OnceCell::new();
+    let new_dx = || gpu.buffer(lay.rows() * plans[0].input);
+    if windowed && want_dx {
+        dx.get_or_init(new_dx);
+    }
     let joined = Joined::default();
     let products = Products::new(gpu);
     let calls = Layers {
@@ -387,7 +390,7 @@ pub(super) fn stack_backward(
             let r = chunks.rows(c);
             calls[l].weight_grads_of_rows(&xs[l], grads, r.clone());
             calls[l].bias_grads_of_rows(grads, r.clone());
-            if let (0, Some(dx)) = (l, &dx) {
+            if let (0, Some(dx)) = (l, dx.get()) {
                 calls[l].input_grads(dx, r, 0);
             }
         }
@@ -403,9 +406,7 @@ pub(super) fn stack_backward(
                 carried.push((at + w.scr, at + w.scr + k * b * w.sw, b * w.sw));
             }
         }
-        if let Some(first) = active.first() {
-            gpu.copy_within(calls[first.0].gates.resolved().0, &carried);
-        }
+        gpu.copy_within(gates[0].resolved().0, &carried);
     };
     for phase in chunks.phases() {
         let active = chunks.active(phase, true);
@@ -446,31 +447,26 @@ pub(super) fn stack_backward(
     }
     // Its rows are all copied: back to the pool, for the input's gradient below.
     drop(dy);
+    // Every window holds chunk 0, whose first step's dgh the initial states' take.
     let mut dinit = each_layer(dinit, nl);
-    if windowed {
-        // Every window holds chunk 0, whose first step's dgh the initial states' take.
-        for l in (0..nl).rev() {
-            calls[l].initial_state_grads(dinit[l].take());
-        }
-        return dx;
-    }
-    // The parameter gradients over all steps: every layer's weights' products side by side
-    // where they can be, then their column sums likewise.
     for l in (0..nl).rev() {
         calls[l].initial_state_grads(dinit[l].take());
     }
-    products.hold();
-    for l in (0..nl).rev() {
-        calls[l].weight_grads_of_rows(&xs[l], grads, 0..lay.rows());
-        calls[l].bias_grads_of_rows(grads, 0..lay.rows());
-    }
-    products.flush();
-    if want_dx {
-        let dx = dx_after.get_or_init(|| gpu.buffer(lay.rows() * plans[0].input));
-        calls[0].input_grads(dx, 0..lay.rows(), 0);
+    if !windowed {
+        // The parameter gradients over all steps: every layer's weights' products side by
+        // side where they can be, then their column sums likewise.
+        products.hold();
+        for l in (0..nl).rev() {
+            calls[l].weight_grads_of_rows(&xs[l], grads, 0..lay.rows());
+            calls[l].bias_grads_of_rows(grads, 0..lay.rows());
+        }
+        products.flush();
+        if want_dx {
+            calls[0].input_grads(dx.get_or_init(new_dx), 0..lay.rows(), 0);
+        }
     }
     drop(calls);
-    dx_after.into_inner()
+    dx.into_inner()
 }
 
 /// What each layer's `Call` in a pass through the pipeline is made of ([`Layers::calls`]).
