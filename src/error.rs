@@ -94,6 +94,17 @@ pub enum InputError {
         /// The value found.
         value: f64,
     },
+    /// A batch of more sequences than the device's kernels cover in one dispatch.
+    #[error(
+        "a batch of {batch} sequences is more than this GPU runs in one dispatch ({limit}); \
+         use at most {limit} sequences per batch"
+    )]
+    TooManySequences {
+        /// Sequences in the batch.
+        batch: usize,
+        /// The most the device takes.
+        limit: usize,
+    },
     /// A buffer the batch needs is larger than the device can bind.
     #[error(
         "{what} needs {bytes} bytes in one buffer; this GPU binds at most {limit} bytes \

@@ -630,9 +630,18 @@ impl<B: Backend> Model<B> {
         })
     }
 
-    /// Refuses a batch shape whose per-layer buffers (cache, scratch, outputs) exceed what
-    /// the device can bind in one buffer.
+    /// Refuses a batch of more sequences than the device's kernels take, or a batch shape
+    /// whose per-layer buffers (cache, scratch, outputs) exceed what the device can bind in
+    /// one buffer.
     fn check_fits(&self, seq: &SeqShape) -> Result<(), InputError> {
+        if let Some(limit) = self.backend.max_sequences()
+            && seq.batch() > limit
+        {
+            return Err(InputError::TooManySequences {
+                batch: seq.batch(),
+                limit,
+            });
+        }
         let Some(limit) = self.backend.max_buffer_bytes() else {
             return Ok(());
         };

@@ -14,9 +14,9 @@ use gpu_common::{
 use half::f16;
 use rand::rngs::ChaCha8Rng;
 use wgrnn::backend::wgpu::gemm::{
-    ColSum, GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, Mat, Out, Product, Products, Tile,
-    big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source, tile_for,
-    verify_tensor_cores,
+    ColSum, GEMM_COOP_SPLIT_WORKGROUP_BYTES, GemmTiles, MOST_ROWS, Mat, Out, Product, Products,
+    Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source,
+    tile_for, verify_tensor_cores,
 };
 use wgrnn::backend::wgpu::{Gpu, GpuBuffer};
 
@@ -524,6 +524,202 @@ fn check_sizes_at(
             }
         }
     }
+}
+
+/// A product with more rows than one dispatch's grid holds (`MOST_ROWS`: 65535 of the 64x64
+/// tile's rows, reached by a layer's input projection at 4.2M rows of steps x sequences)
+/// runs in pieces: every row against loops, with A as rows and transposed, at odd offsets
+/// in the 64x64 tile and aligned in the 128x128 one (whose vec4 loads each piece must
+/// keep), added to C with a bias.
+#[test]
+fn products_taller_than_one_grid_run_in_pieces() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let mut r = rng("products_taller_than_one_grid_run_in_pieces");
+    let (m, n, k) = (MOST_ROWS + 70, 3, 2);
+    for (choice, off) in [(GemmTiles::Small, 3), (GemmTiles::Big, 4)] {
+        g.set_gemm_tiles(choice);
+        for ta in [false, true] {
+            let a = uniform(&mut r, off + m * k, 1.0);
+            let b = uniform(&mut r, off + k * 4, 1.0);
+            let bias = uniform(&mut r, off + n, 1.0);
+            let c0 = uniform(&mut r, off + m * 4, 1.0);
+            let (ga, gb, gc, gbias) = (
+                g.buffer_from(&a),
+                g.buffer_from(&b),
+                g.buffer_from(&c0),
+                g.buffer_from(&bias),
+            );
+            let ma = match ta {
+                true => Mat::t(&ga, off, m),
+                false => Mat::rows(&ga, off, k),
+            };
+            let out = Out {
+                buf: &gc,
+                off,
+                rs: 4,
+            };
+            let mb = Mat::rows(&gb, off, 4);
+            let bias_at = Some((&gbias, off));
+            gemm(g, m, n, k, ma, mb, out, 0.5, true, bias_at);
+            let got = g.read::<f32>(&gc, c0.len());
+            let mut want = c0.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    let a_at = |l: usize| a[off + if ta { l * m + i } else { i * k + l }];
+                    let s: f32 = (0..k).map(|l| a_at(l) * b[off + l * 4 + j]).sum();
+                    want[off + i * 4 + j] += 0.5 * s + bias[off + j];
+                }
+            }
+            let what = format!("{choice:?} m={m} ta={ta}");
+            assert_close(&what, &got, &want, 1e-5);
+        }
+    }
+}
+
+/// Products deeper than an adapter's loop budget lets one dispatch run (llvmpipe, CI's
+/// adapter, ends every loop of an invocation past 65535 iterations, silently: the 64x64
+/// tile summed 58255 k steps of a deeper product and stopped) take their k steps in pieces,
+/// each added to what the ones before wrote: under every tile, either operand either way
+/// round, added to C with a bias, every element the exact sum of all its k steps (small
+/// integers whose pattern has no period that divides a piece, so a piece that starts its
+/// operands anywhere but at its k steps shows too). Three dispatches a product where the
+/// loops are capped, one elsewhere.
+#[test]
+fn deep_products_run_whole_where_loops_are_capped() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    let capped = g.loops_are_capped();
+    if g.info().name.starts_with("llvmpipe") {
+        assert!(capped, "llvmpipe caps every kernel's loops");
+    }
+    tensor_cores_or_emulated(g, "tensor-core tile");
+    let split = lay_out_for_the_h100(g, "deep_products_run_whole_where_loops_are_capped");
+    let mut tiles = vec![
+        GemmTiles::Small,
+        GemmTiles::Big,
+        GemmTiles::Tall,
+        GemmTiles::Tensor,
+    ];
+    if split {
+        tiles.push(GemmTiles::TensorSplit);
+    }
+    let (m, n) = (4usize, 8usize);
+    let probe_buf = g.buffer(64);
+    for choice in tiles {
+        g.set_gemm_tiles(choice);
+        let probe = Mat::rows(&probe_buf, 0, 8);
+        let tile = tile_for(
+            choice,
+            g.has_tensor_cores(),
+            false,
+            m,
+            n,
+            &probe,
+            &probe,
+            &Out {
+                buf: &probe_buf,
+                off: 0,
+                rs: n,
+            },
+        );
+        let depth = tile.k_per_dispatch(g);
+        let k = if capped { 2 * depth + 8 } else { 70004 };
+        // A(i, l) = l % 5 + 1 + i, B(l, j) = (l + j) % 7 - 3: exact in f16 and in every sum.
+        let a_at = |i: usize, l: usize| (l % 5 + 1 + i) as f32;
+        let b_at = |l: usize, j: usize| ((l + j) % 7) as f32 - 3.0;
+        for (ta, tb) in [(false, false), (true, true)] {
+            let a: Vec<f32> = match ta {
+                true => (0..k * m).map(|e| a_at(e % m, e / m)).collect(),
+                false => (0..m * k).map(|e| a_at(e / k, e % k)).collect(),
+            };
+            let b: Vec<f32> = match tb {
+                true => (0..n * k).map(|e| b_at(e % k, e / k)).collect(),
+                false => (0..k * n).map(|e| b_at(e / n, e % n)).collect(),
+            };
+            let bias: Vec<f32> = (0..n).map(|j| j as f32).collect();
+            let c0: Vec<f32> = (0..m * n).map(|e| 100.0 * e as f32).collect();
+            let (ga, gb, gbias, gc) = (
+                g.buffer_from(&a),
+                g.buffer_from(&b),
+                g.buffer_from(&bias),
+                g.buffer_from(&c0),
+            );
+            let ma = match ta {
+                true => Mat::t(&ga, 0, m),
+                false => Mat::rows(&ga, 0, k),
+            };
+            let mb = match tb {
+                true => Mat::t(&gb, 0, k),
+                false => Mat::rows(&gb, 0, n),
+            };
+            let out = Out {
+                buf: &gc,
+                off: 0,
+                rs: n,
+            };
+            let before = g.dispatch_count();
+            gemm(g, m, n, k, ma, mb, out, 1.0, true, Some((&gbias, 0)));
+            let dispatches = g.dispatch_count() - before;
+            let what = format!("{choice:?} ({tile:?}) k={k} ta={ta} tb={tb}");
+            assert_eq!(dispatches, if capped { 3 } else { 1 }, "{what}: dispatches");
+            let got = g.read::<f32>(&gc, m * n);
+            for i in 0..m {
+                for j in 0..n {
+                    let sum: f64 = (0..k).map(|l| (a_at(i, l) * b_at(l, j)) as f64).sum();
+                    let want = (sum + bias[j] as f64 + c0[i * n + j] as f64) as f32;
+                    assert_eq!(got[i * n + j], want, "{what}: C({i}, {j})");
+                }
+            }
+        }
+    }
+}
+
+/// Held products taller than one grid keep their dispatches side by side, piece by piece:
+/// two products of `MOST_ROWS + 9` rows in two dispatches (four alone), each output what
+/// it gives alone, to the bit.
+#[test]
+fn tall_held_products_share_each_piece() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    g.set_gemm_tiles(GemmTiles::Small);
+    let mut r = rng("tall_held_products_share_each_piece");
+    let (m, n, k) = (MOST_ROWS + 9, 2, 3);
+    let a = g.buffer_from(&uniform(&mut r, 2 * m * k, 1.0));
+    let b = g.buffer_from(&uniform(&mut r, 2 * k * n, 1.0));
+    let c = [g.buffer(2 * m * n)];
+    let product = |i: usize| Product {
+        m,
+        n,
+        k,
+        a: Mat::rows(&a, i * m * k, k),
+        b: Mat::rows(&b, i * k * n, n),
+        c: Out {
+            buf: &c[0],
+            off: i * m * n,
+            rs: n,
+        },
+        alpha: 1.0,
+        accumulate: false,
+        bias: None,
+    };
+    let c0 = [poison(2 * m * n)];
+    let run = |together: bool| {
+        held_or_alone(g, &c, &c0, together, |held| {
+            (0..2).for_each(|i| held.record(product(i)))
+        })
+    };
+    let (alone, four) = run(false);
+    let (together, two) = run(true);
+    assert_eq!((four, two), (4, 2), "dispatches alone, together");
+    assert!(
+        together == alone,
+        "held pieces differ from the products alone"
+    );
+    assert!(
+        alone[0].iter().all(|&x| !f32::from_bits(x).is_nan()),
+        "an output row was not written"
+    );
 }
 
 /// Products held together (`Products`, as the layer pipeline holds several layers'

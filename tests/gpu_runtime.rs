@@ -343,3 +343,58 @@ fn oversized_networks_and_batches_are_refused() {
         Ok(()) => panic!("a batch over the binding limit was accepted"),
     }
 }
+
+/// A batch of as many sequences as a dispatch has workgroups along one dimension (the
+/// layers' kernels run a row of workgroups per sequence) computes what the CPU reference
+/// does, every cell's kernels forward and backward, both directions; one sequence more is
+/// refused with an error naming both counts (wgpu would otherwise stop the process with a
+/// validation panic).
+#[test]
+fn batches_up_to_the_dispatch_limit_run_and_larger_ones_are_refused() {
+    use gpu_common::{compare_stack, dense_net, suite_cell};
+    use wgrnn::backend::Backend;
+    use wgrnn::config::JordanFeedback;
+    use wgrnn::error::InputError;
+    use wgrnn::{Inputs, Mode, SeqShape};
+    let Some(be) = gpu() else { return };
+    let limit = be
+        .max_sequences()
+        .expect("the GPU backend states its limit");
+    let mut r = rng("batches_up_to_the_dispatch_limit_run_and_larger_ones_are_refused");
+    let jordan = CellConfig::Jordan {
+        activation: Activation::Tanh,
+        feedback: JordanFeedback::Softmax,
+    };
+    let cfg = dense_net(
+        2,
+        vec![
+            layer(suite_cell(4), 2, true),
+            layer(suite_cell(3), 2, true),
+            layer(suite_cell(1), 2, false),
+            layer(jordan, 2, false),
+        ],
+        Some(HeadConfig {
+            classes: 2,
+            task: Task::Tagging { ignore_label: None },
+        }),
+    );
+    let lengths: Vec<usize> = (0..limit).map(|i| 1 + i % 2).collect();
+    let be = compare_stack(be, &cfg, &lengths, &mut r, 1e-4, 1e-3);
+    let mut model = Model::new(be, cfg, 0).expect("model");
+    let batch = Batch {
+        seq: SeqShape {
+            time: 1,
+            lengths: vec![1; limit + 1],
+        },
+        inputs: Inputs::Dense(vec![0.0; 2 * (limit + 1)]),
+    };
+    match model.forward(&batch, None, Mode::Eval) {
+        Err(e @ InputError::TooManySequences { .. }) => {
+            let msg = e.to_string();
+            let counts = [limit + 1, limit].map(|n| n.to_string());
+            assert!(counts.iter().all(|n| msg.contains(n)), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(()) => panic!("a batch over the dispatch limit was accepted"),
+    }
+}

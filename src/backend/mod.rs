@@ -395,6 +395,13 @@ pub trait Backend {
         None
     }
 
+    /// The most sequences one batch may hold where the device limits it (a GPU's
+    /// workgroups along one dimension of a dispatch, where a layer's kernels run a row of
+    /// workgroups per sequence), so larger batches are refused with a clear error.
+    fn max_sequences(&self) -> Option<usize> {
+        None
+    }
+
     /// Bytes of the largest buffer a layer call makes or keeps (its cache, or scratch the
     /// backend makes while the layer runs).
     fn layer_largest_bytes(&self, plan: &LayerPlan, seq: &SeqShape) -> u64 {

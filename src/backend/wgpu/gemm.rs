@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 
 use super::codegen::{self, CoopOps, StorageVariants};
-use super::runtime::{Gpu, GpuBuffer, Shader};
+use super::runtime::{Gpu, GpuBuffer, MAX_GROUPS, Shader};
 
 /// The 64x64 tile, for an f32 or an f16 B operand.
 pub(super) static GEMM: StorageVariants = StorageVariants::new(
@@ -190,6 +190,27 @@ pub enum Tile {
     Tensor(bool, bool),
     /// The same tile with its operands split into two f16 halves (f32 accuracy).
     TensorSplit(bool, bool),
+}
+
+impl Tile {
+    /// The most k steps one dispatch of the tile may take on `gpu`: all of them, but where
+    /// the adapter cuts loops short ([`Gpu::loops_are_capped`], llvmpipe), what keeps each
+    /// invocation's loops within its budget with room to spare. Measured on lavapipe with
+    /// products of ones (the sum is the number of k steps the loops ran): the 64x64 tile
+    /// ran 58255 k steps, 128x128 190652, 256x128 149800, the emulated tensor-core tile 7696
+    /// and its split twin 2562, with either operand either way round
+    /// (`tests/gpu_gemm.rs`, `deep_products_run_whole_where_loops_are_capped`).
+    pub fn k_per_dispatch(self, gpu: &Gpu) -> usize {
+        if !gpu.loops_are_capped() {
+            return usize::MAX;
+        }
+        match self {
+            Tile::Small => 32768,
+            Tile::Big(..) | Tile::Tall(..) => 131072,
+            Tile::Tensor(..) => 4096,
+            Tile::TensorSplit(..) => 2048,
+        }
+    }
 }
 
 /// The tile a product takes under `choice`, on an adapter with matrix units (`tensor_cores`)
@@ -450,6 +471,11 @@ pub struct Product<'a> {
     pub bias: Option<(&'a GpuBuffer, usize)>,
 }
 
+/// Most rows of C one dispatch computes: the 64x64 tile's grid over rows within WebGPU's
+/// workgroups per dimension ([`MAX_GROUPS`]), a multiple of every tile's rows (64, 128,
+/// 256) so each piece keeps the tile and the alignment of the whole.
+pub const MOST_ROWS: usize = (MAX_GROUPS as usize / 4) * 256;
+
 /// Most products one dispatch runs (`P.at` in `shaders/gemm.wgsl`).
 pub const PRODUCTS_PER_DISPATCH: usize = 8;
 
@@ -457,6 +483,33 @@ pub const PRODUCTS_PER_DISPATCH: usize = 8;
 const GEMM_WORDS: usize = 12 + 4 * PRODUCTS_PER_DISPATCH;
 
 impl Product<'_> {
+    /// The product's rows `rows` of A and C (a view of the same buffers).
+    fn rows(&self, rows: std::ops::Range<usize>) -> Self {
+        let mut p = *self;
+        p.m = rows.len();
+        p.a.off += rows.start * p.a.rs;
+        p.c.off += rows.start * p.c.rs;
+        p
+    }
+
+    /// The product's share of the k steps `steps` (columns of A, rows of B): the whole
+    /// product where they are all of them, else, past the first, added to C without the
+    /// bias.
+    fn steps(&self, steps: std::ops::Range<usize>) -> Self {
+        let mut p = *self;
+        if steps.len() == p.k {
+            return p;
+        }
+        p.k = steps.len();
+        p.a.off += steps.start * p.a.cs;
+        p.b.off += steps.start * p.b.rs;
+        if steps.start > 0 {
+            p.accumulate = true;
+            p.bias = None;
+        }
+        p
+    }
+
     /// The tile it takes on `gpu`, as the tile choice stands.
     fn tile(&self, gpu: &Gpu) -> Tile {
         tile_for(
@@ -690,10 +743,49 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
     let Some(first) = batch.first() else {
         return;
     };
-    let (m, n, k) = (first.m, first.n, first.k);
+    let (m, n) = (first.m, first.n);
     if m == 0 || n == 0 {
         return;
     }
+    // More tile rows than a dispatch has workgroups: the rows in pieces, each in the tile
+    // the whole takes (each element of C is then the same sum whichever piece holds it).
+    // Where the adapter cuts long loops short, the k steps in pieces too, each added to
+    // what the ones before wrote.
+    let tile = runnable(gpu, first.tile(gpu));
+    let (k, depth) = (first.k, tile.k_per_dispatch(gpu));
+    for r0 in (0..m).step_by(MOST_ROWS) {
+        let rows = r0..m.min(r0 + MOST_ROWS);
+        for k0 in (0..k.max(1)).step_by(depth) {
+            let steps = k0..k.min(k0 + depth);
+            let piece: Vec<Product<'_>> = batch
+                .iter()
+                .map(|p| p.rows(rows.clone()).steps(steps.clone()))
+                .collect();
+            record_rows(gpu, &piece, tile);
+        }
+    }
+}
+
+/// The tile `tile` falls back to where the adapter does not run it as laid out: the split
+/// tensor-core tile without matrix units or its workgroup memory, the 256x128 tile or the
+/// 128x128 one without theirs.
+fn runnable(gpu: &Gpu, tile: Tile) -> Tile {
+    let storage = gpu.workgroup_storage();
+    let tile = match tile {
+        Tile::TensorSplit(a_k, b_n) if !split_tile_runs(gpu) => Tile::Big(a_k, b_n),
+        Tile::Tall(a_k, b_n) if storage < GEMM256_WORKGROUP_BYTES => Tile::Big(a_k, b_n),
+        other => other,
+    };
+    match tile {
+        Tile::Big(..) if storage < GEMM128_WORKGROUP_BYTES => Tile::Small,
+        other => other,
+    }
+}
+
+/// Records `batch` as [`record`] does, in `tile`, its rows within one dispatch's grid.
+fn record_rows(gpu: &Gpu, batch: &[Product<'_>], mut tile: Tile) {
+    let first = &batch[0];
+    let (m, n, k) = (first.m, first.n, first.k);
     let (a, b, c) = (&first.a, &first.b, &first.c);
     assert!(
         !a.buf.is_f16() && !c.buf.is_f16(),
@@ -735,8 +827,6 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
         bind(first.bias_buf()),
     ];
     let z = batch.len() as u32;
-    let fits = gpu.workgroup_storage() >= GEMM128_WORKGROUP_BYTES;
-    let mut tile = first.tile(gpu);
     let layout = |a_k: bool, b_n: bool| {
         [
             ("A_K_CONTIGUOUS", a_k as u32 as f64),
@@ -744,11 +834,6 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
         ]
     };
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, z];
-    if let Tile::TensorSplit(a_k, b_n) = tile
-        && !split_tile_runs(gpu)
-    {
-        tile = Tile::Big(a_k, b_n);
-    }
     if let Tile::Tensor(a_k, b_n) | Tile::TensorSplit(a_k, b_n) = tile {
         let variants = if gpu.tensor_emulated() {
             &GEMM_COOP_EMULATED
@@ -769,18 +854,18 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
     }
     match tile {
         Tile::Tensor(..) | Tile::TensorSplit(..) => {}
-        Tile::Tall(a_k, b_n) if gpu.workgroup_storage() >= GEMM256_WORKGROUP_BYTES => {
+        Tile::Tall(a_k, b_n) => {
             let shader = GEMM256.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm256", &layout(a_k, b_n));
             let grid = [n.div_ceil(128) as u32, m.div_ceil(256) as u32, z];
             gpu.dispatch(&pipeline, &params, &buffers, grid);
         }
-        Tile::Big(a_k, b_n) | Tile::Tall(a_k, b_n) if fits => {
+        Tile::Big(a_k, b_n) => {
             let shader = GEMM128.get(b.buf.is_f16());
             let pipeline = gpu.pipeline(shader, "gemm128", &layout(a_k, b_n));
             gpu.dispatch(&pipeline, &params, &buffers, big_grid);
         }
-        Tile::Big(..) | Tile::Tall(..) | Tile::Small => {
+        Tile::Small => {
             let pipeline = gpu.pipeline(GEMM.get(b.buf.is_f16()), "gemm", &[]);
             let grid = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, z];
             gpu.dispatch(&pipeline, &params, &buffers, grid);

@@ -1025,6 +1025,10 @@ impl Backend for WgpuBackend {
         let l = self.gpu.limits();
         Some(l.max_storage_buffer_binding_size.min(l.max_buffer_size))
     }
+    fn max_sequences(&self) -> Option<usize> {
+        let per_dimension = self.gpu.limits().max_compute_workgroups_per_dimension;
+        Some(per_dimension.min(runtime::MAX_GROUPS) as usize)
+    }
     fn layer_largest_bytes(&self, plan: &LayerPlan, seq: &SeqShape) -> u64 {
         let cache_elem = match self.precision {
             Precision::F32 => 4,

@@ -73,6 +73,9 @@ pub const FIRST_SUBMISSION: u32 = 32;
 const LAST_SUBMISSION: u32 = 512;
 /// Bind groups kept for reuse before the cache starts afresh.
 const BIND_GROUPS_KEPT: usize = 16384;
+/// Loop iterations llvmpipe lets one invocation of a kernel run, every loop of it together,
+/// before it ends them all (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`; [`Gpu::loops_are_capped`]).
+pub const LLVMPIPE_LOOP_BUDGET: u32 = 65535;
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
 
@@ -628,6 +631,15 @@ impl Gpu {
     /// The adapter's description.
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether the adapter ends every loop of a kernel once an invocation has run
+    /// [`LLVMPIPE_LOOP_BUDGET`] iterations of its loops together, silently: llvmpipe
+    /// (lavapipe, Mesa's CPU driver, also behind OpenGL) does, so kernels whose loops grow
+    /// with the data take them in pieces there.
+    pub fn loops_are_capped(&self) -> bool {
+        let llvmpipe = |s: &str| s.to_lowercase().starts_with("llvmpipe");
+        llvmpipe(&self.info.name) || llvmpipe(&self.info.driver)
     }
 
     /// The limits the device was opened with.
