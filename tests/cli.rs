@@ -874,7 +874,7 @@ fn bench_takes_the_matrix_vector_steps_at_a_few_sequences() {
 #[test]
 fn bench_and_check_say_where_the_grid_chose_k_slices() {
     // 6 units x 8 sequences is a grid of one workgroup: the defaults give the f32 tiles
-    // four K slices (`layer::plain_tiles`); slices asked for, or a kernel without them, are
+    // four K slices (`step_tiles::plain_tiles`); slices asked for, or a kernel without them, are
     // no choice of the grid's.
     for (flags, by_grid) in [
         (&[][..], true),

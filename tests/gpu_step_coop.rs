@@ -6,7 +6,7 @@
 //! 65 units (the last unit tile nearly empty), widths that are not multiples of the 16-deep
 //! chunk; uni- and bidirectional, two layers; tiles of 16, 32 and 64 units (1, 2 and 4
 //! blocks of 16 columns per gate, 2, 4 and 8 subgroups), the LSTM's forward in 32- and
-//! 64-unit ones over one tile of 32 sequences (two row blocks, `layer::coop_forward_quads`)
+//! 64-unit ones over one tile of 32 sequences (two row blocks, `step_tiles::coop_forward_quads`)
 //! but for one run in 16. The operands of every recurrent
 //! product are rounded to f16 (relative 2^-11), so the bounds are those of the f16 path
 //! (tests/gpu_f16.rs); a misplaced block or an unwritten slot is off by O(1).
@@ -141,7 +141,7 @@ fn elman_and_gru_tensor_steps_match_the_f32_reference() {
 /// The tensor-core steps as the H100 lays them out for the suite's LSTM, GRU and Elman
 /// configurations (`coop_tiles` at its limits: 32 units at 4 K slices for the flagship,
 /// gru4, tanh4 and bilstm, 16 at 4 for charlm; wide's 64 at one is `run`'s; the LSTM's
-/// forward in 16 units x 32 sequences, `layer::coop_forward_quads`), at the
+/// forward in 16 units x 32 sequences, `step_tiles::coop_forward_quads`), at the
 /// configuration's own width (one layer over 3 steps, 19 sequences), so each slice walks
 /// the run of chunks it walks there (the flagship's forward 16 chunks a slice, backward
 /// 32): laid out for the H100's 48 KiB where the adapter allows it (a CPU adapter does).

@@ -26,7 +26,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // Plain tiles of 16, 32 and 64 units, blocked tiles (32 units), plain tiles with their
     // inner dimension split 4 ways (16 units; 32 for the Elman cell, the layout the grid
     // gives the H100's larger steps, where lavapipe's memory holds it, else 2 ways) and 2
-    // ways (32 units; 64 for the Elman cell, where it fits: `layer::fit_chunks`); the 64-unit tiles also run with naga's bounds
+    // ways (32 units; 64 for the Elman cell, where it fits: `step_tiles::fit_chunks`); the 64-unit tiles also run with naga's bounds
     // checks off (the trusted path), so every kernel of a stack is compiled and compared
     // both ways. The plain loops' chunks: 64 weight rows (the default) in the 16-unit
     // tiles, 16 and 32 in the 32- and 64-unit ones; with K slices what lavapipe's 32 KiB of
@@ -42,7 +42,7 @@ fn run(name: &str, stacks: &[(CellConfig, CellConfig)]) {
     // (`Gpu::set_spare_binding(false)`: W_hh's aligned rows as 4 scalar loads, not through
     // the vec4 binding); the others the vec4 binding. The LSTM's and GRU's forward takes
     // tiles of half the units x 32 sequences in the plain tiles of 32 and 64 units (the
-    // default over 19 sequences, `layer::forward_quads`), but for one of 32 units asked for
+    // default over 19 sequences, `step_tiles::forward_quads`), but for one of 32 units asked for
     // 16 sequences (`fwd16`); the 16-unit tiles' forward takes 16.
     for (tiled, units, blocked, k_split, chunk_rows, gemv, fwd16) in [
         (true, 16, false, 1, 64, false, false),

@@ -149,7 +149,7 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                             let want = coop_step_bytes(tu, ks, split);
                             assert_eq!(bytes, want, "{what} {c:?}");
                             // A gated forward in tiles of half the units x 32 sequences
-                            // (`layer::forward_quads`) takes no more.
+                            // (`step_tiles::forward_quads`) takes no more.
                             if tu >= 32 && entry.starts_with("fwd") {
                                 let c = [
                                     ("TU", (tu / 2) as f64),
@@ -190,7 +190,7 @@ fn kernels_take_the_workgroup_memory_the_host_checks() {
                         (32, 4, 64),
                     ] {
                         // The gated forwards also in tiles of half the units x 32
-                        // sequences (`layer::forward_quads`).
+                        // sequences (`step_tiles::forward_quads`).
                         let backward = entry.starts_with("bwd");
                         let wide = !backward && gates > 1 && tu >= 32;
                         for sq in [TILE_QUADS, WIDE_QUADS] {

@@ -21,16 +21,17 @@ mod gru_cell;
 mod head;
 mod jordan_cell;
 mod layer;
-pub use layer::{
-    BUSY_INVOCATIONS, CellKind, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS,
-    StepArrays, StepGrid, StepProducts, TILE_QUADS, TileAsk, WIDE_QUADS, cell_module_source,
-    coop_forward_quads, coop_step_bytes, coop_tiles, fit_chunks, forward_quads, forward_tile,
-    h100_tiles, plain_tiles,
-};
+pub use layer::{CellKind, StepProducts, cell_module_source};
 mod loss;
 mod lstm_cell;
 mod optim;
 mod stack;
+mod step_tiles;
+pub use step_tiles::{
+    BUSY_INVOCATIONS, H100_INVOCATIONS, H100_WORKGROUP_BYTES, PlainChunks, SUITE_GRIDS, StepArrays,
+    StepGrid, TILE_QUADS, TileAsk, WIDE_QUADS, coop_forward_quads, coop_step_bytes, coop_tiles,
+    fit_chunks, forward_quads, forward_tile, h100_tiles, plain_tiles,
+};
 pub mod weights_f16;
 
 use std::cell::RefCell;
@@ -126,9 +127,10 @@ pub struct GpuTokens {
 
 /// Workgroup memory of the tiled step kernels' blocked loops (`shaders/step_tiles.wgsl`:
 /// `wsm`, 1536 vec4, and `h_tile`, 320 vec4), which also holds one K slice of the plain
-/// loops at 16 rows and 16 k steps, and whatever `layer::fit_chunks` chooses for one slice
+/// loops at 16 rows and 16 k steps, and whatever `step_tiles::fit_chunks` chooses for one slice
 /// within it (it sizes the arrays for those).
-pub const TILED_STEP_WORKGROUP_BYTES: u32 = ((layer::BLOCKED_WS + layer::BLOCKED_HT) * 16) as u32;
+pub const TILED_STEP_WORKGROUP_BYTES: u32 =
+    ((step_tiles::BLOCKED_WS + step_tiles::BLOCKED_HT) * 16) as u32;
 
 /// The most sequences at which the recurrent steps take the matrix-vector products by
 /// default ([`Tuning::gemv_steps`]): one of their workgroups' worth, so that they read W_hh
@@ -149,7 +151,7 @@ pub struct Tuning {
     /// sequence reading its own W_hh rows. Default: tiled.
     pub tiled_steps: bool,
     /// Units per workgroup of the tiled steps: 16, 32 or 64, `None` to pick by the grid size
-    /// (`layer::FULL_GRID`).
+    /// (`step_tiles::FULL_GRID`).
     pub step_tile_units: Option<usize>,
     /// The tiled steps' blocked inner loops (`STEP_BLOCKED` in `shaders/layer.wgsl`): 32
     /// units per workgroup, each invocation a 4-unit x 4-sequence block of every gate over a
@@ -161,15 +163,15 @@ pub struct Tuning {
     /// each slice a share of the inner dimension's chunks, partial sums added through
     /// workgroup memory, for steps whose grid leaves the cores with few warps (the
     /// flagship's 128 workgroups of 128 on 132 SMs). `None` (the default) picks them by the
-    /// grid: the fewest that give a step [`layer::BUSY_INVOCATIONS`], else 4
-    /// (`layer::plain_tiles`, `layer::coop_tiles`; BENCHMARKS.md, entries 48 and 51).
+    /// grid: the fewest that give a step [`step_tiles::BUSY_INVOCATIONS`], else 4
+    /// (`step_tiles::plain_tiles`, `step_tiles::coop_tiles`; BENCHMARKS.md, entries 48 and 51).
     /// Lowered where the tile or the adapter's workgroup limit does not allow it
-    /// (`layer::fit_chunks`, `layer::coop_step_bytes`).
+    /// (`step_tiles::fit_chunks`, `step_tiles::coop_step_bytes`).
     #[serde(default)]
     pub step_k_split: Option<usize>,
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
     /// 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them at the
-    /// K slices (`layer::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
+    /// K slices (`step_tiles::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
     /// 16-unit LSTM tiles and 32 of the 32-unit ones the grid takes by default, lavapipe's
     /// 32 KiB 32 of 16-unit ones). The backward stages that many rows of
     /// W_hh^T per chunk, the forward that many k steps within 128 weight rows (an LSTM's or
@@ -184,7 +186,7 @@ pub struct Tuning {
     /// LSTM and GRU, the tensor-core tiles' LSTM): 16, or 32 in tiles of half the units
     /// (the same workgroups and invocations), which read each staged weight for twice the
     /// sequences and so W_hh half as often a step, for twice the staged states
-    /// (`layer::forward_quads`: a third less L2 traffic for the flagship's f32 forward, a
+    /// (`step_tiles::forward_quads`: a third less L2 traffic for the flagship's f32 forward, a
     /// fifth for its f16 one). Only where the tiles are at least 32 units wide; `None`
     /// (the default) takes 32 where the batch has more than 16 sequences and tiles of 32
     /// pad it no more than tiles of 16.
@@ -218,7 +220,7 @@ pub struct Tuning {
     /// per layer call (`shaders/weights_f16.wgsl`: half the bytes a step reads for W_hh, the
     /// same f16 operands; BENCHMARKS.md, entry 54), `Some(false)` from the f32 parameters,
     /// scaling and rounding it as they stage each chunk, `None` (the default) from the copy
-    /// where it saves more than it costs ([`layer::half_weights_pay`]: not for short calls
+    /// where it saves more than it costs ([`step_tiles::half_weights_pay`]: not for short calls
     /// such as generation's one step, nor for small layers). The copy needs a ninth storage
     /// buffer per stage.
     #[serde(default)]
@@ -367,10 +369,10 @@ pub const MAX_WAVEFRONT: usize = 64;
 /// `sq` sequence quads make them others: ` (forward 16 x 32 in 128)`, its units, sequences
 /// and workgroups for steps of `grid`.
 fn forward_tiles(grid: StepGrid, tu: usize, sq: usize) -> String {
-    if sq == layer::TILE_QUADS {
+    if sq == step_tiles::TILE_QUADS {
         return String::new();
     }
-    let (fu, fb) = layer::forward_tile(tu, sq);
+    let (fu, fb) = step_tiles::forward_tile(tu, sq);
     let groups = grid.hidden.div_ceil(fu) * grid.batch.div_ceil(fb) * grid.dirs;
     format!(" (forward {fu} x {fb} in {groups})")
 }
@@ -677,26 +679,26 @@ impl WgpuBackend {
     }
 
     /// The f32 tiles' width and chunking for steps of `grid` on this adapter, with the
-    /// tuning's width and chunk rows and `k_split` ([`layer::plain_tiles`]).
+    /// tuning's width and chunk rows and `k_split` ([`step_tiles::plain_tiles`]).
     pub fn step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, PlainChunks) {
         let t = &self.tuning;
         let storage = self.gpu.workgroup_storage() as usize;
-        let ask = layer::TileAsk {
+        let ask = step_tiles::TileAsk {
             units: t.step_tile_units,
             k_split,
             sequences: t.forward_sequences,
             rows: t.step_chunk_rows,
         };
-        layer::plain_tiles(grid, ask, self.most_invocations(), storage)
+        step_tiles::plain_tiles(grid, ask, self.most_invocations(), storage)
     }
 
     /// The f32 tiles' chunking at width `tu` and `ks` K slices (fewer where their arrays do
     /// not fit) for a cell of `gates` gate rows, the forward's in workgroups of `sq`
     /// sequence quads (the tensor-core tiles' whose grid they stand in for), with the
-    /// tuning's chunk rows ([`layer::fit_chunks`]).
+    /// tuning's chunk rows ([`step_tiles::fit_chunks`]).
     pub fn step_chunks_at(&self, tu: usize, ks: usize, gates: usize, sq: usize) -> PlainChunks {
         let storage = self.gpu.workgroup_storage() as usize;
-        layer::fit_chunks(
+        step_tiles::fit_chunks(
             ks,
             self.tuning.step_chunk_rows,
             tu,
@@ -708,9 +710,9 @@ impl WgpuBackend {
     }
 
     /// The tensor-core steps' width and K slices for steps of `grid` on this adapter, with
-    /// the tuning's width and `k_split` ([`layer::coop_tiles`]).
+    /// the tuning's width and `k_split` ([`step_tiles::coop_tiles`]).
     pub fn coop_step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, usize) {
-        layer::coop_tiles(
+        step_tiles::coop_tiles(
             grid,
             self.tuning.step_tile_units,
             k_split,
@@ -766,7 +768,7 @@ impl WgpuBackend {
         if self.step_products_for(shape.batch).on_tensor_cores() {
             let (tu, ks) = self.coop_step_tiles(grid, self.tuning.step_k_split);
             let groups = grid.workgroups(tu);
-            let sq = layer::coop_forward_quads(grid, tu, self.tuning.forward_sequences);
+            let sq = step_tiles::coop_forward_quads(grid, tu, self.tuning.forward_sequences);
             let forward = forward_tiles(grid, tu, sq);
             let split = if self.tuning.split_steps {
                 " in split f16 halves"
@@ -832,7 +834,7 @@ impl WgpuBackend {
             && self
                 .tuning
                 .half_step_weights
-                .unwrap_or_else(|| layer::half_weights_pay(weights, batch, steps))
+                .unwrap_or_else(|| step_tiles::half_weights_pay(weights, batch, steps))
     }
 
     /// How layer caches are stored.
