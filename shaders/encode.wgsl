@@ -17,17 +17,22 @@
 //   otherwise zeros. Sums run in bag order.
 //
 // encode_backward (one invocation per (unique id, feature), 1-D grid):
-//   0 uniform P   n = U*W, width W, U unique ids, table offset, CSR offsets inside csr
+//   0 uniform P   n = U*W, width W, U unique ids, table offset, CSR offsets inside csr,
+//                 skip, most (this dispatch's share of each id's positions)
 //   1 csr   u32[] read: uniq[U] at 0, offsets[U+1] at off_start, positions at pos_start
 //   2 dx    f32[] read `[T, B, W]`
 //   3 grads f32[] read_write
 //   grads[table + uniq[u] * W + f] += sum over the positions r of id u (in step order, a row
-//   listed once per occurrence of u in its bag) of dx[r * W + f]. Each table row has exactly one writer, so no atomics are needed and the
-//   sum is deterministic (the same order as the CPU loop).
+//   listed once per occurrence of u in its bag) of dx[r * W + f], over each id's positions
+//   skip..skip + most a dispatch (all of them in one, except where the adapter caps a
+//   kernel's loops: the running sum goes through grads between dispatches, the same f32
+//   sums). Each table row has exactly one writer, so no atomics are needed and the sum is
+//   deterministic (the same order as the CPU loop).
 
 struct P {
     n: u32, width: u32, batch: u32, mode: u32,
     table: u32, off_start: u32, pos_start: u32, uniq: u32,
+    skip: u32, most: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -78,10 +83,14 @@ fn encode_backward(@builtin(global_invocation_id) gid: vec3<u32>,
     let f = i % p.width;
     let id = csr[u];
     let start = csr[p.off_start + u];
-    let end = csr[p.off_start + u + 1u];
+    let count = csr[p.off_start + u + 1u] - start;
+    if (count <= p.skip) {
+        return;
+    }
+    let end = start + min(count, p.skip + p.most);
     let at = p.table + id * p.width + f;
     var acc = grads[at];
-    for (var k = start; k < end; k++) {
+    for (var k = start + p.skip; k < end; k++) {
         let r = csr[p.pos_start + k];
         acc += dx[r * p.width + f];
     }

@@ -5,12 +5,16 @@
 // t < lengths[b]; pooled `[B, F]`. All kernels: 1-D grid of 256-wide groups.
 //
 // pool_forward (one invocation per element (b, f) of pooled):
-//   0 uniform P  n = B*F, cols = F, width, batch B, mode (0 last, 1 mean)
+//   0 uniform P  n = B*F, cols = F, width, batch B, mode (0 last, 1 mean), off = t0,
+//                until = t1
 //   1 x       f32[] read
 //   2 lengths u32[] read
 //   3 pooled  f32[] read_write
 //   last: pooled[b, f] = x[t, b, f] at t = len-1 for direction d = f / width == 0, t = 0
-//   for the reverse direction; mean: sum over t < len (in step order) times 1/len.
+//   for the reverse direction; mean: sum over t < len (in step order) times 1/len, over the
+//   steps t0..t1 a dispatch: the sum so far is kept in pooled between dispatches (the same
+//   f32 sums as in one), scaled by 1/len by the dispatch that reaches len (one dispatch
+//   of all steps, t0 = 0 and t1 = T, except where the adapter caps a kernel's loops).
 //
 // pool_backward (one invocation per element (t, b, f) of dx):
 //   0 uniform P  n = T*B*F, cols = F, width, batch B, mode
@@ -26,10 +30,10 @@
 //   2 m       f32[] read_write: zero where row r = t*B + b has t >= lengths[b]
 
 // Every kernel reads the words it needs: n (invocations), cols (F, or the matrix's columns),
-// width, batch, mode, rows, off.
+// width, batch, mode, rows, off, until.
 struct P {
     n: u32, cols: u32, width: u32, batch: u32,
-    mode: u32, rows: u32, off: u32, pad0: u32,
+    mode: u32, rows: u32, off: u32, until: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -58,10 +62,19 @@ fn pool_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     if (p.mode == 0u) {
         v = x[last_step(len, f / p.width) * row + base];
     } else {
-        for (var t = 0u; t < len; t++) {
+        if (len <= p.off) {
+            return;
+        }
+        if (p.off > 0u) {
+            v = pooled[i];
+        }
+        let end = min(len, p.until);
+        for (var t = p.off; t < end; t++) {
             v += x[t * row + base];
         }
-        v *= 1.0 / f32(len);
+        if (end == len) {
+            v *= 1.0 / f32(len);
+        }
     }
     pooled[i] = v;
 }

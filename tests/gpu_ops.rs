@@ -245,6 +245,92 @@ fn pooling_matches_cpu() {
     }
 }
 
+/// The embedding gradient of an id seen more often in a batch than llvmpipe lets a kernel's
+/// loops run (65535 iterations an invocation, past which every loop ends, silently): its
+/// positions go in pieces there (three dispatches for 69300), one elsewhere, and every
+/// table row matches the CPU's.
+#[test]
+fn embedding_gradient_of_a_frequent_id_matches_cpu() {
+    let Some(gb) = gpu() else { return };
+    let cb = CpuBackend::<f32>::new();
+    let mut r = rng("embedding_gradient_of_a_frequent_id_matches_cpu");
+    let enc = InputEncoding::Embedding {
+        vocab: 3,
+        dim: 2,
+        unknown: UnknownTokens::Error,
+    };
+    let (w, rows) = (enc.width(), wgrnn::params::embedding_rows(&enc));
+    let plan = EncodePlan {
+        encoding: enc.clone(),
+        table: Some(1),
+        width: w,
+    };
+    let seq = SeqShape {
+        time: 35000,
+        lengths: vec![35000, 35000],
+    };
+    let n = seq.time * seq.batch();
+    // Id 1 everywhere but every hundredth row (id 2): 69300 positions.
+    let tokens = TokenBags::singles(
+        &(0..n)
+            .map(|i| 1 + (i % 100 == 0) as u32)
+            .collect::<Vec<_>>(),
+    );
+    let dx = uniform(&mut r, n * w, 1.0);
+    let grads0 = uniform(&mut r, 1 + rows * w, 1.0);
+    let mut cg = cb.upload(&grads0);
+    let ci = cb.upload_tokens(tokens.clone());
+    cb.encode_backward(&plan, &ci, &seq, &cb.upload(&dx), &mut cg);
+    let (gi, gdx) = (gb.upload_tokens(tokens), gb.upload(&dx));
+    let mut gg = gb.upload(&grads0);
+    let before = gb.gpu().dispatch_count();
+    gb.encode_backward(&plan, &gi, &seq, &gdx, &mut gg);
+    let dispatches = gb.gpu().dispatch_count() - before;
+    let capped = gb.gpu().loops_are_capped();
+    assert_eq!(
+        dispatches,
+        if capped { 3 } else { 1 },
+        "embedding gradient dispatches"
+    );
+    assert_close("embedding grads", &gb.download(&gg), &cg, GRAD);
+}
+
+/// Mean pooling over more steps than llvmpipe lets a kernel's loops run (65535 iterations
+/// an invocation, all its loops together; past them every loop ends, silently): the sums
+/// go in pieces of steps there (three dispatches for 70001 steps), one elsewhere, and
+/// match the CPU's, for a sequence of every step, one ending mid-piece and one of a step.
+#[test]
+fn mean_pooling_over_more_steps_than_llvmpipe_loops_matches_cpu() {
+    let Some(gb) = gpu() else { return };
+    let cb = CpuBackend::<f32>::new();
+    let mut r = rng("mean_pooling_over_more_steps_than_llvmpipe_loops_matches_cpu");
+    let seq = SeqShape {
+        time: 70001,
+        lengths: vec![70001, 40000, 1],
+    };
+    let (dirs, width) = (2, 1);
+    let f = dirs * width;
+    let mut x = uniform(&mut r, seq.time * seq.batch() * f, 1.0);
+    zero_padding(&seq, f, &mut x);
+    let mut cpooled = cb.upload(&poison(seq.batch() * f));
+    cb.pool_forward(
+        Pooling::Mean,
+        &cb.upload(&x),
+        &seq,
+        dirs,
+        width,
+        &mut cpooled,
+    );
+    let mut gpooled = gb.upload(&poison(seq.batch() * f));
+    let gx = gb.upload(&x);
+    let before = gb.gpu().dispatch_count();
+    gb.pool_forward(Pooling::Mean, &gx, &seq, dirs, width, &mut gpooled);
+    let dispatches = gb.gpu().dispatch_count() - before;
+    let capped = gb.gpu().loops_are_capped();
+    assert_eq!(dispatches, if capped { 3 } else { 1 }, "pooling dispatches");
+    assert_close("mean pooled", &gb.download(&gpooled), &cpooled, FWD);
+}
+
 /// Runs the loss on both backends and compares the loss and `dlogits`.
 fn compare_loss(
     gb: &WgpuBackend,

@@ -42,7 +42,20 @@ pub(super) fn encode_forward(
     let pipeline = be.gpu.pipeline(&ENCODE, "encode_forward", &[]);
     be.gpu.dispatch(
         &pipeline,
-        &[n as u32, w as u32, nb as u32, mode, table as u32, 0, 0, 0],
+        &[
+            n as u32,
+            w as u32,
+            nb as u32,
+            mode,
+            table as u32,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ],
         &[src, &tokens.ids, &lengths, x, &tokens.offsets],
         Gpu::grid_1d(n, 256),
     );
@@ -94,19 +107,35 @@ pub(super) fn encode_backward(
     let csr = be.gpu.buffer_from(&csr);
     let n = uniq * w;
     let pipeline = be.gpu.pipeline(&ENCODE, "encode_backward", &[]);
-    be.gpu.dispatch(
-        &pipeline,
-        &[
-            n as u32,
-            w as u32,
-            nb as u32,
-            0,
-            tab as u32,
-            uniq as u32,
-            (2 * uniq + 1) as u32,
-            uniq as u32,
-        ],
-        &[&csr, dx, grads],
-        Gpu::grid_1d(n, 256),
-    );
+    // Each id's positions in pieces where the adapter caps a kernel's loops.
+    let longest = by_id.values().map(Vec::len).max().unwrap_or(0);
+    let piece = match be.gpu.loops_are_capped() {
+        true => ENCODE_POSITIONS,
+        false => longest.max(1),
+    };
+    for from in (0..longest).step_by(piece) {
+        be.gpu.dispatch(
+            &pipeline,
+            &[
+                n as u32,
+                w as u32,
+                nb as u32,
+                0,
+                tab as u32,
+                uniq as u32,
+                (2 * uniq + 1) as u32,
+                uniq as u32,
+                from as u32,
+                piece as u32,
+                0,
+                0,
+            ],
+            &[&csr, dx, grads],
+            Gpu::grid_1d(n, 256),
+        );
+    }
 }
+
+/// Positions of an id one dispatch of the embedding gradient sums where the adapter caps a
+/// kernel's loops ([`Gpu::loops_are_capped`]): half of llvmpipe's budget.
+const ENCODE_POSITIONS: usize = 32768;

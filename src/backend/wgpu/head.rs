@@ -161,22 +161,34 @@ pub(super) fn pool_forward(
     }
     let lengths = be.lengths(seq);
     let pipeline = be.gpu.pipeline(&POOL, "pool_forward", &[]);
-    be.gpu.dispatch(
-        &pipeline,
-        &[
-            n as u32,
-            f as u32,
-            width as u32,
-            nb as u32,
-            mode_code(mode),
-            0,
-            0,
-            0,
-        ],
-        &[x, &lengths, pooled],
-        Gpu::grid_1d(n, 256),
-    );
+    // The mean's steps in pieces where the adapter caps a kernel's loops.
+    let piece = match (mode, be.gpu.loops_are_capped()) {
+        (Pooling::Mean, true) => POOL_STEPS,
+        _ => seq.time.max(1),
+    };
+    for t0 in (0..seq.time.max(1)).step_by(piece) {
+        let until = seq.time.min(t0 + piece);
+        be.gpu.dispatch(
+            &pipeline,
+            &[
+                n as u32,
+                f as u32,
+                width as u32,
+                nb as u32,
+                mode_code(mode),
+                0,
+                t0 as u32,
+                until as u32,
+            ],
+            &[x, &lengths, pooled],
+            Gpu::grid_1d(n, 256),
+        );
+    }
 }
+
+/// Steps one dispatch of the mean pooling sums where the adapter caps a kernel's loops
+/// ([`Gpu::loops_are_capped`]): half of llvmpipe's budget.
+const POOL_STEPS: usize = 32768;
 
 /// Backward of `pool_forward`: writes `dx` `[T, B, dirs*width]` (zeros where nothing pooled).
 pub(super) fn pool_backward(
