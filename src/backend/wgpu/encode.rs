@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::runtime::{Gpu, Shader};
+use super::runtime::{CAPPED_LOOP_PIECE, Gpu, Shader};
 use super::{GpuBuffer, GpuTokens, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::InputEncoding;
@@ -110,7 +110,7 @@ pub(super) fn encode_backward(
     // Each id's positions in pieces where the adapter caps a kernel's loops.
     let longest = by_id.values().map(Vec::len).max().unwrap_or(0);
     let piece = match be.gpu.loops_are_capped() {
-        true => ENCODE_POSITIONS,
+        true => CAPPED_LOOP_PIECE,
         false => longest.max(1),
     };
     for from in (0..longest).step_by(piece) {
@@ -135,7 +135,3 @@ pub(super) fn encode_backward(
         );
     }
 }
-
-/// Positions of an id one dispatch of the embedding gradient sums where the adapter caps a
-/// kernel's loops ([`Gpu::loops_are_capped`]): half of llvmpipe's budget.
-const ENCODE_POSITIONS: usize = 32768;

@@ -738,7 +738,9 @@ fn batches<T, K: PartialEq>(
 }
 
 /// Records `batch` (one product, or up to [`PRODUCTS_PER_DISPATCH`] that share what
-/// [`Product::shared`] says) as one dispatch, product z on the workgroups of z.
+/// [`Product::shared`] says) as one dispatch, product z on the workgroups of z; as one a
+/// piece where the products have more rows than [`MOST_ROWS`] or more k steps than the
+/// adapter's loops allow ([`Tile::k_per_dispatch`]).
 fn record(gpu: &Gpu, batch: &[Product<'_>]) {
     let Some(first) = batch.first() else {
         return;

@@ -2,7 +2,7 @@
 //! `src/backend/cpu/head.rs`.
 
 use super::gemm::{Mat, Out, col_sums, gemm};
-use super::runtime::{Gpu, Shader};
+use super::runtime::{CAPPED_LOOP_PIECE, Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::Pooling;
@@ -163,7 +163,7 @@ pub(super) fn pool_forward(
     let pipeline = be.gpu.pipeline(&POOL, "pool_forward", &[]);
     // The mean's steps in pieces where the adapter caps a kernel's loops.
     let piece = match (mode, be.gpu.loops_are_capped()) {
-        (Pooling::Mean, true) => POOL_STEPS,
+        (Pooling::Mean, true) => CAPPED_LOOP_PIECE,
         _ => seq.time.max(1),
     };
     for t0 in (0..seq.time.max(1)).step_by(piece) {
@@ -185,10 +185,6 @@ pub(super) fn pool_forward(
         );
     }
 }
-
-/// Steps one dispatch of the mean pooling sums where the adapter caps a kernel's loops
-/// ([`Gpu::loops_are_capped`]): half of llvmpipe's budget.
-const POOL_STEPS: usize = 32768;
 
 /// Backward of `pool_forward`: writes `dx` `[T, B, dirs*width]` (zeros where nothing pooled).
 pub(super) fn pool_backward(

@@ -76,6 +76,10 @@ const BIND_GROUPS_KEPT: usize = 16384;
 /// Loop iterations llvmpipe lets one invocation of a kernel run, every loop of it together,
 /// before it ends them all (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`; [`Gpu::loops_are_capped`]).
 pub const LLVMPIPE_LOOP_BUDGET: u32 = 65535;
+/// Iterations of a kernel's one loop over the data that a dispatch takes where loops are
+/// capped ([`Gpu::loops_are_capped`]): half of llvmpipe's budget, the rest left to the
+/// kernel's other loops (the mean pooling's steps, an id's embedding-gradient positions).
+pub const CAPPED_LOOP_PIECE: usize = (LLVMPIPE_LOOP_BUDGET as usize).div_ceil(2);
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
 
