@@ -595,15 +595,7 @@ fn deep_products_run_whole_where_loops_are_capped() {
     }
     tensor_cores_or_emulated(g, "tensor-core tile");
     let split = lay_out_for_the_h100(g, "deep_products_run_whole_where_loops_are_capped");
-    let mut tiles = vec![
-        GemmTiles::Small,
-        GemmTiles::Big,
-        GemmTiles::Tall,
-        GemmTiles::Tensor,
-    ];
-    if split {
-        tiles.push(GemmTiles::TensorSplit);
-    }
+    let tiles = every_tile(split);
     let (m, n) = (4usize, 8usize);
     let probe_buf = g.buffer(64);
     for choice in tiles {
@@ -742,15 +734,7 @@ fn held_products_are_each_what_gemm_gives_alone() {
     let a_parts = g.joined(&[len, len, len], false);
     let c_parts = g.joined(&[len, len, len], false);
     let (gb, gbias) = (g.buffer(4 * len), g.buffer(1024));
-    let mut tiles = vec![
-        GemmTiles::Small,
-        GemmTiles::Big,
-        GemmTiles::Tall,
-        GemmTiles::Tensor,
-    ];
-    if split {
-        tiles.push(GemmTiles::TensorSplit);
-    }
+    let tiles = every_tile(split);
     for choice in tiles {
         for (ta, tb, acc) in [(false, true, false), (true, false, true)] {
             for part in &a_parts {
@@ -961,6 +945,20 @@ fn held_column_sums_are_each_what_col_sums_gives_alone() {
         [2 * n - 8, 2 * n, n],
         "elements each part's sums changed"
     );
+}
+
+/// Every tile choice but `Auto`: the split tensor-core tile where it runs (`split`).
+fn every_tile(split: bool) -> Vec<GemmTiles> {
+    let mut tiles = vec![
+        GemmTiles::Small,
+        GemmTiles::Big,
+        GemmTiles::Tall,
+        GemmTiles::Tensor,
+    ];
+    if split {
+        tiles.push(GemmTiles::TensorSplit);
+    }
+    tiles
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

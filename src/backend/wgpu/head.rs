@@ -168,18 +168,10 @@ pub(super) fn pool_forward(
     };
     for t0 in (0..seq.time.max(1)).step_by(piece) {
         let until = seq.time.min(t0 + piece);
+        let words = pool_words(n, (f, width, nb), mode, t0..until);
         be.gpu.dispatch(
             &pipeline,
-            &[
-                n as u32,
-                f as u32,
-                width as u32,
-                nb as u32,
-                mode_code(mode),
-                0,
-                t0 as u32,
-                until as u32,
-            ],
+            &words,
             &[x, &lengths, pooled],
             Gpu::grid_1d(n, 256),
         );
@@ -203,19 +195,24 @@ pub(super) fn pool_backward(
     }
     let lengths = be.lengths(seq);
     let pipeline = be.gpu.pipeline(&POOL, "pool_backward", &[]);
+    let words = pool_words(n, (f, width, nb), mode, 0..0);
     be.gpu.dispatch(
         &pipeline,
-        &[
-            n as u32,
-            f as u32,
-            width as u32,
-            nb as u32,
-            mode_code(mode),
-            0,
-            0,
-            0,
-        ],
+        &words,
         &[dpooled, &lengths, dx],
         Gpu::grid_1d(n, 256),
     );
+}
+
+/// `shaders/pool.wgsl`'s `P` for `n` invocations over `[.., B, F]` steps of `width`-wide
+/// directions (`(F, width, B)`), pooled by `mode`, the forward's sums over `steps`.
+fn pool_words(
+    n: usize,
+    (f, width, nb): (usize, usize, usize),
+    mode: Pooling,
+    steps: std::ops::Range<usize>,
+) -> [u32; 8] {
+    let w = |v: usize| v as u32;
+    let (t0, t1) = (w(steps.start), w(steps.end));
+    [w(n), w(f), w(width), w(nb), mode_code(mode), 0, t0, t1]
 }
