@@ -874,6 +874,13 @@ fn devices() -> Result<()> {
             ),
             Some(why) => outln!("   tensor-core products: no ({why})"),
         }
+        if a.loops_capped {
+            outln!(
+                "   loops: ended after {} iterations an invocation (llvmpipe); loops over the \
+                 data run in pieces",
+                wgrnn::backend::wgpu::runtime::LLVMPIPE_LOOP_BUDGET
+            );
+        }
     }
     Ok(())
 }

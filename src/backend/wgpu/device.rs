@@ -95,6 +95,9 @@ pub struct AdapterSummary {
     pub cooperative_matrix: Vec<String>,
     /// Why the tensor-core tile cannot run on the adapter (`None`: it can).
     pub tensor_cores_missing: Option<String>,
+    /// Whether the adapter ends a kernel's loops past a budget of iterations (llvmpipe),
+    /// so the engine runs loops over the data in pieces there.
+    pub loops_capped: bool,
 }
 
 /// A wgpu instance over every native backend.
@@ -177,6 +180,7 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();
     let limits = adapter.limits();
     let features = adapter.features();
+    let loops_capped = super::runtime::loops_capped(&info.name, &info.driver);
     AdapterSummary {
         index,
         name: info.name,
@@ -208,6 +212,7 @@ pub fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
             Vec::new()
         },
         tensor_cores_missing: tensor_cores_missing(adapter),
+        loops_capped,
     }
 }
 

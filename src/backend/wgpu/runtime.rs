@@ -76,6 +76,13 @@ const BIND_GROUPS_KEPT: usize = 16384;
 /// Loop iterations llvmpipe lets one invocation of a kernel run, every loop of it together,
 /// before it ends them all (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`; [`Gpu::loops_are_capped`]).
 pub const LLVMPIPE_LOOP_BUDGET: u32 = 65535;
+/// Whether the adapter of this name and driver caps its kernels' loops at
+/// [`LLVMPIPE_LOOP_BUDGET`] ([`Gpu::loops_are_capped`]): llvmpipe does.
+pub fn loops_capped(name: &str, driver: &str) -> bool {
+    let llvmpipe = |s: &str| s.to_lowercase().starts_with("llvmpipe");
+    llvmpipe(name) || llvmpipe(driver)
+}
+
 /// Iterations of a kernel's one loop over the data that a dispatch takes where loops are
 /// capped ([`Gpu::loops_are_capped`]): half of llvmpipe's budget, the rest left to the
 /// kernel's other loops (the mean pooling's steps, an id's embedding-gradient positions).
@@ -642,8 +649,7 @@ impl Gpu {
     /// (lavapipe, Mesa's CPU driver, also behind OpenGL) does, so kernels whose loops grow
     /// with the data take them in pieces there.
     pub fn loops_are_capped(&self) -> bool {
-        let llvmpipe = |s: &str| s.to_lowercase().starts_with("llvmpipe");
-        llvmpipe(&self.info.name) || llvmpipe(&self.info.driver)
+        loops_capped(&self.info.name, &self.info.driver)
     }
 
     /// The limits the device was opened with.
