@@ -195,20 +195,22 @@ pub enum Tile {
 impl Tile {
     /// The most k steps one dispatch of the tile may take on `gpu`: all of them, but where
     /// the adapter cuts loops short ([`Gpu::loops_are_capped`], llvmpipe), what keeps each
-    /// invocation's loops within its budget with room to spare. Measured on lavapipe with
-    /// products of ones (the sum is the number of k steps the loops ran): the 64x64 tile
-    /// ran 58255 k steps, 128x128 190652, 256x128 149800, the emulated tensor-core tile 7696
-    /// and its split twin 2562, with either operand either way round
-    /// (`tests/gpu_gemm.rs`, `deep_products_run_whole_where_loops_are_capped`).
+    /// invocation's loops within its budget with room to spare. Measured on lavapipe (Mesa
+    /// 22.3, LLVM 15) with products of ones (the sum is the number of k steps the loops
+    /// ran): the 64x64 tile ran 58255 k steps, 128x128 190652, 256x128 149800, the emulated
+    /// tensor-core tile 7696 and its split twin 2562, with either operand either way round
+    /// (`tests/gpu_gemm.rs`, `deep_products_run_whole_where_loops_are_capped`). Each piece
+    /// takes at most about half of that, since another Mesa may unroll fewer of the loops
+    /// (the 64x64 tile unrolled none would still fit 43008 iterations in 32768 k steps).
     pub fn k_per_dispatch(self, gpu: &Gpu) -> usize {
         if !gpu.loops_are_capped() {
             return usize::MAX;
         }
         match self {
             Tile::Small => 32768,
-            Tile::Big(..) | Tile::Tall(..) => 131072,
+            Tile::Big(..) | Tile::Tall(..) => 65536,
             Tile::Tensor(..) => 4096,
-            Tile::TensorSplit(..) => 2048,
+            Tile::TensorSplit(..) => 1024,
         }
     }
 }
