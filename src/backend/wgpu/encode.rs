@@ -42,20 +42,7 @@ pub(super) fn encode_forward(
     let pipeline = be.gpu.pipeline(&ENCODE, "encode_forward", &[]);
     be.gpu.dispatch(
         &pipeline,
-        &[
-            n as u32,
-            w as u32,
-            nb as u32,
-            mode,
-            table as u32,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        ],
+        &encode_words(&[n, w, nb, mode as usize, table]),
         &[src, &tokens.ids, &lengths, x, &tokens.offsets],
         Gpu::grid_1d(n, 256),
     );
@@ -114,24 +101,18 @@ pub(super) fn encode_backward(
         false => longest.max(1),
     };
     for from in (0..longest).step_by(piece) {
-        be.gpu.dispatch(
-            &pipeline,
-            &[
-                n as u32,
-                w as u32,
-                nb as u32,
-                0,
-                tab as u32,
-                uniq as u32,
-                (2 * uniq + 1) as u32,
-                uniq as u32,
-                from as u32,
-                piece as u32,
-                0,
-                0,
-            ],
-            &[&csr, dx, grads],
-            Gpu::grid_1d(n, 256),
-        );
+        let words = encode_words(&[n, w, nb, 0, tab, uniq, 2 * uniq + 1, uniq, from, piece]);
+        be.gpu
+            .dispatch(&pipeline, &words, &[&csr, dx, grads], Gpu::grid_1d(n, 256));
     }
+}
+
+/// `shaders/encode.wgsl`'s `P` from its first `fields` in order, the rest zero.
+fn encode_words(fields: &[usize]) -> [u32; 12] {
+    let mut words = [0u32; 12];
+    words
+        .iter_mut()
+        .zip(fields)
+        .for_each(|(w, &f)| *w = f as u32);
+    words
 }
