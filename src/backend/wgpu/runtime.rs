@@ -361,6 +361,9 @@ pub struct Gpu {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
+    /// Whether the adapter caps its kernels' loops ([`Gpu::loops_are_capped`]), from its
+    /// name and driver once.
+    loops_capped: bool,
     limits: wgpu::Limits,
     modules: RefCell<HashMap<(&'static str, bool), wgpu::ShaderModule>>,
     /// Whether shader modules made from now on keep naga's bounds checks.
@@ -523,6 +526,7 @@ impl Gpu {
         let gpu = Gpu {
             device,
             queue,
+            loops_capped: loops_capped(&info.name, &info.driver),
             info,
             limits,
             modules: RefCell::default(),
@@ -649,7 +653,7 @@ impl Gpu {
     /// (lavapipe, Mesa's CPU driver, also behind OpenGL) does, so kernels whose loops grow
     /// with the data take them in pieces there.
     pub fn loops_are_capped(&self) -> bool {
-        loops_capped(&self.info.name, &self.info.driver)
+        self.loops_capped
     }
 
     /// The limits the device was opened with.
