@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::runtime::{CAPPED_LOOP_PIECE, Gpu, Shader};
+use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, GpuTokens, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::InputEncoding;
@@ -96,10 +96,7 @@ pub(super) fn encode_backward(
     let pipeline = be.gpu.pipeline(&ENCODE, "encode_backward", &[]);
     // Each id's positions in pieces where the adapter caps a kernel's loops.
     let longest = by_id.values().map(Vec::len).max().unwrap_or(0);
-    let piece = match be.gpu.loops_are_capped() {
-        true => CAPPED_LOOP_PIECE,
-        false => longest.max(1),
-    };
+    let piece = be.gpu.loop_piece(longest);
     for from in (0..longest).step_by(piece) {
         let words = encode_words(&[n, w, nb, 0, tab, uniq, 2 * uniq + 1, uniq, from, piece]);
         be.gpu

@@ -2,7 +2,7 @@
 //! `src/backend/cpu/head.rs`.
 
 use super::gemm::{Mat, Out, col_sums, gemm};
-use super::runtime::{CAPPED_LOOP_PIECE, Gpu, Shader};
+use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::Pooling;
@@ -162,9 +162,9 @@ pub(super) fn pool_forward(
     let lengths = be.lengths(seq);
     let pipeline = be.gpu.pipeline(&POOL, "pool_forward", &[]);
     // The mean's steps in pieces where the adapter caps a kernel's loops.
-    let piece = match (mode, be.gpu.loops_are_capped()) {
-        (Pooling::Mean, true) => CAPPED_LOOP_PIECE,
-        _ => seq.time.max(1),
+    let piece = match mode {
+        Pooling::Mean => be.gpu.loop_piece(seq.time),
+        Pooling::Last => seq.time.max(1),
     };
     for t0 in (0..seq.time.max(1)).step_by(piece) {
         let until = seq.time.min(t0 + piece);

@@ -84,8 +84,8 @@ pub fn loops_capped(name: &str, driver: &str) -> bool {
 }
 
 /// Iterations of a kernel's one loop over the data that a dispatch takes where loops are
-/// capped ([`Gpu::loops_are_capped`]): half of llvmpipe's budget, the rest left to the
-/// kernel's other loops (the mean pooling's steps, an id's embedding-gradient positions).
+/// capped ([`Gpu::loop_piece`]): half of llvmpipe's budget, the rest left to the kernel's
+/// other loops (the mean pooling's steps, an id's embedding-gradient positions).
 pub const CAPPED_LOOP_PIECE: usize = (LLVMPIPE_LOOP_BUDGET as usize).div_ceil(2);
 /// Workgroups per dimension a dispatch may use (WebGPU's minimum maximum).
 pub const MAX_GROUPS: u32 = 65535;
@@ -654,6 +654,16 @@ impl Gpu {
     /// with the data take them in pieces there.
     pub fn loops_are_capped(&self) -> bool {
         self.loops_capped
+    }
+
+    /// Iterations a dispatch takes of a kernel's loop over `whole` items of data: all of
+    /// them (at least one), or [`CAPPED_LOOP_PIECE`] where the adapter caps loops, the
+    /// kernel then recorded once a piece.
+    pub fn loop_piece(&self, whole: usize) -> usize {
+        match self.loops_capped {
+            true => CAPPED_LOOP_PIECE,
+            false => whole.max(1),
+        }
     }
 
     /// The limits the device was opened with.
