@@ -835,7 +835,7 @@ fn a_dispatch_among_held_products_is_refused() {
     let g = be.gpu();
     let (a, c) = (g.buffer_from(&[1.0f32; 64]), g.buffer_from(&[0.0f32; 64]));
     let held = Products::new(g);
-    held.hold();
+    let hold = held.hold();
     held.record(Product {
         m: 8,
         n: 8,
@@ -852,7 +852,7 @@ fn a_dispatch_among_held_products_is_refused() {
         bias: None,
     });
     col_sums(g, Mat::rows(&a, 0, 8), 8, 8, &c, &[0]);
-    held.flush();
+    drop(hold);
 }
 
 /// Column sums (`shaders/colsum.wgsl`, the bias gradients): columns spanning two 256-wide
@@ -989,13 +989,9 @@ fn held_or_alone<'a>(
     }
     let before = g.dispatch_count();
     let held = Products::new(g);
-    if together {
-        held.hold();
-    }
+    let hold = together.then(|| held.hold());
     record(&held);
-    if together {
-        held.flush();
-    }
+    drop(hold);
     let dispatches = g.dispatch_count() - before;
     let out = parts
         .iter()

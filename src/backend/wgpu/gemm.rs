@@ -619,7 +619,7 @@ fn bound(buf: &GpuBuffer, off: usize, alone: bool) -> (&GpuBuffer, u32) {
     }
 }
 
-/// Matrix products held from [`Products::hold`] to the matching [`Products::flush`], then
+/// Matrix products held from [`Products::hold`] until what it returns is dropped, then
 /// recorded in as few dispatches as they allow. The layer pipeline's products of several
 /// layers (their input projections of a chunk, their input or weight gradients) and a
 /// layer's two directions have one shape and layout over parts of the same buffers, so
@@ -656,13 +656,14 @@ impl<'a> Products<'a> {
         }
     }
 
-    /// Holds the products recorded through [`Products::record`] from now until the
-    /// matching [`Products::flush`].
-    pub fn hold(&self) {
+    /// Holds the products and sums recorded through [`Products::record`] and
+    /// [`Products::sum`] from now until what this returns is dropped.
+    pub fn hold(&self) -> Held<'_, 'a> {
         if self.depth.get() == 0 {
             self.since.set(self.gpu.dispatch_count());
         }
         self.depth.set(self.depth.get() + 1);
+        Held(self)
     }
 
     /// Records `p` now, or holds it where a [`Products::hold`] is on.
@@ -684,7 +685,7 @@ impl<'a> Products<'a> {
     /// Ends the last [`Products::hold`]; where it was the outermost, records the held
     /// products, those that can share a dispatch together, then the held column sums
     /// likewise.
-    pub fn flush(&self) {
+    fn flush(&self) {
         let depth = self.depth.get();
         assert!(depth > 0, "matrix products flushed without a hold");
         self.depth.set(depth - 1);
@@ -704,6 +705,20 @@ impl<'a> Products<'a> {
         let sums = std::mem::take(&mut *self.sums.borrow_mut());
         for batch in batches(sums, ColSum::shared, ColSum::conflicts, SUMS_PER_DISPATCH) {
             record_sums(self.gpu, &batch);
+        }
+    }
+}
+
+/// A hold on matrix products ([`Products::hold`]): dropping it ends the hold, recording
+/// what was held where it was the outermost.
+#[must_use = "the products are recorded when the hold is dropped"]
+pub struct Held<'p, 'a>(&'p Products<'a>);
+
+impl Drop for Held<'_, '_> {
+    fn drop(&mut self) {
+        // Unwinding from a panic among them, nothing more is recorded.
+        if !std::thread::panicking() {
+            self.0.flush();
         }
     }
 }

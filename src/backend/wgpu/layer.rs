@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use super::codegen::{CoopOps, expand_with, storage_prelude};
 use super::elman_cell::ElmanCell;
-use super::gemm::{ColSum, Mat, Out, Product, Products};
+use super::gemm::{ColSum, Held, Mat, Out, Product, Products};
 use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
@@ -488,18 +488,6 @@ pub(super) struct Call<'a> {
 
 /// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
 pub(super) const LP_WORDS: usize = 40;
-
-/// Matrix products held by [`Call::hold_products`], recorded when it is dropped.
-pub(super) struct Held<'p, 'a>(&'p Products<'a>);
-
-impl Drop for Held<'_, '_> {
-    fn drop(&mut self) {
-        // Unwinding from a panic among them, nothing more is recorded.
-        if !std::thread::panicking() {
-            self.0.flush();
-        }
-    }
-}
 
 impl<'a> Call<'a> {
     /// The uniform words of `shaders/layer.wgsl`'s `LP` for step `s` (the cell's options
@@ -1066,8 +1054,7 @@ impl<'a> Call<'a> {
     /// Holds the call's products until what this returns is dropped, which records them
     /// side by side where they can be.
     fn hold_products(&self) -> Held<'_, 'a> {
-        self.products.hold();
-        Held(self.products)
+        self.products.hold()
     }
 
     /// `dW[out..] (rows first..first + n of a [G*H, R] weight) += dgh[:, first..first + n]^T

@@ -253,12 +253,12 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     for phase in chunks.phases() {
         let active = chunks.active(phase, false);
         // The layers' input projections of their chunks, side by side where they can be.
-        products.hold();
+        let held = products.hold();
         for &(l, c) in active.iter().filter(|a| !(bottom_whole && a.0 == 0)) {
             calls[l].stack.gates_from.set(chunks.rows(c).start);
             calls[l].project(&xs[l], chunks.rows(c));
         }
-        products.flush();
+        drop(held);
         for j in 0..k {
             for &(l, c) in &active {
                 let s = c * k + j;
@@ -385,7 +385,7 @@ pub(super) fn stack_backward(
     // scratch, which the GRU's steps read too) where the window of chunk c - 1 reads it,
     // past that chunk's k steps.
     let close_windows = |active: &[(usize, usize)]| {
-        products.hold();
+        let held = products.hold();
         for &(l, c) in active {
             let r = chunks.rows(c);
             calls[l].weight_grads_of_rows(&xs[l], grads, r.clone());
@@ -394,7 +394,7 @@ pub(super) fn stack_backward(
                 calls[l].input_grads(dx, r, 0);
             }
         }
-        products.flush();
+        drop(held);
         let mut carried = Vec::new();
         for &(l, c) in active {
             let call = &calls[l];
@@ -435,12 +435,12 @@ pub(super) fn stack_backward(
         // The windows of the layers below, for their next phase: the input gradients of
         // the layers above them, side by side where they can be.
         let below: Vec<_> = active.iter().filter(|a| a.0 > 0).collect();
-        products.hold();
+        let held = products.hold();
         for &&(l, c) in &below {
             let r = chunks.rows(c);
             calls[l].input_grads(&dys[l - 1], r.clone(), r.start);
         }
-        products.flush();
+        drop(held);
         for &&(l, c) in &below {
             mask(l - 1, c);
         }
@@ -455,12 +455,12 @@ pub(super) fn stack_backward(
     if !windowed {
         // The parameter gradients over all steps: every layer's weights' products side by
         // side where they can be, then their column sums likewise.
-        products.hold();
+        let held = products.hold();
         for l in (0..nl).rev() {
             calls[l].weight_grads_of_rows(&xs[l], grads, 0..lay.rows());
             calls[l].bias_grads_of_rows(grads, 0..lay.rows());
         }
-        products.flush();
+        drop(held);
         if want_dx {
             calls[0].input_grads(dx.get_or_init(new_dx), 0..lay.rows(), 0);
         }
