@@ -15,7 +15,7 @@
 // Forward, per step, in order (each phase needs whole rows of the one before):
 //   fwd_step    (j < H)  h_t -> rec[0..H], layer output
 //   fwd_head    (c < C)  z_t -> rec[H..H+C]; linear feedback also y_t = z_t -> hs
-//   fwd_softmax (c < C)  softmax feedback: y_t = softmax(rec z row) -> hs
+//   fwd_softmax (a workgroup per row) softmax feedback: y_t = softmax(rec z row) -> hs
 // Backward, per step:
 //   bwd_state   (c < C)  dy_t = W_hh^T da_{t+1} (or the final-state gradient) -> scr dy
 //   bwd_step    (j < H)  dz_t = y (dy - <y, dy>) (softmax) or dy (linear), recomputed from
@@ -67,26 +67,52 @@ fn fwd_head(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// One workgroup per row: the row's maximum and sum of exponentials reduced in workgroup
+// memory, each invocation then writing the classes c = lid, lid + 64, .. (a loop of C / 64
+// a pass, where one invocation per class would read the whole row twice: C^2 a row).
+var<workgroup> softmax_red: array<f32, 64>;
+
+// Folds softmax_red[0..64] into softmax_red[0] by max (or sum); every invocation reads it.
+fn softmax_reduce(lid: u32, v: f32, by_max: bool) -> f32 {
+    softmax_red[lid] = v;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            let o = softmax_red[lid + stride];
+            softmax_red[lid] = select(softmax_red[lid] + o, max(softmax_red[lid], o), by_max);
+        }
+        workgroupBarrier();
+    }
+    let r = softmax_red[0];
+    workgroupBarrier();
+    return r;
+}
+
+// Workgroups (1, b, d); the row's early exit is uniform over the workgroup.
 @compute @workgroup_size(64, 1, 1)
-fn fwd_softmax(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn fwd_softmax(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
     touch_forward();
-    let c = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if (c >= p.rw || p.s >= lens[b]) {
+    let b = wid.y;
+    let d = wid.z;
+    if (p.s >= lens[b]) {
         return;
     }
     let row = row_of(d, time_of(d, b, p.s), b);
     let zr = p.rec + row * p.kw + p.hidden;
-    var m = f32(cache[zr]);
-    for (var k = 1u; k < p.rw; k++) {
-        m = max(m, f32(cache[zr + k]));
+    var m = -3.4028235e38;
+    for (var c = lid; c < p.rw; c += 64u) {
+        m = max(m, f32(cache[zr + c]));
     }
+    m = softmax_reduce(lid, m, true);
     var sum = 0.0;
-    for (var k = 0u; k < p.rw; k++) {
-        sum += exp(f32(cache[zr + k]) - m);
+    for (var c = lid; c < p.rw; c += 64u) {
+        sum += exp(f32(cache[zr + c]) - m);
     }
-    cache[p.hs + row * p.rw + c] = CT(exp(f32(cache[zr + c]) - m) / sum);
+    sum = softmax_reduce(lid, sum, false);
+    for (var c = lid; c < p.rw; c += 64u) {
+        cache[p.hs + row * p.rw + c] = CT(exp(f32(cache[zr + c]) - m) / sum);
+    }
 }
 
 @compute @workgroup_size(64, 1, 1)

@@ -74,7 +74,9 @@ impl GpuCell for JordanCell {
         c.forward(&SHADER, "fwd_head", io, &w, classes);
         c.cost(classes, c.plan.hidden);
         if softmax(c.plan) {
-            c.forward(&SHADER, "fwd_softmax", io, &w, classes);
+            // One workgroup per row (b, d).
+            let [_, b, d] = c.groups(classes);
+            c.forward_tiles(&SHADER, "fwd_softmax", io, &w, [1, b, d]);
         }
     }
     fn backward_step<'a>(&self, c: &Call<'a>, io: &Bwd<'a>, s: usize) {
