@@ -57,9 +57,12 @@ fn wavefront_matches_the_cpu_reference() {
     let Some(be) = gpu() else { return };
     // 7 steps in 3 chunks of 3, 2, 2 (the last shorter), in 2, in 7 of 1 (64 asked: no
     // more chunks than steps) and in 4 of 2; the matrix-vector steps (the defaults at up to
-    // 4 sequences) joined too.
+    // 4 sequences) joined too. A peephole LSTM's scratch (3 values per row and unit) is in
+    // windows of a chunk while its gate gradients are in the records, for all rows.
     let (lstm, gru, elman) = (suite_cell(4), suite_cell(3), suite_cell(1));
     let stacks = [
+        (CellConfig::lstm(true, None), 3, 24, 3, false),
+        (CellConfig::lstm(true, None), 2, 20, 2, true),
         (lstm.clone(), 3, 20, 3, false),
         (gru.clone(), 2, 33, 2, false),
         (elman, 3, 17, 64, false),

@@ -507,7 +507,7 @@ impl<'a> Call<'a> {
         let first = self.gates_first_row();
         let gate = |section: usize| w(section).wrapping_sub(w(first * l.gs));
         let (xp, dxp, dgh) = (gate(l.xp), gate(l.dxp), gate(l.dgh));
-        let scr = w(l.scr).wrapping_sub(w(first * l.sw));
+        let scr = w(l.scr).wrapping_sub(w(self.window_first_row() * l.sw));
         vec![
             w(s),
             w(l.batch),
@@ -867,13 +867,19 @@ impl<'a> Call<'a> {
         self.be.gpu.clear_range(self.cache, 0, self.lay.total);
     }
 
-    /// The first row the gates buffer's row sections hold (xp, dxp, dgh and the scratch): 0,
-    /// or where it holds a window of rows of the layer pipeline's chunk
-    /// (`InStack::gates_from`); 0 where the record holds xp, dxp and dgh.
+    /// The first row the gates buffer's row sections hold (the scratch, and xp, dxp and dgh
+    /// where they are there): 0, or where it holds a window of rows of the layer pipeline's
+    /// chunk (`InStack::gates_from`).
+    fn window_first_row(&self) -> usize {
+        self.stack.gates_from.get()
+    }
+
+    /// The first row the gate sections xp, dxp and dgh hold: the window's
+    /// ([`Call::window_first_row`]), or 0 where the record holds them for every row.
     fn gates_first_row(&self) -> usize {
         match self.lay.gates_in_rec {
             true => 0,
-            false => self.stack.gates_from.get(),
+            false => self.window_first_row(),
         }
     }
 
@@ -892,7 +898,7 @@ impl<'a> Call<'a> {
     /// window of rows too.
     pub fn scr_row(&self, d: usize, row: usize) -> usize {
         let l = &self.lay;
-        l.scr + (d * l.gate_rows + row - self.gates_first_row()) * l.sw
+        l.scr + (d * l.gate_rows + row - self.window_first_row()) * l.sw
     }
 
     /// Records xp = x W_ih^T + b_ih for the rows `rows` of every direction (all of them as

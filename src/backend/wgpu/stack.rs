@@ -296,9 +296,11 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
 /// Where each layer's gate gradients are at most one value per row and unit (`narrow_gates`)
 /// they are held for all steps, and the parameter gradients and the stack input's gradient
 /// are GEMMs over all steps at the end, as layer by layer: every result is what layer by
-/// layer gives, to the bit. Where they are wider (f16 LSTM and GRU caches), each layer holds
-/// them for a window of its chunk ([`window_rows`]), and those GEMMs run per chunk after its
-/// steps, which sums the gradients in another order (the same to rounding).
+/// layer gives, to the bit. Where they are wider (f16 LSTM and GRU caches; an f32 LSTM with
+/// peepholes, whose scratch is 3 values per row and unit), each layer holds them for a
+/// window of its chunk ([`window_rows`]; the scratch only, where the records hold the gate
+/// gradients for all rows), and those GEMMs run per chunk after its steps, which sums the
+/// gradients in another order (the same to rounding).
 pub(super) fn stack_backward(
     be: &WgpuBackend,
     job: StackBackward<'_, WgpuBackend>,
@@ -402,7 +404,10 @@ pub(super) fn stack_backward(
             // The gates buffers are parts of one: the carried rows of every layer, in it.
             let at = call.gates.resolved().1;
             if c > 0 {
-                carried.push((at + w.dgh, at + w.dgh + k * b * w.gs, b * w.gs));
+                // (dgh in the records, an f32 LSTM's with peepholes, is there for all rows.)
+                if !w.gates_in_rec {
+                    carried.push((at + w.dgh, at + w.dgh + k * b * w.gs, b * w.gs));
+                }
                 carried.push((at + w.scr, at + w.scr + k * b * w.sw, b * w.sw));
             }
         }
@@ -530,8 +535,9 @@ impl<'a> Layers<'a> {
 
 /// Whether a layer's gates buffer in the backward (`Layout::gates_len`) holds no more than
 /// one value per row and unit besides its per-sequence sections: where the record holds the
-/// gate gradients (f32 LSTM and GRU caches, `Layout::gates_in_rec`) or there is one gate
-/// (Elman). The layer pipeline's backward holds every layer's at once, where layer by layer
+/// gate gradients (f32 LSTM and GRU caches, `Layout::gates_in_rec`) and the scratch is
+/// narrow (not an LSTM's with peepholes), or there is one gate (Elman). The layer
+/// pipeline's backward holds every layer's at once, where layer by layer
 /// holds one at a time: with the gate gradients of an f16 cache (4 or 7 values per row and
 /// unit a layer) for all steps that would cost more memory than PyTorch's whole training
 /// step.
