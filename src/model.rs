@@ -606,6 +606,7 @@ impl<B: Backend> Model<B> {
                     .map(|(h, c)| StateBufsMut { h, c: c.as_mut() })
                     .collect()
             }),
+            zero_init: ws.init.is_none(),
             dropout: ws.dropout.clone(),
             dx: wants.inputs || ws.ids.is_some() && self.plan.encode.table.is_some(),
         });

@@ -1,12 +1,17 @@
 //! Whole recurrent stacks on the GPU against the CPU reference: every cell kind, uni- and
 //! bidirectional, two layers, awkward sizes, variable lengths mixed in one batch, initial
-//! states given and their gradients asked for. Forward values to 1e-5 relative error,
-//! gradients to 1e-4.
+//! states given (or zero, `stacks_from_zero_states`) and their gradients asked for. Forward
+//! values to 1e-5 relative error, gradients to 1e-4.
 
 mod gpu_common;
 
-use gpu_common::{compare_stack, dense_net, gpu, layer, rng};
-use wgrnn::config::{Activation, CellConfig};
+use gpu_common::{
+    compare_stack, compare_stack_from_zero_states, dense_batch, dense_net, gpu, layer,
+    random_states, rng, uniform,
+};
+use wgrnn::backend::wgpu::Tuning;
+use wgrnn::config::{Activation, CellConfig, GruVariant, HeadConfig, JordanFeedback, Task};
+use wgrnn::{Mode, Model, Wants, WgpuBackend};
 
 const TOL_FWD: f64 = 1e-5;
 const TOL_GRAD: f64 = 1e-4;
@@ -50,5 +55,103 @@ fn elman_relu_and_linear() {
             CellConfig::Elman { activation: a },
             &[(3, 17)],
         );
+    }
+}
+
+/// A stack started from zero states (no initial states given, as training does): each
+/// cell kind, uni- and bidirectional, layer by layer and (unidirectional) in the layer
+/// pipeline, against the CPU reference, with the zero states' gradients asked for too. The
+/// backward records no product of h0 for dW_hh there, and a bidirectional layer no gather
+/// of its first steps' dgh for it.
+#[test]
+fn stacks_from_zero_states() {
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng("stacks_from_zero_states");
+    let cells = [
+        CellConfig::lstm(true, None),
+        CellConfig::Gru {
+            variant: GruVariant::Pytorch,
+        },
+        CellConfig::Gru {
+            variant: GruVariant::ResetBefore,
+        },
+        CellConfig::Elman {
+            activation: Activation::Tanh,
+        },
+    ];
+    for cell in cells {
+        for (bi, wavefront) in [(false, None), (true, None), (false, Some(3))] {
+            be.set_tuning(Tuning {
+                wavefront,
+                ..Tuning::default()
+            });
+            let cfg = dense_net(
+                3,
+                vec![layer(cell.clone(), 9, bi), layer(cell.clone(), 9, bi)],
+                None,
+            );
+            be = compare_stack_from_zero_states(
+                be,
+                &cfg,
+                &[7, 1, 4, 7, 2],
+                &mut r,
+                TOL_FWD,
+                TOL_GRAD,
+            );
+        }
+    }
+    // A Jordan layer's state is the head's output, fed back from zero.
+    be.set_tuning(Tuning::default());
+    let jordan = CellConfig::Jordan {
+        activation: Activation::Tanh,
+        feedback: JordanFeedback::Softmax,
+    };
+    let head = HeadConfig {
+        classes: 5,
+        task: Task::Tagging { ignore_label: None },
+    };
+    let cfg = dense_net(3, vec![layer(jordan, 6, false)], Some(head));
+    compare_stack_from_zero_states(be, &cfg, &[7, 1, 4, 7, 2], &mut r, TOL_FWD, TOL_GRAD);
+}
+
+/// Dispatches of a forward and backward of a 2-layer LSTM stack of 9 units, from `init`
+/// (`None`: zero states), the initial states' gradients asked for.
+fn step_dispatches(be: WgpuBackend, bi: bool, init: bool) -> (u64, WgpuBackend) {
+    let cell = CellConfig::lstm(false, None);
+    let cfg = dense_net(
+        3,
+        vec![layer(cell.clone(), 9, bi), layer(cell, 9, bi)],
+        None,
+    );
+    let mut r = rng("step_dispatches");
+    let mut m = Model::new(be, cfg, 1).expect("model");
+    let batch = dense_batch(&mut r, 3, &[7, 1, 4]);
+    m.forward(&batch, None, Mode::Eval).expect("forward");
+    let states = random_states(&mut r, &m.final_states());
+    let wants = Wants {
+        inputs: false,
+        initial_states: true,
+    };
+    m.backend().sync();
+    let before = m.backend().gpu().dispatch_count();
+    m.forward(&batch, init.then_some(&states[..]), Mode::Eval)
+        .expect("forward");
+    let dout = uniform(&mut r, m.outputs().len(), 1.0);
+    m.backward_from(&dout, None, wants).expect("backward");
+    m.backend().sync();
+    let dispatches = m.backend().gpu().dispatch_count() - before;
+    (dispatches, m.into_backend())
+}
+
+#[test]
+fn zero_states_take_no_h0_products() {
+    let Some(mut be) = gpu() else { return };
+    // Per layer: the h0 product (both directions' side by side), and for a bidirectional
+    // layer the gather of the reverse direction's first steps' dgh.
+    for (bi, fewer) in [(false, 2), (true, 4)] {
+        let (given, b) = step_dispatches(be, bi, true);
+        let (zero, b) = step_dispatches(b, bi, false);
+        be = b;
+        assert_eq!(given - zero, fewer, "bidirectional {bi}: {given} -> {zero}");
     }
 }

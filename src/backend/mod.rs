@@ -169,6 +169,10 @@ pub struct StackBackward<'a, B: Backend + ?Sized> {
     pub grads: &'a mut B::Buffer,
     /// Where layer k's initial-state gradients go, when they are asked for.
     pub dinit: Option<Vec<StateBufsMut<'a, B::Buffer>>>,
+    /// Whether the forward started every layer from zero states (`StackForward::init` was
+    /// `None`): their share of the recurrent weights' gradients is then zero, and a
+    /// backend may skip it.
+    pub zero_init: bool,
     /// Dropout on layer k's output, as the forward applied it: probability and seed.
     pub dropout: Vec<Option<(f32, u64)>>,
     /// Whether to return the gradient of the stack's input.
@@ -191,6 +195,7 @@ pub fn backward_layer_by_layer<B: Backend + ?Sized>(
         dlast,
         grads,
         dinit,
+        zero_init,
         dropout,
         dx: want_dx,
     } = job;
@@ -216,6 +221,7 @@ pub fn backward_layer_by_layer<B: Backend + ?Sized>(
             grads,
             dx.as_mut(),
             dinit[k].take(),
+            zero_init,
         );
         match dx {
             Some(d) => dy = d,
@@ -429,6 +435,8 @@ pub trait Backend {
     /// `grads` and writes `dx` `[T, B, I]` and `dinit` when asked for. `y` is the layer's
     /// output as its forward wrote it (a backend may keep the states there instead of in the
     /// cache when the output is not changed afterwards: `LayerPlan::dropout` is 0).
+    /// `zero_init`: the forward started from zero states (`init` was `None`), so a backend
+    /// may skip their share of the gradient of W_hh.
     #[allow(clippy::too_many_arguments)]
     fn layer_backward(
         &self,
@@ -443,6 +451,7 @@ pub trait Backend {
         grads: &mut Self::Buffer,
         dx: Option<&mut Self::Buffer>,
         dinit: Option<StateBufsMut<'_, Self::Buffer>>,
+        zero_init: bool,
     );
 
     /// Inverted dropout in place on `[T, B, F]`: element `i` is kept (and scaled by

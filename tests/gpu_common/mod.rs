@@ -256,7 +256,41 @@ pub fn compare_stack_scaled(
     tol_grad: f64,
     grad_scale: f32,
 ) -> WgpuBackend {
-    let what = format!("{cfg:?} lengths {lengths:?}");
+    compare_stack_with(
+        be,
+        cfg,
+        lengths,
+        rng,
+        (tol_fwd, tol_grad),
+        grad_scale,
+        false,
+    )
+}
+
+/// [`compare_stack`] with every layer started from zero states (no initial states given,
+/// so a backend may skip their share of dW_hh); their gradients are still compared.
+pub fn compare_stack_from_zero_states(
+    be: WgpuBackend,
+    cfg: &NetworkConfig,
+    lengths: &[usize],
+    rng: &mut ChaCha8Rng,
+    tol_fwd: f64,
+    tol_grad: f64,
+) -> WgpuBackend {
+    compare_stack_with(be, cfg, lengths, rng, (tol_fwd, tol_grad), 1.0, true)
+}
+
+/// [`compare_stack_scaled`], from random initial states or (`zero_init`) from none.
+fn compare_stack_with(
+    be: WgpuBackend,
+    cfg: &NetworkConfig,
+    lengths: &[usize],
+    rng: &mut ChaCha8Rng,
+    (tol_fwd, tol_grad): (f64, f64),
+    grad_scale: f32,
+    zero_init: bool,
+) -> WgpuBackend {
+    let what = format!("{cfg:?} lengths {lengths:?} zero_init {zero_init}");
     let features = match cfg.input {
         InputEncoding::Dense { features } => features,
         _ => panic!("dense input expected"),
@@ -282,9 +316,13 @@ pub fn compare_stack_scaled(
     gpu.forward(&batch, None, Mode::Eval).expect("gpu forward");
     let init = random_states(rng, &gpu.final_states());
     let init64 = widen_states(&init);
+    let (init, init64) = match zero_init {
+        true => (None, None),
+        false => (Some(init), Some(init64)),
+    };
     let scaled = |v: Vec<f32>| v.into_iter().map(|x| x * grad_scale).collect::<Vec<_>>();
     let dout = scaled(uniform(rng, gpu.outputs().len(), 1.0));
-    let dfinal: Vec<LayerState<f32>> = random_states(rng, &init)
+    let dfinal: Vec<LayerState<f32>> = random_states(rng, &gpu.final_states())
         .into_iter()
         .map(|s| LayerState {
             h: scaled(s.h),
@@ -301,15 +339,15 @@ pub fn compare_stack_scaled(
     // then hold NaN, as a previous batch of the same shape can leave any values there.
     let mut poison_batch = nan_batch(&batch);
     poison_batch.seq.lengths.fill(batch.seq.time);
-    gpu.forward(&poison_batch, Some(&init), Mode::Eval)
+    gpu.forward(&poison_batch, init.as_deref(), Mode::Eval)
         .expect("gpu forward");
     gpu.backward_from(&dout, Some(&dfinal), wants)
         .expect("gpu backward");
     gpu.zero_grads();
 
-    cpu.forward(&batch64, Some(&init64), Mode::Eval)
+    cpu.forward(&batch64, init64.as_deref(), Mode::Eval)
         .expect("cpu forward");
-    gpu.forward(&batch, Some(&init), Mode::Eval)
+    gpu.forward(&batch, init.as_deref(), Mode::Eval)
         .expect("gpu forward");
     assert_close(
         &format!("outputs of {what}"),

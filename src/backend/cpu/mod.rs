@@ -137,6 +137,8 @@ impl<T: Real> Backend for CpuBackend<T> {
         grads: &mut Vec<T>,
         dx: Option<&mut Vec<T>>,
         dinit: Option<StateBufsMut<'_, Vec<T>>>,
+        // The reference adds the zero states' terms too.
+        _zero_init: bool,
     ) {
         layer::layer_backward(plan, params, x, seq, cache, dy, dlast, grads, dx, dinit);
     }

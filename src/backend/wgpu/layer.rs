@@ -470,6 +470,9 @@ pub(super) struct Call<'a> {
     pub lengths: &'a GpuBuffer,
     /// Whether st_h/st_c hold an initial state (forward) or final-state gradient (backward).
     pub has_state: bool,
+    /// Whether the forward started from zero states: the backward then records no product
+    /// of h0 (and no gather of the first steps' dgh it would take) for dW_hh.
+    pub zero_init: bool,
     /// Steps of the longest sequence.
     pub steps: usize,
     /// The f16 copy of W_hh the rounded tensor-core steps read (binding 11,
@@ -1068,7 +1071,8 @@ impl<'a> Call<'a> {
     /// hs one step back in the direction's order (hs is cleared before each forward, so the
     /// row past a reverse sequence's end reads zero), and at each sequence's first step (in
     /// the rows from 0) the initial state h0, against those steps' dgh rows
-    /// ([`Call::first_dgh`]). No-op for a non-recurrent layer.
+    /// ([`Call::first_dgh`]), unless the forward started from zero states
+    /// ([`Call::zero_init`]). No-op for a non-recurrent layer.
     pub fn dw_prev_state(
         &self,
         d: usize,
@@ -1119,7 +1123,7 @@ impl<'a> Call<'a> {
                 true,
             );
         }
-        if s0 == 0 {
+        if s0 == 0 && !self.zero_init {
             let (buf, off, ld) = self.first_dgh(d);
             self.gemm(
                 n,
@@ -1327,6 +1331,7 @@ pub(super) fn layer_forward(
         y,
         lengths: &lengths,
         has_state: init.is_some(),
+        zero_init: init.is_none(),
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
@@ -1362,6 +1367,7 @@ pub(super) fn layer_backward(
     grads: &mut GpuBuffer,
     dx: Option<&mut GpuBuffer>,
     dinit: Option<StateBufsMut<'_, GpuBuffer>>,
+    zero_init: bool,
 ) {
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
@@ -1380,6 +1386,7 @@ pub(super) fn layer_backward(
         y,
         lengths: &lengths,
         has_state: dlast.is_some(),
+        zero_init,
         steps: steps(seq),
         w16: OnceCell::new(),
         read_w16: Cell::new(false),
@@ -1436,9 +1443,10 @@ impl<'a> Call<'a> {
         rows: std::ops::Range<usize>,
     ) {
         let (plan, l) = (self.plan, &self.lay);
-        // The reverse direction's first steps are at each sequence's end: gathered. The
-        // forward direction's are the rows of step 0 (`Call::first_dgh`).
-        if plan.recurrent && rows.start == 0 && l.dirs > 1 {
+        // The reverse direction's first steps are at each sequence's end: gathered for
+        // dW_hh's share of h0 where the forward had one. The forward direction's are the
+        // rows of step 0 (`Call::first_dgh`).
+        if plan.recurrent && rows.start == 0 && l.dirs > 1 && !self.zero_init {
             let w = self.words(0);
             self.run(
                 final_state_shader(plan),

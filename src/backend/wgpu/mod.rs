@@ -1066,9 +1066,10 @@ impl Backend for WgpuBackend {
         grads: &mut GpuBuffer,
         dx: Option<&mut GpuBuffer>,
         dinit: Option<StateBufsMut<'_, GpuBuffer>>,
+        zero_init: bool,
     ) {
         layer::layer_backward(
-            self, plan, params, x, y, seq, cache, dy, dlast, grads, dx, dinit,
+            self, plan, params, x, y, seq, cache, dy, dlast, grads, dx, dinit, zero_init,
         );
     }
 

@@ -231,6 +231,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
         outputs: &xs[1..],
         lengths: &lengths,
         has_state: init.is_some(),
+        zero_init: init.is_none(),
         w16: &w16,
         joined: &joined,
         products: &products,
@@ -320,6 +321,7 @@ pub(super) fn stack_backward(
         dlast,
         grads,
         dinit,
+        zero_init,
         dropout,
         dx: want_dx,
     } = job;
@@ -365,6 +367,7 @@ pub(super) fn stack_backward(
         outputs: &xs[1..],
         lengths: &lengths,
         has_state: dlast.is_some(),
+        zero_init,
         w16: &w16,
         joined: &joined,
         products: &products,
@@ -488,6 +491,8 @@ struct Layers<'a> {
     lengths: &'a GpuBuffer,
     /// Whether the states (initial states, final-state gradients) are given.
     has_state: bool,
+    /// Whether the forward started from zero states ([`Call::zero_init`]).
+    zero_init: bool,
     /// Each layer's f16 copy of W_hh, where the steps read it ([`w16_parts`]).
     w16: &'a [GpuBuffer],
     /// Where the calls' tiled steps are held.
@@ -519,6 +524,7 @@ impl<'a> Layers<'a> {
                 y: &self.outputs[l],
                 lengths: self.lengths,
                 has_state: self.has_state,
+                zero_init: self.zero_init,
                 steps: steps(self.seq),
                 w16: OnceCell::new(),
                 read_w16: Cell::new(false),
