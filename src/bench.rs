@@ -249,6 +249,10 @@ pub trait Timing {
     fn submission_count(&self) -> Option<u64> {
         None
     }
+    /// Bytes of buffer clears recorded so far, where counted.
+    fn cleared_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Starts or stops timing every kernel; whether timing is on.
     fn profile(&self, _on: bool) -> bool {
         false
@@ -277,6 +281,9 @@ impl Timing for WgpuBackend {
     }
     fn submission_count(&self) -> Option<u64> {
         Some(self.gpu().submission_count())
+    }
+    fn cleared_bytes(&self) -> Option<u64> {
+        Some(self.gpu().cleared_bytes())
     }
     fn profile(&self, on: bool) -> bool {
         self.gpu().profile(on)
@@ -357,6 +364,9 @@ pub struct BenchResult {
     pub dispatches_per_step: Option<f64>,
     /// Command submissions per training step, where counted.
     pub submissions_per_step: Option<f64>,
+    /// Bytes of buffer clears per training step, where counted: memory traffic outside
+    /// the kernels (`cleared_mb_per_step` in JSON).
+    pub cleared_per_step: Option<f64>,
     /// Per-kernel GPU time of one training step (totals over the profiled steps divided by
     /// their number), longest first; empty without timestamp queries.
     pub kernels: Vec<KernelTime>,
@@ -407,6 +417,7 @@ impl BenchResult {
             "total_mem_bytes": self.total_bytes,
             "dispatches_per_step": self.dispatches_per_step.map(|d| round(d, 1)),
             "submissions_per_step": self.submissions_per_step.map(|d| round(d, 2)),
+            "cleared_mb_per_step": self.cleared_per_step.map(|b| round(b / (1u64 << 20) as f64, 3)),
             "reps": self.reps,
             "variant": self.variant,
             "step_tiles": self.step_tiles,
@@ -496,6 +507,9 @@ impl BenchResult {
         if let Some(d) = self.submissions_per_step {
             s.push_str(&format!(", {d:.2} submissions/step"));
         }
+        if let Some(b) = self.cleared_per_step {
+            s.push_str(&format!(", {:.3} MiB cleared/step", mib(b as u64)));
+        }
         if let (Some(p), Some(t)) = (self.workspace_bytes, self.total_bytes) {
             s.push_str(&format!(
                 ", workspace {:.3} MiB of {:.3} MiB held",
@@ -574,6 +588,7 @@ pub fn run<B: Backend + Timing>(
 
     let dispatch_before = trainer.model.backend().dispatch_count();
     let submissions_before = trainer.model.backend().submission_count();
+    let cleared_before = trainer.model.backend().cleared_bytes();
     trainer.model.backend().reset_peak();
     let mut train = Vec::with_capacity(reps);
     let mut record = Vec::with_capacity(reps);
@@ -595,6 +610,10 @@ pub fn run<B: Backend + Timing>(
         _ => None,
     };
     let submissions_per_step = match (submissions_before, be.submission_count()) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / reps as f64),
+        _ => None,
+    };
+    let cleared_per_step = match (cleared_before, be.cleared_bytes()) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / reps as f64),
         _ => None,
     };
@@ -637,6 +656,7 @@ pub fn run<B: Backend + Timing>(
         total_bytes: held_after,
         dispatches_per_step,
         submissions_per_step,
+        cleared_per_step,
         kernels,
         reps,
         variant: String::new(),

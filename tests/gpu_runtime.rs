@@ -9,7 +9,7 @@ use gpu_common::{dense_batch, gpu, layer, rng, uniform};
 use wgrnn::config::{Activation, CellConfig, HeadConfig, InputEncoding, NetworkConfig, Task};
 use wgrnn::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
 use wgrnn::train::Trainer;
-use wgrnn::{Batch, Model, Targets, WgpuBackend};
+use wgrnn::{Batch, Mode, Model, Targets, WgpuBackend};
 
 const FEATURES: usize = 3;
 const LENGTHS: [usize; 4] = [7, 1, 4, 7];
@@ -397,4 +397,40 @@ fn batches_up_to_the_dispatch_limit_run_and_larger_ones_are_refused() {
         Err(e) => panic!("wrong error: {e}"),
         Ok(()) => panic!("a batch over the dispatch limit was accepted"),
     }
+}
+
+/// Bytes a forward of `net()` over `lengths` (9 steps) clears, after one forward of the
+/// same shape has made the workspace.
+fn forward_clears(be: WgpuBackend, lengths: &[usize]) -> (u64, WgpuBackend) {
+    let mut m = Model::new(be, net(), 1).expect("model");
+    let batch = dense_batch(&mut rng("forward_clears"), FEATURES, lengths);
+    m.forward(&batch, None, Mode::Eval).expect("forward");
+    m.backend().sync();
+    let before = m.backend().gpu().cleared_bytes();
+    m.forward(&batch, None, Mode::Eval).expect("forward");
+    m.backend().sync();
+    let cleared = m.backend().gpu().cleared_bytes() - before;
+    (cleared, m.into_backend())
+}
+
+/// A forward clears its layers' outputs and caches only where a sequence ends before the
+/// last step (their rows past the end must read as zero); where every sequence runs all
+/// steps it writes every row and clears only the initial states' sections. The results of
+/// both are the CPU reference's (`tests/gpu_layers.rs`: batches of one sequence are full,
+/// after a pass that left NaN in every row).
+#[test]
+fn forwards_clear_outputs_and_caches_only_for_padded_batches() {
+    let Some(be) = gpu() else { return };
+    let (full, be) = forward_clears(be, &[9, 9, 9]);
+    let (padded, _) = forward_clears(be, &[9, 2, 9]);
+    // The outputs alone: 9 steps x 3 sequences x (2 x 9 + 5) floats.
+    let outputs = (9 * 3 * (2 * 9 + 5) * 4) as u64;
+    assert!(padded > outputs, "padded batch: {padded} bytes cleared");
+    // h0 and c0 of each layer (2 x 3 x 9 floats, then 3 x 5), each section rounded up to
+    // a multiple of 4 floats.
+    let states = (4 * (56 + 56) + 4 * (16 + 16)) as u64;
+    assert_eq!(
+        full, states,
+        "full batch: {full} bytes cleared, padded {padded}"
+    );
 }

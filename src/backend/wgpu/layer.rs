@@ -859,15 +859,25 @@ impl<'a> Call<'a> {
         })
     }
 
-    /// Records the zeroing of the forward's outputs: y, and the cache, whose rows past each
-    /// sequence's end must read as zero in the backward's products over all rows (dW_hh
-    /// against hs shifted by a step, see `Call::dw_prev_state`; records such as the GRU's
-    /// r h or the projection's m), whatever an earlier batch of this shape left there:
-    /// finite values would bias the reverse direction's dW_hh, and a NaN from a skipped
-    /// batch would poison every later one.
-    pub fn clear_outputs(&self) {
+    /// Records the zeroing of the forward's outputs where the batch `seq` has padding: y,
+    /// and the cache, whose rows past each sequence's end must read as zero in the
+    /// backward's products over all rows (dW_hh against hs shifted by a step, see
+    /// `Call::dw_prev_state`; records such as the GRU's r h or the projection's m), whatever
+    /// an earlier batch of this shape left there: finite values would bias the reverse
+    /// direction's dW_hh, and a NaN from a skipped batch would poison every later one.
+    ///
+    /// Where every sequence runs all T steps the forward writes every row it and the
+    /// backward read, over what the last batch left: y and the cache start zeroed, and
+    /// what no step writes stays as it was. Only the initial states' sections (h0, c0,
+    /// the cache's first) are cleared then, as before every forward.
+    pub fn clear_outputs(&self, seq: &SeqShape) {
+        let l = &self.lay;
+        if seq.lengths.iter().all(|&n| n == l.time) {
+            self.be.gpu.clear_range(self.cache, 0, l.hs);
+            return;
+        }
         self.be.gpu.clear(self.y);
-        self.be.gpu.clear_range(self.cache, 0, self.lay.total);
+        self.be.gpu.clear_range(self.cache, 0, l.total);
     }
 
     /// The first row the gates buffer's row sections hold (the scratch, and xp, dxp and dgh
@@ -1338,7 +1348,7 @@ pub(super) fn layer_forward(
         products: &products,
         stack: InStack::default(),
     };
-    c.clear_outputs();
+    c.clear_outputs(seq);
     c.project(x, 0..c.lay.rows());
     c.clear_padding(seq);
     let (st_h, st_c) = match &init {

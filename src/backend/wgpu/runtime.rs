@@ -395,6 +395,8 @@ pub struct Gpu {
     arena_bytes: RefCell<Vec<u8>>,
     dispatches: Cell<u64>,
     submissions: Cell<u64>,
+    /// Bytes of buffer clears recorded (fills the timed dispatches do not see).
+    cleared: Cell<u64>,
     /// Number of the submission now being recorded.
     epoch: Cell<u64>,
     pool: Arc<Mutex<Pool>>,
@@ -544,6 +546,7 @@ impl Gpu {
             arena_bytes: RefCell::default(),
             dispatches: Cell::new(0),
             submissions: Cell::new(0),
+            cleared: Cell::new(0),
             epoch: Cell::new(1),
             pool: Arc::default(),
             profiler: RefCell::default(),
@@ -761,6 +764,12 @@ impl Gpu {
         self.submissions.get()
     }
 
+    /// Bytes of buffer clears recorded since the runtime started: memory traffic that is
+    /// not a kernel, so the per-kernel times leave it out.
+    pub fn cleared_bytes(&self) -> u64 {
+        self.cleared.get()
+    }
+
     /// Whether the device can time dispatches ([`Gpu::profile`]).
     pub fn can_profile(&self) -> bool {
         self.device
@@ -975,6 +984,7 @@ impl Gpu {
     pub fn clear(&self, buf: &GpuBuffer) {
         buf.touch(self.epoch.get());
         let size = buf.whole.as_ref().map(|_| buf.size());
+        self.cleared.set(self.cleared.get() + buf.size());
         self.with_encoder(|e| e.clear_buffer(&buf.buf, buf.base, size));
     }
 
@@ -985,6 +995,7 @@ impl Gpu {
         }
         let (at, len) = buf.bytes(at, len);
         buf.touch(self.epoch.get());
+        self.cleared.set(self.cleared.get() + len);
         self.with_encoder(|e| e.clear_buffer(&buf.buf, at, Some(len)));
     }
 

@@ -239,7 +239,7 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     }
     .calls();
     for c in &calls {
-        c.clear_outputs();
+        c.clear_outputs(seq);
     }
     let mut last: Vec<_> = last.into_iter().map(Some).collect();
     // Where the records hold xp for every step (f32 caches), the bottom layer's input
