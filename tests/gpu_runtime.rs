@@ -6,10 +6,11 @@
 mod gpu_common;
 
 use gpu_common::{dense_batch, gpu, layer, rng, uniform};
+use wgrnn::backend::wgpu::Precision;
 use wgrnn::config::{Activation, CellConfig, HeadConfig, InputEncoding, NetworkConfig, Task};
 use wgrnn::optim::{ClipConfig, OptimizerConfig, Schedule, TrainConfig};
 use wgrnn::train::Trainer;
-use wgrnn::{Batch, Mode, Model, Targets, WgpuBackend};
+use wgrnn::{Batch, Mode, Model, Targets, Wants, WgpuBackend};
 
 const FEATURES: usize = 3;
 const LENGTHS: [usize; 4] = [7, 1, 4, 7];
@@ -399,36 +400,56 @@ fn batches_up_to_the_dispatch_limit_run_and_larger_ones_are_refused() {
     }
 }
 
-/// Bytes a forward of `net()` over `lengths` (9 steps) clears, after one forward of the
-/// same shape has made the workspace.
-fn forward_clears(be: WgpuBackend, lengths: &[usize]) -> (u64, WgpuBackend) {
+/// Bytes a forward of `net()` over `lengths` (9 steps) clears, and then its backward,
+/// after one pass of the same shape has made the workspace.
+fn clears(be: WgpuBackend, lengths: &[usize]) -> ((u64, u64), WgpuBackend) {
     let mut m = Model::new(be, net(), 1).expect("model");
-    let batch = dense_batch(&mut rng("forward_clears"), FEATURES, lengths);
-    m.forward(&batch, None, Mode::Eval).expect("forward");
-    m.backend().sync();
-    let before = m.backend().gpu().cleared_bytes();
-    m.forward(&batch, None, Mode::Eval).expect("forward");
-    m.backend().sync();
-    let cleared = m.backend().gpu().cleared_bytes() - before;
+    let batch = dense_batch(&mut rng("clears"), FEATURES, lengths);
+    let wants = Wants {
+        inputs: false,
+        initial_states: false,
+    };
+    let pass = |m: &mut Model<WgpuBackend>| {
+        let before = m.backend().gpu().cleared_bytes();
+        m.forward(&batch, None, Mode::Eval).expect("forward");
+        let forward = m.backend().gpu().cleared_bytes() - before;
+        let dout = vec![0.5; m.outputs().len()];
+        m.backward_from(&dout, None, wants).expect("backward");
+        m.backend().sync();
+        (
+            forward,
+            m.backend().gpu().cleared_bytes() - before - forward,
+        )
+    };
+    pass(&mut m);
+    let cleared = pass(&mut m);
     (cleared, m.into_backend())
 }
 
 /// A forward clears its layers' outputs and caches only where a sequence ends before the
 /// last step (their rows past the end must read as zero); where every sequence runs all
-/// steps it writes every row and clears only the initial states' sections. The results of
-/// both are the CPU reference's (`tests/gpu_layers.rs`: batches of one sequence are full,
-/// after a pass that left NaN in every row).
+/// steps it writes every row and clears only the initial states' sections. Likewise a
+/// backward's gate gradients (in a gates buffer under f16 caches). The results of both
+/// are the CPU reference's (`tests/gpu_layers.rs`, `tests/gpu_f16.rs`: batches of one
+/// sequence are full, after a pass that left NaN in every row).
 #[test]
-fn forwards_clear_outputs_and_caches_only_for_padded_batches() {
-    let Some(be) = gpu() else { return };
-    let (full, be) = forward_clears(be, &[9, 9, 9]);
-    let (padded, _) = forward_clears(be, &[9, 2, 9]);
+fn passes_clear_outputs_caches_and_gate_gradients_only_for_padded_batches() {
+    let Some(mut be) = gpu() else { return };
+    be.set_precision(Precision::F16).expect("SHADER_F16");
+    let ((full, full_back), be) = clears(be, &[9, 9, 9]);
+    let ((padded, padded_back), _) = clears(be, &[9, 2, 9]);
+    // The bidirectional layer's gate gradients alone: 2 x 27 rows x 4 x 9 floats.
+    let gates = (2 * 27 * 4 * 9 * 4) as u64;
+    assert!(
+        full_back + gates <= padded_back,
+        "backward: full batch {full_back} bytes cleared, padded {padded_back}"
+    );
     // The outputs alone: 9 steps x 3 sequences x (2 x 9 + 5) floats.
     let outputs = (9 * 3 * (2 * 9 + 5) * 4) as u64;
     assert!(padded > outputs, "padded batch: {padded} bytes cleared");
-    // h0 and c0 of each layer (2 x 3 x 9 floats, then 3 x 5), each section rounded up to
-    // a multiple of 4 floats.
-    let states = (4 * (56 + 56) + 4 * (16 + 16)) as u64;
+    // h0 and c0 of each layer (2 x 3 x 9 values, then 3 x 5), each section rounded up to
+    // a multiple of 4 values, in the f16 cache.
+    let states = (2 * (56 + 56) + 2 * (16 + 16)) as u64;
     assert_eq!(
         full, states,
         "full batch: {full} bytes cleared, padded {padded}"

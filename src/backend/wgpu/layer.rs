@@ -1362,6 +1362,22 @@ pub(super) fn layer_forward(
     c.final_states(last);
 }
 
+/// The gates buffer of a layer's backward (dxp, dgh where apart, dgh0, the scratch and the
+/// running dc), zeroed where the batch has padding: the padding rows of dxp and dgh must
+/// read as zero in the products over all rows, and a step reads the next one's scratch
+/// only where the sequence goes on. Where every sequence runs all T steps, the steps write
+/// every row before anything reads it, and only the per-sequence sections are cleared
+/// (dc, which the last step reads as the next one's, and dgh0).
+fn backward_gates(be: &WgpuBackend, lay: &Layout, seq: &SeqShape) -> GpuBuffer {
+    if seq.lengths.iter().any(|&n| n < lay.time) {
+        return be.gpu.buffer(lay.gates_len);
+    }
+    let gates = be.gpu.buffer_uninit(lay.gates_len);
+    be.gpu.clear_range(&gates, lay.dgh0, lay.scr - lay.dgh0);
+    be.gpu.clear_range(&gates, lay.dc, lay.gates_len - lay.dc);
+    gates
+}
+
 /// See `Backend::layer_backward`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn layer_backward(
@@ -1382,9 +1398,7 @@ pub(super) fn layer_backward(
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
     let lay = Layout::of(plan, seq, cache.is_f16());
-    // dxp / dgh, zeroed: their padding rows must read as zero in the GEMMs below; the
-    // scratch and the running dc start from zero.
-    let gates = be.gpu.buffer(lay.gates_len);
+    let gates = backward_gates(be, &lay, seq);
     let products = Products::new(&be.gpu);
     let c = Call {
         be,
