@@ -204,7 +204,7 @@ pub fn backward_layer_by_layer<B: Backend + ?Sized>(
         if let Some((p, seed)) = dropout[k] {
             be.dropout(&mut dy, p, seed);
         }
-        let mut dx = (k > 0 || want_dx).then(|| be.zeros(be.len(&xs[k])));
+        let mut dx = (k > 0 || want_dx).then(|| be.for_output(be.len(&xs[k])));
         let dlast_k = dlast.as_ref().map(|s| StateBufs {
             h: s[k].h,
             c: s[k].c,
@@ -313,6 +313,11 @@ pub trait Backend {
     fn upload_tokens(&self, tokens: TokenBags) -> Self::Tokens;
     /// A new zero-filled buffer of `len` scalars.
     fn zeros(&self, len: usize) -> Self::Buffer;
+    /// A new buffer of `len` scalars for a result that an operation then writes whole
+    /// (such as `layer_backward`'s `dx`): zero-filled, unless the backend can skip that.
+    fn for_output(&self, len: usize) -> Self::Buffer {
+        self.zeros(len)
+    }
     /// Overwrites a buffer with host values of the same length.
     fn write(&self, buf: &mut Self::Buffer, data: &[Self::Scalar]);
     /// Sets every element to zero.
@@ -432,9 +437,10 @@ pub trait Backend {
 
     /// Backpropagation through time for a layer: from `dy` `[T, B, D*out]` and the gradient
     /// of the final states `dlast` (zero when `None`), accumulates parameter gradients into
-    /// `grads` and writes `dx` `[T, B, I]` and `dinit` when asked for. `y` is the layer's
-    /// output as its forward wrote it (a backend may keep the states there instead of in the
-    /// cache when the output is not changed afterwards: `LayerPlan::dropout` is 0).
+    /// `grads` and writes `dx` `[T, B, I]` (every element, whatever it held) and `dinit`
+    /// when asked for. `y` is the layer's output as its forward wrote it (a backend may keep
+    /// the states there instead of in the cache when the output is not changed afterwards:
+    /// `LayerPlan::dropout` is 0).
     /// `zero_init`: the forward started from zero states (`init` was `None`), so a backend
     /// may skip their share of the gradient of W_hh.
     #[allow(clippy::too_many_arguments)]

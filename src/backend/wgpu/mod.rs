@@ -937,6 +937,10 @@ impl Backend for WgpuBackend {
     fn zeros(&self, len: usize) -> GpuBuffer {
         self.gpu.buffer(len)
     }
+    /// Uninitialised: not cleared first.
+    fn for_output(&self, len: usize) -> GpuBuffer {
+        self.gpu.buffer_uninit(len)
+    }
     fn write(&self, buf: &mut GpuBuffer, data: &[f32]) {
         assert_eq!(buf.len(), data.len(), "write: length mismatch");
         if buf.is_f16() {
