@@ -525,8 +525,13 @@ impl<B: Backend> Model<B> {
         let seq = ws.seq.clone();
         let (nt, nb) = (seq.time, seq.batch());
         let nl = self.plan.layers.len();
-        // Gradient w.r.t. the top layer's output.
-        let mut dy = be.zeros(be.len(&ws.xs[nl]));
+        // Gradient w.r.t. the top layer's output: written whole by the head's backward (or
+        // the pooling's), else the given one or zero.
+        let head_writes = matches!((&self.plan.head, &self.plan.task), (Some(_), Some(_)));
+        let mut dy = match head_writes {
+            true => be.for_output(be.len(&ws.xs[nl])),
+            false => be.zeros(be.len(&ws.xs[nl])),
+        };
         match (&self.plan.head, &self.plan.task) {
             (Some(hp), Some(task)) => {
                 let dlogits = match &doutputs {
@@ -535,7 +540,7 @@ impl<B: Backend> Model<B> {
                 };
                 if let Task::Classification { pooling } = task {
                     let pooled = ws.pooled.as_ref().expect("allocated for classification");
-                    let mut dpooled = be.zeros(be.len(pooled));
+                    let mut dpooled = be.for_output(be.len(pooled));
                     be.head_backward(
                         hp,
                         &self.params,

@@ -1018,7 +1018,8 @@ fn record_sums(gpu: &Gpu, batch: &[ColSum<'_>]) {
     );
     assert!(!first.src.buf.is_f16(), "column sums read f32 buffers");
     let (per, slices) = col_slices(rows, n);
-    let part = gpu.buffer(batch.len() * slices * n);
+    // Every partial sum is written by the first pass.
+    let part = gpu.buffer_uninit(batch.len() * slices * n);
     let alone = batch.len() == 1;
     let at = |buf: &GpuBuffer, off: usize| bound(buf, off, alone).1;
     let bind = |buf| bound(buf, 0, alone).0;
