@@ -1366,8 +1366,8 @@ pub(super) fn layer_forward(
 /// running dc), zeroed where the batch has padding: the padding rows of dxp and dgh must
 /// read as zero in the products over all rows, and a step reads the next one's scratch
 /// only where the sequence goes on. Where every sequence runs all T steps, the steps write
-/// every row before anything reads it, and only the per-sequence sections are cleared
-/// (dc, which the last step reads as the next one's, and dgh0).
+/// every row before anything reads it, and only the per-sequence sections (dgh0 and the
+/// running dc, a row of each sequence) are cleared, as they were.
 fn backward_gates(be: &WgpuBackend, lay: &Layout, seq: &SeqShape) -> GpuBuffer {
     if seq.lengths.iter().any(|&n| n < lay.time) {
         return be.gpu.buffer(lay.gates_len);
