@@ -526,14 +526,10 @@ impl<B: Backend> Model<B> {
         let (nt, nb) = (seq.time, seq.batch());
         let nl = self.plan.layers.len();
         // Gradient w.r.t. the top layer's output: written whole by the head's backward (or
-        // the pooling's), else the given one or zero.
-        let head_writes = matches!((&self.plan.head, &self.plan.task), (Some(_), Some(_)));
-        let mut dy = match head_writes {
-            true => be.for_output(be.len(&ws.xs[nl])),
-            false => be.zeros(be.len(&ws.xs[nl])),
-        };
-        match (&self.plan.head, &self.plan.task) {
+        // the pooling's), else the one given, else zero.
+        let dy = match (&self.plan.head, &self.plan.task) {
             (Some(hp), Some(task)) => {
+                let mut dy = be.for_output(be.len(&ws.xs[nl]));
                 let dlogits = match &doutputs {
                     Some(d) => d,
                     None => ws.dlogits.as_ref().expect("allocated with a head"),
@@ -576,13 +572,13 @@ impl<B: Backend> Model<B> {
                         &mut dy,
                     );
                 }
+                dy
             }
-            _ => {
-                if let Some(d) = doutputs {
-                    dy = d;
-                }
-            }
-        }
+            _ => match doutputs {
+                Some(d) => d,
+                None => be.zeros(be.len(&ws.xs[nl])),
+            },
+        };
         // Down the stack.
         let mut dinit_all: Vec<StatePair<B::Buffer>> = match wants.initial_states {
             true => ws

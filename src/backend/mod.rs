@@ -70,6 +70,11 @@ impl SeqShape {
     pub fn valid_steps(&self) -> usize {
         self.lengths.iter().sum()
     }
+
+    /// Whether some sequence ends before step T, leaving rows past its end (padding).
+    pub fn has_padding(&self) -> bool {
+        self.lengths.iter().any(|&n| n < self.time)
+    }
 }
 
 /// A layer's state tensors: `h` is `[D, B, recurrent_input]`, `c` is `[D, B, H]` (LSTM only).

@@ -872,7 +872,7 @@ impl<'a> Call<'a> {
     /// the cache's first) are cleared then, as before every forward.
     pub fn clear_outputs(&self, seq: &SeqShape) {
         let l = &self.lay;
-        if seq.lengths.iter().all(|&n| n == l.time) {
+        if !seq.has_padding() {
             self.be.gpu.clear_range(self.cache, 0, l.hs);
             return;
         }
@@ -942,7 +942,7 @@ impl<'a> Call<'a> {
     /// holds it (`clear_padding`): the backward's products over all rows read dxp there.
     pub fn clear_padding(&self, seq: &SeqShape) {
         let l = &self.lay;
-        if l.gates_in_rec && seq.lengths.iter().any(|&n| n < l.time) {
+        if l.gates_in_rec && seq.has_padding() {
             let w = self.words(0);
             let shader = final_state_shader(self.plan);
             self.run(shader, "clear_padding", &[], &w, self.groups(l.gh));
@@ -1368,8 +1368,8 @@ pub(super) fn layer_forward(
 /// only where the sequence goes on. Where every sequence runs all T steps, the steps write
 /// every row before anything reads it, and only the per-sequence sections (dgh0 and the
 /// running dc, a row of each sequence) are cleared, as they were.
-fn backward_gates(be: &WgpuBackend, lay: &Layout, seq: &SeqShape) -> GpuBuffer {
-    if seq.lengths.iter().any(|&n| n < lay.time) {
+fn gates_for_backward(be: &WgpuBackend, lay: &Layout, seq: &SeqShape) -> GpuBuffer {
+    if seq.has_padding() {
         return be.gpu.buffer(lay.gates_len);
     }
     let gates = be.gpu.buffer_uninit(lay.gates_len);
@@ -1398,7 +1398,7 @@ pub(super) fn layer_backward(
     let cell = cell_of(plan);
     let lengths = be.lengths(seq);
     let lay = Layout::of(plan, seq, cache.is_f16());
-    let gates = backward_gates(be, &lay, seq);
+    let gates = gates_for_backward(be, &lay, seq);
     let products = Products::new(&be.gpu);
     let c = Call {
         be,
