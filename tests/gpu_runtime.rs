@@ -455,3 +455,43 @@ fn passes_clear_outputs_caches_and_gate_gradients_only_for_padded_batches() {
         "full batch: {full} bytes cleared, padded {padded}"
     );
 }
+
+/// Dispatches of a second forward and backward of `net()` over a batch of these lengths.
+fn dispatches(be: WgpuBackend, lengths: &[usize]) -> (u64, WgpuBackend) {
+    let mut m = Model::new(be, net(), 1).expect("model");
+    let batch = dense_batch(&mut rng("dispatches"), FEATURES, lengths);
+    let wants = Wants {
+        inputs: false,
+        initial_states: false,
+    };
+    let pass = |m: &mut Model<WgpuBackend>| {
+        let before = m.backend().gpu().dispatch_count();
+        m.forward(&batch, None, Mode::Eval).expect("forward");
+        let dout = vec![0.5; m.outputs().len()];
+        m.backward_from(&dout, None, wants).expect("backward");
+        m.backend().sync();
+        m.backend().gpu().dispatch_count() - before
+    };
+    pass(&mut m);
+    (pass(&mut m), m.into_backend())
+}
+
+/// The head zeroes its logits' and their gradient's padding rows (one dispatch each, and a
+/// copy of the gradient) only where a sequence ends before the last step; a batch without
+/// padding has no such rows. The results of both are the CPU reference's
+/// (`tests/gpu_ops.rs::head_matches_cpu`, full and padded shapes, padding rows of the
+/// gradient drawn nonzero).
+#[test]
+fn head_masks_padding_rows_only_for_padded_batches() {
+    let Some(be) = gpu() else { return };
+    let (full, be) = dispatches(be, &[9, 9, 9]);
+    let (padded, _) = dispatches(be, &[9, 2, 9]);
+    // The padded batch's own: the head's two masks and each layer's clear_padding.
+    let masks = 2;
+    let layers = 2;
+    assert_eq!(
+        padded,
+        full + masks + layers,
+        "dispatches: full batch {full}, padded {padded}"
+    );
+}

@@ -14,10 +14,10 @@ pub(super) static POOL: Shader = Shader {
 };
 
 /// Records zeroing of the rows `r = t * B + b` of a `[rows, cols]` matrix whose step is
-/// padding (`t >= lengths[b]`).
+/// padding (`t >= lengths[b]`); records nothing for a batch without padding.
 fn mask_rows(be: &WgpuBackend, seq: &SeqShape, m: &GpuBuffer, rows: usize, cols: usize) {
     let n = rows * cols;
-    if n == 0 || seq.batch() == 0 {
+    if n == 0 || seq.batch() == 0 || !seq.has_padding() {
         return;
     }
     let lengths = be.lengths(seq);
@@ -87,16 +87,17 @@ pub(super) fn head_backward(
 ) {
     let (ni, nc) = (plan.input, plan.classes);
     // Padding rows take no part: work on a copy of dlogits with those rows zeroed (the loss
-    // already writes zeros there, but the contract does not rely on it).
+    // already writes zeros there, but the contract does not rely on it). A batch without
+    // padding has no such rows, and dlogits is used as it is.
     let masked;
     let dl = match seq {
-        Some(seq) => {
+        Some(seq) if seq.has_padding() => {
             masked = be.gpu.buffer(rows * nc);
             be.gpu.copy(dlogits, 0, &masked, 0, rows * nc);
             mask_rows(be, seq, &masked, rows, nc);
             &masked
         }
-        None => dlogits,
+        _ => dlogits,
     };
     // dW [nc, ni] += dl^T [nc, rows] x [rows, ni].
     gemm(
