@@ -18,7 +18,8 @@
 //   fwd_softmax (a workgroup per row) softmax feedback: y_t = softmax(rec z row) -> hs
 // Backward, per step:
 //   bwd_state   (c < C)  dy_t = W_hh^T da_{t+1} (or the final-state gradient) -> scr dy
-//   bwd_step    (j < H)  dz_t = y (dy - <y, dy>) (softmax) or dy (linear), recomputed from
+//   bwd_step    (j < H)  dz_t = y (dy - <y, dy>) (softmax) or dy (linear): <y, dy> reduced
+//                        once a workgroup (its 64 units share the row), dz recomputed from
 //                        the row by every invocation and written to scr dz for c = j, j+H..;
 //                        dh_t = dout_t + W_head^T dz_t, da_t = dh_t * act'(h_t) -> dxp, dgh
 // The head's gradients (dW_head += dz^T h, db_head += col sums of dz) are GEMMs after the
@@ -128,25 +129,35 @@ fn bwd_state(@builtin(global_invocation_id) gid: vec3<u32>) {
     gates[p.scr + row * p.sw + p.rw + c] = dh_from_next(d, b, p.s, c);
 }
 
+// Workgroups (units / 64, b, d): a workgroup's invocations share one row, and its early
+// exit for a finished sequence is uniform over the workgroup.
 @compute @workgroup_size(64, 1, 1)
-fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn bwd_step(@builtin(global_invocation_id) gid: vec3<u32>,
+            @builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
     touch_backward();
     let j = gid.x;
-    let b = gid.y;
-    let d = gid.z;
-    if (j >= p.hidden || p.s >= lens[b]) {
+    let b = wid.y;
+    let d = wid.z;
+    if (p.s >= lens[b]) {
         return;
     }
     let t = time_of(d, b, p.s);
     let row = row_of(d, t, b);
     let sr = p.scr + row * p.sw;
     let yr = p.hs + row * p.rw;
-    // <y, dy> for the softmax's Jacobian (0 unused for linear feedback).
+    // <y, dy> for the softmax's Jacobian (0 unused for linear feedback), each invocation
+    // summing every 64th class before the workgroup adds the 64 parts.
     var dot = 0.0;
     if (softmax_feedback()) {
-        for (var k = 0u; k < p.rw; k++) {
-            dot += f32(cache[yr + k]) * gates[sr + p.rw + k];
+        var part = 0.0;
+        for (var k = lid; k < p.rw; k += 64u) {
+            part += f32(cache[yr + k]) * gates[sr + p.rw + k];
         }
+        dot = softmax_reduce(lid, part, false);
+    }
+    if (j >= p.hidden) {
+        return;
     }
     // dh = dout + W_head^T dz
     var dh = dy[dy_at(t, b, d, j)];
