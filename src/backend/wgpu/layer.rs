@@ -1365,17 +1365,16 @@ pub(super) fn layer_forward(
 /// The gates buffer of a layer's backward (dxp, dgh where apart, dgh0, the scratch and the
 /// running dc), zeroed where the batch has padding: the padding rows of dxp and dgh must
 /// read as zero in the products over all rows, and a step reads the next one's scratch
-/// only where the sequence goes on. Where every sequence runs all T steps, the steps write
-/// every row before anything reads it, and only the per-sequence sections (dgh0 and the
-/// running dc, a row of each sequence) are cleared, as they were.
+/// only where the sequence goes on. Where every sequence runs all T steps it starts
+/// uninitialised: the steps write every row before anything reads it, a sequence's last
+/// step takes the final-state gradient (or zero) instead of the running dc
+/// (`shaders/lstm_cell.wgsl` `lstm_bwd_in`), and dgh0 is read only after
+/// `gather_first_dgh` has written it.
 fn gates_for_backward(be: &WgpuBackend, lay: &Layout, seq: &SeqShape) -> GpuBuffer {
-    if seq.has_padding() {
-        return be.gpu.buffer(lay.gates_len);
+    match seq.has_padding() {
+        true => be.gpu.buffer(lay.gates_len),
+        false => be.gpu.buffer_uninit(lay.gates_len),
     }
-    let gates = be.gpu.buffer_uninit(lay.gates_len);
-    be.gpu.clear_range(&gates, lay.dgh0, lay.scr - lay.dgh0);
-    be.gpu.clear_range(&gates, lay.dc, lay.gates_len - lay.dc);
-    gates
 }
 
 /// See `Backend::layer_backward`.

@@ -883,9 +883,23 @@ impl Gpu {
     /// starting on a 256-byte boundary (any adapter's storage offset alignment), so one
     /// dispatch can reach all of them through the whole ([`GpuBuffer::whole`]).
     pub fn joined(&self, lens: &[usize], half: bool) -> Vec<GpuBuffer> {
+        self.join(lens, half, true)
+    }
+
+    /// Like [`Gpu::joined`], but uninitialised: for parts every element of which is written
+    /// before it is read.
+    pub fn joined_uninit(&self, lens: &[usize], half: bool) -> Vec<GpuBuffer> {
+        self.join(lens, half, false)
+    }
+
+    fn join(&self, lens: &[usize], half: bool, zeroed: bool) -> Vec<GpuBuffer> {
         let elem = if half { 2 } else { 4 };
         let (bases, at) = join_layout(lens, half);
-        let whole = Arc::new(self.zeroed(at, half));
+        let whole = match zeroed {
+            true => self.zeroed(at, half),
+            false => self.alloc(at, half).0,
+        };
+        let whole = Arc::new(whole);
         bases
             .iter()
             .zip(lens)

@@ -205,12 +205,14 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     // steps' rows, `InStack::gates_from`), parts of one buffer, as the step binds them; of
     // the size the backward's windows take where it has them, whose allocation then reuses
     // this one.
+    // Each chunk's input projections write its rows before its steps read them, so the
+    // window starts uninitialised, as layer by layer's gates buffer does.
     let window = match (backward_gates(&lay, &plans[0], &chunks), lay.gates_in_rec) {
         ((Some(_), len), _) => len,
         ((None, _), true) => 1,
         ((None, _), false) => k * lay.batch * lay.gs,
     };
-    let gates = gpu.joined(&vec![window; nl], false);
+    let gates = gpu.joined_uninit(&vec![window; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, init.as_deref());
     let ios: Vec<Fwd<'_>> = (0..nl)
         .map(|l| Fwd {
@@ -332,7 +334,8 @@ pub(super) fn stack_backward(
     // Each layer's output gradient for the chunk it runs, a window of k steps' rows (parts
     // of one buffer, as the steps bind them): the top layer's copied from `dy`, each
     // other's the dx of the layer above, with the dropout's mask of the layer's output.
-    let dys = gpu.joined(&vec![k * lay.batch * out_w; nl], false);
+    // Both write all of a chunk's rows before its steps, so it starts uninitialised.
+    let dys = gpu.joined_uninit(&vec![k * lay.batch * out_w; nl], false);
     let (st_h, st_c) = state_parts(be, &lay, dlast.as_deref());
     let ios: Vec<Bwd<'_>> = (0..nl)
         .map(|l| Bwd {
@@ -341,17 +344,24 @@ pub(super) fn stack_backward(
             st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
         })
         .collect();
-    // dxp / dgh, the scratch and the running dc, zeroed as `layer_backward` makes them (in
-    // a window, rows a chunk's steps do not write are rows no earlier chunk wrote: a
-    // sequence that has ended by a step of this chunk had ended in every later one).
+    // dxp / dgh, the scratch and the running dc, zeroed where `layer_backward` zeroes them,
+    // for a batch with padding (in a window, rows a chunk's steps do not write are rows no
+    // earlier chunk wrote: a sequence that has ended by a step of this chunk had ended in
+    // every later one), else uninitialised: the steps write a window's rows before they
+    // or its products read them, and the carried rows are copied in first.
     let (gate_rows, gates_len) = backward_gates(&lay, &plans[0], &chunks);
     let windowed = gate_rows.is_some();
-    let gates = gpu.joined(&vec![gates_len; nl], false);
+    let gates = match seq.has_padding() {
+        true => gpu.joined(&vec![gates_len; nl], false),
+        false => gpu.joined_uninit(&vec![gates_len; nl], false),
+    };
     let w16 = w16_parts(be, plans, params, &lay, steps);
     // The stack input's gradient, where asked for: with windows made per chunk from the
     // start, else after the steps, once `dy` has gone back to the pool.
     let dx = OnceCell::new();
-    let new_dx = || gpu.buffer(lay.rows() * plans[0].input);
+    // (Written whole: each chunk's rows, or all rows at once, by a first product that
+    // overwrites.)
+    let new_dx = || gpu.buffer_uninit(lay.rows() * plans[0].input);
     if windowed && want_dx {
         dx.get_or_init(new_dx);
     }
@@ -612,9 +622,10 @@ fn w16_parts(
     if !be.half_step_weights(lay.batch, w_len, steps) {
         return Vec::new();
     }
+    // (Written whole by the copies, as layer by layer's.)
     let parts = be
         .gpu
-        .joined(&vec![WEIGHTS_F16_HEAD + w_len; plans.len()], true);
+        .joined_uninit(&vec![WEIGHTS_F16_HEAD + w_len; plans.len()], true);
     for (p, part) in plans.iter().zip(&parts) {
         weights_f16_into(&be.gpu, params, &[p.dirs[0].w_hh], w_len, part);
     }
