@@ -28,13 +28,21 @@ What the draws avoid, because the comparison itself cannot hold there:
 
 `--big` draws 100-300 units and batches of 8-129 sequences (a few seconds a run on 2 cores)
 instead of 1-130 units and 1-70 sequences.
+
+`--mixed` draws whole network descriptions instead (`wgrnn check --config FILE.toml`), which
+the flags cannot give: a different cell, width and direction in each layer, dropout between
+layers, layers without recurrence, LSTM activations other than PyTorch's and a forget-gate
+bias, Jordan feedback linear or softmax, embedding and one-hot inputs, mean pooling, an
+ignored label and the language-model task.
 """
 
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
+import tempfile
 import time
 
 CELLS = ["lstm", "lstm", "gru", "rnn-tanh", "rnn-relu", "elman-linear", "jordan"]
@@ -42,24 +50,97 @@ STEP_KERNELS = ["tiled", "blocked", "rowwise", "gemv", "tensor", "tensor-split"]
 GEMMS = ["small", "big", "tall", "tensor", "tensor-split"]
 
 
-def draw(r, big):
-    """One `wgrnn check` argument list."""
-    cells = [c for c in CELLS if not (big and c == "rnn-relu")]
-    cell = r.choice(cells)
-    hidden = r.choice([100, 127, 128, 200, 256, 300] if big else
-                      [1, 2, 3, 5, 8, 13, 16, 17, 31, 32, 33, 48, 64, 65, 96, 130])
-    a = ["--cell", cell, "--layers", str(r.choice([1, 2, 3] if big else [1, 1, 2, 3, 4])),
-         "--hidden", str(hidden), "--input", str(r.choice([1, 2, 4, 7, 16, 33, 64]))]
-    if r.random() < 0.3:
-        a.append("--bidirectional")
-    if cell == "lstm" and r.random() < 0.2:
-        a.append("--peephole")
-    if cell == "lstm" and hidden > 1 and r.random() < 0.2:
-        a += ["--proj", str(r.randint(1, hidden - 1))]
-    if cell == "gru" and r.random() < 0.4:
-        a += ["--gru-variant", "reset-before"]
-    a += ["--task", r.choice(["tagging", "regression", "classification", "none"])]
-    a += ["--classes", str(r.choice([1, 2, 3, 10, 40]))]
+def mixed_cell(r, top):
+    """One layer's `cell = {...}` table; a Jordan cell only where `top`."""
+    kind = r.choice(["lstm", "lstm", "gru", "elman"] + (["jordan"] if top else []))
+    if kind == "lstm":
+        t = ['kind = "lstm"']
+        if r.random() < 0.3:
+            t.append(f'gate = "{r.choice(["sigmoid", "tanh"])}"')
+            t.append(f'cell = "{r.choice(["tanh", "sigmoid", "linear"])}"')
+            t.append(f'hidden = "{r.choice(["tanh", "sigmoid", "linear"])}"')
+        if r.random() < 0.25:
+            t.append("peephole = true")
+        if r.random() < 0.25:
+            t.append(f"forget_bias = {r.choice([1.0, 0.5])}")
+        return t, kind
+    if kind == "gru":
+        return ['kind = "gru"', f'variant = "{r.choice(["pytorch", "reset_before"])}"'], kind
+    act = r.choice(["tanh", "tanh", "relu", "linear"])
+    if kind == "elman":
+        return ['kind = "elman"', f'activation = "{act}"'], kind
+    return ['kind = "jordan"', f'activation = "{act}"',
+            f'feedback = "{r.choice(["softmax", "linear"])}"'], kind
+
+
+def mixed_network(r, big):
+    """A whole network description (TOML) of layers that differ from each other."""
+    inp = r.choice(["dense", "dense", "embedding", "one_hot"])
+    vocab = r.choice([2, 5, 30])
+    if inp == "dense":
+        toml = [f'input = {{ kind = "dense", features = {r.choice([1, 3, 16, 33])} }}']
+    elif inp == "embedding":
+        toml = [f'input = {{ kind = "embedding", vocab = {vocab}, '
+                f'dim = {r.choice([1, 4, 17])} }}']
+    else:
+        toml = [f'input = {{ kind = "one_hot", vocab = {vocab} }}']
+    task = r.choice(["tagging", "tagging-ignore", "regression", "classification-last",
+                     "classification-mean", "language_model", "none"])
+    if task == "language_model" and inp == "dense":
+        task = "tagging"
+    layers = r.choice([1, 2, 3] if big else [1, 2, 3, 4])
+    for k in range(layers):
+        top = k + 1 == layers
+        # (A Jordan layer feeds back a per-step head's output.)
+        per_step = task not in ("none", "classification-last", "classification-mean")
+        cell, kind = mixed_cell(r, top and per_step)
+        hidden = r.choice([100, 128, 200] if big else [1, 3, 8, 16, 17, 32, 33, 64])
+        if kind == "lstm" and hidden > 1 and r.random() < 0.2:
+            cell.append(f"proj = {r.randint(1, hidden - 1)}")
+        toml += ["[[layers]]", "cell = { " + ", ".join(cell) + " }", f"hidden = {hidden}"]
+        if kind != "jordan" and r.random() < 0.35:
+            toml.append("bidirectional = true")
+        if not top and r.random() < 0.3:
+            toml.append(f"dropout = {r.choice([0.1, 0.5])}")
+        if r.random() < 0.1:
+            toml.append("recurrent = false")
+    if task != "none":
+        classes = vocab if task == "language_model" else r.choice([1, 2, 3, 10])
+        kinds = {
+            "tagging": '{ kind = "tagging" }',
+            "tagging-ignore": f'{{ kind = "tagging", ignore_label = {r.randrange(classes)} }}',
+            "regression": '{ kind = "regression" }',
+            "classification-last": '{ kind = "classification", pooling = "last" }',
+            "classification-mean": '{ kind = "classification", pooling = "mean" }',
+            "language_model": '{ kind = "language_model" }',
+        }
+        toml += ["[head]", f"classes = {classes}", f"task = {kinds[task]}"]
+    return "\n".join(toml) + "\n"
+
+
+def draw(r, big, mixed):
+    """One `wgrnn check` argument list, and the network description it reads (or None)."""
+    toml = None
+    if mixed:
+        toml = mixed_network(r, big)
+        a = []
+    else:
+        cells = [c for c in CELLS if not (big and c == "rnn-relu")]
+        cell = r.choice(cells)
+        hidden = r.choice([100, 127, 128, 200, 256, 300] if big else
+                          [1, 2, 3, 5, 8, 13, 16, 17, 31, 32, 33, 48, 64, 65, 96, 130])
+        a = ["--cell", cell, "--layers", str(r.choice([1, 2, 3] if big else [1, 1, 2, 3, 4])),
+             "--hidden", str(hidden), "--input", str(r.choice([1, 2, 4, 7, 16, 33, 64]))]
+        if r.random() < 0.3:
+            a.append("--bidirectional")
+        if cell == "lstm" and r.random() < 0.2:
+            a.append("--peephole")
+        if cell == "lstm" and hidden > 1 and r.random() < 0.2:
+            a += ["--proj", str(r.randint(1, hidden - 1))]
+        if cell == "gru" and r.random() < 0.4:
+            a += ["--gru-variant", "reset-before"]
+        a += ["--task", r.choice(["tagging", "regression", "classification", "none"])]
+        a += ["--classes", str(r.choice([1, 2, 3, 10, 40]))]
     batch = r.choice([8, 31, 64, 100, 129] if big else [1, 2, 3, 4, 5, 16, 17, 33, 40, 70])
     steps = r.choice([3, 10, 25] if big else [1, 2, 3, 7, 20, 45])
     lengths = [r.randint(1, steps) for _ in range(batch)]
@@ -90,7 +171,7 @@ def draw(r, big):
     rounded = "f16" in a or "tensor" in a
     if rounded:
         a += ["--steps", "1"]
-    return a
+    return a, toml
 
 
 def main():
@@ -98,21 +179,31 @@ def main():
     ap.add_argument("--count", type=int, default=400)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--big", action="store_true")
+    ap.add_argument("--mixed", action="store_true")
     ap.add_argument("--wgrnn", default="target/release/wgrnn")
     args = ap.parse_args()
     env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"),
                RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
     counts = {"ok": 0, "refused": 0, "FAIL": 0, "CRASH": 0}
     bad = []
+    refusals = {}
     start = time.time()
+    keep = tempfile.mkdtemp(prefix="check_sweep_")
     for i in range(args.count):
         r = random.Random(args.seed * 1_000_003 + i)
-        a = draw(r, args.big)
+        a, toml = draw(r, args.big, args.mixed)
+        if toml is not None:
+            path = os.path.join(keep, f"net{i}.toml")
+            with open(path, "w") as f:
+                f.write(toml)
+            a = ["--config", path] + a
         e = dict(env)
         emulate = any(x in ("tensor", "tensor-split") for x in a)
         if emulate:
             e["WGRNN_EMULATE_TENSOR_CORES"] = "1"
         p = subprocess.run([args.wgrnn, "check", *a], capture_output=True, text=True, env=e)
+        if toml is not None and p.returncode == 0:
+            os.remove(path)
         out = p.stdout + p.stderr
         if p.returncode == 0:
             kind = "ok"
@@ -123,6 +214,9 @@ def main():
         else:
             kind = "CRASH"
         counts[kind] += 1
+        if kind == "refused":
+            why = re.sub(r"\d+", "N", out.splitlines()[0])[:110]
+            refusals[why] = refusals.get(why, 0) + 1
         if kind in ("FAIL", "CRASH"):
             prefix = "WGRNN_EMULATE_TENSOR_CORES=1 " if emulate else ""
             lines = [ln for ln in out.splitlines() if "FAIL" in ln or "panicked" in ln
@@ -131,7 +225,12 @@ def main():
                        + " ".join(a) + "\n    " + "\n    ".join(lines[:6]))
             print(bad[-1], flush=True)
     took = time.time() - start
-    print(f"{args.count} runs in {took:.0f} s (seed {args.seed}{', big' if args.big else ''}): "
+    for why, n in sorted(refusals.items(), key=lambda kv: -kv[1]):
+        print(f"refused {n}x: {why}")
+    if args.mixed:
+        print(f"network descriptions of the runs that did not pass: {keep}")
+    kinds = (", big" if args.big else "") + (", mixed" if args.mixed else "")
+    print(f"{args.count} runs in {took:.0f} s (seed {args.seed}{kinds}): "
           + ", ".join(f"{v} {k}" for k, v in counts.items()))
     sys.exit(1 if bad else 0)
 
