@@ -555,6 +555,33 @@ struct Run {
     updated: Vec<f64>,
 }
 
+/// A forward and backward of `batch`'s shape with every sequence running all its steps and
+/// every parameter NaN, after which the parameters are restored and the gradients zeroed.
+/// The compared pass then reuses the buffers it left (a workspace of a seen shape, the
+/// pool's recycled ones), so anything that pass reads without having written, or that it
+/// should have cleared for its padding, holds NaN; a device's fresh buffers start zeroed,
+/// which would hide it.
+fn poison_pass<B: Backend>(
+    model: &mut Model<B>,
+    batch: &Batch<B::Scalar>,
+    init: &[LayerState<B::Scalar>],
+) -> Result<()> {
+    let keep = model.params();
+    model.set_params(&vec![B::Scalar::of(f64::NAN); keep.len()])?;
+    let mut full = batch.clone();
+    full.seq.lengths.fill(full.seq.time);
+    model.forward(&full, Some(init), Mode::Train { dropout_seed: 0 })?;
+    let nan = vec![B::Scalar::of(f64::NAN); model.outputs().len()];
+    let wants = Wants {
+        inputs: true,
+        initial_states: true,
+    };
+    model.backward_from(&nan, None, wants)?;
+    model.set_params(&keep)?;
+    model.zero_grads();
+    Ok(())
+}
+
 /// Runs the whole comparison on one backend. `params` replaces the model's initial ones.
 fn run_one<B: Backend>(
     backend: B,
@@ -573,6 +600,7 @@ fn run_one<B: Backend>(
     let initial = f64s(&model.params());
     let batch = batch_as::<B::Scalar>(&data.batch);
     let init = states_as::<B::Scalar>(&data.init);
+    poison_pass(&mut model, &batch, &init).with_context(|| ctx("the poisoned pass"))?;
     let mode = Mode::Train {
         dropout_seed: spec.seed,
     };

@@ -107,7 +107,9 @@ enum Command {
     /// loss of each of `--steps` Adam steps and every parameter after them (gradient
     /// tolerance). A tensor passes when its max absolute error or its max relative error
     /// (max|gpu-cpu| / max|cpu|) is within the tolerance. Exits non-zero when any fails, so
-    /// CI can run it.
+    /// CI can run it. Each backend first runs a pass of the same shape with every parameter
+    /// NaN, so a kernel that reads what it did not write (or a padding row it should have
+    /// cleared) shows as NaN in the compared pass.
     ///
     /// Examples: `wgrnn check --cell lstm --peephole --proj 3 --layers 2 --hidden 6 --lengths 7,1,4`;
     /// `wgrnn check --config net.toml --lengths 5,3 --steps 5`
