@@ -400,30 +400,42 @@ fn batches_up_to_the_dispatch_limit_run_and_larger_ones_are_refused() {
     }
 }
 
-/// Bytes a forward of `net()` over `lengths` (9 steps) clears, and then its backward,
-/// after one pass of the same shape has made the workspace.
-fn clears(be: WgpuBackend, lengths: &[usize]) -> ((u64, u64), WgpuBackend) {
+/// What the second forward and backward of `net()` over `lengths` (9 steps) record, after
+/// the first has made the workspace.
+struct PassCounts {
+    /// Bytes the forward clears.
+    forward_cleared: u64,
+    /// Bytes the backward clears.
+    backward_cleared: u64,
+    /// Dispatches of both.
+    dispatches: u64,
+}
+
+fn second_pass(be: WgpuBackend, lengths: &[usize]) -> (PassCounts, WgpuBackend) {
     let mut m = Model::new(be, net(), 1).expect("model");
-    let batch = dense_batch(&mut rng("clears"), FEATURES, lengths);
+    let batch = dense_batch(&mut rng("second_pass"), FEATURES, lengths);
     let wants = Wants {
         inputs: false,
         initial_states: false,
     };
     let pass = |m: &mut Model<WgpuBackend>| {
-        let before = m.backend().gpu().cleared_bytes();
+        let gpu = m.backend().gpu();
+        let (cleared, dispatches) = (gpu.cleared_bytes(), gpu.dispatch_count());
         m.forward(&batch, None, Mode::Eval).expect("forward");
-        let forward = m.backend().gpu().cleared_bytes() - before;
+        let forward_cleared = m.backend().gpu().cleared_bytes() - cleared;
         let dout = vec![0.5; m.outputs().len()];
         m.backward_from(&dout, None, wants).expect("backward");
         m.backend().sync();
-        (
-            forward,
-            m.backend().gpu().cleared_bytes() - before - forward,
-        )
+        let gpu = m.backend().gpu();
+        PassCounts {
+            forward_cleared,
+            backward_cleared: gpu.cleared_bytes() - cleared - forward_cleared,
+            dispatches: gpu.dispatch_count() - dispatches,
+        }
     };
     pass(&mut m);
-    let cleared = pass(&mut m);
-    (cleared, m.into_backend())
+    let counts = pass(&mut m);
+    (counts, m.into_backend())
 }
 
 /// A forward clears its layers' outputs and caches only where a sequence ends before the
@@ -436,8 +448,10 @@ fn clears(be: WgpuBackend, lengths: &[usize]) -> ((u64, u64), WgpuBackend) {
 fn passes_clear_outputs_caches_and_gate_gradients_only_for_padded_batches() {
     let Some(mut be) = gpu() else { return };
     be.set_precision(Precision::F16).expect("SHADER_F16");
-    let ((full, full_back), be) = clears(be, &[9, 9, 9]);
-    let ((padded, padded_back), _) = clears(be, &[9, 2, 9]);
+    let (full, be) = second_pass(be, &[9, 9, 9]);
+    let (padded, _) = second_pass(be, &[9, 2, 9]);
+    let (full, full_back) = (full.forward_cleared, full.backward_cleared);
+    let (padded, padded_back) = (padded.forward_cleared, padded.backward_cleared);
     // The bidirectional layer's gate gradients alone: 2 x 27 rows x 4 x 9 floats.
     let gates = (2 * 27 * 4 * 9 * 4) as u64;
     assert!(
@@ -456,26 +470,6 @@ fn passes_clear_outputs_caches_and_gate_gradients_only_for_padded_batches() {
     );
 }
 
-/// Dispatches of a second forward and backward of `net()` over a batch of these lengths.
-fn dispatches(be: WgpuBackend, lengths: &[usize]) -> (u64, WgpuBackend) {
-    let mut m = Model::new(be, net(), 1).expect("model");
-    let batch = dense_batch(&mut rng("dispatches"), FEATURES, lengths);
-    let wants = Wants {
-        inputs: false,
-        initial_states: false,
-    };
-    let pass = |m: &mut Model<WgpuBackend>| {
-        let before = m.backend().gpu().dispatch_count();
-        m.forward(&batch, None, Mode::Eval).expect("forward");
-        let dout = vec![0.5; m.outputs().len()];
-        m.backward_from(&dout, None, wants).expect("backward");
-        m.backend().sync();
-        m.backend().gpu().dispatch_count() - before
-    };
-    pass(&mut m);
-    (pass(&mut m), m.into_backend())
-}
-
 /// The head zeroes its logits' and their gradient's padding rows (one dispatch each, and a
 /// copy of the gradient) only where a sequence ends before the last step; a batch without
 /// padding has no such rows. The results of both are the CPU reference's
@@ -484,8 +478,9 @@ fn dispatches(be: WgpuBackend, lengths: &[usize]) -> (u64, WgpuBackend) {
 #[test]
 fn head_masks_padding_rows_only_for_padded_batches() {
     let Some(be) = gpu() else { return };
-    let (full, be) = dispatches(be, &[9, 9, 9]);
-    let (padded, _) = dispatches(be, &[9, 2, 9]);
+    let (full, be) = second_pass(be, &[9, 9, 9]);
+    let (padded, _) = second_pass(be, &[9, 2, 9]);
+    let (full, padded) = (full.dispatches, padded.dispatches);
     // The padded batch's own: the head's two masks and each layer's clear_padding.
     let masks = 2;
     let layers = 2;
