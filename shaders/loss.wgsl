@@ -1,42 +1,44 @@
 // loss.wgsl: the task losses and their gradients in one pass, the mean taken on the GPU.
 // CPU twin: src/backend/cpu/loss.rs.
 //
-// Three kernels share a scratch buffer `s` of 2*rows + 1 floats: s[r] the loss of row r,
-// s[rows + r] how many terms row r counts (0 when it takes no part), s[2*rows] = 1/count.
+// Two kernels share a scratch buffer `s` of 2*rows floats: s[r] the loss of row r,
+// s[rows + r] how many terms row r counts (0 when it takes no part).
+// The gradient's scale 1/count (`inv`, 0 when nothing counts) comes from the host, which
+// counts the same terms from the lengths, targets and ignore label it has: the row
+// kernels write the gradient scaled, and only the loss's value waits for the reduction.
 //
 // ce_rows (softmax cross-entropy; one 64-wide workgroup per row, 2-D grid of rows):
 //   0 uniform P   rows, classes C, batch B, flags (bit 0: rows are steps r = t*B + b that
-//                 count only when t < lengths[b]; bit 1: an ignore label is set), ignore
+//                 count only when t < lengths[b]; bit 1: an ignore label is set), ignore,
+//                 inv (f32 bits)
 //   1 logits  f32[] read `[rows, C]`
 //   2 targets u32[] read `[rows]`
 //   3 lengths u32[] read `[B]`
-//   4 dlogits f32[] read_write `[rows, C]`: softmax(z) - onehot(y), unscaled; 0 on rows
+//   4 dlogits f32[] read_write `[rows, C]`: (softmax(z) - onehot(y)) inv; 0 on rows
 //                   that do not count
 //   5 s       f32[] read_write: s[r] = logsumexp(z) - z[y], s[rows + r] = 1 (or 0, 0)
 //   A row counts when it is valid, its label is not the ignore label and is < C.
 //
 // mse_rows (squared error; one invocation per row, 1-D grid of 256-wide groups):
-//   0 uniform P   rows (= T*B), width C, batch B
+//   0 uniform P   rows (= T*B), width C, batch B, inv (f32 bits)
 //   1 pred    f32[] read `[T, B, C]`
 //   2 target  f32[] read `[T, B, C]`
 //   3 lengths u32[] read
-//   4 dpred   f32[] read_write: 2 (pred - target), unscaled; 0 on padding rows
+//   4 dpred   f32[] read_write: 2 (pred - target) inv; 0 on padding rows
 //   5 s       f32[] read_write: s[r] = sum of squared errors, s[rows + r] = C (0 on padding)
 //
 // reduce_loss (a single 256-wide workgroup):
 //   0 uniform P   rows
-//   1 s    f32[] read_write: writes s[2*rows] = 1/count (0 when nothing counts)
+//   1 s    f32[] read_write
 //   2 loss f32[] read_write: loss[0] = (sum of s[r]) / count, 0 when nothing counts
-//
-// scale_rows (one invocation per element, 1-D grid of 256-wide groups):
-//   0 uniform P   n = rows*C, rows
-//   1 s    f32[] read
-//   2 d    f32[] read_write: d[i] *= s[2*rows]
 
 struct P {
     rows: u32, classes: u32, batch: u32, flags: u32,
-    ignore: u32, n: u32, pad0: u32, pad1: u32,
+    ignore: u32, n: u32, inv: u32, pad1: u32,
 }
+
+// The gradient's scale, 1/count.
+fn inv() -> f32 { return bitcast<f32>(p.inv); }
 
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -104,7 +106,7 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>,
         if (c == y) {
             d -= 1.0;
         }
-        dlogits[base + c] = select(0.0, d, counted);
+        dlogits[base + c] = select(0.0, d * inv(), counted);
     }
     if (lid == 0u) {
         var l = 0.0;
@@ -135,7 +137,7 @@ fn mse_rows(@builtin(global_invocation_id) gid: vec3<u32>,
     for (var j = 0u; j < p.classes; j++) {
         let e = pred[base + j] - goal[base + j];
         total += e * e;
-        dpred[base + j] = select(0.0, 2.0 * e, valid);
+        dpred[base + j] = select(0.0, (2.0 * e) * inv(), valid);
     }
     mse_s[r] = select(0.0, total, valid);
     mse_s[p.rows + r] = select(0.0, f32(p.classes), valid);
@@ -164,21 +166,6 @@ fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     }
     if (lid == 0u) {
         let n = red2[0];
-        let inv = select(0.0, 1.0 / n, n > 0.0);
-        rs[2u * p.rows] = inv;
-        loss[0] = red[0] * inv;
+        loss[0] = red[0] * select(0.0, 1.0 / n, n > 0.0);
     }
-}
-
-@group(0) @binding(1) var<storage, read> scale_s: array<f32>;
-@group(0) @binding(2) var<storage, read_write> d: array<f32>;
-
-@compute @workgroup_size(256, 1, 1)
-fn scale_rows(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.n) {
-        return;
-    }
-    d[i] *= scale_s[2u * p.rows];
 }

@@ -2,8 +2,9 @@
 //! (`shaders/loss.wgsl`; CPU twin `src/backend/cpu/loss.rs`).
 //!
 //! Targets stay on the device: a row kernel writes each row's loss and how many terms it
-//! counts into scratch, a single workgroup reduces both into the mean (and `1 / count`), and
-//! a last kernel scales the gradient by it. Nothing is read back.
+//! counts into scratch, and its gradient scaled by `1 / count`, which the host counts from
+//! the lengths and its copy of the targets; a single workgroup reduces the losses into the
+//! mean. Nothing is read back.
 
 use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
@@ -34,11 +35,11 @@ pub(super) fn loss(
     let nb = seq.batch();
     let classes = plan.classes;
     // (entry point, rows, flags, ignore label, targets).
-    let (entry, rows, flags, ignore, target) = match (&plan.task, targets) {
+    let (entry, rows, flags, ignore, target) = match (&plan.task, &targets) {
         (Task::Classification { .. }, TargetBufs::Classes(y)) => {
             ("ce_rows", y.host.len(), 0, 0, &y.buf)
         }
-        (Task::Regression, TargetBufs::Values(y)) => ("mse_rows", seq.time * nb, 0, 0, y),
+        (Task::Regression, TargetBufs::Values(y)) => ("mse_rows", seq.time * nb, 0, 0, *y),
         (task, TargetBufs::Classes(y)) => {
             let (flags, ignore) = match task.ignore_label() {
                 Some(l) => (PER_STEP | IGNORE, l),
@@ -52,8 +53,23 @@ pub(super) fn loss(
             return;
         }
     };
+    let count = match &targets {
+        TargetBufs::Values(_) => seq.valid_steps() * classes,
+        TargetBufs::Classes(y) => {
+            let valid = |r: usize| flags & PER_STEP == 0 || r / nb < seq.lengths[r % nb];
+            let ignored = |l: u32| flags & IGNORE != 0 && l == ignore;
+            let counted =
+                |(r, &l): (usize, &u32)| valid(r) && !ignored(l) && (l as usize) < classes;
+            y.host.iter().enumerate().filter(|&t| counted(t)).count()
+        }
+    };
+    let inv = match count {
+        0 => 0.0,
+        n => 1.0 / n as f32,
+    };
     let lengths = be.lengths(seq);
-    let scratch = be.gpu.buffer(2 * rows + 1);
+    // (Every row's two values are written by the row kernel.)
+    let scratch = be.gpu.buffer_uninit(2 * rows);
     let params = [
         rows as u32,
         classes as u32,
@@ -61,7 +77,7 @@ pub(super) fn loss(
         flags,
         ignore,
         (rows * classes) as u32,
-        0,
+        inv.to_bits(),
         0,
     ];
     if rows > 0 {
@@ -82,10 +98,4 @@ pub(super) fn loss(
     let reduce = be.gpu.pipeline(&LOSS, "reduce_loss", &[]);
     be.gpu
         .dispatch(&reduce, &params, &[&scratch, loss], [1, 1, 1]);
-    let n = rows * classes;
-    if n > 0 {
-        let scale = be.gpu.pipeline(&LOSS, "scale_rows", &[]);
-        be.gpu
-            .dispatch(&scale, &params, &[&scratch, dlogits], Gpu::grid_1d(n, 256));
-    }
 }
