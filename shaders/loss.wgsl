@@ -1,11 +1,10 @@
 // loss.wgsl: the task losses and their gradients in one pass, the mean taken on the GPU.
 // CPU twin: src/backend/cpu/loss.rs.
 //
-// Two kernels share a scratch buffer `s` of 2*rows floats: s[r] the loss of row r,
-// s[rows + r] how many terms row r counts (0 when it takes no part).
-// The gradient's scale 1/count (`inv`, 0 when nothing counts) comes from the host, which
-// counts the same terms from the lengths, targets and ignore label it has: the row
-// kernels write the gradient scaled, and only the loss's value waits for the reduction.
+// Two kernels share a scratch buffer `s` of `rows` floats: s[r] the loss of row r (0 when
+// it takes no part). The mean's scale 1/count (`inv`, 0 when nothing counts) comes from
+// the host, which counts the terms from the lengths, targets and ignore label it has: the
+// row kernels write the gradient scaled, and the reduction scales the summed loss.
 //
 // ce_rows (softmax cross-entropy; one 64-wide workgroup per row, 2-D grid of rows):
 //   0 uniform P   rows, classes C, batch B, flags (bit 0: rows are steps r = t*B + b that
@@ -16,7 +15,7 @@
 //   3 lengths u32[] read `[B]`
 //   4 dlogits f32[] read_write `[rows, C]`: (softmax(z) - onehot(y)) inv; 0 on rows
 //                   that do not count
-//   5 s       f32[] read_write: s[r] = logsumexp(z) - z[y], s[rows + r] = 1 (or 0, 0)
+//   5 s       f32[] read_write: s[r] = logsumexp(z) - z[y] (or 0)
 //   A row counts when it is valid, its label is not the ignore label and is < C.
 //
 // mse_rows (squared error; one invocation per row, 1-D grid of 256-wide groups):
@@ -25,26 +24,25 @@
 //   2 target  f32[] read `[T, B, C]`
 //   3 lengths u32[] read
 //   4 dpred   f32[] read_write: 2 (pred - target) inv; 0 on padding rows
-//   5 s       f32[] read_write: s[r] = sum of squared errors, s[rows + r] = C (0 on padding)
+//   5 s       f32[] read_write: s[r] = sum of squared errors (0 on padding)
 //
 // reduce_loss (a single 256-wide workgroup):
-//   0 uniform P   rows
+//   0 uniform P   rows, inv
 //   1 s    f32[] read_write
-//   2 loss f32[] read_write: loss[0] = (sum of s[r]) / count, 0 when nothing counts
+//   2 loss f32[] read_write: loss[0] = (sum of s[r]) inv
 
 struct P {
     rows: u32, classes: u32, batch: u32, flags: u32,
-    ignore: u32, n: u32, inv: u32, pad1: u32,
+    ignore: u32, inv: u32, pad0: u32, pad1: u32,
 }
 
-// The gradient's scale, 1/count.
+// The mean's scale, 1/count.
 fn inv() -> f32 { return bitcast<f32>(p.inv); }
 
 @group(0) @binding(0) var<uniform> p: P;
 
 const CE_WG: u32 = 64u;
 var<workgroup> red: array<f32, 256>;
-var<workgroup> red2: array<f32, 256>;
 
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
@@ -114,7 +112,6 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>,
             l = m + log(sum) - logits[base + y];
         }
         s[r] = l;
-        s[p.rows + r] = select(0.0, 1.0, counted);
     }
 }
 
@@ -140,7 +137,6 @@ fn mse_rows(@builtin(global_invocation_id) gid: vec3<u32>,
         dpred[base + j] = select(0.0, (2.0 * e) * inv(), valid);
     }
     mse_s[r] = select(0.0, total, valid);
-    mse_s[p.rows + r] = select(0.0, f32(p.classes), valid);
 }
 
 @group(0) @binding(1) var<storage, read_write> rs: array<f32>;
@@ -149,23 +145,18 @@ fn mse_rows(@builtin(global_invocation_id) gid: vec3<u32>,
 @compute @workgroup_size(256, 1, 1)
 fn reduce_loss(@builtin(local_invocation_index) lid: u32) {
     var total = 0.0;
-    var count = 0.0;
     for (var r = lid; r < p.rows; r += 256u) {
         total += rs[r];
-        count += rs[p.rows + r];
     }
     red[lid] = total;
-    red2[lid] = count;
     workgroupBarrier();
     for (var stride = 128u; stride > 0u; stride /= 2u) {
         if (lid < stride) {
             red[lid] += red[lid + stride];
-            red2[lid] += red2[lid + stride];
         }
         workgroupBarrier();
     }
     if (lid == 0u) {
-        let n = red2[0];
-        loss[0] = red[0] * select(0.0, 1.0 / n, n > 0.0);
+        loss[0] = red[0] * inv();
     }
 }

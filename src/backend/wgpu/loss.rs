@@ -1,10 +1,9 @@
 //! Fused loss forward+backward: softmax cross-entropy and mean squared error
 //! (`shaders/loss.wgsl`; CPU twin `src/backend/cpu/loss.rs`).
 //!
-//! Targets stay on the device: a row kernel writes each row's loss and how many terms it
-//! counts into scratch, and its gradient scaled by `1 / count`, which the host counts from
-//! the lengths and its copy of the targets; a single workgroup reduces the losses into the
-//! mean. Nothing is read back.
+//! Targets stay on the device: a row kernel writes each row's loss into scratch and its
+//! gradient scaled by `1 / count`, which the host counts from the lengths and its copy of
+//! the targets; a single workgroup sums the losses into the mean. Nothing is read back.
 
 use super::runtime::{Gpu, Shader};
 use super::{GpuBuffer, WgpuBackend};
@@ -56,7 +55,7 @@ pub(super) fn loss(
     let count = match &targets {
         TargetBufs::Values(_) => seq.valid_steps() * classes,
         TargetBufs::Classes(y) => {
-            let valid = |r: usize| flags & PER_STEP == 0 || r / nb < seq.lengths[r % nb];
+            let valid = |r: usize| flags & PER_STEP == 0 || seq.valid(r / nb, r % nb);
             let ignored = |l: u32| flags & IGNORE != 0 && l == ignore;
             let counted =
                 |(r, &l): (usize, &u32)| valid(r) && !ignored(l) && (l as usize) < classes;
@@ -68,16 +67,16 @@ pub(super) fn loss(
         n => 1.0 / n as f32,
     };
     let lengths = be.lengths(seq);
-    // (Every row's two values are written by the row kernel.)
-    let scratch = be.gpu.buffer_uninit(2 * rows);
+    // (Every row's loss is written by the row kernel.)
+    let scratch = be.gpu.buffer_uninit(rows);
     let params = [
         rows as u32,
         classes as u32,
         nb as u32,
         flags,
         ignore,
-        (rows * classes) as u32,
         inv.to_bits(),
+        0,
         0,
     ];
     if rows > 0 {
