@@ -204,9 +204,8 @@ pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>
     // Each layer's xp of one chunk where it is not in the cache's records (a window of k
     // steps' rows, `InStack::gates_from`), parts of one buffer, as the step binds them; of
     // the size the backward's windows take where it has them, whose allocation then reuses
-    // this one.
-    // Each chunk's input projections write its rows before its steps read them, so the
-    // window starts uninitialised, as layer by layer's gates buffer does.
+    // this one. Uninitialised, as layer by layer's gates buffer: each chunk's input
+    // projections write its rows before its steps read them.
     let window = match (backward_gates(&lay, &plans[0], &chunks), lay.gates_in_rec) {
         ((Some(_), len), _) => len,
         ((None, _), true) => 1,
