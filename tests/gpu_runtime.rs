@@ -157,15 +157,11 @@ fn a_step_submitted_in_pieces_computes_what_one_submission_does() {
             "step {k}: {dispatches} dispatches"
         );
     }
-    // The pool may hand buffers of one size (here the uploaded targets and the loss's
-    // scratch, 28 x 2 floats each) to the first warm step in another order than the first
-    // step made them: that step then makes the bind groups of that order, once, and every
-    // later one finds its own.
     let made: Vec<u64> = per_step.iter().map(|p| p.2).collect();
-    assert!(made[0] > made[1], "{made:?}");
+    assert!(made[0] > 0, "{made:?}");
     assert_eq!(
-        made[2..],
-        [0, 0, 0],
+        made[1..],
+        [0, 0, 0, 0],
         "warm steps reuse their bind groups: {made:?}"
     );
 }
