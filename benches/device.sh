@@ -69,7 +69,9 @@ fi
 # (`check-new` runs them, the defaults and the 256x128 GEMM tile, the kernels that have
 # never met a GPU; the last two are the layer pipeline's joined steps, entries 58-60, the
 # second its f16 backward in windows and, where the adapter has matrix units, the joined
-# tensor-core steps, which wgpu refused to build before entry 60).
+# tensor-core steps, which wgpu refused to build before entry 60; the last, every product's
+# tile measured at every size, entry 71, which the defaults do on a GPU from 2^28
+# multiply-adds, so not at these sizes).
 VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unchecked"
     "--gemm small" "--step-units 64" "--step-units 16" "--step-k-split 4"
     "--step-k-split 2 --step-units 64" "--step-k-split 1" "--step-chunk-rows 16" "--gemm tall"
@@ -80,7 +82,7 @@ VARIANTS=("" "--step-kernel blocked" "--step-kernel rowwise" "--gemm big --unche
     "--precision f16" "--step-kernel tensor --step-units 32"
     "--step-kernel tensor --step-k-split 1" "--gemm tensor-split" "--step-kernel tensor-split"
     "--step-kernel tensor --step-weights f16"
-    "--wavefront 4" "--precision f16 --wavefront 4")
+    "--wavefront 4" "--precision f16 --wavefront 4" "--gemm measured")
 
 check_variants() {
     # Ragged sizes that span several tiles of every kernel: 19 sequences of mixed lengths,
@@ -181,6 +183,9 @@ ksplit() {
     "$W" bench --suite "$S" --gemm tensor-split --step-kernel tensor-split --roofline 67,3350 \
         --json "$OUT/wgrnn-tensor-split.jsonl" | tee "$OUT/wgrnn-tensor-split.txt" || status=1
     bench_variant split-steps --step-kernel tensor-split || status=1
+    # The large products' tiles by the rules (entry 71's before): the defaults measure each
+    # product shape's tiles on a GPU and take the fastest (the suite's lines name them).
+    bench_variant gemm-rules --gemm rules || status=1
     # Then what measures the latest default (entry 48): one K slice at every grid, the
     # defaults before it, which picks them by the grid (four for every suite config but
     # wide, whose grid is busy at one, and batch1, which keeps its matrix-vector steps);

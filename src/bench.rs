@@ -261,6 +261,11 @@ pub trait Timing {
     fn kernel_times(&self) -> Vec<KernelTime> {
         Vec::new()
     }
+    /// The matrix products' tiles measured so far, one line per shape: each tile's time,
+    /// the fastest (the one taken) first.
+    fn measured_tiles(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Timing for WgpuBackend {
@@ -290,6 +295,9 @@ impl Timing for WgpuBackend {
     }
     fn kernel_times(&self) -> Vec<KernelTime> {
         self.gpu().kernel_times()
+    }
+    fn measured_tiles(&self) -> Vec<String> {
+        self.gpu().races().iter().map(|r| r.label()).collect()
     }
 }
 
@@ -378,6 +386,9 @@ pub struct BenchResult {
     /// The layout of the step tiles the steps ran in (f32: width, K slices, chunks, grid;
     /// tensor-core: width, K slices, grid), where they ran in tiles; `step_tiles` in JSON.
     pub step_tiles: Option<String>,
+    /// The matrix products' tiles measured for the run (`gemm_measure`), one line per
+    /// shape with each tile's time, the fastest first; `gemm_measured` in JSON.
+    pub measured_tiles: Vec<String>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -421,6 +432,7 @@ impl BenchResult {
             "reps": self.reps,
             "variant": self.variant,
             "step_tiles": self.step_tiles,
+            "gemm_measured": self.measured_tiles,
             "kernels": self.kernels.iter().map(|k| serde_json::json!({
                 "kernel": k.label,
                 "calls": k.calls,
@@ -519,6 +531,9 @@ impl BenchResult {
         }
         if let Some(tiles) = &self.step_tiles {
             s.push_str(&format!("; step tiles: {tiles}"));
+        }
+        for m in &self.measured_tiles {
+            s.push_str(&format!("\n  product tiles measured, {m}"));
         }
         s
     }
@@ -661,6 +676,7 @@ pub fn run<B: Backend + Timing>(
         reps,
         variant: String::new(),
         step_tiles: None,
+        measured_tiles: trainer.model.backend().measured_tiles(),
     })
 }
 

@@ -438,9 +438,12 @@ pub(crate) struct KernelFlags {
     /// always read the parameters.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["auto", "f16", "f32"]))]
     step_weights: Option<String>,
-    /// Matrix-product tile: `auto` (128x128 for large aligned products, else 64x64; on the
-    /// tensor cores under --precision f16 where the adapter has them), `small` (always
-    /// 64x64), `big` (128x128 wherever the operands allow), `tall` (256x128, 16x8 outputs per
+    /// Matrix-product tile: `auto` (on a GPU, each large product shape's tiles timed the
+    /// first time one is recorded and the fastest kept, as cuDNN's benchmark mode does; on a
+    /// CPU adapter and for small products, the rules of `rules`), `rules` (128x128 for large
+    /// aligned products, else 64x64; on the tensor cores under --precision f16 where the
+    /// adapter has them), `measured` (as `auto`, on any adapter and at any size), `small`
+    /// (always 64x64), `big` (128x128 wherever the operands allow), `tall` (256x128, 16x8 outputs per
     /// invocation, wherever the operands allow), `tensor` (the 128x128 tile on the
     /// tensor cores, operands rounded to f16, wherever the operands allow; needs an adapter
     /// with them) or `tensor-split` (the same tile at f32 accuracy: each operand split into

@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 
 use crate::backend::wgpu::Gpu;
 use crate::backend::wgpu::gemm::{GemmTiles, Mat, Out, gemm, split_tile_runs};
+use crate::backend::wgpu::gemm_measure::pattern;
 use crate::bench::BenchConfig;
 
 /// One large product of a layer: `C [m, n] = A [m, k] B [k, n]`, with A and B stored as the
@@ -124,16 +125,6 @@ impl ProductTime {
         })
         .to_string()
     }
-}
-
-/// Values for the operands: small, varied, deterministic.
-fn pattern(n: usize, seed: u64) -> Vec<f32> {
-    (0..n as u64)
-        .map(|i| {
-            let h = (i ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-            (h % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
 }
 
 /// Times `product` under each of `tiles` on `gpu` (`reps` timed products after one untimed

@@ -18,6 +18,7 @@ use wgrnn::backend::wgpu::gemm::{
     Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source,
     tile_for, verify_tensor_cores,
 };
+use wgrnn::backend::wgpu::gemm_measure::{Shape, candidates, fastest};
 use wgrnn::backend::wgpu::{Gpu, GpuBuffer};
 
 #[test]
@@ -209,6 +210,114 @@ fn split_tensor_tile_matches_f32_loops() {
     for magnitude in [2f32.powi(-30), 2f32.powi(20), 2f32.powi(-56)] {
         check_sizes_at(g, &mut r, &[(130, 133, 70)], 4, false, magnitude);
     }
+}
+
+/// `--gemm measured` (what `Auto` does on an adapter that is a GPU): the first product of a
+/// shape times every candidate tile aside from the recording (the dispatch and clear
+/// counts, the kernel-time profile and the pool's bytes do not see it), keeps the fastest,
+/// and later products of that shape take it without timing again; the products are right
+/// whichever tile wins, with every layout, accumulation and bias. The split tensor-core
+/// tile (f32 accuracy) is among the candidates, emulated in the H100's workgroup memory;
+/// the f16-rounding one is not at f32.
+#[test]
+fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
+    let Some(be) = gpu() else { return };
+    let g = be.gpu();
+    tensor_cores_or_emulated(g, "split tensor-core tile");
+    let h100 = lay_out_for_the_h100(g, "measured_tiles_are_timed_once_per_shape");
+    g.set_gemm_tiles(GemmTiles::Measured);
+    let mut r = rng("measured_tiles_are_timed_once_per_shape_aside_from_the_recording");
+    let (m, n, k) = (136, 72, 40);
+    let a = uniform(&mut r, m * k, 1.0);
+    let (ga, gc) = (g.buffer_from(&a), g.buffer_from(&poison(m * n)));
+    let product = |b: &[f32], gb: &GpuBuffer| {
+        let out = Out {
+            buf: &gc,
+            off: 0,
+            rs: n,
+        };
+        let (ma, mb) = (Mat::rows(&ga, 0, k), Mat::rows(gb, 0, n));
+        gemm(g, m, n, k, ma, mb, out, 1.0, false, None);
+        let want: Vec<f32> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                (0..k)
+                    .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        assert_close("measured product", &g.read::<f32>(&gc, m * n), &want, 1e-5);
+    };
+    let b = uniform(&mut r, k * n, 1.0);
+    let gb = g.buffer_from(&b);
+    assert!(g.profile(true) || !g.can_profile());
+    let before = (g.dispatch_count(), g.cleared_bytes(), g.bytes_held());
+    product(&b, &gb);
+    let after = (g.dispatch_count(), g.cleared_bytes(), g.bytes_held());
+    assert_eq!(
+        after,
+        (before.0 + 1, before.1, before.2),
+        "dispatches, clears, bytes"
+    );
+    if g.can_profile() {
+        let calls: u64 = g.kernel_times().iter().map(|t| t.calls).sum();
+        assert_eq!(calls, 1, "kernels profiled for one product");
+        g.profile(false);
+    }
+    let races = g.races();
+    assert_eq!(races.len(), 1, "one shape measured");
+    let race = &races[0];
+    let shape = Shape {
+        m,
+        n,
+        k,
+        a_k: true,
+        b_n: true,
+        b16: false,
+    };
+    assert_eq!(race.shape, shape);
+    let timed: Vec<Tile> = race.times.iter().map(|t| t.0).collect();
+    assert_eq!(timed, candidates(g, &shape), "each candidate timed once");
+    for t in [Tile::Small, Tile::Big(true, true), Tile::Tall(true, true)] {
+        assert!(timed.contains(&t), "{t:?} not timed");
+    }
+    assert_eq!(timed.contains(&Tile::TensorSplit(true, true)), h100);
+    assert!(
+        !timed.contains(&Tile::Tensor(true, true)),
+        "f16 rounding at f32"
+    );
+    assert!(race.times.iter().all(|t| t.1 > 0.0 && t.1.is_finite()));
+    assert_eq!(Some(race.chosen), fastest(&race.times));
+    // The same shape again: the tile kept, nothing timed; likewise a shape of the same
+    // class (m and k within the same powers of two), and not one of another.
+    let b = uniform(&mut r, k * n, 1.0);
+    product(&b, &g.buffer_from(&b));
+    assert_eq!(g.races(), races, "measured again");
+    let alike = Shape {
+        m: 129,
+        k: 36,
+        ..shape
+    };
+    assert_eq!(alike.class(), shape.class());
+    let (ga2, gb2) = (g.buffer_from(&a[..129 * 36]), g.buffer_from(&b[..36 * n]));
+    let out = Out {
+        buf: &gc,
+        off: 0,
+        rs: n,
+    };
+    let (ma, mb) = (Mat::rows(&ga2, 0, 36), Mat::rows(&gb2, 0, n));
+    gemm(g, 129, n, 36, ma, mb, out, 1.0, false, None);
+    assert_eq!(
+        g.races(),
+        races,
+        "measured again for a shape of the same class"
+    );
+    assert_ne!(Shape { m: 128, ..shape }.class(), shape.class());
+    assert_ne!(Shape { k: 32, ..shape }.class(), shape.class());
+    assert_ne!(Shape { n: 76, ..shape }.class(), shape.class());
+    // Every layout, accumulation and bias, in whichever tile wins for each.
+    check_sizes(g, &mut r, &[(130, 133, 37)], 4, false);
+    assert_eq!(g.races().len(), 5, "one more per layout");
 }
 
 /// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced

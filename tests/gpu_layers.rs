@@ -10,6 +10,7 @@ use gpu_common::{
     random_states, rng, uniform,
 };
 use wgrnn::backend::wgpu::Tuning;
+use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::config::{Activation, CellConfig, GruVariant, HeadConfig, JordanFeedback, Task};
 use wgrnn::{Mode, Model, Wants, WgpuBackend};
 
@@ -112,6 +113,42 @@ fn stacks_from_zero_states() {
     };
     let cfg = dense_net(3, vec![layer(jordan, 6, false)], Some(head));
     compare_stack_from_zero_states(be, &cfg, &[7, 1, 4, 7, 2], &mut r, TOL_FWD, TOL_GRAD);
+}
+
+/// Stacks whose large products take the tiles measured fastest (`--gemm measured`, what
+/// `Auto` does on a GPU), each measured in the middle of recording a pass, also among
+/// products held to share a dispatch (a bidirectional layer's, the layer pipeline's):
+/// widths that are multiples of 4, so the large tiles can take them, against the CPU
+/// reference, with padding and without.
+#[test]
+fn stacks_with_measured_product_tiles() {
+    let Some(mut be) = gpu() else { return };
+    let mut r = rng("stacks_with_measured_product_tiles");
+    let cells = [
+        CellConfig::lstm(true, None),
+        CellConfig::Gru {
+            variant: GruVariant::Pytorch,
+        },
+    ];
+    for cell in cells {
+        for (bi, wavefront) in [(false, None), (true, None), (false, Some(2))] {
+            be.set_tuning(Tuning {
+                wavefront,
+                gemm_tiles: GemmTiles::Measured,
+                ..Tuning::default()
+            });
+            let cfg = dense_net(
+                8,
+                vec![layer(cell.clone(), 12, bi), layer(cell.clone(), 12, bi)],
+                None,
+            );
+            for lengths in [&[7, 1, 4, 7, 2][..], &[6; 4]] {
+                be = compare_stack(be, &cfg, lengths, &mut r, TOL_FWD, TOL_GRAD);
+            }
+        }
+    }
+    let races = be.gpu().races();
+    assert!(races.len() >= 6, "shapes measured: {}", races.len());
 }
 
 /// Dispatches of a forward and backward of a 2-layer LSTM stack of 9 units, from `init`

@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 
 use super::codegen::{self, CoopOps, StorageVariants};
+use super::gemm_measure;
 use super::runtime::{Gpu, GpuBuffer, MAX_GROUPS, Shader};
 
 /// The 64x64 tile, for an f32 or an f16 B operand.
@@ -92,10 +93,20 @@ pub(super) static GEMM_COOP_EMULATED: StorageVariants = StorageVariants::with_co
     clap::ValueEnum,
 )]
 pub enum GemmTiles {
-    /// 128x128 where the operands allow it and the grid has at least [`MIN_BIG_TILES`]
-    /// tiles, else 64x64.
+    /// On an adapter that is a GPU, the large products' tiles measured
+    /// (`gemm_measure`: each tile that can run a product of at least
+    /// [`gemm_measure::MIN_MACS`] multiply-adds timed on that shape the first time one is
+    /// recorded, the fastest kept); on a CPU adapter (lavapipe), and for smaller products,
+    /// the rules of `Rules`.
     #[default]
     Auto,
+    /// 128x128 where the operands allow it and the grid has at least [`MIN_BIG_TILES`]
+    /// tiles, else 64x64 (on the matrix units under reduced precision where the adapter
+    /// has them): no measuring, so the same tiles on every run.
+    Rules,
+    /// As `Auto`, measuring on any adapter and at any size where the operands allow the
+    /// large tiles (tests measure on lavapipe with it).
+    Measured,
     /// Always the 64x64 tile (`gemm.wgsl`).
     Small,
     /// 128x128 wherever the operands allow it, whatever the size.
@@ -119,6 +130,8 @@ impl GemmTiles {
     pub fn name(self) -> &'static str {
         match self {
             GemmTiles::Auto => "auto",
+            GemmTiles::Rules => "rules",
+            GemmTiles::Measured => "measured",
             GemmTiles::Small => "small",
             GemmTiles::Big => "big",
             GemmTiles::Tall => "tall",
@@ -250,7 +263,7 @@ pub fn tensor_choice(choice: GemmTiles, tensor_cores: bool, auto_tensor: bool) -
     tensor_cores
         && match choice {
             GemmTiles::Tensor => true,
-            GemmTiles::Auto => auto_tensor,
+            GemmTiles::Auto | GemmTiles::Rules | GemmTiles::Measured => auto_tensor,
             GemmTiles::Small | GemmTiles::Big | GemmTiles::Tall | GemmTiles::TensorSplit => false,
         }
 }
@@ -270,7 +283,9 @@ pub fn big_tile_layout(
     let want_big = match choice {
         GemmTiles::Small => false,
         GemmTiles::Big | GemmTiles::Tall | GemmTiles::Tensor | GemmTiles::TensorSplit => true,
-        GemmTiles::Auto => m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES,
+        GemmTiles::Auto | GemmTiles::Rules | GemmTiles::Measured => {
+            m.div_ceil(128) * n.div_ceil(128) >= MIN_BIG_TILES
+        }
     };
     let c_aligned = c.off.is_multiple_of(4) && c.rs.is_multiple_of(4);
     match (vec4_layout(a), vec4_layout(b)) {
@@ -512,8 +527,12 @@ impl Product<'_> {
         p
     }
 
-    /// The tile it takes on `gpu`, as the tile choice stands.
+    /// The tile it takes on `gpu`, as the tile choice stands: the fastest measured for its
+    /// shape where the choice measures it ([`gemm_measure`]), else by the rules.
     fn tile(&self, gpu: &Gpu) -> Tile {
+        if let Some(shape) = gemm_measure::Shape::to_measure(gpu, self) {
+            return gemm_measure::chosen(gpu, shape);
+        }
         tile_for(
             gpu.gemm_tiles(),
             gpu.has_tensor_cores(),
@@ -759,6 +778,13 @@ fn batches<T, K: PartialEq>(
 /// piece where the products have more rows than [`MOST_ROWS`] or more k steps than the
 /// adapter's loops allow ([`Tile::k_per_dispatch`]).
 fn record(gpu: &Gpu, batch: &[Product<'_>]) {
+    if let Some(first) = batch.first() {
+        record_in(gpu, batch, first.tile(gpu));
+    }
+}
+
+/// Records `batch` as [`record`] does, in `tile` (or what the adapter runs in its place).
+pub(super) fn record_in(gpu: &Gpu, batch: &[Product<'_>], tile: Tile) {
     let Some(first) = batch.first() else {
         return;
     };
@@ -770,7 +796,7 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
     // the whole takes (each element of C is then the same sum whichever piece holds it).
     // Where the adapter cuts long loops short, the k steps in pieces too, each added to
     // what the ones before wrote.
-    let tile = runnable(gpu, first.tile(gpu));
+    let tile = runnable(gpu, tile);
     let (k, depth) = (first.k, tile.k_per_dispatch(gpu));
     for r0 in (0..m).step_by(MOST_ROWS) {
         let rows = r0..m.min(r0 + MOST_ROWS);
@@ -788,7 +814,7 @@ fn record(gpu: &Gpu, batch: &[Product<'_>]) {
 /// The tile `tile` falls back to where the adapter does not run it as laid out: the split
 /// tensor-core tile without matrix units or its workgroup memory, the 256x128 tile or the
 /// 128x128 one without theirs.
-fn runnable(gpu: &Gpu, tile: Tile) -> Tile {
+pub(super) fn runnable(gpu: &Gpu, tile: Tile) -> Tile {
     let storage = gpu.workgroup_storage();
     let tile = match tile {
         Tile::TensorSplit(a_k, b_n) if !split_tile_runs(gpu) => Tile::Big(a_k, b_n),

@@ -9,6 +9,7 @@
 pub mod autotune;
 pub mod device;
 pub mod gemm;
+pub mod gemm_measure;
 pub mod instructions;
 pub mod runtime;
 
@@ -630,8 +631,9 @@ impl WgpuBackend {
         self.tuning.gemm_tiles == gemm::GemmTiles::TensorSplit && self.split_tile_runs()
     }
 
-    /// Whether the large matrix products run on the tensor cores (operands rounded to f16):
-    /// `--gemm tensor`, or `Auto` under [`Precision::F16`], on an adapter that has them.
+    /// Whether the large matrix products may run on the tensor cores (operands rounded to
+    /// f16): `--gemm tensor`, or `Auto` under [`Precision::F16`], on an adapter that has
+    /// them (where `Auto` measures the tiles, where the tensor-core tile is the fastest).
     pub fn tensor_products(&self) -> bool {
         let g = &self.gpu;
         gemm::tensor_choice(
@@ -893,11 +895,16 @@ impl Backend for WgpuBackend {
         if self.precision == Precision::F16 {
             s.push_str("; f16 layer caches");
         }
-        // What runs on the tensor cores, operands rounded to f16 or split into halves.
+        // What runs on the tensor cores, operands rounded to f16 or split into halves (the
+        // large products' tiles, where measured, as the run measures them).
+        let measured = self.gpu.measures_products().is_some();
+        if measured {
+            s.push_str("; large products' tiles measured per shape");
+        }
         let split_steps = self.split_step_products();
         let steps = self.tensor_step_products() && !split_steps;
         for (products, steps, how) in [
-            (self.tensor_products(), steps, ""),
+            (self.tensor_products() && !measured, steps, ""),
             (
                 self.split_products(),
                 split_steps,

@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::device::{self, GpuError};
-use super::gemm::GemmTiles;
+use super::gemm::{GemmTiles, Tile};
+use super::gemm_measure::{Race, Shape as ProductShape};
 
 /// Bytes of one dispatch's parameter slot (the usual uniform offset alignment).
 const SLOT: u64 = 256;
@@ -410,6 +411,8 @@ pub struct Gpu {
     unsubmitted: Cell<u32>,
     /// Bind groups already made, by what they bind (see [`BindKey`]).
     bind_groups: RefCell<BindCache>,
+    /// The matrix products' tiles measured so far, one per shape (`gemm_measure`).
+    races: RefCell<Vec<Race>>,
 }
 
 /// What a dispatch binds: its pipeline, its parameter slot and its buffers. The same
@@ -554,6 +557,7 @@ impl Gpu {
             piece: Cell::new(FIRST_SUBMISSION),
             unsubmitted: Cell::new(0),
             bind_groups: RefCell::default(),
+            races: RefCell::default(),
         };
         gpu.set_tensor_emulation(emulate);
         Ok(gpu)
@@ -649,6 +653,100 @@ impl Gpu {
     /// The adapter's description.
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether the matrix products' tiles are measured (`gemm_measure`): `Some(all)` where
+    /// they are, `all` saying whether at every size (else from `gemm_measure::MIN_MACS`
+    /// multiply-adds); `None` where the choice says which tile or the rules give it.
+    /// `GemmTiles::Auto` measures on an adapter that is a GPU, not on a CPU (lavapipe,
+    /// whose timings say nothing of a GPU's, and where tests want the same tiles each run).
+    pub fn measures_products(&self) -> Option<bool> {
+        match self.gemm_tiles.get() {
+            GemmTiles::Measured => Some(true),
+            GemmTiles::Auto if self.info.device_type != wgpu::DeviceType::Cpu => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The tile measured fastest for products of `shape`'s class, if one was.
+    pub(crate) fn measured_tile(&self, shape: &ProductShape) -> Option<Tile> {
+        let races = self.races.borrow();
+        let class = shape.class();
+        races
+            .iter()
+            .find(|r| r.shape.class() == class)
+            .map(|r| r.chosen)
+    }
+
+    /// Keeps a measurement's outcome for the rest of the run.
+    pub(crate) fn keep_race(&self, race: Race) {
+        self.races.borrow_mut().push(race);
+    }
+
+    /// The matrix products' tiles measured so far, in the order they were
+    /// ([`Gpu::measures_products`]).
+    pub fn races(&self) -> Vec<Race> {
+        self.races.borrow().clone()
+    }
+
+    /// Runs `f`, the runtime's own work (measuring kernels), outside the recording it
+    /// interrupts: what is recorded so far is submitted first, `f`'s work is awaited, and
+    /// the dispatch, submission and clear counts and the kernel-time profile are left as
+    /// they were, so they still describe the recording alone.
+    pub(crate) fn aside<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.flush();
+        let profiler = self.profiler.borrow_mut().take();
+        let counts = (
+            self.dispatches.get(),
+            self.submissions.get(),
+            self.cleared.get(),
+        );
+        let out = f();
+        self.flush();
+        self.wait();
+        *self.profiler.borrow_mut() = profiler;
+        self.dispatches.set(counts.0);
+        self.submissions.set(counts.1);
+        self.cleared.set(counts.2);
+        out
+    }
+
+    /// A buffer of `len` elements (f16 where `half`), contents undefined, for
+    /// [`Gpu::aside`] work: outside the pool, so it counts in no byte total and is freed
+    /// with [`Gpu::forget_scratch`].
+    pub(crate) fn scratch(&self, len: usize, half: bool) -> GpuBuffer {
+        let bytes = len.max(1) * if half { 2 } else { 4 };
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("scratch"),
+            size: bytes.next_multiple_of(16) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        // A pool of its own, dropped with it; no cap, so the buffer is not released there.
+        let pool = Arc::new(Mutex::new(Pool {
+            live: buf.size(),
+            ..Pool::default()
+        }));
+        GpuBuffer {
+            buf,
+            len,
+            base: 0,
+            whole: None,
+            half,
+            used: AtomicU64::new(0),
+            pool,
+        }
+    }
+
+    /// Frees scratch buffers ([`Gpu::scratch`]): drops them and the bind groups that bind
+    /// them, which would otherwise keep them alive.
+    pub(crate) fn forget_scratch(&self, bufs: Vec<GpuBuffer>) {
+        let gone: Vec<wgpu::Buffer> = bufs.iter().map(|b| b.buf.clone()).collect();
+        drop(bufs);
+        let mut cache = self.bind_groups.borrow_mut();
+        cache
+            .groups
+            .retain(|_, (key, _)| !key.buffers.iter().any(|(_, b, _)| gone.contains(b)));
     }
 
     /// Whether the adapter ends every loop of a kernel once an invocation has run
