@@ -1190,14 +1190,16 @@ fn copies_within_one_buffer_move_only_their_range() {
 }
 
 /// The self-check the backend runs where it opens an adapter with matrix units
-/// (`verify_tensor_cores`: a product exact in f32, compared to the last bit) passes on the
-/// tile as it is, on the matrix units or emulated, and leaves them in use and the tile
-/// choice as it was; without tensor cores it reports none and changes nothing.
+/// (`verify_tensor_cores`: a product exact in f32, compared to the last bit, for the tile
+/// and, where it runs, as here in the H100's workgroup memory, its split twin) passes on
+/// the tiles as they are, on the matrix units or emulated, and leaves them in use and the
+/// tile choice as it was; without tensor cores it reports none and changes nothing.
 #[test]
 fn the_tensor_tile_passes_its_self_check() {
     let Some(be) = gpu() else { return };
     let g = be.gpu();
     let emulated = tensor_cores_or_emulated(g, "tensor-core tile");
+    lay_out_for_the_h100(g, "the_tensor_tile_passes_its_self_check");
     g.set_gemm_tiles(GemmTiles::Big);
     assert!(
         verify_tensor_cores(g),

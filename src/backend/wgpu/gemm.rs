@@ -355,49 +355,64 @@ pub struct Out<'a> {
 /// Runs the tensor-core tile once, where the device has matrix units, on a product whose
 /// every partial sum is exact in f32 whatever its order, and gives the tensor cores up for
 /// the run (`Gpu::give_up_tensor_cores`, with a warning saying by how much it was off) if
-/// any element differs from the loops'. A driver whose cooperative matrices lay out their
-/// loads or stores other than the tile expects would otherwise pass O(1) errors silently
-/// into every product of `--precision f16` (the recurrent steps use the same matrix
-/// loads). Returns whether the tensor cores are still in use. The backend calls it when it
-/// opens an adapter with matrix units; tests call it on the emulated tile.
+/// any element differs from the loops'; likewise its split twin (f32 accuracy), where it
+/// runs, on a product whose A has bits past f16's, so that its low halves are not zero.
+/// A driver whose cooperative matrices lay out their loads or stores other than the tile
+/// expects would otherwise pass O(1) errors silently into every product of `--precision
+/// f16` (the recurrent steps use the same matrix loads), and into every product whose tile
+/// `GemmTiles::Auto` measures fastest (`gemm_measure`, the split tile among the
+/// candidates). Returns whether the tensor cores are still in use. The backend calls it
+/// when it opens an adapter with matrix units; tests call it on the emulated tile.
 pub fn verify_tensor_cores(gpu: &Gpu) -> bool {
     if !gpu.has_tensor_cores() {
         return false;
     }
-    let (a, b, want, (m, n, k)) = exact_product();
-    let (ga, gb) = (gpu.buffer_from(&a), gpu.buffer_from(&b));
-    let gc = gpu.buffer_from(&vec![f32::NAN; m * n]);
-    let tiles = gpu.gemm_tiles();
-    gpu.set_gemm_tiles(GemmTiles::Tensor);
-    let out = Out {
-        buf: &gc,
-        off: 0,
-        rs: n,
-    };
-    let (ma, mb) = (Mat::rows(&ga, 0, k), Mat::rows(&gb, 0, n));
-    gemm(gpu, m, n, k, ma, mb, out, 1.0, false, None);
-    gpu.set_gemm_tiles(tiles);
-    let got = gpu.read::<f32>(&gc, m * n);
-    match products_differ(&got, &want, n) {
-        Some(why) if gpu.has_tensor_cores() => {
-            gpu.give_up_tensor_cores("matrix product", &why);
-            false
-        }
-        _ => gpu.has_tensor_cores(),
+    let mut checks = vec![(GemmTiles::Tensor, "matrix product", exact_product(8))];
+    if split_tile_runs(gpu) {
+        let split = "matrix product in split f16 halves";
+        checks.push((GemmTiles::TensorSplit, split, exact_product(2048)));
     }
+    let tiles = gpu.gemm_tiles();
+    for (choice, kernel, (a, b, want, (m, n, k))) in checks {
+        let (ga, gb) = (gpu.buffer_from(&a), gpu.buffer_from(&b));
+        let gc = gpu.buffer_from(&vec![f32::NAN; m * n]);
+        gpu.set_gemm_tiles(choice);
+        let out = Out {
+            buf: &gc,
+            off: 0,
+            rs: n,
+        };
+        let (ma, mb) = (Mat::rows(&ga, 0, k), Mat::rows(&gb, 0, n));
+        gemm(gpu, m, n, k, ma, mb, out, 1.0, false, None);
+        gpu.set_gemm_tiles(tiles);
+        let got = gpu.read::<f32>(&gc, m * n);
+        if let Some(why) = products_differ(&got, &want, n)
+            && gpu.has_tensor_cores()
+        {
+            gpu.give_up_tensor_cores(kernel, &why);
+        }
+        if !gpu.has_tensor_cores() {
+            return false;
+        }
+    }
+    true
 }
 
-/// A [`verify_tensor_cores`] product: A [m, k] and B [k, n] row-major, multiples of 1/8 in
-/// [-2, 2] (exact in f16, so rounding to it changes nothing, and the chunk scales are powers
-/// of two), and C = A B from the loops: each product a multiple of 1/64, every partial sum
-/// below 2^9, so exact in f32 in any order. One interior 128x128 tile, edges in m and n,
-/// and three 32-deep chunks. Returns (A, B, C, (m, n, k)).
+/// A [`verify_tensor_cores`] product: A [m, k] and B [k, n] row-major, A's elements
+/// multiples of `1 / a_steps` in [-2, 2] (8: exact in f16, so rounding to it changes
+/// nothing; 2048: 12 significant bits, one past f16's, so a split tile's low halves carry
+/// it), B's multiples of 1/8 in [-2, 2] (exact in f16; the chunk scales are powers of
+/// two), and C = A B from the loops: each product a multiple of 1 / (8 a_steps), every
+/// partial sum below 2^9, so exact in f32 in any order (23 bits at 2048). One interior
+/// 128x128 tile, edges in m and n, and three 32-deep chunks. Returns (A, B, C, (m, n, k)).
 #[allow(clippy::type_complexity)]
-fn exact_product() -> (Vec<f32>, Vec<f32>, Vec<f32>, (usize, usize, usize)) {
+fn exact_product(a_steps: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, (usize, usize, usize)) {
     let (m, n, k) = (136, 144, 72);
-    let value = |i: usize, salt: usize| ((i * 37 + salt * 101) % 33) as f32 / 8.0 - 2.0;
-    let a: Vec<f32> = (0..m * k).map(|i| value(i, 7)).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| value(i, 11)).collect();
+    let value = |i: usize, salt: usize, steps: usize| {
+        ((i * 37 + salt * 101) % (4 * steps + 1)) as f32 / steps as f32 - 2.0
+    };
+    let a: Vec<f32> = (0..m * k).map(|i| value(i, 7, a_steps)).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| value(i, 11, 8)).collect();
     let c = (0..m * n)
         .map(|e| {
             let (i, j) = (e / n, e % n);
@@ -1080,28 +1095,35 @@ fn record_sums(gpu: &Gpu, batch: &[ColSum<'_>]) {
 mod tests {
     use super::{exact_product, products_differ};
 
-    /// The self-check's product is exact: the f32 loops give what f64 gives, and its
-    /// operands are exact in f16.
+    /// The self-checks' products are exact: the f32 loops give what f64 gives; the tensor
+    /// tile's operands are exact in f16, and the split tile's A is not (its low halves
+    /// carry a bit), but is in two f16 halves.
     #[test]
-    fn the_check_product_is_exact_in_f32() {
-        let (a, b, c, (m, n, k)) = exact_product();
-        assert!(
-            m % 128 != 0 && n % 128 != 0 && k > 64,
-            "edges and three chunks"
-        );
-        for x in a.iter().chain(&b) {
-            assert_eq!(half::f16::from_f32(*x).to_f32(), *x);
-            assert!(x.abs() <= 2.0);
+    fn the_check_products_are_exact_in_f32() {
+        let f16 = |x: f32| half::f16::from_f32(x).to_f32();
+        for a_steps in [8, 2048] {
+            let (a, b, c, (m, n, k)) = exact_product(a_steps);
+            assert!(
+                m % 128 != 0 && n % 128 != 0 && k > 64,
+                "edges and three chunks"
+            );
+            for x in a.iter().chain(&b) {
+                assert_eq!(f16(*x) + f16(*x - f16(*x)), *x);
+                assert!(x.abs() <= 2.0);
+            }
+            assert!(b.iter().all(|&x| f16(x) == x));
+            let a_in_f16 = a.iter().filter(|&&x| f16(x) == x).count();
+            assert_eq!(a_in_f16 == a.len(), a_steps == 8, "A's low halves");
+            assert_eq!(c.len(), m * n);
+            for (e, &got) in c.iter().enumerate() {
+                let (i, j) = (e / n, e % n);
+                let exact: f64 = (0..k)
+                    .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                    .sum();
+                assert_eq!(got as f64, exact, "({i}, {j})");
+            }
+            assert!(c.iter().any(|&x| x != 0.0));
         }
-        assert_eq!(c.len(), m * n);
-        for (e, &got) in c.iter().enumerate() {
-            let (i, j) = (e / n, e % n);
-            let exact: f64 = (0..k)
-                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
-                .sum();
-            assert_eq!(got as f64, exact, "({i}, {j})");
-        }
-        assert!(c.iter().any(|&x| x != 0.0));
     }
 
     /// A product laid out wrong (here each 16x16 block of C transposed, as a cooperative
@@ -1109,7 +1131,7 @@ mod tests {
     /// the right one passes.
     #[test]
     fn a_transposed_block_layout_is_a_wrong_product() {
-        let (_, _, c, (m, n, _)) = exact_product();
+        let (_, _, c, (m, n, _)) = exact_product(8);
         assert_eq!(products_differ(&c, &c, n), None);
         let mut t = c.clone();
         for e in 0..128 * 128 {
