@@ -47,7 +47,7 @@ import time
 
 CELLS = ["lstm", "lstm", "gru", "rnn-tanh", "rnn-relu", "elman-linear", "jordan"]
 STEP_KERNELS = ["tiled", "blocked", "rowwise", "gemv", "tensor", "tensor-split"]
-GEMMS = ["small", "big", "tall", "tensor", "tensor-split"]
+GEMMS = ["small", "big", "tall", "tensor", "tensor-split", "measured", "measured", "rules"]
 
 
 def mixed_cell(r, top):

@@ -315,9 +315,33 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     assert_ne!(Shape { m: 128, ..shape }.class(), shape.class());
     assert_ne!(Shape { k: 32, ..shape }.class(), shape.class());
     assert_ne!(Shape { n: 76, ..shape }.class(), shape.class());
+    // Where the candidates change (reduced precision lets the f16-rounding tile in), the
+    // class is measured again, with it.
+    g.set_auto_tensor(true);
+    let out = Out {
+        buf: &gc,
+        off: 0,
+        rs: n,
+    };
+    gemm(
+        g,
+        m,
+        n,
+        k,
+        Mat::rows(&ga, 0, k),
+        Mat::rows(&gb, 0, n),
+        out,
+        1.0,
+        false,
+        None,
+    );
+    g.set_auto_tensor(false);
+    let again = g.races();
+    assert_eq!(again.len(), 2, "measured again with the rounding tile");
+    assert!(again[1].candidates.contains(&Tile::Tensor(true, true)));
     // Every layout, accumulation and bias, in whichever tile wins for each.
     check_sizes(g, &mut r, &[(130, 133, 37)], 4, false);
-    assert_eq!(g.races().len(), 5, "one more per layout");
+    assert_eq!(g.races().len(), 6, "one more per layout");
 }
 
 /// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced

@@ -123,6 +123,8 @@ impl Shape {
 pub struct Race {
     /// The products it is for.
     pub shape: Shape,
+    /// The tiles it compared ([`candidates`]).
+    pub candidates: Vec<Tile>,
     /// Each candidate (as the adapter runs it) and its seconds per product.
     pub times: Vec<(Tile, f64)>,
     /// The fastest candidate.
@@ -157,10 +159,11 @@ pub fn tile_name(t: Tile) -> &'static str {
 /// [`Shape::class`], measuring it now on `shape` if this is the first product of the
 /// class.
 pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
-    if let Some(t) = gpu.measured_tile(&shape) {
+    let tiles = candidates(gpu, &shape);
+    if let Some(t) = gpu.measured_tile(&shape, &tiles) {
         return t;
     }
-    let race = gpu.aside(|| measure(gpu, shape));
+    let race = gpu.aside(|| measure(gpu, shape, tiles));
     let t = race.chosen;
     gpu.keep_race(race);
     t
@@ -186,9 +189,10 @@ pub fn candidates(gpu: &Gpu, shape: &Shape) -> Vec<Tile> {
     out
 }
 
-/// Times each of [`candidates`] on products of `shape` (operands of varied values in the
-/// shape's layout, outside the buffer pool) and returns them with the fastest.
-fn measure(gpu: &Gpu, shape: Shape) -> Race {
+/// Times each of `tiles` ([`candidates`]) on products of `shape` (operands of varied
+/// values in the shape's layout, outside the buffer pool) and returns them with the
+/// fastest.
+fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
     let Shape {
         m,
         n,
@@ -238,7 +242,6 @@ fn measure(gpu: &Gpu, shape: Shape) -> Race {
     };
     // Each candidate once untimed (which builds its pipeline), once timed for the number
     // of products a timed run takes, then in turns.
-    let tiles = candidates(gpu, &shape);
     let mut times: Vec<(usize, f64)> = tiles
         .iter()
         .map(|&tile| {
@@ -264,6 +267,7 @@ fn measure(gpu: &Gpu, shape: Shape) -> Race {
     let chosen = fastest(&times).unwrap_or(Tile::Small);
     Race {
         shape,
+        candidates: tiles,
         times,
         chosen,
     }

@@ -411,7 +411,8 @@ pub struct Gpu {
     unsubmitted: Cell<u32>,
     /// Bind groups already made, by what they bind (see [`BindKey`]).
     bind_groups: RefCell<BindCache>,
-    /// The matrix products' tiles measured so far, one per shape (`gemm_measure`).
+    /// The matrix products' tiles measured so far, one per shape class and candidates
+    /// (`gemm_measure`).
     races: RefCell<Vec<Race>>,
 }
 
@@ -668,13 +669,14 @@ impl Gpu {
         }
     }
 
-    /// The tile measured fastest for products of `shape`'s class, if one was.
-    pub(crate) fn measured_tile(&self, shape: &ProductShape) -> Option<Tile> {
+    /// The tile measured fastest for products of `shape`'s class among `candidates`, if
+    /// one was (the candidates change with the precision and the workgroup memory).
+    pub(crate) fn measured_tile(&self, shape: &ProductShape, candidates: &[Tile]) -> Option<Tile> {
         let races = self.races.borrow();
         let class = shape.class();
         races
             .iter()
-            .find(|r| r.shape.class() == class)
+            .find(|r| r.shape.class() == class && r.candidates == candidates)
             .map(|r| r.chosen)
     }
 
