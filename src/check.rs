@@ -21,6 +21,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
 use crate::backend::{Backend, Real, SeqShape};
+use crate::bench::Timing;
 use crate::config::{
     Activation, CellConfig, GruVariant, HeadConfig, InputEncoding, JordanFeedback, LayerConfig,
     NetworkConfig, Task,
@@ -336,6 +337,9 @@ pub struct CheckReport {
     pub candidate: String,
     /// The compared tensors, in the order they were computed.
     pub rows: Vec<Row>,
+    /// The products' tiles the candidate measured, so the table says which ones it
+    /// compared (`gemm_measure`; one line per shape class, the fastest tile first).
+    pub measured_tiles: Vec<String>,
 }
 
 impl CheckReport {
@@ -386,6 +390,9 @@ impl CheckReport {
             self.rows.len() - failed,
             failed
         ));
+        for m in &self.measured_tiles {
+            out.push_str(&format!("product tiles measured, {m}\n"));
+        }
         out
     }
 }
@@ -553,6 +560,8 @@ struct Run {
     dinit: Vec<LayerState<f64>>,
     step_losses: Vec<f64>,
     updated: Vec<f64>,
+    /// The products' tiles the backend measured (`Timing::measured_tiles`).
+    measured_tiles: Vec<String>,
 }
 
 /// A forward and backward of `batch`'s shape with every sequence running all its steps and
@@ -583,7 +592,7 @@ fn poison_pass<B: Backend>(
 }
 
 /// Runs the whole comparison on one backend. `params` replaces the model's initial ones.
-fn run_one<B: Backend>(
+fn run_one<B: Backend + Timing>(
     backend: B,
     spec: &CheckSpec,
     params: Option<&[f64]>,
@@ -641,6 +650,8 @@ fn run_one<B: Backend>(
         (None, None) => bail!("internal: neither targets nor an output gradient"),
     };
     run.grads = f64s(&model.grads());
+    // Every product's shape has been recorded by now (the steps below repeat them).
+    run.measured_tiles = model.backend().measured_tiles();
     run.dinputs = grads_in.inputs.as_deref().map(f64s).unwrap_or_default();
     run.dinit = grads_in
         .initial_states
@@ -713,7 +724,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// Runs `spec` on both backends (the candidate gets the reference's initial parameters) and
 /// compares every tensor.
-pub fn run_check<R: Backend, C: Backend>(
+pub fn run_check<R: Backend + Timing, C: Backend + Timing>(
     reference: R,
     candidate: C,
     spec: &CheckSpec,
@@ -841,6 +852,7 @@ pub fn run_check<R: Backend, C: Backend>(
         reference: ref_name,
         candidate: cand_name,
         rows,
+        measured_tiles: c.measured_tiles,
     })
 }
 

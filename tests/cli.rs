@@ -390,6 +390,37 @@ fn step_weights_are_refused_where_they_choose_nothing() {
     );
 }
 
+/// `--gemm measured` (what `Auto` does on a GPU): the products' tiles are measured in the
+/// check's run, the table says which won for each shape class (the split tensor-core tile
+/// among the candidates, emulated, in the H100's workgroup memory), and the run agrees
+/// with the CPU reference at f32's tolerances.
+#[test]
+fn check_with_measured_product_tiles() {
+    let flags = ["--gemm", "measured", "--workgroup-memory", "49152"];
+    let o = wgrnn_env(
+        &stack_check("lstm", &flags),
+        &[("WGRNN_EMULATE_TENSOR_CORES", "1")],
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("gemm=measured"), "{out}");
+    assert!(
+        out.contains("; large products' tiles measured per shape"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 FAILED"), "{out}");
+    let measured: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("product tiles measured, "))
+        .collect();
+    assert!(measured.len() >= 4, "{out}");
+    for line in measured {
+        for tile in ["small ", "big ", "tall ", "tensor-split "] {
+            assert!(line.contains(tile), "{line}");
+        }
+    }
+}
+
 #[test]
 fn check_with_split_tensor_products() {
     let args = |memory: &'static str| {
