@@ -842,6 +842,35 @@ pub(super) fn runnable(gpu: &Gpu, tile: Tile) -> Tile {
     }
 }
 
+/// The large tiles' pipeline constants for A's and B's layouts.
+fn layout_constants(a_k: bool, b_n: bool) -> [(&'static str, f64); 2] {
+    [
+        ("A_K_CONTIGUOUS", a_k as u32 as f64),
+        ("B_N_CONTIGUOUS", b_n as u32 as f64),
+    ]
+}
+
+/// Whether the f32 tile `tile`'s pipeline, for an f32 or an f16 (`b16`) B, builds on `gpu`
+/// (kept where it does): `gemm_measure` times tiles beside the one the rules would take,
+/// and one a driver refuses must not stop the run. The tensor-core tiles answer yes here:
+/// where they do not build, their dispatch gives them up and runs the 128x128 tile.
+pub(super) fn tile_builds(gpu: &Gpu, tile: Tile, b16: bool) -> bool {
+    match tile {
+        Tile::Small => gpu.try_pipeline(GEMM.get(b16), "gemm", &[]).is_ok(),
+        Tile::Big(a_k, b_n) => {
+            let constants = layout_constants(a_k, b_n);
+            gpu.try_pipeline(GEMM128.get(b16), "gemm128", &constants)
+                .is_ok()
+        }
+        Tile::Tall(a_k, b_n) => {
+            let constants = layout_constants(a_k, b_n);
+            gpu.try_pipeline(GEMM256.get(b16), "gemm256", &constants)
+                .is_ok()
+        }
+        Tile::Tensor(..) | Tile::TensorSplit(..) => true,
+    }
+}
+
 /// Records `batch` as [`record`] does, in `tile`, its rows within one dispatch's grid.
 fn record_rows(gpu: &Gpu, batch: &[Product<'_>], mut tile: Tile) {
     let first = &batch[0];
@@ -887,12 +916,7 @@ fn record_rows(gpu: &Gpu, batch: &[Product<'_>], mut tile: Tile) {
         bind(first.bias_buf()),
     ];
     let z = batch.len() as u32;
-    let layout = |a_k: bool, b_n: bool| {
-        [
-            ("A_K_CONTIGUOUS", a_k as u32 as f64),
-            ("B_N_CONTIGUOUS", b_n as u32 as f64),
-        ]
-    };
+    let layout = layout_constants;
     let big_grid = [n.div_ceil(128) as u32, m.div_ceil(128) as u32, z];
     if let Tile::Tensor(a_k, b_n) | Tile::TensorSplit(a_k, b_n) = tile {
         let variants = if gpu.tensor_emulated() {

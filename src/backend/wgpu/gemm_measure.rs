@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use super::gemm::{Mat, Out, Product, Tile, record_in, runnable, split_tile_runs};
+use super::gemm::{Mat, Out, Product, Tile, record_in, runnable, split_tile_runs, tile_builds};
 use super::runtime::Gpu;
 
 /// The fewest multiply-adds (m n k) of a product whose tile `GemmTiles::Auto` measures:
@@ -170,7 +170,8 @@ pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
 }
 
 /// The tiles that can run products of `shape` on `gpu` at the accuracy asked for, each
-/// once as the adapter runs it (a tile it cannot run falls back to one already listed).
+/// once as the adapter runs it (a tile it cannot run falls back to one already listed;
+/// one whose pipeline the driver refuses is left out).
 pub fn candidates(gpu: &Gpu, shape: &Shape) -> Vec<Tile> {
     let (a, b) = (shape.a_k, shape.b_n);
     let mut all = vec![Tile::Small, Tile::Big(a, b), Tile::Tall(a, b)];
@@ -182,7 +183,7 @@ pub fn candidates(gpu: &Gpu, shape: &Shape) -> Vec<Tile> {
     }
     let mut out: Vec<Tile> = Vec::new();
     for t in all.into_iter().map(|t| runnable(gpu, t)) {
-        if !out.contains(&t) {
+        if !out.contains(&t) && tile_builds(gpu, t, shape.b16) {
             out.push(t);
         }
     }
