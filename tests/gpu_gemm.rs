@@ -342,6 +342,17 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     // Every layout, accumulation and bias, in whichever tile wins for each.
     check_sizes(g, &mut r, &[(130, 133, 37)], 4, false);
     assert_eq!(g.races().len(), 6, "one more per layout");
+    // Without the tensor cores (given up), a class measured with the split tile is
+    // measured once more, without it, and then kept.
+    if h100 {
+        g.give_up_tensor_cores("matrix product", "a test gives them up");
+        for _ in 0..2 {
+            product(&b, &g.buffer_from(&b));
+            assert_eq!(g.races().len(), 7, "measured once without the tensor cores");
+        }
+        let last = g.races().pop().expect("races");
+        assert!(!last.candidates.contains(&Tile::TensorSplit(true, true)));
+    }
 }
 
 /// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced

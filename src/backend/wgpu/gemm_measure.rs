@@ -1,7 +1,7 @@
 //! Matrix-product tiles chosen by measurement, as `torch.backends.cudnn.benchmark` chooses
 //! cuDNN's algorithms: the first time a large product of a shape is recorded, every tile
 //! that can run it is timed on operands of that shape and layout, and the fastest takes
-//! every product of that shape for the rest of the run.
+//! every product of that shape's class ([`Shape::class`]) for the rest of the run.
 //!
 //! Which tile is fastest depends on the GPU (its registers, its workgroup memory, whether it
 //! has matrix units, how its compiler treats each tile's code) and on the shape (how well a
@@ -20,12 +20,15 @@
 
 use std::time::Instant;
 
-use super::gemm::{Mat, Out, Product, Tile, record_in, runnable, split_tile_runs, tile_builds};
+use super::gemm::{
+    GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
+    tile_builds,
+};
 use super::runtime::Gpu;
 
-/// The fewest multiply-adds (m n k) of a product whose tile `GemmTiles::Auto` measures:
-/// about 10 us of the H100's f32 rate, where a wrong tile begins to cost more than
-/// measuring it once does; smaller products take the rules' tile.
+/// The fewest multiply-adds (m n k) of a product whose tile `GemmTiles::Auto` measures
+/// (about 20 us at the 26 TFLOP/s the H100 gave the 128x128 tile's twin): smaller products
+/// cost little in any tile, and take the rules'.
 pub const MIN_MACS: usize = 1 << 28;
 
 /// Most bytes of operands a measurement allocates (A, B and C at the product's shape);
@@ -72,8 +75,7 @@ impl Shape {
         if macs == 0 || (!all_sizes && macs < MIN_MACS) {
             return None;
         }
-        let (a_k, b_n) =
-            super::gemm::big_tile_layout(super::gemm::GemmTiles::Big, m, n, &p.a, &p.b, &p.c)?;
+        let (a_k, b_n) = big_tile_layout(GemmTiles::Big, m, n, &p.a, &p.b, &p.c)?;
         let b16 = p.b.buf.is_f16();
         let limits = gpu.limits();
         let most = limits
@@ -123,7 +125,7 @@ impl Shape {
 pub struct Race {
     /// The products it is for.
     pub shape: Shape,
-    /// The tiles it compared ([`candidates`]).
+    /// The tiles it serves the choice among ([`candidates`], as they stood after it).
     pub candidates: Vec<Tile>,
     /// Each candidate (as the adapter runs it) and its seconds per product.
     pub times: Vec<(Tile, f64)>,
@@ -163,7 +165,10 @@ pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
     if let Some(t) = gpu.measured_tile(&shape, &tiles) {
         return t;
     }
-    let race = gpu.aside(|| measure(gpu, shape, tiles));
+    let mut race = gpu.aside(|| measure(gpu, shape, tiles));
+    // Kept for the candidates as they stand now: a tile given up while it was timed (the
+    // tensor cores, where their kernel does not build) is one no longer.
+    race.candidates = candidates(gpu, &shape);
     let t = race.chosen;
     gpu.keep_race(race);
     t
