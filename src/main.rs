@@ -1162,6 +1162,10 @@ fn run_report(args: ReportArgs) -> Result<()> {
             variants.push((name.to_string(), read(std::path::Path::new(file))?));
         }
         out!("{}", report::suite_table(&ours, &torch, &variants)?);
+        if let Some(t) = report::measured_tiles_table(&ours) {
+            outln!();
+            out!("{t}");
+        }
         if let Some(path) = &args.f16 {
             outln!();
             out!("{}", report::reduced_table(&read(path)?, &torch)?);

@@ -251,6 +251,27 @@ pub fn kernel_table(ours: &[Value], name: &str, roof: Option<Roofline>) -> Resul
     Ok(t)
 }
 
+/// The products' tiles each configuration's run measured (`gemm_measured` in its line, as
+/// `wgrnn bench` prints them): one row per configuration and shape class, the tile taken
+/// (the fastest) and every candidate's time. `None` where no run measured any.
+pub fn measured_tiles_table(ours: &[Value]) -> Option<String> {
+    let mut t = String::from(
+        "| config | product (m x n x k) | taken | each tile's time |\n|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for o in ours {
+        let config = o["name"].as_str().unwrap_or("-");
+        let lines = o["gemm_measured"].as_array().into_iter().flatten();
+        for line in lines.filter_map(Value::as_str) {
+            let (shape, times) = line.split_once(": ").unwrap_or((line, ""));
+            let taken = times.split_whitespace().next().unwrap_or("-");
+            t.push_str(&format!("| {config} | {shape} | {taken} | {times} |\n"));
+            any = true;
+        }
+    }
+    any.then_some(t)
+}
+
 /// The products table from `wgrnn bench --products` lines: one row per product (config,
 /// product, m x n x k, operand layouts), one TFLOP/s column per tile in the order the lines
 /// first name them, and the fastest tile (by time, finer than the rounded rates) with its
@@ -328,6 +349,27 @@ mod tests {
         format!(
             r#"{{"engine":"{engine}","name":"{name}","kind":"lstm","layers":4,"hidden":1024,"input":1024,"batch":64,"seq":100,"bidirectional":false,"tf32":{tf32},"train_step_ms":{ms},"peak_mem_mb":{mem},"kernels":[{{"kernel":"gemm128.gemm128","calls":20,"ms":10.0,"gflops":268.4,"gbytes":1.0}},{{"kernel":"lstm_cell.fwd_step_tiled","calls":400,"ms":30.0,"gflops":0.0,"gbytes":0.0}}]}}"#
         )
+    }
+
+    #[test]
+    fn measured_tiles_table_has_a_row_per_class_with_the_tile_taken() {
+        let with = line("wgrnn", "flagship", 40.0, false, 700.0).replace(
+            "\"kernels\"",
+            "\"gemm_measured\":[\"6400x4096x1024 B^T: tall 1.9 ms, big 2.1 ms\",\
+             \"4096x1024x6400 A^T: big 2.0 ms, tall 2.4 ms\"],\"kernels\"",
+        );
+        let without = line("wgrnn", "small", 1.0, false, 10.0);
+        let ours = parse_lines(&format!("{with}\n{without}\n"), "ours").unwrap();
+        let t = measured_tiles_table(&ours).expect("a table");
+        let rows: Vec<&str> = t.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| flagship | 6400x4096x1024 B^T | tall | tall 1.9 ms, big 2.1 ms |",
+                "| flagship | 4096x1024x6400 A^T | big | big 2.0 ms, tall 2.4 ms |",
+            ]
+        );
+        assert_eq!(measured_tiles_table(&ours[1..]), None);
     }
 
     #[test]

@@ -1415,6 +1415,8 @@ fn report_makes_the_suite_table_from_json_lines() {
         "1",
         "--profile-steps",
         "1",
+        "--gemm",
+        "measured",
         "--json",
         &ours.to_string_lossy(),
     ]);
@@ -1447,7 +1449,16 @@ fn report_makes_the_suite_table_from_json_lines() {
         .lines()
         .filter(|l| l.starts_with("| flagship |") || l.starts_with("| gru4 |"))
         .collect();
+    // The suite table's rows, then (under --gemm measured) a row per measured shape class
+    // with the tile taken, the fastest of its times.
+    let (rows, measured): (Vec<&str>, Vec<&str>) =
+        rows.into_iter().partition(|r| r.matches('|').count() > 5);
     assert_eq!(rows.len(), 2, "{out}");
+    assert!(!measured.is_empty(), "{out}");
+    for row in measured {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(cells[4].starts_with(&format!("{} ", cells[3])), "{row}");
+    }
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         // config, ours, host, fp32, ratio, target, met, tf32, ratio to tf32, peak ours, peak

@@ -160,35 +160,12 @@ fn split_tensor_tile_matches_f32_loops() {
     let (m, n, k) = (130, 132, 68);
     let a = uniform(&mut r, m * k, 1.0);
     let b = uniform(&mut r, k * n, 1.0);
-    let want: Vec<f32> = (0..m * n)
-        .map(|e| {
-            let (i, j) = (e / n, e % n);
-            (0..k)
-                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
-                .sum::<f64>() as f32
-        })
-        .collect();
+    let want = row_major_loops((m, n, k), &a, &b);
     let (ga, gb) = (g.buffer_from(&a), g.buffer_from(&b));
     let err = |tiles: GemmTiles| {
         g.set_gemm_tiles(tiles);
         let gc = g.buffer_from(&poison(m * n));
-        let out = Out {
-            buf: &gc,
-            off: 0,
-            rs: n,
-        };
-        gemm(
-            g,
-            m,
-            n,
-            k,
-            Mat::rows(&ga, 0, k),
-            Mat::rows(&gb, 0, n),
-            out,
-            1.0,
-            false,
-            None,
-        );
+        row_major_product(g, (m, n, k), &ga, &gb, &gc);
         rel_err(&g.read::<f32>(&gc, m * n), &want, 0.0)
     };
     let (plain, split) = (err(GemmTiles::Tensor), err(GemmTiles::TensorSplit));
@@ -231,21 +208,8 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     let a = uniform(&mut r, m * k, 1.0);
     let (ga, gc) = (g.buffer_from(&a), g.buffer_from(&poison(m * n)));
     let product = |b: &[f32], gb: &GpuBuffer| {
-        let out = Out {
-            buf: &gc,
-            off: 0,
-            rs: n,
-        };
-        let (ma, mb) = (Mat::rows(&ga, 0, k), Mat::rows(gb, 0, n));
-        gemm(g, m, n, k, ma, mb, out, 1.0, false, None);
-        let want: Vec<f32> = (0..m * n)
-            .map(|e| {
-                let (i, j) = (e / n, e % n);
-                (0..k)
-                    .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
-                    .sum::<f64>() as f32
-            })
-            .collect();
+        row_major_product(g, (m, n, k), &ga, gb, &gc);
+        let want = row_major_loops((m, n, k), &a, b);
         assert_close("measured product", &g.read::<f32>(&gc, m * n), &want, 1e-5);
     };
     let b = uniform(&mut r, k * n, 1.0);
@@ -300,13 +264,7 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     };
     assert_eq!(alike.class(), shape.class());
     let (ga2, gb2) = (g.buffer_from(&a[..129 * 36]), g.buffer_from(&b[..36 * n]));
-    let out = Out {
-        buf: &gc,
-        off: 0,
-        rs: n,
-    };
-    let (ma, mb) = (Mat::rows(&ga2, 0, 36), Mat::rows(&gb2, 0, n));
-    gemm(g, 129, n, 36, ma, mb, out, 1.0, false, None);
+    row_major_product(g, (129, n, 36), &ga2, &gb2, &gc);
     assert_eq!(
         g.races(),
         races,
@@ -318,23 +276,7 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     // Where the candidates change (reduced precision lets the f16-rounding tile in), the
     // class is measured again, with it.
     g.set_auto_tensor(true);
-    let out = Out {
-        buf: &gc,
-        off: 0,
-        rs: n,
-    };
-    gemm(
-        g,
-        m,
-        n,
-        k,
-        Mat::rows(&ga, 0, k),
-        Mat::rows(&gb, 0, n),
-        out,
-        1.0,
-        false,
-        None,
-    );
+    row_major_product(g, (m, n, k), &ga, &gb, &gc);
     g.set_auto_tensor(false);
     let again = g.races();
     assert_eq!(again.len(), 2, "measured again with the rounding tile");
@@ -1112,6 +1054,35 @@ fn every_tile(split: bool) -> Vec<GemmTiles> {
         tiles.push(GemmTiles::TensorSplit);
     }
     tiles
+}
+
+/// C = A B from f64 loops, with A [m, k], B [k, n] and C [m, n] row-major.
+fn row_major_loops((m, n, k): (usize, usize, usize), a: &[f32], b: &[f32]) -> Vec<f32> {
+    (0..m * n)
+        .map(|e| {
+            let (i, j) = (e / n, e % n);
+            (0..k)
+                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+/// Records C = A B with A [m, k], B [k, n] and C [m, n] row-major from their first element.
+fn row_major_product(
+    g: &Gpu,
+    (m, n, k): (usize, usize, usize),
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    c: &GpuBuffer,
+) {
+    let out = Out {
+        buf: c,
+        off: 0,
+        rs: n,
+    };
+    let (ma, mb) = (Mat::rows(a, 0, k), Mat::rows(b, 0, n));
+    gemm(g, m, n, k, ma, mb, out, 1.0, false, None);
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
