@@ -9,7 +9,8 @@ their matrix operations emulated (WGRNN_EMULATE_TENSOR_CORES=1) unless the adapt
 them.
 
     cargo build --release
-    python3 benches/check_sweep.py [--count 400] [--seed 1] [--big] [--wgrnn target/release/wgrnn]
+    python3 benches/check_sweep.py [--count 400] [--seed 1] [--big] [--mixed] [--gemm CHOICE]
+        [--wgrnn target/release/wgrnn]
 
 Each run ends one of four ways: `ok`; `refused`, a clear error for a combination the engine
 does not take (exit 1 with `Error:`, e.g. a Jordan layer made bidirectional); `FAIL`, a
@@ -118,8 +119,9 @@ def mixed_network(r, big):
     return "\n".join(toml) + "\n"
 
 
-def draw(r, big, mixed):
-    """One `wgrnn check` argument list, and the network description it reads (or None)."""
+def draw(r, big, mixed, gemm=None):
+    """One `wgrnn check` argument list, and the network description it reads (or None);
+    `gemm`, where given, is every run's `--gemm`."""
     toml = None
     if mixed:
         toml = mixed_network(r, big)
@@ -164,7 +166,10 @@ def draw(r, big, mixed):
     if r.random() < 0.2:
         a += ["--forward-sequences", str(r.choice([16, 32]))]
     if r.random() < 0.2:
-        a += ["--gemm", r.choice(GEMMS)]
+        drawn = r.choice(GEMMS)
+        a += ["--gemm", gemm or drawn]
+    elif gemm:
+        a += ["--gemm", gemm]
     if r.random() < (0.7 if big else 0.3):
         a += ["--workgroup-memory", "49152"]
     if r.random() < 0.2:
@@ -184,6 +189,8 @@ def main():
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--mixed", action="store_true")
     ap.add_argument("--wgrnn", default="target/release/wgrnn")
+    ap.add_argument("--gemm", choices=sorted(set(GEMMS)),
+                    help="every run's --gemm (the other draws unchanged)")
     args = ap.parse_args()
     env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"),
                RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
@@ -194,14 +201,14 @@ def main():
     keep = tempfile.mkdtemp(prefix="check_sweep_")
     for i in range(args.count):
         r = random.Random(args.seed * 1_000_003 + i)
-        a, toml = draw(r, args.big, args.mixed)
+        a, toml = draw(r, args.big, args.mixed, args.gemm)
         if toml is not None:
             path = os.path.join(keep, f"net{i}.toml")
             with open(path, "w") as f:
                 f.write(toml)
             a = ["--config", path] + a
         e = dict(env)
-        emulate = any(x in ("tensor", "tensor-split") for x in a)
+        emulate = any(x in ("tensor", "tensor-split", "measured") for x in a)
         if emulate:
             e["WGRNN_EMULATE_TENSOR_CORES"] = "1"
         p = subprocess.run([args.wgrnn, "check", *a], capture_output=True, text=True, env=e)
