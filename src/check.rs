@@ -650,7 +650,8 @@ fn run_one<B: Backend + Timing>(
         (None, None) => bail!("internal: neither targets nor an output gradient"),
     };
     run.grads = f64s(&model.grads());
-    // Every product's shape has been recorded by now (the steps below repeat them).
+    // (Again after the steps below, which may record shapes of their own: from zero
+    // states, say.)
     run.measured_tiles = model.backend().measured_tiles();
     run.dinputs = grads_in.inputs.as_deref().map(f64s).unwrap_or_default();
     run.dinit = grads_in
@@ -684,6 +685,7 @@ fn run_one<B: Backend + Timing>(
                     run.step_losses.push(stats.loss);
                 }
                 run.updated = f64s(&trainer.model.params());
+                run.measured_tiles = trainer.model.backend().measured_tiles();
             }
             (None, Some(g)) => {
                 let g = reals::<B::Scalar>(g);
@@ -711,6 +713,7 @@ fn run_one<B: Backend + Timing>(
                     be.optimizer_step(&step, params, grads, &mut state);
                 }
                 run.updated = f64s(&model.params());
+                run.measured_tiles = model.backend().measured_tiles();
             }
             (None, None) => {}
         }
