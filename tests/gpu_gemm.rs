@@ -297,6 +297,65 @@ fn measured_tiles_are_timed_once_per_shape_aside_from_the_recording() {
     }
 }
 
+/// Measured tiles kept in a file (`Gpu::set_product_tiles_file`, what the backend does
+/// beside the autotune table): the first run measures and writes the class; a later run
+/// on the adapter takes it from the file without measuring (its line says "(stored)"), as
+/// every process of a device session then does; a class with other candidates is
+/// measured and added; a file that is not one is said so and measured over.
+#[test]
+fn measured_tiles_are_kept_between_runs_in_a_file() {
+    let file =
+        std::env::temp_dir().join(format!("wgrnn-product-tiles-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let mut r = rng("measured_tiles_are_kept_between_runs_in_a_file");
+    let (m, n, k) = (72, 64, 36);
+    let a = uniform(&mut r, m * k, 1.0);
+    let b = uniform(&mut r, k * n, 1.0);
+    let want = row_major_loops((m, n, k), &a, &b);
+    let run = |auto_tensor: bool| {
+        let be = gpu()?;
+        let g = be.gpu();
+        tensor_cores_or_emulated(g, "tensor-core tile");
+        g.set_gemm_tiles(GemmTiles::Measured);
+        g.set_auto_tensor(auto_tensor);
+        g.set_product_tiles_file(Some(file.clone()));
+        let (ga, gb) = (g.buffer_from(&a), g.buffer_from(&b));
+        let gc = g.buffer_from(&poison(m * n));
+        row_major_product(g, (m, n, k), &ga, &gb, &gc);
+        let got = g.read::<f32>(&gc, m * n);
+        let tol = if auto_tensor { 1e-2 } else { 1e-5 };
+        assert_close("product in the kept tile", &got, &want, tol);
+        Some(g.races())
+    };
+    let Some(first) = run(false) else { return };
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].stored, "measured in the first run");
+    let kept = std::fs::read_to_string(&file).expect("the file was written");
+    assert!(kept.contains("\"chosen\""), "{kept}");
+    let second = run(false).expect("a GPU");
+    assert_eq!(second.len(), 1);
+    assert!(second[0].stored, "taken from the file");
+    assert!(second[0].label().ends_with(" (stored)"));
+    assert_eq!(
+        (second[0].shape, &second[0].candidates, second[0].chosen),
+        (first[0].shape, &first[0].candidates, first[0].chosen)
+    );
+    // Other candidates (the f16-rounding tile allowed): measured, and added beside.
+    let third = run(true).expect("a GPU");
+    assert!(!third[0].stored);
+    let fourth = run(true).expect("a GPU");
+    assert!(fourth[0].stored);
+    assert!(
+        run(false).expect("a GPU")[0].stored,
+        "the first class still kept"
+    );
+    // Not a file of measured tiles: measured over (and rewritten).
+    std::fs::write(&file, "not json").expect("write");
+    assert!(!run(false).expect("a GPU")[0].stored);
+    assert!(run(false).expect("a GPU")[0].stored);
+    let _ = std::fs::remove_file(&file);
+}
+
 /// Which tile each choice takes: `Auto` the tensor cores only when allowed (reduced
 /// precision) and present, `Tensor` wherever they are present, never for views the 128x128
 /// staging cannot read, and the 64x64 tile for small `Auto` grids.

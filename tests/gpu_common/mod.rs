@@ -18,6 +18,8 @@ pub fn gpu() -> Option<WgpuBackend> {
         // compare choices set their own).
         Ok(mut be) => {
             be.set_tuning(wgrnn::backend::wgpu::Tuning::default());
+            // Measured product tiles too (tests that keep them name their own file).
+            be.gpu().set_product_tiles_file(None);
             Some(be)
         }
         Err(e) => panic!("the GPU tests need an adapter: {e}"),

@@ -12,7 +12,8 @@
 //! within a factor of 2 in hidden size and batch, else the entry's overall choice.
 //!
 //! The file is `$WGRNN_TUNING_FILE`, else `$XDG_CACHE_HOME/wgrnn/tuning.json`, else
-//! `$HOME/.cache/wgrnn/tuning.json`; `WGRNN_TUNING=off` ignores it. An entry matches an adapter
+//! `$HOME/.cache/wgrnn/tuning.json`; `WGRNN_TUNING=off` ignores it (and the measured
+//! product tiles kept beside it, [`product_tiles_path`]). An entry matches an adapter
 //! by name, backend and driver, so a driver update asks for a new measurement.
 
 use std::path::{Path, PathBuf};
@@ -265,6 +266,12 @@ pub fn table_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(cache.join("wgrnn").join("tuning.json"))
+}
+
+/// Where the matrix products' measured tiles are kept between runs (`gemm_measure`): beside
+/// the table, as `product_tiles.json`.
+pub fn product_tiles_path() -> Option<PathBuf> {
+    table_path().map(|p| p.with_file_name("product_tiles.json"))
 }
 
 /// Whether the backend should read the table (`WGRNN_TUNING` is not `off`).

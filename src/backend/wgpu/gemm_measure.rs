@@ -13,12 +13,22 @@
 //! has matrix units, the tensor-core tile in split f16 halves (f32 accuracy, entry 52);
 //! the tile that rounds its operands to f16 only where reduced precision allows it.
 //!
+//! Where the autotune table is on, measurements are kept beside it
+//! (`autotune::product_tiles_path`, per adapter and version of wgrnn), so a later run takes
+//! them without measuring, and every process of a device session compares its kernels
+//! with the same product tiles.
+//!
 //! `GemmTiles::Auto` measures on an adapter that is a GPU, from [`MIN_MACS`] multiply-adds;
 //! `GemmTiles::Measured` on any adapter at any size (tests, on lavapipe); `GemmTiles::Rules`
 //! never. Which tile a run measured fastest can change the last bits of its results from
 //! one machine (or run) to the next, as the choice of a cuDNN algorithm does.
 
+use std::path::Path;
 use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::autotune::AdapterKey;
 
 use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
@@ -48,7 +58,7 @@ const MAX_REPS: usize = 16;
 
 /// What a measured tile is kept for: a product's sizes, the layout of its operands (the
 /// large tiles' constants) and whether B is f16.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shape {
     /// Rows of A and C.
     pub m: usize,
@@ -131,6 +141,9 @@ pub struct Race {
     pub times: Vec<(Tile, f64)>,
     /// The fastest candidate.
     pub chosen: Tile,
+    /// Whether it was read from the file of an earlier run ([`Gpu::set_product_tiles_file`])
+    /// rather than measured in this one.
+    pub stored: bool,
 }
 
 impl Race {
@@ -142,7 +155,8 @@ impl Race {
             .iter()
             .map(|(t, s)| format!("{} {:.4} ms", tile_name(*t), s * 1e3))
             .collect();
-        format!("{}: {}", self.shape.label(), each.join(", "))
+        let stored = if self.stored { " (stored)" } else { "" };
+        format!("{}: {}{stored}", self.shape.label(), each.join(", "))
     }
 }
 
@@ -157,6 +171,18 @@ pub fn tile_name(t: Tile) -> &'static str {
     }
 }
 
+/// The tile [`tile_name`] names, with the large tiles' layout constants.
+pub fn tile_named(name: &str, a_k: bool, b_n: bool) -> Option<Tile> {
+    Some(match name {
+        "small" => Tile::Small,
+        "big" => Tile::Big(a_k, b_n),
+        "tall" => Tile::Tall(a_k, b_n),
+        "tensor" => Tile::Tensor(a_k, b_n),
+        "tensor-split" => Tile::TensorSplit(a_k, b_n),
+        _ => return None,
+    })
+}
+
 /// The tile products of `shape` take on `gpu`: the one measured fastest for its
 /// [`Shape::class`], measuring it now on `shape` if this is the first product of the
 /// class.
@@ -165,13 +191,144 @@ pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
     if let Some(t) = gpu.measured_tile(&shape, &tiles) {
         return t;
     }
+    let file = gpu.product_tiles_file();
+    if let Some(path) = &file {
+        let key = AdapterKey::of(gpu.info());
+        let stored = gpu.stored_races(|| load(path, &key));
+        let class = shape.class();
+        if let Some(r) = stored
+            .into_iter()
+            .find(|r| r.shape.class() == class && r.candidates == tiles)
+        {
+            let t = r.chosen;
+            gpu.keep_race(r);
+            return t;
+        }
+    }
     let mut race = gpu.aside(|| measure(gpu, shape, tiles));
     // Kept for the candidates as they stand now: a tile given up while it was timed (the
     // tensor cores, where their kernel does not build) is one no longer.
     race.candidates = candidates(gpu, &shape);
+    if let Some(path) = &file {
+        store(path, &AdapterKey::of(gpu.info()), &race);
+    }
     let t = race.chosen;
     gpu.keep_race(race);
     t
+}
+
+/// One measurement as the file keeps it: for which adapter and version of wgrnn, the tiles
+/// by their `--gemm` names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Stored {
+    adapter: AdapterKey,
+    version: String,
+    shape: Shape,
+    candidates: Vec<String>,
+    times: Vec<(String, f64)>,
+    chosen: String,
+}
+
+/// The file of measured tiles: every adapter's measurements.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredFile {
+    measured: Vec<Stored>,
+}
+
+impl Stored {
+    /// The measurement as a [`Race`], where its tiles are ones this version names.
+    fn race(&self) -> Option<Race> {
+        let (a, b) = (self.shape.a_k, self.shape.b_n);
+        let tile = |name: &str| tile_named(name, a, b);
+        let tiles = |names: &[String]| names.iter().map(|n| tile(n)).collect::<Option<Vec<_>>>();
+        let times = self
+            .times
+            .iter()
+            .map(|(n, s)| Some((tile(n)?, *s)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Race {
+            shape: self.shape,
+            candidates: tiles(&self.candidates)?,
+            times,
+            chosen: tile(&self.chosen)?,
+            stored: true,
+        })
+    }
+}
+
+/// The file at `path`: empty where there is none; a file that cannot be read is said so
+/// on stderr and taken as empty (it only ever holds speed choices).
+fn read_file(path: &Path) -> StoredFile {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return StoredFile::default(),
+        Err(e) => {
+            eprintln!(
+                "warning: {}: {e}; measuring the product tiles again",
+                path.display()
+            );
+            return StoredFile::default();
+        }
+    };
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {} is not a file of measured product tiles ({e}); measuring them again",
+            path.display()
+        );
+        StoredFile::default()
+    })
+}
+
+/// The measurements in the file at `path` for `adapter` by this version of wgrnn.
+fn load(path: &Path, adapter: &AdapterKey) -> Vec<Race> {
+    read_file(path)
+        .measured
+        .iter()
+        .filter(|s| &s.adapter == adapter && s.version == env!("CARGO_PKG_VERSION"))
+        .filter_map(Stored::race)
+        .collect()
+}
+
+/// Adds `race` to the file at `path` for `adapter`, in place of one of the same class and
+/// candidates, through a temporary file so a reader never sees half of it; a file that
+/// cannot be written is said so on stderr (the run goes on with its measurement).
+fn store(path: &Path, adapter: &AdapterKey, race: &Race) {
+    let names = |tiles: &[Tile]| tiles.iter().map(|&t| tile_name(t).to_string()).collect();
+    let new = Stored {
+        adapter: adapter.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        shape: race.shape,
+        candidates: names(&race.candidates),
+        times: race
+            .times
+            .iter()
+            .map(|&(t, s)| (tile_name(t).to_string(), s))
+            .collect(),
+        chosen: tile_name(race.chosen).to_string(),
+    };
+    let mut file = read_file(path);
+    file.measured.retain(|s| {
+        s.adapter != new.adapter
+            || s.version != new.version
+            || s.shape.class() != new.shape.class()
+            || s.candidates != new.candidates
+    });
+    file.measured.push(new);
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = write() {
+        eprintln!(
+            "warning: {}: {e}; the product tiles measured are not kept",
+            path.display()
+        );
+    }
 }
 
 /// The tiles that can run products of `shape` on `gpu` at the accuracy asked for, each
@@ -276,6 +433,7 @@ fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
         candidates: tiles,
         times,
         chosen,
+        stored: false,
     }
 }
 

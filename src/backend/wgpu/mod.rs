@@ -461,6 +461,9 @@ impl WgpuBackend {
         if gpu.has_tensor_cores() && !gpu.tensor_emulated() {
             gemm::verify_tensor_cores(&gpu);
         }
+        if autotune::enabled() {
+            gpu.set_product_tiles_file(autotune::product_tiles_path());
+        }
         let dummy = gpu.buffer(1);
         let mut be = WgpuBackend {
             gpu,

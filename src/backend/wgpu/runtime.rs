@@ -414,6 +414,10 @@ pub struct Gpu {
     /// The matrix products' tiles measured so far, one per shape class and candidates
     /// (`gemm_measure`).
     races: RefCell<Vec<Race>>,
+    /// Where measured tiles are kept between runs, if anywhere.
+    product_tiles_file: RefCell<Option<std::path::PathBuf>>,
+    /// The measurements read from that file for this adapter, once the first is wanted.
+    stored_races: RefCell<Option<Vec<Race>>>,
 }
 
 /// What a dispatch binds: its pipeline, its parameter slot and its buffers. The same
@@ -559,6 +563,8 @@ impl Gpu {
             unsubmitted: Cell::new(0),
             bind_groups: RefCell::default(),
             races: RefCell::default(),
+            product_tiles_file: RefCell::default(),
+            stored_races: RefCell::default(),
         };
         gpu.set_tensor_emulation(emulate);
         Ok(gpu)
@@ -683,6 +689,27 @@ impl Gpu {
     /// Keeps a measurement's outcome for the rest of the run.
     pub(crate) fn keep_race(&self, race: Race) {
         self.races.borrow_mut().push(race);
+    }
+
+    /// Keeps the measured tiles in `file` between runs (`None`: measures anew each run), so
+    /// a later run on this adapter takes them without measuring and every process of a
+    /// session compares its kernels with the same product tiles (the backend sets
+    /// `autotune::product_tiles_path` where the autotune table is on).
+    pub fn set_product_tiles_file(&self, file: Option<std::path::PathBuf>) {
+        *self.product_tiles_file.borrow_mut() = file;
+        *self.stored_races.borrow_mut() = None;
+    }
+
+    /// Where measured tiles are kept between runs ([`Gpu::set_product_tiles_file`]).
+    pub fn product_tiles_file(&self) -> Option<std::path::PathBuf> {
+        self.product_tiles_file.borrow().clone()
+    }
+
+    /// The measurements kept in the file for this adapter, read by `load` the first time
+    /// they are wanted.
+    pub(crate) fn stored_races(&self, load: impl FnOnce() -> Vec<Race>) -> Vec<Race> {
+        let mut stored = self.stored_races.borrow_mut();
+        stored.get_or_insert_with(load).clone()
     }
 
     /// The matrix products' tiles measured so far, in the order they were
