@@ -223,20 +223,14 @@ impl Table {
     /// Writes the table to `path` (creating its directory), through a temporary file so a
     /// reader never sees half of it.
     pub fn save(&self, path: &Path) -> Result<(), TableError> {
-        let io = |source| TableError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let text = serde_json::to_string_pretty(self).map_err(|source| TableError::Parse {
             path: path.to_path_buf(),
             source,
         })?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        write_whole(path, &text).map_err(|source| TableError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The entry of `adapter` at `precision` written by this version of wgrnn, if any.
@@ -254,6 +248,17 @@ impl Table {
             .retain(|e| e.adapter != entry.adapter || e.precision != entry.precision);
         self.entries.push(entry);
     }
+}
+
+/// Writes `text` and a newline to `path` (creating its directory) through a temporary file
+/// of this process, renamed into place, so a reader never sees half of it.
+pub(super) fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{text}\n"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Where the table lives (see the module documentation); `None` when no location is known.

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::AdapterKey;
+use super::autotune::{AdapterKey, write_whole};
 
 use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
@@ -314,16 +314,8 @@ fn store(path: &Path, adapter: &AdapterKey, race: &Race) {
             || s.candidates != new.candidates
     });
     file.measured.push(new);
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, path)
-    };
-    if let Err(e) = write() {
+    let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
+    if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
         eprintln!(
             "warning: {}: {e}; the product tiles measured are not kept",
             path.display()
