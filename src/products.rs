@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::backend::wgpu::Gpu;
-use crate::backend::wgpu::gemm::{GemmTiles, Mat, Out, gemm, split_tile_runs};
-use crate::backend::wgpu::gemm_measure::pattern;
+use crate::backend::wgpu::gemm::{GemmTiles, gemm, split_tile_runs};
+use crate::backend::wgpu::gemm_measure::{Operands, Shape};
 use crate::bench::BenchConfig;
 
 /// One large product of a layer: `C [m, n] = A [m, k] B [k, n]`, with A and B stored as the
@@ -129,7 +129,8 @@ impl ProductTime {
 
 /// Times `product` under each of `tiles` on `gpu` (`reps` timed products after one untimed
 /// one, the median reported): by the adapter's timestamps where it has them, else by the
-/// wall clock around each submitted and awaited product. The operands are allocated once.
+/// wall clock around each submitted and awaited product. The operands are allocated once
+/// ([`Operands`], as a measured tile's are).
 pub fn time_product(
     gpu: &Gpu,
     product: &Product,
@@ -151,30 +152,22 @@ pub fn time_product(
             );
         }
     }
-    let a = gpu.buffer_from(&pattern(m * k, 1));
-    let b = gpu.buffer_from(&pattern(k * n, 2));
-    let c = gpu.buffer(m * n);
+    let shape = Shape {
+        m,
+        n,
+        k,
+        a_k: !product.a_t,
+        b_n: !product.b_t,
+        b16: false,
+    };
+    let operands = Operands::new(gpu, shape);
     let before = gpu.gemm_tiles();
     let mut out = Vec::new();
     for &t in tiles {
         gpu.set_gemm_tiles(t);
         let run = || {
-            let ma = if product.a_t {
-                Mat::t(&a, 0, m)
-            } else {
-                Mat::rows(&a, 0, k)
-            };
-            let mb = if product.b_t {
-                Mat::t(&b, 0, k)
-            } else {
-                Mat::rows(&b, 0, n)
-            };
-            let oc = Out {
-                buf: &c,
-                off: 0,
-                rs: n,
-            };
-            gemm(gpu, m, n, k, ma, mb, oc, 1.0, false, None);
+            let p = operands.product();
+            gemm(gpu, m, n, k, p.a, p.b, p.c, p.alpha, p.accumulate, p.bias);
         };
         run();
         gpu.flush();
@@ -212,6 +205,7 @@ pub fn time_product(
         });
     }
     gpu.set_gemm_tiles(before);
+    operands.free(gpu);
     Ok(out)
 }
 

@@ -206,6 +206,18 @@ pub enum Tile {
 }
 
 impl Tile {
+    /// The `--gemm` choice that takes this tile wherever the operands allow it (its name
+    /// is the tile's, `GemmTiles::name`).
+    pub fn choice(self) -> GemmTiles {
+        match self {
+            Tile::Small => GemmTiles::Small,
+            Tile::Big(..) => GemmTiles::Big,
+            Tile::Tall(..) => GemmTiles::Tall,
+            Tile::Tensor(..) => GemmTiles::Tensor,
+            Tile::TensorSplit(..) => GemmTiles::TensorSplit,
+        }
+    }
+
     /// The most k steps one dispatch of the tile may take on `gpu`: all of them, but where
     /// the adapter cuts loops short ([`Gpu::loops_are_capped`], llvmpipe), what keeps each
     /// invocation's loops within its budget with room to spare. Measured on lavapipe (Mesa

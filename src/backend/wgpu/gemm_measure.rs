@@ -34,7 +34,7 @@ use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
     tile_builds,
 };
-use super::runtime::Gpu;
+use super::runtime::{Gpu, GpuBuffer};
 
 /// The fewest multiply-adds (m n k) of a product whose tile `GemmTiles::Auto` measures
 /// (about 20 us at the 26 TFLOP/s the H100 gave the 128x128 tile's twin): smaller products
@@ -147,6 +147,12 @@ pub struct Race {
 }
 
 impl Race {
+    /// Whether its choice serves products of `shape` among `candidates`: the same class
+    /// ([`Shape::class`]) and the same candidates.
+    pub fn serves(&self, shape: &Shape, candidates: &[Tile]) -> bool {
+        self.shape.class() == shape.class() && self.candidates == candidates
+    }
+
     /// One line: the shape, each tile's time, the chosen one first.
     pub fn label(&self) -> String {
         let mut times = self.times.clone();
@@ -162,25 +168,21 @@ impl Race {
 
 /// A tile's name as `--gemm` gives it.
 pub fn tile_name(t: Tile) -> &'static str {
-    match t {
-        Tile::Small => "small",
-        Tile::Big(..) => "big",
-        Tile::Tall(..) => "tall",
-        Tile::Tensor(..) => "tensor",
-        Tile::TensorSplit(..) => "tensor-split",
-    }
+    t.choice().name()
 }
 
 /// The tile [`tile_name`] names, with the large tiles' layout constants.
 pub fn tile_named(name: &str, a_k: bool, b_n: bool) -> Option<Tile> {
-    Some(match name {
-        "small" => Tile::Small,
-        "big" => Tile::Big(a_k, b_n),
-        "tall" => Tile::Tall(a_k, b_n),
-        "tensor" => Tile::Tensor(a_k, b_n),
-        "tensor-split" => Tile::TensorSplit(a_k, b_n),
-        _ => return None,
-    })
+    let (a, b) = (a_k, b_n);
+    [
+        Tile::Small,
+        Tile::Big(a, b),
+        Tile::Tall(a, b),
+        Tile::Tensor(a, b),
+        Tile::TensorSplit(a, b),
+    ]
+    .into_iter()
+    .find(|&t| tile_name(t) == name)
 }
 
 /// The tile products of `shape` take on `gpu`: the one measured fastest for its
@@ -195,11 +197,7 @@ pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
     if let Some(path) = &file {
         let key = AdapterKey::of(gpu.info());
         let stored = gpu.stored_races(|| load(path, &key));
-        let class = shape.class();
-        if let Some(r) = stored
-            .into_iter()
-            .find(|r| r.shape.class() == class && r.candidates == tiles)
-        {
+        if let Some(r) = stored.into_iter().find(|r| r.serves(&shape, &tiles)) {
             let t = r.chosen;
             gpu.keep_race(r);
             return t;
@@ -348,43 +346,8 @@ pub fn candidates(gpu: &Gpu, shape: &Shape) -> Vec<Tile> {
 /// values in the shape's layout, outside the buffer pool) and returns them with the
 /// fastest.
 fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
-    let Shape {
-        m,
-        n,
-        k,
-        a_k,
-        b_n,
-        b16,
-    } = shape;
-    let a = gpu.scratch(m * k, false);
-    gpu.write(&a, &pattern(m * k, 1));
-    let b = gpu.scratch(k * n, b16);
-    match b16 {
-        true => gpu.write(&b, &pattern_f16(k * n, 2)),
-        false => gpu.write(&b, &pattern(k * n, 2)),
-    }
-    let c = gpu.scratch(m * n, false);
-    let product = Product {
-        m,
-        n,
-        k,
-        a: match a_k {
-            true => Mat::rows(&a, 0, k),
-            false => Mat::t(&a, 0, m),
-        },
-        b: match b_n {
-            true => Mat::rows(&b, 0, n),
-            false => Mat::t(&b, 0, k),
-        },
-        c: Out {
-            buf: &c,
-            off: 0,
-            rs: n,
-        },
-        alpha: 1.0,
-        accumulate: false,
-        bias: None,
-    };
+    let operands = Operands::new(gpu, shape);
+    let product = operands.product();
     // Seconds per product over `reps` products in one submission, waited for.
     let run = |tile: Tile, reps: usize| {
         let start = Instant::now();
@@ -411,7 +374,7 @@ fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
             *best = best.min(run(tile, *reps));
         }
     }
-    gpu.forget_scratch(vec![a, b, c]);
+    operands.free(gpu);
     // A tile the adapter gave up on while it ran (the tensor cores, if their kernel did
     // not compile) is timed as the tile that ran instead.
     let times: Vec<(Tile, f64)> = tiles
@@ -426,6 +389,65 @@ fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
         times,
         chosen,
         stored: false,
+    }
+}
+
+/// A product's operands at a shape, A and B of varied values ([`pattern`]), outside the
+/// buffer pool ([`Gpu::scratch`]): what a measurement times, and `wgrnn bench --products`.
+pub struct Operands {
+    shape: Shape,
+    a: GpuBuffer,
+    b: GpuBuffer,
+    c: GpuBuffer,
+}
+
+impl Operands {
+    /// A [m, k] and B [k, n] laid out as `shape` says (B in f16 where it says so), and C
+    /// [m, n] row-major, contents undefined.
+    pub fn new(gpu: &Gpu, shape: Shape) -> Operands {
+        let Shape { m, n, k, b16, .. } = shape;
+        let a = gpu.scratch(m * k, false);
+        gpu.write(&a, &pattern(m * k, 1));
+        let b = gpu.scratch(k * n, b16);
+        match b16 {
+            true => gpu.write(&b, &pattern_f16(k * n, 2)),
+            false => gpu.write(&b, &pattern(k * n, 2)),
+        }
+        let c = gpu.scratch(m * n, false);
+        Operands { shape, a, b, c }
+    }
+
+    /// C = A B over them (no scale, accumulation or bias).
+    pub fn product(&self) -> Product<'_> {
+        let Shape {
+            m, n, k, a_k, b_n, ..
+        } = self.shape;
+        Product {
+            m,
+            n,
+            k,
+            a: match a_k {
+                true => Mat::rows(&self.a, 0, k),
+                false => Mat::t(&self.a, 0, m),
+            },
+            b: match b_n {
+                true => Mat::rows(&self.b, 0, n),
+                false => Mat::t(&self.b, 0, k),
+            },
+            c: Out {
+                buf: &self.c,
+                off: 0,
+                rs: n,
+            },
+            alpha: 1.0,
+            accumulate: false,
+            bias: None,
+        }
+    }
+
+    /// Gives their memory back to the device ([`Gpu::forget_scratch`]).
+    pub fn free(self, gpu: &Gpu) {
+        gpu.forget_scratch(vec![self.a, self.b, self.c]);
     }
 }
 

@@ -679,10 +679,9 @@ impl Gpu {
     /// one was (the candidates change with the precision and the workgroup memory).
     pub(crate) fn measured_tile(&self, shape: &ProductShape, candidates: &[Tile]) -> Option<Tile> {
         let races = self.races.borrow();
-        let class = shape.class();
         races
             .iter()
-            .find(|r| r.shape.class() == class && r.candidates == candidates)
+            .find(|r| r.serves(shape, candidates))
             .map(|r| r.chosen)
     }
 
@@ -751,7 +750,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        // A pool of its own, dropped with it; no cap, so the buffer is not released there.
+        // A pool of its own, dropped with the buffer: its memory goes back to the device,
+        // not to the runtime's pool.
         let pool = Arc::new(Mutex::new(Pool {
             live: buf.size(),
             ..Pool::default()
