@@ -266,6 +266,16 @@ pub trait Timing {
     fn measured_tiles(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The layer pipeline's choices measured so far, one line per stack shape and pass:
+    /// each chunk count's time, the fastest first.
+    fn measured_pipelines(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Whether a measurement of the backend's choices is under way over its passes (the
+    /// layer pipeline's), which the steps after warming up should not include.
+    fn measuring(&self) -> bool {
+        false
+    }
 }
 
 impl Timing for WgpuBackend {
@@ -298,6 +308,12 @@ impl Timing for WgpuBackend {
     }
     fn measured_tiles(&self) -> Vec<String> {
         self.gpu().races().iter().map(|r| r.label()).collect()
+    }
+    fn measured_pipelines(&self) -> Vec<String> {
+        self.pipeline_races().iter().map(|r| r.label()).collect()
+    }
+    fn measuring(&self) -> bool {
+        self.measuring_pipeline()
     }
 }
 
@@ -389,6 +405,9 @@ pub struct BenchResult {
     /// The matrix products' tiles measured for the run (`gemm_measure`), one line per
     /// shape with each tile's time, the fastest first; `gemm_measured` in JSON.
     pub measured_tiles: Vec<String>,
+    /// The layer pipeline's choices measured for the run (`pipeline_measure`), one line
+    /// per stack shape and pass; `pipeline_measured` in JSON.
+    pub measured_pipelines: Vec<String>,
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -433,6 +452,7 @@ impl BenchResult {
             "variant": self.variant,
             "step_tiles": self.step_tiles,
             "gemm_measured": self.measured_tiles,
+            "pipeline_measured": self.measured_pipelines,
             "kernels": self.kernels.iter().map(|k| serde_json::json!({
                 "kernel": k.label,
                 "calls": k.calls,
@@ -535,6 +555,9 @@ impl BenchResult {
         for m in &self.measured_tiles {
             s.push_str(&format!("\n  product tiles measured, {m}"));
         }
+        for m in &self.measured_pipelines {
+            s.push_str(&format!("\n  layer pipeline measured, {m}"));
+        }
         s
     }
 }
@@ -544,8 +567,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Most untimed steps a benchmark adds to its warm-up while the backend measures its
+/// choices: every candidate chunk count's passes, forward and backward
+/// (`pipeline_measure::CANDIDATES` x (1 + `ROUNDS`)), with room to spare.
+const MAX_MEASURING_STEPS: usize = 16;
+
 /// Times `config` on `backend`: `warmup` untimed training steps (they also build pipelines
-/// and buffers), then the median of `reps` forward passes and of `reps` training steps, then
+/// and buffers, and more while the backend measures its choices), then the median of `reps` forward passes and of `reps` training steps, then
 /// (where the backend can time kernels) `profile_steps` steps with every kernel timed.
 pub fn run<B: Backend + Timing>(
     backend: B,
@@ -590,6 +618,15 @@ pub fn run<B: Backend + Timing>(
         trainer
             .step(&batch, &targets)
             .with_context(|| format!("warm-up step {}", k + 1))?;
+    }
+    // Where the warm-up steps began measuring the layer pipeline, more untimed steps finish
+    // it, so the timed ones run what it chose.
+    let mut more = 0;
+    while warmup > 0 && trainer.model.backend().measuring() && more < MAX_MEASURING_STEPS {
+        more += 1;
+        trainer
+            .step(&batch, &targets)
+            .with_context(|| format!("warm-up step {} (measuring)", warmup + more))?;
     }
     trainer.model.backend().sync();
 
@@ -677,6 +714,7 @@ pub fn run<B: Backend + Timing>(
         variant: String::new(),
         step_tiles: None,
         measured_tiles: trainer.model.backend().measured_tiles(),
+        measured_pipelines: trainer.model.backend().measured_pipelines(),
     })
 }
 

@@ -337,9 +337,11 @@ pub struct CheckReport {
     pub candidate: String,
     /// The compared tensors, in the order they were computed.
     pub rows: Vec<Row>,
-    /// The products' tiles the candidate measured, so the table says which ones it
-    /// compared (`gemm_measure`; one line per shape class, the fastest tile first).
-    pub measured_tiles: Vec<String>,
+    /// The choices the candidate measured, so the table says which kernels it compared:
+    /// the products' tiles (`gemm_measure`; a line per shape class, the fastest tile first)
+    /// and the layer pipeline's chunks (`pipeline_measure`; a line per stack shape and
+    /// pass), each line saying which.
+    pub measured: Vec<String>,
 }
 
 impl CheckReport {
@@ -390,8 +392,8 @@ impl CheckReport {
             self.rows.len() - failed,
             failed
         ));
-        for m in &self.measured_tiles {
-            out.push_str(&format!("product tiles measured, {m}\n"));
+        for m in &self.measured {
+            out.push_str(&format!("{m}\n"));
         }
         out
     }
@@ -560,8 +562,8 @@ struct Run {
     dinit: Vec<LayerState<f64>>,
     step_losses: Vec<f64>,
     updated: Vec<f64>,
-    /// The products' tiles the backend measured (`Timing::measured_tiles`).
-    measured_tiles: Vec<String>,
+    /// The choices the backend measured ([`measured`]).
+    measured: Vec<String>,
 }
 
 /// A forward and backward of `batch`'s shape with every sequence running all its steps and
@@ -592,6 +594,17 @@ fn poison_pass<B: Backend>(
 }
 
 /// Runs the whole comparison on one backend. `params` replaces the model's initial ones.
+/// The choices `be` measured so far, a line each saying which: product tiles
+/// (`Timing::measured_tiles`), then the layer pipeline's (`Timing::measured_pipelines`).
+fn measured<B: Timing>(be: &B) -> Vec<String> {
+    let tiles = be.measured_tiles().into_iter();
+    let tiles = tiles.map(|m| format!("product tiles measured, {m}"));
+    let pipes = be.measured_pipelines().into_iter();
+    tiles
+        .chain(pipes.map(|m| format!("layer pipeline measured, {m}")))
+        .collect()
+}
+
 fn run_one<B: Backend + Timing>(
     backend: B,
     spec: &CheckSpec,
@@ -652,7 +665,7 @@ fn run_one<B: Backend + Timing>(
     run.grads = f64s(&model.grads());
     // (Again after the steps below, which may record shapes of their own: from zero
     // states, say.)
-    run.measured_tiles = model.backend().measured_tiles();
+    run.measured = measured(model.backend());
     run.dinputs = grads_in.inputs.as_deref().map(f64s).unwrap_or_default();
     run.dinit = grads_in
         .initial_states
@@ -685,7 +698,7 @@ fn run_one<B: Backend + Timing>(
                     run.step_losses.push(stats.loss);
                 }
                 run.updated = f64s(&trainer.model.params());
-                run.measured_tiles = trainer.model.backend().measured_tiles();
+                run.measured = measured(trainer.model.backend());
             }
             (None, Some(g)) => {
                 let g = reals::<B::Scalar>(g);
@@ -713,7 +726,7 @@ fn run_one<B: Backend + Timing>(
                     be.optimizer_step(&step, params, grads, &mut state);
                 }
                 run.updated = f64s(&model.params());
-                run.measured_tiles = model.backend().measured_tiles();
+                run.measured = measured(model.backend());
             }
             (None, None) => {}
         }
@@ -855,7 +868,7 @@ pub fn run_check<R: Backend + Timing, C: Backend + Timing>(
         reference: ref_name,
         candidate: cand_name,
         rows,
-        measured_tiles: c.measured_tiles,
+        measured: c.measured,
     })
 }
 

@@ -426,9 +426,12 @@ pub(crate) struct KernelFlags {
     /// runs chunk c - 1, each time step one dispatch for all the layers in it; and its
     /// backward as the mirror wavefront from the top (with f16 LSTM and GRU caches each
     /// layer's gate gradients held for a window of its chunk, and its weight gradients
-    /// summed per chunk); 1: layer by layer [default: 1, or the adapter's autotune entry].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
-    wavefront: Option<u32>,
+    /// summed per chunk); 1 or `off`: layer by layer; `auto`: each stack shape's first
+    /// passes timed layer by layer and over 4 and 8 chunks, the fastest kept, on a GPU
+    /// (layer by layer on a CPU adapter); `measured`: that on any adapter [default: auto,
+    /// or the adapter's autotune entry].
+    #[arg(long, value_name = "N|auto|measured|off", value_parser = parse_wavefront)]
+    wavefront: Option<WavefrontFlag>,
     /// Where the tensor-core steps (operands rounded to f16) read W_hh: `f16`, a copy made
     /// once per layer call, half the bytes a step reads (where the adapter has a ninth
     /// storage buffer per stage for it), `f32`, the parameters, rounded as each chunk is
@@ -539,8 +542,12 @@ impl KernelFlags {
                 plain_tiles(&mut t);
             }
         }
-        if let Some(n) = self.wavefront {
-            t.wavefront = Some(n as usize);
+        if let Some(w) = self.wavefront {
+            (t.wavefront, t.wavefront_measured) = match w {
+                WavefrontFlag::Auto => (None, false),
+                WavefrontFlag::Measured => (None, true),
+                WavefrontFlag::Chunks(n) => (Some(n), false),
+            };
         }
         if let Some(g) = self.gemm {
             t.gemm_tiles = g;
@@ -736,6 +743,34 @@ enum StepKernels {
     Tensor,
     TensorSplit,
     Gemv,
+}
+
+/// What `--wavefront` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WavefrontFlag {
+    /// Measured on a GPU, layer by layer on a CPU adapter.
+    Auto,
+    /// Measured on any adapter.
+    Measured,
+    /// This many chunks (1: layer by layer).
+    Chunks(usize),
+}
+
+/// `--wavefront`'s value: `auto`, `measured`, `off` (1) or a chunk count up to
+/// `MAX_WAVEFRONT`.
+fn parse_wavefront(v: &str) -> Result<WavefrontFlag, String> {
+    let most = wgrnn::backend::wgpu::MAX_WAVEFRONT;
+    match v {
+        "auto" => Ok(WavefrontFlag::Auto),
+        "measured" => Ok(WavefrontFlag::Measured),
+        "off" => Ok(WavefrontFlag::Chunks(1)),
+        n => match n.parse::<usize>() {
+            Ok(n) if (1..=most).contains(&n) => Ok(WavefrontFlag::Chunks(n)),
+            _ => Err(format!(
+                "`{v}` is not auto, measured, off or a chunk count from 1 to {most}"
+            )),
+        },
+    }
 }
 
 fn main() -> Result<()> {

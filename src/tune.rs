@@ -96,9 +96,14 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             forward_sequences: Some(16),
             ..d
         },
-        // The layer pipeline over 4 chunks of time steps (stacks of one kind and width).
+        // The layer pipeline over 4 chunks of time steps (stacks of one kind and width),
+        // and layer by layer (the default measures them against each other on a GPU).
         Tuning {
             wavefront: Some(4),
+            ..d
+        },
+        Tuning {
+            wavefront: Some(1),
             ..d
         },
         Tuning {
@@ -166,6 +171,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.step_chunk_rows,
             t.forward_sequences,
             t.wavefront,
+            t.wavefront_measured,
             t.tensor_steps,
             t.split_steps,
             t.half_step_weights,
@@ -178,6 +184,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.step_chunk_rows,
             d.forward_sequences,
             d.wavefront,
+            d.wavefront_measured,
             d.tensor_steps,
             d.split_steps,
             d.half_step_weights,
@@ -194,6 +201,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         step_chunk_rows: steps.step_chunk_rows,
         forward_sequences: steps.forward_sequences,
         wavefront: steps.wavefront,
+        wavefront_measured: steps.wavefront_measured,
         tensor_steps: steps.tensor_steps,
         split_steps: steps.split_steps,
         half_step_weights: steps.half_step_weights,

@@ -118,6 +118,17 @@ fn train_pass(
 ) -> Pass {
     let mut m = Model::new(be, cfg.clone(), 1).expect("model");
     m.set_params(params).expect("params");
+    pass_of(&mut m, batch, init, seed)
+}
+
+/// [`train_pass`] on a model made before (its gradients zeroed first).
+fn pass_of(
+    m: &mut Model<WgpuBackend>,
+    batch: &Batch<f32>,
+    init: &[LayerState<f32>],
+    seed: u64,
+) -> Pass {
+    m.zero_grads();
     let before = m.backend().gpu().dispatch_count();
     m.forward(batch, Some(init), Mode::Train { dropout_seed: seed })
         .expect("forward");
@@ -319,4 +330,207 @@ fn wavefront_of_tensor_core_steps_on_the_f16_weight_copy_matches_layer_by_layer(
         Backward::ToTheBit,
         &setup,
     );
+}
+
+/// Parameters, a batch of `lengths` and initial states for `cfg`, drawn from `r`.
+fn draw_pass(
+    r: &mut rand::rngs::ChaCha8Rng,
+    cfg: &NetworkConfig,
+    lengths: &[usize],
+) -> (Vec<f32>, Batch<f32>, Vec<LayerState<f32>>) {
+    let mut probe = Model::new(wgrnn::CpuBackend::<f32>::new(), cfg.clone(), 3).expect("cpu model");
+    let params = uniform(r, probe.params().len(), 0.4);
+    let batch = dense_batch(r, 3, lengths);
+    probe
+        .forward(&batch, None, Mode::Eval)
+        .expect("cpu forward");
+    let init = random_states(r, &probe.final_states());
+    (params, batch, init)
+}
+
+/// A backend that measures the layer pipeline on any adapter (`--wavefront measured`).
+fn measuring_gpu() -> Option<WgpuBackend> {
+    let mut be = gpu()?;
+    be.set_tuning(Tuning {
+        wavefront_measured: true,
+        ..Tuning::default()
+    });
+    Some(be)
+}
+
+/// `--wavefront measured` (what `auto` does on a GPU): the first passes of a stack shape run
+/// each candidate chunk count (layer by layer, 4 and 8 chunks) in turn, the forward and the
+/// backward apart and in opposite orders, so a pipelined forward also meets a backward
+/// layer by layer and the other way round; every one of them gives layer by layer's
+/// results to the bit (f32 LSTM stack, dropout between the layers). Once each has run an
+/// untimed pass and its timed ones, the fastest is kept for each pass, and the passes after
+/// take the dispatches of the chunk count it chose; a batch of another length in the same
+/// class (steps to the same power of two) measures nothing more, one of another class
+/// measures anew.
+#[test]
+fn measured_pipeline_runs_every_chunk_count_and_keeps_the_fastest() {
+    use wgrnn::backend::wgpu::pipeline_measure::{CANDIDATES, ROUNDS, fastest};
+    let Some(measured) = measuring_gpu() else {
+        return;
+    };
+    let fixed = |chunks: usize| {
+        let mut be = gpu().expect("adapter");
+        be.set_tuning(Tuning {
+            wavefront: Some(chunks),
+            ..Tuning::default()
+        });
+        be
+    };
+    let mut r = rng("measured_pipeline_runs_every_chunk_count_and_keeps_the_fastest");
+    let cfg = dropout_stack(24);
+    let (params, batch, init) = draw_pass(&mut r, &cfg, &lengths(24));
+    let reference = train_pass(fixed(1), &cfg, &params, &batch, &init, 5);
+    // The dispatches of each chunk count each way.
+    let counts: Vec<(u64, u64)> = CANDIDATES
+        .iter()
+        .map(|&n| {
+            let p = train_pass(fixed(n), &cfg, &params, &batch, &init, 5);
+            (p.forward_dispatches, p.backward_dispatches)
+        })
+        .collect();
+    // Each its own count each way (8 chunks take more products than 4), so the passes
+    // say which ran.
+    for (i, a) in counts.iter().enumerate() {
+        for b in &counts[i + 1..] {
+            assert!(a.0 != b.0 && a.1 != b.1, "dispatches each way: {counts:?}");
+        }
+    }
+    let mut m = Model::new(measured, cfg.clone(), 1).expect("model");
+    m.set_params(&params).expect("params");
+    let passes = CANDIDATES.len() * (1 + ROUNDS as usize);
+    let mut ran = Vec::new();
+    for i in 0..passes {
+        assert_eq!(m.backend().measuring_pipeline(), i > 0, "pass {i}");
+        let p = pass_of(&mut m, &batch, &init, 5);
+        for (what, a, b) in [
+            ("outputs", &reference.outputs, &p.outputs),
+            ("parameter gradients", &reference.grads, &p.grads),
+            ("input gradients", &reference.dinputs, &p.dinputs),
+        ] {
+            assert_eq!(bits(a), bits(b), "pass {i}: {what}");
+        }
+        assert_eq!(state_bits(&reference.states), state_bits(&p.states));
+        assert_eq!(state_bits(&reference.dinit), state_bits(&p.dinit));
+        let fwd = counts.iter().position(|c| c.0 == p.forward_dispatches);
+        let bwd = counts.iter().position(|c| c.1 == p.backward_dispatches);
+        ran.push((
+            fwd.expect("a candidate's forward"),
+            bwd.expect("a backward's"),
+        ));
+    }
+    // Forward 1, 4, 8 chunks in turn, the backward 8, 4, 1.
+    let turn: Vec<(usize, usize)> = (0..passes).map(|i| (i % 3, 2 - i % 3)).collect();
+    assert_eq!(ran, turn, "candidates run (forward, backward)");
+    assert!(!m.backend().measuring_pipeline(), "measured");
+    let races = m.backend().pipeline_races();
+    assert_eq!(races.len(), 2, "{races:?}");
+    let mut chosen = [0, 0];
+    for race in &races {
+        assert_eq!(race.candidates, CANDIDATES.to_vec());
+        assert_eq!(race.times.len(), CANDIDATES.len());
+        assert!(race.times.iter().all(|t| t.1.is_finite() && t.1 > 0.0));
+        assert_eq!(Some(race.chosen), fastest(&race.times));
+        assert!(!race.stored);
+        assert_eq!(race.shape.layers, 3);
+        chosen[race.shape.backward as usize] = race.chosen;
+        eprintln!("{}", race.label());
+    }
+    // The choices taken from then on.
+    let p = pass_of(&mut m, &batch, &init, 5);
+    let at = |n: usize| CANDIDATES.iter().position(|&c| c == n).expect("candidate");
+    assert_eq!(p.forward_dispatches, counts[at(chosen[0])].0);
+    assert_eq!(p.backward_dispatches, counts[at(chosen[1])].1);
+    assert_eq!(bits(&reference.grads), bits(&p.grads));
+    // 20 steps: the class of 24 (32 steps); 40 steps another.
+    let (_, short, short_init) = draw_pass(&mut r, &cfg, &lengths(20));
+    pass_of(&mut m, &short, &short_init, 5);
+    assert!(!m.backend().measuring_pipeline(), "20 steps measured again");
+    assert_eq!(m.backend().pipeline_races().len(), 2);
+    let (_, long, long_init) = draw_pass(&mut r, &cfg, &lengths(40));
+    pass_of(&mut m, &long, &long_init, 5);
+    assert!(m.backend().measuring_pipeline(), "40 steps measured");
+}
+
+/// Measured choices are kept beside the product tiles (`pipeline_measure::PIPELINE_FILE`):
+/// a second backend reading the file takes them for the same shape without measuring, and
+/// a file that is not one is measured over.
+#[test]
+fn measured_pipeline_is_kept_between_runs_in_a_file() {
+    use wgrnn::backend::wgpu::pipeline_measure::{CANDIDATES, PIPELINE_FILE, ROUNDS};
+    let Some(first) = measuring_gpu() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("wgrnn-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let tiles = dir.join("product_tiles.json");
+    let kept = dir.join(PIPELINE_FILE);
+    let _ = std::fs::remove_file(&kept);
+    let mut r = rng("measured_pipeline_is_kept_between_runs_in_a_file");
+    let cfg = dense_net(3, vec![layer(suite_cell(3), 20, false); 2], None);
+    let (params, batch, init) = draw_pass(&mut r, &cfg, &lengths(16));
+    let open = |be: WgpuBackend| {
+        be.gpu().set_product_tiles_file(Some(tiles.clone()));
+        let mut m = Model::new(be, cfg.clone(), 1).expect("model");
+        m.set_params(&params).expect("params");
+        m
+    };
+    let mut m = open(first);
+    for _ in 0..CANDIDATES.len() * (1 + ROUNDS as usize) {
+        pass_of(&mut m, &batch, &init, 5);
+    }
+    let measured = m.backend().pipeline_races();
+    assert_eq!(measured.len(), 2);
+    assert!(kept.exists(), "{} written", kept.display());
+    let mut again = open(measuring_gpu().expect("adapter"));
+    pass_of(&mut again, &batch, &init, 5);
+    assert!(!again.backend().measuring_pipeline(), "taken from the file");
+    let stored = again.backend().pipeline_races();
+    assert_eq!(stored.len(), 2);
+    for (a, b) in measured.iter().zip(&stored) {
+        assert!(b.stored && !a.stored);
+        assert_eq!(
+            (&a.shape, a.chosen, &a.times),
+            (&b.shape, b.chosen, &b.times)
+        );
+        assert!(b.label().ends_with("(stored)"), "{}", b.label());
+    }
+    std::fs::write(&kept, "not json").expect("write");
+    let mut over = open(measuring_gpu().expect("adapter"));
+    pass_of(&mut over, &batch, &init, 5);
+    assert!(
+        over.backend().measuring_pipeline(),
+        "measured over a bad file"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Measured passes against the CPU reference, each candidate's pass poisoned before
+/// (`compare_stack`): f32 LSTM and GRU stacks, and with f16 caches, whose pipelined
+/// backward holds the gate gradients in windows of a chunk.
+#[test]
+fn measured_pipeline_matches_the_cpu_reference() {
+    let Some(mut be) = measuring_gpu() else {
+        return;
+    };
+    let mut r = rng("measured_pipeline_matches_the_cpu_reference");
+    for (precision, tol) in [
+        (Precision::F32, (1e-5, 1e-4)),
+        (Precision::F16, (4e-3, 5e-3)),
+    ] {
+        be.set_precision(precision).expect("precision");
+        for cell in [suite_cell(4), suite_cell(3)] {
+            let cfg = dense_net(3, vec![layer(cell, 20, false); 3], None);
+            // Enough passes for every candidate each way, and some after.
+            for _ in 0..6 {
+                be = compare_stack(be, &cfg, &lengths(9), &mut r, tol.0, tol.1);
+            }
+            assert!(!be.measuring_pipeline(), "measured");
+        }
+    }
+    assert_eq!(be.pipeline_races().len(), 8, "{:?}", be.pipeline_races());
 }

@@ -261,6 +261,31 @@ pub(super) fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// A file of measured choices (`gemm_measure`, `pipeline_measure`) at `path`, as `T`: the
+/// default where there is none; one that cannot be read, or is not a file of `what`, is
+/// said so on stderr and taken as the default (it only ever holds speed choices, which the
+/// run then measures again).
+pub(super) fn read_kept<T: serde::de::DeserializeOwned + Default>(path: &Path, what: &str) -> T {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return T::default(),
+        Err(e) => {
+            eprintln!(
+                "warning: {}: {e}; measuring the {what} again",
+                path.display()
+            );
+            return T::default();
+        }
+    };
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        eprintln!(
+            "warning: {} is not a file of measured {what} ({e}); measuring them again",
+            path.display()
+        );
+        T::default()
+    })
+}
+
 /// Where the table lives (see the module documentation); `None` when no location is known.
 pub fn table_path() -> Option<PathBuf> {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());

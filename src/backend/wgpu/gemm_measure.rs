@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, write_whole};
+use super::autotune::{AdapterKey, read_kept, write_whole};
 
 use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
@@ -254,27 +254,9 @@ impl Stored {
     }
 }
 
-/// The file at `path`: empty where there is none; a file that cannot be read is said so
-/// on stderr and taken as empty (it only ever holds speed choices).
+/// The file at `path` ([`read_kept`]).
 fn read_file(path: &Path) -> StoredFile {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return StoredFile::default(),
-        Err(e) => {
-            eprintln!(
-                "warning: {}: {e}; measuring the product tiles again",
-                path.display()
-            );
-            return StoredFile::default();
-        }
-    };
-    serde_json::from_str(&text).unwrap_or_else(|e| {
-        eprintln!(
-            "warning: {} is not a file of measured product tiles ({e}); measuring them again",
-            path.display()
-        );
-        StoredFile::default()
-    })
+    read_kept(path, "product tiles")
 }
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.

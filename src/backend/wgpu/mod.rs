@@ -26,6 +26,7 @@ pub use layer::{CellKind, StepProducts, cell_module_source};
 mod loss;
 mod lstm_cell;
 mod optim;
+pub mod pipeline_measure;
 mod stack;
 mod step_tiles;
 pub use step_tiles::{
@@ -201,10 +202,16 @@ pub struct Tuning {
     /// training step: 415 dispatches instead of 844; where the gate gradients are wide, f16
     /// LSTM and GRU caches, each layer holds them for a window of its chunk,
     /// `stack::window_rows`). Only the tiled steps (f32, matrix-vector or tensor-core, also
-    /// on W_hh's f16 copy). `None` or 1 (the default): layer by layer, until measured on a
-    /// GPU.
+    /// on W_hh's f16 copy). `Some(1)`: layer by layer. `None` (the default): measured on an
+    /// adapter that is a GPU, each stack shape's first passes timed layer by layer and in
+    /// the pipeline's chunk counts, the fastest kept for the run (`pipeline_measure`); layer
+    /// by layer on a CPU adapter, unless [`Tuning::wavefront_measured`].
     #[serde(default)]
     pub wavefront: Option<usize>,
+    /// With `wavefront: None`, measure the layer pipeline on any adapter (`--wavefront
+    /// measured`: tests and checks on lavapipe), not only on a GPU.
+    #[serde(default)]
+    pub wavefront_measured: bool,
     /// The tiled steps' recurrent products on the tensor cores (`shaders/step_coop.wgsl`:
     /// operands rounded to f16, f32 sums): `Some(true)` wherever the adapter has them,
     /// `Some(false)` never, `None` (the default) under [`Precision::F16`] where the adapter
@@ -269,6 +276,7 @@ impl Tuning {
             && self
                 .wavefront
                 .is_none_or(|n| (1..=MAX_WAVEFRONT).contains(&n))
+            && (!self.wavefront_measured || self.wavefront.is_none())
             && (self.forward_sequences.is_none() || self.sliced_tiles())
             && (self.step_k_split.unwrap_or(1) == 1 || self.sliced_tiles())
             && (self.gemv_steps != Some(true)
@@ -354,6 +362,7 @@ impl Tuning {
             Some(n) => format!(" fwdseqs={n}"),
         };
         let wave = match self.wavefront {
+            None if self.wavefront_measured => " wavefront=measured".to_string(),
             None | Some(1) => String::new(),
             Some(n) => format!(" wavefront={n}"),
         };
@@ -388,6 +397,7 @@ impl Default for Tuning {
             step_chunk_rows: 64,
             forward_sequences: None,
             wavefront: None,
+            wavefront_measured: false,
             tensor_steps: None,
             split_steps: false,
             half_step_weights: None,
@@ -449,6 +459,8 @@ pub struct WgpuBackend {
     /// keeps them instead of taking that precision's table entry.
     tuning_fixed: bool,
     precision: Precision,
+    /// The layer pipeline's measured choices (`pipeline_measure`).
+    pipeline: RefCell<pipeline_measure::Measurements>,
 }
 
 impl WgpuBackend {
@@ -476,6 +488,7 @@ impl WgpuBackend {
             tuned_shape: None,
             tuning_fixed: false,
             precision: Precision::F32,
+            pipeline: RefCell::default(),
         };
         be.apply_autotune_table();
         Ok(be)
@@ -903,6 +916,9 @@ impl Backend for WgpuBackend {
         let measured = self.gpu.measures_products().is_some();
         if measured {
             s.push_str("; large products' tiles measured per shape");
+        }
+        if pipeline_measure::measures(self) {
+            s.push_str("; layer pipeline measured per stack shape");
         }
         let split_steps = self.split_step_products();
         let steps = self.tensor_step_products() && !split_steps;

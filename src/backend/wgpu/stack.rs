@@ -26,6 +26,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use super::dropout::{dropout_range, dropout_window};
 use super::gemm::Products;
 use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
+use super::pipeline_measure::{self, Choice, StackShape};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
 use super::{GpuBuffer, WgpuBackend};
@@ -56,12 +57,14 @@ pub(super) struct InStack<'a> {
     pub dy_from: Cell<usize>,
 }
 
-/// Whether the layer pipeline can take `plans` on `be` as it is tuned: at least two
-/// layers, all unidirectional and recurrent, of one cell kind, options and width, whose
-/// forward steps are each one tiled dispatch (`GpuCell::joins`). The batch decides the rest
+/// Whether the layer pipeline can take `plans` on `be` as it is tuned (in more than one
+/// chunk, or where it is measured, `pipeline_measure::measures`): at least two layers, all
+/// unidirectional and recurrent, of one cell kind, options and width, whose forward steps
+/// are each one tiled dispatch (`GpuCell::joins`). The batch decides the rest
 /// ([`chunks_of`]).
 pub(super) fn joins(be: &WgpuBackend, plans: &[LayerPlan]) -> bool {
     let t = be.tuning();
+    let wanted = t.wavefront.unwrap_or(1) > 1 || pipeline_measure::measures(be);
     let Some(first) = plans.first() else {
         return false;
     };
@@ -75,7 +78,7 @@ pub(super) fn joins(be: &WgpuBackend, plans: &[LayerPlan]) -> bool {
         ];
         (&p.cell, widths)
     }
-    t.wavefront.unwrap_or(1) > 1
+    wanted
         && plans.len() > 1
         && plans.iter().all(|p| {
             p.directions() == 1
@@ -85,17 +88,18 @@ pub(super) fn joins(be: &WgpuBackend, plans: &[LayerPlan]) -> bool {
         })
 }
 
-/// The chunks of time steps the layer pipeline takes for a pass over `plans` with these
-/// caches and layer `outputs`, if it takes it: where it [`joins`] the layers, their caches
-/// and outputs are parts of one buffer each (`WgpuBackend::layer_caches`) and there are at
-/// least two steps.
-fn chunks_of(
+/// The chunk counts a pass over `plans` with these caches and layer `outputs` can take:
+/// where the pipeline [`joins`] the layers, their caches and outputs are parts of one
+/// buffer each (`WgpuBackend::layer_caches`) and there are at least two steps, the count
+/// the tuning asks for, or those measured (`pipeline_measure::candidates_at`); else 1
+/// (layer by layer).
+fn chunk_counts(
     be: &WgpuBackend,
     plans: &[LayerPlan],
     caches: &[GpuBuffer],
     outputs: &[GpuBuffer],
     seq: &SeqShape,
-) -> Option<Chunks> {
+) -> Vec<usize> {
     let steps = steps(seq);
     let one_whole = |bufs: &[GpuBuffer]| {
         let first = bufs.first().and_then(|b| b.whole()).map(|w| w.0);
@@ -105,8 +109,36 @@ fn chunks_of(
         })
     };
     let ok = joins(be, plans) && one_whole(caches) && one_whole(outputs) && steps > 1;
-    ok.then(|| {
-        let k = steps.div_ceil(be.tuning().wavefront.unwrap_or(1).min(steps));
+    match (ok, be.tuning().wavefront) {
+        (false, _) => vec![1],
+        (true, Some(n)) => vec![n],
+        (true, None) => pipeline_measure::candidates_at(steps),
+    }
+}
+
+/// How a pass over `plans` runs: in the chunk count the tuning asks for where the pipeline
+/// takes it, or the one measured fastest for its shape (`pipeline_measure::choose`).
+fn choose_chunks(
+    be: &WgpuBackend,
+    backward: bool,
+    plans: &[LayerPlan],
+    caches: &[GpuBuffer],
+    outputs: &[GpuBuffer],
+    seq: &SeqShape,
+) -> Choice {
+    let counts = chunk_counts(be, plans, caches, outputs, seq);
+    match StackShape::of(be, backward, plans, seq.batch(), steps(seq)) {
+        Some(shape) => pipeline_measure::choose(be, shape, counts),
+        None => pipeline_measure::choose_fixed(1),
+    }
+}
+
+/// The chunks of time steps of a pass over `plans` in `count` chunks, if that is more
+/// than one (else the pass runs layer by layer).
+fn chunks_of(count: usize, plans: &[LayerPlan], seq: &SeqShape) -> Option<Chunks> {
+    let steps = steps(seq);
+    (count > 1 && steps > 1).then(|| {
+        let k = steps.div_ceil(count.min(steps));
         Chunks {
             k,
             count: steps.div_ceil(k),
@@ -178,10 +210,17 @@ pub(super) fn layer_buffers(
     lens.iter().map(|&n| one(n)).collect()
 }
 
-/// `Backend::stack_forward`: the layer pipeline where it takes the stack ([`chunks_of`]),
-/// else layer by layer. Every buffer ends as layer by layer leaves it.
+/// `Backend::stack_forward`: the layer pipeline where it takes the stack
+/// ([`choose_chunks`]), else layer by layer. Every buffer ends as layer by layer leaves it.
 pub(super) fn stack_forward(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>) {
-    let Some(chunks) = chunks_of(be, job.plans, job.caches, &job.xs[1..], job.seq) else {
+    let choice = choose_chunks(be, false, job.plans, job.caches, &job.xs[1..], job.seq);
+    forward_in(be, job, choice.chunks);
+    choice.done(be);
+}
+
+/// [`stack_forward`] in `count` chunks.
+fn forward_in(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>, count: usize) {
+    let Some(chunks) = chunks_of(count, job.plans, job.seq) else {
         forward_layer_by_layer(be, job);
         return;
     };
@@ -307,7 +346,19 @@ pub(super) fn stack_backward(
     be: &WgpuBackend,
     job: StackBackward<'_, WgpuBackend>,
 ) -> Option<GpuBuffer> {
-    let chunks = chunks_of(be, job.plans, job.caches, &job.xs[1..], job.seq);
+    let choice = choose_chunks(be, true, job.plans, job.caches, &job.xs[1..], job.seq);
+    let dx = backward_in(be, job, choice.chunks);
+    choice.done(be);
+    dx
+}
+
+/// [`stack_backward`] in `count` chunks.
+fn backward_in(
+    be: &WgpuBackend,
+    job: StackBackward<'_, WgpuBackend>,
+    count: usize,
+) -> Option<GpuBuffer> {
+    let chunks = chunks_of(count, job.plans, job.seq);
     let lay = Layout::of(&job.plans[0], job.seq, job.caches[0].is_f16());
     let Some(chunks) = chunks else {
         return backward_layer_by_layer(be, job);

@@ -1,0 +1,474 @@
+//! The layer pipeline (`stack.rs`) chosen by measurement: the first passes of a stack of a
+//! shape run layer by layer and in the pipeline's chunk counts in turn, each timed on its
+//! own, and the fastest takes every later pass of that shape's class
+//! ([`StackShape::class`]) for the rest of the run; the forward and the backward are
+//! measured apart, since either may leave every buffer as the other would
+//! (`stack::stack_forward`, `stack::stack_backward`).
+//!
+//! Whether the pipeline pays depends on the GPU (the time of a dependent dispatch against
+//! the steps' and the per-chunk products' time, how well the layers' workgroups side by
+//! side fill it) and on the shape, and no rule written without the device can know it
+//! (BENCHMARKS.md, entries 58-61 and 72). Unlike a product's tile, a pass cannot be timed
+//! aside on scratch operands without a second workspace as large as the run's, so it is
+//! timed in place: a measured pass is one of the run's own, submitted alone (what was
+//! recorded before it first, then the pass in one submission once it is recorded) and
+//! waited for, so the time is the device's, not the host's recording. Its results are
+//! what any of the candidates gives (to the bit for f32 caches, to rounding in the f16
+//! windows' bias sums), so the run's numbers do not depend on the measuring. The
+//! backward takes the candidates in the other order, so the first passes also run each
+//! pipeline's forward with another's backward, as a measured run may keep them.
+//!
+//! Where the product tiles are kept between runs (`Gpu::product_tiles_file`), the
+//! choices are kept beside them ([`PIPELINE_FILE`]), per adapter and version of wgrnn.
+//!
+//! `Tuning::wavefront: None` measures on an adapter that is a GPU (`Some(n)` takes n
+//! chunks, 1 layer by layer); `Tuning::wavefront_measured` on any adapter (tests, on
+//! lavapipe).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::autotune::{AdapterKey, read_kept, write_whole};
+use super::{Precision, WgpuBackend};
+use crate::config::CellConfig;
+use crate::params::LayerPlan;
+
+/// The chunk counts measured: 1 (layer by layer) and the pipeline at two depths (fewer
+/// chunks keep its products larger, more fill the wavefront's ramp sooner).
+pub const CANDIDATES: [usize; 3] = [1, 4, 8];
+
+/// Timed passes of each candidate after its first, untimed one (which builds its pipelines
+/// and measures its products' tiles), the least kept.
+pub const ROUNDS: u32 = 2;
+
+/// The file, beside the product tiles' (`autotune::product_tiles_path`), that keeps the
+/// choices between runs.
+pub const PIPELINE_FILE: &str = "layer_pipeline.json";
+
+/// What a measured choice is kept for: the pass and the stack's shape, and the kernel
+/// choices its layers' steps take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StackShape {
+    /// The backward pass (else the forward).
+    pub backward: bool,
+    /// Every layer's cell.
+    pub cell: CellConfig,
+    /// Layers in the stack.
+    pub layers: usize,
+    /// Width of the bottom layer's input.
+    pub input: usize,
+    /// Every layer's hidden size.
+    pub hidden: usize,
+    /// Sequences.
+    pub batch: usize,
+    /// Time steps of the longest sequence.
+    pub steps: usize,
+    /// The layer caches are f16.
+    pub f16: bool,
+    /// The step kernels' choices (`Tuning::label`).
+    pub kernels: String,
+}
+
+impl StackShape {
+    /// The shape of a pass over `plans` of `steps` x `batch`.
+    pub(super) fn of(
+        be: &WgpuBackend,
+        backward: bool,
+        plans: &[LayerPlan],
+        batch: usize,
+        steps: usize,
+    ) -> Option<StackShape> {
+        let first = plans.first()?;
+        Some(StackShape {
+            backward,
+            cell: first.cell.clone(),
+            layers: plans.len(),
+            input: first.input,
+            hidden: first.hidden,
+            batch,
+            steps,
+            f16: be.precision() == Precision::F16,
+            kernels: be.tuning().label(),
+        })
+    }
+
+    /// The shapes a measurement of this one also serves: the same but for the steps, which
+    /// round up to the same power of two, so that the length buckets of a training run
+    /// measure a few times rather than once each.
+    pub fn class(&self) -> StackShape {
+        StackShape {
+            steps: self.steps.next_power_of_two(),
+            ..self.clone()
+        }
+    }
+
+    /// E.g. `backward 4 x lstm 1024 (input 1024), 64 x 100`.
+    pub fn label(&self) -> String {
+        let pass = if self.backward { "backward" } else { "forward" };
+        let f16 = if self.f16 { " f16" } else { "" };
+        format!(
+            "{pass} {} x {} {}{f16} (input {}), {} x {}",
+            self.layers,
+            self.cell.name(),
+            self.hidden,
+            self.input,
+            self.batch,
+            self.steps
+        )
+    }
+}
+
+/// One measurement: each candidate chunk count's seconds a pass, and the fastest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineRace {
+    /// The passes it is for.
+    pub shape: StackShape,
+    /// The chunk counts it chose among.
+    pub candidates: Vec<usize>,
+    /// Each candidate and its least seconds a pass.
+    pub times: Vec<(usize, f64)>,
+    /// The fastest candidate.
+    pub chosen: usize,
+    /// Read from the file of an earlier run rather than measured in this one.
+    pub stored: bool,
+}
+
+impl PipelineRace {
+    /// Whether its choice serves passes of `shape` among `candidates`.
+    pub fn serves(&self, shape: &StackShape, candidates: &[usize]) -> bool {
+        self.shape.class() == shape.class() && self.candidates == candidates
+    }
+
+    /// One line: the pass and shape, each candidate's time, the chosen one first.
+    pub fn label(&self) -> String {
+        let mut times = self.times.clone();
+        times.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let each: Vec<String> = times
+            .iter()
+            .map(|&(n, s)| format!("{} {:.3} ms", chunks_name(n), s * 1e3))
+            .collect();
+        let stored = if self.stored { " (stored)" } else { "" };
+        format!("{}: {}{stored}", self.shape.label(), each.join(", "))
+    }
+}
+
+/// `layer-by-layer` for 1 chunk, else `wavefront=N`.
+pub fn chunks_name(n: usize) -> String {
+    match n {
+        1 => "layer-by-layer".to_string(),
+        n => format!("wavefront={n}"),
+    }
+}
+
+/// A measurement under way: each candidate's passes so far and least time.
+#[derive(Clone, Debug)]
+struct Trial {
+    shape: StackShape,
+    candidates: Vec<usize>,
+    /// Per candidate: passes run, least seconds of the timed ones.
+    runs: Vec<(u32, f64)>,
+}
+
+impl Trial {
+    /// The candidate the next pass runs: the one with the fewest passes, the first (the last
+    /// in the backward) of those.
+    fn next(&self) -> usize {
+        let least = self.runs.iter().map(|r| r.0).min().unwrap_or(0);
+        let mut order: Vec<usize> = (0..self.candidates.len()).collect();
+        if self.shape.backward {
+            order.reverse();
+        }
+        order
+            .into_iter()
+            .find(|&i| self.runs[i].0 == least)
+            .unwrap_or(0)
+    }
+
+    /// Whether every candidate has run its untimed pass and [`ROUNDS`] timed ones.
+    fn done(&self) -> bool {
+        self.runs.iter().all(|r| r.0 > ROUNDS)
+    }
+}
+
+/// The backend's measurements: finished, under way, and those read from the file.
+#[derive(Debug, Default)]
+pub(super) struct Measurements {
+    races: Vec<PipelineRace>,
+    trials: Vec<Trial>,
+    stored: Option<Vec<PipelineRace>>,
+}
+
+/// How a pass runs: its chunk count and, where it is being measured, what times it.
+#[must_use = "a measured pass is timed by `Choice::done` after it is recorded"]
+pub(super) struct Choice {
+    /// Chunks of time steps (1: layer by layer).
+    pub chunks: usize,
+    timer: Option<Timer>,
+}
+
+/// A measured pass's place in its trial and the submission setting it put aside.
+struct Timer {
+    shape: StackShape,
+    candidates: Vec<usize>,
+    index: usize,
+    first_submission: u32,
+}
+
+/// Whether `be` measures the layer pipeline (see the module documentation).
+pub(super) fn measures(be: &WgpuBackend) -> bool {
+    let t = be.tuning();
+    t.wavefront.is_none()
+        && (t.wavefront_measured || be.gpu.info().device_type != wgpu::DeviceType::Cpu)
+}
+
+/// The chunk counts of [`CANDIDATES`] that differ at `steps`: a count that runs as an
+/// earlier one there (more chunks than steps, or the same steps a chunk) is left out, so
+/// the same shape class measures the same candidates at most lengths.
+pub fn candidates_at(steps: usize) -> Vec<usize> {
+    let runs_as = |n: usize| {
+        let k = steps.div_ceil(n.min(steps).max(1)).max(1);
+        steps.div_ceil(k)
+    };
+    let mut out: Vec<usize> = Vec::new();
+    for n in CANDIDATES {
+        if out.iter().all(|&o| runs_as(o) != runs_as(n)) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// A pass in `chunks` chunks, not measured.
+pub(super) fn choose_fixed(chunks: usize) -> Choice {
+    Choice {
+        chunks,
+        timer: None,
+    }
+}
+
+/// How a pass of `shape` runs among `candidates` (chunk counts): the one measured fastest
+/// for its class, else the next candidate of its measurement, which is then timed (the
+/// work recorded before it is submitted and awaited first, and the pass goes to the device
+/// in one submission).
+pub(super) fn choose(be: &WgpuBackend, shape: StackShape, candidates: Vec<usize>) -> Choice {
+    if candidates.len() < 2 {
+        return choose_fixed(candidates.first().copied().unwrap_or(1));
+    }
+    let mut m = be.pipeline.borrow_mut();
+    if let Some(r) = m.races.iter().find(|r| r.serves(&shape, &candidates)) {
+        return choose_fixed(r.chosen);
+    }
+    if let Some(path) = file(be) {
+        let key = AdapterKey::of(be.gpu.info());
+        let stored = m.stored.get_or_insert_with(|| load(&path, &key));
+        if let Some(r) = stored.iter().find(|r| r.serves(&shape, &candidates)) {
+            let r = r.clone();
+            let chunks = r.chosen;
+            m.races.push(r);
+            return choose_fixed(chunks);
+        }
+    }
+    let class = shape.class();
+    let at = match m
+        .trials
+        .iter()
+        .position(|t| t.shape.class() == class && t.candidates == candidates)
+    {
+        Some(at) => at,
+        None => {
+            m.trials.push(Trial {
+                shape,
+                candidates: candidates.clone(),
+                runs: vec![(0, f64::INFINITY); candidates.len()],
+            });
+            m.trials.len() - 1
+        }
+    };
+    let trial = &m.trials[at];
+    let index = trial.next();
+    let timer = Timer {
+        shape: trial.shape.clone(),
+        candidates,
+        index,
+        first_submission: be.gpu.first_submission(),
+    };
+    drop(m);
+    be.gpu.flush();
+    be.gpu.wait();
+    be.gpu.set_first_submission(0);
+    Choice {
+        chunks: timer.candidates[index],
+        timer: Some(timer),
+    }
+}
+
+impl Choice {
+    /// Ends the pass: where it is measured, submits it, waits for it and counts its time;
+    /// the measurement's last pass decides, and the choice is kept (and stored where the
+    /// product tiles are).
+    pub(super) fn done(self, be: &WgpuBackend) {
+        let Some(t) = self.timer else {
+            return;
+        };
+        let start = Instant::now();
+        be.gpu.flush();
+        be.gpu.wait();
+        let seconds = start.elapsed().as_secs_f64();
+        be.gpu.set_first_submission(t.first_submission);
+        let mut m = be.pipeline.borrow_mut();
+        let class = t.shape.class();
+        let Some(at) = m
+            .trials
+            .iter()
+            .position(|x| x.shape.class() == class && x.candidates == t.candidates)
+        else {
+            return;
+        };
+        let run = &mut m.trials[at].runs[t.index];
+        if run.0 > 0 {
+            run.1 = run.1.min(seconds);
+        }
+        run.0 += 1;
+        if !m.trials[at].done() {
+            return;
+        }
+        let trial = m.trials.remove(at);
+        let times: Vec<(usize, f64)> = trial
+            .candidates
+            .iter()
+            .zip(&trial.runs)
+            .map(|(&n, r)| (n, r.1))
+            .collect();
+        let race = PipelineRace {
+            chosen: fastest(&times).unwrap_or(1),
+            shape: trial.shape,
+            candidates: trial.candidates,
+            times,
+            stored: false,
+        };
+        if let Some(path) = file(be) {
+            store(&path, &AdapterKey::of(be.gpu.info()), &race);
+        }
+        m.races.push(race);
+    }
+}
+
+/// The chunk count of the least time, the first of equal ones.
+pub fn fastest(times: &[(usize, f64)]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for &(n, s) in times {
+        if best.is_none_or(|(_, b)| s < b) {
+            best = Some((n, s));
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+impl WgpuBackend {
+    /// The layer pipeline's measurements so far, finished ones, in the order they finished.
+    pub fn pipeline_races(&self) -> Vec<PipelineRace> {
+        self.pipeline.borrow().races.clone()
+    }
+
+    /// Whether a measurement of the layer pipeline is under way: a shape whose candidates
+    /// have not all run their passes (a benchmark warms up until none is).
+    pub fn measuring_pipeline(&self) -> bool {
+        !self.pipeline.borrow().trials.is_empty()
+    }
+}
+
+/// Where the choices are kept: beside the product tiles, where they are kept.
+fn file(be: &WgpuBackend) -> Option<PathBuf> {
+    be.gpu
+        .product_tiles_file()
+        .map(|p| p.with_file_name(PIPELINE_FILE))
+}
+
+/// One measurement as the file keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Stored {
+    adapter: AdapterKey,
+    version: String,
+    shape: StackShape,
+    candidates: Vec<usize>,
+    times: Vec<(usize, f64)>,
+    chosen: usize,
+}
+
+/// The file: every adapter's measurements.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoredFile {
+    measured: Vec<Stored>,
+}
+
+/// The measurements in the file at `path` for `adapter` by this version of wgrnn.
+fn load(path: &Path, adapter: &AdapterKey) -> Vec<PipelineRace> {
+    let file: StoredFile = read_kept(path, "layer pipeline choices");
+    file.measured
+        .into_iter()
+        .filter(|s| &s.adapter == adapter && s.version == env!("CARGO_PKG_VERSION"))
+        .filter(|s| s.candidates.contains(&s.chosen))
+        .map(|s| PipelineRace {
+            shape: s.shape,
+            candidates: s.candidates,
+            times: s.times,
+            chosen: s.chosen,
+            stored: true,
+        })
+        .collect()
+}
+
+/// Adds `race` to the file at `path` for `adapter`, in place of one of the same class and
+/// candidates; a file that cannot be written is said so on stderr.
+fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
+    let new = Stored {
+        adapter: adapter.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        shape: race.shape.clone(),
+        candidates: race.candidates.clone(),
+        times: race.times.clone(),
+        chosen: race.chosen,
+    };
+    let mut file: StoredFile = read_kept(path, "layer pipeline choices");
+    file.measured.retain(|s| {
+        s.adapter != new.adapter
+            || s.version != new.version
+            || s.shape.class() != new.shape.class()
+            || s.candidates != new.candidates
+    });
+    file.measured.push(new);
+    let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
+    if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
+        eprintln!(
+            "warning: {}: {e}; the layer pipeline choices measured are not kept",
+            path.display()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_distinct_chunk_counts() {
+        assert_eq!(candidates_at(100), vec![1, 4, 8]);
+        // 8 chunks of 5 steps, the last of 4.
+        assert_eq!(candidates_at(39), vec![1, 4, 8]);
+        // 8 chunks over 10 steps are 2 steps a chunk (5 chunks), 4 are 3 (4 chunks).
+        assert_eq!(candidates_at(10), vec![1, 4, 8]);
+        // 4 or 8 chunks over 4 steps are 4 of 1.
+        assert_eq!(candidates_at(4), vec![1, 4]);
+        assert_eq!(candidates_at(3), vec![1, 4]);
+        assert_eq!(candidates_at(1), vec![1]);
+    }
+
+    #[test]
+    fn the_fastest_is_the_least_time_and_the_first_of_a_tie() {
+        assert_eq!(fastest(&[(1, 3.0), (4, 1.0), (8, 1.0)]), Some(4));
+        assert_eq!(fastest(&[(1, 3.0)]), Some(1));
+        assert_eq!(fastest(&[]), None);
+    }
+}
