@@ -10,6 +10,7 @@ them.
 
     cargo build --release
     python3 benches/check_sweep.py [--count 400] [--seed 1] [--big] [--mixed] [--gemm CHOICE]
+        [--wavefront CHOICE]
         [--wgrnn target/release/wgrnn]
 
 Each run ends one of four ways: `ok`; `refused`, a clear error for a combination the engine
@@ -119,9 +120,9 @@ def mixed_network(r, big):
     return "\n".join(toml) + "\n"
 
 
-def draw(r, big, mixed, gemm=None):
+def draw(r, big, mixed, gemm=None, wavefront=None):
     """One `wgrnn check` argument list, and the network description it reads (or None);
-    `gemm`, where given, is every run's `--gemm`."""
+    `gemm` and `wavefront`, where given, are every run's `--gemm` and `--wavefront`."""
     toml = None
     if mixed:
         toml = mixed_network(r, big)
@@ -154,7 +155,11 @@ def draw(r, big, mixed, gemm=None):
     if r.random() < 0.3:
         a += ["--precision", "f16"]
     if r.random() < 0.3:
-        a += ["--wavefront", str(r.choice([2, 3, 4, 8]))]
+        # "measured": the check's passes run layer by layer and over 4 and 8 chunks in turn.
+        drawn = str(r.choice([2, 3, 4, 8, "measured"]))
+        a += ["--wavefront", wavefront or drawn]
+    elif wavefront:
+        a += ["--wavefront", wavefront]
     if r.random() < 0.3:
         a += ["--step-kernel", r.choice(STEP_KERNELS)]
     if r.random() < 0.2:
@@ -191,6 +196,7 @@ def main():
     ap.add_argument("--wgrnn", default="target/release/wgrnn")
     ap.add_argument("--gemm", choices=sorted(set(GEMMS)),
                     help="every run's --gemm (the other draws unchanged)")
+    ap.add_argument("--wavefront", help="every run's --wavefront (e.g. measured)")
     args = ap.parse_args()
     env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"),
                RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
@@ -201,7 +207,7 @@ def main():
     keep = tempfile.mkdtemp(prefix="check_sweep_")
     for i in range(args.count):
         r = random.Random(args.seed * 1_000_003 + i)
-        a, toml = draw(r, args.big, args.mixed, args.gemm)
+        a, toml = draw(r, args.big, args.mixed, args.gemm, args.wavefront)
         if toml is not None:
             path = os.path.join(keep, f"net{i}.toml")
             with open(path, "w") as f:

@@ -186,6 +186,10 @@ ksplit() {
     # The large products' tiles by the rules (entry 71's before): the defaults measure each
     # product shape's tiles on a GPU and take the fastest (the suite's lines name them).
     bench_variant gemm-rules --gemm rules || status=1
+    # Every stack layer by layer (entry 72's before): the defaults time each stack shape's
+    # first passes layer by layer and over 4 and 8 chunks on a GPU and keep the fastest
+    # (the suite's lines say which, forward and backward).
+    bench_variant layer-by-layer --wavefront off || status=1
     # Then what measures the latest default (entry 48): one K slice at every grid, the
     # defaults before it, which picks them by the grid (four for every suite config but
     # wide, whose grid is busy at one, and batch1, which keeps its matrix-vector steps);
@@ -197,10 +201,10 @@ ksplit() {
     # half the units x 32 sequences where the tiles are 32 units or wider (a third less L2
     # traffic for the flagship's forward at the same instructions a chunk).
     bench_variant fwdseqs16 --forward-sequences 16 || status=1
-    # The layer pipeline over 4 chunks of time steps (entry 58, off by default): the stacks'
-    # forward in (4 + L - 1) x T / 4 step dispatches instead of L x T (the flagship's 175
-    # instead of 400). If it wins, Tuning::wavefront should default to where it joins.
-    # Then over 10 chunks: since entry 61 a phase's products are one dispatch, so more
+    # The layer pipeline over 4 chunks of time steps (entry 58; measured against layer by
+    # layer and 8 chunks by default since entry 72): the stacks' forward in (4 + L - 1) x
+    # T / 4 step dispatches instead of L x T (the flagship's 175 instead of 400), every
+    # pass so, where the defaults may pick per pass. Then over 10 chunks: since entry 61 a phase's products are one dispatch, so more
     # chunks cost few dispatches (the flagship's step 386 at 4, 308 at 10), but each
     # chunk's products are smaller (640 rows of the flagship's 6400).
     bench_variant wavefront4 --wavefront 4 || status=1

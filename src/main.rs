@@ -1197,7 +1197,13 @@ fn run_report(args: ReportArgs) -> Result<()> {
             variants.push((name.to_string(), read(std::path::Path::new(file))?));
         }
         out!("{}", report::suite_table(&ours, &torch, &variants)?);
-        if let Some(t) = report::measured_tiles_table(&ours) {
+        for t in [
+            report::measured_tiles_table(&ours),
+            report::measured_pipelines_table(&ours),
+        ]
+        .into_iter()
+        .flatten()
+        {
             outln!();
             out!("{t}");
         }

@@ -255,13 +255,35 @@ pub fn kernel_table(ours: &[Value], name: &str, roof: Option<Roofline>) -> Resul
 /// `wgrnn bench` prints them): one row per configuration and shape class, the tile taken
 /// (the fastest) and every candidate's time. `None` where no run measured any.
 pub fn measured_tiles_table(ours: &[Value]) -> Option<String> {
-    let mut t = String::from(
-        "| config | product (m x n x k) | taken | each tile's time |\n|---|---|---|---|\n",
-    );
+    measured_table(
+        ours,
+        "gemm_measured",
+        "product (m x n x k)",
+        "each tile's time",
+    )
+}
+
+/// The layer pipeline's choices each configuration's run measured (`pipeline_measured` in
+/// its line): one row per configuration and pass of a stack shape, the chunks taken (the
+/// fastest; `layer-by-layer` or `wavefront=N`) and every candidate's time a pass. `None`
+/// where no run measured any.
+pub fn measured_pipelines_table(ours: &[Value]) -> Option<String> {
+    measured_table(
+        ours,
+        "pipeline_measured",
+        "pass",
+        "each choice's time a pass",
+    )
+}
+
+/// A table of the `key` lines of each of `ours` (`SHAPE: CHOICE TIME, ...`, the fastest
+/// first): configuration, shape, the choice taken and every candidate's time.
+fn measured_table(ours: &[Value], key: &str, shape: &str, times: &str) -> Option<String> {
+    let mut t = format!("| config | {shape} | taken | {times} |\n|---|---|---|---|\n");
     let mut any = false;
     for o in ours {
         let config = o["name"].as_str().unwrap_or("-");
-        let lines = o["gemm_measured"].as_array().into_iter().flatten();
+        let lines = o[key].as_array().into_iter().flatten();
         for line in lines.filter_map(Value::as_str) {
             let (shape, times) = line.split_once(": ").unwrap_or((line, ""));
             let taken = times.split_whitespace().next().unwrap_or("-");
@@ -370,6 +392,22 @@ mod tests {
             ]
         );
         assert_eq!(measured_tiles_table(&ours[1..]), None);
+        assert_eq!(measured_pipelines_table(&ours), None);
+        let with = line("wgrnn", "gru4", 30.0, false, 600.0).replace(
+            "\"kernels\"",
+            "\"pipeline_measured\":[\"forward 4 x gru 1024 (input 1024), 64 x 100: \
+             wavefront=4 9.1 ms, layer-by-layer 10.2 ms, wavefront=8 11.0 ms\"],\"kernels\"",
+        );
+        let ours = parse_lines(&format!("{with}\n"), "ours").unwrap();
+        let t = measured_pipelines_table(&ours).expect("a table");
+        assert!(t.starts_with("| config | pass | taken |"), "{t}");
+        assert_eq!(
+            t.lines().nth(2),
+            Some(
+                "| gru4 | forward 4 x gru 1024 (input 1024), 64 x 100 | wavefront=4 | \
+                 wavefront=4 9.1 ms, layer-by-layer 10.2 ms, wavefront=8 11.0 ms |"
+            )
+        );
     }
 
     #[test]

@@ -374,8 +374,8 @@ mod tests {
         // units 64 best on the step axis, the small tile best on the product axis, checks
         // off slower than on.
         let mut times = [
-            1.0, 0.98, 0.99, 0.9, 0.95, 1.2, 1.3, 1.03, 0.97, 0.96, 1.02, 1.01, 1.04, 1.06, 0.8,
-            1.1, 0.85, 1.05,
+            1.0, 0.98, 0.99, 0.9, 0.95, 1.2, 1.3, 1.03, 0.97, 0.96, 1.02, 1.01, 1.04, 1.06, 1.07,
+            0.8, 1.1, 0.85, 1.05,
         ];
         assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
@@ -417,6 +417,13 @@ mod tests {
         assert_eq!((t.wavefront, t.step_tile_units), (Some(4), None));
         assert!(t.is_valid());
         assert!(t.label().contains(" wavefront=4 "), "{}", t.label());
+        // Layer by layer best: kept as a choice (the default measures).
+        let mut off = times;
+        off[14] = 0.8;
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(off).collect();
+        let t = combine(&measured);
+        assert_eq!(t.wavefront, Some(1));
+        assert!(t.label().contains(" wavefront=off "), "{}", t.label());
         // The backward's 16-row chunks best on the step axis: K slices by the grid, default
         // width.
         times[10] = 0.8;

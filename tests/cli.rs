@@ -421,6 +421,57 @@ fn check_with_measured_product_tiles() {
     }
 }
 
+/// `--wavefront measured` (what `auto` does on a GPU): the check's passes measure the layer
+/// pipeline (its Adam steps give every candidate its passes), the table says what each pass
+/// of the stack's shape took, and every candidate's results agree with the CPU reference;
+/// a value that is none of the choices is refused by name.
+#[test]
+fn check_with_measured_layer_pipeline() {
+    let args = |wavefront: &'static str| {
+        vec![
+            "check",
+            "--cell",
+            "gru",
+            "--layers",
+            "3",
+            "--hidden",
+            "40",
+            "--input",
+            "12",
+            "--lengths",
+            "9,3,9,5,1,9",
+            "--steps",
+            "8",
+            "--wavefront",
+            wavefront,
+        ]
+    };
+    let o = wgrnn(&args("measured"));
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}\n{}", stderr(&o));
+    assert!(out.contains("wavefront=measured"), "{out}");
+    assert!(
+        out.contains("; layer pipeline measured per stack shape"),
+        "{out}"
+    );
+    assert!(out.contains(" 0 FAILED"), "{out}");
+    for pass in ["forward", "backward"] {
+        let head = format!("layer pipeline measured, {pass} 3 x gru 40 (input 12), 6 x 9: ");
+        let line = out.lines().find(|l| l.starts_with(&head));
+        let line = line.unwrap_or_else(|| panic!("no line {head}: {out}"));
+        for chunks in ["layer-by-layer ", "wavefront=4 ", "wavefront=8 "] {
+            assert!(line.contains(chunks), "{line}");
+        }
+    }
+    let o = wgrnn(&args("0"));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("`0` is not auto, measured, off or a chunk count from 1 to 64"),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_with_split_tensor_products() {
     let args = |memory: &'static str| {

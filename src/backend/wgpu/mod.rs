@@ -363,7 +363,8 @@ impl Tuning {
         };
         let wave = match self.wavefront {
             None if self.wavefront_measured => " wavefront=measured".to_string(),
-            None | Some(1) => String::new(),
+            None => String::new(),
+            Some(1) => " wavefront=off".to_string(),
             Some(n) => format!(" wavefront={n}"),
         };
         format!(

@@ -352,6 +352,10 @@ impl Choice {
             store(&path, &AdapterKey::of(be.gpu.info()), &race);
         }
         m.races.push(race);
+        // The buffers the other candidates' passes left for reuse would be held for
+        // nothing (and counted in the run's peak memory): freed, the passes from now on
+        // allocate what the choices use.
+        be.gpu.trim();
     }
 }
 
