@@ -261,6 +261,18 @@ pub(super) fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Most measurements a file of measured choices keeps (`gemm_measure`, `pipeline_measure`):
+/// each adapter, version, shape class and set of candidates is one, and a run's length
+/// buckets add a few classes, so without a bound the file would grow with every new
+/// shape trained; past it the oldest go first, to be measured again if met again.
+pub(super) const MAX_KEPT: usize = 256;
+
+/// Drops the oldest of `entries` (the first) beyond [`MAX_KEPT`].
+pub(super) fn keep_newest<T>(entries: &mut Vec<T>) {
+    let extra = entries.len().saturating_sub(MAX_KEPT);
+    entries.drain(..extra);
+}
+
 /// A file of measured choices (`gemm_measure`, `pipeline_measure`) at `path`, as `T`: the
 /// default where there is none; one that cannot be read, or is not a file of `what`, is
 /// said so on stderr and taken as the default (it only ever holds speed choices, which the

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, read_kept, write_whole};
+use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
 
 use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
@@ -294,6 +294,7 @@ fn store(path: &Path, adapter: &AdapterKey, race: &Race) {
             || s.candidates != new.candidates
     });
     file.measured.push(new);
+    keep_newest(&mut file.measured);
     let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
     if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
         eprintln!(

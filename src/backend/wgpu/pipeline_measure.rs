@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, read_kept, write_whole};
+use super::autotune::{AdapterKey, MAX_KEPT, keep_newest, read_kept, write_whole};
 use super::{Precision, WgpuBackend};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
@@ -443,6 +443,7 @@ fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
             || s.candidates != new.candidates
     });
     file.measured.push(new);
+    keep_newest(&mut file.measured);
     let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
     if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
         eprintln!(
@@ -467,6 +468,56 @@ mod tests {
         assert_eq!(candidates_at(4), vec![1, 4]);
         assert_eq!(candidates_at(3), vec![1, 4]);
         assert_eq!(candidates_at(1), vec![1]);
+    }
+
+    /// The file keeps the newest [`MAX_KEPT`] measurements, one per class and candidates,
+    /// and reads back what it kept.
+    #[test]
+    fn the_file_keeps_the_newest_measurements() {
+        let dir = std::env::temp_dir().join(format!("wgrnn-kept-{}", std::process::id()));
+        let path = dir.join(PIPELINE_FILE);
+        let _ = std::fs::remove_file(&path);
+        let adapter = AdapterKey {
+            name: "gpu".into(),
+            backend: "Vulkan".into(),
+            driver: "d 1".into(),
+        };
+        let race = |batch: usize| PipelineRace {
+            shape: StackShape {
+                backward: false,
+                cell: CellConfig::lstm(false, None),
+                layers: 2,
+                input: 8,
+                hidden: 16,
+                batch,
+                steps: 20,
+                f16: false,
+                kernels: "k".into(),
+            },
+            candidates: vec![1, 4, 8],
+            times: vec![(1, 3.0), (4, 1.0), (8, 2.0)],
+            chosen: 4,
+            stored: false,
+        };
+        for batch in 1..=MAX_KEPT + 10 {
+            store(&path, &adapter, &race(batch));
+        }
+        // The same class again replaces its entry rather than adding one.
+        store(&path, &adapter, &race(MAX_KEPT + 10));
+        let kept = load(&path, &adapter);
+        assert_eq!(kept.len(), MAX_KEPT);
+        assert_eq!(kept[0].shape.batch, 11, "the oldest dropped");
+        let last = kept.last().expect("kept");
+        assert_eq!(last.shape.batch, MAX_KEPT + 10);
+        assert!(last.stored && last.chosen == 4);
+        assert!(last.serves(&race(MAX_KEPT + 10).shape, &[1, 4, 8]));
+        assert!(!last.serves(&race(MAX_KEPT + 10).shape, &[1, 4]));
+        let other = AdapterKey {
+            name: "other".into(),
+            ..adapter
+        };
+        assert!(load(&path, &other).is_empty(), "another adapter's");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
