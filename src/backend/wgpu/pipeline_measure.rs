@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, MAX_KEPT, keep_newest, read_kept, write_whole};
+use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
 use super::{Precision, WgpuBackend};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
@@ -455,6 +455,7 @@ fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::autotune::MAX_KEPT;
     use super::*;
 
     #[test]
