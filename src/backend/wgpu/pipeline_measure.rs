@@ -31,7 +31,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
-use super::{Precision, WgpuBackend};
+use super::{Precision, Tuning, WgpuBackend};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
 
@@ -67,7 +67,7 @@ pub struct StackShape {
     pub steps: usize,
     /// The layer caches are f16.
     pub f16: bool,
-    /// The step kernels' choices (`Tuning::label`).
+    /// The kernel choices but the pipeline's (`Tuning::label`).
     pub kernels: String,
 }
 
@@ -90,7 +90,13 @@ impl StackShape {
             batch,
             steps,
             f16: be.precision() == Precision::F16,
-            kernels: be.tuning().label(),
+            // Whether measured on a GPU (`auto`) or on any adapter, the same kernels.
+            kernels: Tuning {
+                wavefront: None,
+                wavefront_measured: false,
+                ..be.tuning()
+            }
+            .label(),
         })
     }
 
