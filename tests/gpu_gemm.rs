@@ -18,7 +18,8 @@ use wgrnn::backend::wgpu::gemm::{
     Tile, big_tile_layout, col_sums, gemm, gemm_coop_source, gemm128_source, gemm256_source,
     tile_for, verify_tensor_cores,
 };
-use wgrnn::backend::wgpu::gemm_measure::{Shape, candidates, fastest};
+use wgrnn::backend::wgpu::gemm_measure::{Shape, candidates};
+use wgrnn::backend::wgpu::measured::{Classed, fastest};
 use wgrnn::backend::wgpu::{Gpu, GpuBuffer};
 
 #[test]

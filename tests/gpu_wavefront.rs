@@ -369,7 +369,8 @@ fn measuring_gpu() -> Option<WgpuBackend> {
 /// measures anew.
 #[test]
 fn measured_pipeline_runs_every_chunk_count_and_keeps_the_fastest() {
-    use wgrnn::backend::wgpu::pipeline_measure::{CANDIDATES, ROUNDS, fastest};
+    use wgrnn::backend::wgpu::measured::fastest;
+    use wgrnn::backend::wgpu::pipeline_measure::{CANDIDATES, ROUNDS};
     let Some(measured) = measuring_gpu() else {
         return;
     };

@@ -29,6 +29,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
+use super::measured::{self, Classed, fastest};
 
 use super::gemm::{
     GemmTiles, Mat, Out, Product, Tile, big_tile_layout, record_in, runnable, split_tile_runs,
@@ -104,18 +105,22 @@ impl Shape {
             b16,
         })
     }
+}
+
+impl Classed for Shape {
+    type Class = (usize, usize, usize, bool, bool, bool);
 
     /// The products a measurement of this shape also serves: those of the same layout and
     /// `n` (a width of the network) whose `m` and `k` (which may count rows, steps x
     /// sequences) round up to the same powers of two, so that the buckets of a training
     /// run, each of its own length, measure a few times rather than once each.
-    pub fn class(&self) -> (usize, usize, usize, bool, bool, bool) {
+    fn class(&self) -> (usize, usize, usize, bool, bool, bool) {
         let (m, k) = (self.m.next_power_of_two(), self.k.next_power_of_two());
         (m, self.n, k, self.a_k, self.b_n, self.b16)
     }
 
     /// `m x n x k`, and the operands' layouts where they are transposed.
-    pub fn label(&self) -> String {
+    fn label(&self) -> String {
         let mut s = format!("{}x{}x{}", self.m, self.n, self.k);
         if !self.a_k {
             s.push_str(" A^T");
@@ -130,39 +135,16 @@ impl Shape {
     }
 }
 
-/// One measurement: each candidate tile's time for a product of `shape`, and the fastest.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Race {
-    /// The products it is for.
-    pub shape: Shape,
-    /// The tiles it serves the choice among ([`candidates`], as they stood after it).
-    pub candidates: Vec<Tile>,
-    /// Each candidate (as the adapter runs it) and its seconds per product.
-    pub times: Vec<(Tile, f64)>,
-    /// The fastest candidate.
-    pub chosen: Tile,
-    /// Whether it was read from the file of an earlier run ([`Gpu::set_product_tiles_file`])
-    /// rather than measured in this one.
-    pub stored: bool,
-}
+/// One measurement: each candidate tile's time for a product of `shape` (its seconds per
+/// product, as the adapter ran it), and the fastest. Its candidates are the tiles it serves
+/// the choice among ([`candidates`], as they stood after it); `stored` where it was read
+/// from the file of an earlier run ([`Gpu::set_product_tiles_file`]).
+pub type Race = measured::Race<Shape, Tile>;
 
 impl Race {
-    /// Whether its choice serves products of `shape` among `candidates`: the same class
-    /// ([`Shape::class`]) and the same candidates.
-    pub fn serves(&self, shape: &Shape, candidates: &[Tile]) -> bool {
-        self.shape.class() == shape.class() && self.candidates == candidates
-    }
-
     /// One line: the shape, each tile's time, the chosen one first.
     pub fn label(&self) -> String {
-        let mut times = self.times.clone();
-        times.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let each: Vec<String> = times
-            .iter()
-            .map(|(t, s)| format!("{} {:.4} ms", tile_name(*t), s * 1e3))
-            .collect();
-        let stored = if self.stored { " (stored)" } else { "" };
-        format!("{}: {}{stored}", self.shape.label(), each.join(", "))
+        self.line(|t| tile_name(t).to_string())
     }
 }
 
@@ -434,17 +416,6 @@ impl Operands {
     }
 }
 
-/// The tile of the least time, the first of equal ones.
-pub fn fastest(times: &[(Tile, f64)]) -> Option<Tile> {
-    let mut best: Option<(Tile, f64)> = None;
-    for &(t, s) in times {
-        if best.is_none_or(|(_, b)| s < b) {
-            best = Some((t, s));
-        }
-    }
-    best.map(|(t, _)| t)
-}
-
 /// Operand values: varied, in [-1, 1], the same each run.
 pub fn pattern(n: usize, seed: u64) -> Vec<f32> {
     (0..n as u64)
@@ -461,22 +432,4 @@ fn pattern_f16(n: usize, seed: u64) -> Vec<half::f16> {
         .into_iter()
         .map(half::f16::from_f32)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fastest_is_the_least_time_and_the_first_of_a_tie() {
-        let times = [
-            (Tile::Small, 3.0),
-            (Tile::Big(true, true), 1.0),
-            (Tile::Tall(true, true), 1.0),
-            (Tile::TensorSplit(true, true), 2.0),
-        ];
-        assert_eq!(fastest(&times), Some(Tile::Big(true, true)));
-        assert_eq!(fastest(&times[..1]), Some(Tile::Small));
-        assert_eq!(fastest(&[]), None);
-    }
 }

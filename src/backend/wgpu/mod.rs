@@ -11,6 +11,7 @@ pub mod device;
 pub mod gemm;
 pub mod gemm_measure;
 pub mod instructions;
+pub mod measured;
 pub mod runtime;
 
 mod clip;

@@ -31,6 +31,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
+use super::measured::{self, Classed, fastest};
 use super::{Precision, Tuning, WgpuBackend};
 use crate::config::CellConfig;
 use crate::params::LayerPlan;
@@ -99,11 +100,15 @@ impl StackShape {
             .label(),
         })
     }
+}
+
+impl Classed for StackShape {
+    type Class = StackShape;
 
     /// The shapes a measurement of this one also serves: the same but for the steps, which
     /// round up to the same power of two, so that the length buckets of a training run
     /// measure a few times rather than once each.
-    pub fn class(&self) -> StackShape {
+    fn class(&self) -> StackShape {
         StackShape {
             steps: self.steps.next_power_of_two(),
             ..self.clone()
@@ -111,7 +116,7 @@ impl StackShape {
     }
 
     /// E.g. `backward 4 x lstm 1024 (input 1024), 64 x 100`.
-    pub fn label(&self) -> String {
+    fn label(&self) -> String {
         let pass = if self.backward { "backward" } else { "forward" };
         let f16 = if self.f16 { " f16" } else { "" };
         format!(
@@ -126,37 +131,13 @@ impl StackShape {
     }
 }
 
-/// One measurement: each candidate chunk count's seconds a pass, and the fastest.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PipelineRace {
-    /// The passes it is for.
-    pub shape: StackShape,
-    /// The chunk counts it chose among.
-    pub candidates: Vec<usize>,
-    /// Each candidate and its least seconds a pass.
-    pub times: Vec<(usize, f64)>,
-    /// The fastest candidate.
-    pub chosen: usize,
-    /// Read from the file of an earlier run rather than measured in this one.
-    pub stored: bool,
-}
+/// One measurement: each candidate chunk count's least seconds a pass, and the fastest.
+pub type PipelineRace = measured::Race<StackShape, usize>;
 
 impl PipelineRace {
-    /// Whether its choice serves passes of `shape` among `candidates`.
-    pub fn serves(&self, shape: &StackShape, candidates: &[usize]) -> bool {
-        self.shape.class() == shape.class() && self.candidates == candidates
-    }
-
     /// One line: the pass and shape, each candidate's time, the chosen one first.
     pub fn label(&self) -> String {
-        let mut times = self.times.clone();
-        times.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let each: Vec<String> = times
-            .iter()
-            .map(|&(n, s)| format!("{} {:.3} ms", chunks_name(n), s * 1e3))
-            .collect();
-        let stored = if self.stored { " (stored)" } else { "" };
-        format!("{}: {}{stored}", self.shape.label(), each.join(", "))
+        self.line(chunks_name)
     }
 }
 
@@ -365,17 +346,6 @@ impl Choice {
     }
 }
 
-/// The chunk count of the least time, the first of equal ones.
-pub fn fastest(times: &[(usize, f64)]) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for &(n, s) in times {
-        if best.is_none_or(|(_, b)| s < b) {
-            best = Some((n, s));
-        }
-    }
-    best.map(|(n, _)| n)
-}
-
 impl WgpuBackend {
     /// The layer pipeline's measurements so far, finished ones, in the order they finished.
     pub fn pipeline_races(&self) -> Vec<PipelineRace> {
@@ -525,12 +495,5 @@ mod tests {
         };
         assert!(load(&path, &other).is_empty(), "another adapter's");
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn the_fastest_is_the_least_time_and_the_first_of_a_tie() {
-        assert_eq!(fastest(&[(1, 3.0), (4, 1.0), (8, 1.0)]), Some(4));
-        assert_eq!(fastest(&[(1, 3.0)]), Some(1));
-        assert_eq!(fastest(&[]), None);
     }
 }
