@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
+use super::autotune::AdapterKey;
 use super::measured::{self, Classed, fastest};
 
 use super::gemm::{
@@ -197,93 +197,26 @@ pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
     t
 }
 
-/// One measurement as the file keeps it: for which adapter and version of wgrnn, the tiles
-/// by their `--gemm` names.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Stored {
-    adapter: AdapterKey,
-    version: String,
-    shape: Shape,
-    candidates: Vec<String>,
-    times: Vec<(String, f64)>,
-    chosen: String,
-}
+/// What the file of measured tiles calls them (warnings).
+const KEPT: &str = "product tiles";
 
-/// The file of measured tiles: every adapter's measurements.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StoredFile {
-    measured: Vec<Stored>,
-}
-
-impl Stored {
-    /// The measurement as a [`Race`], where its tiles are ones this version names.
-    fn race(&self) -> Option<Race> {
-        let (a, b) = (self.shape.a_k, self.shape.b_n);
-        let tile = |name: &str| tile_named(name, a, b);
-        let tiles = |names: &[String]| names.iter().map(|n| tile(n)).collect::<Option<Vec<_>>>();
-        let times = self
-            .times
-            .iter()
-            .map(|(n, s)| Some((tile(n)?, *s)))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Race {
-            shape: self.shape,
-            candidates: tiles(&self.candidates)?,
-            times,
-            chosen: tile(&self.chosen)?,
-            stored: true,
-        })
-    }
-}
-
-/// The file at `path` ([`read_kept`]).
-fn read_file(path: &Path) -> StoredFile {
-    read_kept(path, "product tiles")
-}
-
-/// The measurements in the file at `path` for `adapter` by this version of wgrnn.
+/// The measurements in the file at `path` for `adapter` by this version of wgrnn, where
+/// their tiles are ones this version names.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<Race> {
-    read_file(path)
-        .measured
-        .iter()
-        .filter(|s| &s.adapter == adapter && s.version == env!("CARGO_PKG_VERSION"))
-        .filter_map(Stored::race)
+    measured::load::<Shape, String>(path, KEPT, adapter)
+        .into_iter()
+        .filter_map(|s| {
+            let (a, b) = (s.shape().a_k, s.shape().b_n);
+            s.race(|name: &String| tile_named(name, a, b))
+        })
         .collect()
 }
 
-/// Adds `race` to the file at `path` for `adapter`, in place of one of the same class and
-/// candidates, through a temporary file so a reader never sees half of it; a file that
-/// cannot be written is said so on stderr (the run goes on with its measurement).
+/// Adds `race` to the file at `path` for `adapter`, its tiles by their `--gemm` names
+/// (`measured::store`).
 fn store(path: &Path, adapter: &AdapterKey, race: &Race) {
-    let names = |tiles: &[Tile]| tiles.iter().map(|&t| tile_name(t).to_string()).collect();
-    let new = Stored {
-        adapter: adapter.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        shape: race.shape,
-        candidates: names(&race.candidates),
-        times: race
-            .times
-            .iter()
-            .map(|&(t, s)| (tile_name(t).to_string(), s))
-            .collect(),
-        chosen: tile_name(race.chosen).to_string(),
-    };
-    let mut file = read_file(path);
-    file.measured.retain(|s| {
-        s.adapter != new.adapter
-            || s.version != new.version
-            || s.shape.class() != new.shape.class()
-            || s.candidates != new.candidates
-    });
-    file.measured.push(new);
-    keep_newest(&mut file.measured);
-    let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
-    if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
-        eprintln!(
-            "warning: {}: {e}; the product tiles measured are not kept",
-            path.display()
-        );
-    }
+    let stored = race.stored(adapter, |t| tile_name(t).to_string());
+    measured::store(path, KEPT, stored);
 }
 
 /// The tiles that can run products of `shape` on `gpu` at the accuracy asked for, each

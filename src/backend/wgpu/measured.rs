@@ -2,7 +2,15 @@
 //! time for one shape, the fastest taken for every shape of its class. The products'
 //! tiles (`gemm_measure`, a [`Race`] of tiles per product shape) and the layer pipeline
 //! (`pipeline_measure`, of chunk counts per stack shape and pass) are measured so, as
-//! `torch.backends.cudnn.benchmark` picks cuDNN's algorithms.
+//! `torch.backends.cudnn.benchmark` picks cuDNN's algorithms, and kept between runs in a
+//! file per kind beside the autotune table ([`Stored`]).
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
 
 /// A shape a measurement is for, and the shapes its choice also serves: those of the same
 /// class.
@@ -47,6 +55,111 @@ impl<S: Classed, C: Copy + PartialEq> Race<S, C> {
             .collect();
         let stored = if self.stored { " (stored)" } else { "" };
         format!("{}: {}{stored}", self.shape.label(), each.join(", "))
+    }
+}
+
+/// A measurement as a file keeps it between runs: for which adapter and version of wgrnn,
+/// each candidate by its name `N` (a tile's `--gemm` name, a chunk count).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Stored<S, N> {
+    adapter: AdapterKey,
+    version: String,
+    shape: S,
+    candidates: Vec<N>,
+    times: Vec<(N, f64)>,
+    chosen: N,
+}
+
+/// A file of measurements: every adapter's.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredFile<S, N> {
+    measured: Vec<Stored<S, N>>,
+}
+
+impl<S, N> Default for StoredFile<S, N> {
+    fn default() -> Self {
+        StoredFile {
+            measured: Vec::new(),
+        }
+    }
+}
+
+impl<S: Clone, C: Copy> Race<S, C> {
+    /// The measurement as a file keeps it for `adapter`, each candidate by its `name`.
+    pub fn stored<N>(&self, adapter: &AdapterKey, name: impl Fn(C) -> N) -> Stored<S, N> {
+        Stored {
+            adapter: adapter.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            shape: self.shape.clone(),
+            candidates: self.candidates.iter().map(|&c| name(c)).collect(),
+            times: self.times.iter().map(|&(c, s)| (name(c), s)).collect(),
+            chosen: name(self.chosen),
+        }
+    }
+}
+
+impl<S, N> Stored<S, N> {
+    /// The shape it was measured on.
+    pub fn shape(&self) -> &S {
+        &self.shape
+    }
+
+    /// The measurement, read from a file, each candidate `named` by its name: `None` where
+    /// a name is not one this version knows.
+    pub fn race<C: Copy>(self, named: impl Fn(&N) -> Option<C>) -> Option<Race<S, C>> {
+        let times = self
+            .times
+            .iter()
+            .map(|(n, s)| Some((named(n)?, *s)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Race {
+            candidates: self.candidates.iter().map(&named).collect::<Option<_>>()?,
+            chosen: named(&self.chosen)?,
+            shape: self.shape,
+            times,
+            stored: true,
+        })
+    }
+}
+
+/// The measurements of `what` kept in the file at `path` for `adapter` by this version of
+/// wgrnn (none where there is no file; one that cannot be read is said so, [`read_kept`]).
+pub fn load<S: DeserializeOwned, N: DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    adapter: &AdapterKey,
+) -> Vec<Stored<S, N>> {
+    let file: StoredFile<S, N> = read_kept(path, what);
+    file.measured
+        .into_iter()
+        .filter(|s| &s.adapter == adapter && s.version == env!("CARGO_PKG_VERSION"))
+        .collect()
+}
+
+/// Adds `new` to the file of `what` at `path`, in place of one of the same adapter,
+/// version, class and candidates, keeping the newest [`MAX_KEPT`](super::autotune::MAX_KEPT),
+/// through a temporary file so a reader never sees half of it; a file that cannot be
+/// written is said so on stderr (the run goes on with its measurement).
+pub fn store<S, N>(path: &Path, what: &str, new: Stored<S, N>)
+where
+    S: Classed + Serialize + DeserializeOwned,
+    N: PartialEq + Serialize + DeserializeOwned,
+{
+    let mut file: StoredFile<S, N> = read_kept(path, what);
+    file.measured.retain(|s| {
+        s.adapter != new.adapter
+            || s.version != new.version
+            || s.shape.class() != new.shape.class()
+            || s.candidates != new.candidates
+    });
+    file.measured.push(new);
+    keep_newest(&mut file.measured);
+    let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
+    if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
+        eprintln!(
+            "warning: {}: {e}; the {what} measured are not kept",
+            path.display()
+        );
     }
 }
 

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
+use super::autotune::AdapterKey;
 use super::measured::{self, Classed, fastest};
 use super::{Precision, Tuning, WgpuBackend};
 use crate::config::CellConfig;
@@ -366,67 +366,21 @@ fn file(be: &WgpuBackend) -> Option<PathBuf> {
         .map(|p| p.with_file_name(PIPELINE_FILE))
 }
 
-/// One measurement as the file keeps it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Stored {
-    adapter: AdapterKey,
-    version: String,
-    shape: StackShape,
-    candidates: Vec<usize>,
-    times: Vec<(usize, f64)>,
-    chosen: usize,
-}
-
-/// The file: every adapter's measurements.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct StoredFile {
-    measured: Vec<Stored>,
-}
+/// What the file calls its measurements (warnings).
+const KEPT: &str = "layer pipeline choices";
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<PipelineRace> {
-    let file: StoredFile = read_kept(path, "layer pipeline choices");
-    file.measured
+    measured::load::<StackShape, usize>(path, KEPT, adapter)
         .into_iter()
-        .filter(|s| &s.adapter == adapter && s.version == env!("CARGO_PKG_VERSION"))
-        .filter(|s| s.candidates.contains(&s.chosen))
-        .map(|s| PipelineRace {
-            shape: s.shape,
-            candidates: s.candidates,
-            times: s.times,
-            chosen: s.chosen,
-            stored: true,
-        })
+        .filter_map(|s| s.race(|&n| (n >= 1).then_some(n)))
+        .filter(|r| r.candidates.contains(&r.chosen))
         .collect()
 }
 
-/// Adds `race` to the file at `path` for `adapter`, in place of one of the same class and
-/// candidates; a file that cannot be written is said so on stderr.
+/// Adds `race` to the file at `path` for `adapter` (`measured::store`).
 fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
-    let new = Stored {
-        adapter: adapter.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        shape: race.shape.clone(),
-        candidates: race.candidates.clone(),
-        times: race.times.clone(),
-        chosen: race.chosen,
-    };
-    let mut file: StoredFile = read_kept(path, "layer pipeline choices");
-    file.measured.retain(|s| {
-        s.adapter != new.adapter
-            || s.version != new.version
-            || s.shape.class() != new.shape.class()
-            || s.candidates != new.candidates
-    });
-    file.measured.push(new);
-    keep_newest(&mut file.measured);
-    let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other);
-    if let Err(e) = text.and_then(|t| write_whole(path, &t)) {
-        eprintln!(
-            "warning: {}: {e}; the layer pipeline choices measured are not kept",
-            path.display()
-        );
-    }
+    measured::store(path, KEPT, race.stored(adapter, |n| n));
 }
 
 #[cfg(test)]
