@@ -52,8 +52,9 @@ STEP_KERNELS = ["tiled", "blocked", "rowwise", "gemv", "tensor", "tensor-split"]
 GEMMS = ["small", "big", "tall", "tensor", "tensor-split", "measured", "measured", "rules"]
 
 
-def mixed_cell(r, top):
-    """One layer's `cell = {...}` table; a Jordan cell only where `top`."""
+def mixed_cell(r, top, big):
+    """One layer's `cell = {...}` table; a Jordan cell only where `top`, no ReLU where `big`
+    (the kink, above)."""
     kind = r.choice(["lstm", "lstm", "gru", "elman"] + (["jordan"] if top else []))
     if kind == "lstm":
         t = ['kind = "lstm"']
@@ -69,6 +70,8 @@ def mixed_cell(r, top):
     if kind == "gru":
         return ['kind = "gru"', f'variant = "{r.choice(["pytorch", "reset_before"])}"'], kind
     act = r.choice(["tanh", "tanh", "relu", "linear"])
+    if big and act == "relu":
+        act = "tanh"
     if kind == "elman":
         return ['kind = "elman"', f'activation = "{act}"'], kind
     return ['kind = "jordan"', f'activation = "{act}"',
@@ -95,7 +98,7 @@ def mixed_network(r, big):
         top = k + 1 == layers
         # (A Jordan layer feeds back a per-step head's output.)
         per_step = task not in ("none", "classification-last", "classification-mean")
-        cell, kind = mixed_cell(r, top and per_step)
+        cell, kind = mixed_cell(r, top and per_step, big)
         hidden = r.choice([100, 128, 200] if big else [1, 3, 8, 16, 17, 32, 33, 64])
         if kind == "lstm" and hidden > 1 and r.random() < 0.2:
             cell.append(f"proj = {r.randint(1, hidden - 1)}")
