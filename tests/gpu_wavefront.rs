@@ -447,6 +447,16 @@ fn measured_pipeline_runs_every_chunk_count_and_keeps_the_fastest() {
     assert_eq!(p.forward_dispatches, counts[at(chosen[0])].0);
     assert_eq!(p.backward_dispatches, counts[at(chosen[1])].1);
     assert_eq!(bits(&reference.grads), bits(&p.grads));
+    // What the other candidates left for reuse was freed when the choices were made: the
+    // run holds what its choices' passes hold, as after freeing everything and running
+    // them again.
+    pass_of(&mut m, &batch, &init, 5);
+    let held = m.backend().bytes_held();
+    m.backend().gpu().trim();
+    for _ in 0..2 {
+        pass_of(&mut m, &batch, &init, 5);
+    }
+    assert_eq!(m.backend().bytes_held(), held, "bytes held after measuring");
     // 20 steps: the class of 24 (32 steps); 40 steps another.
     let (_, short, short_init) = draw_pass(&mut r, &cfg, &lengths(20));
     pass_of(&mut m, &short, &short_init, 5);
