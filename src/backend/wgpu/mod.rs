@@ -200,7 +200,7 @@ pub struct Tuning {
     /// on chunk c while layer l + 1 runs chunk c - 1, each time step one dispatch for all
     /// the layers in it (the flagship's forward: 191 dispatches instead of 404 at 4
     /// chunks), and its backward as the mirror wavefront from the top (the flagship's
-    /// training step: 415 dispatches instead of 844; where the gate gradients are wide, f16
+    /// training step: 382 dispatches instead of 837; where the gate gradients are wide, f16
     /// LSTM and GRU caches, each layer holds them for a window of its chunk,
     /// `stack::window_rows`). Only the tiled steps (f32, matrix-vector or tensor-core, also
     /// on W_hh's f16 copy). `Some(1)`: layer by layer. `None` (the default): measured on an
