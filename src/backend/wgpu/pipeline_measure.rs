@@ -13,8 +13,9 @@
 //! timed in place: a measured pass is one of the run's own, submitted alone (what was
 //! recorded before it first, then the pass in one submission once it is recorded) and
 //! waited for, so the time is the device's, not the host's recording. Its results are
-//! what any of the candidates gives (to the bit for f32 caches, to rounding in the f16
-//! windows' bias sums), so the run's numbers do not depend on the measuring. The
+//! what any of the candidates gives (to the bit where the gate gradients are narrow, to
+//! rounding where the pipeline sums them per chunk: `stack::stack_backward`), so the
+//! run's numbers do not depend on the measuring. The
 //! backward takes the candidates in the other order, so the first passes also run each
 //! pipeline's forward with another's backward, as a measured run may keep them.
 //!
