@@ -201,7 +201,11 @@ def main():
                     help="every run's --gemm (the other draws unchanged)")
     ap.add_argument("--wavefront", help="every run's --wavefront (e.g. measured)")
     args = ap.parse_args()
+    # WGRNN_TUNING=off: every run from the defaults and its own measurements, not from an
+    # autotune table or the tiles and pipeline choices an earlier run kept (nor adding to
+    # them).
     env = dict(os.environ, XDG_RUNTIME_DIR=os.environ.get("XDG_RUNTIME_DIR", "/tmp"),
+               WGRNN_TUNING="off",
                RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
     counts = {"ok": 0, "refused": 0, "FAIL": 0, "CRASH": 0}
     bad = []
