@@ -180,6 +180,17 @@ impl Trial {
     }
 }
 
+impl Measurements {
+    /// Where the measurement under way for passes of `shape`'s class among `candidates`
+    /// is, if one is.
+    fn trial_for(&self, shape: &StackShape, candidates: &[usize]) -> Option<usize> {
+        let class = shape.class();
+        self.trials
+            .iter()
+            .position(|t| t.shape.class() == class && t.candidates == candidates)
+    }
+}
+
 /// The backend's measurements: finished, under way, and those read from the file.
 #[derive(Debug, Default)]
 pub(super) struct Measurements {
@@ -239,11 +250,9 @@ pub(super) fn choose_fixed(chunks: usize) -> Choice {
 /// How a pass of `shape` runs among `candidates` (chunk counts): the one measured fastest
 /// for its class, else the next candidate of its measurement, which is then timed (the
 /// work recorded before it is submitted and awaited first, and the pass goes to the device
-/// in one submission).
+/// in one submission). There are at least two candidates (one is [`choose_fixed`]).
 pub(super) fn choose(be: &WgpuBackend, shape: StackShape, candidates: Vec<usize>) -> Choice {
-    if candidates.len() < 2 {
-        return choose_fixed(candidates.first().copied().unwrap_or(1));
-    }
+    debug_assert!(candidates.len() > 1, "one candidate is no choice");
     let mut m = be.pipeline.borrow_mut();
     if let Some(r) = m.races.iter().find(|r| r.serves(&shape, &candidates)) {
         return choose_fixed(r.chosen);
@@ -258,12 +267,7 @@ pub(super) fn choose(be: &WgpuBackend, shape: StackShape, candidates: Vec<usize>
             return choose_fixed(chunks);
         }
     }
-    let class = shape.class();
-    let at = match m
-        .trials
-        .iter()
-        .position(|t| t.shape.class() == class && t.candidates == candidates)
-    {
+    let at = match m.trial_for(&shape, &candidates) {
         Some(at) => at,
         None => {
             m.trials.push(Trial {
@@ -306,12 +310,7 @@ impl Choice {
         let seconds = start.elapsed().as_secs_f64();
         be.gpu.set_first_submission(t.first_submission);
         let mut m = be.pipeline.borrow_mut();
-        let class = t.shape.class();
-        let Some(at) = m
-            .trials
-            .iter()
-            .position(|x| x.shape.class() == class && x.candidates == t.candidates)
-        else {
+        let Some(at) = m.trial_for(&t.shape, &t.candidates) else {
             return;
         };
         let run = &mut m.trials[at].runs[t.index];

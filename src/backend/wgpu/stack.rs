@@ -127,6 +127,11 @@ fn choose_chunks(
     seq: &SeqShape,
 ) -> Choice {
     let counts = chunk_counts(be, plans, caches, outputs, seq);
+    // One count (layer by layer, or the tuning's): nothing to measure, so no shape to make
+    // (its kernels' label is formatted text) on every pass.
+    if let [count] = counts[..] {
+        return pipeline_measure::choose_fixed(count);
+    }
     match StackShape::of(be, backward, plans, seq.batch(), steps(seq)) {
         Some(shape) => pipeline_measure::choose(be, shape, counts),
         None => pipeline_measure::choose_fixed(1),
