@@ -266,6 +266,11 @@ pub trait Timing {
     fn measured_tiles(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The steps' K slices measured so far, one line per step shape and pass: each slice
+    /// count's time a step, the fastest first.
+    fn measured_slices(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The layer pipeline's choices measured so far, one line per stack shape and pass:
     /// each chunk count's time, the fastest first.
     fn measured_pipelines(&self) -> Vec<String> {
@@ -308,6 +313,9 @@ impl Timing for WgpuBackend {
     }
     fn measured_tiles(&self) -> Vec<String> {
         self.gpu().races().iter().map(|r| r.label()).collect()
+    }
+    fn measured_slices(&self) -> Vec<String> {
+        self.slice_races().iter().map(|r| r.label()).collect()
     }
     fn measured_pipelines(&self) -> Vec<String> {
         self.pipeline_races().iter().map(|r| r.label()).collect()
@@ -405,6 +413,9 @@ pub struct BenchResult {
     /// The matrix products' tiles measured for the run (`gemm_measure`), one line per
     /// shape with each tile's time, the fastest first; `gemm_measured` in JSON.
     pub measured_tiles: Vec<String>,
+    /// The steps' K slices measured for the run (`slices_measure`), one line per step shape
+    /// and pass with each slice count's time a step; `slices_measured` in JSON.
+    pub measured_slices: Vec<String>,
     /// The layer pipeline's choices measured for the run (`pipeline_measure`), one line
     /// per stack shape and pass; `pipeline_measured` in JSON.
     pub measured_pipelines: Vec<String>,
@@ -452,6 +463,7 @@ impl BenchResult {
             "variant": self.variant,
             "step_tiles": self.step_tiles,
             "gemm_measured": self.measured_tiles,
+            "slices_measured": self.measured_slices,
             "pipeline_measured": self.measured_pipelines,
             "kernels": self.kernels.iter().map(|k| serde_json::json!({
                 "kernel": k.label,
@@ -554,6 +566,9 @@ impl BenchResult {
         }
         for m in &self.measured_tiles {
             s.push_str(&format!("\n  product tiles measured, {m}"));
+        }
+        for m in &self.measured_slices {
+            s.push_str(&format!("\n  step K slices measured, {m}"));
         }
         for m in &self.measured_pipelines {
             s.push_str(&format!("\n  layer pipeline measured, {m}"));
@@ -714,6 +729,7 @@ pub fn run<B: Backend + Timing>(
         variant: String::new(),
         step_tiles: None,
         measured_tiles: trainer.model.backend().measured_tiles(),
+        measured_slices: trainer.model.backend().measured_slices(),
         measured_pipelines: trainer.model.backend().measured_pipelines(),
     })
 }

@@ -595,12 +595,15 @@ fn poison_pass<B: Backend>(
 
 /// Runs the whole comparison on one backend. `params` replaces the model's initial ones.
 /// The choices `be` measured so far, a line each saying which: product tiles
-/// (`Timing::measured_tiles`), then the layer pipeline's (`Timing::measured_pipelines`).
+/// (`Timing::measured_tiles`), the steps' K slices (`Timing::measured_slices`), then the
+/// layer pipeline's (`Timing::measured_pipelines`).
 fn measured<B: Timing>(be: &B) -> Vec<String> {
     let tiles = be.measured_tiles().into_iter();
     let tiles = tiles.map(|m| format!("product tiles measured, {m}"));
+    let slices = be.measured_slices().into_iter();
     let pipes = be.measured_pipelines().into_iter();
     tiles
+        .chain(slices.map(|m| format!("step K slices measured, {m}")))
         .chain(pipes.map(|m| format!("layer pipeline measured, {m}")))
         .collect()
 }

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgrnn::backend::wgpu::device;
 use wgrnn::backend::wgpu::gemm::GemmTiles;
 use wgrnn::backend::wgpu::runtime;
-use wgrnn::backend::wgpu::{GpuError, Precision, Tuning, autotune};
+use wgrnn::backend::wgpu::{GpuError, Precision, SliceChoice, Tuning, autotune};
 use wgrnn::bench::{self, BenchConfig, RnnKind};
 use wgrnn::check::{self, CheckCell, CheckGruVariant, CheckSpec, CheckTask, NetworkFlags};
 use wgrnn::{CpuBackend, NetworkConfig, WgpuBackend};
@@ -399,12 +399,20 @@ pub(crate) struct KernelFlags {
     step_units: Option<String>,
     /// K slices of the tiled steps, f32 or tensor-core (1, 2 or 4): that many times the
     /// invocations per workgroup, each a part of the inner dimension, for grids that leave
-    /// the GPU's cores with few warps [default: by the grid (the fewest that give 16 warps
-    /// per core, else 4), or the adapter's autotune entry]. Lowered where the tile or the
-    /// adapter's workgroup limit does not allow it. 2 and 4 imply tiled steps (on the
-    /// tensor cores where --precision f16 puts them there) unless --step-kernel says
-    /// otherwise.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["1", "2", "4"]))]
+    /// the GPU's cores with few warps. Lowered where the tile or the adapter's workgroup
+    /// limit does not allow it. 2 and 4 imply tiled steps (on the tensor cores where
+    /// --precision f16 puts them there) unless --step-kernel says otherwise. `rules`: by the
+    /// grid (the fewest that give 16 warps per core, else 4); `auto`: on a GPU, each step
+    /// shape's slice counts timed aside the first time it runs and the fastest kept,
+    /// forward and backward apart (by the grid on a CPU adapter); `measured`: that on any
+    /// adapter [default: auto, or the adapter's autotune entry].
+    #[arg(
+        long,
+        value_name = "1|2|4|auto|rules|measured",
+        value_parser = clap::builder::PossibleValuesParser::new(
+            ["1", "2", "4", "auto", "rules", "measured"]
+        )
+    )]
     step_k_split: Option<String>,
     /// Chunk depth (one barrier pair each chunk) per K slice of the f32 tiled steps (16, 32
     /// or 64; fewer where the adapter's workgroup memory does not hold them at the K
@@ -518,8 +526,14 @@ impl KernelFlags {
                 plain_tiles(&mut t);
             }
         }
+        match self.step_k_split.as_deref() {
+            Some("auto") => (t.step_k_split, t.k_split_by) = (None, SliceChoice::Auto),
+            Some("rules") => (t.step_k_split, t.k_split_by) = (None, SliceChoice::Rules),
+            Some("measured") => (t.step_k_split, t.k_split_by) = (None, SliceChoice::Measured),
+            _ => {}
+        }
         if let Some(k) = self.step_k_split.as_deref().and_then(|k| k.parse().ok()) {
-            t.step_k_split = Some(k);
+            (t.step_k_split, t.k_split_by) = (Some(k), SliceChoice::Auto);
             if self.step_kernel.is_none() && k > 1 {
                 plain_tiles(&mut t);
             }
@@ -1199,6 +1213,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
         out!("{}", report::suite_table(&ours, &torch, &variants)?);
         for t in [
             report::measured_tiles_table(&ours),
+            report::measured_slices_table(&ours),
             report::measured_pipelines_table(&ours),
         ]
         .into_iter()
@@ -1307,6 +1322,7 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                 let gemv_steps = be.auto_gemv_steps(c.batch);
                 let k_slices = be.auto_k_split(&shape).filter(|&k| k > 1);
                 let step_tiles = be.step_tiles_label(&shape, c.seq);
+                let measured_slices = be.measures_slices() && step_tiles.is_some();
                 bench::run(*be, c, args.warmup, args.reps, profile).map(|mut r| {
                     r.variant = kernels;
                     if args.precision == Precision::F16 {
@@ -1329,6 +1345,9 @@ fn run_bench(args: BenchArgs) -> Result<()> {
                     }
                     if let Some(k) = k_slices {
                         r.variant.push_str(&format!(" k-slices={k}"));
+                    }
+                    if measured_slices {
+                        r.variant.push_str(" k-slices=measured");
                     }
                     r.step_tiles = step_tiles;
                     r

@@ -263,6 +263,13 @@ pub fn measured_tiles_table(ours: &[Value]) -> Option<String> {
     )
 }
 
+/// The steps' K slices each configuration's run measured (`slices_measured` in its line):
+/// one row per configuration and pass of a step shape, the slices taken (the fastest;
+/// `ksplit=N`) and every candidate's time a step. `None` where no run measured any.
+pub fn measured_slices_table(ours: &[Value]) -> Option<String> {
+    measured_table(ours, "slices_measured", "steps", "each count's time a step")
+}
+
 /// The layer pipeline's choices each configuration's run measured (`pipeline_measured` in
 /// its line): one row per configuration and pass of a stack shape, the chunks taken (the
 /// fastest; `layer-by-layer` or `wavefront=N`) and every candidate's time a pass. `None`

@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::WgpuBackend;
 use crate::backend::wgpu::autotune::{AdapterKey, Entry, Measured, Shape, ShapeChoice};
 use crate::backend::wgpu::gemm::GemmTiles;
-use crate::backend::wgpu::{Precision, Tuning};
+use crate::backend::wgpu::{Precision, SliceChoice, Tuning};
 use crate::bench::{self, BenchConfig, BenchResult};
 
 /// One candidate's results.
@@ -69,7 +69,12 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             tiled_steps: false,
             ..d
         },
-        // K slices fixed: one (the default before entry 48), two or four at every grid.
+        // K slices by the grid's rule (the default measures them on a GPU), and fixed: one
+        // (the default before entry 48), two or four at every grid.
+        Tuning {
+            k_split_by: SliceChoice::Rules,
+            ..d
+        },
         Tuning {
             step_k_split: Some(1),
             ..d
@@ -167,7 +172,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             t.tiled_steps,
             t.blocked_steps,
             t.step_tile_units,
-            t.step_k_split,
+            (t.step_k_split, t.k_split_by),
             t.step_chunk_rows,
             t.forward_sequences,
             t.wavefront,
@@ -180,7 +185,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
             d.tiled_steps,
             d.blocked_steps,
             d.step_tile_units,
-            d.step_k_split,
+            (d.step_k_split, d.k_split_by),
             d.step_chunk_rows,
             d.forward_sequences,
             d.wavefront,
@@ -198,6 +203,7 @@ pub fn combine(measured: &[(Tuning, f64)]) -> Tuning {
         blocked_steps: steps.blocked_steps,
         step_tile_units: steps.step_tile_units,
         step_k_split: steps.step_k_split,
+        k_split_by: steps.k_split_by,
         step_chunk_rows: steps.step_chunk_rows,
         forward_sequences: steps.forward_sequences,
         wavefront: steps.wavefront,

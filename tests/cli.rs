@@ -1168,6 +1168,113 @@ fn bench_json(name: &str, args: &[&str]) -> (String, serde_json::Value) {
     (out, j)
 }
 
+/// `--step-k-split measured` (what `auto` does on a GPU): the bench's steps are timed at 1, 2
+/// and 4 K slices aside, each way, and say so (the step tiles as "measured", the rule's
+/// layout beside it, the variant, the measurements in the JSON and after the summary);
+/// `rules` is the grid's rule without measuring; `check` lists what it measured, and agrees
+/// with the CPU reference; a count that is none of the choices is refused by name.
+#[test]
+fn bench_and_check_with_measured_k_slices() {
+    let args = |by: &'static str| {
+        vec![
+            "--cell",
+            "lstm",
+            "--hidden",
+            "6",
+            "--input",
+            "3",
+            "--seq",
+            "2",
+            "--warmup",
+            "0",
+            "--reps",
+            "1",
+            "--batch",
+            "8",
+            "--step-k-split",
+            by,
+        ]
+    };
+    let rule = "16 units x 16 sequences, 4 K slices, 32-row chunks (16 k steps forward), \
+                1 workgroup of 256 invocations";
+    let (out, j) = bench_json("k-slices-measured.jsonl", &args("measured"));
+    let variant = j["variant"].as_str().unwrap_or_default();
+    assert!(variant.contains("ksplit=measured"), "{variant}");
+    assert!(variant.ends_with(" k-slices=measured"), "{variant}");
+    let tiles = format!("K slices measured per step shape (by the rule: {rule})");
+    assert_eq!(j["step_tiles"].as_str(), Some(tiles.as_str()), "{j}");
+    let lines: Vec<&str> = j["slices_measured"]
+        .as_array()
+        .expect("slices_measured")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, pass) in lines.iter().zip(["forward", "backward"]) {
+        assert!(
+            line.starts_with(&format!("{pass} lstm 6, 8 sequences: ")),
+            "{line}"
+        );
+        for ks in ["ksplit=1 ", "ksplit=2 ", "ksplit=4 "] {
+            assert!(line.contains(ks), "{line}");
+        }
+        assert!(
+            out.contains(&format!("\n  step K slices measured, {line}")),
+            "{out}"
+        );
+    }
+    let (_, j) = bench_json("k-slices-rules.jsonl", &args("rules"));
+    assert_eq!(j["step_tiles"].as_str(), Some(rule), "{j}");
+    assert!(
+        j["variant"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(" k-slices=4")
+    );
+    assert_eq!(
+        j["slices_measured"].as_array().map(Vec::len),
+        Some(0),
+        "{j}"
+    );
+    let check = ok(&[
+        "check",
+        "--cell",
+        "gru",
+        "--layers",
+        "2",
+        "--hidden",
+        "20",
+        "--input",
+        "3",
+        "--lengths",
+        "3,2,1,3,2,1",
+        "--steps",
+        "2",
+        "--step-k-split",
+        "measured",
+    ]);
+    assert!(check.contains("ksplit=measured"), "{check}");
+    assert!(
+        check.contains("; step K slices measured per step shape"),
+        "{check}"
+    );
+    assert!(check.contains(" 0 FAILED"), "{check}");
+    for pass in ["forward", "backward"] {
+        let head = format!("step K slices measured, {pass} gru 20, 6 sequences: ");
+        assert!(
+            check.lines().any(|l| l.starts_with(&head)),
+            "no line {head}: {check}"
+        );
+    }
+    let o = wgrnn(&["check", "--step-k-split", "3"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("'3'") && err.contains("--step-k-split"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bench_submits_in_the_pieces_asked_for() {
     let run = |first: &str| -> (String, serde_json::Value) {

@@ -50,10 +50,6 @@ pub const MAX_SCRATCH_BYTES: usize = 1 << 29;
 /// clock around a submission measures the kernels, not the submission.
 const TIMED_SECONDS: f64 = 5e-3;
 
-/// Timed runs of each candidate, taken in turns (so none is timed only while the device's
-/// clocks rise), the least kept.
-const ROUNDS: usize = 2;
-
 /// Most products in one timed run.
 const MAX_REPS: usize = 16;
 
@@ -256,29 +252,13 @@ fn measure(gpu: &Gpu, shape: Shape, tiles: Vec<Tile>) -> Race {
         gpu.wait();
         start.elapsed().as_secs_f64() / reps as f64
     };
-    // Each candidate once untimed (which builds its pipeline), once timed for the number
-    // of products a timed run takes, then in turns.
-    let mut times: Vec<(usize, f64)> = tiles
-        .iter()
-        .map(|&tile| {
-            run(tile, 1);
-            let once = run(tile, 1);
-            let reps = (TIMED_SECONDS / once.max(1e-9)).ceil() as usize;
-            (reps.clamp(1, MAX_REPS), once)
-        })
-        .collect();
-    for _ in 0..ROUNDS {
-        for (&tile, (reps, best)) in tiles.iter().zip(&mut times) {
-            *best = best.min(run(tile, *reps));
-        }
-    }
+    let times = measured::time_in_turns(&tiles, TIMED_SECONDS, MAX_REPS, run);
     operands.free(gpu);
     // A tile the adapter gave up on while it ran (the tensor cores, if their kernel did
     // not compile) is timed as the tile that ran instead.
-    let times: Vec<(Tile, f64)> = tiles
-        .iter()
-        .zip(times)
-        .map(|(&t, (_, s))| (runnable(gpu, t), s))
+    let times: Vec<(Tile, f64)> = times
+        .into_iter()
+        .map(|(t, s)| (runnable(gpu, t), s))
         .collect();
     let chosen = fastest(&times).unwrap_or(Tile::Small);
     Race {

@@ -15,6 +15,7 @@ use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
 use super::runtime::{Kernel, Shader};
+use super::slices_measure;
 use super::stack::InStack;
 use super::step_tiles::{
     PlainChunks, StepGrid, TILE_QUADS, chunk_depth, coop_forward_quads, forward_tile,
@@ -487,7 +488,14 @@ pub(super) struct Call<'a> {
     pub products: &'a Products<'a>,
     /// The call's place in the layer pipeline (`stack.rs`; none by default).
     pub stack: InStack<'a>,
+    /// The K slices the forward's and the backward's tiled steps take where the tuning
+    /// leaves them open (`None`: by the grid's rule), looked up or measured the first time
+    /// a step asks ([`Call::k_split`]).
+    pub k_slices: KSlices,
 }
+
+/// A call's K slices for its forward and its backward steps ([`Call::k_split`]).
+pub(super) type KSlices = [OnceCell<Option<usize>>; 2];
 
 /// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
 pub(super) const LP_WORDS: usize = 40;
@@ -575,7 +583,7 @@ impl<'a> Call<'a> {
 
     /// How the tiled step kernels compute this call's recurrent products (its batch decides
     /// between the f32 tiles and the matrix-vector products by default).
-    fn products(&self) -> StepProducts {
+    pub fn products(&self) -> StepProducts {
         self.be.step_products_for(self.lay.batch)
     }
 
@@ -588,42 +596,58 @@ impl<'a> Call<'a> {
         if self.products() == StepProducts::Gemv {
             return (self.gemv_shape(false).0, GEMV_SEQUENCES);
         }
-        let (tu, c) = self.tile_layout();
+        let (tu, c) = self.tile_layout(!forward);
         match forward {
             true => forward_tile(tu, c.sq),
             false => (tu, 16),
         }
     }
 
-    /// The tiles' width and the f32 plain loops' chunking for this call
-    /// ([`WgpuBackend::step_tiles`]): K slices as the tuning says or by the grid with the f32
+    /// The K slices of this call's `backward` or forward tiled steps: as the tuning says,
+    /// else the measured choice for their shape where the backend measures them
+    /// (`slices_measure::chosen`, which may time them now), else `None`, by the grid.
+    pub fn k_split(&self, backward: bool) -> Option<usize> {
+        let asked = self.be.tuning().step_k_split;
+        if asked.is_some() || self.products() == StepProducts::Gemv {
+            return asked;
+        }
+        *self.k_slices[backward as usize].get_or_init(|| slices_measure::chosen(self, backward))
+    }
+
+    /// The tiles' width and the f32 plain loops' chunking for this call's `backward` or
+    /// forward steps at their K slices ([`Call::k_split`], [`Call::plain_tiles_at`]).
+    fn plain_tiles(&self, backward: bool) -> (usize, PlainChunks) {
+        self.plain_tiles_at(self.k_split(backward))
+    }
+
+    /// The tiles' width and the f32 plain loops' chunking for this call at `k_split`
+    /// ([`WgpuBackend::step_tiles`]): K slices as asked or by the grid with the f32
     /// products; with the tensor-core products their width and slices
-    /// ([`Call::coop_tiles`]), which the f32 tiles keep where the tensor build fails to
+    /// ([`Call::coop_tiles_at`]), which the f32 tiles keep where the tensor build fails to
     /// compile (the slices where their arrays fit).
-    fn plain_tiles(&self) -> (usize, PlainChunks) {
+    pub fn plain_tiles_at(&self, k_split: Option<usize>) -> (usize, PlainChunks) {
         let t = self.be.tuning();
         match self.products() {
-            StepProducts::F32 => self.be.step_tiles(self.step_grid(), t.step_k_split),
+            StepProducts::F32 => self.be.step_tiles(self.step_grid(), k_split),
             StepProducts::Gemv => self
                 .be
                 .step_tiles(self.step_grid(), Some(t.step_k_split.unwrap_or(1))),
             StepProducts::Tensor | StepProducts::TensorEmulated => {
-                let (tu, ks) = self.coop_tiles();
+                let (tu, ks) = self.coop_tiles_at(k_split);
                 let sq = coop_forward_quads(self.step_grid(), tu, t.forward_sequences);
                 (tu, self.be.step_chunks_at(tu, ks, self.gates(), sq))
             }
         }
     }
 
-    /// The tensor-core steps' width and K slices for this call
+    /// The tensor-core steps' width and K slices for this call at `k_split`
     /// ([`WgpuBackend::coop_step_tiles`]).
-    fn coop_tiles(&self) -> (usize, usize) {
-        self.be
-            .coop_step_tiles(self.step_grid(), self.be.tuning().step_k_split)
+    pub fn coop_tiles_at(&self, k_split: Option<usize>) -> (usize, usize) {
+        self.be.coop_step_tiles(self.step_grid(), k_split)
     }
 
     /// What the tile rule sees of this call's steps.
-    fn step_grid(&self) -> StepGrid {
+    pub fn step_grid(&self) -> StepGrid {
         StepGrid {
             hidden: self.plan.hidden,
             batch: self.lay.batch,
@@ -632,17 +656,17 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The tiles' width and the chunking of the f32 tiles' plain loops ([`Call::plain_tiles`]:
-    /// K slices, weight rows per chunk and slice, forward k steps per chunk and sequence
-    /// quads, each entry point's sizes of `wsm` and `h_tile`); for the blocked loops 32
-    /// units, one slice and the arrays' default sizes.
-    fn tile_layout(&self) -> (usize, PlainChunks) {
+    /// The tiles' width and the chunking of the f32 tiles' plain loops for the `backward` or
+    /// forward steps ([`Call::plain_tiles`]: K slices, weight rows per chunk and slice,
+    /// forward k steps per chunk and sequence quads, each entry point's sizes of `wsm` and
+    /// `h_tile`); for the blocked loops 32 units, one slice and the arrays' default sizes.
+    fn tile_layout(&self, backward: bool) -> (usize, PlainChunks) {
         let t = self.be.tuning();
         if t.blocked_steps {
             let rows = chunk_depth(t.step_chunk_rows);
             return (32, PlainChunks::blocked(rows, self.gates()));
         }
-        self.plain_tiles()
+        self.plain_tiles(backward)
     }
 
     /// Whether every direction's W_hh and its row length are multiples of 4 floats, so the
@@ -668,7 +692,7 @@ impl<'a> Call<'a> {
     }
 
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
-    fn gates(&self) -> usize {
+    pub fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
     }
 
@@ -792,7 +816,7 @@ impl<'a> Call<'a> {
         // worked out before a tensor-core build is tried: where it fails to compile, the
         // choice of later calls changes, not this call's grid.
         let backward = entry.starts_with("bwd");
-        let (tu, c) = self.tile_layout();
+        let (tu, c) = self.tile_layout(backward);
         let (units, sq) = match backward {
             true => (tu, TILE_QUADS),
             false => (c.forward_units(tu), c.sq),
@@ -801,7 +825,7 @@ impl<'a> Call<'a> {
         let seqs = [("SQ", sq as f64), ("TB", (4 * sq) as f64)];
         if products.on_tensor_cores() {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
-            let ks = ("KS", self.coop_tiles().1 as f64);
+            let ks = ("KS", self.coop_tiles_at(self.k_split(backward)).1 as f64);
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
             let half = self.half_weights();
             let w16 = ("W16", half as u32 as f64);
@@ -1347,6 +1371,7 @@ pub(super) fn layer_forward(
         read_w16: Cell::new(false),
         products: &products,
         stack: InStack::default(),
+        k_slices: KSlices::default(),
     };
     c.clear_outputs(seq);
     c.project(x, 0..c.lay.rows());
@@ -1415,6 +1440,7 @@ pub(super) fn layer_backward(
         read_w16: Cell::new(false),
         products: &products,
         stack: InStack::default(),
+        k_slices: KSlices::default(),
     };
     let (st_h, st_c) = match &dlast {
         Some(s) => (s.h, s.c.unwrap_or(&be.dummy)),

@@ -1,6 +1,7 @@
 //! What the runtime's measured choices share: a measurement ([`Race`]) of each candidate's
 //! time for one shape, the fastest taken for every shape of its class. The products'
-//! tiles (`gemm_measure`, a [`Race`] of tiles per product shape) and the layer pipeline
+//! tiles (`gemm_measure`, a [`Race`] of tiles per product shape), the steps' K slices
+//! (`slices_measure`, per step shape and pass) and the layer pipeline
 //! (`pipeline_measure`, of chunk counts per stack shape and pass) are measured so, as
 //! `torch.backends.cudnn.benchmark` picks cuDNN's algorithms, and kept between runs in a
 //! file per kind beside the autotune table ([`Stored`]).
@@ -163,6 +164,41 @@ where
     }
 }
 
+/// Timed runs of each candidate after the one that sizes them ([`time_in_turns`]).
+pub const ROUNDS: usize = 2;
+
+/// Each of `candidates`' seconds per repetition, the least of its timed runs, taken in
+/// turns so that none is timed only while the device's clocks rise. `run(c, reps)` runs
+/// `c` `reps` times in one submission, waits for it and gives the seconds per repetition.
+/// Each candidate runs once untimed (which builds its pipelines), once timed to size its
+/// runs (enough repetitions to last `seconds`, at most `most`), then [`ROUNDS`] times.
+pub fn time_in_turns<C: Copy>(
+    candidates: &[C],
+    seconds: f64,
+    most: usize,
+    mut run: impl FnMut(C, usize) -> f64,
+) -> Vec<(C, f64)> {
+    let mut times: Vec<(usize, f64)> = candidates
+        .iter()
+        .map(|&c| {
+            run(c, 1);
+            let once = run(c, 1);
+            let reps = (seconds / once.max(1e-9)).ceil() as usize;
+            (reps.clamp(1, most), once)
+        })
+        .collect();
+    for _ in 0..ROUNDS {
+        for (&c, (reps, best)) in candidates.iter().zip(&mut times) {
+            *best = best.min(run(c, *reps));
+        }
+    }
+    candidates
+        .iter()
+        .zip(times)
+        .map(|(&c, (_, s))| (c, s))
+        .collect()
+}
+
 /// The candidate of the least time, the first of equal ones.
 pub fn fastest<C: Copy>(times: &[(C, f64)]) -> Option<C> {
     let mut best: Option<(C, f64)> = None;
@@ -177,6 +213,36 @@ pub fn fastest<C: Copy>(times: &[(C, f64)]) -> Option<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every candidate runs once untimed and once to size its runs, then in turns; the
+    /// least time counts.
+    #[test]
+    fn candidates_are_timed_in_turns_and_keep_their_least_time() {
+        let mut log = Vec::new();
+        let mut clock = [5.0, 4.0, 6.0, 1.0, 9.0, 9.0].into_iter();
+        let times = time_in_turns(&['a', 'b'], 10.0, 3, |c, reps| {
+            log.push((c, reps));
+            match log.len() {
+                1 | 3 => 100.0,
+                _ => clock.next().unwrap_or(0.0),
+            }
+        });
+        // a: untimed, 5 (so 2 reps), 6, 9; b: untimed, 4 (so 3 reps), 1, 9.
+        assert_eq!(
+            log,
+            [
+                ('a', 1),
+                ('a', 1),
+                ('b', 1),
+                ('b', 1),
+                ('a', 2),
+                ('b', 3),
+                ('a', 2),
+                ('b', 3)
+            ]
+        );
+        assert_eq!(times, [('a', 5.0), ('b', 1.0)]);
+    }
 
     #[test]
     fn the_fastest_is_the_least_time_and_the_first_of_a_tie() {

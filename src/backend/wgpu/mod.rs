@@ -28,6 +28,7 @@ mod loss;
 mod lstm_cell;
 mod optim;
 pub mod pipeline_measure;
+pub mod slices_measure;
 mod stack;
 mod step_tiles;
 pub use step_tiles::{
@@ -165,13 +166,19 @@ pub struct Tuning {
     /// override of `shaders/layer.wgsl`): 1, 2 or 4 times the invocations per workgroup,
     /// each slice a share of the inner dimension's chunks, partial sums added through
     /// workgroup memory, for steps whose grid leaves the cores with few warps (the
-    /// flagship's 128 workgroups of 128 on 132 SMs). `None` (the default) picks them by the
-    /// grid: the fewest that give a step [`step_tiles::BUSY_INVOCATIONS`], else 4
-    /// (`step_tiles::plain_tiles`, `step_tiles::coop_tiles`; BENCHMARKS.md, entries 48 and 51).
-    /// Lowered where the tile or the adapter's workgroup limit does not allow it
+    /// flagship's 128 workgroups of 128 on 132 SMs). `None` (the default) leaves them to
+    /// [`Tuning::k_split_by`]: measured on a GPU, else by the grid's rule, the fewest that
+    /// give a step [`step_tiles::BUSY_INVOCATIONS`], else 4 (`step_tiles::plain_tiles`,
+    /// `step_tiles::coop_tiles`; BENCHMARKS.md, entries 48, 51 and 73). Lowered where the tile or the adapter's workgroup limit does not allow it
     /// (`step_tiles::fit_chunks`, `step_tiles::coop_step_bytes`).
     #[serde(default)]
     pub step_k_split: Option<usize>,
+    /// How the K slices are chosen where [`Tuning::step_k_split`] is `None`: by default
+    /// measured on an adapter that is a GPU (`slices_measure`: each step shape's layouts
+    /// timed aside the first time it runs, the fastest kept), by the grid's rule on a CPU
+    /// adapter.
+    #[serde(default)]
+    pub k_split_by: SliceChoice,
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
     /// 16, 32 or 64, lowered where the adapter's workgroup memory does not hold them at the
     /// K slices (`step_tiles::fit_chunks`: the H100's 48 KiB holds 64 rows at four slices of
@@ -271,6 +278,7 @@ impl Tuning {
             && (self.tensor_steps != Some(true) || (self.tiled_steps && !self.blocked_steps))
             && (!self.split_steps || self.tensor_steps == Some(true))
             && matches!(self.step_k_split, None | Some(1 | 2 | 4))
+            && (self.step_k_split.is_none() || self.k_split_by == SliceChoice::Auto)
             && matches!(self.step_chunk_rows, 16 | 32 | 64)
             && (self.step_chunk_rows == 64 || self.plain_f32_tiles())
             && matches!(self.forward_sequences, None | Some(16 | 32))
@@ -345,9 +353,10 @@ impl Tuning {
         };
         let gemm = self.gemm_tiles.name();
         let checks = if self.checked { "checked" } else { "unchecked" };
-        let split = match self.step_k_split {
-            None => String::new(),
-            Some(k) => format!(" ksplit={k}"),
+        let split = match (self.step_k_split, self.k_split_by) {
+            (None, SliceChoice::Auto) => String::new(),
+            (None, by) => format!(" ksplit={}", by.name()),
+            (Some(k), _) => format!(" ksplit={k}"),
         };
         let rows = match self.step_chunk_rows {
             64 => String::new(),
@@ -374,6 +383,37 @@ impl Tuning {
     }
 }
 
+/// How the recurrent steps' K slices are chosen where [`Tuning::step_k_split`] leaves them
+/// open: which K slices fill a GPU best depends on how it hides a chunk's barriers and
+/// loads, which a rule written without the device cannot know (BENCHMARKS.md, entries 48
+/// and 73).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum SliceChoice {
+    /// Measured on an adapter that is a GPU (`slices_measure`), by the rule on a CPU
+    /// adapter.
+    #[default]
+    Auto,
+    /// By the grid's rule (`step_tiles::plain_tiles`, `step_tiles::coop_tiles`): the fewest
+    /// slices that give a step [`step_tiles::BUSY_INVOCATIONS`], else 4; no measuring.
+    Rules,
+    /// Measured on any adapter (tests and checks on lavapipe).
+    Measured,
+}
+
+impl SliceChoice {
+    /// The choice as `--step-k-split` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SliceChoice::Auto => "auto",
+            SliceChoice::Rules => "rules",
+            SliceChoice::Measured => "measured",
+        }
+    }
+}
+
 /// The most chunks of time steps [`Tuning::wavefront`] takes.
 pub const MAX_WAVEFRONT: usize = 64;
 
@@ -396,6 +436,7 @@ impl Default for Tuning {
             step_tile_units: None,
             blocked_steps: false,
             step_k_split: None,
+            k_split_by: SliceChoice::Auto,
             step_chunk_rows: 64,
             forward_sequences: None,
             wavefront: None,
@@ -463,6 +504,8 @@ pub struct WgpuBackend {
     precision: Precision,
     /// The layer pipeline's measured choices (`pipeline_measure`).
     pipeline: RefCell<pipeline_measure::Measurements>,
+    /// The steps' measured K slices (`slices_measure`).
+    slices: RefCell<slices_measure::Measurements>,
 }
 
 impl WgpuBackend {
@@ -491,6 +534,7 @@ impl WgpuBackend {
             tuning_fixed: false,
             precision: Precision::F32,
             pipeline: RefCell::default(),
+            slices: RefCell::default(),
         };
         be.apply_autotune_table();
         Ok(be)
@@ -751,9 +795,10 @@ impl WgpuBackend {
 
     /// The K slices the defaults (not an explicit choice) give the steps of a model of
     /// `shape` where they run in the f32 tiles' plain loops or the tensor-core tiles (the
-    /// widest layer's): what `wgrnn bench` and `wgrnn check` report.
+    /// widest layer's) by the grid's rule, not measured ([`WgpuBackend::measures_slices`]):
+    /// what `wgrnn bench` and `wgrnn check` report.
     pub fn auto_k_split(&self, shape: &autotune::Shape) -> Option<usize> {
-        if self.tuning.step_k_split.is_some() {
+        if self.tuning.step_k_split.is_some() || self.measures_slices() {
             return None;
         }
         let grid = StepGrid::of(shape);
@@ -764,6 +809,12 @@ impl WgpuBackend {
         } else {
             None
         }
+    }
+
+    /// Whether the K slices the tuning leaves open are measured per step shape
+    /// (`slices_measure`) rather than taken by the grid's rule.
+    pub fn measures_slices(&self) -> bool {
+        slices_measure::measures(self)
     }
 
     /// Whether the steps of `batch` sequences run in the f32 tiles' plain loops (not the
@@ -780,9 +831,20 @@ impl WgpuBackend {
     /// invocations` for the f32 tiles,
     /// `tensor cores reading an f16 copy of W_hh, 32 units x 16 sequences, 4 K slices, ...`
     /// for the tensor-core ones; `None` where another kernel runs them (matrix-vector,
-    /// blocked or row-wise). What `wgrnn bench` reports with each configuration, so a timing
-    /// says what ran.
+    /// blocked or row-wise). Where the K slices are measured
+    /// ([`WgpuBackend::measures_slices`]), `K slices measured per step shape (by the rule:
+    /// ...)`, since what the run takes is known only once it runs. What `wgrnn bench`
+    /// reports with each configuration, so a timing says what ran.
     pub fn step_tiles_label(&self, shape: &autotune::Shape, steps: usize) -> Option<String> {
+        let rule = self.rule_step_tiles_label(shape, steps)?;
+        Some(match self.measures_slices() {
+            true => format!("K slices measured per step shape (by the rule: {rule})"),
+            false => rule,
+        })
+    }
+
+    /// [`WgpuBackend::step_tiles_label`] at the K slices the tuning asks for or the rule's.
+    fn rule_step_tiles_label(&self, shape: &autotune::Shape, steps: usize) -> Option<String> {
         let grid = StepGrid::of(shape);
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         if self.step_products_for(shape.batch).on_tensor_cores() {
@@ -918,6 +980,9 @@ impl Backend for WgpuBackend {
         let measured = self.gpu.measures_products().is_some();
         if measured {
             s.push_str("; large products' tiles measured per shape");
+        }
+        if slices_measure::measures(self) {
+            s.push_str("; step K slices measured per step shape");
         }
         if pipeline_measure::measures(self) {
             s.push_str("; layer pipeline measured per stack shape");

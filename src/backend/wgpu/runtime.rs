@@ -1409,6 +1409,23 @@ impl Gpu {
         kernel
     }
 
+    /// The values the `override` constant `name` took in the pipelines made so far for
+    /// entry point `entry` of any shader, each once, in ascending order: which layouts a
+    /// run's kernels were built for (tests check a choice by it).
+    pub fn built_constants(&self, entry: &str, name: &str) -> Vec<f64> {
+        let mut values: Vec<f64> = self
+            .pipelines
+            .borrow()
+            .keys()
+            .filter(|k| k.entry == entry)
+            .flat_map(|k| k.constants.iter().filter(|c| c.0 == name))
+            .map(|c| f64::from_bits(c.1))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        values
+    }
+
     /// As [`Gpu::pipeline`], for a kernel the device may refuse (the tensor-core tile, on
     /// wgpu's experimental cooperative matrices): an error while compiling it comes back as
     /// `Err` with wgpu's message, instead of stopping the process, and nothing of it is kept.

@@ -25,7 +25,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 
 use super::dropout::{dropout_range, dropout_window};
 use super::gemm::Products;
-use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, LP_WORDS, Layout, cell_of, steps};
+use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, KSlices, LP_WORDS, Layout, cell_of, steps};
 use super::pipeline_measure::{self, Choice, StackShape};
 use super::runtime::{Gpu, Kernel};
 use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
@@ -594,6 +594,7 @@ impl<'a> Layers<'a> {
                 w16: OnceCell::new(),
                 read_w16: Cell::new(false),
                 products: self.products,
+                k_slices: KSlices::default(),
                 stack: InStack {
                     joined: Some(self.joined),
                     w16: self.w16.get(l),
