@@ -10,7 +10,7 @@ them.
 
     cargo build --release
     python3 benches/check_sweep.py [--count 400] [--seed 1] [--big] [--mixed] [--gemm CHOICE]
-        [--wavefront CHOICE]
+        [--wavefront CHOICE] [--k-split CHOICE]
         [--wgrnn target/release/wgrnn]
 
 Each run ends one of four ways: `ok`; `refused`, a clear error for a combination the engine
@@ -123,9 +123,10 @@ def mixed_network(r, big):
     return "\n".join(toml) + "\n"
 
 
-def draw(r, big, mixed, gemm=None, wavefront=None):
+def draw(r, big, mixed, gemm=None, wavefront=None, k_split=None):
     """One `wgrnn check` argument list, and the network description it reads (or None);
-    `gemm` and `wavefront`, where given, are every run's `--gemm` and `--wavefront`."""
+    `gemm`, `wavefront` and `k_split`, where given, are every run's `--gemm`, `--wavefront`
+    and `--step-k-split`."""
     toml = None
     if mixed:
         toml = mixed_network(r, big)
@@ -168,7 +169,11 @@ def draw(r, big, mixed, gemm=None, wavefront=None):
     if r.random() < 0.2:
         a += ["--step-units", str(r.choice([16, 32, 64]))]
     if r.random() < 0.2:
-        a += ["--step-k-split", str(r.choice([1, 2, 4]))]
+        # "measured": each step shape's slice counts timed aside, the fastest taken.
+        drawn = str(r.choice([1, 2, 4, "measured", "rules"]))
+        a += ["--step-k-split", k_split or drawn]
+    elif k_split:
+        a += ["--step-k-split", k_split]
     if r.random() < 0.2:
         a += ["--step-chunk-rows", str(r.choice([16, 32, 64]))]
     if r.random() < 0.2:
@@ -200,6 +205,7 @@ def main():
     ap.add_argument("--gemm", choices=sorted(set(GEMMS)),
                     help="every run's --gemm (the other draws unchanged)")
     ap.add_argument("--wavefront", help="every run's --wavefront (e.g. measured)")
+    ap.add_argument("--k-split", help="every run's --step-k-split (e.g. measured)")
     args = ap.parse_args()
     # WGRNN_TUNING=off: every run from the defaults and its own measurements, not from an
     # autotune table or the tiles and pipeline choices an earlier run kept (nor adding to
@@ -214,7 +220,7 @@ def main():
     keep = tempfile.mkdtemp(prefix="check_sweep_")
     for i in range(args.count):
         r = random.Random(args.seed * 1_000_003 + i)
-        a, toml = draw(r, args.big, args.mixed, args.gemm, args.wavefront)
+        a, toml = draw(r, args.big, args.mixed, args.gemm, args.wavefront, args.k_split)
         if toml is not None:
             path = os.path.join(keep, f"net{i}.toml")
             with open(path, "w") as f:

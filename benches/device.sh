@@ -20,7 +20,9 @@
 #   bash benches/device.sh products the suite's large products one by one under each tile
 #   bash benches/device.sh ksplit   the suite with the split tensor-core products and
 #                                   steps (f32 accuracy), and the steps alone, with the
-#                                   tiles' K split 1 way (entry 48's before) and 4 ways in
+#                                   product tiles by the rules (entry 71's before), layer by
+#                                   layer (entry 72's), the K slices by the grid's rule
+#                                   (entry 73's), the tiles' K split 1 way (entry 48's before) and 4 ways in
 #                                   16-unit tiles, with the gated forwards in 16 sequences
 #                                   (entry 56's before), with the layer pipeline over 4
 #                                   chunks of time steps (entry 58), with the step tiles' 16-row chunks
@@ -190,10 +192,13 @@ ksplit() {
     # first passes layer by layer and over 4 and 8 chunks on a GPU and keep the fastest
     # (the suite's lines say which, forward and backward).
     bench_variant layer-by-layer --wavefront off || status=1
-    # Then what measures the latest default (entry 48): one K slice at every grid, the
-    # defaults before it, which picks them by the grid (four for every suite config but
-    # wide, whose grid is busy at one, and batch1, which keeps its matrix-vector steps);
-    # then four slices of 16-unit tiles in 64-row chunks, where the defaults take 32-unit
+    # The steps' K slices by the grid's rule (entry 73's before): the defaults time each
+    # step shape's slice counts aside on a GPU and keep the fastest, forward and backward
+    # apart (the suite's lines say which).
+    bench_variant ksplit-rules --step-k-split rules || status=1
+    # Then the rule's own before (entry 48): one K slice at every grid, the defaults before
+    # it (the rule gives four for every suite config but wide, whose grid is busy at one,
+    # and batch1, which keeps its matrix-vector steps); then four slices of 16-unit tiles in 64-row chunks, where the defaults take 32-unit
     # ones in 32-row chunks (a quarter less dgh restaged, twice the barriers).
     bench_variant ksplit1 --step-k-split 1 || status=1
     bench_variant ksplit4-units16 --step-k-split 4 --step-units 16 || status=1

@@ -69,12 +69,7 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
             tiled_steps: false,
             ..d
         },
-        // K slices by the grid's rule (the default measures them on a GPU), and fixed: one
-        // (the default before entry 48), two or four at every grid.
-        Tuning {
-            k_split_by: SliceChoice::Rules,
-            ..d
-        },
+        // K slices fixed: one (the default before entry 48), two or four at every grid.
         Tuning {
             step_k_split: Some(1),
             ..d
@@ -125,6 +120,11 @@ pub fn single_axis_candidates(precision: Precision, split: bool) -> Vec<Tuning> 
         },
         Tuning {
             checked: false,
+            ..d
+        },
+        // K slices by the grid's rule (the default measures them on a GPU).
+        Tuning {
+            k_split_by: SliceChoice::Rules,
             ..d
         },
     ];
@@ -381,7 +381,7 @@ mod tests {
         // off slower than on.
         let mut times = [
             1.0, 0.98, 0.99, 0.9, 0.95, 1.2, 1.3, 1.03, 0.97, 0.96, 1.02, 1.01, 1.04, 1.06, 1.07,
-            0.8, 1.1, 0.85, 1.05,
+            0.8, 1.1, 0.85, 1.05, 1.08,
         ];
         assert_eq!(times.len(), c.len());
         let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(times).collect();
@@ -455,6 +455,14 @@ mod tests {
         assert_eq!(t.gemm_tiles, GemmTiles::Small);
         assert!(t.is_valid());
         assert_eq!(t.label(), "steps=gemv units=auto gemm=small checked");
+        // The rule's K slices best on the step axis: kept as a choice.
+        let mut rules = times;
+        rules[19] = 0.5;
+        let measured: Vec<(Tuning, f64)> = c.iter().copied().zip(rules).collect();
+        let t = combine(&measured);
+        assert_eq!((t.step_k_split, t.k_split_by), (None, SliceChoice::Rules));
+        assert!(t.is_valid());
+        assert!(t.label().contains(" ksplit=rules "), "{}", t.label());
         // Nothing beats the defaults: the defaults.
         let slow: Vec<(Tuning, f64)> = c
             .iter()

@@ -100,6 +100,8 @@ fn every_part_runs_what_it_names() {
         "bench --suite suite.tsv --step-kernel tensor-split --no-kernels --json",
         "bench --suite suite.tsv --step-k-split 1",
         "bench --suite suite.tsv --wavefront off --no-kernels",
+        "bench --suite suite.tsv --step-k-split rules --no-kernels",
+        "bench --suite suite.tsv --gemm rules --no-kernels",
         "bench --suite suite.tsv --step-k-split 4 --step-units 16",
         "bench --suite suite.tsv --step-k-split 4",
         "bench --suite suite.tsv --submit-first 0 --no-kernels",
