@@ -245,10 +245,13 @@ fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace
     let cell = cell_of(c.plan);
     let dummy = &c.be.dummy;
     let backward = shape.backward;
+    // Each timed run goes to the device in one submission once it is recorded, so the time
+    // is the device's and not the host's recording.
+    let first_submission = gpu.first_submission();
+    gpu.set_first_submission(0);
     // Seconds a step over `reps` x STEPS steps in one submission, waited for.
     let run = |at: usize, reps: usize| {
         let call = &calls[at];
-        let start = Instant::now();
         for _ in 0..reps {
             match backward {
                 true => {
@@ -272,6 +275,7 @@ fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace
                 }
             }
         }
+        let start = Instant::now();
         gpu.flush();
         gpu.wait();
         start.elapsed().as_secs_f64() / (reps * STEPS) as f64
@@ -281,6 +285,7 @@ fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace
         .into_iter()
         .map(|(at, s)| (candidates[at], s))
         .collect();
+    gpu.set_first_submission(first_submission);
     drop(calls);
     bufs.free(gpu);
     SliceRace {
