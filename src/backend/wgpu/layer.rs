@@ -647,7 +647,7 @@ impl<'a> Call<'a> {
     }
 
     /// What the tile rule sees of this call's steps.
-    pub fn step_grid(&self) -> StepGrid {
+    fn step_grid(&self) -> StepGrid {
         StepGrid {
             hidden: self.plan.hidden,
             batch: self.lay.batch,
@@ -692,7 +692,7 @@ impl<'a> Call<'a> {
     }
 
     /// Gate rows per unit of the layer's cell (4 LSTM, 3 GRU, 1 Elman).
-    pub fn gates(&self) -> usize {
+    fn gates(&self) -> usize {
         self.lay.gh / self.plan.hidden.max(1)
     }
 

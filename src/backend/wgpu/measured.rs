@@ -6,12 +6,13 @@
 //! `torch.backends.cudnn.benchmark` picks cuDNN's algorithms, and kept between runs in a
 //! file per kind beside the autotune table ([`Stored`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::autotune::{AdapterKey, keep_newest, read_kept, write_whole};
+use super::runtime::Gpu;
 
 /// A shape a measurement is for, and the shapes its choice also serves: those of the same
 /// class.
@@ -162,6 +163,37 @@ where
             path.display()
         );
     }
+}
+
+/// Where measurements whose file is `name` are kept: beside the product tiles' file, where
+/// those are kept (`Gpu::product_tiles_file`).
+pub fn beside_tiles(gpu: &Gpu, name: &str) -> Option<PathBuf> {
+    gpu.product_tiles_file().map(|p| p.with_file_name(name))
+}
+
+/// The measurements of counts (chunks, K slices) of `what` in the file at `path` for
+/// `adapter` by this version of wgrnn ([`load`]), where every count is one `valid` takes
+/// and the chosen one is among the candidates.
+pub fn load_counts<S: DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    adapter: &AdapterKey,
+    valid: impl Fn(usize) -> bool,
+) -> Vec<Race<S, usize>> {
+    load::<S, usize>(path, what, adapter)
+        .into_iter()
+        .filter_map(|s| s.race(|&n| valid(n).then_some(n)))
+        .filter(|r| r.candidates.contains(&r.chosen))
+        .collect()
+}
+
+/// Adds `race`, a measurement of counts, to the file of `what` at `path` for `adapter`
+/// ([`store`]).
+pub fn store_counts<S>(path: &Path, what: &str, adapter: &AdapterKey, race: &Race<S, usize>)
+where
+    S: Classed + Clone + Serialize + DeserializeOwned,
+{
+    store(path, what, race.stored(adapter, |n| n));
 }
 
 /// Timed runs of each candidate after the one that sizes them ([`time_in_turns`]).

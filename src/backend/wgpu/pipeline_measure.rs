@@ -361,9 +361,7 @@ impl WgpuBackend {
 
 /// Where the choices are kept: beside the product tiles, where they are kept.
 fn file(be: &WgpuBackend) -> Option<PathBuf> {
-    be.gpu
-        .product_tiles_file()
-        .map(|p| p.with_file_name(PIPELINE_FILE))
+    measured::beside_tiles(&be.gpu, PIPELINE_FILE)
 }
 
 /// What the file calls its measurements (warnings).
@@ -371,16 +369,12 @@ const KEPT: &str = "layer pipeline choices";
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<PipelineRace> {
-    measured::load::<StackShape, usize>(path, KEPT, adapter)
-        .into_iter()
-        .filter_map(|s| s.race(|&n| (n >= 1).then_some(n)))
-        .filter(|r| r.candidates.contains(&r.chosen))
-        .collect()
+    measured::load_counts(path, KEPT, adapter, |n| n >= 1)
 }
 
-/// Adds `race` to the file at `path` for `adapter` (`measured::store`).
+/// Adds `race` to the file at `path` for `adapter`.
 fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
-    measured::store(path, KEPT, race.stored(adapter, |n| n));
+    measured::store_counts(path, KEPT, adapter, race);
 }
 
 #[cfg(test)]

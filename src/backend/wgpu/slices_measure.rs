@@ -391,9 +391,7 @@ impl WgpuBackend {
 
 /// Where the choices are kept: beside the product tiles, where they are kept.
 fn file(be: &WgpuBackend) -> Option<PathBuf> {
-    be.gpu
-        .product_tiles_file()
-        .map(|p| p.with_file_name(SLICES_FILE))
+    measured::beside_tiles(&be.gpu, SLICES_FILE)
 }
 
 /// What the file calls its measurements (warnings).
@@ -401,14 +399,10 @@ const KEPT: &str = "step K slices";
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<SliceRace> {
-    measured::load::<SliceShape, usize>(path, KEPT, adapter)
-        .into_iter()
-        .filter_map(|s| s.race(|&n| CANDIDATES.contains(&n).then_some(n)))
-        .filter(|r| r.candidates.contains(&r.chosen))
-        .collect()
+    measured::load_counts(path, KEPT, adapter, |n| CANDIDATES.contains(&n))
 }
 
-/// Adds `race` to the file at `path` for `adapter` (`measured::store`).
+/// Adds `race` to the file at `path` for `adapter`.
 fn store(path: &Path, adapter: &AdapterKey, race: &SliceRace) {
-    measured::store(path, KEPT, race.stored(adapter, |n| n));
+    measured::store_counts(path, KEPT, adapter, race);
 }
