@@ -169,8 +169,9 @@ pub struct Tuning {
     /// flagship's 128 workgroups of 128 on 132 SMs). `None` (the default) leaves them to
     /// [`Tuning::k_split_by`]: measured on a GPU, else by the grid's rule, the fewest that
     /// give a step [`step_tiles::BUSY_INVOCATIONS`], else 4 (`step_tiles::plain_tiles`,
-    /// `step_tiles::coop_tiles`; BENCHMARKS.md, entries 48, 51 and 73). Lowered where the tile or the adapter's workgroup limit does not allow it
-    /// (`step_tiles::fit_chunks`, `step_tiles::coop_step_bytes`).
+    /// `step_tiles::coop_tiles`; BENCHMARKS.md, entries 48, 51 and 73). Lowered where the
+    /// tile or the adapter's workgroup limit does not allow it (`step_tiles::fit_chunks`,
+    /// `step_tiles::coop_step_bytes`).
     #[serde(default)]
     pub step_k_split: Option<usize>,
     /// How the K slices are chosen where [`Tuning::step_k_split`] is `None`: by default
