@@ -168,25 +168,18 @@ pub fn tile_named(name: &str, a_k: bool, b_n: bool) -> Option<Tile> {
 /// class.
 pub(super) fn chosen(gpu: &Gpu, shape: Shape) -> Tile {
     let tiles = candidates(gpu, &shape);
-    if let Some(t) = gpu.measured_tile(&shape, &tiles) {
+    let key = || AdapterKey::of(gpu.info());
+    let read = || Some(load(&gpu.product_tiles_file()?, &key()));
+    if let Some(t) = gpu.measured_tile(&shape, &tiles, read) {
         return t;
     }
     let file = gpu.product_tiles_file();
-    if let Some(path) = &file {
-        let key = AdapterKey::of(gpu.info());
-        let stored = gpu.stored_races(|| load(path, &key));
-        if let Some(r) = stored.into_iter().find(|r| r.serves(&shape, &tiles)) {
-            let t = r.chosen;
-            gpu.keep_race(r);
-            return t;
-        }
-    }
     let mut race = gpu.aside(|| measure(gpu, shape, tiles));
     // Kept for the candidates as they stand now: a tile given up while it was timed (the
     // tensor cores, where their kernel does not build) is one no longer.
     race.candidates = candidates(gpu, &shape);
     if let Some(path) = &file {
-        store(path, &AdapterKey::of(gpu.info()), &race);
+        store(path, &key(), &race);
     }
     let t = race.chosen;
     gpu.keep_race(race);

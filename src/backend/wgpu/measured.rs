@@ -60,6 +60,53 @@ impl<S: Classed, C: Copy + PartialEq> Race<S, C> {
     }
 }
 
+/// A backend's measurements of one kind: those the run took or read so far, in that order,
+/// and its file's, read once.
+#[derive(Debug)]
+pub struct Kept<S, C> {
+    /// Taken or read so far.
+    pub races: Vec<Race<S, C>>,
+    stored: Option<Vec<Race<S, C>>>,
+}
+
+impl<S, C> Default for Kept<S, C> {
+    fn default() -> Self {
+        Kept {
+            races: Vec::new(),
+            stored: None,
+        }
+    }
+}
+
+impl<S: Classed + Clone, C: Copy + PartialEq> Kept<S, C> {
+    /// The choice for `shape` among `candidates` known without measuring: one the run took or
+    /// read, else one of the file's, which `read` reads (`None` where there is no file); the
+    /// file is read once, and a choice taken from it is kept as read.
+    pub fn known(
+        &mut self,
+        shape: &S,
+        candidates: &[C],
+        read: impl FnOnce() -> Option<Vec<Race<S, C>>>,
+    ) -> Option<C> {
+        if let Some(r) = self.races.iter().find(|r| r.serves(shape, candidates)) {
+            return Some(r.chosen);
+        }
+        if self.stored.is_none() {
+            self.stored = read();
+        }
+        let stored = self.stored.as_ref()?;
+        let r = stored.iter().find(|r| r.serves(shape, candidates))?.clone();
+        let chosen = r.chosen;
+        self.races.push(r);
+        Some(chosen)
+    }
+
+    /// Drops the file's measurements read so far (the file changed), keeping the run's.
+    pub fn forget_stored(&mut self) {
+        self.stored = None;
+    }
+}
+
 /// A measurement as a file keeps it between runs: for which adapter and version of wgrnn,
 /// each candidate by its name `N` (a tile's `--gemm` name, a chunk count).
 #[derive(Clone, Debug, Serialize, Deserialize)]

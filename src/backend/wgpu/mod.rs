@@ -506,7 +506,7 @@ pub struct WgpuBackend {
     /// The layer pipeline's measured choices (`pipeline_measure`).
     pipeline: RefCell<pipeline_measure::Measurements>,
     /// The steps' measured K slices (`slices_measure`).
-    slices: RefCell<slices_measure::Measurements>,
+    slices: RefCell<measured::Kept<slices_measure::SliceShape, usize>>,
 }
 
 impl WgpuBackend {

@@ -194,9 +194,8 @@ impl Measurements {
 /// The backend's measurements: finished, under way, and those read from the file.
 #[derive(Debug, Default)]
 pub(super) struct Measurements {
-    races: Vec<PipelineRace>,
+    kept: measured::Kept<StackShape, usize>,
     trials: Vec<Trial>,
-    stored: Option<Vec<PipelineRace>>,
 }
 
 /// How a pass runs: its chunk count and, where it is being measured, what times it.
@@ -254,18 +253,9 @@ pub(super) fn choose_fixed(chunks: usize) -> Choice {
 pub(super) fn choose(be: &WgpuBackend, shape: StackShape, candidates: Vec<usize>) -> Choice {
     debug_assert!(candidates.len() > 1, "one candidate is no choice");
     let mut m = be.pipeline.borrow_mut();
-    if let Some(r) = m.races.iter().find(|r| r.serves(&shape, &candidates)) {
-        return choose_fixed(r.chosen);
-    }
-    if let Some(path) = file(be) {
-        let key = AdapterKey::of(be.gpu.info());
-        let stored = m.stored.get_or_insert_with(|| load(&path, &key));
-        if let Some(r) = stored.iter().find(|r| r.serves(&shape, &candidates)) {
-            let r = r.clone();
-            let chunks = r.chosen;
-            m.races.push(r);
-            return choose_fixed(chunks);
-        }
+    let read = || Some(load(&file(be)?, &AdapterKey::of(be.gpu.info())));
+    if let Some(chunks) = m.kept.known(&shape, &candidates, read) {
+        return choose_fixed(chunks);
     }
     let at = match m.trial_for(&shape, &candidates) {
         Some(at) => at,
@@ -338,7 +328,7 @@ impl Choice {
         if let Some(path) = file(be) {
             store(&path, &AdapterKey::of(be.gpu.info()), &race);
         }
-        m.races.push(race);
+        m.kept.races.push(race);
         // The buffers the other candidates' passes left for reuse would be held for
         // nothing (and counted in the run's peak memory): freed, the passes from now on
         // allocate what the choices use.
@@ -349,7 +339,7 @@ impl Choice {
 impl WgpuBackend {
     /// The layer pipeline's measurements so far, finished ones, in the order they finished.
     pub fn pipeline_races(&self) -> Vec<PipelineRace> {
-        self.pipeline.borrow().races.clone()
+        self.pipeline.borrow().kept.races.clone()
     }
 
     /// Whether a measurement of the layer pipeline is under way: a shape whose candidates

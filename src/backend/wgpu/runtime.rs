@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::device::{self, GpuError};
 use super::gemm::{GemmTiles, Tile};
 use super::gemm_measure::{Race, Shape as ProductShape};
+use super::measured::Kept;
 
 /// Bytes of one dispatch's parameter slot (the usual uniform offset alignment).
 const SLOT: u64 = 256;
@@ -411,13 +412,11 @@ pub struct Gpu {
     unsubmitted: Cell<u32>,
     /// Bind groups already made, by what they bind (see [`BindKey`]).
     bind_groups: RefCell<BindCache>,
-    /// The matrix products' tiles measured so far, one per shape class and candidates
-    /// (`gemm_measure`).
-    races: RefCell<Vec<Race>>,
+    /// The matrix products' tiles measured or read so far, one per shape class and
+    /// candidates, and those of the file (`gemm_measure`).
+    races: RefCell<Kept<ProductShape, Tile>>,
     /// Where measured tiles are kept between runs, if anywhere.
     product_tiles_file: RefCell<Option<std::path::PathBuf>>,
-    /// The measurements read from that file for this adapter, once the first is wanted.
-    stored_races: RefCell<Option<Vec<Race>>>,
 }
 
 /// What a dispatch binds: its pipeline, its parameter slot and its buffers. The same
@@ -564,7 +563,6 @@ impl Gpu {
             bind_groups: RefCell::default(),
             races: RefCell::default(),
             product_tiles_file: RefCell::default(),
-            stored_races: RefCell::default(),
         };
         gpu.set_tensor_emulation(emulate);
         Ok(gpu)
@@ -676,18 +674,20 @@ impl Gpu {
     }
 
     /// The tile measured fastest for products of `shape`'s class among `candidates`, if
-    /// one was (the candidates change with the precision and the workgroup memory).
-    pub(crate) fn measured_tile(&self, shape: &ProductShape, candidates: &[Tile]) -> Option<Tile> {
-        let races = self.races.borrow();
-        races
-            .iter()
-            .find(|r| r.serves(shape, candidates))
-            .map(|r| r.chosen)
+    /// one was, in this run or in the file `read` reads (the candidates change with the
+    /// precision and the workgroup memory; `measured::Kept::known`).
+    pub(crate) fn measured_tile(
+        &self,
+        shape: &ProductShape,
+        candidates: &[Tile],
+        read: impl FnOnce() -> Option<Vec<Race>>,
+    ) -> Option<Tile> {
+        self.races.borrow_mut().known(shape, candidates, read)
     }
 
     /// Keeps a measurement's outcome for the rest of the run.
     pub(crate) fn keep_race(&self, race: Race) {
-        self.races.borrow_mut().push(race);
+        self.races.borrow_mut().races.push(race);
     }
 
     /// Keeps the measured tiles in `file` between runs (`None`: measures anew each run), so
@@ -696,7 +696,7 @@ impl Gpu {
     /// `autotune::product_tiles_path` where the autotune table is on).
     pub fn set_product_tiles_file(&self, file: Option<std::path::PathBuf>) {
         *self.product_tiles_file.borrow_mut() = file;
-        *self.stored_races.borrow_mut() = None;
+        self.races.borrow_mut().forget_stored();
     }
 
     /// Where measured tiles are kept between runs ([`Gpu::set_product_tiles_file`]).
@@ -704,17 +704,10 @@ impl Gpu {
         self.product_tiles_file.borrow().clone()
     }
 
-    /// The measurements kept in the file for this adapter, read by `load` the first time
-    /// they are wanted.
-    pub(crate) fn stored_races(&self, load: impl FnOnce() -> Vec<Race>) -> Vec<Race> {
-        let mut stored = self.stored_races.borrow_mut();
-        stored.get_or_insert_with(load).clone()
-    }
-
     /// The matrix products' tiles measured so far, in the order they were
     /// ([`Gpu::measures_products`]).
     pub fn races(&self) -> Vec<Race> {
-        self.races.borrow().clone()
+        self.races.borrow().races.clone()
     }
 
     /// Runs `f`, the runtime's own work (measuring kernels), outside the recording it

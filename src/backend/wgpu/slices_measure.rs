@@ -149,13 +149,6 @@ pub fn slices_name(n: usize) -> String {
     format!("ksplit={n}")
 }
 
-/// The backend's measurements: finished ones, and those read from the file.
-#[derive(Debug, Default)]
-pub(super) struct Measurements {
-    races: Vec<SliceRace>,
-    stored: Option<Vec<SliceRace>>,
-}
-
 /// Whether `be` measures the K slices (see the module documentation).
 pub(super) fn measures(be: &WgpuBackend) -> bool {
     let t = be.tuning();
@@ -207,24 +200,12 @@ pub(super) fn chosen(c: &Call<'_>, backward: bool) -> Option<usize> {
         return None;
     }
     let shape = SliceShape::of(c, backward);
-    let mut m = be.slices.borrow_mut();
-    if let Some(r) = m.races.iter().find(|r| r.serves(&shape, &candidates)) {
-        return Some(r.chosen);
+    let read = || Some(load(&file(be)?, &AdapterKey::of(be.gpu.info())));
+    if let Some(ks) = be.slices.borrow_mut().known(&shape, &candidates, read) {
+        return Some(ks);
     }
-    let path = file(be);
-    if let Some(path) = &path {
-        let key = AdapterKey::of(be.gpu.info());
-        let stored = m.stored.get_or_insert_with(|| load(path, &key));
-        if let Some(r) = stored.iter().find(|r| r.serves(&shape, &candidates)) {
-            let r = r.clone();
-            let ks = r.chosen;
-            m.races.push(r);
-            return Some(ks);
-        }
-    }
-    drop(m);
     let race = be.gpu.aside(|| measure(c, shape, candidates));
-    if let Some(path) = &path {
+    if let Some(path) = &file(be) {
         store(path, &AdapterKey::of(be.gpu.info()), &race);
     }
     let ks = race.chosen;
