@@ -4,7 +4,8 @@
 //! with `SliceChoice::Measured` (what `Auto` does on a GPU): every candidate is timed, the
 //! least time wins, the measuring leaves the run's dispatches, memory and results as a run
 //! without it would have them, the choices are kept in a file and read back, and a forward
-//! and a backward in different slices (forced through that file) match the CPU reference.
+//! and a backward in different slices (forced through that file) match the CPU reference;
+//! the layer pipeline's joined steps are measured with their layers side by side.
 
 mod gpu_common;
 
@@ -205,6 +206,96 @@ fn measured_slices_match_the_cpu_reference() {
         races[6].label()
     );
     for race in &races {
+        timed_every_candidate(race);
+    }
+}
+
+/// A backend whose K slices are measured, its stacks run through the layer pipeline in
+/// `chunks` chunks (`--wavefront N`): their steps joined, several layers a dispatch.
+fn joined_gpu(by: SliceChoice, chunks: usize) -> Option<WgpuBackend> {
+    let mut be = gpu()?;
+    be.set_tuning(Tuning {
+        k_split_by: by,
+        wavefront: Some(chunks),
+        ..Tuning::default()
+    });
+    Some(be)
+}
+
+/// The layer pipeline's joined steps are measured as they run: the layers of the stack side
+/// by side in one dispatch of the joined build, each with its own weights, at 1, 2 and 4
+/// slices each way (three layers: one measurement of three layers, not of one); the pass
+/// that measured took the dispatches and holds the memory of a pass by the rule, and its
+/// results are the CPU reference's (LSTM and GRU stacks, and an f16 LSTM on the tensor
+/// cores reading each layer's f16 copy of W_hh, emulated on lavapipe).
+#[test]
+fn measured_joined_slices_time_the_layers_side_by_side() {
+    let Some(be) = joined_gpu(SliceChoice::Measured, 3) else {
+        return;
+    };
+    let rules = joined_gpu(SliceChoice::Rules, 3).expect("adapter");
+    let mut r = rng("measured_joined_slices_time_the_layers_side_by_side");
+    let cfg = dense_net(3, vec![layer(suite_cell(4), 40, false); 3], None);
+    let (params, batch, init) = draw(&mut r, &cfg);
+    let mut m = model(be, &cfg, &params);
+    let mut by_rule = model(rules, &cfg, &params);
+    let measured = pass(&mut m, &batch, &init);
+    let ruled = pass(&mut by_rule, &batch, &init);
+    let races = m.backend().slice_races();
+    assert_eq!(races.len(), 2, "{races:?}");
+    assert!(!races[0].shape.backward && races[1].shape.backward);
+    for race in &races {
+        assert_eq!(race.shape.layers, 3, "{}", race.label());
+        assert!(
+            race.label().contains("3 layers side by side"),
+            "{}",
+            race.label()
+        );
+        assert_eq!(race.candidates, CANDIDATES, "{}", race.label());
+        timed_every_candidate(race);
+        eprintln!("{}", race.label());
+    }
+    // Every candidate was timed in the joined build (a rule's run builds one count).
+    let gpu = m.backend().gpu();
+    for entry in ["fwd_step_tiled", "bwd_step_tiled"] {
+        assert_eq!(
+            gpu.built_constants_in("_joined", entry, "KS"),
+            [1.0, 2.0, 4.0],
+            "{entry}"
+        );
+        assert_eq!(
+            by_rule
+                .backend()
+                .gpu()
+                .built_constants_in("_joined", entry, "KS")
+                .len(),
+            1,
+            "{entry}"
+        );
+    }
+    assert_eq!(measured.dispatches, ruled.dispatches);
+    assert_eq!(measured.held, ruled.held, "none of the run's pool taken");
+    assert!(measured.grads.iter().any(|&g| g != 0.0));
+    pass(&mut m, &batch, &init);
+    assert_eq!(m.backend().slice_races().len(), 2, "measured once");
+
+    let mut be = m.into_backend();
+    let gru = dense_net(3, vec![layer(suite_cell(3), 36, false); 3], None);
+    be = compare_stack(be, &gru, &lengths(7), &mut r, 1e-5, 1e-4);
+    assert_eq!(be.slice_races().len(), 4, "{:?}", be.slice_races());
+    tensor_cores_or_emulated(be.gpu(), "tensor-core steps");
+    be.set_precision(Precision::F16).expect("f16");
+    be.set_tuning(Tuning {
+        half_step_weights: Some(true),
+        ..be.tuning()
+    });
+    let lstm = dense_net(3, vec![layer(suite_cell(4), 36, false); 3], None);
+    be = compare_stack(be, &lstm, &lengths(7), &mut r, 4e-3, 5e-3);
+    let races = be.slice_races();
+    assert_eq!(races.len(), 6, "{races:?}");
+    for race in &races[4..] {
+        let s = &race.shape;
+        assert!(s.tensor && s.f16 && s.layers == 3, "{}", race.label());
         timed_every_candidate(race);
     }
 }

@@ -301,6 +301,28 @@ fn join_layout(lens: &[usize], half: bool) -> (Vec<usize>, usize) {
     (bases, at)
 }
 
+/// `whole` as parts of `lens` elements laid out as [`join_layout`] lays them out; the whole
+/// goes where it came from (its pool) when the last part is dropped.
+fn parts_of(whole: GpuBuffer, lens: &[usize]) -> Vec<GpuBuffer> {
+    let half = whole.half;
+    let elem = if half { 2 } else { 4 };
+    let bases = join_layout(lens, half).0;
+    let whole = Arc::new(whole);
+    bases
+        .iter()
+        .zip(lens)
+        .map(|(&b, &len)| GpuBuffer {
+            buf: whole.buf.clone(),
+            len,
+            base: (b * elem) as u64,
+            whole: Some(whole.clone()),
+            half,
+            used: AtomicU64::new(0),
+            pool: whole.pool.clone(),
+        })
+        .collect()
+}
+
 fn lock(pool: &Mutex<Pool>) -> MutexGuard<'_, Pool> {
     // The pool holds only counters and handles; a panic elsewhere leaves it consistent.
     pool.lock().unwrap_or_else(|e| e.into_inner())
@@ -760,6 +782,15 @@ impl Gpu {
         }
     }
 
+    /// Scratch buffers of `lens` elements (f16 where `half`), contents undefined, as parts
+    /// of one ([`Gpu::joined`]'s layout), so that one dispatch can reach them all: the
+    /// measuring of the layer pipeline's joined steps (`slices_measure`). Freed with
+    /// [`Gpu::forget_scratch`].
+    pub(crate) fn scratch_joined(&self, lens: &[usize], half: bool) -> Vec<GpuBuffer> {
+        let at = join_layout(lens, half).1;
+        parts_of(self.scratch(at, half), lens)
+    }
+
     /// Frees scratch buffers ([`Gpu::scratch`]): drops them and the bind groups that bind
     /// them, which would otherwise keep them alive.
     pub(crate) fn forget_scratch(&self, bufs: Vec<GpuBuffer>) {
@@ -1013,26 +1044,12 @@ impl Gpu {
     }
 
     fn join(&self, lens: &[usize], half: bool, zeroed: bool) -> Vec<GpuBuffer> {
-        let elem = if half { 2 } else { 4 };
-        let (bases, at) = join_layout(lens, half);
+        let at = join_layout(lens, half).1;
         let whole = match zeroed {
             true => self.zeroed(at, half),
             false => self.alloc(at, half).0,
         };
-        let whole = Arc::new(whole);
-        bases
-            .iter()
-            .zip(lens)
-            .map(|(&b, &len)| GpuBuffer {
-                buf: whole.buf.clone(),
-                len,
-                base: (b * elem) as u64,
-                whole: Some(whole.clone()),
-                half,
-                used: AtomicU64::new(0),
-                pool: self.pool.clone(),
-            })
-            .collect()
+        parts_of(whole, lens)
     }
 
     /// Bytes of the buffer [`Gpu::joined`] makes for `lens` (its parts and their alignment).
@@ -1406,11 +1423,17 @@ impl Gpu {
     /// entry point `entry` of any shader, each once, in ascending order: which layouts a
     /// run's kernels were built for (tests check a choice by it).
     pub fn built_constants(&self, entry: &str, name: &str) -> Vec<f64> {
+        self.built_constants_in("", entry, name)
+    }
+
+    /// As [`Gpu::built_constants`], in the pipelines of the shaders whose names end with
+    /// `suffix` alone (`_joined`: the layer pipeline's joined steps).
+    pub fn built_constants_in(&self, suffix: &str, entry: &str, name: &str) -> Vec<f64> {
         let mut values: Vec<f64> = self
             .pipelines
             .borrow()
             .keys()
-            .filter(|k| k.entry == entry)
+            .filter(|k| k.entry == entry && k.shader.ends_with(suffix))
             .flat_map(|k| k.constants.iter().filter(|c| c.0 == name))
             .map(|c| f64::from_bits(c.1))
             .collect();

@@ -31,10 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use super::autotune::AdapterKey;
 use super::gemm::Products;
-use super::layer::{Bwd, Call, Fwd, KSlices, Layout, StepProducts, cell_of};
+use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, KSlices, Layout, StepProducts, cell_of};
 use super::measured::{self, Classed, fastest};
 use super::runtime::GpuBuffer;
-use super::stack::InStack;
+use super::stack::{InStack, Joined};
+use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
 use super::{Precision, SliceChoice, Tuning, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::CellConfig;
@@ -72,6 +73,10 @@ pub struct SliceShape {
     pub batch: usize,
     /// Directions, side by side in one dispatch.
     pub dirs: usize,
+    /// Layers whose steps run side by side in one dispatch: the layer pipeline's joined
+    /// steps ([`joined_layers`]), else 1.
+    #[serde(default = "one_layer")]
+    pub layers: usize,
     /// The layer cache is f16.
     pub f16: bool,
     /// The steps' products are on the tensor cores (or their emulation), else the f32
@@ -91,10 +96,27 @@ impl SliceShape {
             recurrent: c.lay.rw,
             batch: c.lay.batch,
             dirs: c.lay.dirs,
+            layers: joined_layers(c),
             f16: c.be.precision() == Precision::F16,
             tensor: c.products().on_tensor_cores(),
             kernels: kernels_key(c.be.tuning()),
         }
+    }
+}
+
+/// A shape's layers where the file that kept it predates them: one.
+fn one_layer() -> usize {
+    1
+}
+
+/// How many layers' steps `c`'s run beside in one dispatch: where `c` is in the layer
+/// pipeline, its stack's layers, at most [`JOINED_LAYERS`] (the phases where fewer layers
+/// run, at the pipeline's ends, take the same choice), else 1. Their grid holds that many
+/// times the workgroups of one layer's, which may want fewer slices.
+fn joined_layers(c: &Call<'_>) -> usize {
+    match c.stack.joined {
+        Some(_) => c.stack.plans.len().clamp(1, JOINED_LAYERS),
+        None => 1,
     }
 }
 
@@ -119,14 +141,19 @@ impl Classed for SliceShape {
         self.clone()
     }
 
-    /// E.g. `forward lstm 1024 f16, 64 sequences, tensor cores`.
+    /// E.g. `forward lstm 1024 f16, 64 sequences, tensor cores`, or `backward gru 1024, 64
+    /// sequences, 4 layers side by side`.
     fn label(&self) -> String {
         let pass = if self.backward { "backward" } else { "forward" };
         let f16 = if self.f16 { " f16" } else { "" };
         let dirs = if self.dirs > 1 { " bidirectional" } else { "" };
         let products = if self.tensor { ", tensor cores" } else { "" };
+        let layers = match self.layers {
+            1 => String::new(),
+            n => format!(", {n} layers side by side"),
+        };
         format!(
-            "{pass} {} {}{f16}{dirs}, {} sequences{products}",
+            "{pass} {} {}{f16}{dirs}, {} sequences{products}{layers}",
             self.cell.name(),
             self.hidden,
             self.batch
@@ -214,60 +241,16 @@ pub(super) fn chosen(c: &Call<'_>, backward: bool) -> Option<usize> {
 }
 
 /// Times `c`'s `shape.backward` or forward steps at each of `candidates` ([`STEPS`] steps
-/// of its shape on buffers of their own) and returns them with the fastest.
+/// of its shape on buffers of their own; where they are joined, those of `shape.layers`
+/// layers of its stack side by side, each with its own weights, as the pipeline runs them)
+/// and returns them with the fastest.
 fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace {
     let gpu = &c.be.gpu;
-    let bufs = Scratch::new(c);
-    let products = Products::new(gpu);
-    let calls: Vec<Call<'_>> = candidates
-        .iter()
-        .map(|&ks| bufs.call(Of::call(c), &products, ks))
-        .collect();
-    let cell = cell_of(c.plan);
-    let dummy = &c.be.dummy;
-    let backward = shape.backward;
-    // Each timed run goes to the device in one submission once it is recorded, so the time
-    // is the device's and not the host's recording.
+    let of = Of::call(c, shape.layers);
+    let bufs = Scratch::new(c, of);
     let first_submission = gpu.first_submission();
-    gpu.set_first_submission(0);
-    // Seconds a step over `reps` x STEPS steps in one submission, waited for.
-    let run = |at: usize, reps: usize| {
-        let call = &calls[at];
-        for _ in 0..reps {
-            match backward {
-                true => {
-                    let io = Bwd {
-                        dy: &bufs.dy,
-                        st_h: dummy,
-                        st_c: dummy,
-                    };
-                    for s in (0..STEPS).rev() {
-                        cell.backward_step(call, &io, s);
-                    }
-                }
-                false => {
-                    let io = Fwd {
-                        st_h: dummy,
-                        st_c: dummy,
-                    };
-                    for s in 0..STEPS {
-                        cell.forward_step(call, &io, s);
-                    }
-                }
-            }
-        }
-        let start = Instant::now();
-        gpu.flush();
-        gpu.wait();
-        start.elapsed().as_secs_f64() / (reps * STEPS) as f64
-    };
-    let order: Vec<usize> = (0..candidates.len()).collect();
-    let times: Vec<(usize, f64)> = measured::time_in_turns(&order, TIMED_SECONDS, MAX_REPS, run)
-        .into_iter()
-        .map(|(at, s)| (candidates[at], s))
-        .collect();
+    let times = time_candidates(&bufs, of, &candidates, shape.backward);
     gpu.set_first_submission(first_submission);
-    drop(calls);
     bufs.free(gpu);
     SliceRace {
         chosen: fastest(&times).unwrap_or(candidates[0]),
@@ -278,40 +261,116 @@ fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace
     }
 }
 
+/// Each of `candidates` (slice counts) and its least seconds a step of the `backward` or
+/// forward steps of `of`'s layers over `bufs`.
+fn time_candidates(
+    bufs: &Scratch,
+    of: Of<'_>,
+    candidates: &[usize],
+    backward: bool,
+) -> Vec<(usize, f64)> {
+    let gpu = &of.be.gpu;
+    let products = Products::new(gpu);
+    // One per candidate, where its layers' steps are held until they go as one dispatch;
+    // a call of its own (one layer) holds none there.
+    let held: Vec<Joined<'_>> = candidates.iter().map(|_| Joined::default()).collect();
+    let calls: Vec<Vec<Call<'_>>> = candidates
+        .iter()
+        .zip(&held)
+        .map(|(&ks, joined)| {
+            let joined = (of.plans.len() > 1).then_some(joined);
+            (0..of.plans.len())
+                .map(|l| bufs.call(of, l, &products, ks, joined))
+                .collect()
+        })
+        .collect();
+    let cell = cell_of(&of.plans[0]);
+    let dummy = &of.be.dummy;
+    // Each timed run goes to the device in one submission once it is recorded, so the time
+    // is the device's and not the host's recording.
+    gpu.set_first_submission(0);
+    // Seconds a step over `reps` x STEPS steps in one submission, waited for.
+    let run = |at: usize, reps: usize| {
+        let (layers, joined) = (&calls[at], &held[at]);
+        for _ in 0..reps {
+            for j in 0..STEPS {
+                for (l, call) in layers.iter().enumerate() {
+                    match backward {
+                        true => {
+                            let io = Bwd {
+                                dy: &bufs.dys[l],
+                                st_h: dummy,
+                                st_c: dummy,
+                            };
+                            cell.backward_step(call, &io, STEPS - 1 - j);
+                        }
+                        false => {
+                            let io = Fwd {
+                                st_h: dummy,
+                                st_c: dummy,
+                            };
+                            cell.forward_step(call, &io, j);
+                        }
+                    }
+                }
+                joined.flush(gpu);
+            }
+        }
+        let start = Instant::now();
+        gpu.flush();
+        gpu.wait();
+        start.elapsed().as_secs_f64() / (reps * STEPS) as f64
+    };
+    let order: Vec<usize> = (0..candidates.len()).collect();
+    measured::time_in_turns(&order, TIMED_SECONDS, MAX_REPS, run)
+        .into_iter()
+        .map(|(at, s)| (candidates[at], s))
+        .collect()
+}
+
 /// What a measurement's calls take of the call they measure for.
 #[derive(Clone, Copy)]
 struct Of<'a> {
     be: &'a WgpuBackend,
-    plan: &'a crate::params::LayerPlan,
+    /// The layers measured side by side: the call's own, or the first of its stack's.
+    plans: &'a [crate::params::LayerPlan],
     params: &'a GpuBuffer,
     steps: usize,
 }
 
 impl<'a> Of<'a> {
-    fn call(c: &Call<'a>) -> Of<'a> {
+    /// What `c` gives a measurement of `layers` layers' steps.
+    fn call(c: &Call<'a>, layers: usize) -> Of<'a> {
+        let plans = match layers {
+            1 => std::slice::from_ref(c.plan),
+            n => &c.stack.plans[..n],
+        };
         Of {
             be: c.be,
-            plan: c.plan,
+            plans,
             params: c.params,
             steps: c.steps,
         }
     }
 }
 
-/// A measurement's buffers: a call's cache, gates buffer, output and output gradient over
-/// [`STEPS`] steps of every sequence, and its sequence lengths, outside the pool.
+/// A measurement's buffers, outside the pool: each layer's cache, gates buffer, output and
+/// output gradient over [`STEPS`] steps of every sequence (parts of one buffer each where
+/// the layers are joined, as the pipeline's are), their f16 copies of W_hh where joined
+/// steps read one, and the sequence lengths.
 struct Scratch {
     seq: SeqShape,
-    cache: GpuBuffer,
-    gates: GpuBuffer,
-    y: GpuBuffer,
-    dy: GpuBuffer,
+    caches: Vec<GpuBuffer>,
+    gates: Vec<GpuBuffer>,
+    ys: Vec<GpuBuffer>,
+    dys: Vec<GpuBuffer>,
+    w16: Vec<GpuBuffer>,
     lengths: GpuBuffer,
 }
 
 impl Scratch {
-    /// Buffers for `c`'s steps (zeros: wgpu clears a new buffer).
-    fn new(c: &Call<'_>) -> Scratch {
+    /// Buffers for the steps of `of`'s layers, shaped as `c`'s.
+    fn new(c: &Call<'_>, of: Of<'_>) -> Scratch {
         let gpu = &c.be.gpu;
         let seq = SeqShape {
             time: STEPS,
@@ -319,30 +378,58 @@ impl Scratch {
         };
         let f16 = c.cache.is_f16();
         let lay = Layout::of(c.plan, &seq, f16);
+        let layers = of.plans.len();
+        let each = |len: usize, half: bool| match layers {
+            1 => vec![gpu.scratch(len, half)],
+            n => gpu.scratch_joined(&vec![len; n], half),
+        };
         let outputs = STEPS * c.lay.batch * c.plan.output_width();
         let lengths = gpu.scratch(c.lay.batch, false);
         gpu.write(&lengths, &vec![STEPS as u32; c.lay.batch]);
+        // A call of its own makes its copy where it reads one (`Call::w16_copy`); joined
+        // steps bind parts of one buffer, as the pipeline's (`stack::w16_parts`).
+        let w_len = lay.gh * lay.rw;
+        let w16 = match layers > 1 && c.be.half_step_weights(lay.batch, w_len, of.steps) {
+            true => {
+                let parts = each(WEIGHTS_F16_HEAD + w_len, true);
+                for (p, part) in of.plans.iter().zip(&parts) {
+                    weights_f16_into(gpu, of.params, &[p.dirs[0].w_hh], w_len, part);
+                }
+                parts
+            }
+            false => Vec::new(),
+        };
         Scratch {
-            cache: gpu.scratch(lay.total, f16),
-            gates: gpu.scratch(lay.gates_len, false),
-            y: gpu.scratch(outputs, false),
-            dy: gpu.scratch(outputs, false),
+            caches: each(lay.total, f16),
+            gates: each(lay.gates_len, false),
+            ys: each(outputs, false),
+            dys: each(outputs, false),
+            w16,
             lengths,
             seq,
         }
     }
 
-    /// A call of `of`'s layer over these buffers, its steps in `ks` K slices both ways.
-    fn call<'a>(&'a self, of: Of<'a>, products: &'a Products<'a>, ks: usize) -> Call<'a> {
+    /// A call of `of`'s layer `l` over these buffers, its steps in `ks` K slices both ways,
+    /// held in `joined` where given.
+    fn call<'a>(
+        &'a self,
+        of: Of<'a>,
+        l: usize,
+        products: &'a Products<'a>,
+        ks: usize,
+        joined: Option<&'a Joined<'a>>,
+    ) -> Call<'a> {
         let k_slices: KSlices = [ks, ks].map(|k| std::cell::OnceCell::from(Some(k)));
+        let plan = &of.plans[l];
         Call {
             be: of.be,
-            plan: of.plan,
-            lay: Layout::of(of.plan, &self.seq, self.cache.is_f16()),
+            plan,
+            lay: Layout::of(plan, &self.seq, self.caches[l].is_f16()),
             params: of.params,
-            cache: &self.cache,
-            gates: &self.gates,
-            y: &self.y,
+            cache: &self.caches[l],
+            gates: &self.gates[l],
+            y: &self.ys[l],
             lengths: &self.lengths,
             has_state: false,
             zero_init: true,
@@ -352,14 +439,23 @@ impl Scratch {
             w16: std::cell::OnceCell::new(),
             read_w16: std::cell::Cell::new(false),
             products,
-            stack: InStack::default(),
+            stack: InStack {
+                joined,
+                plans: of.plans,
+                w16: self.w16.get(l),
+                ..InStack::default()
+            },
             k_slices,
         }
     }
 
     /// Gives their memory back to the device.
     fn free(self, gpu: &super::runtime::Gpu) {
-        gpu.forget_scratch(vec![self.cache, self.gates, self.y, self.dy, self.lengths]);
+        let mut all = vec![self.lengths];
+        for bufs in [self.caches, self.gates, self.ys, self.dys, self.w16] {
+            all.extend(bufs);
+        }
+        gpu.forget_scratch(all);
     }
 }
 

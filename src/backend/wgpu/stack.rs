@@ -43,6 +43,10 @@ use crate::params::LayerPlan;
 pub(super) struct InStack<'a> {
     /// Where the call's tiled steps go: held there and dispatched with the other layers'.
     pub joined: Option<&'a Joined<'a>>,
+    /// The layers whose steps are joined with the call's (the stack's, the call's among
+    /// them), whose K slices are measured side by side (`slices_measure`); none where the
+    /// call is not in the pipeline.
+    pub plans: &'a [LayerPlan],
     /// The call's part of one buffer for every layer's f16 copy of W_hh, recorded by the
     /// pipeline (else the call makes its own, `Call::w16`).
     pub w16: Option<&'a GpuBuffer>,
@@ -597,6 +601,7 @@ impl<'a> Layers<'a> {
                 k_slices: KSlices::default(),
                 stack: InStack {
                     joined: Some(self.joined),
+                    plans: self.plans,
                     w16: self.w16.get(l),
                     ..InStack::default()
                 },
