@@ -266,8 +266,8 @@ pub trait Timing {
     fn measured_tiles(&self) -> Vec<String> {
         Vec::new()
     }
-    /// The steps' K slices measured so far, one line per step shape and pass: each slice
-    /// count's time a step, the fastest first.
+    /// The steps' tiles and K slices measured so far, one line per step shape and pass:
+    /// each layout's time a step, the fastest first.
     fn measured_slices(&self) -> Vec<String> {
         Vec::new()
     }
@@ -413,8 +413,8 @@ pub struct BenchResult {
     /// The matrix products' tiles measured for the run (`gemm_measure`), one line per
     /// shape with each tile's time, the fastest first; `gemm_measured` in JSON.
     pub measured_tiles: Vec<String>,
-    /// The steps' K slices measured for the run (`slices_measure`), one line per step shape
-    /// and pass with each slice count's time a step; `slices_measured` in JSON.
+    /// The steps' tiles and K slices measured for the run (`slices_measure`), one line per
+    /// step shape and pass with each layout's time a step; `slices_measured` in JSON.
     pub measured_slices: Vec<String>,
     /// The layer pipeline's choices measured for the run (`pipeline_measure`), one line
     /// per stack shape and pass; `pipeline_measured` in JSON.
@@ -568,7 +568,7 @@ impl BenchResult {
             s.push_str(&format!("\n  product tiles measured, {m}"));
         }
         for m in &self.measured_slices {
-            s.push_str(&format!("\n  step K slices measured, {m}"));
+            s.push_str(&format!("\n  step tiles measured, {m}"));
         }
         for m in &self.measured_pipelines {
             s.push_str(&format!("\n  layer pipeline measured, {m}"));

@@ -603,7 +603,7 @@ fn measured<B: Timing>(be: &B) -> Vec<String> {
     let slices = be.measured_slices().into_iter();
     let pipes = be.measured_pipelines().into_iter();
     tiles
-        .chain(slices.map(|m| format!("step K slices measured, {m}")))
+        .chain(slices.map(|m| format!("step tiles measured, {m}")))
         .chain(pipes.map(|m| format!("layer pipeline measured, {m}")))
         .collect()
 }

@@ -1201,7 +1201,7 @@ fn bench_and_check_with_measured_k_slices() {
     let variant = j["variant"].as_str().unwrap_or_default();
     assert!(variant.contains("ksplit=measured"), "{variant}");
     assert!(variant.ends_with(" k-slices=measured"), "{variant}");
-    let tiles = format!("K slices measured per step shape (by the rule: {rule})");
+    let tiles = format!("tiles and K slices measured per step shape (by the rule: {rule})");
     assert_eq!(j["step_tiles"].as_str(), Some(tiles.as_str()), "{j}");
     let lines: Vec<&str> = j["slices_measured"]
         .as_array()
@@ -1219,7 +1219,7 @@ fn bench_and_check_with_measured_k_slices() {
             assert!(line.contains(ks), "{line}");
         }
         assert!(
-            out.contains(&format!("\n  step K slices measured, {line}")),
+            out.contains(&format!("\n  step tiles measured, {line}")),
             "{out}"
         );
     }
@@ -1255,12 +1255,12 @@ fn bench_and_check_with_measured_k_slices() {
     ]);
     assert!(check.contains("ksplit=measured"), "{check}");
     assert!(
-        check.contains("; step K slices measured per step shape"),
+        check.contains("; step tiles and K slices measured per step shape"),
         "{check}"
     );
     assert!(check.contains(" 0 FAILED"), "{check}");
     for pass in ["forward", "backward"] {
-        let head = format!("step K slices measured, {pass} gru 20, 6 sequences: ");
+        let head = format!("step tiles measured, {pass} gru 20, 6 sequences: ");
         assert!(
             check.lines().any(|l| l.starts_with(&head)),
             "no line {head}: {check}"

@@ -11,7 +11,7 @@ mod gpu_common;
 
 use gpu_common::{compare_stack, dense_batch, dense_net, gpu, layer, random_states, rng, uniform};
 use gpu_common::{suite_cell, tensor_cores_or_emulated};
-use wgrnn::backend::wgpu::slices_measure::{CANDIDATES, SLICES_FILE, SliceRace};
+use wgrnn::backend::wgpu::slices_measure::{CANDIDATES, SLICES_FILE, SliceRace, WIDTHS};
 use wgrnn::backend::wgpu::{Precision, SliceChoice, Tuning};
 use wgrnn::config::NetworkConfig;
 use wgrnn::{Batch, LayerState, Mode, Model, Wants, WgpuBackend};
@@ -93,14 +93,33 @@ fn model(be: WgpuBackend, cfg: &NetworkConfig, params: &[f32]) -> Model<WgpuBack
     m
 }
 
+/// Asserts `race`'s candidates are every width (the layer is wider than 32 units) at
+/// every slice count, each layout once.
+fn every_width_and_count(race: &SliceRace) {
+    let label = race.label();
+    let mut widths: Vec<usize> = race.candidates.iter().map(|t| t.units).collect();
+    let mut counts: Vec<usize> = race.candidates.iter().map(|t| t.slices).collect();
+    for v in [&mut widths, &mut counts] {
+        v.sort();
+        v.dedup();
+    }
+    assert_eq!(widths, WIDTHS, "{label}");
+    assert_eq!(counts, CANDIDATES, "{label}");
+    let mut once = race.candidates.clone();
+    once.dedup();
+    assert_eq!(once.len(), race.candidates.len(), "{label}");
+}
+
 /// Asserts `race` timed every candidate once, each time a real one, and took the fastest.
 fn timed_every_candidate(race: &SliceRace) {
     let label = race.label();
-    let counts: Vec<usize> = race.times.iter().map(|t| t.0).collect();
-    assert_eq!(counts, race.candidates, "{label}");
+    let timed: Vec<_> = race.times.iter().map(|t| t.0).collect();
+    assert_eq!(timed, race.candidates, "{label}");
     assert!(race.candidates.len() >= 2, "{label}: a choice");
     assert!(
-        race.candidates.iter().all(|k| CANDIDATES.contains(k)),
+        race.candidates
+            .iter()
+            .all(|t| CANDIDATES.contains(&t.slices) && WIDTHS.contains(&t.units)),
         "{label}"
     );
     assert!(
@@ -142,15 +161,21 @@ fn measured_slices_time_each_layout_and_keep_the_fastest() {
     assert_eq!(races.len(), 2, "{races:?}");
     assert!(!races[0].shape.backward && races[1].shape.backward);
     for race in &races {
-        assert_eq!(race.candidates, CANDIDATES, "{}", race.label());
+        every_width_and_count(race);
         timed_every_candidate(race);
         eprintln!("{}", race.label());
     }
-    // Every candidate's steps were built (to be timed), each way.
+    // Every candidate's steps were built (to be timed), each way: every count, and every
+    // width (the forward's tiles of 32 sequences take half the units from 32 up).
+    let gpu = m.backend().gpu();
     for entry in ["fwd_step_tiled", "bwd_step_tiled"] {
-        let built = m.backend().gpu().built_constants(entry, "KS");
-        assert_eq!(built, [1.0, 2.0, 4.0], "{entry}");
+        assert_eq!(gpu.built_constants(entry, "KS"), [1.0, 2.0, 4.0], "{entry}");
     }
+    assert_eq!(
+        gpu.built_constants("bwd_step_tiled", "TU"),
+        [16.0, 32.0, 64.0]
+    );
+    assert_eq!(gpu.built_constants("fwd_step_tiled", "TU"), [16.0, 32.0]);
     assert_eq!(
         measured.dispatches, ruled.dispatches,
         "the measuring's own not counted"
@@ -251,7 +276,7 @@ fn measured_joined_slices_time_the_layers_side_by_side() {
             "{}",
             race.label()
         );
-        assert_eq!(race.candidates, CANDIDATES, "{}", race.label());
+        every_width_and_count(race);
         timed_every_candidate(race);
         eprintln!("{}", race.label());
     }
@@ -359,21 +384,27 @@ fn measured_slices_are_kept_between_runs_in_a_file() {
                 Some(true) => backward,
                 _ => forward,
             };
-            entry["chosen"] = chosen.into();
+            entry["chosen"] = serde_json::json!({ "units": 16, "slices": chosen });
         }
         std::fs::write(&kept, file.to_string()).expect("write");
         let be = open(slicing_gpu(SliceChoice::Measured).expect("adapter"));
         let be = compare_stack(be, &cfg, &lengths(7), &mut r, 1e-5, 1e-4);
-        let taken: Vec<(bool, usize, bool)> = be
+        let taken: Vec<(bool, usize, usize, bool)> = be
             .slice_races()
             .iter()
-            .map(|r| (r.shape.backward, r.chosen, r.stored))
+            .map(|r| (r.shape.backward, r.chosen.units, r.chosen.slices, r.stored))
             .collect();
-        assert_eq!(taken, [(false, forward, true), (true, backward, true)]);
+        assert_eq!(
+            taken,
+            [(false, 16, forward, true), (true, 16, backward, true)]
+        );
         // The steps were built in those slices and no others (nothing was measured).
         let built = |entry| be.gpu().built_constants(entry, "KS");
         assert_eq!(built("fwd_step_tiled"), [forward as f64], "forward");
         assert_eq!(built("bwd_step_tiled"), [backward as f64], "backward");
+        for entry in ["fwd_step_tiled", "bwd_step_tiled"] {
+            assert_eq!(be.gpu().built_constants(entry, "TU"), [16.0], "{entry}");
+        }
     }
     std::fs::write(&kept, "not json").expect("write");
     let mut over = model(

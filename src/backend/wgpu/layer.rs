@@ -15,7 +15,7 @@ use super::gru_cell::GruCell;
 use super::jordan_cell::JordanCell;
 use super::lstm_cell::LstmCell;
 use super::runtime::{Kernel, Shader};
-use super::slices_measure;
+use super::slices_measure::{self, StepTile};
 use super::stack::InStack;
 use super::step_tiles::{
     PlainChunks, StepGrid, TILE_QUADS, chunk_depth, coop_forward_quads, forward_tile,
@@ -488,14 +488,18 @@ pub(super) struct Call<'a> {
     pub products: &'a Products<'a>,
     /// The call's place in the layer pipeline (`stack.rs`; none by default).
     pub stack: InStack<'a>,
-    /// The K slices the forward's and the backward's tiled steps take where the tuning
-    /// leaves them open (`None`: by the grid's rule), looked up or measured the first time
-    /// a step asks ([`Call::k_split`]).
+    /// The tiles' width and K slices the forward's and the backward's tiled steps take
+    /// where the tuning leaves the slices open (`None`: by the grid's rule), looked up or
+    /// measured the first time a step asks ([`Call::tile_ask`]).
     pub k_slices: KSlices,
 }
 
-/// A call's K slices for its forward and its backward steps ([`Call::k_split`]).
-pub(super) type KSlices = [OnceCell<Option<usize>>; 2];
+/// A call's tiles for its forward and its backward steps ([`Call::tile_ask`]).
+pub(super) type KSlices = [OnceCell<Option<StepTile>>; 2];
+
+/// The tiles' width and K slices asked of a call's tiled steps (`None`: as the tuning or
+/// the grid's rule gives them).
+pub(super) type TileAsk = (Option<usize>, Option<usize>);
 
 /// Words of `shaders/layer.wgsl`'s `LP` ([`Call::words`]).
 pub(super) const LP_WORDS: usize = 40;
@@ -603,47 +607,53 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The K slices of this call's `backward` or forward tiled steps: as the tuning says,
-    /// else the measured choice for their shape where the backend measures them
-    /// (`slices_measure::chosen`, which may time them now), else `None`, by the grid.
-    pub fn k_split(&self, backward: bool) -> Option<usize> {
-        let asked = self.be.tuning().step_k_split;
-        if asked.is_some() || self.products() == StepProducts::Gemv {
-            return asked;
+    /// The width and K slices asked of this call's `backward` or forward tiled steps: the
+    /// slices as the tuning says (the width as it says), else the measured choice for
+    /// their shape where the backend measures them (`slices_measure::chosen`, which may
+    /// time them now), else the tuning's width and the grid's slices.
+    pub fn tile_ask(&self, backward: bool) -> TileAsk {
+        let t = self.be.tuning();
+        if t.step_k_split.is_some() || self.products() == StepProducts::Gemv {
+            return (t.step_tile_units, t.step_k_split);
         }
-        *self.k_slices[backward as usize].get_or_init(|| slices_measure::chosen(self, backward))
+        let measured =
+            self.k_slices[backward as usize].get_or_init(|| slices_measure::chosen(self, backward));
+        match measured {
+            Some(tile) => (Some(tile.units), Some(tile.slices)),
+            None => (t.step_tile_units, None),
+        }
     }
 
     /// The tiles' width and the f32 plain loops' chunking for this call's `backward` or
-    /// forward steps at their K slices ([`Call::k_split`], [`Call::plain_tiles_at`]).
+    /// forward steps as asked ([`Call::tile_ask`], [`Call::plain_tiles_at`]).
     fn plain_tiles(&self, backward: bool) -> (usize, PlainChunks) {
-        self.plain_tiles_at(self.k_split(backward))
+        self.plain_tiles_at(self.tile_ask(backward))
     }
 
-    /// The tiles' width and the f32 plain loops' chunking for this call at `k_split`
-    /// ([`WgpuBackend::step_tiles`]): K slices as asked or by the grid with the f32
-    /// products; with the tensor-core products their width and slices
+    /// The tiles' width and the f32 plain loops' chunking for this call at `ask`
+    /// ([`WgpuBackend::step_tiles_at`]): width and K slices as asked or by the grid with
+    /// the f32 products; with the tensor-core products their width and slices
     /// ([`Call::coop_tiles_at`]), which the f32 tiles keep where the tensor build fails to
     /// compile (the slices where their arrays fit).
-    pub fn plain_tiles_at(&self, k_split: Option<usize>) -> (usize, PlainChunks) {
+    pub fn plain_tiles_at(&self, ask: TileAsk) -> (usize, PlainChunks) {
         let t = self.be.tuning();
         match self.products() {
-            StepProducts::F32 => self.be.step_tiles(self.step_grid(), k_split),
+            StepProducts::F32 => self.be.step_tiles_at(self.step_grid(), ask.0, ask.1),
             StepProducts::Gemv => self
                 .be
                 .step_tiles(self.step_grid(), Some(t.step_k_split.unwrap_or(1))),
             StepProducts::Tensor | StepProducts::TensorEmulated => {
-                let (tu, ks) = self.coop_tiles_at(k_split);
+                let (tu, ks) = self.coop_tiles_at(ask);
                 let sq = coop_forward_quads(self.step_grid(), tu, t.forward_sequences);
                 (tu, self.be.step_chunks_at(tu, ks, self.gates(), sq))
             }
         }
     }
 
-    /// The tensor-core steps' width and K slices for this call at `k_split`
-    /// ([`WgpuBackend::coop_step_tiles`]).
-    pub fn coop_tiles_at(&self, k_split: Option<usize>) -> (usize, usize) {
-        self.be.coop_step_tiles(self.step_grid(), k_split)
+    /// The tensor-core steps' width and K slices for this call at `ask`
+    /// ([`WgpuBackend::coop_step_tiles_at`]).
+    pub fn coop_tiles_at(&self, ask: TileAsk) -> (usize, usize) {
+        self.be.coop_step_tiles_at(self.step_grid(), ask.0, ask.1)
     }
 
     /// What the tile rule sees of this call's steps.
@@ -825,7 +835,7 @@ impl<'a> Call<'a> {
         let seqs = [("SQ", sq as f64), ("TB", (4 * sq) as f64)];
         if products.on_tensor_cores() {
             // The experimental feature may fail to compile on a driver: then the f32 tiles.
-            let ks = ("KS", self.coop_tiles_at(self.k_split(backward)).1 as f64);
+            let ks = ("KS", self.coop_tiles_at(self.tile_ask(backward)).1 as f64);
             let split = ("SPLIT", self.be.tuning().split_steps as u32 as f64);
             let half = self.half_weights();
             let w16 = ("W16", half as u32 as f64);

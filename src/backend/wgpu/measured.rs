@@ -218,29 +218,34 @@ pub fn beside_tiles(gpu: &Gpu, name: &str) -> Option<PathBuf> {
     gpu.product_tiles_file().map(|p| p.with_file_name(name))
 }
 
-/// The measurements of counts (chunks, K slices) of `what` in the file at `path` for
-/// `adapter` by this version of wgrnn ([`load`]), where every count is one `valid` takes
-/// and the chosen one is among the candidates.
-pub fn load_counts<S: DeserializeOwned>(
+/// The measurements of `what` in the file at `path` for `adapter` by this version of
+/// wgrnn ([`load`]), where every candidate is one `valid` takes and the chosen one is
+/// among them: choices kept as they are measured (chunk counts, step tiles).
+pub fn load_choices<S, C>(
     path: &Path,
     what: &str,
     adapter: &AdapterKey,
-    valid: impl Fn(usize) -> bool,
-) -> Vec<Race<S, usize>> {
-    load::<S, usize>(path, what, adapter)
+    valid: impl Fn(C) -> bool,
+) -> Vec<Race<S, C>>
+where
+    S: DeserializeOwned,
+    C: Copy + PartialEq + DeserializeOwned,
+{
+    load::<S, C>(path, what, adapter)
         .into_iter()
-        .filter_map(|s| s.race(|&n| valid(n).then_some(n)))
+        .filter_map(|s| s.race(|&c| valid(c).then_some(c)))
         .filter(|r| r.candidates.contains(&r.chosen))
         .collect()
 }
 
-/// Adds `race`, a measurement of counts, to the file of `what` at `path` for `adapter`
-/// ([`store`]).
-pub fn store_counts<S>(path: &Path, what: &str, adapter: &AdapterKey, race: &Race<S, usize>)
+/// Adds `race`, whose choices are kept as they are, to the file of `what` at `path` for
+/// `adapter` ([`store`]).
+pub fn store_choices<S, C>(path: &Path, what: &str, adapter: &AdapterKey, race: &Race<S, C>)
 where
     S: Classed + Clone + Serialize + DeserializeOwned,
+    C: Copy + PartialEq + Serialize + DeserializeOwned,
 {
-    store(path, what, race.stored(adapter, |n| n));
+    store(path, what, race.stored(adapter, |c| c));
 }
 
 /// Timed runs of each candidate after the one that sizes them ([`time_in_turns`]).

@@ -175,9 +175,9 @@ pub struct Tuning {
     #[serde(default)]
     pub step_k_split: Option<usize>,
     /// How the K slices are chosen where [`Tuning::step_k_split`] is `None`: by default
-    /// measured on an adapter that is a GPU (`slices_measure`: each step shape's layouts
-    /// timed aside the first time it runs, the fastest kept), by the grid's rule on a CPU
-    /// adapter.
+    /// measured on an adapter that is a GPU (`slices_measure`: each step shape's layouts,
+    /// tile widths too where [`Tuning::step_tile_units`] is `None`, timed aside the first
+    /// time it runs, the fastest kept), by the grid's rule on a CPU adapter.
     #[serde(default)]
     pub k_split_by: SliceChoice,
     /// Chunk depth (one barrier pair each chunk) per K slice in the f32 tiles' plain loops:
@@ -384,10 +384,11 @@ impl Tuning {
     }
 }
 
-/// How the recurrent steps' K slices are chosen where [`Tuning::step_k_split`] leaves them
-/// open: which K slices fill a GPU best depends on how it hides a chunk's barriers and
-/// loads, which a rule written without the device cannot know (BENCHMARKS.md, entries 48
-/// and 73).
+/// How the recurrent steps' K slices (and, where [`Tuning::step_tile_units`] leaves it
+/// open, their tiles' width) are chosen where [`Tuning::step_k_split`] leaves them open:
+/// which layout fills a GPU best depends on how it hides a chunk's barriers and loads,
+/// which a rule written without the device cannot know (BENCHMARKS.md, entries 48, 73 and
+/// 75).
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
@@ -506,7 +507,7 @@ pub struct WgpuBackend {
     /// The layer pipeline's measured choices (`pipeline_measure`).
     pipeline: RefCell<pipeline_measure::Measurements>,
     /// The steps' measured K slices (`slices_measure`).
-    slices: RefCell<measured::Kept<slices_measure::SliceShape, usize>>,
+    slices: RefCell<measured::Kept<slices_measure::SliceShape, slices_measure::StepTile>>,
 }
 
 impl WgpuBackend {
@@ -746,10 +747,20 @@ impl WgpuBackend {
     /// The f32 tiles' width and chunking for steps of `grid` on this adapter, with the
     /// tuning's width and chunk rows and `k_split` ([`step_tiles::plain_tiles`]).
     pub fn step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, PlainChunks) {
+        self.step_tiles_at(grid, self.tuning.step_tile_units, k_split)
+    }
+
+    /// [`WgpuBackend::step_tiles`] at the width `units` where given (else the grid's).
+    pub fn step_tiles_at(
+        &self,
+        grid: StepGrid,
+        units: Option<usize>,
+        k_split: Option<usize>,
+    ) -> (usize, PlainChunks) {
         let t = &self.tuning;
         let storage = self.gpu.workgroup_storage() as usize;
         let ask = step_tiles::TileAsk {
-            units: t.step_tile_units,
+            units,
             k_split,
             sequences: t.forward_sequences,
             rows: t.step_chunk_rows,
@@ -777,9 +788,19 @@ impl WgpuBackend {
     /// The tensor-core steps' width and K slices for steps of `grid` on this adapter, with
     /// the tuning's width and `k_split` ([`step_tiles::coop_tiles`]).
     pub fn coop_step_tiles(&self, grid: StepGrid, k_split: Option<usize>) -> (usize, usize) {
+        self.coop_step_tiles_at(grid, self.tuning.step_tile_units, k_split)
+    }
+
+    /// [`WgpuBackend::coop_step_tiles`] at the width `units` where given (else the grid's).
+    pub fn coop_step_tiles_at(
+        &self,
+        grid: StepGrid,
+        units: Option<usize>,
+        k_split: Option<usize>,
+    ) -> (usize, usize) {
         step_tiles::coop_tiles(
             grid,
-            self.tuning.step_tile_units,
+            units,
             k_split,
             self.tuning.split_steps,
             self.most_invocations(),
@@ -833,13 +854,13 @@ impl WgpuBackend {
     /// `tensor cores reading an f16 copy of W_hh, 32 units x 16 sequences, 4 K slices, ...`
     /// for the tensor-core ones; `None` where another kernel runs them (matrix-vector,
     /// blocked or row-wise). Where the K slices are measured
-    /// ([`WgpuBackend::measures_slices`]), `K slices measured per step shape (by the rule:
-    /// ...)`, since what the run takes is known only once it runs. What `wgrnn bench`
+    /// ([`WgpuBackend::measures_slices`]), `tiles and K slices measured per step shape (by
+    /// the rule: ...)`, since what the run takes is known only once it runs. What `wgrnn bench`
     /// reports with each configuration, so a timing says what ran.
     pub fn step_tiles_label(&self, shape: &autotune::Shape, steps: usize) -> Option<String> {
         let rule = self.rule_step_tiles_label(shape, steps)?;
         Some(match self.measures_slices() {
-            true => format!("K slices measured per step shape (by the rule: {rule})"),
+            true => format!("tiles and K slices measured per step shape (by the rule: {rule})"),
             false => rule,
         })
     }
@@ -983,7 +1004,7 @@ impl Backend for WgpuBackend {
             s.push_str("; large products' tiles measured per shape");
         }
         if slices_measure::measures(self) {
-            s.push_str("; step K slices measured per step shape");
+            s.push_str("; step tiles and K slices measured per step shape");
         }
         if pipeline_measure::measures(self) {
             s.push_str("; layer pipeline measured per stack shape");

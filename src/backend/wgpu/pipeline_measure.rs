@@ -359,12 +359,12 @@ const KEPT: &str = "layer pipeline choices";
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<PipelineRace> {
-    measured::load_counts(path, KEPT, adapter, |n| n >= 1)
+    measured::load_choices(path, KEPT, adapter, |n: usize| n >= 1)
 }
 
 /// Adds `race` to the file at `path` for `adapter`.
 fn store(path: &Path, adapter: &AdapterKey, race: &PipelineRace) {
-    measured::store_counts(path, KEPT, adapter, race);
+    measured::store_choices(path, KEPT, adapter, race);
 }
 
 #[cfg(test)]

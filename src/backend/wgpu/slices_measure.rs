@@ -1,21 +1,26 @@
-//! The recurrent steps' K slices chosen by measurement, as the products' tiles are
-//! (`gemm_measure`): the first time a layer call's tiled steps of a shape run, each K slice
-//! count that lays them out differently is timed aside on steps of that shape, and the
-//! fastest takes every call of that shape for the rest of the run, the forward and the
-//! backward apart.
+//! The recurrent steps' tiles and K slices chosen by measurement, as the products' tiles
+//! are (`gemm_measure`): the first time a layer call's tiled steps of a shape run, each
+//! layout (a tile width and a K slice count) that lays them out differently is timed aside
+//! on steps of that shape, and the fastest takes every call of that shape for the rest of
+//! the run, the forward and the backward apart. The layer pipeline's joined steps are timed
+//! as they run, the stack's layers side by side in one dispatch.
 //!
 //! K slices give a workgroup more invocations, each a share of every chunk's inner
 //! dimension, its partial sums added through workgroup memory once a step: more warps to
 //! hide the chunks' barriers and loads where the grid leaves the cores with few, for one
-//! more reduction a step. The rule (`step_tiles::plain_tiles`: the fewest slices whose grid
-//! has 16 warps a core of a 132-core GPU, else 4) was written from the H100's counts
-//! without the device (BENCHMARKS.md, entry 48); whether a GPU hides latency better with
-//! more warps or with fewer reductions, and where, is its own, so a GPU measures it.
+//! more reduction a step. Wider tiles stage each step's states (or dgh) once for more
+//! units and make fewer, larger workgroups. The rule (`step_tiles::plain_tiles`: the
+//! widest of 64 and 32 units that keeps 128 workgroups, the fewest slices whose grid has 16
+//! warps a core of a 132-core GPU, else 4) was written from the H100's counts without the
+//! device (BENCHMARKS.md, entries 48 and 75); whether a GPU hides latency better with
+//! more warps, fewer reductions or less restaging, and where, is its own, so a GPU
+//! measures it. The width is measured only where the tuning leaves it open
+//! (`--step-units`).
 //!
-//! A measurement runs [`STEPS`] steps of the call's shape on buffers of its own (outside
+//! A measurement runs [`STEPS`] steps of the call's shape on buffers of their own (outside
 //! the pool, freed after it) and the run's parameters (which a step only reads), so the
 //! run's buffers and results are untouched: only the later steps' sums are added in the
-//! slices chosen, which changes their order (the last bits of the results), as a cuDNN
+//! layout chosen, which changes their order (the last bits of the results), as a cuDNN
 //! algorithm's choice does.
 //!
 //! Where the product tiles are kept between runs (`Gpu::product_tiles_file`), the choices
@@ -44,6 +49,21 @@ use crate::config::CellConfig;
 /// it, so those that lay the steps out as an earlier one are left out: [`candidates`]).
 pub const CANDIDATES: [usize; 3] = [1, 2, 4];
 
+/// The tiles' widths asked for, in units, where the tuning leaves the width open (each
+/// with every count of [`CANDIDATES`]).
+pub const WIDTHS: [usize; 3] = [16, 32, 64];
+
+/// A layout of the tiled steps a measurement times: the tiles' width and K slices, as
+/// asked (the tile rule may lower the slices where the tile or adapter does not hold
+/// them, `Call::plain_tiles_at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepTile {
+    /// Units a tile.
+    pub units: usize,
+    /// K slices.
+    pub slices: usize,
+}
+
 /// Time steps a measurement's buffers hold; a timed run repeats them.
 pub const STEPS: usize = 8;
 
@@ -55,7 +75,7 @@ const MAX_REPS: usize = 32;
 
 /// The file, beside the product tiles' (`autotune::product_tiles_path`), that keeps the
 /// choices between runs.
-pub const SLICES_FILE: &str = "step_slices.json";
+pub const SLICES_FILE: &str = "step_tiles.json";
 
 /// What a measured choice is kept for: the pass, the layer's shape as its steps see it, and
 /// the kernel choices they take.
@@ -161,19 +181,19 @@ impl Classed for SliceShape {
     }
 }
 
-/// One measurement: each candidate slice count's least seconds a step, and the fastest.
-pub type SliceRace = measured::Race<SliceShape, usize>;
+/// One measurement: each candidate layout's least seconds a step, and the fastest.
+pub type SliceRace = measured::Race<SliceShape, StepTile>;
 
 impl SliceRace {
     /// One line: the pass and shape, each candidate's time, the chosen one first.
     pub fn label(&self) -> String {
-        self.line(slices_name)
+        self.line(tile_name)
     }
 }
 
-/// `ksplit=N`, as the tuning's label names a fixed count.
-pub fn slices_name(n: usize) -> String {
-    format!("ksplit={n}")
+/// `units=U ksplit=N`, as the tuning's label names a fixed width and count.
+pub fn tile_name(t: StepTile) -> String {
+    format!("units={} ksplit={}", t.units, t.slices)
 }
 
 /// Whether `be` measures the K slices (see the module documentation).
@@ -187,36 +207,53 @@ pub(super) fn measures(be: &WgpuBackend) -> bool {
         }
 }
 
-/// The slice counts of [`CANDIDATES`] that lay `c`'s steps out differently (a count the
-/// tile or the adapter lowers to an earlier one's layout is left out).
-pub(super) fn candidates(c: &Call<'_>) -> Vec<usize> {
-    let layout = |ks: usize| match c.products().on_tensor_cores() {
-        true => {
-            let (tu, ks) = c.coop_tiles_at(Some(ks));
-            (tu, ks, None)
-        }
-        false => {
-            let (tu, chunks) = c.plain_tiles_at(Some(ks));
-            (tu, chunks.ks, Some(chunks))
+/// The layouts of `c`'s steps to time: each of [`WIDTHS`] up to the first that holds all
+/// of the layer's units (only the tuning's where it gives one) at each count of
+/// [`CANDIDATES`], less those that lay the steps out as an earlier one (a count the tile
+/// or the adapter lowers).
+pub(super) fn candidates(c: &Call<'_>) -> Vec<StepTile> {
+    let widths: Vec<usize> = match c.be.tuning().step_tile_units {
+        Some(units) => vec![units],
+        None => WIDTHS
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i == 0 || WIDTHS[i - 1] < c.plan.hidden)
+            .map(|(_, &w)| w)
+            .collect(),
+    };
+    let layout = |t: StepTile| {
+        let ask = (Some(t.units), Some(t.slices));
+        match c.products().on_tensor_cores() {
+            true => {
+                let (tu, ks) = c.coop_tiles_at(ask);
+                (tu, ks, None)
+            }
+            false => {
+                let (tu, chunks) = c.plain_tiles_at(ask);
+                (tu, chunks.ks, Some(chunks))
+            }
         }
     };
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    for ks in CANDIDATES {
-        let l = layout(ks);
-        if !seen.contains(&l) {
-            seen.push(l);
-            out.push(ks);
+    for slices in CANDIDATES {
+        for &units in &widths {
+            let t = StepTile { units, slices };
+            let l = layout(t);
+            if !seen.contains(&l) {
+                seen.push(l);
+                out.push(t);
+            }
         }
     }
     out
 }
 
-/// The K slices `c`'s `backward` or forward steps take where the tuning leaves them open:
-/// `None` (the grid's rule) where the backend does not measure them or there is no choice,
-/// else the count measured fastest for their shape, measuring it now if this is the first
-/// call of the shape.
-pub(super) fn chosen(c: &Call<'_>, backward: bool) -> Option<usize> {
+/// The width and K slices `c`'s `backward` or forward steps take where the tuning leaves
+/// the slices open: `None` (the tuning's width and the grid's rule) where the backend does
+/// not measure them or there is no choice, else the layout measured fastest for their
+/// shape, measuring it now if this is the first call of the shape.
+pub(super) fn chosen(c: &Call<'_>, backward: bool) -> Option<StepTile> {
     let be = c.be;
     let products = c.products();
     if !measures(be) || !(products == StepProducts::F32 || products.on_tensor_cores()) {
@@ -228,23 +265,23 @@ pub(super) fn chosen(c: &Call<'_>, backward: bool) -> Option<usize> {
     }
     let shape = SliceShape::of(c, backward);
     let read = || Some(load(&file(be)?, &AdapterKey::of(be.gpu.info())));
-    if let Some(ks) = be.slices.borrow_mut().known(&shape, &candidates, read) {
-        return Some(ks);
+    if let Some(tile) = be.slices.borrow_mut().known(&shape, &candidates, read) {
+        return Some(tile);
     }
     let race = be.gpu.aside(|| measure(c, shape, candidates));
     if let Some(path) = &file(be) {
         store(path, &AdapterKey::of(be.gpu.info()), &race);
     }
-    let ks = race.chosen;
+    let tile = race.chosen;
     be.slices.borrow_mut().races.push(race);
-    Some(ks)
+    Some(tile)
 }
 
 /// Times `c`'s `shape.backward` or forward steps at each of `candidates` ([`STEPS`] steps
 /// of its shape on buffers of their own; where they are joined, those of `shape.layers`
 /// layers of its stack side by side, each with its own weights, as the pipeline runs them)
 /// and returns them with the fastest.
-fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace {
+fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<StepTile>) -> SliceRace {
     let gpu = &c.be.gpu;
     let of = Of::call(c, shape.layers);
     let bufs = Scratch::new(c, of);
@@ -261,14 +298,14 @@ fn measure(c: &Call<'_>, shape: SliceShape, candidates: Vec<usize>) -> SliceRace
     }
 }
 
-/// Each of `candidates` (slice counts) and its least seconds a step of the `backward` or
+/// Each of `candidates` (layouts) and its least seconds a step of the `backward` or
 /// forward steps of `of`'s layers over `bufs`.
 fn time_candidates(
     bufs: &Scratch,
     of: Of<'_>,
-    candidates: &[usize],
+    candidates: &[StepTile],
     backward: bool,
-) -> Vec<(usize, f64)> {
+) -> Vec<(StepTile, f64)> {
     let gpu = &of.be.gpu;
     let products = Products::new(gpu);
     // One per candidate, where its layers' steps are held until they go as one dispatch;
@@ -277,10 +314,10 @@ fn time_candidates(
     let calls: Vec<Vec<Call<'_>>> = candidates
         .iter()
         .zip(&held)
-        .map(|(&ks, joined)| {
+        .map(|(&tile, joined)| {
             let joined = (of.plans.len() > 1).then_some(joined);
             (0..of.plans.len())
-                .map(|l| bufs.call(of, l, &products, ks, joined))
+                .map(|l| bufs.call(of, l, &products, tile, joined))
                 .collect()
         })
         .collect();
@@ -410,17 +447,17 @@ impl Scratch {
         }
     }
 
-    /// A call of `of`'s layer `l` over these buffers, its steps in `ks` K slices both ways,
-    /// held in `joined` where given.
+    /// A call of `of`'s layer `l` over these buffers, its steps in `tile`'s width and K
+    /// slices both ways, held in `joined` where given.
     fn call<'a>(
         &'a self,
         of: Of<'a>,
         l: usize,
         products: &'a Products<'a>,
-        ks: usize,
+        tile: StepTile,
         joined: Option<&'a Joined<'a>>,
     ) -> Call<'a> {
-        let k_slices: KSlices = [ks, ks].map(|k| std::cell::OnceCell::from(Some(k)));
+        let k_slices: KSlices = [tile, tile].map(|t| std::cell::OnceCell::from(Some(t)));
         let plan = &of.plans[l];
         Call {
             be: of.be,
@@ -476,10 +513,12 @@ const KEPT: &str = "step K slices";
 
 /// The measurements in the file at `path` for `adapter` by this version of wgrnn.
 fn load(path: &Path, adapter: &AdapterKey) -> Vec<SliceRace> {
-    measured::load_counts(path, KEPT, adapter, |n| CANDIDATES.contains(&n))
+    measured::load_choices(path, KEPT, adapter, |t: StepTile| {
+        WIDTHS.contains(&t.units) && CANDIDATES.contains(&t.slices)
+    })
 }
 
 /// Adds `race` to the file at `path` for `adapter`.
 fn store(path: &Path, adapter: &AdapterKey, race: &SliceRace) {
-    measured::store_counts(path, KEPT, adapter, race);
+    measured::store_choices(path, KEPT, adapter, race);
 }
