@@ -39,8 +39,7 @@ use super::gemm::Products;
 use super::layer::{Bwd, Call, Fwd, JOINED_LAYERS, KSlices, Layout, StepProducts, cell_of};
 use super::measured::{self, Classed, fastest};
 use super::runtime::GpuBuffer;
-use super::stack::{InStack, Joined};
-use super::weights_f16::{WEIGHTS_F16_HEAD, weights_f16_into};
+use super::stack::{InStack, Joined, w16_parts};
 use super::{Precision, SliceChoice, Tuning, WgpuBackend};
 use crate::backend::SeqShape;
 use crate::config::CellConfig;
@@ -308,14 +307,13 @@ fn time_candidates(
 ) -> Vec<(StepTile, f64)> {
     let gpu = &of.be.gpu;
     let products = Products::new(gpu);
-    // One per candidate, where its layers' steps are held until they go as one dispatch;
-    // a call of its own (one layer) holds none there.
-    let held: Vec<Joined<'_>> = candidates.iter().map(|_| Joined::default()).collect();
+    // Where the layers' steps are held until they go as one dispatch (each time step's are
+    // flushed before the next's); a call of its own (one layer) holds none there.
+    let held = Joined::default();
+    let joined = (of.plans.len() > 1).then_some(&held);
     let calls: Vec<Vec<Call<'_>>> = candidates
         .iter()
-        .zip(&held)
-        .map(|(&tile, joined)| {
-            let joined = (of.plans.len() > 1).then_some(joined);
+        .map(|&tile| {
             (0..of.plans.len())
                 .map(|l| bufs.call(of, l, &products, tile, joined))
                 .collect()
@@ -328,7 +326,7 @@ fn time_candidates(
     gpu.set_first_submission(0);
     // Seconds a step over `reps` x STEPS steps in one submission, waited for.
     let run = |at: usize, reps: usize| {
-        let (layers, joined) = (&calls[at], &held[at]);
+        let layers = &calls[at];
         for _ in 0..reps {
             for j in 0..STEPS {
                 for (l, call) in layers.iter().enumerate() {
@@ -350,7 +348,7 @@ fn time_candidates(
                         }
                     }
                 }
-                joined.flush(gpu);
+                held.flush(gpu);
             }
         }
         let start = Instant::now();
@@ -424,17 +422,12 @@ impl Scratch {
         let lengths = gpu.scratch(c.lay.batch, false);
         gpu.write(&lengths, &vec![STEPS as u32; c.lay.batch]);
         // A call of its own makes its copy where it reads one (`Call::w16_copy`); joined
-        // steps bind parts of one buffer, as the pipeline's (`stack::w16_parts`).
-        let w_len = lay.gh * lay.rw;
-        let w16 = match layers > 1 && c.be.half_step_weights(lay.batch, w_len, of.steps) {
-            true => {
-                let parts = each(WEIGHTS_F16_HEAD + w_len, true);
-                for (p, part) in of.plans.iter().zip(&parts) {
-                    weights_f16_into(gpu, of.params, &[p.dirs[0].w_hh], w_len, part);
-                }
-                parts
-            }
-            false => Vec::new(),
+        // steps bind parts of one buffer, as the pipeline's.
+        let w16 = match layers {
+            1 => Vec::new(),
+            _ => w16_parts(c.be, of.plans, of.params, &lay, of.steps, |lens| {
+                gpu.scratch_joined(lens, true)
+            }),
         };
         Scratch {
             caches: each(lay.total, f16),

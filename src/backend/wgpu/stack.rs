@@ -267,7 +267,9 @@ fn forward_in(be: &WgpuBackend, job: StackForward<'_, WgpuBackend>, count: usize
             st_c: st_c.as_ref().map_or(&be.dummy, |s| &s[l]),
         })
         .collect();
-    let w16 = w16_parts(be, plans, params, &lay, steps);
+    let w16 = w16_parts(be, plans, params, &lay, steps, |lens| {
+        gpu.joined_uninit(lens, true)
+    });
     let joined = Joined::default();
     let products = Products::new(gpu);
     let calls = Layers {
@@ -414,7 +416,9 @@ fn backward_in(
         true => gpu.joined(&vec![gates_len; nl], false),
         false => gpu.joined_uninit(&vec![gates_len; nl], false),
     };
-    let w16 = w16_parts(be, plans, params, &lay, steps);
+    let w16 = w16_parts(be, plans, params, &lay, steps, |lens| {
+        gpu.joined_uninit(lens, true)
+    });
     // The stack input's gradient, where asked for: with windows made per chunk from the
     // start, else after the steps, once `dy` has gone back to the pool.
     let dx = OnceCell::new();
@@ -671,22 +675,23 @@ fn state_parts(
 }
 
 /// Each layer's f16 copy of W_hh where the tensor-core steps read it (as `Call::half_weights`
-/// decides it for each layer), parts of one buffer; else none.
-fn w16_parts(
+/// decides it for each layer), parts of one buffer that `parts` makes, f16 and
+/// uninitialised, of the lengths it is given (the pool's, `Gpu::joined_uninit`, or a
+/// measurement's scratch); else none.
+pub(super) fn w16_parts(
     be: &WgpuBackend,
     plans: &[LayerPlan],
     params: &GpuBuffer,
     lay: &Layout,
     steps: usize,
+    parts: impl FnOnce(&[usize]) -> Vec<GpuBuffer>,
 ) -> Vec<GpuBuffer> {
     let w_len = lay.gh * lay.rw;
     if !be.half_step_weights(lay.batch, w_len, steps) {
         return Vec::new();
     }
     // (Written whole by the copies, as layer by layer's.)
-    let parts = be
-        .gpu
-        .joined_uninit(&vec![WEIGHTS_F16_HEAD + w_len; plans.len()], true);
+    let parts = parts(&vec![WEIGHTS_F16_HEAD + w_len; plans.len()]);
     for (p, part) in plans.iter().zip(&parts) {
         weights_f16_into(&be.gpu, params, &[p.dirs[0].w_hh], w_len, part);
     }
